@@ -1,0 +1,219 @@
+"""Plan and run a sweep: members grouped into compiled ensembles, results into a store.
+
+Planning: members that share every shape-defining setting (model, optimiser, batch size,
+epochs, N, split) form a group; within a group, sequence lengths are bucketed (shorter
+sequences are left-padded and masked) so that a sweep compiles once per bucket, not once
+per length; a bucket is cut into equal chunks small enough to stay in cache.
+"""
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from latchlab import model as M
+from latchlab import provenance, tasks, train
+from latchlab.config import Member, RunConfig, SweepConfig
+
+# A chunk holds at most this many member-steps (members x padded length): beyond it the
+# backward pass's per-step residuals fall out of cache and cost grows faster than linearly.
+CHUNK_STEPS = 6000
+# Per-step overhead of a bucket in units of one member's work, for choosing buckets.
+BUCKET_OVERHEAD = 30
+
+
+@dataclass
+class Chunk:
+    """Members trained together in one compiled ensemble (``pad`` trailing duplicates)."""
+
+    members: list[Member]
+    T_pad: int
+    pad: int = 0
+
+
+def buckets(lengths: dict[int, int], overhead: float = BUCKET_OVERHEAD) -> list[list[int]]:
+    """Group sorted lengths into buckets minimising ``sum T_max * (overhead + members)``.
+
+    Args:
+        lengths: length -> number of members with it.
+    Returns:
+        lists of lengths, each padded to its largest.
+    """
+    Ts = sorted(lengths)
+    best = [0.0] + [np.inf] * len(Ts)  # best[j]: cost of Ts[:j]
+    cut = [0] * (len(Ts) + 1)
+    for j in range(1, len(Ts) + 1):
+        n = 0
+        for i in range(j - 1, -1, -1):
+            n += lengths[Ts[i]]
+            c = best[i] + Ts[j - 1] * (overhead + n)
+            if c < best[j]:
+                best[j], cut[j] = c, i
+    out, j = [], len(Ts)
+    while j > 0:
+        out.append(Ts[cut[j]:j])
+        j = cut[j]
+    return out[::-1]
+
+
+def _group_key(run: RunConfig):
+    return (run.model, run.optimizer, run.batch_size, run.epochs, run.N, run.val_frac, run.split)
+
+
+def plan(members: list[Member], chunk_steps: int = CHUNK_STEPS) -> list[Chunk]:
+    """Chunks covering ``members``, in a deterministic order."""
+    groups = defaultdict(list)
+    for m in members:
+        groups[_group_key(m.run)].append(m)
+    chunks = []
+    for group in groups.values():
+        counts = defaultdict(int)
+        for m in group:
+            counts[m.run.T] += 1
+        for bucket in buckets(counts):
+            ms = [m for m in group if m.run.T in bucket]
+            T_pad = max(bucket)
+            size = max(1, chunk_steps // T_pad)
+            k = -(-len(ms) // size)
+            size = -(-len(ms) // k)  # equal chunks: one compiled shape per bucket
+            for i in range(k):
+                part = ms[i * size:(i + 1) * size]
+                pad = size - len(part)
+                chunks.append(Chunk(part + [part[-1]] * pad, T_pad, pad))
+    return chunks
+
+
+def _keys(seed: int):
+    return jax.random.split(jax.random.PRNGKey(seed), 3)  # data, split, init
+
+
+@partial(jax.jit, static_argnames=("task", "n", "T", "signal_len"))
+def _generate(keys, task, n, T, noise, signal_len):
+    return jax.vmap(lambda k: tasks.GENERATORS[task](k, n, T, noise, signal_len))(keys)
+
+
+def make_data(members: list[Member], T_pad: int) -> tuple[train.Data, np.ndarray]:
+    """The chunk's distinct data sets, left-padded to ``T_pad``, and each member's index.
+
+    A data set depends only on (task, T, noise, signal_len, N, val_frac, split, seed), so
+    members that differ in cell, initialisation or learning rate see the same sequences.
+    """
+    ident = lambda r, s: (r.task, r.T, r.noise, r.signal_len, r.N, r.val_frac, r.split, s)  # noqa: E731
+    uniq = list(dict.fromkeys(ident(m.run, m.seed) for m in members))
+    index = np.array([uniq.index(ident(m.run, m.seed)) for m in members], np.int32)
+    by_kind = defaultdict(list)
+    for d, (task, T, noise, L, N, vf, split, seed) in enumerate(uniq):
+        by_kind[(task, T, noise, L, N)].append((d, seed, vf, split))
+    N = uniq[0][4]
+    x = np.zeros((len(uniq), N, T_pad, 1), np.float32)
+    y = np.zeros((len(uniq), N), np.int32)
+    mask = np.zeros((len(uniq), T_pad), bool)
+    tr, va = [None] * len(uniq), [None] * len(uniq)
+    for (task, T, noise, L, N), items in by_kind.items():
+        keys = jnp.stack([_keys(s)[0] for _, s, _, _ in items])
+        xs, ys = jax.device_get(_generate(keys, task, N, T, noise, L))
+        for j, (d, seed, vf, split) in enumerate(items):
+            x[d, :, T_pad - T:] = xs[j]
+            y[d] = ys[j]
+            mask[d, T_pad - T:] = True
+            tr[d], va[d] = tasks.split_indices(_keys(seed)[1], ys[j], vf, split)
+    data = train.Data(jnp.asarray(x), jnp.asarray(y), jnp.asarray(mask),
+                      jnp.asarray(np.stack(tr).astype(np.int32)), jnp.asarray(np.stack(va).astype(np.int32)))
+    return data, index
+
+
+@partial(jax.jit, static_argnums=(0, 1, 2))
+def _init(model, scheme, values, keys, t_max):
+    return jax.vmap(lambda k, t: M.init(k, model, scheme, dict(values), t))(keys, t_max)
+
+
+def init_members(members: list[Member]):
+    """Stacked initial parameters (leading axis R), each from its member's own seed."""
+    model = members[0].run.model
+    subsets = defaultdict(list)
+    for r, m in enumerate(members):
+        subsets[(m.run.init, m.run.values)].append(r)
+    parts, order = [], []
+    for (scheme, values), rs in subsets.items():
+        keys = jnp.stack([_keys(members[r].seed)[2] for r in rs])
+        t_max = jnp.asarray([members[r].run.T for r in rs], jnp.float32)
+        parts.append(_init(model, scheme, values, keys, t_max))
+        order += rs
+    params = jax.tree.map(lambda *a: jnp.concatenate(a), *parts)
+    inv = np.argsort(order)
+    return jax.tree.map(lambda a: a[inv], params)
+
+
+def train_chunk(chunk: Chunk, on_epoch=None, timer=None) -> train.History:
+    """Train one chunk's members together."""
+    members = chunk.members
+    run = members[0].run
+    with train._span(timer, "data"):
+        data, index = make_data(members, chunk.T_pad)
+        params = init_members(members)
+    spec = train.Spec(run.model, run.optimizer, run.batch_size)
+    lr = np.array([m.run.lr for m in members], np.float32)
+    seeds = np.array([m.seed for m in members])
+    return train.fit(spec, params, data, index, lr, seeds, run.epochs, on_epoch, timer)
+
+
+def run(cfg: SweepConfig, store=None, progress=None, timer=None, command: str = ""):
+    """Run every member of ``cfg`` not yet in ``store``; return the members' epoch rows.
+
+    Args:
+        store: a ``Store``; finished chunks are written as they finish, and members already
+            stored are skipped. Without a store, results are kept in memory only.
+        progress: optional callable ``(advance_members_epochs, total)`` for progress bars.
+        timer: optional ``provenance.Profile``.
+    Returns:
+        a DataFrame with one row per member per epoch (those of ``cfg``'s members only).
+    """
+    from latchlab.store import Store  # noqa: F401  (type only)
+
+    members = cfg.members()
+    done = store.done() if store is not None else set()
+    todo = list({m.id: m for m in members if m.id not in done}.values())
+    total = sum(m.run.epochs for m in todo)
+    rows = []
+    sweep_id = None
+    if store is not None and todo:
+        sweep_id = store.add_sweep(cfg.name, cfg.to_dict(), provenance.collect(), command)
+    for chunk in plan(todo):
+        n_real = len(chunk.members) - chunk.pad
+        t0 = time.perf_counter()
+        hist = train_chunk(chunk, (lambda e: progress(n_real, total)) if progress else None, timer)
+        real = chunk.members[:n_real]
+        hist = train.History(*(a[:, :n_real] for a in hist[:4]),
+                             [jax.tree.map(lambda a: a[:n_real], p) for p in hist.params])
+        with train._span(timer, "store"):
+            if store is not None:
+                store.write(sweep_id, real, hist, time.perf_counter() - t0)
+            else:
+                rows.append((real, hist))
+    if store is not None:
+        df = store.epochs()
+        return df[df.member_id.isin({m.id for m in members})].reset_index(drop=True)
+    return frame(rows)
+
+
+def frame(results) -> "pd.DataFrame":
+    """Epoch rows (as the store holds them) from in-memory ``(members, History)`` pairs."""
+    import json
+
+    import pandas as pd
+
+    recs = []
+    for members, hist in results:
+        for r, m in enumerate(members):
+            base = {"member_id": m.id, "seed": m.seed, **m.run.to_dict()}
+            base["values"] = json.dumps(base["values"], sort_keys=True)
+            for e in range(hist.val_acc.shape[0]):
+                recs.append({**base, "epoch": e + 1, "train_loss": float(hist.train_loss[e, r]),
+                             "train_acc": float(hist.train_acc[e, r]), "val_loss": float(hist.val_loss[e, r]),
+                             "val_acc": float(hist.val_acc[e, r])})
+    return pd.DataFrame.from_records(recs)
