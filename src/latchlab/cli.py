@@ -20,6 +20,7 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_
 reproduce_app = typer.Typer(no_args_is_help=True, help="Reproduce a published experiment.")
 app.add_typer(reproduce_app, name="reproduce")
 console = Console(stderr=True)
+_INTERRUPTED = "interrupted: finished members are in the store; re-run the same command to resume"
 
 
 def _setup_jax() -> None:
@@ -63,8 +64,12 @@ def _run_sweep(cfg, store_path: Path, profile: bool):
 
     timer = provenance.Profile() if profile else None
     t0 = time.perf_counter()
-    with Store(store_path) as store, _progress() as advance:
-        df = sweep.run(cfg, store, advance, timer, command=" ".join(["latchlab", *sys.argv[1:]]))
+    try:
+        with Store(store_path) as store, _progress() as advance:
+            df = sweep.run(cfg, store, advance, timer, command=" ".join(["latchlab", *sys.argv[1:]]))
+    except KeyboardInterrupt:  # typer would turn it into a silent exit
+        print(_INTERRUPTED, file=sys.stderr)
+        raise typer.Exit(130) from None
     if timer is not None:
         _print_profile(timer, time.perf_counter() - t0)
     return df
@@ -96,10 +101,13 @@ def export(store: Path = typer.Argument(..., help="A results store."),
         raise ConfigError("export", "give --csv FILE and/or --parquet FILE")
     with Store(store, create=False) as st:
         df = st.epochs() if per == "epoch" else st.members()
-    if csv is not None:
-        df.to_csv(csv, index=False)
-    if parquet is not None:
-        df.to_parquet(parquet, index=False)
+    for field, path, write in (("csv", csv, df.to_csv), ("parquet", parquet, df.to_parquet)):
+        if path is None:
+            continue
+        try:
+            write(path, index=False)
+        except OSError as e:
+            raise ConfigError(field, f"cannot write {path}: {e}") from None
     console.print(f"{len(df)} rows exported")
 
 
@@ -158,8 +166,7 @@ def main() -> None:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
-        print("interrupted: finished members are in the store; re-run the same command to resume",
-              file=sys.stderr)
+        print(_INTERRUPTED, file=sys.stderr)
         sys.exit(130)
 
 

@@ -50,7 +50,8 @@ class Store:
         self.path = Path(path)
         exists = self.path.exists() and self.path.stat().st_size > 0
         if not exists and not create:
-            raise StoreError(f"store: {self.path} does not exist")
+            what = "is empty" if self.path.exists() else "does not exist"
+            raise StoreError(f"store: {self.path} {what}")
         if exists:
             _check_schema(self.path)
         else:
@@ -142,7 +143,7 @@ def _pack(params, r: int) -> bytes:
 
 def _check_schema(path: Path) -> None:
     try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        db = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
         try:
             row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
         finally:

@@ -20,11 +20,11 @@ from latchlab import model as M
 from latchlab import provenance, tasks, train
 from latchlab.config import Member, RunConfig, SweepConfig
 
-# A chunk holds at most this many member-steps (members x padded length): beyond it the
-# backward pass's per-step residuals fall out of cache and cost grows faster than linearly.
-CHUNK_STEPS = 6000
-# Per-step overhead of a bucket in units of one member's work, for choosing buckets.
-BUCKET_OVERHEAD = 30
+# Rows (members x batch) per device in one compiled step. Per-row cost on XLA:CPU is
+# lowest up to about this many rows and grows faster than linearly beyond (bench/modes.py).
+ROWS_PER_DEVICE = 512
+# A bucket's fixed cost (its compilation, about 2 s) in member-steps of 5-epoch training.
+BUCKET_COMPILE = 4500
 
 
 @dataclass
@@ -36,11 +36,15 @@ class Chunk:
     pad: int = 0
 
 
-def buckets(lengths: dict[int, int], overhead: float = BUCKET_OVERHEAD) -> list[list[int]]:
-    """Group sorted lengths into buckets minimising ``sum T_max * (overhead + members)``.
+def buckets(lengths: dict[int, int], cap: int, per_bucket: float = BUCKET_COMPILE) -> list[list[int]]:
+    """Group sorted lengths into buckets minimising the modelled cost
+    ``sum over buckets (per_bucket + T_max * cap * ceil(members / cap))``: every chunk of
+    up to ``cap`` members costs as much as a full one, and every bucket compiles once.
 
     Args:
         lengths: length -> number of members with it.
+        cap: members per chunk.
+        per_bucket: fixed cost of a bucket in member-steps.
     Returns:
         lists of lengths, each padded to its largest.
     """
@@ -51,7 +55,7 @@ def buckets(lengths: dict[int, int], overhead: float = BUCKET_OVERHEAD) -> list[
         n = 0
         for i in range(j - 1, -1, -1):
             n += lengths[Ts[i]]
-            c = best[i] + Ts[j - 1] * (overhead + n)
+            c = best[i] + per_bucket + Ts[j - 1] * cap * -(-n // cap)
             if c < best[j]:
                 best[j], cut[j] = c, i
     out, j = [], len(Ts)
@@ -62,29 +66,32 @@ def buckets(lengths: dict[int, int], overhead: float = BUCKET_OVERHEAD) -> list[
 
 
 def _group_key(run: RunConfig):
-    return (run.model, run.optimizer, run.batch_size, run.epochs, run.N, run.val_frac, run.split)
+    # the split changes which indices, not how many: both splits share compiled shapes
+    return (run.model, run.optimizer, run.batch_size, run.epochs, run.N, run.val_frac)
 
 
-def plan(members: list[Member], chunk_steps: int = CHUNK_STEPS) -> list[Chunk]:
+def plan(members: list[Member], rows_per_device: int = ROWS_PER_DEVICE) -> list[Chunk]:
     """Chunks covering ``members``, in a deterministic order."""
+    n_dev = jax.local_device_count()
     groups = defaultdict(list)
     for m in members:
         groups[_group_key(m.run)].append(m)
     chunks = []
     for group in groups.values():
+        run = group[0].run
+        cap = n_dev * max(1, rows_per_device // run.batch_size)
         counts = defaultdict(int)
         for m in group:
             counts[m.run.T] += 1
-        for bucket in buckets(counts):
+        for bucket in buckets(counts, cap, BUCKET_COMPILE * 5 / run.epochs):
             ms = [m for m in group if m.run.T in bucket]
-            T_pad = max(bucket)
-            size = max(1, chunk_steps // T_pad)
-            k = -(-len(ms) // size)
+            k = -(-len(ms) // cap)
             size = -(-len(ms) // k)  # equal chunks: one compiled shape per bucket
+            size = -(-size // n_dev) * n_dev  # members split evenly over devices
             for i in range(k):
                 part = ms[i * size:(i + 1) * size]
                 pad = size - len(part)
-                chunks.append(Chunk(part + [part[-1]] * pad, T_pad, pad))
+                chunks.append(Chunk(part + [part[-1]] * pad, max(bucket), pad))
     return chunks
 
 
@@ -93,8 +100,9 @@ def _keys(seed: int):
 
 
 @partial(jax.jit, static_argnames=("task", "n", "T", "signal_len"))
-def _generate(keys, task, n, T, noise, signal_len):
-    return jax.vmap(lambda k: tasks.GENERATORS[task](k, n, T, noise, signal_len))(keys)
+def _generate(key, task, n, T, noise, signal_len):
+    # one data set per call: a vmap over a varying number of keys would compile per count
+    return tasks.GENERATORS[task](key, n, T, noise, signal_len)
 
 
 def make_data(members: list[Member], T_pad: int) -> tuple[train.Data, np.ndarray]:
@@ -115,13 +123,12 @@ def make_data(members: list[Member], T_pad: int) -> tuple[train.Data, np.ndarray
     mask = np.zeros((len(uniq), T_pad), bool)
     tr, va = [None] * len(uniq), [None] * len(uniq)
     for (task, T, noise, L, N), items in by_kind.items():
-        keys = jnp.stack([_keys(s)[0] for _, s, _, _ in items])
-        xs, ys = jax.device_get(_generate(keys, task, N, T, noise, L))
-        for j, (d, seed, vf, split) in enumerate(items):
-            x[d, :, T_pad - T:] = xs[j]
-            y[d] = ys[j]
+        for d, seed, vf, split in items:
+            xs, ys = jax.device_get(_generate(_keys(seed)[0], task, N, T, noise, L))
+            x[d, :, T_pad - T:] = xs
+            y[d] = ys
             mask[d, T_pad - T:] = True
-            tr[d], va[d] = tasks.split_indices(_keys(seed)[1], ys[j], vf, split)
+            tr[d], va[d] = tasks.split_indices(_keys(seed)[1], ys, vf, split)
     data = train.Data(jnp.asarray(x), jnp.asarray(y), jnp.asarray(mask),
                       jnp.asarray(np.stack(tr).astype(np.int32)), jnp.asarray(np.stack(va).astype(np.int32)))
     return data, index
@@ -156,7 +163,7 @@ def train_chunk(chunk: Chunk, on_epoch=None, timer=None) -> train.History:
     with train._span(timer, "data"):
         data, index = make_data(members, chunk.T_pad)
         params = init_members(members)
-    spec = train.Spec(run.model, run.optimizer, run.batch_size)
+    spec = train.Spec.for_model(run.model, run.optimizer, run.batch_size)
     lr = np.array([m.run.lr for m in members], np.float32)
     seeds = np.array([m.seed for m in members])
     return train.fit(spec, params, data, index, lr, seeds, run.epochs, on_epoch, timer)

@@ -83,7 +83,8 @@ def generate(task: str, key, n: int, T: int, noise: float = 0.1, signal_len: int
 def split_indices(key, y, val_frac: float = 0.2, how: str = "stratified"):
     """Indices of the training and validation sets.
 
-    ``stratified``: a random ``val_frac`` of each class goes to validation.
+    ``stratified``: a random subset of each class, in proportion to the classes, goes to
+    validation; its size is Keras', ``N - int(N (1 - val_frac))``, as for ``tail``.
     ``tail``: Keras' ``validation_split`` on data ordered as the seed ordered it (all
     positives first): validation is the last ``N - int(N (1 - val_frac))`` examples, so with
     balanced classes it holds only negatives. This reproduces the seed's bug on purpose.
@@ -105,10 +106,8 @@ def split_indices(key, y, val_frac: float = 0.2, how: str = "stratified"):
         at = int(n * (1.0 - val_frac))
         return order[:at], order[at:]
     perm = np.asarray(jax.random.permutation(key, n))
-    val = []
-    for c in (0, 1):
-        idx = perm[y[perm] == c]
-        val.append(idx[: int(round(val_frac * len(idx)))])
-    val = np.sort(np.concatenate(val))
+    n_val = n - int(n * (1.0 - val_frac))  # the same size as Keras' (and ``tail``'s)
+    n_pos = int(round(n_val * np.mean(y == 1)))
+    val = np.sort(np.concatenate([perm[y[perm] == 1][:n_pos], perm[y[perm] == 0][:n_val - n_pos]]))
     train = np.setdiff1d(np.arange(n), val)
     return train, val

@@ -11,10 +11,12 @@ from functools import partial
 from typing import NamedTuple
 
 import jax
+import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 import optax
 
+from latchlab import cells
 from latchlab import model as M
 from latchlab.errors import ConfigError
 
@@ -43,6 +45,12 @@ class Spec(NamedTuple):
     model: M.Model
     optimizer: str = "adam"
     batch_size: int = 16
+    mode: str = "vmap"
+    """Gradient layout, one of ``MODES``; ``Spec.for_model`` picks it from the shapes."""
+
+    @classmethod
+    def for_model(cls, model: M.Model, optimizer: str = "adam", batch_size: int = 16, mode: str = "auto"):
+        return cls(model, optimizer, batch_size, choose_mode(model) if mode == "auto" else mode)
 
 
 class TrainState(NamedTuple):
@@ -69,37 +77,116 @@ def init_state(spec: Spec, params) -> TrainState:
     return TrainState(params, jax.vmap(direction(spec.optimizer).init)(params))
 
 
-def flat_layout(model: M.Model) -> bool:
-    """Whether to run members x batch as one flat row axis with per-row weights.
+MODES = ("vmap", "flat", "rtrl")
 
-    For tiny cells (every matmul has at most 4 terms) the time loop is then elementwise over
-    (R*B, G*H) arrays, which XLA:CPU fuses far better than vmap's (R, B, ...) batched dots;
-    for larger cells a batched matmul per member wins.
+
+def choose_mode(model: M.Model) -> str:
+    """The gradient layout for a model's shapes (see ``loss_and_grads``).
+
+    Tiny cells (every matmul at most 4 terms, few parameters) use ``rtrl``; larger cells
+    use ``vmap``, whose batched matmuls win once the hidden size grows.
     """
-    return max(model.cell.units, model.n_in) <= 4
+    if max(model.cell.units, model.n_in) <= 4 and n_cell_params(model) <= 24:
+        return "rtrl"
+    return "vmap"
 
 
-def ensemble_loss(model: M.Model, params, x, y, w, mask):
-    """Sum over members of each member's weighted mean loss (its gradient is per member).
+def n_cell_params(model: M.Model) -> int:
+    H, F, G = model.cell.units, model.n_in, len(model.cell.gates)
+    return G * H * (F + H) + G * H * (2 if model.cell.split_bias else 1)
+
+
+def _weighted(l, c, w):
+    n = jnp.maximum(w.sum(-1), 1e-12)
+    return (l * w).sum(-1) / n, (c * w).sum(-1) / n
+
+
+def _rows(tree, B):
+    return jax.tree.map(lambda p: jnp.repeat(p, B, axis=0), tree)
+
+
+def loss_and_grads(model: M.Model, mode: str, params, x, y, w, mask):
+    """Per-member losses, accuracies and parameter gradients of a minibatch.
+
+    Modes (all exact; they differ in speed only):
+        vmap: reverse-mode autodiff of each member's loss, vmapped over members;
+              (R, B, ...) arrays inside the time loop.
+        flat: reverse mode over one flat (R*B) row axis with per-row copies of the weights,
+              so the time loop is elementwise for tiny cells.
+        rtrl: forward mode (real-time recurrent learning): each row carries
+              ``d state / d theta`` for the P cell parameters along the sequence, so there is
+              no backward pass through time and no stored residuals; cost grows with P.
 
     Args:
         params: leading axis R; x: (R, B, T, F); y, w: (R, B); mask: (R, T).
     Returns:
-        the summed loss, and (R,) losses and accuracies as auxiliary output.
+        ``(loss (R,), accuracy (R,), grads)`` with grads shaped like ``params``.
     """
     R, B = y.shape
-    if flat_layout(model):
-        rows = jax.tree.map(lambda p: jnp.repeat(p, B, axis=0), params)  # (R*B, ...)
-        xf = x.reshape((R * B,) + x.shape[2:])
-        mf = jnp.repeat(mask, B, axis=0)  # (R*B, T)
-        z = jax.vmap(lambda p, xi, m: M.logits(model, p, xi[None], m)[0])(rows, xf, mf)
-        l, c = M.per_example(model, z, y.reshape(-1))
-        n = jnp.maximum(w.sum(-1), 1e-12)
-        l = (l.reshape(R, B) * w).sum(-1) / n
-        a = (c.reshape(R, B) * w).sum(-1) / n
-    else:
-        l, a = jax.vmap(partial(M.loss, model))(params, x, y, w, mask)
-    return l.sum(), (l, a)
+    if mode == "vmap":
+        def member(p, x, y, w, m):
+            return jax.value_and_grad(partial(M.loss, model), has_aux=True)(p, x, y, w, m)
+        (l, a), g = jax.vmap(member)(params, x, y, w, mask)
+        return l, a, g
+    if mode == "flat":
+        def total(params):
+            rows = _rows(params, B)
+            xf = x.reshape((R * B,) + x.shape[2:])
+            z = jax.vmap(lambda p, xi, m: M.logits(model, p, xi[None], m)[0])(rows, xf, _rows(mask, B))
+            l, c = M.per_example(model, z, y.reshape(-1))
+            l, a = _weighted(l.reshape(R, B), c.reshape(R, B), w)
+            return l.sum(), (l, a)
+        (_, (l, a)), g = jax.value_and_grad(total, has_aux=True)(params)
+        return l, a, g
+    if mode == "rtrl":
+        return _rtrl(model, params, x, y, w, mask)
+    raise ConfigError("mode", f"unknown gradient mode {mode!r}", MODES)
+
+
+def _rtrl(model: M.Model, params, x, y, w, mask):
+    cell = model.cell
+    R, B = y.shape
+    one = jax.tree.map(lambda p: p[0], params["cell"])
+    _, unravel = jax.flatten_util.ravel_pytree(one)
+    theta = jax.vmap(lambda p: jax.flatten_util.ravel_pytree(p)[0])(params["cell"])  # (R, P)
+    P = theta.shape[1]
+    basis = jnp.eye(P, dtype=theta.dtype)
+
+    def f(th, carry, x_t):  # one row, one step: carry leaves (1, H), x_t (1, F)
+        p = unravel(th)
+        return cells.step(cell, p, carry, cells.input_projection(cell, p, x_t))
+
+    def row(th, x_r, m_r):  # th (P,), x_r (T, F), m_r (T,)
+        carry0 = cells.initial_carry(cell, 1)
+        tan0 = jax.tree.map(lambda c: jnp.zeros((P,) + c.shape, c.dtype), carry0)
+
+        def body(state, inp):
+            carry, tan = state
+            x_t, m_t = inp
+            new, dnew = jax.vmap(lambda e, dc: jax.jvp(lambda t, c: f(t, c, x_t[None]), (th, carry), (e, dc)),
+                                 out_axes=(None, 0))(basis, tan)
+            keep = lambda a, b: jnp.where(m_t, a, b)  # noqa: E731
+            return (jax.tree.map(keep, new, carry), jax.tree.map(keep, dnew, tan)), None
+
+        (carry, tan), _ = jax.lax.scan(body, (carry0, tan0), (x_r, m_r))
+        return cells.output(cell, carry)[0], cells.output(cell, tan)[:, 0]  # (H,), (P, H)
+
+    xf = x.reshape((R * B,) + x.shape[2:])
+    h, dh = jax.vmap(row)(jnp.repeat(theta, B, axis=0), xf, jnp.repeat(mask, B, axis=0))
+    h, dh = h.reshape(R, B, -1), dh.reshape(R, B, P, -1)
+
+    def head_loss(head, h_m, y_m, w_m):  # one member: its loss from the final states
+        z = cells._dot(h_m, head["kernel"]) + cells.lead(head["bias"], 2)
+        z = z if model.head == "dense2" else z[:, 0]
+        l, c = M.per_example(model, z, y_m)
+        l, a = _weighted(l, c, w_m)
+        return l, a
+
+    (l, a), (g_head, g_h) = jax.vmap(jax.value_and_grad(head_loss, argnums=(0, 1), has_aux=True))(
+        params["head"], h, y, w)
+    g_theta = jnp.einsum("rbph,rbh->rp", dh, g_h)
+    g_cell = jax.vmap(unravel)(g_theta)
+    return l, a, {"cell": g_cell, "head": g_head}
 
 
 def _update(spec: Spec, state: TrainState, grads, lr):
@@ -131,8 +218,7 @@ def train_epoch(spec: Spec, state: TrainState, data: Data, member_data, lr, orde
         ex = jnp.take_along_axis(rows, pos, axis=1)  # (R, B) example indices
         x = data.x[member_data[:, None], ex]  # (R, B, T, F)
         y = data.y[member_data[:, None], ex]  # (R, B)
-        (_, (l, a)), g = jax.value_and_grad(partial(ensemble_loss, spec.model), has_aux=True)(
-            state.params, x, y, w, mask)
+        l, a, g = loss_and_grads(spec.model, spec.mode, state.params, x, y, w, mask)
         state = _update(spec, state, g, lr)
         n = w.sum(-1)
         return state, (l * n, a * n)
@@ -183,6 +269,24 @@ class History(NamedTuple):
     params: list
 
 
+def devices_for(n_members: int) -> int:
+    """Devices to split members over: every local device when they divide the members.
+
+    On a CPU, XLA runs a while loop on one core; with the host platform split into one
+    device per core (see ``latchlab/__init__.py``) the halves of an ensemble run in parallel.
+    """
+    n = jax.local_device_count()
+    return n if n > 1 and n_members % n == 0 else 1
+
+
+def member_shardings(n_members: int):
+    """Shardings for (member-axis arrays, replicated arrays)."""
+    n = devices_for(n_members)
+    mesh = jax.sharding.Mesh(np.array(jax.local_devices()[:n]), ("m",))
+    P = jax.sharding.PartitionSpec
+    return jax.sharding.NamedSharding(mesh, P("m")), jax.sharding.NamedSharding(mesh, P())
+
+
 def fit(spec: Spec, params, data: Data, member_data, lr, seeds, epochs: int, on_epoch=None,
         timer=None) -> History:
     """Train a stack of members for ``epochs`` epochs.
@@ -197,12 +301,14 @@ def fit(spec: Spec, params, data: Data, member_data, lr, seeds, epochs: int, on_
     member_data = jnp.asarray(member_data, jnp.int32)
     lr = jnp.asarray(lr, jnp.float32)
     rngs = [np.random.default_rng([int(s), 0x5EED]) for s in seeds]
-    state = init_state(spec, params)
+    split, same = member_shardings(len(seeds))
+    state = jax.device_put(init_state(spec, params), split)
+    data, member_data, lr = jax.device_put(data, same), jax.device_put(member_data, split), jax.device_put(lr, split)
     n_train = data.train.shape[1]
     snaps, hist = [jax.device_get(params)], {k: [] for k in ("tl", "ta", "vl", "va")}
     for e in range(epochs):
         with _span(timer, "data"):
-            order, weight = epoch_order(rngs, n_train, spec.batch_size)
+            order, weight = jax.device_put(epoch_order(rngs, n_train, spec.batch_size), split)
         with _span(timer, "train"):
             state, tl, ta = train_epoch(spec, state, data, member_data, lr, order, weight)
             tl = jax.block_until_ready(tl)

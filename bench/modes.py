@@ -1,0 +1,69 @@
+"""Gradient layouts compared: time per training epoch of each ``train.MODES`` on one shape.
+
+    python bench/modes.py [--cells srnn,lstm] [--shapes 200x30,20x300] [--preset keras2]
+
+For each cell and (T x members) shape, trains the same members for one epoch (N = 10000,
+batch 16, Adam) with each mode after a warm-up call that compiles, and prints seconds per
+epoch and the ratio to ``vmap`` (plain vmap + reverse-mode autodiff). ``choose_mode``'s
+choice should be the fastest row.
+"""
+import argparse
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import latchlab  # noqa: F401  (splits the host into one device per core)
+from latchlab import model as M
+from latchlab import tasks, train
+from latchlab.cells import Cell
+
+
+def epoch_seconds(kind, preset, T, R, mode, units=1, N=10000, repeats=2):
+    keys = jax.random.split(jax.random.PRNGKey(0), R)
+    x, y = jax.vmap(lambda k: tasks.latch(k, N, T, 0.1, 1))(keys)
+    tr, va = zip(*[tasks.split_indices(k, yy, 0.2) for k, yy in zip(keys, y)])
+    data = train.Data(x, y, jnp.ones((R, T), bool), jnp.asarray(np.stack(tr)), jnp.asarray(np.stack(va)))
+    model = M.Model(Cell.from_preset(kind, units, preset))
+    params = jax.vmap(lambda k: M.init(k, model, "keras"))(jax.random.split(jax.random.PRNGKey(1), R))
+    spec = train.Spec(model, "adam", 16, mode)
+    split, same = train.member_shardings(R)
+    state = jax.device_put(train.init_state(spec, params), split)
+    data = jax.device_put(data, same)
+    md, lr = jax.device_put((jnp.arange(R, dtype=jnp.int32), jnp.full(R, 1e-3)), split)
+    rngs = [np.random.default_rng(i) for i in range(R)]
+    order, weight = jax.device_put(train.epoch_order(rngs, data.train.shape[1], 16), split)
+    t0 = time.perf_counter()
+    state, l, _ = train.train_epoch(spec, state, data, md, lr, order, weight)
+    jax.block_until_ready(l)
+    first = time.perf_counter() - t0
+    best = np.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        state, l, _ = train.train_epoch(spec, state, data, md, lr, order, weight)
+        jax.block_until_ready(l)
+        best = min(best, time.perf_counter() - t0)
+    return best, first - best
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cells", default="srnn,lstm")
+    ap.add_argument("--shapes", default="200x30,20x300")
+    ap.add_argument("--preset", default="keras2")
+    ap.add_argument("--units", type=int, default=1)
+    ap.add_argument("--modes", default="")
+    a = ap.parse_args()
+    print(f"devices {jax.devices()}")
+    print(f"{'cell':6s} {'T':>4s} {'R':>4s} {'mode':5s} {'s/epoch':>8s} {'compile':>8s} {'x vmap':>7s}")
+    for kind in a.cells.split(","):
+        for shape in a.shapes.split(","):
+            T, R = map(int, shape.split("x"))
+            base = None
+            for mode in (a.modes.split(",") if a.modes else train.MODES):
+                s, c = epoch_seconds(kind, a.preset, T, R, mode, a.units)
+                base = base or s
+                chosen = " <- choose_mode" if mode == train.choose_mode(
+                    M.Model(Cell.from_preset(kind, a.units, a.preset))) else ""
+                print(f"{kind:6s} {T:4d} {R:4d} {mode:5s} {s:8.2f} {c:8.2f} {base / s:7.2f}{chosen}", flush=True)

@@ -1,0 +1,365 @@
+"""The ``latchlab`` command line, run as a user runs it: the console script in a subprocess.
+
+* Bad input (a config value, a malformed TOML, a store of another schema or not a
+  database) prints exactly one line ``error: <field>: ...`` naming what is allowed, exits
+  with code 2, prints no traceback and leaves the store as it was (a missing store is not
+  created, an existing one keeps its bytes and mtime).
+* ``run`` writes a store and a re-run trains nothing; ``export`` round-trips the store's
+  rows through CSV and Parquet; ``plot`` redraws the figures from the store alone.
+* The seed reproduction end to end at a tiny scale (through the Python API, since the CLI
+  only offers the quick and full scales): its results are checked against a numpy forward
+  pass of the stored parameters on the regenerated validation sets.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tomllib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from latchlab import config, plot, reproduce, sweep, tasks
+from latchlab.store import SCHEMA, Store
+
+LATCHLAB = Path(sys.executable).with_name("latchlab")
+OLD = 1_000_000_000  # an mtime far in the past, so any write to a file shows
+
+TINY = """\
+name = "tiny"
+repeats = 2
+seed = 0
+N = 64
+epochs = 2
+"""
+GOOD = TINY + '[grid]\ncell = ["srnn", "lstm"]\nT = [2, 3]\n'  # 2 x 2 x 2 = 8 members
+
+
+# ----------------------------------------------------------------------------- helpers
+
+@pytest.fixture(scope="session")
+def xla_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("xla-cache")
+
+
+def cli(*args, cwd, cache, timeout=300):
+    """Run the console script; ``(returncode, stdout, stderr)``."""
+    e = {**os.environ, "LATCHLAB_CACHE": str(cache)}
+    e.pop("LATCHLAB_PROGRESS", None)
+    p = subprocess.run([str(LATCHLAB), *map(str, args)], cwd=cwd, env=e, capture_output=True,
+                       text=True, timeout=timeout)
+    return p.returncode, p.stdout, p.stderr
+
+
+def assert_user_error(rc, out, err, field, allowed=()):
+    """Exit 2, no traceback, exactly one stderr line ``error: <field>: ...`` naming ``allowed``."""
+    assert "Traceback" not in out + err, err
+    assert rc == 2, (rc, err)
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"error: {field}: "), lines[0]
+    for a in allowed:
+        assert a in lines[0], (a, lines[0])
+
+
+def age(path: Path) -> None:
+    os.utime(path, (OLD, OLD))
+
+
+def sqlite_file(path: Path, statements) -> Path:
+    db = sqlite3.connect(path)
+    with db:
+        for s in statements:
+            db.execute(s)
+    db.close()
+    age(path)
+    return path
+
+
+def tables(path: Path) -> dict[str, pd.DataFrame]:
+    with Store(path, create=False) as st:
+        return {"members": pd.read_sql_query("SELECT * FROM members ORDER BY member_id", st.db),
+                "epochs": pd.read_sql_query("SELECT * FROM epochs ORDER BY member_id, epoch", st.db),
+                "sweeps": st.sweeps()}
+
+
+BAD_SCHEMA = ["CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+              "INSERT INTO meta VALUES ('schema', 'latchlab-store/0')",
+              "CREATE TABLE members(member_id TEXT)"]
+OTHER_TABLES = ["CREATE TABLE results(x REAL)", "INSERT INTO results VALUES (0.5)"]
+
+
+def garbage(p: Path) -> None:
+    p.write_bytes(np.random.default_rng(0).bytes(4096))
+    age(p)
+
+
+def empty_store(p: Path) -> None:
+    Store(p).close()
+    age(p)
+
+
+@dataclass(frozen=True)
+class Bad:
+    """A bad invocation: its arguments, the field its error must name and what is allowed.
+
+    ``config`` is written to the config file the arguments name; ``store`` makes
+    ``s.sqlite`` (None: there is no store, and none may be created).
+    """
+
+    args: tuple
+    field: str
+    allowed: tuple = ()
+    config: str | None = None
+    store: Callable[[Path], None] | None = None
+
+
+RUN_BAD = ("run", "bad.toml", "--store", "s.sqlite")
+RUN_GOOD = ("run", "good.toml", "--store", "s.sqlite")
+BAD = {
+    "cell": Bad(RUN_BAD, "cell", ("srnn", "lstm", "gru", "lstm_nofg", "janet"),
+                TINY + 'cell = "rnn"\n'),
+    "task": Bad(RUN_BAD, "task", ("latch", "bit_relay"), TINY + 'task = "copy"\n'),
+    "preset": Bad(RUN_BAD, "preset", ("keras2", "keras3"), TINY + 'preset = "keras1"\n'),
+    "T<1 in the grid": Bad(RUN_BAD, "T", (">= 1",), TINY + "[grid]\nT = [2, 0]\n"),
+    "negative noise": Bad(RUN_BAD, "noise", (">= 0",), TINY + "noise = -0.1\n"),
+    "zero repeats": Bad(RUN_BAD, "repeats", (">= 1",), TINY.replace("repeats = 2", "repeats = 0")),
+    "malformed TOML": Bad(RUN_BAD, "config", ("not valid TOML",), TINY + "[grid\nT = [2]\n"),
+    "missing config": Bad(("run", "nope.toml", "--store", "s.sqlite"), "config", ("nope.toml",)),
+    "bad config, existing store": Bad(RUN_BAD, "T", (">= 1",), GOOD.replace("[2, 3]", "[0, 3]"),
+                                      empty_store),
+    "store of another schema": Bad(RUN_GOOD, "store", (SCHEMA, "latchlab-store/0"), GOOD,
+                                   lambda p: sqlite_file(p, BAD_SCHEMA)),
+    "store not a database": Bad(RUN_GOOD, "store", ("not a latchlab store",), GOOD, garbage),
+    "store, sqlite of other tables": Bad(RUN_GOOD, "store", ("not a latchlab store",), GOOD,
+                                         lambda p: sqlite_file(p, OTHER_TABLES)),
+    "export, store not a database": Bad(("export", "s.sqlite", "--csv", "x.csv"), "store",
+                                        ("not a latchlab store",), None, garbage),
+    "plot, store of another schema": Bad(("plot", "s.sqlite", "--out", "figs"), "store", (SCHEMA,),
+                                         None, lambda p: sqlite_file(p, BAD_SCHEMA)),
+    "plot, empty store": Bad(("plot", "s.sqlite", "--out", "figs"), "store", ("no finished members",),
+                             None, empty_store),
+    "export, missing store": Bad(("export", "s.sqlite", "--csv", "x.csv"), "store", ("does not exist",)),
+    "export, unknown --per": Bad(("export", "s.sqlite", "--csv", "x.csv", "--per", "run"), "per",
+                                 ("epoch", "member"), None, empty_store),
+    "reproduce, unknown preset": Bad(("reproduce", "seed", "--preset", "keras1", "--out", "out"),
+                                     "preset", ("keras2", "keras3")),
+    "reproduce, unknown scale": Bad(("reproduce", "seed", "--scale", "tiny", "--out", "out"), "scale",
+                                    ("quick", "full")),
+}
+
+
+def _files(d: Path) -> dict:
+    """Every entry of a directory, a file with its bytes and mtime (a journal shows too)."""
+    return {p.name: "dir" if p.is_dir() else (p.read_bytes(), p.stat().st_mtime_ns) for p in d.iterdir()}
+
+
+@pytest.fixture(scope="module")
+def jobs(tmp_path_factory, xla_cache):
+    """Every subprocess this module can start early, started at once (two cores: four at a
+    time): the tiny sweep's ``run`` first, then every bad invocation."""
+    pool = ThreadPoolExecutor(max_workers=4)
+    d = tmp_path_factory.mktemp("run")
+    (d / "tiny.toml").write_text(GOOD)
+    started = {"run": (d, None, pool.submit(cli, "run", "tiny.toml", "--store", "s.sqlite", cwd=d,
+                                            cache=xla_cache))}
+    for case, b in BAD.items():
+        d = tmp_path_factory.mktemp("bad")
+        if b.config is not None:
+            (d / Path(b.args[1]).name).write_text(b.config)
+        if b.store is not None:
+            b.store(d / "s.sqlite")
+        started[case] = (d, _files(d), pool.submit(cli, *b.args, cwd=d, cache=xla_cache))
+    yield started
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
+@pytest.fixture(scope="module")
+def ran(jobs):
+    """One ``latchlab run`` of the tiny 8-member, two-epoch sweep: its directory and store."""
+    d, _, job = jobs["run"]
+    rc, out, err = job.result()
+    assert rc == 0, err
+    assert "8 members in s.sqlite" in err
+    return d, d / "s.sqlite"
+
+
+# ----------------------------------------------------------------------------- bad input
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_input_is_one_line_exit_2_and_touches_nothing(case, jobs):
+    """One ``error: <field>: ...`` line naming what is allowed, exit 2, no traceback; the
+    directory is as it was: a store keeps its bytes and mtime, a missing one is not created,
+    no export, figure or output directory appears."""
+    b = BAD[case]
+    d, before, job = jobs[case]
+    rc, out, err = job.result()
+    assert_user_error(rc, out, err, b.field, b.allowed)
+    assert _files(d) == before
+
+
+def test_interrupt_prints_the_resume_hint(tmp_path, xla_cache):
+    (tmp_path / "tiny.toml").write_text(GOOD)
+    code = ("import sys; from latchlab import sweep, cli\n"
+            "def interrupted(*a, **k): raise KeyboardInterrupt\n"
+            "sweep.run = interrupted\n"
+            "sys.argv = ['latchlab', 'run', 'tiny.toml', '--store', 's.sqlite']\n"
+            "cli.main()\n")
+    p = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                       env={**os.environ, "LATCHLAB_CACHE": str(xla_cache)}, timeout=120)
+    assert p.returncode == 130
+    assert "Traceback" not in p.stderr
+    assert "re-run the same command to resume" in p.stderr
+
+
+def test_export_into_a_missing_directory_is_a_user_error(ran, tmp_path, xla_cache):
+    rc, out, err = cli("export", ran[1], "--csv", "nodir/x.csv", cwd=tmp_path, cache=xla_cache)
+    assert_user_error(rc, out, err, "csv")
+
+
+# ----------------------------------------------------------------------------- run, export, plot
+
+def test_run_writes_one_row_per_member_and_the_sweep(ran):
+    t = tables(ran[1])
+    members = config.from_dict(tomllib.loads(GOOD)).members()
+    assert sorted(t["members"].member_id) == sorted(m.id for m in members)
+    ep = t["epochs"]  # (member_id, epoch) is the primary key: each member has epochs 1 and 2
+    assert len(ep) == 16 and ep.groupby("member_id").epoch.agg(lambda e: sorted(e) == [1, 2]).all()
+    assert len(t["sweeps"]) == 1
+    assert t["sweeps"].command[0] == "latchlab run tiny.toml --store s.sqlite"
+    assert json.loads(t["sweeps"].config[0])["grid"] == {"cell": ["srnn", "lstm"], "T": [2, 3]}
+
+
+def test_rerun_trains_nothing(ran, tmp_path, xla_cache):
+    store = tmp_path / "s.sqlite"
+    shutil.copy(ran[1], store)
+    before = tables(store)
+    shutil.copy(ran[0] / "tiny.toml", tmp_path / "tiny.toml")
+    rc, out, err = cli("run", "tiny.toml", "--store", store, cwd=tmp_path, cache=xla_cache)
+    assert rc == 0, err
+    assert "8 members in" in err
+    after = tables(store)
+    for k in before:  # same members, seconds, metrics; no new sweep row (nothing to train)
+        pd.testing.assert_frame_equal(after[k], before[k], check_exact=True)
+
+
+def test_export_round_trips_csv_and_parquet(ran, tmp_path, xla_cache):
+    rc, out, err = cli("export", ran[1], "--csv", "e.csv", "--parquet", "e.parquet", cwd=tmp_path,
+                       cache=xla_cache)
+    assert rc == 0, err
+    assert "16 rows exported" in err
+    with Store(ran[1], create=False) as st:
+        ref = st.epochs()
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "e.parquet"), ref, check_exact=True)
+    back = pd.read_csv(tmp_path / "e.csv", dtype={"member_id": str, "values": str},
+                       keep_default_na=False)
+    pd.testing.assert_frame_equal(back, ref, check_exact=True, check_dtype=False)
+
+
+def test_export_per_member_gives_one_row_per_member(ran, tmp_path, xla_cache):
+    rc, _, err = cli("export", ran[1], "--parquet", "m.parquet", "--per", "member", cwd=tmp_path,
+                     cache=xla_cache)
+    assert rc == 0, err
+    assert "8 rows exported" in err
+    got = pd.read_parquet(tmp_path / "m.parquet")
+    with Store(ran[1], create=False) as st:
+        every = st.epochs()
+    assert len(every) == 16 and len(got) == 8 and got.member_id.is_unique
+    assert (got.epoch == 2).all()  # the final epoch of each member
+    last = every[every.epoch == 2].reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, last, check_exact=True)
+
+
+def test_plot_redraws_figures_from_the_store_alone(ran, tmp_path, xla_cache):
+    store = tmp_path / "only.sqlite"  # no config, no cache of results: the store only
+    shutil.copy(ran[1], store)
+    rc, out, err = cli("plot", store, "--out", "figs", cwd=tmp_path, cache=xla_cache)
+    assert rc == 0, err
+    for name in ("accuracy_vs_T", "success_vs_T"):
+        png = (tmp_path / "figs" / f"{name}.png").read_bytes()
+        assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 1000
+        assert "<svg" in (tmp_path / "figs" / f"{name}.svg").read_text()
+    assert sorted(os.listdir(tmp_path / "figs")) == ["accuracy_vs_T.png", "accuracy_vs_T.svg",
+                                                     "success_vs_T.png", "success_vs_T.svg"]
+
+
+# ----------------------------------------------------------------------------- reproduce seed
+
+def _hard_sigmoid(z):
+    return np.clip(0.2 * z + 0.5, 0.0, 1.0)
+
+
+def _predict(cell: str, p: dict, x: np.ndarray) -> np.ndarray:
+    """Class predictions of a Keras-2 one-layer model, in float64 numpy, from the equations.
+
+    srnn: ``h = tanh(x W + h U + b)``; lstm (gates i f c o, hard_sigmoid):
+    ``c = f c + i g``, ``h = o tanh(c)``; head ``argmax(h K + k)``.
+    """
+    c = {k: np.asarray(v, np.float64) for k, v in p["cell"].items()}
+    B, T, _ = x.shape
+    H = c["recurrent"].shape[0]
+    h, s = np.zeros((B, H)), np.zeros((B, H))
+    for t in range(T):
+        z = x[:, t] @ c["kernel"] + h @ c["recurrent"] + c["bias"]
+        if cell == "srnn":
+            h = np.tanh(z)
+        else:
+            i, f, g, o = (z[:, k * H:(k + 1) * H] for k in range(4))
+            s = _hard_sigmoid(f) * s + _hard_sigmoid(i) * np.tanh(g)
+            h = _hard_sigmoid(o) * np.tanh(s)
+    head = {k: np.asarray(v, np.float64) for k, v in p["head"].items()}
+    return np.argmax(h @ head["kernel"] + head["bias"], -1)
+
+
+def test_reproduce_seed_tiny_end_to_end(tmp_path):
+    # the seed's protocol exactly (reproduce.seed_config), shrunk to N = 200, T in {2, 5}, 2 repeats
+    seed = reproduce.seed_config("quick")
+    d = seed.to_dict()
+    assert config.from_dict(d).members() == seed.members()  # to_dict round-trips
+    d.update(N=200, repeats=2)
+    d["grid"]["T"] = [2, 5]
+    cfg = config.from_dict(d)
+    b = cfg.base
+    assert (b.preset, b.epochs, b.batch_size, b.head, b.N) == ("keras2", 5, 16, "dense2", 200)
+    with Store(tmp_path / "store.sqlite") as st:
+        df = sweep.run(cfg, st)
+        stored = st.members()
+        final_params = {m: st.params(m) for m in stored.member_id}
+    paths = [reproduce.write_results(df, tmp_path), *plot.seed_figures(df, tmp_path)]
+    assert sorted(p.name for p in paths) == ["accuracy_vs_T.png", "accuracy_vs_T.svg", "results.csv",
+                                             "success_vs_T.png", "success_vs_T.svg"]
+
+    res = pd.read_csv(tmp_path / "results.csv", dtype={"member_id": str})
+    assert len(res) == 2 * 2 * 2 * 2 and res.member_id.is_unique
+    assert set(res.member_id) == {m.id for m in cfg.members()}
+    assert {"cell", "T", "seed", "split", "preset", "val_acc", "val_loss"} <= set(res.columns)
+    assert set(res.split) == {"stratified", "tail"} and set(res.preset) == {"keras2"}
+    assert res.val_acc.between(0, 1).all() and (res.val_loss > 0).all()
+    merged = res.merge(stored[["member_id", "val_acc"]], on="member_id", suffixes=("", "_store"))
+    np.testing.assert_allclose(merged.val_acc, merged.val_acc_store, rtol=0, atol=1e-12)
+
+    # every member's val_acc is its stored final parameters' accuracy on its own validation
+    # set; the tail split's validation set holds only negatives (the seed's bug), the
+    # stratified one both classes equally
+    for r in res.itertuples():
+        k_data, k_split, _ = sweep._keys(r.seed)
+        x, y = (np.asarray(a) for a in tasks.latch(k_data, 200, int(r.T), 0.1, 1))
+        _, val = tasks.split_indices(k_split, y, 0.2, r.split)
+        assert len(val) == 40
+        if r.split == "tail":
+            assert (y[val] == 0).all()
+        else:
+            assert (y[val] == 1).sum() == 20
+        pred = _predict(r.cell, final_params[r.member_id], x[val].astype(np.float64))
+        assert np.mean(pred == y[val]) == pytest.approx(r.val_acc, abs=1e-6), r
+        if r.split == "tail":  # accuracy is the fraction predicted negative
+            assert np.mean(pred == 0) == pytest.approx(r.val_acc, abs=1e-6)

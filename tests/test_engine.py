@@ -1,0 +1,447 @@
+"""Reference tests for the ensemble trainer (``latchlab.train``) and the sweep (``latchlab.sweep``).
+
+* The vmapped, left-padded ensemble equals a plain Python loop over members, each trained
+  alone on its own unpadded data with ``jax.grad`` and ``optax.adam``.
+* Masked left-padding is exact (loss and gradients), in both ensemble layouts.
+* Gradients equal central finite differences in float64, for every cell and head.
+* A compiled epoch is not compiled again for the same shapes; a sweep compiles once per
+  distinct shape (once per bucket).
+* A one-unit SRNN learns the latch task at T = 10 under the seed's protocol, and a sweep is
+  deterministic.
+"""
+from __future__ import annotations
+
+import functools
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from jax.flatten_util import ravel_pytree
+
+from latchlab import cells, config, sweep, tasks, train
+from latchlab import model as M
+from latchlab.cells import Cell
+
+COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def _stack(trees):
+    return jax.tree.map(lambda *a: jnp.stack(a), *trees)
+
+
+def _member(tree, r):
+    return jax.tree.map(lambda a: a[r], tree)
+
+
+def _random_params(key, model, scale=0.5, dtype=jnp.float32):
+    """Parameters in the model's layout with random normal entries (no symmetric zeros)."""
+    shapes = M.init(jax.random.PRNGKey(0), model)
+    leaves, tree = jax.tree.flatten(shapes)
+    keys = jax.random.split(key, len(leaves))
+    return jax.tree.unflatten(
+        tree, [scale * jax.random.normal(k, a.shape, dtype) for k, a in zip(keys, leaves)])
+
+
+@functools.lru_cache
+def _padded_data(Ts, T_pad, n, val_frac=0.2, how="stratified", noise=0.5):
+    """Latch data sets of lengths ``Ts`` left-padded to ``T_pad``, and the unpadded ones.
+
+    Returns:
+        ``train.Data`` with D = len(Ts) data sets, and a list of ``(x, y, train, val)`` per set.
+    """
+    xs, ys, masks, trs, vas, raw = [], [], [], [], [], []
+    for d, T in enumerate(Ts):
+        x, y = tasks.latch(jax.random.PRNGKey(100 + d), n, T, noise)
+        tr, va = tasks.split_indices(jax.random.PRNGKey(200 + d), y, val_frac, how)
+        x, y = np.asarray(x), np.asarray(y)
+        xp = np.zeros((n, T_pad, 1), np.float32)
+        xp[:, T_pad - T:] = x
+        xs.append(xp)
+        ys.append(y)
+        masks.append(np.arange(T_pad) >= T_pad - T)
+        trs.append(tr)
+        vas.append(va)
+        raw.append((x, y, tr, va))
+    data = train.Data(jnp.asarray(np.stack(xs)), jnp.asarray(np.stack(ys)), jnp.asarray(np.stack(masks)),
+                      jnp.asarray(np.stack(trs).astype(np.int32)), jnp.asarray(np.stack(vas).astype(np.int32)))
+    return data, raw
+
+
+def _adam(lr):
+    return optax.adam(lr, b1=0.9, b2=0.999, eps=1e-7)
+
+
+@partial(jax.jit, static_argnums=0)
+def _reference_step(model, params, opt_state, x, y, lr):
+    (l, a), g = jax.value_and_grad(partial(M.loss, model), has_aux=True)(params, x, y)
+    updates, opt_state = _adam(lr).update(g, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, l, a
+
+
+_jit_loss = jax.jit(M.loss, static_argnums=0)
+_jit_loss_grad = jax.jit(jax.value_and_grad(M.loss, argnums=1, has_aux=True), static_argnums=0)
+
+
+def _reference_member(model, params, x, y, tr, va, lr, seed, batch_size, epochs):
+    """One member trained alone: plain Python loop, ``jax.grad`` and ``optax.adam``.
+
+    The minibatches follow the member's own shuffling generator, as ``train.fit`` documents:
+    ``np.random.default_rng([seed, 0x5EED]).permutation(n_train)`` once per epoch.
+    Returns the final parameters and per-epoch (train loss, train acc, val loss, val acc),
+    the training metrics measured on each batch before its update, weighted by batch size.
+    """
+    opt_state = _adam(lr).init(params)
+    rng = np.random.default_rng([seed, 0x5EED])
+    metrics = []
+    for _ in range(epochs):
+        perm = rng.permutation(len(tr))
+        tl = ta = 0.0
+        for s in range(0, len(tr), batch_size):
+            ex = tr[perm[s:s + batch_size]]
+            params, opt_state, l, a = _reference_step(model, params, opt_state, x[ex], y[ex], lr)
+            tl, ta = tl + float(l) * len(ex), ta + float(a) * len(ex)
+        vl, vacc = _jit_loss(model, params, x[va], y[va])
+        metrics.append((tl / len(tr), ta / len(tr), float(vl), float(vacc)))
+    return params, np.array(metrics)
+
+
+# ----------------------------------------------------------------------------- 1. ensemble == loop
+
+@pytest.mark.parametrize("kind, units, mode", [
+    ("srnn", 1, "rtrl"),  # the mode train.Spec.for_model picks for tiny cells
+    ("lstm", 1, "flat"),  # forced: no shipped default picks it
+    ("gru", 5, "vmap"),  # the mode picked for larger cells: vmapped batched matmuls
+])
+def test_ensemble_equals_python_loop(kind, units, mode):
+    """R = 4 members: own seeds, learning rates and lengths (4, 6, 8, 8 left-padded to 8).
+
+    Two members share a data set; 2 epochs of 51 training examples in batches of 16, so
+    every epoch ends on a short batch (weights 0 on its padding). Each gradient mode of
+    ``train.loss_and_grads`` is trained once; all three are checked against one another
+    on single batches in ``test_loss_and_grads_equal_each_members_unpadded_loss``.
+    """
+    model = M.Model(Cell(kind, units), "dense2")
+    assert train.Spec.for_model(model).mode == ("rtrl" if units == 1 else "vmap")
+    data_T = (8, 4, 6)  # data sets; the members below use them in another order
+    member_data = np.array([1, 2, 0, 0])  # member T = 4, 6, 8, 8
+    seeds = np.array([11, 12, 13, 14])
+    lr = np.array([1e-3, 3e-3, 1e-2, 3e-2], np.float32)
+    N, B, E = 64, 16, 2
+    data, raw = _padded_data(data_T, 8, N)
+    init = [M.init(jax.random.PRNGKey(int(s)), model) for s in seeds]
+
+    hist = train.fit(train.Spec(model, "adam", B, mode), _stack(init), data, member_data, lr, seeds, E)
+
+    for r in range(len(seeds)):
+        x, y, tr, va = raw[member_data[r]]
+        assert len(tr) % B != 0
+        want_p, want_m = _reference_member(model, init[r], x, y, tr, va, lr[r], int(seeds[r]), B, E)
+        got_p = _member(hist.params[-1], r)
+        for (path, g), w in zip(jax.tree_util.tree_flatten_with_path(got_p)[0], jax.tree.leaves(want_p)):
+            np.testing.assert_allclose(g, w, atol=1e-5, err_msg=f"member {r} {jax.tree_util.keystr(path)}")
+        got_m = np.stack([hist.train_loss[:, r], hist.train_acc[:, r], hist.val_loss[:, r], hist.val_acc[:, r]], 1)
+        np.testing.assert_allclose(got_m, want_m, atol=1e-5, err_msg=f"member {r} metrics (tl, ta, vl, va)")
+        # the reference actually moved: the comparison is not between two copies of the init
+        assert max(float(jnp.abs(a - b).max()) for a, b in
+                   zip(jax.tree.leaves(want_p), jax.tree.leaves(init[r]))) > 1e-3
+
+
+# ----------------------------------------------------------------------------- 2. padding is exact
+
+# lstm and gru are also covered, in every gradient mode, by
+# test_loss_and_grads_equal_each_members_unpadded_loss
+PAD_MODELS = tuple(M.Model(Cell(kind, 2), head) for kind, head in [
+    ("srnn", "dense1"), ("lstm", "dense2"), ("gru", "dense2"), ("lstm_nofg", "dense2"), ("janet", "dense2")])
+
+
+@partial(jax.jit, static_argnums=0)
+def _padded_and_unpadded(models, params, x, xp, y, w, mask):
+    # one compilation for every model (compiling each separately dominates the test's time)
+    vg = lambda m: jax.value_and_grad(partial(M.loss, m), has_aux=True)  # noqa: E731
+    return [(vg(m)(p, x, y, w), vg(m)(p, xp, y, w, mask)) for m, p in zip(models, params)]
+
+
+def test_left_padding_is_exact(subtests):
+    """T = 5 padded to T_pad = 9 with junk in the padding equals the unpadded sequence:
+    loss, accuracy and gradients (atol 1e-6), for every cell and both heads."""
+    params = [_random_params(jax.random.PRNGKey(3), m) for m in PAD_MODELS]
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(6, 5, 1)).astype(np.float32)
+    y = jnp.asarray(rng.integers(0, 2, 6), jnp.int32)
+    w = jnp.asarray(rng.uniform(0.5, 1.5, 6), jnp.float32)
+    xp = np.concatenate([rng.normal(size=(6, 4, 1)).astype(np.float32), x], 1)  # junk, then x
+    mask = jnp.arange(9) >= 4
+    out = _padded_and_unpadded(PAD_MODELS, params, jnp.asarray(x), jnp.asarray(xp), y, w, mask)
+    for m, (((l0, a0), g0), ((l1, a1), g1)) in zip(PAD_MODELS, out):
+        with subtests.test(cell=m.cell.kind, head=m.head):
+            np.testing.assert_allclose(l1, l0, atol=1e-6)
+            np.testing.assert_allclose(a1, a0, atol=1e-6)
+            for a, b in zip(jax.tree.leaves(g1), jax.tree.leaves(g0)):
+                np.testing.assert_allclose(a, b, atol=1e-6)
+            assert max(float(jnp.abs(a).max()) for a in jax.tree.leaves(g0)) > 1e-3
+
+
+@pytest.mark.parametrize("kind, units", [("lstm", 1), ("gru", 5)])
+def test_loss_and_grads_equal_each_members_unpadded_loss(kind, units):
+    """``train.loss_and_grads`` in every mode: (R,) losses, accuracies and gradients on
+    left-padded data (junk in the padding) with short batches (zero weights), against
+    ``model.loss`` and ``jax.grad`` of each member alone on its unpadded real examples."""
+    model = M.Model(Cell(kind, units), "dense2")
+    R, Bsz, T_pad, Ts, n = 3, 5, 9, (5, 9, 7), (5, 2, 4)
+    rng = np.random.default_rng(1)
+    params = _stack([_random_params(jax.random.PRNGKey(r), model) for r in range(R)])
+    xs = [rng.normal(size=(Bsz, T, 1)).astype(np.float32) for T in Ts]
+    x = np.stack([np.concatenate([np.full((Bsz, T_pad - T, 1), 7.0, np.float32), xi], 1) for xi, T in zip(xs, Ts)])
+    mask = jnp.asarray(np.stack([np.arange(T_pad) >= T_pad - T for T in Ts]))
+    y = jnp.asarray(rng.integers(0, 2, (R, Bsz)), jnp.int32)
+    w = jnp.asarray(np.arange(Bsz)[None, :] < np.array(n)[:, None], jnp.float32)  # short batches
+
+    @jax.jit
+    def every_mode_and_alone(params, x, y, w, mask, xs, ys):  # one compilation
+        modes = {mode: train.loss_and_grads(model, mode, params, x, y, w, mask) for mode in train.MODES}
+        alone = [jax.value_and_grad(partial(M.loss, model), has_aux=True)(_member(params, r), xs[r], ys[r])
+                 for r in range(R)]
+        return modes, alone
+
+    modes, alone = every_mode_and_alone(params, jnp.asarray(x), y, w, mask,
+                                        [jnp.asarray(xs[r][:n[r]]) for r in range(R)],
+                                        [y[r, :n[r]] for r in range(R)])
+    assert set(modes) == {"vmap", "flat", "rtrl"}
+    for mode, (l, a, g) in modes.items():
+        for r, ((lr_, ar), gr) in enumerate(alone):
+            np.testing.assert_allclose(l[r], lr_, atol=1e-6, err_msg=f"{mode} member {r}")
+            np.testing.assert_allclose(a[r], ar, atol=1e-6, err_msg=f"{mode} member {r}")
+            for (path, got), want in zip(jax.tree_util.tree_flatten_with_path(_member(g, r))[0],
+                                         jax.tree.leaves(gr)):
+                np.testing.assert_allclose(got, want, atol=1e-6,
+                                           err_msg=f"{mode} member {r} {jax.tree_util.keystr(path)}")
+
+
+# ----------------------------------------------------------------------------- 3. finite differences
+
+@pytest.fixture
+def x64():
+    old = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    yield
+    jax.config.update("jax_enable_x64", old)
+
+
+FD_CELLS = [
+    Cell("srnn", 2),
+    Cell("lstm", 2),
+    Cell("lstm", 2, "hard_sigmoid"),
+    Cell("gru", 2, reset_after=True),
+    Cell("gru", 2, reset_after=False),
+    Cell("gru", 5, reset_after=True),  # the matmul branch of cells._dot
+    Cell("janet", 2),
+    Cell("lstm_nofg", 2),
+]
+
+
+def _fd_problem(model):
+    rng = np.random.default_rng(5)
+    params = _random_params(jax.random.PRNGKey(7), model, 0.7, jnp.float64)
+    x = jnp.asarray(rng.normal(size=(6, 7, 1)))  # float64
+    y = jnp.asarray(rng.integers(0, 2, 6), jnp.int32)
+    w = jnp.asarray(rng.uniform(0.5, 1.5, 6))
+    mask = jnp.arange(7) >= 2  # two left-padded steps
+    return params, x, y, w, mask
+
+
+@pytest.mark.xfail(strict=True, raises=TypeError, reason=(
+    "BUG: cells.initial_carry hard-codes float32 zeros, so with float64 params/inputs "
+    "lax.scan fails (carry float32 in, float64 out): float64 does not propagate"))
+def test_float64_propagates(x64):
+    model = M.Model(Cell("srnn", 2), "dense2")
+    params, x, y, w, mask = _fd_problem(model)
+    loss, _ = M.loss(model, params, x, y, w, mask)
+    assert loss.dtype == jnp.float64
+
+
+@pytest.mark.parametrize("cell", FD_CELLS, ids=lambda c: f"{c.kind}{c.units}-{c.rsig}-ra{int(c.reset_after)}")
+def test_gradient_equals_finite_differences(x64, monkeypatch, cell):
+    """Every entry of ``jax.grad(model.loss)`` against ``(L(p+h) - L(p-h)) / 2h``, h = 1e-6,
+    rtol 1e-5 / atol 1e-8, for both heads, with example weights and two masked
+    (left-padded) steps.
+
+    Works around the float32 initial carry (see ``test_float64_propagates``) by casting it
+    to float64 in the test; everything else runs as shipped.
+    """
+    orig = cells.initial_carry
+    monkeypatch.setattr(cells, "initial_carry",
+                        lambda c, b: jax.tree.map(lambda a: a.astype(jnp.float64), orig(c, b)))
+    problems = []
+    for head in M.HEADS:
+        model = M.Model(cell, head)
+        params, x, y, w, mask = _fd_problem(model)
+        flat, unravel = ravel_pytree(params)
+        assert flat.dtype == jnp.float64
+        problems.append((head, flat, partial(
+            lambda model, unravel, x, y, w, mask, v: M.loss(model, unravel(v), x, y, w, mask)[0],
+            model, unravel, x, y, w, mask)))
+
+    @jax.jit
+    def grad_and_fd(flats, h):  # one compilation for both heads
+        out = []
+        for (_, _, L), v in zip(problems, flats):
+            eye = h * jnp.eye(v.size, dtype=v.dtype)
+            shifted = jax.vmap(L)(jnp.concatenate([v[None, :] + eye, v[None, :] - eye]))  # (2P,)
+            out.append(jax.value_and_grad(L)(v) + ((shifted[:v.size] - shifted[v.size:]) / (2 * h),))
+        return out
+
+    for (head, _, _), (loss, grad, fd) in zip(problems, grad_and_fd([f for _, f, _ in problems], 1e-6)):
+        assert loss.dtype == jnp.float64 and grad.dtype == jnp.float64
+        np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-8, err_msg=head)
+        assert float(jnp.abs(grad).max()) > 1e-3, head  # a non-trivial gradient
+
+
+# ----------------------------------------------------------------------------- 4. compilation
+
+class _Compiles:
+    """Counts XLA backend compilations by function name while active."""
+
+    def __init__(self):
+        self.names = []
+
+    def __call__(self, event, secs, **kw):
+        if event == COMPILE_EVENT:
+            self.names.append(kw.get("fun_name", ""))
+
+    def count(self, fun):
+        return sum(n == f"jit({fun})" for n in self.names)
+
+    def __enter__(self):
+        jax.monitoring.register_event_duration_secs_listener(self)
+        return self
+
+    def __exit__(self, *exc):
+        jax.monitoring.unregister_event_duration_listener(self)
+
+
+def test_train_epoch_compiles_once_for_same_shapes():
+    model = M.Model(Cell("srnn", 1))
+    spec = train.Spec(model, "adam", 8)
+    data, _ = _padded_data((5, 7), 7, 24)  # unique shapes: no other test compiles these
+    member_data = jnp.asarray([0, 1, 1], jnp.int32)
+    params = _stack([M.init(jax.random.PRNGKey(s), model) for s in range(3)])
+    rngs = [np.random.default_rng(s) for s in range(3)]
+    n_train = data.train.shape[1]
+    c0 = train.train_epoch._cache_size()
+    with _Compiles() as seen:
+        state = train.init_state(spec, params)
+        order, weight = train.epoch_order(rngs, n_train, 8)
+        lr = jnp.asarray([1e-3, 1e-3, 1e-3], jnp.float32)
+        state, l1, _ = train.train_epoch(spec, state, data, member_data, lr, order, weight)
+        jax.block_until_ready(l1)
+        assert seen.count("train_epoch") == 1
+        assert train.train_epoch._cache_size() == c0 + 1
+        # new values (learning rates, shuffles, parameters), same shapes: no new compilation
+        order, weight = train.epoch_order(rngs, n_train, 8)
+        state, l2, _ = train.train_epoch(spec, state, data, member_data, jnp.asarray([1e-2, 1e-3, 3e-3], jnp.float32),
+                                         order, weight)
+        jax.block_until_ready(l2)
+    assert seen.count("train_epoch") == 1
+    assert train.train_epoch._cache_size() == c0 + 1
+    assert not np.allclose(l1, l2)  # it did train
+
+
+def _shape_of(chunk):
+    data, index = sweep.make_data(chunk.members, chunk.T_pad)
+    return (len(chunk.members), chunk.T_pad) + tuple(a.shape for a in data) + (index.shape,)
+
+
+def test_sweep_compiles_once_per_bucket(monkeypatch):
+    """Lengths 3, 4, 5, 6 in one bucket (padded to 6), cut into two chunks that mix lengths:
+    one shape per bucket, one ``train_epoch`` (and ``evaluate``) compilation per bucket,
+    and none at all when the sweep is run again."""
+    n_dev, B = jax.local_device_count(), 4
+    # 2 * n_dev members per chunk whatever the core count: 4 * n_dev members make 2 chunks
+    monkeypatch.setattr(sweep, "plan", partial(sweep.plan, rows_per_device=2 * B))
+    cfg = config.from_dict({"name": "compile", "repeats": n_dev, "seed": 0, "N": 20, "epochs": 2,
+                            "batch_size": B, "grid": {"T": [3, 4, 5, 6]}})
+    chunks = sweep.plan(cfg.members())
+    by_bucket = {}
+    for c in chunks:
+        assert c.pad == 0
+        by_bucket.setdefault(c.T_pad, set()).add(_shape_of(c))
+    assert sum(len(c.members) for c in chunks) == 4 * n_dev
+    assert len(chunks) > len(by_bucket)  # a bucket cut into several chunks
+    assert all(len({m.run.T for m in c.members}) > 1 for c in chunks)  # chunks mix lengths
+    assert all(len(shapes) == 1 for shapes in by_bucket.values()), by_bucket  # one shape per bucket
+    with _Compiles() as first:
+        df = sweep.run(cfg, None)
+    assert len(df) == 4 * n_dev * 2
+    assert first.count("train_epoch") == len(by_bucket), first.names
+    assert first.count("evaluate") == len(by_bucket), first.names
+    with _Compiles() as second:
+        df2 = sweep.run(cfg, None)
+    assert second.count("train_epoch") == 0 and second.count("evaluate") == 0, second.names
+    assert df2.equals(df)
+
+
+@pytest.mark.parametrize("n_dev", [1, 2, 3])
+@pytest.mark.parametrize("repeats, Ts, rows", [(5, [4, 6, 8], 16), (3, [40], 4), (7, [2, 3, 50, 200], 8),
+                                               (1, [5], 512)])
+def test_plan_covers_every_member_once_in_equal_chunks(monkeypatch, n_dev, repeats, Ts, rows):
+    monkeypatch.setattr(jax, "local_device_count", lambda *a, **k: n_dev)
+    cfg = config.from_dict({"name": "p", "repeats": repeats, "seed": 0, "N": 20, "batch_size": 4,
+                            "grid": {"T": Ts}})
+    members = cfg.members()
+    chunks = sweep.plan(members, rows_per_device=rows)
+    real = [m for c in chunks for m in c.members[:len(c.members) - c.pad]]
+    assert sorted(m.id for m in real) == sorted(m.id for m in members)
+    for c in chunks:
+        assert len(c.members) % n_dev == 0 and c.pad < len(c.members)
+        assert c.T_pad >= max(m.run.T for m in c.members)
+        assert all(m is c.members[len(c.members) - c.pad - 1] for m in c.members[len(c.members) - c.pad:])
+    for t in {c.T_pad for c in chunks}:
+        assert len({len(c.members) for c in chunks if c.T_pad == t}) == 1  # equal chunks per bucket
+        assert max(m.run.T for c in chunks if c.T_pad == t for m in c.members) == t  # no excess padding
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "BUG: sweep.plan pads a short chunk with duplicates of its last member, and "
+    "sweep.make_data deduplicates data sets, so the padded chunk's Data has fewer data sets "
+    "(D) than its siblings: a second train_epoch/evaluate compilation for the same bucket"))
+def test_padded_chunk_keeps_the_bucket_shape(monkeypatch):
+    monkeypatch.setattr(jax, "local_device_count", lambda *a, **k: 2)  # plan only; no device use
+    cfg = config.from_dict({"name": "pad", "repeats": 5, "seed": 0, "N": 20, "epochs": 1,
+                            "batch_size": 4, "grid": {"T": [4, 6, 8]}})
+    chunks = sweep.plan(cfg.members(), rows_per_device=8)  # 15 members: chunks of 4, the last padded
+    assert [len(c.members) for c in chunks] == [4, 4, 4, 4] and chunks[-1].pad == 1
+    assert len({c.T_pad for c in chunks}) == 1
+    assert len({_shape_of(c) for c in chunks}) == 1, [_shape_of(c) for c in chunks]
+
+
+# ----------------------------------------------------------------------------- 5, 6. end to end
+
+SEED_PROTOCOL = {"name": "latch-srnn", "repeats": 10, "seed": 0, "task": "latch", "cell": "srnn",
+                 "units": 1, "T": 10, "N": 10000, "noise": 0.1, "init": "keras", "head": "dense2",
+                 "optimizer": "adam", "lr": 1e-3, "batch_size": 16, "epochs": 5}
+
+
+@pytest.fixture(scope="module")
+def seed_run():
+    return sweep.run(config.from_dict(SEED_PROTOCOL), None)
+
+
+def test_one_unit_srnn_latches_at_T10(seed_run):
+    """The seed's protocol (N = 10000, 5 epochs, Adam 1e-3, batch 16): most seeds succeed."""
+    df = seed_run
+    assert len(df) == 10 * 5 and set(df.seed) == set(range(10))
+    assert (df["T"] == 10).all() and (df.cell == "srnn").all() and (df.epochs == 5).all()
+    final = df[df.epoch == 5].set_index("seed").val_acc
+    wins = int((final >= 0.99).sum())
+    assert wins >= 6, f"{wins}/10 seeds reached val_acc >= 0.99: {final.round(3).to_dict()}"
+
+
+def test_sweep_is_deterministic(seed_run):
+    again = sweep.run(config.from_dict(SEED_PROTOCOL), None)
+    cols = ["member_id", "seed", "epoch", "train_loss", "train_acc", "val_loss", "val_acc"]
+    assert again[cols].equals(seed_run[cols])
