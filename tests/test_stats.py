@@ -39,9 +39,6 @@ def test_wilson_is_vectorised():
     np.testing.assert_allclose(high, want[:, 1], rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (minor): stats.wilson is not clipped to [0, 1]: wilson(0, 21) gives low = -1.4e-17 "
-    "and wilson(16, 16) high = 1.0000000000000002; scipy gives exactly 0.0 and 1.0"))
 def test_wilson_interval_lies_in_unit_interval():
     for n in range(1, 60):
         for confidence in (0.95, 0.9):

@@ -106,8 +106,8 @@ def lead(v, ndim: int):
     return v.reshape((1,) * (ndim - v.ndim) + v.shape)
 
 
-def initial_carry(cell: Cell, batch: int):
-    h = jnp.zeros((batch, cell.units), jnp.float32)
+def initial_carry(cell: Cell, batch: int, dtype=jnp.float32):
+    h = jnp.zeros((batch, cell.units), dtype)
     return (h, h) if cell.kind in ("lstm", "lstm_nofg") else h
 
 
@@ -187,7 +187,7 @@ def scan(cell: Cell, params, x, mask=None, return_sequences=False):
         the final carry, and (B, T, H) outputs if ``return_sequences``.
     """
     xw = jnp.swapaxes(input_projection(cell, params, x), 0, 1)  # (T, B, G*H)
-    carry0 = initial_carry(cell, x.shape[0])
+    carry0 = initial_carry(cell, x.shape[0], xw.dtype)
 
     def body(carry, inp):
         xw_t, m_t = inp

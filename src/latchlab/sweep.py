@@ -106,32 +106,30 @@ def _generate(key, task, n, T, noise, signal_len):
 
 
 def make_data(members: list[Member], T_pad: int) -> tuple[train.Data, np.ndarray]:
-    """The chunk's distinct data sets, left-padded to ``T_pad``, and each member's index.
+    """One data set per member, left-padded to ``T_pad``, and each member's index into them.
 
     A data set depends only on (task, T, noise, signal_len, N, val_frac, split, seed), so
-    members that differ in cell, initialisation or learning rate see the same sequences.
+    members that differ in cell, initialisation or learning rate see the same sequences;
+    each is generated once. There are always as many data sets as members, so every chunk
+    of a bucket has the same shapes and the bucket compiles once.
     """
-    ident = lambda r, s: (r.task, r.T, r.noise, r.signal_len, r.N, r.val_frac, r.split, s)  # noqa: E731
-    uniq = list(dict.fromkeys(ident(m.run, m.seed) for m in members))
-    index = np.array([uniq.index(ident(m.run, m.seed)) for m in members], np.int32)
-    by_kind = defaultdict(list)
-    for d, (task, T, noise, L, N, vf, split, seed) in enumerate(uniq):
-        by_kind[(task, T, noise, L, N)].append((d, seed, vf, split))
-    N = uniq[0][4]
-    x = np.zeros((len(uniq), N, T_pad, 1), np.float32)
-    y = np.zeros((len(uniq), N), np.int32)
-    mask = np.zeros((len(uniq), T_pad), bool)
-    tr, va = [None] * len(uniq), [None] * len(uniq)
-    for (task, T, noise, L, N), items in by_kind.items():
-        for d, seed, vf, split in items:
-            xs, ys = jax.device_get(_generate(_keys(seed)[0], task, N, T, noise, L))
-            x[d, :, T_pad - T:] = xs
-            y[d] = ys
-            mask[d, T_pad - T:] = True
-            tr[d], va[d] = tasks.split_indices(_keys(seed)[1], ys, vf, split)
+    R, N = len(members), members[0].run.N
+    x = np.zeros((R, N, T_pad, 1), np.float32)
+    y = np.zeros((R, N), np.int32)
+    mask = np.zeros((R, T_pad), bool)
+    tr, va, made = [None] * R, [None] * R, {}
+    for d, m in enumerate(members):
+        r = m.run
+        key = (r.task, r.T, r.noise, r.signal_len, r.N, r.val_frac, r.split, m.seed)
+        if key not in made:
+            xs, ys = jax.device_get(_generate(_keys(m.seed)[0], r.task, r.N, r.T, r.noise, r.signal_len))
+            made[key] = (xs, ys, *tasks.split_indices(_keys(m.seed)[1], ys, r.val_frac, r.split))
+        xs, y[d], tr[d], va[d] = made[key]
+        x[d, :, T_pad - r.T:] = xs
+        mask[d, T_pad - r.T:] = True
     data = train.Data(jnp.asarray(x), jnp.asarray(y), jnp.asarray(mask),
                       jnp.asarray(np.stack(tr).astype(np.int32)), jnp.asarray(np.stack(va).astype(np.int32)))
-    return data, index
+    return data, np.arange(R, dtype=np.int32)
 
 
 @partial(jax.jit, static_argnums=(0, 1, 2))

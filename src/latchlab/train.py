@@ -83,11 +83,11 @@ MODES = ("vmap", "flat", "rtrl")
 def choose_mode(model: M.Model) -> str:
     """The gradient layout for a model's shapes (see ``loss_and_grads``).
 
-    Tiny cells (every matmul at most 4 terms, few parameters) use ``rtrl``; larger cells
-    use ``vmap``, whose batched matmuls win once the hidden size grows.
+    Measured with bench/modes.py on 2-core XLA:CPU (docs/benchmarks.md): ``vmap`` was
+    fastest or within noise for one-unit SRNNs and LSTMs at every shape tried, while the
+    generic ``rtrl`` (P tangent directions per row) was up to 5x slower for the LSTM, so
+    ``vmap`` is the choice for every shape until a measurement says otherwise.
     """
-    if max(model.cell.units, model.n_in) <= 4 and n_cell_params(model) <= 24:
-        return "rtrl"
     return "vmap"
 
 
@@ -157,7 +157,7 @@ def _rtrl(model: M.Model, params, x, y, w, mask):
         return cells.step(cell, p, carry, cells.input_projection(cell, p, x_t))
 
     def row(th, x_r, m_r):  # th (P,), x_r (T, F), m_r (T,)
-        carry0 = cells.initial_carry(cell, 1)
+        carry0 = cells.initial_carry(cell, 1, theta.dtype)
         tan0 = jax.tree.map(lambda c: jnp.zeros((P,) + c.shape, c.dtype), carry0)
 
         def body(state, inp):
