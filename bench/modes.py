@@ -28,20 +28,19 @@ def epoch_seconds(kind, preset, T, R, mode, units=1, N=10000, repeats=2):
     model = M.Model(Cell.from_preset(kind, units, preset))
     params = jax.vmap(lambda k: M.init(k, model, "keras"))(jax.random.split(jax.random.PRNGKey(1), R))
     spec = train.Spec(model, "adam", 16, mode)
-    split, same = train.member_shardings(R)
+    split = train.member_sharding(R)
     state = jax.device_put(train.init_state(spec, params), split)
-    data = jax.device_put(data, same)
-    md, lr = jax.device_put((jnp.arange(R, dtype=jnp.int32), jnp.full(R, 1e-3)), split)
+    data, lr = jax.device_put((data, jnp.full(R, 1e-3, jnp.float32)), split)
     rngs = [np.random.default_rng(i) for i in range(R)]
     order, weight = jax.device_put(train.epoch_order(rngs, data.train.shape[1], 16), split)
     t0 = time.perf_counter()
-    state, l, _ = train.train_epoch(spec, state, data, md, lr, order, weight)
+    state, l, _ = train.train_epoch(spec, state, data, lr, order, weight)
     jax.block_until_ready(l)
     first = time.perf_counter() - t0
     best = np.inf
     for _ in range(repeats):
         t0 = time.perf_counter()
-        state, l, _ = train.train_epoch(spec, state, data, md, lr, order, weight)
+        state, l, _ = train.train_epoch(spec, state, data, lr, order, weight)
         jax.block_until_ready(l)
         best = min(best, time.perf_counter() - t0)
     return best, first - best

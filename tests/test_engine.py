@@ -135,7 +135,8 @@ def test_ensemble_equals_python_loop(kind, units, mode):
     data, raw = _padded_data(data_T, 8, N)
     init = [M.init(jax.random.PRNGKey(int(s)), model) for s in seeds]
 
-    hist = train.fit(train.Spec(model, "adam", B, mode), _stack(init), data, member_data, lr, seeds, E)
+    data = train.Data(*(np.asarray(a)[member_data] for a in data))  # one data set per member
+    hist = train.fit(train.Spec(model, "adam", B, mode), _stack(init), data, lr, seeds, E)
 
     for r in range(len(seeds)):
         x, y, tr, va = raw[member_data[r]]
@@ -319,7 +320,7 @@ def test_train_epoch_compiles_once_for_same_shapes():
     model = M.Model(Cell("srnn", 1))
     spec = train.Spec(model, "adam", 8)
     data, _ = _padded_data((5, 7), 7, 24)  # unique shapes: no other test compiles these
-    member_data = jnp.asarray([0, 1, 1], jnp.int32)
+    data = train.Data(*(np.asarray(a)[[0, 1, 1]] for a in data))  # one data set per member
     params = _stack([M.init(jax.random.PRNGKey(s), model) for s in range(3)])
     rngs = [np.random.default_rng(s) for s in range(3)]
     n_train = data.train.shape[1]
@@ -328,14 +329,14 @@ def test_train_epoch_compiles_once_for_same_shapes():
         state = train.init_state(spec, params)
         order, weight = train.epoch_order(rngs, n_train, 8)
         lr = jnp.asarray([1e-3, 1e-3, 1e-3], jnp.float32)
-        state, l1, _ = train.train_epoch(spec, state, data, member_data, lr, order, weight)
+        state, l1, _ = train.train_epoch(spec, state, data, lr, order, weight)
         jax.block_until_ready(l1)
         assert seen.count("train_epoch") == 1
         assert train.train_epoch._cache_size() == c0 + 1
         # new values (learning rates, shuffles, parameters), same shapes: no new compilation
         order, weight = train.epoch_order(rngs, n_train, 8)
         lr = jnp.asarray([1e-2, 1e-3, 3e-3], jnp.float32)
-        state, l2, _ = train.train_epoch(spec, state, data, member_data, lr, order, weight)
+        state, l2, _ = train.train_epoch(spec, state, data, lr, order, weight)
         jax.block_until_ready(l2)
     assert seen.count("train_epoch") == 1
     assert train.train_epoch._cache_size() == c0 + 1
@@ -343,8 +344,8 @@ def test_train_epoch_compiles_once_for_same_shapes():
 
 
 def _shape_of(chunk):
-    data, index = sweep.make_data(chunk.members, chunk.T_pad)
-    return (len(chunk.members), chunk.T_pad) + tuple(a.shape for a in data) + (index.shape,)
+    data = sweep.make_data(chunk.members, chunk.T_pad)
+    return (len(chunk.members), chunk.T_pad) + tuple(a.shape for a in data)
 
 
 def test_sweep_compiles_once_per_bucket(monkeypatch):

@@ -8,7 +8,7 @@ import os as _os
 
 def _split_host_into_cores() -> None:
     # XLA:CPU runs a compiled while loop on one core. One host device per core lets an
-    # ensemble's halves train in parallel (train.member_shardings). Must precede JAX's
+    # ensemble's halves train in parallel (train.member_sharding). Must precede JAX's
     # backend initialisation; a user's own setting wins; LATCHLAB_DEVICES overrides.
     flags = _os.environ.get("XLA_FLAGS", "")
     if "xla_force_host_platform_device_count" in flags:

@@ -24,7 +24,7 @@ from latchlab.config import Member, RunConfig, SweepConfig
 # lowest up to about this many rows and grows faster than linearly beyond (bench/modes.py).
 ROWS_PER_DEVICE = 512
 # A bucket's fixed cost (its compilation, about 2 s) in member-steps of 5-epoch training.
-BUCKET_COMPILE = 4500
+BUCKET_COMPILE = 1500
 
 
 @dataclass
@@ -67,7 +67,7 @@ def buckets(lengths: dict[int, int], cap: int, per_bucket: float = BUCKET_COMPIL
 
 def _group_key(run: RunConfig):
     # the split changes which indices, not how many: both splits share compiled shapes
-    return (run.model, run.optimizer, run.batch_size, run.epochs, run.N, run.val_frac)
+    return (run.task, run.model, run.optimizer, run.batch_size, run.epochs, run.N, run.val_frac)
 
 
 def plan(members: list[Member], rows_per_device: int = ROWS_PER_DEVICE) -> list[Chunk]:
@@ -99,37 +99,38 @@ def _keys(seed: int):
     return jax.random.split(jax.random.PRNGKey(seed), 3)  # data, split, init
 
 
-@partial(jax.jit, static_argnames=("task", "n", "T", "signal_len"))
-def _generate(key, task, n, T, noise, signal_len):
-    # one data set per call: a vmap over a varying number of keys would compile per count
-    return tasks.GENERATORS[task](key, n, T, noise, signal_len)
+_member_keys = jax.jit(jax.vmap(_keys))
 
 
-def make_data(members: list[Member], T_pad: int) -> tuple[train.Data, np.ndarray]:
-    """One data set per member, left-padded to ``T_pad``, and each member's index into them.
+@partial(jax.jit, static_argnames=("task", "n", "pad_to", "n_val", "n_pos"))
+def _chunk_data(keys, T, noise, signal_len, tail, task, n, pad_to, n_val, n_pos):
+    gen = {"latch": tasks._latch, "bit_relay": tasks._bit_relay}[task]
 
-    A data set depends only on (task, T, noise, signal_len, N, val_frac, split, seed), so
-    members that differ in cell, initialisation or learning rate see the same sequences;
-    each is generated once. There are always as many data sets as members, so every chunk
-    of a bucket has the same shapes and the bucket compiles once.
+    def one(k, T, noise, L, tail):
+        x, y = gen(k[0], n, T, noise, L, pad_to)
+        tr, va = tasks.split(k[1], y, n_val, n_pos, tail)
+        return train.Data(x, y, tasks._steps(T, pad_to)[1], tr.astype(jnp.int32), va.astype(jnp.int32))
+
+    return jax.vmap(one)(keys, T, noise, signal_len, tail)
+
+
+def make_data(members: list[Member], T_pad: int) -> train.Data:
+    """Every member's data set, left-padded to ``T_pad``, made on the devices in one call.
+
+    A member's sequences depend only on its (task, T, noise, signal_len, N) and seed (not on
+    ``T_pad``: see ``tasks``), and its split on (val_frac, split) and seed; so members that
+    differ in cell, initialisation or learning rate see the same sequences.
     """
-    R, N = len(members), members[0].run.N
-    x = np.zeros((R, N, T_pad, 1), np.float32)
-    y = np.zeros((R, N), np.int32)
-    mask = np.zeros((R, T_pad), bool)
-    tr, va, made = [None] * R, [None] * R, {}
-    for d, m in enumerate(members):
-        r = m.run
-        key = (r.task, r.T, r.noise, r.signal_len, r.N, r.val_frac, r.split, m.seed)
-        if key not in made:
-            xs, ys = jax.device_get(_generate(_keys(m.seed)[0], r.task, r.N, r.T, r.noise, r.signal_len))
-            made[key] = (xs, ys, *tasks.split_indices(_keys(m.seed)[1], ys, r.val_frac, r.split))
-        xs, y[d], tr[d], va[d] = made[key]
-        x[d, :, T_pad - r.T:] = xs
-        mask[d, T_pad - r.T:] = True
-    data = train.Data(jnp.asarray(x), jnp.asarray(y), jnp.asarray(mask),
-                      jnp.asarray(np.stack(tr).astype(np.int32)), jnp.asarray(np.stack(va).astype(np.int32)))
-    return data, np.arange(R, dtype=np.int32)
+    run = members[0].run
+    n, vf = run.N, run.val_frac
+    n_val = n - int(n * (1.0 - vf))
+    n_pos = int(round(n_val * (n // 2) / n))  # generators make exactly n // 2 positives
+    sharding = train.member_sharding(len(members))
+    col = lambda f, dt: jax.device_put(np.array([f(m) for m in members], dt), sharding)  # noqa: E731
+    keys = jax.device_put(_member_keys(jnp.asarray([m.seed for m in members], jnp.uint32)), sharding)
+    return _chunk_data(keys, col(lambda m: m.run.T, np.int32), col(lambda m: m.run.noise, np.float32),
+                       col(lambda m: m.run.signal_len, np.int32), col(lambda m: m.run.split == "tail", bool),
+                       task=run.task, n=n, pad_to=T_pad, n_val=n_val, n_pos=n_pos)
 
 
 @partial(jax.jit, static_argnums=(0, 1, 2))
@@ -159,12 +160,12 @@ def train_chunk(chunk: Chunk, on_epoch=None, timer=None) -> train.History:
     members = chunk.members
     run = members[0].run
     with train._span(timer, "data"):
-        data, index = make_data(members, chunk.T_pad)
+        data = make_data(members, chunk.T_pad)
         params = init_members(members)
     spec = train.Spec.for_model(run.model, run.optimizer, run.batch_size)
     lr = np.array([m.run.lr for m in members], np.float32)
     seeds = np.array([m.seed for m in members])
-    return train.fit(spec, params, data, index, lr, seeds, run.epochs, on_epoch, timer)
+    return train.fit(spec, params, data, lr, seeds, run.epochs, on_epoch, timer)
 
 
 def run(cfg: SweepConfig, store=None, progress=None, timer=None, command: str = ""):

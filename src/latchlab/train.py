@@ -1,8 +1,7 @@
 """The ensemble trainer: every member of a group trains in lockstep in one compiled epoch.
 
-Members are a leading array axis R. Each member has its own data (an index into a shared
-data array, so members that differ only in cell or learning rate share sequences), its
-own initial parameters, its own learning rate and its own shuffling. One epoch is one
+Members are a leading array axis R, split over the local devices. Each member has its own
+data set, initial parameters, learning rate and shuffling. One epoch is one
 ``jit``: a ``lax.scan`` over minibatches whose body ``vmap``s a per-member step.
 """
 from __future__ import annotations
@@ -59,10 +58,10 @@ class TrainState(NamedTuple):
 
 
 class Data(NamedTuple):
-    """Sequences shared by the members of a group.
+    """Each member's data set (leading axis R, aligned with the members).
 
-    x: (D, N, T, F) data sets, left-padded to a common T; y: (D, N) labels;
-    mask: (D, T) valid steps; train: (D, Ntr) and val: (D, Nv) indices into N.
+    x: (R, N, T, F) sequences, left-padded to a common T; y: (R, N) labels;
+    mask: (R, T) valid steps; train: (R, Ntr) and val: (R, Nv) indices into N.
     """
 
     x: jax.Array
@@ -83,11 +82,13 @@ MODES = ("vmap", "flat", "rtrl")
 def choose_mode(model: M.Model) -> str:
     """The gradient layout for a model's shapes (see ``loss_and_grads``).
 
-    Measured with bench/modes.py on 2-core XLA:CPU (docs/benchmarks.md): ``vmap`` was
-    fastest or within noise for one-unit SRNNs and LSTMs at every shape tried, while the
-    generic ``rtrl`` (P tangent directions per row) was up to 5x slower for the LSTM, so
-    ``vmap`` is the choice for every shape until a measurement says otherwise.
+    Measured with bench/modes.py on 2-core XLA:CPU (docs/benchmarks.md): for a one-unit
+    SRNN (3 cell parameters) forward mode (``rtrl``) is 1.2-2x faster than ``vmap``; for
+    a one-unit LSTM (12 parameters) it is 2-2.5x slower, as is ``flat``. Forward mode costs
+    one tangent per parameter, so it wins only for the smallest cells.
     """
+    if max(model.cell.units, model.n_in) <= 4 and n_cell_params(model) <= 6:
+        return "rtrl"
     return "vmap"
 
 
@@ -195,14 +196,18 @@ def _update(spec: Spec, state: TrainState, grads, lr):
     return TrainState(params, opt_state)
 
 
+def _take(x, idx):
+    """Per-member rows: ``x`` (R, N, ...), ``idx`` (R, ...) -> (R, ..., ...)."""
+    return jax.vmap(lambda a, i: a[i])(x, idx)
+
+
 @partial(jax.jit, static_argnums=0, donate_argnums=1)
-def train_epoch(spec: Spec, state: TrainState, data: Data, member_data, lr, order, weight):
+def train_epoch(spec: Spec, state: TrainState, data: Data, lr, order, weight):
     """One epoch for every member.
 
     Args:
         state: members' parameters and optimiser states, leading axis R.
-        data: the shared data sets.
-        member_data: (R,) which data set each member trains on.
+        data: the members' data sets.
         lr: (R,) learning rates.
         order: (R, S, B) positions into ``data.train`` of each step's minibatch.
         weight: (R, S, B) 1 for real examples, 0 for the padding of a short last batch.
@@ -210,15 +215,12 @@ def train_epoch(spec: Spec, state: TrainState, data: Data, member_data, lr, orde
         the new state and the epoch's (R,) mean training loss and accuracy, each batch
         measured before its update (as Keras reports them).
     """
-    mask = data.mask[member_data]  # (R, T)
-    rows = data.train[member_data]  # (R, Ntr)
 
     def body(state, inp):
         pos, w = inp  # (R, B)
-        ex = jnp.take_along_axis(rows, pos, axis=1)  # (R, B) example indices
-        x = data.x[member_data[:, None], ex]  # (R, B, T, F)
-        y = data.y[member_data[:, None], ex]  # (R, B)
-        l, a, g = loss_and_grads(spec.model, spec.mode, state.params, x, y, w, mask)
+        ex = jnp.take_along_axis(data.train, pos, axis=1)  # (R, B) example indices
+        x, y = _take(data.x, ex), _take(data.y, ex)  # (R, B, T, F), (R, B)
+        l, a, g = loss_and_grads(spec.model, spec.mode, state.params, x, y, w, data.mask)
         state = _update(spec, state, g, lr)
         n = w.sum(-1)
         return state, (l * n, a * n)
@@ -228,15 +230,28 @@ def train_epoch(spec: Spec, state: TrainState, data: Data, member_data, lr, orde
     return state, l.sum(0) / n, a.sum(0) / n
 
 
-@partial(jax.jit, static_argnums=0)
-def evaluate(model: M.Model, params, data: Data, member_data):
-    """(R,) validation loss and accuracy of every member on its own validation set."""
+@partial(jax.jit, static_argnums=(0, 3))
+def evaluate(model: M.Model, params, data: Data, block: int = 64):
+    """(R,) validation loss and accuracy of every member on its own validation set.
 
-    def one(p, d):
-        idx = data.val[d]
-        return M.loss(model, p, data.x[d][idx], data.y[d][idx], None, data.mask[d])
+    The validation set is scanned in blocks of ``block`` sequences, which keeps the rows
+    in flight per step as small as a training step's.
+    """
+    R, n_val = data.val.shape
+    nb = -(-n_val // block)
+    idx = jnp.pad(data.val, ((0, 0), (0, nb * block - n_val)))  # pads with index 0, weight 0
+    w = (jnp.arange(nb * block) < n_val).astype(jnp.float32)
 
-    return jax.vmap(one)(params, member_data)
+    def body(acc, b):
+        ex = jax.lax.dynamic_slice_in_dim(idx, b * block, block, axis=1)  # (R, block)
+        wb = jnp.broadcast_to(jax.lax.dynamic_slice_in_dim(w, b * block, block)[None, :], (R, block))
+        z = jax.vmap(partial(M.logits, model))(params, _take(data.x, ex), data.mask)
+        l, c = jax.vmap(partial(M.per_example, model))(z, _take(data.y, ex))
+        return (acc[0] + (l * wb).sum(-1), acc[1] + (c * wb).sum(-1)), None
+
+    zero = jnp.zeros((R,), jnp.float32)
+    (l, c), _ = jax.lax.scan(body, (zero, zero), jnp.arange(nb))
+    return l / n_val, c / n_val
 
 
 def epoch_order(rngs, n_train: int, batch_size: int):
@@ -279,41 +294,38 @@ def devices_for(n_members: int) -> int:
     return n if n > 1 and n_members % n == 0 else 1
 
 
-def member_shardings(n_members: int):
-    """Shardings for (member-axis arrays, replicated arrays)."""
+def member_sharding(n_members: int):
+    """The sharding of member-axis arrays: split over ``devices_for(n_members)`` devices."""
     n = devices_for(n_members)
     mesh = jax.sharding.Mesh(np.array(jax.local_devices()[:n]), ("m",))
-    P = jax.sharding.PartitionSpec
-    return jax.sharding.NamedSharding(mesh, P("m")), jax.sharding.NamedSharding(mesh, P())
+    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("m"))
 
 
-def fit(spec: Spec, params, data: Data, member_data, lr, seeds, epochs: int, on_epoch=None,
-        timer=None) -> History:
+def fit(spec: Spec, params, data: Data, lr, seeds, epochs: int, on_epoch=None, timer=None) -> History:
     """Train a stack of members for ``epochs`` epochs.
 
     Args:
         params: initial parameters, leading axis R.
-        member_data: (R,) data set per member; lr: (R,) learning rates.
+        data: the members' data sets (leading axis R).
+        lr: (R,) learning rates.
         seeds: (R,) member seeds; they seed the members' shuffling generators.
         on_epoch: called with the epoch number after each epoch.
         timer: optional ``Profile`` collecting where time goes.
     """
-    member_data = jnp.asarray(member_data, jnp.int32)
-    lr = jnp.asarray(lr, jnp.float32)
     rngs = [np.random.default_rng([int(s), 0x5EED]) for s in seeds]
-    split, same = member_shardings(len(seeds))
+    split = member_sharding(len(seeds))
     state = jax.device_put(init_state(spec, params), split)
-    data, member_data, lr = jax.device_put(data, same), jax.device_put(member_data, split), jax.device_put(lr, split)
+    data, lr = jax.device_put((data, jnp.asarray(lr, jnp.float32)), split)
     n_train = data.train.shape[1]
     snaps, hist = [jax.device_get(params)], {k: [] for k in ("tl", "ta", "vl", "va")}
     for e in range(epochs):
         with _span(timer, "data"):
             order, weight = jax.device_put(epoch_order(rngs, n_train, spec.batch_size), split)
         with _span(timer, "train"):
-            state, tl, ta = train_epoch(spec, state, data, member_data, lr, order, weight)
+            state, tl, ta = train_epoch(spec, state, data, lr, order, weight)
             tl = jax.block_until_ready(tl)
         with _span(timer, "validate"):
-            vl, va = evaluate(spec.model, state.params, data, member_data)
+            vl, va = evaluate(spec.model, state.params, data)
             vl = jax.block_until_ready(vl)
         for k, v in zip(("tl", "ta", "vl", "va"), (tl, ta, vl, va)):
             hist[k].append(np.asarray(v))
