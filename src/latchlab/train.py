@@ -71,6 +71,7 @@ class Data(NamedTuple):
     val: jax.Array
 
 
+@partial(jax.jit, static_argnums=0)
 def init_state(spec: Spec, params) -> TrainState:
     """Optimiser state for a stack of members' parameters (leading axis R)."""
     return TrainState(params, jax.vmap(direction(spec.optimizer).init)(params))
