@@ -35,6 +35,12 @@ class Chunk:
     T_pad: int
     pad: int = 0
 
+    @property
+    def data_key(self):
+        """What the chunk's data depend on: equal keys, equal ``make_data`` results."""
+        return (self.T_pad,) + tuple((m.run.task, m.run.T, m.run.noise, m.run.signal_len, m.run.N,
+                                      m.run.val_frac, m.run.split, m.seed) for m in self.members)
+
 
 def buckets(lengths: dict[int, int], cap: int, per_bucket: float = BUCKET_COMPILE) -> list[list[int]]:
     """Group sorted lengths into buckets minimising the modelled cost
@@ -92,7 +98,12 @@ def plan(members: list[Member], rows_per_device: int = ROWS_PER_DEVICE) -> list[
                 part = ms[i * size:(i + 1) * size]
                 pad = size - len(part)
                 chunks.append(Chunk(part + [part[-1]] * pad, max(bucket), pad))
-    return chunks
+    # chunks that train on the same data (e.g. the same seeds and lengths for each cell)
+    # run one after the other, so that ``run`` makes their data once
+    first = {}
+    for i, c in enumerate(chunks):
+        first.setdefault(c.data_key, i)
+    return sorted(chunks, key=lambda c: first[c.data_key])
 
 
 def _keys(seed: int):
@@ -159,12 +170,13 @@ def init_members(members: list[Member]):
     return params
 
 
-def train_chunk(chunk: Chunk, on_epoch=None, timer=None) -> train.History:
-    """Train one chunk's members together."""
+def train_chunk(chunk: Chunk, on_epoch=None, timer=None, data=None) -> train.History:
+    """Train one chunk's members together (on ``data`` if given: ``make_data``'s result)."""
     members = chunk.members
     run = members[0].run
     with train._span(timer, "data"):
-        data = make_data(members, chunk.T_pad)
+        if data is None:
+            data = make_data(members, chunk.T_pad)
         params = init_members(members)
     spec = train.Spec.for_model(run.model, run.optimizer, run.batch_size)
     lr = np.array([m.run.lr for m in members], np.float32)
@@ -193,10 +205,15 @@ def run(cfg: SweepConfig, store=None, progress=None, timer=None, command: str = 
     sweep_id = None
     if store is not None and todo:
         sweep_id = store.add_sweep(cfg.name, cfg.to_dict(), provenance.collect(), command)
+    made = (None, None)  # the last chunk's data, reused by the next chunk if it has the same
     for chunk in plan(todo):
         n_real = len(chunk.members) - chunk.pad
         t0 = time.perf_counter()
-        hist = train_chunk(chunk, (lambda e: progress(n_real, total)) if progress else None, timer)
+        if made[0] != chunk.data_key:
+            with train._span(timer, "data"):
+                made = (None, None)  # free the old data before making the new
+                made = (chunk.data_key, make_data(chunk.members, chunk.T_pad))
+        hist = train_chunk(chunk, (lambda e: progress(n_real, total)) if progress else None, timer, made[1])
         real = chunk.members[:n_real]
         hist = train.History(*(a[:, :n_real] for a in hist[:4]),
                              [jax.tree.map(lambda a: a[:n_real], p) for p in hist.params])
