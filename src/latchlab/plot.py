@@ -88,7 +88,7 @@ def success_vs_T(df: pd.DataFrame, line: str = "cell", panel: str = "split", thr
         ax.set_xlabel("sequence length T")
         ax.set_title(_SPLIT_TITLE.get(group, str(group) if group is not None else ""))
         ax.set_ylim(-0.02, 1.02)
-    panels[0][1].set_ylabel(f"success frequency (val acc ≥ {threshold:g}), Wilson 95 %")
+    panels[0][1].set_ylabel(f"success frequency (val acc ≥ {threshold:g})\nband: Wilson 95 %")
     panels[0][1].legend(frameon=False)
     fig.tight_layout()
     return fig
