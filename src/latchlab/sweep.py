@@ -113,16 +113,23 @@ def _keys(seed: int):
 _member_keys = jax.jit(jax.vmap(_keys))
 
 
-@partial(jax.jit, static_argnames=("task", "n", "pad_to", "n_val", "n_pos"))
-def _chunk_data(keys, T, noise, signal_len, tail, task, n, pad_to, n_val, n_pos):
+@partial(jax.jit, static_argnames=("task", "n", "pad_to"))
+def _chunk_sequences(keys, T, noise, signal_len, task, n, pad_to):
     gen = {"latch": tasks._latch, "bit_relay": tasks._bit_relay}[task]
 
-    def one(k, T, noise, L, tail):
+    def one(k, T, noise, L):
         x, y = gen(k[0], n, T, noise, L, pad_to)
-        tr, va = tasks.split(k[1], y, n_val, n_pos, tail)
-        return train.Data(x, y, tasks._steps(T, pad_to)[1], tr.astype(jnp.int32), va.astype(jnp.int32))
+        return x, y, tasks._steps(T, pad_to)[1]
 
-    return jax.vmap(one)(keys, T, noise, signal_len, tail)
+    return jax.vmap(one)(keys, T, noise, signal_len)
+
+
+@partial(jax.jit, static_argnames=("n_val", "n_pos"))
+def _chunk_splits(keys, y, tail, n_val, n_pos):
+    # apart from the sequences: the split's shapes do not depend on the length bucket, so
+    # it compiles once per sweep instead of once per bucket
+    tr, va = jax.vmap(lambda k, y, t: tasks.split(k[1], y, n_val, n_pos, t))(keys, y, tail)
+    return tr.astype(jnp.int32), va.astype(jnp.int32)
 
 
 def make_data(members: list[Member], T_pad: int) -> train.Data:
@@ -139,9 +146,10 @@ def make_data(members: list[Member], T_pad: int) -> train.Data:
     sharding = train.member_sharding(len(members))
     col = lambda f, dt: jax.device_put(np.array([f(m) for m in members], dt), sharding)  # noqa: E731
     keys = jax.device_put(_member_keys(jnp.asarray([m.seed for m in members], jnp.uint32)), sharding)
-    return _chunk_data(keys, col(lambda m: m.run.T, np.int32), col(lambda m: m.run.noise, np.float32),
-                       col(lambda m: m.run.signal_len, np.int32), col(lambda m: m.run.split == "tail", bool),
-                       task=run.task, n=n, pad_to=T_pad, n_val=n_val, n_pos=n_pos)
+    x, y, mask = _chunk_sequences(keys, col(lambda m: m.run.T, np.int32), col(lambda m: m.run.noise, np.float32),
+                                  col(lambda m: m.run.signal_len, np.int32), task=run.task, n=n, pad_to=T_pad)
+    tr, va = _chunk_splits(keys, y, col(lambda m: m.run.split == "tail", bool), n_val=n_val, n_pos=n_pos)
+    return train.Data(x, y, mask, tr, va)
 
 
 @partial(jax.jit, static_argnums=(0, 1, 2))
