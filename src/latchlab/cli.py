@@ -149,10 +149,10 @@ def reproduce_seed(
 
 def _print_summary(s) -> None:
     t = Table(title="final validation accuracy and success (val acc ≥ 0.99)")
-    for c in ("split", "cell", "T", "members", "mean ± std", "success [Wilson 95 %]"):
+    for c in ("split", "variant", "T", "members", "mean ± std", "success [Wilson 95 %]"):
         t.add_column(c)
     for r in s.itertuples():
-        t.add_row(r.split, r.cell, str(r.T), str(r.members), f"{r.mean_val_acc:.3f} ± {r.std_val_acc:.3f}",
+        t.add_row(r.split, r.variant, str(r.T), str(r.members), f"{r.mean_val_acc:.3f} ± {r.std_val_acc:.3f}",
                   f"{r.successes}/{r.members} [{r.wilson_low:.2f}, {r.wilson_high:.2f}]")
     Console().print(t)
 

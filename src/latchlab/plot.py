@@ -24,14 +24,28 @@ plt.rcParams.update({"font.size": 9, "axes.spines.top": False, "axes.spines.righ
                      "savefig.dpi": 150, "figure.dpi": 100, "svg.hashsalt": "latchlab"})
 
 
+# settings that tell lines apart (T and split are the axes and panels; seed is a repeat)
+_SETTINGS = ("task", "cell", "units", "N", "noise", "signal_len", "preset", "init", "values", "head",
+             "optimizer", "lr", "batch_size", "epochs", "val_frac")
+
+
 def final(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per member: its last epoch (a frame already per member passes through)."""
+    """One row per member: its last epoch (a frame already per member passes through),
+    with a ``variant`` column naming the settings that vary across the frame."""
     if "epoch" in df and "epochs" in df:
         df = df[df.epoch == df.epochs]
-    return df.reset_index(drop=True)
+    df = df.reset_index(drop=True)
+    if "variant" not in df:
+        varying = [c for c in _SETTINGS if c in df and df[c].astype(str).nunique() > 1]
+        if not varying:
+            varying = [c for c in ("cell",) if c in df]
+        df["variant"] = df[varying].astype(str).apply(
+            lambda r: " ".join(v if c == "cell" else f"{c}={v}" for c, v in r.items()), axis=1) \
+            if varying else "all"
+    return df
 
 
-def summary(df: pd.DataFrame, by=("split", "cell", "T"), threshold: float = SUCCESS) -> pd.DataFrame:
+def summary(df: pd.DataFrame, by=("split", "variant", "T"), threshold: float = SUCCESS) -> pd.DataFrame:
     """Per group: members, mean and std of validation accuracy, successes and Wilson 95 %."""
     df = final(df)
     by = [b for b in by if b in df]
@@ -55,8 +69,9 @@ def _label(df: pd.DataFrame, cell: str) -> str:
     return cell if units == [1] or not units else f"{cell} ({', '.join(map(str, units))} units)"
 
 
-def accuracy_vs_T(df: pd.DataFrame, line: str = "cell", panel: str = "split"):
-    """Final validation accuracy against T, mean ± std over members, one line per ``line``."""
+def accuracy_vs_T(df: pd.DataFrame, line: str = "variant", panel: str = "split"):
+    """Final validation accuracy against T, mean ± std over members, one line per ``line``
+    (default: each combination of the settings that vary, e.g. the cell)."""
     s = summary(df, by=(panel, line, "T"))
     fig, panels = _panels(s, panel)
     for group, ax in panels:
@@ -75,7 +90,7 @@ def accuracy_vs_T(df: pd.DataFrame, line: str = "cell", panel: str = "split"):
     return fig
 
 
-def success_vs_T(df: pd.DataFrame, line: str = "cell", panel: str = "split", threshold: float = SUCCESS):
+def success_vs_T(df: pd.DataFrame, line: str = "variant", panel: str = "split", threshold: float = SUCCESS):
     """Fraction of members with validation accuracy >= ``threshold``, Wilson 95 % band."""
     s = summary(df, by=(panel, line, "T"), threshold=threshold)
     fig, panels = _panels(s, panel)
@@ -83,8 +98,8 @@ def success_vs_T(df: pd.DataFrame, line: str = "cell", panel: str = "split", thr
         sub = s if group is None else s[s[panel] == group]
         for name, d in sub.groupby(line, sort=False):
             colour, marker = _STYLE.get(name, (None, "o"))
-            ax.plot(d["T"], d.success_rate, color=colour, marker=marker, ms=3, lw=1, label=str(name))
-            ax.fill_between(d["T"], d.wilson_low, d.wilson_high, color=colour, alpha=0.15, lw=0)
+            handle, = ax.plot(d["T"], d.success_rate, color=colour, marker=marker, ms=3, lw=1, label=str(name))
+            ax.fill_between(d["T"], d.wilson_low, d.wilson_high, color=handle.get_color(), alpha=0.15, lw=0)
         ax.set_xlabel("sequence length T")
         ax.set_title(_SPLIT_TITLE.get(group, str(group) if group is not None else ""))
         ax.set_ylim(-0.02, 1.02)
