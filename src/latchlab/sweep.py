@@ -182,7 +182,7 @@ def train_chunk(chunk: Chunk, on_epoch=None, timer=None, data=None) -> train.His
     """Train one chunk's members together (on ``data`` if given: ``make_data``'s result)."""
     members = chunk.members
     run = members[0].run
-    with train._span(timer, "data"):
+    with train.span(timer, "data"):
         if data is None:
             data = make_data(members, chunk.T_pad)
         params = init_members(members)
@@ -218,14 +218,14 @@ def run(cfg: SweepConfig, store=None, progress=None, timer=None, command: str = 
         n_real = len(chunk.members) - chunk.pad
         t0 = time.perf_counter()
         if made[0] != chunk.data_key:
-            with train._span(timer, "data"):
+            with train.span(timer, "data"):
                 made = (None, None)  # free the old data before making the new
                 made = (chunk.data_key, make_data(chunk.members, chunk.T_pad))
         hist = train_chunk(chunk, (lambda e: progress(n_real, total)) if progress else None, timer, made[1])
         real = chunk.members[:n_real]
         hist = train.History(*(a[:, :n_real] for a in hist[:4]),
                              [jax.tree.map(lambda a: a[:n_real], p) for p in hist.params])
-        with train._span(timer, "store"):
+        with train.span(timer, "store"):
             if store is not None:
                 store.write(sweep_id, real, hist, time.perf_counter() - t0)
             else:

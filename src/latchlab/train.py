@@ -320,12 +320,12 @@ def fit(spec: Spec, params, data: Data, lr, seeds, epochs: int, on_epoch=None, t
     n_train = data.train.shape[1]
     snaps, hist = [jax.device_get(params)], {k: [] for k in ("tl", "ta", "vl", "va")}
     for e in range(epochs):
-        with _span(timer, "data"):
+        with span(timer, "data"):
             order, weight = jax.device_put(epoch_order(rngs, n_train, spec.batch_size), split)
-        with _span(timer, "train"):
+        with span(timer, "train"):
             state, tl, ta = train_epoch(spec, state, data, lr, order, weight)
             tl = jax.block_until_ready(tl)
-        with _span(timer, "validate"):
+        with span(timer, "validate"):
             vl, va = evaluate(spec.model, state.params, data)
             vl = jax.block_until_ready(vl)
         for k, v in zip(("tl", "ta", "vl", "va"), (tl, ta, vl, va)):
@@ -336,7 +336,10 @@ def fit(spec: Spec, params, data: Data, lr, seeds, epochs: int, on_epoch=None, t
     return History(*(np.stack(hist[k]) for k in ("tl", "ta", "vl", "va")), snaps)
 
 
-class _span:
+class span:
+    """``with span(timer, "train"):`` charges the block's time to a phase of ``timer``
+    (a ``provenance.Profile``); does nothing when ``timer`` is None."""
+
     def __init__(self, timer, name):
         self.timer, self.name = timer, name
 
