@@ -115,7 +115,7 @@ _member_keys = jax.jit(jax.vmap(_keys))
 
 @partial(jax.jit, static_argnames=("task", "n", "pad_to"))
 def _chunk_sequences(keys, T, noise, signal_len, task, n, pad_to):
-    gen = {"latch": tasks._latch, "bit_relay": tasks._bit_relay}[task]
+    gen = tasks.PADDED[task]
 
     def one(k, T, noise, L):
         x, y = gen(k[0], n, T, noise, L, pad_to)
@@ -203,8 +203,6 @@ def run(cfg: SweepConfig, store=None, progress=None, timer=None, command: str = 
     Returns:
         a DataFrame with one row per member per epoch (those of ``cfg``'s members only).
     """
-    from latchlab.store import Store  # noqa: F401  (type only)
-
     members = cfg.members()
     done = store.done() if store is not None else set()
     todo = list({m.id: m for m in members if m.id not in done}.values())

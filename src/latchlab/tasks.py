@@ -99,6 +99,8 @@ def bit_relay(key, n: int, T, noise=0.1, signal_len=1, pad_to: int | None = None
 
 
 GENERATORS = {"latch": latch, "bit_relay": bit_relay}
+# the compiled forms, ``(key, n, T, noise, signal_len, pad_to)`` with T traceable
+PADDED = {"latch": _latch, "bit_relay": _bit_relay}
 
 
 def check(task: str, T: int, noise: float, signal_len: int, n: int | None = None) -> None:
