@@ -3,7 +3,9 @@
 * The vmapped, left-padded ensemble equals a plain Python loop over members, each trained
   alone on its own unpadded data with ``jax.grad`` and ``optax.adam``.
 * Masked left-padding is exact (loss and gradients), for every cell and in every gradient
-  mode of ``train.loss_and_grads`` (vmap, flat, rtrl), short batches included.
+  mode of ``train.loss_and_grads`` (vmap, flat, rtrl, bptt), short batches included.
+* The fast paths ``choose_mode`` picks train to the same parameters as plain vmap +
+  reverse-mode autodiff (1e-5).
 * Gradients equal central finite differences in float64, for every cell and head.
 * A compiled epoch is not compiled again for the same shapes; a sweep compiles once per
   distinct shape (once per bucket).
@@ -115,7 +117,7 @@ def _reference_member(model, params, x, y, tr, va, lr, seed, batch_size, epochs)
 
 @pytest.mark.parametrize("kind, units, mode", [
     ("srnn", 1, "rtrl"),  # the mode train.Spec.for_model picks for tiny cells
-    ("lstm", 1, "flat"),  # forced: no shipped default picks it
+    ("lstm", 1, "bptt"),  # the mode picked for one-unit LSTMs (hand-derived backward pass)
     ("gru", 5, "vmap"),  # the mode picked for larger cells: vmapped batched matmuls
 ])
 def test_ensemble_equals_python_loop(kind, units, mode):
@@ -150,6 +152,28 @@ def test_ensemble_equals_python_loop(kind, units, mode):
         # the reference actually moved: the comparison is not between two copies of the init
         assert max(float(jnp.abs(a - b).max()) for a, b in
                    zip(jax.tree.leaves(want_p), jax.tree.leaves(init[r]))) > 1e-3
+
+
+@pytest.mark.parametrize("cell", [Cell("srnn", 1), Cell("lstm", 1, "hard_sigmoid")])
+def test_fast_path_equals_plain_vmap_autodiff(cell):
+    """The mode ``Spec.for_model`` picks (rtrl for the one-unit SRNN, the hand-derived bptt
+    for the one-unit LSTM) trains the same members, on mixed left-padded lengths over 3
+    epochs, to the same parameters and metrics as plain vmap + reverse-mode autodiff."""
+    model = M.Model(cell, "dense2")
+    fast = train.Spec.for_model(model)
+    assert fast.mode != "vmap"
+    data, _ = _padded_data((8, 4, 6), 8, 64)
+    seeds = np.array([1, 2, 3])
+    init = _stack([M.init(jax.random.PRNGKey(int(s)), model) for s in seeds])
+    lr = np.full(3, 1e-2, np.float32)
+    got = train.fit(fast, init, data, lr, seeds, 3)
+    want = train.fit(fast._replace(mode="vmap"), init, data, lr, seeds, 3)
+    for (path, g), w in zip(jax.tree_util.tree_flatten_with_path(got.params[-1])[0], jax.tree.leaves(want.params[-1])):
+        np.testing.assert_allclose(g, w, atol=1e-5, err_msg=jax.tree_util.keystr(path))
+    for a, b in zip(got[:4], want[:4]):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    assert max(float(np.abs(a - b).max()) for a, b in
+               zip(jax.tree.leaves(want.params[-1]), jax.tree.leaves(init))) > 1e-2
 
 
 # ----------------------------------------------------------------------------- 2. padding is exact
@@ -187,15 +211,22 @@ def test_left_padding_is_exact(subtests):
             assert max(float(jnp.abs(a).max()) for a in jax.tree.leaves(g0)) > 1e-3
 
 
-@pytest.mark.parametrize("kind, units", [("lstm", 1), ("gru", 5)])
-def test_loss_and_grads_equal_each_members_unpadded_loss(kind, units):
-    """``train.loss_and_grads`` in every mode: (R,) losses, accuracies and gradients on
-    left-padded data (junk in the padding) with short batches (zero weights), against
-    ``model.loss`` and ``jax.grad`` of each member alone on its unpadded real examples."""
-    model = M.Model(Cell(kind, units), "dense2")
+@pytest.mark.parametrize("cell, head", [
+    (Cell("lstm", 1), "dense2"),
+    (Cell("lstm", 1, "hard_sigmoid"), "dense1"),  # the seed's gates; bptt's piecewise derivative
+    (Cell("lstm_nofg", 1, "hard_sigmoid_keras3"), "dense2"),
+    (Cell("gru", 5), "dense2"),
+])
+def test_loss_and_grads_equal_each_members_unpadded_loss(cell, head):
+    """``train.loss_and_grads`` in every mode the model allows: (R,) losses, accuracies and
+    gradients on left-padded data (junk in the padding) with short batches (zero weights),
+    against ``model.loss`` and ``jax.grad`` of each member alone on its unpadded real
+    examples."""
+    model = M.Model(cell, head)
     R, Bsz, T_pad, Ts, n = 3, 5, 9, (5, 9, 7), (5, 2, 4)
     rng = np.random.default_rng(1)
-    params = _stack([_random_params(jax.random.PRNGKey(r), model) for r in range(R)])
+    scale = 0.5 if cell.rsig == "sigmoid" else 2.0  # large enough to saturate hard sigmoids
+    params = _stack([_random_params(jax.random.PRNGKey(r), model, scale) for r in range(R)])
     xs = [rng.normal(size=(Bsz, T, 1)).astype(np.float32) for T in Ts]
     x = np.stack([np.concatenate([np.full((Bsz, T_pad - T, 1), 7.0, np.float32), xi], 1) for xi, T in zip(xs, Ts)])
     mask = jnp.asarray(np.stack([np.arange(T_pad) >= T_pad - T for T in Ts]))
@@ -204,7 +235,7 @@ def test_loss_and_grads_equal_each_members_unpadded_loss(kind, units):
 
     @jax.jit
     def every_mode_and_alone(params, x, y, w, mask, xs, ys):  # one compilation
-        modes = {mode: train.loss_and_grads(model, mode, params, x, y, w, mask) for mode in train.MODES}
+        modes = {mode: train.loss_and_grads(model, mode, params, x, y, w, mask) for mode in train.modes_for(model)}
         alone = [jax.value_and_grad(partial(M.loss, model), has_aux=True)(_member(params, r), xs[r], ys[r])
                  for r in range(R)]
         return modes, alone
@@ -212,7 +243,7 @@ def test_loss_and_grads_equal_each_members_unpadded_loss(kind, units):
     modes, alone = every_mode_and_alone(params, jnp.asarray(x), y, w, mask,
                                         [jnp.asarray(xs[r][:n[r]]) for r in range(R)],
                                         [y[r, :n[r]] for r in range(R)])
-    assert set(modes) == {"vmap", "flat", "rtrl"}
+    assert set(modes) == ({"vmap", "flat", "rtrl", "bptt"} if cell.units == 1 else {"vmap", "flat", "rtrl"})
     for mode, (l, a, g) in modes.items():
         for r, ((lr_, ar), gr) in enumerate(alone):
             np.testing.assert_allclose(l[r], lr_, atol=1e-6, err_msg=f"{mode} member {r}")

@@ -117,11 +117,17 @@ _member_keys = jax.jit(jax.vmap(_keys))
 def _chunk_sequences(keys, T, noise, signal_len, task, n, pad_to):
     gen = tasks.PADDED[task]
 
-    def one(k, T, noise, L):
+    def one(args):
+        k, T, noise, L = args
         x, y = gen(k[0], n, T, noise, L, pad_to)
         return x, y, tasks._steps(T, pad_to)[1]
 
-    return jax.vmap(one)(keys, T, noise, signal_len)
+    # one member at a time on each device: a vmap over all members would hold every
+    # member's random bits and intermediates at once (4-5 times the data's size)
+    R, D = keys.shape[0], train.devices_for(keys.shape[0])
+    per_device = jax.tree.map(lambda a: a.reshape((D, R // D) + a.shape[1:]), (keys, T, noise, signal_len))
+    out = jax.vmap(lambda a: jax.lax.map(one, a))(per_device)
+    return jax.tree.map(lambda a: a.reshape((R,) + a.shape[2:]), out)
 
 
 @partial(jax.jit, static_argnames=("n_val", "n_pos"))

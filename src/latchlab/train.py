@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from latchlab import cells
+from latchlab import bptt, cells
 from latchlab import model as M
 from latchlab.errors import ConfigError
 
@@ -77,7 +77,12 @@ def init_state(spec: Spec, params) -> TrainState:
     return TrainState(params, jax.vmap(direction(spec.optimizer).init)(params))
 
 
-MODES = ("vmap", "flat", "rtrl")
+MODES = ("vmap", "flat", "rtrl", "bptt")
+
+
+def modes_for(model: M.Model) -> tuple[str, ...]:
+    """The gradient modes that can train ``model`` (``bptt`` is one-unit LSTMs only)."""
+    return MODES if bptt.supports(model) else tuple(m for m in MODES if m != "bptt")
 
 
 def choose_mode(model: M.Model) -> str:
@@ -85,9 +90,12 @@ def choose_mode(model: M.Model) -> str:
 
     Measured with bench/modes.py on 2-core XLA:CPU (docs/benchmarks.md): for a one-unit
     SRNN (3 cell parameters) forward mode (``rtrl``) is 1.2-2x faster than ``vmap``; for
-    a one-unit LSTM (12 parameters) it is 2-2.5x slower, as is ``flat``. Forward mode costs
-    one tangent per parameter, so it wins only for the smallest cells.
+    a one-unit LSTM (12 parameters) it is 2-2.5x slower, as is ``flat``, and the
+    hand-derived ``bptt`` is faster than ``vmap``. Forward mode costs one tangent per
+    parameter, so it wins only for the smallest cells.
     """
+    if bptt.supports(model):
+        return "bptt"
     if max(model.cell.units, model.n_in) <= 4 and n_cell_params(model) <= 6:
         return "rtrl"
     return "vmap"
@@ -118,6 +126,8 @@ def loss_and_grads(model: M.Model, mode: str, params, x, y, w, mask):
         rtrl: forward mode (real-time recurrent learning): each row carries
               ``d state / d theta`` for the P cell parameters along the sequence, so there is
               no backward pass through time and no stored residuals; cost grows with P.
+        bptt: reverse mode derived by hand for one-unit LSTMs (``latchlab.bptt``): the
+              forward pass stores only the states, the backward pass recomputes the gates.
 
     Args:
         params: leading axis R; x: (R, B, T, F); y, w: (R, B); mask: (R, T).
@@ -142,7 +152,9 @@ def loss_and_grads(model: M.Model, mode: str, params, x, y, w, mask):
         return l, a, g
     if mode == "rtrl":
         return _rtrl(model, params, x, y, w, mask)
-    raise ConfigError("mode", f"unknown gradient mode {mode!r}", MODES)
+    if mode == "bptt" and bptt.supports(model):
+        return bptt.loss_and_grads(model, params, x, y, w, mask)
+    raise ConfigError("mode", f"unknown gradient mode {mode!r} for {model.cell.kind}", modes_for(model))
 
 
 def _rtrl(model: M.Model, params, x, y, w, mask):

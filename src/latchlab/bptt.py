@@ -1,0 +1,120 @@
+"""Hand-derived backpropagation through time for the one-unit LSTM (the seed's cell).
+
+Reverse-mode autodiff through ``lax.scan`` stores about fifteen residual arrays per time
+step for an LSTM and emits one XLA:CPU kernel per residual; with one unit every array is
+(R, B) scalars, so the loop is bound by those writes rather than by arithmetic. Here the
+forward pass keeps only ``(h, c)`` per step, and the backward pass recomputes the gates
+and reduces the parameter gradients over the batch in the same step. Same numbers as
+autodiff to float32 rounding (tests/test_engine.py); ``bench/modes.py`` has the speed.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from latchlab import cells
+from latchlab import model as M
+
+KINDS = ("lstm", "lstm_nofg")
+_SLOPE = {"hard_sigmoid": 0.2, "hard_sigmoid_keras3": 1.0 / 6.0}
+
+
+def supports(model: M.Model) -> bool:
+    """One-unit LSTM (with or without forget gate) on scalar inputs."""
+    return model.cell.kind in KINDS and model.cell.units == 1 and model.n_in == 1
+
+
+def _gate(rsig: str):
+    """The gate activation and its derivative from ``(z, value)``."""
+    if rsig == "sigmoid":
+        return jax.nn.sigmoid, lambda z, s: s * (1.0 - s)
+    k = _SLOPE[rsig]
+
+    def act(z):
+        return jnp.clip(k * z + 0.5, 0.0, 1.0)
+
+    def d(z, s):
+        v = k * z + 0.5
+        return jnp.where((v > 0.0) & (v < 1.0), k, 0.0)
+
+    return act, d
+
+
+def loss_and_grads(model: M.Model, params, x, y, w, mask):
+    """Per-member losses, accuracies and gradients of a one-unit LSTM ensemble.
+
+    Forward, per row (member r, example b), with ``s`` the gate activation:
+        z_k = x_t W_k + h_{t-1} U_k + b_k,  k in (i, f, g, o)
+        c_t = s(z_f) c_{t-1} + s(z_i) tanh(z_g),  h_t = s(z_o) tanh(c_t)
+    (``lstm_nofg``: no f block, ``s(z_f) = 1``); masked steps keep the state.
+    Backward, from ``dh_T = dL/dh_T`` (the head's gradient) and ``dc_T = 0``:
+        dc = dc_t + dh_t s(z_o) (1 - tanh(c_t)^2)
+        dz_i = dc tanh(z_g) s'(z_i),  dz_f = dc c_{t-1} s'(z_f),
+        dz_g = dc s(z_i) (1 - tanh(z_g)^2),  dz_o = dh_t tanh(c_t) s'(z_o)
+        dh_{t-1} = sum_k dz_k U_k,  dc_{t-1} = dc s(z_f)
+        dW_k = sum_{t,b} dz_k x_t,  dU_k = sum_{t,b} dz_k h_{t-1},  db_k = sum_{t,b} dz_k
+
+    Args:
+        params: leading axis R, Keras layout (kernel (R, 1, G), recurrent (R, 1, G), bias (R, G)).
+        x: (R, B, T, 1); y, w: (R, B); mask: (R, T).
+    Returns:
+        ``(loss (R,), accuracy (R,), grads)`` as ``train.loss_and_grads``.
+    """
+    if not supports(model):
+        raise ValueError(f"bptt supports one-unit {'/'.join(KINDS)} on scalar inputs, not {model.cell}")
+    forget = model.cell.kind == "lstm"
+    act, dact = _gate(model.cell.rsig)
+    pc = params["cell"]
+    G = pc["bias"].shape[-1]
+    W, U, b = pc["kernel"][:, 0, :], pc["recurrent"][:, 0, :], pc["bias"]  # (R, G)
+    col = [(W[:, k:k + 1], U[:, k:k + 1], b[:, k:k + 1]) for k in range(G)]  # (R, 1) each
+    names = ("i", "f", "g", "o") if forget else ("i", "g", "o")
+    xs = jnp.moveaxis(x[..., 0], 2, 0)  # (T, R, B)
+    ms = mask.T[:, :, None]  # (T, R, 1)
+
+    def gates(x_t, h, c):
+        z = {n: x_t * Wk + h * Uk + bk for n, (Wk, Uk, bk) in zip(names, col)}
+        v = {n: (jnp.tanh(z[n]) if n == "g" else act(z[n])) for n in names}
+        c_new = v["i"] * v["g"] + (v["f"] * c if forget else c)
+        return z, v, c_new
+
+    def forward(carry, inp):
+        h, c = carry
+        x_t, m_t = inp
+        _, v, c_new = gates(x_t, h, c)
+        h_new = v["o"] * jnp.tanh(c_new)
+        return (jnp.where(m_t, h_new, h), jnp.where(m_t, c_new, c)), (h, c)
+
+    R, B = y.shape
+    zero = jnp.zeros((R, B), xs.dtype)
+    (h_T, _), (hs, cs) = jax.lax.scan(forward, (zero, zero), (xs, ms))
+
+    def head_loss(head, h, y, w):  # one member: loss from its final states (B, 1)
+        z = cells._dot(h, head["kernel"]) + cells.lead(head["bias"], 2)
+        l, c = M.per_example(model, z if model.head == "dense2" else z[:, 0], y)
+        n = jnp.maximum(w.sum(), 1e-12)
+        return (l * w).sum() / n, (c * w).sum() / n
+
+    (loss, acc), (g_head, dh_T) = jax.vmap(jax.value_and_grad(head_loss, argnums=(0, 1), has_aux=True))(
+        params["head"], h_T[..., None], y, w)
+
+    def backward(carry, inp):
+        dh, dc = carry
+        x_t, m_t, h, c = inp
+        z, v, c_new = gates(x_t, h, c)
+        tc = jnp.tanh(c_new)
+        dcc = dc + dh * v["o"] * (1.0 - tc * tc)
+        dz = {"i": dcc * v["g"] * dact(z["i"], v["i"]),
+              "g": dcc * v["i"] * (1.0 - v["g"] * v["g"]),
+              "o": dh * tc * dact(z["o"], v["o"])}
+        if forget:
+            dz["f"] = dcc * c * dact(z["f"], v["f"])
+        dz = jnp.stack([jnp.where(m_t, dz[n], 0.0) for n in names], -1)  # (R, B, G)
+        dh_prev = (dz * U[:, None, :]).sum(-1)
+        dc_prev = dcc * v["f"] if forget else dcc
+        sums = (dz.sum(1), (dz * x_t[..., None]).sum(1), (dz * h[..., None]).sum(1))  # (R, G) each
+        return (jnp.where(m_t, dh_prev, dh), jnp.where(m_t, dc_prev, dc)), sums
+
+    _, (db, dW, dU) = jax.lax.scan(backward, (dh_T[..., 0], zero), (xs, ms, hs, cs), reverse=True)
+    g_cell = {"kernel": dW.sum(0)[:, None, :], "recurrent": dU.sum(0)[:, None, :], "bias": db.sum(0)}
+    return loss, acc, {"cell": g_cell, "head": g_head}
