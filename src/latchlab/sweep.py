@@ -198,10 +198,12 @@ def train_chunk(chunk: Chunk, on_epoch=None, timer=None, data=None) -> train.His
     return train.fit(spec, params, data, lr, seeds, run.epochs, on_epoch, timer)
 
 
-def run(cfg: SweepConfig, store=None, progress=None, timer=None, command: str = ""):
+def run(cfg: SweepConfig | list[SweepConfig], store=None, progress=None, timer=None, command: str = ""):
     """Run every member of ``cfg`` not yet in ``store``; return the members' epoch rows.
 
     Args:
+        cfg: a sweep, or a list of sweeps run as one (their members share compiled
+            ensembles wherever their shapes agree, e.g. initialisations of one cell).
         store: a ``Store``; finished chunks are written as they finish, and members already
             stored are skipped. Without a store, results are kept in memory only.
         progress: optional callable ``(advance_members_epochs, total)`` for progress bars.
@@ -209,14 +211,17 @@ def run(cfg: SweepConfig, store=None, progress=None, timer=None, command: str = 
     Returns:
         a DataFrame with one row per member per epoch (those of ``cfg``'s members only).
     """
-    members = cfg.members()
+    cfgs = list(cfg) if isinstance(cfg, (list, tuple)) else [cfg]
+    members = [m for c in cfgs for m in c.members()]
     done = store.done() if store is not None else set()
     todo = list({m.id: m for m in members if m.id not in done}.values())
     total = sum(m.run.epochs for m in todo)
     rows = []
     sweep_id = None
     if store is not None and todo:
-        sweep_id = store.add_sweep(cfg.name, cfg.to_dict(), provenance.collect(), command)
+        name = cfgs[0].name if len(cfgs) == 1 else "+".join(dict.fromkeys(c.name for c in cfgs))
+        config = cfgs[0].to_dict() if len(cfgs) == 1 else {"name": name, "sweeps": [c.to_dict() for c in cfgs]}
+        sweep_id = store.add_sweep(name, config, provenance.collect(), command)
     made = (None, None)  # the last chunk's data, reused by the next chunk if it has the same
     for chunk in plan(todo):
         n_real = len(chunk.members) - chunk.pad
