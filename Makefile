@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SCALE ?= quick
 
-.PHONY: run test bench clean
+.PHONY: run test bench clean browser
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -22,7 +22,13 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed
 	$(BIN)/latchlab reproduce seed --scale $(SCALE) --out results
 
-test: $(VENV)/.installed-test
+# Debian's Chromium and ChromeDriver, for the test that renders `latchlab explain`'s report
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; }
+
+test: $(VENV)/.installed-test browser
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed-test

@@ -1,8 +1,25 @@
-"""Shared test setup: Keras on the JAX backend, and no implicit rank promotion in jax.numpy."""
+"""Shared test setup: Keras on the JAX backend, no implicit rank promotion in jax.numpy, and
+the ``x64`` fixture."""
 import os
 
 os.environ.setdefault("KERAS_BACKEND", "jax")  # before anything imports keras
 
 import jax  # noqa: E402
+import pytest  # noqa: E402
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
+
+
+@pytest.fixture
+def x64():
+    """float64 for the duration of a test (finite-difference references)."""
+    old = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    yield
+    jax.config.update("jax_enable_x64", old)
+
+
+@pytest.fixture(scope="session")
+def xla_cache(tmp_path_factory):
+    """One compilation cache for every CLI subprocess of a test session."""
+    return tmp_path_factory.mktemp("xla-cache")

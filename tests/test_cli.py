@@ -31,7 +31,8 @@ import pytest
 from latchlab import config, plot, reproduce, sweep, tasks
 from latchlab.store import SCHEMA, Store
 
-LATCHLAB = Path(sys.executable).with_name("latchlab")
+from clitools import LATCHLAB, assert_user_error, cli  # noqa: E402
+
 OLD = 1_000_000_000  # an mtime far in the past, so any write to a file shows
 
 TINY = """\
@@ -45,31 +46,6 @@ GOOD = TINY + '[grid]\ncell = ["srnn", "lstm"]\nT = [2, 3]\n'  # 2 x 2 x 2 = 8 m
 
 
 # ----------------------------------------------------------------------------- helpers
-
-@pytest.fixture(scope="session")
-def xla_cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("xla-cache")
-
-
-def cli(*args, cwd, cache, timeout=300):
-    """Run the console script; ``(returncode, stdout, stderr)``."""
-    e = {**os.environ, "LATCHLAB_CACHE": str(cache)}
-    e.pop("LATCHLAB_PROGRESS", None)
-    p = subprocess.run([str(LATCHLAB), *map(str, args)], cwd=cwd, env=e, capture_output=True,
-                       text=True, timeout=timeout)
-    return p.returncode, p.stdout, p.stderr
-
-
-def assert_user_error(rc, out, err, field, allowed=()):
-    """Exit 2, no traceback, exactly one stderr line ``error: <field>: ...`` naming ``allowed``."""
-    assert "Traceback" not in out + err, err
-    assert rc == 2, (rc, err)
-    lines = [l for l in err.splitlines() if l.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith(f"error: {field}: "), lines[0]
-    for a in allowed:
-        assert a in lines[0], (a, lines[0])
-
 
 def age(path: Path) -> None:
     os.utime(path, (OLD, OLD))
@@ -128,7 +104,7 @@ RUN_GOOD = ("run", "good.toml", "--store", "s.sqlite")
 BAD = {
     "cell": Bad(RUN_BAD, "cell", ("srnn", "lstm", "gru", "lstm_nofg", "janet"),
                 TINY + 'cell = "rnn"\n'),
-    "task": Bad(RUN_BAD, "task", ("latch", "bit_relay"), TINY + 'task = "copy"\n'),
+    "task": Bad(RUN_BAD, "task", ("latch", "bit_relay"), TINY + 'task = "mnist"\n'),
     "preset": Bad(RUN_BAD, "preset", ("keras2", "keras3"), TINY + 'preset = "keras1"\n'),
     "T<1 in the grid": Bad(RUN_BAD, "T", (">= 1",), TINY + "[grid]\nT = [2, 0]\n"),
     "negative noise": Bad(RUN_BAD, "noise", (">= 0",), TINY + "noise = -0.1\n"),

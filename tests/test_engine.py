@@ -256,12 +256,6 @@ def test_loss_and_grads_equal_each_members_unpadded_loss(cell, head):
 
 # ----------------------------------------------------------------------------- 3. finite differences
 
-@pytest.fixture
-def x64():
-    old = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", old)
 
 
 FD_CELLS = [
@@ -405,7 +399,7 @@ def test_sweep_compiles_once_per_bucket(monkeypatch):
     with _Compiles() as second:
         df2 = sweep.run(cfg, None)
     assert second.count("train_epoch") == 0 and second.count("evaluate") == 0, second.names
-    assert df2.equals(df)
+    assert df2.drop(columns="seconds").equals(df.drop(columns="seconds"))  # wall-clock time differs
 
 
 @pytest.mark.parametrize("n_dev", [1, 2, 3])

@@ -1,7 +1,9 @@
 """latchlab: why can (or can't) a recurrent network carry information across time?
 
-Public API: ``cells``, ``tasks``, ``model``, ``train``, ``config``, ``sweep``, ``store``,
-``plot``, ``stats``, ``interop`` (``from_keras``).
+Public API: ``latchlab.sweep(config) -> DataFrame`` (one row per member per epoch) and the
+modules ``cells``, ``tasks``, ``model``, ``train``, ``config``, ``sweep``, ``store``,
+``plot`` (figures from such frames), ``stats``, ``interop`` (``from_keras``),
+``diagnose``, ``landscape``, ``ablations``, ``bengio94``, ``guess``, ``report``.
 """
 import os as _os
 
@@ -21,3 +23,5 @@ def _split_host_into_cores() -> None:
 _split_host_into_cores()
 
 __version__ = "0.1.0"
+
+from latchlab import sweep  # noqa: E402  (callable: latchlab.sweep(config) -> DataFrame)

@@ -35,19 +35,28 @@ class RunConfig:
     """Everything that defines an ensemble member except its seed."""
 
     task: str = "latch"
-    """Task generator: ``latch`` or ``bit_relay``."""
+    """Task generator: ``latch``, ``bit_relay``, ``two_sequence``, ``two_sequence_3b``,
+    ``parity`` (classification), ``adding`` (regression) or ``copy`` (per-step categories).
+    What the stored metrics mean depends on it (docs/tasks.md): for classification
+    ``val_loss`` is the cross-entropy and ``val_acc`` the accuracy; for ``adding``
+    ``val_loss`` is the MSE (baseline 1/6) and ``val_acc`` the fraction of sequences with
+    absolute error < 0.04; for ``copy`` ``val_loss`` is the mean per-step cross-entropy
+    (baseline ``10 log 8 / T``) and ``val_acc`` the per-symbol accuracy of the 10 recalled
+    symbols."""
     cell: str = "srnn"
     """Recurrent cell: ``srnn``, ``lstm``, ``gru``, ``lstm_nofg`` or ``janet``."""
     units: int = 1
     """Hidden units H >= 1."""
     T: int = 10
-    """Sequence length >= 1."""
+    """Sequence length >= 1 (``adding``: >= 2; ``copy``: the total length, >= 21, i.e.
+    Arjovsky et al.'s delay plus 20)."""
     N: int = 10000
     """Sequences per member (training + validation), >= 4."""
     noise: float = 0.1
-    """Standard deviation of the Gaussian noise on every step, >= 0."""
+    """Standard deviation of the Gaussian noise on every step, >= 0 (``parity``: the
+    half-width of uniform noise; ignored by ``adding`` and ``copy``)."""
     signal_len: int = 1
-    """Steps that carry the class signal, >= 1."""
+    """Steps that carry the class signal, >= 1 (ignored by ``parity``, ``adding``, ``copy``)."""
     preset: str = "keras3"
     """``keras2`` (hard_sigmoid gates, GRU reset_after=False: the seed's 2018 Keras) or
     ``keras3`` (sigmoid gates, reset_after=True)."""
@@ -55,8 +64,12 @@ class RunConfig:
     """Initialisation scheme: ``keras``, ``torch`` or ``chrono``."""
     values: tuple = ()
     """Explicit initial values as sorted ``(name, value)`` pairs, e.g. ``recurrent``, ``bias_f``."""
-    head: str = "dense2"
-    """``dense2`` (Dense(2) + softmax cross-entropy, the seed's) or ``dense1`` (sigmoid BCE)."""
+    head: str = "auto"
+    """``auto`` (the task's default: ``dense2`` for classification, ``linear`` for adding,
+    ``seq_softmax`` for copy), ``dense2`` (Dense(2) + softmax cross-entropy, the seed's) or
+    ``dense1`` (sigmoid BCE) for classification tasks; ``linear`` (Dense(1) + squared
+    error) for adding; ``seq_softmax`` (Dense(10) on every step + cross-entropy) for copy.
+    ``to_dict`` (so member ids and stored rows) gives the resolved head."""
     optimizer: str = "adam"
     """``adam`` (Keras defaults), ``sgd`` or ``rmsprop``."""
     lr: float = 1e-3
@@ -79,12 +92,23 @@ class RunConfig:
         return cells.Cell.from_preset(self.cell, self.units, self.preset)
 
     @property
-    def model(self) -> model.Model:
-        return model.Model(self.cell_spec, self.head, 1)
+    def head_name(self) -> str:
+        """The head, ``auto`` resolved to the task's default."""
+        return model.HEADS_FOR[tasks.TARGETS[self.task]][0] if self.head == "auto" else self.head
 
-    def to_dict(self) -> dict:
+    @property
+    def model(self) -> model.Model:
+        n_in = tasks.N_IN[self.task]
+        return model.Model(self.cell_spec, self.head_name, n_in,
+                           tasks.COPY_CATEGORIES if self.task == "copy" else None)
+
+    def to_dict(self, resolve: bool = True) -> dict:
+        """The fields as a dict (``values`` a dict); ``head`` resolved unless ``resolve``
+        is False (a sweep keeps ``auto`` so that a grid over tasks picks each one's head)."""
         d = dataclasses.asdict(self)
         d["values"] = dict(self.values)
+        if resolve:
+            d["head"] = self.head_name
         return d
 
 
@@ -92,7 +116,7 @@ RUN_FIELDS = tuple(f.name for f in fields(RunConfig))
 _INT = {"units", "T", "N", "signal_len", "batch_size", "epochs"}
 _FLOAT = {"noise", "lr", "val_frac"}
 _CHOICES = {"task": tasks.TASKS, "cell": cells.CELLS, "preset": tuple(cells.PRESETS),
-            "init": cells.INITS, "head": model.HEADS, "optimizer": train.OPTIMIZERS,
+            "init": cells.INITS, "head": ("auto",) + model.ALL_HEADS, "optimizer": train.OPTIMIZERS,
             "split": tasks.SPLITS}
 
 
@@ -110,6 +134,10 @@ def _check_run(c: RunConfig) -> None:
         if v not in allowed:
             raise ConfigError(name, f"unknown {name} {v!r}", allowed)
     tasks.check(c.task, c.T, c.noise, c.signal_len, c.N)
+    fit = model.HEADS_FOR[tasks.TARGETS[c.task]]
+    if c.head != "auto" and c.head not in fit:
+        raise ConfigError("head", f"{c.head} does not fit task {c.task} ({tasks.TARGETS[c.task]} targets)",
+                          ("auto",) + fit)
     if c.units < 1:
         raise ConfigError("units", f"must be >= 1, got {c.units}")
     if not c.lr > 0:
@@ -168,7 +196,7 @@ class SweepConfig:
         names = [n for n, _ in self.grid]
         out = []
         for combo in itertools.product(*(vs for _, vs in self.grid)):
-            out.append(_run(self.base.to_dict() | dict(zip(names, combo))))
+            out.append(_run(self.base.to_dict(resolve=False) | dict(zip(names, combo))))
         return out
 
     def members(self) -> list[Member]:
@@ -177,7 +205,7 @@ class SweepConfig:
     def to_dict(self) -> dict:
         grid = {n: [dict(v) if n == "values" else v for v in vs] for n, vs in self.grid}
         return {"name": self.name, "repeats": self.repeats, "seed": self.seed,
-                **self.base.to_dict(), "grid": grid}
+                **self.base.to_dict(resolve=False), "grid": grid}
 
 
 def _run(d: Mapping[str, Any]) -> RunConfig:

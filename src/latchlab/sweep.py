@@ -7,7 +7,9 @@ per length; a bucket is cut into equal chunks small enough to stay in cache.
 """
 from __future__ import annotations
 
+import sys
 import time
+import types
 from collections import defaultdict
 from dataclasses import dataclass
 from functools import partial
@@ -238,7 +240,7 @@ def run(cfg: SweepConfig | list[SweepConfig], store=None, progress=None, timer=N
             if store is not None:
                 store.write(sweep_id, real, hist, time.perf_counter() - t0)
             else:
-                rows.append((real, hist))
+                rows.append((real, hist, (time.perf_counter() - t0) / len(real)))
     if store is not None:
         df = store.epochs()
         return df[df.member_id.isin({m.id for m in members})].reset_index(drop=True)
@@ -252,12 +254,66 @@ def frame(results) -> "pd.DataFrame":
     import pandas as pd
 
     recs = []
-    for members, hist in results:
+    for members, hist, *seconds in results:
         for r, m in enumerate(members):
-            base = {"member_id": m.id, "seed": m.seed, **m.run.to_dict()}
+            base = {"member_id": m.id, "sweep_id": None, "seed": m.seed, **m.run.to_dict(),
+                    "seconds": seconds[0] if seconds else float("nan")}
             base["values"] = json.dumps(base["values"], sort_keys=True)
             for e in range(hist.val_acc.shape[0]):
                 recs.append({**base, "epoch": e + 1, "train_loss": float(hist.train_loss[e, r]),
                              "train_acc": float(hist.train_acc[e, r]), "val_loss": float(hist.val_loss[e, r]),
                              "val_acc": float(hist.val_acc[e, r])})
     return pd.DataFrame.from_records(recs)
+
+
+def sweep(config, store=None, progress: bool = False) -> "pd.DataFrame":
+    """Run a sweep from a notebook: ``latchlab.sweep(config) -> DataFrame``.
+
+    Args:
+        config: a ``SweepConfig``, a TOML-shaped dict (as ``config.from_dict`` takes), a
+            path to a TOML file, or a list of these (run as one sweep).
+        store: optional path of a results store: finished members are reused and new ones
+            written (without one, results stay in memory).
+        progress: show a progress bar (rich) over member-epochs.
+    Returns:
+        one row per member per epoch, the rows a store holds (``Store.epochs``).
+    """
+    from pathlib import Path
+
+    from latchlab import config as C
+    from latchlab.store import Store
+
+    def load(c):
+        if isinstance(c, SweepConfig):
+            return c
+        if isinstance(c, (str, Path)):
+            return C.load(c)
+        return C.from_dict(c)
+
+    cfgs = [load(c) for c in config] if isinstance(config, list) else load(config)
+    bar = None
+    if progress:
+        from rich.progress import Progress
+
+        bar = Progress(transient=True)
+        task = bar.add_task("training (member-epochs)", total=None)
+        bar.start()
+    advance = (lambda n, total: bar.update(task, total=total, advance=n)) if bar else None
+    try:
+        if store is None:
+            return run(cfgs, None, advance)
+        with Store(store) as st:
+            return run(cfgs, st, advance)
+    finally:
+        if bar is not None:
+            bar.stop()
+
+
+class _CallableModule(types.ModuleType):
+    # ``latchlab.sweep`` is this module (``sweep.run``, ``sweep.plan``, ...) and, for
+    # notebooks, also the function ``latchlab.sweep(config)``.
+    def __call__(self, config, store=None, progress: bool = False):
+        return sweep(config, store, progress)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -60,8 +60,9 @@ class TrainState(NamedTuple):
 class Data(NamedTuple):
     """Each member's data set (leading axis R, aligned with the members).
 
-    x: (R, N, T, F) sequences, left-padded to a common T; y: (R, N) labels;
-    mask: (R, T) valid steps; train: (R, Ntr) and val: (R, Nv) indices into N.
+    x: (R, N, T, F) sequences, left-padded to a common T; y: (R, N) labels or regression
+    targets, or (R, N, T) per-step targets (-1 on padding steps); mask: (R, T) valid steps;
+    train: (R, Ntr) and val: (R, Nv) indices into N.
     """
 
     x: jax.Array
@@ -81,8 +82,14 @@ MODES = ("vmap", "flat", "rtrl", "bptt")
 
 
 def modes_for(model: M.Model) -> tuple[str, ...]:
-    """The gradient modes that can train ``model`` (``bptt`` is one-unit LSTMs only)."""
-    return MODES if bptt.supports(model) else tuple(m for m in MODES if m != "bptt")
+    """The gradient modes that can train ``model``: ``bptt`` is one-unit LSTMs with a
+    classification head only, ``rtrl`` needs a head on the last state (not seq_softmax)."""
+    out = ("vmap", "flat")
+    if model.head in M.LAST_STATE_HEADS:
+        out += ("rtrl",)
+    if bptt.supports(model) and model.head in M.HEADS:
+        out += ("bptt",)
+    return out
 
 
 def choose_mode(model: M.Model) -> str:
@@ -92,11 +99,13 @@ def choose_mode(model: M.Model) -> str:
     SRNN (3 cell parameters) forward mode (``rtrl``) is 1.2-2x faster than ``vmap``; for
     a one-unit LSTM (12 parameters) it is 2-2.5x slower, as is ``flat``, and the
     hand-derived ``bptt`` is faster than ``vmap``. Forward mode costs one tangent per
-    parameter, so it wins only for the smallest cells.
+    parameter, so it wins only for the smallest cells. Heads outside a mode's reach
+    (``modes_for``) fall back to ``vmap``.
     """
-    if bptt.supports(model):
+    allowed = modes_for(model)
+    if "bptt" in allowed:
         return "bptt"
-    if max(model.cell.units, model.n_in) <= 4 and n_cell_params(model) <= 6:
+    if "rtrl" in allowed and max(model.cell.units, model.n_in) <= 4 and n_cell_params(model) <= 6:
         return "rtrl"
     return "vmap"
 
@@ -130,11 +139,15 @@ def loss_and_grads(model: M.Model, mode: str, params, x, y, w, mask):
               forward pass stores only the states, the backward pass recomputes the gates.
 
     Args:
-        params: leading axis R; x: (R, B, T, F); y, w: (R, B); mask: (R, T).
+        params: leading axis R; x: (R, B, T, F); y: (R, B) or (R, B, T); w: (R, B);
+        mask: (R, T).
     Returns:
         ``(loss (R,), accuracy (R,), grads)`` with grads shaped like ``params``.
     """
-    R, B = y.shape
+    R, B = w.shape
+    if mode not in modes_for(model):
+        raise ConfigError("mode", f"unknown gradient mode {mode!r} for {model.cell.kind} with head "
+                          f"{model.head}", modes_for(model))
     if mode == "vmap":
         def member(p, x, y, w, m):
             return jax.value_and_grad(partial(M.loss, model), has_aux=True)(p, x, y, w, m)
@@ -145,21 +158,19 @@ def loss_and_grads(model: M.Model, mode: str, params, x, y, w, mask):
             rows = _rows(params, B)
             xf = x.reshape((R * B,) + x.shape[2:])
             z = jax.vmap(lambda p, xi, m: M.logits(model, p, xi[None], m)[0])(rows, xf, _rows(mask, B))
-            l, c = M.per_example(model, z, y.reshape(-1))
+            l, c = M.per_example(model, z, y.reshape((R * B,) + y.shape[2:]))
             l, a = _weighted(l.reshape(R, B), c.reshape(R, B), w)
             return l.sum(), (l, a)
         (_, (l, a)), g = jax.value_and_grad(total, has_aux=True)(params)
         return l, a, g
     if mode == "rtrl":
         return _rtrl(model, params, x, y, w, mask)
-    if mode == "bptt" and bptt.supports(model):
-        return bptt.loss_and_grads(model, params, x, y, w, mask)
-    raise ConfigError("mode", f"unknown gradient mode {mode!r} for {model.cell.kind}", modes_for(model))
+    return bptt.loss_and_grads(model, params, x, y, w, mask)
 
 
 def _rtrl(model: M.Model, params, x, y, w, mask):
     cell = model.cell
-    R, B = y.shape
+    R, B = w.shape
     one = jax.tree.map(lambda p: p[0], params["cell"])
     _, unravel = jax.flatten_util.ravel_pytree(one)
     theta = jax.vmap(lambda p: jax.flatten_util.ravel_pytree(p)[0])(params["cell"])  # (R, P)
@@ -190,9 +201,7 @@ def _rtrl(model: M.Model, params, x, y, w, mask):
     h, dh = h.reshape(R, B, -1), dh.reshape(R, B, P, -1)
 
     def head_loss(head, h_m, y_m, w_m):  # one member: its loss from the final states
-        z = cells._dot(h_m, head["kernel"]) + cells.lead(head["bias"], 2)
-        z = z if model.head == "dense2" else z[:, 0]
-        l, c = M.per_example(model, z, y_m)
+        l, c = M.per_example(model, M.read_out(model, head, h_m), y_m)
         l, a = _weighted(l, c, w_m)
         return l, a
 
@@ -245,7 +254,9 @@ def train_epoch(spec: Spec, state: TrainState, data: Data, lr, order, weight):
 
 @partial(jax.jit, static_argnums=(0, 3))
 def evaluate(model: M.Model, params, data: Data, block: int = 64):
-    """(R,) validation loss and accuracy of every member on its own validation set.
+    """(R,) validation loss and accuracy of every member on its own validation set (the
+    head's loss and metric, ``model.per_example``: for ``linear`` the MSE and the fraction
+    within 0.04, for ``seq_softmax`` the per-step cross-entropy and per-symbol accuracy).
 
     The validation set is scanned in blocks of ``block`` sequences, which keeps the rows
     in flight per step as small as a training step's.

@@ -1,0 +1,383 @@
+"""Bengio, Simard & Frasconi (1994): one tanh neuron that must latch a bit.
+
+The model (their Section III and Fig. 2):
+
+    a_t = w tanh(a_{t-1}) + h_t,   a_0 = 0,   x_T = tanh(a_T)
+
+with the first ``L`` inputs ``h_1..h_L`` *trainable*, one set per class, and every later
+``h_t`` Gaussian noise of variance ``s``; ``w`` is trainable and starts at ``w0``. The loss
+is ``C = 1/2 sum_p (x_T^p - d^p)^2`` with targets ``d = +0.8`` (class 1) and ``-0.8``
+(class 0). Training is full-batch gradient descent (or any optimiser of ``train.direction``)
+on the gradient of ``C / P`` (the mean over the ``P`` training sequences, so that the
+learning rate does not depend on ``P``).
+
+Convergence: every ``check_every`` epochs (and before the first), each member is tested on
+its own fresh test set of ``n_test`` sequences; it has converged when *every* test
+sequence's output has its target's sign and the mean test loss ``1/2 (x_T - d)^2`` is below
+``loss_threshold``. A converged member stops updating; ``epochs`` is the first check at
+which it converged. A member that has not converged within ``epochs`` epochs has failed.
+
+Fig. 1 (the dynamics behind it): for ``w > 1`` the map ``x -> tanh(w x)`` has the stable
+fixed points ``±x̄`` and the unstable 0; a constant input ``h`` flips the state of
+``a -> w tanh(a) + h`` out of the negative basin iff ``h > h*(w)``, where the negative
+fixed point disappears in a saddle-node bifurcation (``fixed_points``, ``flip_threshold``,
+``simulated_flip_threshold``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, fields
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from scipy import optimize
+
+from latchlab import train
+from latchlab.errors import ConfigError
+
+
+# ----------------------------------------------------------------------------- configuration
+
+@dataclass(frozen=True)
+class Bengio94Config:
+    """The experiment of Bengio et al. (1994) Fig. 2 and its uncertain values.
+
+    Values marked *(unverified)* were recalled, not read in the paper: they are defaults.
+    """
+
+    L: int = 3
+    """Trainable input steps per class (Fig. 2: 3) *(unverified)*."""
+    T: int = 20
+    """Sequence length of Fig. 2a (20) *(unverified)*."""
+    w0_grid: tuple = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0)
+    """Initial recurrent weights ``w0`` of Fig. 2a."""
+    s_grid: tuple = (0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
+    """Noise variances ``s`` of Fig. 2a."""
+    T_grid: tuple = (5, 10, 15, 20, 30, 50, 75, 100)
+    """Sequence lengths of Fig. 2b."""
+    s_fig2b: float = 0.2
+    """Noise variance of Fig. 2b (0.2) *(unverified)*."""
+    w0_fig2b: float = 1.25
+    """Initial recurrent weight of Fig. 2b (1.25) *(unverified)*."""
+    target: float = 0.8
+    """Targets ``±target`` (0.8)."""
+    h_init: float = 0.1
+    """Initial trainable inputs uniform in ``[-h_init, h_init]``, per member *(our choice)*."""
+    n_train: int = 20
+    """Training sequences per member, half per class *(our choice)*."""
+    n_test: int = 1000
+    """Fresh test sequences per member for the convergence check."""
+    optimizer: str = "sgd"
+    """``sgd`` (plain gradient descent, the paper's), ``adam`` or ``rmsprop``."""
+    lr: float = 1.0
+    """Learning rate on the mean loss ``C / P`` *(our choice)*."""
+    epochs: int = 1000
+    """Budget of full-batch gradient steps *(our choice)*."""
+    check_every: int = 10
+    """Epochs between convergence checks on the test set."""
+    loss_threshold: float = 0.05
+    """Converged: all test signs right and mean test loss ``1/2 (x_T - d)^2`` below this."""
+    trials: int = 20
+    """Trials (seeds ``seed .. seed + trials - 1``) per grid point."""
+    seed: int = 0
+    """Seed of the first trial."""
+    seed_repeats: int = 5
+    """Repeats per T of the seed's softmax set-up overlaid on Fig. 2b (0: none)."""
+    seed_noise: float = 0.1
+    """Noise std of the overlaid seed set-up (the seed's 0.1)."""
+
+    def __post_init__(self):
+        _check(self)
+
+    def to_dict(self) -> dict:
+        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
+                for f in fields(self)}
+
+
+_INTS = ("L", "T", "n_train", "n_test", "epochs", "check_every", "trials", "seed", "seed_repeats")
+_FLOATS = ("s_fig2b", "w0_fig2b", "target", "h_init", "lr", "loss_threshold", "seed_noise")
+_GRIDS = {"w0_grid": float, "s_grid": float, "T_grid": int}
+
+
+def _check(c: Bengio94Config) -> None:
+    for name in _INTS:
+        v = getattr(c, name)
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise ConfigError(name, f"must be an integer, got {v!r}")
+    for name in _FLOATS:
+        v = getattr(c, name)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ConfigError(name, f"must be a finite number, got {v!r}")
+    for name, kind in _GRIDS.items():
+        v = getattr(c, name)
+        if not isinstance(v, tuple) or not v:
+            raise ConfigError(name, f"must be a non-empty list, got {v!r}")
+        for x in v:
+            ok = isinstance(x, int) if kind is int else isinstance(x, (int, float)) and math.isfinite(x)
+            if isinstance(x, bool) or not ok:
+                raise ConfigError(name, f"must hold {kind.__name__}s, got {x!r}")
+    positive = {"L": 1, "n_test": 1, "epochs": 1, "check_every": 1, "trials": 1}
+    for name, low in positive.items():
+        if getattr(c, name) < low:
+            raise ConfigError(name, f"must be >= {low}, got {getattr(c, name)}")
+    if c.seed < 0 or c.seed_repeats < 0:
+        raise ConfigError("seed" if c.seed < 0 else "seed_repeats", "must be >= 0")
+    if c.n_train < 2 or c.n_train % 2:
+        raise ConfigError("n_train", f"must be an even number >= 2, got {c.n_train}")
+    for name, T in [("T", c.T)] + [("T_grid", T) for T in c.T_grid]:
+        if T <= c.L:
+            raise ConfigError(name, f"sequence length must exceed L={c.L}, got {T}")
+    if any(s < 0 for s in c.s_grid) or c.s_fig2b < 0:
+        raise ConfigError("s_grid" if any(s < 0 for s in c.s_grid) else "s_fig2b", "noise variance must be >= 0")
+    if not 0 < c.target < 1:
+        raise ConfigError("target", f"must be in (0, 1) (tanh's range), got {c.target}")
+    for name in ("h_init", "lr", "loss_threshold", "seed_noise"):
+        if getattr(c, name) < 0 or (name in ("lr", "loss_threshold") and getattr(c, name) == 0):
+            raise ConfigError(name, f"must be {'> 0' if name in ('lr', 'loss_threshold') else '>= 0'}")
+    if c.optimizer not in train.OPTIMIZERS:
+        raise ConfigError("optimizer", f"unknown optimizer {c.optimizer!r}", train.OPTIMIZERS)
+
+
+def make_config(**overrides) -> Bengio94Config:
+    """``Bengio94Config`` with ``overrides`` (e.g. from TOML); unknown names are errors."""
+    names = [f.name for f in fields(Bengio94Config)]
+    for k in overrides:
+        if k not in names:
+            raise ConfigError(k, "unknown field", names)
+    d = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+    return dataclasses.replace(Bengio94Config(), **d)
+
+
+# ----------------------------------------------------------------------------- Fig. 1: dynamics
+
+def fixed_points(w: float) -> list[tuple[float, bool]]:
+    """Fixed points of ``x -> tanh(w x)`` with their stability.
+
+    ``x = 0`` always; for ``w > 1`` also ``±x̄``, the root of ``tanh(w x) - x`` in
+    ``(0, 1]`` (Brent's method). A fixed point is stable iff ``|w (1 - tanh²(w x))| < 1``.
+
+    Returns:
+        ``[(x, stable), ...]`` sorted by ``x``.
+    """
+    out = [(0.0, abs(w) < 1)]
+    if w > 1:
+        xb = optimize.brentq(lambda x: math.tanh(w * x) - x, 1e-12, 1.0, xtol=1e-15)
+        stable = abs(w * (1 - math.tanh(w * xb) ** 2)) < 1
+        out = [(-xb, stable)] + out + [(xb, stable)]
+    return out
+
+
+def flip_threshold(w):
+    """The constant input ``h*`` above which ``a -> w tanh(a) + h`` has no negative fixed
+    point, so that the state leaves the basin of ``-w x̄`` (``w > 1``; 0 for ``w <= 1``).
+
+    Fixed points solve ``h = g(a) = a - w tanh(a)``; on ``a < 0``, ``g`` peaks where
+    ``w (1 - tanh² a) = 1`` (the saddle-node), at ``a_c = -artanh(sqrt(1 - 1/w))``, so
+
+        h*(w) = g(a_c) = sqrt(w (w - 1)) - artanh(sqrt(1 - 1/w)).
+    """
+    w = np.asarray(w, np.float64)
+    r = np.sqrt(np.clip(1 - 1 / np.maximum(w, 1.0), 0.0, 1.0))
+    return np.where(w > 1, np.sqrt(np.maximum(w * (w - 1), 0.0)) - np.arctanh(np.minimum(r, 1 - 1e-16)), 0.0)
+
+
+@partial(jax.jit, static_argnames=("steps", "iters"))
+def _simulated_threshold(w, hi, steps, iters):
+    def flips(w, h):
+        # from the negative attractor -w x̄ (reached from a = -w, saturated), `steps`
+        # steps of constant input h, then as many without: is the state positive?
+        a = jax.lax.fori_loop(0, steps, lambda _, a: w * jnp.tanh(a) + h, -w)
+        a = jax.lax.fori_loop(0, steps, lambda _, a: w * jnp.tanh(a), a)
+        return a > 0
+
+    def bisect(w, hi):
+        def body(_, lohi):
+            lo, hi = lohi
+            mid = 0.5 * (lo + hi)
+            f = flips(w, mid)
+            return jnp.where(f, lo, mid), jnp.where(f, mid, hi)
+
+        lo, hi = jax.lax.fori_loop(0, iters, body, (jnp.zeros_like(hi), hi))
+        return 0.5 * (lo + hi)
+
+    return jax.vmap(bisect)(w, hi)
+
+
+def simulated_flip_threshold(w, steps: int = 20000, iters: int = 40) -> np.ndarray:
+    """``h*`` found by simulation alone: bisection on ``h`` for whether ``steps`` steps of
+    the constant input ``h`` move the state from the negative attractor to the positive one
+    (and it stays there once the input is removed). A finite ``steps`` overestimates ``h*``
+    by ``O(1/steps²)`` (the bottleneck near the saddle-node).
+
+    Args:
+        w: recurrent weights (> 1).
+    Returns:
+        float64 array of thresholds, as ``w``.
+    """
+    w = np.atleast_1d(np.asarray(w, np.float64))
+    with jax.enable_x64(True):
+        out = _simulated_threshold(jnp.asarray(w), jnp.asarray(2 * w + 1.0), steps, iters)
+        return np.asarray(out)
+
+
+# ----------------------------------------------------------------------------- the model
+
+class Params(NamedTuple):
+    """``w`` () the recurrent weight; ``h`` (2, L) the trainable inputs of classes 0 and 1."""
+
+    w: jax.Array
+    h: jax.Array
+
+
+def inputs(params: Params, noise, cls, start=0):
+    """The input sequence ``u`` (B, T_pad) of sequences that start at step ``start``.
+
+    ``u_t = 0`` for ``t < start`` (left-padding: ``a`` stays exactly 0 there, as
+    ``w tanh(0) = 0``), ``h[cls, t - start]`` for the next ``L`` steps, ``noise[:, t]`` after.
+
+    Args:
+        noise: (B, T_pad) noise inputs (only the steps after the trainable ones are used);
+        cls: (B,) 0 or 1; start: first step (``T_pad - T`` for a sequence of length T).
+    """
+    L = params.h.shape[1]
+    rel = jnp.arange(noise.shape[1]) - start  # (T_pad,) step within the sequence
+    h = params.h[cls][:, jnp.clip(rel, 0, L - 1)]  # (B, T_pad)
+    return jnp.where(rel < 0, 0.0, jnp.where(rel < L, h, noise))
+
+
+def forward(params: Params, noise, cls, start=0):
+    """``x_T = tanh(a_T)`` of each sequence.
+
+    ``a_t = w tanh(a_{t-1}) + u_t``, ``a_0 = 0``, with ``u = inputs(params, noise, cls, start)``.
+
+    Args:
+        noise: (B, T_pad) noise inputs; cls: (B,) 0 or 1; start: as for ``inputs``.
+    Returns:
+        (B,) outputs.
+    """
+    u = inputs(params, noise, cls, start)
+    a, _ = jax.lax.scan(lambda a, u_t: (params.w * jnp.tanh(a) + u_t, None), jnp.zeros_like(u[:, 0]), u.T)
+    return jnp.tanh(a)
+
+
+def loss(params: Params, noise, cls, target, start=0):
+    """``C / P = 1/(2P) sum_p (x_T^p - d^p)^2`` with ``d = ±target`` by class."""
+    d = jnp.where(cls == 1, target, -target).astype(noise.dtype)
+    return 0.5 * jnp.mean((forward(params, noise, cls, start) - d) ** 2)
+
+
+def test_metrics(params: Params, noise, cls, target, start=0):
+    """``(mean loss, number of sequences whose output has the wrong sign)`` on a test set."""
+    x = forward(params, noise, cls, start)
+    d = jnp.where(cls == 1, target, -target).astype(noise.dtype)
+    return 0.5 * jnp.mean((x - d) ** 2), jnp.sum(jnp.sign(x) != jnp.sign(d))
+
+
+def _aligned_noise(key, n, start, T_pad, sd):
+    """(n, T_pad) noise whose step ``j`` of the sequence (column ``start + j``) is drawn from
+    ``fold_in(key, j)``: a member's noise does not depend on how far it is padded."""
+    rel = jnp.arange(T_pad) - start
+    e = jax.vmap(lambda j: jax.random.normal(jax.random.fold_in(key, j), (n,)))(jnp.maximum(rel, 0))
+    return sd * jnp.where(rel[:, None] >= 0, e, 0.0).T
+
+
+def member_data(key, n_train: int, n_test: int, T_pad: int, s, start=0):
+    """A member's training and test sets: noise ``(n, T_pad)`` of variance ``s``, aligned to
+    start at ``start``, and classes ``(n,)`` alternating 0, 1 (full batch: order is moot)."""
+    k_tr, k_te = jax.random.split(key)
+    sd = jnp.sqrt(s)
+    return (_aligned_noise(k_tr, n_train, start, T_pad, sd), jnp.arange(n_train) % 2,
+            _aligned_noise(k_te, n_test, start, T_pad, sd), jnp.arange(n_test) % 2)
+
+
+def init_params(key, L: int, w0, h_init):
+    """``w = w0``, ``h ~ U(-h_init, h_init)`` (2, L)."""
+    return Params(jnp.asarray(w0, jnp.float32),
+                  jax.random.uniform(key, (2, L), jnp.float32, -1.0, 1.0) * h_init)
+
+
+def _keys(seed):
+    return jax.random.split(jax.random.PRNGKey(seed), 2)  # init, data
+
+
+class Result(NamedTuple):
+    """Per member (leading axis R): ``converged`` (bool), ``epochs`` (first check at which it
+    converged, else the budget), final ``params``, final ``train_loss``, ``test_loss`` and
+    ``test_errors`` (wrong signs on the test set)."""
+
+    converged: np.ndarray
+    epochs: np.ndarray
+    params: Params
+    train_loss: np.ndarray
+    test_loss: np.ndarray
+    test_errors: np.ndarray
+
+
+@partial(jax.jit, static_argnames=("T_pad", "L", "n_train", "n_test", "epochs", "check_every", "optimizer"))
+def _train(seeds, T, w0, s, lr, h_init, target, threshold, *, T_pad, L, n_train, n_test, epochs, check_every,
+           optimizer):
+    opt = train.direction(optimizer)
+    n_checks = epochs // check_every
+
+    def one(seed, T, w0, s):
+        k_init, k_data = _keys(seed)
+        start = T_pad - T
+        x_tr, c_tr, x_te, c_te = member_data(k_data, n_train, n_test, T_pad, s, start)
+        params = init_params(k_init, L, w0, h_init)
+
+        def converged(p):
+            tl, errs = test_metrics(p, x_te, c_te, target, start)
+            return (errs == 0) & (tl < threshold)
+
+        def gd_step(carry, _):
+            p, o, done = carry
+            g = jax.grad(loss)(p, x_tr, c_tr, target, start)
+            u, o = opt.update(g, o, p)
+            p = jax.tree.map(lambda a, b: jnp.where(done, a, a - lr * b), p, u)
+            return (p, o, done), None
+
+        def block(carry, k):
+            p, o, done, at = carry
+            (p, o, _), _ = jax.lax.scan(gd_step, (p, o, done), None, length=check_every)
+            ok = converged(p) & ~done
+            return (p, o, done | ok, jnp.where(ok, (k + 1) * check_every, at)), None
+
+        done0 = converged(params)
+        carry = (params, opt.init(params), done0, jnp.where(done0, 0, epochs))
+        (p, _, done, at), _ = jax.lax.scan(block, carry, jnp.arange(n_checks))
+        tl, errs = test_metrics(p, x_te, c_te, target, start)
+        return done, at, p, loss(p, x_tr, c_tr, target, start), tl, errs
+
+    return jax.vmap(one)(seeds, T, w0, s)
+
+
+def train_ensemble(cfg: Bengio94Config, T, w0, s, seeds) -> Result:
+    """Train every member ``(T[r], w0[r], s[r], seeds[r])`` as one vmapped ensemble: one
+    compiled call, ``lax.scan`` over convergence checks, each a scan over epochs.
+
+    Sequences shorter than the longest are left-padded with zero inputs, which is exact for
+    this model (``a`` stays 0). A member's data and initial inputs come from its seed
+    alone: members with equal seeds see the same noise draws (scaled by their own
+    ``sqrt(s)``, step ``j`` of a sequence from ``fold_in(key, j)`` whatever its length) and
+    start from the same inputs.
+
+    Args:
+        cfg: the trainer's settings (L, n_train, n_test, optimizer, lr, epochs, check_every,
+            loss_threshold, target, h_init); its grids are not used here.
+        T, w0, s, seeds: (R,) per member.
+    """
+    T = np.broadcast_to(np.asarray(T, np.int32), np.shape(seeds))
+    if T.min() <= cfg.L:
+        raise ConfigError("T", f"sequence length must exceed L={cfg.L}, got {int(T.min())}")
+    args = (jnp.asarray(np.asarray(seeds, np.uint32)), jnp.asarray(T), jnp.asarray(np.asarray(w0, np.float32)),
+            jnp.asarray(np.asarray(s, np.float32)))
+    out = _train(*args, jnp.float32(cfg.lr), jnp.float32(cfg.h_init), jnp.float32(cfg.target),
+                 jnp.float32(cfg.loss_threshold), T_pad=int(T.max()), L=cfg.L, n_train=cfg.n_train,
+                 n_test=cfg.n_test, epochs=cfg.epochs // cfg.check_every * cfg.check_every,
+                 check_every=cfg.check_every, optimizer=cfg.optimizer)
+    done, at, p, trl, tl, errs = jax.device_get(out)
+    return Result(np.asarray(done, bool), np.asarray(at, np.int64), p, trl, tl, errs)

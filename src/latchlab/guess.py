@@ -1,0 +1,359 @@
+"""Random weight guessing (Hochreiter & Schmidhuber 1996): the baseline of every latching claim.
+
+    REPEAT draw every weight uniformly in [-a, a] UNTIL the net classifies all training
+    sequences correctly; then test it on a separate test set.
+
+A *run* is one such search on its own training set; its *trials* is the index (from 1) of
+the first guess that solves. Guesses are evaluated in blocks, all active runs at once: a
+block of every run's next ``block`` guesses is first screened on the first ``screen``
+training sequences (a guess that fails one of them cannot solve), and only the survivors
+are evaluated on the whole training set. The result is exactly that of trying the guesses
+one at a time in order.
+
+Problems (H&S 1996 / their 2001 technical report "Evaluating long-term dependency benchmark
+problems by random guessing", set-up read there: weights in [-100, 100], activations 0 at
+each sequence's start, sequence lengths uniform in [500, 600], 100 training and 100 test
+sequences, half per class, correct = absolute error at the end below 0.1):
+
+* ``latch1``: one tanh unit ``y_t = tanh(w y_{t-1} + u_t)``, ``u_1 = h_c`` (a free input per
+  class c), ``u_t ~ N(0, 0.2)`` after; 3 free parameters ``(w, h_0, h_1)``; targets ±0.8.
+  Published: 6 trials (mean of 40 runs).
+* ``latch2``: one tanh unit ``y_t = tanh(w y_{t-1} + v x_t + b)``, ``x_1 = ±1`` by class,
+  ``x_t ~ N(0, 0.2)`` after; 3 free weights ``(w, v, b)``; targets ±1. Published: 22.
+* ``parity``: H&S's architecture A1 with one hidden unit: a fully recurrent net of an input,
+  a hidden unit ``h`` and an output ``o`` (logistic), each of ``h`` and ``o`` fed by the input,
+  ``h``, ``o`` and a bias (8 weights), updated synchronously from the previous step's
+  activations; inputs ±1, no noise; target 1 if the number of +1 is odd, else 0.
+  Published: 2906 trials.
+
+Success criteria (``GuessConfig.criterion``): ``abs`` is H&S's general one (|error| < 0.1
+on every training sequence). With targets ±0.8 it cannot be met by ``latch1``: the last
+step's noise (std 0.45) enters the output's net input directly, so no weights keep 100
+outputs inside (0.7, 0.9). ``sign`` (every output on its target's side of the midpoint of
+the two targets) is the classification criterion that H&S's count for the latch problems
+implies (their remark that it "almost suffices to get the parameter signs right").
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, fields
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from latchlab import tasks
+from latchlab.errors import ConfigError
+
+PROBLEMS = ("latch1", "latch2", "parity", "two_sequence")
+PUBLISHED = {"latch1": 6, "latch2": 22, "parity": 2906}
+CRITERIA = ("abs", "sign")
+HIDDEN = ("sigmoid", "tanh")
+UPDATES = ("sync", "layered")
+NOISE_INTO = ("input", "net")
+
+
+@dataclass(frozen=True)
+class GuessConfig:
+    """One guessing experiment (defaults: H&S's set-up as read in their 2001 report)."""
+
+    problem: str = "latch1"
+    """``latch1``, ``latch2``, ``parity`` or ``two_sequence`` (H&S 1997 task 3a, N = 1,
+    with latch2's one-unit net; lengths as ``tasks.two_sequence``)."""
+    a: float = 100.0
+    """Weights uniform in ``[-a, a]`` (H&S: 100)."""
+    len_min: int = 500
+    """Shortest sequence (H&S: 500)."""
+    len_max: int = 600
+    """Longest sequence (H&S: 600)."""
+    n_train: int = 100
+    """Training sequences per run, half per class (H&S: 100)."""
+    n_test: int = 100
+    """Test sequences per run (H&S: 100)."""
+    noise_var: float = 0.2
+    """Variance of the Gaussian noise of the latch problems (H&S: 0.2)."""
+    tol: float = 0.1
+    """``abs`` criterion: |output - target| < tol at the end (H&S: 0.1)."""
+    criterion: str = "abs"
+    """``abs`` (|error| < tol) or ``sign`` (on the target's side of the targets' midpoint)."""
+    hidden: str = "sigmoid"
+    """Parity: the hidden unit's activation, ``sigmoid`` or ``tanh``."""
+    update: str = "sync"
+    """Parity: ``sync`` (every unit from the previous step's activations) or ``layered``
+    (the output sees the hidden unit's current activation)."""
+    noise_into: str = "input"
+    """latch2: the noise is a sequence element fed through the input weight ``v``
+    (``input``) or is added to the unit's net input (``net``, as in latch1)."""
+    runs: int = 40
+    """Independent searches, each on its own data (H&S: 40 for the latch)."""
+    block: int = 256
+    """Guesses per run evaluated at once."""
+    screen: int = 10
+    """Training sequences of the first screening pass."""
+    max_trials: int = 200_000
+    """Budget of guesses per run; a run that spends it has failed."""
+    seed: int = 0
+    """Run r uses seed ``seed + r``."""
+
+    def __post_init__(self):
+        _check(self)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _check(c: GuessConfig) -> None:
+    if c.problem not in PROBLEMS:
+        raise ConfigError("problem", f"unknown problem {c.problem!r}", PROBLEMS)
+    for name, allowed in (("criterion", CRITERIA), ("hidden", HIDDEN), ("update", UPDATES),
+                          ("noise_into", NOISE_INTO)):
+        if getattr(c, name) not in allowed:
+            raise ConfigError(name, f"unknown {name} {getattr(c, name)!r}", allowed)
+    for name in ("len_min", "len_max", "n_train", "n_test", "runs", "block", "screen", "max_trials", "seed"):
+        v = getattr(c, name)
+        if isinstance(v, bool) or not isinstance(v, int) or v < (0 if name == "seed" else 1):
+            raise ConfigError(name, f"must be an integer >= {0 if name == 'seed' else 1}, got {v!r}")
+    for name in ("a", "noise_var", "tol"):
+        v = getattr(c, name)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+            raise ConfigError(name, f"must be a finite number >= 0, got {v!r}")
+    if c.a == 0 or c.tol == 0:
+        raise ConfigError("a" if c.a == 0 else "tol", "must be > 0")
+    if c.len_max < c.len_min or c.len_min < 2:
+        raise ConfigError("len_max", f"need 2 <= len_min <= len_max, got {c.len_min}, {c.len_max}")
+    if c.n_train < 2 or c.n_train % 2 or c.n_test < 2 or c.n_test % 2:
+        raise ConfigError("n_train" if c.n_train < 2 or c.n_train % 2 else "n_test", "must be even and >= 2")
+
+
+def make_config(**overrides) -> GuessConfig:
+    """``GuessConfig`` with ``overrides``; unknown names are errors."""
+    names = [f.name for f in fields(GuessConfig)]
+    for k in overrides:
+        if k not in names:
+            raise ConfigError(k, "unknown field", names)
+    return dataclasses.replace(GuessConfig(), **overrides)
+
+
+# ----------------------------------------------------------------------------- data
+
+class Data(NamedTuple):
+    """A run's sequences, left-padded to ``len_max``: x (n, T) inputs; valid (n, T) steps
+    that belong to the sequence (each ends at the last step); y (n,) class 0/1."""
+
+    x: jax.Array
+    valid: jax.Array
+    y: jax.Array
+
+
+def n_params(cfg: GuessConfig) -> int:
+    return 8 if cfg.problem == "parity" else 3
+
+
+@partial(jax.jit, static_argnames=("problem", "n", "len_min", "len_max"))
+def _data(key, noise_sd, *, problem, n, len_min, len_max):
+    k_len, k_x, k_e = jax.random.split(key, 3)
+    if problem == "two_sequence":
+        # H&S 3a as tasks.two_sequence makes it; its lengths are [T - T//11, T] with T = len_max
+        x, y = tasks.two_sequence(k_x, n, len_max, noise_sd, 1)
+        return Data(x[..., 0], tasks.two_sequence_valid(k_x, n, len_max), y)
+    y = jnp.arange(n, dtype=jnp.int32) % 2
+    length = jax.random.randint(k_len, (n,), len_min, len_max + 1)
+    rel = jnp.arange(len_max)[None, :] - (len_max - length)[:, None]  # step within the sequence
+    valid = rel >= 0
+    if problem == "parity":
+        bits = jax.random.bernoulli(k_x, 0.5, (n, len_max)) & valid
+        free = valid & (rel < length[:, None] - 1)  # the last bit sets the class's parity
+        odd = (jnp.sum(bits & free, axis=1) % 2) == 1
+        bits = jnp.where(rel == (length - 1)[:, None], (odd != (y == 1))[:, None], bits)
+        return Data(jnp.where(valid, jnp.where(bits, 1.0, -1.0), 0.0), valid, y)
+    sign = (2.0 * y - 1.0)[:, None]
+    e = noise_sd * jax.random.normal(k_e, (n, len_max))
+    return Data(jnp.where(rel == 0, sign, jnp.where(valid, e, 0.0)), valid, y)
+
+
+def make_data(cfg: GuessConfig, key, n: int) -> Data:
+    """``n`` sequences of ``cfg.problem`` (half per class) from ``key``."""
+    return _data(key, jnp.float32(math.sqrt(cfg.noise_var)), problem=cfg.problem, n=n,
+                 len_min=cfg.len_min, len_max=cfg.len_max)
+
+
+# ----------------------------------------------------------------------------- the nets
+
+def targets(problem: str):
+    """``(target of class 0, target of class 1)``."""
+    return {"latch1": (-0.8, 0.8), "latch2": (-1.0, 1.0), "two_sequence": (-1.0, 1.0), "parity": (0.0, 1.0)}[problem]
+
+
+def outputs(cfg: GuessConfig, theta, data: Data):
+    """The net's output at the end of every sequence, for every guess.
+
+    latch1: ``y_t = tanh(w y_{t-1} + u_t)``, ``u`` the class's free input at the first step
+        and the noise after; ``theta = (w, h_0, h_1)``.
+    latch2, two_sequence: ``y_t = tanh(w y_{t-1} + v x_t + b)``; ``theta = (w, v, b)``.
+    parity: ``h_t = f(w_hx x_t + w_hh h_{t-1} + w_ho o_{t-1} + b_h)``,
+        ``o_t = sigmoid(w_ox x_t + w_oh h_{t'} + w_oo o_{t-1} + b_o)`` with ``t' = t-1``
+        (``sync``) or ``t`` (``layered``); ``theta = (w_hx, w_hh, w_ho, b_h, w_ox, w_oh, w_oo, b_o)``.
+    States start at 0 and stay there on the steps before a sequence starts.
+
+    Args:
+        theta: (G, P) guesses; data: a ``Data`` of n sequences.
+    Returns:
+        (G, n) outputs at the last step.
+    """
+    x, valid = data.x.T[:, None, :], data.valid.T[:, None, :]  # (T, 1, n)
+    th = [theta[:, i:i + 1] for i in range(theta.shape[1])]  # each (G, 1)
+    G, n = theta.shape[0], data.x.shape[0]
+    zero = jnp.zeros((G, n), theta.dtype)
+    if cfg.problem == "parity":
+        f = jax.nn.sigmoid if cfg.hidden == "sigmoid" else jnp.tanh
+        whx, whh, who, bh, wox, woh, woo, bo = th
+
+        def step(c, inp):
+            h, o = c
+            x_t, m_t = inp
+            h_new = f(whx * x_t + whh * h + who * o + bh)
+            o_new = jax.nn.sigmoid(wox * x_t + woh * (h_new if cfg.update == "layered" else h) + woo * o + bo)
+            return (jnp.where(m_t, h_new, h), jnp.where(m_t, o_new, o)), None
+
+        (_, o), _ = jax.lax.scan(step, (zero, zero), (x, valid))
+        return o
+    if cfg.problem == "latch1":
+        w, h0, h1 = th
+        first = (data.valid & ~jnp.pad(data.valid[:, :-1], ((0, 0), (1, 0)))).T[:, None, :]  # (T, 1, n)
+
+        def step(y, inp):
+            x_t, m_t, f_t = inp
+            u = jnp.where(f_t, jnp.where(x_t > 0, h1, h0), x_t)  # (G, n)
+            return jnp.where(m_t, jnp.tanh(w * y + u), y), None
+
+        y, _ = jax.lax.scan(step, zero, (x, valid, first))
+        return y
+    w, v, b = th
+    # latch2 with noise_into = "net": the first step's input goes through v, the noise not
+    through_v = (jnp.ones_like(data.valid) if cfg.problem != "latch2" or cfg.noise_into == "input"
+                 else data.valid & ~jnp.pad(data.valid[:, :-1], ((0, 0), (1, 0)))).T[:, None, :]
+
+    def step(y, inp):
+        x_t, m_t, v_t = inp
+        return jnp.where(m_t, jnp.tanh(w * y + jnp.where(v_t, v * x_t, x_t) + b), y), None
+
+    y, _ = jax.lax.scan(step, zero, (x, valid, through_v))
+    return y
+
+
+def solved(cfg: GuessConfig, theta, data: Data):
+    """(G,) bool: the guess classifies every sequence of ``data`` correctly (``cfg.criterion``)."""
+    lo, hi = targets(cfg.problem)
+    out = outputs(cfg, theta, data)
+    d = jnp.where(data.y == 1, hi, lo)[None, :]
+    if cfg.criterion == "abs":
+        ok = jnp.abs(out - d) < cfg.tol
+    else:
+        ok = (out > 0.5 * (lo + hi)) == (data.y == 1)[None, :]
+    return jnp.all(ok, axis=1)
+
+
+def correct_fraction(cfg: GuessConfig, theta, data: Data):
+    """(G,) fraction of ``data``'s sequences classified correctly by each guess."""
+    lo, hi = targets(cfg.problem)
+    out = outputs(cfg, theta, data)
+    d = jnp.where(data.y == 1, hi, lo)[None, :]
+    ok = jnp.abs(out - d) < cfg.tol if cfg.criterion == "abs" else (out > 0.5 * (lo + hi)) == (data.y == 1)[None, :]
+    return jnp.mean(ok, axis=1)
+
+
+# ----------------------------------------------------------------------------- the search
+
+def guesses(cfg: GuessConfig, run_keys, first: int, count: int):
+    """Guesses ``first .. first + count - 1`` of each run: (R, count, P), uniform in
+    ``[-a, a]``, guess ``j`` of a run from ``fold_in(run_key, j)`` (independent of blocking)."""
+    P = n_params(cfg)
+    idx = first + jnp.arange(count)
+    one = lambda k, j: jax.random.uniform(jax.random.fold_in(k, j), (P,), jnp.float32, -cfg.a, cfg.a)  # noqa: E731
+    return jax.vmap(lambda k: jax.vmap(lambda j: one(k, j))(idx))(run_keys)
+
+
+@partial(jax.jit, static_argnums=(0, 3))
+def _screen(cfg, run_keys, first, count, data: Data):
+    theta = guesses(cfg, run_keys, first, count)  # (R, B, P)
+    part = Data(*(a[:, :cfg.screen] for a in data))
+    return jax.vmap(lambda t, d: solved(cfg, t, d))(theta, part), theta
+
+
+@partial(jax.jit, static_argnums=0)
+def _full(cfg, theta, data: Data):
+    # theta (S, P) with data (S, n, T): each candidate on its own run's training set
+    return jax.vmap(lambda t, d: solved(cfg, t[None], d)[0])(theta, data)
+
+
+@partial(jax.jit, static_argnums=0)
+def _test(cfg, theta, data: Data):
+    return jax.vmap(lambda t, d: correct_fraction(cfg, t[None], d)[0])(theta, data)
+
+
+FULL_CHUNK = 64  # candidates per compiled full-training-set evaluation
+
+
+def _pow2(n: int) -> int:
+    return 1 << max(0, (n - 1).bit_length())
+
+
+class RunResult(NamedTuple):
+    """Per run: ``trials`` to the first solver (``max_trials + 1`` if none), ``solved``,
+    the solver's weights (NaN if none) and its fraction correct on the test set."""
+
+    trials: np.ndarray
+    solved: np.ndarray
+    theta: np.ndarray
+    test_correct: np.ndarray
+    seconds: float
+
+
+def search(cfg: GuessConfig) -> RunResult:
+    """Run ``cfg.runs`` independent guessing searches; see the module docstring."""
+    t0 = time.perf_counter()
+    R, P = cfg.runs, n_params(cfg)
+    keys = jax.vmap(lambda s: jax.random.split(jax.random.PRNGKey(s), 3))(jnp.arange(cfg.seed, cfg.seed + R))
+    train_keys, test_keys, guess_keys = keys[:, 0], keys[:, 1], keys[:, 2]
+    make = jax.vmap(lambda k: make_data(cfg, k, cfg.n_train))
+    train_data = jax.device_get(make(train_keys))
+    trials = np.full(R, cfg.max_trials + 1, np.int64)
+    theta = np.full((R, P), np.nan, np.float32)
+    active = np.arange(R)
+    first = 0
+    while active.size and first < cfg.max_trials:
+        count = min(cfg.block, cfg.max_trials - first)
+        count = _pow2(count) if count < cfg.block else count
+        A = max(8, _pow2(active.size))
+        idx = np.concatenate([active, np.full(A - active.size, active[0])])
+        data = Data(*(a[idx] for a in train_data))
+        passed, th = _screen(cfg, guess_keys[idx], first, count, data)
+        passed = np.asarray(passed)[:active.size]
+        cand = np.argwhere(passed)  # (k, 2) rows (active position, guess index), in order
+        th = np.asarray(th)
+        # survivors on the whole training set, in chunks of one compiled shape, earliest
+        # first; a run's later candidates are skipped once one has solved
+        for c0 in range(0, len(cand), FULL_CHUNK):
+            chunk = [(pos, j) for pos, j in cand[c0:c0 + FULL_CHUNK] if trials[active[pos]] > cfg.max_trials]
+            if not chunk:
+                continue
+            pick = np.array(chunk + [chunk[0]] * (FULL_CHUNK - len(chunk)))
+            th_c = th[pick[:, 0], pick[:, 1]]
+            ok = np.asarray(_full(cfg, th_c, Data(*(a[pick[:, 0]] for a in data))))[:len(chunk)]
+            for (pos, j), good, t in zip(chunk, ok, th_c):
+                r = active[pos]
+                if good and trials[r] > first + j + 1:
+                    trials[r], theta[r] = first + j + 1, t
+        active = np.array([r for r in active if trials[r] > cfg.max_trials], np.int64)
+        first += count
+    solved_ = trials <= cfg.max_trials
+    test_correct = np.full(R, np.nan)
+    if solved_.any():
+        rs = np.flatnonzero(solved_)
+        test = jax.vmap(lambda k: make_data(cfg, k, cfg.n_test))(test_keys[rs])
+        test_correct[rs] = np.asarray(_test(cfg, jnp.asarray(theta[rs]), test))
+    return RunResult(trials, solved_, theta, test_correct, time.perf_counter() - t0)
