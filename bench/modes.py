@@ -60,7 +60,10 @@ if __name__ == "__main__":
         for shape in a.shapes.split(","):
             T, R = map(int, shape.split("x"))
             base = None
+            model = M.Model(Cell.from_preset(kind, a.units, a.preset))
             for mode in (a.modes.split(",") if a.modes else train.MODES):
+                if mode not in train.modes_for(model):
+                    continue
                 s, c = epoch_seconds(kind, a.preset, T, R, mode, a.units)
                 base = base or s
                 chosen = " <- choose_mode" if mode == train.choose_mode(

@@ -3,8 +3,10 @@
 Reverse-mode autodiff through ``lax.scan`` stores about fifteen residual arrays per time
 step for an LSTM and emits one XLA:CPU kernel per residual; with one unit every array is
 (R, B) scalars, so the loop is bound by those writes rather than by arithmetic. Here the
-forward pass keeps only ``(h, c)`` per step, and the backward pass recomputes the gates
-and reduces the parameter gradients over the batch in the same step. Same numbers as
+forward pass keeps ``(h, c)`` and its two tanh values per step (recomputing them cost 6 %
+more, bench/modes.py), and the backward pass recomputes the cheap gate pre-activations and
+reduces the parameter gradients over the batch in the same step (accumulating them per row
+instead cost 60 % more). Same numbers as
 autodiff to float32 rounding (tests/test_engine.py); ``bench/modes.py`` has the speed.
 """
 from __future__ import annotations
@@ -82,12 +84,13 @@ def loss_and_grads(model: M.Model, params, x, y, w, mask):
         h, c = carry
         x_t, m_t = inp
         _, v, c_new = gates(x_t, h, c)
-        h_new = v["o"] * jnp.tanh(c_new)
-        return (jnp.where(m_t, h_new, h), jnp.where(m_t, c_new, c)), (h, c)
+        tc = jnp.tanh(c_new)
+        h_new = v["o"] * tc
+        return (jnp.where(m_t, h_new, h), jnp.where(m_t, c_new, c)), (h, c, v["g"], tc)
 
     R, B = y.shape
     zero = jnp.zeros((R, B), xs.dtype)
-    (h_T, _), (hs, cs) = jax.lax.scan(forward, (zero, zero), (xs, ms))
+    (h_T, _), (hs, cs, gs, tcs) = jax.lax.scan(forward, (zero, zero), (xs, ms))
 
     def head_loss(head, h, y, w):  # one member: loss from its final states (B, 1)
         z = cells._dot(h, head["kernel"]) + cells.lead(head["bias"], 2)
@@ -100,9 +103,9 @@ def loss_and_grads(model: M.Model, params, x, y, w, mask):
 
     def backward(carry, inp):
         dh, dc = carry
-        x_t, m_t, h, c = inp
-        z, v, c_new = gates(x_t, h, c)
-        tc = jnp.tanh(c_new)
+        x_t, m_t, h, c, g, tc = inp
+        z = {n: x_t * Wk + h * Uk + bk for n, (Wk, Uk, bk) in zip(names, col)}
+        v = {n: (g if n == "g" else act(z[n])) for n in names}
         dcc = dc + dh * v["o"] * (1.0 - tc * tc)
         dz = {"i": dcc * v["g"] * dact(z["i"], v["i"]),
               "g": dcc * v["i"] * (1.0 - v["g"] * v["g"]),
@@ -115,6 +118,6 @@ def loss_and_grads(model: M.Model, params, x, y, w, mask):
         sums = (dz.sum(1), (dz * x_t[..., None]).sum(1), (dz * h[..., None]).sum(1))  # (R, G) each
         return (jnp.where(m_t, dh_prev, dh), jnp.where(m_t, dc_prev, dc)), sums
 
-    _, (db, dW, dU) = jax.lax.scan(backward, (dh_T[..., 0], zero), (xs, ms, hs, cs), reverse=True)
+    _, (db, dW, dU) = jax.lax.scan(backward, (dh_T[..., 0], zero), (xs, ms, hs, cs, gs, tcs), reverse=True)
     g_cell = {"kernel": dW.sum(0)[:, None, :], "recurrent": dU.sum(0)[:, None, :], "bias": db.sum(0)}
     return loss, acc, {"cell": g_cell, "head": g_head}
