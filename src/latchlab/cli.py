@@ -165,9 +165,7 @@ def reproduce_ablations(
         t.add_column(c)
     for r in A.table(df).itertuples():
         t.add_row(r.family, r.variant, str(r.members), f"{r.success_rate:.2f}", f"{r.mean_val_acc:.3f}")
-    Console().print(t)
-    for p in paths:
-        console.print(f"wrote {p}")
+    _show(t, paths)
 
 
 @reproduce_app.command("followups")
@@ -193,9 +191,7 @@ def reproduce_followups(
     for r in s.itertuples():
         t.add_row(r.task, r.cell, str(r.T), str(r.members), f"{r.mean_val_acc:.3f} ± {r.std_val_acc:.3f}",
                   f"{r.successes}/{r.members}")
-    Console().print(t)
-    for p in paths:
-        console.print(f"wrote {p}")
+    _show(t, paths)
 
 
 @reproduce_app.command("answer")
@@ -223,9 +219,7 @@ def reproduce_answer(
         t.add_row(r.task, r.cell, str(r.T), f"{r.lr:g}/{r.batch_size}/{r.epochs}",
                   f"{r.mean_val_acc:.3f}±{r.std_val_acc:.3f}", f"{r.successes}/{r.members}",
                   f"{r.grid_min:.2f}-{r.grid_max:.2f}", f"{r.protocol_tune_mean:.2f}")
-    Console().print(t)
-    for p in paths:
-        console.print(f"wrote {p}")
+    _show(t, paths)
 
 
 @reproduce_app.command("units")
@@ -250,9 +244,7 @@ def reproduce_units(
     for (task, T, cell), d in s.groupby(["task", "T", "cell"], sort=True):
         by = dict(zip(d.units, zip(d.successes, d.members)))
         t.add_row(task, str(T), cell, *(f"{by[u][0]}/{by[u][1]}" if u in by else "" for u in units))
-    Console().print(t)
-    for p in paths:
-        console.print(f"wrote {p}")
+    _show(t, paths)
 
 
 @app.command()
@@ -268,6 +260,13 @@ def explain(
 
     path = report.explain(scale, out, store, run)
     console.print(f"wrote {path}")
+
+
+def _show(table, paths) -> None:
+    """Print a reproduction's result table (stdout) and the files it wrote (stderr)."""
+    Console().print(table)
+    for p in paths:
+        console.print(f"wrote {p}")
 
 
 def _print_summary(s) -> None:
@@ -450,9 +449,7 @@ def diagnose_cmd(
         acc = "" if not r.val_acc == r.val_acc else f"{r.val_acc:.3f}"
         t.add_row(str(r.epoch), acc, f"{r.grad_ratio_median:.3g}", f"{r.retention_mean:.3f}", f"{r.half_life:.3g}",
                   f"{r.recurrent:.3g}", str(r.n_stable), f"{r.boundary_h:+.2f}")
-    Console().print(t)
-    for p in paths:
-        console.print(f"wrote {p}")
+    _show(t, paths)
 
 
 def _overrides(path: Optional[Path]) -> dict:
