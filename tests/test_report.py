@@ -46,14 +46,17 @@ def test_cell_claim_follows_the_data(k_srnn, k_lstm, verdict, word):
 
 
 def _diag(bistable_when_ok: bool, n=12):
+    """Diagnostics of 2 x n members; with ``bistable_when_ok`` False nothing separates the
+    groups (equal gradient ratios across cells, equal forget gates, bistability by parity)."""
     rows = []
     for cell in ("srnn", "lstm"):
         for i in range(n):
             ok = i < n // 2
             for when in ("init", "final"):
                 rows.append({"member_id": f"{cell}{i}", "cell": cell, "seed": i, "T": 20, "when": when, "success": ok,
-                             "retention_mean": 0.7 if when == "init" else (0.9 if ok else 0.6), "half_life": 2.0,
-                             "grad_ratio_median": (1e-4 if cell == "lstm" else 1e-1) * (1 + i),
+                             "retention_mean": 0.7 if when == "init" or not bistable_when_ok else (0.9 if ok else 0.6),
+                             "half_life": 2.0,
+                             "grad_ratio_median": (1e-4 if cell == "lstm" and bistable_when_ok else 1e-1) * (1 + i),
                              "bistable": bool(when == "final" and (ok if bistable_when_ok else i % 2)),
                              "n_stable": 1, "recurrent": 1.0, "bias_retention": 1.0})
     return pd.DataFrame(rows)

@@ -154,12 +154,13 @@ def mechanisms(d: pd.DataFrame) -> Finding:
     T = int(d["T"].iloc[0])
     init, fin = d[d.when == "init"], d[d.when == "final"]
     li, si = init[init.cell == "lstm"], init[init.cell == "srnn"]
+    p_grad = _mw(li.grad_ratio_median, si.grad_ratio_median)
     sentences = [f"At T = {T}, at initialisation, the LSTM's forget gate keeps a median "
                  f"{li.retention_mean.median():.2f} of its cell state per step (half-life "
                  f"{li.half_life.median():.1f} steps), and the median ratio ‖dL/dh_1‖ / ‖dL/dh_T‖ is "
                  f"{li.grad_ratio_median.median():.1e} for the LSTM against {si.grad_ratio_median.median():.1e} "
-                 f"for the SRNN (Mann-Whitney {_p(_mw(li.grad_ratio_median, si.grad_ratio_median))})."]
-    verdicts = []
+                 f"for the SRNN (Mann-Whitney {_p(p_grad)})."]
+    verdicts = [p_grad < ALPHA]
     rows = []
     for cell in ("srnn", "lstm"):
         f = fin[fin.cell == cell]
@@ -183,6 +184,7 @@ def mechanisms(d: pd.DataFrame) -> Finding:
     lf = fin[fin.cell == "lstm"]
     if lf.success.any() and (~lf.success).any():
         p = _mw(lf[lf.success].retention_mean, lf[~lf.success].retention_mean)
+        verdicts.append(p < ALPHA)
         sentences.append(f"The LSTMs that latched end with mean forget gate "
                          f"{lf[lf.success].retention_mean.median():.2f} (median), those that failed "
                          f"{lf[~lf.success].retention_mean.median():.2f} (Mann-Whitney {_p(p)}).")
