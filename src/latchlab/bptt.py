@@ -11,10 +11,11 @@ autodiff to float32 rounding (tests/test_engine.py); ``bench/modes.py`` has the 
 """
 from __future__ import annotations
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 
-from latchlab import cells
 from latchlab import model as M
 
 KINDS = ("lstm", "lstm_nofg")
@@ -92,14 +93,8 @@ def loss_and_grads(model: M.Model, params, x, y, w, mask):
     zero = jnp.zeros((R, B), xs.dtype)
     (h_T, _), (hs, cs, gs, tcs) = jax.lax.scan(forward, (zero, zero), (xs, ms))
 
-    def head_loss(head, h, y, w):  # one member: loss from its final states (B, 1)
-        z = cells._dot(h, head["kernel"]) + cells.lead(head["bias"], 2)
-        l, c = M.per_example(model, z if model.head == "dense2" else z[:, 0], y)
-        n = jnp.maximum(w.sum(), 1e-12)
-        return (l * w).sum() / n, (c * w).sum() / n
-
-    (loss, acc), (g_head, dh_T) = jax.vmap(jax.value_and_grad(head_loss, argnums=(0, 1), has_aux=True))(
-        params["head"], h_T[..., None], y, w)
+    (loss, acc), (g_head, dh_T) = jax.vmap(jax.value_and_grad(partial(M.head_loss, model), argnums=(0, 1),
+                                                              has_aux=True))(params["head"], h_T[..., None], y, w)
 
     def backward(carry, inp):
         dh, dc = carry

@@ -10,7 +10,6 @@ from typing import List, Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from latchlab.errors import ConfigError, LatchlabError
@@ -34,17 +33,13 @@ def _setup_jax() -> None:
 
 @contextmanager
 def _progress(enabled: bool = True):
-    """A rich progress bar over member-epochs; yields the sweep's progress callback."""
+    """``sweep.progress_bar`` on stderr when it is a terminal (or LATCHLAB_PROGRESS=1)."""
     if not enabled or not sys.stderr.isatty() and os.environ.get("LATCHLAB_PROGRESS") != "1":
         yield None
         return
-    with Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("member-epochs"),
-                  TimeElapsedColumn(), console=console, transient=True) as bar:
-        task = bar.add_task("train", total=None)
+    from latchlab import sweep
 
-        def advance(n, total):
-            bar.update(task, total=total, advance=n)
-
+    with sweep.progress_bar(console) as advance:
         yield advance
 
 

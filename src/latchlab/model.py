@@ -133,5 +133,16 @@ def loss(model: Model, params, x, y, weight=None, mask=None):
     l, c = per_example(model, logits(model, params, x, mask), y)
     if weight is None:
         return jnp.mean(l), jnp.mean(c)
-    total = jnp.maximum(jnp.sum(weight), 1e-12)
-    return jnp.sum(weight * l) / total, jnp.sum(weight * c) / total
+    return weighted_mean(l, c, weight)
+
+
+def weighted_mean(l, c, weight):
+    """``sum_b w_b l_b / sum_b w_b`` and the same mean of ``c``, over the last axis."""
+    n = jnp.maximum(weight.sum(-1), 1e-12)
+    return (l * weight).sum(-1) / n, (c * weight).sum(-1) / n
+
+
+def head_loss(model: Model, head, h, y, weight):
+    """``loss``'s weighted mean loss and metric from final states ``h`` (B, H): the part of
+    the loss after the recurrence (for trainers that run the recurrence themselves)."""
+    return weighted_mean(*per_example(model, read_out(model, head, h), y), weight)

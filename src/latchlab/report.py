@@ -225,29 +225,27 @@ def ablation_effects(df: pd.DataFrame) -> Finding:
     base = {"SRNN, recurrent weight at init": "U0 = orthogonal (±1, Keras)",
             ablations._HARD: "b_f = 1 (Keras)", ablations._SOFT: "b_f = 1 (Keras)",
             "other gated cells": None}
+    counts = (df.assign(ok=df.val_acc >= plot.SUCCESS).groupby(["family", "variant"], sort=False)
+              .ok.agg(["sum", "count"]).astype(int))  # successes and members per variant
     rows, sentences = [], []
-    ok = df.val_acc >= plot.SUCCESS
-    for (fam, var), d in df.groupby(["family", "variant"], sort=False):
-        k, n = int((d.val_acc >= plot.SUCCESS).sum()), len(d)
+    for (fam, var), (k, n) in counts.iterrows():
         lo, hi = wilson(k, n)
         r = {"family": fam, "variant": var, "success": f"{k}/{n}", "Wilson 95 %": f"[{float(lo):.2f}, {float(hi):.2f}]",
-             "mean val acc": round(float(d.val_acc.mean()), 3)}
+             "mean val acc": round(float(df[(df.family == fam) & (df.variant == var)].val_acc.mean()), 3)}
         ref = base.get(fam)
         if ref is not None and var != ref:
-            dr = df[(df.family == fam) & (df.variant == ref)]
-            kr, nr = int((dr.val_acc >= plot.SUCCESS).sum()), len(dr)
+            kr, nr = counts.loc[(fam, ref)]
             p = fisher(k, n, kr, nr)
             r["vs default: Fisher p"] = f"{p:.2g}"
             if p < ALPHA:
                 sentences.append(f"{fam}: {var} {'raises' if k / n > kr / nr else 'lowers'} success from "
                                  f"{_pct(kr, nr)} ({ref}) to {_pct(k, n)} ({_p(p)}).")
         rows.append(r)
-    srnn = df[df.family.str.startswith("SRNN")]
-    best = df.assign(ok=ok).groupby(["family", "variant"], sort=False).ok.mean().idxmax()
+    best = (counts["sum"] / counts["count"]).idxmax()
     claim = (" ".join(sentences) if sentences else
              f"No ablation changes success against its family's Keras default at the {ALPHA:g} level: inconclusive at this scale.")
     claim += (f" The most successful variant overall is “{best[1]}” ({best[0]}). Successes are pooled over "
-              f"T = {', '.join(map(str, sorted(df['T'].unique())))}; {len(srnn) // max(1, srnn.variant.nunique())} "
+              f"T = {', '.join(map(str, sorted(df['T'].unique())))}; {counts['count'].iloc[0]} "
               f"members per variant.")
     fig = ablations.figure(df)
     return Finding("4. Ablations: what changes the outcome", claim,
@@ -385,11 +383,10 @@ def explain(scale: str, out: Path, store_path: Path | None = None, run=None, pro
                 return sweep.run(cfgs, st, command=" ".join(["latchlab", *sys.argv[1:]]))
     run([seed_cfg] + [c for _, _, c in parts], store_path)
     with Store(store_path, create=False) as st:
-        rows = st.epochs()
-        prov = st.sweeps().iloc[-1].to_dict() if len(st.sweeps()) else provenance.collect()
+        rows, sweeps = st.epochs(), st.sweeps()
+    prov = sweeps.iloc[-1].to_dict() if len(sweeps) else provenance.collect()
     seed_ids = {m.id for m in seed_cfg.members()}
-    final = plot.final(rows[rows.member_id.isin(seed_ids)].drop(columns=["variant"], errors="ignore"))
-    final = final.assign(variant=final.cell)
+    final = plot.final(rows[rows.member_id.isin(seed_ids)].assign(variant=lambda d: d.cell))
     abl = ablations.label(rows, parts)
     run0 = seed_cfg.base
     findings = {"bug": seed_bug(final, run0.N, run0.val_frac), "cells": cells_compared(final),

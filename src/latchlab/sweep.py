@@ -11,6 +11,7 @@ import sys
 import time
 import types
 from collections import defaultdict
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from functools import partial
 
@@ -291,22 +292,22 @@ def sweep(config, store=None, progress: bool = False) -> "pd.DataFrame":
         return C.from_dict(c)
 
     cfgs = [load(c) for c in config] if isinstance(config, list) else load(config)
-    bar = None
-    if progress:
-        from rich.progress import Progress
-
-        bar = Progress(transient=True)
-        task = bar.add_task("training (member-epochs)", total=None)
-        bar.start()
-    advance = (lambda n, total: bar.update(task, total=total, advance=n)) if bar else None
-    try:
+    with progress_bar() if progress else nullcontext() as advance:
         if store is None:
             return run(cfgs, None, advance)
         with Store(store) as st:
             return run(cfgs, st, advance)
-    finally:
-        if bar is not None:
-            bar.stop()
+
+
+@contextmanager
+def progress_bar(console=None):
+    """A rich progress bar over member-epochs; yields ``run``'s ``progress`` callback."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("member-epochs"),
+                  TimeElapsedColumn(), console=console, transient=True) as bar:
+        task = bar.add_task("train", total=None)
+        yield lambda n, total: bar.update(task, total=total, advance=n)
 
 
 class _CallableModule(types.ModuleType):

@@ -115,11 +115,6 @@ def n_cell_params(model: M.Model) -> int:
     return G * H * (F + H) + G * H * (2 if model.cell.split_bias else 1)
 
 
-def _weighted(l, c, w):
-    n = jnp.maximum(w.sum(-1), 1e-12)
-    return (l * w).sum(-1) / n, (c * w).sum(-1) / n
-
-
 def _rows(tree, B):
     return jax.tree.map(lambda p: jnp.repeat(p, B, axis=0), tree)
 
@@ -159,7 +154,7 @@ def loss_and_grads(model: M.Model, mode: str, params, x, y, w, mask):
             xf = x.reshape((R * B,) + x.shape[2:])
             z = jax.vmap(lambda p, xi, m: M.logits(model, p, xi[None], m)[0])(rows, xf, _rows(mask, B))
             l, c = M.per_example(model, z, y.reshape((R * B,) + y.shape[2:]))
-            l, a = _weighted(l.reshape(R, B), c.reshape(R, B), w)
+            l, a = M.weighted_mean(l.reshape(R, B), c.reshape(R, B), w)
             return l.sum(), (l, a)
         (_, (l, a)), g = jax.value_and_grad(total, has_aux=True)(params)
         return l, a, g
@@ -200,12 +195,7 @@ def _rtrl(model: M.Model, params, x, y, w, mask):
     h, dh = jax.vmap(row)(jnp.repeat(theta, B, axis=0), xf, jnp.repeat(mask, B, axis=0))
     h, dh = h.reshape(R, B, -1), dh.reshape(R, B, P, -1)
 
-    def head_loss(head, h_m, y_m, w_m):  # one member: its loss from the final states
-        l, c = M.per_example(model, M.read_out(model, head, h_m), y_m)
-        l, a = _weighted(l, c, w_m)
-        return l, a
-
-    (l, a), (g_head, g_h) = jax.vmap(jax.value_and_grad(head_loss, argnums=(0, 1), has_aux=True))(
+    (l, a), (g_head, g_h) = jax.vmap(jax.value_and_grad(partial(M.head_loss, model), argnums=(0, 1), has_aux=True))(
         params["head"], h, y, w)
     g_theta = jnp.einsum("rbph,rbh->rp", dh, g_h)
     g_cell = jax.vmap(unravel)(g_theta)
