@@ -327,7 +327,7 @@ def test_reproduce_seed_tiny_end_to_end(tmp_path):
     # set; the tail split's validation set holds only negatives (the seed's bug), the
     # stratified one both classes equally
     for r in res.itertuples():
-        k_data, k_split, _ = sweep._keys(r.seed)
+        k_data, k_split, _ = sweep.member_keys(r.seed)
         x, y = (np.asarray(a) for a in tasks.latch(k_data, 200, int(r.T), 0.1, 1))
         _, val = tasks.split_indices(k_split, y, 0.2, r.split)
         assert len(val) == 40

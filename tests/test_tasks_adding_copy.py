@@ -282,7 +282,7 @@ def test_bad_values_raise_config_error(d, field):
 def _val_metrics(run, seed, params):
     """A member's validation loss and metric from its stored parameters, recomputed from the
     generator's data and split (the engine's keys), unpadded, with ``model.loss``."""
-    k_data, k_split, _ = sweep._keys(seed)
+    k_data, k_split, _ = sweep.member_keys(seed)
     x, y = tasks.generate(run.task, k_data, run.N, run.T, run.noise, run.signal_len)
     _, val = tasks.split_indices(k_split, y, run.val_frac, run.split)
     p = jax.tree.map(jnp.asarray, params)
@@ -295,7 +295,7 @@ def test_tiny_sweep_on_both_tasks_stores_the_true_metrics(tmp_path):
     members = cfg.members()
     for m in members:  # the engine's data are the generators'
         data = sweep.make_data([m], 21)
-        x, y = tasks.generate(m.run.task, sweep._keys(m.seed)[0], 48, 21)
+        x, y = tasks.generate(m.run.task, sweep.member_keys(m.seed)[0], 48, 21)
         np.testing.assert_array_equal(np.asarray(data.x[0]), np.asarray(x))
         np.testing.assert_array_equal(np.asarray(data.y[0]), np.asarray(y))
     with Store(tmp_path / "s.sqlite") as st:

@@ -100,7 +100,7 @@ def test_sweep_runs_the_new_tasks_on_the_generators_data(task, noise, L):
     members = cfg.members()
     data = sweep.make_data(members, 22)
     for r, m in enumerate(members):
-        k_data = sweep._keys(m.seed)[0]
+        k_data = sweep.member_keys(m.seed)[0]
         x, y = map(np.asarray, tasks.generate(task, k_data, 64, m.run.T, noise, L))
         np.testing.assert_array_equal(np.asarray(data.y[r]), y)
         np.testing.assert_allclose(np.asarray(data.x[r])[:, 22 - m.run.T:], x, atol=1e-6)

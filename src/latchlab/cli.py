@@ -432,7 +432,7 @@ def diagnose_cmd(
     if not 0 <= examples <= 50:
         raise ConfigError("examples", f"must be an integer in [0, 50], got {examples}")
     with Store(store, create=False) as st:
-        row = D.resolve_member(st, member)
+        row = st.member(member)
         d = D.member(st, row.member_id, N, D.parse_epochs(epochs, int(row.epochs)), examples)
     paths = DP.write(d, out)
     s = d.summary

@@ -40,7 +40,7 @@ import pandas as pd
 from latchlab import cells
 from latchlab import model as M
 from latchlab.cells import Cell
-from latchlab.errors import ConfigError, StoreError
+from latchlab.errors import ConfigError
 
 RETENTION = {"srnn": "contraction", "lstm": "f", "lstm_nofg": "f", "gru": "z", "janet": "f"}
 """The per-step retention factor of each cell, as named in ``retention`` frames."""
@@ -682,24 +682,6 @@ SUMMARY_COLUMNS = {
 
 # ----------------------------------------------------------------------------- stored members
 
-def resolve_member(store, member_id: str) -> pd.Series:
-    """A stored member's row (final epoch) from its id or a unique prefix of it.
-
-    Raises:
-        ConfigError: no or several members match (the message says how to list ids).
-        StoreError: the store holds no finished members.
-    """
-    members = store.members()
-    if members.empty:
-        raise StoreError(f"store: {store.path} holds no finished members")
-    hits = members[members.member_id.str.startswith(str(member_id))]
-    if len(hits) != 1:
-        problem = "matches no member" if hits.empty else f"matches {len(hits)} members; give more characters"
-        raise ConfigError("member", f"{member_id!r} {problem} of {store.path} (list the ids with "
-                                    f"`latchlab export {store.path} --per member --csv members.csv`)")
-    return hits.iloc[0]
-
-
 def _run_config(row: pd.Series):
     from latchlab.config import RUN_FIELDS, _run
 
@@ -757,7 +739,7 @@ def member(store, member_id: str, N: int = 256, epochs: Sequence[int] | None = N
         ``Diagnostics`` whose ``info`` holds the member's configuration, its stored
         per-epoch validation accuracy and a label.
     """
-    row = resolve_member(store, member_id)
+    row = store.member(member_id)
     mid, last = row.member_id, int(row.epochs)
     if epochs is None:
         epochs = list(range(last + 1))

@@ -32,6 +32,7 @@ import pandas as pd
 
 from latchlab import model as M
 from latchlab import tasks
+from latchlab.sweep import member_keys
 from latchlab.errors import ConfigError
 
 # ----------------------------------------------------------------------------- Pascanu 2013
@@ -494,11 +495,6 @@ class Centre(NamedTuple):
     trajectory: tuple = ()
 
 
-def member_keys(seed: int):
-    """A member's ``(data, split, init)`` keys, as ``latchlab.sweep`` derives them."""
-    return jax.random.split(jax.random.PRNGKey(seed), 3)
-
-
 def initial_centre(cell: str = "srnn", preset: str = "keras3", units: int = 1, head: str = "dense2",
                    init: str = "keras", seed: int = 0, task: str = "latch", noise: float | None = None,
                    signal_len: int = 1, t_max: int = 50, values=None) -> Centre:
@@ -532,17 +528,8 @@ def member_centre(store, member_id: str, epoch: int | None = None) -> Centre:
     import json
 
     from latchlab.cells import Cell
-    from latchlab.errors import StoreError
 
-    members = store.members()
-    if members.empty:
-        raise StoreError(f"store: {store.path} holds no finished members")
-    hits = members[members.member_id.str.startswith(member_id)]
-    if len(hits) != 1:
-        problem = "matches no member" if hits.empty else f"matches {len(hits)} members"
-        shown = list(members.member_id[:10]) + (["..."] if len(members) > 10 else [])
-        raise ConfigError("member", f"{member_id!r} {problem} of {store.path}", shown)
-    r = hits.iloc[0]
+    r = store.member(member_id)
     last = int(r.epochs)
     if epoch is not None and (isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch <= last):
         raise ConfigError("epoch", f"must be an integer in [0, {last}] for member {r.member_id}, got {epoch!r}")

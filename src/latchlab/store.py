@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from latchlab.config import RUN_FIELDS, Member
-from latchlab.errors import StoreError
+from latchlab.errors import ConfigError, StoreError
 
 SCHEMA = "latchlab-store/1"
 _METRICS = ("train_loss", "train_acc", "val_loss", "val_acc")
@@ -112,6 +112,23 @@ class Store:
         """One row per member: its config, seed and final-epoch metrics."""
         df = self.epochs()
         return df[df.epoch == df.epochs].reset_index(drop=True)
+
+    def member(self, member_id: str) -> pd.Series:
+        """A member's row (final epoch) from its id or a unique prefix of it.
+
+        Raises:
+            ConfigError: no or several members match (the message says how to list ids).
+            StoreError: the store holds no finished members.
+        """
+        members = self.members()
+        if members.empty:
+            raise StoreError(f"store: {self.path} holds no finished members")
+        hits = members[members.member_id.str.startswith(str(member_id))]
+        if len(hits) != 1:
+            problem = "matches no member" if hits.empty else f"matches {len(hits)} members; give more characters"
+            raise ConfigError("member", f"{member_id!r} {problem} of {self.path} (list the ids with "
+                                        f"`latchlab export {self.path} --per member --csv members.csv`)")
+        return hits.iloc[0]
 
     def params(self, member_id: str, epoch: int | None = None) -> dict:
         """A member's parameters after ``epoch`` (default: the last), as nested numpy dicts."""

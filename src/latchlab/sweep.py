@@ -109,11 +109,12 @@ def plan(members: list[Member], rows_per_device: int = ROWS_PER_DEVICE) -> list[
     return sorted(chunks, key=lambda c: first[c.data_key])
 
 
-def _keys(seed: int):
-    return jax.random.split(jax.random.PRNGKey(seed), 3)  # data, split, init
+def member_keys(seed: int):
+    """A member's ``(data, split, init)`` PRNG keys, all derived from its seed."""
+    return jax.random.split(jax.random.PRNGKey(seed), 3)
 
 
-_member_keys = jax.jit(jax.vmap(_keys))
+_member_keys = jax.jit(jax.vmap(member_keys))
 
 
 @partial(jax.jit, static_argnames=("task", "n", "pad_to"))
