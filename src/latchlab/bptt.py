@@ -4,10 +4,14 @@ Reverse-mode autodiff through ``lax.scan`` stores about fifteen residual arrays 
 step for an LSTM and emits one XLA:CPU kernel per residual; with one unit every array is
 (R, B) scalars, so the loop is bound by those writes rather than by arithmetic. Here the
 forward pass keeps ``(h, c)`` and its two tanh values per step (recomputing them cost 6 %
-more, bench/modes.py), and the backward pass recomputes the cheap gate pre-activations and
-reduces the parameter gradients over the batch in the same step (accumulating them per row
-instead cost 60 % more). Same numbers as
-autodiff to float32 rounding (tests/test_engine.py); ``bench/modes.py`` has the speed.
+more, bench/modes.py) and the backward pass recomputes the cheap gate pre-activations.
+
+Written so that XLA:CPU vectorises every kernel in the two time loops (docs/benchmarks.md):
+masks are 0/1 floats blended arithmetically (a ``select`` on a per-member mask made LLVM
+unswitch the loop and emit scalar code), and the backward pass emits each gate's ``dz``
+per step as its own array, reduced into the parameter gradients after the loop (stacking
+the gates on the minor axis, or reducing over the batch inside the loop, emitted scalar
+kernels). Same numbers as autodiff to float32 rounding (tests/test_engine.py).
 """
 from __future__ import annotations
 
@@ -66,28 +70,11 @@ def loss_and_grads(model: M.Model, params, x, y, w, mask):
     if not supports(model):
         raise ValueError(f"bptt supports one-unit {'/'.join(KINDS)} on scalar inputs, not {model.cell}")
     forget = model.cell.kind == "lstm"
-    act, dact = _gate(model.cell.rsig)
-    pc = params["cell"]
-    G = pc["bias"].shape[-1]
-    W, U, b = pc["kernel"][:, 0, :], pc["recurrent"][:, 0, :], pc["bias"]  # (R, G)
-    col = [(W[:, k:k + 1], U[:, k:k + 1], b[:, k:k + 1]) for k in range(G)]  # (R, 1) each
-    names = ("i", "f", "g", "o") if forget else ("i", "g", "o")
+    _, dact = _gate(model.cell.rsig)
+    names, col, keep, gates, forward = _forward(model, params)
     xs = jnp.moveaxis(x[..., 0], 2, 0)  # (T, R, B)
-    ms = mask.T[:, :, None]  # (T, R, 1)
-
-    def gates(x_t, h, c):
-        z = {n: x_t * Wk + h * Uk + bk for n, (Wk, Uk, bk) in zip(names, col)}
-        v = {n: (jnp.tanh(z[n]) if n == "g" else act(z[n])) for n in names}
-        c_new = v["i"] * v["g"] + (v["f"] * c if forget else c)
-        return z, v, c_new
-
-    def forward(carry, inp):
-        h, c = carry
-        x_t, m_t = inp
-        _, v, c_new = gates(x_t, h, c)
-        tc = jnp.tanh(c_new)
-        h_new = v["o"] * tc
-        return (jnp.where(m_t, h_new, h), jnp.where(m_t, c_new, c)), (h, c, v["g"], tc)
+    ms = mask.T[:, :, None].astype(xs.dtype)  # (T, R, 1), 1.0 on valid steps
+    U = [Uk for _, Uk, _ in col]
 
     R, B = y.shape
     zero = jnp.zeros((R, B), xs.dtype)
@@ -99,20 +86,67 @@ def loss_and_grads(model: M.Model, params, x, y, w, mask):
     def backward(carry, inp):
         dh, dc = carry
         x_t, m_t, h, c, g, tc = inp
-        z = {n: x_t * Wk + h * Uk + bk for n, (Wk, Uk, bk) in zip(names, col)}
-        v = {n: (g if n == "g" else act(z[n])) for n in names}
+        z, v = gates(x_t, h)
         dcc = dc + dh * v["o"] * (1.0 - tc * tc)
-        dz = {"i": dcc * v["g"] * dact(z["i"], v["i"]),
-              "g": dcc * v["i"] * (1.0 - v["g"] * v["g"]),
+        dz = {"i": dcc * g * dact(z["i"], v["i"]),
+              "g": dcc * v["i"] * (1.0 - g * g),
               "o": dh * tc * dact(z["o"], v["o"])}
         if forget:
             dz["f"] = dcc * c * dact(z["f"], v["f"])
-        dz = jnp.stack([jnp.where(m_t, dz[n], 0.0) for n in names], -1)  # (R, B, G)
-        dh_prev = (dz * U[:, None, :]).sum(-1)
+        dz = [m_t * dz[n] for n in names]
+        dh_prev = sum(d * Uk for d, Uk in zip(dz, U))
         dc_prev = dcc * v["f"] if forget else dcc
-        sums = (dz.sum(1), (dz * x_t[..., None]).sum(1), (dz * h[..., None]).sum(1))  # (R, G) each
-        return (jnp.where(m_t, dh_prev, dh), jnp.where(m_t, dc_prev, dc)), sums
+        return (keep(m_t, dh_prev, dh), keep(m_t, dc_prev, dc)), tuple(dz)
 
-    _, (db, dW, dU) = jax.lax.scan(backward, (dh_T[..., 0], zero), (xs, ms, hs, cs, gs, tcs), reverse=True)
-    g_cell = {"kernel": dW.sum(0)[:, None, :], "recurrent": dU.sum(0)[:, None, :], "bias": db.sum(0)}
+    _, dzs = jax.lax.scan(backward, (dh_T[..., 0], zero), (xs, ms, hs, cs, gs, tcs), reverse=True)
+    # (T, R, B) per gate -> (R, G): sums over time and batch, outside the loop
+    stack = lambda f: jnp.stack([f(d) for d in dzs], -1)  # noqa: E731
+    g_cell = {"kernel": stack(lambda d: jnp.einsum("trb,trb->r", d, xs))[:, None, :],
+              "recurrent": stack(lambda d: jnp.einsum("trb,trb->r", d, hs))[:, None, :],
+              "bias": stack(lambda d: d.sum((0, 2)))}
     return loss, acc, {"cell": g_cell, "head": g_head}
+
+
+def _forward(model: M.Model, params):
+    """The pieces of the forward pass: gate names, per-gate ``(W, U, b)`` columns (R, 1),
+    the mask blend, the gate pre-activations/activations and the scan step."""
+    forget = model.cell.kind == "lstm"
+    act, _ = _gate(model.cell.rsig)
+    pc = params["cell"]
+    G = pc["bias"].shape[-1]
+    W, U, b = pc["kernel"][:, 0, :], pc["recurrent"][:, 0, :], pc["bias"]  # (R, G)
+    col = [(W[:, k:k + 1], U[:, k:k + 1], b[:, k:k + 1]) for k in range(G)]  # (R, 1) each
+    names = ("i", "f", "g", "o") if forget else ("i", "g", "o")
+
+    keep = _keep
+
+    def gates(x_t, h):
+        z = {n: x_t * Wk + h * Uk + bk for n, (Wk, Uk, bk) in zip(names, col)}
+        return z, {n: act(z[n]) for n in names if n != "g"}
+
+    def forward(carry, inp):
+        h, c = carry
+        x_t, m_t = inp
+        z, v = gates(x_t, h)
+        g = jnp.tanh(z["g"])
+        c_new = v["i"] * g + (v["f"] * c if forget else c)
+        tc = jnp.tanh(c_new)
+        return (keep(m_t, v["o"] * tc, h), keep(m_t, c_new, c)), (h, c, g, tc)
+
+    return names, col, keep, gates, forward
+
+
+def final_state(model: M.Model, params, x, mask):
+    """``h_T`` (R, B) of a one-unit LSTM ensemble (the forward pass of ``loss_and_grads``
+    without its stored states): x (R, B, T, 1), mask (R, T)."""
+    *_, forward = _forward(model, params)
+    xs = jnp.moveaxis(x[..., 0], 2, 0)
+    ms = mask.T[:, :, None].astype(xs.dtype)
+    zero = jnp.zeros(xs.shape[1:], xs.dtype)
+    (h, _), _ = jax.lax.scan(lambda c, i: (forward(c, i)[0], None), (zero, zero), (xs, ms))
+    return h
+
+
+def _keep(m, new, old):  # where(m, new, old) for m in {0, 1}, exact for finite values
+    return m * new + (1.0 - m) * old
+

@@ -259,7 +259,12 @@ def evaluate(model: M.Model, params, data: Data, block: int = 64):
     def body(acc, b):
         ex = jax.lax.dynamic_slice_in_dim(idx, b * block, block, axis=1)  # (R, block)
         wb = jnp.broadcast_to(jax.lax.dynamic_slice_in_dim(w, b * block, block)[None, :], (R, block))
-        z = jax.vmap(partial(M.logits, model))(params, _take(data.x, ex), data.mask)
+        xb = _take(data.x, ex)
+        if bptt.supports(model) and model.head in M.LAST_STATE_HEADS:  # bptt's forward pass
+            h = bptt.final_state(model, params, xb, data.mask)
+            z = jax.vmap(partial(M.read_out, model))(params["head"], h[..., None])
+        else:
+            z = jax.vmap(partial(M.logits, model))(params, xb, data.mask)
         l, c = jax.vmap(partial(M.per_example, model))(z, _take(data.y, ex))
         return (acc[0] + (l * wb).sum(-1), acc[1] + (c * wb).sum(-1)), None
 
