@@ -4,7 +4,8 @@ Reverse-mode autodiff through ``lax.scan`` stores about fifteen residual arrays 
 step for an LSTM and emits one XLA:CPU kernel per residual; with one unit every array is
 (R, B) scalars, so the loop is bound by those writes rather than by arithmetic. Here the
 forward pass keeps ``(h, c)`` and its two tanh values per step (recomputing them cost 6 %
-more, bench/modes.py) and the backward pass recomputes the cheap gate pre-activations.
+more, bench/modes.py); the backward pass recomputes hard-sigmoid gates and reads sigmoid
+gates kept by the forward pass (whichever measured faster).
 
 Written so that XLA:CPU vectorises every kernel in the two time loops (docs/benchmarks.md):
 masks are 0/1 floats blended arithmetically (a ``select`` on a per-member mask made LLVM
@@ -76,17 +77,22 @@ def loss_and_grads(model: M.Model, params, x, y, w, mask):
     ms = mask.T[:, :, None].astype(xs.dtype)  # (T, R, 1), 1.0 on valid steps
     U = [Uk for _, Uk, _ in col]
 
+    # sigmoid gates: keep their values for the backward pass (recomputing three sigmoids
+    # there cost ~20 % more); hard-sigmoid gates are cheaper to recompute than to store
+    store = model.cell.rsig == "sigmoid"
     R, B = y.shape
     zero = jnp.zeros((R, B), xs.dtype)
-    (h_T, _), (hs, cs, gs, tcs) = jax.lax.scan(forward, (zero, zero), (xs, ms))
+    step = forward if store else (lambda carry, inp: (lambda o: (o[0], o[1][:4]))(forward(carry, inp)))
+    (h_T, _), stored = jax.lax.scan(step, (zero, zero), (xs, ms))
+    hs = stored[0]
 
     (loss, acc), (g_head, dh_T) = jax.vmap(jax.value_and_grad(partial(M.head_loss, model), argnums=(0, 1),
                                                               has_aux=True))(params["head"], h_T[..., None], y, w)
 
     def backward(carry, inp):
         dh, dc = carry
-        x_t, m_t, h, c, g, tc = inp
-        z, v = gates(x_t, h)
+        x_t, m_t, h, c, g, tc, *v = inp
+        z, v = ({n: None for n in names}, v[0]) if store else gates(x_t, h)
         dcc = dc + dh * v["o"] * (1.0 - tc * tc)
         dz = {"i": dcc * g * dact(z["i"], v["i"]),
               "g": dcc * v["i"] * (1.0 - g * g),
@@ -98,7 +104,7 @@ def loss_and_grads(model: M.Model, params, x, y, w, mask):
         dc_prev = dcc * v["f"] if forget else dcc
         return (keep(m_t, dh_prev, dh), keep(m_t, dc_prev, dc)), tuple(dz)
 
-    _, dzs = jax.lax.scan(backward, (dh_T[..., 0], zero), (xs, ms, hs, cs, gs, tcs), reverse=True)
+    _, dzs = jax.lax.scan(backward, (dh_T[..., 0], zero), (xs, ms, *stored), reverse=True)
     # (T, R, B) per gate -> (R, G): sums over time and batch, outside the loop
     stack = lambda f: jnp.stack([f(d) for d in dzs], -1)  # noqa: E731
     g_cell = {"kernel": stack(lambda d: jnp.einsum("trb,trb->r", d, xs))[:, None, :],
@@ -131,7 +137,7 @@ def _forward(model: M.Model, params):
         g = jnp.tanh(z["g"])
         c_new = v["i"] * g + (v["f"] * c if forget else c)
         tc = jnp.tanh(c_new)
-        return (keep(m_t, v["o"] * tc, h), keep(m_t, c_new, c)), (h, c, g, tc)
+        return (keep(m_t, v["o"] * tc, h), keep(m_t, c_new, c)), (h, c, g, tc, v)
 
     return names, col, keep, gates, forward
 
