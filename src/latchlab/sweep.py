@@ -114,7 +114,21 @@ def member_keys(seed: int):
     return jax.random.split(jax.random.PRNGKey(seed), 3)
 
 
-_member_keys = jax.jit(jax.vmap(member_keys))
+_member_keys_jit = jax.jit(jax.vmap(member_keys))
+# the per-member set-up functions (keys, initial parameters) run on stacks padded to a
+# multiple of this, so that chunks of different sizes share one compilation (~1 s each)
+PREP_STACK = 64
+
+
+def _padded_rows(a: np.ndarray) -> np.ndarray:
+    pad = -len(a) % PREP_STACK
+    return np.concatenate([a, np.repeat(a[-1:], pad, axis=0)]) if pad else a
+
+
+def _member_keys(seeds) -> np.ndarray:
+    """(R, 3, 2) ``member_keys`` of every seed, as a host array."""
+    seeds = np.asarray(seeds, np.uint32)
+    return np.asarray(_member_keys_jit(_padded_rows(seeds)))[:len(seeds)]
 
 
 @partial(jax.jit, static_argnames=("task", "n", "pad_to"))
@@ -155,7 +169,7 @@ def make_data(members: list[Member], T_pad: int) -> train.Data:
     n_pos = int(round(n_val * (n // 2) / n))  # generators make exactly n // 2 positives
     sharding = train.member_sharding(len(members))
     col = lambda f, dt: jax.device_put(np.array([f(m) for m in members], dt), sharding)  # noqa: E731
-    keys = jax.device_put(_member_keys(jnp.asarray([m.seed for m in members], jnp.uint32)), sharding)
+    keys = jax.device_put(_member_keys([m.seed for m in members]), sharding)
     x, y, mask = _chunk_sequences(keys, col(lambda m: m.run.T, np.int32), col(lambda m: m.run.noise, np.float32),
                                   col(lambda m: m.run.signal_len, np.int32), task=run.task, n=n, pad_to=T_pad)
     tr, va = _chunk_splits(keys, y, col(lambda m: m.run.split == "tail", bool), n_val=n_val, n_pos=n_pos)
@@ -173,14 +187,15 @@ def init_members(members: list[Member]):
     Host-side numpy between the few compiled calls: eager JAX ops cost milliseconds each.
     """
     model = members[0].run.model
-    keys = np.asarray(_member_keys(jnp.asarray([m.seed for m in members], jnp.uint32)))[:, 2]
+    keys = _member_keys([m.seed for m in members])[:, 2]
     t_max = np.array([m.run.T for m in members], np.float32)
     subsets = defaultdict(list)
     for r, m in enumerate(members):
         subsets[(m.run.init, m.run.values)].append(r)
     params = None
     for (scheme, values), rs in subsets.items():
-        part = jax.device_get(_init(model, scheme, values, keys[rs], t_max[rs]))
+        part = jax.device_get(_init(model, scheme, values, _padded_rows(keys[rs]), _padded_rows(t_max[rs])))
+        part = jax.tree.map(lambda a: a[:len(rs)], part)
         if params is None:
             params = jax.tree.map(lambda a: np.zeros((len(members),) + a.shape[1:], a.dtype), part)
         for dst, src in zip(jax.tree.leaves(params), jax.tree.leaves(part)):
