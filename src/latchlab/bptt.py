@@ -72,9 +72,8 @@ def loss_and_grads(model: M.Model, params, x, y, w, mask):
         raise ValueError(f"bptt supports one-unit {'/'.join(KINDS)} on scalar inputs, not {model.cell}")
     forget = model.cell.kind == "lstm"
     _, dact = _gate(model.cell.rsig)
-    names, col, keep, gates, forward = _forward(model, params)
-    xs = jnp.moveaxis(x[..., 0], 2, 0)  # (T, R, B)
-    ms = mask.T[:, :, None].astype(xs.dtype)  # (T, R, 1), 1.0 on valid steps
+    names, col, gates, forward = _forward(model, params)
+    xs, ms = _time_major(x, mask)
     U = [Uk for _, Uk, _ in col]
 
     # sigmoid gates: keep their values for the backward pass (recomputing three sigmoids
@@ -82,7 +81,11 @@ def loss_and_grads(model: M.Model, params, x, y, w, mask):
     store = model.cell.rsig == "sigmoid"
     R, B = y.shape
     zero = jnp.zeros((R, B), xs.dtype)
-    step = forward if store else (lambda carry, inp: (lambda o: (o[0], o[1][:4]))(forward(carry, inp)))
+
+    def step(carry, inp):  # stores (h_{t-1}, c_{t-1}, tanh(z_g), tanh(c_t)[, gate values])
+        carry, out = forward(carry, inp)
+        return carry, (out if store else out[:4])
+
     (h_T, _), stored = jax.lax.scan(step, (zero, zero), (xs, ms))
     hs = stored[0]
 
@@ -102,7 +105,7 @@ def loss_and_grads(model: M.Model, params, x, y, w, mask):
         dz = [m_t * dz[n] for n in names]
         dh_prev = sum(d * Uk for d, Uk in zip(dz, U))
         dc_prev = dcc * v["f"] if forget else dcc
-        return (keep(m_t, dh_prev, dh), keep(m_t, dc_prev, dc)), tuple(dz)
+        return (_keep(m_t, dh_prev, dh), _keep(m_t, dc_prev, dc)), tuple(dz)
 
     _, dzs = jax.lax.scan(backward, (dh_T[..., 0], zero), (xs, ms, *stored), reverse=True)
     # (T, R, B) per gate -> (R, G): sums over time and batch, outside the loop
@@ -115,7 +118,7 @@ def loss_and_grads(model: M.Model, params, x, y, w, mask):
 
 def _forward(model: M.Model, params):
     """The pieces of the forward pass: gate names, per-gate ``(W, U, b)`` columns (R, 1),
-    the mask blend, the gate pre-activations/activations and the scan step."""
+    the gate pre-activations/activations and the scan step."""
     forget = model.cell.kind == "lstm"
     act, _ = _gate(model.cell.rsig)
     pc = params["cell"]
@@ -123,8 +126,6 @@ def _forward(model: M.Model, params):
     W, U, b = pc["kernel"][:, 0, :], pc["recurrent"][:, 0, :], pc["bias"]  # (R, G)
     col = [(W[:, k:k + 1], U[:, k:k + 1], b[:, k:k + 1]) for k in range(G)]  # (R, 1) each
     names = ("i", "f", "g", "o") if forget else ("i", "g", "o")
-
-    keep = _keep
 
     def gates(x_t, h):
         z = {n: x_t * Wk + h * Uk + bk for n, (Wk, Uk, bk) in zip(names, col)}
@@ -137,20 +138,25 @@ def _forward(model: M.Model, params):
         g = jnp.tanh(z["g"])
         c_new = v["i"] * g + (v["f"] * c if forget else c)
         tc = jnp.tanh(c_new)
-        return (keep(m_t, v["o"] * tc, h), keep(m_t, c_new, c)), (h, c, g, tc, v)
+        return (_keep(m_t, v["o"] * tc, h), _keep(m_t, c_new, c)), (h, c, g, tc, v)
 
-    return names, col, keep, gates, forward
+    return names, col, gates, forward
 
 
 def final_state(model: M.Model, params, x, mask):
     """``h_T`` (R, B) of a one-unit LSTM ensemble (the forward pass of ``loss_and_grads``
     without its stored states): x (R, B, T, 1), mask (R, T)."""
     *_, forward = _forward(model, params)
-    xs = jnp.moveaxis(x[..., 0], 2, 0)
-    ms = mask.T[:, :, None].astype(xs.dtype)
+    xs, ms = _time_major(x, mask)
     zero = jnp.zeros(xs.shape[1:], xs.dtype)
     (h, _), _ = jax.lax.scan(lambda c, i: (forward(c, i)[0], None), (zero, zero), (xs, ms))
     return h
+
+
+def _time_major(x, mask):
+    """x (R, B, T, 1) -> (T, R, B); mask (R, T) -> (T, R, 1) floats, 1.0 on valid steps."""
+    xs = jnp.moveaxis(x[..., 0], 2, 0)
+    return xs, mask.T[:, :, None].astype(xs.dtype)
 
 
 def _keep(m, new, old):  # where(m, new, old) for m in {0, 1}, exact for finite values
