@@ -169,10 +169,15 @@ def make_data(members: list[Member], T_pad: int) -> train.Data:
     n_pos = int(round(n_val * (n // 2) / n))  # generators make exactly n // 2 positives
     sharding = train.member_sharding(len(members))
     col = lambda f, dt: jax.device_put(np.array([f(m) for m in members], dt), sharding)  # noqa: E731
-    keys = jax.device_put(_member_keys([m.seed for m in members]), sharding)
-    x, y, mask = _chunk_sequences(keys, col(lambda m: m.run.T, np.int32), col(lambda m: m.run.noise, np.float32),
-                                  col(lambda m: m.run.signal_len, np.int32), task=run.task, n=n, pad_to=T_pad)
-    tr, va = _chunk_splits(keys, y, col(lambda m: m.run.split == "tail", bool), n_val=n_val, n_pos=n_pos)
+    keys = _member_keys([m.seed for m in members])
+    x, y, mask = _chunk_sequences(jax.device_put(keys, sharding), col(lambda m: m.run.T, np.int32),
+                                  col(lambda m: m.run.noise, np.float32), col(lambda m: m.run.signal_len, np.int32),
+                                  task=run.task, n=n, pad_to=T_pad)
+    # the split runs on a stack padded to PREP_STACK members: one compilation for all chunk sizes
+    tail = np.array([m.run.split == "tail" for m in members])
+    padded = tuple(_padded_rows(a) for a in (keys, np.asarray(y), tail))
+    tr, va = _chunk_splits(*jax.device_put(padded, train.member_sharding(len(padded[0]))), n_val=n_val, n_pos=n_pos)
+    tr, va = jax.device_put((np.asarray(tr)[:len(members)], np.asarray(va)[:len(members)]), sharding)
     return train.Data(x, y, mask, tr, va)
 
 
