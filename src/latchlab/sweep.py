@@ -115,20 +115,25 @@ def member_keys(seed: int):
 
 
 _member_keys_jit = jax.jit(jax.vmap(member_keys))
-# the per-member set-up functions (keys, initial parameters) run on stacks padded to a
-# multiple of this, so that chunks of different sizes share one compilation (~1 s each)
+# the per-member set-up functions (keys, initial parameters, the split) run on stacks
+# padded to a multiple of this, so that chunks of different sizes share one compilation
+# (~1 s each)
 PREP_STACK = 64
 
 
-def _padded_rows(a: np.ndarray) -> np.ndarray:
-    pad = -len(a) % PREP_STACK
-    return np.concatenate([a, np.repeat(a[-1:], pad, axis=0)]) if pad else a
+def _on_padded_stack(f, *arrays):
+    """``f(*arrays)`` for per-member functions ``f`` (leading axis R), run on stacks padded
+    to a multiple of ``PREP_STACK`` rows; returns host arrays of the first R rows."""
+    n = len(arrays[0])
+    pad = -n % PREP_STACK
+    padded = [np.concatenate([a, np.repeat(a[-1:], pad, axis=0)]) for a in map(np.asarray, arrays)]
+    out = f(*jax.device_put(padded, train.member_sharding(n + pad)))
+    return jax.tree.map(lambda a: np.asarray(a)[:n], out)
 
 
 def _member_keys(seeds) -> np.ndarray:
     """(R, 3, 2) ``member_keys`` of every seed, as a host array."""
-    seeds = np.asarray(seeds, np.uint32)
-    return np.asarray(_member_keys_jit(_padded_rows(seeds)))[:len(seeds)]
+    return _on_padded_stack(_member_keys_jit, np.asarray(seeds, np.uint32))
 
 
 @partial(jax.jit, static_argnames=("task", "n", "pad_to"))
@@ -173,11 +178,9 @@ def make_data(members: list[Member], T_pad: int) -> train.Data:
     x, y, mask = _chunk_sequences(jax.device_put(keys, sharding), col(lambda m: m.run.T, np.int32),
                                   col(lambda m: m.run.noise, np.float32), col(lambda m: m.run.signal_len, np.int32),
                                   task=run.task, n=n, pad_to=T_pad)
-    # the split runs on a stack padded to PREP_STACK members: one compilation for all chunk sizes
     tail = np.array([m.run.split == "tail" for m in members])
-    padded = tuple(_padded_rows(a) for a in (keys, np.asarray(y), tail))
-    tr, va = _chunk_splits(*jax.device_put(padded, train.member_sharding(len(padded[0]))), n_val=n_val, n_pos=n_pos)
-    tr, va = jax.device_put((np.asarray(tr)[:len(members)], np.asarray(va)[:len(members)]), sharding)
+    splits = _on_padded_stack(partial(_chunk_splits, n_val=n_val, n_pos=n_pos), keys, y, tail)
+    tr, va = jax.device_put(splits, sharding)
     return train.Data(x, y, mask, tr, va)
 
 
@@ -199,8 +202,7 @@ def init_members(members: list[Member]):
         subsets[(m.run.init, m.run.values)].append(r)
     params = None
     for (scheme, values), rs in subsets.items():
-        part = jax.device_get(_init(model, scheme, values, _padded_rows(keys[rs]), _padded_rows(t_max[rs])))
-        part = jax.tree.map(lambda a: a[:len(rs)], part)
+        part = _on_padded_stack(partial(_init, model, scheme, values), keys[rs], t_max[rs])
         if params is None:
             params = jax.tree.map(lambda a: np.zeros((len(members),) + a.shape[1:], a.dtype), part)
         for dst, src in zip(jax.tree.leaves(params), jax.tree.leaves(part)):
