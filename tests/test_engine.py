@@ -116,8 +116,10 @@ def _reference_member(model, params, x, y, tr, va, lr, seed, batch_size, epochs)
 # ----------------------------------------------------------------------------- 1. ensemble == loop
 
 @pytest.mark.parametrize("kind, units, mode", [
-    ("srnn", 1, "rtrl"),  # the mode train.Spec.for_model picks for tiny cells
-    ("lstm", 1, "bptt"),  # the mode picked for one-unit LSTMs (hand-derived backward pass)
+    ("srnn", 1, "native"),  # the mode train.Spec.for_model picks for one-unit cells on a CPU
+    ("lstm", 1, "native"),
+    ("srnn", 1, "rtrl"),  # the XLA modes picked without native kernels (e.g. on a GPU)
+    ("lstm", 1, "bptt"),
     ("gru", 5, "vmap"),  # the mode picked for larger cells: vmapped batched matmuls
 ])
 def test_ensemble_equals_python_loop(kind, units, mode):
@@ -376,7 +378,9 @@ def _shape_of(chunk):
 def test_sweep_compiles_once_per_bucket(monkeypatch):
     """Lengths 3, 4, 5, 6 in one bucket (padded to 6), cut into two chunks that mix lengths:
     one shape per bucket, one ``train_epoch`` (and ``evaluate``) compilation per bucket,
-    and none at all when the sweep is run again."""
+    and none at all when the sweep is run again (the XLA modes; the native kernels, which
+    train this one-unit LSTM where they can, compile no epoch at all)."""
+    monkeypatch.setenv("LATCHLAB_NATIVE", "0")
     n_dev, B = jax.local_device_count(), 4
     # 2 * n_dev members per chunk whatever the core count: 4 * n_dev members make 2 chunks
     monkeypatch.setattr(sweep, "plan", partial(sweep.plan, rows_per_device=2 * B))
@@ -400,6 +404,12 @@ def test_sweep_compiles_once_per_bucket(monkeypatch):
         df2 = sweep.run(cfg, None)
     assert second.count("train_epoch") == 0 and second.count("evaluate") == 0, second.names
     assert df2.drop(columns="seconds").equals(df.drop(columns="seconds"))  # wall-clock time differs
+    monkeypatch.delenv("LATCHLAB_NATIVE")
+    if train.native_ok(cfg.members()[0].run.model):
+        with _Compiles() as native:
+            df3 = sweep.run(cfg, None)
+        assert native.count("train_epoch") == 0 and native.count("evaluate") == 0, native.names
+        np.testing.assert_allclose(df3.val_acc, df.val_acc, atol=1e-5)
 
 
 @pytest.mark.parametrize("n_dev", [1, 2, 3])

@@ -161,27 +161,121 @@ def _chunk_splits(keys, y, tail, n_val, n_pos):
     return tr.astype(jnp.int32), va.astype(jnp.int32)
 
 
-def make_data(members: list[Member], T_pad: int) -> train.Data:
-    """Every member's data set, left-padded to ``T_pad``, made on the devices in one call.
+def _split_sizes(run: RunConfig) -> tuple[int, int]:
+    """(n_val, n_pos) of a member's split: the generators make exactly N // 2 positives."""
+    n, vf = run.N, run.val_frac
+    n_val = n - int(n * (1.0 - vf))
+    return n_val, int(round(n_val * (n // 2) / n))
+
+
+def make_data(members: list[Member], T_pad: int, families: Families | None = None) -> train.Data:
+    """Every member's data set, left-padded to ``T_pad``, made on the devices in one call
+    (or cut on the host from ``families``, each seed's longest sequences, where the task
+    allows).
 
     A member's sequences depend only on its (task, T, noise, signal_len, N) and seed (not on
     ``T_pad``: see ``tasks``), and its split on (val_frac, split) and seed; so members that
     differ in cell, initialisation or learning rate see the same sequences.
     """
+    if families is not None and families.covers(members):
+        return families.cut(members, T_pad)
     run = members[0].run
-    n, vf = run.N, run.val_frac
-    n_val = n - int(n * (1.0 - vf))
-    n_pos = int(round(n_val * (n // 2) / n))  # generators make exactly n // 2 positives
+    n_val, n_pos = _split_sizes(run)
     sharding = train.member_sharding(len(members))
     col = lambda f, dt: jax.device_put(np.array([f(m) for m in members], dt), sharding)  # noqa: E731
     keys = _member_keys([m.seed for m in members])
     x, y, mask = _chunk_sequences(jax.device_put(keys, sharding), col(lambda m: m.run.T, np.int32),
                                   col(lambda m: m.run.noise, np.float32), col(lambda m: m.run.signal_len, np.int32),
-                                  task=run.task, n=n, pad_to=T_pad)
+                                  task=run.task, n=run.N, pad_to=T_pad)
     tail = np.array([m.run.split == "tail" for m in members])
     splits = _on_padded_stack(partial(_chunk_splits, n_val=n_val, n_pos=n_pos), keys, y, tail)
     tr, va = jax.device_put(splits, sharding)
     return train.Data(x, y, mask, tr, va)
+
+
+# tasks whose length-T sequences are the first T steps of the same key's longer ones
+# (``tasks``: step t's noise comes from ``fold_in(key, t)``)
+PREFIX_TASKS = ("latch",)
+
+
+def _family(m: Member):
+    r = m.run
+    return (r.task, r.noise, r.signal_len, r.N, m.seed)
+
+
+class Families:
+    """Each seed's longest sequences, labels and splits, made once for a whole sweep.
+
+    For ``PREFIX_TASKS`` a member's data are the first T steps of its seed's longest
+    sequences, so a sweep over lengths draws each seed's noise once instead of once per
+    member (and its split once per (val_frac, split)). A family is made when a chunk first
+    needs it and freed after the last chunk that needs it.
+    """
+
+    def __init__(self, chunks: list[Chunk]):
+        self.T, self.uses = defaultdict(int), defaultdict(int)
+        last = None
+        for c in chunks:
+            for m in c.members:
+                if m.run.task in PREFIX_TASKS:
+                    self.T[_family(m)] = max(self.T[_family(m)], m.run.T)
+            if c.data_key != last:  # ``run`` makes a chunk's data unless the last chunk's fit
+                for f in {_family(m) for m in c.members}:
+                    self.uses[f] += 1
+            last = c.data_key
+        self.seq, self.splits = {}, {}
+
+    def covers(self, members: list[Member]) -> bool:
+        return all(_family(m) in self.T for m in members)
+
+    def _make(self, fams) -> None:
+        by_shape = defaultdict(list)
+        for f in dict.fromkeys(fams):
+            if f not in self.seq:
+                by_shape[f[:4] + (self.T[f],)].append(f)
+        for (task, noise, signal_len, n, T), fs in by_shape.items():
+            keys = _member_keys([f[4] for f in fs])
+            sharding = train.member_sharding(len(fs))
+            put = lambda a: jax.device_put(a, sharding)  # noqa: E731
+            x, y, _ = _chunk_sequences(put(keys), put(np.full(len(fs), T, np.int32)),
+                                       put(np.full(len(fs), noise, np.float32)),
+                                       put(np.full(len(fs), signal_len, np.int32)), task=task, n=n, pad_to=T)
+            x, y = np.asarray(x[..., 0]), np.asarray(y)
+            for i, f in enumerate(fs):
+                self.seq[f] = (x[i], y[i], keys[i])
+
+    def cut(self, members: list[Member], T_pad: int) -> train.Data:
+        fams = [_family(m) for m in members]
+        self._make(fams)
+        R, n = len(members), members[0].run.N
+        x = np.zeros((R, n, T_pad, 1), np.float32)
+        for r, (m, f) in enumerate(zip(members, fams)):
+            x[r, :, T_pad - m.run.T:, 0] = self.seq[f][0][:, :m.run.T]
+        y = np.stack([self.seq[f][1] for f in fams])
+        mask = np.arange(T_pad)[None, :] >= T_pad - np.array([m.run.T for m in members])[:, None]
+        tr, va = self._splits(members, fams)
+        for f in dict.fromkeys(fams):  # free what no later chunk needs
+            self.uses[f] -= 1
+            if self.uses[f] == 0:
+                self.seq.pop(f, None)
+                for k in [k for k in self.splits if k[0] == f]:
+                    del self.splits[k]
+        return train.Data(x, y, mask, tr, va)  # host arrays: ``train.fit`` places them
+
+    def _splits(self, members, fams):
+        keys = [(f, m.run.val_frac, m.run.split) for m, f in zip(members, fams)]
+        missing = defaultdict(list)
+        for k, m in zip(keys, members):
+            if k not in self.splits:
+                missing[_split_sizes(m.run)].append(k)
+        for (n_val, n_pos), ks in missing.items():
+            ks = list(dict.fromkeys(ks))
+            tr, va = _on_padded_stack(partial(_chunk_splits, n_val=n_val, n_pos=n_pos),
+                                      np.stack([self.seq[k[0]][2] for k in ks]),
+                                      np.stack([self.seq[k[0]][1] for k in ks]), np.array([k[2] == "tail" for k in ks]))
+            for i, k in enumerate(ks):
+                self.splits[k] = (tr[i], va[i])
+        return np.stack([self.splits[k][0] for k in keys]), np.stack([self.splits[k][1] for k in keys])
 
 
 @partial(jax.jit, static_argnums=(0, 1, 2))
@@ -249,13 +343,15 @@ def run(cfg: SweepConfig | list[SweepConfig], store=None, progress=None, timer=N
         config = cfgs[0].to_dict() if len(cfgs) == 1 else {"name": name, "sweeps": [c.to_dict() for c in cfgs]}
         sweep_id = store.add_sweep(name, config, provenance.collect(), command)
     made = (None, None)  # the last chunk's data, reused by the next chunk if it has the same
-    for chunk in plan(todo):
+    chunks = plan(todo)
+    families = Families(chunks)
+    for chunk in chunks:
         n_real = len(chunk.members) - chunk.pad
         t0 = time.perf_counter()
         if made[0] != chunk.data_key:
             with train.span(timer, "data"):
                 made = (None, None)  # free the old data before making the new
-                made = (chunk.data_key, make_data(chunk.members, chunk.T_pad))
+                made = (chunk.data_key, make_data(chunk.members, chunk.T_pad, families))
         hist = train_chunk(chunk, (lambda e: progress(n_real, total)) if progress else None, timer, made[1])
         real = chunk.members[:n_real]
         hist = train.History(*(a[:, :n_real] for a in hist[:4]),

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from latchlab import bptt, cells
+from latchlab import bptt, cells, native
 from latchlab import model as M
 from latchlab.errors import ConfigError
 
@@ -49,7 +49,7 @@ class Spec(NamedTuple):
 
     @classmethod
     def for_model(cls, model: M.Model, optimizer: str = "adam", batch_size: int = 16, mode: str = "auto"):
-        return cls(model, optimizer, batch_size, choose_mode(model) if mode == "auto" else mode)
+        return cls(model, optimizer, batch_size, choose_mode(model, optimizer) if mode == "auto" else mode)
 
 
 class TrainState(NamedTuple):
@@ -79,6 +79,8 @@ def init_state(spec: Spec, params) -> TrainState:
 
 
 MODES = ("vmap", "flat", "rtrl", "bptt")
+# ``native``: whole epochs in ``latchlab.native``'s kernels, outside XLA (``fit`` only)
+FIT_MODES = MODES + ("native",)
 
 
 def modes_for(model: M.Model) -> tuple[str, ...]:
@@ -92,16 +94,25 @@ def modes_for(model: M.Model) -> tuple[str, ...]:
     return out
 
 
-def choose_mode(model: M.Model) -> str:
-    """The gradient layout for a model's shapes (see ``loss_and_grads``).
+def native_ok(model: M.Model, optimizer: str = "adam") -> bool:
+    """Whether ``fit`` can train ``model`` with the native kernels here: one-unit SRNNs and
+    LSTMs with a classification head, on the CPU backend, with a C++ compiler."""
+    return native.supports(model, optimizer) and native.available()
 
-    Measured with bench/modes.py on 2-core XLA:CPU (docs/benchmarks.md): for a one-unit
-    SRNN (3 cell parameters) forward mode (``rtrl``) is 1.2-2x faster than ``vmap``; for
-    a one-unit LSTM (12 parameters) it is 2-2.5x slower, as is ``flat``, and the
-    hand-derived ``bptt`` is faster than ``vmap``. Forward mode costs one tangent per
-    parameter, so it wins only for the smallest cells. Heads outside a mode's reach
-    (``modes_for``) fall back to ``vmap``.
+
+def choose_mode(model: M.Model, optimizer: str = "adam") -> str:
+    """The gradient layout for a model's shapes and the backend (see ``loss_and_grads``).
+
+    Measured with bench/modes.py on 2-core XLA:CPU (docs/benchmarks.md): the ``native``
+    kernels, where they apply (CPU backend, one-unit SRNN or LSTM), are several times
+    faster than any XLA mode. Otherwise, for a one-unit SRNN (3 cell parameters) forward
+    mode (``rtrl``) is 1.2-2x faster than ``vmap``; for a one-unit LSTM (12 parameters)
+    it is 2-2.5x slower, as is ``flat``, and the hand-derived ``bptt`` is faster than
+    ``vmap``. Forward mode costs one tangent per parameter, so it wins only for the
+    smallest cells. Heads outside a mode's reach (``modes_for``) fall back to ``vmap``.
     """
+    if native_ok(model, optimizer):
+        return "native"
     allowed = modes_for(model)
     if "bptt" in allowed:
         return "bptt"
@@ -332,6 +343,8 @@ def fit(spec: Spec, params, data: Data, lr, seeds, epochs: int, on_epoch=None, t
         timer: optional ``Profile`` collecting where time goes.
     """
     rngs = [np.random.default_rng([int(s), 0x5EED]) for s in seeds]
+    if spec.mode == "native":
+        return _fit_native(spec, params, data, lr, rngs, epochs, on_epoch, timer)
     split = member_sharding(len(seeds))
     state = jax.device_put(init_state(spec, params), split)
     data, lr = jax.device_put((data, jnp.asarray(lr, jnp.float32)), split)
@@ -349,6 +362,30 @@ def fit(spec: Spec, params, data: Data, lr, seeds, epochs: int, on_epoch=None, t
         for k, v in zip(("tl", "ta", "vl", "va"), (tl, ta, vl, va)):
             hist[k].append(np.asarray(v))
         snaps.append(jax.device_get(state.params))
+        if on_epoch is not None:
+            on_epoch(e)
+    return History(*(np.stack(hist[k]) for k in ("tl", "ta", "vl", "va")), snaps)
+
+
+def _fit_native(spec: Spec, params, data: Data, lr, rngs, epochs: int, on_epoch, timer) -> History:
+    """``fit`` on the native kernels: the same shuffles, metrics and snapshots."""
+    if not native_ok(spec.model, spec.optimizer):
+        raise ConfigError("mode", f"the native kernels cannot train {spec.model.cell.kind} ({spec.model.cell.units} "
+                          f"units, head {spec.model.head}, {spec.optimizer}) here", FIT_MODES[:4])
+    with span(timer, "data"):
+        ens = native.Ensemble(spec.model, spec.optimizer, params, data.x, data.y, data.mask, data.train, data.val)
+    lr = np.asarray(lr, np.float32)
+    snaps, hist = [jax.device_get(params)], {k: [] for k in ("tl", "ta", "vl", "va")}
+    for e in range(epochs):
+        with span(timer, "data"):
+            order, weight = epoch_order(rngs, ens.train.shape[1], spec.batch_size)
+        with span(timer, "train"):
+            tl, ta = ens.train_epoch(lr, order, weight)
+        with span(timer, "validate"):
+            vl, va = ens.evaluate()
+        for k, v in zip(("tl", "ta", "vl", "va"), (tl, ta, vl, va)):
+            hist[k].append(v)
+        snaps.append(ens.snapshot())
         if on_epoch is not None:
             on_epoch(e)
     return History(*(np.stack(hist[k]) for k in ("tl", "ta", "vl", "va")), snaps)

@@ -1,0 +1,225 @@
+"""Native CPU kernels for the seed's one-unit cells (``kernels.cpp``), built on first use.
+
+The one-unit LSTM (with or without forget gate) and SRNN on scalar inputs with a
+classification head train here a whole epoch per call: each block of members runs its
+sequences with the state in SIMD registers, the hand-derived backward pass of
+``latchlab.bptt``, the head of ``latchlab.model`` and the optimisers of ``latchlab.train``
+(Adam, SGD, RMSprop as optax defines them). Same numbers as the JAX modes to float32
+rounding (tests/test_native.py); several times faster on a CPU (docs/benchmarks.md).
+
+The library is compiled with the system's C++ compiler (``$CXX``, else ``g++``) for this
+machine (``-march=native``) into the cache directory, once per source, flags and CPU.
+Without a compiler, or with ``LATCHLAB_NATIVE=0``, ``available()`` is False and the
+trainer uses its JAX modes; on a GPU the JAX modes are used as well.
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+import numpy as np
+
+SOURCE = Path(__file__).with_name("kernels.cpp")
+FLAGS = ("-O3", "-march=native", "-std=c++20", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=fast",
+         "-shared", "-fPIC")
+KINDS = {"srnn": 0, "lstm": 1, "lstm_nofg": 2}
+RSIGS = {"sigmoid": 0, "hard_sigmoid": 1, "hard_sigmoid_keras3": 2}
+HEADS = {"dense2": 0, "dense1": 1}
+OPTIMIZERS = {"adam": 0, "sgd": 1, "rmsprop": 2}
+# members per block: blocks of several members keep several independent SIMD vectors in
+# flight per time step (bench/native.py)
+PER_BLOCK = 8
+
+_lock = threading.Lock()
+_lib = None
+_error = None
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("LATCHLAB_CACHE")
+    return Path(root).parent / "native" if root else Path.home() / ".cache" / "latchlab" / "native"
+
+
+def _cpu_id() -> str:
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+    lines = [ln for ln in info.splitlines() if ln.startswith(("model name", "flags"))]
+    return "\n".join(dict.fromkeys(lines))
+
+
+def _build() -> Path:
+    cxx = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
+    if not cxx:
+        raise RuntimeError("no C++ compiler (g++) found")
+    src = SOURCE.read_bytes()
+    tag = hashlib.sha256(src + " ".join((cxx,) + FLAGS).encode() + _cpu_id().encode()).hexdigest()[:16]
+    out = cache_dir() / f"kernels-{tag}.so"
+    if not out.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+            tmp_so = Path(tmp) / out.name
+            r = subprocess.run([cxx, *FLAGS, "-o", str(tmp_so), str(SOURCE)], capture_output=True, text=True)
+            if r.returncode:
+                raise RuntimeError(f"{cxx} failed: {r.stderr.strip().splitlines()[-1] if r.stderr else r.returncode}")
+            os.replace(tmp_so, out)  # atomic: concurrent builders leave one whole library
+    return out
+
+
+def lib():
+    """The loaded library (built on first use); raises RuntimeError if it cannot be built."""
+    global _lib, _error
+    with _lock:
+        if _lib is None and _error is None:
+            try:
+                so = ctypes.CDLL(str(_build()))
+                for name in ("latch_train_epoch", "latch_evaluate"):
+                    getattr(so, name).restype = ctypes.c_int
+                _lib = so
+            except (OSError, RuntimeError) as e:
+                _error = str(e)
+        if _lib is None:
+            raise RuntimeError(f"latchlab's native kernels are unavailable: {_error}")
+        return _lib
+
+
+def available() -> bool:
+    """Whether the native kernels can run here (CPU backend, compiler present, not disabled)."""
+    import jax
+
+    if os.environ.get("LATCHLAB_NATIVE", "1") == "0" or jax.default_backend() != "cpu":
+        return False
+    try:
+        lib()
+    except RuntimeError:
+        return False
+    return True
+
+
+def supports(model, optimizer: str = "adam") -> bool:
+    """One-unit srnn/lstm/lstm_nofg on scalar inputs with a dense2 or dense1 head."""
+    c = model.cell
+    return (c.kind in KINDS and c.units == 1 and model.n_in == 1 and model.head in HEADS
+            and c.rsig in RSIGS and optimizer in OPTIMIZERS and not c.split_bias)
+
+
+def flatten(params) -> np.ndarray:
+    """(R, P) float32: cell kernel, recurrent, bias, head kernel, head bias (each member)."""
+    c, h = params["cell"], params["head"]
+    parts = [c["kernel"], c["recurrent"], c["bias"], h["kernel"], h["bias"]]
+    R = np.shape(parts[0])[0]
+    return np.ascontiguousarray(np.concatenate([np.asarray(p, np.float32).reshape(R, -1) for p in parts], 1))
+
+
+def unflatten(flat: np.ndarray, like) -> dict:
+    """``flatten``'s inverse, shaped as the pytree ``like``."""
+    c, h = like["cell"], like["head"]
+    out, i = {"cell": {}, "head": {}}, 0
+    for group, name in (("cell", "kernel"), ("cell", "recurrent"), ("cell", "bias"), ("head", "kernel"),
+                        ("head", "bias")):
+        shape = np.shape((c if group == "cell" else h)[name])
+        n = int(np.prod(shape[1:]))
+        out[group][name] = flat[:, i:i + n].reshape(shape).copy()
+        i += n
+    return out
+
+
+def first_steps(mask) -> np.ndarray:
+    """(R,) int32 first valid step of each member's left-padded mask (R, T)."""
+    m = np.asarray(mask, bool)
+    t0 = m.shape[1] - m.sum(1)
+    if not (m == (np.arange(m.shape[1])[None, :] >= t0[:, None])).all():
+        raise ValueError("native kernels need left-padded masks (every valid step after every padded one)")
+    return t0.astype(np.int32)
+
+
+def _ptr(a, ctype=ctypes.c_float):
+    return a.ctypes.data_as(ctypes.POINTER(ctype))
+
+
+def _threads() -> int:
+    return max(1, len(os.sched_getaffinity(0)))
+
+
+def _parallel(call, R: int) -> None:
+    """Run ``call(next_block)`` on every core; the calls share the blocks through a counter."""
+    counter = (ctypes.c_int * 16)()  # one int, padded to its own cache line
+    n = min(_threads(), -(-R // PER_BLOCK))
+    codes = [0] * n
+
+    def one(i):
+        codes[i] = call(ctypes.cast(counter, ctypes.POINTER(ctypes.c_int)))
+
+    ts = [threading.Thread(target=one, args=(i,)) for i in range(1, n)]
+    for t in ts:
+        t.start()
+    one(0)
+    for t in ts:
+        t.join()
+    if any(codes):
+        raise RuntimeError(f"native kernel rejected its arguments (code {max(codes, key=abs)})")
+
+
+class Ensemble:
+    """Members' host-side state for the native trainer: flat parameters and optimiser moments."""
+
+    def __init__(self, model, optimizer: str, params, x, y, mask, train_idx, val_idx):
+        self.model, self.optimizer = model, optimizer
+        self.like = params
+        self.params = flatten(params)
+        R, P = self.params.shape
+        self.mu, self.nu = np.zeros((R, P), np.float32), np.zeros((R, P), np.float32)
+        self.count = np.zeros(R, np.int32)
+        x = np.asarray(x, np.float32)
+        self.x = np.ascontiguousarray(x.reshape(x.shape[:3]))  # (R, N, T)
+        self.y = np.ascontiguousarray(np.asarray(y), np.int32)
+        self.t0 = first_steps(mask)
+        self.train = np.ascontiguousarray(np.asarray(train_idx), np.int32)
+        self.val = np.ascontiguousarray(np.asarray(val_idx), np.int32)
+        c = model.cell
+        self.codes = (KINDS[c.kind], RSIGS[c.rsig] if c.kind != "srnn" else 0, HEADS[model.head])
+
+    def train_epoch(self, lr, order, weight):
+        """One epoch (``train.train_epoch``'s contract): returns (R,) mean loss and accuracy."""
+        R, N, T = self.x.shape
+        order = np.ascontiguousarray(order, np.int32)
+        weight = np.ascontiguousarray(weight, np.float32)
+        lr = np.ascontiguousarray(lr, np.float32)
+        _, S, B = order.shape
+        loss, acc = np.zeros(R, np.float32), np.zeros(R, np.float32)
+        k, rs, hd = self.codes
+        I = ctypes.c_int32  # noqa: E741
+
+        def call(counter):
+            return lib().latch_train_epoch(k, rs, hd, OPTIMIZERS[self.optimizer], R, N, T, _ptr(self.x), _ptr(self.y, I),
+                                    _ptr(self.t0, I), self.train.shape[1], _ptr(self.train, I), S, B,
+                                    _ptr(order, I), _ptr(weight), _ptr(self.params), _ptr(self.mu), _ptr(self.nu),
+                                    _ptr(self.count, I), _ptr(lr), _ptr(loss), _ptr(acc), PER_BLOCK, counter)
+
+        _parallel(call, R)
+        return loss, acc
+
+    def evaluate(self):
+        """(R,) validation loss and accuracy (``train.evaluate``'s contract)."""
+        R, N, T = self.x.shape
+        loss, acc = np.zeros(R, np.float32), np.zeros(R, np.float32)
+        k, rs, hd = self.codes
+        I = ctypes.c_int32  # noqa: E741
+
+        def call(counter):
+            return lib().latch_evaluate(k, rs, hd, R, N, T, _ptr(self.x), _ptr(self.y, I), _ptr(self.t0, I),
+                                 self.val.shape[1], _ptr(self.val, I), _ptr(self.params), _ptr(loss), _ptr(acc),
+                                 PER_BLOCK, counter)
+
+        _parallel(call, R)
+        return loss, acc
+
+    def snapshot(self):
+        return unflatten(self.params, self.like)

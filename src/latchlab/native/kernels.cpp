@@ -1,0 +1,445 @@
+// latchlab's native CPU kernels: whole training epochs and validation passes of one-unit
+// LSTM and SRNN ensembles (the seed's cells), with the hand-derived backward pass of
+// latchlab/bptt.py, the optimisers of latchlab/train.py and the heads of latchlab/model.py.
+//
+// Why: XLA:CPU runs a recurrence as a while loop with several kernels per time step over
+// (members x batch) rows; for one-unit cells each kernel does a few flops per row, so the
+// loop costs 15-18 ns per row-step (docs/benchmarks.md). Here a block of rows runs the
+// whole sequence with its state in registers and its stored activations in L2, 16 rows
+// to a SIMD vector (GCC vector extensions: AVX-512, or two AVX2 halves).
+//
+// Layout: rows are lanes; lane l of vector v is row v*16 + l of a block, row = member * B + b.
+// Parameters per member, flat: kernel (G), recurrent (G), bias (G), head kernel (O), head
+// bias (O); G = 4 (lstm: i, f, g, o), 3 (lstm_nofg: i, g, o), 1 (srnn); O = 2 (dense2) or
+// 1 (dense1).
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+typedef float vf __attribute__((vector_size(64)));
+typedef int32_t vi __attribute__((vector_size(64)));
+enum { L = 16 };
+enum { SRNN = 0, LSTM = 1, LSTM_NOFG = 2 };
+enum { SIGMOID = 0, HARD = 1, HARD3 = 2 };
+enum { DENSE2 = 0, DENSE1 = 1 };
+enum { ADAM = 0, SGD = 1, RMSPROP = 2 };
+
+static inline vf splat(float a) { return vf{} + a; }
+static inline vf vmin(vf a, vf b) { return a < b ? a : b; }
+static inline vf vmax(vf a, vf b) { return a > b ? a : b; }
+
+// XLA:CPU's tanh (Eigen's rational approximation, float32): the same values as JAX's
+static inline vf vtanh(vf a) {
+  vf x = vmin(vmax(a, splat(-7.90531110763549805f)), splat(7.90531110763549805f));
+  vf x2 = x * x;
+  vf p = x2 * -2.76076847742355e-16f + 2.00018790482477e-13f;
+  p = x2 * p + -8.60467152213735e-11f;
+  p = x2 * p + 5.12229709037114e-08f;
+  p = x2 * p + 1.48572235717979e-05f;
+  p = x2 * p + 6.37261928875436e-04f;
+  p = x2 * p + 4.89352455891786e-03f;
+  p = x * p;
+  vf q = x2 * 1.19825839466702e-06f + 1.18534705686654e-04f;
+  q = x2 * q + 2.26843463243900e-03f;
+  q = x2 * q + 4.89352518554385e-03f;
+  vf t = p / q;
+  vf ax = a < 0.0f ? -a : a;
+  return ax < 0.0004f ? a : t;
+}
+
+template <int RSIG> static inline vf gate(vf z) {
+  if (RSIG == SIGMOID) return 0.5f + 0.5f * vtanh(0.5f * z);
+  const float k = RSIG == HARD ? 0.2f : 1.0f / 6.0f;
+  return vmin(vmax(k * z + 0.5f, splat(0.0f)), splat(1.0f));
+}
+
+// d gate / d z from the pre-activation z and the value s
+template <int RSIG> static inline vf dgate(vf z, vf s) {
+  if (RSIG == SIGMOID) return s * (1.0f - s);
+  const float k = RSIG == HARD ? 0.2f : 1.0f / 6.0f;
+  vf v = k * z + 0.5f;
+  return (v > 0.0f) & (v < 1.0f) ? splat(k) : splat(0.0f);
+}
+
+static inline vf blend(vf m, vf a, vf b) { return m * a + (1.0f - m) * b; }  // m in {0, 1}
+
+struct Shape {
+  int kind, rsig, head, opt;
+  int G, O, P;  // gates, head outputs, parameters per member
+};
+
+// One block: nv vectors of lanes, rows from members [m0, m0 + nm).
+struct Block {
+  int nv, tstart;
+  std::vector<int> t0min, t0max;  // per vector
+  std::vector<vf> t0lane;         // per vector: each lane's first valid step
+  std::vector<vf> par;            // (P_cell, nv): each lane's cell parameters
+  std::vector<vf> xb;             // (T, nv) inputs, time-major
+  std::vector<vf> st;             // (T, NS, nv) stored activations
+  std::vector<vf> h, c, dh, dc;   // (nv)
+  std::vector<vf> acc;            // (3G, nv) gradient accumulators
+};
+
+// Forward pass over the block's sequences; stores what the backward pass needs if `store`.
+template <int KIND, int RSIG>
+static void forward(Block &b, int T, bool store) {
+  const int nv = b.nv, G = KIND == SRNN ? 1 : KIND == LSTM ? 4 : 3;
+  const int NS = KIND == SRNN ? 2 : RSIG == SIGMOID ? 4 + (G - 1) : 4;
+  for (int v = 0; v < nv; v++) b.h[v] = b.c[v] = splat(0.0f);
+  for (int t = b.tstart; t < T; t++) {
+    vf *st = &b.st[(size_t)t * NS * nv];
+    for (int v = 0; v < nv; v++) {
+      if (t < b.t0min[v]) continue;
+      const vf *W = &b.par[v], *U = &b.par[(size_t)G * nv + v], *B = &b.par[(size_t)2 * G * nv + v];
+      vf x = b.xb[(size_t)t * nv + v], hp = b.h[v];
+      vf hn, cn;
+      if (KIND == SRNN) {
+        hn = vtanh(x * W[0] + hp * U[0] + B[0]);
+        if (store) { st[v] = hp; st[nv + v] = hn; }
+      } else {
+        vf cp = b.c[v];
+        const int gi = 0, gf = 1, gg = KIND == LSTM ? 2 : 1, go = KIND == LSTM ? 3 : 2;
+        vf i = gate<RSIG>(x * W[gi * nv] + hp * U[gi * nv] + B[gi * nv]);
+        vf g = vtanh(x * W[gg * nv] + hp * U[gg * nv] + B[gg * nv]);
+        vf o = gate<RSIG>(x * W[go * nv] + hp * U[go * nv] + B[go * nv]);
+        vf f = splat(1.0f);
+        if (KIND == LSTM) f = gate<RSIG>(x * W[gf * nv] + hp * U[gf * nv] + B[gf * nv]);
+        cn = f * cp + i * g;
+        vf tc = vtanh(cn);
+        hn = o * tc;
+        if (store) {
+          st[0 * nv + v] = hp; st[1 * nv + v] = cp; st[2 * nv + v] = g; st[3 * nv + v] = tc;
+          if (RSIG == SIGMOID) {
+            st[4 * nv + v] = i; st[5 * nv + v] = o;
+            if (KIND == LSTM) st[6 * nv + v] = f;
+          }
+        }
+      }
+      if (t < b.t0max[v]) {
+        vf m = (vf)((vi)(splat((float)t) >= b.t0lane[v]) & (vi)splat(1.0f));
+        hn = blend(m, hn, hp);
+        if (KIND != SRNN) cn = blend(m, cn, b.c[v]);
+      }
+      b.h[v] = hn;
+      if (KIND != SRNN) b.c[v] = cn;
+    }
+  }
+}
+
+// Backward pass from b.dh (dL/dh_T); accumulates dW, dU, db per lane into b.acc.
+template <int KIND, int RSIG>
+static void backward(Block &b, int T) {
+  const int nv = b.nv, G = KIND == SRNN ? 1 : KIND == LSTM ? 4 : 3;
+  const int NS = KIND == SRNN ? 2 : RSIG == SIGMOID ? 4 + (G - 1) : 4;
+  for (size_t k = 0; k < b.acc.size(); k++) b.acc[k] = splat(0.0f);
+  for (int v = 0; v < nv; v++) b.dc[v] = splat(0.0f);
+  for (int t = T - 1; t >= b.tstart; t--) {
+    const vf *st = &b.st[(size_t)t * NS * nv];
+    for (int v = 0; v < nv; v++) {
+      if (t < b.t0min[v]) continue;
+      const vf *W = &b.par[v], *U = &b.par[(size_t)G * nv + v], *B = &b.par[(size_t)2 * G * nv + v];
+      vf *A = &b.acc[v];
+      vf x = b.xb[(size_t)t * nv + v], dh = b.dh[v];
+      vf m = splat(1.0f);
+      bool masked = t < b.t0max[v];
+      if (masked) m = (vf)((vi)(splat((float)t) >= b.t0lane[v]) & (vi)splat(1.0f));
+      if (KIND == SRNN) {
+        vf hp = st[v], th = st[nv + v];
+        vf dz = m * dh * (1.0f - th * th);
+        A[0] += dz * x; A[nv] += dz * hp; A[2 * nv] += dz;
+        vf dhp = dz * U[0];
+        b.dh[v] = masked ? blend(m, dhp, dh) : dhp;
+        continue;
+      }
+      const int gi = 0, gf = 1, gg = KIND == LSTM ? 2 : 1, go = KIND == LSTM ? 3 : 2;
+      vf hp = st[0 * nv + v], cp = st[1 * nv + v], g = st[2 * nv + v], tc = st[3 * nv + v];
+      vf i, o, f = splat(1.0f), di, dof, df = splat(0.0f);
+      if (RSIG == SIGMOID) {
+        i = st[4 * nv + v]; o = st[5 * nv + v];
+        di = i * (1.0f - i); dof = o * (1.0f - o);
+        if (KIND == LSTM) { f = st[6 * nv + v]; df = f * (1.0f - f); }
+      } else {
+        vf zi = x * W[gi * nv] + hp * U[gi * nv] + B[gi * nv];
+        vf zo = x * W[go * nv] + hp * U[go * nv] + B[go * nv];
+        i = gate<RSIG>(zi); o = gate<RSIG>(zo);
+        di = dgate<RSIG>(zi, i); dof = dgate<RSIG>(zo, o);
+        if (KIND == LSTM) {
+          vf zf = x * W[gf * nv] + hp * U[gf * nv] + B[gf * nv];
+          f = gate<RSIG>(zf); df = dgate<RSIG>(zf, f);
+        }
+      }
+      vf dc = b.dc[v];
+      vf dcc = dc + dh * o * (1.0f - tc * tc);
+      vf dzi = m * (dcc * g * di);
+      vf dzg = m * (dcc * i * (1.0f - g * g));
+      vf dzo = m * (dh * tc * dof);
+      vf dhp = dzi * U[gi * nv] + dzg * U[gg * nv] + dzo * U[go * nv];
+      A[gi * nv] += dzi * x; A[(G + gi) * nv] += dzi * hp; A[(2 * G + gi) * nv] += dzi;
+      A[gg * nv] += dzg * x; A[(G + gg) * nv] += dzg * hp; A[(2 * G + gg) * nv] += dzg;
+      A[go * nv] += dzo * x; A[(G + go) * nv] += dzo * hp; A[(2 * G + go) * nv] += dzo;
+      if (KIND == LSTM) {
+        vf dzf = m * (dcc * cp * df);
+        dhp += dzf * U[gf * nv];
+        A[gf * nv] += dzf * x; A[(G + gf) * nv] += dzf * hp; A[(2 * G + gf) * nv] += dzf;
+      }
+      vf dcp = dcc * f;
+      if (masked) { dhp = blend(m, dhp, dh); dcp = blend(m, dcp, dc); }
+      b.dh[v] = dhp; b.dc[v] = dcp;
+    }
+  }
+}
+
+// Head: per-row loss, metric and dL/dz for labels y and example weights w (already divided
+// by the member's total weight). Returns dL/dh through the head's kernel.
+static inline void head_row(int head, const float *hp, float h, int y, float w, float *loss, float *hit,
+                            float *dh, float *gh) {
+  if (head == DENSE2) {
+    float z0 = h * hp[0] + hp[2], z1 = h * hp[1] + hp[3];
+    float mx = z0 > z1 ? z0 : z1;
+    float lse = mx + std::log(std::exp(z0 - mx) + std::exp(z1 - mx));
+    *loss = lse - (y ? z1 : z0);
+    *hit = ((z1 > z0 ? 1 : 0) == y) ? 1.0f : 0.0f;
+    float d0 = (std::exp(z0 - lse) - (y == 0)) * w, d1 = (std::exp(z1 - lse) - (y == 1)) * w;
+    *dh = d0 * hp[0] + d1 * hp[1];
+    gh[0] += d0 * h; gh[1] += d1 * h; gh[2] += d0; gh[3] += d1;
+  } else {
+    float z = h * hp[0] + hp[1];
+    float az = z < 0 ? -z : z;
+    *loss = (z > 0 ? z : 0.0f) + std::log1p(std::exp(-az)) - (y ? z : 0.0f);
+    *hit = ((z > 0) == (y == 1)) ? 1.0f : 0.0f;
+    float d = (1.0f / (1.0f + std::exp(-z)) - (float)y) * w;
+    *dh = d * hp[0];
+    gh[0] += d * h; gh[1] += d;
+  }
+}
+
+static void lanes_from_members(Block &b, const Shape &s, const float *params, int m0, int nm, int B,
+                               const int32_t *t0) {
+  const int nv = b.nv, Pc = 3 * s.G;
+  for (int v = 0; v < nv; v++) {
+    int lo = 1 << 30, hi = 0;
+    for (int l = 0; l < L; l++) {
+      int row = v * L + l, m = row / B;
+      if (m >= nm) m = nm - 1;  // padding lanes: copies of the last member, weight 0
+      const float *p = params + (size_t)(m0 + m) * s.P;
+      for (int k = 0; k < Pc; k++) b.par[(size_t)k * nv + v][l] = p[k];
+      int t = t0[m0 + m];
+      b.t0lane[v][l] = (float)t;
+      lo = t < lo ? t : lo;
+      hi = t > hi ? t : hi;
+    }
+    b.t0min[v] = lo; b.t0max[v] = hi;
+  }
+  int ts = 1 << 30;
+  for (int v = 0; v < nv; v++) ts = b.t0min[v] < ts ? b.t0min[v] : ts;
+  b.tstart = ts;
+}
+
+static void block_alloc(Block &b, const Shape &s, int nv, int T) {
+  const int NS = s.kind == SRNN ? 2 : s.rsig == SIGMOID ? 4 + (s.G - 1) : 4;
+  b.nv = nv;
+  b.t0min.assign(nv, 0); b.t0max.assign(nv, 0); b.t0lane.assign(nv, vf{});
+  b.par.assign((size_t)3 * s.G * nv, vf{}); b.xb.assign((size_t)T * nv, vf{});
+  b.st.assign((size_t)T * NS * nv, vf{});
+  b.h.assign(nv, vf{}); b.c.assign(nv, vf{}); b.dh.assign(nv, vf{}); b.dc.assign(nv, vf{});
+  b.acc.assign((size_t)3 * s.G * nv, vf{});
+}
+
+// The block's input rows for examples ex[row] (member m0 + row / B), time-major: one
+// vector per time step from 16 rows (a gather; row by row with strided stores was 3x slower).
+static void gather(Block &b, const float *x, int N, int T, int m0, int nm, int B, const int32_t *ex) {
+  const int nv = b.nv;
+  int64_t off[L];
+  for (int v = 0; v < nv; v++) {
+    int last = 0;
+    for (int l = 0; l < L; l++) {
+      int row = v * L + l, m = row / B;
+      if (m < nm) last = row;
+      int r = m < nm ? row : last;  // padding lanes read a real row (their weight is 0)
+      off[l] = ((int64_t)(m0 + r / B) * N + ex[r]) * T;
+    }
+    for (int t = b.tstart; t < T; t++) {
+      vf out;
+      for (int l = 0; l < L; l++) out[l] = x[off[l] + t];
+      b.xb[(size_t)t * nv + v] = out;
+    }
+  }
+}
+
+// SRNN has no gates: its instance is (SRNN, SIGMOID), whatever rsig says.
+static bool valid(const Shape &s) {
+  return s.kind >= SRNN && s.kind <= LSTM_NOFG && s.rsig >= SIGMOID && s.rsig <= HARD3 && s.head >= DENSE2 &&
+         s.head <= DENSE1 && s.opt >= ADAM && s.opt <= RMSPROP;
+}
+
+static void dispatch_forward(const Shape &s, Block &b, int T, bool store) {
+  if (s.kind == SRNN) return forward<SRNN, SIGMOID>(b, T, store);
+#define F(K, R) if (s.kind == K && s.rsig == R) return forward<K, R>(b, T, store);
+  F(LSTM, SIGMOID) F(LSTM, HARD) F(LSTM, HARD3) F(LSTM_NOFG, SIGMOID) F(LSTM_NOFG, HARD) F(LSTM_NOFG, HARD3)
+#undef F
+}
+
+static void dispatch_backward(const Shape &s, Block &b, int T) {
+  if (s.kind == SRNN) return backward<SRNN, SIGMOID>(b, T);
+#define F(K, R) if (s.kind == K && s.rsig == R) return backward<K, R>(b, T);
+  F(LSTM, SIGMOID) F(LSTM, HARD) F(LSTM, HARD3) F(LSTM_NOFG, SIGMOID) F(LSTM_NOFG, HARD)
+  F(LSTM_NOFG, HARD3)
+#undef F
+}
+
+static void optimise(const Shape &s, float *p, float *mu, float *nu, int32_t *count, const float *g, float lr) {
+  if (s.opt == SGD) {
+    for (int k = 0; k < s.P; k++) p[k] -= lr * g[k];
+    return;
+  }
+  if (s.opt == RMSPROP) {  // optax.scale_by_rms(decay=0.9, eps=1e-7, initial_scale=0)
+    for (int k = 0; k < s.P; k++) {
+      nu[k] = 0.1f * (g[k] * g[k]) + 0.9f * nu[k];
+      p[k] -= lr * (g[k] * (1.0f / std::sqrt(nu[k] + 1e-7f)));
+    }
+    return;
+  }
+  // optax.scale_by_adam(b1=0.9, b2=0.999, eps=1e-7)
+  int32_t n = *count < INT32_MAX ? *count + 1 : INT32_MAX;
+  *count = n;
+  float c1 = 1.0f - std::pow(0.9f, (float)n), c2 = 1.0f - std::pow(0.999f, (float)n);
+  for (int k = 0; k < s.P; k++) {
+    mu[k] = 0.1f * g[k] + 0.9f * mu[k];
+    nu[k] = (float)(1.0 - 0.999) * (g[k] * g[k]) + 0.999f * nu[k];
+    float u = (mu[k] / c1) / (std::sqrt(nu[k] / c2) + 1e-7f);
+    p[k] -= lr * u;
+  }
+}
+
+extern "C" {
+
+// One training epoch for members [0, R) in blocks of `per_block` members; threads share
+// the work through `next_block` (each call takes blocks until none are left).
+//   x (R, N, T) left-padded sequences; y (R, N) labels; t0 (R) first valid step;
+//   train (R, Ntr) example indices; order, weight (R, S, B) positions into train and
+//   example weights; params (R, P), mu/nu (R, P), count (R): updated in place;
+//   lr (R); loss, acc (R): the epoch's example-weighted means (each batch before its update).
+int latch_train_epoch(int kind, int rsig, int head, int opt, int R, int N, int T, const float *x,
+                      const int32_t *y, const int32_t *t0, int Ntr, const int32_t *train, int S, int B,
+                      const int32_t *order, const float *weight, float *params, float *mu, float *nu,
+                      int32_t *count, const float *lr, float *loss, float *acc, int per_block,
+                      int *next_block) {
+  Shape s{kind, rsig, head, opt, kind == SRNN ? 1 : kind == LSTM ? 4 : 3, head == DENSE2 ? 2 : 1, 0};
+  s.P = 3 * s.G + 2 * s.O;
+  if (!valid(s)) return -1;
+  const int Pc = 3 * s.G;
+  std::atomic_ref<int> next(*next_block);
+  const int nblocks = (R + per_block - 1) / per_block;
+  Block b;
+  std::vector<int32_t> ex, ex_next;
+  std::vector<float> grad, wsum, lsum, asum;
+  for (;;) {
+    int blk = next.fetch_add(1);
+    if (blk >= nblocks) break;
+    int m0 = blk * per_block, nm = R - m0 < per_block ? R - m0 : per_block;
+    int nv = (nm * B + L - 1) / L;
+    block_alloc(b, s, nv, T);
+    ex.assign((size_t)nv * L, 0);
+    grad.assign((size_t)nm * s.P, 0.0f);
+    lsum.assign(nm, 0.0f); asum.assign(nm, 0.0f); wsum.assign(nm, 0.0f);
+    auto examples = [&](int st, int32_t *out) {
+      for (int m = 0; m < nm; m++)
+        for (int k = 0; k < B; k++) out[m * B + k] = train[(size_t)(m0 + m) * Ntr + order[((size_t)(m0 + m) * S + st) * B + k]];
+    };
+    ex_next.assign((size_t)nv * L, 0);
+    examples(0, ex_next.data());
+    for (int st = 0; st < S; st++) {
+      lanes_from_members(b, s, params, m0, nm, B, t0);
+      std::swap(ex, ex_next);
+      gather(b, x, N, T, m0, nm, B, ex.data());
+      if (st + 1 < S) {  // the next step's rows come from memory while this step computes
+        examples(st + 1, ex_next.data());
+        for (int row = 0; row < nm * B; row++) {
+          const char *src = (const char *)(x + ((size_t)(m0 + row / B) * N + ex_next[row]) * T + b.tstart);
+          for (size_t o = 0; o < (size_t)(T - b.tstart) * sizeof(float); o += 64) __builtin_prefetch(src + o);
+        }
+      }
+      dispatch_forward(s, b, T, true);
+      std::fill(grad.begin(), grad.end(), 0.0f);
+      for (int m = 0; m < nm; m++) {
+        const float *w = weight + ((size_t)(m0 + m) * S + st) * B;
+        float n = 0.0f;
+        for (int k = 0; k < B; k++) n += w[k];
+        float inv = 1.0f / (n > 1e-12f ? n : 1e-12f), lm = 0.0f, am = 0.0f;
+        const float *hp = params + (size_t)(m0 + m) * s.P + Pc;
+        for (int k = 0; k < B; k++) {
+          int row = m * B + k;
+          float l, a, dh;
+          head_row(head, hp, b.h[row / L][row % L], y[(size_t)(m0 + m) * N + ex[row]], w[k] * inv, &l, &a, &dh,
+                   &grad[(size_t)m * s.P + Pc]);
+          b.dh[row / L][row % L] = dh;
+          lm += l * w[k]; am += a * w[k];
+        }
+        lsum[m] += lm * inv * n; asum[m] += am * inv * n; wsum[m] += n;
+      }
+      for (int row = nm * B; row < nv * L; row++) b.dh[row / L][row % L] = 0.0f;
+      dispatch_backward(s, b, T);
+      for (int row = 0; row < nm * B; row++) {
+        float *g = &grad[(size_t)(row / B) * s.P];
+        for (int k = 0; k < Pc; k++) g[k] += b.acc[(size_t)k * nv + row / L][row % L];
+      }
+      for (int m = 0; m < nm; m++) {
+        size_t r = m0 + m;
+        optimise(s, params + r * s.P, mu + r * s.P, nu + r * s.P, count + r, &grad[(size_t)m * s.P], lr[r]);
+      }
+    }
+    for (int m = 0; m < nm; m++) {
+      loss[m0 + m] = lsum[m] / wsum[m];
+      acc[m0 + m] = asum[m] / wsum[m];
+    }
+  }
+  return 0;
+}
+
+// Validation: every member's mean loss and metric over its examples `val` (R, Nv).
+int latch_evaluate(int kind, int rsig, int head, int R, int N, int T, const float *x, const int32_t *y,
+                   const int32_t *t0, int Nv, const int32_t *val, const float *params, float *loss, float *acc,
+                   int per_block, int *next_block) {
+  Shape s{kind, rsig, head, ADAM, kind == SRNN ? 1 : kind == LSTM ? 4 : 3, head == DENSE2 ? 2 : 1, 0};
+  s.P = 3 * s.G + 2 * s.O;
+  if (!valid(s)) return -1;
+  const int Pc = 3 * s.G, Bv = L;  // validation rows per member and pass: one vector
+  std::atomic_ref<int> next(*next_block);
+  const int nblocks = (R + per_block - 1) / per_block;
+  Block b;
+  std::vector<int32_t> ex;
+  std::vector<float> gh(4);
+  for (;;) {
+    int blk = next.fetch_add(1);
+    if (blk >= nblocks) break;
+    int m0 = blk * per_block, nm = R - m0 < per_block ? R - m0 : per_block;
+    int nv = nm;
+    block_alloc(b, s, nv, T);
+    lanes_from_members(b, s, params, m0, nm, Bv, t0);
+    ex.assign((size_t)nv * L, 0);
+    std::vector<double> lsum(nm, 0.0), asum(nm, 0.0);
+    for (int start = 0; start < Nv; start += Bv) {
+      for (int m = 0; m < nm; m++)
+        for (int k = 0; k < Bv; k++) ex[m * Bv + k] = val[(size_t)(m0 + m) * Nv + (start + k < Nv ? start + k : 0)];
+      gather(b, x, N, T, m0, nm, Bv, ex.data());
+      dispatch_forward(s, b, T, false);
+      for (int m = 0; m < nm; m++) {
+        const float *hp = params + (size_t)(m0 + m) * s.P + Pc;
+        for (int k = 0; k < Bv && start + k < Nv; k++) {
+          float l, a, dh;
+          head_row(head, hp, b.h[m][k], y[(size_t)(m0 + m) * N + ex[m * Bv + k]], 0.0f, &l, &a, &dh, gh.data());
+          lsum[m] += l; asum[m] += a;
+        }
+      }
+    }
+    for (int m = 0; m < nm; m++) {
+      loss[m0 + m] = (float)(lsum[m] / Nv);
+      acc[m0 + m] = (float)(asum[m] / Nv);
+    }
+  }
+  return 0;
+}
+
+}  // extern "C"
