@@ -1,11 +1,12 @@
-"""Gradient layouts compared: time per training epoch of each ``train.MODES`` on one shape.
+"""Gradient layouts compared: time per training epoch of each ``train.FIT_MODES`` on one shape.
 
     python bench/modes.py [--cells srnn,lstm] [--shapes 200x30,20x300] [--preset keras2]
 
 For each cell and (T x members) shape, trains the same members for one epoch (N = 10000,
 batch 16, Adam) with each mode after a warm-up call that compiles, and prints seconds per
-epoch and the ratio to ``vmap`` (plain vmap + reverse-mode autodiff). ``choose_mode``'s
-choice should be the fastest row.
+epoch and the ratio to ``vmap`` (plain vmap + reverse-mode autodiff). ``native`` is
+``latchlab.native``'s whole-epoch kernels (its "compile" column: the first call, which
+builds the library if it is not cached). ``choose_mode``'s choice should be the fastest row.
 """
 import argparse
 import time
@@ -16,7 +17,7 @@ import numpy as np
 
 import latchlab  # noqa: F401  (splits the host into one device per core)
 from latchlab import model as M
-from latchlab import tasks, train
+from latchlab import native, tasks, train
 from latchlab.cells import Cell
 
 
@@ -28,6 +29,8 @@ def epoch_seconds(kind, preset, T, R, mode, units=1, N=10000, repeats=2):
     model = M.Model(Cell.from_preset(kind, units, preset))
     params = jax.vmap(lambda k: M.init(k, model, "keras"))(jax.random.split(jax.random.PRNGKey(1), R))
     spec = train.Spec(model, "adam", 16, mode)
+    if mode == "native":
+        return _native_seconds(model, params, data, R, repeats)
     split = train.member_sharding(R)
     state = jax.device_put(train.init_state(spec, params), split)
     data, lr = jax.device_put((data, jnp.full(R, 1e-3, jnp.float32)), split)
@@ -46,6 +49,21 @@ def epoch_seconds(kind, preset, T, R, mode, units=1, N=10000, repeats=2):
     return best, first - best
 
 
+def _native_seconds(model, params, data, R, repeats):
+    ens = native.Ensemble(model, "adam", params, *data)
+    lr = np.full(R, 1e-3, np.float32)
+    order, weight = train.epoch_order([np.random.default_rng(i) for i in range(R)], ens.train.shape[1], 16)
+    t0 = time.perf_counter()
+    ens.train_epoch(lr, order, weight)
+    first = time.perf_counter() - t0
+    best = np.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        ens.train_epoch(lr, order, weight)
+        best = min(best, time.perf_counter() - t0)
+    return best, first - best
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--cells", default="srnn,lstm")
@@ -55,17 +73,17 @@ if __name__ == "__main__":
     ap.add_argument("--modes", default="")
     a = ap.parse_args()
     print(f"devices {jax.devices()}")
-    print(f"{'cell':6s} {'T':>4s} {'R':>4s} {'mode':5s} {'s/epoch':>8s} {'compile':>8s} {'x vmap':>7s}")
+    print(f"{'cell':6s} {'T':>4s} {'R':>4s} {'mode':6s} {'s/epoch':>8s} {'compile':>8s} {'x vmap':>7s}")
     for kind in a.cells.split(","):
         for shape in a.shapes.split(","):
             T, R = map(int, shape.split("x"))
             base = None
             model = M.Model(Cell.from_preset(kind, a.units, a.preset))
-            for mode in (a.modes.split(",") if a.modes else train.MODES):
-                if mode not in train.modes_for(model):
+            for mode in (a.modes.split(",") if a.modes else train.FIT_MODES):
+                if mode not in train.modes_for(model) + (("native",) if train.native_ok(model) else ()):
                     continue
                 s, c = epoch_seconds(kind, a.preset, T, R, mode, a.units)
                 base = base or s
                 chosen = " <- choose_mode" if mode == train.choose_mode(
                     M.Model(Cell.from_preset(kind, a.units, a.preset))) else ""
-                print(f"{kind:6s} {T:4d} {R:4d} {mode:5s} {s:8.2f} {c:8.2f} {base / s:7.2f}{chosen}", flush=True)
+                print(f"{kind:6s} {T:4d} {R:4d} {mode:6s} {s:8.2f} {c:8.2f} {base / s:7.2f}{chosen}", flush=True)

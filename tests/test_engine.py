@@ -24,7 +24,7 @@ import optax
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from latchlab import cells, config, sweep, tasks, train
+from latchlab import cells, config, native, sweep, tasks, train
 from latchlab import model as M
 from latchlab.cells import Cell
 
@@ -468,3 +468,21 @@ def test_sweep_is_deterministic(seed_run):
     again = sweep.run(config.from_dict(SEED_PROTOCOL), None)
     cols = ["member_id", "seed", "epoch", "train_loss", "train_acc", "val_loss", "val_acc"]
     assert again[cols].equals(seed_run[cols])
+
+
+def test_families_cut_the_same_data_as_make_data():
+    """``sweep.Families`` (each seed's longest latch sequences, cut for every length) gives
+    every member the same sequences, labels, mask and split as making its data directly."""
+    cfg = config.from_dict({"name": "fam", "repeats": 3, "seed": 5, "N": 40, "noise": 0.3,
+                            "grid": {"T": [3, 7, 12], "split": ["stratified", "tail"]}})
+    members = cfg.members()
+    chunks = sweep.plan(members)
+    families = sweep.Families(chunks)
+    for c in chunks:
+        got = families.cut(c.members, c.T_pad)
+        want = sweep.make_data(c.members, c.T_pad)
+        assert isinstance(got.x, native.Rows)
+        np.testing.assert_array_equal(got.x.padded(), np.asarray(want.x))
+        for a, b in zip(got[1:], want[1:]):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert not families.seq and not families.splits  # freed after the last chunk that needs them

@@ -157,6 +157,31 @@ def test_params_round_trip_initial_and_trained(reference):
         np.testing.assert_allclose(rows.train_loss, hist.train_loss[:, r], rtol=0, atol=1e-7)
 
 
+def test_packed_params_round_trip_and_npz_blobs_still_read():
+    """``_pack_all``'s blobs give back every member's arrays (dtypes, shapes, values), and
+    blobs written by earlier versions (``np.savez``) read the same."""
+    import io
+
+    from latchlab import store as S
+
+    rng = np.random.default_rng(0)
+    params = {"cell": {"kernel": rng.normal(size=(3, 1, 4)).astype(np.float32),
+                       "bias": rng.normal(size=(3, 2, 4)).astype(np.float32)},
+              "head": {"kernel": rng.normal(size=(3, 1, 2)), "step": np.arange(3, dtype=np.int32)}}
+    blobs = S._pack_all(params)
+    for r, blob in enumerate(blobs):
+        got = S._unpack(blob)
+        want = jax.tree.map(lambda a: a[r], params)
+        for (path, g), w in zip(jax.tree_util.tree_flatten_with_path(got)[0], jax.tree.leaves(want)):
+            assert g.dtype == w.dtype and g.shape == w.shape, path
+            np.testing.assert_array_equal(g, w)
+        buf = io.BytesIO()
+        np.savez(buf, **{f"{a}/{b}": v for a, d in want.items() for b, v in d.items()})
+        old = S._unpack(buf.getvalue())
+        for g, w in zip(jax.tree.leaves(old), jax.tree.leaves(want)):
+            np.testing.assert_array_equal(g, w)
+
+
 # ----------------------------------------------------------------------------- provenance
 
 def test_sweep_rows_carry_provenance(reference):

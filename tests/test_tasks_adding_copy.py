@@ -224,7 +224,11 @@ def test_every_allowed_gradient_mode_equals_vmap(task, cell):
         assert info.value.field == "mode"
 
 
-def test_one_unit_lstm_classifier_keeps_its_fast_path():
+def test_one_unit_lstm_classifier_keeps_its_fast_path(monkeypatch):
+    fast = "native" if train.native_ok(M.Model(Cell("lstm", 1))) else "bptt"
+    assert train.choose_mode(M.Model(Cell("lstm", 1))) == fast
+    assert train.choose_mode(M.Model(Cell("lstm", 1), "linear", 2)) == "vmap"  # adding: two input channels
+    monkeypatch.setenv("LATCHLAB_NATIVE", "0")  # the XLA modes (as on a GPU)
     assert train.choose_mode(M.Model(Cell("lstm", 1))) == "bptt"
     assert train.choose_mode(M.Model(Cell("srnn", 1))) == "rtrl"
     assert train.choose_mode(M.Model(Cell("lstm", 1), "seq_softmax", 10)) == "vmap"

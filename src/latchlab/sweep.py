@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from latchlab import model as M
-from latchlab import provenance, tasks, train
+from latchlab import native, provenance, tasks, train
 from latchlab.config import Member, RunConfig, SweepConfig
 
 # Rows (members x batch) per device in one compiled step. Per-row cost on XLA:CPU is
@@ -247,12 +247,10 @@ class Families:
     def cut(self, members: list[Member], T_pad: int) -> train.Data:
         fams = [_family(m) for m in members]
         self._make(fams)
-        R, n = len(members), members[0].run.N
-        x = np.zeros((R, n, T_pad, 1), np.float32)
-        for r, (m, f) in enumerate(zip(members, fams)):
-            x[r, :, T_pad - m.run.T:, 0] = self.seq[f][0][:, :m.run.T]
+        lengths = np.array([m.run.T for m in members])
+        x = native.Rows([self.seq[f][0] for f in fams], lengths, T_pad)  # padded by train.fit if needed
         y = np.stack([self.seq[f][1] for f in fams])
-        mask = np.arange(T_pad)[None, :] >= T_pad - np.array([m.run.T for m in members])[:, None]
+        mask = np.arange(T_pad)[None, :] >= T_pad - lengths[:, None]
         tr, va = self._splits(members, fams)
         for f in dict.fromkeys(fams):  # free what no later chunk needs
             self.uses[f] -= 1

@@ -345,6 +345,8 @@ def fit(spec: Spec, params, data: Data, lr, seeds, epochs: int, on_epoch=None, t
     rngs = [np.random.default_rng([int(s), 0x5EED]) for s in seeds]
     if spec.mode == "native":
         return _fit_native(spec, params, data, lr, rngs, epochs, on_epoch, timer)
+    if isinstance(data.x, native.Rows):
+        data = data._replace(x=data.x.padded())
     split = member_sharding(len(seeds))
     state = jax.device_put(init_state(spec, params), split)
     data, lr = jax.device_put((data, jnp.asarray(lr, jnp.float32)), split)

@@ -22,6 +22,7 @@ import subprocess
 import tempfile
 import threading
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -140,6 +141,27 @@ def first_steps(mask) -> np.ndarray:
     return t0.astype(np.int32)
 
 
+class Rows(NamedTuple):
+    """Members' sequences without their left padding: member r's example e is
+    ``arrays[r][e, :lengths[r]]`` (arrays may be shared by members and longer than needed:
+    a seed's longest sequences serve every length, ``sweep.Families``)."""
+
+    arrays: list
+    lengths: np.ndarray
+    T_pad: int
+
+    @property
+    def shape(self):
+        return (len(self.arrays), self.arrays[0].shape[0], self.T_pad, 1)
+
+    def padded(self) -> np.ndarray:
+        """(R, N, T_pad, 1) float32, left-padded with zeros (what the XLA modes take)."""
+        x = np.zeros(self.shape, np.float32)
+        for r, (a, T) in enumerate(zip(self.arrays, self.lengths)):
+            x[r, :, self.T_pad - T:, 0] = a[:, :T]
+        return x
+
+
 def _ptr(a, ctype=ctypes.c_float):
     return a.ctypes.data_as(ctypes.POINTER(ctype))
 
@@ -177,18 +199,33 @@ class Ensemble:
         R, P = self.params.shape
         self.mu, self.nu = np.zeros((R, P), np.float32), np.zeros((R, P), np.float32)
         self.count = np.zeros(R, np.int32)
-        x = np.asarray(x, np.float32)
-        self.x = np.ascontiguousarray(x.reshape(x.shape[:3]))  # (R, N, T)
         self.y = np.ascontiguousarray(np.asarray(y), np.int32)
         self.t0 = first_steps(mask)
+        R, T = self.t0.shape[0], np.shape(mask)[1]
+        if isinstance(x, Rows):  # every member reads its own array from step 0
+            self.keep = [np.ascontiguousarray(a, np.float32) for a in x.arrays]
+            ptrs = [a.ctypes.data for a in self.keep]
+            self.xstride = np.array([a.shape[1] for a in self.keep], np.int64)
+        else:  # (R, N, T, 1) left-padded: member r's rows start at step t0[r] of x[r]
+            x = np.ascontiguousarray(np.asarray(x, np.float32).reshape(np.shape(x)[:3]))
+            self.keep = [x]
+            N = x.shape[1]
+            ptrs = [x.ctypes.data + 4 * (r * N * T + int(self.t0[r])) for r in range(R)]
+            self.xstride = np.full(R, T, np.int64)
+        self.xrow = np.array(ptrs, np.uint64)
+        self.shape = (R, self.y.shape[1], T)
         self.train = np.ascontiguousarray(np.asarray(train_idx), np.int32)
         self.val = np.ascontiguousarray(np.asarray(val_idx), np.int32)
         c = model.cell
         self.codes = (KINDS[c.kind], RSIGS[c.rsig] if c.kind != "srnn" else 0, HEADS[model.head])
 
+    def _inputs(self):
+        return (ctypes.cast(self.xrow.ctypes.data, ctypes.POINTER(ctypes.POINTER(ctypes.c_float))),
+                _ptr(self.xstride, ctypes.c_int64))
+
     def train_epoch(self, lr, order, weight):
         """One epoch (``train.train_epoch``'s contract): returns (R,) mean loss and accuracy."""
-        R, N, T = self.x.shape
+        R, N, T = self.shape
         order = np.ascontiguousarray(order, np.int32)
         weight = np.ascontiguousarray(weight, np.float32)
         lr = np.ascontiguousarray(lr, np.float32)
@@ -198,23 +235,24 @@ class Ensemble:
         I = ctypes.c_int32  # noqa: E741
 
         def call(counter):
-            return lib().latch_train_epoch(k, rs, hd, OPTIMIZERS[self.optimizer], R, N, T, _ptr(self.x), _ptr(self.y, I),
-                                    _ptr(self.t0, I), self.train.shape[1], _ptr(self.train, I), S, B,
-                                    _ptr(order, I), _ptr(weight), _ptr(self.params), _ptr(self.mu), _ptr(self.nu),
-                                    _ptr(self.count, I), _ptr(lr), _ptr(loss), _ptr(acc), PER_BLOCK, counter)
+            return lib().latch_train_epoch(k, rs, hd, OPTIMIZERS[self.optimizer], R, N, T, *self._inputs(),
+                                           _ptr(self.y, I), _ptr(self.t0, I), self.train.shape[1],
+                                           _ptr(self.train, I), S, B, _ptr(order, I), _ptr(weight),
+                                           _ptr(self.params), _ptr(self.mu), _ptr(self.nu), _ptr(self.count, I),
+                                           _ptr(lr), _ptr(loss), _ptr(acc), PER_BLOCK, counter)
 
         _parallel(call, R)
         return loss, acc
 
     def evaluate(self):
         """(R,) validation loss and accuracy (``train.evaluate``'s contract)."""
-        R, N, T = self.x.shape
+        R, N, T = self.shape
         loss, acc = np.zeros(R, np.float32), np.zeros(R, np.float32)
         k, rs, hd = self.codes
         I = ctypes.c_int32  # noqa: E741
 
         def call(counter):
-            return lib().latch_evaluate(k, rs, hd, R, N, T, _ptr(self.x), _ptr(self.y, I), _ptr(self.t0, I),
+            return lib().latch_evaluate(k, rs, hd, R, N, T, *self._inputs(), _ptr(self.y, I), _ptr(self.t0, I),
                                  self.val.shape[1], _ptr(self.val, I), _ptr(self.params), _ptr(loss), _ptr(acc),
                                  PER_BLOCK, counter)
 

@@ -55,12 +55,21 @@ template <int RSIG> static inline vf gate(vf z) {
   return vmin(vmax(k * z + 0.5f, splat(0.0f)), splat(1.0f));
 }
 
-// d gate / d z from the pre-activation z and the value s
-template <int RSIG> static inline vf dgate(vf z, vf s) {
+// d gate / d z from the gate's value s (a hard sigmoid's slope where it is not clipped:
+// k z + 0.5 in (0, 1) exactly where s is)
+template <int RSIG> static inline vf dgate(vf s) {
   if (RSIG == SIGMOID) return s * (1.0f - s);
   const float k = RSIG == HARD ? 0.2f : 1.0f / 6.0f;
-  vf v = k * z + 0.5f;
-  return (v > 0.0f) & (v < 1.0f) ? splat(k) : splat(0.0f);
+  return (s > 0.0f) & (s < 1.0f) ? splat(k) : splat(0.0f);
+}
+
+#ifndef STORE_GATES
+#define STORE_GATES 1
+#endif
+// stored per step: h, c, tanh(z_g), tanh(c), and the gate values if STORE_GATES (else the
+// backward pass recomputes them)
+template <int KIND, int RSIG> constexpr int n_stored() {
+  return KIND == SRNN ? 2 : (RSIG == SIGMOID || STORE_GATES) ? 4 + (KIND == LSTM ? 3 : 2) : 4;
 }
 
 static inline vf blend(vf m, vf a, vf b) { return m * a + (1.0f - m) * b; }  // m in {0, 1}
@@ -86,7 +95,7 @@ struct Block {
 template <int KIND, int RSIG>
 static void forward(Block &b, int T, bool store) {
   const int nv = b.nv, G = KIND == SRNN ? 1 : KIND == LSTM ? 4 : 3;
-  const int NS = KIND == SRNN ? 2 : RSIG == SIGMOID ? 4 + (G - 1) : 4;
+  constexpr int NS = n_stored<KIND, RSIG>();
   for (int v = 0; v < nv; v++) b.h[v] = b.c[v] = splat(0.0f);
   for (int t = b.tstart; t < T; t++) {
     vf *st = &b.st[(size_t)t * NS * nv];
@@ -111,7 +120,7 @@ static void forward(Block &b, int T, bool store) {
         hn = o * tc;
         if (store) {
           st[0 * nv + v] = hp; st[1 * nv + v] = cp; st[2 * nv + v] = g; st[3 * nv + v] = tc;
-          if (RSIG == SIGMOID) {
+          if (NS > 4) {
             st[4 * nv + v] = i; st[5 * nv + v] = o;
             if (KIND == LSTM) st[6 * nv + v] = f;
           }
@@ -132,7 +141,7 @@ static void forward(Block &b, int T, bool store) {
 template <int KIND, int RSIG>
 static void backward(Block &b, int T) {
   const int nv = b.nv, G = KIND == SRNN ? 1 : KIND == LSTM ? 4 : 3;
-  const int NS = KIND == SRNN ? 2 : RSIG == SIGMOID ? 4 + (G - 1) : 4;
+  constexpr int NS = n_stored<KIND, RSIG>();
   for (size_t k = 0; k < b.acc.size(); k++) b.acc[k] = splat(0.0f);
   for (int v = 0; v < nv; v++) b.dc[v] = splat(0.0f);
   for (int t = T - 1; t >= b.tstart; t--) {
@@ -156,20 +165,16 @@ static void backward(Block &b, int T) {
       const int gi = 0, gf = 1, gg = KIND == LSTM ? 2 : 1, go = KIND == LSTM ? 3 : 2;
       vf hp = st[0 * nv + v], cp = st[1 * nv + v], g = st[2 * nv + v], tc = st[3 * nv + v];
       vf i, o, f = splat(1.0f), di, dof, df = splat(0.0f);
-      if (RSIG == SIGMOID) {
+      if (NS > 4) {
         i = st[4 * nv + v]; o = st[5 * nv + v];
-        di = i * (1.0f - i); dof = o * (1.0f - o);
-        if (KIND == LSTM) { f = st[6 * nv + v]; df = f * (1.0f - f); }
+        if (KIND == LSTM) f = st[6 * nv + v];
       } else {
-        vf zi = x * W[gi * nv] + hp * U[gi * nv] + B[gi * nv];
-        vf zo = x * W[go * nv] + hp * U[go * nv] + B[go * nv];
-        i = gate<RSIG>(zi); o = gate<RSIG>(zo);
-        di = dgate<RSIG>(zi, i); dof = dgate<RSIG>(zo, o);
-        if (KIND == LSTM) {
-          vf zf = x * W[gf * nv] + hp * U[gf * nv] + B[gf * nv];
-          f = gate<RSIG>(zf); df = dgate<RSIG>(zf, f);
-        }
+        i = gate<RSIG>(x * W[gi * nv] + hp * U[gi * nv] + B[gi * nv]);
+        o = gate<RSIG>(x * W[go * nv] + hp * U[go * nv] + B[go * nv]);
+        if (KIND == LSTM) f = gate<RSIG>(x * W[gf * nv] + hp * U[gf * nv] + B[gf * nv]);
       }
+      di = dgate<RSIG>(i); dof = dgate<RSIG>(o);
+      if (KIND == LSTM) df = dgate<RSIG>(f);
       vf dc = b.dc[v];
       vf dcc = dc + dh * o * (1.0f - tc * tc);
       vf dzi = m * (dcc * g * di);
@@ -191,25 +196,27 @@ static void backward(Block &b, int T) {
   }
 }
 
-// Head: per-row loss, metric and dL/dz for labels y and example weights w (already divided
-// by the member's total weight). Returns dL/dh through the head's kernel.
+// Head: per-row loss, metric and dL/dz for label y and example weight w (already divided
+// by the member's total weight); returns dL/dh through the head's kernel. With d the
+// logit margin against the label, the loss is softplus(d) = max(d, 0) + log1p(exp(-|d|))
+// and the gradient sigmoid(d): one exp and one log1p per row, exact in both tails.
 static inline void head_row(int head, const float *hp, float h, int y, float w, float *loss, float *hit,
                             float *dh, float *gh) {
   if (head == DENSE2) {
     float z0 = h * hp[0] + hp[2], z1 = h * hp[1] + hp[3];
-    float mx = z0 > z1 ? z0 : z1;
-    float lse = mx + std::log(std::exp(z0 - mx) + std::exp(z1 - mx));
-    *loss = lse - (y ? z1 : z0);
-    *hit = ((z1 > z0 ? 1 : 0) == y) ? 1.0f : 0.0f;
-    float d0 = (std::exp(z0 - lse) - (y == 0)) * w, d1 = (std::exp(z1 - lse) - (y == 1)) * w;
+    float d = y ? z0 - z1 : z1 - z0;  // the other class's logit minus the label's
+    float e = std::exp(-std::fabs(d)), q = d >= 0 ? 1.0f / (1.0f + e) : e / (1.0f + e);
+    *loss = (d > 0 ? d : 0.0f) + std::log1p(e);
+    *hit = ((z1 > z0 ? 1 : 0) == y) ? 1.0f : 0.0f;  // argmax: ties go to class 0
+    float d1 = (y ? -q : q) * w, d0 = -d1;  // softmax minus one-hot
     *dh = d0 * hp[0] + d1 * hp[1];
     gh[0] += d0 * h; gh[1] += d1 * h; gh[2] += d0; gh[3] += d1;
   } else {
     float z = h * hp[0] + hp[1];
-    float az = z < 0 ? -z : z;
-    *loss = (z > 0 ? z : 0.0f) + std::log1p(std::exp(-az)) - (y ? z : 0.0f);
+    float e = std::exp(-std::fabs(z)), p = z >= 0 ? 1.0f / (1.0f + e) : e / (1.0f + e);
+    *loss = (z > 0 ? z : 0.0f) + std::log1p(e) - (y ? z : 0.0f);
     *hit = ((z > 0) == (y == 1)) ? 1.0f : 0.0f;
-    float d = (1.0f / (1.0f + std::exp(-z)) - (float)y) * w;
+    float d = (p - (float)y) * w;
     *dh = d * hp[0];
     gh[0] += d * h; gh[1] += d;
   }
@@ -238,7 +245,7 @@ static void lanes_from_members(Block &b, const Shape &s, const float *params, in
 }
 
 static void block_alloc(Block &b, const Shape &s, int nv, int T) {
-  const int NS = s.kind == SRNN ? 2 : s.rsig == SIGMOID ? 4 + (s.G - 1) : 4;
+  const int NS = s.kind == SRNN ? 2 : (s.rsig == SIGMOID || STORE_GATES) ? 4 + (s.kind == LSTM ? 3 : 2) : 4;
   b.nv = nv;
   b.t0min.assign(nv, 0); b.t0max.assign(nv, 0); b.t0lane.assign(nv, vf{});
   b.par.assign((size_t)3 * s.G * nv, vf{}); b.xb.assign((size_t)T * nv, vf{});
@@ -247,22 +254,69 @@ static void block_alloc(Block &b, const Shape &s, int nv, int T) {
   b.acc.assign((size_t)3 * s.G * nv, vf{});
 }
 
+typedef float vfu __attribute__((vector_size(64), aligned(4)));  // an unaligned vector
+
+// In-place 16 x 16 transpose: rounds swap the off-diagonal s x s blocks, s = 8, 4, 2, 1.
+template <int S> static inline void swap_blocks(vf &a, vf &b) {
+  vi ma, mb;
+  for (int j = 0; j < L; j++) {
+    ma[j] = (j & S) ? L + j - S : j;
+    mb[j] = (j & S) ? L + j : j + S;
+  }
+  vf a2 = __builtin_shuffle(a, b, ma), b2 = __builtin_shuffle(a, b, mb);
+  a = a2;
+  b = b2;
+}
+
+template <int S> static inline void transpose_round(vf *r) {
+  for (int i = 0; i < L; i++)
+    if (!(i & S)) swap_blocks<S>(r[i], r[i + S]);
+}
+
+static inline void transpose(vf *r) {
+  transpose_round<8>(r);
+  transpose_round<4>(r);
+  transpose_round<2>(r);
+  transpose_round<1>(r);
+}
+
+// Member r's sequences: example e's step t (t0[r] <= t < T) is xrow[r][e * xstride[r] + t - t0[r]].
+struct Inputs {
+  const float *const *xrow;
+  const int64_t *xstride;
+  const int32_t *t0;
+  const float *at(int r, int e, int t) const { return xrow[r] + (int64_t)e * xstride[r] + (t - t0[r]); }
+};
+
 // The block's input rows for examples ex[row] (member m0 + row / B), time-major: one
 // vector per time step from 16 rows (a gather; row by row with strided stores was 3x slower).
-static void gather(Block &b, const float *x, int N, int T, int m0, int nm, int B, const int32_t *ex) {
+static void gather(Block &b, const Inputs &in, int T, int m0, int nm, int B, const int32_t *ex) {
   const int nv = b.nv;
-  int64_t off[L];
+  const float *src[L];
   for (int v = 0; v < nv; v++) {
     int last = 0;
     for (int l = 0; l < L; l++) {
       int row = v * L + l, m = row / B;
       if (m < nm) last = row;
       int r = m < nm ? row : last;  // padding lanes read a real row (their weight is 0)
-      off[l] = ((int64_t)(m0 + r / B) * N + ex[r]) * T;
+      int mem = m0 + r / B;
+      src[l] = in.at(mem, ex[r], 0);  // indexed from step 0: only steps >= t0 are read
     }
-    for (int t = b.tstart; t < T; t++) {
+    for (int t = b.t0min[v]; t < b.t0max[v]; t++) {  // lanes of members of different lengths
       vf out;
-      for (int l = 0; l < L; l++) out[l] = x[off[l] + t];
+      for (int l = 0; l < L; l++) out[l] = t >= (int)b.t0lane[v][l] ? src[l][t] : 0.0f;
+      b.xb[(size_t)t * nv + v] = out;
+    }
+    int t = b.t0max[v];
+    for (; t + L <= T; t += L) {  // 16 rows x 16 steps: contiguous loads, transposed in registers
+      vf r[L];
+      for (int l = 0; l < L; l++) r[l] = *(const vfu *)(src[l] + t);
+      transpose(r);
+      for (int j = 0; j < L; j++) b.xb[(size_t)(t + j) * nv + v] = r[j];
+    }
+    for (; t < T; t++) {
+      vf out;
+      for (int l = 0; l < L; l++) out[l] = src[l][t];
       b.xb[(size_t)t * nv + v] = out;
     }
   }
@@ -317,12 +371,13 @@ extern "C" {
 
 // One training epoch for members [0, R) in blocks of `per_block` members; threads share
 // the work through `next_block` (each call takes blocks until none are left).
-//   x (R, N, T) left-padded sequences; y (R, N) labels; t0 (R) first valid step;
+//   member r's sequences start at xrow[r] (see Inputs), valid from step t0[r] to T - 1;
+//   y (R, N) labels;
 //   train (R, Ntr) example indices; order, weight (R, S, B) positions into train and
 //   example weights; params (R, P), mu/nu (R, P), count (R): updated in place;
 //   lr (R); loss, acc (R): the epoch's example-weighted means (each batch before its update).
-int latch_train_epoch(int kind, int rsig, int head, int opt, int R, int N, int T, const float *x,
-                      const int32_t *y, const int32_t *t0, int Ntr, const int32_t *train, int S, int B,
+int latch_train_epoch(int kind, int rsig, int head, int opt, int R, int N, int T, const float *const *xrow,
+                      const int64_t *xstride, const int32_t *y, const int32_t *t0, int Ntr, const int32_t *train, int S, int B,
                       const int32_t *order, const float *weight, float *params, float *mu, float *nu,
                       int32_t *count, const float *lr, float *loss, float *acc, int per_block,
                       int *next_block) {
@@ -330,6 +385,7 @@ int latch_train_epoch(int kind, int rsig, int head, int opt, int R, int N, int T
   s.P = 3 * s.G + 2 * s.O;
   if (!valid(s)) return -1;
   const int Pc = 3 * s.G;
+  const Inputs in{xrow, xstride, t0};
   std::atomic_ref<int> next(*next_block);
   const int nblocks = (R + per_block - 1) / per_block;
   Block b;
@@ -353,12 +409,13 @@ int latch_train_epoch(int kind, int rsig, int head, int opt, int R, int N, int T
     for (int st = 0; st < S; st++) {
       lanes_from_members(b, s, params, m0, nm, B, t0);
       std::swap(ex, ex_next);
-      gather(b, x, N, T, m0, nm, B, ex.data());
+      gather(b, in, T, m0, nm, B, ex.data());
       if (st + 1 < S) {  // the next step's rows come from memory while this step computes
         examples(st + 1, ex_next.data());
         for (int row = 0; row < nm * B; row++) {
-          const char *src = (const char *)(x + ((size_t)(m0 + row / B) * N + ex_next[row]) * T + b.tstart);
-          for (size_t o = 0; o < (size_t)(T - b.tstart) * sizeof(float); o += 64) __builtin_prefetch(src + o);
+          int mem = m0 + row / B;
+          const char *src = (const char *)in.at(mem, ex_next[row], t0[mem]);
+          for (size_t o = 0; o < (size_t)(T - t0[mem]) * sizeof(float); o += 64) __builtin_prefetch(src + o);
         }
       }
       dispatch_forward(s, b, T, true);
@@ -399,13 +456,14 @@ int latch_train_epoch(int kind, int rsig, int head, int opt, int R, int N, int T
 }
 
 // Validation: every member's mean loss and metric over its examples `val` (R, Nv).
-int latch_evaluate(int kind, int rsig, int head, int R, int N, int T, const float *x, const int32_t *y,
-                   const int32_t *t0, int Nv, const int32_t *val, const float *params, float *loss, float *acc,
+int latch_evaluate(int kind, int rsig, int head, int R, int N, int T, const float *const *xrow,
+                   const int64_t *xstride, const int32_t *y, const int32_t *t0, int Nv, const int32_t *val, const float *params, float *loss, float *acc,
                    int per_block, int *next_block) {
   Shape s{kind, rsig, head, ADAM, kind == SRNN ? 1 : kind == LSTM ? 4 : 3, head == DENSE2 ? 2 : 1, 0};
   s.P = 3 * s.G + 2 * s.O;
   if (!valid(s)) return -1;
-  const int Pc = 3 * s.G, Bv = L;  // validation rows per member and pass: one vector
+  const int Pc = 3 * s.G, Bv = L;
+  const Inputs in{xrow, xstride, t0};  // validation rows per member and pass: one vector
   std::atomic_ref<int> next(*next_block);
   const int nblocks = (R + per_block - 1) / per_block;
   Block b;
@@ -423,7 +481,7 @@ int latch_evaluate(int kind, int rsig, int head, int R, int N, int T, const floa
     for (int start = 0; start < Nv; start += Bv) {
       for (int m = 0; m < nm; m++)
         for (int k = 0; k < Bv; k++) ex[m * Bv + k] = val[(size_t)(m0 + m) * Nv + (start + k < Nv ? start + k : 0)];
-      gather(b, x, N, T, m0, nm, Bv, ex.data());
+      gather(b, in, T, m0, nm, Bv, ex.data());
       dispatch_forward(s, b, T, false);
       for (int m = 0; m < nm; m++) {
         const float *hp = params + (size_t)(m0 + m) * s.P + Pc;
