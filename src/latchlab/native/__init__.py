@@ -216,6 +216,7 @@ class Ensemble:
         self.shape = (R, self.y.shape[1], T)
         self.train = np.ascontiguousarray(np.asarray(train_idx), np.int32)
         self.val = np.ascontiguousarray(np.asarray(val_idx), np.int32)
+        self.y_val = np.ascontiguousarray(np.take_along_axis(self.y, self.val, 1), np.int32)
         c = model.cell
         self.codes = (KINDS[c.kind], RSIGS[c.rsig] if c.kind != "srnn" else 0, HEADS[model.head])
 
@@ -226,18 +227,21 @@ class Ensemble:
     def train_epoch(self, lr, order, weight):
         """One epoch (``train.train_epoch``'s contract): returns (R,) mean loss and accuracy."""
         R, N, T = self.shape
-        order = np.ascontiguousarray(order, np.int32)
+        _, S, B = order.shape
+        # each step's examples and labels, looked up here in bulk (one at a time in the
+        # kernel, these random reads stalled it)
+        ex = np.take_along_axis(self.train, np.asarray(order, np.int64).reshape(R, -1), 1)
+        y = np.ascontiguousarray(np.take_along_axis(self.y, ex, 1), np.int32)
+        ex = np.ascontiguousarray(ex, np.int32)
         weight = np.ascontiguousarray(weight, np.float32)
         lr = np.ascontiguousarray(lr, np.float32)
-        _, S, B = order.shape
         loss, acc = np.zeros(R, np.float32), np.zeros(R, np.float32)
         k, rs, hd = self.codes
         I = ctypes.c_int32  # noqa: E741
 
         def call(counter):
-            return lib().latch_train_epoch(k, rs, hd, OPTIMIZERS[self.optimizer], R, N, T, *self._inputs(),
-                                           _ptr(self.y, I), _ptr(self.t0, I), self.train.shape[1],
-                                           _ptr(self.train, I), S, B, _ptr(order, I), _ptr(weight),
+            return lib().latch_train_epoch(k, rs, hd, OPTIMIZERS[self.optimizer], R, T, *self._inputs(),
+                                           _ptr(self.t0, I), S, B, _ptr(ex, I), _ptr(y, I), _ptr(weight),
                                            _ptr(self.params), _ptr(self.mu), _ptr(self.nu), _ptr(self.count, I),
                                            _ptr(lr), _ptr(loss), _ptr(acc), PER_BLOCK, counter)
 
@@ -252,9 +256,9 @@ class Ensemble:
         I = ctypes.c_int32  # noqa: E741
 
         def call(counter):
-            return lib().latch_evaluate(k, rs, hd, R, N, T, *self._inputs(), _ptr(self.y, I), _ptr(self.t0, I),
-                                 self.val.shape[1], _ptr(self.val, I), _ptr(self.params), _ptr(loss), _ptr(acc),
-                                 PER_BLOCK, counter)
+            return lib().latch_evaluate(k, rs, hd, R, T, *self._inputs(), _ptr(self.t0, I), self.val.shape[1],
+                                        _ptr(self.val, I), _ptr(self.y_val, I), _ptr(self.params), _ptr(loss),
+                                        _ptr(acc), PER_BLOCK, counter)
 
         _parallel(call, R)
         return loss, acc

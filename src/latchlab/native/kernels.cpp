@@ -12,6 +12,7 @@
 // Parameters per member, flat: kernel (G), recurrent (G), bias (G), head kernel (O), head
 // bias (O); G = 4 (lstm: i, f, g, o), 3 (lstm_nofg: i, g, o), 1 (srnn); O = 2 (dense2) or
 // 1 (dense1).
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdint>
@@ -196,6 +197,12 @@ static void backward(Block &b, int T) {
   }
 }
 
+// log1p(e) for e >= 0 through logf (glibc's log1pf cost ~10x more): exact to float rounding
+static inline float log1p_(float e) {
+  float u = 1.0f + e;
+  return std::log(u) - ((u - 1.0f) - e) / u;
+}
+
 // Head: per-row loss, metric and dL/dz for label y and example weight w (already divided
 // by the member's total weight); returns dL/dh through the head's kernel. With d the
 // logit margin against the label, the loss is softplus(d) = max(d, 0) + log1p(exp(-|d|))
@@ -206,7 +213,7 @@ static inline void head_row(int head, const float *hp, float h, int y, float w, 
     float z0 = h * hp[0] + hp[2], z1 = h * hp[1] + hp[3];
     float d = y ? z0 - z1 : z1 - z0;  // the other class's logit minus the label's
     float e = std::exp(-std::fabs(d)), q = d >= 0 ? 1.0f / (1.0f + e) : e / (1.0f + e);
-    *loss = (d > 0 ? d : 0.0f) + std::log1p(e);
+    *loss = (d > 0 ? d : 0.0f) + log1p_(e);
     *hit = ((z1 > z0 ? 1 : 0) == y) ? 1.0f : 0.0f;  // argmax: ties go to class 0
     float d1 = (y ? -q : q) * w, d0 = -d1;  // softmax minus one-hot
     *dh = d0 * hp[0] + d1 * hp[1];
@@ -214,7 +221,7 @@ static inline void head_row(int head, const float *hp, float h, int y, float w, 
   } else {
     float z = h * hp[0] + hp[1];
     float e = std::exp(-std::fabs(z)), p = z >= 0 ? 1.0f / (1.0f + e) : e / (1.0f + e);
-    *loss = (z > 0 ? z : 0.0f) + std::log1p(e) - (y ? z : 0.0f);
+    *loss = (z > 0 ? z : 0.0f) + log1p_(e) - (y ? z : 0.0f);
     *hit = ((z > 0) == (y == 1)) ? 1.0f : 0.0f;
     float d = (p - (float)y) * w;
     *dh = d * hp[0];
@@ -222,26 +229,49 @@ static inline void head_row(int head, const float *hp, float h, int y, float w, 
   }
 }
 
-static void lanes_from_members(Block &b, const Shape &s, const float *params, int m0, int nm, int B,
-                               const int32_t *t0) {
-  const int nv = b.nv, Pc = 3 * s.G;
+// Which member each lane serves: its first valid step, per vector the range of them.
+static void lane_layout(Block &b, int m0, int nm, int B, const int32_t *t0) {
+  const int nv = b.nv;
+  int ts = 1 << 30;
   for (int v = 0; v < nv; v++) {
     int lo = 1 << 30, hi = 0;
     for (int l = 0; l < L; l++) {
-      int row = v * L + l, m = row / B;
-      if (m >= nm) m = nm - 1;  // padding lanes: copies of the last member, weight 0
-      const float *p = params + (size_t)(m0 + m) * s.P;
-      for (int k = 0; k < Pc; k++) b.par[(size_t)k * nv + v][l] = p[k];
-      int t = t0[m0 + m];
+      int m = (v * L + l) / B;
+      int t = t0[m0 + (m < nm ? m : nm - 1)];  // padding lanes: copies of the last member, weight 0
       b.t0lane[v][l] = (float)t;
       lo = t < lo ? t : lo;
       hi = t > hi ? t : hi;
     }
     b.t0min[v] = lo; b.t0max[v] = hi;
+    ts = lo < ts ? lo : ts;
   }
-  int ts = 1 << 30;
-  for (int v = 0; v < nv; v++) ts = b.t0min[v] < ts ? b.t0min[v] : ts;
   b.tstart = ts;
+}
+
+// Each member's cell parameters into its lanes (before every step: the optimiser moved them).
+static void refresh_params(Block &b, const Shape &s, const float *params, int m0, int nm, int B) {
+  const int nv = b.nv, Pc = 3 * s.G;
+  if (B % L == 0) {  // every vector serves one member
+    for (int v = 0; v < nv; v++) {
+      const float *p = params + (size_t)(m0 + v * L / B) * s.P;
+      for (int k = 0; k < Pc; k++) b.par[(size_t)k * nv + v] = splat(p[k]);
+    }
+    return;
+  }
+  for (int v = 0; v < nv; v++)
+    for (int l = 0; l < L; l++) {
+      int m = (v * L + l) / B;
+      const float *p = params + (size_t)(m0 + (m < nm ? m : nm - 1)) * s.P;
+      for (int k = 0; k < Pc; k++) b.par[(size_t)k * nv + v][l] = p[k];
+    }
+}
+
+static inline float hsum(vf a) {  // tree sum of the lanes
+  a += __builtin_shuffle(a, vi{8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7});
+  a += __builtin_shuffle(a, vi{4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11});
+  a += __builtin_shuffle(a, vi{2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13});
+  a += __builtin_shuffle(a, vi{1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14});
+  return a[0];
 }
 
 static void block_alloc(Block &b, const Shape &s, int nv, int T) {
@@ -343,7 +373,13 @@ static void dispatch_backward(const Shape &s, Block &b, int T) {
 #undef F
 }
 
-static void optimise(const Shape &s, float *p, float *mu, float *nu, int32_t *count, const float *g, float lr) {
+struct Corrections {  // Adam's bias corrections 1 - b^n, computed once per step count
+  int32_t n = -1;
+  float c1 = 0, c2 = 0;
+};
+
+static void optimise(const Shape &s, float *p, float *mu, float *nu, int32_t *count, const float *g, float lr,
+                     Corrections &bc) {
   if (s.opt == SGD) {
     for (int k = 0; k < s.P; k++) p[k] -= lr * g[k];
     return;
@@ -358,7 +394,8 @@ static void optimise(const Shape &s, float *p, float *mu, float *nu, int32_t *co
   // optax.scale_by_adam(b1=0.9, b2=0.999, eps=1e-7)
   int32_t n = *count < INT32_MAX ? *count + 1 : INT32_MAX;
   *count = n;
-  float c1 = 1.0f - std::pow(0.9f, (float)n), c2 = 1.0f - std::pow(0.999f, (float)n);
+  if (bc.n != n) bc = {n, 1.0f - std::pow(0.9f, (float)n), 1.0f - std::pow(0.999f, (float)n)};
+  const float c1 = bc.c1, c2 = bc.c2;
   for (int k = 0; k < s.P; k++) {
     mu[k] = 0.1f * g[k] + 0.9f * mu[k];
     nu[k] = (float)(1.0 - 0.999) * (g[k] * g[k]) + 0.999f * nu[k];
@@ -372,15 +409,13 @@ extern "C" {
 // One training epoch for members [0, R) in blocks of `per_block` members; threads share
 // the work through `next_block` (each call takes blocks until none are left).
 //   member r's sequences start at xrow[r] (see Inputs), valid from step t0[r] to T - 1;
-//   y (R, N) labels;
-//   train (R, Ntr) example indices; order, weight (R, S, B) positions into train and
-//   example weights; params (R, P), mu/nu (R, P), count (R): updated in place;
-//   lr (R); loss, acc (R): the epoch's example-weighted means (each batch before its update).
-int latch_train_epoch(int kind, int rsig, int head, int opt, int R, int N, int T, const float *const *xrow,
-                      const int64_t *xstride, const int32_t *y, const int32_t *t0, int Ntr, const int32_t *train, int S, int B,
-                      const int32_t *order, const float *weight, float *params, float *mu, float *nu,
-                      int32_t *count, const float *lr, float *loss, float *acc, int per_block,
-                      int *next_block) {
+//   ex, y, weight (R, S, B): each step's examples, their labels and weights;
+//   params (R, P), mu/nu (R, P), count (R): updated in place; lr (R);
+//   loss, acc (R): the epoch's example-weighted means (each batch before its update).
+int latch_train_epoch(int kind, int rsig, int head, int opt, int R, int T, const float *const *xrow,
+                      const int64_t *xstride, const int32_t *t0, int S, int B, const int32_t *ex_all,
+                      const int32_t *y_all, const float *weight, float *params, float *mu, float *nu,
+                      int32_t *count, const float *lr, float *loss, float *acc, int per_block, int *next_block) {
   Shape s{kind, rsig, head, opt, kind == SRNN ? 1 : kind == LSTM ? 4 : 3, head == DENSE2 ? 2 : 1, 0};
   s.P = 3 * s.G + 2 * s.O;
   if (!valid(s)) return -1;
@@ -389,7 +424,8 @@ int latch_train_epoch(int kind, int rsig, int head, int opt, int R, int N, int T
   std::atomic_ref<int> next(*next_block);
   const int nblocks = (R + per_block - 1) / per_block;
   Block b;
-  std::vector<int32_t> ex, ex_next;
+  Corrections bc;
+  std::vector<int32_t> ex;
   std::vector<float> grad, wsum, lsum, asum;
   for (;;) {
     int blk = next.fetch_add(1);
@@ -397,31 +433,29 @@ int latch_train_epoch(int kind, int rsig, int head, int opt, int R, int N, int T
     int m0 = blk * per_block, nm = R - m0 < per_block ? R - m0 : per_block;
     int nv = (nm * B + L - 1) / L;
     block_alloc(b, s, nv, T);
+    lane_layout(b, m0, nm, B, t0);
     ex.assign((size_t)nv * L, 0);
     grad.assign((size_t)nm * s.P, 0.0f);
     lsum.assign(nm, 0.0f); asum.assign(nm, 0.0f); wsum.assign(nm, 0.0f);
-    auto examples = [&](int st, int32_t *out) {
-      for (int m = 0; m < nm; m++)
-        for (int k = 0; k < B; k++) out[m * B + k] = train[(size_t)(m0 + m) * Ntr + order[((size_t)(m0 + m) * S + st) * B + k]];
-    };
-    ex_next.assign((size_t)nv * L, 0);
-    examples(0, ex_next.data());
+    auto at = [&](const auto *a, int m, int st) { return a + ((size_t)(m0 + m) * S + st) * B; };
     for (int st = 0; st < S; st++) {
-      lanes_from_members(b, s, params, m0, nm, B, t0);
-      std::swap(ex, ex_next);
+      refresh_params(b, s, params, m0, nm, B);
+      for (int m = 0; m < nm; m++) std::copy_n(at(ex_all, m, st), B, &ex[(size_t)m * B]);
       gather(b, in, T, m0, nm, B, ex.data());
       if (st + 1 < S) {  // the next step's rows come from memory while this step computes
-        examples(st + 1, ex_next.data());
-        for (int row = 0; row < nm * B; row++) {
-          int mem = m0 + row / B;
-          const char *src = (const char *)in.at(mem, ex_next[row], t0[mem]);
-          for (size_t o = 0; o < (size_t)(T - t0[mem]) * sizeof(float); o += 64) __builtin_prefetch(src + o);
+        for (int m = 0; m < nm; m++) {
+          const int32_t *e = at(ex_all, m, st + 1);
+          for (int k = 0; k < B; k++) {
+            const char *src = (const char *)in.at(m0 + m, e[k], t0[m0 + m]);
+            for (size_t o = 0; o < (size_t)(T - t0[m0 + m]) * sizeof(float); o += 64) __builtin_prefetch(src + o);
+          }
         }
       }
       dispatch_forward(s, b, T, true);
       std::fill(grad.begin(), grad.end(), 0.0f);
       for (int m = 0; m < nm; m++) {
-        const float *w = weight + ((size_t)(m0 + m) * S + st) * B;
+        const float *w = at(weight, m, st);
+        const int32_t *y = at(y_all, m, st);
         float n = 0.0f;
         for (int k = 0; k < B; k++) n += w[k];
         float inv = 1.0f / (n > 1e-12f ? n : 1e-12f), lm = 0.0f, am = 0.0f;
@@ -429,8 +463,7 @@ int latch_train_epoch(int kind, int rsig, int head, int opt, int R, int N, int T
         for (int k = 0; k < B; k++) {
           int row = m * B + k;
           float l, a, dh;
-          head_row(head, hp, b.h[row / L][row % L], y[(size_t)(m0 + m) * N + ex[row]], w[k] * inv, &l, &a, &dh,
-                   &grad[(size_t)m * s.P + Pc]);
+          head_row(head, hp, b.h[row / L][row % L], y[k], w[k] * inv, &l, &a, &dh, &grad[(size_t)m * s.P + Pc]);
           b.dh[row / L][row % L] = dh;
           lm += l * w[k]; am += a * w[k];
         }
@@ -438,13 +471,20 @@ int latch_train_epoch(int kind, int rsig, int head, int opt, int R, int N, int T
       }
       for (int row = nm * B; row < nv * L; row++) b.dh[row / L][row % L] = 0.0f;
       dispatch_backward(s, b, T);
-      for (int row = 0; row < nm * B; row++) {
-        float *g = &grad[(size_t)(row / B) * s.P];
-        for (int k = 0; k < Pc; k++) g[k] += b.acc[(size_t)k * nv + row / L][row % L];
+      if (B % L == 0) {
+        for (int v = 0; v < nv; v++) {
+          float *g = &grad[(size_t)(v * L / B) * s.P];
+          for (int k = 0; k < Pc; k++) g[k] += hsum(b.acc[(size_t)k * nv + v]);
+        }
+      } else {
+        for (int row = 0; row < nm * B; row++) {
+          float *g = &grad[(size_t)(row / B) * s.P];
+          for (int k = 0; k < Pc; k++) g[k] += b.acc[(size_t)k * nv + row / L][row % L];
+        }
       }
       for (int m = 0; m < nm; m++) {
         size_t r = m0 + m;
-        optimise(s, params + r * s.P, mu + r * s.P, nu + r * s.P, count + r, &grad[(size_t)m * s.P], lr[r]);
+        optimise(s, params + r * s.P, mu + r * s.P, nu + r * s.P, count + r, &grad[(size_t)m * s.P], lr[r], bc);
       }
     }
     for (int m = 0; m < nm; m++) {
@@ -455,15 +495,15 @@ int latch_train_epoch(int kind, int rsig, int head, int opt, int R, int N, int T
   return 0;
 }
 
-// Validation: every member's mean loss and metric over its examples `val` (R, Nv).
-int latch_evaluate(int kind, int rsig, int head, int R, int N, int T, const float *const *xrow,
-                   const int64_t *xstride, const int32_t *y, const int32_t *t0, int Nv, const int32_t *val, const float *params, float *loss, float *acc,
-                   int per_block, int *next_block) {
+// Validation: every member's mean loss and metric over its examples val (R, Nv), labels yv.
+int latch_evaluate(int kind, int rsig, int head, int R, int T, const float *const *xrow, const int64_t *xstride,
+                   const int32_t *t0, int Nv, const int32_t *val, const int32_t *yv, const float *params,
+                   float *loss, float *acc, int per_block, int *next_block) {
   Shape s{kind, rsig, head, ADAM, kind == SRNN ? 1 : kind == LSTM ? 4 : 3, head == DENSE2 ? 2 : 1, 0};
   s.P = 3 * s.G + 2 * s.O;
   if (!valid(s)) return -1;
-  const int Pc = 3 * s.G, Bv = L;
-  const Inputs in{xrow, xstride, t0};  // validation rows per member and pass: one vector
+  const int Pc = 3 * s.G, Bv = L;  // validation rows per member and pass: one vector
+  const Inputs in{xrow, xstride, t0};
   std::atomic_ref<int> next(*next_block);
   const int nblocks = (R + per_block - 1) / per_block;
   Block b;
@@ -475,7 +515,8 @@ int latch_evaluate(int kind, int rsig, int head, int R, int N, int T, const floa
     int m0 = blk * per_block, nm = R - m0 < per_block ? R - m0 : per_block;
     int nv = nm;
     block_alloc(b, s, nv, T);
-    lanes_from_members(b, s, params, m0, nm, Bv, t0);
+    lane_layout(b, m0, nm, Bv, t0);
+    refresh_params(b, s, params, m0, nm, Bv);
     ex.assign((size_t)nv * L, 0);
     std::vector<double> lsum(nm, 0.0), asum(nm, 0.0);
     for (int start = 0; start < Nv; start += Bv) {
@@ -487,7 +528,7 @@ int latch_evaluate(int kind, int rsig, int head, int R, int N, int T, const floa
         const float *hp = params + (size_t)(m0 + m) * s.P + Pc;
         for (int k = 0; k < Bv && start + k < Nv; k++) {
           float l, a, dh;
-          head_row(head, hp, b.h[m][k], y[(size_t)(m0 + m) * N + ex[m * Bv + k]], 0.0f, &l, &a, &dh, gh.data());
+          head_row(head, hp, b.h[m][k], yv[(size_t)(m0 + m) * Nv + start + k], 0.0f, &l, &a, &dh, gh.data());
           lsum[m] += l; asum[m] += a;
         }
       }
