@@ -416,6 +416,8 @@ def test_sweep_compiles_once_per_bucket(monkeypatch):
 @pytest.mark.parametrize("repeats, Ts, rows", [(5, [4, 6, 8], 16), (3, [40], 4), (7, [2, 3, 50, 200], 8),
                                                (1, [5], 512)])
 def test_plan_covers_every_member_once_in_equal_chunks(monkeypatch, n_dev, repeats, Ts, rows):
+    """The XLA modes' plan: bucketed lengths, equal chunks split evenly over the devices."""
+    monkeypatch.setenv("LATCHLAB_NATIVE", "0")
     monkeypatch.setattr(jax, "local_device_count", lambda *a, **k: n_dev)
     cfg = config.from_dict({"name": "p", "repeats": repeats, "seed": 0, "N": 20, "batch_size": 4,
                             "grid": {"T": Ts}})
@@ -432,7 +434,25 @@ def test_plan_covers_every_member_once_in_equal_chunks(monkeypatch, n_dev, repea
         assert max(m.run.T for c in chunks if c.T_pad == t for m in c.members) == t  # no excess padding
 
 
+def test_native_plan_sorts_lengths_into_few_chunks(monkeypatch):
+    """With the native kernels, no buckets and no padding members: every member once, in
+    chunks of at most ``NATIVE_CHUNK`` sorted by length; chunks of other cells stay apart."""
+    monkeypatch.setattr(sweep, "NATIVE_CHUNK", 10)
+    cfg = config.from_dict({"name": "n", "repeats": 7, "seed": 0, "N": 20, "cell": "lstm", "units": 1,
+                            "grid": {"T": [50, 2, 9], "cell": ["lstm", "gru"]}})
+    members = cfg.members()
+    chunks = sweep.plan(members)
+    real = [m for c in chunks for m in c.members[:len(c.members) - c.pad]]  # the GRU's chunks are padded
+    assert sorted(m.id for m in real) == sorted(m.id for m in members)
+    lstm = [c for c in chunks if c.members[0].run.cell == "lstm"]
+    assert [len(c.members) for c in lstm] == [7, 7, 7] and all(c.pad == 0 for c in lstm)
+    Ts = [m.run.T for c in lstm for m in c.members]
+    assert Ts == sorted(Ts) and [c.T_pad for c in lstm] == [2, 9, 50]
+    assert all(len({m.run.cell for m in c.members}) == 1 for c in chunks)
+
+
 def test_padded_chunk_keeps_the_bucket_shape(monkeypatch):
+    monkeypatch.setenv("LATCHLAB_NATIVE", "0")
     monkeypatch.setattr(jax, "local_device_count", lambda *a, **k: 2)  # plan only; no device use
     cfg = config.from_dict({"name": "pad", "repeats": 5, "seed": 0, "N": 20, "epochs": 1,
                             "batch_size": 4, "grid": {"T": [4, 6, 8]}})

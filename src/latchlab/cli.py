@@ -50,6 +50,8 @@ def _print_profile(timer, wall: float) -> None:
     for name, s in timer.table():
         t.add_row(name, f"{s:.2f}")
     t.add_row("other", f"{max(wall - sum(s for _, s in timer.table()), 0.0):.2f}")
+    if timer.background:
+        t.caption = f"and {timer.background:.2f} s compiling in background threads, overlapped"
     Console().print(t)
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import platform
 import subprocess
+import threading
 import time
 from collections import defaultdict
 from importlib import metadata
@@ -51,20 +52,27 @@ class Profile:
     """Wall time per phase (data, compile, train, validate, store).
 
     Compilation is measured by JAX's own compile-duration events and subtracted from the
-    phase it happened in, so "train" is time spent training, not compiling.
+    phase it happened in, so "train" is time spent training, not compiling. Compilations
+    in other threads (``sweep``'s warm-up, overlapped with the phases) are summed apart in
+    ``background``.
     """
 
     _EVENT = "/jax/core/compile/backend_compile_duration"
 
     def __init__(self):
         self.seconds = defaultdict(float)
+        self.background = 0.0
+        self._owner = threading.get_ident()
         self._open: dict[str, float] = {}
         self._compile_at_open: dict[str, float] = {}
         jax.monitoring.register_event_duration_secs_listener(self._on_event)
 
     def _on_event(self, event, duration, **kw):
         if event == self._EVENT:
-            self.seconds["compile"] += duration
+            if threading.get_ident() == self._owner:
+                self.seconds["compile"] += duration
+            else:
+                self.background += duration
 
     def start(self, name: str):
         self._open[name] = time.perf_counter()

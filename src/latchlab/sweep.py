@@ -8,6 +8,7 @@ per length; a bucket is cut into equal chunks small enough to stay in cache.
 from __future__ import annotations
 
 import sys
+import threading
 import time
 import types
 from collections import defaultdict
@@ -88,6 +89,9 @@ def plan(members: list[Member], rows_per_device: int = ROWS_PER_DEVICE) -> list[
     chunks = []
     for group in groups.values():
         run = group[0].run
+        if native.supports(run.model, run.optimizer) and native.enabled():
+            chunks += _native_chunks(group)
+            continue
         cap = n_dev * max(1, rows_per_device // run.batch_size)
         counts = defaultdict(int)
         for m in group:
@@ -107,6 +111,19 @@ def plan(members: list[Member], rows_per_device: int = ROWS_PER_DEVICE) -> list[
     for i, c in enumerate(chunks):
         first.setdefault(c.data_key, i)
     return sorted(chunks, key=lambda c: first[c.data_key])
+
+
+# Members per chunk for the native kernels, which compile nothing per shape and read
+# unpadded rows: lengths need no buckets, and a chunk is cut only to bound what an
+# interrupted sweep loses and to give the kernel's threads many blocks to balance.
+NATIVE_CHUNK = 256
+
+
+def _native_chunks(group: list[Member]) -> list[Chunk]:
+    ms = sorted(group, key=lambda m: m.run.T)  # members of a length share blocks of the kernel
+    k = -(-len(ms) // NATIVE_CHUNK)
+    size = -(-len(ms) // k)
+    return [Chunk(part, max(m.run.T for m in part)) for part in (ms[i * size:(i + 1) * size] for i in range(k))]
 
 
 def member_keys(seed: int):
@@ -314,6 +331,34 @@ def init_members(members: list[Member]):
     return params
 
 
+def _warm_up(chunks: list[Chunk]) -> list[threading.Thread]:
+    """Start the one-time work that the first chunks would otherwise wait for, in threads
+    beside the main one's data making: building the native kernels (a compiler process,
+    ~2 s) and compiling each model's initialiser (~0.7 s each). Errors are left for the
+    real calls to raise."""
+    def build():
+        for model, optimizer in dict.fromkeys((c.members[0].run.model, c.members[0].run.optimizer) for c in chunks):
+            train.native_ok(model, optimizer)
+
+    def inits():
+        for c in {(c.members[0].run.model, m.run.init, m.run.values): c for c in chunks for m in c.members}.values():
+            init_members(c.members[:1])
+
+    threads = [threading.Thread(target=_quietly(f), daemon=True) for f in (build, inits)]
+    for t in threads:
+        t.start()
+    return threads
+
+
+def _quietly(f):
+    def run():
+        try:
+            f()
+        except Exception:  # noqa: BLE001  (the sweep's own call raises it properly)
+            pass
+    return run
+
+
 def train_chunk(chunk: Chunk, on_epoch=None, timer=None, data=None) -> train.History:
     """Train one chunk's members together (on ``data`` if given: ``make_data``'s result)."""
     members = chunk.members
@@ -355,6 +400,7 @@ def run(cfg: SweepConfig | list[SweepConfig], store=None, progress=None, timer=N
     made = (None, None)  # the last chunk's data, reused by the next chunk if it has the same
     chunks = plan(todo)
     families = Families(chunks)
+    warm = _warm_up(chunks)
     for chunk in chunks:
         n_real = len(chunk.members) - chunk.pad
         t0 = time.perf_counter()
@@ -371,6 +417,8 @@ def run(cfg: SweepConfig | list[SweepConfig], store=None, progress=None, timer=N
                 store.write(sweep_id, real, hist, time.perf_counter() - t0)
             else:
                 rows.append((real, hist, (time.perf_counter() - t0) / len(real)))
+    for t in warm:
+        t.join()
     if store is not None:
         df = store.epochs()
         return df[df.member_id.isin({m.id for m in members})].reset_index(drop=True)

@@ -91,11 +91,19 @@ def lib():
         return _lib
 
 
-def available() -> bool:
-    """Whether the native kernels can run here (CPU backend, compiler present, not disabled)."""
+def enabled() -> bool:
+    """Whether the native kernels may run here: not disabled (``LATCHLAB_NATIVE=0``), the
+    CPU backend, and a compiler or an already built library. Cheap: does not build."""
     import jax
 
     if os.environ.get("LATCHLAB_NATIVE", "1") == "0" or jax.default_backend() != "cpu":
+        return False
+    return _lib is not None or bool(os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++"))
+
+
+def available() -> bool:
+    """Whether the native kernels can run here (``enabled``, and the library built)."""
+    if not enabled():
         return False
     try:
         lib()
