@@ -38,6 +38,12 @@ from __future__ import annotations
 import os
 
 os.environ["KERAS_BACKEND"] = "jax"  # before anything imports keras
+# a fresh cache directory unless one is given: latchlab's native kernels are built and
+# every shape compiled within the timed run ("compile included")
+if "LATCHLAB_CACHE" not in os.environ:
+    import tempfile
+
+    os.environ["LATCHLAB_CACHE"] = os.path.join(tempfile.mkdtemp(prefix="latchlab-bench-"), "xla")
 
 import argparse  # noqa: E402
 import platform  # noqa: E402

@@ -21,8 +21,19 @@ pytestmark = pytest.mark.skipif(not shutil.which(os.environ.get("CXX", "g++")) o
 
 
 def test_kernels_build_and_load():
-    native.lib()  # raises RuntimeError with the compiler's message
-    assert native.available()
+    """Each variant builds (RuntimeError with the compiler's message otherwise) and rejects
+    calls meant for another variant."""
+    import ctypes
+
+    for kind, rsig in [("lstm", "hard_sigmoid"), ("srnn", "sigmoid")]:
+        model = M.Model(Cell(kind, 1, rsig))
+        so = native.lib(native.variant(model))
+        assert native.available(model)
+        counter = (ctypes.c_int * 16)()
+        other = 1 - native.variant(model)[0]  # lstm <-> srnn
+        null = ctypes.c_void_p()
+        assert so.latch_evaluate(other, 0, 0, 0, 1, null, null, null, 0, null, null, null, null, null, 8,
+                                 ctypes.cast(counter, ctypes.POINTER(ctypes.c_int))) == -1
 
 
 SHORT, LONG = (8, 4, 6), (40, 17, 35)  # LONG: the kernels' 16-step blocks and their tails

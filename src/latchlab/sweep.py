@@ -114,9 +114,10 @@ def plan(members: list[Member], rows_per_device: int = ROWS_PER_DEVICE) -> list[
 
 
 # Members per chunk for the native kernels, which compile nothing per shape and read
-# unpadded rows: lengths need no buckets, and a chunk is cut only to bound what an
-# interrupted sweep loses and to give the kernel's threads many blocks to balance.
-NATIVE_CHUNK = 256
+# unpadded rows: lengths need no buckets. PREP_STACK members: the set-up functions
+# (keys, initial parameters) then compile one shape for every chunk (chunks of 256 cost
+# two more compilations, ~1.5 s cold, and trained no faster).
+NATIVE_CHUNK = 64
 
 
 def _native_chunks(group: list[Member]) -> list[Chunk]:
@@ -333,18 +334,16 @@ def init_members(members: list[Member]):
 
 def _warm_up(chunks: list[Chunk]) -> list[threading.Thread]:
     """Start the one-time work that the first chunks would otherwise wait for, in threads
-    beside the main one's data making: building the native kernels (a compiler process,
-    ~2 s) and compiling each model's initialiser (~0.7 s each). Errors are left for the
-    real calls to raise."""
-    def build():
-        for model, optimizer in dict.fromkeys((c.members[0].run.model, c.members[0].run.optimizer) for c in chunks):
-            train.native_ok(model, optimizer)
-
-    def inits():
+    beside the main one's data making: building the native kernels' variants (a compiler
+    process each, ~1.3 s) and compiling each model's initialiser (~0.7 s each). Errors are
+    left for the real calls to raise."""
+    def inits():  # on a whole chunk: the same padded shape as the real call
         for c in {(c.members[0].run.model, m.run.init, m.run.values): c for c in chunks for m in c.members}.values():
-            init_members(c.members[:1])
+            init_members(c.members)
 
-    threads = [threading.Thread(target=_quietly(f), daemon=True) for f in (build, inits)]
+    models = dict.fromkeys((c.members[0].run.model, c.members[0].run.optimizer) for c in chunks)
+    builds = [partial(train.native_ok, model, opt) for model, opt in models]  # one library variant each
+    threads = [threading.Thread(target=_quietly(f), daemon=True) for f in (*builds, inits)]
     for t in threads:
         t.start()
     return threads

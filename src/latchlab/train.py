@@ -97,7 +97,7 @@ def modes_for(model: M.Model) -> tuple[str, ...]:
 def native_ok(model: M.Model, optimizer: str = "adam") -> bool:
     """Whether ``fit`` can train ``model`` with the native kernels here: one-unit SRNNs and
     LSTMs with a classification head, on the CPU backend, with a C++ compiler."""
-    return native.supports(model, optimizer) and native.available()
+    return native.supports(model, optimizer) and native.available(model)
 
 
 def choose_mode(model: M.Model, optimizer: str = "adam") -> str:

@@ -12,11 +12,9 @@
 // Parameters per member, flat: kernel (G), recurrent (G), bias (G), head kernel (O), head
 // bias (O); G = 4 (lstm: i, f, g, o), 3 (lstm_nofg: i, g, o), 1 (srnn); O = 2 (dense2) or
 // 1 (dense1).
-#include <algorithm>
-#include <atomic>
-#include <cmath>
-#include <cstdint>
-#include <cstring>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
 #include <vector>
 
 typedef float vf __attribute__((vector_size(64)));
@@ -200,7 +198,7 @@ static void backward(Block &b, int T) {
 // log1p(e) for e >= 0 through logf (glibc's log1pf cost ~10x more): exact to float rounding
 static inline float log1p_(float e) {
   float u = 1.0f + e;
-  return std::log(u) - ((u - 1.0f) - e) / u;
+  return logf(u) - ((u - 1.0f) - e) / u;
 }
 
 // Head: per-row loss, metric and dL/dz for label y and example weight w (already divided
@@ -212,7 +210,7 @@ static inline void head_row(int head, const float *hp, float h, int y, float w, 
   if (head == DENSE2) {
     float z0 = h * hp[0] + hp[2], z1 = h * hp[1] + hp[3];
     float d = y ? z0 - z1 : z1 - z0;  // the other class's logit minus the label's
-    float e = std::exp(-std::fabs(d)), q = d >= 0 ? 1.0f / (1.0f + e) : e / (1.0f + e);
+    float e = expf(-fabsf(d)), q = d >= 0 ? 1.0f / (1.0f + e) : e / (1.0f + e);
     *loss = (d > 0 ? d : 0.0f) + log1p_(e);
     *hit = ((z1 > z0 ? 1 : 0) == y) ? 1.0f : 0.0f;  // argmax: ties go to class 0
     float d1 = (y ? -q : q) * w, d0 = -d1;  // softmax minus one-hot
@@ -220,7 +218,7 @@ static inline void head_row(int head, const float *hp, float h, int y, float w, 
     gh[0] += d0 * h; gh[1] += d1 * h; gh[2] += d0; gh[3] += d1;
   } else {
     float z = h * hp[0] + hp[1];
-    float e = std::exp(-std::fabs(z)), p = z >= 0 ? 1.0f / (1.0f + e) : e / (1.0f + e);
+    float e = expf(-fabsf(z)), p = z >= 0 ? 1.0f / (1.0f + e) : e / (1.0f + e);
     *loss = (z > 0 ? z : 0.0f) + log1p_(e) - (y ? z : 0.0f);
     *hit = ((z > 0) == (y == 1)) ? 1.0f : 0.0f;
     float d = (p - (float)y) * w;
@@ -352,26 +350,24 @@ static void gather(Block &b, const Inputs &in, int T, int m0, int nm, int B, con
   }
 }
 
-// SRNN has no gates: its instance is (SRNN, SIGMOID), whatever rsig says.
+// One library per (cell kind, gate activation): latchlab/native builds the variants a
+// sweep uses (-DVARIANT_KIND=k -DVARIANT_RSIG=r); an SRNN has no gates, its variant is
+// (SRNN, SIGMOID). Calls for another variant are rejected.
+#ifndef VARIANT_KIND
+#define VARIANT_KIND LSTM
+#endif
+#ifndef VARIANT_RSIG
+#define VARIANT_RSIG HARD
+#endif
+
 static bool valid(const Shape &s) {
-  return s.kind >= SRNN && s.kind <= LSTM_NOFG && s.rsig >= SIGMOID && s.rsig <= HARD3 && s.head >= DENSE2 &&
-         s.head <= DENSE1 && s.opt >= ADAM && s.opt <= RMSPROP;
+  return s.kind == VARIANT_KIND && s.rsig == VARIANT_RSIG && s.head >= DENSE2 && s.head <= DENSE1 &&
+         s.opt >= ADAM && s.opt <= RMSPROP;
 }
 
-static void dispatch_forward(const Shape &s, Block &b, int T, bool store) {
-  if (s.kind == SRNN) return forward<SRNN, SIGMOID>(b, T, store);
-#define F(K, R) if (s.kind == K && s.rsig == R) return forward<K, R>(b, T, store);
-  F(LSTM, SIGMOID) F(LSTM, HARD) F(LSTM, HARD3) F(LSTM_NOFG, SIGMOID) F(LSTM_NOFG, HARD) F(LSTM_NOFG, HARD3)
-#undef F
-}
+static void dispatch_forward(const Shape &, Block &b, int T, bool store) { forward<VARIANT_KIND, VARIANT_RSIG>(b, T, store); }
 
-static void dispatch_backward(const Shape &s, Block &b, int T) {
-  if (s.kind == SRNN) return backward<SRNN, SIGMOID>(b, T);
-#define F(K, R) if (s.kind == K && s.rsig == R) return backward<K, R>(b, T);
-  F(LSTM, SIGMOID) F(LSTM, HARD) F(LSTM, HARD3) F(LSTM_NOFG, SIGMOID) F(LSTM_NOFG, HARD)
-  F(LSTM_NOFG, HARD3)
-#undef F
-}
+static void dispatch_backward(const Shape &, Block &b, int T) { backward<VARIANT_KIND, VARIANT_RSIG>(b, T); }
 
 struct Corrections {  // Adam's bias corrections 1 - b^n, computed once per step count
   int32_t n = -1;
@@ -387,19 +383,19 @@ static void optimise(const Shape &s, float *p, float *mu, float *nu, int32_t *co
   if (s.opt == RMSPROP) {  // optax.scale_by_rms(decay=0.9, eps=1e-7, initial_scale=0)
     for (int k = 0; k < s.P; k++) {
       nu[k] = 0.1f * (g[k] * g[k]) + 0.9f * nu[k];
-      p[k] -= lr * (g[k] * (1.0f / std::sqrt(nu[k] + 1e-7f)));
+      p[k] -= lr * (g[k] * (1.0f / sqrtf(nu[k] + 1e-7f)));
     }
     return;
   }
   // optax.scale_by_adam(b1=0.9, b2=0.999, eps=1e-7)
   int32_t n = *count < INT32_MAX ? *count + 1 : INT32_MAX;
   *count = n;
-  if (bc.n != n) bc = {n, 1.0f - std::pow(0.9f, (float)n), 1.0f - std::pow(0.999f, (float)n)};
+  if (bc.n != n) bc = {n, 1.0f - powf(0.9f, (float)n), 1.0f - powf(0.999f, (float)n)};
   const float c1 = bc.c1, c2 = bc.c2;
   for (int k = 0; k < s.P; k++) {
     mu[k] = 0.1f * g[k] + 0.9f * mu[k];
     nu[k] = (float)(1.0 - 0.999) * (g[k] * g[k]) + 0.999f * nu[k];
-    float u = (mu[k] / c1) / (std::sqrt(nu[k] / c2) + 1e-7f);
+    float u = (mu[k] / c1) / (sqrtf(nu[k] / c2) + 1e-7f);
     p[k] -= lr * u;
   }
 }
@@ -421,14 +417,13 @@ int latch_train_epoch(int kind, int rsig, int head, int opt, int R, int T, const
   if (!valid(s)) return -1;
   const int Pc = 3 * s.G;
   const Inputs in{xrow, xstride, t0};
-  std::atomic_ref<int> next(*next_block);
-  const int nblocks = (R + per_block - 1) / per_block;
+    const int nblocks = (R + per_block - 1) / per_block;
   Block b;
   Corrections bc;
   std::vector<int32_t> ex;
   std::vector<float> grad, wsum, lsum, asum;
   for (;;) {
-    int blk = next.fetch_add(1);
+    int blk = __atomic_fetch_add(next_block, 1, __ATOMIC_RELAXED);
     if (blk >= nblocks) break;
     int m0 = blk * per_block, nm = R - m0 < per_block ? R - m0 : per_block;
     int nv = (nm * B + L - 1) / L;
@@ -440,7 +435,7 @@ int latch_train_epoch(int kind, int rsig, int head, int opt, int R, int T, const
     auto at = [&](const auto *a, int m, int st) { return a + ((size_t)(m0 + m) * S + st) * B; };
     for (int st = 0; st < S; st++) {
       refresh_params(b, s, params, m0, nm, B);
-      for (int m = 0; m < nm; m++) std::copy_n(at(ex_all, m, st), B, &ex[(size_t)m * B]);
+      for (int m = 0; m < nm; m++) memcpy(&ex[(size_t)m * B], at(ex_all, m, st), sizeof(int32_t) * B);
       gather(b, in, T, m0, nm, B, ex.data());
       if (st + 1 < S) {  // the next step's rows come from memory while this step computes
         for (int m = 0; m < nm; m++) {
@@ -452,7 +447,7 @@ int latch_train_epoch(int kind, int rsig, int head, int opt, int R, int T, const
         }
       }
       dispatch_forward(s, b, T, true);
-      std::fill(grad.begin(), grad.end(), 0.0f);
+      memset(grad.data(), 0, sizeof(float) * grad.size());
       for (int m = 0; m < nm; m++) {
         const float *w = at(weight, m, st);
         const int32_t *y = at(y_all, m, st);
@@ -504,13 +499,12 @@ int latch_evaluate(int kind, int rsig, int head, int R, int T, const float *cons
   if (!valid(s)) return -1;
   const int Pc = 3 * s.G, Bv = L;  // validation rows per member and pass: one vector
   const Inputs in{xrow, xstride, t0};
-  std::atomic_ref<int> next(*next_block);
-  const int nblocks = (R + per_block - 1) / per_block;
+    const int nblocks = (R + per_block - 1) / per_block;
   Block b;
   std::vector<int32_t> ex;
   std::vector<float> gh(4);
   for (;;) {
-    int blk = next.fetch_add(1);
+    int blk = __atomic_fetch_add(next_block, 1, __ATOMIC_RELAXED);
     if (blk >= nblocks) break;
     int m0 = blk * per_block, nm = R - m0 < per_block ? R - m0 : per_block;
     int nv = nm;
