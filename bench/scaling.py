@@ -3,9 +3,10 @@
     python bench/scaling.py [--quick] [--out docs/img/scaling.png]
 
 Each point runs a whole sweep through ``latchlab.sweep.run`` (data, training, validation;
-one-unit LSTM unless units vary, keras2 gates, N = 1000, one epoch, batch 16) twice with
-different seeds: the first run compiles, the second is timed, so the curves show the cost
-of work, and a recompilation inside a curve would show as a step. For each curve the
+one-unit LSTM unless units vary, keras2 gates, N = 1000, one epoch, batch 16) several times with
+different seeds: the first run compiles, then the median of three timed runs with other
+seeds is the point, so the curves show the cost of work, and a recompilation inside a
+curve would show as a step. For each curve the
 script fits ``time = a + b * x`` and prints the fit's R^2 and the largest relative
 deviation from it, and the time per unit of work relative to the curve's first point
 (a ratio, not seconds: comparable across machines).
@@ -46,7 +47,7 @@ def main():
         ts = []
         for x in xs:
             seconds(var, x, fixed, seed=0)  # compiles this shape (and warms the data path)
-            t = seconds(var, x, fixed, seed=10_000)
+            t = float(np.median([seconds(var, x, fixed, seed=10_000 * k) for k in (1, 2, 3)]))
             ts.append(t)
             print(f"{name:8s} {x:6d}  {t:8.3f} s", flush=True)
         xs_a, ts_a = np.array(xs, float), np.array(ts)

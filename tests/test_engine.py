@@ -506,3 +506,16 @@ def test_families_cut_the_same_data_as_make_data():
         for a, b in zip(got[1:], want[1:]):
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert not families.seq and not families.splits  # freed after the last chunk that needs them
+
+
+def test_init_members_of_a_16_unit_lstm_equal_each_members_own_init():
+    """Each member's initial parameters come from its own seed alone (the keys ``member_keys``
+    gives it), for a cell wide enough that the orthogonal initialiser's QR is a LAPACK call
+    (split over two host devices, that call once deadlocked XLA:CPU)."""
+    cfg = config.from_dict({"name": "wide", "cell": "lstm", "units": 16, "repeats": 3, "T": 5, "N": 20})
+    members = cfg.members()
+    got = sweep.init_members(members)
+    for r, m in enumerate(members):
+        want = M.init(sweep.member_keys(m.seed)[2], m.run.model, m.run.init, dict(m.run.values), float(m.run.T))
+        for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+            np.testing.assert_allclose(a[r], b, atol=1e-6)

@@ -139,13 +139,14 @@ _member_keys_jit = jax.jit(jax.vmap(member_keys))
 PREP_STACK = 64
 
 
-def _on_padded_stack(f, *arrays):
+def _on_padded_stack(f, *arrays, split: bool = True):
     """``f(*arrays)`` for per-member functions ``f`` (leading axis R), run on stacks padded
-    to a multiple of ``PREP_STACK`` rows; returns host arrays of the first R rows."""
+    to a multiple of ``PREP_STACK`` rows, split over the devices unless ``split`` is False;
+    returns host arrays of the first R rows."""
     n = len(arrays[0])
     pad = -n % PREP_STACK
     padded = [np.concatenate([a, np.repeat(a[-1:], pad, axis=0)]) for a in map(np.asarray, arrays)]
-    out = f(*jax.device_put(padded, train.member_sharding(n + pad)))
+    out = f(*jax.device_put(padded, train.member_sharding(n + pad) if split else jax.devices()[0]))
     return jax.tree.map(lambda a: np.asarray(a)[:n], out)
 
 
@@ -264,12 +265,14 @@ class Families:
             if f not in self.seq:
                 by_shape[f[:4] + (self.T[f],)].append(f)
         for (task, noise, signal_len, n, T), fs in by_shape.items():
-            keys = _member_keys([f[4] for f in fs])
-            sharding = train.member_sharding(len(fs))
+            # a stack the devices divide (an odd one ran on one core): repeats of the last seed
+            seeds = [f[4] for f in fs] + [fs[-1][4]] * (-len(fs) % jax.local_device_count())
+            keys = _member_keys(seeds)
+            sharding = train.member_sharding(len(seeds))
             put = lambda a: jax.device_put(a, sharding)  # noqa: E731
-            x, y, _ = _chunk_sequences(put(keys), put(np.full(len(fs), T, np.int32)),
-                                       put(np.full(len(fs), noise, np.float32)),
-                                       put(np.full(len(fs), signal_len, np.int32)), task=task, n=n, pad_to=T)
+            x, y, _ = _chunk_sequences(put(keys), put(np.full(len(seeds), T, np.int32)),
+                                       put(np.full(len(seeds), noise, np.float32)),
+                                       put(np.full(len(seeds), signal_len, np.int32)), task=task, n=n, pad_to=T)
             x, y = _host_rows(x), _host_rows(y)
             for i, f in enumerate(fs):
                 self.seq[f] = (x[i][..., 0], y[i], keys[i])
@@ -324,7 +327,9 @@ def init_members(members: list[Member]):
         subsets[(m.run.init, m.run.values)].append(r)
     params = None
     for (scheme, values), rs in subsets.items():
-        part = _on_padded_stack(partial(_init, model, scheme, values), keys[rs], t_max[rs])
+        # on one device: split over two host devices, the orthogonal initialiser's QR (a
+        # LAPACK call XLA cannot partition) deadlocked XLA:CPU from 16 units on
+        part = _on_padded_stack(partial(_init, model, scheme, values), keys[rs], t_max[rs], split=False)
         if params is None:
             params = jax.tree.map(lambda a: np.zeros((len(members),) + a.shape[1:], a.dtype), part)
         for dst, src in zip(jax.tree.leaves(params), jax.tree.leaves(part)):
@@ -333,17 +338,14 @@ def init_members(members: list[Member]):
 
 
 def _warm_up(chunks: list[Chunk]) -> list[threading.Thread]:
-    """Start the one-time work that the first chunks would otherwise wait for, in threads
-    beside the main one's data making: building the native kernels' variants (a compiler
-    process each, ~1.3 s) and compiling each model's initialiser (~0.7 s each). Errors are
-    left for the real calls to raise."""
-    def inits():  # on a whole chunk: the same padded shape as the real call
-        for c in {(c.members[0].run.model, m.run.init, m.run.values): c for c in chunks for m in c.members}.values():
-            init_members(c.members)
-
+    """Start building the native kernels' variants that the chunks use (a compiler process
+    each, ~1.3 s), in threads beside the main one's data making. Errors are left for the
+    real calls to raise. (JAX work stays in the main thread: compiling and running
+    multi-device programs from two threads deadlocked a sweep, as each device may run the
+    threads' programs in a different order.)"""
     models = dict.fromkeys((c.members[0].run.model, c.members[0].run.optimizer) for c in chunks)
     builds = [partial(train.native_ok, model, opt) for model, opt in models]  # one library variant each
-    threads = [threading.Thread(target=_quietly(f), daemon=True) for f in (*builds, inits)]
+    threads = [threading.Thread(target=_quietly(f), daemon=True) for f in builds]
     for t in threads:
         t.start()
     return threads
