@@ -132,7 +132,10 @@ def member_keys(seed: int):
     return jax.random.split(jax.random.PRNGKey(seed), 3)
 
 
-_member_keys_jit = jax.jit(jax.vmap(member_keys))
+# set-up functions whose run time is negligible compile without LLVM's optimisations
+# (about a third less compile time, measured on the initialiser: 0.70 against 1.04 s)
+_QUICK_COMPILE = {"xla_backend_optimization_level": 0}
+_member_keys_jit = jax.jit(jax.vmap(member_keys), compiler_options=_QUICK_COMPILE)
 # the per-member set-up functions (keys, initial parameters, the split) run on stacks
 # padded to a multiple of this, so that chunks of different sizes share one compilation
 # (~1 s each)
@@ -309,7 +312,7 @@ class Families:
         return np.stack([self.splits[k][0] for k in keys]), np.stack([self.splits[k][1] for k in keys])
 
 
-@partial(jax.jit, static_argnums=(0, 1, 2))
+@partial(jax.jit, static_argnums=(0, 1, 2), compiler_options=_QUICK_COMPILE)
 def _init(model, scheme, values, keys, t_max):
     return jax.vmap(lambda k, t: M.init(k, model, scheme, dict(values), t))(keys, t_max)
 
