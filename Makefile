@@ -11,12 +11,16 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
+# after installing, build latchlab's native CPU kernels (g++, ~4 s; skipped with a message
+# when there is no compiler) so that the first sweep does not wait for them
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
+	$(BIN)/python -m latchlab.native
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/python -m latchlab.native
 	touch $@ $(VENV)/.installed
 
 run: $(VENV)/.installed

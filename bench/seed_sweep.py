@@ -357,7 +357,7 @@ def main(argv=None) -> int:
     total_full = sum(b["bound"] for b in bound_full.values())
     total_same = sum(b["bound"] for b in bound_same.values())
     print(f"lower bound full sweep: {total_full:.2f} s; for the grid latchlab ran: {total_same:.2f} s "
-          f"(latchlab at {ll['wall'] / total_same:.1f}x it; it also pads shorter lengths in a bucket)")
+          f"(latchlab at {ll['wall'] / total_same:.1f}x it)")
 
     # --- summary
     print("\n## summary (seconds)")

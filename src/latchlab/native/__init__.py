@@ -86,6 +86,25 @@ def _build(v: tuple[int, int]) -> Path:
     return out
 
 
+VARIANTS = tuple(dict.fromkeys((k, 0 if k == KINDS["srnn"] else r) for k in KINDS.values() for r in RSIGS.values()))
+
+
+def build_all(variants=VARIANTS) -> tuple[dict, dict]:
+    """Build ``variants`` (default: all seven) in parallel compiler processes; returns
+    ``({variant: path}, {variant: error})``."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(v):
+        try:
+            return v, _build(v), None
+        except RuntimeError as e:
+            return v, None, str(e)
+
+    with ThreadPoolExecutor(_threads()) as pool:
+        done = list(pool.map(one, variants))
+    return {v: p for v, p, e in done if p}, {v: e for v, p, e in done if e}
+
+
 def lib(v: tuple[int, int] = (1, 1)):
     """The loaded library for variant ``v`` (built on first use); raises RuntimeError if it
     cannot be built."""
