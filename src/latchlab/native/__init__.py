@@ -8,9 +8,11 @@ sequences with the state in SIMD registers, the hand-derived backward pass of
 rounding (tests/test_native.py); several times faster on a CPU (docs/benchmarks.md).
 
 The library is compiled with the system's C++ compiler (``$CXX``, else ``g++``) for this
-machine (``-march=native``) into the cache directory, once per source, flags and CPU.
-Without a compiler, or with ``LATCHLAB_NATIVE=0``, ``available()`` is False and the
-trainer uses its JAX modes; on a GPU the JAX modes are used as well.
+machine (``-march=native``) into the cache directory, one shared object per (cell kind,
+gate activation) and per source, flags and CPU: on first use, or ahead of it with
+``python -m latchlab.native`` (which ``make`` runs after installing). Without a compiler,
+or with ``LATCHLAB_NATIVE=0``, ``available()`` is False and the trainer uses its JAX
+modes; on a GPU the JAX modes are used as well.
 """
 from __future__ import annotations
 
@@ -36,8 +38,8 @@ KINDS = {"srnn": 0, "lstm": 1, "lstm_nofg": 2}
 RSIGS = {"sigmoid": 0, "hard_sigmoid": 1, "hard_sigmoid_keras3": 2}
 HEADS = {"dense2": 0, "dense1": 1}
 OPTIMIZERS = {"adam": 0, "sgd": 1, "rmsprop": 2}
-# members per block: blocks of several members keep several independent SIMD vectors in
-# flight per time step (bench/native.py)
+# members per block: 8 independent SIMD vectors per time step (blocks of 2 or 4 members
+# trained the full sweep slower: docs/benchmarks.md, "Native kernels")
 PER_BLOCK = 8
 
 _locks: dict = defaultdict(threading.Lock)  # per variant
