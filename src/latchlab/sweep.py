@@ -342,25 +342,14 @@ def init_members(members: list[Member]):
 
 def _warm_up(chunks: list[Chunk]) -> list[threading.Thread]:
     """Start building the native kernels' variants that the chunks use (a compiler process
-    each, ~1.3 s), in threads beside the main one's data making. Errors are left for the
-    real calls to raise. (JAX work stays in the main thread: compiling and running
-    multi-device programs from two threads deadlocked a sweep, as each device may run the
-    threads' programs in a different order.)"""
+    each, ~1.1 s), in threads beside the main one's data making (``native_ok`` records a
+    failed build instead of raising). JAX work stays in the main thread: multi-device
+    programs run from two threads can wait on each other."""
     models = dict.fromkeys((c.members[0].run.model, c.members[0].run.optimizer) for c in chunks)
-    builds = [partial(train.native_ok, model, opt) for model, opt in models]  # one library variant each
-    threads = [threading.Thread(target=_quietly(f), daemon=True) for f in builds]
+    threads = [threading.Thread(target=train.native_ok, args=mo, daemon=True) for mo in models]
     for t in threads:
         t.start()
     return threads
-
-
-def _quietly(f):
-    def run():
-        try:
-            f()
-        except Exception:  # noqa: BLE001  (the sweep's own call raises it properly)
-            pass
-    return run
 
 
 def train_chunk(chunk: Chunk, on_epoch=None, timer=None, data=None) -> train.History:

@@ -364,8 +364,9 @@ def fit(spec: Spec, params, data: Data, lr, seeds, epochs: int, on_epoch=None, t
     split = member_sharding(len(seeds))
     state = jax.device_put(init_state(spec, params), split)
     data, lr = jax.device_put((data, jnp.asarray(lr, jnp.float32)), split)
-    snaps, hist = [jax.device_get(params)], {k: [] for k in ("tl", "ta", "vl", "va")}
-    for e in range(epochs):
+
+    def epoch(e):
+        nonlocal state
         with span(timer, "data"):
             order, weight = jax.device_put(orders[e], split)
         with span(timer, "train"):
@@ -374,34 +375,41 @@ def fit(spec: Spec, params, data: Data, lr, seeds, epochs: int, on_epoch=None, t
         with span(timer, "validate"):
             vl, va = evaluate(spec.model, state.params, data)
             vl = jax.block_until_ready(vl)
-        for k, v in zip(("tl", "ta", "vl", "va"), (tl, ta, vl, va)):
-            hist[k].append(np.asarray(v))
-        snaps.append(jax.device_get(state.params))
-        if on_epoch is not None:
-            on_epoch(e)
-    return History(*(np.stack(hist[k]) for k in ("tl", "ta", "vl", "va")), snaps)
+        return (tl, ta, vl, va), jax.device_get(state.params)
+
+    return _history(params, epochs, epoch, on_epoch)
 
 
 def _fit_native(spec: Spec, params, data: Data, lr, orders, epochs: int, on_epoch, timer) -> History:
     """``fit`` on the native kernels: the same shuffles, metrics and snapshots."""
     if not native_ok(spec.model, spec.optimizer):
         raise ConfigError("mode", f"the native kernels cannot train {spec.model.cell.kind} ({spec.model.cell.units} "
-                          f"units, head {spec.model.head}, {spec.optimizer}) here", FIT_MODES[:4])
+                          f"units, head {spec.model.head}, {spec.optimizer}) here", MODES)
     with span(timer, "data"):
         ens = native.Ensemble(spec.model, spec.optimizer, params, data.x, data.y, data.mask, data.train, data.val)
     lr = np.asarray(lr, np.float32)
-    snaps, hist = [jax.device_get(params)], {k: [] for k in ("tl", "ta", "vl", "va")}
-    for e in range(epochs):
+
+    def epoch(e):
         with span(timer, "train"):
             tl, ta = ens.train_epoch(lr, *orders[e])
         with span(timer, "validate"):
             vl, va = ens.evaluate()
-        for k, v in zip(("tl", "ta", "vl", "va"), (tl, ta, vl, va)):
-            hist[k].append(v)
-        snaps.append(ens.snapshot())
+        return (tl, ta, vl, va), ens.snapshot()
+
+    return _history(params, epochs, epoch, on_epoch)
+
+
+def _history(params, epochs: int, epoch, on_epoch) -> History:
+    """Run ``epoch(e) -> ((train loss, train acc, val loss, val acc), parameters)`` for every
+    epoch and collect the ``History`` (``params`` the initial parameters)."""
+    snaps, rows = [jax.device_get(params)], []
+    for e in range(epochs):
+        metrics, snap = epoch(e)
+        rows.append([np.asarray(v) for v in metrics])
+        snaps.append(snap)
         if on_epoch is not None:
             on_epoch(e)
-    return History(*(np.stack(hist[k]) for k in ("tl", "ta", "vl", "va")), snaps)
+    return History(*(np.stack(col) for col in zip(*rows)), snaps)
 
 
 class span:

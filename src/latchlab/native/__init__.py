@@ -61,16 +61,26 @@ def _cpu_id() -> str:
     return "\n".join(dict.fromkeys(lines))
 
 
+def _codes(kind: str, rsig: str) -> tuple[int, int]:
+    return KINDS[kind], (RSIGS[rsig] if kind != "srnn" else 0)  # an SRNN has no gates
+
+
 def variant(model) -> tuple[int, int]:
     """The library variant that trains ``model``: (cell kind, gate activation) codes; one
     shared-object file each, so a sweep builds only what it uses (~1 s each, not ~2.5 s
     for all seven)."""
-    c = model.cell
-    return KINDS[c.kind], (RSIGS[c.rsig] if c.kind != "srnn" else 0)
+    return _codes(model.cell.kind, model.cell.rsig)
+
+
+VARIANTS = tuple(dict.fromkeys(_codes(k, r) for k in KINDS for r in RSIGS))
+
+
+def _compiler() -> str | None:
+    return os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
 
 
 def _build(v: tuple[int, int]) -> Path:
-    cxx = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
+    cxx = _compiler()
     if not cxx:
         raise RuntimeError("no C++ compiler (g++) found")
     flags = FLAGS + (f"-DVARIANT_KIND={v[0]}", f"-DVARIANT_RSIG={v[1]}")
@@ -86,9 +96,6 @@ def _build(v: tuple[int, int]) -> Path:
                 raise RuntimeError(f"{cxx} failed: {r.stderr.strip().splitlines()[-1] if r.stderr else r.returncode}")
             os.replace(tmp_so, out)  # atomic: concurrent builders leave one whole library
     return out
-
-
-VARIANTS = tuple(dict.fromkeys((k, 0 if k == KINDS["srnn"] else r) for k in KINDS.values() for r in RSIGS.values()))
 
 
 def build_all(variants=VARIANTS) -> tuple[dict, dict]:
@@ -131,7 +138,7 @@ def enabled() -> bool:
 
     if os.environ.get("LATCHLAB_NATIVE", "1") == "0" or jax.default_backend() != "cpu":
         return False
-    return bool(_libs) or bool(os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++"))
+    return bool(_libs) or bool(_compiler())
 
 
 def available(model=None) -> bool:
@@ -235,7 +242,7 @@ class Ensemble:
     """Members' host-side state for the native trainer: flat parameters and optimiser moments."""
 
     def __init__(self, model, optimizer: str, params, x, y, mask, train_idx, val_idx):
-        self.model, self.optimizer = model, optimizer
+        self.optimizer = optimizer
         self.like = params
         self.params = flatten(params)
         R, P = self.params.shape
@@ -281,10 +288,10 @@ class Ensemble:
         I = ctypes.c_int32  # noqa: E741
 
         def call(counter):
-            return lib(self.codes[:2]).latch_train_epoch(k, rs, hd, OPTIMIZERS[self.optimizer], R, T, *self._inputs(),
-                                           _ptr(self.t0, I), S, B, _ptr(ex, I), _ptr(y, I), _ptr(weight),
-                                           _ptr(self.params), _ptr(self.mu), _ptr(self.nu), _ptr(self.count, I),
-                                           _ptr(lr), _ptr(loss), _ptr(acc), PER_BLOCK, counter)
+            return lib((k, rs)).latch_train_epoch(
+                k, rs, hd, OPTIMIZERS[self.optimizer], R, T, *self._inputs(), _ptr(self.t0, I), S, B, _ptr(ex, I),
+                _ptr(y, I), _ptr(weight), _ptr(self.params), _ptr(self.mu), _ptr(self.nu), _ptr(self.count, I),
+                _ptr(lr), _ptr(loss), _ptr(acc), PER_BLOCK, counter)
 
         _parallel(call, R)
         return loss, acc
@@ -297,9 +304,9 @@ class Ensemble:
         I = ctypes.c_int32  # noqa: E741
 
         def call(counter):
-            return lib(self.codes[:2]).latch_evaluate(k, rs, hd, R, T, *self._inputs(), _ptr(self.t0, I), self.val.shape[1],
-                                        _ptr(self.val, I), _ptr(self.y_val, I), _ptr(self.params), _ptr(loss),
-                                        _ptr(acc), PER_BLOCK, counter)
+            return lib((k, rs)).latch_evaluate(
+                k, rs, hd, R, T, *self._inputs(), _ptr(self.t0, I), self.val.shape[1], _ptr(self.val, I),
+                _ptr(self.y_val, I), _ptr(self.params), _ptr(loss), _ptr(acc), PER_BLOCK, counter)
 
         _parallel(call, R)
         return loss, acc

@@ -67,6 +67,8 @@ template <int RSIG> static inline vf dgate(vf s) {
 #endif
 // stored per step: h, c, tanh(z_g), tanh(c), and the gate values if STORE_GATES (else the
 // backward pass recomputes them)
+constexpr int n_gates(int kind) { return kind == SRNN ? 1 : kind == LSTM ? 4 : 3; }
+
 template <int KIND, int RSIG> constexpr int n_stored() {
   return KIND == SRNN ? 2 : (RSIG == SIGMOID || STORE_GATES) ? 4 + (KIND == LSTM ? 3 : 2) : 4;
 }
@@ -77,6 +79,26 @@ struct Shape {
   int kind, rsig, head, opt;
   int G, O, P;  // gates, head outputs, parameters per member
 };
+
+static Shape shape(int kind, int rsig, int head, int opt) {
+  const int G = n_gates(kind), O = head == DENSE2 ? 2 : 1;
+  return Shape{kind, rsig, head, opt, G, O, 3 * G + 2 * O};
+}
+
+// One library per (cell kind, gate activation): latchlab/native builds the variants a
+// sweep uses (-DVARIANT_KIND=k -DVARIANT_RSIG=r); an SRNN has no gates, its variant is
+// (SRNN, SIGMOID). Calls for another variant are rejected.
+#ifndef VARIANT_KIND
+#define VARIANT_KIND LSTM
+#endif
+#ifndef VARIANT_RSIG
+#define VARIANT_RSIG HARD
+#endif
+
+static bool valid(const Shape &s) {
+  return s.kind == VARIANT_KIND && s.rsig == VARIANT_RSIG && s.head >= DENSE2 && s.head <= DENSE1 &&
+         s.opt >= ADAM && s.opt <= RMSPROP;
+}
 
 // One block: nv vectors of lanes, rows from members [m0, m0 + nm).
 struct Block {
@@ -93,7 +115,7 @@ struct Block {
 // Forward pass over the block's sequences; stores what the backward pass needs if `store`.
 template <int KIND, int RSIG>
 static void forward(Block &b, int T, bool store) {
-  const int nv = b.nv, G = KIND == SRNN ? 1 : KIND == LSTM ? 4 : 3;
+  const int nv = b.nv, G = n_gates(KIND);
   constexpr int NS = n_stored<KIND, RSIG>();
   for (int v = 0; v < nv; v++) b.h[v] = b.c[v] = splat(0.0f);
   for (int t = b.tstart; t < T; t++) {
@@ -139,7 +161,7 @@ static void forward(Block &b, int T, bool store) {
 // Backward pass from b.dh (dL/dh_T); accumulates dW, dU, db per lane into b.acc.
 template <int KIND, int RSIG>
 static void backward(Block &b, int T) {
-  const int nv = b.nv, G = KIND == SRNN ? 1 : KIND == LSTM ? 4 : 3;
+  const int nv = b.nv, G = n_gates(KIND);
   constexpr int NS = n_stored<KIND, RSIG>();
   for (size_t k = 0; k < b.acc.size(); k++) b.acc[k] = splat(0.0f);
   for (int v = 0; v < nv; v++) b.dc[v] = splat(0.0f);
@@ -273,7 +295,7 @@ static inline float hsum(vf a) {  // tree sum of the lanes
 }
 
 static void block_alloc(Block &b, const Shape &s, int nv, int T) {
-  const int NS = s.kind == SRNN ? 2 : (s.rsig == SIGMOID || STORE_GATES) ? 4 + (s.kind == LSTM ? 3 : 2) : 4;
+  const int NS = n_stored<VARIANT_KIND, VARIANT_RSIG>();  // the library's variant (``valid``)
   b.nv = nv;
   b.t0min.assign(nv, 0); b.t0max.assign(nv, 0); b.t0lane.assign(nv, vf{});
   b.par.assign((size_t)3 * s.G * nv, vf{}); b.xb.assign((size_t)T * nv, vf{});
@@ -350,21 +372,6 @@ static void gather(Block &b, const Inputs &in, int T, int m0, int nm, int B, con
   }
 }
 
-// One library per (cell kind, gate activation): latchlab/native builds the variants a
-// sweep uses (-DVARIANT_KIND=k -DVARIANT_RSIG=r); an SRNN has no gates, its variant is
-// (SRNN, SIGMOID). Calls for another variant are rejected.
-#ifndef VARIANT_KIND
-#define VARIANT_KIND LSTM
-#endif
-#ifndef VARIANT_RSIG
-#define VARIANT_RSIG HARD
-#endif
-
-static bool valid(const Shape &s) {
-  return s.kind == VARIANT_KIND && s.rsig == VARIANT_RSIG && s.head >= DENSE2 && s.head <= DENSE1 &&
-         s.opt >= ADAM && s.opt <= RMSPROP;
-}
-
 static void dispatch_forward(const Shape &, Block &b, int T, bool store) { forward<VARIANT_KIND, VARIANT_RSIG>(b, T, store); }
 
 static void dispatch_backward(const Shape &, Block &b, int T) { backward<VARIANT_KIND, VARIANT_RSIG>(b, T); }
@@ -412,12 +419,11 @@ int latch_train_epoch(int kind, int rsig, int head, int opt, int R, int T, const
                       const int64_t *xstride, const int32_t *t0, int S, int B, const int32_t *ex_all,
                       const int32_t *y_all, const float *weight, float *params, float *mu, float *nu,
                       int32_t *count, const float *lr, float *loss, float *acc, int per_block, int *next_block) {
-  Shape s{kind, rsig, head, opt, kind == SRNN ? 1 : kind == LSTM ? 4 : 3, head == DENSE2 ? 2 : 1, 0};
-  s.P = 3 * s.G + 2 * s.O;
+  const Shape s = shape(kind, rsig, head, opt);
   if (!valid(s)) return -1;
   const int Pc = 3 * s.G;
   const Inputs in{xrow, xstride, t0};
-    const int nblocks = (R + per_block - 1) / per_block;
+  const int nblocks = (R + per_block - 1) / per_block;
   Block b;
   Corrections bc;
   std::vector<int32_t> ex;
@@ -494,12 +500,11 @@ int latch_train_epoch(int kind, int rsig, int head, int opt, int R, int T, const
 int latch_evaluate(int kind, int rsig, int head, int R, int T, const float *const *xrow, const int64_t *xstride,
                    const int32_t *t0, int Nv, const int32_t *val, const int32_t *yv, const float *params,
                    float *loss, float *acc, int per_block, int *next_block) {
-  Shape s{kind, rsig, head, ADAM, kind == SRNN ? 1 : kind == LSTM ? 4 : 3, head == DENSE2 ? 2 : 1, 0};
-  s.P = 3 * s.G + 2 * s.O;
+  const Shape s = shape(kind, rsig, head, ADAM);
   if (!valid(s)) return -1;
   const int Pc = 3 * s.G, Bv = L;  // validation rows per member and pass: one vector
   const Inputs in{xrow, xstride, t0};
-    const int nblocks = (R + per_block - 1) / per_block;
+  const int nblocks = (R + per_block - 1) / per_block;
   Block b;
   std::vector<int32_t> ex;
   std::vector<float> gh(4);
