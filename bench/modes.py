@@ -36,30 +36,31 @@ def epoch_seconds(kind, preset, T, R, mode, units=1, N=10000, repeats=2):
     data, lr = jax.device_put((data, jnp.full(R, 1e-3, jnp.float32)), split)
     rngs = [np.random.default_rng(i) for i in range(R)]
     order, weight = jax.device_put(train.epoch_order(rngs, data.train.shape[1], 16), split)
-    t0 = time.perf_counter()
-    state, l, _ = train.train_epoch(spec, state, data, lr, order, weight)
-    jax.block_until_ready(l)
-    first = time.perf_counter() - t0
-    best = np.inf
-    for _ in range(repeats):
-        t0 = time.perf_counter()
+
+    def one():
+        nonlocal state
         state, l, _ = train.train_epoch(spec, state, data, lr, order, weight)
         jax.block_until_ready(l)
-        best = min(best, time.perf_counter() - t0)
-    return best, first - best
+
+    return _timed(one, repeats)
 
 
 def _native_seconds(model, params, data, R, repeats):
     ens = native.Ensemble(model, "adam", params, *data)
     lr = np.full(R, 1e-3, np.float32)
     order, weight = train.epoch_order([np.random.default_rng(i) for i in range(R)], ens.train.shape[1], 16)
+    return _timed(lambda: ens.train_epoch(lr, order, weight), repeats)
+
+
+def _timed(one, repeats):
+    """(best of ``repeats`` calls of ``one``, first call's excess: compilation or build)."""
     t0 = time.perf_counter()
-    ens.train_epoch(lr, order, weight)
+    one()
     first = time.perf_counter() - t0
     best = np.inf
     for _ in range(repeats):
         t0 = time.perf_counter()
-        ens.train_epoch(lr, order, weight)
+        one()
         best = min(best, time.perf_counter() - t0)
     return best, first - best
 
