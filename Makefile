@@ -15,12 +15,12 @@ $(BIN)/python:
 # when there is no compiler) so that the first sweep does not wait for them
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
-	$(BIN)/python -m latchlab.native
+	$(BIN)/python -m latchlab.engine.native
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
-	$(BIN)/python -m latchlab.native
+	$(BIN)/python -m latchlab.engine.native
 	touch $@ $(VENV)/.installed
 
 run: $(VENV)/.installed

@@ -5,7 +5,7 @@
 For each cell and (T x members) shape, trains the same members for one epoch (N = 10000,
 batch 16, Adam) with each mode after a warm-up call that compiles, and prints seconds per
 epoch and the ratio to ``vmap`` (plain vmap + reverse-mode autodiff). ``native`` is
-``latchlab.native``'s whole-epoch kernels (its "compile" column: the first call, which
+``latchlab.engine.native``'s whole-epoch kernels (its "compile" column: the first call, which
 builds the library if it is not cached). ``choose_mode``'s choice should be the fastest row.
 """
 import argparse
@@ -16,9 +16,11 @@ import jax.numpy as jnp
 import numpy as np
 
 import latchlab  # noqa: F401  (splits the host into one device per core)
-from latchlab import model as M
-from latchlab import native, tasks, train
-from latchlab.cells import Cell
+from latchlab.core import model as M
+from latchlab.engine import native
+from latchlab.core import tasks
+from latchlab.engine import train
+from latchlab.core.cells import Cell
 
 
 def epoch_seconds(kind, preset, T, R, mode, units=1, N=10000, repeats=2):

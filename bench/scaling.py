@@ -2,7 +2,7 @@
 
     python bench/scaling.py [--quick] [--out docs/img/scaling.png]
 
-Each point runs a whole sweep through ``latchlab.sweep.run`` (data, training, validation;
+Each point runs a whole sweep through ``latchlab.engine.sweep.run`` (data, training, validation;
 one-unit LSTM unless units vary, keras2 gates, N = 1000, one epoch, batch 16) several times with
 different seeds: the first run compiles, then the median of three timed runs with other
 seeds is the point, so the curves show the cost of work, and a recompilation inside a
@@ -17,7 +17,8 @@ import time
 import numpy as np
 
 import latchlab  # noqa: F401  (one XLA device per core)
-from latchlab import config, sweep
+from latchlab import config
+from latchlab.engine import sweep
 
 CURVES = {
     "members": ("repeats", [1, 30, 100, 300, 1000, 2000, 3000], dict(T=50, units=1)),

@@ -54,7 +54,9 @@ from collections import Counter  # noqa: E402
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from latchlab import config, provenance, reproduce, sweep  # noqa: E402
+from latchlab import config, provenance
+from latchlab.experiments import seed as reproduce
+from latchlab.engine import sweep  # noqa: E402
 
 CELLS = ("srnn", "lstm")  # latchlab names; Keras: SimpleRNN, LSTM
 KERAS_CELL = {"srnn": "SimpleRNN", "lstm": "LSTM"}

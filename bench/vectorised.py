@@ -25,9 +25,9 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 import latchlab  # noqa: E402,F401  (splits the host into one device per core)
-from latchlab import model as M  # noqa: E402
-from latchlab import train  # noqa: E402
-from latchlab.cells import Cell  # noqa: E402
+from latchlab.core import model as M  # noqa: E402
+from latchlab.engine import train  # noqa: E402
+from latchlab.core.cells import Cell  # noqa: E402
 
 VECTOR = re.compile(r"<\d+ x (float|i32|i1)>")
 

@@ -4,6 +4,10 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "jax")  # before anything imports keras
 
+from latchlab import runtime  # noqa: E402
+
+runtime.split_host_into_cores()  # one XLA device per core, as the CLI has (before JAX starts)
+
 import jax  # noqa: E402
 import pytest  # noqa: E402
 

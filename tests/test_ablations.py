@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from latchlab import ablations as A
-from latchlab import sweep
+from latchlab.experiments import ablations as A
+from latchlab.engine import sweep
 from latchlab.errors import ConfigError
 from latchlab.store import Store
 

@@ -1,4 +1,4 @@
-"""Reference tests for ``latchlab.bengio94`` (Bengio, Simard & Frasconi 1994).
+"""Reference tests for ``latchlab.experiments.bengio1994`` (Bengio, Simard & Frasconi 1994).
 
 * Fig. 1: fixed points of ``x -> tanh(w x)`` solve the fixed-point equation and their
   stability is ``|w (1 - x²)| < 1``; the analytic flip threshold ``h*(w)`` equals the peak
@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from scipy import optimize
 
-from latchlab import bengio94 as B
+from latchlab.experiments import bengio1994 as B
 from latchlab.errors import ConfigError
 
 

@@ -1,4 +1,4 @@
-"""Reference tests for ``latchlab.cells`` and ``latchlab.interop``.
+"""Reference tests for ``latchlab.core.cells`` and ``latchlab.core.interop``.
 
 * Parity with Keras 3 recurrent layers (JAX backend) with random weights copied across.
 * Keras 2's ``hard_sigmoid`` LSTM / GRU, ``lstm_nofg`` and ``janet`` against plain numpy
@@ -19,8 +19,9 @@ import keras
 import numpy as np
 import pytest
 
-from latchlab import cells, interop
-from latchlab.cells import Cell
+from latchlab.core import cells
+from latchlab.core import interop
+from latchlab.core.cells import Cell
 from latchlab.errors import ConfigError
 
 ATOL = 1e-5
@@ -174,7 +175,7 @@ def test_keras_parity(kind, reset_after, units, n_in):
     assert expected.shape == (B, T, units)
     assert np.std(expected) > 0.01  # the weights do something
 
-    # (a) latchlab.cells.scan with parameters copied from the layer
+    # (a) latchlab.core.cells.scan with parameters copied from the layer
     cell = Cell(kind, units, "sigmoid", reset_after)
     params = _params(ws)
     assert params["bias"].shape == ((2, 3 * units) if kind == "gru" and reset_after

@@ -28,7 +28,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from latchlab import config, plot, reproduce, sweep, tasks
+from latchlab import config
+from latchlab.analysis import plot
+from latchlab.experiments import seed as reproduce
+from latchlab.engine import sweep
+from latchlab.core import tasks
 from latchlab.store import SCHEMA, Store
 
 from clitools import LATCHLAB, assert_user_error, cli  # noqa: E402

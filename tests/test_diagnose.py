@@ -30,9 +30,13 @@ import pandas as pd
 import pytest
 from scipy.optimize import brentq
 
-from latchlab import cells, config, diagnose as D, sweep, tasks
-from latchlab import model as M
-from latchlab.cells import Cell
+from latchlab import config
+from latchlab.core import cells
+from latchlab.analysis import diagnose as D
+from latchlab.engine import sweep
+from latchlab.core import tasks
+from latchlab.core import model as M
+from latchlab.core.cells import Cell
 from latchlab.errors import ConfigError
 from latchlab.store import Store
 
@@ -444,7 +448,7 @@ def _keras_equals_copied_weights(keras, kind):
     for name in ("gradients", "retention", "trajectories", "fixed_points", "summary"):
         pd.testing.assert_frame_equal(getattr(a, name), getattr(b, name))
     # and through interop.from_keras(layer) plus the Dense layer
-    c = D.analyse(*D.from_keras(__import__("latchlab.interop").interop.from_keras(layer), dense), x, y)
+    c = D.analyse(*D.from_keras(__import__("latchlab.core.interop").interop.from_keras(layer), dense), x, y)
     pd.testing.assert_frame_equal(a.summary, c.summary)
 
 

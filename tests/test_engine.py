@@ -1,4 +1,4 @@
-"""Reference tests for the ensemble trainer (``latchlab.train``) and the sweep (``latchlab.sweep``).
+"""Reference tests for the ensemble trainer (``latchlab.engine.train``) and the sweep (``latchlab.engine.sweep``).
 
 * The vmapped, left-padded ensemble equals a plain Python loop over members, each trained
   alone on its own unpadded data with ``jax.grad`` and ``optax.adam``.
@@ -24,9 +24,14 @@ import optax
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from latchlab import cells, config, native, sweep, tasks, train
-from latchlab import model as M
-from latchlab.cells import Cell
+from latchlab import config
+from latchlab.core import cells
+from latchlab.engine import native
+from latchlab.engine import sweep
+from latchlab.core import tasks
+from latchlab.engine import train
+from latchlab.core import model as M
+from latchlab.core.cells import Cell
 
 COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 

@@ -1,4 +1,4 @@
-"""The question's follow-ups (``latchlab.followups``), each against a reference:
+"""The question's follow-ups (``latchlab.experiments.followups``), each against a reference:
 
 * bit relay as the sweep engine feeds it (several lengths left-padded into one ensemble)
   equals its definition, written out in numpy, on every small case: every length 2..9,
@@ -24,8 +24,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from latchlab import config, plot, sweep
-from latchlab import followups as F
+from latchlab import config
+from latchlab.analysis import plot
+from latchlab.engine import sweep
+from latchlab.experiments import followups as F
 from latchlab.errors import ConfigError
 from latchlab.store import Store
 

@@ -1,4 +1,4 @@
-"""Reference tests for ``latchlab.guess`` (random weight guessing, H&S 1996).
+"""Reference tests for ``latchlab.experiments.guessing`` (random weight guessing, H&S 1996).
 
 * Each problem's net equals a numpy loop over its equations, per sequence over its own
   length (variable lengths by per-sequence masks are exact).
@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from latchlab import guess as G
+from latchlab.experiments import guessing as G
 from latchlab.errors import ConfigError
 
 SHORT = {"len_min": 20, "len_max": 30, "n_train": 20, "n_test": 20}

@@ -23,8 +23,13 @@ import pandas as pd
 import pytest
 from scipy.optimize import brentq
 
-from latchlab import cells, config, landscape as L, model as M, sweep, tasks
-from latchlab.cells import Cell
+from latchlab import config
+from latchlab.core import cells
+from latchlab.analysis import landscape as L
+from latchlab.core import model as M
+from latchlab.engine import sweep
+from latchlab.core import tasks
+from latchlab.core.cells import Cell
 from latchlab.errors import ConfigError
 from latchlab.store import Store
 

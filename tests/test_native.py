@@ -1,4 +1,4 @@
-"""Reference tests for the native kernels (``latchlab.native``): every variant they train
+"""Reference tests for the native kernels (``latchlab.engine.native``): every variant they train
 (cell, gate activation, head, optimiser, batch size) against plain vmap + reverse-mode
 autodiff + optax in ``train.fit``, on members of mixed left-padded lengths."""
 from __future__ import annotations
@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 from test_engine import _padded_data, _stack
 
-from latchlab import model as M
-from latchlab import native, train
-from latchlab.cells import Cell
+from latchlab.core import model as M
+from latchlab.engine import native
+from latchlab.engine import train
+from latchlab.core.cells import Cell
 
 # without a compiler (or with LATCHLAB_NATIVE=0) these are skipped; with one, a failed build fails
 pytestmark = pytest.mark.skipif(not shutil.which(os.environ.get("CXX", "g++")) or os.environ.get("LATCHLAB_NATIVE") == "0",

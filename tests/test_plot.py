@@ -2,7 +2,7 @@
 import numpy as np
 import pandas as pd
 
-from latchlab import plot
+from latchlab.analysis import plot
 
 
 def _frame(**vary):

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from latchlab import report
+from latchlab.experiments import explain as report
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 

@@ -1,11 +1,11 @@
-"""Reference tests for ``latchlab.stats``: the Wilson interval equals scipy's."""
+"""Reference tests for ``latchlab.analysis.stats``: the Wilson interval equals scipy's."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from latchlab import stats
+from latchlab.analysis import stats
 
 CASES = [(k, n) for n in (1, 2, 3, 5, 10, 20, 30, 37, 100) for k in range(n + 1)] + [
     (0, 1000), (1, 1000), (500, 1000), (999, 1000), (1000, 1000), (7, 123457)]

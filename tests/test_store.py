@@ -26,7 +26,8 @@ import optax
 import pandas as pd
 import pytest
 
-from latchlab import config, sweep
+from latchlab import config
+from latchlab.engine import sweep
 from latchlab.config import RUN_FIELDS, Member, RunConfig
 from latchlab.errors import LatchlabError, StoreError
 from latchlab.store import SCHEMA, Store

@@ -1,4 +1,4 @@
-"""Reference tests for ``latchlab.tasks`` and the configuration errors around it.
+"""Reference tests for ``latchlab.core.tasks`` and the configuration errors around it.
 
 * ``latch`` and ``bit_relay`` written out from their definitions in SCIENCE.md: exact
   signals with ``noise = 0``, the noise exactly additive and Gaussian of the given std,
@@ -16,7 +16,8 @@ import jax
 import numpy as np
 import pytest
 
-from latchlab import config, tasks
+from latchlab import config
+from latchlab.core import tasks
 from latchlab.errors import ConfigError
 
 KEY = jax.random.PRNGKey(0)

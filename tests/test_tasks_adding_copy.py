@@ -21,9 +21,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from latchlab import cells, config, sweep, tasks, train
-from latchlab import model as M
-from latchlab.cells import Cell
+from latchlab import config
+from latchlab.core import cells
+from latchlab.engine import sweep
+from latchlab.core import tasks
+from latchlab.engine import train
+from latchlab.core import model as M
+from latchlab.core.cells import Cell
 from latchlab.errors import ConfigError
 from latchlab.store import Store
 

@@ -14,7 +14,9 @@ import jax
 import numpy as np
 import pytest
 
-from latchlab import config, sweep, tasks
+from latchlab import config
+from latchlab.engine import sweep
+from latchlab.core import tasks
 from latchlab.errors import ConfigError
 
 KEY = jax.random.PRNGKey(3)

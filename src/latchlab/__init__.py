@@ -1,27 +1,59 @@
 """latchlab: why can (or can't) a recurrent network carry information across time?
 
-Public API: ``latchlab.sweep(config) -> DataFrame`` (one row per member per epoch) and the
-modules ``cells``, ``tasks``, ``model``, ``train``, ``config``, ``sweep``, ``store``,
-``plot`` (figures from such frames), ``stats``, ``interop`` (``from_keras``),
-``diagnose``, ``landscape``, ``ablations``, ``bengio94``, ``guess``, ``report``.
+The public API is re-exported here; importing ``latchlab`` imports nothing heavy (no JAX)
+and changes nothing in the process: names are loaded on first use.
+
+- ``sweep(config, store=None, progress=False) -> DataFrame``: run a sweep from a notebook
+  (one row per member per epoch).
+- ``load_config``, ``SweepConfig``, ``RunConfig``: sweep declarations (``latchlab.config``).
+- ``Store``: the SQLite results store (``latchlab.store``).
+- ``from_keras``: a Keras 3 recurrent layer as a latchlab cell (``latchlab.core.interop``).
+- ``setup``: process set-up (host devices, compilation cache; ``latchlab.runtime``).
+- ``LatchlabError``, ``ConfigError``, ``StoreError``: what bad input raises.
+
+Floors, lowest first: ``core`` (tasks, cells, model), ``engine`` (plan, data, training,
+native kernels), ``store``, ``analysis`` (statistics, figures, diagnostics, landscapes),
+``experiments`` (one module per published experiment), ``cli``.
 """
-import os as _os
+from __future__ import annotations
 
-
-def _split_host_into_cores() -> None:
-    # XLA:CPU runs a compiled while loop on one core. One host device per core lets an
-    # ensemble's halves train in parallel (train.member_sharding). Must precede JAX's
-    # backend initialisation; a user's own setting wins; LATCHLAB_DEVICES overrides.
-    flags = _os.environ.get("XLA_FLAGS", "")
-    if "xla_force_host_platform_device_count" in flags:
-        return
-    n = _os.environ.get("LATCHLAB_DEVICES") or str(len(_os.sched_getaffinity(0)))
-    if int(n) > 1:
-        _os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={int(n)}".strip()
-
-
-_split_host_into_cores()
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-from latchlab import sweep  # noqa: E402  (callable: latchlab.sweep(config) -> DataFrame)
+_EXPORTS = {
+    "sweep": ("latchlab.engine.sweep", "sweep"),
+    "load_config": ("latchlab.config", "load"),
+    "SweepConfig": ("latchlab.config", "SweepConfig"),
+    "RunConfig": ("latchlab.config", "RunConfig"),
+    "Store": ("latchlab.store", "Store"),
+    "from_keras": ("latchlab.core.interop", "from_keras"),
+    "setup": ("latchlab.runtime", "setup"),
+    "LatchlabError": ("latchlab.errors", "LatchlabError"),
+    "ConfigError": ("latchlab.errors", "ConfigError"),
+    "StoreError": ("latchlab.errors", "StoreError"),
+}
+__all__ = ["__version__", *_EXPORTS]
+
+if TYPE_CHECKING:
+    from latchlab.config import RunConfig, SweepConfig
+    from latchlab.config import load as load_config
+    from latchlab.core.interop import from_keras
+    from latchlab.engine.sweep import sweep
+    from latchlab.errors import ConfigError, LatchlabError, StoreError
+    from latchlab.runtime import setup
+    from latchlab.store import Store
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        module, attr = _EXPORTS[name]
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'latchlab' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -27,7 +27,10 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
-from latchlab import cells, model, tasks, train
+from latchlab.core import cells
+from latchlab.core import model
+from latchlab.core import tasks
+from latchlab.engine import train
 from latchlab.errors import ConfigError
 
 

@@ -46,7 +46,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from latchlab import tasks
+from latchlab.core import tasks
 from latchlab.errors import ConfigError
 
 PROBLEMS = ("latch1", "latch2", "parity", "two_sequence")

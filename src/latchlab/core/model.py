@@ -7,14 +7,14 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
-from latchlab import cells
-from latchlab.cells import Cell
+from latchlab.core import cells
+from latchlab.core.cells import Cell
 from latchlab.errors import ConfigError
 
 # the classification heads (a 0/1 label per sequence); ``ALL_HEADS`` has every head
 HEADS = ("dense2", "dense1")
 ALL_HEADS = HEADS + ("linear", "seq_softmax")
-# the heads that fit each kind of target (``latchlab.tasks.TARGETS``); the first is the default
+# the heads that fit each kind of target (``latchlab.core.tasks.TARGETS``); the first is the default
 HEADS_FOR = {"class": HEADS, "regression": ("linear",), "sequence": ("seq_softmax",)}
 LAST_STATE_HEADS = ("dense2", "dense1", "linear")  # heads that read only the final state
 # adding: a sequence counts as solved when |y_hat - y| < this (H&S 1997's criterion)

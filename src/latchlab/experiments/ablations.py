@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from latchlab import config, plot
+from latchlab import config
+from latchlab.analysis import plot
 from latchlab.errors import ConfigError
-from latchlab.reproduce import SEED_LENGTHS
+from latchlab.experiments.seed import SEED_LENGTHS
 
 SCALES = {
     # the seed's lengths and repeats for every variant (about 10x the seed's sweep)

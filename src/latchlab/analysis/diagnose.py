@@ -22,7 +22,7 @@ DataFrame that a reader can check and a report can aggregate:
 
 Conventions: ``t = 1 .. T`` counts steps, ``h_t`` is the state after step ``t`` (``h_0 = 0``);
 classes are the labels ``y`` (``1``: positive, the latch task's ``s_0 = +1``).
-Figures are drawn from the frames alone by ``latchlab.diagnose_plot``.
+Figures are drawn from the frames alone by ``latchlab.analysis.diagnose_plot``.
 """
 from __future__ import annotations
 
@@ -37,9 +37,9 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from latchlab import cells
-from latchlab import model as M
-from latchlab.cells import Cell
+from latchlab.core import cells
+from latchlab.core import model as M
+from latchlab.core.cells import Cell
 from latchlab.errors import ConfigError
 
 RETENTION = {"srnn": "contraction", "lstm": "f", "lstm_nofg": "f", "gru": "z", "janet": "f"}
@@ -704,7 +704,7 @@ def member_data(row: pd.Series, N: int = 256):
         ``x`` (N, T, 1), ``y`` (N,), and ``source``: ``"validation"`` or
         ``"validation+training"``.
     """
-    from latchlab import sweep
+    from latchlab.engine import sweep
     from latchlab.config import Member
 
     if isinstance(N, bool) or not isinstance(N, int) or N < 2:
@@ -774,14 +774,14 @@ def from_keras(rnn, head=None):
 
     Args:
         rnn: a built ``SimpleRNN``, ``LSTM`` or ``GRU`` layer, or the result of
-            ``latchlab.interop.from_keras(layer)``, or a Keras model whose layers hold
+            ``latchlab.core.interop.from_keras(layer)``, or a Keras model whose layers hold
             exactly one such layer followed by a ``Dense`` head (``head`` then optional).
         head: a built ``Dense(2)`` (softmax or linear: the ``dense2`` head) or ``Dense(1)``
             (sigmoid or linear: ``dense1``), or ``{"kernel": (H, O), "bias": (O,)}``.
     Returns:
         ``(model, params)``: the logits of ``model`` are the Dense layer's pre-activations.
     """
-    from latchlab import interop
+    from latchlab.core import interop
 
     if hasattr(rnn, "layers") and not hasattr(rnn, "units"):
         layers = list(rnn.layers)

@@ -15,8 +15,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from latchlab import bptt, cells, native
-from latchlab import model as M
+from latchlab.engine import bptt
+from latchlab.core import cells
+from latchlab.engine import native
+from latchlab.core import model as M
 from latchlab.errors import ConfigError
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
@@ -79,7 +81,7 @@ def init_state(spec: Spec, params) -> TrainState:
 
 
 MODES = ("vmap", "flat", "rtrl", "bptt")
-# ``native``: whole epochs in ``latchlab.native``'s kernels, outside XLA (``fit`` only)
+# ``native``: whole epochs in ``latchlab.engine.native``'s kernels, outside XLA (``fit`` only)
 FIT_MODES = MODES + ("native",)
 
 
@@ -141,7 +143,7 @@ def loss_and_grads(model: M.Model, mode: str, params, x, y, w, mask):
         rtrl: forward mode (real-time recurrent learning): each row carries
               ``d state / d theta`` for the P cell parameters along the sequence, so there is
               no backward pass through time and no stored residuals; cost grows with P.
-        bptt: reverse mode derived by hand for one-unit LSTMs (``latchlab.bptt``): the
+        bptt: reverse mode derived by hand for one-unit LSTMs (``latchlab.engine.bptt``): the
               forward pass stores only the states, the backward pass recomputes the gates.
 
     Args:

@@ -7,15 +7,15 @@ vmapped call, returned as a tidy DataFrame (one row per grid point per sequence 
   ``(sigmoid(x_T) - 0.7)^2`` over a ``(w, b)`` grid for several ``T`` (Pascanu, Mikolov &
   Bengio 2013, "On the difficulty of training recurrent neural networks", Fig. 6), and
   ``pascanu_paths``: gradient-descent paths on it with and without norm clipping.
-* ``surface``: ``latchlab.model.loss`` of any cell and head on a fixed batch of a task,
+* ``surface``: ``latchlab.core.model.loss`` of any cell and head on a fixed batch of a task,
   over two named parameters (``recurrent[0,0]``, ``bias_f``, ``head.kernel[0,1]``, ...)
   around a centre point, all other parameters held at the centre's values.
 
 Sequence lengths are a batch axis too: every ``T`` runs ``max(T)`` steps, and steps past
 ``T`` (Pascanu) or before ``max(T) - T`` (left-padded model inputs) leave the state
-unchanged, which is exact (see ``latchlab.tasks`` and ``latchlab.cells.scan``).
+unchanged, which is exact (see ``latchlab.core.tasks`` and ``latchlab.core.cells.scan``).
 
-Figures are drawn from the frames alone by ``latchlab.landscape_plot``.
+Figures are drawn from the frames alone by ``latchlab.analysis.landscape_plot``.
 """
 from __future__ import annotations
 
@@ -30,9 +30,9 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from latchlab import model as M
-from latchlab import tasks
-from latchlab.sweep import member_keys
+from latchlab.core import model as M
+from latchlab.core import tasks
+from latchlab.engine.sweep import member_keys
 from latchlab.errors import ConfigError
 
 # ----------------------------------------------------------------------------- Pascanu 2013
@@ -371,7 +371,7 @@ def task_batch(task: str, key, N: int, T_list: Sequence[int], noise: float | Non
     """One fixed batch per length, left-padded to ``max(T)``, made in one compiled call.
 
     With the same ``key`` and ``N`` the length-T batch is exactly ``tasks.generate(task,
-    key, N, T, ...)`` (``latchlab.tasks`` draws step ``t``'s noise from ``fold_in(key, t)``),
+    key, N, T, ...)`` (``latchlab.core.tasks`` draws step ``t``'s noise from ``fold_in(key, t)``),
     and a member's whole data set when ``key`` is its data key and ``N`` its ``N``.
 
     Returns:
@@ -503,7 +503,7 @@ def initial_centre(cell: str = "srnn", preset: str = "keras3", units: int = 1, h
 
     ``t_max`` is chrono's longest dependency (use the largest ``T`` drawn).
     """
-    from latchlab.cells import Cell
+    from latchlab.core.cells import Cell
 
     model = M.Model(Cell.from_preset(cell, units, preset), head)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
@@ -527,7 +527,7 @@ def member_centre(store, member_id: str, epoch: int | None = None) -> Centre:
     """
     import json
 
-    from latchlab.cells import Cell
+    from latchlab.core.cells import Cell
 
     r = store.member(member_id)
     last = int(r.epochs)

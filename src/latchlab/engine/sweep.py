@@ -7,10 +7,8 @@ per length; a bucket is cut into equal chunks small enough to stay in cache.
 """
 from __future__ import annotations
 
-import sys
 import threading
 import time
-import types
 from collections import defaultdict
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -20,8 +18,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from latchlab import model as M
-from latchlab import native, provenance, tasks, train
+from latchlab.core import model as M
+from latchlab import provenance
+from latchlab.engine import native
+from latchlab.core import tasks
+from latchlab.engine import train
 from latchlab.config import Member, RunConfig, SweepConfig
 
 # Rows (members x batch) per device in one compiled step. Per-row cost on XLA:CPU is
@@ -452,7 +453,10 @@ def sweep(config, store=None, progress: bool = False) -> "pd.DataFrame":
     from pathlib import Path
 
     from latchlab import config as C
+    from latchlab import runtime
     from latchlab.store import Store
+
+    runtime.setup()
 
     def load(c):
         if isinstance(c, SweepConfig):
@@ -478,13 +482,3 @@ def progress_bar(console=None):
                   TimeElapsedColumn(), console=console, transient=True) as bar:
         task = bar.add_task("train", total=None)
         yield lambda n, total: bar.update(task, total=total, advance=n)
-
-
-class _CallableModule(types.ModuleType):
-    # ``latchlab.sweep`` is this module (``sweep.run``, ``sweep.plan``, ...) and, for
-    # notebooks, also the function ``latchlab.sweep(config)``.
-    def __call__(self, config, store=None, progress: bool = False):
-        return sweep(config, store, progress)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -1,7 +1,7 @@
-"""Figures of diagnostics, drawn from the frames of ``latchlab.diagnose`` alone.
+"""Figures of diagnostics, drawn from the frames of ``latchlab.analysis.diagnose`` alone.
 
 Every function takes a ``diagnose.Diagnostics`` (its frames, each with an ``epoch``
-column) and returns a matplotlib ``Figure``; ``latchlab.plot.save`` writes it; ``write``
+column) and returns a matplotlib ``Figure``; ``latchlab.analysis.plot.save`` writes it; ``write``
 writes the three figures and ``summary.csv`` that ``latchlab diagnose`` produces.
 """
 from __future__ import annotations
@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
-from latchlab import diagnose as D
-from latchlab import plot as P
+from latchlab.analysis import diagnose as D
+from latchlab.analysis import plot as P
 
-plt = P.plt  # Agg backend and the package's paper style, set by latchlab.plot
+plt = P.plt  # Agg backend and the package's paper style, set by latchlab.analysis.plot
 
 CLASS_NAME = {0: "negative sequences (y = 0)", 1: "positive sequences (y = 1)"}
 CLASS_SHORT = {0: "negative (y = 0)", 1: "positive (y = 1)"}

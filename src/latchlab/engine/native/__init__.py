@@ -3,14 +3,14 @@
 The one-unit LSTM (with or without forget gate) and SRNN on scalar inputs with a
 classification head train here a whole epoch per call: each block of members runs its
 sequences with the state in SIMD registers, the hand-derived backward pass of
-``latchlab.bptt``, the head of ``latchlab.model`` and the optimisers of ``latchlab.train``
+``latchlab.engine.bptt``, the head of ``latchlab.core.model`` and the optimisers of ``latchlab.engine.train``
 (Adam, SGD, RMSprop as optax defines them). Same numbers as the JAX modes to float32
 rounding (tests/test_native.py); several times faster on a CPU (docs/benchmarks.md).
 
 The library is compiled with the system's C++ compiler (``$CXX``, else ``g++``) for this
 machine (``-march=native``) into the cache directory, one shared object per (cell kind,
 gate activation) and per source, flags and CPU: on first use, or ahead of it with
-``python -m latchlab.native`` (which ``make`` runs after installing). Without a compiler,
+``python -m latchlab.engine.native`` (which ``make`` runs after installing). Without a compiler,
 or with ``LATCHLAB_NATIVE=0``, ``available()`` is False and the trainer uses its JAX
 modes; on a GPU the JAX modes are used as well.
 """

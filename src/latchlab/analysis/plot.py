@@ -1,6 +1,6 @@
 """Figures drawn from result frames alone (one row per member, or per member per epoch).
 
-Every function takes a DataFrame as the store or ``latchlab.sweep`` returns it, keeps each
+Every function takes a DataFrame as the store or ``latchlab.engine.sweep`` returns it, keeps each
 member's final epoch, and returns a matplotlib ``Figure``; ``save`` writes PNG and SVG.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from latchlab.stats import wilson  # noqa: E402
+from latchlab.analysis.stats import wilson  # noqa: E402
 
 SUCCESS = 0.99
 _STYLE = {"srnn": ("C0", "o"), "lstm": ("C3", "s"), "gru": ("C2", "^"),

@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import optimize
 
-from latchlab import train
+from latchlab.engine import train
 from latchlab.errors import ConfigError
 
 

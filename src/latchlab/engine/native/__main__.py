@@ -1,8 +1,8 @@
-"""``python -m latchlab.native``: build every variant of the native kernels now (the Makefile
+"""``python -m latchlab.engine.native``: build every variant of the native kernels now (the Makefile
 does this after installing, so that a first sweep does not wait for the compiler)."""
 import sys
 
-from latchlab import native
+from latchlab.engine import native
 
 if __name__ == "__main__":
     built, failed = native.build_all()

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from latchlab import config, plot
+from latchlab import config
+from latchlab.analysis import plot
 from latchlab.errors import ConfigError
 
 # The seed's lengths exactly as its code wrote them: 30 appears twice (26 entries). The
@@ -65,7 +66,7 @@ def bengio_config(scale: str = "quick", overrides=None):
     Returns:
         ``(config, fig2b_trials)``.
     """
-    from latchlab import bengio94
+    from latchlab.experiments import bengio1994 as bengio94
 
     if scale not in BENGIO_SCALES:
         raise ConfigError("scale", f"unknown scale {scale!r}", tuple(BENGIO_SCALES))
@@ -83,7 +84,7 @@ def bengio_rows(cfg, fig2b_trials: int):
     import numpy as np
     import pandas as pd
 
-    from latchlab import bengio94
+    from latchlab.experiments import bengio1994 as bengio94
 
     frames = []
     w0, s = (a.ravel() for a in np.meshgrid(cfg.w0_grid, cfg.s_grid, indexing="ij"))
@@ -131,7 +132,7 @@ GUESS_PROBLEMS = {
 
 def guess_configs(scale: str = "quick", overrides=None) -> list:
     """The three H&S problems' ``GuessConfig`` at a scale; ``overrides`` apply to all three."""
-    from latchlab import guess
+    from latchlab.experiments import guessing as guess
 
     if scale not in GUESS_SCALES:
         raise ConfigError("scale", f"unknown scale {scale!r}", tuple(GUESS_SCALES))
@@ -147,7 +148,7 @@ def guessing_table(results) -> "pd.DataFrame":
     import numpy as np
     import pandas as pd
 
-    from latchlab import guess
+    from latchlab.experiments import guessing as guess
 
     rows = []
     for cfg, r in results:

@@ -137,7 +137,7 @@ def _two_sequence_layout(key, n, T, pad_to):
 def two_sequence_valid(key, n: int, T, pad_to: int | None = None):
     """``(n, pad_to or T)`` bool: the steps that belong to each ``two_sequence`` sequence
     (False on the leading zeros of the shorter ones and in any padding). Same ``key`` as
-    the generator. A trainer with per-sequence masks (``latchlab.guess``) uses it to run
+    the generator. A trainer with per-sequence masks (``latchlab.experiments.guessing``) uses it to run
     every sequence over its own length exactly."""
     pad_to = _padded(T, pad_to)
     return _two_sequence_layout(jax.random.split(key, 3)[2], n, T, pad_to) >= 0

@@ -1,7 +1,7 @@
-"""Figures of loss landscapes, drawn from the frames of ``latchlab.landscape`` alone.
+"""Figures of loss landscapes, drawn from the frames of ``latchlab.analysis.landscape`` alone.
 
 Every function takes the tidy frames (``pascanu``, ``pascanu_paths``, ``surface``) and
-returns a matplotlib ``Figure``; ``latchlab.plot.save`` writes it as PNG and SVG.
+returns a matplotlib ``Figure``; ``latchlab.analysis.plot.save`` writes it as PNG and SVG.
 """
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.colors import LogNorm
 
-from latchlab import landscape as L
-from latchlab import plot as P
+from latchlab.analysis import landscape as L
+from latchlab.analysis import plot as P
 
-plt = P.plt  # Agg backend and the package's paper style, set by latchlab.plot
+plt = P.plt  # Agg backend and the package's paper style, set by latchlab.analysis.plot
 
 _KIND_STYLE = {"gd": dict(color="#d62728", ls="-", lw=1.0, label="plain gradient descent"),
                "clipped": dict(color="white", ls="-", lw=0.7, label="with norm clipping")}

@@ -8,9 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from latchlab import bengio94 as B
-from latchlab import plot as P
-from latchlab.stats import wilson
+from latchlab.experiments import bengio1994 as B
+from latchlab.analysis import plot as P
+from latchlab.analysis.stats import wilson
 
 plt = P.plt
 

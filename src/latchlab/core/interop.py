@@ -7,8 +7,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from latchlab import cells
-from latchlab.cells import Cell
+from latchlab.core import cells
+from latchlab.core.cells import Cell
 from latchlab.errors import ConfigError
 
 _KINDS = {"SimpleRNN": "srnn", "LSTM": "lstm", "GRU": "gru"}

@@ -21,7 +21,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from latchlab import model as M
+from latchlab.core import model as M
 
 KINDS = ("lstm", "lstm_nofg")
 _SLOPE = {"hard_sigmoid": 0.2, "hard_sigmoid_keras3": 1.0 / 6.0}

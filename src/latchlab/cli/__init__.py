@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from latchlab import runtime
 from latchlab.errors import ConfigError, LatchlabError
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
@@ -22,22 +23,13 @@ console = Console(stderr=True)
 _INTERRUPTED = "interrupted: finished members are in the store; re-run the same command to resume"
 
 
-def _setup_jax() -> None:
-    """Persistent compilation cache: a sweep's shapes compile once per machine, not per run."""
-    import jax
-
-    cache = os.environ.get("LATCHLAB_CACHE", str(Path.home() / ".cache" / "latchlab" / "xla"))
-    jax.config.update("jax_compilation_cache_dir", cache)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
-
-
 @contextmanager
 def _progress(enabled: bool = True):
     """``sweep.progress_bar`` on stderr when it is a terminal (or LATCHLAB_PROGRESS=1)."""
     if not enabled or not sys.stderr.isatty() and os.environ.get("LATCHLAB_PROGRESS") != "1":
         yield None
         return
-    from latchlab import sweep
+    from latchlab.engine import sweep
 
     with sweep.progress_bar(console) as advance:
         yield advance
@@ -56,7 +48,8 @@ def _print_profile(timer, wall: float) -> None:
 
 
 def _run_sweep(cfg, store_path: Path, profile: bool):
-    from latchlab import provenance, sweep
+    from latchlab import provenance
+    from latchlab.engine import sweep
     from latchlab.store import Store
 
     timer = provenance.Profile() if profile else None
@@ -112,7 +105,7 @@ def export(store: Path = typer.Argument(..., help="A results store."),
 def plot(store: Path = typer.Argument(..., help="A results store."),
          out: Path = typer.Option(..., "--out", help="Directory for the figures.")):
     """Redraw the accuracy and success figures from a store alone."""
-    from latchlab import plot as P
+    from latchlab.analysis import plot as P
     from latchlab.store import Store
 
     with Store(store, create=False) as st:
@@ -132,8 +125,8 @@ def reproduce_seed(
         out: Path = typer.Option(Path("results"), "--out", help="Output directory."),
         profile: bool = typer.Option(False, "--profile", help="Print where the time went.")):
     """The question's experiment: one-unit SRNN vs LSTM latching, buggy and fixed splits."""
-    from latchlab import plot as P
-    from latchlab import reproduce as R
+    from latchlab.analysis import plot as P
+    from latchlab.experiments import seed as R
 
     cfg = R.seed_config(scale, tuple(dict.fromkeys(split)), preset)
     out.mkdir(parents=True, exist_ok=True)
@@ -150,8 +143,8 @@ def reproduce_ablations(
         out: Path = typer.Option(Path("results-ablations"), "--out", help="Output directory."),
         profile: bool = typer.Option(False, "--profile", help="Print where the time went.")):
     """Initialisation and cell ablations (SRNN U0, LSTM forget bias and gates, no forget gate, JANET, GRU)."""
-    from latchlab import ablations as A
-    from latchlab import plot as P
+    from latchlab.experiments import ablations as A
+    from latchlab.analysis import plot as P
 
     parts = A.configs(scale)
     out.mkdir(parents=True, exist_ok=True)
@@ -172,8 +165,8 @@ def reproduce_followups(
         out: Path = typer.Option(Path("results/followups"), "--out", help="Output directory."),
         profile: bool = typer.Option(False, "--profile", help="Print where the time went.")):
     """The asker's follow-ups: task 1 latching (1 unit) and task 2 bit relay (8 units), SRNN, LSTM, GRU."""
-    from latchlab import followups as F
-    from latchlab import plot as P
+    from latchlab.experiments import followups as F
+    from latchlab.analysis import plot as P
 
     cfgs = F.followup_configs(scale, preset)
     out.mkdir(parents=True, exist_ok=True)
@@ -199,8 +192,8 @@ def reproduce_answer(
         profile: bool = typer.Option(False, "--profile", help="Print where the time went.")):
     """The answer's reruns at T = 5 and 100, both tasks, all cells: lr, batch size and epochs tuned on
     separate tuning members, reported on fresh members."""
-    from latchlab import followups as F
-    from latchlab import plot as P
+    from latchlab.experiments import followups as F
+    from latchlab.analysis import plot as P
 
     F.tune_configs(scale, preset)  # validates before anything is created
     out.mkdir(parents=True, exist_ok=True)
@@ -226,8 +219,8 @@ def reproduce_units(
         out: Path = typer.Option(Path("results/units"), "--out", help="Output directory."),
         profile: bool = typer.Option(False, "--profile", help="Print where the time went.")):
     """Success frequency against the number of units (1 ... 100) for SRNN, LSTM and GRU on both tasks."""
-    from latchlab import followups as F
-    from latchlab import plot as P
+    from latchlab.experiments import followups as F
+    from latchlab.analysis import plot as P
 
     cfgs = F.units_configs(scale, preset)
     out.mkdir(parents=True, exist_ok=True)
@@ -250,7 +243,7 @@ def explain(
         out: Path = typer.Option(Path("results-explain"), "--out", help="Output directory for report.html."),
         store: Optional[Path] = typer.Option(None, "--store", help="Results store to reuse and extend (default OUT/store.sqlite).")):
     """Answer the question with evidence: one self-contained HTML report (figures embedded)."""
-    from latchlab import report
+    from latchlab.experiments import explain as report
 
     def run(cfgs, path):
         return _run_sweep(cfgs, path, profile=False)
@@ -310,9 +303,9 @@ def reproduce_pascanu2013(
     with gradient-descent paths with and without norm clipping."""
     import numpy as np
 
-    from latchlab import landscape as L
-    from latchlab import landscape_plot as LP
-    from latchlab import plot as P
+    from latchlab.analysis import landscape as L
+    from latchlab.analysis import landscape_plot as LP
+    from latchlab.analysis import plot as P
 
     Ts = _int_list(T, "T")
     if not 3 <= points <= 2001:
@@ -365,9 +358,9 @@ def landscape_cmd(
         epoch: Optional[int] = typer.Option(None, "--epoch", help="The member's epoch (default: last; 0 = initial)."),
         out: Path = typer.Option(Path("results/landscape"), "--out", help="Output directory.")):
     """The loss of any cell and task over two named parameters, around an initial or trained point."""
-    from latchlab import landscape as L
-    from latchlab import landscape_plot as LP
-    from latchlab import plot as P
+    from latchlab.analysis import landscape as L
+    from latchlab.analysis import landscape_plot as LP
+    from latchlab.analysis import plot as P
     from latchlab.store import Store
 
     Ts = _int_list(T, "T")
@@ -425,8 +418,8 @@ def diagnose_cmd(
         epochs: str = typer.Option("all", "--epochs", help="'all' stored epochs, or a comma-separated list (0 = initial)."),
         examples: int = typer.Option(5, "--examples", help="Example trajectories drawn per class.")):
     """Gradient through time, retention and dynamics of a stored member after every epoch."""
-    from latchlab import diagnose as D
-    from latchlab import diagnose_plot as DP
+    from latchlab.analysis import diagnose as D
+    from latchlab.analysis import diagnose_plot as DP
     from latchlab.store import Store
 
     if not 2 <= N <= 100000:
@@ -473,11 +466,11 @@ def reproduce_bengio1994(
 
     import numpy as np
 
-    from latchlab import figures94 as F
-    from latchlab import plot as P
+    from latchlab.experiments import bengio1994_figures as F
+    from latchlab.analysis import plot as P
     from latchlab import provenance
-    from latchlab import reproduce as R
-    from latchlab.stats import wilson
+    from latchlab.experiments import seed as R
+    from latchlab.analysis.stats import wilson
 
     cfg, fig2b_trials = R.bengio_config(scale, _overrides(config_file))
     t0 = time.perf_counter()
@@ -527,8 +520,9 @@ def reproduce_guessing(
 
     import pandas as pd
 
-    from latchlab import guess, provenance
-    from latchlab import reproduce as R
+    from latchlab import provenance
+    from latchlab.experiments import guessing as guess
+    from latchlab.experiments import seed as R
 
     cfgs = R.guess_configs(scale, _overrides(config_file))
     out.mkdir(parents=True, exist_ok=True)
@@ -559,7 +553,7 @@ def reproduce_guessing(
 def main() -> None:
     """Entry point: user errors print one line and exit with code 2."""
     try:
-        _setup_jax()
+        runtime.setup()
         app()
     except LatchlabError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -23,10 +23,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from latchlab import config, plot
+from latchlab import config
+from latchlab.analysis import plot
 from latchlab.errors import ConfigError
-from latchlab.reproduce import SEED_LENGTHS
-from latchlab.stats import wilson
+from latchlab.experiments.seed import SEED_LENGTHS
+from latchlab.analysis.stats import wilson
 
 CELLS = ("srnn", "lstm", "gru")
 TASK_UNITS = {"latch": 1, "bit_relay": 8}
@@ -228,7 +229,7 @@ def answer(run, scale: str = "quick", preset: str = "keras2", **over) -> tuple[p
     """Tune, select, then train and report fresh members at the chosen settings.
 
     Args:
-        run: callable ``run(list_of_sweeps) -> epoch rows`` (``latchlab.sweep.run`` with a
+        run: callable ``run(list_of_sweeps) -> epoch rows`` (``latchlab.engine.sweep.run`` with a
             store, or the CLI's progress-bar runner).
     Returns:
         ``(rows, chosen)``: ``rows`` one row per tuning member per epoch budget

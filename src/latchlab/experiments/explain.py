@@ -23,9 +23,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from latchlab import ablations, plot, provenance, reproduce, sweep
+from latchlab import provenance
+from latchlab.experiments import ablations
+from latchlab.analysis import plot
+from latchlab.experiments import seed as reproduce
+from latchlab.engine import sweep
 from latchlab.errors import ConfigError
-from latchlab.stats import wilson
+from latchlab.analysis.stats import wilson
 
 ALPHA = 0.05
 SCALES = ("quick", "full")
@@ -68,7 +72,7 @@ def seed_bug(final: pd.DataFrame, N: int, val_frac: float) -> Finding:
     """The seed's ``tail`` split against the stratified one."""
     import jax
 
-    from latchlab import tasks
+    from latchlab.core import tasks
 
     y = np.asarray(tasks.latch(jax.random.PRNGKey(0), N, 2)[1])
     tr, va = tasks.split_indices(jax.random.PRNGKey(1), y, val_frac, "tail")
@@ -134,7 +138,7 @@ def _mw(a, b) -> float:
 def diagnose_members(store, final: pd.DataFrame, T: int, N: int = 128) -> pd.DataFrame:
     """``diagnose.summary`` rows at the first and last epoch of every stratified-split
     member at length ``T``, with the member's cell and outcome."""
-    from latchlab import diagnose as D
+    from latchlab.analysis import diagnose as D
 
     rows = []
     sel = final[(final.split == "stratified") & (final["T"] == T)]
@@ -257,8 +261,8 @@ def ablation_effects(df: pd.DataFrame) -> Finding:
 def landscapes(T_list=(5, 20, 50), N: int = 256, points: int = 31) -> Finding:
     """Loss surfaces around the Keras initialisation of a one-unit SRNN and LSTM (keras2),
     and Pascanu 2013's cliff; the fraction of each surface on the chance plateau."""
-    from latchlab import landscape as L
-    from latchlab import landscape_plot as LP
+    from latchlab.analysis import landscape as L
+    from latchlab.analysis import landscape_plot as LP
 
     rows, figs = [], []
     for cell, names, span in (("srnn", ("recurrent", "bias"), 2.0), ("lstm", ("recurrent_f", "bias_f"), 4.0)):

@@ -1,0 +1,1 @@
+"""Reading results: statistics, figures, diagnostics of trained members, loss landscapes."""

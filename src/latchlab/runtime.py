@@ -1,0 +1,72 @@
+"""Process set-up that latchlab's programs call explicitly (importing latchlab changes nothing).
+
+``setup()`` must run before JAX initialises its backend: it splits the host into one XLA
+device per core and turns on JAX's persistent compilation cache. The CLI calls it first
+thing; ``latchlab.sweep`` calls it too, so a notebook gets the same speed.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+_done = False
+
+
+def cache_root() -> Path:
+    """latchlab's cache directory: ``$LATCHLAB_CACHE``'s parent's ``latchlab`` tree, or
+    ``~/.cache/latchlab``; the XLA cache is ``xla/`` below it (or ``$LATCHLAB_CACHE``)."""
+    root = os.environ.get("LATCHLAB_CACHE")
+    return Path(root).parent if root else Path.home() / ".cache" / "latchlab"
+
+
+def xla_cache_dir() -> Path:
+    root = os.environ.get("LATCHLAB_CACHE")
+    return Path(root) if root else cache_root() / "xla"
+
+
+def host_devices() -> int:
+    """How many XLA host devices ``setup`` asks for: ``$LATCHLAB_DEVICES`` or the cores
+    this process may use."""
+    n = os.environ.get("LATCHLAB_DEVICES") or str(len(os.sched_getaffinity(0)))
+    return max(1, int(n))
+
+
+def split_host_into_cores() -> None:
+    # XLA:CPU runs a compiled while loop on one core. One host device per core lets an
+    # ensemble's halves train in parallel (engine.train.member_sharding). Must precede
+    # JAX's backend initialisation; a user's own XLA_FLAGS setting wins.
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_force_host_platform_device_count" in flags:
+        return
+    n = host_devices()
+    if n > 1:
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={n}".strip()
+
+
+def setup() -> None:
+    """Host devices (one per core) and the persistent compilation cache; idempotent.
+
+    Call before anything creates a JAX array. If JAX's backend is already initialised (a
+    notebook that ran JAX first), the device split cannot change and is left as it is.
+    """
+    global _done
+    if _done:
+        return
+    jax_started = "jax" in sys.modules and _backend_started()
+    if not jax_started:
+        split_host_into_cores()
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", str(xla_cache_dir()))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+    _done = True
+
+
+def _backend_started() -> bool:
+    try:
+        from jax._src import xla_bridge
+
+        return bool(xla_bridge._backends)
+    except Exception:  # noqa: BLE001  (a private API: assume the worst)
+        return True
