@@ -189,7 +189,7 @@ def test_bad_input_is_one_line_exit_2_and_touches_nothing(case, jobs):
 
 def test_interrupt_prints_the_resume_hint(tmp_path, xla_cache):
     (tmp_path / "tiny.toml").write_text(GOOD)
-    code = ("import sys; from latchlab import sweep, cli\n"
+    code = ("import sys; from latchlab import cli; from latchlab.engine import sweep\n"
             "def interrupted(*a, **k): raise KeyboardInterrupt\n"
             "sweep.run = interrupted\n"
             "sys.argv = ['latchlab', 'run', 'tiny.toml', '--store', 's.sqlite']\n"
