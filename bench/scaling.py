@@ -2,7 +2,7 @@
 
     python bench/scaling.py [--quick] [--out docs/img/scaling.png]
 
-Each point runs a whole sweep through ``latchlab.engine.sweep.run`` (data, training, validation;
+Each point runs a whole sweep through ``latchlab.engine.run.run`` (data, training, validation;
 one-unit LSTM unless units vary, keras2 gates, N = 1000, one epoch, batch 16) several times with
 different seeds: the first run compiles, then the median of three timed runs with other
 seeds is the point, so the curves show the cost of work, and a recompilation inside a
@@ -18,7 +18,7 @@ import numpy as np
 
 import latchlab  # noqa: F401  (one XLA device per core)
 from latchlab import config
-from latchlab.engine import sweep
+from latchlab.engine import run as runner
 
 CURVES = {
     "members": ("repeats", [1, 30, 100, 300, 1000, 2000, 3000], dict(T=50, units=1)),
@@ -33,7 +33,7 @@ def seconds(var: str, value, fixed: dict, seed: int) -> float:
     d["repeats" if var == "repeats" else var] = value
     cfg = config.from_dict(d)
     t0 = time.perf_counter()
-    sweep.run(cfg)
+    runner.run(cfg)
     return time.perf_counter() - t0
 
 

@@ -8,7 +8,7 @@ Run it from the repository root::
 
 What it measures:
 
-1. latchlab: wall time of ``sweep.run`` on ``reproduce.seed_config(scale,
+1. latchlab: wall time of ``run.run`` on ``reproduce.seed_config(scale,
    splits=("stratified",), preset="keras3")`` (one-unit SimpleRNN and LSTM, Dense(2)
    softmax, Adam, batch 16, 5 epochs, N = 10000, sigmoid gates), compilation included,
    with ``provenance.Profile``'s per-phase breakdown. ``--latchlab-lengths`` runs a
@@ -56,7 +56,7 @@ import numpy as np  # noqa: E402
 
 from latchlab import config, provenance
 from latchlab.experiments import seed as reproduce
-from latchlab.engine import sweep  # noqa: E402
+from latchlab.engine import run as runner  # noqa: E402
 
 CELLS = ("srnn", "lstm")  # latchlab names; Keras: SimpleRNN, LSTM
 KERAS_CELL = {"srnn": "SimpleRNN", "lstm": "LSTM"}
@@ -113,7 +113,7 @@ def run_latchlab(cfg: config.SweepConfig) -> dict:
     """Wall time of the whole sweep (compilation included) and its per-phase profile."""
     prof = provenance.Profile()
     t0 = time.perf_counter()
-    df = sweep.run(cfg, None, timer=prof)
+    df = runner.run(cfg, None, timer=prof)
     wall = time.perf_counter() - t0
     phases = prof.table()  # snapshot now: the listener would also count Keras' compiles
     final = df[df.epoch == df.epoch.max()]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from latchlab.experiments import ablations as A
-from latchlab.engine import sweep
+from latchlab.engine import run as runner
 from latchlab.errors import ConfigError
 from latchlab.store import Store
 
@@ -16,7 +16,7 @@ def tiny(tmp_path_factory):
     out = tmp_path_factory.mktemp("ablations")
     parts = A.configs("quick", T=[3, 4], repeats=2, N=40, epochs=1)
     with Store(out / "store.sqlite") as st:
-        df = A.label(sweep.run([c for _, _, c in parts], st), parts)
+        df = A.label(runner.run([c for _, _, c in parts], st), parts)
         init = {m: st.params(m, 0) for m in df.member_id}
     return out, parts, df, init
 

@@ -31,7 +31,8 @@ import pytest
 from latchlab import config
 from latchlab.analysis import plot
 from latchlab.experiments import seed as reproduce
-from latchlab.engine import sweep
+from latchlab.engine import run as runner
+from latchlab.engine import data as sweep_data
 from latchlab.core import tasks
 from latchlab.store import SCHEMA, Store
 
@@ -189,9 +190,9 @@ def test_bad_input_is_one_line_exit_2_and_touches_nothing(case, jobs):
 
 def test_interrupt_prints_the_resume_hint(tmp_path, xla_cache):
     (tmp_path / "tiny.toml").write_text(GOOD)
-    code = ("import sys; from latchlab import cli; from latchlab.engine import sweep\n"
+    code = ("import sys; from latchlab import cli; from latchlab.engine import run as runner\n"
             "def interrupted(*a, **k): raise KeyboardInterrupt\n"
-            "sweep.run = interrupted\n"
+            "runner.run = interrupted\n"
             "sys.argv = ['latchlab', 'run', 'tiny.toml', '--store', 's.sqlite']\n"
             "cli.main()\n")
     p = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
@@ -311,7 +312,7 @@ def test_reproduce_seed_tiny_end_to_end(tmp_path):
     b = cfg.base
     assert (b.preset, b.epochs, b.batch_size, b.head, b.N) == ("keras2", 5, 16, "dense2", 200)
     with Store(tmp_path / "store.sqlite") as st:
-        df = sweep.run(cfg, st)
+        df = runner.run(cfg, st)
         stored = st.members()
         final_params = {m: st.params(m) for m in stored.member_id}
     paths = [reproduce.write_results(df, tmp_path), *plot.seed_figures(df, tmp_path)]
@@ -331,7 +332,7 @@ def test_reproduce_seed_tiny_end_to_end(tmp_path):
     # set; the tail split's validation set holds only negatives (the seed's bug), the
     # stratified one both classes equally
     for r in res.itertuples():
-        k_data, k_split, _ = sweep.member_keys(r.seed)
+        k_data, k_split, _ = sweep_data.member_keys(r.seed)
         x, y = (np.asarray(a) for a in tasks.latch(k_data, 200, int(r.T), 0.1, 1))
         _, val = tasks.split_indices(k_split, y, 0.2, r.split)
         assert len(val) == 40

@@ -33,7 +33,7 @@ from scipy.optimize import brentq
 from latchlab import config
 from latchlab.core import cells
 from latchlab.analysis import diagnose as D
-from latchlab.engine import sweep
+from latchlab.engine import run as runner
 from latchlab.core import tasks
 from latchlab.core import model as M
 from latchlab.core.cells import Cell
@@ -339,7 +339,7 @@ def store(tmp_path_factory):
     (d / "s.toml").write_text(TOML)
     path = d / "store.sqlite"
     with Store(path) as st:
-        sweep.run(config.load(d / "s.toml"), st)
+        runner.run(config.load(d / "s.toml"), st)
     return path
 
 

@@ -27,7 +27,9 @@ from jax.flatten_util import ravel_pytree
 from latchlab import config
 from latchlab.core import cells
 from latchlab.engine import native
-from latchlab.engine import sweep
+from latchlab.engine import run as runner
+from latchlab.engine import data as sweep_data
+from latchlab.engine import plan as sweep_plan
 from latchlab.core import tasks
 from latchlab.engine import train
 from latchlab.core import model as M
@@ -376,7 +378,7 @@ def test_train_epoch_compiles_once_for_same_shapes():
 
 
 def _shape_of(chunk):
-    data = sweep.make_data(chunk.members, chunk.T_pad)
+    data = sweep_data.make_data(chunk.members, chunk.T_pad)
     return (len(chunk.members), chunk.T_pad) + tuple(a.shape for a in data)
 
 
@@ -388,10 +390,10 @@ def test_sweep_compiles_once_per_bucket(monkeypatch):
     monkeypatch.setenv("LATCHLAB_NATIVE", "0")
     n_dev, B = jax.local_device_count(), 4
     # 2 * n_dev members per chunk whatever the core count: 4 * n_dev members make 2 chunks
-    monkeypatch.setattr(sweep, "plan", partial(sweep.plan, rows_per_device=2 * B))
+    monkeypatch.setattr(sweep_plan, "plan", partial(sweep_plan.plan, rows_per_device=2 * B))
     cfg = config.from_dict({"name": "compile", "repeats": n_dev, "seed": 0, "N": 20, "epochs": 2,
                             "batch_size": B, "grid": {"T": [3, 4, 5, 6]}})
-    chunks = sweep.plan(cfg.members())
+    chunks = sweep_plan.plan(cfg.members())
     by_bucket = {}
     for c in chunks:
         assert c.pad == 0
@@ -401,18 +403,18 @@ def test_sweep_compiles_once_per_bucket(monkeypatch):
     assert all(len({m.run.T for m in c.members}) > 1 for c in chunks)  # chunks mix lengths
     assert all(len(shapes) == 1 for shapes in by_bucket.values()), by_bucket  # one shape per bucket
     with _Compiles() as first:
-        df = sweep.run(cfg, None)
+        df = runner.run(cfg, None)
     assert len(df) == 4 * n_dev * 2
     assert first.count("train_epoch") == len(by_bucket), first.names
     assert first.count("evaluate") == len(by_bucket), first.names
     with _Compiles() as second:
-        df2 = sweep.run(cfg, None)
+        df2 = runner.run(cfg, None)
     assert second.count("train_epoch") == 0 and second.count("evaluate") == 0, second.names
     assert df2.drop(columns="seconds").equals(df.drop(columns="seconds"))  # wall-clock time differs
     monkeypatch.delenv("LATCHLAB_NATIVE")
     if train.native_ok(cfg.members()[0].run.model):
         with _Compiles() as native:
-            df3 = sweep.run(cfg, None)
+            df3 = runner.run(cfg, None)
         assert native.count("train_epoch") == 0 and native.count("evaluate") == 0, native.names
         np.testing.assert_allclose(df3.val_acc, df.val_acc, atol=1e-5)
 
@@ -427,7 +429,7 @@ def test_plan_covers_every_member_once_in_equal_chunks(monkeypatch, n_dev, repea
     cfg = config.from_dict({"name": "p", "repeats": repeats, "seed": 0, "N": 20, "batch_size": 4,
                             "grid": {"T": Ts}})
     members = cfg.members()
-    chunks = sweep.plan(members, rows_per_device=rows)
+    chunks = sweep_plan.plan(members, rows_per_device=rows)
     real = [m for c in chunks for m in c.members[:len(c.members) - c.pad]]
     assert sorted(m.id for m in real) == sorted(m.id for m in members)
     for c in chunks:
@@ -442,11 +444,11 @@ def test_plan_covers_every_member_once_in_equal_chunks(monkeypatch, n_dev, repea
 def test_native_plan_sorts_lengths_into_few_chunks(monkeypatch):
     """With the native kernels, no buckets and no padding members: every member once, in
     chunks of at most ``NATIVE_CHUNK`` sorted by length; chunks of other cells stay apart."""
-    monkeypatch.setattr(sweep, "NATIVE_CHUNK", 10)
+    monkeypatch.setattr(sweep_plan, "NATIVE_CHUNK", 10)
     cfg = config.from_dict({"name": "n", "repeats": 7, "seed": 0, "N": 20, "cell": "lstm", "units": 1,
                             "grid": {"T": [50, 2, 9], "cell": ["lstm", "gru"]}})
     members = cfg.members()
-    chunks = sweep.plan(members)
+    chunks = sweep_plan.plan(members)
     real = [m for c in chunks for m in c.members[:len(c.members) - c.pad]]  # the GRU's chunks are padded
     assert sorted(m.id for m in real) == sorted(m.id for m in members)
     lstm = [c for c in chunks if c.members[0].run.cell == "lstm"]
@@ -461,7 +463,7 @@ def test_padded_chunk_keeps_the_bucket_shape(monkeypatch):
     monkeypatch.setattr(jax, "local_device_count", lambda *a, **k: 2)  # plan only; no device use
     cfg = config.from_dict({"name": "pad", "repeats": 5, "seed": 0, "N": 20, "epochs": 1,
                             "batch_size": 4, "grid": {"T": [4, 6, 8]}})
-    chunks = sweep.plan(cfg.members(), rows_per_device=8)  # 15 members: chunks of 4, the last padded
+    chunks = sweep_plan.plan(cfg.members(), rows_per_device=8)  # 15 members: chunks of 4, the last padded
     assert [len(c.members) for c in chunks] == [4, 4, 4, 4] and chunks[-1].pad == 1
     assert len({c.T_pad for c in chunks}) == 1
     assert len({_shape_of(c) for c in chunks}) == 1, [_shape_of(c) for c in chunks]
@@ -476,7 +478,7 @@ SEED_PROTOCOL = {"name": "latch-srnn", "repeats": 10, "seed": 0, "task": "latch"
 
 @pytest.fixture(scope="module")
 def seed_run():
-    return sweep.run(config.from_dict(SEED_PROTOCOL), None)
+    return runner.run(config.from_dict(SEED_PROTOCOL), None)
 
 
 def test_one_unit_srnn_latches_at_T10(seed_run):
@@ -490,22 +492,22 @@ def test_one_unit_srnn_latches_at_T10(seed_run):
 
 
 def test_sweep_is_deterministic(seed_run):
-    again = sweep.run(config.from_dict(SEED_PROTOCOL), None)
+    again = runner.run(config.from_dict(SEED_PROTOCOL), None)
     cols = ["member_id", "seed", "epoch", "train_loss", "train_acc", "val_loss", "val_acc"]
     assert again[cols].equals(seed_run[cols])
 
 
 def test_families_cut_the_same_data_as_make_data():
-    """``sweep.Families`` (each seed's longest latch sequences, cut for every length) gives
+    """``sweep_data.Families`` (each seed's longest latch sequences, cut for every length) gives
     every member the same sequences, labels, mask and split as making its data directly."""
     cfg = config.from_dict({"name": "fam", "repeats": 3, "seed": 5, "N": 40, "noise": 0.3,
                             "grid": {"T": [3, 7, 12], "split": ["stratified", "tail"]}})
     members = cfg.members()
-    chunks = sweep.plan(members)
-    families = sweep.Families(chunks)
+    chunks = sweep_plan.plan(members)
+    families = sweep_data.Families(chunks)
     for c in chunks:
         got = families.cut(c.members, c.T_pad)
-        want = sweep.make_data(c.members, c.T_pad)
+        want = sweep_data.make_data(c.members, c.T_pad)
         assert isinstance(got.x, native.Rows)
         np.testing.assert_array_equal(got.x.padded(), np.asarray(want.x))
         for a, b in zip(got[1:], want[1:]):
@@ -519,8 +521,8 @@ def test_init_members_of_a_16_unit_lstm_equal_each_members_own_init():
     (split over two host devices, that call once deadlocked XLA:CPU)."""
     cfg = config.from_dict({"name": "wide", "cell": "lstm", "units": 16, "repeats": 3, "T": 5, "N": 20})
     members = cfg.members()
-    got = sweep.init_members(members)
+    got = sweep_data.init_members(members)
     for r, m in enumerate(members):
-        want = M.init(sweep.member_keys(m.seed)[2], m.run.model, m.run.init, dict(m.run.values), float(m.run.T))
+        want = M.init(sweep_data.member_keys(m.seed)[2], m.run.model, m.run.init, dict(m.run.values), float(m.run.T))
         for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
             np.testing.assert_allclose(a[r], b, atol=1e-6)

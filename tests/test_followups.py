@@ -26,7 +26,8 @@ import pytest
 
 from latchlab import config
 from latchlab.analysis import plot
-from latchlab.engine import sweep
+from latchlab.engine import run as runner
+from latchlab.engine import data as sweep_data
 from latchlab.experiments import followups as F
 from latchlab.errors import ConfigError
 from latchlab.store import Store
@@ -48,14 +49,14 @@ def _bit_relay_reference(x: np.ndarray, T: int, L: int) -> tuple[np.ndarray, np.
 
 
 def test_bit_relay_in_a_padded_ensemble_equals_the_definition():
-    """``sweep.make_data`` puts members of lengths 2..9 and signal lengths 1 and 2 in one
+    """``sweep_data.make_data`` puts members of lengths 2..9 and signal lengths 1 and 2 in one
     left-padded ensemble (as a sweep over the seed's lengths does); each member's valid
     steps hold exactly the definition's sequence, the padding is zero, the mask marks the
     valid steps, every sign pair occurs and the labels are balanced."""
     base = {"task": "bit_relay", "noise": 0.0, "N": 64}
     cases = [(T, L) for L in (1, 2) for T in range(max(2, 2 * L), 10)]
     members = [config.Member(config.RunConfig(**base, T=T, signal_len=L), seed) for T, L in cases for seed in (0, 1)]
-    data = sweep.make_data(members, 9)
+    data = sweep_data.make_data(members, 9)
     x, y, mask = (np.asarray(a) for a in (data.x[..., 0], data.y, data.mask))
     for r, m in enumerate(members):
         T, L = m.run.T, m.run.signal_len
@@ -76,7 +77,7 @@ def test_an_8_unit_gru_solves_bit_relay_at_T5_in_most_seeds():
     GRU's true success rate is below ~75 %: for p = 0.95 the chance of < 6/8 is 0.6 %)."""
     cfg = config.from_dict({**F.PROTOCOL, "task": "bit_relay", "cell": "gru", "units": 8, "T": 5, "N": 2000,
                             "preset": "keras2", "repeats": 8, "seed": 0})
-    f = plot.final(sweep.run(cfg))
+    f = plot.final(runner.run(cfg))
     assert len(f) == 8 and (f.units == 8).all() and (f.epochs == 10).all()
     assert (f.val_acc >= 0.99).sum() >= 6, f.val_acc.tolist()
 
@@ -141,9 +142,9 @@ def test_epoch_budget_read_from_history_equals_a_shorter_run():
     the member trained for e epochs (same metrics, same parameters)."""
     base = {"task": "latch", "cell": "lstm", "units": 1, "T": 4, "N": 96, "preset": "keras2", "repeats": 2,
             "grid": {"lr": [1e-3, 3e-2]}}
-    short = plot.final(sweep.run(config.from_dict({**base, "epochs": 2})))
+    short = plot.final(runner.run(config.from_dict({**base, "epochs": 2})))
     cfg = config.from_dict({**base, "epochs": 3})
-    long = sweep.run(cfg)
+    long = runner.run(cfg)
     rows = F.tuning_rows(long, [cfg], (2,))
     assert len(rows) == len(short) == 4
     key = ["lr", "seed"]
@@ -157,7 +158,7 @@ def test_epoch_budget_read_from_history_equals_a_shorter_run():
 def test_tiny_answer_end_to_end(tmp_path):
     over = {"N": 48, "tune_repeats": 2, "repeats": 2, "lr": (1e-3, 3e-2), "batch_size": (16,), "epochs": (1, 2)}
     with Store(tmp_path / "s.sqlite") as st:
-        rows, chosen = F.answer(lambda c: sweep.run(c, st), "quick", **over)
+        rows, chosen = F.answer(lambda c: runner.run(c, st), "quick", **over)
     tune, rep = rows[rows.role == "tune"], rows[rows.role == "report"]
     # 2 tasks x 3 cells x 2 lr x 1 batch x 2 T x 2 members, each read at 2 epoch budgets
     assert len(tune) == 2 * 3 * 2 * 2 * 2 * 2 and len(rep) == 2 * 3 * 2 * 2

@@ -27,7 +27,8 @@ from latchlab import config
 from latchlab.core import cells
 from latchlab.analysis import landscape as L
 from latchlab.core import model as M
-from latchlab.engine import sweep
+from latchlab.engine import run as runner
+from latchlab.engine import data as sweep_data
 from latchlab.core import tasks
 from latchlab.core.cells import Cell
 from latchlab.errors import ConfigError
@@ -276,7 +277,7 @@ def test_member_centre_is_the_members_parameters_and_data(tmp_path):
     cfg = config.from_dict({"name": "t", "repeats": 1, "seed": 4, "N": 32, "epochs": 2, "T": 6, "cell": "srnn",
                             "batch_size": 8})
     with Store(tmp_path / "s.sqlite") as st:
-        sweep.run(cfg, st)
+        runner.run(cfg, st)
         mid = st.members().member_id.iloc[0]
         c = L.member_centre(st, mid[:6], epoch=1)
         want = st.params(mid, 1)
@@ -291,7 +292,7 @@ def test_member_centre_is_the_members_parameters_and_data(tmp_path):
     traj = L.trajectory_frame(c, ("recurrent_h", "bias_h"))
     assert traj.x.iloc[1] == pytest.approx(float(want["cell"]["recurrent"][0, 0]))
     x, y, mask = L.task_batch(c.task, c.key, 32, [6], c.noise, c.signal_len)
-    data = sweep.make_data(cfg.members(), 6)
+    data = sweep_data.make_data(cfg.members(), 6)
     np.testing.assert_array_equal(np.asarray(x[0]), np.asarray(data.x[0]))
     np.testing.assert_array_equal(np.asarray(y[0]), np.asarray(data.y[0]))
 

@@ -27,7 +27,9 @@ import pandas as pd
 import pytest
 
 from latchlab import config
-from latchlab.engine import sweep
+from latchlab.engine import run as runner
+from latchlab.engine import data as sweep_data
+from latchlab.engine import plan as sweep_plan
 from latchlab.config import RUN_FIELDS, Member, RunConfig
 from latchlab.errors import LatchlabError, StoreError
 from latchlab.store import SCHEMA, Store
@@ -67,7 +69,7 @@ def reference(tmp_path_factory):
     cfg = _cfg()
     path = tmp_path_factory.mktemp("reference") / "s.sqlite"
     with Store(path) as st:
-        df = sweep.run(cfg, st)
+        df = runner.run(cfg, st)
     assert len(df) == len(cfg.members()) * EPOCHS
     return cfg, path
 
@@ -76,7 +78,7 @@ def reference(tmp_path_factory):
 
 def test_interrupted_sweep_keeps_finished_members_and_resumes_to_the_same_store(tmp_path, reference):
     cfg = _cfg()
-    chunks = sweep.plan(cfg.members())
+    chunks = sweep_plan.plan(cfg.members())
     assert len(chunks) == 2 and all(c.pad == 0 for c in chunks)
     first = {m.id for m in chunks[0].members}
     rest = {m.id for m in chunks[1].members}
@@ -90,7 +92,7 @@ def test_interrupted_sweep_keeps_finished_members_and_resumes_to_the_same_store(
                 raise KeyboardInterrupt
 
         with pytest.raises(KeyboardInterrupt):
-            sweep.run(cfg, st, progress)
+            runner.run(cfg, st, progress)
     assert calls == [0] * EPOCHS + [len(first)]  # interrupted in the second chunk's first epoch
 
     # exactly the finished members, each with all its epochs and parameter snapshots
@@ -106,7 +108,7 @@ def test_interrupted_sweep_keeps_finished_members_and_resumes_to_the_same_store(
 
     with Store(path) as st:  # the re-run: a new process would reopen the file the same way
         assert st.done() == first
-        df = sweep.run(cfg, st, lambda n, total: calls.append(("rerun", n, total)))
+        df = runner.run(cfg, st, lambda n, total: calls.append(("rerun", n, total)))
     # only the unfinished chunk trained: its members' epochs, out of a total of its own
     assert calls[-EPOCHS:] == [("rerun", len(rest), len(rest) * EPOCHS)] * EPOCHS
     assert set(df.member_id) == first | rest and len(df) == len(first | rest) * EPOCHS
@@ -134,12 +136,12 @@ def test_interrupted_sweep_keeps_finished_members_and_resumes_to_the_same_store(
 
 def test_params_round_trip_initial_and_trained(reference):
     cfg, path = reference
-    chunk = sweep.plan(cfg.members())[1]  # the LSTM chunk: four weight arrays a member
+    chunk = sweep_plan.plan(cfg.members())[1]  # the LSTM chunk: four weight arrays a member
     assert chunk.members[0].run.cell == "lstm" and chunk.pad == 0
-    hist = sweep.train_chunk(chunk)  # the same chunk again: the same compiled epochs, same numbers
+    hist = runner.train_chunk(chunk)  # the same chunk again: the same compiled epochs, same numbers
     with Store(path, create=False) as st:
         for r, m in enumerate(chunk.members):
-            (one,) = [jax.tree.map(lambda a: a[0], sweep.init_members([m]))]
+            (one,) = [jax.tree.map(lambda a: a[0], sweep_data.init_members([m]))]
             _assert_tree_equal(st.params(m.id, 0), one, atol=1e-7)  # its own seed, alone
             for e in range(EPOCHS + 1):
                 _assert_tree_equal(st.params(m.id, e), jax.tree.map(lambda a: a[r], hist.params[e]))

@@ -23,7 +23,8 @@ import pytest
 
 from latchlab import config
 from latchlab.core import cells
-from latchlab.engine import sweep
+from latchlab.engine import run as runner
+from latchlab.engine import data as sweep_data
 from latchlab.core import tasks
 from latchlab.engine import train
 from latchlab.core import model as M
@@ -290,7 +291,7 @@ def test_bad_values_raise_config_error(d, field):
 def _val_metrics(run, seed, params):
     """A member's validation loss and metric from its stored parameters, recomputed from the
     generator's data and split (the engine's keys), unpadded, with ``model.loss``."""
-    k_data, k_split, _ = sweep.member_keys(seed)
+    k_data, k_split, _ = sweep_data.member_keys(seed)
     x, y = tasks.generate(run.task, k_data, run.N, run.T, run.noise, run.signal_len)
     _, val = tasks.split_indices(k_split, y, run.val_frac, run.split)
     p = jax.tree.map(jnp.asarray, params)
@@ -302,12 +303,12 @@ def test_tiny_sweep_on_both_tasks_stores_the_true_metrics(tmp_path):
                             "batch_size": 8, "grid": {"task": ["adding", "copy"]}})
     members = cfg.members()
     for m in members:  # the engine's data are the generators'
-        data = sweep.make_data([m], 21)
-        x, y = tasks.generate(m.run.task, sweep.member_keys(m.seed)[0], 48, 21)
+        data = sweep_data.make_data([m], 21)
+        x, y = tasks.generate(m.run.task, sweep_data.member_keys(m.seed)[0], 48, 21)
         np.testing.assert_array_equal(np.asarray(data.x[0]), np.asarray(x))
         np.testing.assert_array_equal(np.asarray(data.y[0]), np.asarray(y))
     with Store(tmp_path / "s.sqlite") as st:
-        sweep.run(cfg, st)
+        runner.run(cfg, st)
         final = st.members()
         assert list(final["head"]) == ["linear", "seq_softmax"]
         for m in members:  # stored metrics = recomputed from the stored parameters
@@ -322,7 +323,7 @@ def test_tiny_sweep_runs_every_cell_on_both_tasks():
     cells_ = [c for c in cells.CELLS if c != "srnn"]  # the srnn is the test above
     cfg = config.from_dict({"name": "t", "units": 2, "T": 21, "N": 24, "epochs": 1, "batch_size": 8,
                             "grid": {"task": ["adding", "copy"], "cell": cells_}})
-    df = sweep.run(cfg)
+    df = runner.run(cfg)
     assert len(df) == 2 * len(cells_) and set(df.cell) == set(cells_)
     assert np.isfinite(df.val_loss).all() and df.val_acc.between(0, 1).all()
     copy_loss = df[df.task == "copy"].val_loss  # untrained: near the uniform guess, log 10
@@ -335,7 +336,7 @@ def test_lstm_learns_adding_below_the_baseline():
     written: 0.0026 and 0.0053, i.e. 0.02-0.03 of the baseline)."""
     cfg = config.from_dict({"name": "learn", "repeats": 2, "task": "adding", "cell": "lstm", "units": 8,
                             "T": 10, "N": 2000, "epochs": 4, "lr": 1e-2, "batch_size": 16})
-    df = sweep.run(cfg)
+    df = runner.run(cfg)
     last = df[df.epoch == 4]
     assert len(last) == 2
     assert (last.val_loss < 0.25 * tasks.ADDING_BASELINE).all(), last.val_loss.tolist()

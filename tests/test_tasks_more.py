@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from latchlab import config
-from latchlab.engine import sweep
+from latchlab.engine import run as runner
+from latchlab.engine import data as sweep_data
 from latchlab.core import tasks
 from latchlab.errors import ConfigError
 
@@ -100,13 +101,13 @@ def test_sweep_runs_the_new_tasks_on_the_generators_data(task, noise, L):
     cfg = config.from_dict({"name": "t", "repeats": 2, "task": task, "noise": noise, "signal_len": L, "N": 64,
                             "epochs": 1, "grid": {"T": [11, 22]}})
     members = cfg.members()
-    data = sweep.make_data(members, 22)
+    data = sweep_data.make_data(members, 22)
     for r, m in enumerate(members):
-        k_data = sweep.member_keys(m.seed)[0]
+        k_data = sweep_data.member_keys(m.seed)[0]
         x, y = map(np.asarray, tasks.generate(task, k_data, 64, m.run.T, noise, L))
         np.testing.assert_array_equal(np.asarray(data.y[r]), y)
         np.testing.assert_allclose(np.asarray(data.x[r])[:, 22 - m.run.T:], x, atol=1e-6)
-    df = sweep.run(cfg)
+    df = runner.run(cfg)
     assert len(df) == len(members) and df.val_acc.between(0, 1).all()
 
 

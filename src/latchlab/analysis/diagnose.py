@@ -704,13 +704,13 @@ def member_data(row: pd.Series, N: int = 256):
         ``x`` (N, T, 1), ``y`` (N,), and ``source``: ``"validation"`` or
         ``"validation+training"``.
     """
-    from latchlab.engine import sweep
     from latchlab.config import Member
+    from latchlab.engine import data as D
 
     if isinstance(N, bool) or not isinstance(N, int) or N < 2:
         raise ConfigError("N", f"must be an integer >= 2, got {N!r}")
     member = Member(_run_config(row), int(row["seed"]))
-    data = sweep.make_data([member], member.run.T)
+    data = D.make_data([member], member.run.T)
     x, y = np.asarray(data.x[0]), np.asarray(data.y[0])
     val, tr = np.asarray(data.val[0]), np.asarray(data.train[0])
     pick, source = [], "validation"

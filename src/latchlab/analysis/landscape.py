@@ -32,7 +32,7 @@ import pandas as pd
 
 from latchlab.core import model as M
 from latchlab.core import tasks
-from latchlab.engine.sweep import member_keys
+from latchlab.engine.data import member_keys
 from latchlab.errors import ConfigError
 
 # ----------------------------------------------------------------------------- Pascanu 2013

@@ -49,14 +49,14 @@ def _print_profile(timer, wall: float) -> None:
 
 def _run_sweep(cfg, store_path: Path, profile: bool):
     from latchlab import provenance
-    from latchlab.engine import sweep
+    from latchlab.engine import run as runner
     from latchlab.store import Store
 
     timer = provenance.Profile() if profile else None
     t0 = time.perf_counter()
     try:
         with Store(store_path) as store, _progress() as advance:
-            df = sweep.run(cfg, store, advance, timer, command=" ".join(["latchlab", *sys.argv[1:]]))
+            df = runner.run(cfg, store, advance, timer, command=" ".join(["latchlab", *sys.argv[1:]]))
     except KeyboardInterrupt:  # typer would turn it into a silent exit
         print(_INTERRUPTED, file=sys.stderr)
         raise typer.Exit(130) from None

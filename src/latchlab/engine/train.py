@@ -320,13 +320,17 @@ def epoch_orders(seeds: tuple, epochs: int, n_train: int, batch_size: int) -> tu
 
 class History(NamedTuple):
     """Per-epoch metrics, each (E, R); ``params[e]`` the members' parameters after epoch e
-    (``params[0]`` the initial ones)."""
+    (``params[0]`` the initial ones; a diverged member's last finite ones from its
+    ``diverged_epoch`` on)."""
 
     train_loss: np.ndarray
     train_acc: np.ndarray
     val_loss: np.ndarray
     val_acc: np.ndarray
     params: list
+    diverged_epoch: np.ndarray | None = None
+    """(R,) the epoch (1-based) in which a member's loss or parameters stopped being
+    finite, -1 for members that stayed finite; ``fit`` sets it."""
 
 
 def devices_for(n_members: int) -> int:
@@ -346,8 +350,95 @@ def member_sharding(n_members: int):
     return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("m"))
 
 
+# ----------------------------------------------------------------------------- backends
+
+class XLA(NamedTuple):
+    """Whole epochs as compiled XLA programs (``train_epoch``, ``evaluate``) in one of the
+    gradient ``MODES``, members split over the local devices."""
+
+    spec: Spec
+
+    @property
+    def name(self) -> str:
+        return BACKEND_NAMES[self.spec.mode]
+
+    def init(self, params, data: Data, lr) -> _XLAState:
+        """Place the members' parameters, optimiser states, data and learning rates."""
+        if isinstance(data.x, native.Rows):
+            data = data._replace(x=data.x.padded())
+        split = member_sharding(len(lr))
+        state = jax.device_put(init_state(self.spec, params), split)
+        data, lr = jax.device_put((data, jnp.asarray(lr, jnp.float32)), split)
+        return _XLAState(state, data, lr, split)
+
+    def epoch(self, s: _XLAState, order, weight):
+        """One epoch: ``(state, (R,) training loss, (R,) training accuracy)``."""
+        order, weight = jax.device_put((order, weight), s.split)
+        state, tl, ta = train_epoch(self.spec, s.state, s.data, s.lr, order, weight)
+        return s._replace(state=state), jax.block_until_ready(tl), ta
+
+    def evaluate(self, s: _XLAState):
+        """(R,) validation loss and accuracy."""
+        vl, va = evaluate(self.spec.model, s.state.params, s.data)
+        return jax.block_until_ready(vl), va
+
+    def params(self, s: _XLAState):
+        """The members' parameters as host arrays."""
+        return jax.device_get(s.state.params)
+
+
+class _XLAState(NamedTuple):
+    state: TrainState
+    data: Data
+    lr: jax.Array
+    split: jax.sharding.Sharding
+
+
+class Native(NamedTuple):
+    """Whole epochs in ``latchlab.engine.native``'s kernels, outside XLA (the same shuffles,
+    metrics and snapshots as ``XLA``)."""
+
+    spec: Spec
+    name = "native"
+
+    def init(self, params, data: Data, lr) -> tuple:
+        if not native_ok(self.spec.model, self.spec.optimizer):
+            m = self.spec.model
+            raise ConfigError("mode", f"the native kernels cannot train {m.cell.kind} ({m.cell.units} units, head "
+                                      f"{m.head}, {self.spec.optimizer}) here", MODES)
+        ens = native.Ensemble(self.spec.model, self.spec.optimizer, params, data.x, data.y, data.mask, data.train,
+                              data.val)
+        return ens, np.asarray(lr, np.float32)
+
+    def epoch(self, s: tuple, order, weight):
+        tl, ta = s[0].train_epoch(s[1], order, weight)
+        return s, tl, ta
+
+    def evaluate(self, s: tuple):
+        return s[0].evaluate()
+
+    def params(self, s: tuple):
+        return s[0].snapshot()
+
+
+# what each gradient layout is called as a backend (``vmap`` and ``flat`` are both
+# reverse-mode autodiff, differing in layout only)
+BACKEND_NAMES = {"vmap": "autodiff", "flat": "autodiff (flat)", "rtrl": "rtrl", "bptt": "bptt", "native": "native"}
+
+
+def backend(spec: Spec) -> XLA | Native:
+    """The backend that trains with ``spec.mode``: every backend has the same contract,
+    ``init(params, data, lr) -> state``, ``epoch(state, order, weight) -> (state, loss, acc)``,
+    ``evaluate(state) -> (loss, acc)`` and ``params(state)``; both are picklable values."""
+    if spec.mode == "native":
+        return Native(spec)
+    if spec.mode not in MODES:
+        raise ConfigError("mode", f"unknown gradient mode {spec.mode!r}", FIT_MODES)
+    return XLA(spec)
+
+
 def fit(spec: Spec, params, data: Data, lr, seeds, epochs: int, on_epoch=None, timer=None) -> History:
-    """Train a stack of members for ``epochs`` epochs.
+    """Train a stack of members for ``epochs`` epochs on ``backend(spec)``.
 
     Args:
         params: initial parameters, leading axis R.
@@ -356,62 +447,56 @@ def fit(spec: Spec, params, data: Data, lr, seeds, epochs: int, on_epoch=None, t
         seeds: (R,) member seeds; they seed the members' shuffling generators.
         on_epoch: called with the epoch number after each epoch.
         timer: optional ``Profile`` collecting where time goes.
+    Returns:
+        the ``History``; a member whose loss or parameters stop being finite is marked
+        diverged (``History.diverged_epoch``) and keeps its last finite parameters.
     """
+    return fit_on(backend(spec), params, data, lr, seeds, epochs, on_epoch, timer)
+
+
+def fit_on(bk: XLA | Native, params, data: Data, lr, seeds, epochs: int, on_epoch=None, timer=None) -> History:
+    """``fit`` on a given backend (``backend(spec)``, or the one a plan chose)."""
     with span(timer, "data"):
-        orders = epoch_orders(tuple(int(s) for s in seeds), epochs, int(data.train.shape[1]), spec.batch_size)
-    if spec.mode == "native":
-        return _fit_native(spec, params, data, lr, orders, epochs, on_epoch, timer)
-    if isinstance(data.x, native.Rows):
-        data = data._replace(x=data.x.padded())
-    split = member_sharding(len(seeds))
-    state = jax.device_put(init_state(spec, params), split)
-    data, lr = jax.device_put((data, jnp.asarray(lr, jnp.float32)), split)
-
-    def epoch(e):
-        nonlocal state
-        with span(timer, "data"):
-            order, weight = jax.device_put(orders[e], split)
-        with span(timer, "train"):
-            state, tl, ta = train_epoch(spec, state, data, lr, order, weight)
-            tl = jax.block_until_ready(tl)
-        with span(timer, "validate"):
-            vl, va = evaluate(spec.model, state.params, data)
-            vl = jax.block_until_ready(vl)
-        return (tl, ta, vl, va), jax.device_get(state.params)
-
-    return _history(params, epochs, epoch, on_epoch)
-
-
-def _fit_native(spec: Spec, params, data: Data, lr, orders, epochs: int, on_epoch, timer) -> History:
-    """``fit`` on the native kernels: the same shuffles, metrics and snapshots."""
-    if not native_ok(spec.model, spec.optimizer):
-        raise ConfigError("mode", f"the native kernels cannot train {spec.model.cell.kind} ({spec.model.cell.units} "
-                          f"units, head {spec.model.head}, {spec.optimizer}) here", MODES)
-    with span(timer, "data"):
-        ens = native.Ensemble(spec.model, spec.optimizer, params, data.x, data.y, data.mask, data.train, data.val)
-    lr = np.asarray(lr, np.float32)
-
-    def epoch(e):
-        with span(timer, "train"):
-            tl, ta = ens.train_epoch(lr, *orders[e])
-        with span(timer, "validate"):
-            vl, va = ens.evaluate()
-        return (tl, ta, vl, va), ens.snapshot()
-
-    return _history(params, epochs, epoch, on_epoch)
-
-
-def _history(params, epochs: int, epoch, on_epoch) -> History:
-    """Run ``epoch(e) -> ((train loss, train acc, val loss, val acc), parameters)`` for every
-    epoch and collect the ``History`` (``params`` the initial parameters)."""
+        orders = epoch_orders(tuple(int(s) for s in seeds), epochs, int(data.train.shape[1]), bk.spec.batch_size)
+        state = bk.init(params, data, lr)
     snaps, rows = [jax.device_get(params)], []
     for e in range(epochs):
-        metrics, snap = epoch(e)
-        rows.append([np.asarray(v) for v in metrics])
-        snaps.append(snap)
+        with span(timer, "train"):
+            state, tl, ta = bk.epoch(state, *orders[e])
+        with span(timer, "validate"):
+            vl, va = bk.evaluate(state)
+        rows.append([np.asarray(v) for v in (tl, ta, vl, va)])
+        snaps.append(bk.params(state))
         if on_epoch is not None:
             on_epoch(e)
-    return History(*(np.stack(col) for col in zip(*rows)), snaps)
+    return _diverged(History(*(np.stack(col) for col in zip(*rows)), snaps))
+
+
+def _diverged(h: History) -> History:
+    """``h`` with ``diverged_epoch`` set: the first epoch (1-based) after which a member's
+    training or validation loss, or one of its parameters, is not finite (-1 if none); from
+    that epoch on, the member's snapshots are its last finite parameters."""
+    E, R = h.val_loss.shape
+    finite = np.stack([np.ones(R, bool)] + [
+        np.logical_and.reduce([np.isfinite(a).reshape(R, -1).all(1) for a in jax.tree.leaves(p)])
+        for p in h.params[1:]])  # (E + 1, R): parameters finite after each epoch
+    ok = np.isfinite(h.train_loss) & np.isfinite(h.val_loss) & finite[1:]  # (E, R)
+    bad = ~ok
+    first = np.where(bad.any(0), bad.argmax(0), -1)  # 0-based epoch, -1: never
+    if (first < 0).all():
+        return h._replace(diverged_epoch=np.full(R, -1))
+    params = list(h.params)
+    for r in np.flatnonzero(first >= 0):
+        last = max(e for e in range(first[r] + 2) if finite[e, r])  # the last finite snapshot
+        for e in range(last + 1, E + 1):
+            params[e] = jax.tree.map(lambda a, b, r=r: _set_row(a, r, b[r]), params[e], params[last])
+    return h._replace(params=params, diverged_epoch=np.where(first >= 0, first + 1, -1))
+
+
+def _set_row(a, r, row):
+    out = np.array(a)  # snapshots may be shared or read-only: copy before writing
+    out[r] = row
+    return out
 
 
 class span:

@@ -27,7 +27,7 @@ from latchlab import provenance
 from latchlab.experiments import ablations
 from latchlab.analysis import plot
 from latchlab.experiments import seed as reproduce
-from latchlab.engine import sweep
+from latchlab.engine import run as runner
 from latchlab.errors import ConfigError
 from latchlab.analysis.stats import wilson
 
@@ -364,7 +364,7 @@ def explain(scale: str, out: Path, store_path: Path | None = None, run=None, pro
         scale: ``quick`` or ``full`` (the seed's grid and the ablations at that scale).
         store_path: results store (default ``out/store.sqlite``); stored members are reused.
         run: ``(configs, store_path) -> DataFrame`` that runs sweeps (the CLI passes its
-            progress-bar runner); default ``sweep.run`` without progress.
+            progress-bar runner); default ``run.run`` without progress.
         protocol: overrides of the sweeps' settings (``T``, ``repeats``, ``N``, ``epochs``; tests).
         landscape: overrides of ``landscapes``' arguments (tests).
     """
@@ -384,7 +384,7 @@ def explain(scale: str, out: Path, store_path: Path | None = None, run=None, pro
     if run is None:
         def run(cfgs, path):
             with Store(path) as st:
-                return sweep.run(cfgs, st, command=" ".join(["latchlab", *sys.argv[1:]]))
+                return runner.run(cfgs, st, command=" ".join(["latchlab", *sys.argv[1:]]))
     run([seed_cfg] + [c for _, _, c in parts], store_path)
     with Store(store_path, create=False) as st:
         rows, sweeps = st.epochs(), st.sweeps()

@@ -229,7 +229,7 @@ def answer(run, scale: str = "quick", preset: str = "keras2", **over) -> tuple[p
     """Tune, select, then train and report fresh members at the chosen settings.
 
     Args:
-        run: callable ``run(list_of_sweeps) -> epoch rows`` (``latchlab.engine.sweep.run`` with a
+        run: callable ``run(list_of_sweeps) -> epoch rows`` (``latchlab.engine.run.run`` with a
             store, or the CLI's progress-bar runner).
     Returns:
         ``(rows, chosen)``: ``rows`` one row per tuning member per epoch budget

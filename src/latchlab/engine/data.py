@@ -1,0 +1,237 @@
+"""A sweep's data and initial parameters, each derived from a member's seed alone.
+
+``member_keys`` splits a seed into the member's (data, split, init) keys; ``make_data``
+makes a chunk's data sets on the devices in one call; ``Families`` makes each seed's
+longest latch sequences once and cuts every length from them; ``init_members`` stacks the
+members' initial parameters. A member's data and initial parameters do not depend on the
+members it is trained beside (``tests/test_engine.py``).
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from latchlab.config import Member, RunConfig
+from latchlab.core import model as M
+from latchlab.core import tasks
+from latchlab.engine import native, train
+
+
+def member_keys(seed: int):
+    """A member's ``(data, split, init)`` PRNG keys, all derived from its seed."""
+    return jax.random.split(jax.random.PRNGKey(seed), 3)
+
+
+# set-up functions whose run time is negligible compile without LLVM's optimisations
+# (about a third less compile time, measured on the initialiser: 0.70 against 1.04 s)
+_QUICK_COMPILE = {"xla_backend_optimization_level": 0}
+_member_keys_jit = jax.jit(jax.vmap(member_keys), compiler_options=_QUICK_COMPILE)
+# the per-member set-up functions (keys, initial parameters, the split) run on stacks
+# padded to a multiple of this, so that chunks of different sizes share one compilation
+# (~1 s each)
+PREP_STACK = 64
+
+
+def _on_padded_stack(f, *arrays, split: bool = True):
+    """``f(*arrays)`` for per-member functions ``f`` (leading axis R), run on stacks padded
+    to a multiple of ``PREP_STACK`` rows, split over the devices unless ``split`` is False;
+    returns host arrays of the first R rows."""
+    n = len(arrays[0])
+    pad = -n % PREP_STACK
+    padded = [np.concatenate([a, np.repeat(a[-1:], pad, axis=0)]) for a in map(np.asarray, arrays)]
+    out = f(*jax.device_put(padded, train.member_sharding(n + pad) if split else jax.devices()[0]))
+    return jax.tree.map(lambda a: np.asarray(a)[:n], out)
+
+
+def _member_keys(seeds) -> np.ndarray:
+    """(R, 3, 2) ``member_keys`` of every seed, as a host array."""
+    return _on_padded_stack(_member_keys_jit, np.asarray(seeds, np.uint32))
+
+
+@partial(jax.jit, static_argnames=("task", "n", "pad_to"))
+def _chunk_sequences(keys, T, noise, signal_len, task, n, pad_to):
+    gen = tasks.PADDED[task]
+
+    def one(args):
+        k, T, noise, L = args
+        x, y = gen(k[0], n, T, noise, L, pad_to)
+        return x, y, tasks._steps(T, pad_to)[1]
+
+    # one member at a time on each device: a vmap over all members would hold every
+    # member's random bits and intermediates at once (4-5 times the data's size)
+    R, D = keys.shape[0], train.devices_for(keys.shape[0])
+    per_device = jax.tree.map(lambda a: a.reshape((D, R // D) + a.shape[1:]), (keys, T, noise, signal_len))
+    out = jax.vmap(lambda a: jax.lax.map(one, a))(per_device)
+    return jax.tree.map(lambda a: a.reshape((R,) + a.shape[2:]), out)
+
+
+@partial(jax.jit, static_argnames=("n_val", "n_pos"))
+def _chunk_splits(keys, y, tail, n_val, n_pos):
+    # apart from the sequences: the split's shapes do not depend on the length bucket, so
+    # it compiles once per sweep instead of once per bucket
+    tr, va = jax.vmap(lambda k, y, t: tasks.split(k[1], y, n_val, n_pos, t))(keys, y, tail)
+    return tr.astype(jnp.int32), va.astype(jnp.int32)
+
+
+def _split_sizes(run: RunConfig) -> tuple[int, int]:
+    """(n_val, n_pos) of a member's split: the generators make exactly N // 2 positives."""
+    n, vf = run.N, run.val_frac
+    n_val = n - int(n * (1.0 - vf))
+    return n_val, int(round(n_val * (n // 2) / n))
+
+
+def make_data(members: list[Member], T_pad: int, families: Families | None = None) -> train.Data:
+    """Every member's data set, left-padded to ``T_pad``, made on the devices in one call
+    (or cut on the host from ``families``, each seed's longest sequences, where the task
+    allows).
+
+    A member's sequences depend only on its (task, T, noise, signal_len, N) and seed (not on
+    ``T_pad``: see ``tasks``), and its split on (val_frac, split) and seed; so members that
+    differ in cell, initialisation or learning rate see the same sequences.
+    """
+    if families is not None and families.covers(members):
+        return families.cut(members, T_pad)
+    run = members[0].run
+    n_val, n_pos = _split_sizes(run)
+    sharding = train.member_sharding(len(members))
+    col = lambda f, dt: jax.device_put(np.array([f(m) for m in members], dt), sharding)  # noqa: E731
+    keys = _member_keys([m.seed for m in members])
+    x, y, mask = _chunk_sequences(jax.device_put(keys, sharding), col(lambda m: m.run.T, np.int32),
+                                  col(lambda m: m.run.noise, np.float32), col(lambda m: m.run.signal_len, np.int32),
+                                  task=run.task, n=run.N, pad_to=T_pad)
+    tail = np.array([m.run.split == "tail" for m in members])
+    splits = _on_padded_stack(partial(_chunk_splits, n_val=n_val, n_pos=n_pos), keys, y, tail)
+    tr, va = jax.device_put(splits, sharding)
+    return train.Data(x, y, mask, tr, va)
+
+
+def _host_rows(a) -> list[np.ndarray]:
+    """The rows (leading axis) of a member-sharded array as host arrays, without copies: on
+    a CPU each shard is host memory already (``np.asarray`` of the whole array gathered the
+    shards into a new array, 0.5 s for a sweep's 240 MB of sequences)."""
+    rows = [None] * a.shape[0]
+    for shard in a.addressable_shards:
+        part = np.asarray(shard.data)
+        for i, r in enumerate(range(*shard.index[0].indices(a.shape[0]))):
+            rows[r] = part[i]
+    return rows
+
+
+# tasks whose length-T sequences are the first T steps of the same key's longer ones
+# (``tasks``: step t's noise comes from ``fold_in(key, t)``)
+PREFIX_TASKS = ("latch",)
+
+
+def _family(m: Member):
+    r = m.run
+    return (r.task, r.noise, r.signal_len, r.N, m.seed)
+
+
+class Families:
+    """Each seed's longest sequences, labels and splits, made once for a whole sweep.
+
+    For ``PREFIX_TASKS`` a member's data are the first T steps of its seed's longest
+    sequences, so a sweep over lengths draws each seed's noise once instead of once per
+    member (and its split once per (val_frac, split)). A family is made when a chunk first
+    needs it and freed after the last chunk that needs it.
+
+    Args:
+        chunks: the planned chunks (``plan.Chunk``), in the order they will be cut.
+    """
+
+    def __init__(self, chunks):
+        self.T, self.uses = defaultdict(int), defaultdict(int)
+        last = None
+        for c in chunks:
+            for m in c.members:
+                if m.run.task in PREFIX_TASKS:
+                    self.T[_family(m)] = max(self.T[_family(m)], m.run.T)
+            if c.data_key != last:  # a chunk's data are made unless the last chunk's fit
+                for f in {_family(m) for m in c.members}:
+                    self.uses[f] += 1
+            last = c.data_key
+        self.seq, self.splits = {}, {}
+
+    def covers(self, members: list[Member]) -> bool:
+        return all(_family(m) in self.T for m in members)
+
+    def _make(self, fams) -> None:
+        by_shape = defaultdict(list)
+        for f in dict.fromkeys(fams):
+            if f not in self.seq:
+                by_shape[f[:4] + (self.T[f],)].append(f)
+        for (task, noise, signal_len, n, T), fs in by_shape.items():
+            # a stack the devices divide (an odd one ran on one core): repeats of the last seed
+            seeds = [f[4] for f in fs] + [fs[-1][4]] * (-len(fs) % jax.local_device_count())
+            keys = _member_keys(seeds)
+            sharding = train.member_sharding(len(seeds))
+            put = lambda a: jax.device_put(a, sharding)  # noqa: E731
+            x, y, _ = _chunk_sequences(put(keys), put(np.full(len(seeds), T, np.int32)),
+                                       put(np.full(len(seeds), noise, np.float32)),
+                                       put(np.full(len(seeds), signal_len, np.int32)), task=task, n=n, pad_to=T)
+            x, y = _host_rows(x), _host_rows(y)
+            for i, f in enumerate(fs):
+                self.seq[f] = (x[i][..., 0], y[i], keys[i])
+
+    def cut(self, members: list[Member], T_pad: int) -> train.Data:
+        fams = [_family(m) for m in members]
+        self._make(fams)
+        lengths = np.array([m.run.T for m in members])
+        x = native.Rows([self.seq[f][0] for f in fams], lengths, T_pad)  # padded by train.fit if needed
+        y = np.stack([self.seq[f][1] for f in fams])
+        mask = np.arange(T_pad)[None, :] >= T_pad - lengths[:, None]
+        tr, va = self._splits(members, fams)
+        for f in dict.fromkeys(fams):  # free what no later chunk needs
+            self.uses[f] -= 1
+            if self.uses[f] == 0:
+                self.seq.pop(f, None)
+                for k in [k for k in self.splits if k[0] == f]:
+                    del self.splits[k]
+        return train.Data(x, y, mask, tr, va)  # host arrays: ``train.fit`` places them
+
+    def _splits(self, members, fams):
+        keys = [(f, m.run.val_frac, m.run.split) for m, f in zip(members, fams)]
+        missing = defaultdict(list)
+        for k, m in zip(keys, members):
+            if k not in self.splits:
+                missing[_split_sizes(m.run)].append(k)
+        for (n_val, n_pos), ks in missing.items():
+            ks = list(dict.fromkeys(ks))
+            tr, va = _on_padded_stack(partial(_chunk_splits, n_val=n_val, n_pos=n_pos),
+                                      np.stack([self.seq[k[0]][2] for k in ks]),
+                                      np.stack([self.seq[k[0]][1] for k in ks]), np.array([k[2] == "tail" for k in ks]))
+            for i, k in enumerate(ks):
+                self.splits[k] = (tr[i], va[i])
+        return np.stack([self.splits[k][0] for k in keys]), np.stack([self.splits[k][1] for k in keys])
+
+
+@partial(jax.jit, static_argnums=(0, 1, 2), compiler_options=_QUICK_COMPILE)
+def _init(model, scheme, values, keys, t_max):
+    return jax.vmap(lambda k, t: M.init(k, model, scheme, dict(values), t))(keys, t_max)
+
+
+def init_members(members: list[Member]):
+    """Stacked initial parameters (leading axis R), each from its member's own seed.
+
+    Host-side numpy between the few compiled calls: eager JAX ops cost milliseconds each.
+    """
+    model = members[0].run.model
+    keys = _member_keys([m.seed for m in members])[:, 2]
+    t_max = np.array([m.run.T for m in members], np.float32)
+    subsets = defaultdict(list)
+    for r, m in enumerate(members):
+        subsets[(m.run.init, m.run.values)].append(r)
+    params = None
+    for (scheme, values), rs in subsets.items():
+        # on one device: split over two host devices, the orthogonal initialiser's QR (a
+        # LAPACK call XLA cannot partition) deadlocked XLA:CPU from 16 units on
+        part = _on_padded_stack(partial(_init, model, scheme, values), keys[rs], t_max[rs], split=False)
+        if params is None:
+            params = jax.tree.map(lambda a: np.zeros((len(members),) + a.shape[1:], a.dtype), part)
+        for dst, src in zip(jax.tree.leaves(params), jax.tree.leaves(part)):
+            dst[rs] = src
+    return params

@@ -1,0 +1,164 @@
+"""Run a sweep: its planned chunks trained, results written to a store or kept in memory.
+
+A chunk's trip goes down the floors once: ``plan`` shapes it and picks its backend,
+``data`` makes its data and initial parameters from its members' seeds, ``train`` trains
+it on that backend, and ``run`` hands the result to the store. ``execute(chunk)`` is that
+trip as one pure, picklable unit, so chunks can be shipped to other processes (``run``'s
+``executor``); the default executor trains them here, in order, reusing data between
+chunks that share them (``data.Families``). Either way a member's numbers are the same.
+"""
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, NamedTuple
+
+import jax
+import numpy as np
+
+from latchlab import provenance
+from latchlab.config import SweepConfig
+from latchlab.engine import data as D
+from latchlab.engine import plan as P
+from latchlab.engine import train
+
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+class ChunkResult(NamedTuple):
+    """What training a chunk gives: the kept members' ids (``Chunk.wanted``, in order), their
+    ``train.History`` as host arrays (members axis aligned with ``ids``; ``diverged_epoch``
+    marks members whose loss stopped being finite) and the wall-clock seconds it took."""
+
+    ids: tuple[str, ...]
+    history: train.History
+    seconds: float
+
+
+Executor = Callable[[list[P.Chunk]], Iterable[tuple[P.Chunk, ChunkResult]]]
+
+
+def train_chunk(chunk: P.Chunk, on_epoch=None, timer=None, data=None) -> train.History:
+    """Train every member of a chunk (padding included) on its backend, on ``data`` if
+    given (``data.make_data``'s result), else on data made from the members' seeds."""
+    members = list(chunk.members)
+    with train.span(timer, "data"):
+        if data is None:
+            data = D.make_data(members, chunk.T_pad)
+        params = D.init_members(members)
+    lr = np.array([m.run.lr for m in members], np.float32)
+    seeds = np.array([m.seed for m in members])
+    return train.fit_on(chunk.backend, params, data, lr, seeds, members[0].run.epochs, on_epoch, timer)
+
+
+def _kept(chunk: P.Chunk, hist: train.History, seconds: float) -> ChunkResult:
+    """The chunk's ``wanted`` members' part of ``hist``."""
+    idx = chunk.wanted
+    sel = slice(0, len(idx)) if idx == tuple(range(len(idx))) else np.array(idx)
+    h = train.History(*(a[:, sel] for a in hist[:4]), [jax.tree.map(lambda a: a[sel], p) for p in hist.params],
+                      hist.diverged_epoch[sel])
+    return ChunkResult(tuple(chunk.members[i].id for i in idx), h, seconds)
+
+
+def execute(chunk: P.Chunk) -> ChunkResult:
+    """Train one chunk from its members' seeds alone: the unit another process can run.
+
+    Pure: the result depends on ``chunk`` only (and, on the XLA backends, on the number of
+    local devices, which splits the members).
+    """
+    t0 = time.perf_counter()
+    hist = train_chunk(chunk)
+    return _kept(chunk, hist, time.perf_counter() - t0)
+
+
+def in_process(chunks: list[P.Chunk], on_epoch=None, timer=None) -> Iterator[tuple[P.Chunk, ChunkResult]]:
+    """The default executor: ``execute`` every chunk here, in order, making a chunk's data
+    only when the last chunk's differ (and latch data from ``data.Families``).
+
+    Args:
+        on_epoch: optional ``(chunk, epoch)`` callback after every epoch.
+        timer: optional ``provenance.Profile``.
+    """
+    families = D.Families(chunks)
+    made = (None, None)  # the last chunk's data, reused by the next chunk if it has the same
+    for chunk in chunks:
+        t0 = time.perf_counter()
+        if made[0] != chunk.data_key:
+            with train.span(timer, "data"):
+                made = (None, None)  # free the old data before making the new
+                made = (chunk.data_key, D.make_data(list(chunk.members), chunk.T_pad, families))
+        step = (lambda e, c=chunk: on_epoch(c, e)) if on_epoch is not None else None
+        hist = train_chunk(chunk, step, timer, made[1])
+        yield chunk, _kept(chunk, hist, time.perf_counter() - t0)
+
+
+def run(cfg: SweepConfig | list[SweepConfig], store=None, progress=None, timer=None, command: str = "",
+        executor: Executor | None = None):
+    """Run every member of ``cfg`` not yet in ``store``; return the members' epoch rows.
+
+    Args:
+        cfg: a sweep, or a list of sweeps run as one (their members share compiled
+            ensembles wherever their shapes agree, e.g. initialisations of one cell).
+        store: a ``Store``; finished chunks are written as they finish, and members already
+            stored are skipped. Without a store, results are kept in memory only.
+        progress: optional callable ``(advance_members_epochs, total)`` for progress bars.
+        timer: optional ``provenance.Profile``.
+        executor: optional callable that takes the planned chunks and yields
+            ``(chunk, ChunkResult)`` as they finish, in any order (e.g. ``execute`` on other
+            processes); default ``in_process``.
+    Returns:
+        a DataFrame with one row per member per epoch (those of ``cfg``'s members only).
+    """
+    cfgs = list(cfg) if isinstance(cfg, (list, tuple)) else [cfg]
+    members = list({m.id: m for c in cfgs for m in c.members()}.values())
+    done = store.done() if store is not None else set()
+    todo = [m for m in members if m.id not in done]
+    total = sum(m.run.epochs for m in todo)
+    sweep_id = None
+    if store is not None and todo:
+        name = cfgs[0].name if len(cfgs) == 1 else "+".join(dict.fromkeys(c.name for c in cfgs))
+        config = cfgs[0].to_dict() if len(cfgs) == 1 else {"name": name, "sweeps": [c.to_dict() for c in cfgs]}
+        sweep_id = store.add_sweep(name, config, provenance.collect(), command)
+    chunks = P.plan(members, done=frozenset(m.id for m in members if m.id in done)) if todo else []
+    if executor is None:
+        on_epoch = (lambda c, e: progress(len(c.wanted), total)) if progress else None
+        results = in_process(chunks, on_epoch, timer)
+    else:
+        results = executor(chunks)
+    rows = []
+    for chunk, res in results:
+        kept = [chunk.members[i] for i in chunk.wanted]
+        if tuple(m.id for m in kept) != res.ids:
+            raise ValueError(f"the executor returned members {res.ids[:3]}... for a chunk of {kept[0].id}...")
+        if executor is not None and progress:
+            progress(len(kept) * chunk.members[0].run.epochs, total)
+        with train.span(timer, "store"):
+            if store is not None:
+                store.write(sweep_id, kept, res.history, res.seconds)
+            else:
+                rows.append((kept, res.history, res.seconds / len(kept)))
+    if store is not None:
+        df = store.epochs()
+        return df[df.member_id.isin({m.id for m in members})].reset_index(drop=True)
+    return frame(rows)
+
+
+def frame(results) -> pd.DataFrame:
+    """Epoch rows (as the store holds them) from in-memory ``(members, History[, seconds])``."""
+    import json
+
+    import pandas as pd
+
+    recs = []
+    for members, hist, *seconds in results:
+        for r, m in enumerate(members):
+            base = {"member_id": m.id, "sweep_id": None, "seed": m.seed, **m.run.to_dict(),
+                    "seconds": seconds[0] if seconds else float("nan")}
+            base["values"] = json.dumps(base["values"], sort_keys=True)
+            for e in range(hist.val_acc.shape[0]):
+                recs.append({**base, "epoch": e + 1, "train_loss": float(hist.train_loss[e, r]),
+                             "train_acc": float(hist.train_acc[e, r]), "val_loss": float(hist.val_loss[e, r]),
+                             "val_acc": float(hist.val_acc[e, r])})
+    return pd.DataFrame.from_records(recs)
+
