@@ -24,6 +24,7 @@ import functools
 import hashlib
 import itertools
 import json
+import sys
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,7 +66,7 @@ def _values(v):
 
 Values = Annotated[tuple, _Checked(
     _values, core_schema.dict_schema(core_schema.literal_schema(list(catalog.ALL_PARAMETER_NAMES)),
-                                     core_schema.float_schema(allow_inf_nan=False)),
+                                     core_schema.float_schema(ge=-sys.float_info.max, le=sys.float_info.max)),
     "table of parameter name = finite number")]
 
 
@@ -344,10 +345,12 @@ def _sweep_file_model():
 def json_schema() -> dict:
     """The JSON Schema of a sweep TOML file (``latchlab schema`` writes it)."""
     schema = _sweep_file_model().model_json_schema()
-    for d in (schema["$defs"]["Grid"]["properties"], schema["properties"]):
+    grid = schema.pop("$defs")["Grid"]
+    schema["properties"]["grid"] = grid  # inlined: no references for an editor to resolve
+    for d in (grid["properties"], schema["properties"]):
         for prop in d.values():
             if prop.get("default", 0) is None:  # optional tables and lists (TOML has no null)
                 del prop["default"]
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = "latchlab sweep"
-    return schema
+    # draft 7 keywords only (exclusiveMinimum as a number, propertyNames): what editors' TOML
+    # language servers check
+    return {"$schema": "http://json-schema.org/draft-07/schema#", **schema, "title": "latchlab sweep"}

@@ -14,6 +14,7 @@ Markdown table that docs/config.md holds; ``json_schema`` gives the JSON Schema.
 from __future__ import annotations
 
 import math
+import sys
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -60,7 +61,8 @@ def Int(ge: int | None = None, le: int = INDEX_MAX, *, even: bool = False) -> An
             raise _err("int", f"must be an integer, got {v!r}")
         for sym, op, b in bounds:
             if not op(v, b):
-                raise _err("range", f"must be {sym}, got {v}")
+                raise _err("range", f"must be {sym}, got {v}" if le == INDEX_MAX or ge is None
+                           else f"must be in [{ge}, {le}], got {v}")
         if even and v % 2:
             raise _err("even", f"must be even, got {v}")
         return v
@@ -91,8 +93,13 @@ def Number(gt: float | None = None, ge: float | None = None, lt: float | None = 
     hi = f"< {lt:g}" if lt is not None else f"≤ {le:g}" if le is not None else ""
     text = "finite number" + (f" in ({gt:g}, {lt:g})" if gt is not None and lt is not None
                               else "".join(f" {s}" for s in (lo, hi) if s))
-    return Annotated[float, _Checked(check, core_schema.float_schema(gt=gt, ge=ge, lt=lt, le=le,
-                                                                     allow_inf_nan=False), text)]
+    # the largest finite doubles as default bounds: JSON Schema has no "finite", and TOML has inf
+    low = {"gt": gt} if gt is not None else {"ge": -_DBL_MAX if ge is None else ge}
+    high = {"lt": lt} if lt is not None else {"le": _DBL_MAX if le is None else le}
+    return Annotated[float, _Checked(check, core_schema.float_schema(**low, **high, allow_inf_nan=False), text)]
+
+
+_DBL_MAX = sys.float_info.max
 
 
 Seed = Int(ge=0, le=SEED_MAX)
@@ -161,7 +168,14 @@ class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True,
                               arbitrary_types_allowed=False, validate_default=False)
 
-    def __init__(self, **data):
+    def __init__(self, *args, **data):
+        names = tuple(type(self).model_fields)
+        if len(args) > len(names):
+            raise ConfigError(type(self).__name__, f"takes at most {len(names)} fields, got {len(args)}", names)
+        for name, v in zip(names, args):  # positional fields in declaration order, as a dataclass takes them
+            if name in data:
+                raise ConfigError(name, "given twice (by position and by name)")
+            data[name] = v
         try:
             super().__init__(**data)
         except ValidationError as e:
@@ -203,7 +217,7 @@ def _type_text(info) -> str:
         inner = args[0]
         for m in getattr(inner, "__metadata__", ()):
             if isinstance(m, _Checked):
-                return f"non-empty list of {m.text}s"
+                return f"non-empty list, each a {m.text}"
         return "non-empty list"
     if getattr(ann, "__origin__", None) is Literal:
         return "one of " + ", ".join(map(str, args))
@@ -217,7 +231,9 @@ def field_table(model: type[BaseModel], skip=()) -> str:
         if name in skip:
             continue
         default = info.get_default(call_default_factory=True)
-        default = list(default) if isinstance(default, tuple) else default
+        text = _type_text(info)
+        if isinstance(default, tuple):
+            default = dict(default) if text.startswith("table") else list(default)
         doc = " ".join((info.description or "").split()).replace("|", "\\|")
-        rows.append(f"| `{name}` | {_type_text(info)} | `{default!r}` | {doc} |")
+        rows.append(f"| `{name}` | {text} | `{default!r}` | {doc} |")
     return "\n".join(rows)
