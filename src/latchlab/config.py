@@ -35,7 +35,7 @@ from pydantic_core import core_schema
 
 from latchlab.core import catalog
 from latchlab.errors import ConfigError
-from latchlab.validate import Choice, Frozen, Int, List, Number, Seed, Str, _Checked, check_seed_range
+from latchlab.validate import Choice, Frozen, Int, List, Number, Seed, Str, _Checked, check_seed_range, checked
 
 if TYPE_CHECKING:
     from latchlab.core.cells import Cell
@@ -59,8 +59,7 @@ def _values(v):
     for name, x in v.items():
         if name not in catalog.ALL_PARAMETER_NAMES:
             raise ConfigError(f"values.{name}", "unknown parameter", catalog.ALL_PARAMETER_NAMES)
-        if isinstance(x, bool) or not isinstance(x, (int, float)) or x != x or x in (float("inf"), -float("inf")):
-            raise ConfigError(f"values.{name}", f"must be a finite number, got {x!r}")
+        checked(Number(), x, f"values.{name}")
     return tuple(sorted(v.items()))
 
 
@@ -200,8 +199,7 @@ class Member:
     def __post_init__(self):
         if not isinstance(self.run, RunConfig):
             raise ConfigError("run", f"must be a RunConfig, got {type(self.run).__name__}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= catalog.SEED_MAX:
-            raise ConfigError("seed", f"must be an integer in [0, {catalog.SEED_MAX}], got {self.seed!r}")
+        checked(Seed, self.seed, "seed")
 
     @functools.cached_property
     def id(self) -> str:
@@ -243,7 +241,7 @@ class SweepConfig(Frozen):
         out, given, used, cells = [], {}, set(), []
         for combo in itertools.product(*(vs for _, vs in self.grid)):
             d = base | dict(zip(names, combo))
-            values = dict(d["values"])
+            values = dict(_values(d["values"]))
             if d["cell"] in catalog.GATES:
                 cells.append(d["cell"])
                 have = catalog.parameter_names(d["cell"])
@@ -252,7 +250,7 @@ class SweepConfig(Frozen):
                 values = {k: v for k, v in values.items() if k in have}
             d["values"] = values
             out.append(RunConfig(**d))
-        for name in given.keys() - used:
+        for name in [n for n in given if n not in used]:
             cells = tuple(dict.fromkeys(cells))
             allowed = tuple(dict.fromkeys(n for c in cells for n in catalog.parameter_names(c)))
             raise ConfigError(f"values.{name}", f"unknown parameter for {', '.join(cells)}", allowed)

@@ -14,7 +14,9 @@ Markdown table that docs/config.md holds; ``json_schema`` gives the JSON Schema.
 from __future__ import annotations
 
 import math
+import operator
 import sys
+from dataclasses import FrozenInstanceError
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -27,8 +29,6 @@ from latchlab.errors import ConfigError, LatchlabError
 # ----------------------------------------------------------------------------- field types
 
 def _bounds(gt=None, ge=None, lt=None, le=None) -> list[tuple[str, Any, Any]]:
-    import operator
-
     return [(f"{sym} {b:g}" if isinstance(b, float) else f"{sym} {b}", op, b)
             for sym, op, b in ((">", operator.gt, gt), (">=", operator.ge, ge), ("<", operator.lt, lt),
                                ("<=", operator.le, le)) if b is not None]
@@ -165,8 +165,7 @@ class Frozen(BaseModel):
     """A frozen configuration: validated on construction and ``replace``, hashable, with
     ``to_dict``; a bad value raises one ``ConfigError`` line naming the field."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True,
-                              arbitrary_types_allowed=False, validate_default=False)
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
     def __init__(self, *args, **data):
         names = tuple(type(self).model_fields)
@@ -180,6 +179,9 @@ class Frozen(BaseModel):
             super().__init__(**data)
         except ValidationError as e:
             raise config_error(e, tuple(type(self).model_fields)) from None
+
+    def __setattr__(self, name, value):
+        raise FrozenInstanceError(f"{type(self).__name__} is frozen: use .replace({name}=...)")
 
     def to_dict(self) -> dict:
         """The fields as a dict (tuples as lists)."""
@@ -196,6 +198,17 @@ class Frozen(BaseModel):
     def make(cls, **overrides):
         """The defaults with ``overrides`` (e.g. from TOML); TOML arrays become tuples."""
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()})
+
+
+def checked(kind, value, field: str):
+    """``value`` checked as a field of type ``kind`` (``Int(...)``, ``Number(...)``, ``Seed``,
+    ``Choice(...)``) outside a model; a bad one raises ``ConfigError`` naming ``field``."""
+    check = next(m for m in kind.__metadata__ if isinstance(m, _Checked)).check
+    try:
+        return check(value)
+    except PydanticCustomError as e:
+        allowed = (e.context or {}).get("allowed")
+        raise ConfigError(field, e.message().replace("{field}", field.rpartition(".")[2]), allowed) from None
 
 
 def check_seed_range(seed: int, count: int, field: str = "seed", high: int = SEED_MAX) -> None:
