@@ -1,4 +1,4 @@
-"""Experiment configuration: one frozen dataclass per grid point, a sweep over a grid.
+"""Experiment configuration: one frozen, validated record per grid point, a sweep over a grid.
 
 A sweep file is TOML. Top-level keys set ``RunConfig`` fields (and the sweep's ``name``,
 ``repeats``, ``seed``); a ``[grid]`` table gives lists whose Cartesian product is swept;
@@ -13,32 +13,67 @@ a ``[values]`` table sets explicit initial parameter values::
     [values]
     recurrent = 1.25
 
-Every value is checked at load time; a bad one raises ``ConfigError`` naming the field.
+Every value is checked at load time (``latchlab.validate``: one declaration per field,
+whose JSON Schema ``latchlab schema`` writes; docs/config.md lists them); a bad one raises
+``ConfigError`` naming the field. Top-level settings are checked field by field, and the
+checks that relate fields (a task's shortest ``T``, a head that fits the task, chrono's
+gated cells) run on every grid point, so a grid may complete what the top level leaves
+open. Importing this module does not import JAX.
 """
-from __future__ import annotations
-
-import dataclasses
 import functools
 import hashlib
 import itertools
 import json
+import sys
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Annotated, Any, Mapping
 
-from latchlab.core import cells
-from latchlab.core import model
-from latchlab.core import tasks
-from latchlab.engine import train
+from pydantic import ConfigDict, Field, create_model, model_validator
+from pydantic_core import core_schema
+
+from latchlab.core import catalog
 from latchlab.errors import ConfigError
+from latchlab.validate import Choice, Frozen, Int, List, Number, Seed, Str, _Checked, check_seed_range, checked
+
+if TYPE_CHECKING:
+    from latchlab.core.cells import Cell
+    from latchlab.core.model import Model
+
+TaskName = Choice(catalog.TASKS)
+CellName = Choice(catalog.CELLS)
+PresetName = Choice(catalog.PRESETS)
+InitName = Choice(catalog.INITS)
+HeadName = Choice(("auto",) + catalog.ALL_HEADS)
+OptimizerName = Choice(catalog.OPTIMIZERS)
+SplitName = Choice(catalog.SPLITS)
 
 
-@dataclass(frozen=True)
-class RunConfig:
-    """Everything that defines an ensemble member except its seed."""
+def _values(v):
+    """``values``: a table (or pairs) of parameter name -> finite number, as sorted pairs."""
+    if isinstance(v, tuple) and all(isinstance(p, tuple) and len(p) == 2 for p in v):
+        v = dict(v)
+    if not isinstance(v, Mapping):
+        raise ConfigError("values", f"must be a table of parameter = number, got {v!r}")
+    for name, x in v.items():
+        if name not in catalog.ALL_PARAMETER_NAMES:
+            raise ConfigError(f"values.{name}", "unknown parameter", catalog.ALL_PARAMETER_NAMES)
+        checked(Number(), x, f"values.{name}")
+    return tuple(sorted(v.items()))
 
-    task: str = "latch"
+
+Values = Annotated[tuple, _Checked(
+    _values, core_schema.dict_schema(core_schema.literal_schema(list(catalog.ALL_PARAMETER_NAMES)),
+                                     core_schema.float_schema(ge=-sys.float_info.max, le=sys.float_info.max)),
+    "table of parameter name = finite number")]
+
+
+class RunFields(Frozen):
+    """The fields of a ``RunConfig``, each checked on its own (a sweep's top-level settings,
+    which the grid completes)."""
+
+    task: TaskName = "latch"
     """Task generator: ``latch``, ``bit_relay``, ``two_sequence``, ``two_sequence_3b``,
     ``parity`` (classification), ``adding`` (regression) or ``copy`` (per-step categories).
     What the stored metrics mean depends on it (docs/tasks.md): for classification
@@ -47,120 +82,107 @@ class RunConfig:
     absolute error < 0.04; for ``copy`` ``val_loss`` is the mean per-step cross-entropy
     (baseline ``10 log 8 / T``) and ``val_acc`` the per-symbol accuracy of the 10 recalled
     symbols."""
-    cell: str = "srnn"
+    cell: CellName = "srnn"
     """Recurrent cell: ``srnn``, ``lstm``, ``gru``, ``lstm_nofg`` or ``janet``."""
-    units: int = 1
+    units: Int(ge=1) = 1
     """Hidden units H >= 1."""
-    T: int = 10
+    T: Int(ge=1) = 10
     """Sequence length >= 1 (``adding``: >= 2; ``copy``: the total length, >= 21, i.e.
     Arjovsky et al.'s delay plus 20)."""
-    N: int = 10000
+    N: Int(ge=4) = 10000
     """Sequences per member (training + validation), >= 4."""
-    noise: float = 0.1
+    noise: Number(ge=0) = 0.1
     """Standard deviation of the Gaussian noise on every step, >= 0 (``parity``: the
     half-width of uniform noise; ignored by ``adding`` and ``copy``)."""
-    signal_len: int = 1
+    signal_len: Int(ge=1) = 1
     """Steps that carry the class signal, >= 1 (ignored by ``parity``, ``adding``, ``copy``)."""
-    preset: str = "keras3"
+    preset: PresetName = "keras3"
     """``keras2`` (hard_sigmoid gates, GRU reset_after=False: the seed's 2018 Keras) or
     ``keras3`` (sigmoid gates, reset_after=True)."""
-    init: str = "keras"
+    init: InitName = "keras"
     """Initialisation scheme: ``keras``, ``torch`` or ``chrono``."""
-    values: tuple = ()
-    """Explicit initial values as sorted ``(name, value)`` pairs, e.g. ``recurrent``, ``bias_f``."""
-    head: str = "auto"
+    values: Values = ()
+    """Explicit initial values as sorted ``(name, value)`` pairs (a table in TOML), e.g.
+    ``recurrent``, ``bias_f``: a whole parameter or one gate's block. In a sweep, a value
+    applies to the members whose cell has that parameter."""
+    head: HeadName = "auto"
     """``auto`` (the task's default: ``dense2`` for classification, ``linear`` for adding,
     ``seq_softmax`` for copy), ``dense2`` (Dense(2) + softmax cross-entropy, the seed's) or
     ``dense1`` (sigmoid BCE) for classification tasks; ``linear`` (Dense(1) + squared
     error) for adding; ``seq_softmax`` (Dense(10) on every step + cross-entropy) for copy.
     ``to_dict`` (so member ids and stored rows) gives the resolved head."""
-    optimizer: str = "adam"
+    optimizer: OptimizerName = "adam"
     """``adam`` (Keras defaults), ``sgd`` or ``rmsprop``."""
-    lr: float = 1e-3
+    lr: Number(gt=0) = 1e-3
     """Learning rate > 0."""
-    batch_size: int = 16
+    batch_size: Int(ge=1) = 16
     """Minibatch size >= 1."""
-    epochs: int = 5
+    epochs: Int(ge=1) = 5
     """Training epochs >= 1."""
-    val_frac: float = 0.2
+    val_frac: Number(gt=0, lt=1) = 0.2
     """Fraction of the sequences held out for validation, in (0, 1)."""
-    split: str = "stratified"
+    split: SplitName = "stratified"
     """``stratified`` (shuffled, class-balanced) or ``tail`` (Keras validation_split on
     class-ordered data: the seed's bug, reproduced on purpose)."""
 
-    def __post_init__(self):
+    def to_dict(self, resolve: bool = False) -> dict:
+        """The fields as a dict (``values`` a dict)."""
+        d = self._fields()
+        d["values"] = dict(self.values)
+        return d
+
+
+RUN_FIELDS = tuple(RunFields.model_fields)
+
+
+class RunConfig(RunFields):
+    """Everything that defines an ensemble member except its seed: the fields of
+    ``RunFields``, and the checks that relate them."""
+
+    @model_validator(mode="after")
+    def _check_run(self):
         _check_run(self)
+        return self
 
     @property
-    def cell_spec(self) -> cells.Cell:
+    def cell_spec(self) -> "Cell":
+        from latchlab.core import cells
+
         return cells.Cell.from_preset(self.cell, self.units, self.preset)
 
     @property
     def head_name(self) -> str:
         """The head, ``auto`` resolved to the task's default."""
-        return model.HEADS_FOR[tasks.TARGETS[self.task]][0] if self.head == "auto" else self.head
+        return catalog.HEADS_FOR[catalog.TARGETS[self.task]][0] if self.head == "auto" else self.head
 
     @property
-    def model(self) -> model.Model:
-        n_in = tasks.N_IN[self.task]
-        return model.Model(self.cell_spec, self.head_name, n_in,
-                           tasks.COPY_CATEGORIES if self.task == "copy" else None)
+    def model(self) -> "Model":
+        from latchlab.core import model
+
+        return model.Model(self.cell_spec, self.head_name, catalog.N_IN[self.task],
+                           catalog.COPY_CATEGORIES if self.task == "copy" else None)
 
     def to_dict(self, resolve: bool = True) -> dict:
         """The fields as a dict (``values`` a dict); ``head`` resolved unless ``resolve``
         is False (a sweep keeps ``auto`` so that a grid over tasks picks each one's head)."""
-        d = {f.name: getattr(self, f.name) for f in fields(self)}  # asdict's deep copies cost ~1 ms
+        d = self._fields()
         d["values"] = dict(self.values)
         if resolve:
             d["head"] = self.head_name
         return d
 
 
-RUN_FIELDS = tuple(f.name for f in fields(RunConfig))
-_INT = {"units", "T", "N", "signal_len", "batch_size", "epochs"}
-_FLOAT = {"noise", "lr", "val_frac"}
-_CHOICES = {"task": tasks.TASKS, "cell": cells.CELLS, "preset": tuple(cells.PRESETS),
-            "init": cells.INITS, "head": ("auto",) + model.ALL_HEADS, "optimizer": train.OPTIMIZERS,
-            "split": tasks.SPLITS}
-
-
 def _check_run(c: RunConfig) -> None:
-    for name in _INT:
-        v = getattr(c, name)
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise ConfigError(name, f"must be an integer, got {v!r}")
-    for name in _FLOAT:
-        v = getattr(c, name)
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise ConfigError(name, f"must be a number, got {v!r}")
-    for name, allowed in _CHOICES.items():
-        v = getattr(c, name)
-        if v not in allowed:
-            raise ConfigError(name, f"unknown {name} {v!r}", allowed)
-    tasks.check(c.task, c.T, c.noise, c.signal_len, c.N)
-    fit = model.HEADS_FOR[tasks.TARGETS[c.task]]
+    catalog.check(c.task, c.T, c.noise, c.signal_len, c.N)
+    fit = catalog.HEADS_FOR[catalog.TARGETS[c.task]]
     if c.head != "auto" and c.head not in fit:
-        raise ConfigError("head", f"{c.head} does not fit task {c.task} ({tasks.TARGETS[c.task]} targets)",
+        raise ConfigError("head", f"{c.head} does not fit task {c.task} ({catalog.TARGETS[c.task]} targets)",
                           ("auto",) + fit)
-    if c.units < 1:
-        raise ConfigError("units", f"must be >= 1, got {c.units}")
-    if not c.lr > 0:
-        raise ConfigError("lr", f"learning rate must be > 0, got {c.lr}")
-    if c.batch_size < 1:
-        raise ConfigError("batch_size", f"must be >= 1, got {c.batch_size}")
-    if c.epochs < 1:
-        raise ConfigError("epochs", f"must be >= 1, got {c.epochs}")
-    if not 0.0 < c.val_frac < 1.0:
-        raise ConfigError("val_frac", f"must be in (0, 1), got {c.val_frac}")
-    if c.init == "chrono" and c.cell not in ("lstm", "gru", "janet"):
-        raise ConfigError("init", f"chrono needs a gated cell, not {c.cell!r}", ("lstm", "gru", "janet"))
-    for name, v in c.values:
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise ConfigError(f"values.{name}", f"must be a number, got {v!r}")
-        base, _, gate = name.partition("_")
-        if base not in ("kernel", "recurrent", "bias") or (gate and gate not in cells.GATES[c.cell]):
-            allowed = [b for b in ("kernel", "recurrent", "bias")]
-            allowed += [f"{b}_{g}" for b in allowed for g in cells.GATES[c.cell]]
+    if c.init == "chrono" and c.cell not in catalog.CHRONO_CELLS:
+        raise ConfigError("init", f"chrono needs a gated cell, not {c.cell!r}", catalog.CHRONO_CELLS)
+    allowed = catalog.parameter_names(c.cell)
+    for name, _ in c.values:
+        if name not in allowed:
             raise ConfigError(f"values.{name}", f"unknown parameter for {c.cell}", allowed)
     n_val = c.N - int(c.N * (1 - c.val_frac))
     if n_val < 1 or c.N - n_val < 1:
@@ -174,6 +196,11 @@ class Member:
     run: RunConfig
     seed: int
 
+    def __post_init__(self):
+        if not isinstance(self.run, RunConfig):
+            raise ConfigError("run", f"must be a RunConfig, got {type(self.run).__name__}")
+        checked(Seed, self.seed, "seed")
+
     @functools.cached_property
     def id(self) -> str:
         """A stable id: the hash of the resolved configuration and seed."""
@@ -181,26 +208,52 @@ class Member:
         return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
-@dataclass(frozen=True)
-class SweepConfig:
+class SweepConfig(Frozen):
     """A grid of ``RunConfig`` points, each trained ``repeats`` times."""
 
-    name: str = "sweep"
+    name: Str = "sweep"
     """A label stored with the results."""
-    repeats: int = 1
+    repeats: Int(ge=1) = 1
     """Members per grid point, >= 1."""
-    seed: int = 0
-    """Seed of the first repeat; repeat r has seed ``seed + r`` (paired across the grid)."""
-    base: RunConfig = field(default_factory=RunConfig)
-    """The fixed fields."""
+    seed: Seed = 0
+    """Seed of the first repeat; repeat r has seed ``seed + r`` (paired across the grid);
+    ``seed + repeats - 1`` must stay in the PRNG's range ``[0, 2^32 - 1]``."""
+    base: RunFields = RunFields()
+    """The fixed fields (the file's top level)."""
     grid: tuple = ()
     """Swept fields as ``(name, (value, ...))`` pairs."""
 
+    @model_validator(mode="after")
+    def _check_sweep(self):
+        check_seed_range(self.seed, self.repeats)
+        for item in self.grid:
+            if not (isinstance(item, tuple) and len(item) == 2 and item[0] in RUN_FIELDS
+                    and isinstance(item[1], tuple) and item[1]):
+                raise ConfigError("grid", f"must hold (field, (value, ...)) pairs, got {item!r}")
+        self.points()  # every grid point is a valid RunConfig
+        return self
+
     def points(self) -> list[RunConfig]:
+        """The grid points. A ``values`` entry applies to the points whose cell has that
+        parameter; one that applies to no point is an error."""
         names = [n for n, _ in self.grid]
-        out = []
+        base = self.base.to_dict()
+        out, given, used, cells = [], {}, set(), []
         for combo in itertools.product(*(vs for _, vs in self.grid)):
-            out.append(_run(self.base.to_dict(resolve=False) | dict(zip(names, combo))))
+            d = base | dict(zip(names, combo))
+            values = dict(_values(d["values"]))
+            if d["cell"] in catalog.GATES:
+                cells.append(d["cell"])
+                have = catalog.parameter_names(d["cell"])
+                given.update(values)
+                used.update(k for k in values if k in have)
+                values = {k: v for k, v in values.items() if k in have}
+            d["values"] = values
+            out.append(RunConfig(**d))
+        for name in [n for n in given if n not in used]:
+            cells = tuple(dict.fromkeys(cells))
+            allowed = tuple(dict.fromkeys(n for c in cells for n in catalog.parameter_names(c)))
+            raise ConfigError(f"values.{name}", f"unknown parameter for {', '.join(cells)}", allowed)
         return out
 
     def members(self) -> list[Member]:
@@ -209,59 +262,93 @@ class SweepConfig:
     def to_dict(self) -> dict:
         grid = {n: [dict(v) if n == "values" else v for v in vs] for n, vs in self.grid}
         return {"name": self.name, "repeats": self.repeats, "seed": self.seed,
-                **self.base.to_dict(resolve=False), "grid": grid}
+                **self.base.to_dict(), "grid": grid}
 
 
 def _run(d: Mapping[str, Any]) -> RunConfig:
-    d = dict(d)
-    values = d.get("values") or {}
-    if isinstance(values, tuple):
-        values = dict(values)
-    if not isinstance(values, Mapping):
-        raise ConfigError("values", f"must be a table of parameter = number, got {values!r}")
-    d["values"] = tuple(sorted(values.items()))
+    """A ``RunConfig`` from a dict of its fields (``values`` a table)."""
     return RunConfig(**d)
+
+
+SWEEP_FIELDS = ("name", "repeats", "seed")
 
 
 def from_dict(d: Mapping[str, Any]) -> SweepConfig:
     """Build and validate a sweep from a TOML-shaped dict."""
+    if not isinstance(d, Mapping):
+        raise ConfigError("config", f"must be a table of fields, got {type(d).__name__}")
     d = dict(d)
     grid = d.pop("grid", {}) or {}
     if not isinstance(grid, Mapping):
         raise ConfigError("grid", "must be a table of field = [values]")
-    sweep = {k: d.pop(k) for k in ("name", "repeats", "seed") if k in d}
-    allowed = ("name", "repeats", "seed", "grid", *RUN_FIELDS)
+    sweep = {k: d.pop(k) for k in SWEEP_FIELDS if k in d}
+    allowed = (*SWEEP_FIELDS, "grid", *RUN_FIELDS)
     for k in list(d) + list(grid):
         if k not in RUN_FIELDS:
             raise ConfigError(k, "unknown field", allowed)
-    if not isinstance(sweep.get("name", ""), str):
-        raise ConfigError("name", "must be a string")
-    for k in ("repeats", "seed"):
-        v = sweep.get(k, 1)
-        if isinstance(v, bool) or not isinstance(v, int) or v < (1 if k == "repeats" else 0):
-            raise ConfigError(k, f"must be an integer >= {1 if k == 'repeats' else 0}, got {v!r}")
     items = []
     for k, vs in grid.items():
         if not isinstance(vs, list) or not vs:
             raise ConfigError(f"grid.{k}", f"must be a non-empty list, got {vs!r}")
-        if k == "values":
-            vs = [tuple(sorted(v.items())) if isinstance(v, Mapping) else v for v in vs]
-        items.append((k, tuple(vs)))
-    base = _run(d)
-    cfg = SweepConfig(base=base, grid=tuple(items), **sweep)
-    cfg.points()  # validates every grid point
-    return cfg
+        items.append((k, tuple(getattr(RunFields(**{k: v}), k) for v in vs)))  # each value checked as the field
+    return SweepConfig(base=RunFields(**d), grid=tuple(items), **sweep)
+
+
+def read_toml(path: str | Path) -> dict:
+    """A TOML file as a dict; an unreadable, non-UTF-8 or malformed file is a ``ConfigError``."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise ConfigError("config", f"cannot read {path}: {e.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError("config", f"{path} is not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start})") \
+            from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError("config", f"{path} is not valid TOML: {e}") from None
 
 
 def load(path: str | Path) -> SweepConfig:
     """Load and validate a sweep TOML file."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise ConfigError("config", f"cannot read {path}: {e.strerror}") from None
-    try:
-        d = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError("config", f"{path} is not valid TOML: {e}") from None
-    return from_dict(d)
+    return from_dict(read_toml(path))
+
+
+# ----------------------------------------------------------------------------- the file's schema
+
+def _sweep_file_model():
+    """The sweep file's shape as a pydantic model (for its JSON Schema): the sweep's own
+    fields, every ``RunConfig`` field at the top level, ``[grid]`` lists of them."""
+    def field(info):
+        default = info.get_default(call_default_factory=True)
+        return info.rebuild_annotation(), Field({} if info.annotation is tuple else default,
+                                                description=info.description)
+
+    sweep = {k: field(SweepConfig.model_fields[k]) for k in SWEEP_FIELDS}
+    run = {k: field(info) for k, info in RunFields.model_fields.items()}
+    grid = {k: (List(info.rebuild_annotation()), Field(None, description=f"Values of ``{k}`` to sweep."))
+            for k, info in RunFields.model_fields.items()}
+    cfg = ConfigDict(extra="forbid")
+    Grid = create_model("Grid", __config__=cfg, **grid)
+    Grid.__doc__ = "Fields to sweep: the grid is the Cartesian product of these lists."
+    model = create_model("SweepFile", __config__=cfg, **sweep, **run,
+                         grid=(Grid, Field(None, description=Grid.__doc__)))
+    model.__doc__ = "A latchlab sweep file (TOML): top-level settings, a [grid] to sweep, [values]."
+    return model
+
+
+def json_schema() -> dict:
+    """The JSON Schema of a sweep TOML file (``latchlab schema`` writes it)."""
+    schema = _sweep_file_model().model_json_schema()
+    grid = schema.pop("$defs")["Grid"]
+    schema["properties"]["grid"] = grid  # inlined: no references for an editor to resolve
+    for d in (grid["properties"], schema["properties"]):
+        for prop in d.values():
+            if prop.get("default", 0) is None:  # optional tables and lists (TOML has no null)
+                del prop["default"]
+    # draft 7 keywords only (exclusiveMinimum as a number, propertyNames): what editors' TOML
+    # language servers check
+    return {"$schema": "http://json-schema.org/draft-07/schema#", **schema, "title": "latchlab sweep"}

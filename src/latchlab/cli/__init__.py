@@ -444,16 +444,9 @@ def diagnose_cmd(
 
 def _overrides(path: Optional[Path]) -> dict:
     """Field overrides from a TOML file (``--config``), or none."""
-    if path is None:
-        return {}
-    import tomllib
+    from latchlab import config as C
 
-    try:
-        return tomllib.loads(path.read_text())
-    except OSError as e:
-        raise ConfigError("config", f"cannot read {path}: {e.strerror}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError("config", f"{path} is not valid TOML: {e}") from None
+    return {} if path is None else C.read_toml(path)
 
 
 @reproduce_app.command("bengio1994")
@@ -548,6 +541,24 @@ def reproduce_guessing(
     Console().print(t)
     for p in ("guessing.csv", "guessing_runs.csv", "config.json"):
         console.print(f"wrote {out / p}")
+
+
+@app.command()
+def schema(out: Optional[Path] = typer.Option(None, "--out", help="Write the schema here (default: stdout).")):
+    """The JSON Schema of a sweep TOML file, for editors that check TOML as it is typed (docs/config.md)."""
+    import json
+
+    from latchlab import config as C
+
+    text = json.dumps(C.json_schema(), indent=2) + "\n"
+    if out is None:
+        sys.stdout.write(text)
+        return
+    try:
+        out.write_text(text)
+    except OSError as e:
+        raise ConfigError("out", f"cannot write {out}: {e.strerror}") from None
+    console.print(f"wrote {out}")
 
 
 def main() -> None:

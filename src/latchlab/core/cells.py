@@ -14,21 +14,9 @@ from typing import Mapping
 import jax
 import jax.numpy as jnp
 
+from latchlab.core.catalog import CELLS, GATES, INITS, PRESETS  # noqa: F401 (re-exported)
 from latchlab.errors import ConfigError
 
-GATES = {
-    "srnn": ("h",),
-    "lstm": ("i", "f", "c", "o"),
-    "gru": ("z", "r", "h"),
-    "lstm_nofg": ("i", "c", "o"),
-    "janet": ("f", "c"),
-}
-CELLS = tuple(GATES)
-PRESETS = {  # preset -> (recurrent activation, GRU reset_after)
-    "keras2": ("hard_sigmoid", False),
-    "keras3": ("sigmoid", True),
-}
-INITS = ("keras", "torch", "chrono")
 _RECURRENT_ACTIVATIONS = ("sigmoid", "hard_sigmoid", "hard_sigmoid_keras3")
 
 

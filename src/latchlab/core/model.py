@@ -9,13 +9,9 @@ import jax.numpy as jnp
 
 from latchlab.core import cells
 from latchlab.core.cells import Cell
+from latchlab.core.catalog import ALL_HEADS, HEADS, HEADS_FOR  # noqa: F401 (re-exported)
 from latchlab.errors import ConfigError
 
-# the classification heads (a 0/1 label per sequence); ``ALL_HEADS`` has every head
-HEADS = ("dense2", "dense1")
-ALL_HEADS = HEADS + ("linear", "seq_softmax")
-# the heads that fit each kind of target (``latchlab.core.tasks.TARGETS``); the first is the default
-HEADS_FOR = {"class": HEADS, "regression": ("linear",), "sequence": ("seq_softmax",)}
 LAST_STATE_HEADS = ("dense2", "dense1", "linear")  # heads that read only the final state
 # adding: a sequence counts as solved when |y_hat - y| < this (H&S 1997's criterion)
 REGRESSION_TOLERANCE = 0.04

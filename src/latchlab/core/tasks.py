@@ -22,19 +22,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+# the catalogue (names, targets, input widths, copy's alphabet) and ``check`` live in the
+# JAX-free ``catalog``, so that configs validate without importing this module
+from latchlab.core.catalog import (COPY_BLANK, COPY_CATEGORIES, COPY_DELIMITER, COPY_LEN,  # noqa: F401
+                                   COPY_SYMBOLS, N_IN, SPLITS, TARGETS, TASKS, check,
+                                   two_sequence_min_length)
 from latchlab.errors import ConfigError
-
-TASKS = ("latch", "bit_relay", "two_sequence", "two_sequence_3b", "parity", "adding", "copy")
-SPLITS = ("stratified", "tail")
-# what a task's y is: ``class`` (N,) int labels 0/1, ``regression`` (N,) float,
-# ``sequence`` (N, T) int categories per step
-TARGETS = {"latch": "class", "bit_relay": "class", "two_sequence": "class", "two_sequence_3b": "class",
-           "parity": "class", "adding": "regression", "copy": "sequence"}
-N_IN = {t: 1 for t in TARGETS} | {"adding": 2, "copy": 10}  # input channels F
-# copy memory (Arjovsky et al. 2016): 8 data symbols, 10 of them to copy
-COPY_SYMBOLS, COPY_LEN = 8, 10
-COPY_BLANK, COPY_DELIMITER = 0, COPY_SYMBOLS + 1  # data symbols are 1..8
-COPY_CATEGORIES = COPY_SYMBOLS + 2  # blank, 8 symbols, delimiter: the one-hot width
 # H&S 1997's criterion for the adding problem: a sequence is solved if |error| < 0.04
 ADDING_TOLERANCE = 0.04
 
@@ -113,13 +106,6 @@ def bit_relay(key, n: int, T, noise=0.1, signal_len=1, pad_to: int | None = None
     Arguments as for ``latch``.
     """
     return _bit_relay(key, n, T, noise, signal_len, _padded(T, pad_to))
-
-
-def two_sequence_min_length(T):
-    """The shortest length of a ``two_sequence`` data set whose longest is ``T``:
-    ``T - floor(T / 11)``, so that H&S's lengths ``[T0, T0 + T0/10]`` are ``T = 1.1 T0``
-    (exactly when ``T0`` is a multiple of 10: ``T0 = 100`` is ``T = 110``)."""
-    return T - T // 11
 
 
 def _two_sequence_layout(key, n, T, pad_to):
@@ -329,28 +315,6 @@ GENERATORS = {"latch": latch, "bit_relay": bit_relay, "two_sequence": two_sequen
 # the compiled forms, ``(key, n, T, noise, signal_len, pad_to)`` with T traceable
 PADDED = {"latch": _latch, "bit_relay": _bit_relay, "two_sequence": _two_sequence,
           "two_sequence_3b": _two_sequence_3b, "parity": _parity, "adding": _adding, "copy": _copy}
-
-
-def check(task: str, T: int, noise: float, signal_len: int, n: int | None = None) -> None:
-    """Raise ``ConfigError`` naming the first field out of range."""
-    if task not in GENERATORS:
-        raise ConfigError("task", f"unknown task {task!r}", TASKS)
-    if not isinstance(T, int) or T < 1:
-        raise ConfigError("T", f"sequence length must be an integer >= 1, got {T!r}")
-    if not noise >= 0:
-        raise ConfigError("noise", f"noise std must be >= 0, got {noise!r}")
-    if not isinstance(signal_len, int) or signal_len < 1:
-        raise ConfigError("signal_len", f"must be an integer >= 1, got {signal_len!r}")
-    if task == "copy" and T < 2 * COPY_LEN + 1:
-        raise ConfigError("T", f"copy needs T >= {2 * COPY_LEN + 1} (T is the total length: {COPY_LEN} "
-                          f"symbols, a delay T - {2 * COPY_LEN} >= 1, {COPY_LEN} recall steps), got {T}")
-    need = {"latch": signal_len, "bit_relay": max(2 * signal_len, 2), "parity": 1, "adding": 2}.get(task)
-    if task.startswith("two_sequence") and two_sequence_min_length(T) < signal_len:
-        raise ConfigError("T", f"{task} with signal_len={signal_len} needs T - T // 11 >= {signal_len}, got T={T}")
-    if need is not None and T < need:
-        raise ConfigError("T", f"{task} with signal_len={signal_len} needs T >= {need}, got {T}")
-    if n is not None and (not isinstance(n, int) or n < 4):
-        raise ConfigError("N", f"number of sequences must be an integer >= 4, got {n!r}")
 
 
 def generate(task: str, key, n: int, T: int, noise: float = 0.1, signal_len: int = 1):

@@ -19,9 +19,8 @@ from latchlab.engine import bptt
 from latchlab.core import cells
 from latchlab.engine import native
 from latchlab.core import model as M
+from latchlab.core.catalog import OPTIMIZERS
 from latchlab.errors import ConfigError
-
-OPTIMIZERS = ("adam", "sgd", "rmsprop")
 
 
 def direction(name: str) -> optax.GradientTransformation:

@@ -25,131 +25,83 @@ fixed point disappears in a saddle-node bifurcation (``fixed_points``, ``flip_th
 """
 from __future__ import annotations
 
-import dataclasses
 import math
-from dataclasses import dataclass, fields
 from functools import partial
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from pydantic import model_validator
 from scipy import optimize
 
+from latchlab.core.catalog import OPTIMIZERS
 from latchlab.engine import train
 from latchlab.errors import ConfigError
+from latchlab.validate import Choice, Frozen, Int, List, Number, Seed, check_seed_range
 
 
 # ----------------------------------------------------------------------------- configuration
 
-@dataclass(frozen=True)
-class Bengio94Config:
+class Bengio94Config(Frozen):
     """The experiment of Bengio et al. (1994) Fig. 2 and its uncertain values.
 
     Values marked *(unverified)* were recalled, not read in the paper: they are defaults.
     """
 
-    L: int = 3
+    L: Int(ge=1) = 3
     """Trainable input steps per class (Fig. 2: 3) *(unverified)*."""
-    T: int = 20
+    T: Int(ge=1) = 20
     """Sequence length of Fig. 2a (20) *(unverified)*."""
-    w0_grid: tuple = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0)
+    w0_grid: List(Number()) = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0)
     """Initial recurrent weights ``w0`` of Fig. 2a."""
-    s_grid: tuple = (0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
+    s_grid: List(Number(ge=0)) = (0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
     """Noise variances ``s`` of Fig. 2a."""
-    T_grid: tuple = (5, 10, 15, 20, 30, 50, 75, 100)
+    T_grid: List(Int(ge=1)) = (5, 10, 15, 20, 30, 50, 75, 100)
     """Sequence lengths of Fig. 2b."""
-    s_fig2b: float = 0.2
+    s_fig2b: Number(ge=0) = 0.2
     """Noise variance of Fig. 2b (0.2) *(unverified)*."""
-    w0_fig2b: float = 1.25
+    w0_fig2b: Number() = 1.25
     """Initial recurrent weight of Fig. 2b (1.25) *(unverified)*."""
-    target: float = 0.8
+    target: Number(gt=0, lt=1) = 0.8
     """Targets ``±target`` (0.8)."""
-    h_init: float = 0.1
+    h_init: Number(ge=0) = 0.1
     """Initial trainable inputs uniform in ``[-h_init, h_init]``, per member *(our choice)*."""
-    n_train: int = 20
+    n_train: Int(ge=2, even=True) = 20
     """Training sequences per member, half per class *(our choice)*."""
-    n_test: int = 1000
+    n_test: Int(ge=1) = 1000
     """Fresh test sequences per member for the convergence check."""
-    optimizer: str = "sgd"
+    optimizer: Choice(OPTIMIZERS) = "sgd"
     """``sgd`` (plain gradient descent, the paper's), ``adam`` or ``rmsprop``."""
-    lr: float = 1.0
+    lr: Number(gt=0) = 1.0
     """Learning rate on the mean loss ``C / P`` *(our choice)*."""
-    epochs: int = 1000
+    epochs: Int(ge=1) = 1000
     """Budget of full-batch gradient steps *(our choice)*."""
-    check_every: int = 10
+    check_every: Int(ge=1) = 10
     """Epochs between convergence checks on the test set."""
-    loss_threshold: float = 0.05
+    loss_threshold: Number(gt=0) = 0.05
     """Converged: all test signs right and mean test loss ``1/2 (x_T - d)^2`` below this."""
-    trials: int = 20
+    trials: Int(ge=1) = 20
     """Trials (seeds ``seed .. seed + trials - 1``) per grid point."""
-    seed: int = 0
+    seed: Seed = 0
     """Seed of the first trial."""
-    seed_repeats: int = 5
+    seed_repeats: Int(ge=0) = 5
     """Repeats per T of the seed's softmax set-up overlaid on Fig. 2b (0: none)."""
-    seed_noise: float = 0.1
+    seed_noise: Number(ge=0) = 0.1
     """Noise std of the overlaid seed set-up (the seed's 0.1)."""
 
-    def __post_init__(self):
-        _check(self)
-
-    def to_dict(self) -> dict:
-        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
-                for f in fields(self)}
-
-
-_INTS = ("L", "T", "n_train", "n_test", "epochs", "check_every", "trials", "seed", "seed_repeats")
-_FLOATS = ("s_fig2b", "w0_fig2b", "target", "h_init", "lr", "loss_threshold", "seed_noise")
-_GRIDS = {"w0_grid": float, "s_grid": float, "T_grid": int}
-
-
-def _check(c: Bengio94Config) -> None:
-    for name in _INTS:
-        v = getattr(c, name)
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise ConfigError(name, f"must be an integer, got {v!r}")
-    for name in _FLOATS:
-        v = getattr(c, name)
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise ConfigError(name, f"must be a finite number, got {v!r}")
-    for name, kind in _GRIDS.items():
-        v = getattr(c, name)
-        if not isinstance(v, tuple) or not v:
-            raise ConfigError(name, f"must be a non-empty list, got {v!r}")
-        for x in v:
-            ok = isinstance(x, int) if kind is int else isinstance(x, (int, float)) and math.isfinite(x)
-            if isinstance(x, bool) or not ok:
-                raise ConfigError(name, f"must hold {kind.__name__}s, got {x!r}")
-    positive = {"L": 1, "n_test": 1, "epochs": 1, "check_every": 1, "trials": 1}
-    for name, low in positive.items():
-        if getattr(c, name) < low:
-            raise ConfigError(name, f"must be >= {low}, got {getattr(c, name)}")
-    if c.seed < 0 or c.seed_repeats < 0:
-        raise ConfigError("seed" if c.seed < 0 else "seed_repeats", "must be >= 0")
-    if c.n_train < 2 or c.n_train % 2:
-        raise ConfigError("n_train", f"must be an even number >= 2, got {c.n_train}")
-    for name, T in [("T", c.T)] + [("T_grid", T) for T in c.T_grid]:
-        if T <= c.L:
-            raise ConfigError(name, f"sequence length must exceed L={c.L}, got {T}")
-    if any(s < 0 for s in c.s_grid) or c.s_fig2b < 0:
-        raise ConfigError("s_grid" if any(s < 0 for s in c.s_grid) else "s_fig2b", "noise variance must be >= 0")
-    if not 0 < c.target < 1:
-        raise ConfigError("target", f"must be in (0, 1) (tanh's range), got {c.target}")
-    for name in ("h_init", "lr", "loss_threshold", "seed_noise"):
-        if getattr(c, name) < 0 or (name in ("lr", "loss_threshold") and getattr(c, name) == 0):
-            raise ConfigError(name, f"must be {'> 0' if name in ('lr', 'loss_threshold') else '>= 0'}")
-    if c.optimizer not in train.OPTIMIZERS:
-        raise ConfigError("optimizer", f"unknown optimizer {c.optimizer!r}", train.OPTIMIZERS)
+    @model_validator(mode="after")
+    def _check(self):
+        for name, T in [("T", self.T)] + [("T_grid", T) for T in self.T_grid]:
+            if T <= self.L:
+                raise ConfigError(name, f"sequence length must exceed L={self.L}, got {T}")
+        check_seed_range(self.seed, self.trials)
+        return self
 
 
 def make_config(**overrides) -> Bengio94Config:
     """``Bengio94Config`` with ``overrides`` (e.g. from TOML); unknown names are errors."""
-    names = [f.name for f in fields(Bengio94Config)]
-    for k in overrides:
-        if k not in names:
-            raise ConfigError(k, "unknown field", names)
-    d = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
-    return dataclasses.replace(Bengio94Config(), **d)
+    return Bengio94Config.make(**overrides)
 
 
 # ----------------------------------------------------------------------------- Fig. 1: dynamics

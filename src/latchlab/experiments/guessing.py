@@ -35,19 +35,20 @@ implies (their remark that it "almost suffices to get the parameter signs right"
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
-from dataclasses import dataclass, fields
 from functools import partial
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from pydantic import model_validator
 
 from latchlab.core import tasks
+from latchlab.core.catalog import INDEX_MAX
 from latchlab.errors import ConfigError
+from latchlab.validate import Choice, Frozen, Int, Number, check_seed_range
 
 PROBLEMS = ("latch1", "latch2", "parity", "two_sequence")
 PUBLISHED = {"latch1": 6, "latch2": 22, "parity": 2906}
@@ -57,85 +58,59 @@ UPDATES = ("sync", "layered")
 NOISE_INTO = ("input", "net")
 
 
-@dataclass(frozen=True)
-class GuessConfig:
+class GuessConfig(Frozen):
     """One guessing experiment (defaults: H&S's set-up as read in their 2001 report)."""
 
-    problem: str = "latch1"
+    problem: Choice(PROBLEMS) = "latch1"
     """``latch1``, ``latch2``, ``parity`` or ``two_sequence`` (H&S 1997 task 3a, N = 1,
     with latch2's one-unit net; lengths as ``tasks.two_sequence``)."""
-    a: float = 100.0
+    a: Number(gt=0) = 100.0
     """Weights uniform in ``[-a, a]`` (H&S: 100)."""
-    len_min: int = 500
+    len_min: Int(ge=2) = 500
     """Shortest sequence (H&S: 500)."""
-    len_max: int = 600
+    len_max: Int(ge=2) = 600
     """Longest sequence (H&S: 600)."""
-    n_train: int = 100
+    n_train: Int(ge=2, even=True) = 100
     """Training sequences per run, half per class (H&S: 100)."""
-    n_test: int = 100
+    n_test: Int(ge=2, even=True) = 100
     """Test sequences per run (H&S: 100)."""
-    noise_var: float = 0.2
+    noise_var: Number(ge=0) = 0.2
     """Variance of the Gaussian noise of the latch problems (H&S: 0.2)."""
-    tol: float = 0.1
+    tol: Number(gt=0) = 0.1
     """``abs`` criterion: |output - target| < tol at the end (H&S: 0.1)."""
-    criterion: str = "abs"
+    criterion: Choice(CRITERIA) = "abs"
     """``abs`` (|error| < tol) or ``sign`` (on the target's side of the targets' midpoint)."""
-    hidden: str = "sigmoid"
+    hidden: Choice(HIDDEN) = "sigmoid"
     """Parity: the hidden unit's activation, ``sigmoid`` or ``tanh``."""
-    update: str = "sync"
+    update: Choice(UPDATES) = "sync"
     """Parity: ``sync`` (every unit from the previous step's activations) or ``layered``
     (the output sees the hidden unit's current activation)."""
-    noise_into: str = "input"
+    noise_into: Choice(NOISE_INTO) = "input"
     """latch2: the noise is a sequence element fed through the input weight ``v``
     (``input``) or is added to the unit's net input (``net``, as in latch1)."""
-    runs: int = 40
+    runs: Int(ge=1) = 40
     """Independent searches, each on its own data (H&S: 40 for the latch)."""
-    block: int = 256
+    block: Int(ge=1) = 256
     """Guesses per run evaluated at once."""
-    screen: int = 10
+    screen: Int(ge=1) = 10
     """Training sequences of the first screening pass."""
-    max_trials: int = 200_000
+    max_trials: Int(ge=1) = 200_000
     """Budget of guesses per run; a run that spends it has failed."""
-    seed: int = 0
-    """Run r uses seed ``seed + r``."""
+    seed: Int(ge=0, le=INDEX_MAX) = 0
+    """Run r uses seed ``seed + r`` (``seed + runs - 1`` at most 2^31 - 1: the runs' seeds
+    are an int32 range)."""
 
-    def __post_init__(self):
-        _check(self)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-
-def _check(c: GuessConfig) -> None:
-    if c.problem not in PROBLEMS:
-        raise ConfigError("problem", f"unknown problem {c.problem!r}", PROBLEMS)
-    for name, allowed in (("criterion", CRITERIA), ("hidden", HIDDEN), ("update", UPDATES),
-                          ("noise_into", NOISE_INTO)):
-        if getattr(c, name) not in allowed:
-            raise ConfigError(name, f"unknown {name} {getattr(c, name)!r}", allowed)
-    for name in ("len_min", "len_max", "n_train", "n_test", "runs", "block", "screen", "max_trials", "seed"):
-        v = getattr(c, name)
-        if isinstance(v, bool) or not isinstance(v, int) or v < (0 if name == "seed" else 1):
-            raise ConfigError(name, f"must be an integer >= {0 if name == 'seed' else 1}, got {v!r}")
-    for name in ("a", "noise_var", "tol"):
-        v = getattr(c, name)
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-            raise ConfigError(name, f"must be a finite number >= 0, got {v!r}")
-    if c.a == 0 or c.tol == 0:
-        raise ConfigError("a" if c.a == 0 else "tol", "must be > 0")
-    if c.len_max < c.len_min or c.len_min < 2:
-        raise ConfigError("len_max", f"need 2 <= len_min <= len_max, got {c.len_min}, {c.len_max}")
-    if c.n_train < 2 or c.n_train % 2 or c.n_test < 2 or c.n_test % 2:
-        raise ConfigError("n_train" if c.n_train < 2 or c.n_train % 2 else "n_test", "must be even and >= 2")
+    @model_validator(mode="after")
+    def _check(self):
+        if self.len_max < self.len_min:
+            raise ConfigError("len_max", f"need 2 <= len_min <= len_max, got {self.len_min}, {self.len_max}")
+        check_seed_range(self.seed, self.runs, high=INDEX_MAX)
+        return self
 
 
 def make_config(**overrides) -> GuessConfig:
     """``GuessConfig`` with ``overrides``; unknown names are errors."""
-    names = [f.name for f in fields(GuessConfig)]
-    for k in overrides:
-        if k not in names:
-            raise ConfigError(k, "unknown field", names)
-    return dataclasses.replace(GuessConfig(), **overrides)
+    return GuessConfig.make(**overrides)
 
 
 # ----------------------------------------------------------------------------- data
