@@ -396,6 +396,13 @@ def run(cfg: SweepConfig | list[SweepConfig], store=None, progress=None, timer=N
     families = Families(chunks)
     warm = _warm_up(chunks)
     for chunk in chunks:
+        if store is not None:  # train only members claimed here: concurrent runners split the work
+            real = chunk.members[:len(chunk.members) - chunk.pad]
+            got = store.claim([m.id for m in real])
+            kept, size = [m for m in real if m.id in got], len(chunk.members)
+            if not kept:
+                continue
+            chunk = Chunk(kept + [kept[-1]] * (size - len(kept)), chunk.T_pad, size - len(kept))
         n_real = len(chunk.members) - chunk.pad
         t0 = time.perf_counter()
         if made[0] != chunk.data_key:
@@ -414,6 +421,8 @@ def run(cfg: SweepConfig | list[SweepConfig], store=None, progress=None, timer=N
     for t in warm:
         t.join()
     if store is not None:
+        if store.wait({m.id for m in members}):  # members whose claiming process died: train them here
+            return run(cfg, store, progress, timer, command)
         df = store.epochs()
         return df[df.member_id.isin({m.id for m in members})].reset_index(drop=True)
     return frame(rows)
