@@ -89,6 +89,8 @@ class Store:
         self.owner = f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         self.db = None
         self.readonly = False
+        self._claimed = False
+        self._owners = {self.owner}  # every owner this store claimed for: live while it is open
         _check_path(self.path)
         if not _nonempty(self.path):
             if not create:
@@ -226,12 +228,12 @@ class Store:
         if self.db is None:
             return
         try:
-            if not self.readonly:
+            if self._claimed:
                 self.release()
         except StoreError:
             pass  # a claim left behind is freed when this process is gone
         finally:
-            _OPEN_OWNERS.discard(self.owner)
+            _OPEN_OWNERS.difference_update(self._owners)
             self.db.close()
             self.db = None
 
@@ -376,6 +378,9 @@ class Store:
         """
         owner = owner or self.owner
         ids = list(dict.fromkeys(member_ids))
+        self._claimed = True
+        self._owners.add(owner)
+        _OPEN_OWNERS.add(owner)
         pid_start = _start_time(os.getpid())
 
         def take():
@@ -670,6 +675,8 @@ def check(path: str | Path) -> list[str]:
             names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         except sqlite3.Error as e:
             return [f"not a latchlab store ({e})"]
+        if not names:
+            return [f"{path} is empty (no tables)"]
         if "meta" not in names:
             return ["not a latchlab store (no table meta)"]
         try:
