@@ -483,6 +483,7 @@ def _error(path: Path, e: sqlite3.Error, timeout: float | None = None) -> StoreE
 
 
 def _damaged(path: Path, what: str) -> StoreError:
+    what = "; ".join(x.strip() for x in what.splitlines() if x.strip() and not x.startswith("***"))
     return StoreError(f"store: {path} is damaged ({what}); `latchlab store check {path}` lists the damage "
                       f"and `latchlab store salvage {path} NEW.sqlite` copies every readable member")
 
@@ -680,7 +681,8 @@ def check(path: str | Path) -> list[str]:
         if "meta" not in names:
             return ["not a latchlab store (no table meta)"]
         try:
-            problems += [f"sqlite: {r[0]}" for r in db.execute("PRAGMA integrity_check(20)") if r[0] != "ok"]
+            problems += [f"sqlite: {x.strip()}" for r in db.execute("PRAGMA integrity_check(20)") if r[0] != "ok"
+                         for x in r[0].splitlines() if x.strip() and not x.startswith("***")]
         except sqlite3.Error as e:
             problems.append(f"sqlite: {e}")
         missing = [t for t in _TABLES if t not in names]
