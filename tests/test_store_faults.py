@@ -496,8 +496,10 @@ def test_old_store_is_migrated_and_diverged_epoch_stored(tmp_path):
     ms = _members()[:4]
     h = _history(ms)
     Old = namedtuple("Old", History._fields[:5])  # a History from before divergence was reported
+    tl, vl = h.train_loss.copy(), h.val_loss.copy()
+    vl[0, 0], tl[1, 1] = np.inf, np.nan  # member 0 diverged in epoch 1, member 1 in epoch 2
     with Store(path) as st:
-        st.write(st.add_sweep("old", {}, PROV), ms[:2], Old(*h[:5]), 1.0)
+        st.write(st.add_sweep("old", {}, PROV), ms[:2], Old(tl, h.train_acc, vl, h.val_acc, h.params), 1.0)
         old_blob = st.db.execute("SELECT npz FROM params WHERE member_id = ? AND epoch = 2", (ms[0].id,)).fetchone()[0]
     db = sqlite3.connect(path, isolation_level=None)  # as an earlier version wrote it
     db.execute("ALTER TABLE members DROP COLUMN diverged_epoch")
@@ -515,6 +517,7 @@ def test_old_store_is_migrated_and_diverged_epoch_stored(tmp_path):
         for part in ("cell", "head"):
             for k, v in st.params(ms[0].id, 2)[part].items():
                 np.testing.assert_array_equal(v, h.params[2][part][k][0])
-    assert df.diverged_epoch.isna()[ms[0].id] and df.diverged_epoch.isna()[ms[1].id]
-    assert [int(df.diverged_epoch[m.id]) for m in ms[2:]] == [int(d) for d in h.diverged_epoch[2:]]
+    # the old members' divergence, from their stored losses; the new ones' as training reported it
+    assert [int(df.diverged_epoch[m.id]) for m in ms] == [1, 2, *map(int, h.diverged_epoch[2:])]
+    assert S._diverged([0.5, 0.4], [0.6, 0.5]) == -1 and S._diverged([0.5, np.nan], [0.6, np.inf]) == 2
     assert list(df.columns).index("diverged_epoch") == list(df.columns).index("seconds") + 1

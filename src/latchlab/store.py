@@ -3,9 +3,9 @@
 Tables:
     meta(key, value)            the schema tag
     sweeps(sweep_id, ...)       one row per ``latchlab run``: config, commit, versions, PRNG
-    members(member_id, ...)     one row per member: its resolved config, seed and the epoch at
-                                which its loss stopped being finite (``diverged_epoch``: -1
-                                never, NULL when written before training reported it)
+    members(member_id, ...)     one row per member: its resolved config, seed and the first
+                                epoch (1-based, as in ``epochs``) at which its loss was not
+                                finite (``diverged_epoch``; -1: never)
     epochs(member_id, epoch, train_loss, train_acc, val_loss, val_acc)
     params(member_id, epoch, npz)   parameters after each epoch (epoch 0: initial), packed
                                     by ``_pack_all`` with a checksum (stores written before
@@ -209,8 +209,10 @@ class Store:
         ``diverged_epoch`` column, the claims table."""
         def steps():
             cols = {r[1] for r in self.db.execute("PRAGMA table_info(members)")}
-            if "diverged_epoch" not in cols:
+            if "diverged_epoch" not in cols:  # the epoch rows say when a member diverged
                 self.db.execute("ALTER TABLE members ADD COLUMN diverged_epoch INTEGER")
+                self.db.execute(f"UPDATE members SET diverged_epoch = coalesce((SELECT min(epoch) FROM epochs e "
+                                f"WHERE e.member_id = members.member_id AND ({_NOT_FINITE})), -1)")
             if "claims" not in tables:
                 self.db.execute(_CLAIMS_DDL)
 
@@ -289,7 +291,8 @@ class Store:
 
     def write(self, sweep_id: int, members: list[Member], history, seconds: float) -> None:
         """Store finished members: ``history`` is a ``train.History`` over exactly these (its
-        ``diverged_epoch``, if it has one, per member: -1 when the loss stayed finite).
+        ``diverged_epoch``, if it has one, per member: -1 when the loss stayed finite; without
+        one, the first epoch whose training or validation loss is not finite).
         Claims on these members are released in the same transaction."""
         cols = ["member_id", "sweep_id", "seed", *RUN_FIELDS, "seconds", "diverged_epoch"]
         diverged = getattr(history, "diverged_epoch", None)
@@ -297,7 +300,8 @@ class Store:
         for r, m in enumerate(members):
             run = m.run.to_dict()
             run["values"] = json.dumps(run["values"], sort_keys=True)
-            div = None if diverged is None else int(np.asarray(diverged)[r])
+            div = _diverged(history.train_loss[:, r], history.val_loss[:, r]) if diverged is None \
+                else int(np.asarray(diverged)[r])
             rows_m.append((m.id, sweep_id, m.seed, *(run[f] for f in RUN_FIELDS), seconds / len(members), div))
             for e in range(history.val_acc.shape[0]):
                 rows_e.append((m.id, e + 1, *(float(getattr(history, k)[e, r]) for k in _METRICS)))
@@ -322,7 +326,10 @@ class Store:
                 "SELECT m.*, e.epoch, " + ", ".join(f"e.{k}" for k in _METRICS) +
                 " FROM members m JOIN epochs e USING(member_id) ORDER BY m.rowid, e.epoch", self.db)
         if "diverged_epoch" not in df:  # a read-only store of an earlier version
-            df.insert(df.columns.get_loc("seconds") + 1, "diverged_epoch", pd.Series([None] * len(df), dtype=object))
+            bad = df[~np.isfinite(df.train_loss.astype(float)) | ~np.isfinite(df.val_loss.astype(float))]
+            first = bad.groupby("member_id").epoch.min()
+            df.insert(df.columns.get_loc("seconds") + 1, "diverged_epoch",
+                      df.member_id.map(first).fillna(-1).astype(np.int64))
         return df
 
     def members(self) -> pd.DataFrame:
@@ -433,6 +440,16 @@ class Store:
 
 
 # ---------------------------------------------------------------------- helpers
+
+# a stored loss that is not finite (SQLite stores NaN as NULL)
+_NOT_FINITE = " OR ".join(f"{k} IS NULL OR abs({k}) > 1.7976931348623157e308" for k in ("train_loss", "val_loss"))
+
+
+def _diverged(train_loss, val_loss) -> int:
+    """The first epoch (1-based) with a non-finite loss; -1 if none."""
+    bad = np.flatnonzero(~(np.isfinite(np.asarray(train_loss, float)) & np.isfinite(np.asarray(val_loss, float))))
+    return int(bad[0]) + 1 if len(bad) else -1
+
 
 def _q(name: str) -> str:
     return f'"{name}"'
