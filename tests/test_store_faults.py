@@ -5,8 +5,8 @@ merging worker stores, and stores written by earlier versions.
 Each test checks that nothing finished is lost or duplicated and that the store ends as an
 uninterrupted run writes it. The runs here are fake trainings (numbers made from each
 member's id, written through ``Store.write`` exactly as ``sweep.run`` writes them) so that
-a test can kill and restart a run many times in seconds; ``test_two_latchlab_runs_split_a_sweep``
-(slow) runs two real ``latchlab run`` processes on one store.
+a test can kill and restart a run many times in seconds; ``test_two_sweep_runs_on_one_store_split_the_work``
+(slow) runs two real ``sweep.run`` processes on one store.
 """
 from __future__ import annotations
 
@@ -521,3 +521,62 @@ def test_old_store_is_migrated_and_diverged_epoch_stored(tmp_path):
     assert [int(df.diverged_epoch[m.id]) for m in ms] == [1, 2, *map(int, h.diverged_epoch[2:])]
     assert S._diverged([0.5, 0.4], [0.6, 0.5]) == -1 and S._diverged([0.5, np.nan], [0.6, np.inf]) == 2
     assert list(df.columns).index("diverged_epoch") == list(df.columns).index("seconds") + 1
+
+
+# ----------------------------------------------------------------------------- real runs
+
+RUNNER = r"""
+import json, sys, time
+from pathlib import Path
+from latchlab import config, runtime
+from latchlab.engine import sweep
+from latchlab.store import Store
+
+runtime.setup()
+path, log, ready, go, cfg = sys.argv[1:6]
+written = []
+write = Store.write
+Store.write = lambda self, sid, members, *a: (written.extend(m.id for m in members), write(self, sid, members, *a))[1]
+Path(ready).touch()
+while not Path(go).exists():
+    time.sleep(0.005)
+with Store(path) as st:
+    df = sweep.run(config.from_dict(json.loads(cfg)), st)
+Path(log).write_text(json.dumps({"written": written, "returned": sorted(set(df.member_id))}))
+"""
+
+
+@pytest.mark.slow
+def test_two_sweep_runs_on_one_store_split_the_work(tmp_path, xla_cache):
+    """``sweep.run`` in two processes at once on one store: each trains some chunks, no
+    member is trained twice, both return every member, and the store equals one run's."""
+    from test_store import SWEEP
+
+    path = tmp_path / "s.sqlite"
+    Store(path).close()
+    env = {**os.environ, "PYTHONPATH": str(SRC), "LATCHLAB_CACHE": str(xla_cache)}
+    go = tmp_path / "go"
+    ps = [subprocess.Popen([sys.executable, "-c", RUNNER, str(path), str(tmp_path / f"log{i}"),
+                            str(tmp_path / f"ready{i}"), str(go), json.dumps(SWEEP)], env=env) for i in range(2)]
+    while not all((tmp_path / f"ready{i}").exists() for i in range(2)):
+        assert all(p.poll() is None for p in ps)
+        time.sleep(0.01)
+    go.touch()
+    assert [p.wait(timeout=900) for p in ps] == [0, 0]
+    logs = [json.loads((tmp_path / f"log{i}").read_text()) for i in range(2)]
+    cfg = config.from_dict(json.loads(json.dumps(SWEEP)))
+    every = sorted(m.id for m in cfg.members())
+    a, b = (set(g["written"]) for g in logs)
+    assert a and b and not a & b and sorted(a | b) == every
+    assert all(g["returned"] == every for g in logs)
+
+    ref = tmp_path / "ref.sqlite"
+    subprocess.run([sys.executable, "-c", RUNNER, str(ref), str(tmp_path / "logr"), str(tmp_path / "readyr"),
+                    str(tmp_path / "readyr"), json.dumps(SWEEP)], env=env, check=True, timeout=900)
+    got, want = _content(path), _content(ref)
+    pd.testing.assert_frame_equal(got["members"], want["members"], check_exact=True)
+    pd.testing.assert_frame_equal(got["epochs"], want["epochs"], check_exact=False, rtol=0, atol=1e-6)
+    for k, v in want["params"].items():
+        for part in v:
+            for name, w in v[part].items():
+                np.testing.assert_allclose(got["params"][k][part][name], w, rtol=0, atol=1e-6)
