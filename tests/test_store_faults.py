@@ -355,6 +355,14 @@ def test_held_lock_makes_writers_wait_not_fail(tmp_path):
                 st.add_sweep("lock", FAKE, PROV)
             assert "not a latchlab store" not in str(e.value) and "\n" not in str(e.value)
         other.execute("COMMIT")
+        # a store still in the rollback journal (as earlier versions left it), locked by a
+        # writer: even opening it waits, and then says it is locked
+        other.execute("PRAGMA journal_mode=DELETE")
+        other.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(StoreError, match="is locked by another process") as e:
+            Store(path, create=False, timeout=0.5)
+        assert "not a latchlab store" not in str(e.value)
+        other.execute("COMMIT")
     finally:
         release.cancel()
         other.close()
@@ -472,6 +480,12 @@ def test_merge_worker_stores(tmp_path, reference, xla_cache):
     first = {m: i + 1 for i, ids in reversed(list(enumerate(parts))) for m in ids}  # the first store holding it
     assert dict(zip(mem.member_id, mem.sweep_id)) == first
     assert S.merge(tmp_path / "all.sqlite", paths) == {"members": 0, "duplicates": 28, "sweeps": 0}  # idempotent
+    rc, out, err = cli("store", "check", tmp_path / "all.sqlite", cwd=tmp_path, cache=xla_cache)
+    assert rc == 0 and f"ok: {tmp_path / 'all.sqlite'}: {len(members)} members from 3 sweeps" in out, err
+    with pytest.raises(StoreError, match="is the merge target"):
+        S.merge(paths[0], [paths[1], paths[0]])
+    with pytest.raises(StoreError, match="salvage writes a new store"):
+        S.salvage(paths[1], paths[0])
 
     # a member stored with other numbers: refused, nothing written
     bad = tmp_path / "bad.sqlite"

@@ -494,7 +494,9 @@ def _error(path: Path, e: sqlite3.Error, timeout: float | None = None) -> StoreE
                           "copy it somewhere writable to add to it")
     if "unable to open" in s:
         return StoreError(f"store: cannot open {path} ({s})")
-    if isinstance(e, (sqlite3.DatabaseError,)) and not isinstance(e, sqlite3.ProgrammingError):
+    if "full" in s:
+        return StoreError(f"store: cannot write {path}: {s}")
+    if any(w in s for w in ("malformed", "corrupt", "not a database")):
         return _damaged(path, s)
     return StoreError(f"store: {path}: {s}")
 
@@ -736,17 +738,20 @@ def check(path: str | Path) -> list[str]:
 def _raw(path: Path) -> sqlite3.Connection:
     """A read-only connection that neither checks nor changes anything."""
     uri = path.resolve().as_uri()
+    db = None
     try:
-        db = _connection(uri + "?mode=ro", 5.0)
+        db = _connection(uri + "?mode=ro", TIMEOUT)
         db.execute("SELECT count(*) FROM sqlite_master").fetchone()
         return db
-    except sqlite3.DatabaseError as e:
-        if "not a database" in str(e) or "malformed" in str(e):
-            return _connection(uri + "?mode=ro&immutable=1", 5.0)
-        try:
-            return _connection(uri + "?mode=ro&immutable=1", 5.0)
-        except sqlite3.Error:
-            raise StoreError(f"store: cannot open {path} ({e})") from None
+    except sqlite3.Error as e:
+        if db is not None:
+            db.close()
+        if _locked(e):
+            raise _error(path, e, TIMEOUT) from None
+    try:  # a directory this process cannot write (no journal index can be made), or damage
+        return _connection(uri + "?mode=ro&immutable=1", TIMEOUT)
+    except sqlite3.Error as e:
+        raise StoreError(f"store: cannot open {path} ({e})") from None
 
 
 def _scan(db, table: str, cols: str = "*") -> tuple[list, list[str]]:
