@@ -156,18 +156,21 @@ def test_kill9_at_random_points_loses_and_duplicates_nothing(tmp_path, reference
     path = tmp_path / "s.sqlite"
     rnd = random.Random(0)
     before, kills = set(), 0
-    for _ in range(12):
-        p = _worker(path, pause=0.05)
-        time.sleep(rnd.uniform(0.5, 4.0))  # import, open, claim or write: wherever it is
-        if p.poll() is not None:
-            assert p.returncode == 0
+    for i in range(6):
+        ready = tmp_path / f"ready{i}"
+        worker = _worker(path, pause=0.15, ready=ready, go=ready)
+        while not ready.exists() and worker.poll() is None:  # imported: the store work begins
+            time.sleep(0.002)
+        time.sleep(rnd.uniform(0.0, 0.3))  # creating, opening, claiming, "training" or writing
+        if worker.poll() is not None:
+            assert worker.returncode == 0
             break
-        p.send_signal(signal.SIGKILL)
-        p.wait()
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
         kills += 1
         problems = S.check(path) if path.exists() else ["absent"]
         if problems:  # killed while creating the store: nothing was written yet
-            assert not before and all("empty" in p or p == "absent" for p in problems), problems
+            assert not before and all("empty" in x or x == "absent" for x in problems), problems
             continue
         with Store(path, create=False) as st:  # sound after every kill
             now = st.done()
