@@ -603,7 +603,7 @@ def _stale(owner, host, pid, pid_start, expires) -> bool:
 # ---------------------------------------------------------------------- parameter blobs
 
 _MAGIC1 = b"LLP1"  # magic, header length (4 bytes), JSON header, data
-_MAGIC = b"LLP2"  # magic, header length (4 bytes), CRC-32 of the rest (4 bytes), JSON header, data
+_MAGIC = b"LLP2"  # magic, header length (4 bytes), CRC-32 of all but the magic (4 bytes), JSON header, data
 
 
 def _pack_all(params) -> list[bytes]:
@@ -616,8 +616,8 @@ def _pack_all(params) -> list[bytes]:
     flat = [np.ascontiguousarray(v).reshape(R, -1) for _, v in leaves]
     out = []
     for r in range(R):
-        body = head + b"".join(f[r].tobytes() for f in flat)
-        out.append(_MAGIC + len(head).to_bytes(4, "little") + zlib.crc32(body).to_bytes(4, "little") + body)
+        n, body = len(head).to_bytes(4, "little"), head + b"".join(f[r].tobytes() for f in flat)
+        out.append(_MAGIC + n + zlib.crc32(body, zlib.crc32(n)).to_bytes(4, "little") + body)
     return out
 
 
@@ -634,7 +634,7 @@ def _unpack(blob: bytes) -> dict:
         n = int.from_bytes(blob[4:8], "little")
         pos = 8
         if blob[:4] == _MAGIC:
-            if zlib.crc32(blob[12:]) != int.from_bytes(blob[8:12], "little"):
+            if zlib.crc32(blob[12:], zlib.crc32(blob[4:8])) != int.from_bytes(blob[8:12], "little"):
                 raise ValueError("checksum mismatch")
             pos = 12
         head = json.loads(blob[pos:pos + n])
