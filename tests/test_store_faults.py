@@ -597,3 +597,55 @@ def test_two_sweep_runs_on_one_store_split_the_work(tmp_path, xla_cache):
         for part in v:
             for name, w in v[part].items():
                 np.testing.assert_allclose(got["params"][k][part][name], w, rtol=0, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_latchlab_run_killed_after_a_chunk_resumes_to_the_uninterrupted_store(tmp_path, xla_cache):
+    """``kill -9`` of a real ``latchlab run`` while it trains its second chunk (its claims
+    left behind): the re-run trains only the rest and the store equals an uninterrupted run's."""
+    from test_store import SWEEP
+
+    from latchlab.engine import sweep
+
+    cfg = config.from_dict(json.loads(json.dumps(SWEEP)))
+    toml = [f"{k} = {json.dumps(v)}" for k, v in SWEEP.items() if k != "grid"]
+    toml += ["[grid]"] + [f"{k} = {json.dumps(v)}" for k, v in SWEEP["grid"].items()]
+    (tmp_path / "s.toml").write_text("\n".join(toml) + "\n")
+    path = tmp_path / "s.sqlite"
+    env = {**os.environ, "PYTHONPATH": str(SRC), "LATCHLAB_CACHE": str(xla_cache)}
+    env.pop("LATCHLAB_PROGRESS", None)
+    p = subprocess.Popen([str(Path(sys.executable).with_name("latchlab")), "run", "s.toml", "--store", "s.sqlite"],
+                         cwd=tmp_path, env=env, stderr=subprocess.DEVNULL)
+    first = set()
+    deadline = time.monotonic() + 600
+    while not first:
+        assert p.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+        if path.exists():
+            try:
+                with Store(path, create=False) as st:
+                    first = st.done()
+            except StoreError:  # still being created
+                pass
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    with Store(path, create=False) as st:
+        assert st.done() == first and 0 < len(first) < len(cfg.members())
+        assert len(st.claims()) and st.claims().stale.all()  # the killed run's second chunk
+    rc, _, err = cli("run", "s.toml", "--store", "s.sqlite", cwd=tmp_path, cache=xla_cache, timeout=900)
+    assert rc == 0, err
+    ref = tmp_path / "ref.sqlite"
+    with Store(ref) as st:
+        sweep.run(cfg, st)
+    got, want = _content(path), _content(ref)
+    pd.testing.assert_frame_equal(got["members"], want["members"], check_exact=True)
+    pd.testing.assert_frame_equal(got["epochs"], want["epochs"], check_exact=False, rtol=0, atol=1e-6)
+    assert list(got["params"]) == list(want["params"])
+    for k, v in want["params"].items():
+        for part in v:
+            for name, w in v[part].items():
+                np.testing.assert_allclose(got["params"][k][part][name], w, rtol=0, atol=1e-6)
+    with Store(path, create=False) as st:
+        sw = pd.read_sql_query("SELECT member_id, sweep_id FROM members", st.db)
+        assert st.claims().empty
+    assert set(sw[sw.member_id.isin(first)].sweep_id) == {1} and set(sw[~sw.member_id.isin(first)].sweep_id) == {2}
