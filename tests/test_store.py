@@ -281,3 +281,23 @@ def test_store_path_with_uri_characters_reopens(name, tmp_path):
             assert st.done() == set()
     finally:
         assert sorted(os.listdir(tmp_path)) == [name]
+
+
+def test_every_single_bit_flip_of_a_packed_blob_is_caught():
+    """A packed blob's checksum covers its header and every parameter byte: each of its
+    bits flipped alone makes ``_unpack`` raise ``ValueError`` (which ``Store.params`` turns
+    into a one-line ``StoreError`` naming the salvage command)."""
+    from latchlab import store as S
+
+    params = {"cell": {"kernel": np.arange(8, dtype=np.float32).reshape(2, 1, 4)},
+              "head": {"bias": np.array([[0.5], [-1.5]])}}
+    blob = S._pack_all(params)[1]
+    np.testing.assert_array_equal(S._unpack(blob)["cell"]["kernel"], params["cell"]["kernel"][1])
+    bits = np.unpackbits(np.frombuffer(blob, np.uint8))
+    for i in range(len(bits)):
+        flipped = bits.copy()
+        flipped[i] ^= 1
+        with pytest.raises(ValueError, match="checksum mismatch" if i >= 32 else None):  # past the magic
+            S._unpack(np.packbits(flipped).tobytes())
+    with pytest.raises(ValueError, match="truncated|checksum"):
+        S._unpack(blob[:-3])

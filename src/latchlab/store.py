@@ -3,21 +3,38 @@
 Tables:
     meta(key, value)            the schema tag
     sweeps(sweep_id, ...)       one row per ``latchlab run``: config, commit, versions, PRNG
-    members(member_id, ...)     one row per member: its resolved config and seed
+    members(member_id, ...)     one row per member: its resolved config, seed and the first
+                                epoch (1-based, as in ``epochs``) at which its loss was not
+                                finite (``diverged_epoch``; -1: never)
     epochs(member_id, epoch, train_loss, train_acc, val_loss, val_acc)
     params(member_id, epoch, npz)   parameters after each epoch (epoch 0: initial), packed
-                                    by ``_pack_all`` (stores written before it hold ``.npz`` bytes;
-                                    ``Store.params`` reads both)
+                                    by ``_pack_all`` with a checksum (stores written before
+                                    it hold unchecked packed blobs or ``.npz`` bytes;
+                                    ``Store.params`` reads all three)
+    claims(member_id, owner, ...)   members some process is training now (``Store.claim``)
 
 A member's rows are written in one transaction, so an interrupted sweep loses only the
 members that were still training, and a re-run skips every member already stored.
+
+What the store promises (``docs/reliability.md``): a file that is not a sound latchlab store
+is refused with one line (and left as it was); a damaged one names the command that salvages
+what is readable (``salvage``); the file is in WAL mode, so readers never wait for a writer
+and a second writer waits (up to ``timeout`` seconds) instead of failing; creation is safe
+under concurrent openers; and claims let several processes run one sweep on one store,
+each member trained once.
 """
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import io
 import json
+import os
+import socket
 import sqlite3
 import time
+import uuid
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -28,44 +45,199 @@ from latchlab.errors import ConfigError, StoreError
 
 SCHEMA = "latchlab-store/1"
 _METRICS = ("train_loss", "train_acc", "val_loss", "val_acc")
+_TABLES = ("meta", "sweeps", "members", "epochs", "params")
+_SWEEP_COLS = ("name", "started", "config", "git_commit", "versions", "prng", "device", "command")
+# created when missing (stores written before they existed are migrated on a writable open)
+_CLAIMS_DDL = """CREATE TABLE IF NOT EXISTS claims(member_id TEXT PRIMARY KEY, owner TEXT NOT NULL,
+    host TEXT, pid INTEGER, pid_start TEXT, expires REAL)"""
 _DDL = f"""
 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE sweeps(sweep_id INTEGER PRIMARY KEY, name TEXT, started REAL, config TEXT,
     git_commit TEXT, versions TEXT, prng TEXT, device TEXT, command TEXT);
 CREATE TABLE members(member_id TEXT PRIMARY KEY, sweep_id INTEGER REFERENCES sweeps,
-    seed INTEGER, {", ".join(f'"{f}"' for f in RUN_FIELDS)}, seconds REAL);
+    seed INTEGER, {", ".join(f'"{f}"' for f in RUN_FIELDS)}, seconds REAL, diverged_epoch INTEGER);
 CREATE TABLE epochs(member_id TEXT REFERENCES members, epoch INTEGER,
     {", ".join(f"{m} REAL" for m in _METRICS)}, PRIMARY KEY(member_id, epoch));
 CREATE TABLE params(member_id TEXT REFERENCES members, epoch INTEGER, npz BLOB,
     PRIMARY KEY(member_id, epoch));
+{_CLAIMS_DDL};
 """
+# Seconds a reader or writer waits for another process's lock before giving up with a
+# one-line error (a sweep's chunk in flight is written once the lock is free).
+TIMEOUT = 600.0
+# Seconds a claim on members in flight lasts unless renewed. A claim of a dead process on
+# this host is taken over at once; the time-out frees claims of processes on other hosts.
+CLAIM_TTL = 6 * 3600.0
+_HOST = socket.gethostname()
+_OPEN_OWNERS: set[str] = set()  # claim owners of this process's open stores
 
 
 class Store:
     """An open results store. ``Store(path)`` creates it if missing.
 
     Raises ``StoreError`` (and leaves the file untouched) when the file exists but is not a
-    latchlab store of this schema.
+    latchlab store of this schema, is damaged (the message names ``latchlab store salvage``),
+    is locked longer than ``timeout`` seconds, or cannot be opened at all (a directory, a
+    device, a path under a regular file). A store the process cannot write (a read-only
+    file or directory) opens for reading: ``add_sweep``, ``write`` and ``claim`` then raise
+    ``StoreError``.
     """
 
-    def __init__(self, path: str | Path, create: bool = True):
+    def __init__(self, path: str | Path, create: bool = True, timeout: float = TIMEOUT):
         self.path = Path(path)
-        exists = self.path.exists() and self.path.stat().st_size > 0
-        if not exists and not create:
-            what = "is empty" if self.path.exists() else "does not exist"
-            raise StoreError(f"store: {self.path} {what}")
-        if exists:
-            _check_schema(self.path)
-        else:
+        self.timeout = float(timeout)
+        self.owner = f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        self.db = None
+        self.readonly = False
+        self._claimed = False
+        self._owners = {self.owner}  # every owner this store claimed for: live while it is open
+        _check_path(self.path)
+        if not _nonempty(self.path):
+            if not create:
+                what = "is empty" if self.path.exists() else "does not exist"
+                raise StoreError(f"store: {self.path} {what}")
+            self._create()
+        self.readonly = not _writable(self.path)
+        self.db = self._connect()
+        try:
+            tables = self._verify(create)
+            if tables is None:  # an SQLite file without any table: one being created, or made empty
+                self.db.close()
+                self.db = None
+                if not create:
+                    raise StoreError(f"store: {self.path} is empty")
+                self._create()
+                self.db = self._connect()
+                tables = self._verify(create)
+            if not self.readonly:
+                self._migrate(tables)
+        except BaseException:
+            if self.db is not None:
+                self.db.close()
+                self.db = None
+            raise
+        _OPEN_OWNERS.add(self.owner)
+
+    # ------------------------------------------------------------------ opening
+
+    def _connect(self) -> sqlite3.Connection:
+        uri = self.path.resolve().as_uri()
+        try:
+            if not self.readonly:
+                return _connection(uri + "?mode=rw", self.timeout)
+            try:
+                db = _connection(uri + "?mode=ro", self.timeout)
+                db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                return db
+            except sqlite3.OperationalError:
+                # a WAL store in a directory this process cannot write: readable as an
+                # immutable file, unless a journal holds changes not yet in it
+                wal = Path(str(self.path) + "-wal")
+                if wal.exists() and wal.stat().st_size > 0:
+                    raise StoreError(f"store: {self.path} is read-only and its journal {wal} holds unsaved "
+                                     "changes; open it once where it is writable") from None
+                return _connection(uri + "?mode=ro&immutable=1", self.timeout)
+        except sqlite3.Error as e:
+            raise _error(self.path, e) from None
+
+    def _create(self) -> None:
+        """Make the schema in a missing or empty file, safely when several processes do it at
+        once: the tables are made in one write transaction by whichever process gets it first."""
+        try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path)
-        if not exists:
-            with self.db:
-                self.db.executescript(_DDL)
-                self.db.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA,))
+        except OSError as e:
+            raise StoreError(f"store: cannot create {self.path}: {e.strerror or e}") from None
+        if not _writable(self.path):
+            raise StoreError(f"store: cannot create {self.path}: its directory is read-only")
+        try:
+            db = _connection(self.path.resolve().as_uri() + "?mode=rwc", self.timeout)
+        except sqlite3.Error as e:
+            raise _error(self.path, e) from None
+        try:
+            _retry(self, lambda: db.execute("PRAGMA journal_mode=WAL").fetchone())
+
+            def make():
+                names = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
+                if not names:
+                    for stmt in _DDL.split(";"):
+                        if stmt.strip():
+                            db.execute(stmt)
+                    db.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA,))
+
+            self._transaction(make, db)
+        finally:
+            db.close()
+
+    def _verify(self, create: bool):
+        """Check what the file holds; returns its table names, or None for an SQLite file
+        without tables. Raises ``StoreError`` for anything but a sound latchlab store."""
+        try:
+            names = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        except sqlite3.OperationalError as e:
+            if _locked(e):
+                raise _error(self.path, e) from None
+            raise StoreError(f"store: {self.path} is not a latchlab store ({e})") from None
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"store: {self.path} is not a latchlab store ({e})") from None
+        if not names:
+            return None
+        if "meta" not in names:
+            raise StoreError(f"store: {self.path} is not a latchlab store (no such table: meta)")
+        try:
+            row = self.db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        except sqlite3.Error as e:
+            raise _error(self.path, e) from None
+        if row is None or row[0] != SCHEMA:
+            found = row[0] if row else "no schema tag"
+            raise StoreError(f"store: {self.path} was written by another schema ({found}); expected {SCHEMA}")
+        missing = [t for t in _TABLES if t not in names]
+        if missing:
+            raise _damaged(self.path, f"tables {', '.join(missing)} are missing")
+        try:
+            result = [r[0] for r in self.db.execute("PRAGMA quick_check(3)")]
+            if result != ["ok"]:
+                raise _damaged(self.path, "; ".join(result))
+            gaps = _incomplete(self.db, limit=3)
+        except sqlite3.Error as e:
+            raise _error(self.path, e) from None
+        if gaps:
+            raise _damaged(self.path, "; ".join(gaps))
+        return names
+
+    def _migrate(self, tables: set[str]) -> None:
+        """Bring a sound store written by an earlier version up to date: WAL mode, the
+        ``diverged_epoch`` column, the claims table."""
+        def steps():
+            cols = {r[1] for r in self.db.execute("PRAGMA table_info(members)")}
+            if "diverged_epoch" not in cols:  # the epoch rows say when a member diverged
+                self.db.execute("ALTER TABLE members ADD COLUMN diverged_epoch INTEGER")
+                self.db.execute(f"UPDATE members SET diverged_epoch = coalesce((SELECT min(epoch) FROM epochs e "
+                                f"WHERE e.member_id = members.member_id AND ({_NOT_FINITE})), -1)")
+            if "claims" not in tables:
+                self.db.execute(_CLAIMS_DDL)
+
+        try:
+            mode = self.db.execute("PRAGMA journal_mode").fetchone()[0]
+            if mode != "wal":
+                _retry(self, lambda: self.db.execute("PRAGMA journal_mode=WAL").fetchone())
+        except sqlite3.Error as e:
+            raise _error(self.path, e) from None
+        cols = {r[1] for r in self.db.execute("PRAGMA table_info(members)")}
+        if "diverged_epoch" not in cols or "claims" not in tables:
+            self._transaction(steps)
 
     def close(self):
-        self.db.close()
+        if self.db is None:
+            return
+        try:
+            if self._claimed:
+                self.release()
+        except StoreError:
+            pass  # a claim left behind is freed when this process is gone
+        finally:
+            _OPEN_OWNERS.difference_update(self._owners)
+            self.db.close()
+            self.db = None
 
     def __enter__(self):
         return self
@@ -73,44 +245,92 @@ class Store:
     def __exit__(self, *exc):
         self.close()
 
+    # ------------------------------------------------------------------ transactions
+
+    def _transaction(self, fn, db=None):
+        """``fn()`` in one write transaction, waiting up to ``timeout`` seconds for the lock
+        (retrying when SQLite reports the store busy without waiting)."""
+        db = db if db is not None else self.db
+        if self.readonly and db is self.db:
+            raise StoreError(f"store: {self.path} is read-only (a read-only file or directory); "
+                             "copy it somewhere writable to add to it")
+
+        def once():
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                out = fn()
+                db.execute("COMMIT")
+                return out
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+
+        return _retry(self, once)
+
+    @contextlib.contextmanager
+    def _reading(self):
+        try:
+            yield
+        except sqlite3.Error as e:
+            raise _error(self.path, e) from None
+
+    # ------------------------------------------------------------------ rows
+
     def done(self) -> set[str]:
         """Ids of the members already stored."""
-        return {r[0] for r in self.db.execute("SELECT member_id FROM members")}
+        with self._reading():
+            return {r[0] for r in self.db.execute("SELECT member_id FROM members")}
 
     def add_sweep(self, name: str, config: dict, provenance: dict, command: str = "") -> int:
-        with self.db:
-            cur = self.db.execute(
-                "INSERT INTO sweeps(name, started, config, git_commit, versions, prng, device, command)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (name, time.time(), json.dumps(config), provenance["git_commit"],
-                 json.dumps(provenance["versions"]), provenance["prng"], provenance["device"], command))
-        return cur.lastrowid
+        row = (name, time.time(), json.dumps(config), provenance["git_commit"],
+               json.dumps(provenance["versions"]), provenance["prng"], provenance["device"], command)
+        return self._transaction(lambda: self.db.execute(
+            f"INSERT INTO sweeps({', '.join(_SWEEP_COLS)}) VALUES ({', '.join('?' * len(_SWEEP_COLS))})",
+            row).lastrowid)
 
     def write(self, sweep_id: int, members: list[Member], history, seconds: float) -> None:
-        """Store finished members: ``history`` is a ``train.History`` over exactly these."""
-        cols = ["member_id", "sweep_id", "seed", *RUN_FIELDS, "seconds"]
+        """Store finished members: ``history`` is a ``train.History`` over exactly these (its
+        ``diverged_epoch``, if it has one, per member: -1 when the loss stayed finite; without
+        one, the first epoch whose training or validation loss is not finite).
+        Claims on these members are released in the same transaction."""
+        cols = ["member_id", "sweep_id", "seed", *RUN_FIELDS, "seconds", "diverged_epoch"]
+        diverged = getattr(history, "diverged_epoch", None)
         rows_m, rows_e, rows_p = [], [], []
         for r, m in enumerate(members):
             run = m.run.to_dict()
             run["values"] = json.dumps(run["values"], sort_keys=True)
-            rows_m.append((m.id, sweep_id, m.seed, *(run[f] for f in RUN_FIELDS), seconds / len(members)))
+            div = _diverged(history.train_loss[:, r], history.val_loss[:, r]) if diverged is None \
+                else int(np.asarray(diverged)[r])
+            rows_m.append((m.id, sweep_id, m.seed, *(run[f] for f in RUN_FIELDS), seconds / len(members), div))
             for e in range(history.val_acc.shape[0]):
                 rows_e.append((m.id, e + 1, *(float(getattr(history, k)[e, r]) for k in _METRICS)))
         packed = [_pack_all(snap) for snap in history.params]
         for r, m in enumerate(members):
             for e, blobs in enumerate(packed):
                 rows_p.append((m.id, e, blobs[r]))
-        with self.db:
+
+        def put():
             self.db.executemany(f"INSERT OR REPLACE INTO members({', '.join(map(_q, cols))}) "
                                 f"VALUES ({', '.join('?' * len(cols))})", rows_m)
             self.db.executemany("INSERT OR REPLACE INTO epochs VALUES (?, ?, ?, ?, ?, ?)", rows_e)
             self.db.executemany("INSERT OR REPLACE INTO params VALUES (?, ?, ?)", rows_p)
+            self.db.executemany("DELETE FROM claims WHERE member_id = ?", [(m.id,) for m in members])
+
+        self._transaction(put)
 
     def epochs(self) -> pd.DataFrame:
         """One row per member per epoch: the member's config, seed and metrics."""
-        return pd.read_sql_query(
-            "SELECT m.*, e.epoch, " + ", ".join(f"e.{k}" for k in _METRICS) +
-            " FROM members m JOIN epochs e USING(member_id) ORDER BY m.rowid, e.epoch", self.db)
+        with self._reading():
+            df = pd.read_sql_query(
+                "SELECT m.*, e.epoch, " + ", ".join(f"e.{k}" for k in _METRICS) +
+                " FROM members m JOIN epochs e USING(member_id) ORDER BY m.rowid, e.epoch", self.db)
+        if "diverged_epoch" not in df:  # a read-only store of an earlier version
+            bad = df[~np.isfinite(df.train_loss.astype(float)) | ~np.isfinite(df.val_loss.astype(float))]
+            first = bad.groupby("member_id").epoch.min()
+            df.insert(df.columns.get_loc("seconds") + 1, "diverged_epoch",
+                      df.member_id.map(first).fillna(-1).astype(np.int64))
+        return df
 
     def members(self) -> pd.DataFrame:
         """One row per member: its config, seed and final-epoch metrics."""
@@ -135,65 +355,566 @@ class Store:
         return hits.iloc[0]
 
     def params(self, member_id: str, epoch: int | None = None) -> dict:
-        """A member's parameters after ``epoch`` (default: the last), as nested numpy dicts."""
-        q = "SELECT npz FROM params WHERE member_id = ? "
+        """A member's parameters after ``epoch`` (default: the last), as nested numpy dicts.
+
+        Raises ``StoreError`` when there are none, or when the stored bytes are damaged."""
+        q = "SELECT epoch, npz FROM params WHERE member_id = ? "
         q += "AND epoch = ?" if epoch is not None else "ORDER BY epoch DESC LIMIT 1"
-        row = self.db.execute(q, (member_id, epoch) if epoch is not None else (member_id,)).fetchone()
+        with self._reading():
+            row = self.db.execute(q, (member_id, epoch) if epoch is not None else (member_id,)).fetchone()
         if row is None:
             raise StoreError(f"member: no parameters for {member_id!r} at epoch {epoch}")
-        return _unpack(row[0])
+        try:
+            return _unpack(row[1])
+        except ValueError as e:
+            raise _damaged(self.path, f"parameters of member {member_id} at epoch {row[0]}: {e}") from None
 
     def sweeps(self) -> pd.DataFrame:
-        return pd.read_sql_query("SELECT * FROM sweeps", self.db)
+        with self._reading():
+            return pd.read_sql_query("SELECT * FROM sweeps", self.db)
+
+    # ------------------------------------------------------------------ claims
+
+    def claim(self, member_ids, owner: str | None = None, ttl: float = CLAIM_TTL) -> set[str]:
+        """Claim members for training: those neither stored nor claimed by another live
+        process (a claim is stale once its time-out passed, or its process on this host is
+        gone). Claims already held by ``owner`` (default: this store's) are renewed.
+
+        Returns:
+            the ids granted to ``owner``; train exactly these.
+        """
+        owner = owner or self.owner
+        ids = list(dict.fromkeys(member_ids))
+        self._claimed = True
+        self._owners.add(owner)
+        _OPEN_OWNERS.add(owner)
+        pid_start = _start_time(os.getpid())
+
+        def take():
+            done = _in(self.db, "SELECT member_id FROM members WHERE member_id IN ({})", ids)
+            held = {r[0]: r[1:] for r in _rows_in(
+                self.db, "SELECT member_id, owner, host, pid, pid_start, expires FROM claims WHERE member_id IN ({})",
+                ids)}
+            granted = []
+            for i in ids:
+                if i in done:
+                    continue
+                if i in held and held[i][0] != owner and not _stale(*held[i]):
+                    continue
+                granted.append(i)
+            self.db.executemany("INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?, ?, ?)",
+                                [(i, owner, _HOST, os.getpid(), pid_start, time.time() + ttl) for i in granted])
+            return set(granted)
+
+        return self._transaction(take)
+
+    def release(self, member_ids=None, owner: str | None = None) -> None:
+        """Drop ``owner``'s claims (default: this store's) on ``member_ids`` (default: all)."""
+        owner = owner or self.owner
+        if member_ids is None:
+            self._transaction(lambda: self.db.execute("DELETE FROM claims WHERE owner = ?", (owner,)))
+        else:
+            self._transaction(lambda: self.db.executemany(
+                "DELETE FROM claims WHERE owner = ? AND member_id = ?", [(owner, i) for i in member_ids]))
+
+    def claims(self) -> pd.DataFrame:
+        """The claims on members in flight, with a column ``stale``."""
+        with self._reading():
+            df = pd.read_sql_query("SELECT * FROM claims ORDER BY member_id", self.db)
+        df["stale"] = [_stale(r.owner, r.host, r.pid, r.pid_start, r.expires) for r in df.itertuples()]
+        return df
+
+    def wait(self, member_ids, poll: float = 1.0) -> set[str]:
+        """Wait while other live processes train (hold claims on) members of ``member_ids``
+        not yet stored; return those neither stored nor claimed by a live process (what is
+        left for this one to train: empty once every member is stored)."""
+        ids = set(member_ids)
+        while True:
+            left = ids - self.done()
+            if not left:
+                return set()
+            live = {r.member_id for r in self.claims().itertuples() if not r.stale and r.owner != self.owner}
+            if left - live:
+                return left - live
+            time.sleep(poll)
+
+
+# ---------------------------------------------------------------------- helpers
+
+# a stored loss that is not finite (SQLite stores NaN as NULL)
+_NOT_FINITE = " OR ".join(f"{k} IS NULL OR abs({k}) > 1.7976931348623157e308" for k in ("train_loss", "val_loss"))
+
+
+def _diverged(train_loss, val_loss) -> int:
+    """The first epoch (1-based) with a non-finite loss; -1 if none."""
+    bad = np.flatnonzero(~(np.isfinite(np.asarray(train_loss, float)) & np.isfinite(np.asarray(val_loss, float))))
+    return int(bad[0]) + 1 if len(bad) else -1
 
 
 def _q(name: str) -> str:
     return f'"{name}"'
 
 
-_MAGIC = b"LLP1"  # a packed parameter blob: magic, header length (4 bytes), JSON header, data
+def _connection(uri: str, timeout: float) -> sqlite3.Connection:
+    # autocommit; writes take the lock up front (BEGIN IMMEDIATE), so that a writer never
+    # has to upgrade a read lock (which fails at once in WAL mode instead of waiting)
+    return sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None, check_same_thread=False)
+
+
+def _locked(e: Exception) -> bool:
+    s = str(e).lower()
+    return "locked" in s or "busy" in s
+
+
+def _retry(store: Store, fn):
+    """``fn()``, retried while SQLite reports the store busy, for up to ``store.timeout``."""
+    deadline = time.monotonic() + store.timeout
+    pause = 0.01
+    while True:
+        try:
+            return fn()
+        except sqlite3.OperationalError as e:
+            if not _locked(e) or time.monotonic() >= deadline:
+                raise _error(store.path, e, store.timeout) from None
+        except sqlite3.Error as e:
+            raise _error(store.path, e, store.timeout) from None
+        time.sleep(pause)
+        pause = min(pause * 2, 0.5)
+
+
+def _error(path: Path, e: sqlite3.Error, timeout: float | None = None) -> StoreError:
+    """A one-line ``StoreError`` for an SQLite error on ``path``."""
+    s = str(e)
+    if _locked(e):
+        waited = f" for {timeout:g} s" if timeout is not None else ""
+        return StoreError(f"store: {path} is locked by another process (waited{waited}); "
+                          "try again when it has finished")
+    if "readonly" in s.replace("-", "").replace(" ", "") or "read-only" in s:
+        return StoreError(f"store: {path} is read-only (a read-only file or directory); "
+                          "copy it somewhere writable to add to it")
+    if "unable to open" in s:
+        return StoreError(f"store: cannot open {path} ({s})")
+    if "full" in s:
+        return StoreError(f"store: cannot write {path}: {s}")
+    if any(w in s for w in ("malformed", "corrupt", "not a database")):
+        return _damaged(path, s)
+    return StoreError(f"store: {path}: {s}")
+
+
+def _damaged(path: Path, what: str) -> StoreError:
+    what = "; ".join(x.strip() for x in what.splitlines() if x.strip() and not x.startswith("***"))
+    return StoreError(f"store: {path} is damaged ({what}); `latchlab store check {path}` lists the damage "
+                      f"and `latchlab store salvage {path} NEW.sqlite` copies every readable member")
+
+
+def _check_path(path: Path) -> None:
+    """Refuse paths that can never be a store file, with what is wrong."""
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise StoreError(f"store: cannot use {path}: {parent} is not a directory")
+            break
+    if path.exists():
+        if path.is_dir():
+            raise StoreError(f"store: {path} is a directory; give a file path such as {path / 'store.sqlite'}")
+        if not path.is_file():
+            raise StoreError(f"store: {path} is not a regular file")
+        if not os.access(path, os.R_OK):
+            raise StoreError(f"store: {path} is not readable (permission denied)")
+
+
+def _nonempty(path: Path) -> bool:
+    return path.exists() and path.stat().st_size > 0
+
+
+def _writable(path: Path) -> bool:
+    """Whether this process can write the store: the file (if any) and its directory (for
+    the WAL journal beside it)."""
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.exists() and not os.access(path, os.W_OK):
+        return False
+    return os.access(parent, os.W_OK | os.X_OK)
+
+
+def _in(db, query: str, ids: list) -> set:
+    return {r[0] for r in _rows_in(db, query, ids)}
+
+
+def _rows_in(db, query: str, ids: list) -> list:
+    out = []
+    for i in range(0, len(ids), 500):
+        part = ids[i:i + 500]
+        out += db.execute(query.format(", ".join("?" * len(part))), part).fetchall()
+    return out
+
+
+def _incomplete(db, limit: int | None = None) -> list[str]:
+    """Members without all their epochs and parameter snapshots (epochs 1..E and 0..E)."""
+    lim = f" LIMIT {int(limit)}" if limit else ""
+    out = []
+    for table, extra in (("epochs", 0), ("params", 1)):
+        q = (f"SELECT m.member_id, m.epochs, coalesce(n.k, 0) FROM members m LEFT JOIN "
+             f"(SELECT member_id, count(*) AS k FROM {table} GROUP BY member_id) n USING(member_id) "
+             f"WHERE coalesce(n.k, 0) != m.epochs + {extra}{lim}")
+        for mid, e, k in db.execute(q):
+            what = "epoch rows" if table == "epochs" else "parameter snapshots"
+            out.append(f"member {mid} has {k} of its {int(e) + extra} {what}")
+    return out[:limit] if limit else out
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time (Linux: clock ticks after boot), to tell a reused pid."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _alive(pid: int, start: str | None) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc: ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass
+        return True
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] in ("Z", "X"):  # killed, not yet reaped
+        return False
+    return start is None or fields[19] == start
+
+
+def _stale(owner, host, pid, pid_start, expires) -> bool:
+    if expires is not None and expires < time.time():
+        return True
+    if host != _HOST or pid is None:
+        return False
+    if int(pid) == os.getpid():  # this process: live while the store that claimed is open
+        return owner not in _OPEN_OWNERS
+    return not _alive(int(pid), pid_start)
+
+
+# ---------------------------------------------------------------------- parameter blobs
+
+_MAGIC1 = b"LLP1"  # magic, header length (4 bytes), JSON header, data
+_MAGIC = b"LLP2"  # magic, header length (4 bytes), CRC-32 of all but the magic (4 bytes), JSON header, data
 
 
 def _pack_all(params) -> list[bytes]:
     """Every member's parameters (leading axis R of each leaf) as ``_unpack``'s blobs: a JSON
-    header of names, dtypes and shapes, then the arrays' bytes (np.savez took ~0.2 ms a
-    member, the whole store phase of a sweep)."""
+    header of names, dtypes and shapes, then the arrays' bytes, behind a CRC-32 of both
+    (np.savez took ~0.2 ms a member, the whole store phase of a sweep)."""
     leaves = [(f"{a}/{b}", np.asarray(v)) for a, d in params.items() for b, v in d.items()]
     head = json.dumps([[k, v.dtype.str, v.shape[1:]] for k, v in leaves]).encode()
-    prefix = _MAGIC + len(head).to_bytes(4, "little") + head
     R = leaves[0][1].shape[0]
     flat = [np.ascontiguousarray(v).reshape(R, -1) for _, v in leaves]
-    return [prefix + b"".join(f[r].tobytes() for f in flat) for r in range(R)]
-
-
-def _unpack(blob: bytes) -> dict:
-    out: dict = {}
-    if blob[:4] != _MAGIC:  # an .npz (stores written before _pack_all)
-        with np.load(io.BytesIO(blob)) as z:
-            for k in z.files:
-                a, b = k.split("/")
-                out.setdefault(a, {})[b] = z[k]
-        return out
-    n = int.from_bytes(blob[4:8], "little")
-    pos = 8 + n
-    for k, dtype, shape in json.loads(blob[8:pos]):
-        dt = np.dtype(dtype)
-        size = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
-        a, b = k.split("/")
-        out.setdefault(a, {})[b] = np.frombuffer(blob, dt, size // dt.itemsize, pos).reshape(shape).copy()
-        pos += size
+    out = []
+    for r in range(R):
+        n, body = len(head).to_bytes(4, "little"), head + b"".join(f[r].tobytes() for f in flat)
+        out.append(_MAGIC + n + zlib.crc32(body, zlib.crc32(n)).to_bytes(4, "little") + body)
     return out
 
 
-def _check_schema(path: Path) -> None:
+def _unpack(blob: bytes) -> dict:
+    """A member's parameters from its blob. Raises ``ValueError`` for damaged bytes."""
+    out: dict = {}
     try:
-        db = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+        if blob[:4] not in (_MAGIC, _MAGIC1):  # an .npz (stores written before _pack_all)
+            with np.load(io.BytesIO(blob)) as z:
+                for k in z.files:
+                    a, b = k.split("/")
+                    out.setdefault(a, {})[b] = z[k]
+            return out
+        n = int.from_bytes(blob[4:8], "little")
+        pos = 8
+        if blob[:4] == _MAGIC:
+            if zlib.crc32(blob[12:], zlib.crc32(blob[4:8])) != int.from_bytes(blob[8:12], "little"):
+                raise ValueError("checksum mismatch")
+            pos = 12
+        head = json.loads(blob[pos:pos + n])
+        pos += n
+        for k, dtype, shape in head:
+            dt = np.dtype(dtype)
+            size = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
+            if pos + size > len(blob):
+                raise ValueError("truncated")
+            a, b = k.split("/")
+            out.setdefault(a, {})[b] = np.frombuffer(blob, dt, size // dt.itemsize, pos).reshape(shape).copy()
+            pos += size
+        if pos != len(blob):
+            raise ValueError("trailing bytes")
+        return out
+    except ValueError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any parse failure of stored bytes is damage
+        raise ValueError(f"unreadable ({type(e).__name__}: {e})") from None
+
+
+def _fingerprint(member: dict, epochs: list[tuple], params: list[tuple]) -> str:
+    """A digest of a member's numbers (config, seed, metrics, parameters), whatever sweep,
+    time or blob format they were stored with."""
+    h = hashlib.sha256()
+    h.update(json.dumps({k: member[k] for k in ("seed", *RUN_FIELDS, "diverged_epoch") if k in member},
+                        sort_keys=True, default=str).encode())
+    for row in epochs:
+        h.update(np.array([np.nan if v is None else v for v in row], np.float64).tobytes())
+    for e, blob in params:
+        h.update(str(e).encode())
+        p = _unpack(blob)
+        for a in sorted(p):
+            for b in sorted(p[a]):
+                v = p[a][b]
+                h.update(f"{a}/{b}{v.dtype.str}{v.shape}".encode())
+                h.update(np.ascontiguousarray(v).tobytes())
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------------- check, salvage, merge
+
+def check(path: str | Path) -> list[str]:
+    """Every problem found in a store (empty: sound): SQLite's full integrity check, the
+    schema, each member's epochs and parameter snapshots, and every snapshot's checksum.
+    Reads only; never raises for a damaged store (it says what is damaged)."""
+    path = Path(path)
+    _check_path(path)
+    if not _nonempty(path):
+        return [f"{path} {'is empty' if path.exists() else 'does not exist'}"]
+    try:
+        db = _raw(path)
+    except StoreError as e:
+        return [str(e)]
+    problems: list[str] = []
+    try:
+        try:
+            names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        except sqlite3.Error as e:
+            return [f"not a latchlab store ({e})"]
+        if not names:
+            return [f"{path} is empty (no tables)"]
+        if "meta" not in names:
+            return ["not a latchlab store (no table meta)"]
+        try:
+            problems += [f"sqlite: {x.strip()}" for r in db.execute("PRAGMA integrity_check(20)") if r[0] != "ok"
+                         for x in r[0].splitlines() if x.strip() and not x.startswith("***")]
+        except sqlite3.Error as e:
+            problems.append(f"sqlite: {e}")
+        missing = [t for t in _TABLES if t not in names]
+        if missing:
+            return problems + [f"tables {', '.join(missing)} are missing"]
         try:
             row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-        finally:
+            if row is None or row[0] != SCHEMA:
+                problems.append(f"schema tag {row[0] if row else None!r}; expected {SCHEMA}")
+            problems += _incomplete(db)
+        except sqlite3.Error as e:
+            problems.append(f"members: {e}")
+        try:
+            cur = db.execute("SELECT member_id, epoch, npz FROM params")
+            while True:
+                try:
+                    row = cur.fetchone()
+                except sqlite3.Error as e:
+                    problems.append(f"params: reading stopped: {e}")
+                    break
+                if row is None:
+                    break
+                try:
+                    _unpack(row[2])
+                except ValueError as e:
+                    problems.append(f"parameters of member {row[0]} at epoch {row[1]}: {e}")
+        except sqlite3.Error as e:
+            problems.append(f"params: {e}")
+    finally:
+        db.close()
+    return problems
+
+
+def _raw(path: Path) -> sqlite3.Connection:
+    """A read-only connection that neither checks nor changes anything."""
+    uri = path.resolve().as_uri()
+    db = None
+    try:
+        db = _connection(uri + "?mode=ro", TIMEOUT)
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return db
+    except sqlite3.Error as e:
+        if db is not None:
             db.close()
-    except sqlite3.DatabaseError as e:
-        raise StoreError(f"store: {path} is not a latchlab store ({e})") from None
-    if row is None or row[0] != SCHEMA:
-        found = row[0] if row else "no schema tag"
-        raise StoreError(f"store: {path} was written by another schema ({found}); expected {SCHEMA}")
+        if _locked(e):
+            raise _error(path, e, TIMEOUT) from None
+    try:  # a directory this process cannot write (no journal index can be made), or damage
+        return _connection(uri + "?mode=ro&immutable=1", TIMEOUT)
+    except sqlite3.Error as e:
+        raise StoreError(f"store: cannot open {path} ({e})") from None
+
+
+def _scan(db, table: str, cols: str = "*") -> tuple[list, list[str]]:
+    """Every readable row of ``table``: a forward scan up to the first unreadable page, then
+    a backward one from the end (rows between two damaged pages may be missed)."""
+    rows, errors = {}, []
+    for order in ("ASC", "DESC"):
+        try:
+            cur = db.execute(f"SELECT rowid, {cols} FROM {table} ORDER BY rowid {order}")
+            while True:
+                r = cur.fetchone()
+                if r is None:
+                    return [rows[k] for k in sorted(rows)], errors
+                rows[r[0]] = r[1:]
+        except sqlite3.Error as e:
+            errors.append(f"{table}: {e}")
+    return [rows[k] for k in sorted(rows)], errors
+
+
+def salvage(source: str | Path, target: str | Path) -> dict:
+    """Copy every readable, complete member of a (damaged) store, with its sweep, into a new
+    store ``target``. A member is copied only with its member row, all its epoch rows and all
+    its parameter snapshots readable (checksums included).
+
+    Returns:
+        ``{"members": kept, "dropped": {member_id: why}, "sweeps": n, "errors": [...]}``.
+    """
+    source, target = Path(source), Path(target)
+    _check_path(source)
+    if not _nonempty(source):
+        raise StoreError(f"store: {source} {'is empty' if source.exists() else 'does not exist'}")
+    if _nonempty(target):
+        raise StoreError(f"store: {target} exists; salvage writes a new store")
+    db = _raw(source)
+    try:
+        try:
+            cols = [r[1] for r in db.execute("PRAGMA table_info(members)")]
+        except sqlite3.Error as e:
+            raise StoreError(f"store: {source}: nothing readable ({e})") from None
+        if "member_id" not in cols:
+            raise StoreError(f"store: {source} has no readable members table")
+        sweeps, errors = _scan(db, "sweeps")
+        members, errs = _scan(db, "members", ", ".join(map(_q, cols)))
+        errors += errs
+        kept, dropped = [], {}
+        for row in members:
+            m = dict(zip(cols, row))
+            mid = m["member_id"]
+            try:
+                n = int(m["epochs"])
+                ep = db.execute("SELECT epoch, " + ", ".join(_METRICS) + " FROM epochs WHERE member_id = ? "
+                                "ORDER BY epoch", (mid,)).fetchall()
+                pa = db.execute("SELECT epoch, npz FROM params WHERE member_id = ? ORDER BY epoch", (mid,)).fetchall()
+            except (sqlite3.Error, TypeError, ValueError) as e:
+                dropped[mid] = f"unreadable rows ({e})"
+                continue
+            if [r[0] for r in ep] != list(range(1, n + 1)) or [r[0] for r in pa] != list(range(n + 1)):
+                dropped[mid] = f"{len(ep)} of {n} epoch rows and {len(pa)} of {n + 1} parameter snapshots"
+                continue
+            try:
+                for _, blob in pa:
+                    _unpack(blob)
+            except ValueError as e:
+                dropped[mid] = f"damaged parameters ({e})"
+                continue
+            kept.append((m, ep, pa))
+    finally:
+        db.close()
+    sweep_cols = ["sweep_id", *_SWEEP_COLS]
+    known = {r[0] for r in sweeps}
+    with Store(target) as out:
+        def put():
+            out.db.executemany(f"INSERT INTO sweeps({', '.join(sweep_cols)}) VALUES ({', '.join('?' * 9)})",
+                               [tuple(r[:9]) for r in sweeps])
+            lost = {m.get("sweep_id") for m, _, _ in kept} - known - {None}
+            out.db.executemany("INSERT INTO sweeps(sweep_id, name) VALUES (?, ?)",
+                               [(s, "salvaged (sweep row unreadable)") for s in sorted(lost)])
+            _insert_members(out.db, kept)
+
+        out._transaction(put)
+    return {"members": len(kept), "dropped": dropped, "sweeps": len(sweeps), "errors": errors}
+
+
+def _insert_members(db, members) -> None:
+    """Insert ``(member row dict, epoch rows, param rows)`` triples."""
+    cols = ["member_id", "sweep_id", "seed", *RUN_FIELDS, "seconds", "diverged_epoch"]
+    db.executemany(f"INSERT INTO members({', '.join(map(_q, cols))}) VALUES ({', '.join('?' * len(cols))})",
+                   [tuple(m.get(c) for c in cols) for m, _, _ in members])
+    db.executemany("INSERT INTO epochs VALUES (?, ?, ?, ?, ?, ?)",
+                   [(m["member_id"], *r) for m, ep, _ in members for r in ep])
+    db.executemany("INSERT INTO params VALUES (?, ?, ?)",
+                   [(m["member_id"], e, blob) for m, _, pa in members for e, blob in pa])
+
+
+def _member_rows(st: Store):
+    """Every member of an open store as ``(member row dict, epoch rows, param rows)``."""
+    cols = [r[1] for r in st.db.execute("PRAGMA table_info(members)")]
+    for row in st.db.execute(f"SELECT {', '.join(map(_q, cols))} FROM members ORDER BY rowid").fetchall():
+        m = dict(zip(cols, row))
+        ep = st.db.execute("SELECT epoch, " + ", ".join(_METRICS) + " FROM epochs WHERE member_id = ? "
+                           "ORDER BY epoch", (m["member_id"],)).fetchall()
+        pa = st.db.execute("SELECT epoch, npz FROM params WHERE member_id = ? ORDER BY epoch",
+                           (m["member_id"],)).fetchall()
+        yield m, ep, pa
+
+
+def merge(target: str | Path, sources: list) -> dict:
+    """Merge stores (e.g. one per worker) into ``target`` (created if missing): every sweep
+    row is kept (provenance included; a sweep already in the target is not repeated), and
+    members are deduplicated by id. A member stored twice with different numbers (config,
+    metrics or parameters) refuses the whole merge before anything is written.
+
+    Returns:
+        ``{"members": added, "duplicates": skipped, "sweeps": added}``.
+    """
+    target = Path(target)
+    sources = [Path(s) for s in sources]
+    for s in sources:
+        if not _nonempty(s):
+            raise StoreError(f"store: {s} {'is empty' if s.exists() else 'does not exist'}")
+        if target.exists() and s.resolve() == target.resolve():
+            raise StoreError(f"store: {s} is the merge target; give it once, as the target")
+    with Store(target) as out:
+        seen = {m["member_id"]: (_fingerprint(m, ep, pa), str(target)) for m, ep, pa in _member_rows(out)}
+        existing = {tuple(r[1:]): r[0] for r in out.db.execute(
+            f"SELECT sweep_id, {', '.join(_SWEEP_COLS)} FROM sweeps").fetchall()}
+        plans, conflicts, dups = [], [], 0
+        for s in sources:  # first every check, then every write
+            with Store(s, create=False) as st:
+                sweeps = st.db.execute(f"SELECT sweep_id, {', '.join(_SWEEP_COLS)} FROM sweeps").fetchall()
+                new = []
+                for m, ep, pa in _member_rows(st):
+                    try:
+                        fp = _fingerprint(m, ep, pa)
+                    except ValueError as e:
+                        raise _damaged(s, f"parameters of member {m['member_id']}: {e}") from None
+                    if m["member_id"] in seen:
+                        if seen[m["member_id"]][0] != fp:
+                            conflicts.append(f"{m['member_id']} ({seen[m['member_id']][1]} and {s})")
+                        dups += 1
+                        continue
+                    seen[m["member_id"]] = (fp, str(s))
+                    new.append((m, ep, pa))
+                plans.append((s, sweeps, new))
+        if conflicts:
+            raise StoreError(f"store: merge refused, nothing written: {len(conflicts)} member(s) stored with "
+                             f"different numbers: {'; '.join(conflicts[:3])}{' ...' if len(conflicts) > 3 else ''}")
+
+        added = {"members": 0, "duplicates": dups, "sweeps": 0}
+
+        def put():
+            for _, sweeps, new in plans:
+                ids = {}
+                for r in sweeps:
+                    key = tuple(r[1:])
+                    if key not in existing:
+                        existing[key] = out.db.execute(
+                            f"INSERT INTO sweeps({', '.join(_SWEEP_COLS)}) VALUES ({', '.join('?' * 8)})",
+                            key).lastrowid
+                        added["sweeps"] += 1
+                    ids[r[0]] = existing[key]
+                _insert_members(out.db, [({**m, "sweep_id": ids.get(m["sweep_id"])}, ep, pa) for m, ep, pa in new])
+                added["members"] += len(new)
+
+        out._transaction(put)
+    return added

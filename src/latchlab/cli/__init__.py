@@ -13,12 +13,14 @@ from rich.console import Console
 from rich.table import Table
 
 from latchlab import runtime
+from latchlab.cli.store import app as store_app
 from latchlab.errors import ConfigError, LatchlabError
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
                   help="Why can (or can't) a recurrent network carry information across time?")
 reproduce_app = typer.Typer(no_args_is_help=True, help="Reproduce a published experiment.")
 app.add_typer(reproduce_app, name="reproduce")
+app.add_typer(store_app, name="store")
 console = Console(stderr=True)
 _INTERRUPTED = "interrupted: finished members are in the store; re-run the same command to resume"
 

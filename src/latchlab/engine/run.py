@@ -120,6 +120,13 @@ def run(cfg: SweepConfig | list[SweepConfig], store=None, progress=None, timer=N
         name = cfgs[0].name if len(cfgs) == 1 else "+".join(dict.fromkeys(c.name for c in cfgs))
         config = cfgs[0].to_dict() if len(cfgs) == 1 else {"name": name, "sweeps": [c.to_dict() for c in cfgs]}
         sweep_id = store.add_sweep(name, config, provenance.collect(), command)
+    if store is not None and todo:
+        # train only members claimed here: concurrent runners of one sweep split the work
+        granted = store.claim([m.id for m in todo])
+        done = done | {m.id for m in todo if m.id not in granted}
+        todo = [m for m in todo if m.id in granted]
+    # planned over every member, finished or not, so a member's padding (and so its numbers)
+    # do not depend on what was already done
     chunks = P.plan(members, done=frozenset(m.id for m in members if m.id in done)) if todo else []
     if executor is None:
         on_epoch = (lambda c, e: progress(len(c.wanted), total)) if progress else None
@@ -139,6 +146,8 @@ def run(cfg: SweepConfig | list[SweepConfig], store=None, progress=None, timer=N
             else:
                 rows.append((kept, res.history, res.seconds / len(kept)))
     if store is not None:
+        if store.wait({m.id for m in members}):  # members whose claiming process died: train them here
+            return run(cfg, store, progress, timer, command, executor)
         df = store.epochs()
         return df[df.member_id.isin({m.id for m in members})].reset_index(drop=True)
     return frame(rows)
