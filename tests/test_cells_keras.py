@@ -3,6 +3,9 @@
 * Parity with Keras 3 recurrent layers (JAX backend) with random weights copied across.
 * Keras 2's ``hard_sigmoid`` LSTM / GRU, ``lstm_nofg`` and ``janet`` against plain numpy
   float64 loops written here from the equations.
+* ``step_gates``: its gate blocks and new carry against one numpy float64 step of every
+  cell (``step`` is its first output).
+* ``interop.from_keras``: a layer alone, a layer with its Dense head, a Keras model.
 * ``init_params`` conventions (keras, chrono, explicit values).
 
 Keras itself relies on implicit rank promotion (its ``Orthogonal`` initializer, for one),
@@ -21,6 +24,7 @@ import pytest
 
 from latchlab.core import cells
 from latchlab.core import interop
+from latchlab.core import model as M
 from latchlab.core.cells import Cell
 from latchlab.errors import ConfigError
 
@@ -224,7 +228,7 @@ def test_keras3_hard_sigmoid_layer(kind, reset_after):
     assert model.cell.rsig == "hard_sigmoid_keras3"
     np.testing.assert_allclose(model(x), expected, rtol=0, atol=ATOL)
     # and the Keras 2 slope would be measurably different
-    k2 = cells.scan(Cell(kind, 3, "hard_sigmoid", reset_after), model.params, jnp.asarray(x),
+    k2 = cells.scan(Cell(kind, 3, "hard_sigmoid", reset_after), model.params["cell"], jnp.asarray(x),
                     return_sequences=True)[1]
     assert np.max(np.abs(np.asarray(k2) - expected)) > 1e-3
 
@@ -276,6 +280,77 @@ def test_janet_matches_numpy(units, n_in, rsig):
     carry, hs = cells.scan(cell, _params(ws), jnp.asarray(x), return_sequences=True)
     np.testing.assert_allclose(np.asarray(hs), expected, rtol=0, atol=ATOL)
     np.testing.assert_allclose(np.asarray(carry), expected[:, -1], rtol=0, atol=ATOL)
+
+
+def _np_step_blocks(cell, ws, x, h, c):
+    """One step of ``cell`` in numpy float64 from the equations: the new state and the gate
+    blocks ``step_gates`` documents (gates activated, candidate through tanh)."""
+    W, U, b = ws
+    rsig = _NP_RSIG[cell.rsig]
+    G = len(cell.gates)
+    if cell.kind == "gru":  # reset_before (Keras 2)
+        Wz, Wr, Wh = _split(W, 3)
+        Uz, Ur, Uh = _split(U, 3)
+        bz, br, bh = _split(b, 3)
+        z, r = rsig(x @ Wz + h @ Uz + bz), rsig(x @ Wr + h @ Ur + br)
+        hh = np.tanh(x @ Wh + bh + (r * h) @ Uh)
+        return z * h + (1 - z) * hh, {"z": z, "r": r, "h": hh}
+    pre = dict(zip(cell.gates, _split(x @ W + (c if cell.kind == "janet" else h) @ U + b, G)))
+    if cell.kind == "srnn":
+        return np.tanh(pre["h"]), {"h": np.tanh(pre["h"])}
+    if cell.kind == "janet":
+        f, i, g = rsig(pre["f"]), rsig(1.0 - pre["f"]), np.tanh(pre["c"])
+        return f * c + i * g, {"f": f, "i": i, "c": g}
+    blocks = {k: (np.tanh(v) if k == "c" else rsig(v)) for k, v in pre.items()}
+    c = blocks.get("f", 1.0) * c + blocks["i"] * blocks["c"]
+    return (blocks["o"] * np.tanh(c), c), blocks
+
+
+@pytest.mark.parametrize("rsig", ["sigmoid", "hard_sigmoid"])
+@pytest.mark.parametrize("kind", ["srnn", "lstm", "lstm_nofg", "gru", "janet"])
+def test_step_gates_equal_numpy(kind, rsig):
+    cell = Cell(kind, 3, rsig, reset_after=False)
+    ws = _random_params(cell, 2, np.random.default_rng(13), scale=1.5)
+    rng = np.random.default_rng(14)
+    x, h, c = rng.normal(size=(B, 2)), np.tanh(rng.normal(size=(B, 3))), rng.normal(size=(B, 3))
+    want, blocks = _np_step_blocks(cell, [np.asarray(w, np.float64) for w in ws], x, h, c)
+    p = _params(ws)
+    xw = cells.input_projection(cell, p, jnp.asarray(x, jnp.float32))
+    carry = (jnp.asarray(h, jnp.float32), jnp.asarray(c, jnp.float32)) if kind in ("lstm", "lstm_nofg") else \
+        jnp.asarray(c if kind == "janet" else h, jnp.float32)
+    new, got = cells.step_gates(cell, p, carry, xw)
+    assert set(got) == set(blocks) == set(cell.gates) | ({"i"} if kind == "janet" else set())
+    for k in blocks:
+        np.testing.assert_allclose(np.asarray(got[k]), blocks[k], rtol=0, atol=ATOL, err_msg=k)
+    for a, w in zip(jax.tree.leaves(new), jax.tree.leaves(want)):
+        np.testing.assert_allclose(np.asarray(a), w, rtol=0, atol=ATOL)
+    for a, w in zip(jax.tree.leaves(cells.step(cell, p, carry, xw)), jax.tree.leaves(new)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(w))
+
+
+def test_from_keras_layer_head_and_model():
+    """One return type: the layer alone (called: its output sequence; no ``model``), the
+    layer with its Dense head, and a Keras model holding both give the same cell, and the
+    head's logits are the Dense layer's pre-activations."""
+    x = _inputs(2, seed=15)
+    layer = _built_layer("gru", 3, 2, x, seed=16)
+    dense = keras.layers.Dense(1, activation="sigmoid")
+    km = keras.Sequential([keras.Input((T, 2)), layer, dense])
+    _randomise(dense, np.random.default_rng(17))
+    alone, with_head, whole = interop.from_keras(layer), interop.from_keras(layer, dense), interop.from_keras(km)
+    assert alone.head is None and set(alone.params) == {"cell"}
+    with pytest.raises(ConfigError, match="^head: "):
+        alone.model
+    assert with_head.cell == whole.cell == alone.cell and with_head.model == whole.model
+    assert whole.model.head == "dense1" and whole.model.n_in == 2
+    np.testing.assert_allclose(alone(x), np.asarray(layer(x)), rtol=0, atol=ATOL)  # return_sequences=True
+    z = np.asarray(M.logits(whole.model, whole.params, jnp.asarray(x)))
+    np.testing.assert_allclose(1.0 / (1.0 + np.exp(-z)), np.asarray(km(x))[:, -1, 0], rtol=0, atol=ATOL)
+    headless = interop.from_keras(keras.Sequential([keras.Input((T, 2)), layer]))
+    assert headless.head is None and headless.cell == alone.cell
+    two = keras.Sequential([keras.Input((T, 2)), layer, keras.layers.Dense(3), keras.layers.Dense(1)])
+    with pytest.raises(ConfigError, match="^model: .*found 1 and 2"):
+        interop.from_keras(two)
 
 
 # ----------------------------------------------------------------------------- from_keras errors

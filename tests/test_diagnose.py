@@ -1,19 +1,25 @@
 """Diagnostics against references.
 
-* ``gated_step``: its carry equals ``cells.step`` for every cell and preset, and its gates
-  equal a numpy float64 loop (LSTM with sigmoid and hard sigmoid, GRU, SRNN contraction).
+* ``measure``'s states, loss and metric are ``cells.scan``'s and ``model``'s for every cell,
+  preset and head; its gates equal a numpy float64 loop (LSTM with sigmoid and hard
+  sigmoid, GRU, SRNN contraction).
 * ``measure``: ``dl/dh_t`` and ``dl/dc_t`` equal central finite differences of a numpy
   float64 forward pass perturbed at step t (x64), for an SRNN, an LSTM and both heads;
-  and, for a one-unit SRNN, the analytic ``dl/dh_t = dl/dh_T prod_{s>t} U (1 - h_s^2)``.
+  and, for a one-unit SRNN, the analytic ``dl/dh_t = dl/dh_T prod_{s>t} U (1 - h_s^2)``;
+  the whole state's gradient ``||dl/d(h_t, c_t)||`` equals finite differences of the
+  whole state, and for an LSTM whose only path back is through ``c``, its closed form.
 * ``fixed_points``: the one-unit SRNN's against ``scipy.optimize.brentq`` on
   ``tanh(w h + b) - h`` with slope ``w (1 - h^2)``; an LSTM's and a GRU's are fixed points of
   ``cells.step`` and every orbit of the input-free map ends on a listed stable one; a
-  decoupled two-unit SRNN's are the products of the one-unit ones.
+  decoupled two-unit SRNN's are the products of the one-unit ones; a gate saturated at 1
+  gives a ``marginal_line`` (GRU z = 1, LSTM f = 1 with a shut input gate, lstm_nofg),
+  and ``dynamics`` classifies hand-made fixed-point sets.
 * ``boundary``: where the head's predicted class flips on a fine grid of ``h``.
 * ``member``: the data are the sweep's (``tasks.generate`` with the member's key and its
-  split), and on the whole validation set the loss and accuracy equal the stored ones.
-* ``from_keras``: Keras 3 SimpleRNN/LSTM + Dense give the Keras layer's states and logits,
-  and the same diagnostics as the latchlab model with copied weights.
+  split), and on the whole validation set the loss and accuracy equal the stored ones;
+  ``members.member_from_row`` gives back every stored member's id and model.
+* ``interop.from_keras``: Keras 3 SimpleRNN/LSTM + Dense give the Keras layer's states and
+  logits, and the same diagnostics as the latchlab model with copied weights.
 * ``latchlab diagnose`` end to end, and its one-line errors.
 """
 from __future__ import annotations
@@ -32,8 +38,10 @@ from scipy.optimize import brentq
 
 from latchlab import config
 from latchlab.core import cells
+from latchlab.core import interop
 from latchlab.analysis import diagnose as D
 from latchlab.engine import run as runner
+from latchlab.analysis import members
 from latchlab.core import tasks
 from latchlab.core import model as M
 from latchlab.core.cells import Cell
@@ -60,21 +68,28 @@ def _batch(B=6, T=7, seed=1, n_in=1):
 ALL_CELLS = [Cell.from_preset(k, 2, p) for k in cells.CELLS for p in cells.PRESETS]
 
 
-# ----------------------------------------------------------------------------- gated_step
+# ----------------------------------------------------------------------------- the model's own step and head
 
+@pytest.mark.parametrize("head", ["dense2", "dense1"])
 @pytest.mark.parametrize("cell", ALL_CELLS, ids=lambda c: f"{c.kind}{c.units}-{c.rsig}")
-def test_gated_step_carry_equals_cells_step(cell):
-    model, params = _random_model(cell)
-    x, _ = _batch()
-    cp = jax.tree.map(jnp.asarray, params["cell"])
-    xw = cells.input_projection(cell, cp, jnp.asarray(x[:, 0]))
-    carry = cells.initial_carry(cell, x.shape[0])
-    carry = jax.tree.map(lambda a: a + 0.3, carry)
-    new, gates = D.gated_step(cell, cp, carry, xw)
-    ref = cells.step(cell, cp, carry, xw)
-    for a, b in zip(jax.tree.leaves(new), jax.tree.leaves(ref)):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=1e-6)
-    assert set(gates) == set(D.gate_names(cell))
+def test_measured_states_and_loss_are_the_models(cell, head):
+    """``measure`` runs ``cells.step_gates`` and ``model.read_out``: its states are
+    ``cells.scan``'s outputs, its loss and metric ``model.per_example`` of ``model.logits``
+    (the same float32 operations, compiled in other programs: equal to a few ulps)."""
+    model, params = _random_model(cell, head)
+    x, y = _batch()
+    p = jax.tree.map(jnp.asarray, params)
+    m = D.measure(model, p, jnp.asarray(x), jnp.asarray(y))
+    carry, hs = cells.scan(cell, p["cell"], jnp.asarray(x), return_sequences=True)
+    np.testing.assert_allclose(np.asarray(m.h), np.asarray(hs), rtol=0, atol=1e-6)
+    if cell.kind in D.LSTMS:
+        np.testing.assert_allclose(np.asarray(m.c)[:, -1], np.asarray(carry[1]), rtol=0, atol=1e-6)
+    else:
+        np.testing.assert_array_equal(np.asarray(m.c), 0.0)
+    loss, ok = M.per_example(model, M.logits(model, p, jnp.asarray(x)), jnp.asarray(y))
+    np.testing.assert_allclose(np.asarray(m.loss), np.asarray(loss), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(np.asarray(m.correct), np.asarray(ok))
+    assert np.asarray(m.gates).shape == (x.shape[0], x.shape[1], len(D.gate_names(cell)), cell.units)
 
 
 def _np_rsig(rsig):
@@ -163,6 +178,34 @@ def test_srnn_contraction_and_gru_retention_equal_numpy():
 
 
 
+def _fd_grads(kind, model, params, x, y, d=1e-6):
+    """Central finite differences ``(l(s_t + d e_j) - l(s_t - d e_j)) / 2d`` of each example's
+    loss in a numpy float64 forward pass, for every component of ``h_t`` and (LSTM) ``c_t``:
+    ``(fd_h, fd_c)``, each (B, T, H) (``fd_c`` zeros for the SRNN)."""
+    B, T = x.shape[:2]
+    H = model.cell.units
+    x64_ = x.astype(np.float64)
+
+    def loss(dh, dc):
+        if kind == "srnn":
+            h = _np_srnn(params["cell"], x64_, dh)[1]
+        else:
+            h = _np_lstm(params["cell"], x64_, "sigmoid", dh, dc)[2]
+        return _np_loss(model, params["head"], h, y)
+
+    out = {"h": np.zeros((B, T, H)), "c": np.zeros((B, T, H))}
+    for which in ("h", "c") if kind != "srnn" else ("h",):
+        for t in range(T):
+            for j in range(H):
+                e = np.zeros((T, B, H))
+                e[t, :, j] = d
+                z = np.zeros((T, B, H))
+                plus = loss(e, z) if which == "h" else loss(z, e)
+                minus = loss(-e, z) if which == "h" else loss(z, -e)
+                out[which][:, t, j] = (plus - minus) / (2 * d)
+    return out["h"], out["c"]
+
+
 @pytest.mark.parametrize("kind,head", [("srnn", "dense2"), ("srnn", "dense1"), ("lstm", "dense2"),
                                        ("lstm", "dense1")])
 def test_gradient_through_time_equals_finite_differences(x64, kind, head):
@@ -174,34 +217,67 @@ def test_gradient_through_time_equals_finite_differences(x64, kind, head):
     p64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), params)
     m = D.measure(model, p64, jnp.asarray(x, jnp.float64), jnp.asarray(y))
     assert m.grad_h.dtype == jnp.float64
-    B, T, H = 4, 6, 2
     x64_ = x.astype(np.float64)
-
-    def loss(dh, dc):
-        if kind == "srnn":
-            h = _np_srnn(params["cell"], x64_, dh)[1]
-        else:
-            h = _np_lstm(params["cell"], x64_, "sigmoid", dh, dc)[2]
-        return _np_loss(model, params["head"], h, y)
-
-    d = 1e-6
-    for which, got in (("h", m.grad_h), ("c", m.grad_c)):
-        if which == "c" and kind == "srnn":
-            np.testing.assert_array_equal(np.asarray(got), 0.0)
-            continue
-        fd = np.zeros((B, T, H))
-        for t in range(T):
-            for j in range(H):
-                e = np.zeros((T, B, H))
-                e[t, :, j] = d
-                z = np.zeros((T, B, H))
-                plus = loss(e, z) if which == "h" else loss(z, e)
-                minus = loss(-e, z) if which == "h" else loss(z, -e)
-                fd[:, t, j] = (plus - minus) / (2 * d)
-        np.testing.assert_allclose(np.asarray(got), fd, rtol=1e-5, atol=1e-8)
+    fd_h, fd_c = _fd_grads(kind, model, params, x, y)
+    np.testing.assert_allclose(np.asarray(m.grad_h), fd_h, rtol=1e-5, atol=1e-8)
+    if kind == "srnn":
+        np.testing.assert_array_equal(np.asarray(m.grad_c), 0.0)
+    else:
+        np.testing.assert_allclose(np.asarray(m.grad_c), fd_c, rtol=1e-5, atol=1e-8)
     np.testing.assert_allclose(np.asarray(m.loss), _np_loss(model, params["head"],
                                _np_srnn(params["cell"], x64_)[1] if kind == "srnn"
                                else _np_lstm(params["cell"], x64_, "sigmoid")[2], y), rtol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["srnn", "lstm"])
+def test_whole_state_gradient_equals_finite_differences(x64, kind):
+    """``||dl_b/ds_t||`` of the whole state ``s_t = (h_t, c_t)`` (``h_t`` for the SRNN) is the
+    norm of the finite differences over all its components; the ``whole`` rows of the
+    gradient frame and the summary's whole-state numbers are its means and median ratio."""
+    model, params = _random_model(Cell(kind, 2), "dense2", scale=0.9)
+    x, y = _batch(B=6, T=6)
+    fd_h, fd_c = _fd_grads(kind, model, params, x, y)
+    want = np.sqrt((fd_h ** 2).sum(-1) + (fd_c ** 2).sum(-1))  # (B, T)
+    p64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), params)
+    m = D.measure(model, p64, jnp.asarray(x, jnp.float64), jnp.asarray(y))
+    np.testing.assert_allclose(D.state_gradient_norms(m)[2], want, rtol=1e-5, atol=1e-8)
+    d = D.analyse(model, params, x, y, parts=("gradients", "summary"))  # float32
+    g = d.gradients[d.gradients.state == "whole"].sort_values(["class", "t"])
+    np.testing.assert_allclose(g.grad_norm, np.concatenate([want[y == k].mean(0) for k in (0, 1)]), rtol=2e-4)
+    s = d.summary.iloc[0]
+    assert s.grad_ratio_state_median == pytest.approx(np.median(want[:, 0] / want[:, -1]), rel=2e-4)
+    assert s.grad_first_state == pytest.approx(want[:, 0].mean(), rel=2e-4)
+    assert s.grad_last_state == pytest.approx(want[:, -1].mean(), rel=2e-4)
+    if kind == "srnn":  # the state is h
+        h = d.gradients[d.gradients.state == "h"].sort_values(["class", "t"])
+        np.testing.assert_array_equal(g.grad_norm, h.grad_norm)
+        assert s.grad_ratio_state_median == s.grad_ratio_median
+    else:
+        assert set(d.gradients.state) == {"h", "c", "whole"}
+
+
+def test_lstm_whole_state_gradient_through_c_alone():
+    """One LSTM unit with no recurrent weights and a constant forget gate ``f = sigmoid(b_f)``:
+    ``h_t`` (t < T) reaches the loss through nothing, ``c_t`` through ``c_T`` only, so
+    ``dl/dh_t = 0`` and ``dl/dc_t = dl/dh_T o_T (1 - tanh^2 c_T) f^(T - t)``: the h-only ratio
+    is 0 while the whole state's is ``o_T (1 - tanh^2 c_T) f^(T-1)``."""
+    model, params = _random_model(Cell("lstm", 1), "dense2", scale=1.0)
+    params["cell"]["recurrent"][:] = 0.0
+    params["cell"]["kernel"][0, 1] = 0.0  # no input to the forget gate
+    params["cell"]["bias"][1] = 2.0
+    f = 1.0 / (1.0 + np.exp(-2.0))
+    x, y = _batch(B=8, T=9)
+    m = D.measure(model, params, jnp.asarray(x), jnp.asarray(y))
+    W, b = (np.asarray(params["cell"][k], np.float64) for k in ("kernel", "bias"))
+    c = np.asarray(m.c, np.float64)[:, -1, 0]
+    o = 1.0 / (1.0 + np.exp(-(x[:, -1].astype(np.float64) @ W[:, 3:4] + b[3])))[:, 0]
+    gh, gc, gs = D.state_gradient_norms(m)
+    np.testing.assert_array_equal(gh[:, :-1], 0.0)
+    ratio = o * (1 - np.tanh(c) ** 2) * f ** np.arange(8, 0, -1)[:, None]  # (T-1, B): t = 1 .. T-1
+    np.testing.assert_allclose(gs[:, :-1], (gh[:, -1] * ratio).T, rtol=2e-5)
+    s = D.summary(model, params, x, y).iloc[0]
+    assert s.grad_ratio_median == 0.0
+    assert s.grad_ratio_state_median == pytest.approx(np.median(ratio[0]), rel=2e-5)
 
 
 def test_one_unit_srnn_gradient_is_product_of_contractions():
@@ -423,7 +499,8 @@ def _keras_equals_copied_weights(keras, kind):
     km = keras.Sequential([keras.Input((10, 1)), layer, dense])
     for L in (layer, dense):
         L.set_weights([(0.8 * rng.normal(size=w.shape)).astype(np.float32) for w in L.get_weights()])
-    model, params = D.from_keras(km)
+    km_ = interop.from_keras(km)
+    model, params = km_.model, km_.params
     assert model.head == "dense2" and model.cell.kind == kind
     # the latchlab model's states and logits are Keras' own
     seq = keras.layers.SimpleRNN(1, return_sequences=True) if kind == "srnn" else \
@@ -433,6 +510,7 @@ def _keras_equals_copied_weights(keras, kind):
     tr = D.trajectories(model, params, x, y, n_examples=8)
     ex = tr[tr.example >= 0].sort_values(["class", "example", "t"])
     hk = np.asarray(seq(x))[..., 0]  # (B, T)
+    np.testing.assert_allclose(km_(x)[..., 0], hk, atol=1e-6)  # called: the layer's output sequence
     want = np.concatenate([np.c_[np.zeros(4), hk[y == k]].ravel() for k in (0, 1)])
     np.testing.assert_allclose(ex.h, want, atol=1e-6)
     probs = np.asarray(km(x))
@@ -447,9 +525,11 @@ def _keras_equals_copied_weights(keras, kind):
     b = D.analyse(M.Model(cell, "dense2"), own, x, y)
     for name in ("gradients", "retention", "trajectories", "fixed_points", "summary"):
         pd.testing.assert_frame_equal(getattr(a, name), getattr(b, name))
-    # and through interop.from_keras(layer) plus the Dense layer
-    c = D.analyse(*D.from_keras(__import__("latchlab.core.interop").interop.from_keras(layer), dense), x, y)
-    pd.testing.assert_frame_equal(a.summary, c.summary)
+    # and through the layer plus the Dense layer, or the layer plus the head's weights
+    for km2 in (interop.from_keras(layer, dense),
+                interop.from_keras(layer, {"kernel": dense.get_weights()[0], "bias": dense.get_weights()[1]})):
+        c = D.analyse(km2.model, km2.params, x, y)
+        pd.testing.assert_frame_equal(a.summary, c.summary)
 
 
 def test_from_keras_rejects_bad_heads():
@@ -459,12 +539,12 @@ def test_from_keras_rejects_bad_heads():
         layer(np.zeros((1, 3, 1), np.float32))
         dense = keras.layers.Dense(2, activation="relu")
         dense(np.zeros((1, 1), np.float32))
-    with pytest.raises(ConfigError, match="head"):
-        D.from_keras(layer, dense)
-    with pytest.raises(ConfigError, match="head"):
-        D.from_keras(layer)
-    with pytest.raises(ConfigError, match="head"):
-        D.from_keras(layer, {"kernel": np.zeros((2, 2)), "bias": np.zeros(2)})
+    with pytest.raises(ConfigError, match="^head: .*activation softmax or linear, got relu"):
+        interop.from_keras(layer, dense)
+    with pytest.raises(ConfigError, match="^head: .*without a Dense head"):
+        interop.from_keras(layer).model  # the layer alone has no head
+    with pytest.raises(ConfigError, match="^head: need kernel"):
+        interop.from_keras(layer, {"kernel": np.zeros((2, 2)), "bias": np.zeros(2)})
 
 
 def test_saturated_hard_sigmoid_gru_is_a_line_of_fixed_points():
@@ -476,8 +556,88 @@ def test_saturated_hard_sigmoid_gru_is_a_line_of_fixed_points():
     params["cell"]["bias"][0] = 5.0
     params["cell"]["recurrent"][0, 0] = 0.5
     fp = D.fixed_points(model, params)
-    assert len(fp) == 1 and fp.kind[0] == "marginal"
+    assert len(fp) == 1 and fp.kind[0] == "marginal_line" and not fp.stable[0]
     assert fp.h_lo[0] == pytest.approx(-1, abs=1e-3) and fp.h_hi[0] == pytest.approx(1, abs=1e-3)
+    assert D.dynamics(fp) == "marginal_line"
     h = jnp.linspace(-0.99, 0.99, 7)[:, None]
     xw = cells.input_projection(cell, jax.tree.map(jnp.asarray, params["cell"]), jnp.zeros((7, 1)))
     np.testing.assert_array_equal(np.asarray(cells.step(cell, params["cell"], h, xw)), np.asarray(h))
+
+
+@pytest.mark.parametrize("kind", ["lstm", "lstm_nofg"])
+def test_saturated_hard_sigmoid_lstm_is_a_line_of_fixed_points(kind):
+    """Keras 2 gates with ``b_f = 5``, ``b_i = -5`` and ``|U| <= 0.5``: ``f = 1`` and ``i = 0``
+    for every ``h`` in [-1, 1], so ``c`` is kept as it is (a perfect integrator with a shut
+    input) and every ``(h, atanh(h / o(h)))`` with ``|h| < o(h)`` is fixed: one
+    ``marginal_line`` row spanning the ``h`` that ``o`` allows, not 'not bistable'."""
+    cell = Cell.from_preset(kind, 1, "keras2")
+    gates = cell.gates
+    model, params = _random_model(cell, seed=1, scale=0.5)
+    params["cell"]["recurrent"][:] = 0.5
+    params["cell"]["bias"][gates.index("i")] = -5.0
+    if "f" in gates:
+        params["cell"]["bias"][gates.index("f")] = 5.0
+    params["cell"]["bias"][gates.index("o")] = 1.0
+    fp = D.fixed_points(model, params)
+    assert list(fp.kind) == ["marginal_line"] and not fp.stable.any()
+    # the line's ends: |h| = o(h) = 0.2 (1 + 0.5 h) + 0.5, i.e. h = 0.7 / 0.9 and -0.7 / 1.1
+    assert fp.h_lo[0] == pytest.approx(-0.7 / 1.1, abs=1e-3) and fp.h_hi[0] == pytest.approx(0.7 / 0.9, abs=1e-3)
+    cp = jax.tree.map(jnp.asarray, params["cell"])
+    xw = cells.input_projection(cell, cp, jnp.zeros((1, 1)))
+    for h in (fp.h_lo[0], 0.1, fp.h[0], 0.5):  # points on the line are fixed by cells.step
+        o = 0.2 * (1 + 0.5 * h) + 0.5
+        carry = (jnp.array([[h]], jnp.float32), jnp.array([[np.arctanh(h / o)]], jnp.float32))
+        new = cells.step(cell, cp, carry, xw)
+        np.testing.assert_allclose(np.asarray(new[0]), np.asarray(carry[0]), atol=2e-5)
+        np.testing.assert_array_equal(np.asarray(new[1]), np.asarray(carry[1]))
+    x, y = _batch()
+    s = D.summary(model, params, x, y).iloc[0]
+    assert s.marginal_line and not s.bistable and s.dynamics == "marginal_line"
+
+
+def _fp(*kinds):
+    return pd.DataFrame({"kind": list(kinds), "stable": [k == "stable" for k in kinds]})
+
+
+@pytest.mark.parametrize("kinds,want", [
+    (("stable", "unstable", "stable"), "bistable"),
+    (("stable", "marginal_line", "stable"), "bistable"),
+    (("marginal_line",), "marginal_line"),
+    (("stable", "marginal_line"), "marginal_line"),
+    (("stable",), "monostable"),
+    (("unstable", "stable", "unstable"), "monostable"),
+    (("unstable",), "no_attractor"),
+    (("marginal",), "no_attractor"),
+    ((), "no_attractor"),
+])
+def test_dynamics_classes(kinds, want):
+    assert D.dynamics(_fp(*kinds)) == want
+    assert want in D.DYNAMICS
+
+
+def test_summary_columns_are_documented():
+    model, params = _random_model(Cell("lstm", 1))
+    x, y = _batch()
+    s = D.summary(model, params, x, y)
+    assert list(s.columns) == list(D.SUMMARY_COLUMNS)
+
+
+def test_member_from_row_is_the_stored_member(store):
+    """Every stored row gives back the member the sweep ran: its id (the hash of the whole
+    configuration and seed) and its model."""
+    cfg = config.load(Path(store).parent / "s.toml")
+    want = {m.id: m for m in cfg.members()}
+    with Store(store, create=False) as st:
+        rows = st.members()
+        for _, row in rows.iterrows():
+            m = members.member_from_row(row)
+            assert m.id == row.member_id and m.run.to_dict() == want[m.id].run.to_dict()
+            assert m.run.model == want[m.id].run.model and m.seed == want[m.id].seed
+            assert members.label(row).startswith(f"member {m.id[:8]}: {m.run.cell} (1 unit, keras2, dense2)")
+        row = rows.iloc[0]
+    assert members.checked_epochs(row, [2, 0, 2]) == [2, 0]
+    for bad in ([3], [-1], [True], [0.5], []):
+        with pytest.raises(ConfigError, match="^epochs: must be epochs in \\[0, 2\\]"):
+            members.checked_epochs(row, bad)
+    with pytest.raises(ConfigError, match="^epoch: must be an integer in \\[0, 2\\].*got 3$"):
+        members.checked_epochs(row, [3], "epoch")

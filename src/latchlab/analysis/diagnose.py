@@ -3,22 +3,27 @@
 Measurements of one model (a cell and its head) on a batch of sequences, each a tidy
 DataFrame that a reader can check and a report can aggregate:
 
-* ``gradient_through_time``: ``||dL/dh_t||`` against ``t`` (and ``||dL/dc_t||`` for an
-  LSTM), per class: where the gradient of the loss vanishes on its way back to the
-  step that carried the label.
+* ``gradient_through_time``: ``||dL/dh_t||`` against ``t`` (and, for an LSTM,
+  ``||dL/dc_t||`` and the whole state's ``||dL/d(h_t, c_t)||``), per class: where the
+  gradient of the loss vanishes on its way back to the step that carried the label.
 * ``retention``: the per-step retention of the state: the LSTM forget gate ``f_t``, the GRU
   update gate ``z_t`` (``h_t = z_t h_{t-1} + (1 - z_t) h~_t``), JANET's forget gate, and
   for the SRNN the local contraction ``|U (1 - h_t^2)|`` (its exact ``dh_t/dh_{t-1}`` for
   one unit); every gate's value along positive and negative sequences; and
   ``half_life(f) = ln 0.5 / ln f``, the steps after which a retention ``f`` keeps half.
 * ``fixed_points``: the fixed points of the input-free map ``s -> step(s, x = 0)`` and
-  their stability (spectral radius of the map's Jacobian); ``trajectories``: the states
+  their stability (spectral radius of the map's Jacobian; ``KINDS``, with a class for a
+  line of marginal fixed points), and the map's class (``dynamics``: bistable, a
+  marginal line, monostable, none of them); ``trajectories``: the states
   of positive and negative sequences; ``boundary``: the head's decision boundary.
 * ``analyse``: all of these for a list of parameters (e.g. a member after every epoch),
   every epoch one vmapped array axis in one compiled call; ``member``: the same for a
   stored member, on its own validation data regenerated as the sweep made it;
   ``summary``: one row of summary numbers per epoch.
-* ``from_keras``: a Keras 3 recurrent layer and Dense head as a latchlab model.
+
+Keras 3 models come in through ``latchlab.core.interop.from_keras`` (its ``model`` and
+``params``); the cell's update and the head are ``latchlab.core``'s own (``cells.step_gates``,
+``model.read_out``), so the states measured here are the model's.
 
 Conventions: ``t = 1 .. T`` counts steps, ``h_t`` is the state after step ``t`` (``h_0 = 0``);
 classes are the labels ``y`` (``1``: positive, the latch task's ``s_0 = +1``).
@@ -26,7 +31,6 @@ Figures are drawn from the frames alone by ``latchlab.analysis.diagnose_plot``.
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from functools import partial
@@ -37,6 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
+from latchlab.analysis import members
 from latchlab.core import cells
 from latchlab.core import model as M
 from latchlab.core.cells import Cell
@@ -44,76 +49,34 @@ from latchlab.errors import ConfigError
 
 RETENTION = {"srnn": "contraction", "lstm": "f", "lstm_nofg": "f", "gru": "z", "janet": "f"}
 """The per-step retention factor of each cell, as named in ``retention`` frames."""
-_LSTMS = ("lstm", "lstm_nofg")
+LSTMS = ("lstm", "lstm_nofg")
+"""The cells whose state is ``(h, c)``."""
 
 
 # ----------------------------------------------------------------------------- traced scan
 
-def gated_step(cell: Cell, params, carry, xw):
-    """``cells.step`` that also returns the gate values (for ``retention``).
+def gate_names(cell: Cell) -> tuple[str, ...]:
+    """The per-step factors ``measure`` records for ``cell`` (the ``gates`` axis), in order:
 
-    Same update rules as ``cells.step``; the gates returned (each (B, H)):
         srnn:      contraction = |U_jj (1 - h_j^2)| (unit j's self-feedback factor; for one
                    unit exactly |dh_t / dh_{t-1}|)
-        lstm:      i, f, o = rsig(z_i), rsig(z_f), rsig(z_o), z = xw + h U
+        lstm:      i, f, o (the gates of ``cells.step_gates``)
         lstm_nofg: i, o, and f = 1
         gru:       z, r (h = z h_prev + (1 - z) h~: z retains)
         janet:     f = rsig(s), i = rsig(1 - s)
-
-    Returns:
-        ``(new_carry, gates)``, ``gates`` a dict of (B, H) arrays.
     """
-    H, rsig, U = cell.units, cells._RSIG[cell.rsig], params["recurrent"]
-    kind = cell.kind
-    if kind == "srnn":
-        h = jnp.tanh(xw + cells._dot(carry, U))
-        diag = cells.lead(jnp.diagonal(U), 2)
-        return h, {"contraction": jnp.abs(diag * (1.0 - h * h))}
-    if kind in _LSTMS:
-        h, c = carry
-        z = xw + cells._dot(h, U)
-        if kind == "lstm":
-            i, f, g, o = (rsig(z[:, k * H:(k + 1) * H]) if k != 2 else z[:, k * H:(k + 1) * H] for k in range(4))
-        else:
-            i, g, o = (rsig(z[:, k * H:(k + 1) * H]) if k != 1 else z[:, k * H:(k + 1) * H] for k in range(3))
-            f = jnp.ones_like(i)
-        c = f * c + i * jnp.tanh(g)
-        return (o * jnp.tanh(c), c), {"i": i, "f": f, "o": o}
-    if kind == "gru":
-        h = carry
-        z_pre, r, hh = _gru_parts(cell, params, h, xw)
-        z = rsig(z_pre)
-        return z * h + (1.0 - z) * hh, {"z": z, "r": r}
-    c = carry  # janet
-    z = xw + cells._dot(c, U)
-    s, g = z[:, :H], z[:, H:]
-    f, i = rsig(s), rsig(1.0 - s)
-    return f * c + i * jnp.tanh(g), {"f": f, "i": i}
-
-
-def _gru_parts(cell: Cell, params, h, xw):
-    """A GRU's update-gate pre-activation, reset gate and candidate ``h~`` (as ``cells.step``)."""
-    H, rsig, U = cell.units, cells._RSIG[cell.rsig], params["recurrent"]
-    if cell.reset_after:
-        r_all = cells._dot(h, U) + cells.lead(params["bias"][1], 2)
-        r = rsig(xw[:, H:2 * H] + r_all[:, H:2 * H])
-        return xw[:, :H] + r_all[:, :H], r, jnp.tanh(xw[:, 2 * H:] + r * r_all[:, 2 * H:])
-    r_zr = cells._dot(h, U[:, :2 * H])
-    r = rsig(xw[:, H:2 * H] + r_zr[:, H:])
-    return xw[:, :H] + r_zr[:, :H], r, jnp.tanh(xw[:, 2 * H:] + cells._dot(r * h, U[:, 2 * H:]))
-
-
-def gate_names(cell: Cell) -> tuple[str, ...]:
-    """The gates ``gated_step`` returns for ``cell``, in its order."""
     return {"srnn": ("contraction",), "lstm": ("i", "f", "o"), "lstm_nofg": ("i", "f", "o"),
             "gru": ("z", "r"), "janet": ("f", "i")}[cell.kind]
 
 
-def head_logits(model: M.Model, head, h):
-    """The head on states ``h`` (B, H): (B, 2) logits for dense2, (B,) for dense1 (as
-    ``model.logits``)."""
-    out = cells._dot(h, head["kernel"]) + cells.lead(head["bias"], 2)
-    return out if model.head == "dense2" else out[:, 0]
+def _factors(cell: Cell, cp, new, blocks):
+    """``gate_names(cell)``'s values (B, G, H) after a step, from ``cells.step_gates``' output."""
+    if cell.kind == "srnn":
+        diag = cells.lead(jnp.diagonal(cp["recurrent"]), 2)
+        blocks = {"contraction": jnp.abs(diag * (1.0 - new * new))}
+    elif cell.kind == "lstm_nofg":
+        blocks = {**blocks, "f": jnp.ones_like(blocks["i"])}
+    return jnp.stack([blocks[g] for g in gate_names(cell)], 1)
 
 
 class Measures(NamedTuple):
@@ -155,26 +118,26 @@ def measure(model: M.Model, params, x, y) -> Measures:
     cell, cp = model.cell, params["cell"]
     xw = jnp.swapaxes(cells.input_projection(cell, cp, x), 0, 1)  # (T, B, G*H)
     B, T, H = x.shape[0], x.shape[1], cell.units
-    lstm = cell.kind in _LSTMS
-    names = gate_names(cell)
+    lstm = cell.kind in LSTMS
 
     def run(eh, ec):
         def body(carry, inp):
             xw_t, eh_t, ec_t = inp
-            new, gates = gated_step(cell, cp, carry, xw_t)
+            new, blocks = cells.step_gates(cell, cp, carry, xw_t)
+            g = _factors(cell, cp, new, blocks)
             new = (new[0] + eh_t, new[1] + ec_t) if lstm else new + eh_t
             h, c = new if lstm else (new, jnp.zeros_like(new))
-            return new, (h, c, jnp.stack([gates[g] for g in names], 1))
+            return new, (h, c, g)
 
         carry0 = cells.initial_carry(cell, B, xw.dtype)
         carry, (h, c, g) = jax.lax.scan(body, carry0, (xw, eh, ec))
-        l, ok = M.per_example(model, head_logits(model, params["head"], cells.output(cell, carry)), y)
-        return jnp.sum(l), (h, c, g, l, ok)
+        loss_b, ok = M.per_example(model, M.read_out(model, params["head"], cells.output(cell, carry)), y)
+        return jnp.sum(loss_b), (h, c, g, loss_b, ok)
 
     zeros = jnp.zeros((T, B, H), xw.dtype)
-    (gh, gc), (h, c, g, l, ok) = jax.grad(run, argnums=(0, 1), has_aux=True)(zeros, zeros)
+    (gh, gc), (h, c, g, loss_b, ok) = jax.grad(run, argnums=(0, 1), has_aux=True)(zeros, zeros)
     bt = lambda a: jnp.swapaxes(a, 0, 1)  # noqa: E731  (T, B, ...) -> (B, T, ...)
-    return Measures(bt(h), bt(c), bt(g), bt(gh), bt(gc), l, ok)
+    return Measures(bt(h), bt(c), bt(g), bt(gh), bt(gc), loss_b, ok)
 
 
 @partial(jax.jit, static_argnums=0)
@@ -227,11 +190,18 @@ def _per_class(values, y, epochs):
     return pd.concat(rows, ignore_index=True)
 
 
+def state_gradient_norms(m: Measures) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per example and step (..., B, T): ``||dl/dh_t||``, ``||dl/dc_t||`` (0 without ``c``)
+    and the whole state's ``||dl/ds_t|| = sqrt(||dl/dh_t||^2 + ||dl/dc_t||^2)``, ``s_t = (h_t, c_t)``
+    (for an LSTM; ``= ||dl/dh_t||`` for the other cells, whose state is ``h``), float64."""
+    gh = np.linalg.norm(np.asarray(m.grad_h, np.float64), axis=-1)
+    gc = np.linalg.norm(np.asarray(m.grad_c, np.float64), axis=-1)
+    return gh, gc, np.sqrt(gh * gh + gc * gc)
+
+
 def _grad_frame(m: Measures, y, epochs, lstm: bool) -> pd.DataFrame:
-    gh = np.linalg.norm(np.asarray(m.grad_h, np.float64), axis=-1)  # (E, B, T)
-    parts = [("h", gh)]
-    if lstm:
-        parts.append(("c", np.linalg.norm(np.asarray(m.grad_c, np.float64), axis=-1)))
+    gh, gc, gs = state_gradient_norms(m)  # (E, B, T)
+    parts = [("h", gh), ("c", gc), ("whole", gs)] if lstm else [("h", gh), ("whole", gs)]
     frames = []
     for state, v in parts:
         d = _per_class(v, y, epochs).rename(columns={"mean": "grad_norm", "median": "grad_norm_median",
@@ -276,22 +246,23 @@ def _trajectory_frame(m: Measures, y, epochs, n_examples: int, lstm: bool) -> pd
 
 
 def gradient_through_time(model: M.Model, params, x, y) -> pd.DataFrame:
-    """``||dl/dh_t||`` against ``t``, per class, over a batch (see ``measure``).
+    """``||dl/dh_t||`` and the whole state's ``||dl/ds_t||`` against ``t``, per class, over a
+    batch (see ``measure`` and ``state_gradient_norms``).
 
     Args:
         model: cell and head. params: ``{"cell", "head"}``.
         x: (B, T, F) inputs; y: (B,) labels.
     Returns:
         one row per ``(t, class, state)``: columns ``epoch`` (0), ``t`` (1..T), ``class``,
-        ``state`` (``h``; also ``c`` for LSTMs), ``grad_norm`` (mean over the class's
-        examples of the Euclidean norm over units), ``grad_norm_median``, ``grad_norm_std``,
-        ``n`` (examples).
+        ``state`` (``h``; ``c`` for LSTMs; ``whole``: the whole state ``(h, c)`` of an LSTM,
+        ``h`` for the other cells), ``grad_norm`` (mean over the class's examples of the
+        Euclidean norm over units), ``grad_norm_median``, ``grad_norm_std``, ``n`` (examples).
     """
     return analyse(model, [params], x, y, parts=("gradients",)).gradients
 
 
 def retention(model: M.Model, params, x, y) -> pd.DataFrame:
-    """Every gate's value along the sequences, per class (see ``gated_step``).
+    """Every gate's value along the sequences, per class (see ``gate_names``).
 
     Returns:
         one row per ``(t, class, gate, unit)``: columns ``epoch`` (0), ``t``, ``class``,
@@ -351,7 +322,7 @@ def _free_map(cell: Cell, cp):
 
 def _flat_map(cell: Cell, cp):
     """The input-free map on a flat state vector ``s`` (H or 2H for LSTMs)."""
-    F, H, lstm = _free_map(cell, cp), cell.units, cell.kind in _LSTMS
+    F, H, lstm = _free_map(cell, cp), cell.units, cell.kind in LSTMS
 
     def f(s):
         carry = (s[None, :H], s[None, H:]) if lstm else s[None, :]
@@ -369,57 +340,68 @@ def _jacobian(cell, cp, s):
 @partial(jax.jit, static_argnums=0)
 def _residual_1d(cell, cp, hs):
     """For one unit, fixed points are the roots of a function of the state ``h`` alone
-    (``rsig(-z) = 1 - rsig(z)`` for every gate activation; written so to avoid cancellation):
+    (the gates of ``cells.step_gates`` at ``x = 0`` depend on ``h`` only):
 
     srnn:      ``r(h) = tanh(b + U h) - h``.
     gru:       ``r(h) = (1 - z)(h~ - h)`` (``h = z h + (1 - z) h~``); 0 on a whole interval
-               where a hard-sigmoid ``z`` saturates at 1 (a line of fixed points).
+               where ``z`` is 1 (a line of fixed points: the state is kept as it is).
     janet:     ``r(c) = -(1 - f) c + i tanh(g)`` (``h = c``, not bounded by 1).
-    lstm:      a fixed point has ``c = f c + i g``, so ``c*(h) = i g / (1 - f)`` (the gates at
-               ``h``), and ``h = o tanh(c*)``: ``r(h) = o tanh(c*(h)) - h``, state ``(h, c*(h))``;
-               NaN where ``f = 1`` (there ``c`` is free when ``i g = 0``: a line of fixed points).
-    lstm_nofg: ``c = c + i g`` needs ``r(h) = i(h) g(h) = 0``; then ``c = atanh(h / o)``.
-    Returns ``r`` (n,) and the candidate state (n, S) at each ``h``.
+    lstm:      where ``f < 1`` a fixed point has ``c = f c + i g``, so ``c*(h) = i g / (1 - f)``
+               and ``h = o tanh(c*)``: ``r(h) = o tanh(c*(h)) - h``, state ``(h, c*(h))``.
+               Where ``f = 1`` (a saturated gate: a perfect integrator) it is ``lstm_nofg``'s.
+    lstm_nofg: ``c = c + i g`` needs ``r(h) = i(h) g(h) = 0``; then ``c = atanh(h / o)``; 0 on
+               a whole interval where ``i g`` is 0 (a line of fixed points).
+    ``1 - f``, ``1 - z`` are those of the float32 gates the step multiplies by, so a gate
+    that rounds to 1 is the integrator the step computes.
+
+    Returns ``r`` (n,), the candidate state (n, S) at each ``h``, and ``piece`` (n,): which
+    formula gave ``r`` (0, or 1 where an LSTM's ``f = 1``); ``r`` is continuous within a piece.
     """
     n_in = cp["kernel"].shape[0]
-    xw = cells.input_projection(cell, cp, jnp.zeros((1, n_in), jnp.float32))
     h = hs[:, None]  # (n, 1)
-    xwn = jnp.tile(xw, (h.shape[0], 1))
-    rsig = cells._RSIG[cell.rsig]
-    z = xwn + cells._dot(h, cp["recurrent"])
-    if cell.kind == "lstm":
-        i, g, o = rsig(z[:, 0:1]), jnp.tanh(z[:, 2:3]), rsig(z[:, 3:4])
-        one_minus_f = rsig(-z[:, 1:2])
-        c = jnp.where(one_minus_f > 0, i * g / jnp.where(one_minus_f > 0, one_minus_f, 1.0), jnp.nan)
-        return (o * jnp.tanh(c) - h)[:, 0], jnp.concatenate([h, c], 1)
-    if cell.kind == "lstm_nofg":
-        i, g, o = rsig(z[:, 0:1]), jnp.tanh(z[:, 1:2]), rsig(z[:, 2:3])
-        ratio = h / o
-        c = jnp.where(jnp.abs(ratio) < 1.0, jnp.arctanh(jnp.clip(ratio, -0.999999, 0.999999)), jnp.nan)
-        return (i * g)[:, 0], jnp.concatenate([h, c], 1)
+    xw = jnp.tile(cells.input_projection(cell, cp, jnp.zeros((1, n_in), hs.dtype)), (h.shape[0], 1))
+    piece = jnp.zeros(hs.shape, jnp.int32)
     if cell.kind == "srnn":
-        return (jnp.tanh(z) - h)[:, 0], h
+        return (cells.step(cell, cp, h, xw) - h)[:, 0], h, piece
     if cell.kind == "janet":
-        return (-rsig(-z[:, 0:1]) * h + rsig(1.0 - z[:, 0:1]) * jnp.tanh(z[:, 1:2]))[:, 0], h
-    z_pre, _, hh = _gru_parts(cell, cp, h, xwn)
-    return (rsig(-z_pre) * (hh - h))[:, 0], h
+        _, b = cells.step_gates(cell, cp, h, xw)
+        return (-(1.0 - b["f"]) * h + b["i"] * b["c"])[:, 0], h, piece
+    if cell.kind == "gru":
+        _, b = cells.step_gates(cell, cp, h, xw)
+        return ((1.0 - b["z"]) * (b["h"] - h))[:, 0], h, piece
+    _, b = cells.step_gates(cell, cp, (h, jnp.zeros_like(h)), xw)
+    i, g, o = b["i"], b["c"], b["o"]
+    ratio = h / o
+    c_free = jnp.where(jnp.abs(ratio) < 1.0, jnp.arctanh(jnp.clip(ratio, -0.999999, 0.999999)), jnp.nan)
+    integrate = jnp.where(jnp.isnan(c_free), jnp.nan, i * g)  # no fixed point where |h| >= o
+    if cell.kind == "lstm_nofg":
+        return integrate[:, 0], jnp.concatenate([h, c_free], 1), piece
+    one_minus_f = 1.0 - b["f"]
+    held = one_minus_f > 0
+    c = jnp.where(held, i * g / jnp.where(held, one_minus_f, 1.0), c_free)
+    r = jnp.where(held, o * jnp.tanh(c) - h, integrate)
+    return r[:, 0], jnp.concatenate([h, c], 1), (~held[:, 0]).astype(jnp.int32)
 
 
-def _roots_1d(fn, grid) -> list[tuple[float, float, float]]:
+def _roots_1d(fn, grid, piece=None) -> list[tuple[float, float, float]]:
     """Roots of a scalar function as ``(root, lo, hi)``: ``brentq`` in every grid interval
     where the sign changes (``lo = hi = root``; a root where the function only touches 0
     is missed), and each run of grid points where it is exactly 0 (``lo``, ``hi``: the
-    run's ends; the root: its middle point), e.g. a line of fixed points."""
+    run's ends; the root: its middle point), e.g. a line of fixed points. ``piece`` (one
+    label per grid point): the function is continuous only within a piece, so intervals
+    that cross from one piece to another are not searched."""
     from scipy.optimize import brentq
 
     r = np.asarray(fn(grid), np.float64)
+    piece = np.zeros(len(grid), int) if piece is None else np.asarray(piece)
     out = []
     zero = np.r_[False, r == 0.0, False]
     starts, ends = np.flatnonzero(~zero[:-1] & zero[1:]), np.flatnonzero(zero[:-1] & ~zero[1:])
     for a, b in zip(starts, ends):  # grid[a:b] == 0
         out.append((float(grid[(a + b - 1) // 2]), float(grid[a]), float(grid[b - 1])))
-    for a, b, ra, rb in zip(grid[:-1], grid[1:], r[:-1], r[1:]):
-        if np.isfinite(ra) and np.isfinite(rb) and ra * rb < 0:
+    same = piece[:-1] == piece[1:]
+    for a, b, ra, rb, ok in zip(grid[:-1], grid[1:], r[:-1], r[1:], same):
+        if ok and np.isfinite(ra) and np.isfinite(rb) and ra * rb < 0:
             v = brentq(lambda v: float(fn(np.array([v]))[0]), float(a), float(b), xtol=1e-9)
             out.append((v, v, v))
     return sorted(out)
@@ -434,6 +416,10 @@ def _classify(cell: Cell, cp, s, tol: float = 1e-4):
     return float(lead.real), radius, kind
 
 
+KINDS = ("stable", "unstable", "marginal", "marginal_line")
+"""The ``kind`` of a fixed point (``fixed_points``)."""
+
+
 def fixed_points(model: M.Model | Cell, params, grid: int = 4001, starts: int = 400, seed: int = 0) -> pd.DataFrame:
     """Fixed points ``s* = F(s*)`` of the input-free map ``F(s) = step(s, x = 0)`` and their
     stability.
@@ -443,7 +429,11 @@ def fixed_points(model: M.Model | Cell, params, grid: int = 4001, starts: int = 
     ``(-1, 1)``): every fixed point where the residual changes sign. More
     units: Newton's method on ``F(s) - s`` from ``starts`` random states, deduplicated
     (may miss fixed points). Stability from the eigenvalues of ``dF/ds`` at ``s*``: stable
-    if the spectral radius is below 1, unstable above, marginal at 1 (``1e-4`` tolerance).
+    if the spectral radius is below 1, unstable above, marginal at 1 (``1e-4`` tolerance);
+    ``marginal_line`` for a line of fixed points (one unit: a run of grid points where the
+    residual is exactly 0), e.g. a gate saturated at exactly 1 by a hard sigmoid (an LSTM or
+    JANET with ``f = 1``, a GRU with ``z = 1``: a perfect integrator, every state on the
+    line stays where it is) or an lstm_nofg whose input gate is shut. ``KINDS`` lists them.
 
     For the one-unit SRNN ``h = tanh(w h + b)``, the slope is ``w (1 - h*^2)``; with ``b = 0``
     the map has the fixed point 0, stable iff ``|w| < 1``, and for ``w > 1`` two more
@@ -457,20 +447,21 @@ def fixed_points(model: M.Model | Cell, params, grid: int = 4001, starts: int = 
         derivative ``F'(h*)``), ``radius``, ``stable`` (bool), ``kind``, ``h_lo``, ``h_hi``
         (equal to ``h``, except for a line of fixed points: a run of grid points where the
         residual is exactly 0, e.g. a saturated hard-sigmoid gate; ``h`` is then its middle
-        and ``kind`` "marginal"), ``state`` (the whole state vector); rows sorted by ``h``
+        and ``kind`` "marginal_line"), ``state`` (the whole state vector); rows sorted by ``h``
         (unit 0). More units: ``h`` and ``c`` hold unit 0.
     """
     cell = model.cell if isinstance(model, M.Model) else model
     cp = params["cell"] if "cell" in params else params
     cp = jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), cp)
-    lstm, H = cell.kind in _LSTMS, cell.units
+    lstm, H = cell.kind in LSTMS, cell.units
     states = []
     if H == 1:
         hs = np.linspace(-1.0, 1.0, grid)[1:-1]
         if cell.kind == "janet":  # its state c = h is not bounded by tanh: search all of R
             hs = np.tan(0.5 * np.pi * hs)
         fn = lambda v: np.asarray(_residual_1d(cell, cp, jnp.asarray(v, jnp.float32))[0])  # noqa: E731
-        for h, lo, hi in _roots_1d(fn, hs):
+        piece = np.asarray(_residual_1d(cell, cp, jnp.asarray(hs, jnp.float32))[2])
+        for h, lo, hi in _roots_1d(fn, hs, piece):
             s = np.asarray(_residual_1d(cell, cp, jnp.asarray([h], jnp.float32))[1][0], np.float64)
             if np.all(np.isfinite(s)):
                 states.append((s, lo, hi))
@@ -480,7 +471,7 @@ def fixed_points(model: M.Model | Cell, params, grid: int = 4001, starts: int = 
     for s, lo, hi in states:
         slope, radius, kind = _classify(cell, cp, s)
         if hi > lo:
-            kind = "marginal"  # a line of fixed points: neutral along it
+            kind = "marginal_line"  # a line of fixed points: neutral along it
         rows.append({"h": float(s[0]), "c": float(s[H]) if lstm else math.nan, "slope": slope, "radius": radius,
                      "stable": kind == "stable", "kind": kind, "h_lo": float(lo), "h_hi": float(hi),
                      "state": tuple(float(v) for v in s)})
@@ -507,7 +498,7 @@ def _newton(cell, cp, s0, iters=60):
 
 def _newton_points(cell: Cell, cp, starts: int, seed: int, tol: float = 1e-5) -> list[np.ndarray]:
     H = cell.units
-    S = 2 * H if cell.kind in _LSTMS else H
+    S = 2 * H if cell.kind in LSTMS else H
     lo = np.r_[-np.ones(H), -3 * np.ones(S - H)]
     s0 = lo + (-2 * lo) * np.random.default_rng(seed).random((starts, S))
     s, res = _newton(cell, cp, jnp.asarray(s0, jnp.float32))
@@ -578,7 +569,7 @@ def analyse(model: M.Model, params, x, y, epochs: Sequence | None = None, n_exam
     x, y = _check_batch(model, x, y)
     yn = np.asarray(y)
     out = Diagnostics(model, epochs)
-    lstm = model.cell.kind in _LSTMS
+    lstm = model.cell.kind in LSTMS
     need = {"gradients", "retention", "trajectories", "summary"} & set(parts)
     m = jax.device_get(_measure_epochs(model, _stack(plist), x, y)) if need else None
     if "gradients" in parts:
@@ -602,9 +593,8 @@ def analyse(model: M.Model, params, x, y, epochs: Sequence | None = None, n_exam
 
 def _summary(model, plist, epochs, m: Measures, y, fp, bd) -> pd.DataFrame:
     cell = model.cell
-    lstm = cell.kind in _LSTMS
-    g_h = np.linalg.norm(np.asarray(m.grad_h, np.float64), axis=-1)  # (E, B, T)
-    g_s = np.sqrt(g_h ** 2 + np.linalg.norm(np.asarray(m.grad_c, np.float64), axis=-1) ** 2)
+    lstm = cell.kind in LSTMS
+    g_h, _, g_s = state_gradient_norms(m)  # (E, B, T)
     k = gate_names(cell).index(RETENTION[cell.kind])
     ret = np.asarray(m.gates, np.float64)[:, :, 1:, k, :]  # (E, B, T-1, H): steps 2..T
     h = np.asarray(m.h, np.float64)
@@ -626,6 +616,7 @@ def _summary(model, plist, epochs, m: Measures, y, fp, bd) -> pd.DataFrame:
         row = {
             "epoch": ep, "loss": float(np.mean(m.loss[e])), "accuracy": float(np.mean(m.correct[e])),
             "grad_first": float(np.mean(g_h[e, :, 0])), "grad_last": float(np.mean(g_h[e, :, -1])),
+            "grad_first_state": float(np.mean(g_s[e, :, 0])), "grad_last_state": float(np.mean(g_s[e, :, -1])),
             "grad_ratio_median": float(np.median(ratio)),
             "grad_ratio_state_median": float(np.median(ratio_s)),
             "retention_gate": RETENTION[cell.kind],
@@ -637,15 +628,37 @@ def _summary(model, plist, epochs, m: Measures, y, fp, bd) -> pd.DataFrame:
             "bias_retention": float(bias[kr]) if kr is not None else math.nan,
             "n_fixed": len(fpe), "n_stable": int(fpe.stable.sum()),
             "bistable": bool(fpe.stable.sum() >= 2),
+            "marginal_line": bool((fpe.kind == "marginal_line").any()),
+            "dynamics": dynamics(fpe),
             "stable_h": ";".join(f"{v:.4g}" for v in fpe.h[fpe.stable]),
             "boundary_h": float(b.h), "positive_above": bool(b.positive_above),
             "hT_pos": float(h[e, y == 1, -1, 0].mean()) if (y == 1).any() else math.nan,
             "hT_neg": float(h[e, y == 0, -1, 0].mean()) if (y == 0).any() else math.nan,
         }
-        if not lstm:
+        if not lstm:  # the state is h: equal, without the rounding of the square root
             row["grad_ratio_state_median"] = row["grad_ratio_median"]
+            row["grad_first_state"], row["grad_last_state"] = row["grad_first"], row["grad_last"]
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+DYNAMICS = ("bistable", "marginal_line", "monostable", "no_attractor")
+"""The classes of an input-free map, by its fixed points (``dynamics``)."""
+
+
+def dynamics(fp: pd.DataFrame) -> str:
+    """The class of a map from its ``fixed_points`` rows, the first that applies: ``bistable``
+    (two or more stable fixed points: a latch, Bengio 1994 Fig. 1), ``marginal_line`` (a line
+    of marginal fixed points: a perfect integrator holds any state on it, so it can hold a
+    bit too, without attractors), ``monostable`` (one stable fixed point: every state is
+    forgotten towards it), ``no_attractor`` (none of these: e.g. only unstable or isolated
+    marginal points)."""
+    n_stable = int(fp.stable.sum())
+    if n_stable >= 2:
+        return "bistable"
+    if (fp.kind == "marginal_line").any():
+        return "marginal_line"
+    return "monostable" if n_stable == 1 else "no_attractor"
 
 
 def summary(model: M.Model, params, x, y, epochs: Sequence | None = None) -> pd.DataFrame:
@@ -659,6 +672,8 @@ SUMMARY_COLUMNS = {
     "accuracy": "accuracy on the diagnostic batch",
     "grad_first": "mean ||dl/dh_1|| over the batch",
     "grad_last": "mean ||dl/dh_T|| over the batch",
+    "grad_first_state": "mean ||dl/ds_1|| over the batch, s = (h, c) the LSTM's whole state (= grad_first otherwise)",
+    "grad_last_state": "mean ||dl/ds_T|| (= grad_last: the head reads h_T only)",
     "grad_ratio_median": "median over examples of ||dl/dh_1|| / ||dl/dh_T||: < 1 the gradient vanishes going back",
     "grad_ratio_state_median": "the same with the whole state (h, c) of an LSTM (= grad_ratio_median otherwise)",
     "retention_gate": "which factor retains the state: f (LSTM, JANET), z (GRU), contraction (SRNN)",
@@ -671,6 +686,9 @@ SUMMARY_COLUMNS = {
     "n_fixed": "fixed points of the input-free map",
     "n_stable": "of them stable",
     "bistable": "two or more stable fixed points (a latch: Bengio 1994 Fig. 1)",
+    "marginal_line": "the map has a line of marginal fixed points (a gate at exactly 1: a perfect integrator)",
+    "dynamics": "bistable, marginal_line (not bistable, but a line of fixed points), monostable (one stable "
+                "fixed point) or no_attractor (``DYNAMICS``)",
     "stable_h": "the stable fixed points' h, ';'-separated",
     "boundary_h": "the head's decision boundary h* (one unit)",
     "positive_above": "the head predicts class 1 above h*",
@@ -681,17 +699,6 @@ SUMMARY_COLUMNS = {
 
 
 # ----------------------------------------------------------------------------- stored members
-
-def _run_config(row: pd.Series):
-    from latchlab.config import RUN_FIELDS, _run
-
-    d = {}
-    for f in RUN_FIELDS:
-        v = row[f]
-        d[f] = v.item() if hasattr(v, "item") else v
-    d["values"] = json.loads(d["values"]) if isinstance(d["values"], str) else (d["values"] or {})
-    return _run(d)
-
 
 def member_data(row: pd.Series, N: int = 256):
     """A stored member's own data set, made exactly as the sweep made it, and ``N`` of its
@@ -704,12 +711,11 @@ def member_data(row: pd.Series, N: int = 256):
         ``x`` (N, T, 1), ``y`` (N,), and ``source``: ``"validation"`` or
         ``"validation+training"``.
     """
-    from latchlab.config import Member
     from latchlab.engine import data as D
 
     if isinstance(N, bool) or not isinstance(N, int) or N < 2:
         raise ConfigError("N", f"must be an integer >= 2, got {N!r}")
-    member = Member(_run_config(row), int(row["seed"]))
+    member = members.member_from_row(row)
     data = D.make_data([member], member.run.T)
     x, y = np.asarray(data.x[0]), np.asarray(data.y[0])
     val, tr = np.asarray(data.val[0]), np.asarray(data.train[0])
@@ -740,77 +746,18 @@ def member(store, member_id: str, N: int = 256, epochs: Sequence[int] | None = N
         per-epoch validation accuracy and a label.
     """
     row = store.member(member_id)
-    mid, last = row.member_id, int(row.epochs)
-    if epochs is None:
-        epochs = list(range(last + 1))
-    epochs = list(dict.fromkeys(epochs))
-    bad = [e for e in epochs if isinstance(e, bool) or not isinstance(e, (int, np.integer)) or not 0 <= e <= last]
-    if bad or not epochs:
-        raise ConfigError("epochs", f"must be epochs in [0, {last}] for member {mid}, got {epochs!r}")
-    run = _run_config(row)
-    model = run.model
-    plist = [store.params(mid, int(e)) for e in epochs]
+    mid = row.member_id
+    epochs = members.checked_epochs(row, range(int(row.epochs) + 1) if epochs is None else list(epochs))
+    run = members.member_from_row(row).run
+    plist = [store.params(mid, e) for e in epochs]
     x, y, source = member_data(row, N)
-    out = analyse(model, plist, x, y, epochs, n_examples)
+    out = analyse(run.model, plist, x, y, epochs, n_examples)
     ep = store.epochs()
     ep = ep[ep.member_id == mid][["epoch", "val_acc", "val_loss"]]
     out.summary = out.summary.merge(ep, on="epoch", how="left")
-    values = run.to_dict()["values"]
     out.info = {"member_id": mid, "seed": int(row.seed), **run.to_dict(), "data": source, "N": len(y),
-                "label": (f"member {mid[:8]}: {run.cell} ({run.units} unit{'s' if run.units > 1 else ''}, "
-                          f"{run.preset}, {run.head}), {run.task} T={run.T}, {run.init} init"
-                          f"{' ' + json.dumps(values) if values else ''}, seed {int(row.seed)}, "
-                          f"final val acc {float(row.val_acc):.3f}")}
+                "label": members.label(row)}
     return out
-
-
-# ----------------------------------------------------------------------------- Keras
-
-_HEAD_ACTIVATIONS = {2: ("softmax", "linear"), 1: ("sigmoid", "linear")}
-
-
-def from_keras(rnn, head=None):
-    """A Keras 3 recurrent model as a latchlab ``(Model, params)`` for ``analyse``.
-
-    Args:
-        rnn: a built ``SimpleRNN``, ``LSTM`` or ``GRU`` layer, or the result of
-            ``latchlab.core.interop.from_keras(layer)``, or a Keras model whose layers hold
-            exactly one such layer followed by a ``Dense`` head (``head`` then optional).
-        head: a built ``Dense(2)`` (softmax or linear: the ``dense2`` head) or ``Dense(1)``
-            (sigmoid or linear: ``dense1``), or ``{"kernel": (H, O), "bias": (O,)}``.
-    Returns:
-        ``(model, params)``: the logits of ``model`` are the Dense layer's pre-activations.
-    """
-    from latchlab.core import interop
-
-    if hasattr(rnn, "layers") and not hasattr(rnn, "units"):
-        layers = list(rnn.layers)
-        rec = [L for L in layers if type(L).__name__ in interop._KINDS]
-        dense = [L for L in layers if type(L).__name__ == "Dense"]
-        if len(rec) != 1 or (head is None and len(dense) != 1):
-            raise ConfigError("model", "need exactly one SimpleRNN/LSTM/GRU layer and one Dense head "
-                                       f"(found {len(rec)} and {len(dense)})")
-        rnn, head = rec[0], head if head is not None else dense[0]
-    km = rnn if isinstance(rnn, interop.KerasModel) else interop.from_keras(rnn)
-    if head is None:
-        raise ConfigError("head", "give the Dense head (Dense(2) softmax or Dense(1) sigmoid)")
-    if isinstance(head, dict):
-        k, b = np.asarray(head["kernel"], np.float32), np.asarray(head["bias"], np.float32)
-    else:
-        if type(head).__name__ != "Dense" or not head.built:
-            raise ConfigError("head", f"need a built Dense layer, got {type(head).__name__}")
-        act = getattr(head.activation, "__name__", str(head.activation))
-        ws = [np.asarray(w, np.float32) for w in head.get_weights()]
-        k = ws[0]
-        b = ws[1] if len(ws) > 1 else np.zeros(k.shape[1], np.float32)
-        if k.shape[1] in _HEAD_ACTIVATIONS and act not in _HEAD_ACTIVATIONS[k.shape[1]]:
-            raise ConfigError("head", f"a Dense({k.shape[1]}) head needs activation "
-                                      f"{' or '.join(_HEAD_ACTIVATIONS[k.shape[1]])}, got {act}")
-    if k.ndim != 2 or k.shape[1] not in (1, 2) or k.shape[0] != km.cell.units or b.shape != (k.shape[1],):
-        raise ConfigError("head", f"need kernel ({km.cell.units}, 1 or 2) and bias (1 or 2,), "
-                                  f"got {k.shape} and {b.shape}")
-    model = M.Model(km.cell, "dense2" if k.shape[1] == 2 else "dense1", int(km.params["kernel"].shape[0]))
-    return model, {"cell": dict(km.params), "head": {"kernel": jnp.asarray(k), "bias": jnp.asarray(b)}}
 
 
 def parse_epochs(text: str, last: int) -> list[int]:

@@ -52,11 +52,17 @@ def _epoch_legend(fig, axes):
     fig.legend(handles, labels, loc="outside lower center", ncol=min(3, len(labels)), fontsize=7, frameon=False)
 
 
+_STATE_NAME = {"whole": "(h,c)"}
+
+
 def gradient_figure(d: D.Diagnostics):
-    """``||dl/dh_t||`` (and ``||dl/dc_t||`` for LSTMs) against ``t``: one panel per class
-    (columns) and state (rows), one line per epoch, log scale."""
+    """``||dl/dh_t||`` (and for LSTMs ``||dl/dc_t||`` and the whole state's
+    ``||dl/d(h_t, c_t)||``) against ``t``: one panel per class (columns) and state (rows),
+    one line per epoch, log scale."""
     g = d.gradients
     states = list(dict.fromkeys(g.state))
+    if d.model.cell.kind not in D.LSTMS:  # the whole state is h: the same row again
+        states = [st for st in states if st != "whole"]
     colours = _epoch_colours(d.epochs)
     fig, axes = plt.subplots(len(states), 2, figsize=(8.4, 2.7 * len(states) + 1.2), squeeze=False, sharex=True,
                              layout="constrained")
@@ -70,12 +76,12 @@ def gradient_figure(d: D.Diagnostics):
                 ax.plot(de.t, v, color=colours[e], lw=1.2, marker=".", ms=3, label=f"epoch {e}{_acc(d, e)}")
             ax.set_yscale("log")
             ax.set_title(f"{CLASS_NAME[k]}", fontsize=8)
-            ax.set_ylabel(f"mean ||dL/d{state}_t||")
+            ax.set_ylabel(f"mean ||dL/d{_STATE_NAME.get(state, state)}_t||")
             if r == len(states) - 1:
                 ax.set_xlabel("step t (the label's signal enters at t = 1)")
             ax.grid(alpha=0.3, which="both", lw=0.4)
     _epoch_legend(fig, axes)
-    what = "||dL/dh_t|| and ||dL/dc_t||" if len(states) > 1 else "||dL/dh_t||"
+    what = "||dL/dh_t||, ||dL/dc_t|| and the whole state's" if len(states) > 1 else "||dL/dh_t||"
     return _finish(fig, d, f"gradient through time: {what} of each sequence's loss, mean over the class")
 
 
@@ -128,12 +134,13 @@ def _pick(epochs, n_max: int):
 
 _FP_STYLE = {"stable": dict(ls="-", lw=1.4, color="0.35"), "unstable": dict(ls="--", lw=1.0, color="0.35"),
              "marginal": dict(ls=":", lw=1.2, color="0.35")}
+_LINE_STYLE = dict(color="0.35", alpha=0.18, lw=0)  # a line of marginal fixed points: a band h_lo .. h_hi
 
 
 def dynamics_figure(d: D.Diagnostics, max_panels: int = 6):
     """The state ``h_t`` of example sequences (thin) and class means (thick) against ``t``,
     with the input-free map's fixed points (grey: solid stable, dashed unstable, dotted
-    marginal) and the head's decision boundary (black dash-dot; shaded: predicted
+    marginal, a grey band for a line of marginal fixed points) and the head's decision boundary (black dash-dot; shaded: predicted
     positive), one panel per epoch (at most ``max_panels``, evenly spaced)."""
     tr, fp, bd, s = d.trajectories, d.fixed_points, d.boundary, d.summary
     tr = tr[tr.unit == 0]
@@ -153,7 +160,10 @@ def dynamics_figure(d: D.Diagnostics, max_panels: int = 6):
             m = dk[dk.example == -1]
             ax.plot(m.t, m.h, color=CLASS_COLOUR[k], lw=2.0, label=f"mean, y = {k}")
         for f in fp[fp.epoch == e].itertuples():
-            ax.axhline(f.h, **_FP_STYLE[f.kind])
+            if f.kind == "marginal_line":
+                ax.axhspan(f.h_lo, f.h_hi, **_LINE_STYLE)
+            else:
+                ax.axhline(f.h, **_FP_STYLE[f.kind])
         b = bd[bd.epoch == e].iloc[0]
         if np.isfinite(b.h) and -1.0 <= b.h <= 1.0:
             ax.axhline(b.h, color="k", ls="-.", lw=0.9)
@@ -166,6 +176,8 @@ def dynamics_figure(d: D.Diagnostics, max_panels: int = 6):
         title = f"epoch {e}{_acc(d, e)}"
         if se is not None:
             title += f"\nU = {se.recurrent:.3g}, {se.n_stable} stable / {se.n_fixed} fixed pts"
+            if se.marginal_line:
+                title += " (a line)"
         ax.set_title(title, fontsize=8)
         ax.set_xlabel("step t")
         ax.grid(alpha=0.3, lw=0.4)
@@ -176,6 +188,8 @@ def dynamics_figure(d: D.Diagnostics, max_panels: int = 6):
                plt.Line2D([], [], **_FP_STYLE["stable"], label="stable fixed point (input-free map)"),
                plt.Line2D([], [], **_FP_STYLE["unstable"], label="unstable fixed point"),
                plt.Line2D([], [], color="k", ls="-.", lw=0.9, label="head's decision boundary (shaded: says y = 1)")]
+    if (fp.kind == "marginal_line").any():
+        handles.append(plt.Rectangle((0, 0), 1, 1, **_LINE_STYLE, label="line of marginal fixed points"))
     fig.legend(handles=handles, loc="outside lower center", ncol=3, fontsize=7, frameon=False)
     return _finish(fig, d, "dynamics: state trajectories, fixed points and decision boundary")
 

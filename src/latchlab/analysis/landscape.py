@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
+from latchlab.analysis import members
 from latchlab.core import model as M
 from latchlab.core import tasks
 from latchlab.engine.data import member_keys
@@ -177,18 +178,18 @@ def descend(loss: Callable, theta0, lr, steps: int, clip=jnp.inf) -> Path:
     vg = jax.value_and_grad(loss)
 
     def body(theta, _):
-        l, g = vg(theta)
+        value, g = vg(theta)
         upd = lr * clip_by_norm(g, clip)
         new = theta - upd
         ok = jnp.all(jnp.isfinite(new))
         new = jnp.where(ok, new, theta)
         step = jnp.where(ok, jnp.sqrt(jnp.sum(upd * upd)), 0.0)
-        return new, (theta, l, jnp.sqrt(jnp.sum(g * g)), step)
+        return new, (theta, value, jnp.sqrt(jnp.sum(g * g)), step)
 
-    last, (th, l, gn, sn) = jax.lax.scan(body, jnp.asarray(theta0), None, length=steps)
+    last, (th, values, gn, sn) = jax.lax.scan(body, jnp.asarray(theta0), None, length=steps)
     l_end, g_end = vg(last)
     cat = lambda a, v: jnp.concatenate([a, v[None]])  # noqa: E731
-    return Path(cat(th, last), cat(l, l_end), cat(gn, jnp.sqrt(jnp.sum(g_end * g_end))),
+    return Path(cat(th, last), cat(values, l_end), cat(gn, jnp.sqrt(jnp.sum(g_end * g_end))),
                 cat(sn, jnp.zeros((), sn.dtype)))
 
 
@@ -525,23 +526,12 @@ def member_centre(store, member_id: str, epoch: int | None = None) -> Centre:
         member_id: the member's id, or a unique prefix of it.
         epoch: the epoch to centre on.
     """
-    import json
-
-    from latchlab.core.cells import Cell
-
     r = store.member(member_id)
-    last = int(r.epochs)
-    if epoch is not None and (isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch <= last):
-        raise ConfigError("epoch", f"must be an integer in [0, {last}] for member {r.member_id}, got {epoch!r}")
-    epoch = last if epoch is None else epoch
-    model = M.Model(Cell.from_preset(r["cell"], int(r["units"]), r["preset"]), r["head"])
-    trajectory = tuple((e, store.params(r.member_id, e)) for e in range(last + 1))
-    values = json.loads(r["values"]) if isinstance(r["values"], str) else {}
-    label = (f"member {r.member_id}: {r.cell} ({int(r.units)} unit(s), {r.preset}), {r.task} T={int(r['T'])}, "
-             f"{r.init} init{' ' + json.dumps(values) if values else ''}, seed {int(r.seed)}, epoch {epoch}, "
-             f"val acc {float(r.val_acc):.3f}")
-    return Centre(model, trajectory[epoch][1], r.task, float(r.noise), int(r.signal_len),
-                  member_keys(int(r.seed))[0], label, trajectory)
+    epoch = int(r.epochs) if epoch is None else members.checked_epochs(r, [epoch], "epoch")[0]
+    run = members.member_from_row(r).run
+    trajectory = tuple((e, store.params(r.member_id, e)) for e in range(int(r.epochs) + 1))
+    return Centre(run.model, trajectory[epoch][1], run.task, float(run.noise), run.signal_len,
+                  member_keys(int(r.seed))[0], f"{members.label(r)}, epoch {epoch}", trajectory)
 
 
 def trajectory_frame(centre: Centre, names: Sequence[str]) -> pd.DataFrame:

@@ -121,22 +121,44 @@ def step(cell: Cell, params, carry, xw):
         carry: ``h`` (B, H), or ``(h, c)`` for LSTMs.
         xw: (B, G*H) the input projection at this step.
     Returns:
-        the new carry.
+        the new carry (``step_gates``' first output: the update rules are written once).
+    """
+    return step_gates(cell, params, carry, xw)[0]
+
+
+def step_gates(cell: Cell, params, carry, xw):
+    """``step``, and the activated gate blocks it used (for diagnostics).
+
+    The blocks, each (B, H), are keyed by the cell's gate names (``cell.gates``, Keras
+    order): a gate ``i, f, o`` (LSTM), ``z, r`` (GRU) or ``f`` (JANET) is its value
+    ``rsig(.)``; the candidate block (``c``: LSTM, lstm_nofg, JANET; ``h``: GRU, SRNN) is
+    ``tanh(.)`` of its pre-activation, i.e. ``g`` in the LSTM's rule, ``h~`` in the GRU's
+    and the new state of the SRNN. JANET adds its tied input gate ``i = rsig(1 - s)``.
+    Under ``jit`` the blocks nobody reads cost nothing (``step`` compiles to the same
+    program as before).
+
+    Returns:
+        ``(new_carry, blocks)``.
     """
     H, rsig, U = cell.units, _RSIG[cell.rsig], params["recurrent"]
     kind = cell.kind
     if kind == "srnn":
-        return jnp.tanh(xw + _dot(carry, U))
+        h = jnp.tanh(xw + _dot(carry, U))
+        return h, {"h": h}
     if kind in ("lstm", "lstm_nofg"):
         h, c = carry
         z = xw + _dot(h, U)
         if kind == "lstm":
             i, f, g, o = (z[:, k * H:(k + 1) * H] for k in range(4))
-            c = rsig(f) * c + rsig(i) * jnp.tanh(g)
+            i, f, g, o = rsig(i), rsig(f), jnp.tanh(g), rsig(o)
+            c = f * c + i * g
+            blocks = {"i": i, "f": f, "c": g, "o": o}
         else:
             i, g, o = (z[:, k * H:(k + 1) * H] for k in range(3))
-            c = c + rsig(i) * jnp.tanh(g)
-        return rsig(o) * jnp.tanh(c), c
+            i, g, o = rsig(i), jnp.tanh(g), rsig(o)
+            c = c + i * g
+            blocks = {"i": i, "c": g, "o": o}
+        return (o * jnp.tanh(c), c), blocks
     if kind == "gru":
         h = carry
         if cell.reset_after:
@@ -149,12 +171,13 @@ def step(cell: Cell, params, carry, xw):
             z = rsig(xw[:, :H] + r_zr[:, :H])
             r = rsig(xw[:, H:2 * H] + r_zr[:, H:])
             hh = jnp.tanh(xw[:, 2 * H:] + _dot(r * h, U[:, 2 * H:]))
-        return z * h + (1.0 - z) * hh
+        return z * h + (1.0 - z) * hh, {"z": z, "r": r, "h": hh}
     # janet: forget gate only, input gate tied to it with a shift of 1
     c = carry
     z = xw + _dot(c, U)
     s, g = z[:, :H], z[:, H:]
-    return rsig(s) * c + rsig(1.0 - s) * jnp.tanh(g)
+    f, i, g = rsig(s), rsig(1.0 - s), jnp.tanh(g)
+    return f * c + i * g, {"f": f, "c": g, "i": i}
 
 
 def input_projection(cell: Cell, params, x):
