@@ -32,7 +32,7 @@ import numpy as np
 SOURCE = Path(__file__).with_name("kernels.cpp")
 # -O3: the full sweep trained in 7.1-7.7 s against 8.7-9.1 s with -O2 (which builds a
 # variant in 0.7 s instead of 1.1 s)
-FLAGS = ("-O3", "-march=native", "-std=c++17", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=fast",
+FLAGS = ("-O3", "-std=c++17", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=fast",
          "-shared", "-fPIC")
 KINDS = {"srnn": 0, "lstm": 1, "lstm_nofg": 2}
 RSIGS = {"sigmoid": 0, "hard_sigmoid": 1, "hard_sigmoid_keras3": 2}
@@ -75,6 +75,12 @@ def variant(model) -> tuple[int, int]:
 VARIANTS = tuple(dict.fromkeys(_codes(k, r) for k in KINDS for r in RSIGS))
 
 
+def march() -> str:
+    """The instruction set the kernels are built for: ``-march=native`` unless
+    ``LATCHLAB_NATIVE_MARCH`` names another (``x86-64-v3``: AVX2 code on any x86 machine)."""
+    return os.environ.get("LATCHLAB_NATIVE_MARCH", "native")
+
+
 def _compiler() -> str | None:
     return os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
 
@@ -83,7 +89,7 @@ def _build(v: tuple[int, int]) -> Path:
     cxx = _compiler()
     if not cxx:
         raise RuntimeError("no C++ compiler (g++) found")
-    flags = FLAGS + (f"-DVARIANT_KIND={v[0]}", f"-DVARIANT_RSIG={v[1]}")
+    flags = FLAGS + (f"-march={march()}", f"-DVARIANT_KIND={v[0]}", f"-DVARIANT_RSIG={v[1]}")
     src = SOURCE.read_bytes()
     tag = hashlib.sha256(src + " ".join((cxx,) + flags).encode() + _cpu_id().encode()).hexdigest()[:16]
     out = cache_dir() / f"kernels-{v[0]}{v[1]}-{tag}.so"
@@ -117,18 +123,19 @@ def build_all(variants=VARIANTS) -> tuple[dict, dict]:
 def lib(v: tuple[int, int] = (1, 1)):
     """The loaded library for variant ``v`` (built on first use); raises RuntimeError if it
     cannot be built."""
-    with _locks[v]:
-        if v not in _libs and v not in _errors:
+    key = (v, march())
+    with _locks[key]:
+        if key not in _libs and key not in _errors:
             try:
                 so = ctypes.CDLL(str(_build(v)))
                 for name in ("latch_train_epoch", "latch_evaluate"):
                     getattr(so, name).restype = ctypes.c_int
-                _libs[v] = so
+                _libs[key] = so
             except (OSError, RuntimeError) as e:
-                _errors[v] = str(e)
-        if v not in _libs:
-            raise RuntimeError(f"latchlab's native kernels are unavailable: {_errors[v]}")
-        return _libs[v]
+                _errors[key] = str(e)
+        if key not in _libs:
+            raise RuntimeError(f"latchlab's native kernels are unavailable: {_errors[key]}")
+        return _libs[key]
 
 
 def enabled() -> bool:
