@@ -26,9 +26,10 @@
 #endif
 
 // Vector width per instruction set (the compiler's -march): one register of 16 floats on
-// AVX-512 (32 registers), 8 on AVX2 (16 registers: 64-byte vectors split into two halves
-// and spilled, docs/benchmarks.md), 4 elsewhere (NEON, SSE: GCC lowers the portable vector
-// extensions to them). LATCH_VBYTES overrides it, for measurements.
+// AVX-512 (32 registers), 8 on AVX2 (16 registers; 64-byte vectors there are pairs of
+// halves, and GCC moved their lanes one by one through the stack: the kernels
+// were slower than XLA, docs/benchmarks.md), 4 elsewhere (NEON, SSE: GCC lowers the
+// portable vector extensions to them). LATCH_VBYTES overrides it, for measurements.
 #ifndef LATCH_VBYTES
 #if defined(__AVX512F__)
 #define LATCH_VBYTES 64
@@ -47,12 +48,17 @@
 #else
 #define LATCH_ISA "portable"
 #endif
-// Members per block (each SIMD vector serves one member's batch of 16 rows when B = 16):
-// its stored activations, ~T x 7 x 16 x 4 bytes per member for the LSTM, stay in L2.
-// Measured per instruction set (docs/benchmarks.md, "Native kernels"); LATCH_PER_BLOCK
-// overrides it.
+// Members per block (each member's batch of 16 rows fills 16 / L vectors): the block's
+// stored activations, T x 7 x 16 x 4 bytes per member for the LSTM (90 KB at T = 200),
+// stay in L2. Measured per instruction set (docs/benchmarks.md, "Instruction sets"): 8
+// on AVX-512, 4 on AVX2 and the portable build (358 KB at T = 200: many AVX2 CPUs have
+// 512 KB of L2). LATCH_PER_BLOCK overrides it.
 #ifndef LATCH_PER_BLOCK
+#if LATCH_VBYTES == 64
 #define LATCH_PER_BLOCK 8
+#else
+#define LATCH_PER_BLOCK 4
+#endif
 #endif
 
 typedef float vf __attribute__((vector_size(LATCH_VBYTES)));
