@@ -4,7 +4,10 @@ autodiff + optax in ``train.fit``, on members of mixed left-padded lengths."""
 from __future__ import annotations
 
 import os
+import platform
+import re
 import shutil
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -21,6 +24,21 @@ pytestmark = pytest.mark.skipif(not shutil.which(os.environ.get("CXX", "g++")) o
                                 reason="no C++ compiler: native kernels unavailable")
 
 
+def _x86_with(flag: str) -> bool:
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return False
+    try:
+        return flag in Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+
+
+# instruction sets the reference test runs the kernels for: this machine's, and on an x86
+# machine that has them the AVX2 build (16 registers, 8 floats a vector: the AMD EPYC
+# laptops and servers of issue 13) and the portable 16-byte vectors (what ARM's NEON gets)
+MARCHES = ["native"] + (["x86-64-v3"] if _x86_with("avx2") else []) + (["x86-64"] if _x86_with("sse2") else [])
+
+
 def test_kernels_build_and_load():
     """Each variant builds (RuntimeError with the compiler's message otherwise) and rejects
     calls meant for another variant."""
@@ -32,9 +50,63 @@ def test_kernels_build_and_load():
         assert native.available(model)
         counter = (ctypes.c_int * 16)()
         other = 1 - native.variant(model)[0]  # lstm <-> srnn
-        null = ctypes.c_void_p()
-        assert so.latch_evaluate(other, 0, 0, 0, 1, null, null, null, 0, null, null, null, null, null, 8,
+        assert so.latch_evaluate(other, 0, 0, 0, 1, None, None, None, 0, None, None, None, None, None, 8,
                                  ctypes.cast(counter, ctypes.POINTER(ctypes.c_int))) == -1
+
+
+def test_library_codes_equal_the_python_tables():
+    """The codes are defined once, in ``native.CODES``; the C++ names each one and reads its
+    code from the build's -D flags: a library hands back exactly the Python tables."""
+    for model in (M.Model(Cell("lstm", 1, "hard_sigmoid")), M.Model(Cell("srnn", 1))):
+        assert native.library_codes(native.lib(native.variant(model))) == native.CODES
+    assert native.CODES["kind"]["lstm_nofg"] == 2 and native.CODES["optimizer"]["rmsprop"] == 2
+
+
+def _prototypes(source: str) -> dict[str, int]:
+    """``{name: number of parameters}`` of the functions in kernels.cpp's extern "C" block."""
+    block = source[source.index('extern "C" {'):]
+    out = {}
+    for name, params in re.findall(r"^[\w ]+?\*?\s*(latch_\w+)\(([^)]*)\)\s*\{", block, re.M | re.S):
+        params = params.strip()
+        out[name] = 0 if params in ("", "void") else params.count(",") + 1
+    return out
+
+
+def test_every_entry_point_has_declared_argument_types():
+    """``native.SIGNATURES`` types every function kernels.cpp exports, with as many
+    arguments as its C++ prototype; the loaded library carries them."""
+    protos = _prototypes(native.SOURCE.read_text())
+    assert set(protos) >= {"latch_train_epoch", "latch_evaluate", "latch_code"}
+    assert {name: len(args) for name, (_, args) in native.SIGNATURES.items()} == protos
+    so = native.lib(native.variant(M.Model(Cell("lstm", 1))))
+    for name, (res, args) in native.SIGNATURES.items():
+        assert getattr(so, name).argtypes == args and getattr(so, name).restype is res
+
+
+@pytest.mark.skipif("x86-64-v3" not in MARCHES, reason="needs an x86 CPU with AVX2")
+def test_vector_width_and_block_follow_the_instruction_set(monkeypatch):
+    """``LATCHLAB_NATIVE_MARCH`` builds for another instruction set; the library picks 8
+    floats a vector for AVX2 and 4 for the portable build, 16 for AVX-512."""
+    model = M.Model(Cell("lstm", 1))
+    for march, isa, lanes in [("x86-64-v3", "avx2", 8), ("x86-64", "portable", 4)]:
+        monkeypatch.setenv("LATCHLAB_NATIVE_MARCH", march)
+        info = native.build_info(native.lib(native.variant(model)))
+        assert (info["isa"], info["lanes"]) == (isa, lanes)
+        assert info["per_block"] >= 1
+    monkeypatch.delenv("LATCHLAB_NATIVE_MARCH")
+    if _x86_with("avx512f"):
+        assert native.build_info(native.lib(native.variant(model)))["lanes"] == 16
+
+
+def test_available_says_why_not(monkeypatch):
+    lstm = M.Model(Cell("lstm", 1), "dense2")
+    assert native.available(lstm) and native.available(lstm).reason == ""
+    assert not native.available(M.Model(Cell("gru", 1)))
+    assert "cell gru" in native.available(M.Model(Cell("gru", 1))).reason
+    assert "2 units" in native.available(M.Model(Cell("lstm", 2))).reason
+    assert "optimizer adagrad" in native.available(lstm, "adagrad").reason
+    monkeypatch.setenv("LATCHLAB_NATIVE", "0")
+    assert native.available(lstm, build=False).reason == "disabled by LATCHLAB_NATIVE=0"
 
 
 SHORT, LONG = (8, 4, 6), (40, 17, 35)  # LONG: the kernels' 16-step blocks and their tails
@@ -53,7 +125,7 @@ def test_native_equals_vmap_autodiff(kind, rsig, head, optimizer, batch, Ts):
     """3 epochs of 51 training examples (short last batches), 5 members with lengths
     ``Ts[0], Ts[1], Ts[2], Ts[0], Ts[1]`` left-padded to ``Ts[0]`` and their own learning
     rates: parameters, training and validation metrics agree to 1e-5 with the reference,
-    which moved them by > 1e-2."""
+    which moved them by > 1e-2, for every instruction set in ``MARCHES``."""
     model = M.Model(Cell(kind, 1, rsig), head)
     assert train.choose_mode(model, optimizer) == "native"
     data, _ = _padded_data(Ts, Ts[0], 64)
@@ -65,12 +137,16 @@ def test_native_equals_vmap_autodiff(kind, rsig, head, optimizer, batch, Ts):
     if optimizer == "rmsprop":  # its first steps are ~3 lr whatever the gradient: at 3e-2 the
         lr *= 0.3  # XLA modes themselves (rtrl against vmap) part by 5e-6 after 3 epochs
     spec = train.Spec(model, optimizer, batch, "native")
-    got = train.fit(spec, init, data, lr, seeds, 3)
     want = train.fit(spec._replace(mode="vmap"), init, data, lr, seeds, 3)
-    for (path, g), w in zip(jax.tree_util.tree_flatten_with_path(got.params[-1])[0], jax.tree.leaves(want.params[-1])):
-        np.testing.assert_allclose(g, w, atol=1e-5, err_msg=jax.tree_util.keystr(path))
-    for name, a, b in zip(("train_loss", "train_acc", "val_loss", "val_acc"), got[:4], want[:4]):
-        np.testing.assert_allclose(a, b, atol=1e-5, err_msg=name)
+    for march in MARCHES:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("LATCHLAB_NATIVE_MARCH", march)
+            got = train.fit(spec, init, data, lr, seeds, 3)
+        for (path, g), w in zip(jax.tree_util.tree_flatten_with_path(got.params[-1])[0],
+                                jax.tree.leaves(want.params[-1])):
+            np.testing.assert_allclose(g, w, atol=1e-5, err_msg=f"{march} {jax.tree_util.keystr(path)}")
+        for name, a, b in zip(("train_loss", "train_acc", "val_loss", "val_acc"), got[:4], want[:4]):
+            np.testing.assert_allclose(a, b, atol=1e-5, err_msg=f"{march} {name}")
     assert max(float(np.abs(np.asarray(a) - np.asarray(b)).max())
                for a, b in zip(jax.tree.leaves(want.params[-1]), jax.tree.leaves(init))) > 1e-2
 
@@ -98,7 +174,7 @@ def test_disabled_by_environment(monkeypatch):
     """``LATCHLAB_NATIVE=0`` sends training back to the XLA modes."""
     model = M.Model(Cell("lstm", 1), "dense2")
     monkeypatch.setenv("LATCHLAB_NATIVE", "0")
-    assert not native.available() and train.choose_mode(model) == "bptt"
+    assert not native.available(model) and train.choose_mode(model) == "bptt"
     monkeypatch.delenv("LATCHLAB_NATIVE")
     assert train.choose_mode(model) == "native"
     assert train.choose_mode(M.Model(Cell("gru", 1), "dense2")) == "vmap"

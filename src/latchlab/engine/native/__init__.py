@@ -8,11 +8,14 @@ sequences with the state in SIMD registers, the hand-derived backward pass of
 rounding (tests/test_native.py); several times faster on a CPU (docs/benchmarks.md).
 
 The library is compiled with the system's C++ compiler (``$CXX``, else ``g++``) for this
-machine (``-march=native``) into the cache directory, one shared object per (cell kind,
-gate activation) and per source, flags and CPU: on first use, or ahead of it with
-``python -m latchlab.engine.native`` (which ``make`` runs after installing). Without a compiler,
-or with ``LATCHLAB_NATIVE=0``, ``available()`` is False and the trainer uses its JAX
-modes; on a GPU the JAX modes are used as well.
+machine's instruction set (``-march=native``; ``LATCHLAB_NATIVE_MARCH=x86-64-v3`` builds
+AVX2 code, for instance) into the cache directory, one shared object per (cell kind, gate
+activation) and per source, flags and CPU: on first use, or ahead of it with
+``python -m latchlab.engine.native`` (which ``make`` runs after installing). The C++ picks
+its vector width and block size from the instruction set (AVX-512, AVX2, else 16-byte
+vectors: NEON, SSE). ``available(model, optimizer)`` says whether the kernels can train a
+model here, and if not, why: without a compiler, with ``LATCHLAB_NATIVE=0`` or on a GPU
+the trainer uses its JAX modes.
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ import subprocess
 import tempfile
 import threading
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -32,17 +36,17 @@ import numpy as np
 SOURCE = Path(__file__).with_name("kernels.cpp")
 # -O3: the full sweep trained in 7.1-7.7 s against 8.7-9.1 s with -O2 (which builds a
 # variant in 0.7 s instead of 1.1 s)
-FLAGS = ("-O3", "-march=native", "-std=c++17", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=fast",
-         "-shared", "-fPIC")
+FLAGS = ("-O3", "-std=c++17", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=fast", "-shared", "-fPIC")
+# The codes the kernels take, defined here only: the build passes them to the C++ as
+# -DLATCH_<GROUP>_<NAME>=code, and the library hands back its (group, name, code) table
+# (``library_codes``) for tests/test_native.py to compare.
 KINDS = {"srnn": 0, "lstm": 1, "lstm_nofg": 2}
 RSIGS = {"sigmoid": 0, "hard_sigmoid": 1, "hard_sigmoid_keras3": 2}
 HEADS = {"dense2": 0, "dense1": 1}
 OPTIMIZERS = {"adam": 0, "sgd": 1, "rmsprop": 2}
-# members per block: 8 independent SIMD vectors per time step (blocks of 2 or 4 members
-# trained the full sweep slower: docs/benchmarks.md, "Native kernels")
-PER_BLOCK = 8
+CODES = {"kind": KINDS, "rsig": RSIGS, "head": HEADS, "optimizer": OPTIMIZERS}
 
-_locks: dict = defaultdict(threading.Lock)  # per variant
+_locks: dict = defaultdict(threading.Lock)  # per (variant, instruction set)
 _libs: dict = {}
 _errors: dict = {}
 
@@ -57,7 +61,7 @@ def _cpu_id() -> str:
         info = Path("/proc/cpuinfo").read_text()
     except OSError:
         return ""
-    lines = [ln for ln in info.splitlines() if ln.startswith(("model name", "flags"))]
+    lines = [ln for ln in info.splitlines() if ln.startswith(("model name", "flags", "Features", "CPU part"))]
     return "\n".join(dict.fromkeys(lines))
 
 
@@ -75,15 +79,29 @@ def variant(model) -> tuple[int, int]:
 VARIANTS = tuple(dict.fromkeys(_codes(k, r) for k in KINDS for r in RSIGS))
 
 
+def march() -> str:
+    """The instruction set the kernels are built for: ``-march=native`` unless
+    ``LATCHLAB_NATIVE_MARCH`` names another (``x86-64-v3``: AVX2 code on any x86 machine;
+    ``x86-64``: the portable 16-byte vectors)."""
+    return os.environ.get("LATCHLAB_NATIVE_MARCH", "native")
+
+
 def _compiler() -> str | None:
     return os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
+
+
+def defines(v: tuple[int, int]) -> tuple[str, ...]:
+    """The compiler's -D flags for variant ``v``: every code of ``CODES``, and the variant."""
+    codes = tuple(f"-DLATCH_{group.upper()}_{name.upper()}={code}"
+                  for group, table in CODES.items() for name, code in table.items())
+    return codes + (f"-DVARIANT_KIND={v[0]}", f"-DVARIANT_RSIG={v[1]}")
 
 
 def _build(v: tuple[int, int]) -> Path:
     cxx = _compiler()
     if not cxx:
         raise RuntimeError("no C++ compiler (g++) found")
-    flags = FLAGS + (f"-DVARIANT_KIND={v[0]}", f"-DVARIANT_RSIG={v[1]}")
+    flags = FLAGS + (f"-march={march()}",) + defines(v)
     src = SOURCE.read_bytes()
     tag = hashlib.sha256(src + " ".join((cxx,) + flags).encode() + _cpu_id().encode()).hexdigest()[:16]
     out = cache_dir() / f"kernels-{v[0]}{v[1]}-{tag}.so"
@@ -114,50 +132,121 @@ def build_all(variants=VARIANTS) -> tuple[dict, dict]:
     return {v: p for v, p, e in done if p}, {v: e for v, p, e in done if e}
 
 
+_I, _F = ctypes.c_int, ctypes.c_float
+_PI, _PF, _PI64 = ctypes.POINTER(ctypes.c_int32), ctypes.POINTER(_F), ctypes.POINTER(ctypes.c_int64)
+_PPF = ctypes.POINTER(_PF)
+# every entry of kernels.cpp's extern "C" block: (result, argument types)
+SIGNATURES = {
+    # kind, rsig, head, opt, R, T, xrow, xstride, t0, S, B, ex, y, weight, params, mu, nu,
+    # count, lr, loss, acc, per_block, next_block
+    "latch_train_epoch": (_I, [_I, _I, _I, _I, _I, _I, _PPF, _PI64, _PI, _I, _I, _PI, _PI, _PF, _PF, _PF, _PF,
+                               _PI, _PF, _PF, _PF, _I, ctypes.POINTER(_I)]),
+    # kind, rsig, head, R, T, xrow, xstride, t0, Nv, val, yv, params, loss, acc, per_block, next_block
+    "latch_evaluate": (_I, [_I, _I, _I, _I, _I, _PPF, _PI64, _PI, _I, _PI, _PI, _PF, _PF, _PF, _I,
+                            ctypes.POINTER(_I)]),
+    "latch_code": (_I, [_I, ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_char_p)]),
+    "latch_lanes": (_I, []),
+    "latch_per_block": (_I, []),
+    "latch_isa": (ctypes.c_char_p, []),
+}
+
+
 def lib(v: tuple[int, int] = (1, 1)):
-    """The loaded library for variant ``v`` (built on first use); raises RuntimeError if it
-    cannot be built."""
-    with _locks[v]:
-        if v not in _libs and v not in _errors:
+    """The loaded library for variant ``v`` and this ``march()`` (built on first use), its
+    entries typed by ``SIGNATURES``; raises RuntimeError if it cannot be built."""
+    key = (v, march())
+    with _locks[key]:
+        if key not in _libs and key not in _errors:
             try:
                 so = ctypes.CDLL(str(_build(v)))
-                for name in ("latch_train_epoch", "latch_evaluate"):
-                    getattr(so, name).restype = ctypes.c_int
-                _libs[v] = so
-            except (OSError, RuntimeError) as e:
-                _errors[v] = str(e)
-        if v not in _libs:
-            raise RuntimeError(f"latchlab's native kernels are unavailable: {_errors[v]}")
-        return _libs[v]
+                for name, (res, args) in SIGNATURES.items():
+                    fn = getattr(so, name)
+                    fn.restype, fn.argtypes = res, args
+                _libs[key] = so
+            except (OSError, AttributeError, RuntimeError) as e:
+                _errors[key] = str(e)
+        if key not in _libs:
+            raise RuntimeError(f"latchlab's native kernels are unavailable: {_errors[key]}")
+        return _libs[key]
+
+
+def library_codes(so) -> dict[str, dict[str, int]]:
+    """The (group, name, code) table library ``so`` was built with, as ``CODES`` is laid out."""
+    out: dict = defaultdict(dict)
+    group, name = ctypes.c_char_p(), ctypes.c_char_p()
+    i = 0
+    while (code := so.latch_code(i, ctypes.byref(group), ctypes.byref(name))) >= 0:
+        out[group.value.decode()][name.value.decode()] = code
+        i += 1
+    return dict(out)
+
+
+def build_info(so) -> dict:
+    """What library ``so`` chose for its instruction set: its name, floats per SIMD vector
+    and members per block."""
+    return {"isa": so.latch_isa().decode(), "lanes": so.latch_lanes(), "per_block": so.latch_per_block()}
+
+
+@dataclass(frozen=True)
+class Availability:
+    """``available``'s answer: true when the kernels can train, else false with the reason."""
+
+    reason: str = ""
+
+    def __bool__(self) -> bool:
+        return not self.reason
+
+
+def _model_reason(model, optimizer: str) -> str:
+    c = model.cell
+    checks = (
+        (c.kind in KINDS, f"cell {c.kind}: the kernels train {', '.join(KINDS)}"),
+        (c.units == 1, f"{c.units} units: the kernels train one-unit cells"),
+        (model.n_in == 1, f"{model.n_in} inputs: the kernels take scalar inputs"),
+        (model.head in HEADS, f"head {model.head}: the kernels train {', '.join(HEADS)}"),
+        (c.rsig in RSIGS, f"gate activation {c.rsig}: the kernels have {', '.join(RSIGS)}"),
+        (optimizer in OPTIMIZERS, f"optimizer {optimizer}: the kernels have {', '.join(OPTIMIZERS)}"),
+        (not c.split_bias, "split biases: the kernels train one bias per gate"),
+    )
+    return next((reason for ok, reason in checks if not ok), "")
+
+
+def _host_reason() -> str:
+    import jax
+
+    if os.environ.get("LATCHLAB_NATIVE", "1") == "0":
+        return "disabled by LATCHLAB_NATIVE=0"
+    if jax.default_backend() != "cpu":
+        return f"the JAX backend is {jax.default_backend()}, not the CPU"
+    if not _compiler() and not any(key[1] == march() for key in _libs):
+        return "no C++ compiler (g++) found"
+    return ""
+
+
+def available(model, optimizer: str = "adam", *, build: bool = True) -> Availability:
+    """Whether the native kernels can train ``model`` with ``optimizer`` here, and if not,
+    why (``.reason``): a one-unit srnn/lstm/lstm_nofg on scalar inputs with a dense2 or
+    dense1 head and one bias per gate, on the CPU backend, not disabled
+    (``LATCHLAB_NATIVE=0``), and the model's variant built. With ``build=False`` a compiler
+    (or an already loaded library) suffices: cheap, never runs the compiler."""
+    reason = _model_reason(model, optimizer) or _host_reason()
+    if reason or not build:
+        return Availability(reason)
+    try:
+        lib(variant(model))
+    except RuntimeError as e:
+        return Availability(str(e))
+    return Availability()
+
+
+# Old names, thin aliases until engine/sweep.py's call site
+# (``supports(...) and enabled()``) becomes ``available(model, optimizer, build=False)``.
+def supports(model, optimizer: str = "adam") -> bool:
+    return not _model_reason(model, optimizer)
 
 
 def enabled() -> bool:
-    """Whether the native kernels may run here: not disabled (``LATCHLAB_NATIVE=0``), the
-    CPU backend, and a compiler or an already built library. Cheap: does not build."""
-    import jax
-
-    if os.environ.get("LATCHLAB_NATIVE", "1") == "0" or jax.default_backend() != "cpu":
-        return False
-    return bool(_libs) or bool(_compiler())
-
-
-def available(model=None) -> bool:
-    """Whether the native kernels can run here (``enabled``, and ``model``'s variant built;
-    without a model, the seed's LSTM)."""
-    if not enabled():
-        return False
-    try:
-        lib(variant(model) if model is not None else (1, 1))
-    except RuntimeError:
-        return False
-    return True
-
-
-def supports(model, optimizer: str = "adam") -> bool:
-    """One-unit srnn/lstm/lstm_nofg on scalar inputs with a dense2 or dense1 head."""
-    c = model.cell
-    return (c.kind in KINDS and c.units == 1 and model.n_in == 1 and model.head in HEADS
-            and c.rsig in RSIGS and optimizer in OPTIMIZERS and not c.split_bias)
+    return not _host_reason()
 
 
 def flatten(params) -> np.ndarray:
@@ -219,10 +308,11 @@ def _threads() -> int:
     return max(1, len(os.sched_getaffinity(0)))
 
 
-def _parallel(call, R: int) -> None:
-    """Run ``call(next_block)`` on every core; the calls share the blocks through a counter."""
+def _parallel(call, R: int, per_block: int) -> None:
+    """Run ``call(next_block)`` on every core; the calls share the blocks of ``per_block``
+    members through a counter."""
     counter = (ctypes.c_int * 16)()  # one int, padded to its own cache line
-    n = min(_threads(), -(-R // PER_BLOCK))
+    n = min(_threads(), -(-R // per_block))
     codes = [0] * n
 
     def one(i):
@@ -267,6 +357,8 @@ class Ensemble:
         self.val = np.ascontiguousarray(np.asarray(val_idx), np.int32)
         self.y_val = np.ascontiguousarray(np.take_along_axis(self.y, self.val, 1), np.int32)
         self.codes = (*variant(model), HEADS[model.head])
+        self.lib = lib(variant(model))  # built for this ``march()``
+        self.per_block = self.lib.latch_per_block()
 
     def _inputs(self):
         return (ctypes.cast(self.xrow.ctypes.data, ctypes.POINTER(ctypes.POINTER(ctypes.c_float))),
@@ -288,12 +380,12 @@ class Ensemble:
         I = ctypes.c_int32  # noqa: E741
 
         def call(counter):
-            return lib((k, rs)).latch_train_epoch(
+            return self.lib.latch_train_epoch(
                 k, rs, hd, OPTIMIZERS[self.optimizer], R, T, *self._inputs(), _ptr(self.t0, I), S, B, _ptr(ex, I),
                 _ptr(y, I), _ptr(weight), _ptr(self.params), _ptr(self.mu), _ptr(self.nu), _ptr(self.count, I),
-                _ptr(lr), _ptr(loss), _ptr(acc), PER_BLOCK, counter)
+                _ptr(lr), _ptr(loss), _ptr(acc), self.per_block, counter)
 
-        _parallel(call, R)
+        _parallel(call, R, self.per_block)
         return loss, acc
 
     def evaluate(self):
@@ -304,11 +396,11 @@ class Ensemble:
         I = ctypes.c_int32  # noqa: E741
 
         def call(counter):
-            return lib((k, rs)).latch_evaluate(
+            return self.lib.latch_evaluate(
                 k, rs, hd, R, T, *self._inputs(), _ptr(self.t0, I), self.val.shape[1], _ptr(self.val, I),
-                _ptr(self.y_val, I), _ptr(self.params), _ptr(loss), _ptr(acc), PER_BLOCK, counter)
+                _ptr(self.y_val, I), _ptr(self.params), _ptr(loss), _ptr(acc), self.per_block, counter)
 
-        _parallel(call, R)
+        _parallel(call, R, self.per_block)
         return loss, acc
 
     def snapshot(self):

@@ -5,25 +5,69 @@
 // Why: XLA:CPU runs a recurrence as a while loop with several kernels per time step over
 // (members x batch) rows; for one-unit cells each kernel does a few flops per row, so the
 // loop costs 15-18 ns per row-step (docs/benchmarks.md). Here a block of rows runs the
-// whole sequence with its state in registers and its stored activations in L2, 16 rows
-// to a SIMD vector (GCC vector extensions: AVX-512, or two AVX2 halves).
+// whole sequence with its state in registers and its stored activations in L2, L rows
+// to a SIMD vector (GCC vector extensions at the instruction set's width, below).
 //
-// Layout: rows are lanes; lane l of vector v is row v*16 + l of a block, row = member * B + b.
+// Layout: rows are lanes; lane l of vector v is row v*L + l of a block, row = member * B + b.
 // Parameters per member, flat: kernel (G), recurrent (G), bias (G), head kernel (O), head
 // bias (O); G = 4 (lstm: i, f, g, o), 3 (lstm_nofg: i, g, o), 1 (srnn); O = 2 (dense2) or
 // 1 (dense1).
+//
+// Built by latchlab/engine/native/__init__.py, which passes the codes of cell kinds, gate
+// activations, heads and optimisers from its tables (-DLATCH_KIND_LSTM=1, ...) and the
+// variant (-DVARIANT_KIND, -DVARIANT_RSIG); latch_code() hands them back for its test.
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
 #include <vector>
 
-typedef float vf __attribute__((vector_size(64)));
-typedef int32_t vi __attribute__((vector_size(64)));
-enum { L = 16 };
-enum { SRNN = 0, LSTM = 1, LSTM_NOFG = 2 };
-enum { SIGMOID = 0, HARD = 1, HARD3 = 2 };
-enum { DENSE2 = 0, DENSE1 = 1 };
-enum { ADAM = 0, SGD = 1, RMSPROP = 2 };
+#if !defined(LATCH_KIND_SRNN) || !defined(VARIANT_KIND) || !defined(VARIANT_RSIG)
+#error "build through latchlab.engine.native: the codes and the variant come from its tables (-DLATCH_...)"
+#endif
+
+// Vector width per instruction set (the compiler's -march): one register of 16 floats on
+// AVX-512 (32 registers), 8 on AVX2 (16 registers; 64-byte vectors there are pairs of
+// halves, and GCC moved their lanes one by one through the stack: the kernels
+// were slower than XLA, docs/benchmarks.md), 4 elsewhere (NEON, SSE: GCC lowers the
+// portable vector extensions to them). LATCH_VBYTES overrides it, for measurements.
+#ifndef LATCH_VBYTES
+#if defined(__AVX512F__)
+#define LATCH_VBYTES 64
+#elif defined(__AVX2__)
+#define LATCH_VBYTES 32
+#else
+#define LATCH_VBYTES 16
+#endif
+#endif
+#if defined(__AVX512F__)
+#define LATCH_ISA "avx512"
+#elif defined(__AVX2__)
+#define LATCH_ISA "avx2"
+#elif defined(__ARM_NEON)
+#define LATCH_ISA "neon"
+#else
+#define LATCH_ISA "portable"
+#endif
+// Members per block (each member's batch of 16 rows fills 16 / L vectors): the block's
+// stored activations, T x 7 x 16 x 4 bytes per member for the LSTM (90 KB at T = 200),
+// stay in L2. Measured per instruction set (docs/benchmarks.md, "Instruction sets"): 8
+// on AVX-512, 4 on AVX2 and the portable build (358 KB at T = 200: many AVX2 CPUs have
+// 512 KB of L2). LATCH_PER_BLOCK overrides it.
+#ifndef LATCH_PER_BLOCK
+#if LATCH_VBYTES == 64
+#define LATCH_PER_BLOCK 8
+#else
+#define LATCH_PER_BLOCK 4
+#endif
+#endif
+
+typedef float vf __attribute__((vector_size(LATCH_VBYTES)));
+typedef int32_t vi __attribute__((vector_size(LATCH_VBYTES)));
+enum { L = LATCH_VBYTES / 4 };
+enum Kind { SRNN = LATCH_KIND_SRNN, LSTM = LATCH_KIND_LSTM, LSTM_NOFG = LATCH_KIND_LSTM_NOFG };
+enum Rsig { SIGMOID = LATCH_RSIG_SIGMOID, HARD = LATCH_RSIG_HARD_SIGMOID, HARD3 = LATCH_RSIG_HARD_SIGMOID_KERAS3 };
+enum Head { DENSE2 = LATCH_HEAD_DENSE2, DENSE1 = LATCH_HEAD_DENSE1 };
+enum Opt { ADAM = LATCH_OPTIMIZER_ADAM, SGD = LATCH_OPTIMIZER_SGD, RMSPROP = LATCH_OPTIMIZER_RMSPROP };
 
 static inline vf splat(float a) { return vf{} + a; }
 static inline vf vmin(vf a, vf b) { return a < b ? a : b; }
@@ -85,19 +129,12 @@ static Shape shape(int kind, int rsig, int head, int opt) {
   return Shape{kind, rsig, head, opt, G, O, 3 * G + 2 * O};
 }
 
-// One library per (cell kind, gate activation): latchlab/native builds the variants a
-// sweep uses (-DVARIANT_KIND=k -DVARIANT_RSIG=r); an SRNN has no gates, its variant is
+// One library per (cell kind, gate activation): latchlab/engine/native builds the variants
+// a sweep uses (-DVARIANT_KIND=k -DVARIANT_RSIG=r); an SRNN has no gates, its variant is
 // (SRNN, SIGMOID). Calls for another variant are rejected.
-#ifndef VARIANT_KIND
-#define VARIANT_KIND LSTM
-#endif
-#ifndef VARIANT_RSIG
-#define VARIANT_RSIG HARD
-#endif
-
 static bool valid(const Shape &s) {
-  return s.kind == VARIANT_KIND && s.rsig == VARIANT_RSIG && s.head >= DENSE2 && s.head <= DENSE1 &&
-         s.opt >= ADAM && s.opt <= RMSPROP;
+  return s.kind == VARIANT_KIND && s.rsig == VARIANT_RSIG && (s.head == DENSE2 || s.head == DENSE1) &&
+         (s.opt == ADAM || s.opt == SGD || s.opt == RMSPROP);
 }
 
 // One block: nv vectors of lanes, rows from members [m0, m0 + nm).
@@ -286,13 +323,19 @@ static void refresh_params(Block &b, const Shape &s, const float *params, int m0
     }
 }
 
-static inline float hsum(vf a) {  // tree sum of the lanes
-  a += __builtin_shuffle(a, vi{8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7});
-  a += __builtin_shuffle(a, vi{4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11});
-  a += __builtin_shuffle(a, vi{2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13});
-  a += __builtin_shuffle(a, vi{1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14});
-  return a[0];
+template <int S> static inline vf fold(vf a) {  // lane j plus lane j ^ S
+  vi m;
+  for (int j = 0; j < L; j++) m[j] = j ^ S;
+  return a + __builtin_shuffle(a, m);
 }
+
+template <int S> static inline vf folds(vf a) {  // every lane: the sum of its 2S-lane group
+  a = fold<S>(a);
+  if constexpr (S > 1) return folds<S / 2>(a);
+  return a;
+}
+
+static inline float hsum(vf a) { return folds<L / 2>(a)[0]; }  // tree sum of the lanes
 
 static void block_alloc(Block &b, const Shape &s, int nv, int T) {
   const int NS = n_stored<VARIANT_KIND, VARIANT_RSIG>();  // the library's variant (``valid``)
@@ -304,9 +347,9 @@ static void block_alloc(Block &b, const Shape &s, int nv, int T) {
   b.acc.assign((size_t)3 * s.G * nv, vf{});
 }
 
-typedef float vfu __attribute__((vector_size(64), aligned(4)));  // an unaligned vector
+typedef float vfu __attribute__((vector_size(LATCH_VBYTES), aligned(4)));  // an unaligned vector
 
-// In-place 16 x 16 transpose: rounds swap the off-diagonal s x s blocks, s = 8, 4, 2, 1.
+// In-place L x L transpose: rounds swap the off-diagonal s x s blocks, s = L / 2, ..., 2, 1.
 template <int S> static inline void swap_blocks(vf &a, vf &b) {
   vi ma, mb;
   for (int j = 0; j < L; j++) {
@@ -323,11 +366,9 @@ template <int S> static inline void transpose_round(vf *r) {
     if (!(i & S)) swap_blocks<S>(r[i], r[i + S]);
 }
 
-static inline void transpose(vf *r) {
-  transpose_round<8>(r);
-  transpose_round<4>(r);
-  transpose_round<2>(r);
-  transpose_round<1>(r);
+template <int S> static inline void transpose(vf *r) {
+  transpose_round<S>(r);
+  if constexpr (S > 1) transpose<S / 2>(r);
 }
 
 // Member r's sequences: example e's step t (t0[r] <= t < T) is xrow[r][e * xstride[r] + t - t0[r]].
@@ -339,7 +380,7 @@ struct Inputs {
 };
 
 // The block's input rows for examples ex[row] (member m0 + row / B), time-major: one
-// vector per time step from 16 rows (a gather; row by row with strided stores was 3x slower).
+// vector per time step from L rows (a gather; row by row with strided stores was 3x slower).
 static void gather(Block &b, const Inputs &in, int T, int m0, int nm, int B, const int32_t *ex) {
   const int nv = b.nv;
   const float *src[L];
@@ -358,10 +399,10 @@ static void gather(Block &b, const Inputs &in, int T, int m0, int nm, int B, con
       b.xb[(size_t)t * nv + v] = out;
     }
     int t = b.t0max[v];
-    for (; t + L <= T; t += L) {  // 16 rows x 16 steps: contiguous loads, transposed in registers
+    for (; t + L <= T; t += L) {  // L rows x L steps: contiguous loads, transposed in registers
       vf r[L];
       for (int l = 0; l < L; l++) r[l] = *(const vfu *)(src[l] + t);
-      transpose(r);
+      transpose<L / 2>(r);
       for (int j = 0; j < L; j++) b.xb[(size_t)(t + j) * nv + v] = r[j];
     }
     for (; t < T; t++) {
@@ -408,6 +449,27 @@ static void optimise(const Shape &s, float *p, float *mu, float *nu, int32_t *co
 }
 
 extern "C" {
+
+// The codes this library was built with, entry i as (group, name, code); -1 past the end.
+// latchlab.engine.native reads them back to check its tables against the C++ names.
+static const struct { const char *group, *name; int code; } CODES[] = {
+    {"kind", "srnn", SRNN}, {"kind", "lstm", LSTM}, {"kind", "lstm_nofg", LSTM_NOFG},
+    {"rsig", "sigmoid", SIGMOID}, {"rsig", "hard_sigmoid", HARD}, {"rsig", "hard_sigmoid_keras3", HARD3},
+    {"head", "dense2", DENSE2}, {"head", "dense1", DENSE1},
+    {"optimizer", "adam", ADAM}, {"optimizer", "sgd", SGD}, {"optimizer", "rmsprop", RMSPROP},
+};
+
+int latch_code(int i, const char **group, const char **name) {
+  if (i < 0 || i >= (int)(sizeof(CODES) / sizeof(CODES[0]))) return -1;
+  *group = CODES[i].group;
+  *name = CODES[i].name;
+  return CODES[i].code;
+}
+
+// What this build chose for its instruction set: floats per vector, members per block.
+int latch_lanes(void) { return L; }
+int latch_per_block(void) { return LATCH_PER_BLOCK; }
+const char *latch_isa(void) { return LATCH_ISA; }
 
 // One training epoch for members [0, R) in blocks of `per_block` members; threads share
 // the work through `next_block` (each call takes blocks until none are left).
