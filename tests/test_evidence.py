@@ -84,7 +84,8 @@ def test_outcomes_copied_across_lengths_count_once():
 
 def _logrank_by_hand(ta, ea, tb, eb):
     """The log-rank z of group a: (O_a - E_a) / sqrt(V) over distinct event times."""
-    t = np.concatenate([ta, tb]); e = np.concatenate([ea, eb]); g = np.r_[np.ones(len(ta)), np.zeros(len(tb))]
+    t, e = np.concatenate([ta, tb]), np.concatenate([ea, eb])
+    g = np.r_[np.ones(len(ta)), np.zeros(len(tb))]
     o_minus_e = var = 0.0
     for u in np.unique(t[e]):
         at_risk = t >= u
@@ -131,7 +132,8 @@ def test_holm_equals_statsmodels_and_the_step_down():
     np.testing.assert_allclose(got, multipletests(p, method="holm")[1], rtol=1e-12)
     order = np.argsort(p)
     step = np.minimum(1, np.maximum.accumulate((len(p) - np.arange(len(p))) * p[order]))
-    want = np.empty_like(p); want[order] = step
+    want = np.empty_like(p)
+    want[order] = step
     np.testing.assert_allclose(got, want, rtol=1e-12)
     with_nan = E.holm(np.r_[p, np.nan])
     assert np.isnan(with_nan[-1]) and np.allclose(with_nan[:-1], got)
@@ -180,8 +182,11 @@ def test_bootstrap_interval_covers_the_estimate_and_pairs_seeds():
 
 def _claims(d):
     ha, hb = E.horizons(d[d.cell == "srnn"]), E.horizons(d[d.cell == "lstm"])
-    claim = lambda key, role, r: E.Claim("cells", key, "SRNN and LSTM differ", role, "cells", "SRNN", "LSTM",
-                                         "latches to longer lengths than", r)
+
+    def claim(key, role, r):
+        return E.Claim("cells", key, "SRNN and LSTM differ", role, "cells", "SRNN", "LSTM",
+                       "latches to longer lengths than", r)
+
     return E.finalize([claim("logrank", "primary", E.logrank(ha, hb, "SRNN", "LSTM")),
                        claim("sign", "secondary", E.sign_test(ha, hb, "SRNN", "LSTM")),
                        claim("gee", "secondary", E.gee(d, "cell", "srnn", "lstm", names=("SRNN", "LSTM")))])
@@ -207,7 +212,9 @@ def test_claims_flip_with_the_data(scale_srnn, scale_lstm, verdict, favours):
 
 
 def test_finalize_holm_adjusts_secondaries_per_family_only():
-    r = lambda p: E.Result("t", 1.0, p, E.Effect("e", 1.0, 0.5, 1.5), 30, 60, "a")
+    def r(p):
+        return E.Result("t", 1.0, p, E.Effect("e", 1.0, 0.5, 1.5), 30, 60, "a")
+
     claims = [E.Claim("s", "p", "h", "primary", "main", "a", "b", "beats", r(0.03)),
               E.Claim("s", "x", "h", "secondary", "f1", "a", "b", "beats", r(0.02)),
               E.Claim("s", "y", "h", "secondary", "f1", "a", "b", "beats", r(0.04)),
