@@ -256,9 +256,10 @@ def gee(final: pd.DataFrame, group: str, a: str, b: str, threshold: float = SUCC
         warnings.simplefilter("always")
         fit = GEE(d.success.to_numpy(), exog, groups=d.seed.to_numpy(), family=families.Binomial(),
                   cov_struct=cov_struct.Exchangeable()).fit()
+        params, bse = np.asarray(fit.params, float), np.asarray(fit.bse, float)
     trouble = [w for w in caught if issubclass(w.category, (RuntimeWarning, UserWarning)) or
                "converge" in str(w.message).lower() or "separation" in str(w.message).lower()]
-    beta, se = float(fit.params[1]), float(fit.bse[1])
+    beta, se = float(params[1]), float(bse[1])
     if trouble or not (np.isfinite(beta) and np.isfinite(se)) or se == 0:
         return nan
     z = beta / se
@@ -267,7 +268,7 @@ def gee(final: pd.DataFrame, group: str, a: str, b: str, threshold: float = SUCC
     return Result("logistic GEE (success ~ group + log T, seeds as clusters)", z, p,
                   Effect("odds ratio", math.exp(beta), math.exp(beta - q * se), math.exp(beta + q * se)),
                   int(d.seed.nunique()), len(d), name_a if beta > 0 else name_b if beta < 0 else "",
-                  {"coefficient of log T": float(fit.params[2])})
+                  {"coefficient of log T": float(params[2])})
 
 
 # ----------------------------------------------------------------------------- claims
@@ -361,3 +362,52 @@ def finalize(claims: list[Claim], alpha: float = ALPHA) -> list[Claim]:
         c = dataclasses.replace(c, p_adjusted=float(q), verdict=verdict)
         out.append(dataclasses.replace(c, text=_text(c, alpha)))
     return out
+
+
+# ----------------------------------------------------------------------------- one length, one row per seed
+
+def _bootstrap_median_gap(xa: np.ndarray, xb: np.ndarray, seed: int = 0) -> tuple[float, float]:
+    rng = np.random.default_rng(seed)
+    ia, ib = rng.integers(0, len(xa), size=(BOOTSTRAP, len(xa))), rng.integers(0, len(xb), size=(BOOTSTRAP, len(xb)))
+    diff = np.median(xa[ia], axis=1) - np.median(xb[ib], axis=1)
+    q = (1 - CONFIDENCE) / 2
+    return float(np.quantile(diff, q)), float(np.quantile(diff, 1 - q))
+
+
+def mann_whitney(xa, xb, a: str = "a", b: str = "b", quantity: str = "value") -> Result:
+    """Two-sided Mann-Whitney U test of two groups of *different* seeds at one length (one
+    value per seed, e.g. members that latched against those that failed); the effect is
+    the difference in medians with a bootstrap interval (each group resampled)."""
+    xa, xb = np.asarray(xa, float), np.asarray(xb, float)
+    xa, xb = xa[np.isfinite(xa)], xb[np.isfinite(xb)]
+    if not (len(xa) and len(xb)):
+        return Result("Mann-Whitney U test", float("nan"), float("nan"),
+                      Effect(f"median {quantity} difference", float("nan"), float("nan"), float("nan")),
+                      len(xa) + len(xb), len(xa) + len(xb), "")
+    r = stats.mannwhitneyu(xa, xb)
+    u = float(r.statistic)
+    gap = float(np.median(xa) - np.median(xb))
+    favours = a if u > len(xa) * len(xb) / 2 else b if u < len(xa) * len(xb) / 2 else ""
+    return Result("Mann-Whitney U test", u, float(r.pvalue),
+                  Effect(f"median {quantity} difference", gap, *_bootstrap_median_gap(xa, xb)),
+                  len(xa) + len(xb), len(xa) + len(xb), favours,
+                  {f"median {quantity} {a}": float(np.median(xa)), f"median {quantity} {b}": float(np.median(xb))})
+
+
+def fisher(k_a: int, n_a: int, k_b: int, n_b: int, a: str = "a", b: str = "b", what: str = "yes") -> Result:
+    """Fisher's exact test of ``k_a / n_a`` against ``k_b / n_b`` where every count is one
+    seed (one length, different seeds in the two groups); the effect is the conditional
+    maximum-likelihood odds ratio with its exact interval (``scipy.stats.contingency``)."""
+    from scipy.stats.contingency import odds_ratio
+
+    if not (n_a and n_b):
+        return Result("Fisher exact test", float("nan"), float("nan"),
+                      Effect("odds ratio", float("nan"), float("nan"), float("nan")), n_a + n_b, n_a + n_b, "")
+    table = [[k_a, n_a - k_a], [k_b, n_b - k_b]]
+    r = stats.fisher_exact(table)
+    o = odds_ratio(table)
+    ci = o.confidence_interval(CONFIDENCE)
+    fa, fb = k_a / n_a, k_b / n_b
+    return Result("Fisher exact test", float(o.statistic), float(r.pvalue),
+                  Effect("odds ratio", float(o.statistic), float(ci.low), float(ci.high)), n_a + n_b, n_a + n_b,
+                  a if fa > fb else b if fb > fa else "", {f"{what} {a}": f"{k_a}/{n_a}", f"{what} {b}": f"{k_b}/{n_b}"})
