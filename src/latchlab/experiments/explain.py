@@ -321,9 +321,12 @@ _DEFAULTS = {"SRNN, recurrent weight at init": "U0 = orthogonal (±1, Keras)",
              ablations._HARD: "b_f = 1 (Keras)", ablations._SOFT: "b_f = 1 (Keras)"}
 
 
-def ablation_effects(df: pd.DataFrame) -> Finding:
+def ablation_effects(df: pd.DataFrame, saturated: dict | None = None) -> Finding:
     """Each ablation against its family's Keras default, and the best variant against the
-    runner-up, on per-seed latching horizons (all variants share seeds: paired)."""
+    runner-up, on per-seed latching horizons (all variants share seeds: paired).
+
+    ``saturated``: ``{(family, variant): fraction of members with a gate saturated at
+    initialisation}`` (``saturation.fraction_saturated``), shown per variant."""
     h = E.horizons(df, by=("family", "variant"))
     members = df.drop_duplicates(["family", "variant", "seed", "T"]).groupby(["family", "variant"]).size()
     claims, rows = [], []
@@ -331,6 +334,8 @@ def ablation_effects(df: pd.DataFrame) -> Finding:
         r = {"family": fam, "variant": var, "seeds": len(x), "median horizon": float(x.horizon.median()),
              "latched at every length": int(x.censored.sum()),
              "mean success over lengths": round(float((x.latched / x.lengths).mean()), 3)}
+        if saturated is not None:
+            r["members with a gate saturated at init"] = round(float(saturated.get((fam, var), np.nan)), 3)
         ref = _DEFAULTS.get(fam)
         if ref is not None and var != ref:
             hr = h[(h.family == fam) & (h.variant == ref)]
@@ -349,6 +354,11 @@ def ablation_effects(df: pd.DataFrame) -> Finding:
     Ts = sorted(df["T"].unique())
     notes = (f"{len(t)} variants, {int(t.seeds.min())} seeds each, lengths {', '.join(map(str, Ts))}; every "
              f"variant runs on the same seeds, so comparisons are paired by seed.")
+    if saturated is not None:
+        dead = {k: v for k, v in saturated.items() if v > 0}
+        notes += (" Members that start with a gate saturated (zero slope at every step of a batch of the task's "
+                  "sequences, so no gradient reaches it): " + ("; ".join(f"{v} {100 * q:.0f} %" for (_, v), q in
+                                                                        dead.items()) if dead else "none") + ".")
     fig = ablations.figure(df)
     return Finding("4. Ablations: what changes the outcome", ABLATION, claims,
                    [("success against T per variant (descriptive), Wilson 95 % bands", _png(fig)),
@@ -546,8 +556,11 @@ def explain(scale: str = DEFAULT_SCALE, out: Path = Path("results-explain"), sto
     final = plot.final(rows[rows.member_id.isin(seed_ids)].assign(variant=lambda d: d.cell))
     abl = ablations.label(rows, parts)
     run0 = seed_cfgs[0].base
+    from latchlab.analysis import saturation
+
+    dead = {(fam, var): saturation.fraction_saturated(cfg.members(), n=32) for fam, var, cfg in parts}
     findings = {"bug": seed_bug(final, run0.N, run0.val_frac), "cells": cells_compared(final),
-                "ablations": ablation_effects(abl)}
+                "ablations": ablation_effects(abl, dead)}
     strat = final[final.split == "stratified"]
     Ts = sorted(strat["T"].unique())
     T_diag = 20 if 20 in Ts else Ts[len(Ts) // 2]
