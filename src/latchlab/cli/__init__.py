@@ -241,7 +241,7 @@ def reproduce_units(
 
 @app.command()
 def explain(
-        scale: str = typer.Option("quick", "--scale", help="quick (a few minutes) or full (the seed's grid and full ablations)."),
+        scale: str = typer.Option("full", "--scale", help="full (default, powered: the seed's grid, both splits and presets, full ablations) or quick (smoke runs)."),
         out: Path = typer.Option(Path("results-explain"), "--out", help="Output directory for report.html."),
         store: Optional[Path] = typer.Option(None, "--store", help="Results store to reuse and extend (default OUT/store.sqlite).")):
     """Answer the question with evidence: one self-contained HTML report (figures embedded)."""

@@ -238,7 +238,9 @@ def init_params(key, cell: Cell, n_in: int, scheme: str = "keras",
         keras:  kernel glorot_uniform, recurrent orthogonal, bias 0 (forget bias +1).
         torch:  every entry U(-1/sqrt(H), 1/sqrt(H)); single biases are b_ih + b_hh.
         chrono: keras, then b_f ~ log U[1, t_max - 1] and b_i = -b_f (Tallec & Ollivier
-                2018; the GRU's retention gate is z).
+                2018; the GRU's retention gate is z). Sigmoid gates only: chrono's biases are
+                defined through the sigmoid, and a hard sigmoid (linear on |z| < 2.5) would
+                start its input gate at exactly 0 whenever b_f > 2.5; refused.
     ``values`` then sets named parameters to constants: ``kernel``, ``recurrent``, ``bias``
     or a gate block such as ``recurrent_f``, ``bias_f``. A recurrent value ``v`` sets each
     (H, H) block to ``v I``; kernel and bias values fill their block. A reset_after GRU's
@@ -277,6 +279,9 @@ def init_params(key, cell: Cell, n_in: int, scheme: str = "keras",
         if retain is None:
             raise ConfigError("init", f"chrono needs a gated cell with a forget gate, not {cell.kind!r}",
                               ("lstm", "gru", "janet"))
+        if cell.rsig != "sigmoid":
+            raise ConfigError("init", "chrono needs sigmoid gates: under a hard sigmoid its input bias -b_f "
+                              "< -2.5 leaves the input gate at exactly 0 (no gradient)", ("preset keras3",))
         if t_max is None:
             raise ConfigError("t_max", "chrono initialisation needs t_max")
         b = jnp.log(jax.random.uniform(k4, (H,), jnp.float32, 1.0, jnp.maximum(t_max - 1.0, 1.0)))

@@ -1,11 +1,15 @@
-"""``latchlab explain``: answer the question with evidence, as one self-contained HTML page.
+"""``latchlab explain``: answer the question with evidence, as one self-contained HTML page
+and its machine-readable twin ``findings.json``.
 
-The page runs (or reuses from a store) the seed's experiment with both splits, the
-ablations, diagnostics of trained members and loss landscapes, and states each conclusion
-next to the figure and table it comes from. Every sentence that reports a result is
-computed from the measured data here (counts, exact tests, intervals): nothing about the
-outcome is written in advance, and a comparison whose test does not reach the stated level
-is reported as inconclusive.
+The page runs (or reuses from a store) the seed's experiment with both splits and both gate
+presets, the ablations, diagnostics of trained members and loss landscapes. The evidence
+follows ``latchlab.analysis.evidence``: the seed is the unit (a seed's members at different
+lengths are nested, never pooled as independent), there is one primary hypothesis declared
+on the page before its result (SRNN against LSTM, stratified split, the seed's Keras-2
+gates, log-rank test on per-seed latching horizons), every other test is secondary and
+Holm-adjusted within its family, and a section is "shown" only by its own declared test.
+Every sentence that reports a result is computed from the data here; the background text
+that explains the tests is kept visibly apart from it.
 """
 from __future__ import annotations
 
@@ -21,29 +25,79 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from latchlab import provenance
-from latchlab.experiments import ablations
+from latchlab.analysis import evidence as E
 from latchlab.analysis import plot
-from latchlab.experiments import seed as reproduce
 from latchlab.engine import run as runner
 from latchlab.errors import ConfigError
-from latchlab.analysis.stats import wilson
+from latchlab.experiments import ablations
+from latchlab.experiments import seed as reproduce
 
-ALPHA = 0.05
+ALPHA = E.ALPHA
+SUCCESS_THRESHOLD = E.SUCCESS_THRESHOLD
 SCALES = ("quick", "full")
+DEFAULT_SCALE = "full"  # powered: the seed's full grid, both splits, both presets, 30 seeds per point
+PRESETS = ("keras2", "keras3")
+PRIMARY_PRESET = "keras2"  # the seed's (2018 Keras) gates
+CELLS = ("srnn", "lstm")
+NAMES = {"srnn": "SRNN", "lstm": "LSTM", "keras2": "Keras-2 gates", "keras3": "Keras-3 gates"}
+PRIMARY = ("Primary hypothesis (declared before any result): under the stratified split with the seed's "
+           "Keras-2 gates, the one-unit SRNN and the one-unit LSTM differ in latching horizon (the longest "
+           "grid length up to which a seed's member latched at every length). Test: two-sided log-rank test "
+           f"on one horizon per seed and cell, right-censored at the grid's longest length, at α = {ALPHA:g}. "
+           "Effect: difference in median horizon with a bootstrap 95 % interval over seeds.")
+BACKGROUND = [
+    ("The unit is the seed", "A member's initial parameters and data come from its seed, and every length of "
+     "the grid reuses them: a seed that latches at T mostly latches at every shorter T. The members of one "
+     "seed are therefore one unit of evidence, not one per length. Each seed and cell is reduced to its "
+     "latching horizon, the longest grid length up to which it latched at every length (docs/evidence.md "
+     "gives the alternatives)."),
+    ("Log-rank test", "Reads success against T as survival: a seed 'dies' at the first length it fails. "
+     "Compares two groups' survival curves; a seed that latched at every length is censored at the grid's "
+     "longest length."),
+    ("Sign test", "Where two groups share seeds (same data), counts the seeds on which each group lasts longer "
+     "and tests the split against 50:50 (exact binomial). Ties, including two censored horizons, carry no sign."),
+    ("Logistic GEE", "A second view: the log-odds of success modelled on the group and log T, with the members "
+     "of one seed as a cluster (exchangeable working correlation, robust standard errors). Its effect is an "
+     "odds ratio at equal T."),
+    ("Multiple comparisons", "One primary test at α. Every other test is secondary and its p-value is "
+     "Holm-adjusted within its family (the family-wise error stays ≤ α); a secondary claim is shown only if "
+     "its adjusted p is below α. A section is shown only by the test declared for it."),
+    ("Effect sizes", "Every p-value comes with an effect and its 95 % interval: the difference in median "
+     "horizon (percentile bootstrap over seeds, seeds drawn jointly when both groups share them) or an odds "
+     "ratio. A verdict 'inconclusive' means the test did not reach α, not that there is no difference."),
+]
 
 
 @dataclass
 class Finding:
-    """One claim with its evidence: a figure (PNG bytes), tables and the numbers behind it."""
+    """One section: its declared hypothesis and test (written before its result), the
+    claims computed from the data, figures (PNG bytes), tables and descriptive text.
+
+    ``declared`` is the key of the claim that decides the section's verdict; a section
+    without one is ``context`` (descriptive, no test)."""
 
     title: str
-    claim: str
+    hypothesis: str = ""
+    claims: list = field(default_factory=list)  # evidence.Claim, finalized
     figures: list = field(default_factory=list)  # (caption, png bytes)
     tables: list = field(default_factory=list)  # (caption, DataFrame)
-    verdict: str = "shown"  # shown | inconclusive | context
+    notes: str = ""  # descriptive numbers computed from the data (no test)
+    declared: str = ""
+
+    @property
+    def verdict(self) -> str:
+        if not self.declared:
+            return "context"
+        return next(c.verdict for c in self.claims if c.key == self.declared)
+
+    @property
+    def claim(self) -> str:
+        """The section's result in words: its declared claim's sentence, or its notes."""
+        if not self.declared:
+            return self.notes
+        return next(c.text for c in self.claims if c.key == self.declared)
 
 
 def _png(fig) -> bytes:
@@ -57,19 +111,20 @@ def _pct(k, n) -> str:
     return f"{k}/{n} ({100.0 * k / n:.0f} %)" if n else "0/0"
 
 
-def fisher(k1: int, n1: int, k2: int, n2: int) -> float:
-    """Two-sided Fisher exact test of equal success rates ``k1/n1`` and ``k2/n2``."""
-    return float(stats.fisher_exact([[k1, n1 - k1], [k2, n2 - k2]]).pvalue)
-
-
-def _p(p: float) -> str:
-    return f"p = {p:.2g}" if p >= 1e-4 else "p < 1e-4"
+def _finalize_sections(findings: list[Finding]) -> list[Finding]:
+    """Holm-adjust every claim of the report together (per family) and put the finalized
+    claims back in their sections."""
+    claims = [c for f in findings for c in f.claims]
+    done = iter(E.finalize(claims))
+    for f in findings:
+        f.claims = [next(done) for _ in f.claims]
+    return findings
 
 
 # ----------------------------------------------------------------------------- findings
 
 def seed_bug(final: pd.DataFrame, N: int, val_frac: float) -> Finding:
-    """The seed's ``tail`` split against the stratified one."""
+    """The seed's ``tail`` split against the stratified one (descriptive: context)."""
     import jax
 
     from latchlab.core import tasks
@@ -77,121 +132,155 @@ def seed_bug(final: pd.DataFrame, N: int, val_frac: float) -> Finding:
     y = np.asarray(tasks.latch(jax.random.PRNGKey(0), N, 2)[1])
     tr, va = tasks.split_indices(jax.random.PRNGKey(1), y, val_frac, "tail")
     pos_val, pos_tr = float(y[np.asarray(va)].mean()), float(y[np.asarray(tr)].mean())
-    g = final.groupby(["split", "cell"]).val_acc
+    by = [c for c in ("preset", "split", "cell") if c in final]
+    g = final.groupby(by).val_acc
     t = pd.DataFrame({"members": g.size(), "mean val acc": g.mean().round(3),
                       "val acc < 0.05": g.apply(lambda a: int((a < 0.05).sum()))}).reset_index()
     tail, strat = final[final.split == "tail"], final[final.split == "stratified"]
-    claim = (f"With the seed's split (Keras' validation_split on data ordered positives first) the "
+    notes = (f"With the seed's split (Keras' validation_split on data ordered positives first) the "
              f"validation set holds {100 * pos_val:.0f} % positives and the training set "
              f"{100 * pos_tr:.1f} %. Under it, mean validation accuracy is {tail.val_acc.mean():.3f} "
              f"and {int((tail.val_acc < 0.05).sum())} of {len(tail)} members score below 0.05; with a "
-             f"stratified split the same members reach {strat.val_acc.mean():.3f}. A network that has "
+             f"stratified split the same seeds reach {strat.val_acc.mean():.3f}. A network that has "
              f"not latched predicts the training majority (positive) and scores near 0 on an "
              f"all-negative validation set: the seed's zeros measure the split, not the cells.")
     fig = plot.accuracy_vs_T(final)
-    return Finding("1. The seed's bug and its effect", claim, [("final validation accuracy, both splits", _png(fig))],
-                   [("per split and cell", t)])
+    return Finding("1. The seed's bug and its effect", "", [], [("final validation accuracy, both splits", _png(fig))],
+                   [("per gate preset, split and cell", t)], notes)
+
+
+def _horizon_table(h: pd.DataFrame, by) -> pd.DataFrame:
+    g = h.groupby(list(by), sort=False)
+    return pd.DataFrame({"seeds": g.size(), "median horizon": g.horizon.median(),
+                         "latched at every length": g.censored.sum().astype(int),
+                         "failed at the shortest length": g.horizon.apply(lambda x: int((x == 0).sum())),
+                         "nested (successes a prefix of the grid)": g.nested.mean().round(2)}).reset_index()
+
+
+def _survival_figure(h: pd.DataFrame, by: str, panel: str | None = None):
+    """Fraction of seeds whose horizon is at least T (a Kaplan-Meier curve: censoring only
+    at the grid's end), one line per ``by``."""
+    panels = sorted(h[panel].unique()) if panel else [None]
+    fig, axes = plot.plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.2), squeeze=False, sharey=True)
+    for p, ax in zip(panels, axes[0]):
+        x = h if p is None else h[h[panel] == p]
+        grid = np.sort(np.unique(np.r_[x.horizon[x.horizon > 0], x.T_max]))
+        for name, d in x.groupby(by, sort=False):
+            ax.step(grid, [(d.horizon >= T).mean() for T in grid], where="post", label=NAMES.get(name, str(name)),
+                    color=plot._STYLE.get(name, (None,))[0])
+        ax.set_xscale("log")
+        ax.set_xlabel("sequence length T")
+        ax.set_title(NAMES.get(p, "" if p is None else str(p)))
+        ax.set_ylim(-0.02, 1.02)
+    axes[0][0].set_ylabel("seeds latching at every length ≤ T")
+    axes[0][0].legend(frameon=False, fontsize=7)
+    fig.tight_layout()
+    return fig
 
 
 def cells_compared(final: pd.DataFrame, a: str = "srnn", b: str = "lstm") -> Finding:
-    """Success of two cells under the fixed split: pooled over T (Fisher) and per T."""
+    """SRNN against LSTM under the stratified split, per gate preset, with the seed as the
+    unit: the primary log-rank test (``PRIMARY_PRESET``) and, secondary (family "cells"),
+    the paired sign test and the clustered GEE for each preset and the log-rank test for
+    the other presets."""
     s = final[final.split == "stratified"]
-    ka, na = int((s[s.cell == a].val_acc >= plot.SUCCESS).sum()), int((s.cell == a).sum())
-    kb, nb = int((s[s.cell == b].val_acc >= plot.SUCCESS).sum()), int((s.cell == b).sum())
-    p = fisher(ka, na, kb, nb)
-    per_T = plot.summary(s, by=("cell", "T"))
-    rows = []
-    for T, d in per_T.groupby("T"):
-        r = {"T": T}
-        for c in (a, b):
-            x = d[d.cell == c]
-            if len(x):
-                r[c] = f"{int(x.successes.iloc[0])}/{int(x.members.iloc[0])} [{x.wilson_low.iloc[0]:.2f}, {x.wilson_high.iloc[0]:.2f}]"
-        if len(d) == 2:
-            ka_t, kb_t = (int(d[d.cell == c].successes.iloc[0]) for c in (a, b))
-            na_t, nb_t = (int(d[d.cell == c].members.iloc[0]) for c in (a, b))
-            r["Fisher p"] = f"{fisher(ka_t, na_t, kb_t, nb_t):.2g}"
-        rows.append(r)
-    if p < ALPHA:
-        better, worse = (a, b) if ka / na > kb / nb else (b, a)
-        claim = (f"Under the fixed split the one-unit {better.upper()} latches more often than the "
-                 f"{worse.upper()}: {a.upper()} {_pct(ka, na)} against {b.upper()} {_pct(kb, nb)} of members "
-                 f"reach validation accuracy ≥ {plot.SUCCESS:g}, pooled over lengths (Fisher exact test, {_p(p)}).")
-        verdict = "shown"
-    else:
-        claim = (f"Under the fixed split the two cells' success rates do not differ at the {ALPHA:g} level: "
-                 f"{a.upper()} {_pct(ka, na)}, {b.upper()} {_pct(kb, nb)} (Fisher exact test, {_p(p)}). "
-                 f"At this scale the comparison is inconclusive.")
-        verdict = "inconclusive"
-    fig = plot.success_vs_T(s)
-    return Finding(f"2. Does the one-unit {b.upper()} latch worse than the {a.upper()}?", claim,
-                   [("success frequency against T (stratified split), Wilson 95 % bands", _png(fig))],
-                   [("successes per length [Wilson 95 %]", pd.DataFrame(rows))], verdict)
+    if "preset" not in s:
+        s = s.assign(preset=PRIMARY_PRESET)
+    presets = [p for p in PRESETS if p in set(s.preset)] or sorted(s.preset.unique())
+    h = E.horizons(s[s.cell.isin([a, b])], by=("preset", "cell"))
+    A, B = NAMES.get(a, a), NAMES.get(b, b)
+    what = "latches to longer lengths than"
+    claims = []
+    for preset in presets:
+        hp = h[h.preset == preset]
+        ha, hb = hp[hp.cell == a], hp[hp.cell == b]
+        sp = s[s.preset == preset]
+        label = NAMES.get(preset, preset)
+        primary = preset == PRIMARY_PRESET
+        hyp = f"{A} and {B} differ in latching horizon ({label}, stratified split)"
+        claims.append(E.Claim("cells", f"logrank {preset}", hyp, "primary" if primary else "secondary", "cells",
+                              A, B, what, E.logrank(ha, hb, A, B, members=len(sp))))
+        claims.append(E.Claim("cells", f"sign {preset}", hyp + ", paired by seed", "secondary", "cells", A, B, what,
+                              E.sign_test(ha, hb, A, B, members=len(sp))))
+        claims.append(E.Claim("cells", f"gee {preset}", f"{A} and {B} differ in the odds of success at equal T "
+                              f"({label})", "secondary", "cells", A, B, "has higher odds of success than",
+                              E.gee(sp, "cell", a, b, SUCCESS_THRESHOLD, names=(A, B))))
+    per_T = plot.summary(s.assign(variant=s.cell), by=("preset", "cell", "T"), threshold=SUCCESS_THRESHOLD)
+    per_T["successes [Wilson 95 %]"] = [f"{k}/{n} [{lo:.2f}, {hi:.2f}]" for k, n, lo, hi in
+                                        zip(per_T.successes, per_T.members, per_T.wilson_low, per_T.wilson_high)]
+    wide = per_T.pivot_table(index="T", columns=["preset", "cell"], values="successes [Wilson 95 %]",
+                             aggfunc="first")
+    wide.columns = [f"{NAMES.get(c, c)} {NAMES.get(p, p)}" for p, c in wide.columns]
+    key = f"logrank {PRIMARY_PRESET}" if PRIMARY_PRESET in presets else f"logrank {presets[0]}"
+    figs = [("seeds latching at every length up to T (stratified split), one panel per gate preset",
+             _png(_survival_figure(h, "cell", "preset"))),
+            ("success frequency against T (stratified split; descriptive, Wilson 95 % bands per length)",
+             _png(plot.success_vs_T(s.assign(variant=s.cell), panel="preset", threshold=SUCCESS_THRESHOLD)))]
+    return Finding(f"2. Does the one-unit {B} latch worse than the {A}?", PRIMARY, claims, figs,
+                   [("latching horizon per seed, by preset and cell", _horizon_table(h, ("preset", "cell"))),
+                    ("successes per length (descriptive only: lengths share seeds, so no test pools them)",
+                     wide.reset_index())], declared=key)
 
 
-def _mw(a, b) -> float:
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
-    return float(stats.mannwhitneyu(a, b).pvalue) if len(a) and len(b) else float("nan")
-
-
-def diagnose_members(store, final: pd.DataFrame, T: int, N: int = 128) -> pd.DataFrame:
+def diagnose_members(store, final: pd.DataFrame, T: int, N: int = 128, preset: str = PRIMARY_PRESET) -> pd.DataFrame:
     """``diagnose.summary`` rows at the first and last epoch of every stratified-split
-    member at length ``T``, with the member's cell and outcome."""
+    member at length ``T`` (gate preset ``preset``), with the member's cell and outcome."""
     from latchlab.analysis import diagnose as D
 
     rows = []
     sel = final[(final.split == "stratified") & (final["T"] == T)]
+    if "preset" in sel:
+        sel = sel[sel.preset == preset]
     for r in sel.itertuples():
         s = D.member(store, r.member_id, N=N, epochs=[0, int(r.epochs)]).summary
         for when, row in zip(("init", "final"), s.itertuples()):
             rows.append({"member_id": r.member_id, "cell": r.cell, "seed": r.seed, "T": T, "when": when,
-                         "success": bool(r.val_acc >= plot.SUCCESS), **{k: getattr(row, k) for k in (
+                         "success": bool(r.val_acc >= SUCCESS_THRESHOLD), **{k: getattr(row, k) for k in (
                              "retention_mean", "half_life", "grad_ratio_median", "bistable", "n_stable",
                              "recurrent", "bias_retention")}})
     return pd.DataFrame(rows)
 
 
+MECHANISM = ("Declared test of this section: at initialisation, the gradient that reaches step 1 "
+             "(median ‖dL/dh_1‖ / ‖dL/dh_T‖ over a batch) differs between the one-unit SRNN and LSTM at the "
+             "diagnosed length; Wilcoxon signed-rank test on log10 ratios paired by seed, Holm-adjusted in the "
+             "family “mechanisms” with the section's other tests.")
+
+
 def mechanisms(d: pd.DataFrame) -> Finding:
-    """What the diagnostics say: memory at initialisation, the gradient reaching step 1,
-    and whether the members that latched built a bistable map (Bengio 1994 Fig. 1)."""
+    """What the diagnostics say at one length (one member per seed and cell): the
+    gradient reaching step 1 at initialisation (the declared test), and, secondary,
+    whether members that latched built a bistable map and the LSTM's final forget gate."""
     T = int(d["T"].iloc[0])
     init, fin = d[d.when == "init"], d[d.when == "final"]
-    li, si = init[init.cell == "lstm"], init[init.cell == "srnn"]
-    p_grad = _mw(li.grad_ratio_median, si.grad_ratio_median)
-    sentences = [f"At T = {T}, at initialisation, the LSTM's forget gate keeps a median "
-                 f"{li.retention_mean.median():.2f} of its cell state per step (half-life "
-                 f"{li.half_life.median():.1f} steps), and the median ratio ‖dL/dh_1‖ / ‖dL/dh_T‖ is "
-                 f"{li.grad_ratio_median.median():.1e} for the LSTM against {si.grad_ratio_median.median():.1e} "
-                 f"for the SRNN (Mann-Whitney {_p(p_grad)})."]
-    verdicts = [p_grad < ALPHA]
+    li, si = (init[init.cell == c].set_index("seed") for c in ("lstm", "srnn"))
+    sg, lg = (np.log10(np.maximum(x.grad_ratio_median.astype(float), 1e-300)) for x in (si, li))
+    claims = [E.Claim("mechanisms", "gradient at init", MECHANISM, "secondary", "mechanisms", "SRNN", "LSTM",
+                      "passes more gradient to step 1 at initialisation than",
+                      E.wilcoxon(sg, lg, "SRNN", "LSTM", "log10 gradient ratio", members=len(init)))]
     rows = []
     for cell in ("srnn", "lstm"):
         f = fin[fin.cell == cell]
-        if not len(f):
-            continue
-        a, b = int((f.success & f.bistable).sum()), int((f.success & ~f.bistable).sum())
-        c, e = int((~f.success & f.bistable).sum()), int((~f.success & ~f.bistable).sum())
-        p = float(stats.fisher_exact([[a, b], [c, e]]).pvalue)
-        rows.append({"cell": cell, "succeeded: bistable": f"{a}/{a + b}", "failed: bistable": f"{c}/{c + e}",
-                     "Fisher p": f"{p:.2g}"})
-        if p < ALPHA:
-            sentences.append(f"After training, {cell.upper()} members that latched are bistable (two stable fixed "
-                             f"points of the input-free map) in {a} of {a + b} cases, those that failed in {c} of "
-                             f"{c + e} (Fisher {_p(p)}): the bit is held by which attractor the state sits in.")
-            verdicts.append(True)
-        else:
-            sentences.append(f"For the {cell.upper()}, bistability after training and success are not linked at the "
-                             f"{ALPHA:g} level ({a}/{a + b} successes vs {c}/{c + e} failures bistable, {_p(p)}): "
-                             f"inconclusive here.")
-            verdicts.append(False)
+        ok, bad = f[f.success], f[~f.success]
+        r = E.fisher(int(ok.bistable.sum()), len(ok), int(bad.bistable.sum()), len(bad), "members that latched",
+                     "members that failed", "bistable")
+        claims.append(E.Claim("mechanisms", f"bistable {cell}", f"after training, {NAMES[cell]} members that latched "
+                              f"and those that failed differ in how often their map is bistable (T = {T})",
+                              "secondary", "mechanisms", f"{NAMES[cell]} members that latched",
+                              f"{NAMES[cell]} members that failed", "are bistable (two stable fixed points) more "
+                              "often than", r))
+        rows.append({"cell": cell, "latched: bistable": f"{int(ok.bistable.sum())}/{len(ok)}",
+                     "failed: bistable": f"{int(bad.bistable.sum())}/{len(bad)}"})
     lf = fin[fin.cell == "lstm"]
-    if lf.success.any() and (~lf.success).any():
-        p = _mw(lf[lf.success].retention_mean, lf[~lf.success].retention_mean)
-        verdicts.append(p < ALPHA)
-        sentences.append(f"The LSTMs that latched end with mean forget gate "
-                         f"{lf[lf.success].retention_mean.median():.2f} (median), those that failed "
-                         f"{lf[~lf.success].retention_mean.median():.2f} (Mann-Whitney {_p(p)}).")
+    claims.append(E.Claim("mechanisms", "forget gate lstm", f"after training, the forget gate of LSTMs that latched "
+                          f"differs from that of LSTMs that failed (T = {T})", "secondary", "mechanisms",
+                          "LSTMs that latched", "LSTMs that failed", "end with a larger mean forget gate than",
+                          E.mann_whitney(lf[lf.success].retention_mean, lf[~lf.success].retention_mean,
+                                         "latched", "failed", "forget gate")))
+    notes = (f"At T = {T}, at initialisation, the LSTM's forget gate keeps a median {li.retention_mean.median():.2f} "
+             f"of its cell state per step (half-life {li.half_life.median():.1f} steps); the median ratio "
+             f"‖dL/dh_1‖ / ‖dL/dh_T‖ is {li.grad_ratio_median.median():.1e} for the LSTM and "
+             f"{si.grad_ratio_median.median():.1e} for the SRNN.")
     g = d.groupby(["cell", "success", "when"])
     t = pd.DataFrame({"members": g.size(), "forget gate / contraction (median)": g.retention_mean.median().round(3),
                       "half-life, steps (median)": g.half_life.median().round(2),
@@ -217,45 +306,65 @@ def mechanisms(d: pd.DataFrame) -> Finding:
     axes[1].set_ylabel("fraction bistable after training")
     axes[1].set_ylim(0, 1.05)
     fig.tight_layout()
-    return Finding("3. Why: memory, gradients and attractors", " ".join(sentences),
+    return Finding("3. Why: memory, gradients and attractors", MECHANISM, claims,
                    [("per member: the gradient ratio at initialisation and after training; bistable maps", _png(fig))],
                    [("diagnostics by cell and outcome (first and last epoch)", t),
-                    ("success against bistability after training", pd.DataFrame(rows))],
-                   "shown" if any(verdicts) else "inconclusive")
+                    ("bistability after training against success", pd.DataFrame(rows))], notes,
+                   declared="gradient at init")
 
 
-def ablation_effects(df: pd.DataFrame) -> Finding:
-    """Each ablation against its family's Keras default (pooled over T, Fisher)."""
-    base = {"SRNN, recurrent weight at init": "U0 = orthogonal (±1, Keras)",
-            ablations._HARD: "b_f = 1 (Keras)", ablations._SOFT: "b_f = 1 (Keras)",
-            "other gated cells": None}
-    counts = (df.assign(ok=df.val_acc >= plot.SUCCESS).groupby(["family", "variant"], sort=False)
-              .ok.agg(["sum", "count"]).astype(int))  # successes and members per variant
-    rows, sentences = [], []
-    for (fam, var), (k, n) in counts.iterrows():
-        lo, hi = wilson(k, n)
-        r = {"family": fam, "variant": var, "success": f"{k}/{n}", "Wilson 95 %": f"[{float(lo):.2f}, {float(hi):.2f}]",
-             "mean val acc": round(float(df[(df.family == fam) & (df.variant == var)].val_acc.mean()), 3)}
-        ref = base.get(fam)
+ABLATION = ("Declared test of this section: the variant with the longest median latching horizon (ties: the "
+            "larger mean) lasts longer than the runner-up; paired sign test on per-seed horizons, Holm-adjusted in "
+            "the family “ablations: best variant”. Secondary, each variant against its family's Keras default "
+            "(paired sign test on horizons, Holm-adjusted per family).")
+_DEFAULTS = {"SRNN, recurrent weight at init": "U0 = orthogonal (±1, Keras)",
+             ablations._HARD: "b_f = 1 (Keras)", ablations._SOFT: "b_f = 1 (Keras)"}
+
+
+def ablation_effects(df: pd.DataFrame, saturated: dict | None = None) -> Finding:
+    """Each ablation against its family's Keras default, and the best variant against the
+    runner-up, on per-seed latching horizons (all variants share seeds: paired).
+
+    ``saturated``: ``{(family, variant): fraction of members with a gate saturated at
+    initialisation}`` (``saturation.fraction_saturated``), shown per variant."""
+    h = E.horizons(df, by=("family", "variant"))
+    members = df.drop_duplicates(["family", "variant", "seed", "T"]).groupby(["family", "variant"]).size()
+    claims, rows = [], []
+    for (fam, var), x in h.groupby(["family", "variant"], sort=False):
+        r = {"family": fam, "variant": var, "seeds": len(x), "median horizon": float(x.horizon.median()),
+             "latched at every length": int(x.censored.sum()),
+             "mean success over lengths": round(float((x.latched / x.lengths).mean()), 3)}
+        if saturated is not None:
+            r["members with a gate saturated at init"] = round(float(saturated.get((fam, var), np.nan)), 3)
+        ref = _DEFAULTS.get(fam)
         if ref is not None and var != ref:
-            kr, nr = counts.loc[(fam, ref)]
-            p = fisher(k, n, kr, nr)
-            r["vs default: Fisher p"] = f"{p:.2g}"
-            if p < ALPHA:
-                sentences.append(f"{fam}: {var} {'raises' if k / n > kr / nr else 'lowers'} success from "
-                                 f"{_pct(kr, nr)} ({ref}) to {_pct(k, n)} ({_p(p)}).")
+            hr = h[(h.family == fam) & (h.variant == ref)]
+            res = E.sign_test(x, hr, var, ref, members=int(members[(fam, var)] + members[(fam, ref)]))
+            claims.append(E.Claim("ablations", f"{fam}: {var}", f"{var} and {ref} differ in latching horizon ({fam})",
+                                  "secondary", f"ablations: {fam}", var, ref, "latches to longer lengths than", res))
         rows.append(r)
-    best = (counts["sum"] / counts["count"]).idxmax()
-    claim = (" ".join(sentences) if sentences else
-             f"No ablation changes success against its family's Keras default at the {ALPHA:g} level: inconclusive at this scale.")
-    claim += (f" The most successful variant overall is “{best[1]}” ({best[0]}). Successes are pooled over "
-              f"T = {', '.join(map(str, sorted(df['T'].unique())))}; {counts['count'].iloc[0]} "
-              f"members per variant.")
+    t = pd.DataFrame(rows)
+    rank = t.sort_values(["median horizon", "mean success over lengths"], ascending=False, kind="stable")
+    (fa, va), (fb, vb) = [(r.family, r.variant) for r in rank.iloc[:2].itertuples()]
+    ha, hb = h[(h.family == fa) & (h.variant == va)], h[(h.family == fb) & (h.variant == vb)]
+    best = E.sign_test(ha, hb, f"{va} ({fa})", f"{vb} ({fb})", members=int(members[(fa, va)] + members[(fb, vb)]))
+    claims.insert(0, E.Claim("ablations", "best variant", ABLATION.split(";")[0], "secondary",
+                             "ablations: best variant", f"{va} ({fa})", f"{vb} ({fb})",
+                             "is the best variant: it latches to longer lengths than the runner-up", best))
+    Ts = sorted(df["T"].unique())
+    notes = (f"{len(t)} variants, {int(t.seeds.min())} seeds each, lengths {', '.join(map(str, Ts))}; every "
+             f"variant runs on the same seeds, so comparisons are paired by seed.")
+    if saturated is not None:
+        dead = {k: v for k, v in saturated.items() if v > 0}
+        notes += (" Members that start with a gate saturated (zero slope at every step of a batch of the task's "
+                  "sequences, so no gradient reaches it): " + ("; ".join(f"{v} {100 * q:.0f} %" for (_, v), q in
+                                                                        dead.items()) if dead else "none") + ".")
     fig = ablations.figure(df)
-    return Finding("4. Ablations: what changes the outcome", claim,
-                   [("success against T per variant, Wilson 95 % bands", _png(fig))],
-                   [("success pooled over lengths, against the family's Keras default", pd.DataFrame(rows))],
-                   "shown" if sentences else "inconclusive")
+    return Finding("4. Ablations: what changes the outcome", ABLATION, claims,
+                   [("success against T per variant (descriptive), Wilson 95 % bands", _png(fig)),
+                    ("seeds latching at every length up to T, per variant", _png(_survival_figure(h, "variant",
+                                                                                               "family")))],
+                   [("latching horizon per variant (one per seed)", t)], notes, declared="best variant")
 
 
 def landscapes(T_list=(5, 20, 50), N: int = 256, points: int = 31) -> Finding:
@@ -275,26 +384,31 @@ def landscapes(T_list=(5, 20, 50), N: int = 256, points: int = 31) -> Finding:
                          "fraction on chance plateau (|L - ln 2| < 1 %)": round(plateau, 3)})
         figs.append((f"{cell.upper()} (Keras 2 gates, Keras init, seed 0): loss over ({names[0]}, {names[1]})",
                      _png(LP.surface_figure(df))))
-    grid = L.pascanu(); paths = L.pascanu_paths()
+    grid = L.pascanu()
+    paths = L.pascanu_paths()
     figs.append(("Pascanu et al. 2013, Fig. 6: x_t = w σ(x_{t-1}) + b, loss (σ(x_T) - 0.7)², "
                  "gradient descent with and without clipping", _png(LP.pascanu_figure(grid, paths))))
     t = pd.DataFrame(rows)
     by = t.groupby("cell")["fraction on chance plateau (|L - ln 2| < 1 %)"].mean()
-    claim = (f"Around their Keras initialisations, {100 * by.get('lstm', np.nan):.0f} % of the LSTM's "
-             f"(recurrent_f, bias_f) surface and {100 * by.get('srnn', np.nan):.0f} % of the SRNN's "
+    notes = (f"Around their Keras initialisations (seed 0 only; descriptive), {100 * by.get('lstm', np.nan):.0f} % "
+             f"of the LSTM's (recurrent_f, bias_f) surface and {100 * by.get('srnn', np.nan):.0f} % of the SRNN's "
              f"(recurrent, bias) surface lie on the chance plateau (loss within 1 % of ln 2), averaged over "
              f"T = {', '.join(map(str, T_list))}. On a plateau the gradient carries no information about the "
              f"start of the sequence; Pascanu's cliff shows the other failure: as T grows the surface "
              f"becomes flat almost everywhere and a wall where the map's fixed points change.")
-    return Finding("5. Loss landscapes", claim, figs, [("plateau fraction per cell and length", t)], "context")
+    return Finding("5. Loss landscapes", "", [], figs, [("plateau fraction per cell and length", t)], notes)
 
 
 # ----------------------------------------------------------------------------- page
 
 _CSS = """body{font:15px/1.5 system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 h1{font-size:1.6em}h2{font-size:1.25em;margin-top:2em;border-bottom:1px solid #ddd}
-.claim{background:#f6f8fa;border-left:4px solid #3a7;padding:.6em 1em}
-.inconclusive .claim{border-color:#c90}.context .claim{border-color:#58a}
+.claim{background:#f6f8fa;border-left:4px solid #3a7;padding:.6em 1em;margin:.4em 0}
+.claim.inconclusive{border-color:#c90}.claim.context,.notes{border-left:4px solid #58a;padding:.4em 1em}
+.claim.not-estimable{border-color:#999}.tag{font-size:12px;font-weight:bold;text-transform:uppercase;color:#555}
+.hypothesis{border:1px dashed #888;padding:.4em 1em;font-size:14px}
+.background{background:#fffbea;border:1px solid #e6d98c;padding:.2em 1em;font-size:14px}
+.background h3{font-size:14px;margin:.6em 0 .1em}
 table{border-collapse:collapse;font-size:13px;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 6px}
 img{max-width:100%;border:1px solid #eee}figcaption{font-size:13px;color:#555}
 code,pre{background:#f3f3f3;padding:1px 3px;font-size:13px}pre{padding:.6em;overflow-x:auto}"""
@@ -304,20 +418,43 @@ def _table_html(caption: str, df: pd.DataFrame) -> str:
     return f"<p><b>{html.escape(caption)}</b></p>" + df.to_html(index=False, escape=True, border=0, na_rep="—")
 
 
-def page(answer: list[str], findings: list[Finding], prov: dict, commands: list[str], seconds: float) -> str:
-    """The report as one HTML string: images are embedded as data URIs (works offline)."""
+def _claim_html(c: E.Claim) -> str:
+    cls = c.verdict.replace(" ", "-")
+    return (f"<div class='claim {cls}'><span class='tag'>{html.escape(c.role)} · {html.escape(c.verdict)}</span> "
+            f"{html.escape(c.text)}</div>")
+
+
+def header(scale: str, n_seeds: int, primary: E.Claim) -> list[str]:
+    """The report's first lines: the scale, the number of seeds and the primary result."""
+    return [f"Scale: {scale}; {n_seeds} seeds per cell, length and preset in the seed's experiment.",
+            f"Primary result ({primary.verdict}): {primary.text}"]
+
+
+def page(head: list[str], answer: list[str], findings: list[Finding], prov: dict, commands: list[str],
+         seconds: float) -> str:
+    """The report as one HTML string: images are embedded as data URIs (works offline).
+    Computed claims sit in ``.claim`` boxes; the background text that explains the tests
+    sits in one ``.background`` box, apart from them."""
     parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>latchlab: why does a one-unit "
              f"LSTM latch worse than a tanh RNN?</title><style>{_CSS}</style></head><body>",
              "<h1>Why does a one-unit LSTM latch worse than a one-unit tanh RNN?</h1>",
-             "<p>Every statement in a box below is computed from the runs on this page by "
-             "<code>latchlab explain</code>; the tests (Fisher exact, Wilson 95 % intervals) and the success "
-             f"threshold (validation accuracy ≥ {plot.SUCCESS:g}) are fixed in advance, and a comparison that "
-             f"does not reach p &lt; {ALPHA:g} is labelled inconclusive.</p>",
+             "<div id='head'>" + "".join(f"<p><b>{html.escape(h)}</b></p>" for h in head) + "</div>",
+             "<h2>Hypotheses declared before the results</h2><div class='hypothesis'>"
+             f"<p>{html.escape(PRIMARY)}</p>"
+             + "".join(f"<p>{html.escape(f.title)}: {html.escape(f.hypothesis)}</p>" for f in findings
+                       if f.hypothesis and f.hypothesis != PRIMARY)
+             + f"<p>Success: validation accuracy ≥ {SUCCESS_THRESHOLD:g}. Sections without a declared test are "
+               "context (descriptive numbers, no verdict).</p></div>",
+             "<h2>Background: what the tests mean (not a result)</h2><div class='background'>"
+             + "".join(f"<h3>{html.escape(t)}</h3><p>{html.escape(x)}</p>" for t, x in BACKGROUND) + "</div>",
              "<h2>The answer, from the evidence below</h2><div class='claim'>"
              + "".join(f"<p>{html.escape(a)}</p>" for a in answer) + "</div>"]
     for f in findings:
-        parts.append(f"<section class='{f.verdict}'><h2>{html.escape(f.title)}</h2>"
-                     f"<div class='claim'>{html.escape(f.claim)}</div>")
+        parts.append(f"<section class='{f.verdict}'><h2>{html.escape(f.title)} "
+                     f"<span class='tag'>[{html.escape(f.verdict)}]</span></h2>")
+        if f.notes:
+            parts.append(f"<div class='notes'><span class='tag'>descriptive</span> {html.escape(f.notes)}</div>")
+        parts += [_claim_html(c) for c in f.claims]
         for cap, png in f.figures:
             b64 = base64.b64encode(png).decode()
             parts.append(f"<figure><img alt='{html.escape(cap)}' src='data:image/png;base64,{b64}'>"
@@ -330,6 +467,19 @@ def page(answer: list[str], findings: list[Finding], prov: dict, commands: list[
                  + html.escape(json.dumps(prov, indent=1, default=str)) + "</pre>")
     parts.append(f"<p>Built in {seconds:.0f} s.</p></body></html>")
     return "\n".join(parts)
+
+
+def findings_json(head: list[str], scale: str, n_seeds: int, findings: list[Finding], seconds: float) -> dict:
+    """``findings.json``: every claim (section, test, statistic, p, adjusted p, effect with
+    interval, seeds, members, verdict), each section's verdict and declared test, and the
+    background text, kept apart from the claims."""
+    return {"question": "Why does a one-unit LSTM latch worse than a one-unit tanh RNN?",
+            "scale": scale, "seeds": n_seeds, "alpha": ALPHA, "success_threshold": SUCCESS_THRESHOLD,
+            "head": head, "primary_hypothesis": PRIMARY,
+            "claims": [c.to_dict() for f in findings for c in f.claims],
+            "sections": [{"title": f.title, "verdict": f.verdict, "declared_test": f.declared or None,
+                          "hypothesis": f.hypothesis or None, "descriptive": f.notes or None} for f in findings],
+            "background": [{"title": t, "text": x} for t, x in BACKGROUND], "seconds": round(seconds, 1)}
 
 
 # ----------------------------------------------------------------------------- driver
@@ -346,22 +496,37 @@ def _override(cfg, T=None, **fields):
 
 def answer(findings: dict[str, Finding]) -> list[str]:
     """The page's summary, assembled from the findings' computed claims (each section
-    below has the evidence): whether the LSTM latches worse, why, and what fixes it."""
+    below has the evidence): whether the LSTM latches worse, why, and what changes it."""
     cells, bug = findings["cells"], findings["bug"]
     out = ["Does it? " + cells.claim]
     if "diagnostics" in findings:
         out.append("Why? " + findings["diagnostics"].claim)
-    out.append("What changes it? " + findings["ablations"].claim)
-    out.append("And the seed's accuracies of 0? " + bug.claim.split(". ")[-1])
+    abl = findings["ablations"]
+    shown = [c.text for c in abl.claims if c.verdict == "shown" and c.key != "best variant"]
+    out.append("What changes it? " + (" ".join(shown) if shown else
+                                      "No ablation differs from its family's Keras default after Holm adjustment.")
+               + " " + abl.claim)
+    out.append("And the seed's accuracies of 0? " + bug.notes.split(". ")[-1])
     return out
 
 
-def explain(scale: str, out: Path, store_path: Path | None = None, run=None, protocol: dict | None = None,
-            landscape: dict | None = None) -> Path:
-    """Run (or reuse from ``store_path``) what the report needs and write ``out/report.html``.
+def seed_configs(scale: str, protocol: dict | None = None) -> list:
+    """The seed's experiment at ``scale`` for both splits and both gate presets."""
+    out = []
+    for preset in PRESETS:
+        cfg = reproduce.seed_config(scale, ("stratified", "tail"), preset)
+        out.append(_override(cfg, **protocol) if protocol else cfg)
+    return out
+
+
+def explain(scale: str = DEFAULT_SCALE, out: Path = Path("results-explain"), store_path: Path | None = None, run=None,
+            protocol: dict | None = None, landscape: dict | None = None) -> Path:
+    """Run (or reuse from ``store_path``) what the report needs and write ``out/report.html``
+    and ``out/findings.json``.
 
     Args:
-        scale: ``quick`` or ``full`` (the seed's grid and the ablations at that scale).
+        scale: ``full`` (default, powered: the seed's full grid, both splits, both gate
+            presets, 30 seeds; ablations at 30 seeds per point) or ``quick`` (smoke runs).
         store_path: results store (default ``out/store.sqlite``); stored members are reused.
         run: ``(configs, store_path) -> DataFrame`` that runs sweeps (the CLI passes its
             progress-bar runner); default ``run.run`` without progress.
@@ -377,24 +542,25 @@ def explain(scale: str, out: Path, store_path: Path | None = None, run=None, pro
     out.mkdir(parents=True, exist_ok=True)
     store_path = Path(store_path) if store_path is not None else out / "store.sqlite"
     protocol = dict(protocol or {})
-    seed_cfg = reproduce.seed_config(scale, ("stratified", "tail"), "keras2")
-    if protocol:
-        seed_cfg = _override(seed_cfg, **protocol)
+    seed_cfgs = seed_configs(scale, protocol)
     parts = ablations.configs(scale, **protocol)
     if run is None:
         def run(cfgs, path):
             with Store(path) as st:
                 return runner.run(cfgs, st, command=" ".join(["latchlab", *sys.argv[1:]]))
-    run([seed_cfg] + [c for _, _, c in parts], store_path)
+    run(seed_cfgs + [c for _, _, c in parts], store_path)
     with Store(store_path, create=False) as st:
         rows, sweeps = st.epochs(), st.sweeps()
     prov = sweeps.iloc[-1].to_dict() if len(sweeps) else provenance.collect()
-    seed_ids = {m.id for m in seed_cfg.members()}
+    seed_ids = {m.id for c in seed_cfgs for m in c.members()}
     final = plot.final(rows[rows.member_id.isin(seed_ids)].assign(variant=lambda d: d.cell))
     abl = ablations.label(rows, parts)
-    run0 = seed_cfg.base
+    run0 = seed_cfgs[0].base
+    from latchlab.analysis import saturation
+
+    dead = {(fam, var): saturation.fraction_saturated(cfg.members(), n=32) for fam, var, cfg in parts}
     findings = {"bug": seed_bug(final, run0.N, run0.val_frac), "cells": cells_compared(final),
-                "ablations": ablation_effects(abl)}
+                "ablations": ablation_effects(abl, dead)}
     strat = final[final.split == "stratified"]
     Ts = sorted(strat["T"].unique())
     T_diag = 20 if 20 in Ts else Ts[len(Ts) // 2]
@@ -403,13 +569,18 @@ def explain(scale: str, out: Path, store_path: Path | None = None, run=None, pro
     findings["diagnostics"] = mechanisms(diag)
     diag.to_csv(out / "diagnostics.csv", index=False)
     findings["landscapes"] = landscapes(**(landscape or {}))
+    order = _finalize_sections([findings[k] for k in ("bug", "cells", "diagnostics", "ablations", "landscapes")])
+    primary = next(c for f in order for c in f.claims if c.role == "primary")
+    n_seeds = seed_cfgs[0].repeats
+    head = header(scale, n_seeds, primary)
     commands = [f"latchlab explain --scale {scale} --out {out}",
-                f"latchlab reproduce seed --scale {scale} --out results   # section 1-2",
+                f"latchlab reproduce seed --scale {scale} --out results   # sections 1-2 (one gate preset per run)",
                 f"latchlab reproduce ablations --scale {scale} --out results-ablations   # section 4",
                 "latchlab reproduce pascanu2013 --out results-pascanu   # section 5",
                 f"latchlab export {store_path} --csv rows.csv   # every number, one row per member per epoch"]
-    order = [findings[k] for k in ("bug", "cells", "diagnostics", "ablations", "landscapes") if k in findings]
-    text = page(answer(findings), order, prov, commands, time.perf_counter() - t0)
+    seconds = time.perf_counter() - t0
+    text = page(head, answer(findings), order, prov, commands, seconds)
+    (out / "findings.json").write_text(json.dumps(findings_json(head, scale, n_seeds, order, seconds), indent=1))
     path = out / "report.html"
     path.write_text(text)
     return path
