@@ -874,6 +874,7 @@ def merge(target: str | Path, sources: list) -> dict:
             raise StoreError(f"store: {s} {'is empty' if s.exists() else 'does not exist'}")
         if target.exists() and s.resolve() == target.resolve():
             raise StoreError(f"store: {s} is the merge target; give it once, as the target")
+        Store(s, create=False).close()  # every source sound before the target is made
     with Store(target) as out:
         seen = {m["member_id"]: (_fingerprint(m, ep, pa), str(target)) for m, ep, pa in _member_rows(out)}
         existing = {tuple(r[1:]): r[0] for r in out.db.execute(
