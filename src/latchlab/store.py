@@ -100,7 +100,7 @@ class Store:
         self.readonly = not _writable(self.path)
         self.db = self._connect()
         try:
-            tables = self._verify(create)
+            tables = self._verify()
             if tables is None:  # an SQLite file without any table: one being created, or made empty
                 self.db.close()
                 self.db = None
@@ -108,7 +108,7 @@ class Store:
                     raise StoreError(f"store: {self.path} is empty")
                 self._create()
                 self.db = self._connect()
-                tables = self._verify(create)
+                tables = self._verify()
             if not self.readonly:
                 self._migrate(tables)
         except BaseException:
@@ -168,14 +168,14 @@ class Store:
         finally:
             db.close()
 
-    def _verify(self, create: bool):
+    def _verify(self):
         """Check what the file holds; returns its table names, or None for an SQLite file
         without tables. Raises ``StoreError`` for anything but a sound latchlab store."""
         try:
             names = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         except sqlite3.OperationalError as e:
             if _locked(e):
-                raise _error(self.path, e) from None
+                raise _error(self.path, e, self.timeout) from None
             raise StoreError(f"store: {self.path} is not a latchlab store ({e})") from None
         except sqlite3.DatabaseError as e:
             raise StoreError(f"store: {self.path} is not a latchlab store ({e})") from None
@@ -186,7 +186,7 @@ class Store:
         try:
             row = self.db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
         except sqlite3.Error as e:
-            raise _error(self.path, e) from None
+            raise _error(self.path, e, self.timeout) from None
         if row is None or row[0] != SCHEMA:
             found = row[0] if row else "no schema tag"
             raise StoreError(f"store: {self.path} was written by another schema ({found}); expected {SCHEMA}")
@@ -199,7 +199,7 @@ class Store:
                 raise _damaged(self.path, "; ".join(result))
             gaps = _incomplete(self.db, limit=3)
         except sqlite3.Error as e:
-            raise _error(self.path, e) from None
+            raise _error(self.path, e, self.timeout) from None
         if gaps:
             raise _damaged(self.path, "; ".join(gaps))
         return names
@@ -433,7 +433,7 @@ class Store:
             left = ids - self.done()
             if not left:
                 return set()
-            live = {r.member_id for r in self.claims().itertuples() if not r.stale and r.owner != self.owner}
+            live = {r.member_id for r in self.claims().itertuples() if not r.stale and r.owner not in self._owners}
             if left - live:
                 return left - live
             time.sleep(poll)
@@ -874,6 +874,7 @@ def merge(target: str | Path, sources: list) -> dict:
             raise StoreError(f"store: {s} {'is empty' if s.exists() else 'does not exist'}")
         if target.exists() and s.resolve() == target.resolve():
             raise StoreError(f"store: {s} is the merge target; give it once, as the target")
+        Store(s, create=False).close()  # every source sound before the target is made
     with Store(target) as out:
         seen = {m["member_id"]: (_fingerprint(m, ep, pa), str(target)) for m, ep, pa in _member_rows(out)}
         existing = {tuple(r[1:]): r[0] for r in out.db.execute(
