@@ -81,7 +81,7 @@ def gradient_figure(d: D.Diagnostics):
                 ax.set_xlabel("step t (the label's signal enters at t = 1)")
             ax.grid(alpha=0.3, which="both", lw=0.4)
     _epoch_legend(fig, axes)
-    what = "||dL/dh_t||, ||dL/dc_t|| and the whole state's" if len(states) > 1 else "||dL/dh_t||"
+    what = "||dL/dh_t||, ||dL/dc_t|| and ||dL/d(h,c)_t||" if len(states) > 1 else "||dL/dh_t||"
     return _finish(fig, d, f"gradient through time: {what} of each sequence's loss, mean over the class")
 
 
