@@ -11,11 +11,6 @@
 """
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -34,7 +29,7 @@ from latchlab.core.cells import Cell
 from latchlab.errors import ConfigError
 from latchlab.store import Store
 
-from clitools import LATCHLAB, assert_user_error, cli  # noqa: E402
+from clitools import assert_user_error, cli  # noqa: E402
 
 
 # ----------------------------------------------------------------------------- references
@@ -244,7 +239,7 @@ def test_surface_equals_loop_of_model_loss(cell, names, coords, task):
     Ts, N, P = (4, 9), 16, 5
     df = L.surface(model, params, names, (1.5, 0.5), task, Ts, points=P, N=N, key=key, chunk=7)
     assert len(df) == len(Ts) * P * P
-    centre = [float(params[g][l][i]) for g, l, i in coords]
+    centre = [float(params[g][leaf][i]) for g, leaf, i in coords]
     assert df.attrs["center"] == pytest.approx(centre)
     rng = np.random.default_rng(0)
     rows = df.iloc[np.r_[0, len(df) - 1, rng.choice(len(df), 6, replace=False)]]

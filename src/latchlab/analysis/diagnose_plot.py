@@ -55,6 +55,16 @@ def _epoch_legend(fig, axes):
 _STATE_NAME = {"whole": "(h,c)"}
 
 
+def _class_panels(frame: pd.DataFrame, column: str, rows: list, row_height: float, extra: float):
+    """A figure with a row per value of ``frame[column]`` in ``rows`` and a column per class,
+    and each panel's ``(row index, class, axes, its rows of frame)``."""
+    fig, axes = plt.subplots(len(rows), 2, figsize=(8.4, row_height * len(rows) + extra), squeeze=False,
+                             sharex=True, layout="constrained")
+    panels = [(i, k, axes[i, k], frame[(frame[column] == v) & (frame["class"] == k)])
+              for i, v in enumerate(rows) for k in (0, 1)]
+    return fig, axes, panels
+
+
 def gradient_figure(d: D.Diagnostics):
     """``||dl/dh_t||`` (and for LSTMs ``||dl/dc_t||`` and the whole state's
     ``||dl/d(h_t, c_t)||``) against ``t``: one panel per class (columns) and state (rows),
@@ -64,24 +74,20 @@ def gradient_figure(d: D.Diagnostics):
     if d.model.cell.kind not in D.LSTMS:  # the whole state is h: the same row again
         states = [st for st in states if st != "whole"]
     colours = _epoch_colours(d.epochs)
-    fig, axes = plt.subplots(len(states), 2, figsize=(8.4, 2.7 * len(states) + 1.2), squeeze=False, sharex=True,
-                             layout="constrained")
-    for r, state in enumerate(states):
-        for k in (0, 1):
-            ax = axes[r, k]
-            sub = g[(g.state == state) & (g["class"] == k)]
-            for e in d.epochs:
-                de = sub[sub.epoch == e]
-                v = de.grad_norm.where(de.grad_norm > 0)
-                ax.plot(de.t, v, color=colours[e], lw=1.2, marker=".", ms=3, label=f"epoch {e}{_acc(d, e)}")
-            ax.set_yscale("log")
-            ax.set_title(f"{CLASS_NAME[k]}", fontsize=8)
-            ax.set_ylabel(f"mean ||dL/d{_STATE_NAME.get(state, state)}_t||")
-            if r == len(states) - 1:
-                ax.set_xlabel("step t (the label's signal enters at t = 1)")
-            ax.grid(alpha=0.3, which="both", lw=0.4)
+    fig, axes, panels = _class_panels(g, "state", states, 2.7, 1.2)
+    for r, k, ax, sub in panels:
+        for e in d.epochs:
+            de = sub[sub.epoch == e]
+            v = de.grad_norm.where(de.grad_norm > 0)
+            ax.plot(de.t, v, color=colours[e], lw=1.2, marker=".", ms=3, label=f"epoch {e}{_acc(d, e)}")
+        ax.set_yscale("log")
+        ax.set_title(f"{CLASS_NAME[k]}", fontsize=8)
+        ax.set_ylabel(f"mean ||dL/d{_STATE_NAME.get(states[r], states[r])}_t||")
+        if r == len(states) - 1:
+            ax.set_xlabel("step t (the label's signal enters at t = 1)")
+        ax.grid(alpha=0.3, which="both", lw=0.4)
     _epoch_legend(fig, axes)
-    what = "||dL/dh_t||, ||dL/dc_t|| and the whole state's" if len(states) > 1 else "||dL/dh_t||"
+    what = "||dL/dh_t||, ||dL/dc_t|| and ||dL/d(h,c)_t||" if len(states) > 1 else "||dL/dh_t||"
     return _finish(fig, d, f"gradient through time: {what} of each sequence's loss, mean over the class")
 
 
@@ -93,31 +99,28 @@ def retention_figure(d: D.Diagnostics):
     gates = list(dict.fromkeys(r.sort_values("retention", ascending=False, kind="stable").gate))
     colours = _epoch_colours(d.epochs)
     s = d.summary
-    fig, axes = plt.subplots(len(gates), 2, figsize=(8.4, 2.4 * len(gates) + 1.3), squeeze=False, sharex=True,
-                             layout="constrained")
-    for row, gate in enumerate(gates):
-        for k in (0, 1):
-            ax = axes[row, k]
-            sub = r[(r.gate == gate) & (r["class"] == k)]
-            for e in d.epochs:
-                de = sub[sub.epoch == e]
-                label = f"epoch {e}"
-                if row == 0 and s is not None:
-                    se = s[s.epoch == e].iloc[0]
-                    label += f": mean {se.retention_mean:.3f}, half-life {se.half_life:.3g} steps"
-                ax.plot(de.t, de.value, color=colours[e], lw=1.2, marker=".", ms=3, label=label)
-                if e == d.epochs[-1]:
-                    ax.fill_between(de.t, de.value - de.value_std, de.value + de.value_std, color=colours[e],
-                                    alpha=0.15, lw=0)
-            if gate == "contraction":
-                ax.axhline(1.0, color="k", lw=0.7, ls=":")
-            else:
-                ax.set_ylim(-0.03, 1.03)
-            ax.set_title(f"{_GATE_TITLE.get(gate, gate)}, {CLASS_SHORT[k]}", fontsize=8)
-            ax.set_ylabel(gate)
-            if row == len(gates) - 1:
-                ax.set_xlabel("step t")
-            ax.grid(alpha=0.3, lw=0.4)
+    fig, axes, panels = _class_panels(r, "gate", gates, 2.4, 1.3)
+    for row, k, ax, sub in panels:
+        gate = gates[row]
+        for e in d.epochs:
+            de = sub[sub.epoch == e]
+            label = f"epoch {e}"
+            if row == 0 and s is not None:
+                se = s[s.epoch == e].iloc[0]
+                label += f": mean {se.retention_mean:.3f}, half-life {se.half_life:.3g} steps"
+            ax.plot(de.t, de.value, color=colours[e], lw=1.2, marker=".", ms=3, label=label)
+            if e == d.epochs[-1]:
+                ax.fill_between(de.t, de.value - de.value_std, de.value + de.value_std, color=colours[e],
+                                alpha=0.15, lw=0)
+        if gate == "contraction":
+            ax.axhline(1.0, color="k", lw=0.7, ls=":")
+        else:
+            ax.set_ylim(-0.03, 1.03)
+        ax.set_title(f"{_GATE_TITLE.get(gate, gate)}, {CLASS_SHORT[k]}", fontsize=8)
+        ax.set_ylabel(gate)
+        if row == len(gates) - 1:
+            ax.set_xlabel("step t")
+        ax.grid(alpha=0.3, lw=0.4)
     _epoch_legend(fig, axes)
     kind = d.model.cell.kind
     what = ("the SRNN's per-step retention |dh_t/dh_(t-1)| = |U (1 - h_t²)|" if kind == "srnn"
