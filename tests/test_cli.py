@@ -308,15 +308,17 @@ def test_reproduce_seed_tiny_end_to_end(tmp_path):
     d.update(N=200, repeats=2)
     d["grid"]["T"] = [2, 5]
     cfg = config.from_dict(d)
+    assert reproduce.seed_config("quick", N=200, repeats=2, T=[2, 5]).members() == cfg.members()
     b = cfg.base
     assert (b.preset, b.epochs, b.batch_size, b.head, b.N) == ("keras2", 5, 16, "dense2", 200)
     with Store(tmp_path / "store.sqlite") as st:
         df = sweep.run(cfg, st)
         stored = st.members()
         final_params = {m: st.params(m) for m in stored.member_id}
-    paths = [reproduce.write_results(df, tmp_path), *plot.seed_figures(df, tmp_path)]
+    paths = reproduce.EXPERIMENT.outputs(plot.final(df), tmp_path)
     assert sorted(p.name for p in paths) == ["accuracy_vs_T.png", "accuracy_vs_T.svg", "results.csv",
                                              "success_vs_T.png", "success_vs_T.svg"]
+    assert sorted(p.name for p in paths) == sorted(reproduce.EXPERIMENT.files)
 
     res = pd.read_csv(tmp_path / "results.csv", dtype={"member_id": str})
     assert len(res) == 2 * 2 * 2 * 2 and res.member_id.is_unique

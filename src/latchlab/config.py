@@ -253,15 +253,19 @@ def from_dict(d: Mapping[str, Any]) -> SweepConfig:
     return cfg
 
 
-def load(path: str | Path) -> SweepConfig:
-    """Load and validate a sweep TOML file."""
+def read_toml(path: str | Path) -> dict:
+    """A TOML file's table, or ``ConfigError("config", ...)`` if it cannot be read or parsed."""
     path = Path(path)
     try:
         text = path.read_text()
     except OSError as e:
         raise ConfigError("config", f"cannot read {path}: {e.strerror}") from None
     try:
-        d = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError("config", f"{path} is not valid TOML: {e}") from None
-    return from_dict(d)
+
+
+def load(path: str | Path) -> SweepConfig:
+    """Load and validate a sweep TOML file."""
+    return from_dict(read_toml(path))
