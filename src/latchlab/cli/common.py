@@ -85,6 +85,7 @@ def run_sweep(cfgs, store_path: Path, profile: bool = False):
 
     timer = provenance.Profile() if profile else None
     t0 = time.perf_counter()
+    Path(store_path).parent.mkdir(parents=True, exist_ok=True)  # OUT/store.sqlite before OUT's files
     try:
         with Store(store_path) as store, _progress() as advance:
             df = sweep.run(cfgs, store, advance, timer, command=command())

@@ -58,7 +58,8 @@ class Runner:
     list), into one store; ``command`` is recorded with them.
 
     ``Runner.at(path)`` runs ``latchlab.engine.sweep.run`` into the store at ``path``
-    (``None``: no store); the CLI passes its own, with a progress bar and a profile.
+    (``None``: no store), after ``runtime.setup()``; the CLI passes its own, with a
+    progress bar and a profile.
     """
 
     run: Callable[[Any], Any]
@@ -70,11 +71,14 @@ class Runner:
     @classmethod
     def at(cls, store: str | Path | None = None, command: str = "") -> "Runner":
         def run(cfgs):
+            from latchlab import runtime
             from latchlab.engine import sweep
             from latchlab.store import Store
 
+            runtime.setup()  # host devices and the compilation cache, as the CLI has them
             if store is None:
                 return sweep.run(cfgs, command=command)
+            Path(store).parent.mkdir(parents=True, exist_ok=True)
             with Store(store) as st:
                 return sweep.run(cfgs, st, command=command)
 
@@ -112,14 +116,15 @@ class Experiment:
 
     def reproduce(self, out: str | Path, scale: str = "quick", runner: Runner | None = None,
                   **options) -> tuple[Any, list[Path]]:
-        """Check, compute and write into ``out``; ``(result, written paths)``.
+        """Check, compute, then write into ``out`` (created only now, unless the runner's
+        store lives there); ``(result, written paths)``.
 
         Args:
             runner: how to run sweeps (default: ``Runner.at(out / "store.sqlite")``).
         """
         self.check(scale, **options)
         out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
         runner = runner or Runner.at(out / "store.sqlite" if self.store else None)
         result = self.compute(runner, scale, **options)
+        out.mkdir(parents=True, exist_ok=True)
         return result, self.outputs(result, out)

@@ -51,8 +51,8 @@ class Reproduction(NamedTuple):
 
 def _compute(runner, scale: str = "quick", **over) -> Reproduction:
     s = settings(scale, **over)
+    paths = L.pascanu_paths(s["T"], L.PASCANU_STARTS, s["lr"], s["steps"], s["clip"])  # checks lr, clip, steps
     grid = L.pascanu(s["T"], np.linspace(*s["w"], s["points"]), np.linspace(*s["b"], s["points"]))
-    paths = L.pascanu_paths(s["T"], L.PASCANU_STARTS, s["lr"], s["steps"], s["clip"])
     return Reproduction(grid, paths, s)
 
 
