@@ -107,20 +107,15 @@ def runner(store_path: Path, profile: bool = False):
 # ----------------------------------------------------------------------------- output
 
 def show(table, paths=()) -> None:
-    """Print a result table (stdout: an ``experiments.experiment.Table`` or a rich ``Table``),
-    its note and the files written (stderr)."""
-    if not isinstance(table, Table):
-        t = Table(title=table.title)
-        for c in table.frame.columns:
-            t.add_column(str(c), no_wrap=table.no_wrap)
-        for row in table.frame.itertuples(index=False):
-            t.add_row(*map(str, row))
-        note, table = table.note, t
-    else:
-        note = ""
-    Console().print(table)
-    if note:
-        console.print(note)
+    """Print a ``latchlab.outputs.Table`` (stdout), its note and the files written (stderr)."""
+    t = Table(title=table.title)
+    for c in table.frame.columns:
+        t.add_column(str(c), no_wrap=table.no_wrap)
+    for row in table.frame.itertuples(index=False):
+        t.add_row(*map(str, row))
+    Console().print(t)
+    if table.note:
+        console.print(table.note)
     for p in paths:
         console.print(f"wrote {p}")
 

@@ -120,10 +120,6 @@ def table(df: pd.DataFrame, threshold: float = SUCCESS_THRESHOLD) -> pd.DataFram
     return out
 
 
-def _configs(scale: str = "quick", **protocol):
-    return configs(scale, **protocol)
-
-
 def _compute(runner, scale: str = "quick", **protocol) -> pd.DataFrame:
     parts = configs(scale, **protocol)
     return label(runner([cfg for _, _, cfg in parts]), parts)
@@ -140,5 +136,5 @@ def _table(df: pd.DataFrame) -> Table:
     return Table(f"ablations: success (val acc ≥ {SUCCESS_THRESHOLD:g}) over all lengths", frame)
 
 
-EXPERIMENT = Experiment("ablations", SCALES, _configs, _compute, _outputs, _table,
+EXPERIMENT = Experiment("ablations", SCALES, configs, _compute, _outputs, _table,
                         ("results.csv", *figure_files("success_vs_T")))

@@ -242,9 +242,5 @@ def _table(rows: pd.DataFrame) -> Table:
                  no_wrap=True)
 
 
-def _configs(scale: str = "quick", preset: str = "keras2", **over):
-    return tune_configs(scale, preset, **over)
-
-
-EXPERIMENT = Experiment("answer", SCALES, _configs, _compute, _outputs, _table,
+EXPERIMENT = Experiment("answer", SCALES, tune_configs, _compute, _outputs, _table,
                         ("results.csv", "summary.csv", *figure_files("answer")))

@@ -460,10 +460,6 @@ class Reproduction(NamedTuple):
     meta: dict
 
 
-def _configs(scale: str = "quick", overrides=None):
-    return experiment_config(scale, overrides)
-
-
 def _compute(runner, scale: str = "quick", overrides=None) -> Reproduction:
     import time
 
@@ -515,6 +511,6 @@ def _table(r: Reproduction):
     return Table(f"Fig. 2b: convergence against T (s = {r.cfg.s_fig2b:g}, w0 = {r.cfg.w0_fig2b:g})", frame, note)
 
 
-EXPERIMENT = Experiment("bengio1994", SCALES, _configs, _compute, _outputs, _table,
+EXPERIMENT = Experiment("bengio1994", SCALES, experiment_config, _compute, _outputs, _table,
                         (*figure_files("fig1"), "fig1_threshold.csv", "results.csv", "seed_overlay.csv",
                          *figure_files("fig2a", "fig2b"), "config.json"))
