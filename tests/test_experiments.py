@@ -44,7 +44,10 @@ def test_declared_once_and_a_bad_scale_names_the_scales(name):
     assert info.value.field == "scale" and all(s in str(info.value) for s in exp.scales)
 
 
-@pytest.mark.parametrize("name", list(TINY))
+SLOW = {"followups", "units", "bengio1994", "guessing"}  # 60-90 s each on two busy cores (compilation)
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in TINY])
 def test_a_tiny_run_writes_only_declared_files_and_a_table(name, tmp_path):
     exp = experiment(name)
     result, paths = exp.reproduce(tmp_path / "out", "quick", **TINY[name])
