@@ -35,7 +35,7 @@ from latchlab.engine import sweep
 from latchlab.core import tasks
 from latchlab.store import SCHEMA, Store
 
-from clitools import LATCHLAB, assert_user_error, cli  # noqa: E402
+from clitools import assert_user_error, cli  # noqa: E402
 
 OLD = 1_000_000_000  # an mtime far in the past, so any write to a file shows
 
