@@ -3,6 +3,7 @@ the initial parameters and gates it names, and the results and figure are writte
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from latchlab.experiments import ablations as A
@@ -44,14 +45,16 @@ def test_every_variant_trains_with_what_it_names(tiny):
 
 def test_results_and_figure(tiny):
     out, _, df, _ = tiny
-    path = A.write_results(df, out)
-    import pandas as pd
-    back = pd.read_csv(path)
+    paths = A.EXPERIMENT.outputs(df, out)
+    assert sorted(p.name for p in paths) == sorted(A.EXPERIMENT.files)
+    back = pd.read_csv(out / "results.csv")
     assert {"variant", "cell", "T", "seed", "val_acc"} <= set(back.columns)
     np.testing.assert_allclose(back.val_acc, df.val_acc)
     t = A.table(df)
     want = df.groupby(["family", "variant"], sort=False).val_acc.apply(lambda a: np.mean(a >= 0.99))
     np.testing.assert_allclose(t.success_rate, want.values)
+    shown = A.EXPERIMENT.table(df)  # what the CLI prints: the same rates, the shared threshold in the title
+    assert "≥ 0.99" in shown.title and list(shown.frame.success) == [f"{v:.2f}" for v in want.values]
     fig = A.figure(df)
     assert len(fig.axes) == len(dict.fromkeys(df.family))
 

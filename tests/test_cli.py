@@ -36,7 +36,7 @@ from latchlab.engine import data as sweep_data
 from latchlab.core import tasks
 from latchlab.store import SCHEMA, Store
 
-from clitools import LATCHLAB, assert_user_error, cli  # noqa: E402
+from clitools import assert_user_error, cli  # noqa: E402
 
 OLD = 1_000_000_000  # an mtime far in the past, so any write to a file shows
 
@@ -89,6 +89,17 @@ def empty_store(p: Path) -> None:
     age(p)
 
 
+def a_file(p: Path) -> None:
+    """A regular file ``f`` beside where the store would be (no store)."""
+    (p.parent / "f").write_text("not a directory")
+    age(p.parent / "f")
+
+
+def store_and_file(p: Path) -> None:
+    empty_store(p)
+    a_file(p)
+
+
 @dataclass(frozen=True)
 class Bad:
     """A bad invocation: its arguments, the field its error must name and what is allowed.
@@ -136,6 +147,25 @@ BAD = {
                                      "preset", ("keras2", "keras3")),
     "reproduce, unknown scale": Bad(("reproduce", "seed", "--scale", "tiny", "--out", "out"), "scale",
                                     ("quick", "full")),
+    # an output that is, or lies in or under, an input or a regular file: refused before any write
+    "export --csv onto the store": Bad(("export", "s.sqlite", "--csv", "s.sqlite"), "csv", ("input",), None,
+                                       empty_store),
+    "export --parquet onto the store": Bad(("export", "s.sqlite", "--csv", "x.csv", "--parquet", "./s.sqlite"),
+                                           "parquet", ("input",), None, empty_store),
+    "export, --parquet in a missing directory": Bad(("export", "s.sqlite", "--csv", "x.csv", "--parquet",
+                                                     "nodir/x.parquet"), "parquet", ("does not exist",), None,
+                                                    empty_store),
+    "export, one file for both": Bad(("export", "s.sqlite", "--csv", "x", "--parquet", "x"), "parquet",
+                                     ("--csv",), None, empty_store),
+    "plot --out onto the store": Bad(("plot", "s.sqlite", "--out", "s.sqlite"), "out", ("input",), None,
+                                     empty_store),
+    "diagnose --out under a file": Bad(("diagnose", "s.sqlite", "--member", "0", "--out", "f/d"), "out",
+                                       ("regular file",), None, store_and_file),
+    "landscape --out under a file": Bad(("landscape", "--out", "f/d"), "out", ("regular file",), None, a_file),
+    "explain --out under a file": Bad(("explain", "--out", "f/d"), "out", ("regular file",), None, a_file),
+    "reproduce --out a file": Bad(("reproduce", "seed", "--out", "f"), "out", ("regular file",), None, a_file),
+    "reproduce --store is an output": Bad(("reproduce", "seed", "--out", "o", "--store", "o/results.csv"), "out",
+                                          ("input",)),
 }
 
 
@@ -309,15 +339,17 @@ def test_reproduce_seed_tiny_end_to_end(tmp_path):
     d.update(N=200, repeats=2)
     d["grid"]["T"] = [2, 5]
     cfg = config.from_dict(d)
+    assert reproduce.seed_config("quick", N=200, repeats=2, T=[2, 5]).members() == cfg.members()
     b = cfg.base
     assert (b.preset, b.epochs, b.batch_size, b.head, b.N) == ("keras2", 5, 16, "dense2", 200)
     with Store(tmp_path / "store.sqlite") as st:
         df = runner.run(cfg, st)
         stored = st.members()
         final_params = {m: st.params(m) for m in stored.member_id}
-    paths = [reproduce.write_results(df, tmp_path), *plot.seed_figures(df, tmp_path)]
+    paths = reproduce.EXPERIMENT.outputs(plot.final(df), tmp_path)
     assert sorted(p.name for p in paths) == ["accuracy_vs_T.png", "accuracy_vs_T.svg", "results.csv",
                                              "success_vs_T.png", "success_vs_T.svg"]
+    assert sorted(p.name for p in paths) == sorted(reproduce.EXPERIMENT.files)
 
     res = pd.read_csv(tmp_path / "results.csv", dtype={"member_id": str})
     assert len(res) == 2 * 2 * 2 * 2 and res.member_id.is_unique
@@ -344,3 +376,50 @@ def test_reproduce_seed_tiny_end_to_end(tmp_path):
         assert np.mean(pred == y[val]) == pytest.approx(r.val_acc, abs=1e-6), r
         if r.split == "tail":  # accuracy is the fraction predicted negative
             assert np.mean(pred == 0) == pytest.approx(r.val_acc, abs=1e-6)
+
+
+# ----------------------------------------------------------------------------- output paths
+
+def test_outputs_are_all_written_or_none(tmp_path):
+    """``outputs.write_all``: a failing second write leaves the first file as it was (here:
+    absent, and an existing one keeps its bytes) and no temporary file behind."""
+    from latchlab import outputs
+    from latchlab.errors import ConfigError
+
+    def fails(p):
+        raise OSError(28, "No space left on device")
+
+    a, b = tmp_path / "a.csv", tmp_path / "b.parquet"
+    with pytest.raises(ConfigError, match=r"^parquet: cannot write .*b\.parquet: No space left on device$"):
+        outputs.write_all([("csv", a, lambda p: p.write_text("new")), ("parquet", b, fails)])
+    assert sorted(os.listdir(tmp_path)) == []
+    a.write_text("old")
+    with pytest.raises(ConfigError):
+        outputs.write_all([("csv", a, lambda p: p.write_text("new")), ("parquet", b, fails)])
+    assert a.read_text() == "old" and sorted(os.listdir(tmp_path)) == ["a.csv"]
+    assert outputs.write_all([("csv", a, lambda p: p.write_text("new")), ("parquet", b, lambda p: p.write_text("b"))]) \
+        == [a, b]
+    assert (a.read_text(), b.read_text()) == ("new", "b") and sorted(os.listdir(tmp_path)) == ["a.csv", "b.parquet"]
+
+
+def test_output_checks_see_through_links_and_relative_paths(tmp_path, monkeypatch):
+    from latchlab import outputs
+    from latchlab.errors import ConfigError
+
+    monkeypatch.chdir(tmp_path)
+    store = tmp_path / "s.sqlite"
+    store.write_bytes(b"x")
+    (tmp_path / "link.sqlite").symlink_to(store)
+    (tmp_path / "d").mkdir()
+    for path in ("s.sqlite", "./d/../s.sqlite", "link.sqlite", str(store)):
+        with pytest.raises(ConfigError, match="^csv: .* is the input"):
+            outputs.check_file(path, "csv", ["s.sqlite"])
+    with pytest.raises(ConfigError, match="^csv: .* is a directory"):
+        outputs.check_file("d", "csv")
+    with pytest.raises(ConfigError, match="^out: .* lies under the regular file"):
+        outputs.check_dir("s.sqlite/figs/x", "out")
+    with pytest.raises(ConfigError, match="^out: .*results.csv is the input"):
+        outputs.check_dir("d", "out", ["d/results.csv"], ("results.csv",))
+    assert outputs.check_file("d/new.csv", "csv", ["s.sqlite"]) == Path("d/new.csv")
+    assert outputs.check_dir("d/new/deeper", "out", ["s.sqlite"], ("a.png",)) == Path("d/new/deeper")
+    assert sorted(os.listdir(tmp_path)) == ["d", "link.sqlite", "s.sqlite"] and os.listdir(tmp_path / "d") == []

@@ -1,4 +1,5 @@
-"""The question's follow-ups (``latchlab.experiments.followups``), each against a reference:
+"""The question's follow-ups (``latchlab.experiments.followups``, ``answer``, ``units``), each
+against a reference:
 
 * bit relay as the sweep engine feeds it (several lengths left-padded into one ensemble)
   equals its definition, written out in numpy, on every small case: every length 2..9,
@@ -19,17 +20,19 @@ import subprocess
 import sys
 from pathlib import Path
 
-import jax
 import numpy as np
 import pandas as pd
 import pytest
 
 from latchlab import config
 from latchlab.analysis import plot
-from latchlab.engine import run as runner
 from latchlab.engine import data as sweep_data
+from latchlab.engine import run as runner
+from latchlab.experiments import answer as AN
 from latchlab.experiments import followups as F
+from latchlab.experiments import units as U
 from latchlab.errors import ConfigError
+from latchlab.experiments.seed import SEED_LENGTHS
 from latchlab.store import Store
 
 LATCHLAB = Path(sys.executable).with_name("latchlab")
@@ -90,7 +93,7 @@ def _rows(role, task, cell, setting_acc, T=(5, 100), seeds=(0, 1)):
     for (lr, bs, ep), acc in setting_acc.items():
         for t, s in itertools.product(T, seeds):
             recs.append({"role": role, "task": task, "cell": cell, "lr": lr, "batch_size": bs, "epochs": ep,
-                         "T": t, "seed": s + (F.TUNE_SEED if role == "tune" else 0), "val_acc": acc})
+                         "T": t, "seed": s + (AN.TUNE_SEED if role == "tune" else 0), "val_acc": acc})
     return pd.DataFrame(recs)
 
 
@@ -104,19 +107,19 @@ def test_selection_never_sees_the_reported_members():
     report = _rows("report", "latch", "lstm", {A: 0.5, B: 1.0, P: 0.5}, seeds=range(10))
     both = pd.concat([tune, report], ignore_index=True)
     # the reference: what a selection on the reported split would choose
-    on_report = report.groupby(list(F.SETTING)).val_acc.mean().idxmax()
-    pooled = both.groupby(list(F.SETTING)).val_acc.mean().idxmax()
+    on_report = report.groupby(list(AN.SETTING)).val_acc.mean().idxmax()
+    pooled = both.groupby(list(AN.SETTING)).val_acc.mean().idxmax()
     assert on_report == B and pooled == B
-    chosen = F.select(both)
+    chosen = AN.select(both)
     assert len(chosen) == 1
-    assert tuple(chosen.loc[0, list(F.SETTING)]) == A
+    assert tuple(chosen.loc[0, list(AN.SETTING)]) == A
     assert chosen.loc[0, "tune_members"] == 4 and chosen.loc[0, "tune_success"] == 1.0
     # the reported rows change nothing, whatever they hold
-    pd.testing.assert_frame_equal(F.select(both), F.select(tune))
+    pd.testing.assert_frame_equal(AN.select(both), AN.select(tune))
     flipped = both.assign(val_acc=np.where(both.role == "report", 1.0 - both.val_acc, both.val_acc))
-    pd.testing.assert_frame_equal(F.select(flipped), F.select(tune))
+    pd.testing.assert_frame_equal(AN.select(flipped), AN.select(tune))
     with pytest.raises(ConfigError, match="role"):
-        F.select(report)
+        AN.select(report)
 
 
 def test_selection_order_success_then_mean_then_protocol():
@@ -131,8 +134,8 @@ def test_selection_order_success_then_mean_then_protocol():
     t4 = _rows("tune", "latch", "gru", {A: 1.0, B: 1.0, P: 1.0})
     # ties without the protocol on bit relay: the first in grid order (lr ascending) is A
     t5 = _rows("tune", "bit_relay", "gru", {B: 0.5, A: 0.5})
-    chosen = F.select(pd.concat([t1, t2, t3, t4, t5], ignore_index=True)).set_index(["task", "cell"])
-    got = {k: tuple(r[list(F.SETTING)]) for k, r in chosen.iterrows()}
+    chosen = AN.select(pd.concat([t1, t2, t3, t4, t5], ignore_index=True)).set_index(["task", "cell"])
+    got = {k: tuple(r[list(AN.SETTING)]) for k, r in chosen.iterrows()}
     assert got == {("latch", "srnn"): A, ("latch", "gru"): P, ("bit_relay", "gru"): A}
     np.testing.assert_allclose(chosen.loc[("latch", "srnn"), "tune_mean_val_acc"], 0.99)
 
@@ -145,7 +148,7 @@ def test_epoch_budget_read_from_history_equals_a_shorter_run():
     short = plot.final(runner.run(config.from_dict({**base, "epochs": 2})))
     cfg = config.from_dict({**base, "epochs": 3})
     long = runner.run(cfg)
-    rows = F.tuning_rows(long, [cfg], (2,))
+    rows = AN.tuning_rows(long, [cfg], (2,))
     assert len(rows) == len(short) == 4
     key = ["lr", "seed"]
     a, b = rows.sort_values(key).reset_index(drop=True), short.sort_values(key).reset_index(drop=True)
@@ -158,36 +161,36 @@ def test_epoch_budget_read_from_history_equals_a_shorter_run():
 def test_tiny_answer_end_to_end(tmp_path):
     over = {"N": 48, "tune_repeats": 2, "repeats": 2, "lr": (1e-3, 3e-2), "batch_size": (16,), "epochs": (1, 2)}
     with Store(tmp_path / "s.sqlite") as st:
-        rows, chosen = F.answer(lambda c: runner.run(c, st), "quick", **over)
+        rows, chosen = AN.answer(lambda c: runner.run(c, st), "quick", **over)
     tune, rep = rows[rows.role == "tune"], rows[rows.role == "report"]
     # 2 tasks x 3 cells x 2 lr x 1 batch x 2 T x 2 members, each read at 2 epoch budgets
     assert len(tune) == 2 * 3 * 2 * 2 * 2 * 2 and len(rep) == 2 * 3 * 2 * 2
-    assert (tune.seed >= F.TUNE_SEED).all() and (rep.seed < F.TUNE_SEED).all()
+    assert (tune.seed >= AN.TUNE_SEED).all() and (rep.seed < AN.TUNE_SEED).all()
     assert not set(tune.member_id) & set(rep.member_id)
     assert rep.chosen.all()
     # the reported members run exactly their (task, cell)'s chosen setting, with its units
     merged = rep.merge(chosen, on=["task", "cell"], suffixes=("", "_c"))
     assert len(merged) == len(rep)
-    for k in F.SETTING:
+    for k in AN.SETTING:
         np.testing.assert_array_equal(merged[k].to_numpy(float), merged[k + "_c"].to_numpy(float))
     assert (rep.units == rep.task.map(F.TASK_UNITS)).all()
     # the choice equals a brute-force pass over the tuning rows
     for (task, cell), d in tune.groupby(["task", "cell"]):
-        best = max(d.groupby(list(F.SETTING)).val_acc,
+        best = max(d.groupby(list(AN.SETTING)).val_acc,
                    key=lambda kv: (np.mean(kv[1] >= 0.99), kv[1].mean(), kv[0] == (1e-3, 16, 10)))[0]
-        got = chosen[(chosen.task == task) & (chosen.cell == cell)][list(F.SETTING)].iloc[0]
+        got = chosen[(chosen.task == task) & (chosen.cell == cell)][list(AN.SETTING)].iloc[0]
         assert tuple(got) == best  # max() keeps the first of equals: grid order
     # the grid spread per (task, cell, T) recomputed directly
-    table = F.answer_table(rows)
+    table = AN.answer_table(rows)
     assert len(table) == 12
     for r in table.itertuples():
         d = tune[(tune.task == r.task) & (tune.cell == r.cell) & (tune["T"] == r.T)]
-        means = [g.val_acc.mean() for _, g in d.groupby(list(F.SETTING))]
+        means = [g.val_acc.mean() for _, g in d.groupby(list(AN.SETTING))]
         assert r.grid_settings == 4
         np.testing.assert_allclose([r.grid_min, r.grid_max], [min(means), max(means)])
         e = rep[(rep.task == r.task) & (rep.cell == r.cell) & (rep["T"] == r.T)].val_acc
         np.testing.assert_allclose([r.mean_val_acc, r.std_val_acc], [e.mean(), e.std(ddof=0)])
-    fig = F.answer_figure(rows)
+    fig = AN.answer_figure(rows)
     assert len(fig.axes) == 2
     plot.plt.close(fig)
 
@@ -200,18 +203,18 @@ def test_configs_follow_the_protocol():
         ms = cfg.members()
         assert {m.run.task for m in ms} == {task} and {m.run.units for m in ms} == {units}
         assert {m.run.cell for m in ms} == set(F.CELLS)
-        assert sorted({m.run.T for m in ms}) == sorted(set(F.SEED_LENGTHS))
+        assert sorted({m.run.T for m in ms}) == sorted(set(SEED_LENGTHS))
         assert len(ms) == 3 * 25 * 10 and {m.seed for m in ms} == set(range(10))
         r = ms[0].run
         assert (r.N, r.epochs, r.batch_size, r.lr, r.split, r.preset) == (10000, 10, 16, 1e-3, "stratified", "keras2")
-    u = F.units_configs("full")
-    assert {m.run.units for c in u for m in c.members()} == set(F.UNITS)
-    tune = F.tune_configs("full")
-    assert {m.seed for c in tune for m in c.members()} == set(range(F.TUNE_SEED, F.TUNE_SEED + 5))
+    u = U.units_configs("full")
+    assert {m.run.units for c in u for m in c.members()} == set(U.UNITS)
+    tune = AN.tune_configs("full")
+    assert {m.seed for c in tune for m in c.members()} == set(range(AN.TUNE_SEED, AN.TUNE_SEED + 5))
     assert {m.run.epochs for c in tune for m in c.members()} == {20}
 
 
-@pytest.mark.parametrize("make", [F.followup_configs, F.tune_configs, F.units_configs])
+@pytest.mark.parametrize("make", [F.followup_configs, AN.tune_configs, U.units_configs])
 def test_unknown_scale(make):
     with pytest.raises(ConfigError, match="scale"):
         make("huge")
@@ -219,11 +222,11 @@ def test_unknown_scale(make):
 
 def test_bad_tuning_grid():
     with pytest.raises(ConfigError, match="lr"):
-        F.tune_configs("quick", lr=())
+        AN.tune_configs("quick", lr=())
     with pytest.raises(ConfigError, match="repeats"):
-        F.tune_configs("quick", repeats=F.TUNE_SEED + 1)
+        AN.tune_configs("quick", repeats=AN.TUNE_SEED + 1)
     with pytest.raises(ConfigError, match="units"):
-        F.units_configs("quick", units=[0, 4])
+        U.units_configs("quick", units=[0, 4])
 
 
 @pytest.mark.parametrize("args, field", [(("answer", "--preset", "keras9"), "preset"),

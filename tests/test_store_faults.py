@@ -546,7 +546,7 @@ RUNNER = r"""
 import json, sys, time
 from pathlib import Path
 from latchlab import config, runtime
-from latchlab.engine import sweep
+from latchlab.engine import run as runner
 from latchlab.store import Store
 
 runtime.setup()
@@ -558,7 +558,7 @@ Path(ready).touch()
 while not Path(go).exists():
     time.sleep(0.005)
 with Store(path) as st:
-    df = sweep.run(config.from_dict(json.loads(cfg)), st)
+    df = runner.run(config.from_dict(json.loads(cfg)), st)
 Path(log).write_text(json.dumps({"written": written, "returned": sorted(set(df.member_id))}))
 """
 
@@ -605,7 +605,7 @@ def test_latchlab_run_killed_after_a_chunk_resumes_to_the_uninterrupted_store(tm
     left behind): the re-run trains only the rest and the store equals an uninterrupted run's."""
     from test_store import SWEEP
 
-    from latchlab.engine import sweep
+    from latchlab.engine import run as runner
 
     cfg = config.from_dict(json.loads(json.dumps(SWEEP)))
     toml = [f"{k} = {json.dumps(v)}" for k, v in SWEEP.items() if k != "grid"]
@@ -636,7 +636,7 @@ def test_latchlab_run_killed_after_a_chunk_resumes_to_the_uninterrupted_store(tm
     assert rc == 0, err
     ref = tmp_path / "ref.sqlite"
     with Store(ref) as st:
-        sweep.run(cfg, st)
+        runner.run(cfg, st)
     got, want = _content(path), _content(ref)
     pd.testing.assert_frame_equal(got["members"], want["members"], check_exact=True)
     pd.testing.assert_frame_equal(got["epochs"], want["epochs"], check_exact=False, rtol=0, atol=1e-6)

@@ -42,7 +42,7 @@ X0 = 0.5
 """Pascanu's initial state ``x_0``."""
 TARGET = 0.7
 """Pascanu's target for ``sigmoid(x_T)``."""
-PASCANU_T = (5, 10, 20, 50)
+PASCANU_T = (2, 5, 10, 20, 50)
 """The lengths drawn by ``latchlab reproduce pascanu2013`` (Pascanu's panel is T = 50)."""
 PASCANU_W = (1.0, 9.0)
 """The ``w`` range of ``reproduce pascanu2013``: the cliff starts at ``w = 4`` (see ``pascanu_cliff``)."""

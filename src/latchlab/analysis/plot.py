@@ -14,8 +14,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from latchlab.analysis.stats import wilson  # noqa: E402
+from latchlab.analysis.success import SUCCESS_THRESHOLD, succeeded  # noqa: E402
+from latchlab.outputs import FIGURE_FORMATS, figure_files  # noqa: E402
 
-SUCCESS = 0.99
+SUCCESS = SUCCESS_THRESHOLD  # the name explain.py reads; the value lives in analysis.success
 _STYLE = {"srnn": ("C0", "o"), "lstm": ("C3", "s"), "gru": ("C2", "^"),
           "lstm_nofg": ("C1", "v"), "janet": ("C4", "D")}
 _SPLIT_TITLE = {"stratified": "stratified split (fixed)", "tail": "tail split (the seed's bug)"}
@@ -45,13 +47,13 @@ def final(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def summary(df: pd.DataFrame, by=("split", "variant", "T"), threshold: float = SUCCESS) -> pd.DataFrame:
+def summary(df: pd.DataFrame, by=("split", "variant", "T"), threshold: float = SUCCESS_THRESHOLD) -> pd.DataFrame:
     """Per group: members, mean and std of validation accuracy, successes and Wilson 95 %."""
     df = final(df)
     by = [b for b in by if b in df]
     g = df.groupby(by, sort=True).val_acc
     out = pd.DataFrame({"members": g.size(), "mean_val_acc": g.mean(), "std_val_acc": g.std(ddof=0),
-                        "successes": g.apply(lambda a: int((a >= threshold).sum()))}).reset_index()
+                        "successes": g.apply(lambda a: int(succeeded(a, threshold).sum()))}).reset_index()
     out["success_rate"] = out.successes / out.members
     out["wilson_low"], out["wilson_high"] = wilson(out.successes, out.members)
     return out
@@ -90,7 +92,7 @@ def accuracy_vs_T(df: pd.DataFrame, line: str = "variant", panel: str = "split")
     return fig
 
 
-def success_vs_T(df: pd.DataFrame, line: str = "variant", panel: str = "split", threshold: float = SUCCESS):
+def success_vs_T(df: pd.DataFrame, line: str = "variant", panel: str = "split", threshold: float = SUCCESS_THRESHOLD):
     """Fraction of members with validation accuracy >= ``threshold``, Wilson 95 % band."""
     s = summary(df, by=(panel, line, "T"), threshold=threshold)
     fig, panels = _panels(s, panel)
@@ -109,7 +111,7 @@ def success_vs_T(df: pd.DataFrame, line: str = "variant", panel: str = "split", 
     return fig
 
 
-def save(fig, path: str | Path, formats=("png", "svg")) -> list[Path]:
+def save(fig, path: str | Path, formats=FIGURE_FORMATS) -> list[Path]:
     """Write ``fig`` as ``path`` with each suffix in ``formats``; close it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -122,9 +124,11 @@ def save(fig, path: str | Path, formats=("png", "svg")) -> list[Path]:
     return out
 
 
+_SEED_FIGURES = {"accuracy_vs_T": accuracy_vs_T, "success_vs_T": success_vs_T}
+SEED_FIGURES = figure_files(*_SEED_FIGURES)
+"""The files ``seed_figures`` writes."""
+
+
 def seed_figures(df: pd.DataFrame, out: str | Path) -> list[Path]:
     """The seed's figures: ``accuracy_vs_T`` (PNG, SVG) and ``success_vs_T`` (PNG, SVG)."""
-    out = Path(out)
-    return (save(accuracy_vs_T(df), out / "accuracy_vs_T")
-            + save(success_vs_T(df), out / "success_vs_T"))
-
+    return [p for stem, draw in _SEED_FIGURES.items() for p in save(draw(df), Path(out) / stem)]

@@ -78,7 +78,7 @@ def fraction_saturated(members, n: int = 64) -> float:
     lengths and seeds) with a gate saturated at initialisation, on ``n`` fresh sequences of
     the member's task and length drawn from its data key (latch task)."""
     from latchlab.core import tasks
-    from latchlab.engine import sweep
+    from latchlab.engine import data as D
 
     members = list(members)
     if not members:
@@ -86,13 +86,13 @@ def fraction_saturated(members, n: int = 64) -> float:
     cell = members[0].run.model.cell
     if cell.kind == "srnn":
         return 0.0
-    params = sweep.init_members(members)["cell"]
+    params = D.init_members(members)["cell"]
     by_T = {}
     for r, m in enumerate(members):
         by_T.setdefault(m.run.T, []).append(r)
     count = 0
     for T, rs in by_T.items():
-        x = jnp.stack([tasks.latch(sweep.member_keys(members[r].seed)[0], n, T, members[r].run.noise,
+        x = jnp.stack([tasks.latch(D.member_keys(members[r].seed)[0], n, T, members[r].run.noise,
                                    members[r].run.signal_len)[0] for r in rs])
         p = jax.tree.map(lambda a: a[np.asarray(rs)], params)
         slopes = _max_slopes(cell, p, x)

@@ -20,8 +20,10 @@ import pandas as pd
 
 from latchlab import config
 from latchlab.analysis import plot
-from latchlab.errors import ConfigError
+from latchlab.analysis.success import SUCCESS_THRESHOLD, succeeded
+from latchlab.experiments.seed import PROTOCOL as SEED_PROTOCOL
 from latchlab.experiments.seed import SEED_LENGTHS
+from latchlab.experiments.experiment import Experiment, Table, figure_files, scale_with, write_results
 
 SCALES = {
     # the seed's lengths and repeats for every variant (about 10x the seed's sweep)
@@ -29,8 +31,8 @@ SCALES = {
     # four lengths that span easy to hard, 10 repeats: about a minute on 2 cores
     "quick": {"T": [5, 20, 50, 100], "repeats": 10},
 }
-PROTOCOL = {"task": "latch", "units": 1, "N": 10000, "noise": 0.1, "epochs": 5, "batch_size": 16,
-            "optimizer": "adam", "lr": 1e-3, "head": "dense2", "val_frac": 0.2, "split": "stratified"}
+PROTOCOL = {**SEED_PROTOCOL, "split": "stratified"}
+"""The seed's protocol with the fixed split; each variant sets its cell, gates and initial values."""
 _HARD, _SOFT = "LSTM, hard-sigmoid gates (Keras 2)", "LSTM, sigmoid gates (Keras 3)"
 
 
@@ -67,9 +69,7 @@ def configs(scale: str = "quick", seed: int = 0, **protocol) -> list[tuple[str, 
         protocol: replaces fields of the seed's protocol (``PROTOCOL``), and ``T`` or
             ``repeats`` of the scale (used by tests to run tiny versions).
     """
-    if scale not in SCALES:
-        raise ConfigError("scale", f"unknown scale {scale!r}", tuple(SCALES))
-    s = {**SCALES[scale], **{k: protocol.pop(k) for k in ("T", "repeats") if k in protocol}}
+    s, protocol = scale_with(SCALES, scale, protocol)
     return [(family, name, config.from_dict({**PROTOCOL, **protocol, **settings, "name": f"ablation-{scale}",
                                              "repeats": s["repeats"], "seed": seed, "grid": {"T": s["T"]}}))
             for family, name, settings in variants()]
@@ -91,13 +91,7 @@ RESULT_COLUMNS = ["family", "variant", "cell", "preset", "init", "values", "T", 
                   "val_acc", "val_loss", "train_acc", "train_loss"]
 
 
-def write_results(df: pd.DataFrame, out: Path) -> Path:
-    path = Path(out) / "results.csv"
-    df[[c for c in RESULT_COLUMNS if c in df]].to_csv(path, index=False)
-    return path
-
-
-def figure(df: pd.DataFrame, threshold: float = plot.SUCCESS):
+def figure(df: pd.DataFrame, threshold: float = SUCCESS_THRESHOLD):
     """Success frequency against T, one panel per family, one line per variant, with
     Wilson 95 % bands."""
     fams = list(dict.fromkeys(df.family))
@@ -119,9 +113,29 @@ def figure(df: pd.DataFrame, threshold: float = plot.SUCCESS):
     return fig
 
 
-def table(df: pd.DataFrame, threshold: float = plot.SUCCESS) -> pd.DataFrame:
+def table(df: pd.DataFrame, threshold: float = SUCCESS_THRESHOLD) -> pd.DataFrame:
     """Per family and variant: members, success rate over all T, mean validation accuracy."""
     g = df.groupby(["family", "variant"], sort=False).val_acc
-    out = pd.DataFrame({"members": g.size(), "success_rate": g.apply(lambda a: float(np.mean(a >= threshold))),
+    out = pd.DataFrame({"members": g.size(), "success_rate": g.apply(lambda a: float(np.mean(succeeded(a, threshold)))),
                         "mean_val_acc": g.mean()}).reset_index()
     return out
+
+
+def _compute(runner, scale: str = "quick", **protocol) -> pd.DataFrame:
+    parts = configs(scale, **protocol)
+    return label(runner([cfg for _, _, cfg in parts]), parts)
+
+
+def _outputs(df: pd.DataFrame, out: Path) -> list[Path]:
+    return [write_results(df, out, RESULT_COLUMNS), *plot.save(figure(df), Path(out) / "success_vs_T")]
+
+
+def _table(df: pd.DataFrame) -> Table:
+    t = table(df)
+    frame = t[["family", "variant", "members"]].astype(str).assign(
+        success=[f"{r:.2f}" for r in t.success_rate], **{"mean val acc": [f"{a:.3f}" for a in t.mean_val_acc]})
+    return Table(f"ablations: success (val acc ≥ {SUCCESS_THRESHOLD:g}) over all lengths", frame)
+
+
+EXPERIMENT = Experiment("ablations", SCALES, configs, _compute, _outputs, _table,
+                        ("results.csv", *figure_files("success_vs_T")))

@@ -33,12 +33,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from pydantic import model_validator
+import pandas as pd
 from scipy import optimize
 
 from latchlab.core.catalog import OPTIMIZERS
 from latchlab.engine import train
 from latchlab.errors import ConfigError
 from latchlab.validate import Choice, Frozen, Int, List, Number, Seed, check_seed_range
+from latchlab.experiments.experiment import Experiment, Table, check_scale, figure_files, write_results
 
 
 # ----------------------------------------------------------------------------- configuration
@@ -333,3 +335,134 @@ def train_ensemble(cfg: Bengio94Config, T, w0, s, seeds) -> Result:
                  check_every=cfg.check_every, optimizer=cfg.optimizer)
     done, at, p, trl, tl, errs = jax.device_get(out)
     return Result(np.asarray(done, bool), np.asarray(at, np.int64), p, trl, tl, errs)
+
+
+# ----------------------------------------------------------------------------- the experiment
+
+SCALES = {
+    # Fig. 2a on a 6 x 6 grid with 10 trials per cell, Fig. 2b at 6 lengths with 30 trials
+    "quick": {"w0_grid": (0.5, 1.0, 1.25, 1.5, 2.0, 3.0), "s_grid": (0.025, 0.05, 0.1, 0.2, 0.4, 0.8),
+              "T_grid": (5, 10, 20, 30, 50, 100), "trials": 10, "fig2b_trials": 30, "seed_repeats": 5},
+    # the config's full grids, 40 trials per Fig. 2a cell, 100 per Fig. 2b length
+    "full": {"trials": 40, "fig2b_trials": 100, "seed_repeats": 20},
+}
+RESULT_COLUMNS = ["figure", "T", "w0", "s", "L", "seed", "converged", "epochs", "w_final", "train_loss",
+                  "test_loss", "test_sign_errors", "optimizer", "lr"]
+SEED_OVERLAY_COLUMNS = ["member_id", "T", "seed", "noise", "val_acc", "val_loss"]
+
+
+def experiment_config(scale: str = "quick", overrides=None) -> tuple[Bengio94Config, int]:
+    """The ``Bengio94Config`` of a scale, with optional field overrides (e.g. from TOML),
+    and the trials per length of Fig. 2b (``fig2b_trials``, also overridable).
+
+    Returns:
+        ``(config, fig2b_trials)``.
+    """
+    s = check_scale(SCALES, scale)
+    fig2b_trials = (overrides or {}).get("fig2b_trials", s.pop("fig2b_trials"))
+    if isinstance(fig2b_trials, bool) or not isinstance(fig2b_trials, int) or fig2b_trials < 1:
+        raise ConfigError("fig2b_trials", f"must be an integer >= 1, got {fig2b_trials!r}")
+    over = {k: v for k, v in (overrides or {}).items() if k != "fig2b_trials"}
+    return make_config(**(s | over)), fig2b_trials
+
+
+def trial_rows(cfg: Bengio94Config, fig2b_trials: int):
+    """Train Fig. 2a (one ensemble: every ``(w0, s)`` cell x trial at ``T``) and Fig. 2b (one
+    ensemble: every ``T`` x trial at ``(w0_fig2b, s_fig2b)``); one row per trial."""
+    frames = []
+    w0, s = (a.ravel() for a in np.meshgrid(cfg.w0_grid, cfg.s_grid, indexing="ij"))
+    seeds = cfg.seed + np.arange(cfg.trials)
+    plan = [("2a", np.full(w0.size * cfg.trials, cfg.T), np.repeat(w0, cfg.trials), np.repeat(s, cfg.trials),
+             np.tile(seeds, w0.size))]
+    Ts = np.asarray(cfg.T_grid)
+    seeds_b = cfg.seed + np.arange(fig2b_trials)
+    plan.append(("2b", np.repeat(Ts, fig2b_trials), np.full(Ts.size * fig2b_trials, cfg.w0_fig2b),
+                 np.full(Ts.size * fig2b_trials, cfg.s_fig2b), np.tile(seeds_b, Ts.size)))
+    for fig, T, w, v, sd in plan:
+        r = train_ensemble(cfg, T, w, v, sd)
+        frames.append(pd.DataFrame({
+            "figure": fig, "T": T, "w0": w, "s": v, "L": cfg.L, "seed": sd, "converged": r.converged.astype(int),
+            "epochs": r.epochs, "w_final": r.params.w, "train_loss": r.train_loss, "test_loss": r.test_loss,
+            "test_sign_errors": r.test_errors, "optimizer": cfg.optimizer, "lr": cfg.lr}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def seed_overlay_sweep(cfg: Bengio94Config):
+    """The seed's softmax set-up (``seed.PROTOCOL``: one-unit SRNN, Keras-2, Dense(2), Adam
+    1e-3, batch 16, 5 epochs, N = 10000) with the stratified split, at Fig. 2b's lengths and
+    ``cfg.seed_noise``, for the overlay."""
+    from latchlab import config
+    from latchlab.experiments.seed import PROTOCOL
+
+    return config.from_dict({
+        **PROTOCOL, "name": "bengio1994-seed-overlay", "repeats": cfg.seed_repeats, "seed": cfg.seed,
+        "cell": "srnn", "noise": cfg.seed_noise, "preset": "keras2", "split": "stratified",
+        "grid": {"T": list(cfg.T_grid)},
+    })
+
+
+class Reproduction(NamedTuple):
+    """What ``latchlab reproduce bengio1994`` computes: the config, one row per trial, the
+    seed overlay's members (or None) and the run's provenance (``config.json``)."""
+
+    cfg: Bengio94Config
+    fig2b_trials: int
+    rows: pd.DataFrame
+    seed_final: pd.DataFrame | None
+    meta: dict
+
+
+def _compute(runner, scale: str = "quick", overrides=None) -> Reproduction:
+    import time
+
+    from latchlab import provenance
+    from latchlab.analysis import plot
+
+    t0 = time.perf_counter()
+    cfg, fig2b_trials = experiment_config(scale, overrides)
+    rows = trial_rows(cfg, fig2b_trials)
+    seed_final = plot.final(runner(seed_overlay_sweep(cfg))) if cfg.seed_repeats else None
+    meta = {"config": cfg.to_dict(), "fig2b_trials": fig2b_trials, "scale": scale, "command": runner.command,
+            "seconds": round(time.perf_counter() - t0, 1), **provenance.collect()}
+    return Reproduction(cfg, fig2b_trials, rows, seed_final, meta)
+
+
+def _outputs(r: Reproduction, out) -> list:
+    import json
+    from pathlib import Path
+
+    from latchlab.analysis import plot
+    from latchlab.experiments import bengio1994_figures as F
+
+    out = Path(out)
+    fig, table = F.fig1()
+    paths = plot.save(fig, out / "fig1") + [write_results(table, out, list(table), "fig1_threshold.csv"),
+                                             write_results(r.rows, out, RESULT_COLUMNS)]
+    if r.seed_final is not None:
+        paths.append(write_results(r.seed_final, out, SEED_OVERLAY_COLUMNS, "seed_overlay.csv"))
+    paths += plot.save(F.fig2a(r.rows, r.cfg), out / "fig2a") + plot.save(F.fig2b(r.rows, r.cfg, r.seed_final),
+                                                                          out / "fig2b")
+    (out / "config.json").write_text(json.dumps(r.meta, indent=2))
+    return paths + [out / "config.json"]
+
+
+def _table(r: Reproduction):
+    from latchlab.analysis.stats import wilson
+
+    cells = []
+    for T, d in r.rows[r.rows.figure == "2b"].groupby("T"):
+        k, n = int(d.converged.sum()), len(d)
+        lo, hi = wilson(k, n)
+        med = np.median(d.epochs[d.converged == 1]) if k else float("nan")
+        cells.append([str(T), f"{k}/{n} [{float(lo):.2f}, {float(hi):.2f}]", f"{med:g}"])
+    frame = pd.DataFrame(cells, columns=["T", "converged [Wilson 95 %]", "median epochs (converged)"])
+    a = r.rows[r.rows.figure == "2a"]
+    best = a.groupby(["w0", "s"]).converged.mean()
+    note = (f"Fig. 2a: mean convergence {a.converged.mean():.2f} over {len(best)} cells; best {best.max():.2f} at "
+            f"w0 = {best.idxmax()[0]:g}, s = {best.idxmax()[1]:g}; {r.meta['seconds']} s")
+    return Table(f"Fig. 2b: convergence against T (s = {r.cfg.s_fig2b:g}, w0 = {r.cfg.w0_fig2b:g})", frame, note)
+
+
+EXPERIMENT = Experiment("bengio1994", SCALES, experiment_config, _compute, _outputs, _table,
+                        (*figure_files("fig1"), "fig1_threshold.csv", "results.csv", "seed_overlay.csv",
+                         *figure_files("fig2a", "fig2b"), "config.json"))

@@ -44,11 +44,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from pydantic import model_validator
+import pandas as pd
 
 from latchlab.core import tasks
 from latchlab.core.catalog import INDEX_MAX
 from latchlab.errors import ConfigError
 from latchlab.validate import Choice, Frozen, Int, Number, check_seed_range
+from latchlab.experiments.experiment import Experiment, Table, check_scale, write_results
 
 PROBLEMS = ("latch1", "latch2", "parity", "two_sequence")
 PUBLISHED = {"latch1": 6, "latch2": 22, "parity": 2906}
@@ -332,3 +334,98 @@ def search(cfg: GuessConfig) -> RunResult:
         test = jax.vmap(lambda k: make_data(cfg, k, cfg.n_test))(test_keys[rs])
         test_correct[rs] = np.asarray(_test(cfg, jnp.asarray(theta[rs]), test))
     return RunResult(trials, solved_, theta, test_correct, time.perf_counter() - t0)
+
+
+# ----------------------------------------------------------------------------- the experiment
+
+SCALES = {
+    # runs per problem; parity takes ~3000 guesses of 100 sequences of 500-600 steps per run
+    "quick": {"latch1": 40, "latch2": 40, "parity": 10},
+    "full": {"latch1": 40, "latch2": 40, "parity": 40},
+}
+SET_UP = {
+    # H&S's set-up where their text leaves a choice, chosen as documented in docs/bengio1994.md
+    "latch1": {"problem": "latch1", "criterion": "sign", "block": 32},
+    "latch2": {"problem": "latch2", "criterion": "abs", "noise_into": "net", "block": 64},
+    "parity": {"problem": "parity", "criterion": "abs", "hidden": "tanh", "update": "layered", "block": 1024},
+}
+TABLE_COLUMNS = ["problem", "runs", "mean_trials", "median_trials", "published_mean_trials", "solved", "criterion",
+                 "a", "test_correct", "seconds"]
+
+
+def experiment_configs(scale: str = "quick", overrides=None) -> list[GuessConfig]:
+    """The three H&S problems' ``GuessConfig`` at a scale; ``overrides`` apply to all three."""
+    runs = check_scale(SCALES, scale)
+    return [make_config(**(SET_UP[p] | {"runs": runs[p]} | dict(overrides or {}))) for p in SET_UP]
+
+
+def table(results) -> pd.DataFrame:
+    """``guessing.csv``: one row per problem with measured and published mean trials.
+
+    ``mean_trials`` is over the runs that solved within the budget (``solved`` says how many).
+
+    Args:
+        results: ``[(GuessConfig, RunResult), ...]``.
+    """
+    rows = []
+    for cfg, r in results:
+        t = r.trials[r.solved]
+        rows.append({"problem": cfg.problem, "runs": cfg.runs, "solved": int(r.solved.sum()),
+                     "mean_trials": float(t.mean()) if t.size else float("nan"),
+                     "median_trials": float(np.median(t)) if t.size else float("nan"),
+                     "published_mean_trials": PUBLISHED.get(cfg.problem, float("nan")),
+                     "criterion": cfg.criterion, "a": cfg.a, "test_correct": float(np.nanmean(r.test_correct))
+                     if r.solved.any() else float("nan"), "seconds": round(r.seconds, 2)})
+    return pd.DataFrame(rows)
+
+
+def run_rows(results) -> pd.DataFrame:
+    """``guessing_runs.csv``: one row per run: its seed, trials to the first solver, whether
+    it solved and the solver's fraction correct on the test set."""
+    return pd.concat([pd.DataFrame({"problem": cfg.problem, "run": range(cfg.runs),
+                                    "seed": cfg.seed + pd.RangeIndex(cfg.runs), "trials": r.trials,
+                                    "solved": r.solved.astype(int), "test_correct": r.test_correct})
+                      for cfg, r in results], ignore_index=True)
+
+
+class Reproduction(NamedTuple):
+    """What ``latchlab reproduce guessing`` computes: ``[(GuessConfig, RunResult)]`` and the
+    run's provenance (``config.json``)."""
+
+    results: list
+    meta: dict
+
+
+def _compute(runner, scale: str = "quick", overrides=None) -> Reproduction:
+    from latchlab import provenance
+
+    cfgs = experiment_configs(scale, overrides)
+    results = [(cfg, search(cfg)) for cfg in cfgs]
+    meta = {"configs": [c.to_dict() for c in cfgs], "scale": scale, "command": runner.command, **provenance.collect()}
+    return Reproduction(results, meta)
+
+
+def _outputs(r: Reproduction, out) -> list:
+    import json
+    from pathlib import Path
+
+    out = Path(out)
+    paths = [write_results(table(r.results), out, TABLE_COLUMNS, "guessing.csv"),
+             write_results(run_rows(r.results), out, ["problem", "run", "seed", "trials", "solved", "test_correct"],
+                           "guessing_runs.csv")]
+    (out / "config.json").write_text(json.dumps(r.meta, indent=2))
+    return paths + [out / "config.json"]
+
+
+def _table(r: Reproduction) -> Table:
+    t = table(r.results)
+    frame = pd.DataFrame({
+        "problem": t.problem, "runs solved": [f"{k}/{n}" for k, n in zip(t.solved, t.runs)],
+        "mean trials": [f"{x:.1f}" for x in t.mean_trials], "median": [f"{x:g}" for x in t.median_trials],
+        "published mean": [f"{x:g}" for x in t.published_mean_trials], "criterion": t.criterion,
+        "test correct": [f"{x:.3f}" for x in t.test_correct], "s": [f"{x:.1f}" for x in t.seconds]})
+    return Table("random weight guessing: trials to the first solver (H&S 1996)", frame)
+
+
+EXPERIMENT = Experiment("guessing", SCALES, experiment_configs, _compute, _outputs, _table,
+                        ("guessing.csv", "guessing_runs.csv", "config.json"), store=False)

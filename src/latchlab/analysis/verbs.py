@@ -1,0 +1,98 @@
+"""``latchlab diagnose`` and ``latchlab landscape`` as library calls.
+
+Each checks its options and its output directory before any work, computes, writes its files
+into ``out`` and returns ``(Table, written paths)``; the CLI prints them.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from latchlab.errors import ConfigError
+from latchlab.outputs import Table, check_dir
+
+DIAGNOSE_FILES = ("gradient_through_time.png", "retention.png", "dynamics.png", "summary.csv", "gradients.csv",
+                  "retention.csv", "fixed_points.csv", "trajectories.csv")
+LANDSCAPE_FILES = ("landscape.csv", "trajectory.csv", "landscape.png", "landscape.svg")
+
+
+def diagnose(store: str | Path, member: str, out: str | Path, N: int = 256, epochs: str = "all",
+             examples: int = 5) -> tuple[Table, list[Path]]:
+    """Every diagnostic of a stored member after each of ``epochs`` (``all`` or a
+    comma-separated list, 0 = initial), on ``N`` of its validation sequences: figures and
+    tables in ``out`` (``analysis.diagnose_plot.write``) and one summary row per epoch."""
+    from latchlab.analysis import diagnose as D
+    from latchlab.analysis import diagnose_plot as DP
+    from latchlab.store import Store
+
+    if not 2 <= N <= 100000:
+        raise ConfigError("N", f"must be an integer in [2, 100000], got {N}")
+    if not 0 <= examples <= 50:
+        raise ConfigError("examples", f"must be an integer in [0, 50], got {examples}")
+    check_dir(out, "out", [store], DIAGNOSE_FILES)
+    with Store(store, create=False) as st:
+        row = st.member(member)
+        d = D.member(st, row.member_id, N, D.parse_epochs(epochs, int(row.epochs)), examples)
+    paths = DP.write(d, out)
+    s = d.summary
+    gate = "contr." if s.retention_gate.iloc[0] == "contraction" else s.retention_gate.iloc[0]
+    frame = pd.DataFrame({
+        "epoch": s.epoch.astype(str), "val acc": ["" if v != v else f"{v:.3f}" for v in s.val_acc],
+        "grad h1/hT": [f"{v:.3g}" for v in s.grad_ratio_median], f"mean {gate}": [f"{v:.3f}" for v in s.retention_mean],
+        "half-life": [f"{v:.3g}" for v in s.half_life], "U": [f"{v:.3g}" for v in s.recurrent],
+        "stable fp": s.n_stable.astype(str), "h*": [f"{v:+.2f}" for v in s.boundary_h]})
+    return Table(d.label, frame), paths
+
+
+def landscape(out: str | Path, T: Sequence[int] = (5, 20, 50), spans: Sequence[float] = (3.0,), points: int = 41,
+              N: int = 256, x: str | None = None, y: str | None = None, store: str | Path | None = None,
+              member: str | None = None, epoch: int | None = None, **centre) -> tuple[Table, list[Path]]:
+    """The loss over two named parameters around a centre: a stored member's point (``store``,
+    ``member``, ``epoch``) or a fresh member's initial one (``centre``: cell, preset, task,
+    units, head, init, seed, noise; ``None`` ones take ``initial_centre``'s defaults).
+
+    Writes ``landscape.csv``, ``trajectory.csv`` (a stored member's path) and the figure.
+    """
+    from latchlab.analysis import landscape as L
+    from latchlab.analysis import landscape_plot as LP
+    from latchlab.analysis import plot as P
+    from latchlab.store import Store
+
+    given = {f"--{k}": v for k, v in centre.items() if v is not None}
+    if (store is None) != (member is None):
+        raise ConfigError("member", "give --store and --member together")
+    if epoch is not None and member is None:
+        raise ConfigError("epoch", "--epoch needs --store and --member")
+    if member is not None and given:
+        raise ConfigError("member", f"the stored member fixes {', '.join(given)}; drop them")
+    check_dir(out, "out", [store] if store is not None else [], LANDSCAPE_FILES)
+    if member is not None:
+        with Store(store, create=False) as st:
+            c = L.member_centre(st, member, epoch)
+    else:
+        c = L.initial_centre(**{k: v for k, v in centre.items() if v is not None}, signal_len=1, t_max=max(T))
+    dx, dy = L.DEFAULT_AXES.get(c.model.cell.kind, ("recurrent[0,0]", "bias[0]"))
+    names = [x or dx, y or dy]
+    L.parse_name(c.model, c.params, names[0], "x")  # name errors before any work
+    L.parse_name(c.model, c.params, names[1], "y")
+    df = L.surface(c.model, c.params, names, spans[0] if len(spans) == 1 else list(spans), c.task, list(T), points,
+                   N, c.key, c.noise, c.signal_len)
+    traj = L.trajectory_frame(c, names) if c.trajectory else None
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    df.to_csv(out / "landscape.csv", index=False)
+    written = [out / "landscape.csv"]
+    if traj is not None:
+        traj.to_csv(out / "trajectory.csv", index=False)
+        written.append(out / "trajectory.csv")
+    fig = LP.surface_figure(df, traj)
+    fig.suptitle(c.label, fontsize=8)
+    written += P.save(fig, out / "landscape")
+    rows = []
+    for T_, d in df.groupby("T"):
+        ctr, m = L.center_rows(d).iloc[0], d.loc[d.loss.idxmin()]
+        rows.append([str(T_), f"{ctr.loss:.4f}", f"{ctr.accuracy:.3f}", f"{m.loss:.4f}", f"({m.x:.3g}, {m.y:.3g})"])
+    frame = pd.DataFrame(rows, columns=["T", "centre loss", "centre acc", "min loss", f"at ({names[0]}, {names[1]})"])
+    return Table(c.label, frame), written

@@ -1,0 +1,167 @@
+"""What every verb shares: the apps, the options, the one sweep runner, the one way to show results.
+
+Nothing here computes a result: verbs check their outputs (``latchlab.outputs``), call the
+library, and print what it returns.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from latchlab.errors import ConfigError
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
+                  help="Why can (or can't) a recurrent network carry information across time?")
+reproduce_app = typer.Typer(no_args_is_help=True, help="Reproduce a published experiment.")
+app.add_typer(reproduce_app, name="reproduce")
+console = Console(stderr=True)
+INTERRUPTED = "interrupted: finished members are in the store; re-run the same command to resume"
+
+# ----------------------------------------------------------------------------- shared options
+
+Scale = Annotated[str, typer.Option("--scale", help="quick (minutes on a laptop) or full (the published grid).")]
+ExplainScale = Annotated[str, typer.Option("--scale", help="full (default: powered, the seed's grid with both splits and presets and ablations at 30 seeds a point) or quick (smoke runs).")]
+Preset = Annotated[str, typer.Option("--preset", help="keras2 (the 2018 Keras: hard-sigmoid gates) or keras3.")]
+Profile = Annotated[bool, typer.Option("--profile", help="Print where the time went.")]
+StoreOpt = Annotated[Optional[Path], typer.Option("--store", help="Results store to reuse and extend "
+                                                                  "(default OUT/store.sqlite).")]
+ConfigFile = Annotated[Optional[Path], typer.Option("--config", help="TOML of config fields to override.")]
+
+
+def out_option(default: str, help: str = "Output directory."):
+    """``--out`` with a verb's own default."""
+    return typer.Option(Path(default), "--out", help=help)
+
+
+def command() -> str:
+    """The command line as the user typed it (recorded with every sweep)."""
+    return " ".join(["latchlab", *sys.argv[1:]])
+
+
+# ----------------------------------------------------------------------------- running sweeps
+
+@contextmanager
+def _progress(enabled: bool = True):
+    """``sweep.progress_bar`` on stderr when it is a terminal (or LATCHLAB_PROGRESS=1)."""
+    if not enabled or not sys.stderr.isatty() and os.environ.get("LATCHLAB_PROGRESS") != "1":
+        yield None
+        return
+    from latchlab.engine import sweep
+
+    with sweep.progress_bar(console) as advance:
+        yield advance
+
+
+def _print_profile(timer, wall: float) -> None:
+    t = Table(title=f"where the time went ({wall:.1f} s wall)")
+    t.add_column("phase")
+    t.add_column("seconds", justify="right")
+    for name, s in timer.table():
+        t.add_row(name, f"{s:.2f}")
+    t.add_row("other", f"{max(wall - sum(s for _, s in timer.table()), 0.0):.2f}")
+    if timer.background:
+        t.caption = f"and {timer.background:.2f} s compiling in background threads, overlapped"
+    Console().print(t)
+
+
+def run_sweep(cfgs, store_path: Path, profile: bool = False):
+    """The one way the CLI trains: ``latchlab.engine.run.run`` into the store at
+    ``store_path``, with a progress bar on a terminal and, with ``profile``, the time per
+    phase. An interrupt prints how to resume and exits with code 130.
+
+    (A ``--cluster`` option belongs here, passed to ``sweep.run``, once the engine takes one.)
+    """
+    from latchlab import provenance
+    from latchlab.engine import run as runner
+    from latchlab.store import Store
+
+    timer = provenance.Profile() if profile else None
+    t0 = time.perf_counter()
+    Path(store_path).parent.mkdir(parents=True, exist_ok=True)  # OUT/store.sqlite before OUT's files
+    try:
+        with Store(store_path) as store, _progress() as advance:
+            df = runner.run(cfgs, store, advance, timer, command=command())
+    except KeyboardInterrupt:  # typer would turn it into a silent exit
+        print(INTERRUPTED, file=sys.stderr)
+        raise typer.Exit(130) from None
+    if timer is not None:
+        _print_profile(timer, time.perf_counter() - t0)
+    return df
+
+
+def runner(store_path: Path, profile: bool = False):
+    """An experiment's ``Runner`` over ``run_sweep``."""
+    from latchlab.experiments.experiment import Runner
+
+    return Runner(lambda cfgs: run_sweep(cfgs, store_path, profile), command())
+
+
+# ----------------------------------------------------------------------------- output
+
+def show(table, paths=()) -> None:
+    """Print a ``latchlab.outputs.Table`` (stdout), its note and the files written (stderr)."""
+    t = Table(title=table.title)
+    for c in table.frame.columns:
+        t.add_column(str(c), no_wrap=table.no_wrap)
+    for row in table.frame.itertuples(index=False):
+        t.add_row(*map(str, row))
+    Console().print(t)
+    if table.note:
+        console.print(table.note)
+    for p in paths:
+        console.print(f"wrote {p}")
+
+
+def reproduce(name: str, scale: str, out: Path, store: Optional[Path] = None, profile: bool = False,
+              **options) -> None:
+    """The body of every ``latchlab reproduce`` verb: check the experiment's options and
+    outputs, run it (sweeps into ``store``, default ``OUT/store.sqlite``), print its table
+    and the files it wrote."""
+    from latchlab import outputs
+
+    exp = importlib.import_module(f"latchlab.experiments.{name}").EXPERIMENT
+    exp.check(scale, **options)
+    store = store if store is not None else out / "store.sqlite"
+    outputs.check_dir(out, "out", [store] if exp.store else [], exp.files)
+    result, paths = exp.reproduce(out, scale, runner(store, profile), **options)
+    show(exp.table(result), paths)
+
+
+def read_config(path: Optional[Path]) -> dict:
+    """Field overrides from a TOML file (``--config``), or none."""
+    if path is None:
+        return {}
+    from latchlab import config
+
+    return config.read_toml(path)
+
+
+def int_list(text: str, field: str) -> list[int]:
+    """``"5,20,50"`` as distinct integers >= 1, or ``ConfigError(field, ...)``."""
+    try:
+        out = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        out = []
+    if not out or any(t < 1 for t in out):
+        raise ConfigError(field, f"must be comma-separated integers >= 1, got {text!r}")
+    return list(dict.fromkeys(out))
+
+
+def float_list(text: str, field: str, n: tuple[int, ...]) -> list[float]:
+    """``"1,9"`` as ``n[0]`` (or ``n[1]``, ...) numbers, or ``ConfigError(field, ...)``."""
+    try:
+        out = [float(t) for t in text.split(",")]
+    except ValueError:
+        out = []
+    if len(out) not in n:
+        raise ConfigError(field, f"must be {' or '.join(map(str, n))} comma-separated numbers, got {text!r}")
+    return out

@@ -1,0 +1,130 @@
+"""What a command gives back (files and a ``Table``); output paths, checked before anything
+is written; files written all or none.
+
+Every command checks all of its outputs before it writes any: an output may not equal or lie
+inside one of the command's inputs (a store exported onto itself would be destroyed), may
+not lie under a regular file, and a file's directory must exist. ``write_all`` then writes
+a set of files so that either every one of them is replaced or none is.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable, Iterable, NamedTuple, Sequence
+
+from latchlab.errors import ConfigError
+
+FIGURE_FORMATS = ("png", "svg")
+"""The formats every figure is saved in (``analysis.plot.save``)."""
+
+
+def figure_files(*stems: str, formats: Sequence[str] = FIGURE_FORMATS) -> tuple[str, ...]:
+    """The file names of figures saved with ``analysis.plot.save`` (one per stem and format)."""
+    return tuple(f"{s}.{f}" for s in stems for f in formats)
+
+
+def _same(a: Path, b: Path) -> bool:
+    if a.exists() and b.exists():
+        return os.path.samefile(a, b)
+    return a.resolve() == b.resolve()
+
+
+def _within(path: Path, other: Path) -> bool:
+    """``path`` is ``other`` or lies inside it (links resolved)."""
+    if _same(path, other):
+        return True
+    return other.resolve() in path.resolve().parents
+
+
+def _not_an_input(path: Path, field: str, inputs: Iterable[str | Path]) -> None:
+    for i in inputs:
+        i = Path(i)
+        if _within(path, i):
+            where = "is" if _same(path, i) else "lies inside"
+            raise ConfigError(field, f"{path} {where} the input {i}; choose an output path apart from the inputs")
+
+
+def _existing_ancestor(path: Path) -> Path:
+    p = Path(os.path.abspath(path))
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
+def check_dir(path: str | Path, field: str = "out", inputs: Iterable[str | Path] = (),
+              files: Sequence[str] = ()) -> Path:
+    """An output directory, created later with its parents.
+
+    Raises ``ConfigError(field, ...)`` if it is or lies inside an input, if it or the nearest
+    existing directory on its path is a regular file, or if one of ``files`` (names inside
+    it) is an input.
+    """
+    path, inputs = Path(path), [Path(i) for i in inputs]
+    _not_an_input(path, field, inputs)
+    a = _existing_ancestor(path)
+    if not a.is_dir():
+        where = "is" if a == Path(os.path.abspath(path)) else "lies under"
+        raise ConfigError(field, f"{path} {where} the regular file {a}; give a directory")
+    for name in files:
+        _not_an_input(path / name, field, inputs)
+    return path
+
+
+def check_file(path: str | Path, field: str, inputs: Iterable[str | Path] = ()) -> Path:
+    """An output file: not an input, not inside one, not a directory, in an existing directory."""
+    path = Path(path)
+    _not_an_input(path, field, inputs)
+    if path.is_dir():
+        raise ConfigError(field, f"{path} is a directory; give a file name")
+    parent = Path(os.path.abspath(path)).parent
+    if not parent.is_dir():
+        a = _existing_ancestor(parent)
+        problem = f"lies under the regular file {a}" if not a.is_dir() else f"directory {parent} does not exist"
+        raise ConfigError(field, f"cannot write {path}: {problem}")
+    return path
+
+
+def check_files(outputs: dict[str, str | Path | None], inputs: Iterable[str | Path] = ()) -> dict[str, Path]:
+    """``check_file`` for every given output (``{field: path or None}``), and no two the same."""
+    inputs = list(inputs)
+    given = {f: check_file(p, f, inputs) for f, p in outputs.items() if p is not None}
+    fields = list(given)
+    for i, a in enumerate(fields):
+        for b in fields[i + 1:]:
+            if _same(given[a], given[b]):
+                raise ConfigError(b, f"{given[b]} is also the --{a} output; give each output its own file")
+    return given
+
+
+def write_all(writes: Sequence[tuple[str, Path, Callable[[Path], object]]]) -> list[Path]:
+    """Write every file or none.
+
+    Each ``(field, path, write)`` writes to a temporary file beside ``path``; only when all
+    have been written are they renamed into place. A write that fails with ``OSError`` is a
+    ``ConfigError(field, ...)``; the temporary files are removed whatever happens.
+    """
+    tmps: list[Path] = []
+    try:
+        for field, path, write in writes:
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+            tmps.append(tmp)
+            try:
+                write(tmp)
+            except OSError as e:
+                raise ConfigError(field, f"cannot write {path}: {e.strerror or e}") from None
+        for (_, path, _), tmp in zip(writes, tmps):
+            os.replace(tmp, path)
+    finally:
+        for tmp in tmps:
+            tmp.unlink(missing_ok=True)
+    return [path for _, path, _ in writes]
+
+
+class Table(NamedTuple):
+    """What a command prints: a title, a frame of formatted cells (one column per table
+    column), an optional line under it, and whether cells may wrap."""
+
+    title: str
+    frame: Any
+    note: str = ""
+    no_wrap: bool = False
