@@ -30,7 +30,7 @@ def member_from_row(row: pd.Series) -> Member:
     d = {f: _plain(row[f]) for f in RUN_FIELDS}
     values = d["values"]
     d["values"] = json.loads(values) if isinstance(values, str) else (values or {})
-    return Member(from_dict(d).base, int(row["seed"]))
+    return Member(from_dict(d).points()[0], int(row["seed"]))
 
 
 def checked_epochs(row: pd.Series, epochs: Sequence, field: str = "epochs") -> list[int]:
