@@ -47,7 +47,7 @@ def _print_profile(timer, wall: float) -> None:
     Console().print(t)
 
 
-def _run_sweep(cfg, store_path: Path, profile: bool):
+def _run_sweep(cfg, store_path: Path, profile: bool, cluster=None):
     from latchlab import provenance
     from latchlab.engine import sweep
     from latchlab.store import Store
@@ -56,7 +56,8 @@ def _run_sweep(cfg, store_path: Path, profile: bool):
     t0 = time.perf_counter()
     try:
         with Store(store_path) as store, _progress() as advance:
-            df = sweep.run(cfg, store, advance, timer, command=" ".join(["latchlab", *sys.argv[1:]]))
+            df = sweep.run(cfg, store, advance, timer, command=" ".join(["latchlab", *sys.argv[1:]]),
+                           cluster=cluster, say=console.print)
     except KeyboardInterrupt:  # typer would turn it into a silent exit
         print(_INTERRUPTED, file=sys.stderr)
         raise typer.Exit(130) from None
@@ -68,12 +69,18 @@ def _run_sweep(cfg, store_path: Path, profile: bool):
 @app.command()
 def run(config: Path = typer.Argument(..., help="A sweep TOML file (see experiments/)."),
         store: Path = typer.Option(..., "--store", help="SQLite results store (created if missing)."),
-        profile: bool = typer.Option(False, "--profile", help="Print where the time went.")):
+        profile: bool = typer.Option(False, "--profile", help="Print where the time went."),
+        cluster: Optional[str] = typer.Option(None, "--cluster", help="Train on a Dask cluster: local[:N], "
+                                              "tcp://HOST:PORT or a TOML file with a [cluster] table.")):
     """Run a sweep; finished members already in the store are skipped."""
     from latchlab import config as C
 
     cfg = C.load(config)
-    df = _run_sweep(cfg, store, profile)
+    if cluster is not None:
+        from latchlab.engine import cluster as CL
+
+        cluster = CL.parse(cluster)  # before anything is created
+    df = _run_sweep(cfg, store, profile, cluster)
     console.print(f"{df.member_id.nunique()} members in {store}")
 
 

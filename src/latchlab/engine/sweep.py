@@ -367,7 +367,8 @@ def train_chunk(chunk: Chunk, on_epoch=None, timer=None, data=None) -> train.His
     return train.fit(spec, params, data, lr, seeds, run.epochs, on_epoch, timer)
 
 
-def run(cfg: SweepConfig | list[SweepConfig], store=None, progress=None, timer=None, command: str = ""):
+def run(cfg: SweepConfig | list[SweepConfig], store=None, progress=None, timer=None, command: str = "",
+        cluster=None, say=None):
     """Run every member of ``cfg`` not yet in ``store``; return the members' epoch rows.
 
     Args:
@@ -377,6 +378,9 @@ def run(cfg: SweepConfig | list[SweepConfig], store=None, progress=None, timer=N
             stored are skipped. Without a store, results are kept in memory only.
         progress: optional callable ``(advance_members_epochs, total)`` for progress bars.
         timer: optional ``provenance.Profile``.
+        cluster: optional ``cluster.ClusterSpec`` or ``--cluster`` text: the chunks train
+            on a Dask cluster (``latchlab.engine.cluster``) and this process stores them.
+        say: optional callable for one-line notes (the cluster's dashboard address).
     Returns:
         a DataFrame with one row per member per epoch (those of ``cfg``'s members only).
     """
@@ -393,6 +397,21 @@ def run(cfg: SweepConfig | list[SweepConfig], store=None, progress=None, timer=N
         sweep_id = store.add_sweep(name, config, provenance.collect(), command)
     made = (None, None)  # the last chunk's data, reused by the next chunk if it has the same
     chunks = plan(todo)
+    if cluster is not None:
+        from latchlab.engine import cluster as CL
+
+        with CL.executor(cluster, say) as execute:
+            for chunk, res in execute(chunks):
+                real, hist = chunk.members[:len(chunk.members) - chunk.pad], train.History(*res.history)
+                if progress:
+                    progress(len(real) * real[0].run.epochs, total)
+                with train.span(timer, "store"):
+                    if store is not None:
+                        CL.record(store, real, res.worker)
+                        store.write(sweep_id, real, hist, res.seconds)
+                    else:
+                        rows.append((real, hist, res.seconds / len(real)))
+        chunks = []
     families = Families(chunks)
     warm = _warm_up(chunks)
     for chunk in chunks:
@@ -438,7 +457,7 @@ def frame(results) -> "pd.DataFrame":
     return pd.DataFrame.from_records(recs)
 
 
-def sweep(config, store=None, progress: bool = False) -> "pd.DataFrame":
+def sweep(config, store=None, progress: bool = False, cluster=None) -> "pd.DataFrame":
     """Run a sweep from a notebook: ``latchlab.sweep(config) -> DataFrame``.
 
     Args:
@@ -447,6 +466,8 @@ def sweep(config, store=None, progress: bool = False) -> "pd.DataFrame":
         store: optional path of a results store: finished members are reused and new ones
             written (without one, results stay in memory).
         progress: show a progress bar (rich) over member-epochs.
+        cluster: optional Dask cluster to train on: ``"local:N"``, ``"tcp://HOST:PORT"`` or
+            a TOML file with a ``[cluster]`` table (``latchlab.engine.cluster``).
     Returns:
         one row per member per epoch, the rows a store holds (``Store.epochs``).
     """
@@ -468,9 +489,9 @@ def sweep(config, store=None, progress: bool = False) -> "pd.DataFrame":
     cfgs = [load(c) for c in config] if isinstance(config, list) else load(config)
     with progress_bar() if progress else nullcontext() as advance:
         if store is None:
-            return run(cfgs, None, advance)
+            return run(cfgs, None, advance, cluster=cluster, say=print)
         with Store(store) as st:
-            return run(cfgs, st, advance)
+            return run(cfgs, st, advance, cluster=cluster, say=print)
 
 
 @contextmanager
