@@ -179,35 +179,34 @@ def test_worker_killed_mid_sweep_loses_and_duplicates_nothing(local2, reference,
     try:
         t.start()
         with Store(tmp_path / "s.sqlite") as st:
-            got = sweep.run(tiny(repeats=8), st, cluster=local2)
+            got = sweep.run(tiny(), st, cluster=local2)
             epochs = st.db.execute("SELECT COUNT(*) FROM epochs").fetchone()[0]
         t.join()
         assert killed, "no worker was busy"
         with pytest.raises(ProcessLookupError):
             os.kill(killed[0], 0)
-        assert got.member_id.nunique() == 32 and epochs == 32
-        ref = rows(sweep.run(tiny(repeats=8)))
-        assert rows(got).equals(ref)
+        assert got.member_id.nunique() == 16 and epochs == 16
+        assert rows(got).equals(reference[reference.member_id.isin(set(got.member_id))].reset_index(drop=True))
         client.wait_for_workers(2, timeout=60)  # the nanny restarts the killed worker
     finally:
         client.close()
 
 
-def test_unreachable_scheduler_is_one_line_exit_2(tmp_path, monkeypatch):
+def test_unreachable_scheduler_is_one_line_exit_2(tmp_path):
     import socket
 
     with socket.socket() as s:  # a loopback port nothing listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     (tmp_path / "tiny.toml").write_text('name = "t"\ntask = "latch"\nN = 64\nepochs = 1\n[grid]\nT = [3]\n')
-    t0 = time.time()
-    p = subprocess.run([str(Path(sys.executable).with_name("latchlab")), "run", "tiny.toml", "--store", "s.sqlite",
-                        "--cluster", f"tcp://127.0.0.1:{port}"], cwd=tmp_path, capture_output=True, text=True,
-                       timeout=120)
+    code = ("import sys; from latchlab.engine import cluster; cluster.CONNECT_TIMEOUT = 1.0\n"
+            "from latchlab import cli\n"
+            f"sys.argv = ['latchlab', 'run', 'tiny.toml', '--store', 's.sqlite', '--cluster', 'tcp://127.0.0.1:{port}']\n"
+            "cli.main()\n")
+    p = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
     assert p.returncode == 2 and len(lines) == 1, p.stderr
-    assert lines[0].startswith(f"error: cluster: cannot reach the Dask scheduler at tcp://127.0.0.1:{port}")
-    assert time.time() - t0 < CL.CONNECT_TIMEOUT + 30
+    assert lines[0] == f"error: cluster: cannot reach the Dask scheduler at tcp://127.0.0.1:{port} within 1 s (OSError)"
     with Store(tmp_path / "s.sqlite") as st:
         assert not st.done()
 
