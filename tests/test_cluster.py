@@ -124,6 +124,22 @@ def test_slurm_job_script_from_a_cluster_table(tmp_path):
     assert spec.jobs == 4
 
 
+def test_a_worker_without_a_compiler_trains_on_xla_and_says_so(monkeypatch, tmp_path):
+    """No C++ compiler (and no library built): the XLA modes, and the reason in the record."""
+    from latchlab.engine import native, train
+
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
+    monkeypatch.setenv("LATCHLAB_CACHE", str(tmp_path / "xla"))  # no library built here
+    monkeypatch.setattr(native, "_libs", {})
+    monkeypatch.setattr(native, "_errors", {})
+    model = tiny(("lstm",)).members()[0].run.model
+    info = CL.worker_info(model, "adam")
+    assert not train.native_ok(model, "adam")
+    assert info["mode"].startswith(f"{train.choose_mode(model, 'adam')} (native kernels: ")
+    assert "no-such-compiler" in info["mode"]
+    assert info["backend"].startswith("cpu:") and info["host"] and info["cpu"]
+
+
 # ----------------------------------------------------------------------------- identical numbers
 
 @pytest.mark.filterwarnings("ignore::ResourceWarning")

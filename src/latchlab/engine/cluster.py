@@ -147,6 +147,18 @@ def worker_setup() -> None:
     runtime.setup()
 
 
+def _warm() -> str:
+    """A worker's set-up, imports and JAX backend, ahead of its first chunk (``connect``
+    runs it on every worker there is): its host name."""
+    worker_setup()
+    import jax
+
+    from latchlab.engine import sweep  # noqa: F401  (the engine's imports)
+
+    jax.devices()
+    return socket.gethostname()
+
+
 def _cpu() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -174,11 +186,50 @@ def worker_info(model, optimizer: str) -> dict:
     return info
 
 
-def _execute(chunk) -> ChunkResult:
+# Bytes of sequences a worker keeps between chunks (``_worker_data``)
+WORKER_DATA_BYTES = 1 << 30
+_families = None  # the worker's ``sweep.Families``, kept between chunks
+
+
+def _worker_data(chunk, lengths: dict):
+    """The chunk's data, cut from the worker's own ``sweep.Families`` where the task allows.
+
+    ``lengths``: the longest length of each of the chunk's seed families in the whole sweep
+    (``sweep.Families(chunks).T``), so that a worker draws a seed's sequences once for every
+    chunk it trains, as the in-process path does (the same numbers: ``Families`` cuts
+    prefixes of the same draws). Families are kept up to ``WORKER_DATA_BYTES``, oldest
+    dropped first.
+    """
+    global _families
+    from latchlab.engine import sweep
+
+    if _families is None:
+        _families = sweep.Families([])
+    fam = _families
+    for f, T in lengths.items():
+        if f in fam.seq and fam.seq[f][0].shape[-1] < T:  # drawn for a shorter sweep
+            fam.seq.pop(f)
+            for k in [k for k in fam.splits if k[0] == f]:
+                del fam.splits[k]
+        fam.T[f] = max(fam.T.get(f, 0), T)
+        fam.uses[f] = 1 << 40  # never freed by ``cut``: dropped below by size
+    data = sweep.make_data(chunk.members, chunk.T_pad, fam)
+    size = 0
+    for f in reversed(list(fam.seq)):
+        size += fam.seq[f][0].nbytes
+        if size > WORKER_DATA_BYTES:
+            fam.seq.pop(f)
+            for k in [k for k in fam.splits if k[0] == f]:
+                del fam.splits[k]
+    return data
+
+
+def _execute(chunk, lengths: dict | None = None) -> ChunkResult:
     """Train one chunk from its members' seeds alone and return its real members' results.
 
-    The one adapter between the cluster and the engine: data (``make_data``), initial
-    parameters and training (``train_chunk``), as the in-process path makes them.
+    The one adapter between the cluster and the engine: data (``make_data``, through the
+    worker's families: ``_worker_data``), initial parameters and training
+    (``train_chunk``), as the in-process path makes them.
     """
     worker_setup()
     import jax
@@ -187,7 +238,7 @@ def _execute(chunk) -> ChunkResult:
 
     t0 = time.perf_counter()
     n = len(chunk.members) - chunk.pad
-    hist = sweep.train_chunk(chunk)
+    hist = sweep.train_chunk(chunk, data=_worker_data(chunk, lengths or {}))
     hist = hist._replace(**{k: getattr(hist, k)[:, :n] for k in ("train_loss", "train_acc", "val_loss", "val_acc")},
                          params=[jax.tree.map(lambda a: a[:n], p) for p in hist.params])
     run = chunk.members[0].run
@@ -248,7 +299,11 @@ def connect(spec: ClusterSpec, say: Callable[[str], None] | None = None):
                 link = client.dashboard_link if (spec.kind == "scheduler" or spec.dashboard) else None
             except (KeyError, AttributeError):
                 link = None
-            workers = len(client.scheduler_info(n_workers=-1).get("workers", {}))
+            try:
+                workers = len(client.run(_warm))  # the workers there are now: their set-up, in parallel
+            except Exception as e:  # noqa: BLE001  (whatever the workers' import raised, as one line)
+                raise ClusterError(f"cluster: the workers of {client.scheduler.address} cannot run latchlab "
+                                   f"({type(e).__name__}: {e})") from None
             say(f"cluster: {client.scheduler.address}, {workers} workers now"
                 + (f", dashboard {link}" if link else ""))
             try:
@@ -273,11 +328,18 @@ def results(client, chunks: list, retries: int = 1) -> Iterator[tuple[object, Ch
     from distributed.client import FutureCancelledError
     from distributed.scheduler import KilledWorker
 
+    from latchlab.engine import sweep
+
     if not chunks:
         return
     token = f"{os.getpid()}-{time.time_ns()}"
-    futures = {client.submit(_execute, c, key=f"latchlab-chunk-{i}-{token}", pure=False, retries=retries): c
-               for i, c in enumerate(chunks)}
+    longest = sweep.Families(chunks).T
+
+    def lengths(c):
+        return {f: longest[f] for f in map(sweep._family, c.members) if f in longest}
+
+    futures = {client.submit(_execute, c, lengths(c), key=f"latchlab-chunk-{i}-{token}", pure=False,
+                             retries=retries): c for i, c in enumerate(chunks)}
     try:
         for fut in as_completed(futures):
             try:
