@@ -60,8 +60,8 @@ def small_chunks(monkeypatch):
 
 @pytest.fixture(scope="module")
 def reference():
-    """The in-process results of ``tiny()`` with a GRU (XLA modes) besides the native cells."""
-    return rows(sweep.run(tiny(("srnn", "lstm", "gru"))))
+    """The in-process results of ``tiny()`` (native-kernel cells)."""
+    return rows(sweep.run(tiny()))
 
 
 @pytest.fixture(scope="module")
@@ -146,17 +146,29 @@ def test_a_worker_without_a_compiler_trains_on_xla_and_says_so(monkeypatch, tmp_
 def test_two_workers_store_the_in_process_numbers(local2, reference, small_chunks, tmp_path):
     """Same exported metrics as in-process, to the bit; each member's worker recorded."""
     with Store(tmp_path / "s.sqlite") as st:
-        got = sweep.run(tiny(("srnn", "lstm", "gru")), st, cluster=local2)
-        assert len(st.done()) == 24
+        got = sweep.run(tiny(), st, cluster=local2)
+        assert len(st.done()) == 16
         w = CL.workers(st)
     assert rows(got).equals(reference)
     assert sorted(w.member_id) == sorted(reference.member_id.unique())
     assert set(w.backend) == {"cpu:1"}  # one XLA device per worker process
-    modes = dict(zip(w.member_id, w["mode"]))
-    cells = dict(zip(got.member_id, got.cell))
-    assert {modes[m] for m in modes if cells[m] != "gru"} == {"native"}
-    assert {modes[m] for m in modes if cells[m] == "gru"} == {sweep.train.choose_mode(tiny(("gru",)).members()[0]
-                                                                                       .run.model)}
+    assert set(w["mode"]) == {"native"}
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+def test_xla_cells_on_two_workers_store_the_in_process_numbers(local2, tmp_path):
+    """A GRU and a two-unit LSTM (XLA modes, compiled on each worker for one device): the
+    in-process numbers (compiled for this process's devices), to the bit."""
+    cfg = C.from_dict({"name": "xla", "repeats": 3, "seed": 0, "task": "latch", "N": 64, "epochs": 2,
+                       "batch_size": 16, "grid": {"cell": ["gru", "lstm"], "units": [2], "T": [3, 5]}})
+    ref = rows(sweep.run(cfg))
+    with Store(tmp_path / "s.sqlite") as st:
+        got = sweep.run(cfg, st, cluster=local2)
+        w = CL.workers(st)
+    assert rows(got).equals(ref)
+    model = cfg.members()[0].run.model
+    assert sweep.train.choose_mode(model) != "native" and len(w) == 12
 
 
 @pytest.mark.slow
