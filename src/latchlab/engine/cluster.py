@@ -258,7 +258,7 @@ def _quiet():
 
 def _worker_env() -> dict:
     """The environment of local worker processes: the parent's XLA flags without its
-    device split (each worker is one device) and one thread for the native kernels."""
+    device split (each worker is one XLA device)."""
     flags = re.sub(r"--xla_force_host_platform_device_count=\d+", "", os.environ.get("XLA_FLAGS", "")).strip()
     return {"XLA_FLAGS": flags, "LATCHLAB_DEVICES": "1"}
 

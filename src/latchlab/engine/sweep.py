@@ -397,7 +397,7 @@ def run(cfg: SweepConfig | list[SweepConfig], store=None, progress=None, timer=N
         sweep_id = store.add_sweep(name, config, provenance.collect(), command)
     made = (None, None)  # the last chunk's data, reused by the next chunk if it has the same
     chunks = plan(todo)
-    if cluster is not None:
+    if cluster is not None and chunks:  # (nothing to train: no cluster started)
         from latchlab.engine import cluster as CL
 
         with CL.executor(cluster, say) as execute:
