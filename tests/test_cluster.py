@@ -103,6 +103,16 @@ def test_parse_errors_name_the_field(tmp_path, text, field):
     assert e.value.field == field
 
 
+def test_a_bad_cluster_spec_is_one_line_exit_2_and_creates_nothing(tmp_path):
+    (tmp_path / "tiny.toml").write_text(TINY_TOML)
+    p = subprocess.run([str(Path(sys.executable).with_name("latchlab")), "run", "tiny.toml", "--store", "s.sqlite",
+                        "--cluster", "local:0"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert p.returncode == 2 and len(lines) == 1, p.stderr
+    assert lines[0].startswith("error: cluster: 'local:0'")
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["tiny.toml"]
+
+
 @pytest.mark.filterwarnings("ignore::ResourceWarning")
 def test_slurm_job_script_from_a_cluster_table(tmp_path):
     """dask-jobqueue's Slurm script from ``experiments/cluster-slurm.toml``'s table (the
