@@ -148,6 +148,10 @@ def test_a_worker_without_a_compiler_trains_on_xla_and_says_so(monkeypatch, tmp_
     assert info["mode"].startswith(f"{train.choose_mode(model, 'adam')} (native kernels: ")
     assert "no-such-compiler" in info["mode"]
     assert info["backend"].startswith("cpu:") and info["host"] and info["cpu"]
+    monkeypatch.setattr(native, "_compiler", lambda: None)  # none at all
+    assert CL.worker_info(model, "adam")["mode"].endswith("(native kernels: no C++ compiler found)")
+    monkeypatch.setenv("LATCHLAB_NATIVE", "0")
+    assert CL.worker_info(model, "adam")["mode"].endswith("(native kernels: disabled (LATCHLAB_NATIVE=0))")
 
 
 # ----------------------------------------------------------------------------- identical numbers

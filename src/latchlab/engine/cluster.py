@@ -180,8 +180,14 @@ def worker_info(model, optimizer: str) -> dict:
     info = {"host": socket.gethostname(), "cpu": _cpu(), "backend": f"{jax.default_backend()}:{jax.device_count()}",
             "mode": mode}
     if mode != "native" and native.supports(model, optimizer):
-        why = native._errors.get(native.variant(model)) or ("disabled (LATCHLAB_NATIVE=0)" if not native.enabled()
-                                                             else "unavailable")
+        if os.environ.get("LATCHLAB_NATIVE", "1") == "0":
+            why = "disabled (LATCHLAB_NATIVE=0)"
+        elif jax.default_backend() != "cpu":
+            why = f"not on a CPU ({jax.default_backend()})"
+        elif not native.enabled():
+            why = "no C++ compiler found"
+        else:
+            why = native._errors.get(native.variant(model), "unavailable")
         info["mode"] = f"{mode} (native kernels: {why})"
     return info
 
