@@ -11,8 +11,11 @@ What it measures (docs/scale.md reports the numbers):
 1. The sweep (``experiments/seed.toml``, or ``--config``) in-process (``sweep.run``),
    then on a ``LocalCluster`` of ``--workers`` single-threaded worker processes: the
    cluster's start, and the sweep through it (``sweep.run(..., cluster=address)``), each
-   with a fresh store. The in-process run goes first, so both find the compilation cache
-   warm. The stored metrics of the two runs are compared.
+   with a fresh store; then the sweep once more on the same workers (warm: their seed
+   sequences drawn, their set-up functions loaded). The in-process run goes first, so
+   every run finds the compilation cache warm. The stored metrics are compared. Each
+   run's CPU seconds (this process's, and the workers' summed) are printed beside its
+   wall time: on a shared machine they move less with the neighbours than wall time.
 2. The scheduler's overhead per chunk: ``--tasks`` tasks that return a real chunk's result
    at once, submitted and gathered as ``cluster.results`` does; wall time / tasks.
 3. The store's ingestion rate: that chunk's result written ``--writes`` times
@@ -75,25 +78,32 @@ def main() -> None:
     print(f"load {_load()} | {len(members)} members, {len(chunks)} chunks, {a.workers} workers", flush=True)
     tmp = Path(tempfile.mkdtemp(prefix="latchlab-bench-cluster-"))
 
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     with Store(tmp / "inproc.sqlite") as st:
         ref = sweep.run(cfg, st)
-    t_in = time.perf_counter() - t
-    print(f"in-process: {t_in:.1f} s", flush=True)
+    t_in, c_in = time.perf_counter() - t, time.process_time() - c
+    print(f"in-process: {t_in:.1f} s, {c_in:.1f} CPU s", flush=True)
 
     t = time.perf_counter()
     with CL.connect(CL.ClusterSpec("local", a.workers), print) as client:
         t_start = time.perf_counter() - t
         print(f"cluster start: {t_start:.1f} s", flush=True)
-        t = time.perf_counter()
-        with Store(tmp / "cluster.sqlite") as st:
-            got = sweep.run(cfg, st, cluster=client.scheduler.address)
-        t_cl = time.perf_counter() - t
         cols = ["member_id", "epoch", "train_loss", "train_acc", "val_loss", "val_acc"]
-        same = ref[cols].sort_values(["member_id", "epoch"]).reset_index(drop=True).equals(
-            got[cols].sort_values(["member_id", "epoch"]).reset_index(drop=True))
-        print(f"cluster sweep: {t_cl:.1f} s ({t_cl / t_in - 1:+.0%} against in-process; "
-              f"with the start {(t_cl + t_start) / t_in - 1:+.0%}); stored metrics identical: {same}", flush=True)
+        walls, same = [], True
+        for run in ("cold", "warm"):
+            w0, c0, t = client.run(time.process_time), time.process_time(), time.perf_counter()
+            with Store(tmp / f"cluster-{run}.sqlite") as st:
+                got = sweep.run(cfg, st, cluster=client.scheduler.address)
+            walls.append(time.perf_counter() - t)
+            c_cl, w1 = time.process_time() - c0, client.run(time.process_time)
+            w_cl = sum(w1[k] - w0[k] for k in w0)
+            same = same and ref[cols].sort_values(["member_id", "epoch"]).reset_index(drop=True).equals(
+                got[cols].sort_values(["member_id", "epoch"]).reset_index(drop=True))
+            print(f"cluster sweep, {run} workers: {walls[-1]:.1f} s ({walls[-1] / t_in - 1:+.0%} against in-process"
+                  + (f"; with the start {(walls[-1] + t_start) / t_in - 1:+.0%}" if run == "cold" else "")
+                  + f"), CPU s: client {c_cl:.1f}, workers {w_cl:.1f} ({(c_cl + w_cl) / c_in - 1:+.0%}); "
+                  f"stored metrics identical: {same}", flush=True)
+        t_cl = walls[0]
 
         # 2. the scheduler's and the client's cost of a chunk: tasks that train nothing
         big = max(chunks, key=lambda c: len(c.members))
@@ -134,6 +144,7 @@ def main() -> None:
           f"{M // n_real * worker_s / W / 3600:.2f} h at that width", flush=True)
     print(f"load {_load()}")
     print(f"RESULT members={len(members)} workers={a.workers} inproc_s={t_in:.1f} cluster_s={t_cl:.1f} "
+          f"warm_cluster_s={walls[1]:.1f} "
           f"start_s={t_start:.1f} ratio={t_cl / t_in:.3f} identical={same} chunk_ms={per_chunk * 1e3:.2f} "
           f"store_members_per_s={rate:.0f} chunk_train_s={worker_s:.2f} max_workers={W:.0f}")
     sys.stdout.flush()

@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+import distributed
 import pytest
 
 from latchlab import config as C
@@ -20,16 +21,11 @@ from latchlab.engine import sweep
 from latchlab.errors import ConfigError
 from latchlab.store import Store
 
-distributed = pytest.importorskip("distributed")
-
 METRICS = ["member_id", "epoch", "train_loss", "train_acc", "val_loss", "val_acc"]
-# Dask's chatter when processes and sockets close (a killed worker, a lost scheduler)
-QUIET = [pytest.mark.filterwarnings("ignore::ResourceWarning"),
-         pytest.mark.filterwarnings("ignore::UserWarning:distributed.*")]
 
 
 def tiny(cells=("srnn", "lstm"), repeats=4) -> C.SweepConfig:
-    """Native-kernel cells (and XLA ones if asked), 2 lengths: N = 64, T <= 5, one epoch."""
+    """One-unit cells (the native kernels' by default), 2 lengths: N = 64, T <= 5, one epoch."""
     return C.from_dict({"name": "tiny", "repeats": repeats, "seed": 0, "task": "latch", "units": 1, "N": 64,
                         "epochs": 1, "batch_size": 16, "grid": {"cell": list(cells), "T": [3, 5]}})
 
@@ -200,7 +196,7 @@ def test_four_local_workers_store_the_in_process_numbers(reference, small_chunks
 # ----------------------------------------------------------------------------- faults
 
 @pytest.mark.filterwarnings("ignore::ResourceWarning")
-@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.filterwarnings("ignore::UserWarning:distributed")
 def test_worker_killed_mid_sweep_loses_and_duplicates_nothing(local2, reference, small_chunks, tmp_path):
     """SIGKILL to a worker while it trains a chunk: the chunk reruns on the other worker;
     every member stored once, with the in-process numbers."""
@@ -289,7 +285,7 @@ def test_client_killed_mid_sweep_resumes_on_rerun(local2, reference, small_chunk
 
 
 @pytest.mark.filterwarnings("ignore::ResourceWarning")
-@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.filterwarnings("ignore::UserWarning:distributed")
 def test_scheduler_lost_mid_sweep_keeps_what_finished(small_chunks, tmp_path, monkeypatch):
     """A scheduler killed (SIGKILL) after the first chunk: ``ClusterError`` naming it, every
     chunk that arrived before stored."""
