@@ -165,6 +165,18 @@ def test_two_workers_store_the_in_process_numbers(local2, reference, small_chunk
     assert set(w["mode"]) == {"native"}
 
 
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+def test_connecting_says_where_and_sets_every_worker_up(local2):
+    """The one line a sweep prints first; every worker set up (one XLA device) before any chunk."""
+    lines = []
+    with CL.connect(CL.parse(local2), lines.append) as client:
+        devices = client.run(lambda: __import__("jax").device_count())
+    # a scheduler's HTTP address (the dashboard's where bokeh serves one), on a free port
+    assert len(lines) == 1 and lines[0].startswith(f"cluster: {local2}, 2 workers now, dashboard http://127.0.0.1:")
+    assert ":8787/" not in lines[0]
+    assert list(devices.values()) == [1, 1]
+
+
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::ResourceWarning")
 def test_xla_cells_on_two_workers_store_the_in_process_numbers(local2, tmp_path):
@@ -293,7 +305,7 @@ def test_scheduler_lost_mid_sweep_keeps_what_finished(small_chunks, tmp_path, mo
     dask = Path(sys.executable).with_name("dask")
     env = {**os.environ, **CL._worker_env()}
     sched = subprocess.Popen([str(dask), "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                              "--scheduler-file", str(tmp_path / "s.json")], env=env,
+                              "--dashboard-address", "127.0.0.1:0", "--scheduler-file", str(tmp_path / "s.json")], env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     worker = None
     try:

@@ -115,8 +115,9 @@ def jobqueue_cluster(spec: ClusterSpec):
     options = dict(spec.options)
     # every worker process trains on one XLA device (``worker_setup``); say so to the job
     prologue = list(options.pop("job_script_prologue", []))
-    if not spec.dashboard:
-        options["scheduler_options"] = {**options.get("scheduler_options", {}), "dashboard_address": None}
+    if not spec.dashboard:  # the scheduler's HTTP server on a free loopback port, no dashboard
+        options["scheduler_options"] = {**options.get("scheduler_options", {}), "dashboard": False,
+                                        "dashboard_address": "127.0.0.1:0"}
     try:
         return cls(job_script_prologue=prologue + ["export LATCHLAB_DEVICES=1"], **options)
     except (TypeError, ValueError) as e:
@@ -287,8 +288,10 @@ def connect(spec: ClusterSpec, say: Callable[[str], None] | None = None):
         cluster = None
         try:
             if spec.kind == "local":
+                # the scheduler's HTTP server (and dashboard, if asked) on a free port, never 8787
                 cluster = LocalCluster(n_workers=spec.workers, threads_per_worker=1, processes=True,
-                                       host="127.0.0.1", dashboard_address="127.0.0.1:0" if spec.dashboard else None,
+                                       host="127.0.0.1", dashboard_address="127.0.0.1:0",
+                                       scheduler_kwargs={"dashboard": spec.dashboard},
                                        silence_logs=logging.ERROR, env=_worker_env())
                 client = Client(cluster, timeout=CONNECT_TIMEOUT)
             elif spec.kind == "scheduler":
@@ -301,10 +304,8 @@ def connect(spec: ClusterSpec, say: Callable[[str], None] | None = None):
                 cluster = jobqueue_cluster(spec)
                 cluster.scale(jobs=spec.jobs)
                 client = Client(cluster, timeout=CONNECT_TIMEOUT)
-            try:
-                link = client.dashboard_link if (spec.kind == "scheduler" or spec.dashboard) else None
-            except (KeyError, AttributeError):
-                link = None
+            # (a scheduler's HTTP server always runs; the dashboard is its page when bokeh is there)
+            link = client.dashboard_link if (spec.kind == "scheduler" or spec.dashboard) else None
             try:
                 workers = len(client.run(_warm))  # the workers there are now: their set-up, in parallel
             except Exception as e:  # noqa: BLE001  (whatever the workers' import raised, as one line)
