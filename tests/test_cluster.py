@@ -69,9 +69,12 @@ def local2():
 
 
 def _children() -> set[int]:
+    """This process's children, but multiprocessing's resource tracker (one per process,
+    started with the first worker process, ending with this one)."""
     import psutil
 
-    return {p.pid for p in psutil.Process().children(recursive=True)}
+    return {p.pid for p in psutil.Process().children(recursive=True)
+            if "resource_tracker" not in " ".join(p.cmdline())}
 
 
 # ----------------------------------------------------------------------------- the spec
