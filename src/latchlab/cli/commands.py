@@ -7,7 +7,8 @@ from typing import Optional
 
 import typer
 
-from latchlab.cli.common import (ExplainScale, Profile, Scale, StoreOpt, app, console, float_list, int_list, out_option, run_sweep,
+from latchlab.cli.common import (Cluster, ExplainScale, Profile, StoreOpt, app, cluster_spec, console, float_list, int_list,
+                                 out_option, run_sweep,
                                  show)
 from latchlab.errors import ConfigError, LatchlabError
 
@@ -17,14 +18,15 @@ PER = ("epoch", "member")
 @app.command()
 def run(config: Path = typer.Argument(..., help="A sweep TOML file (see experiments/)."),
         store: Path = typer.Option(..., "--store", help="SQLite results store (created if missing)."),
-        profile: Profile = False):
+        profile: Profile = False, cluster: Cluster = None):
     """Run a sweep; finished members already in the store are skipped."""
     from latchlab import config as C
     from latchlab import outputs
 
     cfg = C.load(config)
+    spec = cluster_spec(cluster)
     outputs.check_file(store, "store", [config])
-    df = run_sweep(cfg, store, profile)
+    df = run_sweep(cfg, store, profile, spec)
     console.print(f"{df.member_id.nunique()} members in {store}")
 
 
@@ -68,13 +70,14 @@ def plot(store: Path = typer.Argument(..., help="A results store."),
 
 @app.command()
 def explain(scale: ExplainScale = "full", out: Path = out_option("results-explain", "Output directory for report.html."),
-            store: StoreOpt = None):
+            store: StoreOpt = None, cluster: Cluster = None):
     """Answer the question with evidence: one self-contained HTML report (figures embedded)."""
     from latchlab import outputs
     from latchlab.experiments import explain as report
 
     outputs.check_dir(out, "out", [store] if store is not None else [], ("report.html", "diagnostics.csv"))
-    path = report.explain(scale, out, store, lambda cfgs, p: run_sweep(cfgs, p))
+    spec = cluster_spec(cluster)
+    path = report.explain(scale, out, store, lambda cfgs, p: run_sweep(cfgs, p, cluster=spec))
     console.print(f"wrote {path}")
 
 

@@ -34,6 +34,9 @@ Preset = Annotated[str, typer.Option("--preset", help="keras2 (the 2018 Keras: h
 Profile = Annotated[bool, typer.Option("--profile", help="Print where the time went.")]
 StoreOpt = Annotated[Optional[Path], typer.Option("--store", help="Results store to reuse and extend "
                                                                   "(default OUT/store.sqlite).")]
+Cluster = Annotated[Optional[str], typer.Option("--cluster", help="Train on a Dask cluster: local[:N] (N worker "
+                                                "processes here), tcp://HOST:PORT (a running scheduler) or a TOML "
+                                                "file with a [cluster] table (dask-jobqueue: Slurm, PBS, ...).")]
 ConfigFile = Annotated[Optional[Path], typer.Option("--config", help="TOML of config fields to override.")]
 
 
@@ -73,12 +76,12 @@ def _print_profile(timer, wall: float) -> None:
     Console().print(t)
 
 
-def run_sweep(cfgs, store_path: Path, profile: bool = False):
+def run_sweep(cfgs, store_path: Path, profile: bool = False, cluster=None):
     """The one way the CLI trains: ``latchlab.engine.run.run`` into the store at
     ``store_path``, with a progress bar on a terminal and, with ``profile``, the time per
     phase. An interrupt prints how to resume and exits with code 130.
 
-    (A ``--cluster`` option belongs here, passed to ``sweep.run``, once the engine takes one.)
+    ``cluster``: a ``--cluster`` value (checked by ``cluster_spec``): the chunks train there.
     """
     from latchlab import provenance
     from latchlab.engine import run as runner
@@ -89,7 +92,7 @@ def run_sweep(cfgs, store_path: Path, profile: bool = False):
     Path(store_path).parent.mkdir(parents=True, exist_ok=True)  # OUT/store.sqlite before OUT's files
     try:
         with Store(store_path) as store, _progress() as advance:
-            df = runner.run(cfgs, store, advance, timer, command=command())
+            df = runner.run(cfgs, store, advance, timer, command=command(), cluster=cluster, say=console.print)
     except KeyboardInterrupt:  # typer would turn it into a silent exit
         print(INTERRUPTED, file=sys.stderr)
         raise typer.Exit(130) from None
@@ -98,11 +101,20 @@ def run_sweep(cfgs, store_path: Path, profile: bool = False):
     return df
 
 
-def runner(store_path: Path, profile: bool = False):
+def cluster_spec(text: Optional[str]):
+    """A ``--cluster`` value parsed (``engine.cluster.parse``) before anything is created."""
+    if text is None:
+        return None
+    from latchlab.engine import cluster
+
+    return cluster.parse(text)
+
+
+def runner(store_path: Path, profile: bool = False, cluster=None):
     """An experiment's ``Runner`` over ``run_sweep``."""
     from latchlab.experiments.experiment import Runner
 
-    return Runner(lambda cfgs: run_sweep(cfgs, store_path, profile), command())
+    return Runner(lambda cfgs: run_sweep(cfgs, store_path, profile, cluster), command())
 
 
 # ----------------------------------------------------------------------------- output
@@ -122,7 +134,7 @@ def show(table, paths=()) -> None:
 
 
 def reproduce(name: str, scale: str, out: Path, store: Optional[Path] = None, profile: bool = False,
-              **options) -> None:
+              cluster: Optional[str] = None, **options) -> None:
     """The body of every ``latchlab reproduce`` verb: check the experiment's options and
     outputs, run it (sweeps into ``store``, default ``OUT/store.sqlite``), print its table
     and the files it wrote."""
@@ -130,9 +142,10 @@ def reproduce(name: str, scale: str, out: Path, store: Optional[Path] = None, pr
 
     exp = importlib.import_module(f"latchlab.experiments.{name}").EXPERIMENT
     exp.check(scale, **options)
+    spec = cluster_spec(cluster)
     store = store if store is not None else out / "store.sqlite"
     outputs.check_dir(out, "out", [store] if exp.store else [], exp.files)
-    result, paths = exp.reproduce(out, scale, runner(store, profile), **options)
+    result, paths = exp.reproduce(out, scale, runner(store, profile, spec), **options)
     show(exp.table(result), paths)
 
 

@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from latchlab.cli.common import (ConfigFile, Preset, Profile, Scale, StoreOpt, float_list, int_list, out_option,
+from latchlab.cli.common import (Cluster, ConfigFile, Preset, Profile, Scale, StoreOpt, float_list, int_list, out_option,
                                  read_config, reproduce)
 from latchlab.cli.common import reproduce_app as app
 
@@ -16,44 +16,44 @@ from latchlab.cli.common import reproduce_app as app
 def seed(scale: Scale = "quick", preset: Preset = "keras2",
          split: List[str] = typer.Option(["stratified", "tail"], "--split",
                                          help="stratified (fixed) and/or tail (the seed's bug); repeatable."),
-         out: Path = out_option("results"), store: StoreOpt = None, profile: Profile = False):
+         out: Path = out_option("results"), store: StoreOpt = None, profile: Profile = False, cluster: Cluster = None):
     """The question's experiment: one-unit SRNN vs LSTM latching, buggy and fixed splits."""
-    reproduce("seed", scale, out, store, profile, splits=tuple(split), preset=preset)
+    reproduce("seed", scale, out, store, profile, cluster, splits=tuple(split), preset=preset)
 
 
 @app.command("ablations")
 def ablations(scale: Scale = "quick", out: Path = out_option("results-ablations"), store: StoreOpt = None,
-              profile: Profile = False):
+              profile: Profile = False, cluster: Cluster = None):
     """Initialisation and cell ablations (SRNN U0, LSTM forget bias and gates, no forget gate, JANET, GRU)."""
-    reproduce("ablations", scale, out, store, profile)
+    reproduce("ablations", scale, out, store, profile, cluster)
 
 
 @app.command("followups")
 def followups(scale: Scale = "quick", preset: Preset = "keras2", out: Path = out_option("results/followups"),
-              store: StoreOpt = None, profile: Profile = False):
+              store: StoreOpt = None, profile: Profile = False, cluster: Cluster = None):
     """The asker's follow-ups: task 1 latching (1 unit) and task 2 bit relay (8 units), SRNN, LSTM, GRU."""
-    reproduce("followups", scale, out, store, profile, preset=preset)
+    reproduce("followups", scale, out, store, profile, cluster, preset=preset)
 
 
 @app.command("answer", help="The answer's reruns at T = 5 and 100, both tasks, all cells: lr, batch size and "
                              "epochs tuned on separate tuning members, reported on fresh members.")
 def answer(scale: Scale = "quick", preset: Preset = "keras2", out: Path = out_option("results/answer"),
-           store: StoreOpt = None, profile: Profile = False):
-    reproduce("answer", scale, out, store, profile, preset=preset)
+           store: StoreOpt = None, profile: Profile = False, cluster: Cluster = None):
+    reproduce("answer", scale, out, store, profile, cluster, preset=preset)
 
 
 @app.command("units")
 def units(scale: Scale = "quick", preset: Preset = "keras2", out: Path = out_option("results/units"),
-          store: StoreOpt = None, profile: Profile = False):
+          store: StoreOpt = None, profile: Profile = False, cluster: Cluster = None):
     """Success frequency against the number of units (1 ... 100) for SRNN, LSTM and GRU on both tasks."""
-    reproduce("units", scale, out, store, profile, preset=preset)
+    reproduce("units", scale, out, store, profile, cluster, preset=preset)
 
 
 @app.command("bengio1994")
 def bengio1994(scale: Scale = "quick", out: Path = out_option("results/bengio1994"), store: StoreOpt = None,
-               profile: Profile = False, config_file: ConfigFile = None):
+               profile: Profile = False, cluster: Cluster = None, config_file: ConfigFile = None):
     """Bengio, Simard & Frasconi (1994) Fig. 1 and Fig. 2: one tanh neuron with trainable inputs."""
-    reproduce("bengio1994", scale, out, store, profile, overrides=read_config(config_file))
+    reproduce("bengio1994", scale, out, store, profile, cluster, overrides=read_config(config_file))
 
 
 @app.command("guessing")

@@ -34,6 +34,7 @@ class ChunkResult(NamedTuple):
     ids: tuple[str, ...]
     history: train.History
     seconds: float
+    worker: dict | None = None  # where it trained, when not in this process (``cluster.worker_info``)
 
 
 Executor = Callable[[list[P.Chunk]], Iterable[tuple[P.Chunk, ChunkResult]]]
@@ -94,7 +95,7 @@ def in_process(chunks: list[P.Chunk], on_epoch=None, timer=None) -> Iterator[tup
 
 
 def run(cfg: SweepConfig | list[SweepConfig], store=None, progress=None, timer=None, command: str = "",
-        executor: Executor | None = None):
+        executor: Executor | None = None, cluster=None, say=None):
     """Run every member of ``cfg`` not yet in ``store``; return the members' epoch rows.
 
     Args:
@@ -107,9 +108,18 @@ def run(cfg: SweepConfig | list[SweepConfig], store=None, progress=None, timer=N
         executor: optional callable that takes the planned chunks and yields
             ``(chunk, ChunkResult)`` as they finish, in any order (e.g. ``execute`` on other
             processes); default ``in_process``.
+        cluster: a Dask cluster to train on instead (``cluster.parse``'s spec or its text:
+            ``local[:N]``, ``tcp://HOST:PORT``, a TOML file with a ``[cluster]`` table); the
+            chunks train on its workers and this process stores them.
+        say: optional callable for one-line notes (the cluster's dashboard address).
     Returns:
         a DataFrame with one row per member per epoch (those of ``cfg``'s members only).
     """
+    if cluster is not None:
+        from latchlab.engine import cluster as CL
+
+        with CL.executor(cluster, say) as ex:
+            return run(cfg, store, progress, timer, command, ex)
     cfgs = list(cfg) if isinstance(cfg, (list, tuple)) else [cfg]
     members = list({m.id: m for c in cfgs for m in c.members()}.values())
     done = store.done() if store is not None else set()
@@ -142,6 +152,10 @@ def run(cfg: SweepConfig | list[SweepConfig], store=None, progress=None, timer=N
             progress(len(kept) * chunk.members[0].run.epochs, total)
         with train.span(timer, "store"):
             if store is not None:
+                if res.worker is not None:
+                    from latchlab.engine import cluster as CL
+
+                    CL.record(store, kept, res.worker)
                 store.write(sweep_id, kept, res.history, res.seconds)
             else:
                 rows.append((kept, res.history, res.seconds / len(kept)))

@@ -23,9 +23,8 @@ def sweep(config, store=None, progress: bool = False, cluster=None) -> pd.DataFr
         store: optional path of a results store: finished members are reused and new ones
             written (without one, results stay in memory).
         progress: show a progress bar (rich) over member-epochs.
-        cluster: optional executor that trains the planned chunks elsewhere (``run.run``'s
-            ``executor``: takes the chunks, yields ``(chunk, run.execute(chunk))`` pairs);
-            default: in this process.
+        cluster: optional Dask cluster to train on: ``"local:N"``, ``"tcp://HOST:PORT"`` or
+            a TOML file with a ``[cluster]`` table (``latchlab.engine.cluster``).
     Returns:
         one row per member per epoch, the rows a store holds (``Store.epochs``).
     """
@@ -48,9 +47,9 @@ def sweep(config, store=None, progress: bool = False, cluster=None) -> pd.DataFr
     cfgs = [load(c) for c in config] if isinstance(config, list) else load(config)
     with progress_bar() if progress else nullcontext() as advance:
         if store is None:
-            return run.run(cfgs, None, advance, executor=cluster)
+            return run.run(cfgs, None, advance, cluster=cluster, say=print)
         with Store(store) as st:
-            return run.run(cfgs, st, advance, executor=cluster)
+            return run.run(cfgs, st, advance, cluster=cluster, say=print)
 
 
 @contextmanager
