@@ -149,9 +149,9 @@ def test_a_worker_without_a_compiler_trains_on_xla_and_says_so(monkeypatch, tmp_
     assert "no-such-compiler" in info["mode"]
     assert info["backend"].startswith("cpu:") and info["host"] and info["cpu"]
     monkeypatch.setattr(native, "_compiler", lambda: None)  # none at all
-    assert CL.worker_info(model, "adam")["mode"].endswith("(native kernels: no C++ compiler found)")
+    assert CL.worker_info(model, "adam")["mode"].endswith("(native kernels: no C++ compiler (g++) found)")
     monkeypatch.setenv("LATCHLAB_NATIVE", "0")
-    assert CL.worker_info(model, "adam")["mode"].endswith("(native kernels: disabled (LATCHLAB_NATIVE=0))")
+    assert CL.worker_info(model, "adam")["mode"].endswith("(native kernels: disabled by LATCHLAB_NATIVE=0)")
 
 
 # ----------------------------------------------------------------------------- identical numbers

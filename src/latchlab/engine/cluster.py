@@ -172,14 +172,7 @@ def worker_info(model, optimizer: str) -> dict:
     info = {"host": socket.gethostname(), "cpu": _cpu(), "backend": f"{jax.default_backend()}:{jax.device_count()}",
             "mode": mode}
     if mode != "native" and native.supports(model, optimizer):
-        if os.environ.get("LATCHLAB_NATIVE", "1") == "0":
-            why = "disabled (LATCHLAB_NATIVE=0)"
-        elif jax.default_backend() != "cpu":
-            why = f"not on a CPU ({jax.default_backend()})"
-        elif not native.enabled():
-            why = "no C++ compiler found"
-        else:
-            why = native._errors.get(native.variant(model), "unavailable")
+        why = native.available(model, optimizer).reason or "unavailable"
         info["mode"] = f"{mode} (native kernels: {why})"
     return info
 
