@@ -1,4 +1,6 @@
-"""Reference tests for the ensemble trainer (``latchlab.engine.train``) and the sweep (``latchlab.engine.sweep``).
+"""Reference tests for the ensemble trainer (``latchlab.engine.train``) and the sweep's plan,
+data and run loop (``latchlab.engine.plan``, ``data``, ``run``; ``tests/test_engine_run.py``
+follows a chunk's trip through them).
 
 * The vmapped, left-padded ensemble equals a plain Python loop over members, each trained
   alone on its own unpadded data with ``jax.grad`` and ``optax.adam``.
@@ -25,7 +27,6 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 from latchlab import config
-from latchlab.core import cells
 from latchlab.engine import native
 from latchlab.engine import run as runner
 from latchlab.engine import data as sweep_data

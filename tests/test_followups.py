@@ -52,7 +52,7 @@ def _bit_relay_reference(x: np.ndarray, T: int, L: int) -> tuple[np.ndarray, np.
 
 
 def test_bit_relay_in_a_padded_ensemble_equals_the_definition():
-    """``sweep_data.make_data`` puts members of lengths 2..9 and signal lengths 1 and 2 in one
+    """``data.make_data`` puts members of lengths 2..9 and signal lengths 1 and 2 in one
     left-padded ensemble (as a sweep over the seed's lengths does); each member's valid
     steps hold exactly the definition's sequence, the padding is zero, the mask marks the
     valid steps, every sign pair occurs and the labels are balanced."""

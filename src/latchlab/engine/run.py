@@ -66,7 +66,8 @@ def execute(chunk: P.Chunk) -> ChunkResult:
     """Train one chunk from its members' seeds alone: the unit another process can run.
 
     Pure: the result depends on ``chunk`` only (and, on the XLA backends, on the number of
-    local devices, which splits the members).
+    local devices, which splits the members: a fresh process calls ``runtime.setup()``
+    first, as the CLI does, to get the same devices).
     """
     t0 = time.perf_counter()
     hist = train_chunk(chunk)

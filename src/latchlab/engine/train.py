@@ -3,11 +3,17 @@
 Members are a leading array axis R, split over the local devices. Each member has its own
 data set, initial parameters, learning rate and shuffling. One epoch is one
 ``jit``: a ``lax.scan`` over minibatches whose body ``vmap``s a per-member step.
+
+Two backends train a stack of members with one contract (``init``, ``epoch``,
+``evaluate``, ``params``): ``XLA``, those compiled epochs in one of the gradient modes
+(autodiff, rtrl, bptt), and ``Native``, the native CPU kernels. ``choose_mode`` picks
+one, ``backend`` builds it and ``fit`` runs it, marking members that diverge.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache, partial
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import jax
 import jax.flatten_util
@@ -102,7 +108,9 @@ def native_ok(model: M.Model, optimizer: str = "adam") -> bool:
 
 
 def choose_mode(model: M.Model, optimizer: str = "adam") -> str:
-    """The gradient layout for a model's shapes and the backend (see ``loss_and_grads``).
+    """The gradient layout for a model's shapes and the backend (see ``loss_and_grads``):
+    the one place a backend is chosen (``Spec.for_model``; ``plan.backends`` once per group
+    of a sweep, after building the native kernels' variants it may use).
 
     Measured with bench/modes.py on 2-core XLA:CPU (docs/benchmarks.md): the ``native``
     kernels, where they apply (CPU backend, one-unit SRNN or LSTM), are several times
@@ -351,7 +359,8 @@ def member_sharding(n_members: int):
 
 # ----------------------------------------------------------------------------- backends
 
-class XLA(NamedTuple):
+@dataclass(frozen=True)
+class XLA:
     """Whole epochs as compiled XLA programs (``train_epoch``, ``evaluate``) in one of the
     gradient ``MODES``, members split over the local devices."""
 
@@ -393,12 +402,13 @@ class _XLAState(NamedTuple):
     split: jax.sharding.Sharding
 
 
-class Native(NamedTuple):
+@dataclass(frozen=True)
+class Native:
     """Whole epochs in ``latchlab.engine.native``'s kernels, outside XLA (the same shuffles,
     metrics and snapshots as ``XLA``)."""
 
     spec: Spec
-    name = "native"
+    name: ClassVar[str] = "native"
 
     def init(self, params, data: Data, lr) -> tuple:
         if not native_ok(self.spec.model, self.spec.optimizer):
