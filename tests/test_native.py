@@ -7,6 +7,7 @@ import os
 import platform
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import jax
@@ -96,6 +97,19 @@ def test_vector_width_and_block_follow_the_instruction_set(monkeypatch):
     monkeypatch.delenv("LATCHLAB_NATIVE_MARCH")
     if _x86_with("avx512f"):
         assert native.build_info(native.lib(native.variant(model)))["lanes"] == 16
+
+
+@pytest.mark.skipif(not shutil.which("aarch64-linux-gnu-g++"), reason="no ARM cross compiler (g++-aarch64-linux-gnu)")
+def test_kernels_compile_for_arm_with_neon_vectors(tmp_path):
+    """The portable build compiles for ARM (a cross compiler; nothing runs) and picks
+    16-byte NEON vectors and 4 members a block."""
+    cxx = "aarch64-linux-gnu-g++"
+    flags = [*native.FLAGS, "-march=armv8-a", *native.defines((1, 1))]
+    r = subprocess.run([cxx, *flags, "-o", str(tmp_path / "k.so"), str(native.SOURCE)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    macros = subprocess.run([cxx, *flags, "-E", "-dM", str(native.SOURCE)], capture_output=True,
+                            text=True, check=True).stdout.splitlines()
+    assert {'#define LATCH_ISA "neon"', "#define LATCH_VBYTES 16", "#define LATCH_PER_BLOCK 4"} <= set(macros)
 
 
 def test_available_says_why_not(monkeypatch):
