@@ -426,7 +426,7 @@ def _claim_html(c: E.Claim) -> str:
 
 def header(scale: str, n_seeds: int, primary: E.Claim) -> list[str]:
     """The report's first lines: the scale, the number of seeds and the primary result."""
-    return [f"Scale: {scale}; {n_seeds} seeds per cell, length and preset in the seed's experiment.",
+    return [f"Scale: {scale}; {n_seeds} seeds per cell, length and preset in the seed's experiment.", PRIMARY,
             f"Primary result ({primary.verdict}): {primary.text}"]
 
 
@@ -440,7 +440,7 @@ def page(head: list[str], answer: list[str], findings: list[Finding], prov: dict
              "<h1>Why does a one-unit LSTM latch worse than a one-unit tanh RNN?</h1>",
              "<div id='head'>" + "".join(f"<p><b>{html.escape(h)}</b></p>" for h in head) + "</div>",
              "<h2>Hypotheses declared before the results</h2><div class='hypothesis'>"
-             f"<p>{html.escape(PRIMARY)}</p>"
+             "<p>The primary hypothesis is stated in the page's first lines, above.</p>"
              + "".join(f"<p>{html.escape(f.title)}: {html.escape(f.hypothesis)}</p>" for f in findings
                        if f.hypothesis and f.hypothesis != PRIMARY)
              + f"<p>Success: validation accuracy ≥ {SUCCESS_THRESHOLD:g}. Sections without a declared test are "
