@@ -152,6 +152,7 @@ def seed_bug(final: pd.DataFrame, N: int, val_frac: float) -> Finding:
 def _horizon_table(h: pd.DataFrame, by) -> pd.DataFrame:
     g = h.groupby(list(by), sort=False)
     return pd.DataFrame({"seeds": g.size(), "median horizon": g.horizon.median(),
+                         "median horizon, alternative: longest length latched": g.horizon_last.median(),
                          "latched at every length": g.censored.sum().astype(int),
                          "failed at the shortest length": g.horizon.apply(lambda x: int((x == 0).sum())),
                          "nested (successes a prefix of the grid)": g.nested.mean().round(2)}).reset_index()
