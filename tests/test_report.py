@@ -166,7 +166,7 @@ def test_ablation_best_variant_needs_a_test():
     f = report.ablation_effects(_ablations({base: 20, (fam, "U0 = 0.5"): 20, (fam, "U0 = 1.25"): 20}),
                                 {base: 0.0, (fam, "U0 = 0.5"): 0.25, (fam, "U0 = 1.25"): 0.0})
     _claims(f)
-    assert "U0 = 0.5 25 %" in f.notes and f.tables[0][1]["members with a gate saturated at init"].tolist() == [
+    assert f"U0 = 0.5 ({fam}) 25 %" in f.notes and f.tables[0][1]["members with a gate saturated at init"].tolist() == [
         0.0, 0.25, 0.0]
     assert f.verdict == "inconclusive" and all(c.verdict == "inconclusive" for c in f.claims)
 

@@ -358,8 +358,8 @@ def ablation_effects(df: pd.DataFrame, saturated: dict | None = None) -> Finding
     if saturated is not None:
         dead = {k: v for k, v in saturated.items() if v > 0}
         notes += (" Members that start with a gate saturated (zero slope at every step of a batch of the task's "
-                  "sequences, so no gradient reaches it): " + ("; ".join(f"{v} {100 * q:.0f} %" for (_, v), q in
-                                                                        dead.items()) if dead else "none") + ".")
+                  "sequences, so no gradient reaches it): " + ("; ".join(f"{v} ({fam}) {100 * q:.0f} %" for (fam, v), q
+                                                                        in dead.items()) if dead else "none") + ".")
     fig = ablations.figure(df)
     return Finding("4. Ablations: what changes the outcome", ABLATION, claims,
                    [("success against T per variant (descriptive), Wilson 95 % bands", _png(fig)),
