@@ -166,7 +166,7 @@ def test_ablation_best_variant_needs_a_test():
     f = report.ablation_effects(_ablations({base: 20, (fam, "U0 = 0.5"): 20, (fam, "U0 = 1.25"): 20}),
                                 {base: 0.0, (fam, "U0 = 0.5"): 0.25, (fam, "U0 = 1.25"): 0.0})
     _claims(f)
-    assert "U0 = 0.5 25 %" in f.notes and f.tables[0][1]["members with a gate saturated at init"].tolist() == [
+    assert f"U0 = 0.5 ({fam}) 25 %" in f.notes and f.tables[0][1]["members with a gate saturated at init"].tolist() == [
         0.0, 0.25, 0.0]
     assert f.verdict == "inconclusive" and all(c.verdict == "inconclusive" for c in f.claims)
 
@@ -214,23 +214,32 @@ def tiny_report(tmp_path_factory):
 
 
 
-@pytest.mark.slow
-def test_findings_json_and_page_structure(tiny_report):
-    text = tiny_report.read_text()
-    data = json.loads((tiny_report.parent / "findings.json").read_text())
-    assert data["scale"] == "quick" and data["seeds"] == 3 and data["head"][0].startswith("Scale: quick; 3 seeds")
+def test_findings_json_and_page_structure():
+    """The page and its JSON twin from synthetic sections: the first lines give the scale,
+    the seeds, the declared primary hypothesis and then its result; the background box
+    holds no claim; every claim carries its test, p, adjusted p, effect and counts."""
+    x = _latent()
+    fam = "SRNN, recurrent weight at init"
+    sections = report._finalize_sections([
+        report.cells_compared(_final({"srnn": 60 * x, "lstm": 4 * x[::-1]})), report.mechanisms(_diag(True)),
+        report.ablation_effects(_ablations({(fam, "U0 = orthogonal (±1, Keras)"): 20, (fam, "U0 = 0.5"): 2}))])
+    primary = next(c for f in sections for c in f.claims if c.role == "primary")
+    head = report.header("quick", 20, primary)
+    text = report.page(head, ["answer"], sections, {"commit": "x"}, ["latchlab explain"], 1.0)
+    data = json.loads(json.dumps(report.findings_json(head, "quick", 20, sections, 1.0)))
+    assert head[0].startswith("Scale: quick; 20 seeds") and head[1] == report.PRIMARY
+    assert head[2].startswith("Primary result (shown): SRNN latches to longer lengths than LSTM")
+    assert text.index(report.PRIMARY[:60]) < text.index(primary.text[:40]) < text.index("Hypotheses declared")
     assert sum(c["role"] == "primary" for c in data["claims"]) == 1
     for c in data["claims"]:
         assert {"section", "test", "statistic", "p", "p_adjusted", "effect", "n_seeds", "n_members", "verdict",
                 "claim"} <= set(c) and {"value", "low", "high"} <= set(c["effect"])
-        assert c["verdict"] in E.VERDICTS and c["n_seeds"] <= 2 * 3 + 1
-    primary = next(c for c in data["claims"] if c["role"] == "primary")
-    assert text.index(report.PRIMARY[:60]) < text.index(primary["claim"][:60].replace("“", "&quot;"))
-    assert text.index("Scale: quick") < text.index("Hypotheses declared")
+        assert c["verdict"] in E.VERDICTS and 0 < c["n_seeds"] <= 30 and c["n_members"] >= c["n_seeds"]
+    assert [s["verdict"] for s in data["sections"]] == ["shown", "shown", "shown"]
+    assert data["background"] and all("claim" not in b for b in data["background"])
     background = text[text.index("<div class='background'>"):]
     background = background[:background.index("</div>")]
     assert "class='claim" not in background and all(c["claim"][:40] not in background for c in data["claims"])
-
 
 
 @pytest.mark.slow

@@ -152,6 +152,7 @@ def seed_bug(final: pd.DataFrame, N: int, val_frac: float) -> Finding:
 def _horizon_table(h: pd.DataFrame, by) -> pd.DataFrame:
     g = h.groupby(list(by), sort=False)
     return pd.DataFrame({"seeds": g.size(), "median horizon": g.horizon.median(),
+                         "median horizon, alternative: longest length latched": g.horizon_last.median(),
                          "latched at every length": g.censored.sum().astype(int),
                          "failed at the shortest length": g.horizon.apply(lambda x: int((x == 0).sum())),
                          "nested (successes a prefix of the grid)": g.nested.mean().round(2)}).reset_index()
@@ -357,8 +358,8 @@ def ablation_effects(df: pd.DataFrame, saturated: dict | None = None) -> Finding
     if saturated is not None:
         dead = {k: v for k, v in saturated.items() if v > 0}
         notes += (" Members that start with a gate saturated (zero slope at every step of a batch of the task's "
-                  "sequences, so no gradient reaches it): " + ("; ".join(f"{v} {100 * q:.0f} %" for (_, v), q in
-                                                                        dead.items()) if dead else "none") + ".")
+                  "sequences, so no gradient reaches it): " + ("; ".join(f"{v} ({fam}) {100 * q:.0f} %" for (fam, v), q
+                                                                        in dead.items()) if dead else "none") + ".")
     fig = ablations.figure(df)
     return Finding("4. Ablations: what changes the outcome", ABLATION, claims,
                    [("success against T per variant (descriptive), Wilson 95 % bands", _png(fig)),
@@ -426,7 +427,7 @@ def _claim_html(c: E.Claim) -> str:
 
 def header(scale: str, n_seeds: int, primary: E.Claim) -> list[str]:
     """The report's first lines: the scale, the number of seeds and the primary result."""
-    return [f"Scale: {scale}; {n_seeds} seeds per cell, length and preset in the seed's experiment.",
+    return [f"Scale: {scale}; {n_seeds} seeds per cell, length and preset in the seed's experiment.", PRIMARY,
             f"Primary result ({primary.verdict}): {primary.text}"]
 
 
@@ -440,7 +441,7 @@ def page(head: list[str], answer: list[str], findings: list[Finding], prov: dict
              "<h1>Why does a one-unit LSTM latch worse than a one-unit tanh RNN?</h1>",
              "<div id='head'>" + "".join(f"<p><b>{html.escape(h)}</b></p>" for h in head) + "</div>",
              "<h2>Hypotheses declared before the results</h2><div class='hypothesis'>"
-             f"<p>{html.escape(PRIMARY)}</p>"
+             "<p>The primary hypothesis is stated in the page's first lines, above.</p>"
              + "".join(f"<p>{html.escape(f.title)}: {html.escape(f.hypothesis)}</p>" for f in findings
                        if f.hypothesis and f.hypothesis != PRIMARY)
              + f"<p>Success: validation accuracy ≥ {SUCCESS_THRESHOLD:g}. Sections without a declared test are "
