@@ -1,6 +1,11 @@
 """Shared test setup: Keras on the JAX backend, no implicit rank promotion in jax.numpy, and
 the ``x64`` fixture."""
 import os
+import sys
+from pathlib import Path
+
+# tests/clitools.py, shared by the test folders that mirror the package
+sys.path.insert(0, str(Path(__file__).parent))
 
 os.environ.setdefault("KERAS_BACKEND", "jax")  # before anything imports keras
 

@@ -12,7 +12,7 @@ masks are 0/1 floats blended arithmetically (a ``select`` on a per-member mask m
 unswitch the loop and emit scalar code), and the backward pass emits each gate's ``dz``
 per step as its own array, reduced into the parameter gradients after the loop (stacking
 the gates on the minor axis, or reducing over the batch inside the loop, emitted scalar
-kernels). Same numbers as autodiff to float32 rounding (tests/test_engine.py).
+kernels). Same numbers as autodiff to float32 rounding (tests/engine/test_engine.py).
 """
 from __future__ import annotations
 

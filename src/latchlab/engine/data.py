@@ -4,7 +4,7 @@
 makes a chunk's data sets on the devices in one call; ``Families`` makes each seed's
 longest latch sequences once and cuts every length from them; ``init_members`` stacks the
 members' initial parameters. A member's data and initial parameters do not depend on the
-members it is trained beside (``tests/test_engine.py``).
+members it is trained beside (``tests/engine/test_engine.py``).
 """
 from __future__ import annotations
 

@@ -69,7 +69,7 @@ def tuning_rows(df: pd.DataFrame, cfgs, epochs) -> pd.DataFrame:
 
     A member's first ``e`` epochs are exactly an ``e``-epoch run of the same member: its
     shuffles come from one generator seeded by its seed, drawn epoch by epoch, and Adam's
-    step has no schedule (checked in tests/test_followups.py).
+    step has no schedule (checked in tests/experiments/test_followups.py).
     """
     ids = member_ids(cfgs)
     d = df[df.member_id.isin(ids) & df.epoch.isin(list(epochs))].copy()

@@ -5,7 +5,7 @@ classification head train here a whole epoch per call: each block of members run
 sequences with the state in SIMD registers, the hand-derived backward pass of
 ``latchlab.engine.bptt``, the head of ``latchlab.core.model`` and the optimisers of ``latchlab.engine.train``
 (Adam, SGD, RMSprop as optax defines them). Same numbers as the JAX modes to float32
-rounding (tests/test_native.py); several times faster on a CPU (docs/benchmarks.md).
+rounding (tests/engine/test_native.py); several times faster on a CPU (docs/benchmarks.md).
 
 The library is compiled with the system's C++ compiler (``$CXX``, else ``g++``) for this
 machine's instruction set (``-march=native``; ``LATCHLAB_NATIVE_MARCH=x86-64-v3`` builds
@@ -39,7 +39,7 @@ SOURCE = Path(__file__).with_name("kernels.cpp")
 FLAGS = ("-O3", "-std=c++17", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=fast", "-shared", "-fPIC")
 # The codes the kernels take, defined here only: the build passes them to the C++ as
 # -DLATCH_<GROUP>_<NAME>=code, and the library hands back its (group, name, code) table
-# (``library_codes``) for tests/test_native.py to compare.
+# (``library_codes``) for tests/engine/test_native.py to compare.
 KINDS = {"srnn": 0, "lstm": 1, "lstm_nofg": 2}
 RSIGS = {"sigmoid": 0, "hard_sigmoid": 1, "hard_sigmoid_keras3": 2}
 HEADS = {"dense2": 0, "dense1": 1}

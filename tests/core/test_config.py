@@ -6,7 +6,7 @@
   reference (sha1 of the resolved fields written out in a Python loop).
 * Bad values of every kind (wrong type, out of range, not finite, seeds beyond the PRNG's
   range, unknown names, a non-UTF-8 file) raise one ``ConfigError`` line naming the field,
-  in Python; the CLI prints it as one line (tests/test_cli.py and below).
+  in Python; the CLI prints it as one line (tests/cli/test_cli.py and below).
 * Cross-field checks run on every grid point, so a grid may complete the top level; a
   ``values`` entry applies where the point's cell has it and is refused when no point has it.
 * ``latchlab schema`` writes a JSON Schema that jsonschema's draft-7 validator accepts as a
@@ -36,7 +36,7 @@ from latchlab.experiments import seed as reproduce
 
 from clitools import assert_user_error, cli  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 INF, NAN = float("inf"), float("nan")
 
 

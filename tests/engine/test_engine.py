@@ -1,5 +1,5 @@
 """Reference tests for the ensemble trainer (``latchlab.engine.train``) and the sweep's plan,
-data and run loop (``latchlab.engine.plan``, ``data``, ``run``; ``tests/test_engine_run.py``
+data and run loop (``latchlab.engine.plan``, ``data``, ``run``; ``tests/engine/test_engine_run.py``
 follows a chunk's trip through them).
 
 * The vmapped, left-padded ensemble equals a plain Python loop over members, each trained

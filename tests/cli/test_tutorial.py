@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-TUTORIAL = Path(__file__).resolve().parents[1] / "docs" / "tutorial.md"
+TUTORIAL = Path(__file__).resolve().parents[2] / "docs" / "tutorial.md"
 
 
 def blocks(text: str):
