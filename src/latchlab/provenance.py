@@ -38,7 +38,7 @@ def versions() -> dict:
 
 
 def prng() -> str:
-    impl = jax.config.jax_default_prng_impl
+    impl = jax.config.jax_default_prng_impl  # pyright: ignore[reportAttributeAccessIssue]  (set at runtime)
     return f"jax {impl} (data, splits, initialisation); numpy PCG64 (epoch shuffles)"
 
 
@@ -67,12 +67,12 @@ class Profile:
         self._compile_at_open: dict[str, float] = {}
         jax.monitoring.register_event_duration_secs_listener(self._on_event)
 
-    def _on_event(self, event, duration, **kw):
+    def _on_event(self, event: str, duration_secs: float, **kw: str | int) -> None:
         if event == self._EVENT:
             if threading.get_ident() == self._owner:
-                self.seconds["compile"] += duration
+                self.seconds["compile"] += duration_secs
             else:
-                self.background += duration
+                self.background += duration_secs
 
     def start(self, name: str):
         self._open[name] = time.perf_counter()

@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import partial
-from typing import NamedTuple, Sequence
+from typing import NamedTuple, Sequence, cast
 
 import jax
 import jax.numpy as jnp
@@ -126,7 +126,7 @@ def measure(model: M.Model, params, x, y) -> Measures:
             new, blocks = cells.step_gates(cell, cp, carry, xw_t)
             g = _factors(cell, cp, new, blocks)
             new = (new[0] + eh_t, new[1] + ec_t) if lstm else new + eh_t
-            h, c = new if lstm else (new, jnp.zeros_like(new))
+            h, c = new if lstm else (new, jnp.zeros_like(cast(jax.Array, new)))
             return new, (h, c, g)
 
         carry0 = cells.initial_carry(cell, B, xw.dtype)
@@ -258,7 +258,9 @@ def gradient_through_time(model: M.Model, params, x, y) -> pd.DataFrame:
         ``h`` for the other cells), ``grad_norm`` (mean over the class's examples of the
         Euclidean norm over units), ``grad_norm_median``, ``grad_norm_std``, ``n`` (examples).
     """
-    return analyse(model, [params], x, y, parts=("gradients",)).gradients
+    out = analyse(model, [params], x, y, parts=("gradients",)).gradients
+    assert out is not None  # analyse computes every part asked for
+    return out
 
 
 def retention(model: M.Model, params, x, y) -> pd.DataFrame:
@@ -269,7 +271,9 @@ def retention(model: M.Model, params, x, y) -> pd.DataFrame:
         ``gate``, ``unit``, ``retention`` (True for the cell's retention factor,
         ``RETENTION``), ``value`` (mean over the class), ``value_median``, ``value_std``, ``n``.
     """
-    return analyse(model, [params], x, y, parts=("retention",)).retention
+    out = analyse(model, [params], x, y, parts=("retention",)).retention
+    assert out is not None  # analyse computes every part asked for
+    return out
 
 
 def trajectories(model: M.Model, params, x, y, n_examples: int = 5) -> pd.DataFrame:
@@ -280,7 +284,9 @@ def trajectories(model: M.Model, params, x, y, n_examples: int = 5) -> pd.DataFr
         ``epoch`` (0), ``t``, ``class``, ``example`` (index within the class; ``-1`` for the
         class mean), ``unit``, ``h``, ``c`` (LSTMs; NaN otherwise).
     """
-    return analyse(model, [params], x, y, n_examples=n_examples, parts=("trajectories",)).trajectories
+    out = analyse(model, [params], x, y, n_examples=n_examples, parts=("trajectories",)).trajectories
+    assert out is not None  # analyse computes every part asked for
+    return out
 
 
 # ----------------------------------------------------------------------------- head
@@ -573,20 +579,24 @@ def analyse(model: M.Model, params, x, y, epochs: Sequence | None = None, n_exam
     need = {"gradients", "retention", "trajectories", "summary"} & set(parts)
     m = jax.device_get(_measure_epochs(model, _stack(plist), x, y)) if need else None
     if "gradients" in parts:
+        assert m is not None  # computed whenever gradients, retention, trajectories or summary are asked for
         out.gradients = _grad_frame(m, yn, epochs, lstm)
     if "retention" in parts:
+        assert m is not None
         out.retention = _retention_frame(m, yn, epochs, model.cell)
     if "trajectories" in parts:
+        assert m is not None
         out.trajectories = _trajectory_frame(m, yn, epochs, n_examples, lstm)
     if {"fixed_points", "summary"} & set(parts):
         fps = [fixed_points(model, p).assign(epoch=e) for e, p in zip(epochs, plist)]
         fp = pd.concat(fps, ignore_index=True)
-        out.fixed_points = fp[["epoch", *[c for c in fp.columns if c != "epoch"]]]
+        out.fixed_points = cast(pd.DataFrame, fp[["epoch", *[c for c in fp.columns if c != "epoch"]]])
     if {"boundary", "summary"} & set(parts):
         bs = [boundary(model, p) for p in plist]
         out.boundary = pd.DataFrame({"epoch": epochs, "h": [b.h for b in bs],
                                      "positive_above": [b.positive_above for b in bs]})
     if "summary" in parts:
+        assert m is not None
         out.summary = _summary(model, plist, epochs, m, yn, out.fixed_points, out.boundary)
     return out
 
@@ -663,7 +673,9 @@ def dynamics(fp: pd.DataFrame) -> str:
 
 def summary(model: M.Model, params, x, y, epochs: Sequence | None = None) -> pd.DataFrame:
     """One row per parameter set of summary numbers (``SUMMARY_COLUMNS`` documents them)."""
-    return analyse(model, params, x, y, epochs, parts=("summary",)).summary
+    out = analyse(model, params, x, y, epochs, parts=("summary",)).summary
+    assert out is not None  # analyse computes every part asked for
+    return out
 
 
 SUMMARY_COLUMNS = {
@@ -754,6 +766,7 @@ def member(store, member_id: str, N: int = 256, epochs: Sequence[int] | None = N
     out = analyse(run.model, plist, x, y, epochs, n_examples)
     ep = store.epochs()
     ep = ep[ep.member_id == mid][["epoch", "val_acc", "val_loss"]]
+    assert out.summary is not None  # analyse computed every part
     out.summary = out.summary.merge(ep, on="epoch", how="left")
     out.info = {"member_id": mid, "seed": int(row.seed), **run.to_dict(), "data": source, "N": len(y),
                 "label": members.label(row)}

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
+from matplotlib.artist import Artist
+from matplotlib.lines import Line2D
+from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
 from latchlab.analysis import diagnose as D
@@ -60,7 +64,7 @@ def _class_panels(frame: pd.DataFrame, column: str, rows: list, row_height: floa
     and each panel's ``(row index, class, axes, its rows of frame)``."""
     fig, axes = plt.subplots(len(rows), 2, figsize=(8.4, row_height * len(rows) + extra), squeeze=False,
                              sharex=True, layout="constrained")
-    panels = [(i, k, axes[i, k], frame[(frame[column] == v) & (frame["class"] == k)])
+    panels = [(i, k, axes[i, k], cast(pd.DataFrame, frame[(frame[column] == v) & (frame["class"] == k)]))
               for i, v in enumerate(rows) for k in (0, 1)]
     return fig, axes, panels
 
@@ -70,6 +74,7 @@ def gradient_figure(d: D.Diagnostics):
     ``||dl/d(h_t, c_t)||``) against ``t``: one panel per class (columns) and state (rows),
     one line per epoch, log scale."""
     g = d.gradients
+    assert g is not None, "needs the gradients part"
     states = list(dict.fromkeys(g.state))
     if d.model.cell.kind not in D.LSTMS:  # the whole state is h: the same row again
         states = [st for st in states if st != "whole"]
@@ -95,7 +100,8 @@ def retention_figure(d: D.Diagnostics):
     """Each gate along the sequences (rows: the retention factor first), per class
     (columns), one line per epoch; the legend gives each epoch's half-life."""
     r = d.retention
-    r = r[r.unit == 0]
+    assert r is not None, "needs the retention part"
+    r = cast(pd.DataFrame, r[r.unit == 0])
     gates = list(dict.fromkeys(r.sort_values("retention", ascending=False, kind="stable").gate))
     colours = _epoch_colours(d.epochs)
     s = d.summary
@@ -135,9 +141,11 @@ def _pick(epochs, n_max: int):
     return [epochs[i] for i in idx]
 
 
-_FP_STYLE = {"stable": dict(ls="-", lw=1.4, color="0.35"), "unstable": dict(ls="--", lw=1.0, color="0.35"),
-             "marginal": dict(ls=":", lw=1.2, color="0.35")}
-_LINE_STYLE = dict(color="0.35", alpha=0.18, lw=0)  # a line of marginal fixed points: a band h_lo .. h_hi
+_FP_STYLE: dict[str, dict[str, Any]] = {
+    "stable": dict(ls="-", lw=1.4, color="0.35"), "unstable": dict(ls="--", lw=1.0, color="0.35"),
+    "marginal": dict(ls=":", lw=1.2, color="0.35")}
+# a line of marginal fixed points: a band h_lo .. h_hi
+_LINE_STYLE: dict[str, Any] = dict(color="0.35", alpha=0.18, lw=0)
 
 
 def dynamics_figure(d: D.Diagnostics, max_panels: int = 6):
@@ -146,7 +154,8 @@ def dynamics_figure(d: D.Diagnostics, max_panels: int = 6):
     marginal, a grey band for a line of marginal fixed points) and the head's decision boundary (black dash-dot; shaded: predicted
     positive), one panel per epoch (at most ``max_panels``, evenly spaced)."""
     tr, fp, bd, s = d.trajectories, d.fixed_points, d.boundary, d.summary
-    tr = tr[tr.unit == 0]
+    assert tr is not None and fp is not None and bd is not None, "needs trajectories, fixed_points, boundary"
+    tr = cast(pd.DataFrame, tr[tr.unit == 0])
     shown = _pick(d.epochs, max_panels)
     cols = min(3, len(shown))
     rows = math.ceil(len(shown) / cols)
@@ -157,16 +166,16 @@ def dynamics_figure(d: D.Diagnostics, max_panels: int = 6):
     for ax, e in zip(axes.ravel(), shown):
         de = tr[tr.epoch == e]
         for k in (0, 1):
-            dk = de[de["class"] == k]
+            dk = cast(pd.DataFrame, de[de["class"] == k])
             for j, dj in dk[dk.example >= 0].groupby("example"):
                 ax.plot(dj.t, dj.h, color=CLASS_COLOUR[k], lw=0.6, alpha=0.45)
             m = dk[dk.example == -1]
             ax.plot(m.t, m.h, color=CLASS_COLOUR[k], lw=2.0, label=f"mean, y = {k}")
         for f in fp[fp.epoch == e].itertuples():
-            if f.kind == "marginal_line":
-                ax.axhspan(f.h_lo, f.h_hi, **_LINE_STYLE)
+            if f.kind == "marginal_line":  # pyright: ignore[reportAttributeAccessIssue]
+                ax.axhspan(f.h_lo, f.h_hi, **_LINE_STYLE)  # pyright: ignore[reportAttributeAccessIssue]
             else:
-                ax.axhline(f.h, **_FP_STYLE[f.kind])
+                ax.axhline(f.h, **_FP_STYLE[f.kind])  # pyright: ignore[reportAttributeAccessIssue]
         b = bd[bd.epoch == e].iloc[0]
         if np.isfinite(b.h) and -1.0 <= b.h <= 1.0:
             ax.axhline(b.h, color="k", ls="-.", lw=0.9)
@@ -186,13 +195,14 @@ def dynamics_figure(d: D.Diagnostics, max_panels: int = 6):
         ax.grid(alpha=0.3, lw=0.4)
     for ax in axes[:, 0]:
         ax.set_ylabel("h_t (unit 0)")
-    handles = [plt.Line2D([], [], color=CLASS_COLOUR[1], lw=2, label="positive (y = 1): mean, examples"),
-               plt.Line2D([], [], color=CLASS_COLOUR[0], lw=2, label="negative (y = 0): mean, examples"),
-               plt.Line2D([], [], **_FP_STYLE["stable"], label="stable fixed point (input-free map)"),
-               plt.Line2D([], [], **_FP_STYLE["unstable"], label="unstable fixed point"),
-               plt.Line2D([], [], color="k", ls="-.", lw=0.9, label="head's decision boundary (shaded: says y = 1)")]
+    handles: list[Artist] = [
+        Line2D([], [], color=CLASS_COLOUR[1], lw=2, label="positive (y = 1): mean, examples"),
+        Line2D([], [], color=CLASS_COLOUR[0], lw=2, label="negative (y = 0): mean, examples"),
+        Line2D([], [], **_FP_STYLE["stable"], label="stable fixed point (input-free map)"),
+        Line2D([], [], **_FP_STYLE["unstable"], label="unstable fixed point"),
+        Line2D([], [], color="k", ls="-.", lw=0.9, label="head's decision boundary (shaded: says y = 1)")]
     if (fp.kind == "marginal_line").any():
-        handles.append(plt.Rectangle((0, 0), 1, 1, **_LINE_STYLE, label="line of marginal fixed points"))
+        handles.append(Rectangle((0, 0), 1, 1, **_LINE_STYLE, label="line of marginal fixed points"))
     fig.legend(handles=handles, loc="outside lower center", ncol=3, fontsize=7, frameon=False)
     return _finish(fig, d, "dynamics: state trajectories, fixed points and decision boundary")
 

@@ -23,7 +23,7 @@ import inspect
 import math
 import re
 from functools import partial
-from typing import Callable, NamedTuple, Sequence
+from typing import Callable, NamedTuple, Sequence, cast
 
 import jax
 import jax.numpy as jnp
@@ -462,7 +462,7 @@ def surface(model: M.Model, params, names: Sequence[str], spans, task: str, T_li
 
 def center_rows(df: pd.DataFrame) -> pd.DataFrame:
     """The rows of a ``surface`` frame at the centre (``dx = dy = 0``), one per ``T``."""
-    return df[(df.dx == 0) & (df.dy == 0)].reset_index(drop=True)
+    return cast(pd.DataFrame, df[(df.dx == 0) & (df.dy == 0)]).reset_index(drop=True)
 
 
 # ----------------------------------------------------------------------------- centres

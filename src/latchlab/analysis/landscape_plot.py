@@ -6,18 +6,22 @@ returns a matplotlib ``Figure``; ``latchlab.analysis.plot.save`` writes it as PN
 from __future__ import annotations
 
 import math
+from collections.abc import Hashable
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
-from matplotlib.colors import LogNorm
+from matplotlib.colors import LogNorm, Normalize
+from matplotlib.lines import Line2D
 
 from latchlab.analysis import landscape as L
 from latchlab.analysis import plot as P
 
 plt = P.plt  # Agg backend and the package's paper style, set by latchlab.analysis.plot
 
-_KIND_STYLE = {"gd": dict(color="#d62728", ls="-", lw=1.0, label="plain gradient descent"),
-               "clipped": dict(color="white", ls="-", lw=0.7, label="with norm clipping")}
+_KIND_STYLE: dict[Hashable, dict[str, Any]] = {
+    "gd": dict(color="#d62728", ls="-", lw=1.0, label="plain gradient descent"),
+    "clipped": dict(color="white", ls="-", lw=0.7, label="with norm clipping")}
 
 
 def _grid(df: pd.DataFrame, x: str, y: str, v: str = "loss"):
@@ -83,7 +87,7 @@ def pascanu_figure(grid: pd.DataFrame, paths: pd.DataFrame | None = None, cliff:
     norm = _norm(grid.loss.to_numpy())
     mesh = None
     for T, ax in zip(Ts, axes):
-        w, b, loss = _grid(grid[grid["T"] == T], "w", "b")
+        w, b, loss = _grid(cast(pd.DataFrame, grid[grid["T"] == T]), "w", "b")
         mesh = ax.pcolormesh(w, b, loss, norm=norm, cmap="viridis", shading="auto", rasterized=True)
         ax.set_xlim(w.min(), w.max())
         ax.set_ylim(b.min(), b.max())
@@ -93,7 +97,9 @@ def pascanu_figure(grid: pd.DataFrame, paths: pd.DataFrame | None = None, cliff:
                     label="cliff as T → ∞ (unstable fixed point at $x_0$)")
         if paths is not None:
             thrown = []
-            for (kind, _), d in paths[paths["T"] == T].groupby(["kind", "start"], sort=False):
+            at_T = cast(pd.DataFrame, paths[paths["T"] == T])
+            by_path = at_T.groupby(["kind", "start"], sort=False)
+            for (kind, _), d in by_path:  # pyright: ignore[reportGeneralTypeIssues]  (the keys are tuples)
                 st = _KIND_STYLE[kind]
                 ax.plot(d.w, d.b, **{k: v for k, v in st.items() if k != "label"})
                 ax.plot(d.w.iloc[-1], d.b.iloc[-1], marker="x", ms=4, mew=1.0, color=st["color"])
@@ -109,12 +115,12 @@ def pascanu_figure(grid: pd.DataFrame, paths: pd.DataFrame | None = None, cliff:
         ax.set_xlabel("w")
         ax.set_ylabel("b")
     _colorbar(fig, mesh, r"$E_T = (\sigma(x_T) - 0.7)^2$ (log scale)")
-    handles = [plt.Line2D([], [], color="black", ls=":", label="cliff as T → ∞")]
+    handles = [Line2D([], [], color="black", ls=":", label="cliff as T → ∞")]
     if paths is not None:
-        handles += [plt.Line2D([], [], **{**st, "color": "0.4" if k == "clipped" else st["color"]})
+        handles += [Line2D([], [], **{**st, "color": "0.4" if k == "clipped" else st["color"]})
                     for k, st in _KIND_STYLE.items()]
-        handles.append(plt.Line2D([], [], ls="none", marker="o", mfc="none", mec="0.3", label="start"))
-        handles.append(plt.Line2D([], [], ls="none", marker="x", color="0.3", label="end"))
+        handles.append(Line2D([], [], ls="none", marker="o", mfc="none", mec="0.3", label="start"))
+        handles.append(Line2D([], [], ls="none", marker="x", color="0.3", label="end"))
         _longest_steps(extra[0], paths)
     axes[0].figure.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False,
                           bbox_to_anchor=(0.45, 0.0))
@@ -152,14 +158,14 @@ def surface_figure(df: pd.DataFrame, trajectory: pd.DataFrame | None = None, val
     Ts = sorted(df["T"].unique())
     fig, axes, _ = _axes(len(Ts))
     v = df[value].to_numpy()
-    norm = _norm(v) if log and value == "loss" else plt.Normalize(np.nanmin(v), np.nanmax(v))
+    norm = _norm(v) if log and value == "loss" else Normalize(np.nanmin(v), np.nanmax(v))
     x_name, y_name = df.x_name.iloc[0], df.y_name.iloc[0]
     centre = L.center_rows(df)
     mesh = None
     for T, ax in zip(Ts, axes):
-        x, y, z = _grid(df[df["T"] == T], "x", "y", value)
+        x, y, z = _grid(cast(pd.DataFrame, df[df["T"] == T]), "x", "y", value)
         mesh = ax.pcolormesh(x, y, z, norm=norm, cmap="viridis", shading="auto", rasterized=True)
-        c = centre[centre["T"] == T]
+        c = cast(pd.DataFrame, centre[centre["T"] == T])
         if len(c):
             ax.plot(c.x, c.y, marker="*", color="white", mec="black", ms=9, ls="none")
             ax.set_title(f"T = {T}   centre {value} {float(c[value].iloc[0]):.3g}")

@@ -8,7 +8,7 @@ and describe the member in one line.
 from __future__ import annotations
 
 import json
-from typing import Sequence
+from typing import Sequence, SupportsFloat, SupportsInt, cast
 
 import numpy as np
 import pandas as pd
@@ -30,13 +30,13 @@ def member_from_row(row: pd.Series) -> Member:
     d = {f: _plain(row[f]) for f in RUN_FIELDS}
     values = d["values"]
     d["values"] = json.loads(values) if isinstance(values, str) else (values or {})
-    return Member(from_dict(d).points()[0], int(row["seed"]))
+    return Member(from_dict(d).points()[0], int(cast(SupportsInt, row["seed"])))
 
 
 def checked_epochs(row: pd.Series, epochs: Sequence, field: str = "epochs") -> list[int]:
     """``epochs`` as a list of distinct ints, each a stored epoch of the member (0 = the
     initial parameters .. its last); else a ``ConfigError`` naming ``field``."""
-    last = int(row["epochs"])
+    last = int(cast(SupportsInt, row["epochs"]))
     out = list(dict.fromkeys(epochs))
     bad = [e for e in out if isinstance(e, bool) or not isinstance(e, (int, np.integer)) or not 0 <= e <= last]
     if bad or not out:
@@ -53,5 +53,5 @@ def label(row: pd.Series) -> str:
     plural = "s" if run.units > 1 else ""
     return (f"member {str(row['member_id'])[:8]}: {run.cell} ({run.units} unit{plural}, {run.preset}, "
             f"{run.head_name}), {run.task} T={run.T}, {run.init} init"
-            f"{' ' + json.dumps(values) if values else ''}, seed {int(row['seed'])}, "
-            f"final val acc {float(row['val_acc']):.3f}")
+            f"{' ' + json.dumps(values) if values else ''}, seed {int(cast(SupportsInt, row['seed']))}, "
+            f"final val acc {float(cast(SupportsFloat, row['val_acc'])):.3f}")

@@ -5,7 +5,9 @@ member's final epoch, and returns a matplotlib ``Figure``; ``save`` writes PNG a
 """
 from __future__ import annotations
 
+from collections.abc import Hashable
 from pathlib import Path
+from typing import cast
 
 import matplotlib
 
@@ -18,9 +20,9 @@ from latchlab.analysis.success import SUCCESS_THRESHOLD, succeeded  # noqa: E402
 from latchlab.outputs import FIGURE_FORMATS, figure_files  # noqa: E402
 
 SUCCESS = SUCCESS_THRESHOLD  # the name explain.py reads; the value lives in analysis.success
-_STYLE = {"srnn": ("C0", "o"), "lstm": ("C3", "s"), "gru": ("C2", "^"),
-          "lstm_nofg": ("C1", "v"), "janet": ("C4", "D")}
-_SPLIT_TITLE = {"stratified": "stratified split (fixed)", "tail": "tail split (the seed's bug)"}
+_STYLE: dict[Hashable, tuple[str, str]] = {"srnn": ("C0", "o"), "lstm": ("C3", "s"), "gru": ("C2", "^"),
+                                           "lstm_nofg": ("C1", "v"), "janet": ("C4", "D")}
+_SPLIT_TITLE: dict[Hashable, str] = {"stratified": "stratified split (fixed)", "tail": "tail split (the seed's bug)"}
 
 plt.rcParams.update({"font.size": 9, "axes.spines.top": False, "axes.spines.right": False,
                      "savefig.dpi": 150, "figure.dpi": 100, "svg.hashsalt": "latchlab"})
@@ -35,10 +37,10 @@ def final(df: pd.DataFrame) -> pd.DataFrame:
     """One row per member: its last epoch (a frame already per member passes through),
     with a ``variant`` column naming the settings that vary across the frame."""
     if "epoch" in df and "epochs" in df:
-        df = df[df.epoch == df.epochs]
+        df = cast(pd.DataFrame, df[df.epoch == df.epochs])
     df = df.reset_index(drop=True)
     if "variant" not in df:
-        varying = [c for c in _SETTINGS if c in df and df[c].astype(str).nunique() > 1]
+        varying = [c for c in _SETTINGS if c in df and cast(pd.Series, df[c]).astype(str).nunique() > 1]
         if not varying:
             varying = [c for c in ("cell",) if c in df]
         df["variant"] = df[varying].astype(str).apply(

@@ -37,6 +37,7 @@ def diagnose(store: str | Path, member: str, out: str | Path, N: int = 256, epoc
         d = D.member(st, row.member_id, N, D.parse_epochs(epochs, int(row.epochs)), examples)
     paths = DP.write(d, out)
     s = d.summary
+    assert s is not None  # D.member computes every part, the summary included
     gate = "contr." if s.retention_gate.iloc[0] == "contraction" else s.retention_gate.iloc[0]
     frame = pd.DataFrame({
         "epoch": s.epoch.astype(str), "val acc": ["" if v != v else f"{v:.3f}" for v in s.val_acc],
@@ -69,6 +70,7 @@ def landscape(out: str | Path, T: Sequence[int] = (5, 20, 50), spans: Sequence[f
         raise ConfigError("member", f"the stored member fixes {', '.join(given)}; drop them")
     check_dir(out, "out", [store] if store is not None else [], LANDSCAPE_FILES)
     if member is not None:
+        assert store is not None  # checked above: --store and --member come together
         with Store(store, create=False) as st:
             c = L.member_centre(st, member, epoch)
     else:

@@ -5,6 +5,8 @@ set-up's per-member frame) alone, so it can be redrawn without training.
 """
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import pandas as pd
 
@@ -56,7 +58,7 @@ def _criterion(cfg) -> str:
 
 def fig2a(rows: pd.DataFrame, cfg):
     """Convergence frequency over the grid of initial weight ``w0`` and noise variance ``s``."""
-    d = rows[rows.figure == "2a"]
+    d = cast(pd.DataFrame, rows[rows.figure == "2a"])
     freq = d.groupby(["w0", "s"]).converged.mean().unstack("s")
     fig, ax = plt.subplots(figsize=(5.6, 4.2))
     im = ax.imshow(freq.values, origin="lower", cmap="viridis", vmin=0, vmax=1, aspect="auto")

@@ -52,7 +52,8 @@ class Reproduction(NamedTuple):
 def _compute(runner, scale: str = "quick", **over) -> Reproduction:
     s = settings(scale, **over)
     paths = L.pascanu_paths(s["T"], L.PASCANU_STARTS, s["lr"], s["steps"], s["clip"])  # checks lr, clip, steps
-    grid = L.pascanu(s["T"], np.linspace(*s["w"], s["points"]), np.linspace(*s["b"], s["points"]))
+    (w_lo, w_hi), (b_lo, b_hi) = s["w"], s["b"]  # settings() checked both are (lo, hi) pairs
+    grid = L.pascanu(s["T"], np.linspace(w_lo, w_hi, s["points"]), np.linspace(b_lo, b_hi, s["points"]))
     return Reproduction(grid, paths, s)
 
 
