@@ -134,6 +134,10 @@ def test_mechanism_section_is_decided_by_its_declared_test():
     assert f.claim.startswith("SRNN passes more gradient to step 1 at initialisation than LSTM")
     assert c["bistable srnn"].verdict == "shown" and c["bistable srnn"].result.p == pytest.approx(
         stats.fisher_exact([[6, 0], [0, 6]]).pvalue)
+    assert c["bistable srnn"].text.startswith("SRNN members that latched are bistable (two stable fixed points) "
+                                              "more often than SRNN members that failed")
+    assert c["forget gate lstm"].text.startswith("LSTMs that latched end with a larger mean forget gate than LSTMs "
+                                                 "that failed")
     assert "0.70 of its cell state" in f.notes
     f = report.mechanisms(_diag(False))
     _claims(f)

@@ -356,6 +356,8 @@ def finalize(claims: list[Claim], alpha: float = ALPHA) -> list[Claim]:
             adjusted[i] = q
     out = []
     for i, c in enumerate(claims):
+        if c.result.favours not in ("", c.a, c.b):
+            raise ValueError(f"claim {c.key!r}: the test favours {c.result.favours!r}, neither {c.a!r} nor {c.b!r}")
         q = c.result.p if c.role == "primary" else adjusted[i]
         verdict = ("not estimable" if not np.isfinite(q) else
                    "shown" if q < alpha and c.result.favours else "inconclusive")

@@ -263,8 +263,8 @@ def mechanisms(d: pd.DataFrame) -> Finding:
     for cell in ("srnn", "lstm"):
         f = fin[fin.cell == cell]
         ok, bad = f[f.success], f[~f.success]
-        r = E.fisher(int(ok.bistable.sum()), len(ok), int(bad.bistable.sum()), len(bad), "members that latched",
-                     "members that failed", "bistable")
+        r = E.fisher(int(ok.bistable.sum()), len(ok), int(bad.bistable.sum()), len(bad),
+                     f"{NAMES[cell]} members that latched", f"{NAMES[cell]} members that failed", "bistable")
         claims.append(E.Claim("mechanisms", f"bistable {cell}", f"after training, {NAMES[cell]} members that latched "
                               f"and those that failed differ in how often their map is bistable (T = {T})",
                               "secondary", "mechanisms", f"{NAMES[cell]} members that latched",
@@ -277,7 +277,7 @@ def mechanisms(d: pd.DataFrame) -> Finding:
                           f"differs from that of LSTMs that failed (T = {T})", "secondary", "mechanisms",
                           "LSTMs that latched", "LSTMs that failed", "end with a larger mean forget gate than",
                           E.mann_whitney(lf[lf.success].retention_mean, lf[~lf.success].retention_mean,
-                                         "latched", "failed", "forget gate")))
+                                         "LSTMs that latched", "LSTMs that failed", "forget gate")))
     notes = (f"At T = {T}, at initialisation, the LSTM's forget gate keeps a median {li.retention_mean.median():.2f} "
              f"of its cell state per step (half-life {li.half_life.median():.1f} steps); the median ratio "
              f"‖dL/dh_1‖ / ‖dL/dh_T‖ is {li.grad_ratio_median.median():.1e} for the LSTM and "
