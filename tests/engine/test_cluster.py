@@ -115,9 +115,9 @@ def test_a_bad_cluster_spec_is_one_line_exit_2_and_creates_nothing(tmp_path):
 
 @pytest.mark.filterwarnings("ignore::ResourceWarning")
 def test_slurm_job_script_from_a_cluster_table(tmp_path):
-    """dask-jobqueue's Slurm script from ``experiments/cluster-slurm.toml``'s table (the
+    """dask-jobqueue's Slurm script from ``experiments/cluster/slurm.toml``'s table (the
     scheduler it starts listens on the loopback interface; no job is submitted)."""
-    example = Path(__file__).parents[2] / "experiments" / "cluster-slurm.toml"
+    example = Path(__file__).parents[2] / "experiments" / "cluster" / "slurm.toml"
     text = example.read_text().replace('interface = "ib0"', 'interface = "lo"')
     (tmp_path / "c.toml").write_text(text)
     spec = CL.parse(tmp_path / "c.toml", dashboard=False)
