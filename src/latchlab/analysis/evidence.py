@@ -36,7 +36,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-SUCCESS_THRESHOLD = 0.99  # validation accuracy at or above which a member latched
+from latchlab.analysis.success import SUCCESS_THRESHOLD
+
 ALPHA = 0.05
 CONFIDENCE = 0.95
 BOOTSTRAP = 2000  # resamples of seeds for bootstrap intervals
