@@ -7,8 +7,8 @@ from typing import Optional
 
 import typer
 
-from latchlab.cli.common import (ExplainScale, Profile, Scale, StoreOpt, app, console, float_list, int_list, out_option, run_sweep,
-                                 show)
+from latchlab.cli.common import (ExplainScale, Profile, StoreOpt, app, console, float_list, int_list, out_option,
+                                 run_sweep, show)
 from latchlab.errors import ConfigError, LatchlabError
 
 PER = ("epoch", "member")
