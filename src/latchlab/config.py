@@ -35,19 +35,20 @@ from pydantic_core import core_schema
 
 from latchlab.core import catalog
 from latchlab.errors import ConfigError
-from latchlab.validate import Choice, Frozen, Int, List, Number, Seed, Str, _Checked, check_seed_range, checked
+from latchlab.validate import (Frozen, IntRange, List, Number, NumberRange, OneOf, Seed, Str, _Checked,
+                               check_seed_range, checked)
 
 if TYPE_CHECKING:
     from latchlab.core.cells import Cell
     from latchlab.core.model import Model
 
-TaskName = Choice(catalog.TASKS)
-CellName = Choice(catalog.CELLS)
-PresetName = Choice(catalog.PRESETS)
-InitName = Choice(catalog.INITS)
-HeadName = Choice(("auto",) + catalog.ALL_HEADS)
-OptimizerName = Choice(catalog.OPTIMIZERS)
-SplitName = Choice(catalog.SPLITS)
+TaskName = Annotated[str, OneOf(catalog.TASKS)]
+CellName = Annotated[str, OneOf(catalog.CELLS)]
+PresetName = Annotated[str, OneOf(catalog.PRESETS)]
+InitName = Annotated[str, OneOf(catalog.INITS)]
+HeadName = Annotated[str, OneOf(("auto",) + catalog.ALL_HEADS)]
+OptimizerName = Annotated[str, OneOf(catalog.OPTIMIZERS)]
+SplitName = Annotated[str, OneOf(catalog.SPLITS)]
 
 
 def _values(v):
@@ -84,17 +85,17 @@ class RunFields(Frozen):
     symbols."""
     cell: CellName = "srnn"
     """Recurrent cell: ``srnn``, ``lstm``, ``gru``, ``lstm_nofg`` or ``janet``."""
-    units: Int(ge=1) = 1
+    units: Annotated[int, IntRange(ge=1)] = 1
     """Hidden units H >= 1."""
-    T: Int(ge=1) = 10
+    T: Annotated[int, IntRange(ge=1)] = 10
     """Sequence length >= 1 (``adding``: >= 2; ``copy``: the total length, >= 21, i.e.
     Arjovsky et al.'s delay plus 20)."""
-    N: Int(ge=4) = 10000
+    N: Annotated[int, IntRange(ge=4)] = 10000
     """Sequences per member (training + validation), >= 4."""
-    noise: Number(ge=0) = 0.1
+    noise: Annotated[float, NumberRange(ge=0)] = 0.1
     """Standard deviation of the Gaussian noise on every step, >= 0 (``parity``: the
     half-width of uniform noise; ignored by ``adding`` and ``copy``)."""
-    signal_len: Int(ge=1) = 1
+    signal_len: Annotated[int, IntRange(ge=1)] = 1
     """Steps that carry the class signal, >= 1 (ignored by ``parity``, ``adding``, ``copy``)."""
     preset: PresetName = "keras3"
     """``keras2`` (hard_sigmoid gates, GRU reset_after=False: the seed's 2018 Keras) or
@@ -113,13 +114,13 @@ class RunFields(Frozen):
     ``to_dict`` (so member ids and stored rows) gives the resolved head."""
     optimizer: OptimizerName = "adam"
     """``adam`` (Keras defaults), ``sgd`` or ``rmsprop``."""
-    lr: Number(gt=0) = 1e-3
+    lr: Annotated[float, NumberRange(gt=0)] = 1e-3
     """Learning rate > 0."""
-    batch_size: Int(ge=1) = 16
+    batch_size: Annotated[int, IntRange(ge=1)] = 16
     """Minibatch size >= 1."""
-    epochs: Int(ge=1) = 5
+    epochs: Annotated[int, IntRange(ge=1)] = 5
     """Training epochs >= 1."""
-    val_frac: Number(gt=0, lt=1) = 0.2
+    val_frac: Annotated[float, NumberRange(gt=0, lt=1)] = 0.2
     """Fraction of the sequences held out for validation, in (0, 1)."""
     split: SplitName = "stratified"
     """``stratified`` (shuffled, class-balanced) or ``tail`` (Keras validation_split on
@@ -213,7 +214,7 @@ class SweepConfig(Frozen):
 
     name: Str = "sweep"
     """A label stored with the results."""
-    repeats: Int(ge=1) = 1
+    repeats: Annotated[int, IntRange(ge=1)] = 1
     """Members per grid point, >= 1."""
     seed: Seed = 0
     """Seed of the first repeat; repeat r has seed ``seed + r`` (paired across the grid);
@@ -327,10 +328,12 @@ def _sweep_file_model():
         return info.rebuild_annotation(), Field({} if info.annotation is tuple else default,
                                                 description=info.description)
 
-    sweep = {k: field(SweepConfig.model_fields[k]) for k in SWEEP_FIELDS}
-    run = {k: field(info) for k, info in RunFields.model_fields.items()}
-    grid = {k: (List(info.rebuild_annotation()), Field(None, description=f"Values of ``{k}`` to sweep."))
-            for k, info in RunFields.model_fields.items()}
+    # field definitions as create_model takes them by keyword: name -> (type, FieldInfo)
+    sweep: dict[str, Any] = {k: field(SweepConfig.model_fields[k]) for k in SWEEP_FIELDS}
+    run: dict[str, Any] = {k: field(info) for k, info in RunFields.model_fields.items()}
+    grid: dict[str, Any] = {
+        k: (List(info.rebuild_annotation()), Field(None, description=f"Values of ``{k}`` to sweep."))
+        for k, info in RunFields.model_fields.items()}
     cfg = ConfigDict(extra="forbid")
     Grid = create_model("Grid", __config__=cfg, **grid)
     Grid.__doc__ = "Fields to sweep: the grid is the Cartesian product of these lists."

@@ -35,7 +35,9 @@ import sqlite3
 import time
 import uuid
 import zlib
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -87,7 +89,7 @@ class Store:
         self.path = Path(path)
         self.timeout = float(timeout)
         self.owner = f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
-        self.db = None
+        self.db: sqlite3.Connection | None = None  # None once closed
         self.readonly = False
         self._claimed = False
         self._owners = {self.owner}  # every owner this store claimed for: live while it is open
@@ -109,14 +111,20 @@ class Store:
                 self._create()
                 self.db = self._connect()
                 tables = self._verify()
-            if not self.readonly:
-                self._migrate(tables)
+            if not self.readonly:  # (still no table, e.g. only a view: the migration's SQL names what is missing)
+                self._migrate(tables or set())
         except BaseException:
             if self.db is not None:
                 self.db.close()
                 self.db = None
             raise
         _OPEN_OWNERS.add(self.owner)
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        """The open connection (``db``, which ``close`` sets to None)."""
+        assert self.db is not None, f"store: {self.path} is closed"
+        return self.db
 
     # ------------------------------------------------------------------ opening
 
@@ -168,11 +176,11 @@ class Store:
         finally:
             db.close()
 
-    def _verify(self):
+    def _verify(self) -> set[str] | None:
         """Check what the file holds; returns its table names, or None for an SQLite file
         without tables. Raises ``StoreError`` for anything but a sound latchlab store."""
         try:
-            names = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            names = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         except sqlite3.OperationalError as e:
             if _locked(e):
                 raise _error(self.path, e, self.timeout) from None
@@ -184,7 +192,7 @@ class Store:
         if "meta" not in names:
             raise StoreError(f"store: {self.path} is not a latchlab store (no such table: meta)")
         try:
-            row = self.db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+            row = self._conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
         except sqlite3.Error as e:
             raise _error(self.path, e, self.timeout) from None
         if row is None or row[0] != SCHEMA:
@@ -194,10 +202,10 @@ class Store:
         if missing:
             raise _damaged(self.path, f"tables {', '.join(missing)} are missing")
         try:
-            result = [r[0] for r in self.db.execute("PRAGMA quick_check(3)")]
+            result = [r[0] for r in self._conn.execute("PRAGMA quick_check(3)")]
             if result != ["ok"]:
                 raise _damaged(self.path, "; ".join(result))
-            gaps = _incomplete(self.db, limit=3)
+            gaps = _incomplete(self._conn, limit=3)
         except sqlite3.Error as e:
             raise _error(self.path, e, self.timeout) from None
         if gaps:
@@ -208,21 +216,21 @@ class Store:
         """Bring a sound store written by an earlier version up to date: WAL mode, the
         ``diverged_epoch`` column, the claims table."""
         def steps():
-            cols = {r[1] for r in self.db.execute("PRAGMA table_info(members)")}
+            cols = {r[1] for r in self._conn.execute("PRAGMA table_info(members)")}
             if "diverged_epoch" not in cols:  # the epoch rows say when a member diverged
-                self.db.execute("ALTER TABLE members ADD COLUMN diverged_epoch INTEGER")
-                self.db.execute(f"UPDATE members SET diverged_epoch = coalesce((SELECT min(epoch) FROM epochs e "
-                                f"WHERE e.member_id = members.member_id AND ({_NOT_FINITE})), -1)")
+                self._conn.execute("ALTER TABLE members ADD COLUMN diverged_epoch INTEGER")
+                self._conn.execute(f"UPDATE members SET diverged_epoch = coalesce((SELECT min(epoch) FROM epochs e "
+                                   f"WHERE e.member_id = members.member_id AND ({_NOT_FINITE})), -1)")
             if "claims" not in tables:
-                self.db.execute(_CLAIMS_DDL)
+                self._conn.execute(_CLAIMS_DDL)
 
         try:
-            mode = self.db.execute("PRAGMA journal_mode").fetchone()[0]
+            mode = self._conn.execute("PRAGMA journal_mode").fetchone()[0]
             if mode != "wal":
-                _retry(self, lambda: self.db.execute("PRAGMA journal_mode=WAL").fetchone())
+                _retry(self, lambda: self._conn.execute("PRAGMA journal_mode=WAL").fetchone())
         except sqlite3.Error as e:
             raise _error(self.path, e) from None
-        cols = {r[1] for r in self.db.execute("PRAGMA table_info(members)")}
+        cols = {r[1] for r in self._conn.execute("PRAGMA table_info(members)")}
         if "diverged_epoch" not in cols or "claims" not in tables:
             self._transaction(steps)
 
@@ -250,7 +258,7 @@ class Store:
     def _transaction(self, fn, db=None):
         """``fn()`` in one write transaction, waiting up to ``timeout`` seconds for the lock
         (retrying when SQLite reports the store busy without waiting)."""
-        db = db if db is not None else self.db
+        db = db if db is not None else self._conn
         if self.readonly and db is self.db:
             raise StoreError(f"store: {self.path} is read-only (a read-only file or directory); "
                              "copy it somewhere writable to add to it")
@@ -280,12 +288,12 @@ class Store:
     def done(self) -> set[str]:
         """Ids of the members already stored."""
         with self._reading():
-            return {r[0] for r in self.db.execute("SELECT member_id FROM members")}
+            return {r[0] for r in self._conn.execute("SELECT member_id FROM members")}
 
     def add_sweep(self, name: str, config: dict, provenance: dict, command: str = "") -> int:
         row = (name, time.time(), json.dumps(config), provenance["git_commit"],
                json.dumps(provenance["versions"]), provenance["prng"], provenance["device"], command)
-        return self._transaction(lambda: self.db.execute(
+        return self._transaction(lambda: self._conn.execute(
             f"INSERT INTO sweeps({', '.join(_SWEEP_COLS)}) VALUES ({', '.join('?' * len(_SWEEP_COLS))})",
             row).lastrowid)
 
@@ -311,11 +319,11 @@ class Store:
                 rows_p.append((m.id, e, blobs[r]))
 
         def put():
-            self.db.executemany(f"INSERT OR REPLACE INTO members({', '.join(map(_q, cols))}) "
-                                f"VALUES ({', '.join('?' * len(cols))})", rows_m)
-            self.db.executemany("INSERT OR REPLACE INTO epochs VALUES (?, ?, ?, ?, ?, ?)", rows_e)
-            self.db.executemany("INSERT OR REPLACE INTO params VALUES (?, ?, ?)", rows_p)
-            self.db.executemany("DELETE FROM claims WHERE member_id = ?", [(m.id,) for m in members])
+            self._conn.executemany(f"INSERT OR REPLACE INTO members({', '.join(map(_q, cols))}) "
+                                   f"VALUES ({', '.join('?' * len(cols))})", rows_m)
+            self._conn.executemany("INSERT OR REPLACE INTO epochs VALUES (?, ?, ?, ?, ?, ?)", rows_e)
+            self._conn.executemany("INSERT OR REPLACE INTO params VALUES (?, ?, ?)", rows_p)
+            self._conn.executemany("DELETE FROM claims WHERE member_id = ?", [(m.id,) for m in members])
 
         self._transaction(put)
 
@@ -328,14 +336,14 @@ class Store:
         if "diverged_epoch" not in df:  # a read-only store of an earlier version
             bad = df[~np.isfinite(df.train_loss.astype(float)) | ~np.isfinite(df.val_loss.astype(float))]
             first = bad.groupby("member_id").epoch.min()
-            df.insert(df.columns.get_loc("seconds") + 1, "diverged_epoch",
+            df.insert(cast(int, df.columns.get_loc("seconds")) + 1, "diverged_epoch",  # unique columns: an int
                       df.member_id.map(first).fillna(-1).astype(np.int64))
         return df
 
     def members(self) -> pd.DataFrame:
         """One row per member: its config, seed and final-epoch metrics."""
         df = self.epochs()
-        return df[df.epoch == df.epochs].reset_index(drop=True)
+        return cast(pd.DataFrame, df[df.epoch == df.epochs]).reset_index(drop=True)
 
     def member(self, member_id: str) -> pd.Series:
         """A member's row (final epoch) from its id or a unique prefix of it.
@@ -361,7 +369,7 @@ class Store:
         q = "SELECT epoch, npz FROM params WHERE member_id = ? "
         q += "AND epoch = ?" if epoch is not None else "ORDER BY epoch DESC LIMIT 1"
         with self._reading():
-            row = self.db.execute(q, (member_id, epoch) if epoch is not None else (member_id,)).fetchone()
+            row = self._conn.execute(q, (member_id, epoch) if epoch is not None else (member_id,)).fetchone()
         if row is None:
             raise StoreError(f"member: no parameters for {member_id!r} at epoch {epoch}")
         try:
@@ -391,10 +399,10 @@ class Store:
         pid_start = _start_time(os.getpid())
 
         def take():
-            done = _in(self.db, "SELECT member_id FROM members WHERE member_id IN ({})", ids)
+            done = _in(self._conn, "SELECT member_id FROM members WHERE member_id IN ({})", ids)
             held = {r[0]: r[1:] for r in _rows_in(
-                self.db, "SELECT member_id, owner, host, pid, pid_start, expires FROM claims WHERE member_id IN ({})",
-                ids)}
+                self._conn,
+                "SELECT member_id, owner, host, pid, pid_start, expires FROM claims WHERE member_id IN ({})", ids)}
             granted = []
             for i in ids:
                 if i in done:
@@ -402,8 +410,8 @@ class Store:
                 if i in held and held[i][0] != owner and not _stale(*held[i]):
                     continue
                 granted.append(i)
-            self.db.executemany("INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?, ?, ?)",
-                                [(i, owner, _HOST, os.getpid(), pid_start, time.time() + ttl) for i in granted])
+            self._conn.executemany("INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?, ?, ?)",
+                                   [(i, owner, _HOST, os.getpid(), pid_start, time.time() + ttl) for i in granted])
             return set(granted)
 
         return self._transaction(take)
@@ -412,16 +420,17 @@ class Store:
         """Drop ``owner``'s claims (default: this store's) on ``member_ids`` (default: all)."""
         owner = owner or self.owner
         if member_ids is None:
-            self._transaction(lambda: self.db.execute("DELETE FROM claims WHERE owner = ?", (owner,)))
+            self._transaction(lambda: self._conn.execute("DELETE FROM claims WHERE owner = ?", (owner,)))
         else:
-            self._transaction(lambda: self.db.executemany(
+            self._transaction(lambda: self._conn.executemany(
                 "DELETE FROM claims WHERE owner = ? AND member_id = ?", [(owner, i) for i in member_ids]))
 
     def claims(self) -> pd.DataFrame:
         """The claims on members in flight, with a column ``stale``."""
         with self._reading():
             df = pd.read_sql_query("SELECT * FROM claims ORDER BY member_id", self.db)
-        df["stale"] = [_stale(r.owner, r.host, r.pid, r.pid_start, r.expires) for r in df.itertuples()]
+        df["stale"] = [_stale(r.owner, r.host, r.pid, r.pid_start, r.expires)
+                       for r in cast(Iterable[Any], df.itertuples())]  # named tuples of the columns
         return df
 
     def wait(self, member_ids, poll: float = 1.0) -> set[str]:
@@ -433,7 +442,8 @@ class Store:
             left = ids - self.done()
             if not left:
                 return set()
-            live = {r.member_id for r in self.claims().itertuples() if not r.stale and r.owner not in self._owners}
+            live = {r.member_id for r in cast(Iterable[Any], self.claims().itertuples())  # named tuples of the columns
+                    if not r.stale and r.owner not in self._owners}
             if left - live:
                 return left - live
             time.sleep(poll)
@@ -824,12 +834,12 @@ def salvage(source: str | Path, target: str | Path) -> dict:
     known = {r[0] for r in sweeps}
     with Store(target) as out:
         def put():
-            out.db.executemany(f"INSERT INTO sweeps({', '.join(sweep_cols)}) VALUES ({', '.join('?' * 9)})",
-                               [tuple(r[:9]) for r in sweeps])
+            out._conn.executemany(f"INSERT INTO sweeps({', '.join(sweep_cols)}) VALUES ({', '.join('?' * 9)})",
+                                  [tuple(r[:9]) for r in sweeps])
             lost = {m.get("sweep_id") for m, _, _ in kept} - known - {None}
-            out.db.executemany("INSERT INTO sweeps(sweep_id, name) VALUES (?, ?)",
-                               [(s, "salvaged (sweep row unreadable)") for s in sorted(lost)])
-            _insert_members(out.db, kept)
+            out._conn.executemany("INSERT INTO sweeps(sweep_id, name) VALUES (?, ?)",
+                                  [(s, "salvaged (sweep row unreadable)") for s in sorted(lost)])
+            _insert_members(out._conn, kept)
 
         out._transaction(put)
     return {"members": len(kept), "dropped": dropped, "sweeps": len(sweeps), "errors": errors}
@@ -848,13 +858,13 @@ def _insert_members(db, members) -> None:
 
 def _member_rows(st: Store):
     """Every member of an open store as ``(member row dict, epoch rows, param rows)``."""
-    cols = [r[1] for r in st.db.execute("PRAGMA table_info(members)")]
-    for row in st.db.execute(f"SELECT {', '.join(map(_q, cols))} FROM members ORDER BY rowid").fetchall():
+    cols = [r[1] for r in st._conn.execute("PRAGMA table_info(members)")]
+    for row in st._conn.execute(f"SELECT {', '.join(map(_q, cols))} FROM members ORDER BY rowid").fetchall():
         m = dict(zip(cols, row))
-        ep = st.db.execute("SELECT epoch, " + ", ".join(_METRICS) + " FROM epochs WHERE member_id = ? "
-                           "ORDER BY epoch", (m["member_id"],)).fetchall()
-        pa = st.db.execute("SELECT epoch, npz FROM params WHERE member_id = ? ORDER BY epoch",
-                           (m["member_id"],)).fetchall()
+        ep = st._conn.execute("SELECT epoch, " + ", ".join(_METRICS) + " FROM epochs WHERE member_id = ? "
+                              "ORDER BY epoch", (m["member_id"],)).fetchall()
+        pa = st._conn.execute("SELECT epoch, npz FROM params WHERE member_id = ? ORDER BY epoch",
+                              (m["member_id"],)).fetchall()
         yield m, ep, pa
 
 
@@ -877,12 +887,12 @@ def merge(target: str | Path, sources: list) -> dict:
         Store(s, create=False).close()  # every source sound before the target is made
     with Store(target) as out:
         seen = {m["member_id"]: (_fingerprint(m, ep, pa), str(target)) for m, ep, pa in _member_rows(out)}
-        existing = {tuple(r[1:]): r[0] for r in out.db.execute(
+        existing = {tuple(r[1:]): r[0] for r in out._conn.execute(
             f"SELECT sweep_id, {', '.join(_SWEEP_COLS)} FROM sweeps").fetchall()}
         plans, conflicts, dups = [], [], 0
         for s in sources:  # first every check, then every write
             with Store(s, create=False) as st:
-                sweeps = st.db.execute(f"SELECT sweep_id, {', '.join(_SWEEP_COLS)} FROM sweeps").fetchall()
+                sweeps = st._conn.execute(f"SELECT sweep_id, {', '.join(_SWEEP_COLS)} FROM sweeps").fetchall()
                 new = []
                 for m, ep, pa in _member_rows(st):
                     try:
@@ -909,12 +919,12 @@ def merge(target: str | Path, sources: list) -> dict:
                 for r in sweeps:
                     key = tuple(r[1:])
                     if key not in existing:
-                        existing[key] = out.db.execute(
+                        existing[key] = out._conn.execute(
                             f"INSERT INTO sweeps({', '.join(_SWEEP_COLS)}) VALUES ({', '.join('?' * 8)})",
                             key).lastrowid
                         added["sweeps"] += 1
                     ids[r[0]] = existing[key]
-                _insert_members(out.db, [({**m, "sweep_id": ids.get(m["sweep_id"])}, ep, pa) for m, ep, pa in new])
+                _insert_members(out._conn, [({**m, "sweep_id": ids.get(m["sweep_id"])}, ep, pa) for m, ep, pa in new])
                 added["members"] += len(new)
 
         out._transaction(put)

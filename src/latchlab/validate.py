@@ -1,9 +1,13 @@
 """One validation path for every configuration class: field types declared once (pydantic).
 
 A configuration is a frozen pydantic model (``Frozen``) whose fields use the types below:
-``Int`` (a bounded integer, never a bool or a float), ``Number`` (a finite int or float,
-kept as given: member ids hash it), ``Seed`` (an integer in the PRNG's range), ``Choice``
-(one of a catalogue's names), ``Str`` and ``List``. Any bad value, at construction or in
+``IntRange`` (a bounded integer, never a bool or a float), ``NumberRange`` (a finite int or
+float, kept as given: member ids hash it), ``OneOf`` (one of a catalogue's names), each the
+metadata of an ``Annotated`` type (``units: Annotated[int, IntRange(ge=1)]``, so that type
+checkers read the field as an ``int``), and the aliases ``Seed`` (an integer in the PRNG's
+range), ``Str`` and ``NonEmpty`` (``NonEmpty[T]``: a non-empty tuple of ``T``). ``Int``,
+``Number``, ``Choice`` and ``List`` build the same types as values, for code that makes
+them at run time. Any bad value, at construction or in
 ``replace``, raises one ``ConfigError`` whose single line is ``field: what is wrong``
 (allowed: ...). Cross-field checks live in each class's ``model_validator`` and raise
 ``ConfigError`` directly.
@@ -17,7 +21,7 @@ import math
 import operator
 import sys
 from dataclasses import FrozenInstanceError
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, LiteralString, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticCustomError, core_schema
@@ -36,7 +40,9 @@ def _bounds(gt=None, ge=None, lt=None, le=None) -> list[tuple[str, Any, Any]]:
 
 def _err(kind: str, problem: str, allowed=None) -> PydanticCustomError:
     # the message is ours already; ``allowed`` travels in the context to ``config_error``
-    return PydanticCustomError(kind, problem, {"allowed": list(allowed) if allowed is not None else None})
+    # (the stubs ask for literal strings, to keep user input out of templates: ours are built here)
+    return PydanticCustomError(cast(LiteralString, kind), cast(LiteralString, problem),
+                               {"allowed": list(allowed) if allowed is not None else None})
 
 
 class _Checked:
@@ -52,8 +58,9 @@ class _Checked:
         return self.text
 
 
-def Int(ge: int | None = None, le: int = INDEX_MAX, *, even: bool = False) -> Any:
-    """An integer in ``[ge, le]`` (``le`` defaults to the int32 limit of XLA's indices)."""
+def IntRange(ge: int | None = None, le: int = INDEX_MAX, *, even: bool = False) -> _Checked:
+    """An integer in ``[ge, le]`` (``le`` defaults to the int32 limit of XLA's indices): the
+    metadata of ``Annotated[int, IntRange(...)]``."""
     bounds = _bounds(ge=ge, le=le)
 
     def check(v):
@@ -70,13 +77,13 @@ def Int(ge: int | None = None, le: int = INDEX_MAX, *, even: bool = False) -> An
     text = "integer" + ("" if ge is None else f" ≥ {ge}") + (" (even)" if even else "")
     if le != INDEX_MAX:
         text += f", ≤ {le}"
-    return Annotated[int, _Checked(check, core_schema.int_schema(ge=ge, le=le, multiple_of=2 if even else None),
-                                   text)]
+    return _Checked(check, core_schema.int_schema(ge=ge, le=le, multiple_of=2 if even else None), text)
 
 
-def Number(gt: float | None = None, ge: float | None = None, lt: float | None = None,
-           le: float | None = None) -> Any:
-    """A finite int or float in the bounds, kept as given (``1`` stays an int)."""
+def NumberRange(gt: float | None = None, ge: float | None = None, lt: float | None = None,
+                le: float | None = None) -> _Checked:
+    """A finite int or float in the bounds, kept as given (``1`` stays an int): the metadata
+    of ``Annotated[float, NumberRange(...)]``."""
     bounds = _bounds(gt, ge, lt, le)
 
     def check(v):
@@ -94,20 +101,21 @@ def Number(gt: float | None = None, ge: float | None = None, lt: float | None = 
     text = "finite number" + (f" in ({gt:g}, {lt:g})" if gt is not None and lt is not None
                               else "".join(f" {s}" for s in (lo, hi) if s))
     # the largest finite doubles as default bounds: JSON Schema has no "finite", and TOML has inf
-    low = {"gt": gt} if gt is not None else {"ge": -_DBL_MAX if ge is None else ge}
-    high = {"lt": lt} if lt is not None else {"le": _DBL_MAX if le is None else le}
-    return Annotated[float, _Checked(check, core_schema.float_schema(**low, **high, allow_inf_nan=False), text)]
+    # (a strict bound replaces the inclusive one)
+    low = None if gt is not None else -_DBL_MAX if ge is None else ge
+    high = None if lt is not None else _DBL_MAX if le is None else le
+    return _Checked(check, core_schema.float_schema(gt=gt, ge=low, lt=lt, le=high, allow_inf_nan=False), text)
 
 
 _DBL_MAX = sys.float_info.max
 
 
-Seed = Int(ge=0, le=SEED_MAX)
+Seed = Annotated[int, IntRange(ge=0, le=SEED_MAX)]
 """A PRNG seed: ``jax.random.PRNGKey`` takes ``[0, 2^32 - 1]``."""
 
 
-def Choice(names) -> Any:
-    """One of ``names`` (the message lists them)."""
+def OneOf(names) -> _Checked:
+    """One of ``names`` (the message lists them): the metadata of ``Annotated[str, OneOf(...)]``."""
     names = tuple(names)
 
     def check(v):
@@ -115,7 +123,7 @@ def Choice(names) -> Any:
             raise _err("choice", f"unknown {{field}} {v!r}", names)
         return v
 
-    return Annotated[str, _Checked(check, core_schema.literal_schema(list(names)), "one of " + ", ".join(names))]
+    return _Checked(check, core_schema.literal_schema(list(names)), "one of " + ", ".join(names))
 
 
 def _str(v):
@@ -125,6 +133,30 @@ def _str(v):
 
 
 Str = Annotated[str, _Checked(_str, core_schema.str_schema(), "string")]
+
+
+_T = TypeVar("_T")
+
+NonEmpty = Annotated[tuple[_T, ...], Field(min_length=1)]
+"""``NonEmpty[T]``: a non-empty list (a tuple once validated) of ``T``."""
+
+
+# the same types as values built at run time (not annotations: a type checker reads no call there)
+
+def Int(ge: int | None = None, le: int = INDEX_MAX, *, even: bool = False) -> Any:
+    """``Annotated[int, IntRange(ge, le, even=even)]``."""
+    return Annotated[int, IntRange(ge, le, even=even)]
+
+
+def Number(gt: float | None = None, ge: float | None = None, lt: float | None = None,
+           le: float | None = None) -> Any:
+    """``Annotated[float, NumberRange(gt, ge, lt, le)]``."""
+    return Annotated[float, NumberRange(gt, ge, lt, le)]
+
+
+def Choice(names) -> Any:
+    """``Annotated[str, OneOf(names)]``."""
+    return Annotated[str, OneOf(names)]
 
 
 def List(item, min_length: int = 1) -> Any:
@@ -201,8 +233,8 @@ class Frozen(BaseModel):
 
 
 def checked(kind, value, field: str):
-    """``value`` checked as a field of type ``kind`` (``Int(...)``, ``Number(...)``, ``Seed``,
-    ``Choice(...)``) outside a model; a bad one raises ``ConfigError`` naming ``field``."""
+    """``value`` checked as a field of type ``kind`` (``Seed``, ``Annotated[int, IntRange(...)]``,
+    ``Number(...)``, ...) outside a model; a bad one raises ``ConfigError`` naming ``field``."""
     check = next(m for m in kind.__metadata__ if isinstance(m, _Checked)).check
     try:
         return check(value)

@@ -7,9 +7,8 @@ from typing import Optional
 
 import typer
 
-from latchlab.cli.common import (Cluster, ExplainScale, Profile, StoreOpt, app, cluster_spec, console, float_list, int_list,
-                                 out_option, run_sweep,
-                                 show)
+from latchlab.cli.common import (Cluster, ExplainScale, Profile, StoreOpt, app, cluster_spec, console, float_list,
+                                 int_list, out_option, run_sweep, show)
 from latchlab.errors import ConfigError, LatchlabError
 
 PER = ("epoch", "member")

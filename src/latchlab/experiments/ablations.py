@@ -14,6 +14,7 @@ All variants run as one sweep, so variants of one cell share compiled ensembles.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -80,7 +81,7 @@ def label(df: pd.DataFrame, parts) -> pd.DataFrame:
     ``variant`` columns from ``parts`` (``configs``' result)."""
     names = {m.id: (k, family, name) for k, (family, name, cfg) in enumerate(parts) for m in cfg.members()}
     df = plot.final(df.drop(columns=["variant"], errors="ignore").assign(variant=""))
-    df = df[df.member_id.isin(names)].copy()
+    df = cast(pd.DataFrame, df[df.member_id.isin(names)]).copy()
     order = df.member_id.map(lambda i: names[i][0])
     df["family"] = df.member_id.map(lambda i: names[i][1])
     df["variant"] = df.member_id.map(lambda i: names[i][2])

@@ -7,10 +7,13 @@ protocol otherwise is the asker's (``followups.PROTOCOL``).
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
+from matplotlib.lines import Line2D
 
 from latchlab import config
 from latchlab.analysis import plot
@@ -118,7 +121,7 @@ def report_configs(chosen: pd.DataFrame, scale: str = "quick", preset: str = "ke
                               "batch_size": int(r.batch_size), "epochs": int(r.epochs),
                               "name": f"answer-report-{scale}", "repeats": s["repeats"], "seed": 0,
                               "grid": {"T": list(ANSWER_T)}})
-            for r in chosen.itertuples()]
+            for r in cast(Iterable[Any], chosen.itertuples())]  # named tuples of the columns
 
 
 def answer(run, scale: str = "quick", preset: str = "keras2", **over) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -154,8 +157,10 @@ def answer_table(rows: pd.DataFrame, threshold: float = SUCCESS_THRESHOLD) -> pd
     and the spread over the grid (min, median, max over settings of the tuning members'
     mean validation accuracy), with the asker's protocol's tuning mean when in the grid."""
     out = []
-    tune, rep = rows[rows.role == "tune"], rows[rows.role == "report"]
-    for (task, cell, T), r in rep.groupby(["task", "cell", "T"], sort=False):
+    tune, rep = cast(pd.DataFrame, rows[rows.role == "tune"]), cast(pd.DataFrame, rows[rows.role == "report"])
+    # (grouped by a list of columns: each key is a tuple)
+    groups = cast(Iterable[tuple[tuple, pd.DataFrame]], rep.groupby(["task", "cell", "T"], sort=False))
+    for (task, cell, T), r in groups:
         t = tune[(tune.task == task) & (tune.cell == cell) & (tune["T"] == T)]
         per = t.groupby(list(SETTING)).val_acc.mean()
         proto = per.get((PROTOCOL["lr"], PROTOCOL["batch_size"], PROTOCOL["epochs"]), np.nan) if len(per) else np.nan
@@ -176,7 +181,7 @@ def answer_figure(rows: pd.DataFrame):
     members (coloured, mean ± std)."""
     tasks = [t for t in TASK_UNITS if t in set(rows.task)]
     fig, axes = plot.plt.subplots(1, len(tasks), figsize=(4.6 * len(tasks), 3.6), sharey=True, squeeze=False)
-    tune, rep = rows[rows.role == "tune"], rows[rows.role == "report"]
+    tune, rep = cast(pd.DataFrame, rows[rows.role == "tune"]), cast(pd.DataFrame, rows[rows.role == "report"])
     Ts = sorted(rows["T"].unique())
     for task, ax in zip(tasks, axes[0]):
         for i, T in enumerate(Ts):
@@ -203,14 +208,14 @@ def answer_figure(rows: pd.DataFrame):
         ax.axhline(0.5, color="0.7", lw=0.6, ls=":")
         units = sorted(rows[rows.task == task].units.unique())
         ax.set_title(f"{TASK_TITLES.get(task, task)} ({', '.join(units_label(u) for u in units)})", fontsize=9)
-    handles = [plot.plt.Line2D([], [], color=c, marker=m, lw=1.2, label=f"{cell}: chosen setting, reported "
-                                                                        "members (mean ± std)")
+    handles = [Line2D([], [], color=c, marker=m, lw=1.2, label=f"{cell}: chosen setting, reported "
+                                                               "members (mean ± std)")
                for cell, (c, m) in CELL_STYLE.items()]
-    handles += [plot.plt.Line2D([], [], color="0.6", marker="o", ms=3, lw=0, label="each grid setting: mean over "
-                                                                                   "tuning members"),
-                plot.plt.Line2D([], [], color="k", marker="o", mfc="none", ms=4, lw=0,
-                                label="the asker's protocol (lr 1e-3, batch 16, 10 epochs)")]
-    handles.append(plot.plt.Line2D([], [], lw=0, label="numbers at the bottom: chosen lr, batch size / epochs"))
+    handles += [Line2D([], [], color="0.6", marker="o", ms=3, lw=0, label="each grid setting: mean over "
+                                                                          "tuning members"),
+                Line2D([], [], color="k", marker="o", mfc="none", ms=4, lw=0,
+                       label="the asker's protocol (lr 1e-3, batch 16, 10 epochs)")]
+    handles.append(Line2D([], [], lw=0, label="numbers at the bottom: chosen lr, batch size / epochs"))
     axes[0][0].set_ylabel("validation accuracy")
     fig.legend(handles=handles, frameon=False, fontsize=6.5, loc="lower center", ncol=3)
     fig.tight_layout(rect=(0, 0.12, 1, 1))

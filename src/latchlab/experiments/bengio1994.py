@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from functools import partial
-from typing import NamedTuple
+from typing import Annotated, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -39,7 +39,7 @@ from scipy import optimize
 from latchlab.core.catalog import OPTIMIZERS
 from latchlab.engine import train
 from latchlab.errors import ConfigError
-from latchlab.validate import Choice, Frozen, Int, List, Number, Seed, check_seed_range
+from latchlab.validate import Frozen, IntRange, NonEmpty, NumberRange, OneOf, Seed, check_seed_range
 from latchlab.experiments.experiment import Experiment, Table, check_scale, figure_files, write_results
 
 
@@ -51,45 +51,45 @@ class Bengio94Config(Frozen):
     Values marked *(unverified)* were recalled, not read in the paper: they are defaults.
     """
 
-    L: Int(ge=1) = 3
+    L: Annotated[int, IntRange(ge=1)] = 3
     """Trainable input steps per class (Fig. 2: 3) *(unverified)*."""
-    T: Int(ge=1) = 20
+    T: Annotated[int, IntRange(ge=1)] = 20
     """Sequence length of Fig. 2a (20) *(unverified)*."""
-    w0_grid: List(Number()) = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0)
+    w0_grid: NonEmpty[Annotated[float, NumberRange()]] = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0)
     """Initial recurrent weights ``w0`` of Fig. 2a."""
-    s_grid: List(Number(ge=0)) = (0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
+    s_grid: NonEmpty[Annotated[float, NumberRange(ge=0)]] = (0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
     """Noise variances ``s`` of Fig. 2a."""
-    T_grid: List(Int(ge=1)) = (5, 10, 15, 20, 30, 50, 75, 100)
+    T_grid: NonEmpty[Annotated[int, IntRange(ge=1)]] = (5, 10, 15, 20, 30, 50, 75, 100)
     """Sequence lengths of Fig. 2b."""
-    s_fig2b: Number(ge=0) = 0.2
+    s_fig2b: Annotated[float, NumberRange(ge=0)] = 0.2
     """Noise variance of Fig. 2b (0.2) *(unverified)*."""
-    w0_fig2b: Number() = 1.25
+    w0_fig2b: Annotated[float, NumberRange()] = 1.25
     """Initial recurrent weight of Fig. 2b (1.25) *(unverified)*."""
-    target: Number(gt=0, lt=1) = 0.8
+    target: Annotated[float, NumberRange(gt=0, lt=1)] = 0.8
     """Targets ``±target`` (0.8)."""
-    h_init: Number(ge=0) = 0.1
+    h_init: Annotated[float, NumberRange(ge=0)] = 0.1
     """Initial trainable inputs uniform in ``[-h_init, h_init]``, per member *(our choice)*."""
-    n_train: Int(ge=2, even=True) = 20
+    n_train: Annotated[int, IntRange(ge=2, even=True)] = 20
     """Training sequences per member, half per class *(our choice)*."""
-    n_test: Int(ge=1) = 1000
+    n_test: Annotated[int, IntRange(ge=1)] = 1000
     """Fresh test sequences per member for the convergence check."""
-    optimizer: Choice(OPTIMIZERS) = "sgd"
+    optimizer: Annotated[str, OneOf(OPTIMIZERS)] = "sgd"
     """``sgd`` (plain gradient descent, the paper's), ``adam`` or ``rmsprop``."""
-    lr: Number(gt=0) = 1.0
+    lr: Annotated[float, NumberRange(gt=0)] = 1.0
     """Learning rate on the mean loss ``C / P`` *(our choice)*."""
-    epochs: Int(ge=1) = 1000
+    epochs: Annotated[int, IntRange(ge=1)] = 1000
     """Budget of full-batch gradient steps *(our choice)*."""
-    check_every: Int(ge=1) = 10
+    check_every: Annotated[int, IntRange(ge=1)] = 10
     """Epochs between convergence checks on the test set."""
-    loss_threshold: Number(gt=0) = 0.05
+    loss_threshold: Annotated[float, NumberRange(gt=0)] = 0.05
     """Converged: all test signs right and mean test loss ``1/2 (x_T - d)^2`` below this."""
-    trials: Int(ge=1) = 20
+    trials: Annotated[int, IntRange(ge=1)] = 20
     """Trials (seeds ``seed .. seed + trials - 1``) per grid point."""
     seed: Seed = 0
     """Seed of the first trial."""
-    seed_repeats: Int(ge=0) = 5
+    seed_repeats: Annotated[int, IntRange(ge=0)] = 5
     """Repeats per T of the seed's softmax set-up overlaid on Fig. 2b (0: none)."""
-    seed_noise: Number(ge=0) = 0.1
+    seed_noise: Annotated[float, NumberRange(ge=0)] = 0.1
     """Noise std of the overlaid seed set-up (the seed's 0.1)."""
 
     @model_validator(mode="after")
@@ -119,7 +119,8 @@ def fixed_points(w: float) -> list[tuple[float, bool]]:
     """
     out = [(0.0, abs(w) < 1)]
     if w > 1:
-        xb = optimize.brentq(lambda x: math.tanh(w * x) - x, 1e-12, 1.0, xtol=1e-15)
+        # a float: without full_output, brentq returns the root alone (the stubs' union allows both)
+        xb = cast(float, optimize.brentq(lambda x: math.tanh(w * x) - x, 1e-12, 1.0, xtol=1e-15))
         stable = abs(w * (1 - math.tanh(w * xb) ** 2)) < 1
         out = [(-xb, stable)] + out + [(xb, stable)]
     return out

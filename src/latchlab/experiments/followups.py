@@ -15,6 +15,7 @@ as the asker's figures did.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import pandas as pd
 
@@ -45,8 +46,8 @@ def final_rows(df: pd.DataFrame, cfgs) -> pd.DataFrame:
     """One row per member of ``cfgs`` (a list of sweeps): its final epoch's metrics."""
     ids = member_ids(cfgs)
     f = plot.final(df)
-    return f[f.member_id.isin(ids)].sort_values(["task", "cell", "units", "T", "seed"], kind="stable") \
-        .reset_index(drop=True)
+    return cast(pd.DataFrame, f[f.member_id.isin(ids)]).sort_values(["task", "cell", "units", "T", "seed"],
+                                                                     kind="stable").reset_index(drop=True)
 
 
 SCALES = {
@@ -77,11 +78,11 @@ def followup_configs(scale: str = "quick", preset: str = "keras2", seed: int = 0
 def followup_figure(df: pd.DataFrame, task: str):
     """The asker's figure for one task: final validation accuracy against T, mean ± std
     (error bars, ddof = 0) over members, one line per cell."""
-    d = df[df.task == task]
+    d = cast(pd.DataFrame, df[df.task == task])
     if d.empty:
         raise ConfigError("task", f"no results for task {task!r}", tuple(sorted(df.task.unique())))
     fig = plot.accuracy_vs_T(d, line="cell", panel="task")
-    reps = int(d.groupby(["cell", "T"]).size().max())
+    reps = int(cast(pd.Series, d.groupby(["cell", "T"]).size()).max())  # (grouped with an index: a Series)
     units = sorted(d.units.unique())
     fig.axes[0].set_title(f"{TASK_TITLES.get(task, task)} ({', '.join(units_label(u) for u in units)}; "
                           f"{reps} repeats; {int(d.epochs.max())} epochs)", fontsize=9)

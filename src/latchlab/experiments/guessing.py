@@ -38,7 +38,7 @@ from __future__ import annotations
 import math
 import time
 from functools import partial
-from typing import NamedTuple
+from typing import Annotated, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -49,7 +49,7 @@ import pandas as pd
 from latchlab.core import tasks
 from latchlab.core.catalog import INDEX_MAX
 from latchlab.errors import ConfigError
-from latchlab.validate import Choice, Frozen, Int, Number, check_seed_range
+from latchlab.validate import Frozen, IntRange, NumberRange, OneOf, check_seed_range
 from latchlab.experiments.experiment import Experiment, Table, check_scale, write_results
 
 PROBLEMS = ("latch1", "latch2", "parity", "two_sequence")
@@ -63,42 +63,42 @@ NOISE_INTO = ("input", "net")
 class GuessConfig(Frozen):
     """One guessing experiment (defaults: H&S's set-up as read in their 2001 report)."""
 
-    problem: Choice(PROBLEMS) = "latch1"
+    problem: Annotated[str, OneOf(PROBLEMS)] = "latch1"
     """``latch1``, ``latch2``, ``parity`` or ``two_sequence`` (H&S 1997 task 3a, N = 1,
     with latch2's one-unit net; lengths as ``tasks.two_sequence``)."""
-    a: Number(gt=0) = 100.0
+    a: Annotated[float, NumberRange(gt=0)] = 100.0
     """Weights uniform in ``[-a, a]`` (H&S: 100)."""
-    len_min: Int(ge=2) = 500
+    len_min: Annotated[int, IntRange(ge=2)] = 500
     """Shortest sequence (H&S: 500)."""
-    len_max: Int(ge=2) = 600
+    len_max: Annotated[int, IntRange(ge=2)] = 600
     """Longest sequence (H&S: 600)."""
-    n_train: Int(ge=2, even=True) = 100
+    n_train: Annotated[int, IntRange(ge=2, even=True)] = 100
     """Training sequences per run, half per class (H&S: 100)."""
-    n_test: Int(ge=2, even=True) = 100
+    n_test: Annotated[int, IntRange(ge=2, even=True)] = 100
     """Test sequences per run (H&S: 100)."""
-    noise_var: Number(ge=0) = 0.2
+    noise_var: Annotated[float, NumberRange(ge=0)] = 0.2
     """Variance of the Gaussian noise of the latch problems (H&S: 0.2)."""
-    tol: Number(gt=0) = 0.1
+    tol: Annotated[float, NumberRange(gt=0)] = 0.1
     """``abs`` criterion: |output - target| < tol at the end (H&S: 0.1)."""
-    criterion: Choice(CRITERIA) = "abs"
+    criterion: Annotated[str, OneOf(CRITERIA)] = "abs"
     """``abs`` (|error| < tol) or ``sign`` (on the target's side of the targets' midpoint)."""
-    hidden: Choice(HIDDEN) = "sigmoid"
+    hidden: Annotated[str, OneOf(HIDDEN)] = "sigmoid"
     """Parity: the hidden unit's activation, ``sigmoid`` or ``tanh``."""
-    update: Choice(UPDATES) = "sync"
+    update: Annotated[str, OneOf(UPDATES)] = "sync"
     """Parity: ``sync`` (every unit from the previous step's activations) or ``layered``
     (the output sees the hidden unit's current activation)."""
-    noise_into: Choice(NOISE_INTO) = "input"
+    noise_into: Annotated[str, OneOf(NOISE_INTO)] = "input"
     """latch2: the noise is a sequence element fed through the input weight ``v``
     (``input``) or is added to the unit's net input (``net``, as in latch1)."""
-    runs: Int(ge=1) = 40
+    runs: Annotated[int, IntRange(ge=1)] = 40
     """Independent searches, each on its own data (H&S: 40 for the latch)."""
-    block: Int(ge=1) = 256
+    block: Annotated[int, IntRange(ge=1)] = 256
     """Guesses per run evaluated at once."""
-    screen: Int(ge=1) = 10
+    screen: Annotated[int, IntRange(ge=1)] = 10
     """Training sequences of the first screening pass."""
-    max_trials: Int(ge=1) = 200_000
+    max_trials: Annotated[int, IntRange(ge=1)] = 200_000
     """Budget of guesses per run; a run that spends it has failed."""
-    seed: Int(ge=0, le=INDEX_MAX) = 0
+    seed: Annotated[int, IntRange(ge=0, le=INDEX_MAX)] = 0
     """Run r uses seed ``seed + r`` (``seed + runs - 1`` at most 2^31 - 1: the runs' seeds
     are an int32 range)."""
 
@@ -189,14 +189,14 @@ def outputs(cfg: GuessConfig, theta, data: Data):
         f = jax.nn.sigmoid if cfg.hidden == "sigmoid" else jnp.tanh
         whx, whh, who, bh, wox, woh, woo, bo = th
 
-        def step(c, inp):
+        def parity_step(c, inp):
             h, o = c
             x_t, m_t = inp
             h_new = f(whx * x_t + whh * h + who * o + bh)
             o_new = jax.nn.sigmoid(wox * x_t + woh * (h_new if cfg.update == "layered" else h) + woo * o + bo)
             return (jnp.where(m_t, h_new, h), jnp.where(m_t, o_new, o)), None
 
-        (_, o), _ = jax.lax.scan(step, (zero, zero), (x, valid))
+        (_, o), _ = jax.lax.scan(parity_step, (zero, zero), (x, valid))
         return o
     if cfg.problem == "latch1":
         w, h0, h1 = th

@@ -4,7 +4,9 @@
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
+from typing import cast
 
 import pandas as pd
 
@@ -54,7 +56,7 @@ def units_figure(df: pd.DataFrame, threshold: float = SUCCESS_THRESHOLD):
         for b, T in enumerate(Ts):
             ax = axes[a][b]
             for cell in CELLS:
-                d = s[(s.task == task) & (s.cell == cell) & (s["T"] == T)].sort_values("units")
+                d = cast(pd.DataFrame, s[(s.task == task) & (s.cell == cell) & (s["T"] == T)]).sort_values("units")
                 if d.empty:
                     continue
                 colour, marker = CELL_STYLE[cell]
@@ -87,7 +89,9 @@ def _table(df: pd.DataFrame) -> Table:
     s = units_table(df)
     units = sorted(s.units.unique())
     rows = []
-    for (task, T, cell), d in s.groupby(["task", "T", "cell"], sort=True):
+    # (grouped by a list of columns: each key is a tuple)
+    groups = cast(Iterable[tuple[tuple, pd.DataFrame]], s.groupby(["task", "T", "cell"], sort=True))
+    for (task, T, cell), d in groups:
         by = dict(zip(d.units, zip(d.successes, d.members)))
         rows.append([task, str(T), cell, *(f"{by[u][0]}/{by[u][1]}" if u in by else "" for u in units)])
     frame = pd.DataFrame(rows, columns=["task", "T", "cell", *map(str, units)])
