@@ -49,7 +49,6 @@ import argparse  # noqa: E402
 import platform  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-from collections import Counter  # noqa: E402
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402

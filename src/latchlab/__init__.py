@@ -37,13 +37,16 @@ _EXPORTS = {
 __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:
-    from latchlab.config import RunConfig, SweepConfig
+    from latchlab.config import RunConfig as RunConfig
+    from latchlab.config import SweepConfig as SweepConfig
     from latchlab.config import load as load_config
-    from latchlab.core.interop import from_keras
-    from latchlab.engine.sweep import sweep
-    from latchlab.errors import ConfigError, LatchlabError, StoreError
-    from latchlab.runtime import setup
-    from latchlab.store import Store
+    from latchlab.core.interop import from_keras as from_keras
+    from latchlab.engine.sweep import sweep as sweep
+    from latchlab.errors import ConfigError as ConfigError
+    from latchlab.errors import LatchlabError as LatchlabError
+    from latchlab.errors import StoreError as StoreError
+    from latchlab.runtime import setup as setup
+    from latchlab.store import Store as Store
 
 
 def __getattr__(name: str) -> Any:

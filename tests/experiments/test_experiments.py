@@ -12,7 +12,7 @@ import pytest
 
 from latchlab.analysis import plot
 from latchlab.analysis.success import SUCCESS_THRESHOLD
-from latchlab.engine import run as runner
+from latchlab.engine import run as engine_run
 from latchlab.errors import ConfigError
 from latchlab.experiments import experiment as E
 from latchlab.experiments import seed
@@ -117,4 +117,4 @@ def test_the_runner_records_the_command(tmp_path):
     assert len(plot.final(df)) == 1
     with Store(tmp_path / "s.sqlite", create=False) as st:
         assert st.sweeps().command.tolist() == ["latchlab test"]
-    np.testing.assert_array_equal(plot.final(runner.run(cfg)).val_acc, plot.final(df).val_acc)
+    np.testing.assert_array_equal(plot.final(engine_run.run(cfg)).val_acc, plot.final(df).val_acc)
