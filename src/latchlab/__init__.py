@@ -39,7 +39,7 @@ __all__ = ["__version__", *_EXPORTS]
 if TYPE_CHECKING:
     from latchlab.config import RunConfig as RunConfig
     from latchlab.config import SweepConfig as SweepConfig
-    from latchlab.config import load as load_config
+    from latchlab.config import load as load_config  # noqa: F401  (listed in __all__ through _EXPORTS)
     from latchlab.core.interop import from_keras as from_keras
     from latchlab.engine.sweep import sweep as sweep
     from latchlab.errors import ConfigError as ConfigError
