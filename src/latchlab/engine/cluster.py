@@ -65,12 +65,21 @@ class ClusterSpec:
     """Serve (and print) the dashboard of clusters this process starts."""
 
 
+def _need(module: str, what: str) -> None:
+    """A one-line error, not a traceback, when the ``cluster`` extra is not installed."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise ConfigError("cluster", f"needs {what}: pip install 'latchlab[cluster]'")
+
+
 def parse(text: str | Path, dashboard: bool = True) -> ClusterSpec:
     """A ``ClusterSpec`` from ``--cluster``'s text (see the module's docstring).
 
     Raises:
         ConfigError: the text is none of the three forms, or the TOML table is wrong.
     """
+    _need("distributed", "dask distributed")
     s = str(text).strip()
     if s == "local" or s.startswith("local:"):
         n = s.partition(":")[2]
@@ -102,6 +111,7 @@ def _parse_toml(path: Path, dashboard: bool) -> ClusterSpec:
     jobs = table.pop("jobs", 1)
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
         raise ConfigError("cluster.jobs", f"{jobs!r} in {path}: a whole number of batch jobs >= 1")
+    _need("dask_jobqueue", "dask-jobqueue")
     return ClusterSpec("jobqueue", jobqueue=kind, jobs=jobs, options=tuple(sorted(table.items())),
                        dashboard=dashboard)
 
