@@ -53,13 +53,19 @@ def setup() -> None:
     global _done
     if _done:
         return
-    jax_started = "jax" in sys.modules and _backend_started()
-    if not jax_started:
+    if "jax" not in sys.modules:
+        # JAX reads these when it is first imported: set-up costs no import of JAX (so
+        # ``latchlab --help`` stays fast)
         split_host_into_cores()
-    import jax
+        os.environ["JAX_COMPILATION_CACHE_DIR"] = str(xla_cache_dir())
+        os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
+    else:
+        import jax
 
-    jax.config.update("jax_compilation_cache_dir", str(xla_cache_dir()))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+        if not _backend_started():
+            split_host_into_cores()
+        jax.config.update("jax_compilation_cache_dir", str(xla_cache_dir()))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
     _done = True
 
 
