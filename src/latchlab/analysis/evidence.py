@@ -31,6 +31,7 @@ import dataclasses
 import math
 import warnings
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -64,7 +65,7 @@ def horizons(final: pd.DataFrame, by=("cell",), threshold: float = SUCCESS_THRES
             (group, seed, T) has different outcomes.
     """
     by = list(by)
-    d = final[by + ["seed", "T", "val_acc"]].copy()
+    d = cast(pd.DataFrame, final[by + ["seed", "T", "val_acc"]]).copy()
     d["ok"] = d.val_acc >= threshold
     keys = by + ["seed", "T"]
     if (d.groupby(keys).ok.nunique() > 1).any():
@@ -73,7 +74,7 @@ def horizons(final: pd.DataFrame, by=("cell",), threshold: float = SUCCESS_THRES
     rows = []
     for g, x in d.groupby(by, sort=False):
         g = g if isinstance(g, tuple) else (g,)
-        grid = np.sort(x["T"].unique())
+        grid = np.sort(cast(np.ndarray, x["T"].unique()))
         for s, y in x.groupby("seed", sort=True):
             if len(y) != len(grid):
                 missing = sorted(set(grid) - set(y["T"]))
@@ -82,9 +83,9 @@ def horizons(final: pd.DataFrame, by=("cell",), threshold: float = SUCCESS_THRES
             first_fail = int(np.argmin(ok)) if not ok.all() else len(ok)
             horizon = int(grid[first_fail - 1]) if first_fail else 0
             last = int(grid[np.flatnonzero(ok)[-1]]) if ok.any() else 0
-            rows.append({**dict(zip(by, g)), "seed": int(s), "horizon": horizon, "censored": bool(ok.all()),
-                         "horizon_last": last, "latched": int(ok.sum()), "lengths": len(grid),
-                         "nested": bool(ok.sum() == first_fail), "T_max": int(grid[-1])})
+            rows.append({**dict(zip(by, g)), "seed": int(cast(int, s)), "horizon": horizon,
+                         "censored": bool(ok.all()), "horizon_last": last, "latched": int(ok.sum()),
+                         "lengths": len(grid), "nested": bool(ok.sum() == first_fail), "T_max": int(grid[-1])})
     return pd.DataFrame(rows)
 
 
@@ -212,7 +213,7 @@ def wilcoxon(xa: pd.Series, xb: pd.Series, a: str = "a", b: str = "b", quantity:
     if not len(d) or np.all(d == 0):
         p, stat = 1.0, 0.0
     else:
-        r = stats.wilcoxon(m.a.to_numpy(float), m.b.to_numpy(float))
+        r = cast(Any, stats.wilcoxon(m.a.to_numpy(float), m.b.to_numpy(float)))  # scipy: a result object
         p, stat = float(r.pvalue), float(r.statistic)
     med = float(np.median(d)) if len(d) else float("nan")
     rng = np.random.default_rng(0)
@@ -229,7 +230,7 @@ def wilcoxon(xa: pd.Series, xb: pd.Series, a: str = "a", b: str = "b", quantity:
 def gee_frame(final: pd.DataFrame, group: str, a: str, b: str, threshold: float = SUCCESS_THRESHOLD) -> pd.DataFrame:
     """Member rows of groups ``a`` and ``b`` (column ``group``) as the GEE's data:
     ``success`` (0/1), ``is_a`` (0/1), ``log_T``, ``seed`` (the cluster)."""
-    d = final[final[group].isin([a, b])].drop_duplicates([group, "seed", "T"])
+    d = cast(pd.DataFrame, final[final[group].isin([a, b])]).drop_duplicates([group, "seed", "T"])
     return pd.DataFrame({"success": (d.val_acc >= threshold).astype(float).to_numpy(),
                          "is_a": (d[group] == a).astype(float).to_numpy(),
                          "log_T": np.log(d["T"].to_numpy(float)), "seed": d.seed.to_numpy(int)})
@@ -257,6 +258,8 @@ def gee(final: pd.DataFrame, group: str, a: str, b: str, threshold: float = SUCC
         warnings.simplefilter("always")
         fit = GEE(d.success.to_numpy(), exog, groups=d.seed.to_numpy(), family=families.Binomial(),
                   cov_struct=cov_struct.Exchangeable()).fit()
+        if fit is None:  # statsmodels returns None (and warns) when it cannot estimate the parameters
+            return nan
         params, bse = np.asarray(fit.params, float), np.asarray(fit.bse, float)
     trouble = [w for w in caught if issubclass(w.category, (RuntimeWarning, UserWarning)) or
                "converge" in str(w.message).lower() or "separation" in str(w.message).lower()]
@@ -407,7 +410,7 @@ def fisher(k_a: int, n_a: int, k_b: int, n_b: int, a: str = "a", b: str = "b", w
         return Result("Fisher exact test", float("nan"), float("nan"),
                       Effect("odds ratio", float("nan"), float("nan"), float("nan")), n_a + n_b, n_a + n_b, "")
     table = [[k_a, n_a - k_a], [k_b, n_b - k_b]]
-    r = stats.fisher_exact(table)
+    r = cast(Any, stats.fisher_exact(table))  # scipy: a result object
     o = odds_ratio(table)
     ci = o.confidence_interval(CONFIDENCE)
     fa, fb = k_a / n_a, k_b / n_b

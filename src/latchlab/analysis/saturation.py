@@ -86,7 +86,9 @@ def fraction_saturated(members, n: int = 64) -> float:
     cell = members[0].run.model.cell
     if cell.kind == "srnn":
         return 0.0
-    params = D.init_members(members)["cell"]
+    params = D.init_members(members)
+    assert params is not None  # members is not empty
+    params = params["cell"]
     by_T = {}
     for r, m in enumerate(members):
         by_T.setdefault(m.run.T, []).append(r)

@@ -20,8 +20,10 @@ import json
 import math
 import sys
 import time
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -41,7 +43,7 @@ DEFAULT_SCALE = "full"  # powered: the seed's full grid, both splits, both prese
 PRESETS = ("keras2", "keras3")
 PRIMARY_PRESET = "keras2"  # the seed's (2018 Keras) gates
 CELLS = ("srnn", "lstm")
-NAMES = {"srnn": "SRNN", "lstm": "LSTM", "keras2": "Keras-2 gates", "keras3": "Keras-3 gates"}
+NAMES: dict[Hashable, str] = {"srnn": "SRNN", "lstm": "LSTM", "keras2": "Keras-2 gates", "keras3": "Keras-3 gates"}
 PRIMARY = ("Primary hypothesis (declared before any result): under the stratified split with the seed's "
            "Keras-2 gates, the one-unit SRNN and the one-unit LSTM differ in latching horizon (the longest "
            "grid length up to which a seed's member latched at every length). Test: two-sided log-rank test "
@@ -184,18 +186,18 @@ def cells_compared(final: pd.DataFrame, a: str = "srnn", b: str = "lstm") -> Fin
     unit: the primary log-rank test (``PRIMARY_PRESET``) and, secondary (family "cells"),
     the paired sign test and the clustered GEE for each preset and the log-rank test for
     the other presets."""
-    s = final[final.split == "stratified"]
+    s = cast(pd.DataFrame, final[final.split == "stratified"])
     if "preset" not in s:
         s = s.assign(preset=PRIMARY_PRESET)
     presets = [p for p in PRESETS if p in set(s.preset)] or sorted(s.preset.unique())
-    h = E.horizons(s[s.cell.isin([a, b])], by=("preset", "cell"))
+    h = E.horizons(cast(pd.DataFrame, s[s.cell.isin([a, b])]), by=("preset", "cell"))
     A, B = NAMES.get(a, a), NAMES.get(b, b)
     what = "latches to longer lengths than"
     claims = []
     for preset in presets:
-        hp = h[h.preset == preset]
-        ha, hb = hp[hp.cell == a], hp[hp.cell == b]
-        sp = s[s.preset == preset]
+        hp = cast(pd.DataFrame, h[h.preset == preset])
+        ha, hb = cast(pd.DataFrame, hp[hp.cell == a]), cast(pd.DataFrame, hp[hp.cell == b])
+        sp = cast(pd.DataFrame, s[s.preset == preset])
         label = NAMES.get(preset, preset)
         primary = preset == PRIMARY_PRESET
         hyp = f"{A} and {B} differ in latching horizon ({label}, stratified split)"
@@ -229,11 +231,12 @@ def diagnose_members(store, final: pd.DataFrame, T: int, N: int = 128, preset: s
     from latchlab.analysis import diagnose as D
 
     rows = []
-    sel = final[(final.split == "stratified") & (final["T"] == T)]
+    sel = cast(pd.DataFrame, final[(final.split == "stratified") & (final["T"] == T)])
     if "preset" in sel:
-        sel = sel[sel.preset == preset]
-    for r in sel.itertuples():
+        sel = cast(pd.DataFrame, sel[sel.preset == preset])
+    for r in cast(Iterable[Any], sel.itertuples()):  # namedtuples with the frame's columns
         s = D.member(store, r.member_id, N=N, epochs=[0, int(r.epochs)]).summary
+        assert s is not None  # diagnose.member computes the summary
         for when, row in zip(("init", "final"), s.itertuples()):
             rows.append({"member_id": r.member_id, "cell": r.cell, "seed": r.seed, "T": T, "when": when,
                          "success": bool(r.val_acc >= SUCCESS_THRESHOLD), **{k: getattr(row, k) for k in (
@@ -253,16 +256,16 @@ def mechanisms(d: pd.DataFrame) -> Finding:
     gradient reaching step 1 at initialisation (the declared test), and, secondary,
     whether members that latched built a bistable map and the LSTM's final forget gate."""
     T = int(d["T"].iloc[0])
-    init, fin = d[d.when == "init"], d[d.when == "final"]
-    li, si = (init[init.cell == c].set_index("seed") for c in ("lstm", "srnn"))
+    init, fin = cast(pd.DataFrame, d[d.when == "init"]), cast(pd.DataFrame, d[d.when == "final"])
+    li, si = (cast(pd.DataFrame, init[init.cell == c]).set_index("seed") for c in ("lstm", "srnn"))
     sg, lg = (np.log10(np.maximum(x.grad_ratio_median.astype(float), 1e-300)) for x in (si, li))
     claims = [E.Claim("mechanisms", "gradient at init", MECHANISM, "secondary", "mechanisms", "SRNN", "LSTM",
                       "passes more gradient to step 1 at initialisation than",
                       E.wilcoxon(sg, lg, "SRNN", "LSTM", "log10 gradient ratio", members=len(init)))]
     rows = []
     for cell in ("srnn", "lstm"):
-        f = fin[fin.cell == cell]
-        ok, bad = f[f.success], f[~f.success]
+        f = cast(pd.DataFrame, fin[fin.cell == cell])
+        ok, bad = cast(pd.DataFrame, f[f.success]), cast(pd.DataFrame, f[~f.success])
         r = E.fisher(int(ok.bistable.sum()), len(ok), int(bad.bistable.sum()), len(bad),
                      f"{NAMES[cell]} members that latched", f"{NAMES[cell]} members that failed", "bistable")
         claims.append(E.Claim("mechanisms", f"bistable {cell}", f"after training, {NAMES[cell]} members that latched "
@@ -272,11 +275,12 @@ def mechanisms(d: pd.DataFrame) -> Finding:
                               "often than", r))
         rows.append({"cell": cell, "latched: bistable": f"{int(ok.bistable.sum())}/{len(ok)}",
                      "failed: bistable": f"{int(bad.bistable.sum())}/{len(bad)}"})
-    lf = fin[fin.cell == "lstm"]
+    lf = cast(pd.DataFrame, fin[fin.cell == "lstm"])
     claims.append(E.Claim("mechanisms", "forget gate lstm", f"after training, the forget gate of LSTMs that latched "
                           f"differs from that of LSTMs that failed (T = {T})", "secondary", "mechanisms",
                           "LSTMs that latched", "LSTMs that failed", "end with a larger mean forget gate than",
-                          E.mann_whitney(lf[lf.success].retention_mean, lf[~lf.success].retention_mean,
+                          E.mann_whitney(cast(pd.DataFrame, lf[lf.success]).retention_mean,
+                                         cast(pd.DataFrame, lf[~lf.success]).retention_mean,
                                          "LSTMs that latched", "LSTMs that failed", "forget gate")))
     notes = (f"At T = {T}, at initialisation, the LSTM's forget gate keeps a median {li.retention_mean.median():.2f} "
              f"of its cell state per step (half-life {li.half_life.median():.1f} steps); the median ratio "
@@ -298,9 +302,9 @@ def mechanisms(d: pd.DataFrame) -> Finding:
     axes[0].set_ylabel("log10 ‖dL/dh_1‖ / ‖dL/dh_T‖")
     axes[0].set_title(f"gradient reaching step 1 (T = {T}); colour: latched, grey: failed", fontsize=8)
     for k, cell in enumerate(("srnn", "lstm")):
-        f = fin[fin.cell == cell]
+        f = cast(pd.DataFrame, fin[fin.cell == cell])
         for j, ok in enumerate((True, False)):
-            x = f[f.success == ok]
+            x = cast(pd.DataFrame, f[f.success == ok])
             axes[1].bar(k * 3 + j, x.bistable.mean() if len(x) else 0, color=("C0", "C3")[k], alpha=1.0 if ok else 0.4)
             axes[1].text(k * 3 + j, 0.02, f"n={len(x)}", ha="center", fontsize=7)
     axes[1].set_xticks([0, 1, 3, 4], ["SRNN\nlatched", "SRNN\nfailed", "LSTM\nlatched", "LSTM\nfailed"])
@@ -329,9 +333,11 @@ def ablation_effects(df: pd.DataFrame, saturated: dict | None = None) -> Finding
     ``saturated``: ``{(family, variant): fraction of members with a gate saturated at
     initialisation}`` (``saturation.fraction_saturated``), shown per variant."""
     h = E.horizons(df, by=("family", "variant"))
-    members = df.drop_duplicates(["family", "variant", "seed", "T"]).groupby(["family", "variant"]).size()
+    members = cast(pd.Series,
+                   df.drop_duplicates(["family", "variant", "seed", "T"]).groupby(["family", "variant"]).size())
     claims, rows = [], []
-    for (fam, var), x in h.groupby(["family", "variant"], sort=False):
+    groups = cast(Iterable[tuple[tuple[str, str], pd.DataFrame]], h.groupby(["family", "variant"], sort=False))
+    for (fam, var), x in groups:
         r = {"family": fam, "variant": var, "seeds": len(x), "median horizon": float(x.horizon.median()),
              "latched at every length": int(x.censored.sum()),
              "mean success over lengths": round(float((x.latched / x.lengths).mean()), 3)}
@@ -339,16 +345,19 @@ def ablation_effects(df: pd.DataFrame, saturated: dict | None = None) -> Finding
             r["members with a gate saturated at init"] = round(float(saturated.get((fam, var), np.nan)), 3)
         ref = _DEFAULTS.get(fam)
         if ref is not None and var != ref:
-            hr = h[(h.family == fam) & (h.variant == ref)]
-            res = E.sign_test(x, hr, var, ref, members=int(members[(fam, var)] + members[(fam, ref)]))
+            hr = cast(pd.DataFrame, h[(h.family == fam) & (h.variant == ref)])
+            n = cast(int, members[(fam, var)]) + cast(int, members[(fam, ref)])  # scalars: one row each
+            res = E.sign_test(x, hr, var, ref, members=int(n))
             claims.append(E.Claim("ablations", f"{fam}: {var}", f"{var} and {ref} differ in latching horizon ({fam})",
                                   "secondary", f"ablations: {fam}", var, ref, "latches to longer lengths than", res))
         rows.append(r)
     t = pd.DataFrame(rows)
     rank = t.sort_values(["median horizon", "mean success over lengths"], ascending=False, kind="stable")
     (fa, va), (fb, vb) = [(r.family, r.variant) for r in rank.iloc[:2].itertuples()]
-    ha, hb = h[(h.family == fa) & (h.variant == va)], h[(h.family == fb) & (h.variant == vb)]
-    best = E.sign_test(ha, hb, f"{va} ({fa})", f"{vb} ({fb})", members=int(members[(fa, va)] + members[(fb, vb)]))
+    ha = cast(pd.DataFrame, h[(h.family == fa) & (h.variant == va)])
+    hb = cast(pd.DataFrame, h[(h.family == fb) & (h.variant == vb)])
+    n = cast(int, members[(fa, va)]) + cast(int, members[(fb, vb)])  # scalars: one row each
+    best = E.sign_test(ha, hb, f"{va} ({fa})", f"{vb} ({fb})", members=int(n))
     claims.insert(0, E.Claim("ablations", "best variant", ABLATION.split(";")[0], "secondary",
                              "ablations: best variant", f"{va} ({fa})", f"{vb} ({fb})",
                              "is the best variant: it latches to longer lengths than the runner-up", best))
@@ -390,9 +399,10 @@ def landscapes(T_list=(5, 20, 50), N: int = 256, points: int = 31) -> Finding:
     figs.append(("Pascanu et al. 2013, Fig. 6: x_t = w σ(x_{t-1}) + b, loss (σ(x_T) - 0.7)², "
                  "gradient descent with and without clipping", _png(LP.pascanu_figure(grid, paths))))
     t = pd.DataFrame(rows)
-    by = t.groupby("cell")["fraction on chance plateau (|L - ln 2| < 1 %)"].mean()
-    notes = (f"Around their Keras initialisations (seed 0 only; descriptive), {100 * by.get('lstm', np.nan):.0f} % "
-             f"of the LSTM's (recurrent_f, bias_f) surface and {100 * by.get('srnn', np.nan):.0f} % of the SRNN's "
+    by = cast(pd.Series, t.groupby("cell")["fraction on chance plateau (|L - ln 2| < 1 %)"].mean())
+    lstm, srnn = cast(float, by.get("lstm", np.nan)), cast(float, by.get("srnn", np.nan))
+    notes = (f"Around their Keras initialisations (seed 0 only; descriptive), {100 * lstm:.0f} % "
+             f"of the LSTM's (recurrent_f, bias_f) surface and {100 * srnn:.0f} % of the SRNN's "
              f"(recurrent, bias) surface lie on the chance plateau (loss within 1 % of ln 2), averaged over "
              f"T = {', '.join(map(str, T_list))}. On a plateau the gradient carries no information about the "
              f"start of the sequence; Pascanu's cliff shows the other failure: as T grows the surface "
@@ -546,9 +556,10 @@ def explain(scale: str = DEFAULT_SCALE, out: Path = Path("results-explain"), sto
     seed_cfgs = seed_configs(scale, protocol)
     parts = ablations.configs(scale, **protocol)
     if run is None:
-        def run(cfgs, path):
+        def default_run(cfgs, path):
             with Store(path) as st:
                 return runner.run(cfgs, st, command=" ".join(["latchlab", *sys.argv[1:]]))
+        run = default_run
     run(seed_cfgs + [c for _, _, c in parts], store_path)
     with Store(store_path, create=False) as st:
         rows, sweeps = st.epochs(), st.sweeps()
@@ -562,7 +573,7 @@ def explain(scale: str = DEFAULT_SCALE, out: Path = Path("results-explain"), sto
     dead = {(fam, var): saturation.fraction_saturated(cfg.members(), n=32) for fam, var, cfg in parts}
     findings = {"bug": seed_bug(final, run0.N, run0.val_frac), "cells": cells_compared(final),
                 "ablations": ablation_effects(abl, dead)}
-    strat = final[final.split == "stratified"]
+    strat = cast(pd.DataFrame, final[final.split == "stratified"])
     Ts = sorted(strat["T"].unique())
     T_diag = 20 if 20 in Ts else Ts[len(Ts) // 2]
     with Store(store_path, create=False) as st:
