@@ -5,6 +5,7 @@ when JAX is not loaded yet), so the help screen should print in well under a sec
 
     python bench/cli_startup.py [--repeats 5]
 """
+
 from __future__ import annotations
 
 import argparse

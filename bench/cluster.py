@@ -26,6 +26,7 @@ What it measures (docs/scale.md reports the numbers):
 The last line is ``RESULT ...`` for grepping. The load average is printed at start and end:
 on a shared machine the numbers move with the neighbours.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -98,11 +99,15 @@ def main() -> None:
             c_cl, w1 = time.process_time() - c0, client.run(time.process_time)
             w_cl = sum(w1[k] - w0[k] for k in w0)
             same = same and ref[cols].sort_values(["member_id", "epoch"]).reset_index(drop=True).equals(
-                got[cols].sort_values(["member_id", "epoch"]).reset_index(drop=True))
-            print(f"cluster sweep, {run} workers: {walls[-1]:.1f} s ({walls[-1] / t_in - 1:+.0%} against in-process"
-                  + (f"; with the start {(walls[-1] + t_start) / t_in - 1:+.0%}" if run == "cold" else "")
-                  + f"), CPU s: client {c_cl:.1f}, workers {w_cl:.1f} ({(c_cl + w_cl) / c_in - 1:+.0%}); "
-                  f"stored metrics identical: {same}", flush=True)
+                got[cols].sort_values(["member_id", "epoch"]).reset_index(drop=True)
+            )
+            print(
+                f"cluster sweep, {run} workers: {walls[-1]:.1f} s ({walls[-1] / t_in - 1:+.0%} against in-process"
+                + (f"; with the start {(walls[-1] + t_start) / t_in - 1:+.0%}" if run == "cold" else "")
+                + f"), CPU s: client {c_cl:.1f}, workers {w_cl:.1f} ({(c_cl + w_cl) / c_in - 1:+.0%}); "
+                f"stored metrics identical: {same}",
+                flush=True,
+            )
         t_cl = walls[0]
 
         # 2. the scheduler's and the client's cost of a chunk: tasks that train nothing
@@ -131,22 +136,30 @@ def main() -> None:
             st.write(sid, ms, hist, res.seconds)
         per_write = (time.perf_counter() - t) / a.writes
     rate = n_real / per_write
-    print(f"store: {per_write * 1e3:.1f} ms a chunk of {n_real} members, {rate:.0f} members/s "
-          f"({cfg.base.epochs} epochs, parameters after each)", flush=True)
+    print(
+        f"store: {per_write * 1e3:.1f} ms a chunk of {n_real} members, {rate:.0f} members/s "
+        f"({cfg.base.epochs} epochs, parameters after each)",
+        flush=True,
+    )
 
     # 4. on paper: a million members
     worker_s = res.seconds  # the largest chunk, made and trained in this process (warm)
     client_s = per_chunk + per_write
     W = worker_s / client_s
     M = 10**6
-    print(f"on paper: a chunk of {n_real} members trains in {worker_s:.2f} s on one worker; the client spends "
-          f"{client_s * 1e3:.1f} ms on it: it feeds about {W:.0f} workers; {M} members = {M // n_real} chunks: "
-          f"{M // n_real * worker_s / W / 3600:.2f} h at that width", flush=True)
+    print(
+        f"on paper: a chunk of {n_real} members trains in {worker_s:.2f} s on one worker; the client spends "
+        f"{client_s * 1e3:.1f} ms on it: it feeds about {W:.0f} workers; {M} members = {M // n_real} chunks: "
+        f"{M // n_real * worker_s / W / 3600:.2f} h at that width",
+        flush=True,
+    )
     print(f"load {_load()}")
-    print(f"RESULT members={len(members)} workers={a.workers} inproc_s={t_in:.1f} cluster_s={t_cl:.1f} "
-          f"warm_cluster_s={walls[1]:.1f} "
-          f"start_s={t_start:.1f} ratio={t_cl / t_in:.3f} identical={same} chunk_ms={per_chunk * 1e3:.2f} "
-          f"store_members_per_s={rate:.0f} chunk_train_s={worker_s:.2f} max_workers={W:.0f}")
+    print(
+        f"RESULT members={len(members)} workers={a.workers} inproc_s={t_in:.1f} cluster_s={t_cl:.1f} "
+        f"warm_cluster_s={walls[1]:.1f} "
+        f"start_s={t_start:.1f} ratio={t_cl / t_in:.3f} identical={same} chunk_ms={per_chunk * 1e3:.2f} "
+        f"store_members_per_s={rate:.0f} chunk_train_s={worker_s:.2f} max_workers={W:.0f}"
+    )
     sys.stdout.flush()
 
 

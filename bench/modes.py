@@ -12,6 +12,7 @@ whole-epoch kernels (its "compile" column: the first call, which builds the libr
 is not cached; its instruction set, floats per vector and members per block are printed).
 ``choose_mode``'s choice should be the fastest row.
 """
+
 import argparse
 import time
 
@@ -55,8 +56,11 @@ def epoch_runner(kind, preset, T, R, mode, units=1, N=10000):
 def _native_runner(model, params, data, R):
     ens = native.Ensemble(model, "adam", params, *data)
     info = native.build_info(ens.lib)
-    print(f"native kernels: -march={native.march()}, {info['isa']}, {info['lanes']} floats a vector, "
-          f"{info['per_block']} members a block", flush=True)
+    print(
+        f"native kernels: -march={native.march()}, {info['isa']}, {info['lanes']} floats a vector, "
+        f"{info['per_block']} members a block",
+        flush=True,
+    )
     lr = np.full(R, 1e-3, np.float32)
     order, weight = train.epoch_order([np.random.default_rng(i) for i in range(R)], ens.train.shape[1], 16)
     return lambda: ens.train_epoch(lr, order, weight)
@@ -93,8 +97,11 @@ if __name__ == "__main__":
     print(f"{'cell':6s} {'T':>4s} {'R':>4s} {'mode':6s} {'s/epoch':>8s} {'compile':>8s} {'ratio':>7s}")
     for kind in a.cells.split(","):
         model = M.Model(Cell.from_preset(kind, a.units, a.preset))
-        modes = [m for m in (a.modes.split(",") if a.modes else train.FIT_MODES)
-                 if m in train.modes_for(model) + (("native",) if native.available(model) else ())]
+        modes = [
+            m
+            for m in (a.modes.split(",") if a.modes else train.FIT_MODES)
+            if m in train.modes_for(model) + (("native",) if native.available(model) else ())
+        ]
         chosen = train.choose_mode(model)
         for shape in a.shapes.split(","):
             T, R = map(int, shape.split("x"))

@@ -11,6 +11,7 @@ script fits ``time = a + b * x`` and prints the fit's R^2 and the largest relati
 deviation from it, and the time per unit of work relative to the curve's first point
 (a ratio, not seconds: comparable across machines).
 """
+
 import argparse
 import time
 
@@ -57,8 +58,11 @@ def main():
         r2 = 1 - ((ts_a - fit) ** 2).sum() / ((ts_a - ts_a.mean()) ** 2).sum()
         dev = np.abs(ts_a - fit).max() / ts_a.max()
         per = ts_a / xs_a / (ts_a[0] / xs_a[0])
-        print(f"RESULT {name}: linear fit R^2 = {r2:.4f}, largest deviation {100 * dev:.1f} % of the largest time; "
-              f"time per unit of {name} relative to the first point: {', '.join(f'{p:.2f}' for p in per)}", flush=True)
+        print(
+            f"RESULT {name}: linear fit R^2 = {r2:.4f}, largest deviation {100 * dev:.1f} % of the largest time; "
+            f"time per unit of {name} relative to the first point: {', '.join(f'{p:.2f}' for p in per)}",
+            flush=True,
+        )
         results[name] = (xs, ts, b, c, r2)
     import matplotlib
 
@@ -70,8 +74,13 @@ def main():
         ax.plot(xs, ts, "o", ms=4, label="measured")
         xx = np.linspace(min(xs), max(xs), 50)
         ax.plot(xx, b * xx + c, "-", lw=1, label=f"linear fit, R² = {r2:.3f}")
-        ax.set_xlabel({"members": "members (one-unit LSTM, T = 50)", "T": "sequence length T (64 members)",
-                       "units": "units (64 members, T = 50)"}[name])
+        ax.set_xlabel(
+            {
+                "members": "members (one-unit LSTM, T = 50)",
+                "T": "sequence length T (64 members)",
+                "units": "units (64 members, T = 50)",
+            }[name]
+        )
         ax.set_ylabel("seconds per sweep (1 epoch, N = 1000)")
         ax.legend(frameon=False, fontsize=8)
     fig.tight_layout()

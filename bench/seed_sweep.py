@@ -33,6 +33,7 @@ The last line is ``RESULT scale=... latchlab_s=... keras_same_grid_s=... ratio=.
 keras_full_s=...`` for grepping. Run it on an otherwise idle machine for numbers worth
 quoting: the load average is printed at start and end.
 """
+
 from __future__ import annotations
 
 import os
@@ -80,9 +81,11 @@ FLOP_RATE = 100e9  # flop/s, whole machine
 TRANS_RATE_PER_CORE = 3.5e9  # transcendental evaluations/s/core
 CORES = 2
 
-_COMPILE_EVENTS = ("/jax/core/compile/jaxpr_trace_duration",
-                   "/jax/core/compile/jaxpr_to_mlir_module_duration",
-                   "/jax/core/compile/backend_compile_duration")
+_COMPILE_EVENTS = (
+    "/jax/core/compile/jaxpr_trace_duration",
+    "/jax/core/compile/jaxpr_to_mlir_module_duration",
+    "/jax/core/compile/backend_compile_duration",
+)
 
 
 # ---------------------------------------------------------------------------- latchlab
@@ -145,7 +148,7 @@ def seed_data(T: int, rng: np.random.Generator, N: int = SEED_N):
     """The seed's data: +-1 at t=0 plus N(0, 0.1) noise at every step; first half positive."""
     x = rng.normal(0.0, SEED_NOISE, (N, T, 1))
     x[: N // 2, 0, 0] += 1.0
-    x[N // 2:, 0, 0] -= 1.0
+    x[N // 2 :, 0, 0] -= 1.0
     y = np.zeros(N, np.int64)
     y[: N // 2] = 1
     return x, y
@@ -161,8 +164,9 @@ def seed_model(keras, cell: str):
     return model
 
 
-def time_keras_point(keras, cell: str, T: int, epochs: int, clock: _CompileClock,
-                     rng: np.random.Generator, N: int = SEED_N) -> dict:
+def time_keras_point(
+    keras, cell: str, T: int, epochs: int, clock: _CompileClock, rng: np.random.Generator, N: int = SEED_N
+) -> dict:
     """Time one fresh seed model at length T: overhead and steady per-epoch seconds."""
     marks = []
 
@@ -181,8 +185,16 @@ def time_keras_point(keras, cell: str, T: int, epochs: int, clock: _CompileClock
     t1 = time.perf_counter()
     model = seed_model(keras, cell)
     t2 = time.perf_counter()
-    model.fit(x, y, epochs=epochs, shuffle=True, validation_split=SEED_VAL_SPLIT,
-              batch_size=SEED_BATCH, verbose=0, callbacks=[EpochTimer()])
+    model.fit(
+        x,
+        y,
+        epochs=epochs,
+        shuffle=True,
+        validation_split=SEED_VAL_SPLIT,
+        batch_size=SEED_BATCH,
+        verbose=0,
+        callbacks=[EpochTimer()],
+    )
     t3 = time.perf_counter()
     epoch_s = [b1 - b0 for b0, _, b1, _ in marks]
     compile_in_epoch = [k1 - k0 for _, k0, _, k1 in marks]
@@ -191,16 +203,26 @@ def time_keras_point(keras, cell: str, T: int, epochs: int, clock: _CompileClock
     else:  # cannot separate by epochs: take out what JAX says it spent compiling
         steady = epoch_s[0] - compile_in_epoch[0]
     total = t3 - t0
-    return {"cell": cell, "T": T, "data": t1 - t0, "build": t2 - t1, "fit": t3 - t2,
-            "epochs": epoch_s, "steady": steady, "overhead": total - epochs * steady,
-            "jax_compile": clock.seconds - c0, "compile_first_epoch": compile_in_epoch[0]}
+    return {
+        "cell": cell,
+        "T": T,
+        "data": t1 - t0,
+        "build": t2 - t1,
+        "fit": t3 - t2,
+        "epochs": epoch_s,
+        "steady": steady,
+        "overhead": total - epochs * steady,
+        "jax_compile": clock.seconds - c0,
+        "compile_first_epoch": compile_in_epoch[0],
+    }
 
 
 def warm_up(keras, cell: str, rng: np.random.Generator):
     """One tiny untimed fit per cell, so one-time process costs don't land on a point."""
     x, y = seed_data(2, rng, N=80)
-    seed_model(keras, cell).fit(x, y, epochs=1, shuffle=True, validation_split=SEED_VAL_SPLIT,
-                                batch_size=SEED_BATCH, verbose=0)
+    seed_model(keras, cell).fit(
+        x, y, epochs=1, shuffle=True, validation_split=SEED_VAL_SPLIT, batch_size=SEED_BATCH, verbose=0
+    )
 
 
 def run_keras(lengths: list[int], epochs: int) -> tuple[list[dict], dict]:
@@ -248,8 +270,9 @@ def seed_runs() -> list[tuple[str, int]]:
 # ---------------------------------------------------------------------------- bound
 
 
-def arithmetic_bound(runs: list[tuple[str, int]], epochs: int = SEED_EPOCHS, N: int = SEED_N,
-                     val_frac: float = SEED_VAL_SPLIT) -> dict:
+def arithmetic_bound(
+    runs: list[tuple[str, int]], epochs: int = SEED_EPOCHS, N: int = SEED_N, val_frac: float = SEED_VAL_SPLIT
+) -> dict:
     """Flops, transcendentals and the time they need at nominal rates, per cell."""
     n_val = N - int(N * (1 - val_frac))
     n_train = N - n_val
@@ -259,8 +282,7 @@ def arithmetic_bound(runs: list[tuple[str, int]], epochs: int = SEED_EPOCHS, N: 
         flops = FWD_FLOPS[cell] * steps * epochs * ((1 + BWD_FLOP_FACTOR) * n_train + n_val)
         trans = FWD_TRANS[cell] * steps * epochs * (n_train + n_val)
         t_f, t_t = flops / FLOP_RATE, trans / (TRANS_RATE_PER_CORE * CORES)
-        out[cell] = {"flops": flops, "trans": trans, "t_flops": t_f, "t_trans": t_t,
-                     "bound": max(t_f, t_t)}
+        out[cell] = {"flops": flops, "trans": trans, "t_flops": t_f, "t_trans": t_t, "bound": max(t_f, t_t)}
     return out
 
 
@@ -276,34 +298,47 @@ def _load() -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--scale", choices=tuple(reproduce.SCALES), default="quick",
-                    help="latchlab grid: quick (a subset) or full (the seed's)")
-    ap.add_argument("--keras-lengths", default="2,50,200",
-                    help="comma-separated lengths at which to time the Keras code")
-    ap.add_argument("--keras-epochs", type=int, default=1,
-                    help="epochs per timed Keras fit (>1 separates compilation from an epoch)")
-    ap.add_argument("--latchlab-lengths", default=None,
-                    help="comma-separated subset of the grid's lengths (for testing only)")
+    ap.add_argument(
+        "--scale",
+        choices=tuple(reproduce.SCALES),
+        default="quick",
+        help="latchlab grid: quick (a subset) or full (the seed's)",
+    )
+    ap.add_argument(
+        "--keras-lengths", default="2,50,200", help="comma-separated lengths at which to time the Keras code"
+    )
+    ap.add_argument(
+        "--keras-epochs",
+        type=int,
+        default=1,
+        help="epochs per timed Keras fit (>1 separates compilation from an epoch)",
+    )
+    ap.add_argument(
+        "--latchlab-lengths", default=None, help="comma-separated subset of the grid's lengths (for testing only)"
+    )
     args = ap.parse_args(argv)
     keras_lengths = sorted({int(s) for s in args.keras_lengths.split(",") if s.strip()})
     if not keras_lengths or min(keras_lengths) < 1 or args.keras_epochs < 1:
         ap.error("need lengths >= 1 and --keras-epochs >= 1")
-    ll_lengths = ([int(s) for s in args.latchlab_lengths.split(",") if s.strip()]
-                  if args.latchlab_lengths else None)
+    ll_lengths = [int(s) for s in args.latchlab_lengths.split(",") if s.strip()] if args.latchlab_lengths else None
 
     print("# seed sweep benchmark: latchlab vs the seed's Keras code (one process)")
-    print(f"# python {platform.python_version()}, jax {jax.__version__} "
-          f"({jax.default_backend()}:{jax.device_count()}), cpus {os.cpu_count()}, "
-          f"commit {provenance.git_commit()}, load avg at start {_load()}")
+    print(
+        f"# python {platform.python_version()}, jax {jax.__version__} "
+        f"({jax.default_backend()}:{jax.device_count()}), cpus {os.cpu_count()}, "
+        f"commit {provenance.git_commit()}, load avg at start {_load()}"
+    )
 
     # --- latchlab
     cfg = latchlab_config(args.scale, ll_lengths)
     members = distinct_members(cfg)
     run_cfg = members[0].run
     grid_T = sorted({m.run.T for m in members})
-    print(f"\n## latchlab: {cfg.name}, preset keras3, split stratified, {len(members)} members "
-          f"({cfg.repeats} repeats x cells {sorted({m.run.cell for m in members})} x T {grid_T}), "
-          f"{run_cfg.epochs} epochs, N {run_cfg.N}")
+    print(
+        f"\n## latchlab: {cfg.name}, preset keras3, split stratified, {len(members)} members "
+        f"({cfg.repeats} repeats x cells {sorted({m.run.cell for m in members})} x T {grid_T}), "
+        f"{run_cfg.epochs} epochs, N {run_cfg.N}"
+    )
     ll = run_latchlab(cfg)
     print(f"{'phase':<10}{'seconds':>10}")
     for name, s in ll["phases"]:
@@ -314,20 +349,27 @@ def main(argv=None) -> int:
     print("final val_acc mean: " + ", ".join(f"{c} {a:.3f}" for c, a in sorted(ll["val_acc"].items())))
 
     # --- Keras
-    print(f"\n## Keras {_keras_version()} (JAX backend), the seed's code: fresh model per point, "
-          f"{args.keras_epochs} epoch(s) per fit, N {SEED_N}, batch {SEED_BATCH}, "
-          f"validation_split {SEED_VAL_SPLIT}")
+    print(
+        f"\n## Keras {_keras_version()} (JAX backend), the seed's code: fresh model per point, "
+        f"{args.keras_epochs} epoch(s) per fit, N {SEED_N}, batch {SEED_BATCH}, "
+        f"validation_split {SEED_VAL_SPLIT}"
+    )
     points, fits = run_keras(keras_lengths, args.keras_epochs)
-    print(f"{'cell':<6}{'T':>5}{'data':>8}{'build':>8}{'fit':>9}{'epoch1':>9}{'epoch/s':>9}"
-          f"{'overhd':>9}{'jaxcomp':>9}")
+    print(f"{'cell':<6}{'T':>5}{'data':>8}{'build':>8}{'fit':>9}{'epoch1':>9}{'epoch/s':>9}{'overhd':>9}{'jaxcomp':>9}")
     for p in points:
-        print(f"{p['cell']:<6}{p['T']:>5}{p['data']:>8.2f}{p['build']:>8.2f}{p['fit']:>9.2f}"
-              f"{p['epochs'][0]:>9.2f}{p['steady']:>9.2f}{p['overhead']:>9.2f}{p['jax_compile']:>9.2f}")
-    print("(seconds; epoch/s = steady per-epoch time incl. validation; overhd = per-model time "
-          "besides steady epochs; jaxcomp = JAX-reported trace+lower+compile during the point)")
+        print(
+            f"{p['cell']:<6}{p['T']:>5}{p['data']:>8.2f}{p['build']:>8.2f}{p['fit']:>9.2f}"
+            f"{p['epochs'][0]:>9.2f}{p['steady']:>9.2f}{p['overhead']:>9.2f}{p['jax_compile']:>9.2f}"
+        )
+    print(
+        "(seconds; epoch/s = steady per-epoch time incl. validation; overhd = per-model time "
+        "besides steady epochs; jaxcomp = JAX-reported trace+lower+compile during the point)"
+    )
     if args.keras_epochs == 1:
-        print("note: with 1 epoch the steady epoch is the first minus JAX's reported compile time; "
-              "use --keras-epochs >= 2 to measure it directly")
+        print(
+            "note: with 1 epoch the steady epoch is the first minus JAX's reported compile time; "
+            "use --keras-epochs >= 2 to measure it directly"
+        )
     if len(keras_lengths) < 2:
         print("note: one length only: per-epoch time taken as constant in T")
     for cell, (a, b, o) in fits.items():
@@ -343,37 +385,44 @@ def main(argv=None) -> int:
     bound_full = arithmetic_bound(full_runs)
     bound_same = arithmetic_bound(same_runs, run_cfg.epochs, run_cfg.N, run_cfg.val_frac)
     print("\n## arithmetic lower bound, full seed sweep (26 lengths x 30 repeats, 5 epochs)")
-    print("assumptions: per time step per sequence, forward: LSTM(1) 20 flops + 5 transcendentals "
-          "(3 sigmoid, 2 tanh; a sigmoid counts as one), SimpleRNN(1) 4 flops + 1 tanh; backward = "
-          f"{BWD_FLOP_FACTOR:g}x forward flops, no transcendentals (derivatives reuse the forward "
-          "outputs); per epoch 8000 training sequences forward+backward and 2000 validation "
-          "sequences forward only; Dense head, loss and Adam ignored (<1%); rates "
-          f"{FLOP_RATE / 1e9:g} GFLOP/s for the machine and {TRANS_RATE_PER_CORE:g} "
-          f"transcendentals/s/core x {CORES} cores; flops and transcendentals overlap perfectly "
-          "(bound = the larger time); no padding, no memory traffic, no per-step overhead.")
+    print(
+        "assumptions: per time step per sequence, forward: LSTM(1) 20 flops + 5 transcendentals "
+        "(3 sigmoid, 2 tanh; a sigmoid counts as one), SimpleRNN(1) 4 flops + 1 tanh; backward = "
+        f"{BWD_FLOP_FACTOR:g}x forward flops, no transcendentals (derivatives reuse the forward "
+        "outputs); per epoch 8000 training sequences forward+backward and 2000 validation "
+        "sequences forward only; Dense head, loss and Adam ignored (<1%); rates "
+        f"{FLOP_RATE / 1e9:g} GFLOP/s for the machine and {TRANS_RATE_PER_CORE:g} "
+        f"transcendentals/s/core x {CORES} cores; flops and transcendentals overlap perfectly "
+        "(bound = the larger time); no padding, no memory traffic, no per-step overhead."
+    )
     print(f"{'half':<6}{'flops':>11}{'transc.':>11}{'t_flops':>9}{'t_trans':>9}{'bound':>8}")
     for cell, b in bound_full.items():
-        print(f"{cell:<6}{b['flops']:>11.3e}{b['trans']:>11.3e}{b['t_flops']:>9.2f}"
-              f"{b['t_trans']:>9.2f}{b['bound']:>8.2f}")
+        print(
+            f"{cell:<6}{b['flops']:>11.3e}{b['trans']:>11.3e}{b['t_flops']:>9.2f}{b['t_trans']:>9.2f}{b['bound']:>8.2f}"
+        )
     total_full = sum(b["bound"] for b in bound_full.values())
     total_same = sum(b["bound"] for b in bound_same.values())
-    print(f"lower bound full sweep: {total_full:.2f} s; for the grid latchlab ran: {total_same:.2f} s "
-          f"(latchlab at {ll['wall'] / total_same:.1f}x it)")
+    print(
+        f"lower bound full sweep: {total_full:.2f} s; for the grid latchlab ran: {total_same:.2f} s "
+        f"(latchlab at {ll['wall'] / total_same:.1f}x it)"
+    )
 
     # --- summary
     print("\n## summary (seconds)")
     print(f"{'grid':<34}{'latchlab':>10}{'keras':>11}{'keras/latchlab':>16}")
-    print(f"{'same grid (' + str(len(same_runs)) + ' models)':<34}{ll['wall']:>10.1f}{keras_same:>11.1f}"
-          f"{ratio:>16.1f}")
-    print(f"{'full seed grid (' + str(len(full_runs)) + ' models)':<34}{'-':>10}{keras_full:>11.1f}"
-          f"{'-':>16}")
-    print("keras = extrapolated from the measured points (per-epoch linear in T, mean per-model "
-          "overhead); the full seed grid counts T=30 twice as the seed's code runs it, latchlab "
-          "trains it once")
+    print(f"{'same grid (' + str(len(same_runs)) + ' models)':<34}{ll['wall']:>10.1f}{keras_same:>11.1f}{ratio:>16.1f}")
+    print(f"{'full seed grid (' + str(len(full_runs)) + ' models)':<34}{'-':>10}{keras_full:>11.1f}{'-':>16}")
+    print(
+        "keras = extrapolated from the measured points (per-epoch linear in T, mean per-model "
+        "overhead); the full seed grid counts T=30 twice as the seed's code runs it, latchlab "
+        "trains it once"
+    )
     print(f"# load avg at end {_load()}")
     scale = args.scale + ("-subset" if ll_lengths else "")
-    print(f"RESULT scale={scale} latchlab_s={ll['wall']:.2f} keras_same_grid_s={keras_same:.1f} "
-          f"ratio={ratio:.2f} keras_full_s={keras_full:.1f}")
+    print(
+        f"RESULT scale={scale} latchlab_s={ll['wall']:.2f} keras_same_grid_s={keras_same:.1f} "
+        f"ratio={ratio:.2f} keras_full_s={keras_full:.1f}"
+    )
     return 0
 
 

@@ -5,6 +5,7 @@
 Prints elements per second for each form and its ratio to ``jax.nn.sigmoid``; the
 ratio is what chose ``cells.sigmoid`` (tanh form) over ``jax.nn.sigmoid`` on XLA:CPU.
 """
+
 import time
 
 import jax

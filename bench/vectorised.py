@@ -8,6 +8,7 @@ how many SIMD vector values (``<k x float>``) LLVM emitted. A kernel with none r
 row at a time. This is how docs/benchmarks.md found that a ``select`` on a per-member mask,
 gates stacked on the minor axis and batch reductions inside the loop gave scalar kernels.
 """
+
 import argparse
 import os
 import re
@@ -16,9 +17,11 @@ import tempfile
 from pathlib import Path
 
 DUMP = tempfile.mkdtemp(prefix="latchlab-xla-dump-")
-os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
-                           + f" --xla_dump_to={DUMP} --xla_dump_hlo_as_text"
-                           + " --xla_dump_hlo_module_re=.*train_epoch.*").strip()
+os.environ["XLA_FLAGS"] = (
+    os.environ.get("XLA_FLAGS", "")
+    + f" --xla_dump_to={DUMP} --xla_dump_hlo_as_text"
+    + " --xla_dump_hlo_module_re=.*train_epoch.*"
+).strip()
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -56,12 +59,22 @@ def main(argv=None):
     split = train.member_sharding(R)
     params = jax.vmap(lambda k: M.init(k, model, "keras"))(jax.random.split(jax.random.PRNGKey(0), R))
     state = jax.device_put(train.init_state(spec, params), split)
-    data = jax.device_put(train.Data(jnp.zeros((R, N, a.T, 1)), jnp.zeros((R, N), jnp.int32),
-                                     jnp.ones((R, a.T), bool), jnp.zeros((R, 800), jnp.int32),
-                                     jnp.zeros((R, 200), jnp.int32)), split)
+    data = jax.device_put(
+        train.Data(
+            jnp.zeros((R, N, a.T, 1)),
+            jnp.zeros((R, N), jnp.int32),
+            jnp.ones((R, a.T), bool),
+            jnp.zeros((R, 800), jnp.int32),
+            jnp.zeros((R, 200), jnp.int32),
+        ),
+        split,
+    )
     order, weight = train.epoch_order([np.random.default_rng(i) for i in range(R)], 800, B)
-    jax.block_until_ready(train.train_epoch(spec, state, data, jax.device_put(jnp.full(R, 1e-3), split),
-                                            *jax.device_put((order, weight), split)))
+    jax.block_until_ready(
+        train.train_epoch(
+            spec, state, data, jax.device_put(jnp.full(R, 1e-3), split), *jax.device_put((order, weight), split)
+        )
+    )
     dump = Path(DUMP)
     hlo_file = sorted(dump.glob("*jit_train_epoch*cpu_after_optimizations.txt"))[-1]
     prefix = hlo_file.name.split(".cpu_after")[0]
@@ -73,8 +86,10 @@ def main(argv=None):
             ir = dump / f"{prefix}.{k}_kernel_module.ir-with-opt.ll"
             n = len(VECTOR.findall(ir.read_text())) if ir.exists() else None
             scalar += n == 0
-            print(f"  {k:48s} {'(code shared with another kernel, or a copy)' if n is None else f'{n:5d} vector values'}"
-                  f"{'  <- scalar' if n == 0 else ''}")
+            print(
+                f"  {k:48s} {'(code shared with another kernel, or a copy)' if n is None else f'{n:5d} vector values'}"
+                f"{'  <- scalar' if n == 0 else ''}"
+            )
     print(f"{scalar} scalar kernel(s) in the time loops")
     return scalar
 

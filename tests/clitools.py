@@ -1,4 +1,5 @@
 """Running the ``latchlab`` console script as a user does, and checking its user errors."""
+
 from __future__ import annotations
 
 import os
@@ -13,8 +14,9 @@ def cli(*args, cwd, cache, timeout=300):
     """Run the console script; ``(returncode, stdout, stderr)``."""
     e = {**os.environ, "LATCHLAB_CACHE": str(cache)}
     e.pop("LATCHLAB_PROGRESS", None)
-    p = subprocess.run([str(LATCHLAB), *map(str, args)], cwd=cwd, env=e, capture_output=True,
-                       text=True, timeout=timeout)
+    p = subprocess.run(
+        [str(LATCHLAB), *map(str, args)], cwd=cwd, env=e, capture_output=True, text=True, timeout=timeout
+    )
     return p.returncode, p.stdout, p.stderr
 
 

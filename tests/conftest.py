@@ -1,5 +1,6 @@
 """Shared test setup: Keras on the JAX backend, no implicit rank promotion in jax.numpy, and
 the ``x64`` fixture."""
+
 import os
 import sys
 from pathlib import Path

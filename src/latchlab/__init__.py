@@ -15,6 +15,7 @@ Floors, lowest first: ``core`` (tasks, cells, model), ``engine`` (plan, data, tr
 native kernels), ``store``, ``analysis`` (statistics, figures, diagnostics, landscapes),
 ``experiments`` (one module per published experiment), ``cli``.
 """
+
 from __future__ import annotations
 
 import importlib

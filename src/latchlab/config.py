@@ -20,6 +20,7 @@ checks that relate fields (a task's shortest ``T``, a head that fits the task, c
 gated cells) run on every grid point, so a grid may complete what the top level leaves
 open. Importing this module does not import JAX.
 """
+
 import functools
 import hashlib
 import itertools
@@ -35,8 +36,19 @@ from pydantic_core import core_schema
 
 from latchlab.core import catalog
 from latchlab.errors import ConfigError
-from latchlab.validate import (Frozen, IntRange, List, Number, NumberRange, OneOf, Seed, Str, _Checked,
-                               check_seed_range, checked)
+from latchlab.validate import (
+    Frozen,
+    IntRange,
+    List,
+    Number,
+    NumberRange,
+    OneOf,
+    Seed,
+    Str,
+    _Checked,
+    check_seed_range,
+    checked,
+)
 
 if TYPE_CHECKING:
     from latchlab.core.cells import Cell
@@ -64,10 +76,17 @@ def _values(v):
     return tuple(sorted(v.items()))
 
 
-Values = Annotated[tuple, _Checked(
-    _values, core_schema.dict_schema(core_schema.literal_schema(list(catalog.ALL_PARAMETER_NAMES)),
-                                     core_schema.float_schema(ge=-sys.float_info.max, le=sys.float_info.max)),
-    "table of parameter name = finite number")]
+Values = Annotated[
+    tuple,
+    _Checked(
+        _values,
+        core_schema.dict_schema(
+            core_schema.literal_schema(list(catalog.ALL_PARAMETER_NAMES)),
+            core_schema.float_schema(ge=-sys.float_info.max, le=sys.float_info.max),
+        ),
+        "table of parameter name = finite number",
+    ),
+]
 
 
 class RunFields(Frozen):
@@ -160,8 +179,12 @@ class RunConfig(RunFields):
     def model(self) -> "Model":
         from latchlab.core import model
 
-        return model.Model(self.cell_spec, self.head_name, catalog.N_IN[self.task],
-                           catalog.COPY_CATEGORIES if self.task == "copy" else None)
+        return model.Model(
+            self.cell_spec,
+            self.head_name,
+            catalog.N_IN[self.task],
+            catalog.COPY_CATEGORIES if self.task == "copy" else None,
+        )
 
     def to_dict(self, resolve: bool = True) -> dict:
         """The fields as a dict (``values`` a dict); ``head`` resolved unless ``resolve``
@@ -177,8 +200,9 @@ def _check_run(c: RunConfig) -> None:
     catalog.check(c.task, c.T, c.noise, c.signal_len, c.N)
     fit = catalog.HEADS_FOR[catalog.TARGETS[c.task]]
     if c.head != "auto" and c.head not in fit:
-        raise ConfigError("head", f"{c.head} does not fit task {c.task} ({catalog.TARGETS[c.task]} targets)",
-                          ("auto",) + fit)
+        raise ConfigError(
+            "head", f"{c.head} does not fit task {c.task} ({catalog.TARGETS[c.task]} targets)", ("auto",) + fit
+        )
     if c.init == "chrono" and c.cell not in catalog.CHRONO_CELLS:
         raise ConfigError("init", f"chrono needs a gated cell, not {c.cell!r}", catalog.CHRONO_CELLS)
     allowed = catalog.parameter_names(c.cell)
@@ -228,8 +252,13 @@ class SweepConfig(Frozen):
     def _check_sweep(self):
         check_seed_range(self.seed, self.repeats)
         for item in self.grid:
-            if not (isinstance(item, tuple) and len(item) == 2 and item[0] in RUN_FIELDS
-                    and isinstance(item[1], tuple) and item[1]):
+            if not (
+                isinstance(item, tuple)
+                and len(item) == 2
+                and item[0] in RUN_FIELDS
+                and isinstance(item[1], tuple)
+                and item[1]
+            ):
                 raise ConfigError("grid", f"must hold (field, (value, ...)) pairs, got {item!r}")
         self.points()  # every grid point is a valid RunConfig
         return self
@@ -262,8 +291,7 @@ class SweepConfig(Frozen):
 
     def to_dict(self) -> dict:
         grid = {n: [dict(v) if n == "values" else v for v in vs] for n, vs in self.grid}
-        return {"name": self.name, "repeats": self.repeats, "seed": self.seed,
-                **self.base.to_dict(), "grid": grid}
+        return {"name": self.name, "repeats": self.repeats, "seed": self.seed, **self.base.to_dict(), "grid": grid}
 
 
 def _run(d: Mapping[str, Any]) -> RunConfig:
@@ -305,8 +333,9 @@ def read_toml(path: str | Path) -> dict:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise ConfigError("config", f"{path} is not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start})") \
-            from None
+        raise ConfigError(
+            "config", f"{path} is not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start})"
+        ) from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -320,25 +349,30 @@ def load(path: str | Path) -> SweepConfig:
 
 # ----------------------------------------------------------------------------- the file's schema
 
+
 def _sweep_file_model():
     """The sweep file's shape as a pydantic model (for its JSON Schema): the sweep's own
     fields, every ``RunConfig`` field at the top level, ``[grid]`` lists of them."""
+
     def field(info):
         default = info.get_default(call_default_factory=True)
-        return info.rebuild_annotation(), Field({} if info.annotation is tuple else default,
-                                                description=info.description)
+        return info.rebuild_annotation(), Field(
+            {} if info.annotation is tuple else default, description=info.description
+        )
 
     # field definitions as create_model takes them by keyword: name -> (type, FieldInfo)
     sweep: dict[str, Any] = {k: field(SweepConfig.model_fields[k]) for k in SWEEP_FIELDS}
     run: dict[str, Any] = {k: field(info) for k, info in RunFields.model_fields.items()}
     grid: dict[str, Any] = {
         k: (List(info.rebuild_annotation()), Field(None, description=f"Values of ``{k}`` to sweep."))
-        for k, info in RunFields.model_fields.items()}
+        for k, info in RunFields.model_fields.items()
+    }
     cfg = ConfigDict(extra="forbid")
     Grid = create_model("Grid", __config__=cfg, **grid)
     Grid.__doc__ = "Fields to sweep: the grid is the Cartesian product of these lists."
-    model = create_model("SweepFile", __config__=cfg, **sweep, **run,
-                         grid=(Grid, Field(None, description=Grid.__doc__)))
+    model = create_model(
+        "SweepFile", __config__=cfg, **sweep, **run, grid=(Grid, Field(None, description=Grid.__doc__))
+    )
     model.__doc__ = "A latchlab sweep file (TOML): top-level settings, a [grid] to sweep, [values]."
     return model
 

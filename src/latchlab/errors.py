@@ -1,4 +1,5 @@
 """Errors a user can cause, each rendered as one line naming what to fix."""
+
 from __future__ import annotations
 
 

@@ -6,6 +6,7 @@ inside one of the command's inputs (a store exported onto itself would be destro
 not lie under a regular file, and a file's directory must exist. ``write_all`` then writes
 a set of files so that either every one of them is replaced or none is.
 """
+
 from __future__ import annotations
 
 import os
@@ -51,8 +52,9 @@ def _existing_ancestor(path: Path) -> Path:
     return p
 
 
-def check_dir(path: str | Path, field: str = "out", inputs: Iterable[str | Path] = (),
-              files: Sequence[str] = ()) -> Path:
+def check_dir(
+    path: str | Path, field: str = "out", inputs: Iterable[str | Path] = (), files: Sequence[str] = ()
+) -> Path:
     """An output directory, created later with its parents.
 
     Raises ``ConfigError(field, ...)`` if it is or lies inside an input, if it or the nearest
@@ -90,7 +92,7 @@ def check_files(outputs: dict[str, str | Path | None], inputs: Iterable[str | Pa
     given = {f: check_file(p, f, inputs) for f, p in outputs.items() if p is not None}
     fields = list(given)
     for i, a in enumerate(fields):
-        for b in fields[i + 1:]:
+        for b in fields[i + 1 :]:
             if _same(given[a], given[b]):
                 raise ConfigError(b, f"{given[b]} is also the --{a} output; give each output its own file")
     return given

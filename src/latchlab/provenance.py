@@ -1,4 +1,5 @@
 """What produced a number: versions, commit, PRNG, device; and where the time went."""
+
 from __future__ import annotations
 
 import platform
@@ -18,10 +19,15 @@ def git_commit() -> str:
     """The source tree's commit (with ``-dirty`` for uncommitted changes), or ``unknown``."""
     here = Path(__file__).resolve().parent
     try:
-        sha = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True,
-                             text=True, timeout=5).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        sha = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return (sha + ("-dirty" if dirty else "")) if sha else "unknown"
@@ -44,8 +50,12 @@ def prng() -> str:
 
 def collect() -> dict:
     """Provenance stored with every sweep."""
-    return {"git_commit": git_commit(), "versions": versions(), "prng": prng(),
-            "device": f"{jax.default_backend()}:{jax.device_count()}"}
+    return {
+        "git_commit": git_commit(),
+        "versions": versions(),
+        "prng": prng(),
+        "device": f"{jax.default_backend()}:{jax.device_count()}",
+    }
 
 
 class Profile:

@@ -23,6 +23,7 @@ and a second writer waits (up to ``timeout`` seconds) instead of failing; creati
 under concurrent openers; and claims let several processes run one sweep on one store,
 each member trained once.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -142,8 +143,10 @@ class Store:
                 # immutable file, unless a journal holds changes not yet in it
                 wal = Path(str(self.path) + "-wal")
                 if wal.exists() and wal.stat().st_size > 0:
-                    raise StoreError(f"store: {self.path} is read-only and its journal {wal} holds unsaved "
-                                     "changes; open it once where it is writable") from None
+                    raise StoreError(
+                        f"store: {self.path} is read-only and its journal {wal} holds unsaved "
+                        "changes; open it once where it is writable"
+                    ) from None
                 return _connection(uri + "?mode=ro&immutable=1", self.timeout)
         except sqlite3.Error as e:
             raise _error(self.path, e) from None
@@ -215,12 +218,15 @@ class Store:
     def _migrate(self, tables: set[str]) -> None:
         """Bring a sound store written by an earlier version up to date: WAL mode, the
         ``diverged_epoch`` column, the claims table."""
+
         def steps():
             cols = {r[1] for r in self._conn.execute("PRAGMA table_info(members)")}
             if "diverged_epoch" not in cols:  # the epoch rows say when a member diverged
                 self._conn.execute("ALTER TABLE members ADD COLUMN diverged_epoch INTEGER")
-                self._conn.execute(f"UPDATE members SET diverged_epoch = coalesce((SELECT min(epoch) FROM epochs e "
-                                   f"WHERE e.member_id = members.member_id AND ({_NOT_FINITE})), -1)")
+                self._conn.execute(
+                    f"UPDATE members SET diverged_epoch = coalesce((SELECT min(epoch) FROM epochs e "
+                    f"WHERE e.member_id = members.member_id AND ({_NOT_FINITE})), -1)"
+                )
             if "claims" not in tables:
                 self._conn.execute(_CLAIMS_DDL)
 
@@ -260,8 +266,10 @@ class Store:
         (retrying when SQLite reports the store busy without waiting)."""
         db = db if db is not None else self._conn
         if self.readonly and db is self.db:
-            raise StoreError(f"store: {self.path} is read-only (a read-only file or directory); "
-                             "copy it somewhere writable to add to it")
+            raise StoreError(
+                f"store: {self.path} is read-only (a read-only file or directory); "
+                "copy it somewhere writable to add to it"
+            )
 
         def once():
             db.execute("BEGIN IMMEDIATE")
@@ -291,11 +299,21 @@ class Store:
             return {r[0] for r in self._conn.execute("SELECT member_id FROM members")}
 
     def add_sweep(self, name: str, config: dict, provenance: dict, command: str = "") -> int:
-        row = (name, time.time(), json.dumps(config), provenance["git_commit"],
-               json.dumps(provenance["versions"]), provenance["prng"], provenance["device"], command)
-        return self._transaction(lambda: self._conn.execute(
-            f"INSERT INTO sweeps({', '.join(_SWEEP_COLS)}) VALUES ({', '.join('?' * len(_SWEEP_COLS))})",
-            row).lastrowid)
+        row = (
+            name,
+            time.time(),
+            json.dumps(config),
+            provenance["git_commit"],
+            json.dumps(provenance["versions"]),
+            provenance["prng"],
+            provenance["device"],
+            command,
+        )
+        return self._transaction(
+            lambda: self._conn.execute(
+                f"INSERT INTO sweeps({', '.join(_SWEEP_COLS)}) VALUES ({', '.join('?' * len(_SWEEP_COLS))})", row
+            ).lastrowid
+        )
 
     def write(self, sweep_id: int, members: list[Member], history, seconds: float) -> None:
         """Store finished members: ``history`` is a ``train.History`` over exactly these (its
@@ -308,8 +326,11 @@ class Store:
         for r, m in enumerate(members):
             run = m.run.to_dict()
             run["values"] = json.dumps(run["values"], sort_keys=True)
-            div = _diverged(history.train_loss[:, r], history.val_loss[:, r]) if diverged is None \
+            div = (
+                _diverged(history.train_loss[:, r], history.val_loss[:, r])
+                if diverged is None
                 else int(np.asarray(diverged)[r])
+            )
             rows_m.append((m.id, sweep_id, m.seed, *(run[f] for f in RUN_FIELDS), seconds / len(members), div))
             for e in range(history.val_acc.shape[0]):
                 rows_e.append((m.id, e + 1, *(float(getattr(history, k)[e, r]) for k in _METRICS)))
@@ -319,8 +340,10 @@ class Store:
                 rows_p.append((m.id, e, blobs[r]))
 
         def put():
-            self._conn.executemany(f"INSERT OR REPLACE INTO members({', '.join(map(_q, cols))}) "
-                                   f"VALUES ({', '.join('?' * len(cols))})", rows_m)
+            self._conn.executemany(
+                f"INSERT OR REPLACE INTO members({', '.join(map(_q, cols))}) VALUES ({', '.join('?' * len(cols))})",
+                rows_m,
+            )
             self._conn.executemany("INSERT OR REPLACE INTO epochs VALUES (?, ?, ?, ?, ?, ?)", rows_e)
             self._conn.executemany("INSERT OR REPLACE INTO params VALUES (?, ?, ?)", rows_p)
             self._conn.executemany("DELETE FROM claims WHERE member_id = ?", [(m.id,) for m in members])
@@ -331,13 +354,19 @@ class Store:
         """One row per member per epoch: the member's config, seed and metrics."""
         with self._reading():
             df = pd.read_sql_query(
-                "SELECT m.*, e.epoch, " + ", ".join(f"e.{k}" for k in _METRICS) +
-                " FROM members m JOIN epochs e USING(member_id) ORDER BY m.rowid, e.epoch", self.db)
+                "SELECT m.*, e.epoch, "
+                + ", ".join(f"e.{k}" for k in _METRICS)
+                + " FROM members m JOIN epochs e USING(member_id) ORDER BY m.rowid, e.epoch",
+                self.db,
+            )
         if "diverged_epoch" not in df:  # a read-only store of an earlier version
             bad = df[~np.isfinite(df.train_loss.astype(float)) | ~np.isfinite(df.val_loss.astype(float))]
             first = bad.groupby("member_id").epoch.min()
-            df.insert(cast(int, df.columns.get_loc("seconds")) + 1, "diverged_epoch",  # unique columns: an int
-                      df.member_id.map(first).fillna(-1).astype(np.int64))
+            df.insert(
+                cast(int, df.columns.get_loc("seconds")) + 1,
+                "diverged_epoch",  # unique columns: an int
+                df.member_id.map(first).fillna(-1).astype(np.int64),
+            )
         return df
 
     def members(self) -> pd.DataFrame:
@@ -358,8 +387,11 @@ class Store:
         hits = members[members.member_id.str.startswith(str(member_id))]
         if len(hits) != 1:
             problem = "matches no member" if hits.empty else f"matches {len(hits)} members; give more characters"
-            raise ConfigError("member", f"{member_id!r} {problem} of {self.path} (list the ids with "
-                                        f"`latchlab export {self.path} --per member --csv members.csv`)")
+            raise ConfigError(
+                "member",
+                f"{member_id!r} {problem} of {self.path} (list the ids with "
+                f"`latchlab export {self.path} --per member --csv members.csv`)",
+            )
         return hits.iloc[0]
 
     def params(self, member_id: str, epoch: int | None = None) -> dict:
@@ -400,9 +432,14 @@ class Store:
 
         def take():
             done = _in(self._conn, "SELECT member_id FROM members WHERE member_id IN ({})", ids)
-            held = {r[0]: r[1:] for r in _rows_in(
-                self._conn,
-                "SELECT member_id, owner, host, pid, pid_start, expires FROM claims WHERE member_id IN ({})", ids)}
+            held = {
+                r[0]: r[1:]
+                for r in _rows_in(
+                    self._conn,
+                    "SELECT member_id, owner, host, pid, pid_start, expires FROM claims WHERE member_id IN ({})",
+                    ids,
+                )
+            }
             granted = []
             for i in ids:
                 if i in done:
@@ -410,8 +447,10 @@ class Store:
                 if i in held and held[i][0] != owner and not _stale(*held[i]):
                     continue
                 granted.append(i)
-            self._conn.executemany("INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?, ?, ?)",
-                                   [(i, owner, _HOST, os.getpid(), pid_start, time.time() + ttl) for i in granted])
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?, ?, ?)",
+                [(i, owner, _HOST, os.getpid(), pid_start, time.time() + ttl) for i in granted],
+            )
             return set(granted)
 
         return self._transaction(take)
@@ -422,15 +461,19 @@ class Store:
         if member_ids is None:
             self._transaction(lambda: self._conn.execute("DELETE FROM claims WHERE owner = ?", (owner,)))
         else:
-            self._transaction(lambda: self._conn.executemany(
-                "DELETE FROM claims WHERE owner = ? AND member_id = ?", [(owner, i) for i in member_ids]))
+            self._transaction(
+                lambda: self._conn.executemany(
+                    "DELETE FROM claims WHERE owner = ? AND member_id = ?", [(owner, i) for i in member_ids]
+                )
+            )
 
     def claims(self) -> pd.DataFrame:
         """The claims on members in flight, with a column ``stale``."""
         with self._reading():
             df = pd.read_sql_query("SELECT * FROM claims ORDER BY member_id", self.db)
-        df["stale"] = [_stale(r.owner, r.host, r.pid, r.pid_start, r.expires)
-                       for r in cast(Iterable[Any], df.itertuples())]  # named tuples of the columns
+        df["stale"] = [
+            _stale(r.owner, r.host, r.pid, r.pid_start, r.expires) for r in cast(Iterable[Any], df.itertuples())
+        ]  # named tuples of the columns
         return df
 
     def wait(self, member_ids, poll: float = 1.0) -> set[str]:
@@ -442,8 +485,11 @@ class Store:
             left = ids - self.done()
             if not left:
                 return set()
-            live = {r.member_id for r in cast(Iterable[Any], self.claims().itertuples())  # named tuples of the columns
-                    if not r.stale and r.owner not in self._owners}
+            live = {
+                r.member_id
+                for r in cast(Iterable[Any], self.claims().itertuples())  # named tuples of the columns
+                if not r.stale and r.owner not in self._owners
+            }
             if left - live:
                 return left - live
             time.sleep(poll)
@@ -497,11 +543,13 @@ def _error(path: Path, e: sqlite3.Error, timeout: float | None = None) -> StoreE
     s = str(e)
     if _locked(e):
         waited = f" for {timeout:g} s" if timeout is not None else ""
-        return StoreError(f"store: {path} is locked by another process (waited{waited}); "
-                          "try again when it has finished")
+        return StoreError(
+            f"store: {path} is locked by another process (waited{waited}); try again when it has finished"
+        )
     if "readonly" in s.replace("-", "").replace(" ", "") or "read-only" in s:
-        return StoreError(f"store: {path} is read-only (a read-only file or directory); "
-                          "copy it somewhere writable to add to it")
+        return StoreError(
+            f"store: {path} is read-only (a read-only file or directory); copy it somewhere writable to add to it"
+        )
     if "unable to open" in s:
         return StoreError(f"store: cannot open {path} ({s})")
     if "full" in s:
@@ -513,8 +561,10 @@ def _error(path: Path, e: sqlite3.Error, timeout: float | None = None) -> StoreE
 
 def _damaged(path: Path, what: str) -> StoreError:
     what = "; ".join(x.strip() for x in what.splitlines() if x.strip() and not x.startswith("***"))
-    return StoreError(f"store: {path} is damaged ({what}); `latchlab store check {path}` lists the damage "
-                      f"and `latchlab store salvage {path} NEW.sqlite` copies every readable member")
+    return StoreError(
+        f"store: {path} is damaged ({what}); `latchlab store check {path}` lists the damage "
+        f"and `latchlab store salvage {path} NEW.sqlite` copies every readable member"
+    )
 
 
 def _check_path(path: Path) -> None:
@@ -553,7 +603,7 @@ def _in(db, query: str, ids: list) -> set:
 def _rows_in(db, query: str, ids: list) -> list:
     out = []
     for i in range(0, len(ids), 500):
-        part = ids[i:i + 500]
+        part = ids[i : i + 500]
         out += db.execute(query.format(", ".join("?" * len(part))), part).fetchall()
     return out
 
@@ -563,9 +613,11 @@ def _incomplete(db, limit: int | None = None) -> list[str]:
     lim = f" LIMIT {int(limit)}" if limit else ""
     out = []
     for table, extra in (("epochs", 0), ("params", 1)):
-        q = (f"SELECT m.member_id, m.epochs, coalesce(n.k, 0) FROM members m LEFT JOIN "
-             f"(SELECT member_id, count(*) AS k FROM {table} GROUP BY member_id) n USING(member_id) "
-             f"WHERE coalesce(n.k, 0) != m.epochs + {extra}{lim}")
+        q = (
+            f"SELECT m.member_id, m.epochs, coalesce(n.k, 0) FROM members m LEFT JOIN "
+            f"(SELECT member_id, count(*) AS k FROM {table} GROUP BY member_id) n USING(member_id) "
+            f"WHERE coalesce(n.k, 0) != m.epochs + {extra}{lim}"
+        )
         for mid, e, k in db.execute(q):
             what = "epoch rows" if table == "epochs" else "parameter snapshots"
             out.append(f"member {mid} has {k} of its {int(e) + extra} {what}")
@@ -647,7 +699,7 @@ def _unpack(blob: bytes) -> dict:
             if zlib.crc32(blob[12:], zlib.crc32(blob[4:8])) != int.from_bytes(blob[8:12], "little"):
                 raise ValueError("checksum mismatch")
             pos = 12
-        head = json.loads(blob[pos:pos + n])
+        head = json.loads(blob[pos : pos + n])
         pos += n
         for k, dtype, shape in head:
             dt = np.dtype(dtype)
@@ -670,8 +722,11 @@ def _fingerprint(member: dict, epochs: list[tuple], params: list[tuple]) -> str:
     """A digest of a member's numbers (config, seed, metrics, parameters), whatever sweep,
     time or blob format they were stored with."""
     h = hashlib.sha256()
-    h.update(json.dumps({k: member[k] for k in ("seed", *RUN_FIELDS, "diverged_epoch") if k in member},
-                        sort_keys=True, default=str).encode())
+    h.update(
+        json.dumps(
+            {k: member[k] for k in ("seed", *RUN_FIELDS, "diverged_epoch") if k in member}, sort_keys=True, default=str
+        ).encode()
+    )
     for row in epochs:
         h.update(np.array([np.nan if v is None else v for v in row], np.float64).tobytes())
     for e, blob in params:
@@ -686,6 +741,7 @@ def _fingerprint(member: dict, epochs: list[tuple], params: list[tuple]) -> str:
 
 
 # ---------------------------------------------------------------------- check, salvage, merge
+
 
 def check(path: str | Path) -> list[str]:
     """Every problem found in a store (empty: sound): SQLite's full integrity check, the
@@ -710,8 +766,13 @@ def check(path: str | Path) -> list[str]:
         if "meta" not in names:
             return ["not a latchlab store (no table meta)"]
         try:
-            problems += [f"sqlite: {x.strip()}" for r in db.execute("PRAGMA integrity_check(20)") if r[0] != "ok"
-                         for x in r[0].splitlines() if x.strip() and not x.startswith("***")]
+            problems += [
+                f"sqlite: {x.strip()}"
+                for r in db.execute("PRAGMA integrity_check(20)")
+                if r[0] != "ok"
+                for x in r[0].splitlines()
+                if x.strip() and not x.startswith("***")
+            ]
         except sqlite3.Error as e:
             problems.append(f"sqlite: {e}")
         missing = [t for t in _TABLES if t not in names]
@@ -812,8 +873,9 @@ def salvage(source: str | Path, target: str | Path) -> dict:
             mid = m["member_id"]
             try:
                 n = int(m["epochs"])
-                ep = db.execute("SELECT epoch, " + ", ".join(_METRICS) + " FROM epochs WHERE member_id = ? "
-                                "ORDER BY epoch", (mid,)).fetchall()
+                ep = db.execute(
+                    "SELECT epoch, " + ", ".join(_METRICS) + " FROM epochs WHERE member_id = ? ORDER BY epoch", (mid,)
+                ).fetchall()
                 pa = db.execute("SELECT epoch, npz FROM params WHERE member_id = ? ORDER BY epoch", (mid,)).fetchall()
             except (sqlite3.Error, TypeError, ValueError) as e:
                 dropped[mid] = f"unreadable rows ({e})"
@@ -833,12 +895,17 @@ def salvage(source: str | Path, target: str | Path) -> dict:
     sweep_cols = ["sweep_id", *_SWEEP_COLS]
     known = {r[0] for r in sweeps}
     with Store(target) as out:
+
         def put():
-            out._conn.executemany(f"INSERT INTO sweeps({', '.join(sweep_cols)}) VALUES ({', '.join('?' * 9)})",
-                                  [tuple(r[:9]) for r in sweeps])
+            out._conn.executemany(
+                f"INSERT INTO sweeps({', '.join(sweep_cols)}) VALUES ({', '.join('?' * 9)})",
+                [tuple(r[:9]) for r in sweeps],
+            )
             lost = {m.get("sweep_id") for m, _, _ in kept} - known - {None}
-            out._conn.executemany("INSERT INTO sweeps(sweep_id, name) VALUES (?, ?)",
-                                  [(s, "salvaged (sweep row unreadable)") for s in sorted(lost)])
+            out._conn.executemany(
+                "INSERT INTO sweeps(sweep_id, name) VALUES (?, ?)",
+                [(s, "salvaged (sweep row unreadable)") for s in sorted(lost)],
+            )
             _insert_members(out._conn, kept)
 
         out._transaction(put)
@@ -848,12 +915,16 @@ def salvage(source: str | Path, target: str | Path) -> dict:
 def _insert_members(db, members) -> None:
     """Insert ``(member row dict, epoch rows, param rows)`` triples."""
     cols = ["member_id", "sweep_id", "seed", *RUN_FIELDS, "seconds", "diverged_epoch"]
-    db.executemany(f"INSERT INTO members({', '.join(map(_q, cols))}) VALUES ({', '.join('?' * len(cols))})",
-                   [tuple(m.get(c) for c in cols) for m, _, _ in members])
-    db.executemany("INSERT INTO epochs VALUES (?, ?, ?, ?, ?, ?)",
-                   [(m["member_id"], *r) for m, ep, _ in members for r in ep])
-    db.executemany("INSERT INTO params VALUES (?, ?, ?)",
-                   [(m["member_id"], e, blob) for m, _, pa in members for e, blob in pa])
+    db.executemany(
+        f"INSERT INTO members({', '.join(map(_q, cols))}) VALUES ({', '.join('?' * len(cols))})",
+        [tuple(m.get(c) for c in cols) for m, _, _ in members],
+    )
+    db.executemany(
+        "INSERT INTO epochs VALUES (?, ?, ?, ?, ?, ?)", [(m["member_id"], *r) for m, ep, _ in members for r in ep]
+    )
+    db.executemany(
+        "INSERT INTO params VALUES (?, ?, ?)", [(m["member_id"], e, blob) for m, _, pa in members for e, blob in pa]
+    )
 
 
 def _member_rows(st: Store):
@@ -861,10 +932,13 @@ def _member_rows(st: Store):
     cols = [r[1] for r in st._conn.execute("PRAGMA table_info(members)")]
     for row in st._conn.execute(f"SELECT {', '.join(map(_q, cols))} FROM members ORDER BY rowid").fetchall():
         m = dict(zip(cols, row))
-        ep = st._conn.execute("SELECT epoch, " + ", ".join(_METRICS) + " FROM epochs WHERE member_id = ? "
-                              "ORDER BY epoch", (m["member_id"],)).fetchall()
-        pa = st._conn.execute("SELECT epoch, npz FROM params WHERE member_id = ? ORDER BY epoch",
-                              (m["member_id"],)).fetchall()
+        ep = st._conn.execute(
+            "SELECT epoch, " + ", ".join(_METRICS) + " FROM epochs WHERE member_id = ? ORDER BY epoch",
+            (m["member_id"],),
+        ).fetchall()
+        pa = st._conn.execute(
+            "SELECT epoch, npz FROM params WHERE member_id = ? ORDER BY epoch", (m["member_id"],)
+        ).fetchall()
         yield m, ep, pa
 
 
@@ -887,8 +961,10 @@ def merge(target: str | Path, sources: list) -> dict:
         Store(s, create=False).close()  # every source sound before the target is made
     with Store(target) as out:
         seen = {m["member_id"]: (_fingerprint(m, ep, pa), str(target)) for m, ep, pa in _member_rows(out)}
-        existing = {tuple(r[1:]): r[0] for r in out._conn.execute(
-            f"SELECT sweep_id, {', '.join(_SWEEP_COLS)} FROM sweeps").fetchall()}
+        existing = {
+            tuple(r[1:]): r[0]
+            for r in out._conn.execute(f"SELECT sweep_id, {', '.join(_SWEEP_COLS)} FROM sweeps").fetchall()
+        }
         plans, conflicts, dups = [], [], 0
         for s in sources:  # first every check, then every write
             with Store(s, create=False) as st:
@@ -908,8 +984,10 @@ def merge(target: str | Path, sources: list) -> dict:
                     new.append((m, ep, pa))
                 plans.append((s, sweeps, new))
         if conflicts:
-            raise StoreError(f"store: merge refused, nothing written: {len(conflicts)} member(s) stored with "
-                             f"different numbers: {'; '.join(conflicts[:3])}{' ...' if len(conflicts) > 3 else ''}")
+            raise StoreError(
+                f"store: merge refused, nothing written: {len(conflicts)} member(s) stored with "
+                f"different numbers: {'; '.join(conflicts[:3])}{' ...' if len(conflicts) > 3 else ''}"
+            )
 
         added = {"members": 0, "duplicates": dups, "sweeps": 0}
 
@@ -920,8 +998,8 @@ def merge(target: str | Path, sources: list) -> dict:
                     key = tuple(r[1:])
                     if key not in existing:
                         existing[key] = out._conn.execute(
-                            f"INSERT INTO sweeps({', '.join(_SWEEP_COLS)}) VALUES ({', '.join('?' * 8)})",
-                            key).lastrowid
+                            f"INSERT INTO sweeps({', '.join(_SWEEP_COLS)}) VALUES ({', '.join('?' * 8)})", key
+                        ).lastrowid
                         added["sweeps"] += 1
                     ids[r[0]] = existing[key]
                 _insert_members(out._conn, [({**m, "sweep_id": ids.get(m["sweep_id"])}, ep, pa) for m, ep, pa in new])

@@ -15,6 +15,7 @@ them at run time. Any bad value, at construction or in
 ``field_table`` renders a class's fields (name, type and range, default, meaning) as the
 Markdown table that docs/config.md holds; ``json_schema`` gives the JSON Schema.
 """
+
 from __future__ import annotations
 
 import math
@@ -32,17 +33,28 @@ from latchlab.errors import ConfigError, LatchlabError
 
 # ----------------------------------------------------------------------------- field types
 
+
 def _bounds(gt=None, ge=None, lt=None, le=None) -> list[tuple[str, Any, Any]]:
-    return [(f"{sym} {b:g}" if isinstance(b, float) else f"{sym} {b}", op, b)
-            for sym, op, b in ((">", operator.gt, gt), (">=", operator.ge, ge), ("<", operator.lt, lt),
-                               ("<=", operator.le, le)) if b is not None]
+    return [
+        (f"{sym} {b:g}" if isinstance(b, float) else f"{sym} {b}", op, b)
+        for sym, op, b in (
+            (">", operator.gt, gt),
+            (">=", operator.ge, ge),
+            ("<", operator.lt, lt),
+            ("<=", operator.le, le),
+        )
+        if b is not None
+    ]
 
 
 def _err(kind: str, problem: str, allowed=None) -> PydanticCustomError:
     # the message is ours already; ``allowed`` travels in the context to ``config_error``
     # (the stubs ask for literal strings, to keep user input out of templates: ours are built here)
-    return PydanticCustomError(cast(LiteralString, kind), cast(LiteralString, problem),
-                               {"allowed": list(allowed) if allowed is not None else None})
+    return PydanticCustomError(
+        cast(LiteralString, kind),
+        cast(LiteralString, problem),
+        {"allowed": list(allowed) if allowed is not None else None},
+    )
 
 
 class _Checked:
@@ -68,8 +80,10 @@ def IntRange(ge: int | None = None, le: int = INDEX_MAX, *, even: bool = False) 
             raise _err("int", f"must be an integer, got {v!r}")
         for sym, op, b in bounds:
             if not op(v, b):
-                raise _err("range", f"must be {sym}, got {v}" if le == INDEX_MAX or ge is None
-                           else f"must be in [{ge}, {le}], got {v}")
+                raise _err(
+                    "range",
+                    f"must be {sym}, got {v}" if le == INDEX_MAX or ge is None else f"must be in [{ge}, {le}], got {v}",
+                )
         if even and v % 2:
             raise _err("even", f"must be even, got {v}")
         return v
@@ -80,8 +94,9 @@ def IntRange(ge: int | None = None, le: int = INDEX_MAX, *, even: bool = False) 
     return _Checked(check, core_schema.int_schema(ge=ge, le=le, multiple_of=2 if even else None), text)
 
 
-def NumberRange(gt: float | None = None, ge: float | None = None, lt: float | None = None,
-                le: float | None = None) -> _Checked:
+def NumberRange(
+    gt: float | None = None, ge: float | None = None, lt: float | None = None, le: float | None = None
+) -> _Checked:
     """A finite int or float in the bounds, kept as given (``1`` stays an int): the metadata
     of ``Annotated[float, NumberRange(...)]``."""
     bounds = _bounds(gt, ge, lt, le)
@@ -98,8 +113,9 @@ def NumberRange(gt: float | None = None, ge: float | None = None, lt: float | No
 
     lo = f"> {gt:g}" if gt is not None else f"≥ {ge:g}" if ge is not None else ""
     hi = f"< {lt:g}" if lt is not None else f"≤ {le:g}" if le is not None else ""
-    text = "finite number" + (f" in ({gt:g}, {lt:g})" if gt is not None and lt is not None
-                              else "".join(f" {s}" for s in (lo, hi) if s))
+    text = "finite number" + (
+        f" in ({gt:g}, {lt:g})" if gt is not None and lt is not None else "".join(f" {s}" for s in (lo, hi) if s)
+    )
     # the largest finite doubles as default bounds: JSON Schema has no "finite", and TOML has inf
     # (a strict bound replaces the inclusive one)
     low = None if gt is not None else -_DBL_MAX if ge is None else ge
@@ -143,13 +159,13 @@ NonEmpty = Annotated[tuple[_T, ...], Field(min_length=1)]
 
 # the same types as values built at run time (not annotations: a type checker reads no call there)
 
+
 def Int(ge: int | None = None, le: int = INDEX_MAX, *, even: bool = False) -> Any:
     """``Annotated[int, IntRange(ge, le, even=even)]``."""
     return Annotated[int, IntRange(ge, le, even=even)]
 
 
-def Number(gt: float | None = None, ge: float | None = None, lt: float | None = None,
-           le: float | None = None) -> Any:
+def Number(gt: float | None = None, ge: float | None = None, lt: float | None = None, le: float | None = None) -> Any:
     """``Annotated[float, NumberRange(gt, ge, lt, le)]``."""
     return Annotated[float, NumberRange(gt, ge, lt, le)]
 
@@ -165,6 +181,7 @@ def List(item, min_length: int = 1) -> Any:
 
 
 # ----------------------------------------------------------------------------- errors
+
 
 def config_error(e: ValidationError, fields=()) -> LatchlabError:
     """The first error of ``e`` as one ``ConfigError`` line naming the field.
@@ -246,11 +263,11 @@ def checked(kind, value, field: str):
 def check_seed_range(seed: int, count: int, field: str = "seed", high: int = SEED_MAX) -> None:
     """Seeds ``seed .. seed + count - 1`` must stay in ``[0, high]``."""
     if seed + count - 1 > high:
-        raise ConfigError(field, f"seed + {count - 1} = {seed + count - 1} leaves the PRNG's range",
-                          (f"0 ... {high}",))
+        raise ConfigError(field, f"seed + {count - 1} = {seed + count - 1} leaves the PRNG's range", (f"0 ... {high}",))
 
 
 # ----------------------------------------------------------------------------- documentation
+
 
 def _type_text(info) -> str:
     for m in info.metadata:

@@ -22,6 +22,7 @@
   logits, and the same diagnostics as the latchlab model with copied weights.
 * ``latchlab diagnose`` end to end, and its one-line errors.
 """
+
 from __future__ import annotations
 
 import os
@@ -70,6 +71,7 @@ ALL_CELLS = [Cell.from_preset(k, 2, p) for k in cells.CELLS for p in cells.PRESE
 
 # ----------------------------------------------------------------------------- the model's own step and head
 
+
 @pytest.mark.parametrize("head", ["dense2", "dense1"])
 @pytest.mark.parametrize("cell", ALL_CELLS, ids=lambda c: f"{c.kind}{c.units}-{c.rsig}")
 def test_measured_states_and_loss_are_the_models(cell, head):
@@ -106,7 +108,7 @@ def _np_lstm(p, x, rsig, dh=None, dc=None):
     s = _np_rsig(rsig)
     for t in range(T):
         z = x[:, t] @ W + h @ U + b
-        i, f, g, o = s(z[:, :H]), s(z[:, H:2 * H]), np.tanh(z[:, 2 * H:3 * H]), s(z[:, 3 * H:])
+        i, f, g, o = s(z[:, :H]), s(z[:, H : 2 * H]), np.tanh(z[:, 2 * H : 3 * H]), s(z[:, 3 * H :])
         c = f * c + i * g
         h = o * np.tanh(c)
         if dh is not None:
@@ -177,7 +179,6 @@ def test_srnn_contraction_and_gru_retention_equal_numpy():
 # ----------------------------------------------------------------------------- gradients
 
 
-
 def _fd_grads(kind, model, params, x, y, d=1e-6):
     """Central finite differences ``(l(s_t + d e_j) - l(s_t - d e_j)) / 2d`` of each example's
     loss in a numpy float64 forward pass, for every component of ``h_t`` and (LSTM) ``c_t``:
@@ -206,8 +207,7 @@ def _fd_grads(kind, model, params, x, y, d=1e-6):
     return out["h"], out["c"]
 
 
-@pytest.mark.parametrize("kind,head", [("srnn", "dense2"), ("srnn", "dense1"), ("lstm", "dense2"),
-                                       ("lstm", "dense1")])
+@pytest.mark.parametrize("kind,head", [("srnn", "dense2"), ("srnn", "dense1"), ("lstm", "dense2"), ("lstm", "dense1")])
 def test_gradient_through_time_equals_finite_differences(x64, kind, head):
     """Every ``dl_b/dh_t`` (and ``dl_b/dc_t``) against ``(l(h_t + d) - l(h_t - d)) / 2d`` of
     a numpy float64 forward pass, d = 1e-6, atol 1e-8 / rtol 1e-5."""
@@ -224,9 +224,16 @@ def test_gradient_through_time_equals_finite_differences(x64, kind, head):
         np.testing.assert_array_equal(np.asarray(m.grad_c), 0.0)
     else:
         np.testing.assert_allclose(np.asarray(m.grad_c), fd_c, rtol=1e-5, atol=1e-8)
-    np.testing.assert_allclose(np.asarray(m.loss), _np_loss(model, params["head"],
-                               _np_srnn(params["cell"], x64_)[1] if kind == "srnn"
-                               else _np_lstm(params["cell"], x64_, "sigmoid")[2], y), rtol=1e-12)
+    np.testing.assert_allclose(
+        np.asarray(m.loss),
+        _np_loss(
+            model,
+            params["head"],
+            _np_srnn(params["cell"], x64_)[1] if kind == "srnn" else _np_lstm(params["cell"], x64_, "sigmoid")[2],
+            y,
+        ),
+        rtol=1e-12,
+    )
 
 
 @pytest.mark.parametrize("kind", ["srnn", "lstm"])
@@ -237,7 +244,7 @@ def test_whole_state_gradient_equals_finite_differences(x64, kind):
     model, params = _random_model(Cell(kind, 2), "dense2", scale=0.9)
     x, y = _batch(B=6, T=6)
     fd_h, fd_c = _fd_grads(kind, model, params, x, y)
-    want = np.sqrt((fd_h ** 2).sum(-1) + (fd_c ** 2).sum(-1))  # (B, T)
+    want = np.sqrt((fd_h**2).sum(-1) + (fd_c**2).sum(-1))  # (B, T)
     p64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), params)
     m = D.measure(model, p64, jnp.asarray(x, jnp.float64), jnp.asarray(y))
     np.testing.assert_allclose(D.state_gradient_norms(m)[2], want, rtol=1e-5, atol=1e-8)
@@ -288,9 +295,9 @@ def test_one_unit_srnn_gradient_is_product_of_contractions():
     x, y = _batch(B=8, T=12)
     m = D.measure(model, params, jnp.asarray(x), jnp.asarray(y))
     h, g = np.asarray(m.h, np.float64)[..., 0], np.asarray(m.grad_h, np.float64)[..., 0]
-    fac = 1.1 * (1 - h ** 2)  # (B, T): dh_s/dh_{s-1}
+    fac = 1.1 * (1 - h**2)  # (B, T): dh_s/dh_{s-1}
     for t in range(12):
-        np.testing.assert_allclose(g[:, t], g[:, -1] * np.prod(fac[:, t + 1:], 1), rtol=2e-5)
+        np.testing.assert_allclose(g[:, t], g[:, -1] * np.prod(fac[:, t + 1 :], 1), rtol=2e-5)
     s = D.summary(model, params, x, y)
     assert s.grad_ratio_median[0] == pytest.approx(s.retained_median[0], rel=1e-4)
     gt = D.gradient_through_time(model, params, x, y)
@@ -307,10 +314,16 @@ def test_half_life():
 
 # ----------------------------------------------------------------------------- fixed points
 
+
 def _srnn_params(w, b):
-    return {"cell": {"kernel": np.ones((1, 1), np.float32), "recurrent": np.full((1, 1), w, np.float32),
-                     "bias": np.full((1,), b, np.float32)},
-            "head": {"kernel": np.array([[-1.0, 1.0]], np.float32), "bias": np.zeros(2, np.float32)}}
+    return {
+        "cell": {
+            "kernel": np.ones((1, 1), np.float32),
+            "recurrent": np.full((1, 1), w, np.float32),
+            "bias": np.full((1,), b, np.float32),
+        },
+        "head": {"kernel": np.array([[-1.0, 1.0]], np.float32), "bias": np.zeros(2, np.float32)},
+    }
 
 
 @pytest.mark.parametrize("w,b", [(0.5, 0.0), (1.5, 0.0), (2.0, 0.3), (3.0, -0.5), (-2.0, 0.1), (1.25, 0.05)])
@@ -324,16 +337,23 @@ def test_srnn_fixed_points_equal_brentq(w, b):
     ref += list(grid[v == 0])
     ref = np.sort(ref)
     np.testing.assert_allclose(fp.h, ref, atol=1e-5)
-    slope = w * (1 - ref ** 2)
+    slope = w * (1 - ref**2)
     np.testing.assert_allclose(fp.slope, slope, atol=1e-4)
     np.testing.assert_array_equal(fp.stable, np.abs(slope) < 1)
     if b == 0.0:  # Bengio 1994 Fig. 1: w > 1 gives two stable attractors ±h̄ and 0 unstable
         assert fp.stable.sum() == (2 if w > 1 else 1)
 
 
-@pytest.mark.parametrize("cell", [Cell("lstm", 1, "sigmoid"), Cell("lstm", 1, "hard_sigmoid"),
-                                  Cell("gru", 1, "sigmoid", True), Cell("janet", 1, "sigmoid")],
-                         ids=["lstm", "lstm-hard", "gru", "janet"])
+@pytest.mark.parametrize(
+    "cell",
+    [
+        Cell("lstm", 1, "sigmoid"),
+        Cell("lstm", 1, "hard_sigmoid"),
+        Cell("gru", 1, "sigmoid", True),
+        Cell("janet", 1, "sigmoid"),
+    ],
+    ids=["lstm", "lstm-hard", "gru", "janet"],
+)
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_gated_fixed_points_are_fixed_and_attract_the_orbits(cell, seed):
     model, params = _random_model(cell, seed=seed, scale=2.0)
@@ -345,8 +365,11 @@ def test_gated_fixed_points_are_fixed_and_attract_the_orbits(cell, seed):
     for r in fp.itertuples():
         carry = (jnp.array([[r.h]]), jnp.array([[r.c]])) if lstm else jnp.array([[r.h]])
         new = cells.step(cell, cp, carry, xw)
-        np.testing.assert_allclose(np.concatenate([np.ravel(a) for a in jax.tree.leaves(new)]),
-                                   np.concatenate([np.ravel(a) for a in jax.tree.leaves(carry)]), atol=2e-5)
+        np.testing.assert_allclose(
+            np.concatenate([np.ravel(a) for a in jax.tree.leaves(new)]),
+            np.concatenate([np.ravel(a) for a in jax.tree.leaves(carry)]),
+            atol=2e-5,
+        )
     # orbits from 64 starts of the input-free map, 3000 steps: each ends near a stable point
     rng = np.random.default_rng(seed)
     h0 = rng.uniform(-1, 1, (64, 1)).astype(np.float32)
@@ -360,15 +383,21 @@ def test_gated_fixed_points_are_fixed_and_attract_the_orbits(cell, seed):
     att = fp[fp.kind != "unstable"]
     assert len(att) >= 1
     near = (np.abs(ends[:, None] - att.h.to_numpy()[None, :]) < 1e-3) | (
-        (ends[:, None] >= att.h_lo.to_numpy()[None, :]) & (ends[:, None] <= att.h_hi.to_numpy()[None, :]))
+        (ends[:, None] >= att.h_lo.to_numpy()[None, :]) & (ends[:, None] <= att.h_hi.to_numpy()[None, :])
+    )
     assert near.any(1).all()
 
 
 def test_two_unit_decoupled_srnn_fixed_points_are_products():
     """U = diag(1.5, 0.5), b = 0: unit 0 has 0 (unstable) and ±h̄ (stable), unit 1 only 0."""
     cell = Cell("srnn", 2)
-    p = {"cell": {"kernel": np.ones((1, 2), np.float32), "recurrent": np.diag([1.5, 0.5]).astype(np.float32),
-                  "bias": np.zeros(2, np.float32)}}
+    p = {
+        "cell": {
+            "kernel": np.ones((1, 2), np.float32),
+            "recurrent": np.diag([1.5, 0.5]).astype(np.float32),
+            "bias": np.zeros(2, np.float32),
+        }
+    }
     fp = D.fixed_points(cell, p)
     hbar = brentq(lambda h: np.tanh(1.5 * h) - h, 0.1, 1.0)
     np.testing.assert_allclose(fp.h, [-hbar, 0.0, hbar], atol=1e-5)
@@ -377,6 +406,7 @@ def test_two_unit_decoupled_srnn_fixed_points_are_products():
 
 
 # ----------------------------------------------------------------------------- head
+
 
 @pytest.mark.parametrize("head", ["dense2", "dense1"])
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
@@ -469,20 +499,31 @@ def test_cli_diagnose(store, tmp_path):
     with Store(store, create=False) as st:
         mid = st.members().member_id[1]
     out = tmp_path / "out"
-    p = subprocess.run([str(LATCHLAB), "diagnose", str(store), "--member", mid[:6], "--out", str(out), "--N", "16"],
-                       env=env, capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        [str(LATCHLAB), "diagnose", str(store), "--member", mid[:6], "--out", str(out), "--N", "16"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert p.returncode == 0, p.stderr
     for f in ("gradient_through_time.png", "retention.png", "dynamics.png", "summary.csv"):
         assert (out / f).stat().st_size > 1000 or f.endswith(".csv")
     s = pd.read_csv(out / "summary.csv")
     assert list(s.epoch) == [0, 1, 2]
     np.testing.assert_allclose(s.accuracy[1:], s.val_acc[1:], atol=1e-6)
-    p = subprocess.run([str(LATCHLAB), "diagnose", str(store), "--member", "nope", "--out", str(out)],
-                       env=env, capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        [str(LATCHLAB), "diagnose", str(store), "--member", "nope", "--out", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and p.stderr.startswith("error: member:")
 
 
 # ----------------------------------------------------------------------------- Keras
+
 
 @pytest.mark.parametrize("kind", ["srnn", "lstm"])
 def test_from_keras_equals_copied_weights(kind):
@@ -503,8 +544,11 @@ def _keras_equals_copied_weights(keras, kind):
     model, params = km_.model, km_.params
     assert model.head == "dense2" and model.cell.kind == kind
     # the latchlab model's states and logits are Keras' own
-    seq = keras.layers.SimpleRNN(1, return_sequences=True) if kind == "srnn" else \
-        keras.layers.LSTM(1, return_sequences=True)
+    seq = (
+        keras.layers.SimpleRNN(1, return_sequences=True)
+        if kind == "srnn"
+        else keras.layers.LSTM(1, return_sequences=True)
+    )
     seq(x)
     seq.set_weights(layer.get_weights())
     tr = D.trajectories(model, params, x, y, n_examples=8)
@@ -519,15 +563,19 @@ def _keras_equals_copied_weights(keras, kind):
     # the same diagnostics as the latchlab model built by hand with the copied weights
     ws = layer.get_weights()
     cell = Cell(kind, 1, "sigmoid")
-    own = {"cell": {"kernel": ws[0], "recurrent": ws[1], "bias": ws[2]},
-           "head": {"kernel": dense.get_weights()[0], "bias": dense.get_weights()[1]}}
+    own = {
+        "cell": {"kernel": ws[0], "recurrent": ws[1], "bias": ws[2]},
+        "head": {"kernel": dense.get_weights()[0], "bias": dense.get_weights()[1]},
+    }
     a = D.analyse(model, params, x, y)
     b = D.analyse(M.Model(cell, "dense2"), own, x, y)
     for name in ("gradients", "retention", "trajectories", "fixed_points", "summary"):
         pd.testing.assert_frame_equal(getattr(a, name), getattr(b, name))
     # and through the layer plus the Dense layer, or the layer plus the head's weights
-    for km2 in (interop.from_keras(layer, dense),
-                interop.from_keras(layer, {"kernel": dense.get_weights()[0], "bias": dense.get_weights()[1]})):
+    for km2 in (
+        interop.from_keras(layer, dense),
+        interop.from_keras(layer, {"kernel": dense.get_weights()[0], "bias": dense.get_weights()[1]}),
+    ):
         c = D.analyse(km2.model, km2.params, x, y)
         pd.testing.assert_frame_equal(a.summary, c.summary)
 
@@ -599,17 +647,20 @@ def _fp(*kinds):
     return pd.DataFrame({"kind": list(kinds), "stable": [k == "stable" for k in kinds]})
 
 
-@pytest.mark.parametrize("kinds,want", [
-    (("stable", "unstable", "stable"), "bistable"),
-    (("stable", "marginal_line", "stable"), "bistable"),
-    (("marginal_line",), "marginal_line"),
-    (("stable", "marginal_line"), "marginal_line"),
-    (("stable",), "monostable"),
-    (("unstable", "stable", "unstable"), "monostable"),
-    (("unstable",), "no_attractor"),
-    (("marginal",), "no_attractor"),
-    ((), "no_attractor"),
-])
+@pytest.mark.parametrize(
+    "kinds,want",
+    [
+        (("stable", "unstable", "stable"), "bistable"),
+        (("stable", "marginal_line", "stable"), "bistable"),
+        (("marginal_line",), "marginal_line"),
+        (("stable", "marginal_line"), "marginal_line"),
+        (("stable",), "monostable"),
+        (("unstable", "stable", "unstable"), "monostable"),
+        (("unstable",), "no_attractor"),
+        (("marginal",), "no_attractor"),
+        ((), "no_attractor"),
+    ],
+)
 def test_dynamics_classes(kinds, want):
     assert D.dynamics(_fp(*kinds)) == want
     assert want in D.DYNAMICS

@@ -7,6 +7,7 @@
   sign test equals scipy's binomial test on hand counts.
 * Claims flip with the data and are inconclusive without an effect.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,6 +36,7 @@ def _latent(rng, n, scale):
 
 # ----------------------------------------------------------------------------- horizons
 
+
 def test_horizon_definition_by_hand():
     rows = []
     outcomes = {0: [1, 1, 1, 1, 1, 1], 1: [0, 1, 1, 1, 1, 1], 2: [1, 1, 0, 1, 0, 0], 3: [1, 1, 1, 1, 1, 0]}
@@ -61,6 +63,7 @@ def test_horizons_refuse_an_incomplete_grid_and_conflicting_repeats():
 
 # ----------------------------------------------------------------------------- the unit is the seed
 
+
 def test_outcomes_copied_across_lengths_count_once():
     """30 seeds per cell, each seed's outcome copied across 25 lengths."""
     grid = list(range(10, 260, 10))
@@ -82,6 +85,7 @@ def test_outcomes_copied_across_lengths_count_once():
 
 # ----------------------------------------------------------------------------- references
 
+
 def _logrank_by_hand(ta, ea, tb, eb):
     """The log-rank z of group a: (O_a - E_a) / sqrt(V) over distinct event times."""
     t, e = np.concatenate([ta, tb]), np.concatenate([ea, eb])
@@ -102,8 +106,10 @@ def test_logrank_equals_scipy_and_the_formula():
     d = _nested({"a": _latent(rng, 30, 40), "b": _latent(rng, 30, 12)})
     ha, hb = E.horizons(d[d.cell == "a"]), E.horizons(d[d.cell == "b"])
     r = E.logrank(ha, hb, "a", "b")
-    want = stats.logrank(stats.CensoredData(uncensored=ha.horizon[~ha.censored], right=ha.horizon[ha.censored]),
-                         stats.CensoredData(uncensored=hb.horizon[~hb.censored], right=hb.horizon[hb.censored]))
+    want = stats.logrank(
+        stats.CensoredData(uncensored=ha.horizon[~ha.censored], right=ha.horizon[ha.censored]),
+        stats.CensoredData(uncensored=hb.horizon[~hb.censored], right=hb.horizon[hb.censored]),
+    )
     assert r.statistic == pytest.approx(want.statistic, rel=1e-12) and r.p == pytest.approx(want.pvalue, rel=1e-12)
     z = _logrank_by_hand(ha.horizon.to_numpy(), ~ha.censored.to_numpy(), hb.horizon.to_numpy(), ~hb.censored.to_numpy())
     assert r.statistic == pytest.approx(z, rel=1e-9)
@@ -111,10 +117,22 @@ def test_logrank_equals_scipy_and_the_formula():
 
 
 def test_sign_test_counts_pairs_and_ignores_double_censoring():
-    h = pd.DataFrame({"seed": range(8), "horizon": [100, 100, 50, 20, 5, 0, 10, 100],
-                      "censored": [True, True, False, False, False, False, False, True], "lengths": 6})
-    g = pd.DataFrame({"seed": range(8), "horizon": [100, 20, 50, 10, 10, 0, 2, 5],
-                      "censored": [True, False, False, False, False, False, False, False], "lengths": 6})
+    h = pd.DataFrame(
+        {
+            "seed": range(8),
+            "horizon": [100, 100, 50, 20, 5, 0, 10, 100],
+            "censored": [True, True, False, False, False, False, False, True],
+            "lengths": 6,
+        }
+    )
+    g = pd.DataFrame(
+        {
+            "seed": range(8),
+            "horizon": [100, 20, 50, 10, 10, 0, 2, 5],
+            "censored": [True, False, False, False, False, False, False, False],
+            "lengths": 6,
+        }
+    )
     r = E.sign_test(h, g, "h", "g")
     # pairs: tie (both censored), h, tie, h, g, tie, h, h -> 4 for h, 1 for g
     assert r.summary["seeds where h lasts longer"] == 4 and r.summary["seeds where g lasts longer"] == 1
@@ -148,8 +166,13 @@ def test_gee_equals_statsmodels_formula_fit():
     d["val_acc"] = np.where(rng.uniform(size=len(d)) < 0.1, 1.5 - d.val_acc, d.val_acc)  # not only nested
     r = E.gee(d, "cell", "srnn", "lstm")
     frame = d.assign(success=(d.val_acc >= 0.99).astype(float), lstm=(d.cell == "lstm").astype(float))
-    fit = smf.gee("success ~ lstm + np.log(T)", groups="seed", data=frame, family=sm.families.Binomial(),
-                  cov_struct=sm.cov_struct.Exchangeable()).fit()
+    fit = smf.gee(
+        "success ~ lstm + np.log(T)",
+        groups="seed",
+        data=frame,
+        family=sm.families.Binomial(),
+        cov_struct=sm.cov_struct.Exchangeable(),
+    ).fit()
     beta, se = -fit.params["lstm"], fit.bse["lstm"]  # srnn against lstm
     assert np.log(r.effect.value) == pytest.approx(beta, rel=1e-6)
     assert r.statistic == pytest.approx(beta / se, rel=1e-6)
@@ -180,20 +203,28 @@ def test_bootstrap_interval_covers_the_estimate_and_pairs_seeds():
 
 # ----------------------------------------------------------------------------- claims flip
 
+
 def _claims(d):
     ha, hb = E.horizons(d[d.cell == "srnn"]), E.horizons(d[d.cell == "lstm"])
 
     def claim(key, role, r):
-        return E.Claim("cells", key, "SRNN and LSTM differ", role, "cells", "SRNN", "LSTM",
-                       "latches to longer lengths than", r)
+        return E.Claim(
+            "cells", key, "SRNN and LSTM differ", role, "cells", "SRNN", "LSTM", "latches to longer lengths than", r
+        )
 
-    return E.finalize([claim("logrank", "primary", E.logrank(ha, hb, "SRNN", "LSTM")),
-                       claim("sign", "secondary", E.sign_test(ha, hb, "SRNN", "LSTM")),
-                       claim("gee", "secondary", E.gee(d, "cell", "srnn", "lstm", names=("SRNN", "LSTM")))])
+    return E.finalize(
+        [
+            claim("logrank", "primary", E.logrank(ha, hb, "SRNN", "LSTM")),
+            claim("sign", "secondary", E.sign_test(ha, hb, "SRNN", "LSTM")),
+            claim("gee", "secondary", E.gee(d, "cell", "srnn", "lstm", names=("SRNN", "LSTM"))),
+        ]
+    )
 
 
-@pytest.mark.parametrize("scale_srnn, scale_lstm, verdict, favours", [
-    (80, 8, "shown", "SRNN"), (8, 80, "shown", "LSTM"), (20, 20, "inconclusive", None)])
+@pytest.mark.parametrize(
+    "scale_srnn, scale_lstm, verdict, favours",
+    [(80, 8, "shown", "SRNN"), (8, 80, "shown", "LSTM"), (20, 20, "inconclusive", None)],
+)
 def test_claims_flip_with_the_data(scale_srnn, scale_lstm, verdict, favours):
     rng = np.random.default_rng(5)
     latent = _latent(rng, 30, 1.0)
@@ -215,10 +246,12 @@ def test_finalize_holm_adjusts_secondaries_per_family_only():
     def r(p):
         return E.Result("t", 1.0, p, E.Effect("e", 1.0, 0.5, 1.5), 30, 60, "a")
 
-    claims = [E.Claim("s", "p", "h", "primary", "main", "a", "b", "beats", r(0.03)),
-              E.Claim("s", "x", "h", "secondary", "f1", "a", "b", "beats", r(0.02)),
-              E.Claim("s", "y", "h", "secondary", "f1", "a", "b", "beats", r(0.04)),
-              E.Claim("s", "z", "h", "secondary", "f2", "a", "b", "beats", r(0.04))]
+    claims = [
+        E.Claim("s", "p", "h", "primary", "main", "a", "b", "beats", r(0.03)),
+        E.Claim("s", "x", "h", "secondary", "f1", "a", "b", "beats", r(0.02)),
+        E.Claim("s", "y", "h", "secondary", "f1", "a", "b", "beats", r(0.04)),
+        E.Claim("s", "z", "h", "secondary", "f2", "a", "b", "beats", r(0.04)),
+    ]
     out = E.finalize(claims)
     assert [c.p_adjusted for c in out] == pytest.approx([0.03, 0.04, 0.04, 0.04])
     assert [c.verdict for c in out] == ["shown"] * 4

@@ -9,6 +9,7 @@
 * The CLI: a bad name is one line and exit 2; tiny ``landscape`` and ``reproduce
   pascanu2013`` runs write their files, with numbers equal to in-process references.
 """
+
 from __future__ import annotations
 
 import jax
@@ -34,6 +35,7 @@ from clitools import assert_user_error, cli  # noqa: E402
 
 # ----------------------------------------------------------------------------- references
 
+
 def numpy_pascanu(w, b, T, x0=0.5, target=0.7):
     """``(sigmoid(x_T) - target)^2`` by a plain float64 loop."""
     sig = lambda z: 1.0 / (1.0 + np.exp(-z))  # noqa: E731
@@ -41,8 +43,6 @@ def numpy_pascanu(w, b, T, x0=0.5, target=0.7):
     for _ in range(T):
         x = w * sig(x) + b
     return (sig(x) - target) ** 2
-
-
 
 
 def fd_grad(f, theta, h=1e-6):
@@ -57,6 +57,7 @@ def fd_grad(f, theta, h=1e-6):
 
 
 # ----------------------------------------------------------------------------- Pascanu
+
 
 def test_pascanu_surface_equals_numpy_loop():
     """float32 surface vs float64 loop, T = 1..10 on a grid through the cliff: atol 2e-5."""
@@ -155,30 +156,51 @@ def test_clipping_bounds_every_step_and_plain_descent_does_not():
     assert longest[2] < 1.0 < 10 * lr * clip < longest[10]
     # with the start fixed, identical rows until the gradient first exceeds the threshold
     first = p[(p["T"] == 2) & (p.start == 0)]
-    np.testing.assert_array_equal(first[first.kind == "gd"][["w", "b"]].to_numpy(),
-                                  first[first.kind == "clipped"][["w", "b"]].to_numpy())
+    np.testing.assert_array_equal(
+        first[first.kind == "gd"][["w", "b"]].to_numpy(), first[first.kind == "clipped"][["w", "b"]].to_numpy()
+    )
 
 
 def test_pascanu_bad_arguments_are_config_errors():
-    for kw, field in [({"lr": 0.0}, "lr"), ({"clip": -1.0}, "clip"), ({"steps": 0}, "steps"),
-                      ({"T_list": (0, 5)}, "T"), ({"starts": [(1.0, 2.0, 3.0)]}, "starts")]:
+    for kw, field in [
+        ({"lr": 0.0}, "lr"),
+        ({"clip": -1.0}, "clip"),
+        ({"steps": 0}, "steps"),
+        ({"T_list": (0, 5)}, "T"),
+        ({"starts": [(1.0, 2.0, 3.0)]}, "starts"),
+    ]:
         with pytest.raises(ConfigError, match=f"^{field}: "):
             L.pascanu_paths(**kw)
 
 
 # ----------------------------------------------------------------------------- names
 
-@pytest.mark.parametrize("cell", [Cell("lstm", 2), Cell("gru", 2, reset_after=True), Cell("gru", 2, reset_after=False),
-                                  Cell("srnn", 3), Cell("janet", 2), Cell("lstm_nofg", 2)],
-                         ids=lambda c: f"{c.kind}{c.units}-ra{int(c.reset_after)}")
+
+@pytest.mark.parametrize(
+    "cell",
+    [
+        Cell("lstm", 2),
+        Cell("gru", 2, reset_after=True),
+        Cell("gru", 2, reset_after=False),
+        Cell("srnn", 3),
+        Cell("janet", 2),
+        Cell("lstm_nofg", 2),
+    ],
+    ids=lambda c: f"{c.kind}{c.units}-ra{int(c.reset_after)}",
+)
 def test_gate_names_address_the_blocks_cells_sets(cell):
     """``cells.init_params(values={name: v})`` writes gate blocks in Keras' order; the name
     must read back ``v`` from the first unit's entry of that block, for every gate."""
     model = M.Model(cell)
-    values = {f"{b}_{g}": 10.0 * (j + 1) + k for j, b in enumerate(("kernel", "recurrent", "bias"))
-              for k, g in enumerate(cell.gates)}
-    params = {"cell": cells.init_params(jax.random.PRNGKey(0), cell, 1, "keras", values),
-              "head": {"kernel": jnp.zeros((cell.units, 2)), "bias": jnp.zeros(2)}}
+    values = {
+        f"{b}_{g}": 10.0 * (j + 1) + k
+        for j, b in enumerate(("kernel", "recurrent", "bias"))
+        for k, g in enumerate(cell.gates)
+    }
+    params = {
+        "cell": cells.init_params(jax.random.PRNGKey(0), cell, 1, "keras", values),
+        "head": {"kernel": jnp.zeros((cell.units, 2)), "bias": jnp.zeros(2)},
+    }
     for name, v in values.items():
         c = L.parse_name(model, params, name)
         assert float(L.get(params, c)) == v, name
@@ -200,8 +222,9 @@ def test_indexed_and_head_names():
     assert float(p2["head"]["bias"][1]) == 4.5 and float(params["head"]["bias"][1]) == 0.0
 
 
-@pytest.mark.parametrize("name", ["bias_q", "gate_f", "recurrent[0,4]", "bias[0,0]", "head.kernel[1,0]",
-                                  "recurrent", "foo", "head.bias_f"])
+@pytest.mark.parametrize(
+    "name", ["bias_q", "gate_f", "recurrent[0,4]", "bias[0,0]", "head.kernel[1,0]", "recurrent", "foo", "head.bias_f"]
+)
 def test_unknown_names_list_the_valid_ones(name):
     model = M.Model(Cell("lstm", 1))
     params = M.init(jax.random.PRNGKey(0), model)
@@ -226,12 +249,23 @@ def _loop_reference(model, params, coords, values, data):
     return float(_jit_loss(model, p, *data)[0])
 
 
-@pytest.mark.parametrize("cell, names, coords, task", [
-    (Cell("lstm", 1, "hard_sigmoid"), ("bias_f", "recurrent[0,2]"),
-     (("cell", "bias", (1,)), ("cell", "recurrent", (0, 2))), "latch"),
-    (Cell("gru", 2, reset_after=True), ("bias_z", "head.kernel[1,0]"),
-     (("cell", "bias", (0, 0)), ("head", "kernel", (1, 0))), "bit_relay"),
-])
+@pytest.mark.parametrize(
+    "cell, names, coords, task",
+    [
+        (
+            Cell("lstm", 1, "hard_sigmoid"),
+            ("bias_f", "recurrent[0,2]"),
+            (("cell", "bias", (1,)), ("cell", "recurrent", (0, 2))),
+            "latch",
+        ),
+        (
+            Cell("gru", 2, reset_after=True),
+            ("bias_z", "head.kernel[1,0]"),
+            (("cell", "bias", (0, 0)), ("head", "kernel", (1, 0))),
+            "bit_relay",
+        ),
+    ],
+)
 def test_surface_equals_loop_of_model_loss(cell, names, coords, task):
     model = M.Model(cell)
     params = jax.device_get(M.init(jax.random.PRNGKey(3), model))
@@ -257,9 +291,14 @@ def test_surface_equals_loop_of_model_loss(cell, names, coords, task):
 def test_surface_bad_arguments_are_config_errors():
     model = M.Model(Cell("srnn", 1))
     params = M.init(jax.random.PRNGKey(0), model)
-    for kw, field in [({"names": ("bias_h", "bias_h")}, "names"), ({"spans": 0.0}, "span"),
-                      ({"points": 2}, "points"), ({"task": "nope"}, "task"), ({"T_list": (0,)}, "T"),
-                      ({"names": ("bias_h", "nope")}, "y")]:
+    for kw, field in [
+        ({"names": ("bias_h", "bias_h")}, "names"),
+        ({"spans": 0.0}, "span"),
+        ({"points": 2}, "points"),
+        ({"task": "nope"}, "task"),
+        ({"T_list": (0,)}, "T"),
+        ({"names": ("bias_h", "nope")}, "y"),
+    ]:
         args = {"names": ("recurrent_h", "bias_h"), "spans": 1.0, "task": "latch", "T_list": (3,), "points": 3, "N": 8}
         with pytest.raises(ConfigError, match=f"^{field}: "):
             L.surface(model, params, **{**args, **kw})
@@ -269,8 +308,9 @@ def test_surface_bad_arguments_are_config_errors():
 def test_member_centre_is_the_members_parameters_and_data(tmp_path):
     """A stored member: the centre is its stored parameters, the trajectory every epoch's,
     and ``task_batch`` with its N and data key is the data set the sweep trained it on."""
-    cfg = config.from_dict({"name": "t", "repeats": 1, "seed": 4, "N": 32, "epochs": 2, "T": 6, "cell": "srnn",
-                            "batch_size": 8})
+    cfg = config.from_dict(
+        {"name": "t", "repeats": 1, "seed": 4, "N": 32, "epochs": 2, "T": 6, "cell": "srnn", "batch_size": 8}
+    )
     with Store(tmp_path / "s.sqlite") as st:
         runner.run(cfg, st)
         mid = st.members().member_id.iloc[0]
@@ -294,10 +334,14 @@ def test_member_centre_is_the_members_parameters_and_data(tmp_path):
 
 # ----------------------------------------------------------------------------- CLI
 
-@pytest.mark.parametrize("args, field, allowed", [
-    (("--cell", "lstm", "--x", "bias_q"), "x", ("bias_f", "recurrent[0,0]", "head.bias[0]")),
-    (("--member", "abc"), "member", ()),
-])
+
+@pytest.mark.parametrize(
+    "args, field, allowed",
+    [
+        (("--cell", "lstm", "--x", "bias_q"), "x", ("bias_f", "recurrent[0,0]", "head.bias[0]")),
+        (("--member", "abc"), "member", ()),
+    ],
+)
 def test_landscape_bad_input_is_one_line_exit_2(tmp_path, xla_cache, args, field, allowed):
     """As a user runs it: the console script in a subprocess."""
     rc, out, err = cli("landscape", *args, "--out", tmp_path / "o", cwd=tmp_path, cache=xla_cache)
@@ -305,21 +349,24 @@ def test_landscape_bad_input_is_one_line_exit_2(tmp_path, xla_cache, args, field
     assert not (tmp_path / "o").exists()
 
 
-@pytest.mark.parametrize("args, field", [
-    (("landscape", "--cell", "gru", "--y", "recurrent[0,9]"), "y"),
-    (("landscape", "--cell", "gru", "--x", "bias[1]"), "x"),
-    (("landscape", "--T", "5,zero"), "T"),
-    (("landscape", "--span", "1,2,3"), "span"),
-    (("landscape", "--span", "-1"), "span"),
-    (("landscape", "--points", "2"), "points"),
-    (("landscape", "--cell", "rnn"), "cell"),
-    (("landscape", "--task", "copy"), "task"),  # a regression/sequence task has no class loss surface
-    (("landscape", "--epoch", "2"), "epoch"),
-    (("reproduce", "pascanu2013", "--w", "3,1"), "w"),
-    (("reproduce", "pascanu2013", "--b", "x"), "b"),
-    (("reproduce", "pascanu2013", "--clip", "0"), "clip"),
-    (("reproduce", "pascanu2013", "--points", "1"), "points"),
-])
+@pytest.mark.parametrize(
+    "args, field",
+    [
+        (("landscape", "--cell", "gru", "--y", "recurrent[0,9]"), "y"),
+        (("landscape", "--cell", "gru", "--x", "bias[1]"), "x"),
+        (("landscape", "--T", "5,zero"), "T"),
+        (("landscape", "--span", "1,2,3"), "span"),
+        (("landscape", "--span", "-1"), "span"),
+        (("landscape", "--points", "2"), "points"),
+        (("landscape", "--cell", "rnn"), "cell"),
+        (("landscape", "--task", "copy"), "task"),  # a regression/sequence task has no class loss surface
+        (("landscape", "--epoch", "2"), "epoch"),
+        (("reproduce", "pascanu2013", "--w", "3,1"), "w"),
+        (("reproduce", "pascanu2013", "--b", "x"), "b"),
+        (("reproduce", "pascanu2013", "--clip", "0"), "clip"),
+        (("reproduce", "pascanu2013", "--points", "1"), "points"),
+    ],
+)
 def test_bad_options_raise_config_errors_naming_the_field(tmp_path, args, field):
     """In process (``main`` turns a ``ConfigError`` into one line and exit 2, tested above)."""
     from typer.testing import CliRunner
@@ -334,8 +381,25 @@ def test_bad_options_raise_config_errors_naming_the_field(tmp_path, args, field)
 
 @pytest.mark.slow
 def test_landscape_tiny_run_writes_its_files(tmp_path, xla_cache):
-    rc, out, err = cli("landscape", "--cell", "srnn", "--seed", "2", "--T", "3,6", "--points", "5", "--N", "8",
-                       "--span", "1", "--out", tmp_path / "o", cwd=tmp_path, cache=xla_cache)
+    rc, out, err = cli(
+        "landscape",
+        "--cell",
+        "srnn",
+        "--seed",
+        "2",
+        "--T",
+        "3,6",
+        "--points",
+        "5",
+        "--N",
+        "8",
+        "--span",
+        "1",
+        "--out",
+        tmp_path / "o",
+        cwd=tmp_path,
+        cache=xla_cache,
+    )
     assert rc == 0, err
     df = pd.read_csv(tmp_path / "o" / "landscape.csv")
     assert len(df) == 2 * 25 and set(df.x_name) == {"recurrent_h"} and set(df.y_name) == {"bias_h"}
@@ -352,8 +416,20 @@ def test_landscape_tiny_run_writes_its_files(tmp_path, xla_cache):
 
 @pytest.mark.slow
 def test_reproduce_pascanu2013_tiny_run_writes_its_files(tmp_path, xla_cache):
-    rc, out, err = cli("reproduce", "pascanu2013", "--T", "2,5", "--points", "9", "--steps", "5",
-                       "--out", tmp_path / "o", cwd=tmp_path, cache=xla_cache)
+    rc, out, err = cli(
+        "reproduce",
+        "pascanu2013",
+        "--T",
+        "2,5",
+        "--points",
+        "9",
+        "--steps",
+        "5",
+        "--out",
+        tmp_path / "o",
+        cwd=tmp_path,
+        cache=xla_cache,
+    )
     assert rc == 0, err
     grid = pd.read_csv(tmp_path / "o" / "landscape.csv")
     paths = pd.read_csv(tmp_path / "o" / "paths.csv")

@@ -1,4 +1,5 @@
 """Figures and summaries group members by the settings that vary, and count them right."""
+
 import numpy as np
 import pandas as pd
 
@@ -13,8 +14,18 @@ def _frame(**vary):
             for seed in range(4):
                 for k, vs in vary.items():
                     for v in vs:
-                        rows.append({"split": split, "T": T, "seed": seed, "cell": "srnn", "units": 1,
-                                     "values": "{}", k: v, "val_acc": float(rng.uniform(0.9, 1.0))})
+                        rows.append(
+                            {
+                                "split": split,
+                                "T": T,
+                                "seed": seed,
+                                "cell": "srnn",
+                                "units": 1,
+                                "values": "{}",
+                                k: v,
+                                "val_acc": float(rng.uniform(0.9, 1.0)),
+                            }
+                        )
     return pd.DataFrame(rows)
 
 

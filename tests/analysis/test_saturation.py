@@ -7,6 +7,7 @@ gate activation actually used.
   T = 100 (measured over 200 seeds), chrono with sigmoid gates none.
 * A sweep's ``b_f = 5`` hard-sigmoid LSTM starts with its forget gate saturated at 1.
 """
+
 from __future__ import annotations
 
 import jax
@@ -30,7 +31,7 @@ def test_lstm_preactivations_equal_a_python_loop():
     want = {g: [] for g in "ifo"}
     for t in range(6):
         z = x[:, t] @ W + h @ U + b
-        i, f, g, o = (z[:, 2 * k:2 * k + 2] for k in range(4))
+        i, f, g, o = (z[:, 2 * k : 2 * k + 2] for k in range(4))
         for name, v in zip("ifo", (i, f, o)):
             want[name].append(v)
         c = hs(f) * c + hs(i) * np.tanh(g)
@@ -65,8 +66,18 @@ def test_chrono_starts_no_gate_saturated_with_the_gates_it_is_defined_for():
 @pytest.mark.slow
 def test_fraction_saturated_of_sweep_members():
     def members(values):
-        return config.from_dict({"name": "t", "repeats": 8, "cell": "lstm", "preset": "keras2", "N": 64,
-                                 "values": values, "grid": {"T": [10, 30]}}).members()
+        return config.from_dict(
+            {
+                "name": "t",
+                "repeats": 8,
+                "cell": "lstm",
+                "preset": "keras2",
+                "N": 64,
+                "values": values,
+                "grid": {"T": [10, 30]},
+            }
+        ).members()
+
     assert S.fraction_saturated(members({"bias_f": 5.0})) == 1.0  # f = clip(0.2 b_f + ...) = 1
     assert S.fraction_saturated(members({"bias_f": 0.0})) == 0.0
     srnn = config.from_dict({"name": "t", "repeats": 2, "cell": "srnn", "N": 64, "grid": {"T": [5]}}).members()

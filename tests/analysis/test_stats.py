@@ -1,4 +1,5 @@
 """Reference tests for ``latchlab.analysis.stats``: the Wilson interval equals scipy's."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -8,7 +9,13 @@ from scipy.stats import binomtest
 from latchlab.analysis import stats
 
 CASES = [(k, n) for n in (1, 2, 3, 5, 10, 20, 30, 37, 100) for k in range(n + 1)] + [
-    (0, 1000), (1, 1000), (500, 1000), (999, 1000), (1000, 1000), (7, 123457)]
+    (0, 1000),
+    (1, 1000),
+    (500, 1000),
+    (999, 1000),
+    (1000, 1000),
+    (7, 123457),
+]
 
 
 def _scipy(k, n, confidence):
@@ -21,8 +28,9 @@ def test_wilson_equals_scipy(confidence):
     for k, n in CASES:
         low, high = stats.wilson(k, n, confidence)
         want_low, want_high = _scipy(k, n, confidence)
-        np.testing.assert_allclose([low, high], [want_low, want_high], rtol=1e-10, atol=1e-12,
-                                   err_msg=f"k={k}, n={n}, confidence={confidence}")
+        np.testing.assert_allclose(
+            [low, high], [want_low, want_high], rtol=1e-10, atol=1e-12, err_msg=f"k={k}, n={n}, confidence={confidence}"
+        )
 
 
 def test_wilson_default_confidence_is_95():

@@ -10,6 +10,7 @@
   only offers the quick and full scales): its results are checked against a numpy forward
   pass of the stored parameters on the regenerated validation sets.
 """
+
 from __future__ import annotations
 
 import json
@@ -52,6 +53,7 @@ GOOD = TINY + '[grid]\ncell = ["srnn", "lstm"]\nT = [2, 3]\n'  # 2 x 2 x 2 = 8 m
 
 # ----------------------------------------------------------------------------- helpers
 
+
 def age(path: Path) -> None:
     os.utime(path, (OLD, OLD))
 
@@ -68,14 +70,18 @@ def sqlite_file(path: Path, statements) -> Path:
 
 def tables(path: Path) -> dict[str, pd.DataFrame]:
     with Store(path, create=False) as st:
-        return {"members": pd.read_sql_query("SELECT * FROM members ORDER BY member_id", st.db),
-                "epochs": pd.read_sql_query("SELECT * FROM epochs ORDER BY member_id, epoch", st.db),
-                "sweeps": st.sweeps()}
+        return {
+            "members": pd.read_sql_query("SELECT * FROM members ORDER BY member_id", st.db),
+            "epochs": pd.read_sql_query("SELECT * FROM epochs ORDER BY member_id, epoch", st.db),
+            "sweeps": st.sweeps(),
+        }
 
 
-BAD_SCHEMA = ["CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-              "INSERT INTO meta VALUES ('schema', 'latchlab-store/0')",
-              "CREATE TABLE members(member_id TEXT)"]
+BAD_SCHEMA = [
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "INSERT INTO meta VALUES ('schema', 'latchlab-store/0')",
+    "CREATE TABLE members(member_id TEXT)",
+]
 OTHER_TABLES = ["CREATE TABLE results(x REAL)", "INSERT INTO results VALUES (0.5)"]
 
 
@@ -118,8 +124,7 @@ class Bad:
 RUN_BAD = ("run", "bad.toml", "--store", "s.sqlite")
 RUN_GOOD = ("run", "good.toml", "--store", "s.sqlite")
 BAD = {
-    "cell": Bad(RUN_BAD, "cell", ("srnn", "lstm", "gru", "lstm_nofg", "janet"),
-                TINY + 'cell = "rnn"\n'),
+    "cell": Bad(RUN_BAD, "cell", ("srnn", "lstm", "gru", "lstm_nofg", "janet"), TINY + 'cell = "rnn"\n'),
     "task": Bad(RUN_BAD, "task", ("latch", "bit_relay"), TINY + 'task = "mnist"\n'),
     "preset": Bad(RUN_BAD, "preset", ("keras2", "keras3"), TINY + 'preset = "keras1"\n'),
     "T<1 in the grid": Bad(RUN_BAD, "T", (">= 1",), TINY + "[grid]\nT = [2, 0]\n"),
@@ -127,45 +132,60 @@ BAD = {
     "zero repeats": Bad(RUN_BAD, "repeats", (">= 1",), TINY.replace("repeats = 2", "repeats = 0")),
     "malformed TOML": Bad(RUN_BAD, "config", ("not valid TOML",), TINY + "[grid\nT = [2]\n"),
     "missing config": Bad(("run", "nope.toml", "--store", "s.sqlite"), "config", ("nope.toml",)),
-    "bad config, existing store": Bad(RUN_BAD, "T", (">= 1",), GOOD.replace("[2, 3]", "[0, 3]"),
-                                      empty_store),
-    "store of another schema": Bad(RUN_GOOD, "store", (SCHEMA, "latchlab-store/0"), GOOD,
-                                   lambda p: sqlite_file(p, BAD_SCHEMA)),
+    "bad config, existing store": Bad(RUN_BAD, "T", (">= 1",), GOOD.replace("[2, 3]", "[0, 3]"), empty_store),
+    "store of another schema": Bad(
+        RUN_GOOD, "store", (SCHEMA, "latchlab-store/0"), GOOD, lambda p: sqlite_file(p, BAD_SCHEMA)
+    ),
     "store not a database": Bad(RUN_GOOD, "store", ("not a latchlab store",), GOOD, garbage),
-    "store, sqlite of other tables": Bad(RUN_GOOD, "store", ("not a latchlab store",), GOOD,
-                                         lambda p: sqlite_file(p, OTHER_TABLES)),
-    "export, store not a database": Bad(("export", "s.sqlite", "--csv", "x.csv"), "store",
-                                        ("not a latchlab store",), None, garbage),
-    "plot, store of another schema": Bad(("plot", "s.sqlite", "--out", "figs"), "store", (SCHEMA,),
-                                         None, lambda p: sqlite_file(p, BAD_SCHEMA)),
-    "plot, empty store": Bad(("plot", "s.sqlite", "--out", "figs"), "store", ("no finished members",),
-                             None, empty_store),
+    "store, sqlite of other tables": Bad(
+        RUN_GOOD, "store", ("not a latchlab store",), GOOD, lambda p: sqlite_file(p, OTHER_TABLES)
+    ),
+    "export, store not a database": Bad(
+        ("export", "s.sqlite", "--csv", "x.csv"), "store", ("not a latchlab store",), None, garbage
+    ),
+    "plot, store of another schema": Bad(
+        ("plot", "s.sqlite", "--out", "figs"), "store", (SCHEMA,), None, lambda p: sqlite_file(p, BAD_SCHEMA)
+    ),
+    "plot, empty store": Bad(
+        ("plot", "s.sqlite", "--out", "figs"), "store", ("no finished members",), None, empty_store
+    ),
     "export, missing store": Bad(("export", "s.sqlite", "--csv", "x.csv"), "store", ("does not exist",)),
-    "export, unknown --per": Bad(("export", "s.sqlite", "--csv", "x.csv", "--per", "run"), "per",
-                                 ("epoch", "member"), None, empty_store),
-    "reproduce, unknown preset": Bad(("reproduce", "seed", "--preset", "keras1", "--out", "out"),
-                                     "preset", ("keras2", "keras3")),
-    "reproduce, unknown scale": Bad(("reproduce", "seed", "--scale", "tiny", "--out", "out"), "scale",
-                                    ("quick", "full")),
+    "export, unknown --per": Bad(
+        ("export", "s.sqlite", "--csv", "x.csv", "--per", "run"), "per", ("epoch", "member"), None, empty_store
+    ),
+    "reproduce, unknown preset": Bad(
+        ("reproduce", "seed", "--preset", "keras1", "--out", "out"), "preset", ("keras2", "keras3")
+    ),
+    "reproduce, unknown scale": Bad(
+        ("reproduce", "seed", "--scale", "tiny", "--out", "out"), "scale", ("quick", "full")
+    ),
     # an output that is, or lies in or under, an input or a regular file: refused before any write
-    "export --csv onto the store": Bad(("export", "s.sqlite", "--csv", "s.sqlite"), "csv", ("input",), None,
-                                       empty_store),
-    "export --parquet onto the store": Bad(("export", "s.sqlite", "--csv", "x.csv", "--parquet", "./s.sqlite"),
-                                           "parquet", ("input",), None, empty_store),
-    "export, --parquet in a missing directory": Bad(("export", "s.sqlite", "--csv", "x.csv", "--parquet",
-                                                     "nodir/x.parquet"), "parquet", ("does not exist",), None,
-                                                    empty_store),
-    "export, one file for both": Bad(("export", "s.sqlite", "--csv", "x", "--parquet", "x"), "parquet",
-                                     ("--csv",), None, empty_store),
-    "plot --out onto the store": Bad(("plot", "s.sqlite", "--out", "s.sqlite"), "out", ("input",), None,
-                                     empty_store),
-    "diagnose --out under a file": Bad(("diagnose", "s.sqlite", "--member", "0", "--out", "f/d"), "out",
-                                       ("regular file",), None, store_and_file),
+    "export --csv onto the store": Bad(
+        ("export", "s.sqlite", "--csv", "s.sqlite"), "csv", ("input",), None, empty_store
+    ),
+    "export --parquet onto the store": Bad(
+        ("export", "s.sqlite", "--csv", "x.csv", "--parquet", "./s.sqlite"), "parquet", ("input",), None, empty_store
+    ),
+    "export, --parquet in a missing directory": Bad(
+        ("export", "s.sqlite", "--csv", "x.csv", "--parquet", "nodir/x.parquet"),
+        "parquet",
+        ("does not exist",),
+        None,
+        empty_store,
+    ),
+    "export, one file for both": Bad(
+        ("export", "s.sqlite", "--csv", "x", "--parquet", "x"), "parquet", ("--csv",), None, empty_store
+    ),
+    "plot --out onto the store": Bad(("plot", "s.sqlite", "--out", "s.sqlite"), "out", ("input",), None, empty_store),
+    "diagnose --out under a file": Bad(
+        ("diagnose", "s.sqlite", "--member", "0", "--out", "f/d"), "out", ("regular file",), None, store_and_file
+    ),
     "landscape --out under a file": Bad(("landscape", "--out", "f/d"), "out", ("regular file",), None, a_file),
     "explain --out under a file": Bad(("explain", "--out", "f/d"), "out", ("regular file",), None, a_file),
     "reproduce --out a file": Bad(("reproduce", "seed", "--out", "f"), "out", ("regular file",), None, a_file),
-    "reproduce --store is an output": Bad(("reproduce", "seed", "--out", "o", "--store", "o/results.csv"), "out",
-                                          ("input",)),
+    "reproduce --store is an output": Bad(
+        ("reproduce", "seed", "--out", "o", "--store", "o/results.csv"), "out", ("input",)
+    ),
 }
 
 
@@ -181,8 +201,7 @@ def jobs(tmp_path_factory, xla_cache):
     pool = ThreadPoolExecutor(max_workers=4)
     d = tmp_path_factory.mktemp("run")
     (d / "tiny.toml").write_text(GOOD)
-    started = {"run": (d, None, pool.submit(cli, "run", "tiny.toml", "--store", "s.sqlite", cwd=d,
-                                            cache=xla_cache))}
+    started = {"run": (d, None, pool.submit(cli, "run", "tiny.toml", "--store", "s.sqlite", cwd=d, cache=xla_cache))}
     for case, b in BAD.items():
         d = tmp_path_factory.mktemp("bad")
         if b.config is not None:
@@ -206,6 +225,7 @@ def ran(jobs):
 
 # ----------------------------------------------------------------------------- bad input
 
+
 @pytest.mark.parametrize("case", list(BAD))
 def test_bad_input_is_one_line_exit_2_and_touches_nothing(case, jobs):
     """One ``error: <field>: ...`` line naming what is allowed, exit 2, no traceback; the
@@ -220,13 +240,21 @@ def test_bad_input_is_one_line_exit_2_and_touches_nothing(case, jobs):
 
 def test_interrupt_prints_the_resume_hint(tmp_path, xla_cache):
     (tmp_path / "tiny.toml").write_text(GOOD)
-    code = ("import sys; from latchlab import cli; from latchlab.engine import run as runner\n"
-            "def interrupted(*a, **k): raise KeyboardInterrupt\n"
-            "runner.run = interrupted\n"
-            "sys.argv = ['latchlab', 'run', 'tiny.toml', '--store', 's.sqlite']\n"
-            "cli.main()\n")
-    p = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
-                       env={**os.environ, "LATCHLAB_CACHE": str(xla_cache)}, timeout=120)
+    code = (
+        "import sys; from latchlab import cli; from latchlab.engine import run as runner\n"
+        "def interrupted(*a, **k): raise KeyboardInterrupt\n"
+        "runner.run = interrupted\n"
+        "sys.argv = ['latchlab', 'run', 'tiny.toml', '--store', 's.sqlite']\n"
+        "cli.main()\n"
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "LATCHLAB_CACHE": str(xla_cache)},
+        timeout=120,
+    )
     assert p.returncode == 130
     assert "Traceback" not in p.stderr
     assert "re-run the same command to resume" in p.stderr
@@ -238,6 +266,7 @@ def test_export_into_a_missing_directory_is_a_user_error(ran, tmp_path, xla_cach
 
 
 # ----------------------------------------------------------------------------- run, export, plot
+
 
 def test_run_writes_one_row_per_member_and_the_sweep(ran):
     t = tables(ran[1])
@@ -264,21 +293,18 @@ def test_rerun_trains_nothing(ran, tmp_path, xla_cache):
 
 
 def test_export_round_trips_csv_and_parquet(ran, tmp_path, xla_cache):
-    rc, out, err = cli("export", ran[1], "--csv", "e.csv", "--parquet", "e.parquet", cwd=tmp_path,
-                       cache=xla_cache)
+    rc, out, err = cli("export", ran[1], "--csv", "e.csv", "--parquet", "e.parquet", cwd=tmp_path, cache=xla_cache)
     assert rc == 0, err
     assert "16 rows exported" in err
     with Store(ran[1], create=False) as st:
         ref = st.epochs()
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "e.parquet"), ref, check_exact=True)
-    back = pd.read_csv(tmp_path / "e.csv", dtype={"member_id": str, "values": str},
-                       keep_default_na=False)
+    back = pd.read_csv(tmp_path / "e.csv", dtype={"member_id": str, "values": str}, keep_default_na=False)
     pd.testing.assert_frame_equal(back, ref, check_exact=True, check_dtype=False)
 
 
 def test_export_per_member_gives_one_row_per_member(ran, tmp_path, xla_cache):
-    rc, _, err = cli("export", ran[1], "--parquet", "m.parquet", "--per", "member", cwd=tmp_path,
-                     cache=xla_cache)
+    rc, _, err = cli("export", ran[1], "--parquet", "m.parquet", "--per", "member", cwd=tmp_path, cache=xla_cache)
     assert rc == 0, err
     assert "8 rows exported" in err
     got = pd.read_parquet(tmp_path / "m.parquet")
@@ -299,11 +325,16 @@ def test_plot_redraws_figures_from_the_store_alone(ran, tmp_path, xla_cache):
         png = (tmp_path / "figs" / f"{name}.png").read_bytes()
         assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 1000
         assert "<svg" in (tmp_path / "figs" / f"{name}.svg").read_text()
-    assert sorted(os.listdir(tmp_path / "figs")) == ["accuracy_vs_T.png", "accuracy_vs_T.svg",
-                                                     "success_vs_T.png", "success_vs_T.svg"]
+    assert sorted(os.listdir(tmp_path / "figs")) == [
+        "accuracy_vs_T.png",
+        "accuracy_vs_T.svg",
+        "success_vs_T.png",
+        "success_vs_T.svg",
+    ]
 
 
 # ----------------------------------------------------------------------------- reproduce seed
+
 
 def _hard_sigmoid(z):
     return np.clip(0.2 * z + 0.5, 0.0, 1.0)
@@ -324,7 +355,7 @@ def _predict(cell: str, p: dict, x: np.ndarray) -> np.ndarray:
         if cell == "srnn":
             h = np.tanh(z)
         else:
-            i, f, g, o = (z[:, k * H:(k + 1) * H] for k in range(4))
+            i, f, g, o = (z[:, k * H : (k + 1) * H] for k in range(4))
             s = _hard_sigmoid(f) * s + _hard_sigmoid(i) * np.tanh(g)
             h = _hard_sigmoid(o) * np.tanh(s)
     head = {k: np.asarray(v, np.float64) for k, v in p["head"].items()}
@@ -347,8 +378,13 @@ def test_reproduce_seed_tiny_end_to_end(tmp_path):
         stored = st.members()
         final_params = {m: st.params(m) for m in stored.member_id}
     paths = reproduce.EXPERIMENT.outputs(plot.final(df), tmp_path)
-    assert sorted(p.name for p in paths) == ["accuracy_vs_T.png", "accuracy_vs_T.svg", "results.csv",
-                                             "success_vs_T.png", "success_vs_T.svg"]
+    assert sorted(p.name for p in paths) == [
+        "accuracy_vs_T.png",
+        "accuracy_vs_T.svg",
+        "results.csv",
+        "success_vs_T.png",
+        "success_vs_T.svg",
+    ]
     assert sorted(p.name for p in paths) == sorted(reproduce.EXPERIMENT.files)
 
     res = pd.read_csv(tmp_path / "results.csv", dtype={"member_id": str})
@@ -380,6 +416,7 @@ def test_reproduce_seed_tiny_end_to_end(tmp_path):
 
 # ----------------------------------------------------------------------------- output paths
 
+
 def test_outputs_are_all_written_or_none(tmp_path):
     """``outputs.write_all``: a failing second write leaves the first file as it was (here:
     absent, and an existing one keeps its bytes) and no temporary file behind."""
@@ -397,8 +434,9 @@ def test_outputs_are_all_written_or_none(tmp_path):
     with pytest.raises(ConfigError):
         outputs.write_all([("csv", a, lambda p: p.write_text("new")), ("parquet", b, fails)])
     assert a.read_text() == "old" and sorted(os.listdir(tmp_path)) == ["a.csv"]
-    assert outputs.write_all([("csv", a, lambda p: p.write_text("new")), ("parquet", b, lambda p: p.write_text("b"))]) \
-        == [a, b]
+    assert outputs.write_all(
+        [("csv", a, lambda p: p.write_text("new")), ("parquet", b, lambda p: p.write_text("b"))]
+    ) == [a, b]
     assert (a.read_text(), b.read_text()) == ("new", "b") and sorted(os.listdir(tmp_path)) == ["a.csv", "b.parquet"]
 
 

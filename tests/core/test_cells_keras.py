@@ -12,6 +12,7 @@ Keras itself relies on implicit rank promotion (its ``Orthogonal`` initializer, 
 so every test here runs under ``jax.numpy_rank_promotion("allow")``; the conftest's
 ``"raise"`` policy is checked for latchlab on its own in the ``rank_promotion`` tests.
 """
+
 from __future__ import annotations
 
 import math
@@ -39,6 +40,7 @@ def _allow_rank_promotion():
 
 
 # ----------------------------------------------------------------------------- helpers
+
 
 def _inputs(n_in, seed=0, scale=1.0):
     return (scale * np.random.default_rng(seed).normal(size=(B, T, n_in))).astype(np.float32)
@@ -73,11 +75,11 @@ def _params(ws):
 def _random_params(cell, n_in, rng, scale):
     G, H = len(cell.gates), cell.units
     bias_shape = (2, G * H) if cell.split_bias else (G * H,)
-    return [(scale * rng.normal(size=s)).astype(np.float32)
-            for s in ((n_in, G * H), (H, G * H), bias_shape)]
+    return [(scale * rng.normal(size=s)).astype(np.float32) for s in ((n_in, G * H), (H, G * H), bias_shape)]
 
 
 # numpy float64 references --------------------------------------------------------------
+
 
 def _np_sigmoid(z):
     return 1.0 / (1.0 + np.exp(-z))
@@ -169,8 +171,9 @@ KERAS_CASES = [("srnn", True), ("lstm", True), ("gru", True), ("gru", False)]
 
 @pytest.mark.parametrize("n_in", [1, 2])
 @pytest.mark.parametrize("units", [1, 3])
-@pytest.mark.parametrize("kind,reset_after", KERAS_CASES,
-                         ids=["SimpleRNN", "LSTM", "GRU-reset_after", "GRU-reset_before"])
+@pytest.mark.parametrize(
+    "kind,reset_after", KERAS_CASES, ids=["SimpleRNN", "LSTM", "GRU-reset_after", "GRU-reset_before"]
+)
 def test_keras_parity(kind, reset_after, units, n_in):
     x = _inputs(n_in)
     layer = _built_layer(kind, units, n_in, x, reset_after)
@@ -182,16 +185,13 @@ def test_keras_parity(kind, reset_after, units, n_in):
     # (a) latchlab.core.cells.scan with parameters copied from the layer
     cell = Cell(kind, units, "sigmoid", reset_after)
     params = _params(ws)
-    assert params["bias"].shape == ((2, 3 * units) if kind == "gru" and reset_after
-                                    else (len(cell.gates) * units,))
+    assert params["bias"].shape == ((2, 3 * units) if kind == "gru" and reset_after else (len(cell.gates) * units,))
     carry, hs = cells.scan(cell, params, jnp.asarray(x), return_sequences=True)
     assert hs.shape == (B, T, units)
     np.testing.assert_allclose(np.asarray(hs), expected, rtol=0, atol=ATOL)
-    np.testing.assert_allclose(np.asarray(cells.output(cell, carry)), expected[:, -1],
-                               rtol=0, atol=ATOL)
+    np.testing.assert_allclose(np.asarray(cells.output(cell, carry)), expected[:, -1], rtol=0, atol=ATOL)
     final = cells.scan(cell, params, jnp.asarray(x))  # return_sequences=False: carry only
-    np.testing.assert_allclose(np.asarray(cells.output(cell, final)), expected[:, -1],
-                               rtol=0, atol=ATOL)
+    np.testing.assert_allclose(np.asarray(cells.output(cell, final)), expected[:, -1], rtol=0, atol=ATOL)
 
     # (b) interop.from_keras
     model = interop.from_keras(layer)
@@ -201,8 +201,9 @@ def test_keras_parity(kind, reset_after, units, n_in):
     np.testing.assert_allclose(got, expected, rtol=0, atol=ATOL)
 
 
-@pytest.mark.parametrize("kind,reset_after", KERAS_CASES,
-                         ids=["SimpleRNN", "LSTM", "GRU-reset_after", "GRU-reset_before"])
+@pytest.mark.parametrize(
+    "kind,reset_after", KERAS_CASES, ids=["SimpleRNN", "LSTM", "GRU-reset_after", "GRU-reset_before"]
+)
 def test_keras_parity_without_bias(kind, reset_after):
     x = _inputs(2, seed=11)
     layer = _built_layer(kind, 3, 2, x, reset_after, seed=12, use_bias=False)
@@ -210,13 +211,15 @@ def test_keras_parity_without_bias(kind, reset_after):
     np.testing.assert_allclose(interop.from_keras(layer)(x), np.asarray(layer(x)), rtol=0, atol=ATOL)
 
 
-@pytest.mark.parametrize("kind,reset_after", [("lstm", True), ("gru", True), ("gru", False)],
-                         ids=["LSTM", "GRU-reset_after", "GRU-reset_before"])
+@pytest.mark.parametrize(
+    "kind,reset_after",
+    [("lstm", True), ("gru", True), ("gru", False)],
+    ids=["LSTM", "GRU-reset_after", "GRU-reset_before"],
+)
 def test_keras3_hard_sigmoid_layer(kind, reset_after):
     """Keras 3's hard_sigmoid (slope 1/6) comes through from_keras as ``hard_sigmoid_keras3``."""
     x = _inputs(2, seed=3, scale=1.5)
-    layer = _built_layer(kind, 3, 2, x, reset_after, seed=4, scale=1.5,
-                         recurrent_activation="hard_sigmoid")
+    layer = _built_layer(kind, 3, 2, x, reset_after, seed=4, scale=1.5, recurrent_activation="hard_sigmoid")
     expected = np.asarray(layer(x))
     # the clip is exercised: some input projections already fall outside [-3, 3]
     ws = layer.get_weights()
@@ -228,12 +231,14 @@ def test_keras3_hard_sigmoid_layer(kind, reset_after):
     assert model.cell.rsig == "hard_sigmoid_keras3"
     np.testing.assert_allclose(model(x), expected, rtol=0, atol=ATOL)
     # and the Keras 2 slope would be measurably different
-    k2 = cells.scan(Cell(kind, 3, "hard_sigmoid", reset_after), model.params["cell"], jnp.asarray(x),
-                    return_sequences=True)[1]
+    k2 = cells.scan(
+        Cell(kind, 3, "hard_sigmoid", reset_after), model.params["cell"], jnp.asarray(x), return_sequences=True
+    )[1]
     assert np.max(np.abs(np.asarray(k2) - expected)) > 1e-3
 
 
 # ----------------------------------------------------------------------------- numpy references
+
 
 @pytest.mark.parametrize("units,n_in", [(1, 1), (3, 2)])
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
@@ -316,8 +321,11 @@ def test_step_gates_equal_numpy(kind, rsig):
     want, blocks = _np_step_blocks(cell, [np.asarray(w, np.float64) for w in ws], x, h, c)
     p = _params(ws)
     xw = cells.input_projection(cell, p, jnp.asarray(x, jnp.float32))
-    carry = (jnp.asarray(h, jnp.float32), jnp.asarray(c, jnp.float32)) if kind in ("lstm", "lstm_nofg") else \
-        jnp.asarray(c if kind == "janet" else h, jnp.float32)
+    carry = (
+        (jnp.asarray(h, jnp.float32), jnp.asarray(c, jnp.float32))
+        if kind in ("lstm", "lstm_nofg")
+        else jnp.asarray(c if kind == "janet" else h, jnp.float32)
+    )
     new, got = cells.step_gates(cell, p, carry, xw)
     assert set(got) == set(blocks) == set(cell.gates) | ({"i"} if kind == "janet" else set())
     for k in blocks:
@@ -355,6 +363,7 @@ def test_from_keras_layer_head_and_model():
 
 # ----------------------------------------------------------------------------- from_keras errors
 
+
 def test_from_keras_rejects_dense():
     layer = keras.layers.Dense(3)
     layer(np.zeros((2, 4), np.float32))
@@ -362,11 +371,15 @@ def test_from_keras_rejects_dense():
         interop.from_keras(layer)
 
 
-@pytest.mark.parametrize("make,field", [
-    (lambda: keras.layers.LSTM(2, activation="relu"), "activation"),
-    (lambda: keras.layers.GRU(2, recurrent_activation="relu"), "recurrent_activation"),
-    (lambda: keras.layers.SimpleRNN(2, go_backwards=True), "go_backwards"),
-], ids=["relu-activation", "relu-gates", "go_backwards"])
+@pytest.mark.parametrize(
+    "make,field",
+    [
+        (lambda: keras.layers.LSTM(2, activation="relu"), "activation"),
+        (lambda: keras.layers.GRU(2, recurrent_activation="relu"), "recurrent_activation"),
+        (lambda: keras.layers.SimpleRNN(2, go_backwards=True), "go_backwards"),
+    ],
+    ids=["relu-activation", "relu-gates", "go_backwards"],
+)
 def test_from_keras_rejects_unsupported_settings(make, field):
     layer = make()
     layer(_inputs(2))
@@ -382,10 +395,11 @@ def test_from_keras_rejects_unbuilt_layer():
 
 # ----------------------------------------------------------------------------- init_params
 
+
 def _block(arr, cell, gate):
     H = cell.units
     k = cell.gates.index(gate)
-    return np.asarray(arr)[..., k * H:(k + 1) * H]
+    return np.asarray(arr)[..., k * H : (k + 1) * H]
 
 
 def test_keras_init_one_unit_srnn_recurrent_is_plus_minus_one():
@@ -491,6 +505,7 @@ def test_chrono_needs_a_forget_gate_and_t_max():
 
 
 # ----------------------------------------------------------------------------- rank promotion
+
 
 class _RankPromotionError(Exception):
     """Raised in place of jax's rank-promotion ValueError, so that xfail cannot hide a ConfigError."""

@@ -13,6 +13,7 @@
   schema, that accepts every shipped sweep and the README's example, and that rejects
   what the loader rejects field by field; docs/config.md lists every field as declared.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -52,11 +53,14 @@ def reference_id(fields: dict, seed: int) -> str:
 
 # ----------------------------------------------------------------------------- imports
 
+
 def test_config_store_and_stats_do_not_import_jax():
-    code = ("import sys, latchlab, latchlab.config, latchlab.store, latchlab.analysis.stats\n"
-            "cfg = latchlab.config.from_dict({'grid': {'cell': ['srnn', 'lstm'], 'T': [5, 10]}, 'repeats': 3})\n"
-            "assert len({m.id for m in cfg.members()}) == 12 and cfg.points()[0].head_name == 'dense2'\n"
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('jax', 'jaxlib', 'optax')))")
+    code = (
+        "import sys, latchlab, latchlab.config, latchlab.store, latchlab.analysis.stats\n"
+        "cfg = latchlab.config.from_dict({'grid': {'cell': ['srnn', 'lstm'], 'T': [5, 10]}, 'repeats': 3})\n"
+        "assert len({m.id for m in cfg.members()}) == 12 and cfg.points()[0].head_name == 'dense2'\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('jax', 'jaxlib', 'optax')))"
+    )
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == "[]"
@@ -64,11 +68,14 @@ def test_config_store_and_stats_do_not_import_jax():
 
 # ----------------------------------------------------------------------------- member ids
 
+
 def test_member_ids_equal_the_dataclass_implementations():
     # digests of the concatenated ids of ``seed_config("full")`` as the frozen-dataclass
     # config (before pydantic) computed them: 3120 members each
-    for preset, digest in (("keras2", "f5dd016430248e59433af2e86288b6c267401632"),
-                           ("keras3", "7de6c2a4946d55c7ff26e42adc3a0a98d5e9b5b1")):
+    for preset, digest in (
+        ("keras2", "f5dd016430248e59433af2e86288b6c267401632"),
+        ("keras3", "7de6c2a4946d55c7ff26e42adc3a0a98d5e9b5b1"),
+    ):
         ids = [m.id for m in reproduce.seed_config("full", preset=preset).members()]
         assert len(ids) == 3120
         assert hashlib.sha1("".join(ids).encode()).hexdigest() == digest
@@ -79,13 +86,30 @@ def test_member_ids_equal_the_dataclass_implementations():
 def test_member_ids_equal_a_reference_loop():
     cfg = config.from_dict(tomllib.loads(readme_example()))
     top = {k: v for k, v in tomllib.loads(readme_example()).items() if k not in ("name", "repeats", "grid")}
-    defaults = {"task": "latch", "units": 1, "noise": 0.1, "signal_len": 1, "head": "dense2", "optimizer": "adam",
-                "lr": 1e-3, "batch_size": 16, "val_frac": 0.2, "split": "stratified", "seed": 0}
+    defaults = {
+        "task": "latch",
+        "units": 1,
+        "noise": 0.1,
+        "signal_len": 1,
+        "head": "dense2",
+        "optimizer": "adam",
+        "lr": 1e-3,
+        "batch_size": 16,
+        "val_frac": 0.2,
+        "split": "stratified",
+        "seed": 0,
+    }
     want = []
     for cell, T, init in itertools.product(["srnn", "lstm", "gru"], [10, 30, 100], ["keras", "torch"]):
         gates = {"srnn": "h", "lstm": "ifco", "gru": "zrh"}[cell]
-        fields = {**defaults, **top, "cell": cell, "T": T, "init": init,
-                  "values": {"bias_f": 3.0} if "f" in gates else {}}
+        fields = {
+            **defaults,
+            **top,
+            "cell": cell,
+            "T": T,
+            "init": init,
+            "values": {"bias_f": 3.0} if "f" in gates else {},
+        }
         fields.pop("seed")
         want += [reference_id(fields, s) for s in range(10)]
     assert [m.id for m in cfg.members()] == want
@@ -109,7 +133,11 @@ BAD_SWEEPS = [
     ({"N": 3}, "N", "must be >= 4, got 3"),
     ({"seed": 2**32}, "seed", "must be in [0, 4294967295], got 4294967296"),
     ({"seed": -1}, "seed", "must be in [0, 4294967295], got -1"),
-    ({"seed": 2**32 - 1, "repeats": 2}, "seed", "seed + 1 = 4294967296 leaves the PRNG's range (allowed: 0 ... 4294967295)"),
+    (
+        {"seed": 2**32 - 1, "repeats": 2},
+        "seed",
+        "seed + 1 = 4294967296 leaves the PRNG's range (allowed: 0 ... 4294967295)",
+    ),
     ({"lr": INF}, "lr", "must be a finite number, got inf"),
     ({"lr": 0}, "lr", "must be > 0, got 0"),
     ({"noise": NAN}, "noise", "must be a finite number, got nan"),
@@ -131,11 +159,17 @@ BAD_SWEEPS = [
     ({"grid": {"seed": [1]}}, "seed", "unknown field"),
     ({"grid": 3}, "grid", "must be a table of field = [values]"),
     ({"task": "copy", "T": 20}, "T", "copy needs T >= 21"),
-    ({"values": {"bias_f": 1.0}}, "values.bias_f",
-     "unknown parameter for srnn (allowed: kernel, recurrent, bias, kernel_h, recurrent_h, bias_h)"),
+    (
+        {"values": {"bias_f": 1.0}},
+        "values.bias_f",
+        "unknown parameter for srnn (allowed: kernel, recurrent, bias, kernel_h, recurrent_h, bias_h)",
+    ),
     ({"values": {"bias_q": 1.0}, "cell": "lstm"}, "values.bias_q", "unknown parameter (allowed: kernel,"),
-    ({"values": {"bias_f": 1.0}, "grid": {"cell": ["srnn", "gru"]}}, "values.bias_f",
-     "unknown parameter for srnn, gru (allowed: kernel, recurrent, bias, kernel_h, recurrent_h, bias_h, kernel_z,"),
+    (
+        {"values": {"bias_f": 1.0}, "grid": {"cell": ["srnn", "gru"]}},
+        "values.bias_f",
+        "unknown parameter for srnn, gru (allowed: kernel, recurrent, bias, kernel_h, recurrent_h, bias_h, kernel_z,",
+    ),
     ({"init": "chrono", "grid": {"cell": ["srnn", "lstm"]}}, "init", "chrono needs a gated cell, not 'srnn'"),
 ]
 
@@ -208,9 +242,11 @@ def test_cli_prints_one_line_for_a_non_utf8_file_and_a_seed_beyond_the_prng(tmp_
     (tmp_path / "latin1.toml").write_bytes('name = "café"\n'.encode("latin-1"))
     (tmp_path / "seed.toml").write_text("seed = 4294967296\nN = 64\n")
     (tmp_path / "over.toml").write_text("lr = inf\n")
-    cases = [(("run", "latin1.toml", "--store", "s.sqlite"), "config", ("UTF-8",)),
-             (("run", "seed.toml", "--store", "s.sqlite"), "seed", ("4294967295",)),
-             (("reproduce", "bengio1994", "--config", "over.toml", "--out", "o"), "lr", ("finite",))]
+    cases = [
+        (("run", "latin1.toml", "--store", "s.sqlite"), "config", ("UTF-8",)),
+        (("run", "seed.toml", "--store", "s.sqlite"), "seed", ("4294967295",)),
+        (("reproduce", "bengio1994", "--config", "over.toml", "--out", "o"), "lr", ("finite",)),
+    ]
     with ThreadPoolExecutor(max_workers=3) as pool:
         jobs = [pool.submit(cli, *args, cwd=tmp_path, cache=xla_cache) for args, _, _ in cases]
         for job, (_, field, allowed) in zip(jobs, cases):
@@ -219,6 +255,7 @@ def test_cli_prints_one_line_for_a_non_utf8_file_and_a_seed_beyond_the_prng(tmp_
 
 
 # ----------------------------------------------------------------------------- grid semantics
+
 
 def test_the_grid_completes_the_top_level():
     cfg = config.from_dict({"init": "chrono", "grid": {"cell": ["lstm", "gru"]}})
@@ -245,8 +282,12 @@ def test_readme_example_loads_and_values_apply_where_the_cell_has_them():
 def test_values_in_the_grid_apply_per_point():
     cfg = config.from_dict({"grid": {"cell": ["srnn", "lstm"], "values": [{"recurrent": 0.5}, {"bias_o": 1.0}]}})
     got = [(p.cell, p.values) for p in cfg.points()]
-    assert got == [("srnn", (("recurrent", 0.5),)), ("srnn", ()), ("lstm", (("recurrent", 0.5),)),
-                   ("lstm", (("bias_o", 1.0),))]
+    assert got == [
+        ("srnn", (("recurrent", 0.5),)),
+        ("srnn", ()),
+        ("lstm", (("recurrent", 0.5),)),
+        ("lstm", (("bias_o", 1.0),)),
+    ]
 
 
 def test_configs_are_frozen_hashable_and_compare_by_value():
@@ -256,10 +297,13 @@ def test_configs_are_frozen_hashable_and_compare_by_value():
         a.T = 6
     assert a.replace(T=6).T == 6 and a.T == 5
     assert bengio1994.make_config(w0_grid=[1, 2]).w0_grid == (1, 2)
-    assert guessing.make_config() == guessing.GuessConfig() and hash(guessing.make_config()) == hash(guessing.GuessConfig())
+    assert guessing.make_config() == guessing.GuessConfig() and hash(guessing.make_config()) == hash(
+        guessing.GuessConfig()
+    )
 
 
 # ----------------------------------------------------------------------------- the schema
+
 
 def _validator():
     schema = config.json_schema()
@@ -279,9 +323,17 @@ def test_schema_accepts_every_shipped_sweep():
 # the per-field checks, not those across fields (those need the whole grid); and not
 # ``epochs = 2.0`` (JSON Schema's "integer", from draft 6 on, admits a float of zero
 # fraction) nor NaN (no bound excludes it; inf is excluded by the largest finite double)
-PER_FIELD = [b for b in BAD_SWEEPS if "grid" not in b[0] and "chrono" not in b[2] and "seed + 1" not in b[2]
-             and "copy needs" not in b[2] and "for srnn" not in b[2] and b[0] != {"epochs": 2.0}
-             and "nan" not in b[2]]
+PER_FIELD = [
+    b
+    for b in BAD_SWEEPS
+    if "grid" not in b[0]
+    and "chrono" not in b[2]
+    and "seed + 1" not in b[2]
+    and "copy needs" not in b[2]
+    and "for srnn" not in b[2]
+    and b[0] != {"epochs": 2.0}
+    and "nan" not in b[2]
+]
 
 
 @pytest.mark.parametrize("d, field, message", PER_FIELD, ids=[str(b[0])[:60] for b in PER_FIELD])
@@ -297,10 +349,15 @@ def test_cli_schema_writes_the_schema(tmp_path, xla_cache):
 
 # ----------------------------------------------------------------------------- docs
 
+
 def test_docs_list_every_field_as_declared():
     doc = (ROOT / "docs/config.md").read_text()
-    for model, skip in ((config.SweepConfig, ("base", "grid")), (config.RunFields, ()),
-                        (bengio1994.Bengio94Config, ()), (guessing.GuessConfig, ())):
+    for model, skip in (
+        (config.SweepConfig, ("base", "grid")),
+        (config.RunFields, ()),
+        (bengio1994.Bengio94Config, ()),
+        (guessing.GuessConfig, ()),
+    ):
         table = validate.field_table(model, skip)
         assert table in doc, f"docs/config.md: regenerate the table of {model.__name__}"
         for name in model.model_fields:

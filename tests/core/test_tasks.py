@@ -8,6 +8,7 @@
   set at N = 10000); ``stratified`` is class-balanced, of Keras' size, and a partition.
 * Bad values raise ``ConfigError`` whose message starts with the field's name.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -24,6 +25,7 @@ KEY = jax.random.PRNGKey(0)
 
 
 # ----------------------------------------------------------------------------- latch
+
 
 @pytest.mark.parametrize("signal_len", [1, 3])
 def test_latch_signal_is_the_label_sign_then_zero(signal_len):
@@ -56,8 +58,9 @@ def test_latch_noise_is_additive_gaussian_with_the_given_std():
     assert abs(np.corrcoef(e[:, 0, 0], y0)[0, 1]) < 5 / np.sqrt(n)  # the noise ignores the label
 
 
-@pytest.mark.parametrize("gen, n, T", [(tasks.latch, 7, 3), (tasks.latch, 2000, 10),
-                                      (tasks.bit_relay, 7, 3), (tasks.bit_relay, 1000, 6)])
+@pytest.mark.parametrize(
+    "gen, n, T", [(tasks.latch, 7, 3), (tasks.latch, 2000, 10), (tasks.bit_relay, 7, 3), (tasks.bit_relay, 1000, 6)]
+)
 def test_classes_balanced_and_not_class_ordered(gen, n, T):
     _, y = gen(KEY, n, T)
     y = np.asarray(y)
@@ -66,7 +69,7 @@ def test_classes_balanced_and_not_class_ordered(gen, n, T):
     if n >= 100:
         assert not (np.all(np.diff(y) >= 0) or np.all(np.diff(y) <= 0))  # not sorted
         # not ordered by class in any block sense either: each half is close to balanced
-        for half in (y[: n // 2], y[n // 2:]):
+        for half in (y[: n // 2], y[n // 2 :]):
             assert abs(half.mean() - 0.5) < 0.15
         assert 0.3 < np.mean(y[1:] != y[:-1]) < 0.7  # label changes as often as a coin's
 
@@ -77,6 +80,7 @@ def test_different_keys_give_different_orders():
 
 
 # ----------------------------------------------------------------------------- bit_relay
+
 
 @pytest.mark.parametrize("T, signal_len", [(T, 1) for T in (2, 3, 4, 7)] + [(8, 2), (9, 3)])
 def test_bit_relay_exhaustive_small_cases(T, signal_len):
@@ -90,7 +94,7 @@ def test_bit_relay_exhaustive_small_cases(T, signal_len):
     assert set(np.unique(a)) == {-1.0, 1.0} and set(np.unique(b)) == {-1.0, 1.0}
     want = np.zeros((n, T), np.float32)
     want[:, :signal_len] = a[:, None]
-    want[:, T // 2:T // 2 + signal_len] = b[:, None]
+    want[:, T // 2 : T // 2 + signal_len] = b[:, None]
     np.testing.assert_array_equal(x, want)
     np.testing.assert_array_equal(y, (a == b).astype(np.int32))
     assert y.sum() == n // 2
@@ -106,6 +110,7 @@ def test_bit_relay_noise_is_additive():
 
 
 # ----------------------------------------------------------------------------- splits
+
 
 def _balanced(n, seed=0):
     """Balanced labels in random order, as every generator returns them."""
@@ -159,27 +164,31 @@ def test_stratified_split_is_random_and_keeps_class_proportions():
 
 # ----------------------------------------------------------------------------- errors
 
-@pytest.mark.parametrize("call, field", [
-    (lambda: tasks.check("latch", 0, 0.1, 1), "T"),
-    (lambda: tasks.check("latch", -3, 0.1, 1), "T"),
-    (lambda: tasks.check("latch", 2.5, 0.1, 1), "T"),
-    (lambda: tasks.check("bit_relay", 1, 0.1, 1), "T"),  # needs room for the second sign
-    (lambda: tasks.check("latch", 10, -0.1, 1), "noise"),
-    (lambda: tasks.check("latch", 10, float("nan"), 1), "noise"),
-    (lambda: tasks.check("nope", 10, 0.1, 1), "task"),
-    (lambda: tasks.check("latch", 10, 0.1, 0), "signal_len"),
-    (lambda: tasks.check("latch", 10, 0.1, 1, n=2), "N"),
-    (lambda: tasks.generate("latch", KEY, 8, 0), "T"),
-    (lambda: tasks.generate("parrot", KEY, 8, 5), "task"),
-    (lambda: tasks.split_indices(KEY, np.zeros(10), 0.2, "head"), "split"),
-    (lambda: tasks.split_indices(KEY, np.zeros(10), 1.0), "val_frac"),
-    (lambda: config.from_dict({"T": 0}), "T"),
-    (lambda: config.from_dict({"noise": -1.0}), "noise"),
-    (lambda: config.from_dict({"task": "nope"}), "task"),
-    (lambda: config.from_dict({"grid": {"T": [5, 0]}}), "T"),
-    (lambda: config.from_dict({"grid": {"task": ["latch", "nope"]}}), "task"),
-    (lambda: config.from_dict({"tsk": "latch"}), "tsk"),
-])
+
+@pytest.mark.parametrize(
+    "call, field",
+    [
+        (lambda: tasks.check("latch", 0, 0.1, 1), "T"),
+        (lambda: tasks.check("latch", -3, 0.1, 1), "T"),
+        (lambda: tasks.check("latch", 2.5, 0.1, 1), "T"),
+        (lambda: tasks.check("bit_relay", 1, 0.1, 1), "T"),  # needs room for the second sign
+        (lambda: tasks.check("latch", 10, -0.1, 1), "noise"),
+        (lambda: tasks.check("latch", 10, float("nan"), 1), "noise"),
+        (lambda: tasks.check("nope", 10, 0.1, 1), "task"),
+        (lambda: tasks.check("latch", 10, 0.1, 0), "signal_len"),
+        (lambda: tasks.check("latch", 10, 0.1, 1, n=2), "N"),
+        (lambda: tasks.generate("latch", KEY, 8, 0), "T"),
+        (lambda: tasks.generate("parrot", KEY, 8, 5), "task"),
+        (lambda: tasks.split_indices(KEY, np.zeros(10), 0.2, "head"), "split"),
+        (lambda: tasks.split_indices(KEY, np.zeros(10), 1.0), "val_frac"),
+        (lambda: config.from_dict({"T": 0}), "T"),
+        (lambda: config.from_dict({"noise": -1.0}), "noise"),
+        (lambda: config.from_dict({"task": "nope"}), "task"),
+        (lambda: config.from_dict({"grid": {"T": [5, 0]}}), "T"),
+        (lambda: config.from_dict({"grid": {"task": ["latch", "nope"]}}), "task"),
+        (lambda: config.from_dict({"tsk": "latch"}), "tsk"),
+    ],
+)
 def test_bad_values_raise_config_error_naming_the_field(call, field):
     with pytest.raises(ConfigError) as info:
         call()

@@ -12,6 +12,7 @@ Arjovsky et al. 2016) and ``copy`` (Arjovsky et al. 2016 copy memory), and the h
   data, its stored val metrics equal the stored parameters' metrics recomputed here, and
   an 8-unit LSTM learns the adding problem at T = 10 well below the baseline.
 """
+
 from __future__ import annotations
 
 from functools import partial
@@ -36,6 +37,7 @@ KEY = jax.random.PRNGKey(11)
 
 
 # ----------------------------------------------------------------------------- adding
+
 
 @pytest.mark.parametrize("T", [2, 3, 10, 51])
 def test_adding_matches_its_definition(T):
@@ -72,6 +74,7 @@ def test_adding_values_do_not_depend_on_T():
 
 
 # ----------------------------------------------------------------------------- copy
+
 
 def _copy_reference(d, T):
     """Arjovsky et al. 2016 from the 10 symbols ``d`` (n, 10): input categories and targets."""
@@ -110,7 +113,7 @@ def test_copy_baseline_is_the_loss_of_the_blind_predictor(T):
     _, y = tasks.copy(KEY, n, T)
     z = np.full((n, T, 10), -1e4, np.float32)
     z[:, : T - 10, 0] = 0.0
-    z[:, T - 10:, 1:9] = 0.0
+    z[:, T - 10 :, 1:9] = 0.0
     model = M.Model(Cell("srnn", 1), "seq_softmax", 10)
     loss, acc = M.per_example(model, jnp.asarray(z), y)
     np.testing.assert_allclose(loss, tasks.copy_baseline(T), rtol=1e-6)
@@ -140,6 +143,7 @@ def test_left_padding_changes_no_value(task, T):
 
 
 # ----------------------------------------------------------------------------- heads
+
 
 def _np_srnn_states(p, x, mask):
     """Every step's state of a tanh RNN in numpy, masked steps keeping the state."""
@@ -172,7 +176,7 @@ def test_linear_head_loss_is_the_mse_of_a_numpy_model():
     y = (pred + offsets).astype(np.float32)
     loss, acc = M.loss(model, params, jnp.asarray(x), jnp.asarray(y), jnp.asarray(w), jnp.asarray(mask))
     err = pred - y
-    np.testing.assert_allclose(loss, np.sum(w * err ** 2) / w.sum(), rtol=2e-5, atol=1e-7)
+    np.testing.assert_allclose(loss, np.sum(w * err**2) / w.sum(), rtol=2e-5, atol=1e-7)
     np.testing.assert_allclose(acc, np.sum(w * (np.abs(err) < 0.04)) / w.sum(), rtol=1e-6)
     assert 0 < float(acc) < 1
 
@@ -186,7 +190,7 @@ def test_seq_softmax_head_loss_is_the_per_step_cross_entropy_of_a_numpy_model():
     rng = np.random.default_rng(3)
     y = rng.integers(0, 10, size=(len(x), T))
     y[:, :pad] = -1  # padding
-    y[:, pad:pad + 2] = 0  # some blank targets
+    y[:, pad : pad + 2] = 0  # some blank targets
     y[0, -4:] = z[0, -4:].argmax(-1)  # some hits
     y[0, -4] = max(y[0, -4], 1)
     logp = z - np.log(np.exp(z).sum(-1, keepdims=True))
@@ -205,8 +209,9 @@ def test_seq_softmax_head_loss_is_the_per_step_cross_entropy_of_a_numpy_model():
 def test_every_allowed_gradient_mode_equals_vmap(task, cell):
     """``train.loss_and_grads`` in each mode ``modes_for`` allows (rtrl for the linear head,
     not for seq_softmax; never bptt on multi-channel inputs) equals vmap autodiff."""
-    model = M.Model(cell, M.HEADS_FOR[tasks.TARGETS[task]][0], tasks.N_IN[task],
-                    tasks.COPY_CATEGORIES if task == "copy" else None)
+    model = M.Model(
+        cell, M.HEADS_FOR[tasks.TARGETS[task]][0], tasks.N_IN[task], tasks.COPY_CATEGORIES if task == "copy" else None
+    )
     modes = train.modes_for(model)
     assert ("rtrl" in modes) == (task == "adding") and "bptt" not in modes
     R, B, T_task = 2, 5, {"adding": 10, "copy": 21}[task]
@@ -241,6 +246,7 @@ def test_one_unit_lstm_classifier_keeps_its_fast_path(monkeypatch):
 
 # ----------------------------------------------------------------------------- split, config
 
+
 @pytest.mark.parametrize("task, n", [("adding", 101), ("copy", 64)])
 def test_split_of_non_label_targets_is_a_shuffled_partition(task, n):
     _, y = tasks.GENERATORS[task](KEY, n, 21)
@@ -260,8 +266,11 @@ def test_split_of_non_label_targets_is_a_shuffled_partition(task, n):
 
 
 def test_head_follows_the_task_and_member_ids_do_not_change():
-    for task, head, n_in, n_out in [("latch", "dense2", 1, 2), ("adding", "linear", 2, 1),
-                                    ("copy", "seq_softmax", 10, 10)]:
+    for task, head, n_in, n_out in [
+        ("latch", "dense2", 1, 2),
+        ("adding", "linear", 2, 1),
+        ("copy", "seq_softmax", 10, 10),
+    ]:
         run = config.RunConfig(task=task, T=25)
         assert run.head == "auto" and run.to_dict()["head"] == head
         assert (run.model.head, run.model.n_in, run.model.n_out) == (head, n_in, n_out)
@@ -273,12 +282,17 @@ def test_head_follows_the_task_and_member_ids_do_not_change():
     assert config.from_dict(cfg.to_dict()).members() == cfg.members()
 
 
-@pytest.mark.parametrize("d, field", [({"task": "adding", "head": "dense2"}, "head"),
-                                      ({"task": "latch", "head": "linear"}, "head"),
-                                      ({"task": "copy", "T": 20}, "T"),
-                                      ({"task": "adding", "T": 1}, "T"),
-                                      ({"task": "copy", "head": "softmax"}, "head"),
-                                      ({"T": 21, "grid": {"task": ["latch", "adding"]}, "head": "dense1"}, "head")])
+@pytest.mark.parametrize(
+    "d, field",
+    [
+        ({"task": "adding", "head": "dense2"}, "head"),
+        ({"task": "latch", "head": "linear"}, "head"),
+        ({"task": "copy", "T": 20}, "T"),
+        ({"task": "adding", "T": 1}, "T"),
+        ({"task": "copy", "head": "softmax"}, "head"),
+        ({"T": 21, "grid": {"task": ["latch", "adding"]}, "head": "dense1"}, "head"),
+    ],
+)
 def test_bad_values_raise_config_error(d, field):
     with pytest.raises(ConfigError) as info:
         config.from_dict(d)
@@ -287,6 +301,7 @@ def test_bad_values_raise_config_error(d, field):
 
 
 # ----------------------------------------------------------------------------- the engine
+
 
 def _val_metrics(run, seed, params):
     """A member's validation loss and metric from its stored parameters, recomputed from the
@@ -299,8 +314,18 @@ def _val_metrics(run, seed, params):
 
 
 def test_tiny_sweep_on_both_tasks_stores_the_true_metrics(tmp_path):
-    cfg = config.from_dict({"name": "t", "cell": "srnn", "units": 3, "T": 21, "N": 48, "epochs": 1,
-                            "batch_size": 8, "grid": {"task": ["adding", "copy"]}})
+    cfg = config.from_dict(
+        {
+            "name": "t",
+            "cell": "srnn",
+            "units": 3,
+            "T": 21,
+            "N": 48,
+            "epochs": 1,
+            "batch_size": 8,
+            "grid": {"task": ["adding", "copy"]},
+        }
+    )
     members = cfg.members()
     for m in members:  # the engine's data are the generators'
         data = sweep_data.make_data([m], 21)
@@ -321,8 +346,17 @@ def test_tiny_sweep_on_both_tasks_stores_the_true_metrics(tmp_path):
 @pytest.mark.slow
 def test_tiny_sweep_runs_every_cell_on_both_tasks():
     cells_ = [c for c in cells.CELLS if c != "srnn"]  # the srnn is the test above
-    cfg = config.from_dict({"name": "t", "units": 2, "T": 21, "N": 24, "epochs": 1, "batch_size": 8,
-                            "grid": {"task": ["adding", "copy"], "cell": cells_}})
+    cfg = config.from_dict(
+        {
+            "name": "t",
+            "units": 2,
+            "T": 21,
+            "N": 24,
+            "epochs": 1,
+            "batch_size": 8,
+            "grid": {"task": ["adding", "copy"], "cell": cells_},
+        }
+    )
     df = runner.run(cfg)
     assert len(df) == 2 * len(cells_) and set(df.cell) == set(cells_)
     assert np.isfinite(df.val_loss).all() and df.val_acc.between(0, 1).all()
@@ -334,8 +368,20 @@ def test_lstm_learns_adding_below_the_baseline():
     """An 8-unit LSTM, T = 10, Adam lr 1e-2, batch 16, 1600 training sequences, 4 epochs:
     both seeds end with validation MSE below a quarter of the baseline 1/6 (measured when
     written: 0.0026 and 0.0053, i.e. 0.02-0.03 of the baseline)."""
-    cfg = config.from_dict({"name": "learn", "repeats": 2, "task": "adding", "cell": "lstm", "units": 8,
-                            "T": 10, "N": 2000, "epochs": 4, "lr": 1e-2, "batch_size": 16})
+    cfg = config.from_dict(
+        {
+            "name": "learn",
+            "repeats": 2,
+            "task": "adding",
+            "cell": "lstm",
+            "units": 8,
+            "T": 10,
+            "N": 2000,
+            "epochs": 4,
+            "lr": 1e-2,
+            "batch_size": 16,
+        }
+    )
     df = runner.run(cfg)
     last = df[df.epoch == 4]
     assert len(last) == 2

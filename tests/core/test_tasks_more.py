@@ -8,6 +8,7 @@
 * The sweep engine runs them from a config (``task = "parity"`` etc.) on exactly the
   generators' data, and rejects a too-short two_sequence.
 """
+
 from __future__ import annotations
 
 import jax
@@ -38,7 +39,7 @@ def test_two_sequence_layout_and_lengths(T, N):
     want = np.zeros((n, T), np.float32)
     for i in range(n):
         start = T - lengths[i]
-        want[i, start:start + N] = sign[i]
+        want[i, start : start + N] = sign[i]
     np.testing.assert_array_equal(x, want)
     assert y.sum() == n // 2
 
@@ -47,10 +48,10 @@ def test_two_sequence_layout_and_lengths(T, N):
 def test_two_sequence_noise_is_gaussian_after_the_signal_or_everywhere(gen, on_signal):
     n, T, N = 3000, 33, 3
     x0, y0 = map(np.asarray, gen(KEY, n, T, 0.0, N))
-    x1, y1 = map(np.asarray, gen(KEY, n, T, 0.2 ** 0.5, N))
+    x1, y1 = map(np.asarray, gen(KEY, n, T, 0.2**0.5, N))
     np.testing.assert_array_equal(y0, y1)
     valid = np.asarray(tasks.two_sequence_valid(KEY, n, T))
-    e = (x1 - x0)[..., 0] / 0.2 ** 0.5
+    e = (x1 - x0)[..., 0] / 0.2**0.5
     rel = np.cumsum(valid, 1) - 1  # step within each sequence
     noisy = valid & ((rel >= 0) if on_signal else (rel >= N))
     np.testing.assert_array_equal(e[~noisy], 0.0)  # leading zeros stay noise-free
@@ -94,27 +95,44 @@ def test_parity_noise_is_uniform_with_the_given_half_width():
 
 # ----------------------------------------------------------------------------- the engine
 
+
 @pytest.mark.slow
-@pytest.mark.parametrize("task, noise, L", [("parity", 0.0, 1), ("two_sequence", 0.2 ** 0.5, 3),
-                                            ("two_sequence_3b", 0.2 ** 0.5, 1)])
+@pytest.mark.parametrize(
+    "task, noise, L", [("parity", 0.0, 1), ("two_sequence", 0.2**0.5, 3), ("two_sequence_3b", 0.2**0.5, 1)]
+)
 def test_sweep_runs_the_new_tasks_on_the_generators_data(task, noise, L):
-    cfg = config.from_dict({"name": "t", "repeats": 2, "task": task, "noise": noise, "signal_len": L, "N": 64,
-                            "epochs": 1, "grid": {"T": [11, 22]}})
+    cfg = config.from_dict(
+        {
+            "name": "t",
+            "repeats": 2,
+            "task": task,
+            "noise": noise,
+            "signal_len": L,
+            "N": 64,
+            "epochs": 1,
+            "grid": {"T": [11, 22]},
+        }
+    )
     members = cfg.members()
     data = sweep_data.make_data(members, 22)
     for r, m in enumerate(members):
         k_data = sweep_data.member_keys(m.seed)[0]
         x, y = map(np.asarray, tasks.generate(task, k_data, 64, m.run.T, noise, L))
         np.testing.assert_array_equal(np.asarray(data.y[r]), y)
-        np.testing.assert_allclose(np.asarray(data.x[r])[:, 22 - m.run.T:], x, atol=1e-6)
+        np.testing.assert_allclose(np.asarray(data.x[r])[:, 22 - m.run.T :], x, atol=1e-6)
     df = runner.run(cfg)
     assert len(df) == len(members) and df.val_acc.between(0, 1).all()
 
 
-@pytest.mark.parametrize("d, field", [({"task": "two_sequence", "T": 22, "signal_len": 21}, "T"),
-                                      ({"task": "parity", "T": 0}, "T"),
-                                      ({"task": "parity", "noise": -0.2}, "noise"),
-                                      ({"task": "two_sequences"}, "task")])
+@pytest.mark.parametrize(
+    "d, field",
+    [
+        ({"task": "two_sequence", "T": 22, "signal_len": 21}, "T"),
+        ({"task": "parity", "T": 0}, "T"),
+        ({"task": "parity", "noise": -0.2}, "noise"),
+        ({"task": "two_sequences"}, "task"),
+    ],
+)
 def test_bad_values_raise_config_error(d, field):
     with pytest.raises(ConfigError) as info:
         config.from_dict(d)

@@ -1,6 +1,7 @@
 """Sweeps on a Dask cluster, on the loopback interface of this machine: the same stored numbers
 as in-process, faults (a worker killed mid-sweep, an unreachable or lost scheduler, a client
 killed and rerun) and a Slurm job script built without a batch system."""
+
 from __future__ import annotations
 
 import os
@@ -27,8 +28,19 @@ METRICS = ["member_id", "epoch", "train_loss", "train_acc", "val_loss", "val_acc
 
 def tiny(cells=("srnn", "lstm"), repeats=4) -> C.SweepConfig:
     """One-unit cells (the native kernels' by default), 2 lengths: N = 64, T <= 5, one epoch."""
-    return C.from_dict({"name": "tiny", "repeats": repeats, "seed": 0, "task": "latch", "units": 1, "N": 64,
-                        "epochs": 1, "batch_size": 16, "grid": {"cell": list(cells), "T": [3, 5]}})
+    return C.from_dict(
+        {
+            "name": "tiny",
+            "repeats": repeats,
+            "seed": 0,
+            "task": "latch",
+            "units": 1,
+            "N": 64,
+            "epochs": 1,
+            "batch_size": 16,
+            "grid": {"cell": list(cells), "T": [3, 5]},
+        }
+    )
 
 
 TINY_TOML = """name = "tiny"
@@ -74,11 +86,11 @@ def _children() -> set[int]:
     started with the first worker process, ending with this one)."""
     import psutil
 
-    return {p.pid for p in psutil.Process().children(recursive=True)
-            if "resource_tracker" not in " ".join(p.cmdline())}
+    return {p.pid for p in psutil.Process().children(recursive=True) if "resource_tracker" not in " ".join(p.cmdline())}
 
 
 # ----------------------------------------------------------------------------- the spec
+
 
 def test_parse_the_three_forms(tmp_path):
     assert CL.parse("local:3") == CL.ClusterSpec("local", 3)
@@ -86,13 +98,23 @@ def test_parse_the_three_forms(tmp_path):
     assert CL.parse("tcp://10.0.0.1:8786") == CL.ClusterSpec("scheduler", address="tcp://10.0.0.1:8786")
     p = tmp_path / "c.toml"
     p.write_text('[cluster]\nkind = "slurm"\njobs = 3\ncores = 4\nmemory = "8GB"\n')
-    assert CL.parse(p) == CL.ClusterSpec("jobqueue", jobqueue="slurm", jobs=3,
-                                         options=(("cores", 4), ("memory", "8GB")))
+    assert CL.parse(p) == CL.ClusterSpec(
+        "jobqueue", jobqueue="slurm", jobs=3, options=(("cores", 4), ("memory", "8GB"))
+    )
 
 
-@pytest.mark.parametrize("text,field", [("local:0", "cluster"), ("local:x", "cluster"), ("tcp://host", "cluster"),
-                                        ("missing.toml", "cluster"), ("kind.toml", "cluster.kind"),
-                                        ("jobs.toml", "cluster.jobs"), ("none.toml", "cluster")])
+@pytest.mark.parametrize(
+    "text,field",
+    [
+        ("local:0", "cluster"),
+        ("local:x", "cluster"),
+        ("tcp://host", "cluster"),
+        ("missing.toml", "cluster"),
+        ("kind.toml", "cluster.kind"),
+        ("jobs.toml", "cluster.jobs"),
+        ("none.toml", "cluster"),
+    ],
+)
 def test_parse_errors_name_the_field(tmp_path, text, field):
     (tmp_path / "kind.toml").write_text('[cluster]\nkind = "kubernetes"\n')
     (tmp_path / "jobs.toml").write_text('[cluster]\nkind = "pbs"\njobs = 0\n')
@@ -105,8 +127,21 @@ def test_parse_errors_name_the_field(tmp_path, text, field):
 
 def test_a_bad_cluster_spec_is_one_line_exit_2_and_creates_nothing(tmp_path):
     (tmp_path / "tiny.toml").write_text(TINY_TOML)
-    p = subprocess.run([str(Path(sys.executable).with_name("latchlab")), "run", "tiny.toml", "--store", "s.sqlite",
-                        "--cluster", "local:0"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("latchlab")),
+            "run",
+            "tiny.toml",
+            "--store",
+            "s.sqlite",
+            "--cluster",
+            "local:0",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
     assert p.returncode == 2 and len(lines) == 1, p.stderr
     assert lines[0].startswith("error: cluster: 'local:0'")
@@ -127,9 +162,18 @@ def test_slurm_job_script_from_a_cluster_table(tmp_path):
     finally:
         cluster.close()
     assert script.startswith("#!/usr/bin/env bash")
-    for line in ("#SBATCH -p short", "#SBATCH -A latching", "#SBATCH -n 1", "#SBATCH --cpus-per-task=8",
-                 "#SBATCH --mem=15G", "#SBATCH -t 02:00:00", "export LATCHLAB_DEVICES=1",
-                 "--nthreads 1", "--nworkers 8", "tcp://127.0.0.1:"):
+    for line in (
+        "#SBATCH -p short",
+        "#SBATCH -A latching",
+        "#SBATCH -n 1",
+        "#SBATCH --cpus-per-task=8",
+        "#SBATCH --mem=15G",
+        "#SBATCH -t 02:00:00",
+        "export LATCHLAB_DEVICES=1",
+        "--nthreads 1",
+        "--nworkers 8",
+        "tcp://127.0.0.1:",
+    ):
         assert line in script, (line, script)
     assert spec.jobs == 4
 
@@ -155,6 +199,7 @@ def test_a_worker_without_a_compiler_trains_on_xla_and_says_so(monkeypatch, tmp_
 
 
 # ----------------------------------------------------------------------------- identical numbers
+
 
 @pytest.mark.filterwarnings("ignore::ResourceWarning")
 def test_two_workers_store_the_in_process_numbers(local2, reference, small_chunks, tmp_path):
@@ -186,8 +231,18 @@ def test_connecting_says_where_and_sets_every_worker_up(local2):
 def test_xla_cells_on_two_workers_store_the_in_process_numbers(local2, tmp_path):
     """A GRU and a two-unit LSTM (XLA modes, compiled on each worker for one device): the
     in-process numbers (compiled for this process's devices), to the bit."""
-    cfg = C.from_dict({"name": "xla", "repeats": 3, "seed": 0, "task": "latch", "N": 64, "epochs": 2,
-                       "batch_size": 16, "grid": {"cell": ["gru", "lstm"], "units": [2], "T": [3, 5]}})
+    cfg = C.from_dict(
+        {
+            "name": "xla",
+            "repeats": 3,
+            "seed": 0,
+            "task": "latch",
+            "N": 64,
+            "epochs": 2,
+            "batch_size": 16,
+            "grid": {"cell": ["gru", "lstm"], "units": [2], "T": [3, 5]},
+        }
+    )
     ref = rows(runner.run(cfg))
     with Store(tmp_path / "s.sqlite") as st:
         got = runner.run(cfg, st, cluster=local2)
@@ -210,6 +265,7 @@ def test_four_local_workers_store_the_in_process_numbers(reference, small_chunks
 
 
 # ----------------------------------------------------------------------------- faults
+
 
 @pytest.mark.filterwarnings("ignore::ResourceWarning")
 @pytest.mark.filterwarnings("ignore::UserWarning:distributed")
@@ -253,10 +309,12 @@ def test_unreachable_scheduler_is_one_line_exit_2(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     (tmp_path / "tiny.toml").write_text('name = "t"\ntask = "latch"\nN = 64\nepochs = 1\n[grid]\nT = [3]\n')
-    code = ("import sys; from latchlab.engine import cluster; cluster.CONNECT_TIMEOUT = 1.0\n"
-            "from latchlab import cli\n"
-            f"sys.argv = ['latchlab', 'run', 'tiny.toml', '--store', 's.sqlite', '--cluster', 'tcp://127.0.0.1:{port}']\n"
-            "cli.main()\n")
+    code = (
+        "import sys; from latchlab.engine import cluster; cluster.CONNECT_TIMEOUT = 1.0\n"
+        "from latchlab import cli\n"
+        f"sys.argv = ['latchlab', 'run', 'tiny.toml', '--store', 's.sqlite', '--cluster', 'tcp://127.0.0.1:{port}']\n"
+        "cli.main()\n"
+    )
     p = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
     assert p.returncode == 2 and len(lines) == 1, p.stderr
@@ -270,12 +328,15 @@ def test_client_killed_mid_sweep_resumes_on_rerun(local2, reference, small_chunk
     """``latchlab run --cluster`` killed (SIGKILL) after its first chunks: the rerun trains
     the rest, and the store holds every member once, with the in-process numbers."""
     (tmp_path / "tiny.toml").write_text(TINY_TOML)
-    code = ("import sys; from latchlab.engine import plan; plan.NATIVE_CHUNK = 1\n"
-            "from latchlab import cli\n"
-            f"sys.argv = ['latchlab', 'run', 'tiny.toml', '--store', 's.sqlite', '--cluster', '{local2}']\n"
-            "cli.main()\n")
-    p = subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
+    code = (
+        "import sys; from latchlab.engine import plan; plan.NATIVE_CHUNK = 1\n"
+        "from latchlab import cli\n"
+        f"sys.argv = ['latchlab', 'run', 'tiny.toml', '--store', 's.sqlite', '--cluster', '{local2}']\n"
+        "cli.main()\n"
+    )
+    p = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     db, n = tmp_path / "s.sqlite", 0
     try:
         deadline = time.time() + 120
@@ -308,9 +369,24 @@ def test_scheduler_lost_mid_sweep_keeps_what_finished(small_chunks, tmp_path, mo
     monkeypatch.setattr(CL, "CONNECT_TIMEOUT", 3.0)
     dask = Path(sys.executable).with_name("dask")
     env = {**os.environ, **CL._worker_env()}
-    sched = subprocess.Popen([str(dask), "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                              "--dashboard-address", "127.0.0.1:0", "--scheduler-file", str(tmp_path / "s.json")], env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sched = subprocess.Popen(
+        [
+            str(dask),
+            "scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--no-dashboard",
+            "--dashboard-address",
+            "127.0.0.1:0",
+            "--scheduler-file",
+            str(tmp_path / "s.json"),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     worker = None
     try:
         for _ in range(600):
@@ -320,9 +396,13 @@ def test_scheduler_lost_mid_sweep_keeps_what_finished(small_chunks, tmp_path, mo
         import json
 
         address = json.loads((tmp_path / "s.json").read_text())["address"]
-        worker = subprocess.Popen([str(dask), "worker", address, "--nthreads", "1", "--no-dashboard",
-                                   "--host", "127.0.0.1"], env=env, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL, start_new_session=True)
+        worker = subprocess.Popen(
+            [str(dask), "worker", address, "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         with distributed.Client(address, timeout=10) as c:
             c.wait_for_workers(1, timeout=60)
 

@@ -11,6 +11,7 @@
   last finite parameters; the members trained beside it get exactly the numbers they get
   in a chunk without it, on the native kernels and on XLA.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -39,6 +40,7 @@ def _cfg(**over):
 
 # ----------------------------------------------------------------------------- execute
 
+
 def test_execute_alone_equals_the_in_process_loop():
     """A sweep of one-unit SRNNs (native kernels where they build) and two-unit GRUs (XLA,
     bucketed lengths, a padded chunk): every chunk executed alone, from a pickled copy of
@@ -55,9 +57,11 @@ def test_execute_alone_equals_the_in_process_loop():
 
     got = runner.run(cfg, executor=elsewhere)
     assert len(got) == len(cfg.members()) * 2
-    pd.testing.assert_frame_equal(got[METRICS].sort_values(["member_id", "epoch"]).reset_index(drop=True),
-                                  want[METRICS].sort_values(["member_id", "epoch"]).reset_index(drop=True),
-                                  check_exact=True)
+    pd.testing.assert_frame_equal(
+        got[METRICS].sort_values(["member_id", "epoch"]).reset_index(drop=True),
+        want[METRICS].sort_values(["member_id", "epoch"]).reset_index(drop=True),
+        check_exact=True,
+    )
     assert "autodiff" in seen  # the GRUs trained on XLA
 
 
@@ -75,10 +79,12 @@ def test_an_executor_returning_the_wrong_chunk_is_refused():
 
 # ----------------------------------------------------------------------------- a failed build
 
+
 def test_a_failed_native_build_is_planned_for(monkeypatch, caplog):
     """The plan asks for the kernels before shaping chunks: when the LSTM's variant fails
     to build, its chunks are the XLA backend's (bucketed, padded to the devices), trained
     with bptt, and one warning line says so; the SRNN's variant still runs natively."""
+
     def fails(v=(1, 1)):
         if v == native.variant(lstm.run.model):
             raise RuntimeError("latchlab's native kernels are unavailable: g++ failed: simulated")
@@ -98,7 +104,7 @@ def test_a_failed_native_build_is_planned_for(monkeypatch, caplog):
     n_dev = jax.local_device_count()
     assert {k.backend.name for k in by_cell["lstm"]} == {"bptt"}
     assert all(len(k.members) % n_dev == 0 for k in by_cell["lstm"])
-    real_lstm = [m.id for k in by_cell["lstm"] for m in k.members[:len(k.members) - k.pad]]
+    real_lstm = [m.id for k in by_cell["lstm"] for m in k.members[: len(k.members) - k.pad]]
     assert sorted(real_lstm) == sorted(m.id for m in cfg.members() if m.run.cell == "lstm")
     if train.native_ok(next(m for m in cfg.members() if m.run.cell == "srnn").run.model):
         assert {k.backend.name for k in by_cell["srnn"]} == {"native"}
@@ -106,10 +112,13 @@ def test_a_failed_native_build_is_planned_for(monkeypatch, caplog):
 
 # ----------------------------------------------------------------------------- resume
 
+
 def _tables(path) -> dict:
     with sqlite3.connect(path) as db:
-        return {t: pd.read_sql_query(f"SELECT * FROM {t} ORDER BY member_id", db).drop(columns="seconds", errors="ignore")
-                for t in ("members", "epochs", "params")}
+        return {
+            t: pd.read_sql_query(f"SELECT * FROM {t} ORDER BY member_id", db).drop(columns="seconds", errors="ignore")
+            for t in ("members", "epochs", "params")
+        }
 
 
 def _equal_stores(a, b, ids=None):
@@ -149,6 +158,7 @@ def test_resume_after_every_chunk_is_bit_identical(tmp_path, monkeypatch):
     for k in range(1, len(chunks)):
         path = tmp_path / f"cut{k}.sqlite"
         with Store(path) as st:
+
             def stop(n, total, st=st, k=k):
                 if len(st.done()) >= sum(len(c.wanted) for c in chunks[:k]):
                     raise KeyboardInterrupt
@@ -180,12 +190,16 @@ def test_members_stored_by_another_sweep_do_not_change_the_others(tmp_path):
     after = _tables(reused)
     a_ids = {m.id for m in a.members()}
     for t in before:
-        pd.testing.assert_frame_equal(after[t][after[t].member_id.isin(a_ids)].reset_index(drop=True),
-                                      before[t].reset_index(drop=True), check_exact=True)
+        pd.testing.assert_frame_equal(
+            after[t][after[t].member_id.isin(a_ids)].reset_index(drop=True),
+            before[t].reset_index(drop=True),
+            check_exact=True,
+        )
     _equal_stores(reused, fresh, {m.id for m in b.members()})
 
 
 # ----------------------------------------------------------------------------- divergence
+
 
 def test_diverged_marks_the_epoch_and_keeps_the_last_finite_parameters():
     """``train._diverged`` on a made-up history of 3 members over 3 epochs: member 1's
@@ -234,6 +248,8 @@ def test_a_diverging_member_leaves_the_others_unchanged(cell, units):
             np.testing.assert_array_equal(with_it.history[k][:, :3], ref.history[k][:, :3])
         for a, b in zip(jax.tree.leaves(with_it.history.params), jax.tree.leaves(ref.history.params)):
             np.testing.assert_array_equal(a[:3], b[:3])
-    moved = [np.abs(a[:3] - b[:3]).max() for a, b in zip(jax.tree.leaves(with_it.history.params[-1]),
-                                                         jax.tree.leaves(with_it.history.params[0]))]
+    moved = [
+        np.abs(a[:3] - b[:3]).max()
+        for a, b in zip(jax.tree.leaves(with_it.history.params[-1]), jax.tree.leaves(with_it.history.params[0]))
+    ]
     assert max(moved) > 1e-3  # the normal members did train

@@ -1,6 +1,7 @@
 """Reference tests for the native kernels (``latchlab.engine.native``): every variant they train
 (cell, gate activation, head, optimiser, batch size) against plain vmap + reverse-mode
 autodiff + optax in ``train.fit``, on members of mixed left-padded lengths."""
+
 from __future__ import annotations
 
 import os
@@ -21,8 +22,10 @@ from latchlab.engine import train
 from latchlab.core.cells import Cell
 
 # without a compiler (or with LATCHLAB_NATIVE=0) these are skipped; with one, a failed build fails
-pytestmark = pytest.mark.skipif(not shutil.which(os.environ.get("CXX", "g++")) or os.environ.get("LATCHLAB_NATIVE") == "0",
-                                reason="no C++ compiler: native kernels unavailable")
+pytestmark = pytest.mark.skipif(
+    not shutil.which(os.environ.get("CXX", "g++")) or os.environ.get("LATCHLAB_NATIVE") == "0",
+    reason="no C++ compiler: native kernels unavailable",
+)
 
 
 def _x86_with(flag: str) -> bool:
@@ -51,8 +54,27 @@ def test_kernels_build_and_load():
         assert native.available(model)
         counter = (ctypes.c_int * 16)()
         other = 1 - native.variant(model)[0]  # lstm <-> srnn
-        assert so.latch_evaluate(other, 0, 0, 0, 1, None, None, None, 0, None, None, None, None, None, 8,
-                                 ctypes.cast(counter, ctypes.POINTER(ctypes.c_int))) == -1
+        assert (
+            so.latch_evaluate(
+                other,
+                0,
+                0,
+                0,
+                1,
+                None,
+                None,
+                None,
+                0,
+                None,
+                None,
+                None,
+                None,
+                None,
+                8,
+                ctypes.cast(counter, ctypes.POINTER(ctypes.c_int)),
+            )
+            == -1
+        )
 
 
 def test_library_codes_equal_the_python_tables():
@@ -65,7 +87,7 @@ def test_library_codes_equal_the_python_tables():
 
 def _prototypes(source: str) -> dict[str, int]:
     """``{name: number of parameters}`` of the functions in kernels.cpp's extern "C" block."""
-    block = source[source.index('extern "C" {'):]
+    block = source[source.index('extern "C" {') :]
     out = {}
     for name, params in re.findall(r"^[\w ]+?\*?\s*(latch_\w+)\(([^)]*)\)\s*\{", block, re.M | re.S):
         params = params.strip()
@@ -107,8 +129,9 @@ def test_kernels_compile_for_arm_with_neon_vectors(tmp_path):
     flags = [*native.FLAGS, "-march=armv8-a", *native.defines((1, 1))]
     r = subprocess.run([cxx, *flags, "-o", str(tmp_path / "k.so"), str(native.SOURCE)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    macros = subprocess.run([cxx, *flags, "-E", "-dM", str(native.SOURCE)], capture_output=True,
-                            text=True, check=True).stdout.splitlines()
+    macros = subprocess.run(
+        [cxx, *flags, "-E", "-dM", str(native.SOURCE)], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
     assert {'#define LATCH_ISA "neon"', "#define LATCH_VBYTES 16", "#define LATCH_PER_BLOCK 4"} <= set(macros)
 
 
@@ -126,15 +149,18 @@ def test_available_says_why_not(monkeypatch):
 SHORT, LONG = (8, 4, 6), (40, 17, 35)  # LONG: the kernels' 16-step blocks and their tails
 
 
-@pytest.mark.parametrize("kind, rsig, head, optimizer, batch, Ts", [
-    ("lstm", "hard_sigmoid", "dense2", "adam", 16, SHORT),  # the seed's (Keras 2)
-    ("lstm", "hard_sigmoid", "dense2", "adam", 16, LONG),
-    ("lstm", "sigmoid", "dense2", "adam", 16, SHORT),  # Keras 3
-    ("srnn", "hard_sigmoid", "dense2", "adam", 16, LONG),
-    ("lstm_nofg", "hard_sigmoid_keras3", "dense1", "sgd", 10, SHORT),  # SIMD vectors span members
-    ("srnn", "sigmoid", "dense1", "rmsprop", 7, LONG),
-    ("lstm", "sigmoid", "dense1", "rmsprop", 24, SHORT),
-])
+@pytest.mark.parametrize(
+    "kind, rsig, head, optimizer, batch, Ts",
+    [
+        ("lstm", "hard_sigmoid", "dense2", "adam", 16, SHORT),  # the seed's (Keras 2)
+        ("lstm", "hard_sigmoid", "dense2", "adam", 16, LONG),
+        ("lstm", "sigmoid", "dense2", "adam", 16, SHORT),  # Keras 3
+        ("srnn", "hard_sigmoid", "dense2", "adam", 16, LONG),
+        ("lstm_nofg", "hard_sigmoid_keras3", "dense1", "sgd", 10, SHORT),  # SIMD vectors span members
+        ("srnn", "sigmoid", "dense1", "rmsprop", 7, LONG),
+        ("lstm", "sigmoid", "dense1", "rmsprop", 24, SHORT),
+    ],
+)
 def test_native_equals_vmap_autodiff(kind, rsig, head, optimizer, batch, Ts):
     """3 epochs of 51 training examples (short last batches), 5 members with lengths
     ``Ts[0], Ts[1], Ts[2], Ts[0], Ts[1]`` left-padded to ``Ts[0]`` and their own learning
@@ -156,13 +182,19 @@ def test_native_equals_vmap_autodiff(kind, rsig, head, optimizer, batch, Ts):
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("LATCHLAB_NATIVE_MARCH", march)
             got = train.fit(spec, init, data, lr, seeds, 3)
-        for (path, g), w in zip(jax.tree_util.tree_flatten_with_path(got.params[-1])[0],
-                                jax.tree.leaves(want.params[-1])):
+        for (path, g), w in zip(
+            jax.tree_util.tree_flatten_with_path(got.params[-1])[0], jax.tree.leaves(want.params[-1])
+        ):
             np.testing.assert_allclose(g, w, atol=1e-5, err_msg=f"{march} {jax.tree_util.keystr(path)}")
         for name, a, b in zip(("train_loss", "train_acc", "val_loss", "val_acc"), got[:4], want[:4]):
             np.testing.assert_allclose(a, b, atol=1e-5, err_msg=f"{march} {name}")
-    assert max(float(np.abs(np.asarray(a) - np.asarray(b)).max())
-               for a, b in zip(jax.tree.leaves(want.params[-1]), jax.tree.leaves(init))) > 1e-2
+    assert (
+        max(
+            float(np.abs(np.asarray(a) - np.asarray(b)).max())
+            for a, b in zip(jax.tree.leaves(want.params[-1]), jax.tree.leaves(init))
+        )
+        > 1e-2
+    )
 
 
 def test_flatten_round_trip_and_layout():

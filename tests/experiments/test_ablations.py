@@ -1,5 +1,6 @@
 """``latchlab reproduce ablations`` at a tiny scale: every variant is trained with exactly
 the initial parameters and gates it names, and the results and figure are written."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -9,6 +9,7 @@
   with the same data, convergence checks and freezing.
 * Bad config values raise ``ConfigError`` naming the field.
 """
+
 from __future__ import annotations
 
 import math
@@ -24,6 +25,7 @@ from latchlab.errors import ConfigError
 
 
 # ----------------------------------------------------------------------------- Fig. 1
+
 
 @pytest.mark.parametrize("w", [0.5, 0.99, 1.01, 1.25, 2.0, 5.0])
 def test_fixed_points_and_stability(w):
@@ -41,8 +43,12 @@ def test_flip_threshold_is_the_saddle_node_and_matches_simulation():
     ws = np.array([1.05, 1.25, 1.5, 2.0, 3.0, 5.0])
     h = B.flip_threshold(ws)
     # the largest h at which a negative fixed point of a -> w tanh(a) + h exists
-    peak = [-optimize.minimize_scalar(lambda a: -(a - w * math.tanh(a)), bounds=(-30, 0), method="bounded",
-                                      options={"xatol": 1e-12}).fun for w in ws]
+    peak = [
+        -optimize.minimize_scalar(
+            lambda a: -(a - w * math.tanh(a)), bounds=(-30, 0), method="bounded", options={"xatol": 1e-12}
+        ).fun
+        for w in ws
+    ]
     np.testing.assert_allclose(h, peak, rtol=1e-7)
     sim = B.simulated_flip_threshold(ws)
     np.testing.assert_allclose(sim, h, rtol=2e-5)
@@ -64,6 +70,7 @@ def test_input_just_below_threshold_does_not_flip_just_above_does(w):
 
 
 # ----------------------------------------------------------------------------- the model
+
 
 def _numpy_forward(w, h, noise, cls):
     a = np.zeros(len(cls))
@@ -106,6 +113,7 @@ def test_gradient_equals_finite_differences():
 
 
 # ----------------------------------------------------------------------------- the trainer
+
 
 def _loop_reference(cfg, T, w0, s, seed):
     """One member alone: its data from its seed, unpadded; plain gradient descent with the
@@ -151,9 +159,22 @@ def test_converged_members_pass_the_criterion_on_their_test_set():
     assert (r.epochs[~r.converged] == cfg.epochs).all()
 
 
-@pytest.mark.parametrize("field, value", [("L", 0), ("T", 3), ("n_train", 3), ("optimizer", "lbfgs"), ("lr", 0.0),
-                                          ("target", 1.0), ("s_grid", (0.1, -0.2)), ("T_grid", (2, 10)),
-                                          ("w0_grid", ()), ("epochs", 0), ("nope", 1)])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("L", 0),
+        ("T", 3),
+        ("n_train", 3),
+        ("optimizer", "lbfgs"),
+        ("lr", 0.0),
+        ("target", 1.0),
+        ("s_grid", (0.1, -0.2)),
+        ("T_grid", (2, 10)),
+        ("w0_grid", ()),
+        ("epochs", 0),
+        ("nope", 1),
+    ],
+)
 def test_bad_config_values_raise_config_error(field, value):
     with pytest.raises(ConfigError) as info:
         B.make_config(**{field: value})

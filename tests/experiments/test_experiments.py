@@ -2,6 +2,7 @@
 tiny size, each writes only the files it declares and prints a table; a bad scale is one
 ``ConfigError`` naming the scales; the shared pieces (scale check, results writer, seed
 protocol, success threshold) are the ones every experiment uses."""
+
 from __future__ import annotations
 
 import importlib
@@ -22,10 +23,30 @@ TINY = {
     "seed": {"T": [2, 3], "repeats": 1, "N": 64, "epochs": 1},
     "followups": {"T": [2, 3], "repeats": 1, "N": 64, "epochs": 1},
     "units": {"units": (1, 2), "T": (3,), "repeats": 1, "N": 64, "epochs": 1},
-    "bengio1994": {"overrides": {"w0_grid": [1.0, 2.0], "s_grid": [0.1], "T_grid": [5, 8], "trials": 2,
-                                 "fig2b_trials": 2, "epochs": 20, "n_test": 20, "seed_repeats": 0}},
-    "guessing": {"overrides": {"runs": 2, "len_min": 5, "len_max": 6, "n_train": 4, "n_test": 4, "max_trials": 64,
-                               "block": 16, "screen": 2}},
+    "bengio1994": {
+        "overrides": {
+            "w0_grid": [1.0, 2.0],
+            "s_grid": [0.1],
+            "T_grid": [5, 8],
+            "trials": 2,
+            "fig2b_trials": 2,
+            "epochs": 20,
+            "n_test": 20,
+            "seed_repeats": 0,
+        }
+    },
+    "guessing": {
+        "overrides": {
+            "runs": 2,
+            "len_min": 5,
+            "len_max": 6,
+            "n_train": 4,
+            "n_test": 4,
+            "max_trials": 64,
+            "block": 16,
+            "screen": 2,
+        }
+    },
     "pascanu2013": {"T": [2, 5], "points": 5, "steps": 3},
 }
 

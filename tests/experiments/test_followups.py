@@ -12,6 +12,7 @@ against a reference:
   members run exactly the chosen setting, the grid spread equals a direct recomputation;
 * the CLI validates its options (one line ``error: <field>: ...``, exit 2, nothing written).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -40,6 +41,7 @@ LATCHLAB = Path(sys.executable).with_name("latchlab")
 
 # ----------------------------------------------------------------------------- bit relay
 
+
 def _bit_relay_reference(x: np.ndarray, T: int, L: int) -> tuple[np.ndarray, np.ndarray]:
     """SCIENCE.md's definition on one unpadded noise-free sequence set ``x`` (n, T): the
     first sign ``a = x[0]``, the second ``b = x[T // 2]``, each held ``L`` steps, zero
@@ -47,7 +49,7 @@ def _bit_relay_reference(x: np.ndarray, T: int, L: int) -> tuple[np.ndarray, np.
     a, b = x[:, 0], x[:, T // 2]
     want = np.zeros_like(x)
     want[:, :L] = a[:, None]
-    want[:, T // 2:T // 2 + L] = b[:, None]
+    want[:, T // 2 : T // 2 + L] = b[:, None]
     return want, (a == b).astype(np.int32)
 
 
@@ -64,8 +66,8 @@ def test_bit_relay_in_a_padded_ensemble_equals_the_definition():
     for r, m in enumerate(members):
         T, L = m.run.T, m.run.signal_len
         np.testing.assert_array_equal(mask[r], np.arange(9) >= 9 - T)
-        np.testing.assert_array_equal(x[r, :, :9 - T], 0.0)
-        seq = x[r, :, 9 - T:]
+        np.testing.assert_array_equal(x[r, :, : 9 - T], 0.0)
+        seq = x[r, :, 9 - T :]
         want_x, want_y = _bit_relay_reference(seq, T, L)
         np.testing.assert_array_equal(seq, want_x)
         np.testing.assert_array_equal(y[r], want_y)
@@ -78,8 +80,19 @@ def test_an_8_unit_gru_solves_bit_relay_at_T5_in_most_seeds():
     (Keras-2 GRU, 8 units, Adam 1e-3, batch 16) on 2000 sequences for 10 epochs: at
     least 6 of 8 seeds reach validation accuracy >= 0.99 (the test fails only if the
     GRU's true success rate is below ~75 %: for p = 0.95 the chance of < 6/8 is 0.6 %)."""
-    cfg = config.from_dict({**F.PROTOCOL, "task": "bit_relay", "cell": "gru", "units": 8, "T": 5, "N": 2000,
-                            "preset": "keras2", "repeats": 8, "seed": 0})
+    cfg = config.from_dict(
+        {
+            **F.PROTOCOL,
+            "task": "bit_relay",
+            "cell": "gru",
+            "units": 8,
+            "T": 5,
+            "N": 2000,
+            "preset": "keras2",
+            "repeats": 8,
+            "seed": 0,
+        }
+    )
     f = plot.final(runner.run(cfg))
     assert len(f) == 8 and (f.units == 8).all() and (f.epochs == 10).all()
     assert (f.val_acc >= 0.99).sum() >= 6, f.val_acc.tolist()
@@ -87,13 +100,25 @@ def test_an_8_unit_gru_solves_bit_relay_at_T5_in_most_seeds():
 
 # ----------------------------------------------------------------------------- tuning
 
+
 def _rows(role, task, cell, setting_acc, T=(5, 100), seeds=(0, 1)):
     """Synthetic member rows: ``setting_acc`` maps (lr, batch_size, epochs) to a val_acc."""
     recs = []
     for (lr, bs, ep), acc in setting_acc.items():
         for t, s in itertools.product(T, seeds):
-            recs.append({"role": role, "task": task, "cell": cell, "lr": lr, "batch_size": bs, "epochs": ep,
-                         "T": t, "seed": s + (AN.TUNE_SEED if role == "tune" else 0), "val_acc": acc})
+            recs.append(
+                {
+                    "role": role,
+                    "task": task,
+                    "cell": cell,
+                    "lr": lr,
+                    "batch_size": bs,
+                    "epochs": ep,
+                    "T": t,
+                    "seed": s + (AN.TUNE_SEED if role == "tune" else 0),
+                    "val_acc": acc,
+                }
+            )
     return pd.DataFrame(recs)
 
 
@@ -143,8 +168,16 @@ def test_selection_order_success_then_mean_then_protocol():
 def test_epoch_budget_read_from_history_equals_a_shorter_run():
     """What ``tuning_rows`` relies on: after e epochs, a member trained for E > e epochs is
     the member trained for e epochs (same metrics, same parameters)."""
-    base = {"task": "latch", "cell": "lstm", "units": 1, "T": 4, "N": 96, "preset": "keras2", "repeats": 2,
-            "grid": {"lr": [1e-3, 3e-2]}}
+    base = {
+        "task": "latch",
+        "cell": "lstm",
+        "units": 1,
+        "T": 4,
+        "N": 96,
+        "preset": "keras2",
+        "repeats": 2,
+        "grid": {"lr": [1e-3, 3e-2]},
+    }
     short = plot.final(runner.run(config.from_dict({**base, "epochs": 2})))
     cfg = config.from_dict({**base, "epochs": 3})
     long = runner.run(cfg)
@@ -176,8 +209,10 @@ def test_tiny_answer_end_to_end(tmp_path):
     assert (rep.units == rep.task.map(F.TASK_UNITS)).all()
     # the choice equals a brute-force pass over the tuning rows
     for (task, cell), d in tune.groupby(["task", "cell"]):
-        best = max(d.groupby(list(AN.SETTING)).val_acc,
-                   key=lambda kv: (np.mean(kv[1] >= 0.99), kv[1].mean(), kv[0] == (1e-3, 16, 10)))[0]
+        best = max(
+            d.groupby(list(AN.SETTING)).val_acc,
+            key=lambda kv: (np.mean(kv[1] >= 0.99), kv[1].mean(), kv[0] == (1e-3, 16, 10)),
+        )[0]
         got = chosen[(chosen.task == task) & (chosen.cell == cell)][list(AN.SETTING)].iloc[0]
         assert tuple(got) == best  # max() keeps the first of equals: grid order
     # the grid spread per (task, cell, T) recomputed directly
@@ -196,6 +231,7 @@ def test_tiny_answer_end_to_end(tmp_path):
 
 
 # ----------------------------------------------------------------------------- configs
+
 
 def test_configs_follow_the_protocol():
     t1, t2 = F.followup_configs("full")
@@ -229,13 +265,15 @@ def test_bad_tuning_grid():
         U.units_configs("quick", units=[0, 4])
 
 
-@pytest.mark.parametrize("args, field", [(("answer", "--preset", "keras9"), "preset"),
-                                         (("units", "--scale", "big"), "scale")])
+@pytest.mark.parametrize(
+    "args, field", [(("answer", "--preset", "keras9"), "preset"), (("units", "--scale", "big"), "scale")]
+)
 def test_cli_rejects_bad_options(tmp_path, args, field):
     out = tmp_path / "out"
     env = {**os.environ, "LATCHLAB_CACHE": str(tmp_path / "cache")}
-    p = subprocess.run([str(LATCHLAB), "reproduce", *args, "--out", str(out)], env=env, capture_output=True,
-                       text=True, timeout=120)
+    p = subprocess.run(
+        [str(LATCHLAB), "reproduce", *args, "--out", str(out)], env=env, capture_output=True, text=True, timeout=120
+    )
     lines = [line for line in p.stderr.splitlines() if line.strip()]
     assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
     assert len(lines) == 1 and lines[0].startswith(f"error: {field}: "), p.stderr

@@ -9,6 +9,7 @@
 * Measured trials on short sequences agree with the success probability estimated by
   evaluating many guesses at once (the mean of a geometric law is 1/p).
 """
+
 from __future__ import annotations
 
 import jax
@@ -55,23 +56,36 @@ def _numpy_outputs(cfg, theta, data):
     return out
 
 
-@pytest.mark.parametrize("over", [{"problem": "latch1"}, {"problem": "latch2", "noise_into": "input"},
-                                  {"problem": "latch2", "noise_into": "net"}, {"problem": "two_sequence"},
-                                  {"problem": "parity", "hidden": "tanh", "update": "layered"},
-                                  {"problem": "parity", "hidden": "sigmoid", "update": "sync"}])
+@pytest.mark.parametrize(
+    "over",
+    [
+        {"problem": "latch1"},
+        {"problem": "latch2", "noise_into": "input"},
+        {"problem": "latch2", "noise_into": "net"},
+        {"problem": "two_sequence"},
+        {"problem": "parity", "hidden": "tanh", "update": "layered"},
+        {"problem": "parity", "hidden": "sigmoid", "update": "sync"},
+    ],
+)
 def test_outputs_equal_numpy_loop_over_each_sequence(over):
     cfg = G.make_config(**SHORT, **over, a=3.0)
     data = G.make_data(cfg, jax.random.PRNGKey(0), 6)
     assert len(set(np.asarray(data.valid).sum(1))) > 1  # lengths really vary
     theta = jax.random.uniform(jax.random.PRNGKey(1), (5, G.n_params(cfg)), minval=-3, maxval=3)
-    np.testing.assert_allclose(np.asarray(G.outputs(cfg, theta, data)), _numpy_outputs(cfg, theta, data),
-                               atol=2e-5)
+    np.testing.assert_allclose(np.asarray(G.outputs(cfg, theta, data)), _numpy_outputs(cfg, theta, data), atol=2e-5)
 
 
-@pytest.mark.parametrize("over", [{"problem": "latch1", "criterion": "sign", "block": 4, "screen": 3},
-                                  {"problem": "latch2", "noise_into": "net", "block": 8, "screen": 5},
-                                  pytest.param({"problem": "parity", "hidden": "tanh", "update": "layered",
-                                                "block": 64, "len_min": 6, "len_max": 8}, marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "over",
+    [
+        {"problem": "latch1", "criterion": "sign", "block": 4, "screen": 3},
+        {"problem": "latch2", "noise_into": "net", "block": 8, "screen": 5},
+        pytest.param(
+            {"problem": "parity", "hidden": "tanh", "update": "layered", "block": 64, "len_min": 6, "len_max": 8},
+            marks=pytest.mark.slow,
+        ),
+    ],
+)
 def test_search_equals_trying_guesses_one_at_a_time(over):
     cfg = G.make_config(**(SHORT | over), runs=5, max_trials=2000, seed=11)
     got = G.search(cfg)
@@ -98,8 +112,20 @@ def test_hand_built_latches_solve_and_latch1_abs_is_unattainable():
     # h = tanh(k(x + 2o - 2)) ~ +1 iff x=+1 and o=1; o = sig(k(x + 2o - 4h - 2))... found by reasoning:
     # with q = 2o - 1 in {-1, 1}: new parity q' = -x q  ->  o' = 1 iff (x = 1) xor (o = 1)
     k = 30.0
-    th = jnp.array([[k, 0.0, 2 * k, -2 * k,  # h ~ +1 iff x = +1 and o = 1, else -1
-                     k, -2 * k, 2 * k, -2 * k]])  # o' = sig(k(x + 2o - 2h - 2)): XOR
+    th = jnp.array(
+        [
+            [
+                k,
+                0.0,
+                2 * k,
+                -2 * k,  # h ~ +1 iff x = +1 and o = 1, else -1
+                k,
+                -2 * k,
+                2 * k,
+                -2 * k,
+            ]
+        ]
+    )  # o' = sig(k(x + 2o - 2h - 2)): XOR
     out = np.asarray(G.outputs(cfgp, th, dp))[0]
     np.testing.assert_array_equal(out > 0.5, np.asarray(dp.y) == 1)
     assert bool(G.solved(cfgp, th, dp)[0])
@@ -125,8 +151,19 @@ def test_mean_trials_match_the_success_probability():
     assert abs(mean - 1 / p) < 4 * np.sqrt(1 - p) / p / np.sqrt(cfg.runs) + 0.1 / p
 
 
-@pytest.mark.parametrize("field, value", [("problem", "xor"), ("criterion", "close"), ("a", 0.0), ("len_max", 1),
-                                          ("runs", 0), ("n_train", 3), ("hidden", "relu"), ("bogus", 1)])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("problem", "xor"),
+        ("criterion", "close"),
+        ("a", 0.0),
+        ("len_max", 1),
+        ("runs", 0),
+        ("n_train", 3),
+        ("hidden", "relu"),
+        ("bogus", 1),
+    ],
+)
 def test_bad_config_values_raise_config_error(field, value):
     with pytest.raises(ConfigError) as info:
         G.make_config(**{field: value})

@@ -13,6 +13,7 @@ and the page works in a browser.
   ``.ci/run``) with no console errors, every image loaded and a screenshot that is not
   blank; a page with a broken image and a script error fails the same check.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -40,8 +41,17 @@ def _final(latent: dict, grid=(2, 5, 10, 20, 50), preset="keras2"):
     for cell, hs in latent.items():
         for s, h in enumerate(hs):
             for T in grid:
-                rows.append({"split": "stratified", "preset": preset, "cell": cell, "variant": cell, "T": T,
-                             "seed": s, "val_acc": 1.0 if T <= h else 0.5})
+                rows.append(
+                    {
+                        "split": "stratified",
+                        "preset": preset,
+                        "cell": cell,
+                        "variant": cell,
+                        "T": T,
+                        "seed": s,
+                        "val_acc": 1.0 if T <= h else 0.5,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -53,19 +63,24 @@ def _claims(f):
     return {c.key: c for c in report._finalize_sections([f])[0].claims}
 
 
-@pytest.mark.parametrize("srnn, lstm, verdict, word", [
-    (60, 4, "shown", "SRNN latches to longer lengths than LSTM"),
-    (4, 60, "shown", "LSTM latches to longer lengths than SRNN"),
-    (15, 15, "inconclusive", "inconclusive"),
-])
+@pytest.mark.parametrize(
+    "srnn, lstm, verdict, word",
+    [
+        (60, 4, "shown", "SRNN latches to longer lengths than LSTM"),
+        (4, 60, "shown", "LSTM latches to longer lengths than SRNN"),
+        (15, 15, "inconclusive", "inconclusive"),
+    ],
+)
 def test_cell_claim_follows_the_data(srnn, lstm, verdict, word):
     x = _latent()
     f = report.cells_compared(_final({"srnn": srnn * x, "lstm": lstm * x[::-1]}))
     c = _claims(f)["logrank keras2"]
     assert c.role == "primary" and f.verdict == verdict == c.verdict and c.text.startswith(word) or word in c.text
     h = E.horizons(_final({"srnn": srnn * x, "lstm": lstm * x[::-1]}), by=("cell",)).set_index("cell")
-    cd = [stats.CensoredData(uncensored=g.horizon[~g.censored], right=g.horizon[g.censored])
-          for g in (h.loc["srnn"], h.loc["lstm"])]
+    cd = [
+        stats.CensoredData(uncensored=g.horizon[~g.censored], right=g.horizon[g.censored])
+        for g in (h.loc["srnn"], h.loc["lstm"])
+    ]
     p = stats.logrank(*cd).pvalue
     assert c.result.p == pytest.approx(p, rel=1e-12) and E.p_text(p) in c.text
     assert f.verdict == verdict
@@ -84,14 +99,19 @@ def test_outcomes_copied_across_lengths_are_one_unit(monkeypatch):
         def wrapped(*a, **k):
             seen.append((name, units(*a, **k)))
             return fn(*a, **k)
+
         return wrapped
 
-    for name, units in (("fisher_exact", lambda t, *a, **k: int(np.sum(t))),
-                        ("mannwhitneyu", lambda x, y, *a, **k: len(x) + len(y)),
-                        ("binomtest", lambda k, n=None, *a, **kw: int(n)),
-                        ("wilcoxon", lambda x, y=None, *a, **k: len(x) + (len(y) if y is not None else 0)),
-                        ("logrank", lambda x, y, *a, **k: x.num_censored() + len(x._uncensored) + y.num_censored()
-                         + len(y._uncensored))):
+    for name, units in (
+        ("fisher_exact", lambda t, *a, **k: int(np.sum(t))),
+        ("mannwhitneyu", lambda x, y, *a, **k: len(x) + len(y)),
+        ("binomtest", lambda k, n=None, *a, **kw: int(n)),
+        ("wilcoxon", lambda x, y=None, *a, **k: len(x) + (len(y) if y is not None else 0)),
+        (
+            "logrank",
+            lambda x, y, *a, **k: x.num_censored() + len(x._uncensored) + y.num_censored() + len(y._uncensored),
+        ),
+    ):
         monkeypatch.setattr(scipy.stats, name, record(name, units, getattr(scipy.stats, name)))
     p_many = _claims(report.cells_compared(many))["logrank keras2"].result.p
     p_one = _claims(report.cells_compared(one))["logrank keras2"].result.p
@@ -118,12 +138,23 @@ def _diag(effect: bool, n=12):
         for i in range(n):
             ok = i < n // 2
             for when in ("init", "final"):
-                rows.append({"member_id": f"{cell}{i}", "cell": cell, "seed": i, "T": 20, "when": when, "success": ok,
-                             "retention_mean": 0.7 if when == "init" or not effect else (0.9 if ok else 0.6),
-                             "half_life": 2.0,
-                             "grad_ratio_median": (1e-4 if cell == "lstm" and effect else 1e-1) * (1 + i),
-                             "bistable": bool(when == "final" and (ok if effect else i % 2)),
-                             "n_stable": 1, "recurrent": 1.0, "bias_retention": 1.0})
+                rows.append(
+                    {
+                        "member_id": f"{cell}{i}",
+                        "cell": cell,
+                        "seed": i,
+                        "T": 20,
+                        "when": when,
+                        "success": ok,
+                        "retention_mean": 0.7 if when == "init" or not effect else (0.9 if ok else 0.6),
+                        "half_life": 2.0,
+                        "grad_ratio_median": (1e-4 if cell == "lstm" and effect else 1e-1) * (1 + i),
+                        "bistable": bool(when == "final" and (ok if effect else i % 2)),
+                        "n_stable": 1,
+                        "recurrent": 1.0,
+                        "bias_retention": 1.0,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -133,11 +164,14 @@ def test_mechanism_section_is_decided_by_its_declared_test():
     assert f.declared == "gradient at init" and f.verdict == "shown"
     assert f.claim.startswith("SRNN passes more gradient to step 1 at initialisation than LSTM")
     assert c["bistable srnn"].verdict == "shown" and c["bistable srnn"].result.p == pytest.approx(
-        stats.fisher_exact([[6, 0], [0, 6]]).pvalue)
-    assert c["bistable srnn"].text.startswith("SRNN members that latched are bistable (two stable fixed points) "
-                                              "more often than SRNN members that failed")
-    assert c["forget gate lstm"].text.startswith("LSTMs that latched end with a larger mean forget gate than LSTMs "
-                                                 "that failed")
+        stats.fisher_exact([[6, 0], [0, 6]]).pvalue
+    )
+    assert c["bistable srnn"].text.startswith(
+        "SRNN members that latched are bistable (two stable fixed points) more often than SRNN members that failed"
+    )
+    assert c["forget gate lstm"].text.startswith(
+        "LSTMs that latched end with a larger mean forget gate than LSTMs that failed"
+    )
     assert "0.70 of its cell state" in f.notes
     f = report.mechanisms(_diag(False))
     _claims(f)
@@ -153,7 +187,9 @@ def _ablations(scales: dict, n=30, grid=(5, 20, 50, 100)):
     for (fam, var), sc in scales.items():
         for s in range(n):
             for T in grid:
-                rows.append({"family": fam, "variant": var, "T": T, "seed": s, "val_acc": 1.0 if T <= sc * x[s] else 0.5})
+                rows.append(
+                    {"family": fam, "variant": var, "T": T, "seed": s, "val_acc": 1.0 if T <= sc * x[s] else 0.5}
+                )
     return pd.DataFrame(rows)
 
 
@@ -167,15 +203,21 @@ def test_ablation_best_variant_needs_a_test():
     # Holm within the family: two tests
     ps = [c[f"{fam}: U0 = 0.5"].result.p, c[f"{fam}: U0 = 1.25"].result.p]
     assert c[f"{fam}: U0 = 0.5"].p_adjusted == pytest.approx(E.holm(ps)[0])
-    f = report.ablation_effects(_ablations({base: 20, (fam, "U0 = 0.5"): 20, (fam, "U0 = 1.25"): 20}),
-                                {base: 0.0, (fam, "U0 = 0.5"): 0.25, (fam, "U0 = 1.25"): 0.0})
+    f = report.ablation_effects(
+        _ablations({base: 20, (fam, "U0 = 0.5"): 20, (fam, "U0 = 1.25"): 20}),
+        {base: 0.0, (fam, "U0 = 0.5"): 0.25, (fam, "U0 = 1.25"): 0.0},
+    )
     _claims(f)
     assert f"U0 = 0.5 ({fam}) 25 %" in f.notes and f.tables[0][1]["members with a gate saturated at init"].tolist() == [
-        0.0, 0.25, 0.0]
+        0.0,
+        0.25,
+        0.0,
+    ]
     assert f.verdict == "inconclusive" and all(c.verdict == "inconclusive" for c in f.claims)
 
 
 # ----------------------------------------------------------------------------- in a browser
+
 
 def _browser(tmp_path):
     if not (CHROMIUM and DRIVER):
@@ -186,9 +228,19 @@ def _browser(tmp_path):
 
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
-    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-              "--disable-background-networking", "--disable-component-update", "--disable-sync",
-              "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,1600"):
+    for a in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--window-size=1200,1600",
+    ):
         opts.add_argument(a)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     return webdriver.Chrome(options=opts, service=webdriver.ChromeService(executable_path=DRIVER))
@@ -201,7 +253,8 @@ def check_page(driver, path: Path):
     driver.get(path.resolve().as_uri())
     driver.execute_script("return document.readyState")
     broken = driver.execute_script(
-        "return Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).length")
+        "return Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).length"
+    )
     n_img = driver.execute_script("return document.images.length")
     errors = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
     shot = matplotlib.image.imread(io.BytesIO(driver.get_screenshot_as_png()), format="png")
@@ -211,11 +264,13 @@ def check_page(driver, path: Path):
 @pytest.fixture(scope="module")
 def tiny_report(tmp_path_factory):
     out = tmp_path_factory.mktemp("explain")
-    path = report.explain("quick", out, protocol={"T": [3, 5], "repeats": 3, "N": 64, "epochs": 1},
-                          landscape={"T_list": (5, 20), "N": 32, "points": 9})
+    path = report.explain(
+        "quick",
+        out,
+        protocol={"T": [3, 5], "repeats": 3, "N": 64, "epochs": 1},
+        landscape={"T_list": (5, 20), "N": 32, "points": 9},
+    )
     return path
-
-
 
 
 def test_findings_json_and_page_structure():
@@ -224,9 +279,13 @@ def test_findings_json_and_page_structure():
     holds no claim; every claim carries its test, p, adjusted p, effect and counts."""
     x = _latent()
     fam = "SRNN, recurrent weight at init"
-    sections = report._finalize_sections([
-        report.cells_compared(_final({"srnn": 60 * x, "lstm": 4 * x[::-1]})), report.mechanisms(_diag(True)),
-        report.ablation_effects(_ablations({(fam, "U0 = orthogonal (±1, Keras)"): 20, (fam, "U0 = 0.5"): 2}))])
+    sections = report._finalize_sections(
+        [
+            report.cells_compared(_final({"srnn": 60 * x, "lstm": 4 * x[::-1]})),
+            report.mechanisms(_diag(True)),
+            report.ablation_effects(_ablations({(fam, "U0 = orthogonal (±1, Keras)"): 20, (fam, "U0 = 0.5"): 2})),
+        ]
+    )
     primary = next(c for f in sections for c in f.claims if c.role == "primary")
     head = report.header("quick", 20, primary)
     text = report.page(head, ["answer"], sections, {"commit": "x"}, ["latchlab explain"], 1.0)
@@ -236,13 +295,23 @@ def test_findings_json_and_page_structure():
     assert text.index(report.PRIMARY[:60]) < text.index(primary.text[:40]) < text.index("Hypotheses declared")
     assert sum(c["role"] == "primary" for c in data["claims"]) == 1
     for c in data["claims"]:
-        assert {"section", "test", "statistic", "p", "p_adjusted", "effect", "n_seeds", "n_members", "verdict",
-                "claim"} <= set(c) and {"value", "low", "high"} <= set(c["effect"])
+        assert {
+            "section",
+            "test",
+            "statistic",
+            "p",
+            "p_adjusted",
+            "effect",
+            "n_seeds",
+            "n_members",
+            "verdict",
+            "claim",
+        } <= set(c) and {"value", "low", "high"} <= set(c["effect"])
         assert c["verdict"] in E.VERDICTS and 0 < c["n_seeds"] <= 30 and c["n_members"] >= c["n_seeds"]
     assert [s["verdict"] for s in data["sections"]] == ["shown", "shown", "shown"]
     assert data["background"] and all("claim" not in b for b in data["background"])
-    background = text[text.index("<div class='background'>"):]
-    background = background[:background.index("</div>")]
+    background = text[text.index("<div class='background'>") :]
+    background = background[: background.index("</div>")]
     assert "class='claim" not in background and all(c["claim"][:40] not in background for c in data["claims"])
 
 
@@ -257,8 +326,10 @@ def test_report_renders_in_chromium(tiny_report, tmp_path):
         errors, broken, n_img, std = check_page(driver, tiny_report)
         assert errors == [] and broken == 0 and n_img >= 5 and std > 0.05, (errors, broken, n_img, std)
         bad = tmp_path / "bad.html"  # the check can fail: a broken image and a script error
-        bad.write_text("<html><body><p>x</p><img src='data:image/png;base64,AAAA'>"
-                       "<script>undefined_function()</script></body></html>")
+        bad.write_text(
+            "<html><body><p>x</p><img src='data:image/png;base64,AAAA'>"
+            "<script>undefined_function()</script></body></html>"
+        )
         errors, broken, n_img, std = check_page(driver, bad)
         assert len(errors) >= 1 and broken == 1
         blank = tmp_path / "blank.html"

@@ -10,6 +10,7 @@
 * A file of another schema, garbage bytes or a foreign SQLite database raises
   ``StoreError`` and is left byte for byte as it was.
 """
+
 from __future__ import annotations
 
 import json
@@ -37,8 +38,15 @@ from latchlab.store import SCHEMA, Store
 EPOCHS = 2
 # Shapes as in test_cli's tiny seed reproduction (keras2, N = 200, T padded to 5, four
 # members a chunk), so the two files share compiled epochs. Two cells: two chunks.
-SWEEP = {"name": "resume", "repeats": 2, "seed": 0, "N": 200, "epochs": EPOCHS, "preset": "keras2",
-         "grid": {"cell": ["srnn", "lstm"], "T": [2, 5]}}
+SWEEP = {
+    "name": "resume",
+    "repeats": 2,
+    "seed": 0,
+    "N": 200,
+    "epochs": EPOCHS,
+    "preset": "keras2",
+    "grid": {"cell": ["srnn", "lstm"], "T": [2, 5]},
+}
 
 
 def _cfg():
@@ -48,9 +56,15 @@ def _cfg():
 def _rows(path: Path) -> dict[str, pd.DataFrame]:
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        return {t: pd.read_sql_query(f"SELECT * FROM {t} ORDER BY {key}", db)
-                for t, key in (("members", "member_id"), ("epochs", "member_id, epoch"),
-                               ("params", "member_id, epoch"), ("sweeps", "sweep_id"))}
+        return {
+            t: pd.read_sql_query(f"SELECT * FROM {t} ORDER BY {key}", db)
+            for t, key in (
+                ("members", "member_id"),
+                ("epochs", "member_id, epoch"),
+                ("params", "member_id, epoch"),
+                ("sweeps", "sweep_id"),
+            )
+        }
     finally:
         db.close()
 
@@ -76,6 +90,7 @@ def reference(tmp_path_factory):
 
 # ----------------------------------------------------------------------------- resume
 
+
 def test_interrupted_sweep_keeps_finished_members_and_resumes_to_the_same_store(tmp_path, reference):
     cfg = _cfg()
     chunks = sweep_plan.plan(cfg.members())
@@ -86,6 +101,7 @@ def test_interrupted_sweep_keeps_finished_members_and_resumes_to_the_same_store(
 
     calls = []
     with Store(path) as st:
+
         def progress(n, total):
             calls.append(len(st.done()))
             if st.done():  # the first chunk is written: stop as Ctrl-C would
@@ -134,6 +150,7 @@ def test_interrupted_sweep_keeps_finished_members_and_resumes_to_the_same_store(
 
 # ----------------------------------------------------------------------------- parameters
 
+
 def test_params_round_trip_initial_and_trained(reference):
     cfg, path = reference
     chunk = sweep_plan.plan(cfg.members())[1]  # the LSTM chunk: four weight arrays a member
@@ -146,8 +163,9 @@ def test_params_round_trip_initial_and_trained(reference):
             for e in range(EPOCHS + 1):
                 _assert_tree_equal(st.params(m.id, e), jax.tree.map(lambda a: a[r], hist.params[e]))
             _assert_tree_equal(st.params(m.id), st.params(m.id, EPOCHS))  # default: the last
-            assert not np.array_equal(st.params(m.id, 0)["cell"]["kernel"],
-                                      st.params(m.id)["cell"]["kernel"])  # training moved it
+            assert not np.array_equal(
+                st.params(m.id, 0)["cell"]["kernel"], st.params(m.id)["cell"]["kernel"]
+            )  # training moved it
         stored = st.epochs()
         with pytest.raises(StoreError, match="member"):
             st.params(m.id, EPOCHS + 1)
@@ -168,9 +186,13 @@ def test_packed_params_round_trip_and_npz_blobs_still_read():
     from latchlab import store as S
 
     rng = np.random.default_rng(0)
-    params = {"cell": {"kernel": rng.normal(size=(3, 1, 4)).astype(np.float32),
-                       "bias": rng.normal(size=(3, 2, 4)).astype(np.float32)},
-              "head": {"kernel": rng.normal(size=(3, 1, 2)), "step": np.arange(3, dtype=np.int32)}}
+    params = {
+        "cell": {
+            "kernel": rng.normal(size=(3, 1, 4)).astype(np.float32),
+            "bias": rng.normal(size=(3, 2, 4)).astype(np.float32),
+        },
+        "head": {"kernel": rng.normal(size=(3, 1, 2)), "step": np.arange(3, dtype=np.int32)},
+    }
     blobs = S._pack_all(params)
     for r, blob in enumerate(blobs):
         got = S._unpack(blob)
@@ -187,6 +209,7 @@ def test_packed_params_round_trip_and_npz_blobs_still_read():
 
 # ----------------------------------------------------------------------------- provenance
 
+
 def test_sweep_rows_carry_provenance(reference):
     cfg, path = reference
     with Store(path, create=False) as st:
@@ -197,8 +220,9 @@ def test_sweep_rows_carry_provenance(reference):
     assert row["name"] == "resume"
     assert time.time() - 3600 < row.started <= time.time()
 
-    head = subprocess.run(["git", "-C", str(Path(__file__).parent), "rev-parse", "HEAD"],
-                          capture_output=True, text=True).stdout.strip()
+    head = subprocess.run(
+        ["git", "-C", str(Path(__file__).parent), "rev-parse", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
     assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?|unknown", row.git_commit)
     if head:
         assert row.git_commit.split("-")[0] == head
@@ -206,7 +230,11 @@ def test_sweep_rows_carry_provenance(reference):
     v = json.loads(row.versions)
     assert {"python", "latchlab", "jax", "jaxlib", "numpy", "optax", "scipy", "pandas"} <= set(v)
     assert (v["jax"], v["numpy"], v["optax"], v["pandas"]) == (
-        jax.__version__, np.__version__, optax.__version__, pd.__version__)
+        jax.__version__,
+        np.__version__,
+        optax.__version__,
+        pd.__version__,
+    )
 
     assert "threefry" in row.prng and jax.config.jax_default_prng_impl in row.prng
     assert row.device == f"{jax.default_backend()}:{jax.device_count()}"
@@ -224,6 +252,7 @@ def test_sweep_rows_carry_provenance(reference):
 
 # ----------------------------------------------------------------------------- foreign files
 
+
 def _sqlite(path: Path, *statements) -> None:
     db = sqlite3.connect(path)
     with db:
@@ -234,14 +263,19 @@ def _sqlite(path: Path, *statements) -> None:
 
 FOREIGN = {
     "another schema": lambda p: _sqlite(
-        p, "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-        "INSERT INTO meta VALUES ('schema', 'latchlab-store/0')"),
+        p,
+        "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        "INSERT INTO meta VALUES ('schema', 'latchlab-store/0')",
+    ),
     "meta without a schema tag": lambda p: _sqlite(
-        p, "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-        "INSERT INTO meta VALUES ('owner', 'someone')"),
+        p,
+        "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        "INSERT INTO meta VALUES ('owner', 'someone')",
+    ),
     "garbage bytes": lambda p: p.write_bytes(np.random.default_rng(1).bytes(8192)),
     "empty sqlite db with other tables": lambda p: _sqlite(
-        p, "CREATE TABLE members(member_id TEXT)", "CREATE TABLE epochs(x REAL)"),
+        p, "CREATE TABLE members(member_id TEXT)", "CREATE TABLE epochs(x REAL)"
+    ),
     "text file": lambda p: p.write_text("member_id,val_acc\nabc,0.5\n"),
 }
 
@@ -289,8 +323,10 @@ def test_every_single_bit_flip_of_a_packed_blob_is_caught():
     into a one-line ``StoreError`` naming the salvage command)."""
     from latchlab import store as S
 
-    params = {"cell": {"kernel": np.arange(8, dtype=np.float32).reshape(2, 1, 4)},
-              "head": {"bias": np.array([[0.5], [-1.5]])}}
+    params = {
+        "cell": {"kernel": np.arange(8, dtype=np.float32).reshape(2, 1, 4)},
+        "head": {"bias": np.array([[0.5], [-1.5]])},
+    }
     blob = S._pack_all(params)[1]
     np.testing.assert_array_equal(S._unpack(blob)["cell"]["kernel"], params["cell"]["kernel"][1])
     bits = np.unpackbits(np.frombuffer(blob, np.uint8))

@@ -8,6 +8,7 @@ member's id, written through ``Store.write`` exactly as ``sweep.run`` writes the
 a test can kill and restart a run many times in seconds; ``test_two_sweep_runs_on_one_store_split_the_work``
 (slow) runs two real ``sweep.run`` processes on one store.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -42,8 +43,14 @@ History = namedtuple("History", "train_loss train_acc val_loss val_acc params di
 PROV = {"git_commit": "0" * 40, "versions": {"python": "3"}, "prng": "threefry2x32", "device": "cpu:1"}
 EPOCHS = 2
 CHUNK = 4
-FAKE = {"name": "faults", "repeats": 6, "seed": 0, "N": 64, "epochs": EPOCHS,
-        "grid": {"cell": ["srnn", "lstm"], "T": [2, 5]}}  # 24 members, 6 chunks
+FAKE = {
+    "name": "faults",
+    "repeats": 6,
+    "seed": 0,
+    "N": 64,
+    "epochs": EPOCHS,
+    "grid": {"cell": ["srnn", "lstm"], "T": [2, 5]},
+}  # 24 members, 6 chunks
 
 
 def _members():
@@ -55,9 +62,16 @@ def _history(members) -> History:
     rngs = [np.random.default_rng(int(hashlib.sha256(m.id.encode()).hexdigest()[:12], 16)) for m in members]
     metric = lambda: np.stack([g.random(EPOCHS) for g in rngs], axis=1)  # noqa: E731
     tl, ta, vl, va = metric(), metric(), metric(), metric()
-    params = [{"cell": {"kernel": np.stack([g.normal(size=(1, 4)).astype(np.float32) for g in rngs]),
-                        "big": np.stack([g.normal(size=20_000).astype(np.float32) for g in rngs])},
-               "head": {"bias": np.stack([g.normal(size=(1,)) for g in rngs])}} for _ in range(EPOCHS + 1)]
+    params = [
+        {
+            "cell": {
+                "kernel": np.stack([g.normal(size=(1, 4)).astype(np.float32) for g in rngs]),
+                "big": np.stack([g.normal(size=20_000).astype(np.float32) for g in rngs]),
+            },
+            "head": {"bias": np.stack([g.normal(size=(1,)) for g in rngs])},
+        }
+        for _ in range(EPOCHS + 1)
+    ]
     div = np.array([int(g.integers(-1, EPOCHS + 1)) for g in rngs])
     return History(tl, ta, vl, va, params, div)
 
@@ -76,7 +90,7 @@ def _work(path, log=None, pause=0.0, ids=None, ready=None, go=None):
         sid = st.add_sweep("faults", FAKE, PROV, "fake") if todo else None
         while todo:
             for i in range(0, len(todo), CHUNK):
-                chunk = todo[i:i + CHUNK]
+                chunk = todo[i : i + CHUNK]
                 got = st.claim([m.id for m in chunk])
                 kept = [m for m in chunk if m.id in got]
                 if not kept:
@@ -93,8 +107,10 @@ def _work(path, log=None, pause=0.0, ids=None, ready=None, go=None):
 def _worker(path, log=None, pause=0.0, ready=None, go=None) -> subprocess.Popen:
     args = ", ".join(repr(None if a is None else str(a)) for a in (path, log))
     gate = ", ".join(repr(None if a is None else str(a)) for a in (ready, go))
-    code = (f"import sys; sys.path.insert(0, {str(TESTS)!r}); from test_store_faults import _work; "
-            f"_work({args}, {pause}, None, {gate})")
+    code = (
+        f"import sys; sys.path.insert(0, {str(TESTS)!r}); from test_store_faults import _work; "
+        f"_work({args}, {pause}, None, {gate})"
+    )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), str(TESTS)])}
     return subprocess.Popen([sys.executable, "-c", code], env=env)
 
@@ -152,6 +168,7 @@ def _one_line(rc, out, err):
 
 # ----------------------------------------------------------------------------- kill -9
 
+
 def test_kill9_at_random_points_loses_and_duplicates_nothing(tmp_path, reference):
     path = tmp_path / "s.sqlite"
     rnd = random.Random(0)
@@ -188,6 +205,7 @@ def test_kill9_at_random_points_loses_and_duplicates_nothing(tmp_path, reference
 
 # ----------------------------------------------------------------------------- damage
 
+
 def _pages(path: Path):
     data = path.read_bytes()
     size = int.from_bytes(data[16:18], "big")
@@ -200,11 +218,13 @@ def test_damaged_page_is_refused_in_one_line_and_salvaged(tmp_path, reference, x
     assert not Path(str(path) + "-wal").exists()
     data, size = _pages(path)
     # a leaf page of the params table (rows with packed blobs): garbage over it
-    leaves = [i for i in range(1, len(data) // size) if data[i * size] == 0x0D and b"LLP2" in data[i * size:(i + 1) * size]]
+    leaves = [
+        i for i in range(1, len(data) // size) if data[i * size] == 0x0D and b"LLP2" in data[i * size : (i + 1) * size]
+    ]
     assert leaves
     i = leaves[len(leaves) // 2]
     junk = np.random.default_rng(2).bytes(size)
-    path.write_bytes(data[:i * size] + junk + data[(i + 1) * size:])
+    path.write_bytes(data[: i * size] + junk + data[(i + 1) * size :])
 
     with pytest.raises(StoreError, match=r"damaged .*latchlab store salvage") as e:
         Store(path, create=False)
@@ -220,9 +240,11 @@ def test_damaged_page_is_refused_in_one_line_and_salvaged(tmp_path, reference, x
     ref = reference[1]
     kept = set(got["members"].member_id)
     assert 0 < len(kept) < len(ref["members"])  # the page held some members' parameters
-    ref_kept = {"members": ref["members"][ref["members"].member_id.isin(kept)].reset_index(drop=True),
-                "epochs": ref["epochs"][ref["epochs"].member_id.isin(kept)].reset_index(drop=True),
-                "params": {k: v for k, v in ref["params"].items() if k[0] in kept}}
+    ref_kept = {
+        "members": ref["members"][ref["members"].member_id.isin(kept)].reset_index(drop=True),
+        "epochs": ref["epochs"][ref["epochs"].member_id.isin(kept)].reset_index(drop=True),
+        "params": {k: v for k, v in ref["params"].items() if k[0] in kept},
+    }
     _assert_same(got, ref_kept)  # every salvaged member exactly as written
     assert S.check(tmp_path / "new.sqlite") == []
     # and a re-run on the salvaged store trains exactly the dropped members back
@@ -240,7 +262,7 @@ def test_damaged_parameter_bytes_are_caught_by_their_checksum(tmp_path, referenc
     at = data.find(blob[:200])  # the blob's first bytes (its header) lie on one page
     assert at > 0 and data.count(blob[:200]) == 1
     flip = at + 199  # one bit of the blob's header or first parameters, past its checksum
-    path.write_bytes(data[:flip] + bytes([data[flip] ^ 0x01]) + data[flip + 1:])
+    path.write_bytes(data[:flip] + bytes([data[flip] ^ 0x01]) + data[flip + 1 :])
 
     with Store(path, create=False) as st:  # SQLite cannot see it: the page's structure is sound
         st.params(victim, 0)
@@ -261,21 +283,26 @@ def test_store_with_schema_tag_but_no_tables_and_bad_paths_give_one_line(tmp_pat
     db.close()
     (tmp_path / "file").write_text("x")
     (tmp_path / "dir").mkdir()
-    cases = {tagged: "tables sweeps, members, epochs, params are missing",
-             tmp_path / "dir": "is a directory",
-             tmp_path / "file" / "s.sqlite": "is not a directory",
-             Path("/dev/null"): "not a regular file"}
+    cases = {
+        tagged: "tables sweeps, members, epochs, params are missing",
+        tmp_path / "dir": "is a directory",
+        tmp_path / "file" / "s.sqlite": "is not a directory",
+        Path("/dev/null"): "not a regular file",
+    }
     for path, what in cases.items():
         for create in (True, False):
             with pytest.raises(StoreError, match=what) as e:
                 Store(path, create=create)
             assert str(e.value).startswith("store: ") and "\n" not in str(e.value)
-    assert "is a directory" in _one_line(*cli("export", tmp_path / "dir", "--csv", tmp_path / "x.csv",
-                                              cwd=tmp_path, cache=xla_cache))
-    (tmp_path / "c.toml").write_text('name = "t"\nrepeats = 1\nseed = 0\nN = 64\nepochs = 1\n'
-                                     '[grid]\ncell = ["srnn"]\nT = [2]\n')
-    assert "not a regular file" in _one_line(*cli("run", tmp_path / "c.toml", "--store", "/dev/null",
-                                                  cwd=tmp_path, cache=xla_cache))
+    assert "is a directory" in _one_line(
+        *cli("export", tmp_path / "dir", "--csv", tmp_path / "x.csv", cwd=tmp_path, cache=xla_cache)
+    )
+    (tmp_path / "c.toml").write_text(
+        'name = "t"\nrepeats = 1\nseed = 0\nN = 64\nepochs = 1\n[grid]\ncell = ["srnn"]\nT = [2]\n'
+    )
+    assert "not a regular file" in _one_line(
+        *cli("run", tmp_path / "c.toml", "--store", "/dev/null", cwd=tmp_path, cache=xla_cache)
+    )
     assert (tmp_path / "file").read_text() == "x" and os.listdir(tmp_path / "dir") == []
 
 
@@ -315,11 +342,24 @@ def test_read_only_store_reads_and_refuses_writes_in_one_line(reference):
         if os.geteuid() == 0:
             if shutil.which("unshare") is None:
                 pytest.skip("root without unshare(1): no way to make a read-only store")
-            prefix = ["unshare", "-m", "sh", "-c",
-                      'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && shift && exec "$@"', "sh", str(d)]
+            prefix = [
+                "unshare",
+                "-m",
+                "sh",
+                "-c",
+                'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && shift && exec "$@"',
+                "sh",
+                str(d),
+            ]
         env = {**os.environ, "PYTHONPATH": str(SRC)}
-        p = subprocess.run([*prefix, sys.executable, "-c", READER, str(path)], capture_output=True, text=True,
-                           env=env, cwd=d, timeout=120)
+        p = subprocess.run(
+            [*prefix, sys.executable, "-c", READER, str(path)],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=d,
+            timeout=120,
+        )
         assert p.returncode == 0, p.stderr
         got = json.loads(p.stdout)
         with Store(reference[0], create=False) as st:
@@ -334,6 +374,7 @@ def test_read_only_store_reads_and_refuses_writes_in_one_line(reference):
 
 
 # ----------------------------------------------------------------------------- locks
+
 
 def test_held_lock_makes_writers_wait_not_fail(tmp_path):
     path = tmp_path / "s.sqlite"
@@ -385,8 +426,16 @@ with Store(sys.argv[1]) as st:
 def test_concurrent_creators_make_one_store(tmp_path):
     path, go = tmp_path / "new" / "s.sqlite", tmp_path / "go"
     env = {**os.environ, "PYTHONPATH": str(SRC)}
-    ps = [subprocess.Popen([sys.executable, "-c", CREATOR, str(path), str(go), str(tmp_path / f"ready{i}")],
-                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(4)]
+    ps = [
+        subprocess.Popen(
+            [sys.executable, "-c", CREATOR, str(path), str(go), str(tmp_path / f"ready{i}")],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(4)
+    ]
     while not all((tmp_path / f"ready{i}").exists() for i in range(4)):  # every creator imported
         assert all(p.poll() is None for p in ps)
         time.sleep(0.01)
@@ -403,6 +452,7 @@ def test_concurrent_creators_make_one_store(tmp_path):
 
 
 # ----------------------------------------------------------------------------- claims
+
 
 def test_two_concurrent_runners_split_the_work(tmp_path, reference):
     path = tmp_path / "s.sqlite"
@@ -448,8 +498,9 @@ def test_claim_api(tmp_path):
         a.release()
         assert b.claim(ids[2:3], owner="elsewhere", ttl=-1.0) == {ids[2]}
         assert b.claim(ids[2:3]) == {ids[2]}  # an expired claim is free
-        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                              text=True).stdout.strip()
+        dead = subprocess.run(
+            [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+        ).stdout.strip()
         assert b.claim(ids[3:4], owner="gone") == {ids[3]}
         assert not b.claims().set_index("member_id").stale[ids[3]]
         b.db.execute("UPDATE claims SET pid = ? WHERE member_id = ?", (int(dead), ids[3]))
@@ -464,6 +515,7 @@ def test_claim_api(tmp_path):
 
 
 # ----------------------------------------------------------------------------- merge
+
 
 def test_merge_worker_stores(tmp_path, reference, xla_cache):
     members = [m.id for m in _members()]
@@ -507,6 +559,7 @@ def test_merge_worker_stores(tmp_path, reference, xla_cache):
 
 
 # ----------------------------------------------------------------------------- old stores
+
 
 def test_old_store_is_migrated_and_diverged_epoch_stored(tmp_path):
     path = tmp_path / "old.sqlite"
@@ -573,8 +626,22 @@ def test_two_sweep_runs_on_one_store_split_the_work(tmp_path, xla_cache):
     Store(path).close()
     env = {**os.environ, "PYTHONPATH": str(SRC), "LATCHLAB_CACHE": str(xla_cache)}
     go = tmp_path / "go"
-    ps = [subprocess.Popen([sys.executable, "-c", RUNNER, str(path), str(tmp_path / f"log{i}"),
-                            str(tmp_path / f"ready{i}"), str(go), json.dumps(SWEEP)], env=env) for i in range(2)]
+    ps = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                RUNNER,
+                str(path),
+                str(tmp_path / f"log{i}"),
+                str(tmp_path / f"ready{i}"),
+                str(go),
+                json.dumps(SWEEP),
+            ],
+            env=env,
+        )
+        for i in range(2)
+    ]
     while not all((tmp_path / f"ready{i}").exists() for i in range(2)):
         assert all(p.poll() is None for p in ps)
         time.sleep(0.01)
@@ -588,8 +655,21 @@ def test_two_sweep_runs_on_one_store_split_the_work(tmp_path, xla_cache):
     assert all(g["returned"] == every for g in logs)
 
     ref = tmp_path / "ref.sqlite"
-    subprocess.run([sys.executable, "-c", RUNNER, str(ref), str(tmp_path / "logr"), str(tmp_path / "readyr"),
-                    str(tmp_path / "readyr"), json.dumps(SWEEP)], env=env, check=True, timeout=900)
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            RUNNER,
+            str(ref),
+            str(tmp_path / "logr"),
+            str(tmp_path / "readyr"),
+            str(tmp_path / "readyr"),
+            json.dumps(SWEEP),
+        ],
+        env=env,
+        check=True,
+        timeout=900,
+    )
     got, want = _content(path), _content(ref)
     pd.testing.assert_frame_equal(got["members"], want["members"], check_exact=True)
     pd.testing.assert_frame_equal(got["epochs"], want["epochs"], check_exact=False, rtol=0, atol=1e-6)
@@ -614,8 +694,12 @@ def test_latchlab_run_killed_after_a_chunk_resumes_to_the_uninterrupted_store(tm
     path = tmp_path / "s.sqlite"
     env = {**os.environ, "PYTHONPATH": str(SRC), "LATCHLAB_CACHE": str(xla_cache)}
     env.pop("LATCHLAB_PROGRESS", None)
-    p = subprocess.Popen([str(Path(sys.executable).with_name("latchlab")), "run", "s.toml", "--store", "s.sqlite"],
-                         cwd=tmp_path, env=env, stderr=subprocess.DEVNULL)
+    p = subprocess.Popen(
+        [str(Path(sys.executable).with_name("latchlab")), "run", "s.toml", "--store", "s.sqlite"],
+        cwd=tmp_path,
+        env=env,
+        stderr=subprocess.DEVNULL,
+    )
     first = set()
     deadline = time.monotonic() + 600
     while not first:

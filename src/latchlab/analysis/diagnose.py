@@ -29,6 +29,7 @@ Conventions: ``t = 1 .. T`` counts steps, ``h_t`` is the state after step ``t`` 
 classes are the labels ``y`` (``1``: positive, the latch task's ``s_0 = +1``).
 Figures are drawn from the frames alone by ``latchlab.analysis.diagnose_plot``.
 """
+
 from __future__ import annotations
 
 import math
@@ -55,18 +56,24 @@ LSTMS = ("lstm", "lstm_nofg")
 
 # ----------------------------------------------------------------------------- traced scan
 
+
 def gate_names(cell: Cell) -> tuple[str, ...]:
     """The per-step factors ``measure`` records for ``cell`` (the ``gates`` axis), in order:
 
-        srnn:      contraction = |U_jj (1 - h_j^2)| (unit j's self-feedback factor; for one
-                   unit exactly |dh_t / dh_{t-1}|)
-        lstm:      i, f, o (the gates of ``cells.step_gates``)
-        lstm_nofg: i, o, and f = 1
-        gru:       z, r (h = z h_prev + (1 - z) h~: z retains)
-        janet:     f = rsig(s), i = rsig(1 - s)
+    srnn:      contraction = |U_jj (1 - h_j^2)| (unit j's self-feedback factor; for one
+               unit exactly |dh_t / dh_{t-1}|)
+    lstm:      i, f, o (the gates of ``cells.step_gates``)
+    lstm_nofg: i, o, and f = 1
+    gru:       z, r (h = z h_prev + (1 - z) h~: z retains)
+    janet:     f = rsig(s), i = rsig(1 - s)
     """
-    return {"srnn": ("contraction",), "lstm": ("i", "f", "o"), "lstm_nofg": ("i", "f", "o"),
-            "gru": ("z", "r"), "janet": ("f", "i")}[cell.kind]
+    return {
+        "srnn": ("contraction",),
+        "lstm": ("i", "f", "o"),
+        "lstm_nofg": ("i", "f", "o"),
+        "gru": ("z", "r"),
+        "janet": ("f", "i"),
+    }[cell.kind]
 
 
 def _factors(cell: Cell, cp, new, blocks):
@@ -163,6 +170,7 @@ def _check_batch(model: M.Model, x, y):
 
 # ----------------------------------------------------------------------------- frames
 
+
 def half_life(f):
     """The memory half-life ``ln 0.5 / ln f`` in steps of a per-step retention ``f``:
     ``f^n = 0.5`` at ``n`` steps (``inf`` for ``f >= 1``, ``0`` for ``f = 0``)."""
@@ -184,9 +192,19 @@ def _per_class(values, y, epochs):
             if v.shape[0] == 0:
                 continue
             T = v.shape[1]
-            rows.append(pd.DataFrame({"epoch": ep, "t": np.arange(1, T + 1), "class": k,
-                                      "mean": v.mean(0), "median": np.median(v, 0), "std": v.std(0),
-                                      "n": v.shape[0]}))
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "epoch": ep,
+                        "t": np.arange(1, T + 1),
+                        "class": k,
+                        "mean": v.mean(0),
+                        "median": np.median(v, 0),
+                        "std": v.std(0),
+                        "n": v.shape[0],
+                    }
+                )
+            )
     return pd.concat(rows, ignore_index=True)
 
 
@@ -204,8 +222,9 @@ def _grad_frame(m: Measures, y, epochs, lstm: bool) -> pd.DataFrame:
     parts = [("h", gh), ("c", gc), ("whole", gs)] if lstm else [("h", gh), ("whole", gs)]
     frames = []
     for state, v in parts:
-        d = _per_class(v, y, epochs).rename(columns={"mean": "grad_norm", "median": "grad_norm_median",
-                                                     "std": "grad_norm_std"})
+        d = _per_class(v, y, epochs).rename(
+            columns={"mean": "grad_norm", "median": "grad_norm_median", "std": "grad_norm_std"}
+        )
         d.insert(3, "state", state)
         frames.append(d)
     return pd.concat(frames, ignore_index=True)
@@ -216,8 +235,9 @@ def _retention_frame(m: Measures, y, epochs, cell: Cell) -> pd.DataFrame:
     frames = []
     for k, name in enumerate(gate_names(cell)):
         for u in range(cell.units):
-            d = _per_class(g[:, :, :, k, u], y, epochs).rename(columns={"mean": "value", "median": "value_median",
-                                                                         "std": "value_std"})
+            d = _per_class(g[:, :, :, k, u], y, epochs).rename(
+                columns={"mean": "value", "median": "value_median", "std": "value_std"}
+            )
             d.insert(3, "gate", name)
             d.insert(4, "unit", u)
             d.insert(5, "retention", name == RETENTION[cell.kind])
@@ -238,10 +258,19 @@ def _trajectory_frame(m: Measures, y, epochs, n_examples: int, lstm: bool) -> pd
             pick.append((-1, h[e, idx].mean(0), c[e, idx].mean(0)))
             for j, hh, cc in pick:
                 for u in range(H):
-                    rows.append(pd.DataFrame({
-                        "epoch": ep, "t": np.arange(T + 1), "class": k, "example": j, "unit": u,
-                        "h": np.concatenate([[0.0], hh[:, u]]),
-                        "c": np.concatenate([[0.0], cc[:, u]]) if lstm else np.nan}))
+                    rows.append(
+                        pd.DataFrame(
+                            {
+                                "epoch": ep,
+                                "t": np.arange(T + 1),
+                                "class": k,
+                                "example": j,
+                                "unit": u,
+                                "h": np.concatenate([[0.0], hh[:, u]]),
+                                "c": np.concatenate([[0.0], cc[:, u]]) if lstm else np.nan,
+                            }
+                        )
+                    )
     return pd.concat(rows, ignore_index=True)
 
 
@@ -291,6 +320,7 @@ def trajectories(model: M.Model, params, x, y, n_examples: int = 5) -> pd.DataFr
 
 # ----------------------------------------------------------------------------- head
 
+
 class Boundary(NamedTuple):
     """A one-unit head's decision boundary: it predicts class 1 where ``h > h`` if
     ``positive_above`` else where ``h < h``. ``h`` is NaN (and every state gets one
@@ -318,6 +348,7 @@ def boundary(model: M.Model, params) -> Boundary:
 
 
 # ----------------------------------------------------------------------------- fixed points
+
 
 def _free_map(cell: Cell, cp):
     """The input-free map on one state, ``carry (1, H) -> carry`` with ``x = 0``."""
@@ -478,9 +509,19 @@ def fixed_points(model: M.Model | Cell, params, grid: int = 4001, starts: int = 
         slope, radius, kind = _classify(cell, cp, s)
         if hi > lo:
             kind = "marginal_line"  # a line of fixed points: neutral along it
-        rows.append({"h": float(s[0]), "c": float(s[H]) if lstm else math.nan, "slope": slope, "radius": radius,
-                     "stable": kind == "stable", "kind": kind, "h_lo": float(lo), "h_hi": float(hi),
-                     "state": tuple(float(v) for v in s)})
+        rows.append(
+            {
+                "h": float(s[0]),
+                "c": float(s[H]) if lstm else math.nan,
+                "slope": slope,
+                "radius": radius,
+                "stable": kind == "stable",
+                "kind": kind,
+                "h_lo": float(lo),
+                "h_hi": float(hi),
+                "state": tuple(float(v) for v in s),
+            }
+        )
     cols = ["h", "c", "slope", "radius", "stable", "kind", "h_lo", "h_hi", "state"]
     return pd.DataFrame(rows, columns=cols).sort_values("h", ignore_index=True)
 
@@ -518,6 +559,7 @@ def _newton_points(cell: Cell, cp, starts: int, seed: int, tol: float = 1e-5) ->
 
 # ----------------------------------------------------------------------------- everything
 
+
 @dataclass
 class Diagnostics:
     """All frames of ``analyse`` (each with an ``epoch`` column) and their summary.
@@ -549,8 +591,9 @@ class Diagnostics:
 PARTS = ("gradients", "retention", "trajectories", "fixed_points", "boundary", "summary")
 
 
-def analyse(model: M.Model, params, x, y, epochs: Sequence | None = None, n_examples: int = 5,
-            parts: Sequence[str] = PARTS) -> Diagnostics:
+def analyse(
+    model: M.Model, params, x, y, epochs: Sequence | None = None, n_examples: int = 5, parts: Sequence[str] = PARTS
+) -> Diagnostics:
     """Every diagnostic of ``model`` at each of a list of parameter sets, on one batch.
 
     The parameter sets are one array axis of a single compiled, vmapped ``measure``.
@@ -593,8 +636,9 @@ def analyse(model: M.Model, params, x, y, epochs: Sequence | None = None, n_exam
         out.fixed_points = cast(pd.DataFrame, fp[["epoch", *[c for c in fp.columns if c != "epoch"]]])
     if {"boundary", "summary"} & set(parts):
         bs = [boundary(model, p) for p in plist]
-        out.boundary = pd.DataFrame({"epoch": epochs, "h": [b.h for b in bs],
-                                     "positive_above": [b.positive_above for b in bs]})
+        out.boundary = pd.DataFrame(
+            {"epoch": epochs, "h": [b.h for b in bs], "positive_above": [b.positive_above for b in bs]}
+        )
     if "summary" in parts:
         assert m is not None
         out.summary = _summary(model, plist, epochs, m, yn, out.fixed_points, out.boundary)
@@ -624,9 +668,13 @@ def _summary(model, plist, epochs, m: Measures, y, fp, bd) -> pd.DataFrame:
         bias = np.asarray(cp["bias"])
         bias = bias[0] if cell.split_bias else bias
         row = {
-            "epoch": ep, "loss": float(np.mean(m.loss[e])), "accuracy": float(np.mean(m.correct[e])),
-            "grad_first": float(np.mean(g_h[e, :, 0])), "grad_last": float(np.mean(g_h[e, :, -1])),
-            "grad_first_state": float(np.mean(g_s[e, :, 0])), "grad_last_state": float(np.mean(g_s[e, :, -1])),
+            "epoch": ep,
+            "loss": float(np.mean(m.loss[e])),
+            "accuracy": float(np.mean(m.correct[e])),
+            "grad_first": float(np.mean(g_h[e, :, 0])),
+            "grad_last": float(np.mean(g_h[e, :, -1])),
+            "grad_first_state": float(np.mean(g_s[e, :, 0])),
+            "grad_last_state": float(np.mean(g_s[e, :, -1])),
             "grad_ratio_median": float(np.median(ratio)),
             "grad_ratio_state_median": float(np.median(ratio_s)),
             "retention_gate": RETENTION[cell.kind],
@@ -636,12 +684,14 @@ def _summary(model, plist, epochs, m: Measures, y, fp, bd) -> pd.DataFrame:
             "retained_median": float(np.median(np.exp(logr.sum(1)).mean(-1))) if ret.shape[2] else math.nan,
             "recurrent": float(np.asarray(cp["recurrent"])[0, kb]),
             "bias_retention": float(bias[kr]) if kr is not None else math.nan,
-            "n_fixed": len(fpe), "n_stable": int(fpe.stable.sum()),
+            "n_fixed": len(fpe),
+            "n_stable": int(fpe.stable.sum()),
             "bistable": bool(fpe.stable.sum() >= 2),
             "marginal_line": bool((fpe.kind == "marginal_line").any()),
             "dynamics": dynamics(fpe),
             "stable_h": ";".join(f"{v:.4g}" for v in fpe.h[fpe.stable]),
-            "boundary_h": float(b.h), "positive_above": bool(b.positive_above),
+            "boundary_h": float(b.h),
+            "positive_above": bool(b.positive_above),
             "hT_pos": float(h[e, y == 1, -1, 0].mean()) if (y == 1).any() else math.nan,
             "hT_neg": float(h[e, y == 0, -1, 0].mean()) if (y == 0).any() else math.nan,
         }
@@ -700,7 +750,7 @@ SUMMARY_COLUMNS = {
     "bistable": "two or more stable fixed points (a latch: Bengio 1994 Fig. 1)",
     "marginal_line": "the map has a line of marginal fixed points (a gate at exactly 1: a perfect integrator)",
     "dynamics": "bistable, marginal_line (not bistable, but a line of fixed points), monostable (one stable "
-                "fixed point) or no_attractor (``DYNAMICS``)",
+    "fixed point) or no_attractor (``DYNAMICS``)",
     "stable_h": "the stable fixed points' h, ';'-separated",
     "boundary_h": "the head's decision boundary h* (one unit)",
     "positive_above": "the head predicts class 1 above h*",
@@ -711,6 +761,7 @@ SUMMARY_COLUMNS = {
 
 
 # ----------------------------------------------------------------------------- stored members
+
 
 def member_data(row: pd.Series, N: int = 256):
     """A stored member's own data set, made exactly as the sweep made it, and ``N`` of its
@@ -736,14 +787,15 @@ def member_data(row: pd.Series, N: int = 256):
         idx = val[y[val] == k][:n]
         if idx.size < n:
             source = "validation+training"
-            idx = np.concatenate([idx, tr[y[tr] == k][:n - idx.size]])
+            idx = np.concatenate([idx, tr[y[tr] == k][: n - idx.size]])
         pick.append(idx)
     idx = np.sort(np.concatenate(pick))
     return x[idx], y[idx], source
 
 
-def member(store, member_id: str, N: int = 256, epochs: Sequence[int] | None = None,
-           n_examples: int = 5) -> Diagnostics:
+def member(
+    store, member_id: str, N: int = 256, epochs: Sequence[int] | None = None, n_examples: int = 5
+) -> Diagnostics:
     """Every diagnostic of a stored member after each stored epoch (0 = initial), on
     ``N`` sequences of its own validation set (``member_data``).
 
@@ -768,8 +820,14 @@ def member(store, member_id: str, N: int = 256, epochs: Sequence[int] | None = N
     ep = ep[ep.member_id == mid][["epoch", "val_acc", "val_loss"]]
     assert out.summary is not None  # analyse computed every part
     out.summary = out.summary.merge(ep, on="epoch", how="left")
-    out.info = {"member_id": mid, "seed": int(row.seed), **run.to_dict(), "data": source, "N": len(y),
-                "label": members.label(row)}
+    out.info = {
+        "member_id": mid,
+        "seed": int(row.seed),
+        **run.to_dict(),
+        "data": source,
+        "N": len(y),
+        "label": members.label(row),
+    }
     return out
 
 

@@ -4,6 +4,7 @@ Every function takes a ``diagnose.Diagnostics`` (its frames, each with an ``epoc
 column) and returns a matplotlib ``Figure``; ``latchlab.analysis.plot.save`` writes it; ``write``
 writes the three figures and ``summary.csv`` that ``latchlab diagnose`` produces.
 """
+
 from __future__ import annotations
 
 import math
@@ -25,9 +26,14 @@ plt = P.plt  # Agg backend and the package's paper style, set by latchlab.analys
 CLASS_NAME = {0: "negative sequences (y = 0)", 1: "positive sequences (y = 1)"}
 CLASS_SHORT = {0: "negative (y = 0)", 1: "positive (y = 1)"}
 CLASS_COLOUR = {0: "#1f77b4", 1: "#d62728"}
-_GATE_TITLE = {"contraction": "contraction |U (1 - h_t²)|", "f": "forget gate f_t",
-               "i": "input gate i_t", "o": "output gate o_t", "z": "update gate z_t (retention)",
-               "r": "reset gate r_t"}
+_GATE_TITLE = {
+    "contraction": "contraction |U (1 - h_t²)|",
+    "f": "forget gate f_t",
+    "i": "input gate i_t",
+    "o": "output gate o_t",
+    "z": "update gate z_t (retention)",
+    "r": "reset gate r_t",
+}
 
 
 def _epoch_colours(epochs):
@@ -62,10 +68,14 @@ _STATE_NAME = {"whole": "(h,c)"}
 def _class_panels(frame: pd.DataFrame, column: str, rows: list, row_height: float, extra: float):
     """A figure with a row per value of ``frame[column]`` in ``rows`` and a column per class,
     and each panel's ``(row index, class, axes, its rows of frame)``."""
-    fig, axes = plt.subplots(len(rows), 2, figsize=(8.4, row_height * len(rows) + extra), squeeze=False,
-                             sharex=True, layout="constrained")
-    panels = [(i, k, axes[i, k], cast(pd.DataFrame, frame[(frame[column] == v) & (frame["class"] == k)]))
-              for i, v in enumerate(rows) for k in (0, 1)]
+    fig, axes = plt.subplots(
+        len(rows), 2, figsize=(8.4, row_height * len(rows) + extra), squeeze=False, sharex=True, layout="constrained"
+    )
+    panels = [
+        (i, k, axes[i, k], cast(pd.DataFrame, frame[(frame[column] == v) & (frame["class"] == k)]))
+        for i, v in enumerate(rows)
+        for k in (0, 1)
+    ]
     return fig, axes, panels
 
 
@@ -116,8 +126,9 @@ def retention_figure(d: D.Diagnostics):
                 label += f": mean {se.retention_mean:.3f}, half-life {se.half_life:.3g} steps"
             ax.plot(de.t, de.value, color=colours[e], lw=1.2, marker=".", ms=3, label=label)
             if e == d.epochs[-1]:
-                ax.fill_between(de.t, de.value - de.value_std, de.value + de.value_std, color=colours[e],
-                                alpha=0.15, lw=0)
+                ax.fill_between(
+                    de.t, de.value - de.value_std, de.value + de.value_std, color=colours[e], alpha=0.15, lw=0
+                )
         if gate == "contraction":
             ax.axhline(1.0, color="k", lw=0.7, ls=":")
         else:
@@ -129,8 +140,11 @@ def retention_figure(d: D.Diagnostics):
         ax.grid(alpha=0.3, lw=0.4)
     _epoch_legend(fig, axes)
     kind = d.model.cell.kind
-    what = ("the SRNN's per-step retention |dh_t/dh_(t-1)| = |U (1 - h_t²)|" if kind == "srnn"
-            else f"the gates along the sequences (retention: {D.RETENTION[kind]}); band: ± std, last epoch")
+    what = (
+        "the SRNN's per-step retention |dh_t/dh_(t-1)| = |U (1 - h_t²)|"
+        if kind == "srnn"
+        else f"the gates along the sequences (retention: {D.RETENTION[kind]}); band: ± std, last epoch"
+    )
     return _finish(fig, d, f"retention: {what}")
 
 
@@ -142,8 +156,10 @@ def _pick(epochs, n_max: int):
 
 
 _FP_STYLE: dict[str, dict[str, Any]] = {
-    "stable": dict(ls="-", lw=1.4, color="0.35"), "unstable": dict(ls="--", lw=1.0, color="0.35"),
-    "marginal": dict(ls=":", lw=1.2, color="0.35")}
+    "stable": dict(ls="-", lw=1.4, color="0.35"),
+    "unstable": dict(ls="--", lw=1.0, color="0.35"),
+    "marginal": dict(ls=":", lw=1.2, color="0.35"),
+}
 # a line of marginal fixed points: a band h_lo .. h_hi
 _LINE_STYLE: dict[str, Any] = dict(color="0.35", alpha=0.18, lw=0)
 
@@ -159,9 +175,10 @@ def dynamics_figure(d: D.Diagnostics, max_panels: int = 6):
     shown = _pick(d.epochs, max_panels)
     cols = min(3, len(shown))
     rows = math.ceil(len(shown) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols + 0.4, 2.6 * rows + 1.3), squeeze=False,
-                             sharey=True, layout="constrained")
-    for ax in axes.ravel()[len(shown):]:
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(3.3 * cols + 0.4, 2.6 * rows + 1.3), squeeze=False, sharey=True, layout="constrained"
+    )
+    for ax in axes.ravel()[len(shown) :]:
         ax.set_visible(False)
     for ax, e in zip(axes.ravel(), shown):
         de = tr[tr.epoch == e]
@@ -200,7 +217,8 @@ def dynamics_figure(d: D.Diagnostics, max_panels: int = 6):
         Line2D([], [], color=CLASS_COLOUR[0], lw=2, label="negative (y = 0): mean, examples"),
         Line2D([], [], **_FP_STYLE["stable"], label="stable fixed point (input-free map)"),
         Line2D([], [], **_FP_STYLE["unstable"], label="unstable fixed point"),
-        Line2D([], [], color="k", ls="-.", lw=0.9, label="head's decision boundary (shaded: says y = 1)")]
+        Line2D([], [], color="k", ls="-.", lw=0.9, label="head's decision boundary (shaded: says y = 1)"),
+    ]
     if (fp.kind == "marginal_line").any():
         handles.append(Rectangle((0, 0), 1, 1, **_LINE_STYLE, label="line of marginal fixed points"))
     fig.legend(handles=handles, loc="outside lower center", ncol=3, fontsize=7, frameon=False)
@@ -213,8 +231,11 @@ def write(d: D.Diagnostics, out: str | Path) -> list[Path]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = []
-    for name, make in (("gradient_through_time", gradient_figure), ("retention", retention_figure),
-                       ("dynamics", dynamics_figure)):
+    for name, make in (
+        ("gradient_through_time", gradient_figure),
+        ("retention", retention_figure),
+        ("dynamics", dynamics_figure),
+    ):
         paths += P.save(make(d), out / name, formats=("png",))
     for name in ("summary", "gradients", "retention", "fixed_points", "trajectories"):
         df: pd.DataFrame = getattr(d, name)

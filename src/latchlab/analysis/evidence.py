@@ -25,6 +25,7 @@ assumes independence. Instead:
 The methods, the horizon's definition and its alternatives are explained in
 ``docs/evidence.md``.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -46,6 +47,7 @@ VERDICTS = ("shown", "inconclusive", "not estimable")
 
 
 # ----------------------------------------------------------------------------- horizons
+
 
 def horizons(final: pd.DataFrame, by=("cell",), threshold: float = SUCCESS_THRESHOLD) -> pd.DataFrame:
     """One row per group and seed: the seed's latching horizon on the group's grid.
@@ -83,9 +85,19 @@ def horizons(final: pd.DataFrame, by=("cell",), threshold: float = SUCCESS_THRES
             first_fail = int(np.argmin(ok)) if not ok.all() else len(ok)
             horizon = int(grid[first_fail - 1]) if first_fail else 0
             last = int(grid[np.flatnonzero(ok)[-1]]) if ok.any() else 0
-            rows.append({**dict(zip(by, g)), "seed": int(cast(int, s)), "horizon": horizon,
-                         "censored": bool(ok.all()), "horizon_last": last, "latched": int(ok.sum()),
-                         "lengths": len(grid), "nested": bool(ok.sum() == first_fail), "T_max": int(grid[-1])})
+            rows.append(
+                {
+                    **dict(zip(by, g)),
+                    "seed": int(cast(int, s)),
+                    "horizon": horizon,
+                    "censored": bool(ok.all()),
+                    "horizon_last": last,
+                    "latched": int(ok.sum()),
+                    "lengths": len(grid),
+                    "nested": bool(ok.sum() == first_fail),
+                    "T_max": int(grid[-1]),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -96,6 +108,7 @@ def _censored(h: pd.DataFrame) -> stats.CensoredData:
 
 
 # ----------------------------------------------------------------------------- results
+
 
 @dataclass(frozen=True)
 class Effect:
@@ -110,8 +123,10 @@ class Effect:
         if not np.isfinite(self.value):
             return f"{self.name}: not estimable"
         f = f"{{:.{digits}g}}"
-        return (f"{self.name} {f.format(self.value)} [{f.format(self.low)}, {f.format(self.high)}], "
-                f"{100 * CONFIDENCE:.0f} % interval")
+        return (
+            f"{self.name} {f.format(self.value)} [{f.format(self.low)}, {f.format(self.high)}], "
+            f"{100 * CONFIDENCE:.0f} % interval"
+        )
 
 
 @dataclass(frozen=True)
@@ -138,8 +153,14 @@ def _median_horizon(h: np.ndarray) -> float:
     return float(np.median(h))
 
 
-def bootstrap_median_difference(ha: pd.DataFrame, hb: pd.DataFrame, B: int = BOOTSTRAP, seed: int = 0,
-                                confidence: float = CONFIDENCE, column: str = "horizon") -> Effect:
+def bootstrap_median_difference(
+    ha: pd.DataFrame,
+    hb: pd.DataFrame,
+    B: int = BOOTSTRAP,
+    seed: int = 0,
+    confidence: float = CONFIDENCE,
+    column: str = "horizon",
+) -> Effect:
     """Median of ``a``'s minus median of ``b``'s per-seed values, with a percentile
     bootstrap interval over seeds. Groups on the same seeds are resampled jointly (one
     draw of seeds for both), otherwise each group's seeds separately."""
@@ -158,8 +179,10 @@ def bootstrap_median_difference(ha: pd.DataFrame, hb: pd.DataFrame, B: int = BOO
 
 
 def _summary(h: pd.DataFrame, name: str) -> dict:
-    return {f"median horizon {name}": _median_horizon(h.horizon.to_numpy(float)),
-            f"seeds latching at every length {name}": f"{int(h.censored.sum())}/{len(h)}"}
+    return {
+        f"median horizon {name}": _median_horizon(h.horizon.to_numpy(float)),
+        f"seeds latching at every length {name}": f"{int(h.censored.sum())}/{len(h)}",
+    }
 
 
 def logrank(ha: pd.DataFrame, hb: pd.DataFrame, a: str = "a", b: str = "b", members: int | None = None) -> Result:
@@ -171,8 +194,16 @@ def logrank(ha: pd.DataFrame, hb: pd.DataFrame, a: str = "a", b: str = "b", memb
     favours = "" if stat == 0 or not np.isfinite(stat) else (b if stat > 0 else a)
     seeds = len(set(ha.seed) | set(hb.seed))
     n = members if members is not None else int(ha.lengths.sum() + hb.lengths.sum())
-    return Result("log-rank test on latching horizons", stat, float(r.pvalue), bootstrap_median_difference(ha, hb),
-                  seeds, n, favours, {**_summary(ha, a), **_summary(hb, b)})
+    return Result(
+        "log-rank test on latching horizons",
+        stat,
+        float(r.pvalue),
+        bootstrap_median_difference(ha, hb),
+        seeds,
+        n,
+        favours,
+        {**_summary(ha, a), **_summary(hb, b)},
+    )
 
 
 def _paired(ha: pd.DataFrame, hb: pd.DataFrame) -> pd.DataFrame:
@@ -196,13 +227,27 @@ def sign_test(ha: pd.DataFrame, hb: pd.DataFrame, a: str = "a", b: str = "b", me
     p = float(stats.binomtest(pos, pos + neg, 0.5).pvalue) if pos + neg else 1.0
     favours = a if pos > neg else b if neg > pos else ""
     n = members if members is not None else int(m.lengths_a.sum() + m.lengths_b.sum())
-    return Result("sign test on paired per-seed horizons", float(pos - neg), p, bootstrap_median_difference(ha, hb),
-                  len(m), n, favours, {**_summary(ha, a), **_summary(hb, b), f"seeds where {a} lasts longer": pos,
-                                       f"seeds where {b} lasts longer": neg, "ties": int(len(m) - pos - neg)})
+    return Result(
+        "sign test on paired per-seed horizons",
+        float(pos - neg),
+        p,
+        bootstrap_median_difference(ha, hb),
+        len(m),
+        n,
+        favours,
+        {
+            **_summary(ha, a),
+            **_summary(hb, b),
+            f"seeds where {a} lasts longer": pos,
+            f"seeds where {b} lasts longer": neg,
+            "ties": int(len(m) - pos - neg),
+        },
+    )
 
 
-def wilcoxon(xa: pd.Series, xb: pd.Series, a: str = "a", b: str = "b", quantity: str = "value",
-             members: int | None = None) -> Result:
+def wilcoxon(
+    xa: pd.Series, xb: pd.Series, a: str = "a", b: str = "b", quantity: str = "value", members: int | None = None
+) -> Result:
     """Wilcoxon signed-rank test of a per-seed quantity in two groups (both indexed by
     seed, same seeds); the effect is the median paired difference with a bootstrap
     interval over seeds."""
@@ -220,24 +265,42 @@ def wilcoxon(xa: pd.Series, xb: pd.Series, a: str = "a", b: str = "b", quantity:
     boot = np.median(d[rng.integers(0, len(d), size=(BOOTSTRAP, len(d)))], axis=1) if len(d) else np.array([np.nan])
     q = (1 - CONFIDENCE) / 2
     favours = a if med > 0 else b if med < 0 else ""
-    return Result("Wilcoxon signed-rank test, paired by seed", stat, p,
-                  Effect(f"median paired difference in {quantity}", med, float(np.quantile(boot, q)),
-                         float(np.quantile(boot, 1 - q))),
-                  len(m), members if members is not None else 2 * len(m), favours,
-                  {f"median {quantity} {a}": float(m.a.median()), f"median {quantity} {b}": float(m.b.median())})
+    return Result(
+        "Wilcoxon signed-rank test, paired by seed",
+        stat,
+        p,
+        Effect(
+            f"median paired difference in {quantity}", med, float(np.quantile(boot, q)), float(np.quantile(boot, 1 - q))
+        ),
+        len(m),
+        members if members is not None else 2 * len(m),
+        favours,
+        {f"median {quantity} {a}": float(m.a.median()), f"median {quantity} {b}": float(m.b.median())},
+    )
 
 
 def gee_frame(final: pd.DataFrame, group: str, a: str, b: str, threshold: float = SUCCESS_THRESHOLD) -> pd.DataFrame:
     """Member rows of groups ``a`` and ``b`` (column ``group``) as the GEE's data:
     ``success`` (0/1), ``is_a`` (0/1), ``log_T``, ``seed`` (the cluster)."""
     d = cast(pd.DataFrame, final[final[group].isin([a, b])]).drop_duplicates([group, "seed", "T"])
-    return pd.DataFrame({"success": (d.val_acc >= threshold).astype(float).to_numpy(),
-                         "is_a": (d[group] == a).astype(float).to_numpy(),
-                         "log_T": np.log(d["T"].to_numpy(float)), "seed": d.seed.to_numpy(int)})
+    return pd.DataFrame(
+        {
+            "success": (d.val_acc >= threshold).astype(float).to_numpy(),
+            "is_a": (d[group] == a).astype(float).to_numpy(),
+            "log_T": np.log(d["T"].to_numpy(float)),
+            "seed": d.seed.to_numpy(int),
+        }
+    )
 
 
-def gee(final: pd.DataFrame, group: str, a: str, b: str, threshold: float = SUCCESS_THRESHOLD,
-        names: tuple[str, str] | None = None) -> Result:
+def gee(
+    final: pd.DataFrame,
+    group: str,
+    a: str,
+    b: str,
+    threshold: float = SUCCESS_THRESHOLD,
+    names: tuple[str, str] | None = None,
+) -> Result:
     """Logistic GEE of success on ``is_a`` and ``log T`` with seeds as clusters
     (exchangeable working correlation, robust sandwich errors). The effect is the odds
     ratio of success for ``a`` against ``b`` at equal ``T``. If the fit does not converge
@@ -250,32 +313,56 @@ def gee(final: pd.DataFrame, group: str, a: str, b: str, threshold: float = SUCC
     d = gee_frame(final, group, a, b, threshold)
     name_a, name_b = names or (a, b)
     exog = np.column_stack([np.ones(len(d)), d.is_a, d.log_T])
-    nan = Result("logistic GEE (success ~ group + log T, seeds as clusters)", float("nan"), float("nan"),
-                 Effect("odds ratio", float("nan"), float("nan"), float("nan")), int(d.seed.nunique()), len(d), "")
+    nan = Result(
+        "logistic GEE (success ~ group + log T, seeds as clusters)",
+        float("nan"),
+        float("nan"),
+        Effect("odds ratio", float("nan"), float("nan"), float("nan")),
+        int(d.seed.nunique()),
+        len(d),
+        "",
+    )
     if d.success.nunique() < 2 or d.groupby("is_a").success.nunique().min() < 2:
         return nan  # no variation in one group: the odds ratio is 0 or infinite
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        fit = GEE(d.success.to_numpy(), exog, groups=d.seed.to_numpy(), family=families.Binomial(),
-                  cov_struct=cov_struct.Exchangeable()).fit()
+        fit = GEE(
+            d.success.to_numpy(),
+            exog,
+            groups=d.seed.to_numpy(),
+            family=families.Binomial(),
+            cov_struct=cov_struct.Exchangeable(),
+        ).fit()
         if fit is None:  # statsmodels returns None (and warns) when it cannot estimate the parameters
             return nan
         params, bse = np.asarray(fit.params, float), np.asarray(fit.bse, float)
-    trouble = [w for w in caught if issubclass(w.category, (RuntimeWarning, UserWarning)) or
-               "converge" in str(w.message).lower() or "separation" in str(w.message).lower()]
+    trouble = [
+        w
+        for w in caught
+        if issubclass(w.category, (RuntimeWarning, UserWarning))
+        or "converge" in str(w.message).lower()
+        or "separation" in str(w.message).lower()
+    ]
     beta, se = float(params[1]), float(bse[1])
     if trouble or not (np.isfinite(beta) and np.isfinite(se)) or se == 0:
         return nan
     z = beta / se
     p = float(2 * stats.norm.sf(abs(z)))
     q = stats.norm.ppf(0.5 + CONFIDENCE / 2)
-    return Result("logistic GEE (success ~ group + log T, seeds as clusters)", z, p,
-                  Effect("odds ratio", math.exp(beta), math.exp(beta - q * se), math.exp(beta + q * se)),
-                  int(d.seed.nunique()), len(d), name_a if beta > 0 else name_b if beta < 0 else "",
-                  {"coefficient of log T": float(params[2])})
+    return Result(
+        "logistic GEE (success ~ group + log T, seeds as clusters)",
+        z,
+        p,
+        Effect("odds ratio", math.exp(beta), math.exp(beta - q * se), math.exp(beta + q * se)),
+        int(d.seed.nunique()),
+        len(d),
+        name_a if beta > 0 else name_b if beta < 0 else "",
+        {"coefficient of log T": float(params[2])},
+    )
 
 
 # ----------------------------------------------------------------------------- claims
+
 
 @dataclass(frozen=True)
 class Claim:
@@ -301,14 +388,30 @@ class Claim:
 
     def to_dict(self) -> dict:
         r, e = self.result, self.result.effect
-        return {"section": self.section, "key": self.key, "hypothesis": self.hypothesis, "role": self.role,
-                "family": self.family, "test": r.test, "statistic": _num(r.statistic), "p": _num(r.p),
-                "p_adjusted": _num(self.p_adjusted),
-                "effect": {"name": e.name, "value": _num(e.value), "low": _num(e.low), "high": _num(e.high),
-                           "confidence": CONFIDENCE},
-                "n_seeds": r.n_seeds, "n_members": r.n_members, "favours": r.favours or None,
-                "verdict": self.verdict, "claim": self.text,
-                "summary": {k: _num(v) if isinstance(v, float) else v for k, v in r.summary.items()}}
+        return {
+            "section": self.section,
+            "key": self.key,
+            "hypothesis": self.hypothesis,
+            "role": self.role,
+            "family": self.family,
+            "test": r.test,
+            "statistic": _num(r.statistic),
+            "p": _num(r.p),
+            "p_adjusted": _num(self.p_adjusted),
+            "effect": {
+                "name": e.name,
+                "value": _num(e.value),
+                "low": _num(e.low),
+                "high": _num(e.high),
+                "confidence": CONFIDENCE,
+            },
+            "n_seeds": r.n_seeds,
+            "n_members": r.n_members,
+            "favours": r.favours or None,
+            "verdict": self.verdict,
+            "claim": self.text,
+            "summary": {k: _num(v) if isinstance(v, float) else v for k, v in r.summary.items()},
+        }
 
 
 def _num(v):
@@ -325,13 +428,13 @@ def p_text(p: float) -> str:
 def _text(c: Claim, alpha: float) -> str:
     r = c.result
     adj = "" if c.role == "primary" else f", Holm-adjusted in “{c.family}” {p_text(c.p_adjusted)}"
-    nums = (f"{r.test}, {p_text(r.p)}{adj}; {r.effect.text()}; {r.n_seeds} seeds, {r.n_members} members")
+    nums = f"{r.test}, {p_text(r.p)}{adj}; {r.effect.text()}; {r.n_seeds} seeds, {r.n_members} members"
     if c.verdict == "not estimable":
         return f"{c.a} against {c.b}: not estimable ({nums})."
     if c.verdict == "shown":
         other = c.b if r.favours == c.a else c.a
         return f"{r.favours} {c.what} {other} ({nums})."
-    return (f"{c.a} and {c.b} do not differ at the {alpha:g} level; inconclusive ({nums}).")
+    return f"{c.a} and {c.b} do not differ at the {alpha:g} level; inconclusive ({nums})."
 
 
 def holm(p) -> np.ndarray:
@@ -363,14 +466,16 @@ def finalize(claims: list[Claim], alpha: float = ALPHA) -> list[Claim]:
         if c.result.favours not in ("", c.a, c.b):
             raise ValueError(f"claim {c.key!r}: the test favours {c.result.favours!r}, neither {c.a!r} nor {c.b!r}")
         q = c.result.p if c.role == "primary" else adjusted[i]
-        verdict = ("not estimable" if not np.isfinite(q) else
-                   "shown" if q < alpha and c.result.favours else "inconclusive")
+        verdict = (
+            "not estimable" if not np.isfinite(q) else "shown" if q < alpha and c.result.favours else "inconclusive"
+        )
         c = dataclasses.replace(c, p_adjusted=float(q), verdict=verdict)
         out.append(dataclasses.replace(c, text=_text(c, alpha)))
     return out
 
 
 # ----------------------------------------------------------------------------- one length, one row per seed
+
 
 def _bootstrap_median_gap(xa: np.ndarray, xb: np.ndarray, seed: int = 0) -> tuple[float, float]:
     rng = np.random.default_rng(seed)
@@ -387,17 +492,29 @@ def mann_whitney(xa, xb, a: str = "a", b: str = "b", quantity: str = "value") ->
     xa, xb = np.asarray(xa, float), np.asarray(xb, float)
     xa, xb = xa[np.isfinite(xa)], xb[np.isfinite(xb)]
     if not (len(xa) and len(xb)):
-        return Result("Mann-Whitney U test", float("nan"), float("nan"),
-                      Effect(f"median {quantity} difference", float("nan"), float("nan"), float("nan")),
-                      len(xa) + len(xb), len(xa) + len(xb), "")
+        return Result(
+            "Mann-Whitney U test",
+            float("nan"),
+            float("nan"),
+            Effect(f"median {quantity} difference", float("nan"), float("nan"), float("nan")),
+            len(xa) + len(xb),
+            len(xa) + len(xb),
+            "",
+        )
     r = stats.mannwhitneyu(xa, xb)
     u = float(r.statistic)
     gap = float(np.median(xa) - np.median(xb))
     favours = a if u > len(xa) * len(xb) / 2 else b if u < len(xa) * len(xb) / 2 else ""
-    return Result("Mann-Whitney U test", u, float(r.pvalue),
-                  Effect(f"median {quantity} difference", gap, *_bootstrap_median_gap(xa, xb)),
-                  len(xa) + len(xb), len(xa) + len(xb), favours,
-                  {f"median {quantity} {a}": float(np.median(xa)), f"median {quantity} {b}": float(np.median(xb))})
+    return Result(
+        "Mann-Whitney U test",
+        u,
+        float(r.pvalue),
+        Effect(f"median {quantity} difference", gap, *_bootstrap_median_gap(xa, xb)),
+        len(xa) + len(xb),
+        len(xa) + len(xb),
+        favours,
+        {f"median {quantity} {a}": float(np.median(xa)), f"median {quantity} {b}": float(np.median(xb))},
+    )
 
 
 def fisher(k_a: int, n_a: int, k_b: int, n_b: int, a: str = "a", b: str = "b", what: str = "yes") -> Result:
@@ -407,13 +524,27 @@ def fisher(k_a: int, n_a: int, k_b: int, n_b: int, a: str = "a", b: str = "b", w
     from scipy.stats.contingency import odds_ratio
 
     if not (n_a and n_b):
-        return Result("Fisher exact test", float("nan"), float("nan"),
-                      Effect("odds ratio", float("nan"), float("nan"), float("nan")), n_a + n_b, n_a + n_b, "")
+        return Result(
+            "Fisher exact test",
+            float("nan"),
+            float("nan"),
+            Effect("odds ratio", float("nan"), float("nan"), float("nan")),
+            n_a + n_b,
+            n_a + n_b,
+            "",
+        )
     table = [[k_a, n_a - k_a], [k_b, n_b - k_b]]
     r = cast(Any, stats.fisher_exact(table))  # scipy: a result object
     o = odds_ratio(table)
     ci = o.confidence_interval(CONFIDENCE)
     fa, fb = k_a / n_a, k_b / n_b
-    return Result("Fisher exact test", float(o.statistic), float(r.pvalue),
-                  Effect("odds ratio", float(o.statistic), float(ci.low), float(ci.high)), n_a + n_b, n_a + n_b,
-                  a if fa > fb else b if fb > fa else "", {f"{what} {a}": f"{k_a}/{n_a}", f"{what} {b}": f"{k_b}/{n_b}"})
+    return Result(
+        "Fisher exact test",
+        float(o.statistic),
+        float(r.pvalue),
+        Effect("odds ratio", float(o.statistic), float(ci.low), float(ci.high)),
+        n_a + n_b,
+        n_a + n_b,
+        a if fa > fb else b if fb > fa else "",
+        {f"{what} {a}": f"{k_a}/{n_a}", f"{what} {b}": f"{k_b}/{n_b}"},
+    )

@@ -17,6 +17,7 @@ unchanged, which is exact (see ``latchlab.core.tasks`` and ``latchlab.core.cells
 
 Figures are drawn from the frames alone by ``latchlab.analysis.landscape_plot``.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -189,8 +190,9 @@ def descend(loss: Callable, theta0, lr, steps: int, clip=jnp.inf) -> Path:
     last, (th, values, gn, sn) = jax.lax.scan(body, jnp.asarray(theta0), None, length=steps)
     l_end, g_end = vg(last)
     cat = lambda a, v: jnp.concatenate([a, v[None]])  # noqa: E731
-    return Path(cat(th, last), cat(values, l_end), cat(gn, jnp.sqrt(jnp.sum(g_end * g_end))),
-                cat(sn, jnp.zeros((), sn.dtype)))
+    return Path(
+        cat(th, last), cat(values, l_end), cat(gn, jnp.sqrt(jnp.sum(g_end * g_end))), cat(sn, jnp.zeros((), sn.dtype))
+    )
 
 
 @partial(jax.jit, static_argnames=("T_max", "steps"))
@@ -205,8 +207,13 @@ def _pascanu_paths(Ts, starts, lr, clips, T_max: int, steps: int):
 PATH_KINDS = ("gd", "clipped")
 
 
-def pascanu_paths(T_list: Sequence[int] = PASCANU_T, starts=PASCANU_STARTS, lr: float = PASCANU_LR,
-                  steps: int = PASCANU_STEPS, clip: float = PASCANU_CLIP) -> pd.DataFrame:
+def pascanu_paths(
+    T_list: Sequence[int] = PASCANU_T,
+    starts=PASCANU_STARTS,
+    lr: float = PASCANU_LR,
+    steps: int = PASCANU_STEPS,
+    clip: float = PASCANU_CLIP,
+) -> pd.DataFrame:
     """Gradient-descent paths on Pascanu's surface, plain and with norm clipping.
 
     For every ``T`` and start, two paths of ``descend``: ``gd`` (``clip = inf``) and
@@ -233,17 +240,34 @@ def pascanu_paths(T_list: Sequence[int] = PASCANU_T, starts=PASCANU_STARTS, lr: 
         raise ConfigError("clip", f"must be > 0, got {clip!r}")
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ConfigError("steps", f"must be an integer >= 1, got {steps!r}")
-    p = _pascanu_paths(jnp.asarray(Ts, jnp.int32), jnp.asarray(starts), jnp.float32(lr),
-                       jnp.asarray([jnp.inf, clip], jnp.float32), max(Ts), steps)
+    p = _pascanu_paths(
+        jnp.asarray(Ts, jnp.int32),
+        jnp.asarray(starts),
+        jnp.float32(lr),
+        jnp.asarray([jnp.inf, clip], jnp.float32),
+        max(Ts),
+        steps,
+    )
     p = jax.tree.map(np.asarray, p)
     rows = []
     for i, T in enumerate(Ts):
         for s in range(len(starts)):
             for k, kind in enumerate(PATH_KINDS):
-                rows.append(pd.DataFrame({
-                    "T": T, "start": s, "kind": kind, "step": np.arange(steps + 1),
-                    "w": p.theta[i, s, k, :, 0], "b": p.theta[i, s, k, :, 1], "loss": p.loss[i, s, k],
-                    "grad_norm": p.grad_norm[i, s, k], "step_norm": p.step_norm[i, s, k]}))
+                rows.append(
+                    pd.DataFrame(
+                        {
+                            "T": T,
+                            "start": s,
+                            "kind": kind,
+                            "step": np.arange(steps + 1),
+                            "w": p.theta[i, s, k, :, 0],
+                            "b": p.theta[i, s, k, :, 1],
+                            "loss": p.loss[i, s, k],
+                            "grad_norm": p.grad_norm[i, s, k],
+                            "step_norm": p.step_norm[i, s, k],
+                        }
+                    )
+                )
     return pd.concat(rows, ignore_index=True)
 
 
@@ -251,9 +275,15 @@ def path_summary(paths: pd.DataFrame) -> pd.DataFrame:
     """Per ``(T, start, kind)``: the final loss, the longest step and the largest gradient
     norm met on the way."""
     g = paths.groupby(["T", "start", "kind"], sort=True)
-    return pd.DataFrame({"final_loss": g.loss.last(), "longest_step": g.step_norm.max(),
-                         "max_grad_norm": g.grad_norm.max(), "final_w": g.w.last(),
-                         "final_b": g.b.last()}).reset_index()
+    return pd.DataFrame(
+        {
+            "final_loss": g.loss.last(),
+            "longest_step": g.step_norm.max(),
+            "max_grad_norm": g.grad_norm.max(),
+            "final_w": g.w.last(),
+            "final_b": g.b.last(),
+        }
+    ).reset_index()
 
 
 def _lengths(T_list) -> list[int]:
@@ -290,7 +320,7 @@ def parameter_names(model: M.Model, params) -> list[str]:
                 out += [f"{prefix}{leaf}[{','.join(map(str, i))}]" for i in np.ndindex(shape)]
             else:
                 dims = ", ".join(f"{c}<{n}" for c, n in zip("ijk", shape))
-                out.append(f"{prefix}{leaf}[{','.join('ijk'[:len(shape)])}] ({dims})")
+                out.append(f"{prefix}{leaf}[{','.join('ijk'[: len(shape)])}] ({dims})")
     return out
 
 
@@ -311,9 +341,11 @@ def parse_name(model: M.Model, params, name: str, field: str = "names") -> Coord
     Raises:
         ConfigError naming ``field`` and listing the valid names.
     """
+
     def bad(problem):
-        return ConfigError(field, f"{problem} for a {model.cell.kind} with {model.cell.units} unit(s)",
-                           parameter_names(model, params))
+        return ConfigError(
+            field, f"{problem} for a {model.cell.kind} with {model.cell.units} unit(s)", parameter_names(model, params)
+        )
 
     cell, H = model.cell, model.cell.units
     base, _, gate = name.partition("_")
@@ -359,6 +391,7 @@ def put(params, c: Coord, value):
 
 # ----------------------------------------------------------------------------- any model
 
+
 def task_noise(task: str) -> float:
     """The task generator's default noise std (0.1 for ``latch``)."""
     classes = tuple(t for t in tasks.TASKS if tasks.TARGETS.get(t, "class") == "class")
@@ -367,8 +400,7 @@ def task_noise(task: str) -> float:
     return inspect.signature(tasks.GENERATORS[task]).parameters["noise"].default
 
 
-def task_batch(task: str, key, N: int, T_list: Sequence[int], noise: float | None = None,
-               signal_len: int = 1):
+def task_batch(task: str, key, N: int, T_list: Sequence[int], noise: float | None = None, signal_len: int = 1):
     """One fixed batch per length, left-padded to ``max(T)``, made in one compiled call.
 
     With the same ``key`` and ``N`` the length-T batch is exactly ``tasks.generate(task,
@@ -403,9 +435,20 @@ def _surface(model, params, coords, xs, ys, x, y, mask, chunk):
     return jax.lax.map(lambda v: at(v[0], v[1]), jnp.stack([xs, ys], 1), batch_size=chunk)
 
 
-def surface(model: M.Model, params, names: Sequence[str], spans, task: str, T_list: Sequence[int],
-            points: int = 41, N: int = 256, key=None, noise: float | None = None, signal_len: int = 1,
-            chunk: int = 64) -> pd.DataFrame:
+def surface(
+    model: M.Model,
+    params,
+    names: Sequence[str],
+    spans,
+    task: str,
+    T_list: Sequence[int],
+    points: int = 41,
+    N: int = 256,
+    key=None,
+    noise: float | None = None,
+    signal_len: int = 1,
+    chunk: int = 64,
+) -> pd.DataFrame:
     """``model.loss`` over two named parameters around ``params``, for every ``T``.
 
     ``L_T(u, v) = loss(params with names[0] = c_0 + u, names[1] = c_1 + v; x_T, y_T)`` for
@@ -451,11 +494,19 @@ def surface(model: M.Model, params, names: Sequence[str], spans, task: str, T_li
     loss, acc = _surface(model, params, coords, jnp.asarray(xs), jnp.asarray(ys), x, y, mask, chunk)
     loss, acc = np.asarray(loss), np.asarray(acc)  # (G, nT)
     G = xs.size
-    df = pd.DataFrame({
-        "T": np.repeat(Ts, G), "x_name": names[0], "y_name": names[1],
-        "x": np.tile(xs, len(Ts)), "y": np.tile(ys, len(Ts)),
-        "dx": np.tile(DU.ravel(), len(Ts)), "dy": np.tile(DV.ravel(), len(Ts)),
-        "loss": loss.T.ravel(), "accuracy": acc.T.ravel()})
+    df = pd.DataFrame(
+        {
+            "T": np.repeat(Ts, G),
+            "x_name": names[0],
+            "y_name": names[1],
+            "x": np.tile(xs, len(Ts)),
+            "y": np.tile(ys, len(Ts)),
+            "dx": np.tile(DU.ravel(), len(Ts)),
+            "dy": np.tile(DV.ravel(), len(Ts)),
+            "loss": loss.T.ravel(),
+            "accuracy": acc.T.ravel(),
+        }
+    )
     df.attrs["center"] = tuple(center)
     return df
 
@@ -467,9 +518,13 @@ def center_rows(df: pd.DataFrame) -> pd.DataFrame:
 
 # ----------------------------------------------------------------------------- centres
 
-DEFAULT_AXES = {"srnn": ("recurrent_h", "bias_h"), "lstm": ("recurrent_c", "bias_f"),
-                "gru": ("recurrent_h", "bias_z"), "lstm_nofg": ("recurrent_c", "bias_i"),
-                "janet": ("recurrent_c", "bias_f")}
+DEFAULT_AXES = {
+    "srnn": ("recurrent_h", "bias_h"),
+    "lstm": ("recurrent_c", "bias_f"),
+    "gru": ("recurrent_h", "bias_z"),
+    "lstm_nofg": ("recurrent_c", "bias_i"),
+    "janet": ("recurrent_c", "bias_f"),
+}
 """The two parameters ``latchlab landscape`` draws by default, per cell: the self-connection
 of the candidate (or only) block, and the bias of the gate that decides retention."""
 
@@ -496,9 +551,19 @@ class Centre(NamedTuple):
     trajectory: tuple = ()
 
 
-def initial_centre(cell: str = "srnn", preset: str = "keras3", units: int = 1, head: str = "dense2",
-                   init: str = "keras", seed: int = 0, task: str = "latch", noise: float | None = None,
-                   signal_len: int = 1, t_max: int = 50, values=None) -> Centre:
+def initial_centre(
+    cell: str = "srnn",
+    preset: str = "keras3",
+    units: int = 1,
+    head: str = "dense2",
+    init: str = "keras",
+    seed: int = 0,
+    task: str = "latch",
+    noise: float | None = None,
+    signal_len: int = 1,
+    t_max: int = 50,
+    values=None,
+) -> Centre:
     """The initial parameters a sweep member with this configuration and ``seed`` starts
     from (same init key), and that member's data key.
 
@@ -530,8 +595,16 @@ def member_centre(store, member_id: str, epoch: int | None = None) -> Centre:
     epoch = int(r.epochs) if epoch is None else members.checked_epochs(r, [epoch], "epoch")[0]
     run = members.member_from_row(r).run
     trajectory = tuple((e, store.params(r.member_id, e)) for e in range(int(r.epochs) + 1))
-    return Centre(run.model, trajectory[epoch][1], run.task, float(run.noise), run.signal_len,
-                  member_keys(int(r.seed))[0], f"{members.label(r)}, epoch {epoch}", trajectory)
+    return Centre(
+        run.model,
+        trajectory[epoch][1],
+        run.task,
+        float(run.noise),
+        run.signal_len,
+        member_keys(int(r.seed))[0],
+        f"{members.label(r)}, epoch {epoch}",
+        trajectory,
+    )
 
 
 def trajectory_frame(centre: Centre, names: Sequence[str]) -> pd.DataFrame:

@@ -3,6 +3,7 @@
 Every function takes the tidy frames (``pascanu``, ``pascanu_paths``, ``surface``) and
 returns a matplotlib ``Figure``; ``latchlab.analysis.plot.save`` writes it as PNG and SVG.
 """
+
 from __future__ import annotations
 
 import math
@@ -21,7 +22,8 @@ plt = P.plt  # Agg backend and the package's paper style, set by latchlab.analys
 
 _KIND_STYLE: dict[Hashable, dict[str, Any]] = {
     "gd": dict(color="#d62728", ls="-", lw=1.0, label="plain gradient descent"),
-    "clipped": dict(color="white", ls="-", lw=0.7, label="with norm clipping")}
+    "clipped": dict(color="white", ls="-", lw=0.7, label="with norm clipping"),
+}
 
 
 def _grid(df: pd.DataFrame, x: str, y: str, v: str = "loss"):
@@ -93,8 +95,14 @@ def pascanu_figure(grid: pd.DataFrame, paths: pd.DataFrame | None = None, cliff:
         ax.set_ylim(b.min(), b.max())
         if cliff:
             ww = np.linspace(w.min(), w.max(), 400)
-            ax.plot(ww, L.pascanu_cliff(ww), color="black", ls=":", lw=1.0,
-                    label="cliff as T → ∞ (unstable fixed point at $x_0$)")
+            ax.plot(
+                ww,
+                L.pascanu_cliff(ww),
+                color="black",
+                ls=":",
+                lw=1.0,
+                label="cliff as T → ∞ (unstable fixed point at $x_0$)",
+            )
         if paths is not None:
             thrown = []
             at_T = cast(pd.DataFrame, paths[paths["T"] == T])
@@ -108,22 +116,32 @@ def pascanu_figure(grid: pd.DataFrame, paths: pd.DataFrame | None = None, cliff:
             s = paths[(paths["T"] == T) & (paths.step == 0)]
             ax.plot(s.w, s.b, "o", mfc="none", mec="white", ms=5, mew=1.0)
             if thrown:
-                ax.text(0.97, 0.03, "plain GD thrown off to\n" + "\n".join(thrown), transform=ax.transAxes,
-                        ha="right", va="bottom", fontsize=6.5, color="#d62728",
-                        bbox=dict(boxstyle="round,pad=0.2", fc="white", alpha=0.85, lw=0))
+                ax.text(
+                    0.97,
+                    0.03,
+                    "plain GD thrown off to\n" + "\n".join(thrown),
+                    transform=ax.transAxes,
+                    ha="right",
+                    va="bottom",
+                    fontsize=6.5,
+                    color="#d62728",
+                    bbox=dict(boxstyle="round,pad=0.2", fc="white", alpha=0.85, lw=0),
+                )
         ax.set_title(f"T = {T}")
         ax.set_xlabel("w")
         ax.set_ylabel("b")
     _colorbar(fig, mesh, r"$E_T = (\sigma(x_T) - 0.7)^2$ (log scale)")
     handles = [Line2D([], [], color="black", ls=":", label="cliff as T → ∞")]
     if paths is not None:
-        handles += [Line2D([], [], **{**st, "color": "0.4" if k == "clipped" else st["color"]})
-                    for k, st in _KIND_STYLE.items()]
+        handles += [
+            Line2D([], [], **{**st, "color": "0.4" if k == "clipped" else st["color"]}) for k, st in _KIND_STYLE.items()
+        ]
         handles.append(Line2D([], [], ls="none", marker="o", mfc="none", mec="0.3", label="start"))
         handles.append(Line2D([], [], ls="none", marker="x", color="0.3", label="end"))
         _longest_steps(extra[0], paths)
-    axes[0].figure.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False,
-                          bbox_to_anchor=(0.45, 0.0))
+    axes[0].figure.legend(
+        handles=handles, loc="lower center", ncol=len(handles), frameon=False, bbox_to_anchor=(0.45, 0.0)
+    )
     fig.suptitle(r"Pascanu et al. (2013) Fig. 6: $x_t = w\,\sigma(x_{t-1}) + b$, $x_0 = 0.5$", y=0.99)
     _margins(fig, bottom=0.85)
     return fig
@@ -142,8 +160,7 @@ def _longest_steps(ax, paths: pd.DataFrame) -> None:
     ax.set_title("longest step (one line per start)")
 
 
-def surface_figure(df: pd.DataFrame, trajectory: pd.DataFrame | None = None, value: str = "loss",
-                   log: bool = True):
+def surface_figure(df: pd.DataFrame, trajectory: pd.DataFrame | None = None, value: str = "loss", log: bool = True):
     """One panel per ``T`` of a ``landscape.surface`` frame, the centre marked.
 
     Args:

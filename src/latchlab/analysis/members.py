@@ -5,6 +5,7 @@ A row of ``Store.members()`` (or ``Store.member(id)``) holds a member's id, seed
 back into the ``config.Member`` the sweep trained, check epochs against what is stored,
 and describe the member in one line.
 """
+
 from __future__ import annotations
 
 import json
@@ -41,8 +42,11 @@ def checked_epochs(row: pd.Series, epochs: Sequence, field: str = "epochs") -> l
     bad = [e for e in out if isinstance(e, bool) or not isinstance(e, (int, np.integer)) or not 0 <= e <= last]
     if bad or not out:
         got = epochs[0] if field == "epoch" and len(epochs) == 1 else list(epochs)
-        raise ConfigError(field, f"must be {'an integer' if field == 'epoch' else 'epochs'} in [0, {last}] for "
-                                 f"member {row['member_id']}, got {got!r}")
+        raise ConfigError(
+            field,
+            f"must be {'an integer' if field == 'epoch' else 'epochs'} in [0, {last}] for "
+            f"member {row['member_id']}, got {got!r}",
+        )
     return [int(e) for e in out]
 
 
@@ -51,7 +55,9 @@ def label(row: pd.Series) -> str:
     run = member_from_row(row).run
     values = dict(run.values)
     plural = "s" if run.units > 1 else ""
-    return (f"member {str(row['member_id'])[:8]}: {run.cell} ({run.units} unit{plural}, {run.preset}, "
-            f"{run.head_name}), {run.task} T={run.T}, {run.init} init"
-            f"{' ' + json.dumps(values) if values else ''}, seed {int(cast(SupportsInt, row['seed']))}, "
-            f"final val acc {float(cast(SupportsFloat, row['val_acc'])):.3f}")
+    return (
+        f"member {str(row['member_id'])[:8]}: {run.cell} ({run.units} unit{plural}, {run.preset}, "
+        f"{run.head_name}), {run.task} T={run.T}, {run.init} init"
+        f"{' ' + json.dumps(values) if values else ''}, seed {int(cast(SupportsInt, row['seed']))}, "
+        f"final val acc {float(cast(SupportsFloat, row['val_acc'])):.3f}"
+    )

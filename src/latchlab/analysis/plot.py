@@ -3,6 +3,7 @@
 Every function takes a DataFrame as the store or ``latchlab.engine.sweep`` returns it, keeps each
 member's final epoch, and returns a matplotlib ``Figure``; ``save`` writes PNG and SVG.
 """
+
 from __future__ import annotations
 
 from collections.abc import Hashable
@@ -20,17 +21,45 @@ from latchlab.analysis.success import SUCCESS_THRESHOLD, succeeded  # noqa: E402
 from latchlab.outputs import FIGURE_FORMATS, figure_files  # noqa: E402
 
 SUCCESS = SUCCESS_THRESHOLD  # the name explain.py reads; the value lives in analysis.success
-_STYLE: dict[Hashable, tuple[str, str]] = {"srnn": ("C0", "o"), "lstm": ("C3", "s"), "gru": ("C2", "^"),
-                                           "lstm_nofg": ("C1", "v"), "janet": ("C4", "D")}
+_STYLE: dict[Hashable, tuple[str, str]] = {
+    "srnn": ("C0", "o"),
+    "lstm": ("C3", "s"),
+    "gru": ("C2", "^"),
+    "lstm_nofg": ("C1", "v"),
+    "janet": ("C4", "D"),
+}
 _SPLIT_TITLE: dict[Hashable, str] = {"stratified": "stratified split (fixed)", "tail": "tail split (the seed's bug)"}
 
-plt.rcParams.update({"font.size": 9, "axes.spines.top": False, "axes.spines.right": False,
-                     "savefig.dpi": 150, "figure.dpi": 100, "svg.hashsalt": "latchlab"})
+plt.rcParams.update(
+    {
+        "font.size": 9,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "savefig.dpi": 150,
+        "figure.dpi": 100,
+        "svg.hashsalt": "latchlab",
+    }
+)
 
 
 # settings that tell lines apart (T and split are the axes and panels; seed is a repeat)
-_SETTINGS = ("task", "cell", "units", "N", "noise", "signal_len", "preset", "init", "values", "head",
-             "optimizer", "lr", "batch_size", "epochs", "val_frac")
+_SETTINGS = (
+    "task",
+    "cell",
+    "units",
+    "N",
+    "noise",
+    "signal_len",
+    "preset",
+    "init",
+    "values",
+    "head",
+    "optimizer",
+    "lr",
+    "batch_size",
+    "epochs",
+    "val_frac",
+)
 
 
 def final(df: pd.DataFrame) -> pd.DataFrame:
@@ -43,9 +72,13 @@ def final(df: pd.DataFrame) -> pd.DataFrame:
         varying = [c for c in _SETTINGS if c in df and cast(pd.Series, df[c]).astype(str).nunique() > 1]
         if not varying:
             varying = [c for c in ("cell",) if c in df]
-        df["variant"] = df[varying].astype(str).apply(
-            lambda r: " ".join(v if c == "cell" else f"{c}={v}" for c, v in r.items()), axis=1) \
-            if varying else "all"
+        df["variant"] = (
+            df[varying]
+            .astype(str)
+            .apply(lambda r: " ".join(v if c == "cell" else f"{c}={v}" for c, v in r.items()), axis=1)
+            if varying
+            else "all"
+        )
     return df
 
 
@@ -54,8 +87,14 @@ def summary(df: pd.DataFrame, by=("split", "variant", "T"), threshold: float = S
     df = final(df)
     by = [b for b in by if b in df]
     g = df.groupby(by, sort=True).val_acc
-    out = pd.DataFrame({"members": g.size(), "mean_val_acc": g.mean(), "std_val_acc": g.std(ddof=0),
-                        "successes": g.apply(lambda a: int(succeeded(a, threshold).sum()))}).reset_index()
+    out = pd.DataFrame(
+        {
+            "members": g.size(),
+            "mean_val_acc": g.mean(),
+            "std_val_acc": g.std(ddof=0),
+            "successes": g.apply(lambda a: int(succeeded(a, threshold).sum())),
+        }
+    ).reset_index()
     out["success_rate"] = out.successes / out.members
     out["wilson_low"], out["wilson_high"] = wilson(out.successes, out.members)
     return out
@@ -63,8 +102,7 @@ def summary(df: pd.DataFrame, by=("split", "variant", "T"), threshold: float = S
 
 def _panels(df: pd.DataFrame, key: str = "split"):
     groups = sorted(df[key].unique()) if key in df else [None]
-    fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.2), squeeze=False,
-                             sharey=True)
+    fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.2), squeeze=False, sharey=True)
     return fig, list(zip(groups, axes[0]))
 
 
@@ -82,8 +120,17 @@ def accuracy_vs_T(df: pd.DataFrame, line: str = "variant", panel: str = "split")
         sub = s if group is None else s[s[panel] == group]
         for name, d in sub.groupby(line, sort=False):
             colour, marker = _STYLE.get(name, (None, "o"))
-            ax.errorbar(d["T"], d.mean_val_acc, yerr=d.std_val_acc, color=colour, marker=marker,
-                        ms=3, capsize=2, lw=1, label=str(name))
+            ax.errorbar(
+                d["T"],
+                d.mean_val_acc,
+                yerr=d.std_val_acc,
+                color=colour,
+                marker=marker,
+                ms=3,
+                capsize=2,
+                lw=1,
+                label=str(name),
+            )
         ax.set_xlabel("sequence length T")
         ax.set_title(_SPLIT_TITLE.get(group, str(group) if group is not None else ""))
         ax.set_ylim(-0.02, 1.02)
@@ -102,7 +149,7 @@ def success_vs_T(df: pd.DataFrame, line: str = "variant", panel: str = "split", 
         sub = s if group is None else s[s[panel] == group]
         for name, d in sub.groupby(line, sort=False):
             colour, marker = _STYLE.get(name, (None, "o"))
-            handle, = ax.plot(d["T"], d.success_rate, color=colour, marker=marker, ms=3, lw=1, label=str(name))
+            (handle,) = ax.plot(d["T"], d.success_rate, color=colour, marker=marker, ms=3, lw=1, label=str(name))
             ax.fill_between(d["T"], d.wilson_low, d.wilson_high, color=handle.get_color(), alpha=0.15, lw=0)
         ax.set_xlabel("sequence length T")
         ax.set_title(_SPLIT_TITLE.get(group, str(group) if group is not None else ""))

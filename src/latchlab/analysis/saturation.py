@@ -9,6 +9,7 @@ batch of the task's sequences (every step, the initial parameters, the states th
 produce) is below ``SLOPE_TOL``. ``fraction_saturated`` applies that to sweep members
 with the initial parameters and data keys the sweep uses.
 """
+
 from __future__ import annotations
 
 from functools import partial
@@ -37,7 +38,7 @@ def gate_preactivations(cell: cells.Cell, params, x) -> dict:
     h_prev = jnp.concatenate([jnp.zeros_like(hs[:, :1]), hs[:, :-1]], axis=1)
     xw = cells.input_projection(cell, params, x)
     U, H = params["recurrent"], cell.units
-    block = lambda a, k: a[..., k * H:(k + 1) * H]  # noqa: E731
+    block = lambda a, k: a[..., k * H : (k + 1) * H]  # noqa: E731
     if cell.kind in ("lstm", "lstm_nofg"):
         z = xw + cells._dot(h_prev, U)
         return {g: block(z, k) for k, g in enumerate(cell.gates) if g != "c"}
@@ -48,7 +49,7 @@ def gate_preactivations(cell: cells.Cell, params, x) -> dict:
         if cell.reset_after:
             r_all = cells._dot(h_prev, U) + cells.lead(params["bias"][1], 3)
         else:
-            r_all = cells._dot(h_prev, U[:, :2 * H])
+            r_all = cells._dot(h_prev, U[:, : 2 * H])
         return {"z": block(xw, 0) + block(r_all, 0), "r": block(xw, 1) + block(r_all, 1)}
     return {}
 
@@ -56,8 +57,10 @@ def gate_preactivations(cell: cells.Cell, params, x) -> dict:
 def saturated_gates(cell: cells.Cell, params, x) -> dict:
     """``{gate: (H,) bool}``: the gate unit's activation slope stays below ``SLOPE_TOL``
     at every step of every sequence in ``x`` (B, T, F)."""
-    return {g: np.asarray(jnp.max(_slope(cell.rsig, z), axis=(0, 1)) < SLOPE_TOL)
-            for g, z in gate_preactivations(cell, params, x).items()}
+    return {
+        g: np.asarray(jnp.max(_slope(cell.rsig, z), axis=(0, 1)) < SLOPE_TOL)
+        for g, z in gate_preactivations(cell, params, x).items()
+    }
 
 
 def is_saturated(cell: cells.Cell, params, x) -> bool:
@@ -68,8 +71,10 @@ def is_saturated(cell: cells.Cell, params, x) -> bool:
 @partial(jax.jit, static_argnums=0)
 def _max_slopes(cell: cells.Cell, params, x):
     """Per member (leading axis of ``params`` and ``x``): ``{gate: (H,)}`` largest slope."""
+
     def one(p, xs):
         return {g: jnp.max(_slope(cell.rsig, z), axis=(0, 1)) for g, z in gate_preactivations(cell, p, xs).items()}
+
     return jax.vmap(one)(params, x)
 
 
@@ -94,8 +99,12 @@ def fraction_saturated(members, n: int = 64) -> float:
         by_T.setdefault(m.run.T, []).append(r)
     count = 0
     for T, rs in by_T.items():
-        x = jnp.stack([tasks.latch(D.member_keys(members[r].seed)[0], n, T, members[r].run.noise,
-                                   members[r].run.signal_len)[0] for r in rs])
+        x = jnp.stack(
+            [
+                tasks.latch(D.member_keys(members[r].seed)[0], n, T, members[r].run.noise, members[r].run.signal_len)[0]
+                for r in rs
+            ]
+        )
         p = jax.tree.map(lambda a: a[np.asarray(rs)], params)
         slopes = _max_slopes(cell, p, x)
         dead = np.zeros(len(rs), bool)

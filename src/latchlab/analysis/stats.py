@@ -1,4 +1,5 @@
 """Statistics for success frequencies."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """What counts as a success: the one threshold behind every success rate, table and figure."""
+
 from __future__ import annotations
 
 SUCCESS_THRESHOLD = 0.99

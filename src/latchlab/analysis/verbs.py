@@ -3,6 +3,7 @@
 Each checks its options and its output directory before any work, computes, writes its files
 into ``out`` and returns ``(Table, written paths)``; the CLI prints them.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,13 +14,22 @@ import pandas as pd
 from latchlab.errors import ConfigError
 from latchlab.outputs import Table, check_dir
 
-DIAGNOSE_FILES = ("gradient_through_time.png", "retention.png", "dynamics.png", "summary.csv", "gradients.csv",
-                  "retention.csv", "fixed_points.csv", "trajectories.csv")
+DIAGNOSE_FILES = (
+    "gradient_through_time.png",
+    "retention.png",
+    "dynamics.png",
+    "summary.csv",
+    "gradients.csv",
+    "retention.csv",
+    "fixed_points.csv",
+    "trajectories.csv",
+)
 LANDSCAPE_FILES = ("landscape.csv", "trajectory.csv", "landscape.png", "landscape.svg")
 
 
-def diagnose(store: str | Path, member: str, out: str | Path, N: int = 256, epochs: str = "all",
-             examples: int = 5) -> tuple[Table, list[Path]]:
+def diagnose(
+    store: str | Path, member: str, out: str | Path, N: int = 256, epochs: str = "all", examples: int = 5
+) -> tuple[Table, list[Path]]:
     """Every diagnostic of a stored member after each of ``epochs`` (``all`` or a
     comma-separated list, 0 = initial), on ``N`` of its validation sequences: figures and
     tables in ``out`` (``analysis.diagnose_plot.write``) and one summary row per epoch."""
@@ -39,17 +49,34 @@ def diagnose(store: str | Path, member: str, out: str | Path, N: int = 256, epoc
     s = d.summary
     assert s is not None  # D.member computes every part, the summary included
     gate = "contr." if s.retention_gate.iloc[0] == "contraction" else s.retention_gate.iloc[0]
-    frame = pd.DataFrame({
-        "epoch": s.epoch.astype(str), "val acc": ["" if v != v else f"{v:.3f}" for v in s.val_acc],
-        "grad h1/hT": [f"{v:.3g}" for v in s.grad_ratio_median], f"mean {gate}": [f"{v:.3f}" for v in s.retention_mean],
-        "half-life": [f"{v:.3g}" for v in s.half_life], "U": [f"{v:.3g}" for v in s.recurrent],
-        "stable fp": s.n_stable.astype(str), "h*": [f"{v:+.2f}" for v in s.boundary_h]})
+    frame = pd.DataFrame(
+        {
+            "epoch": s.epoch.astype(str),
+            "val acc": ["" if v != v else f"{v:.3f}" for v in s.val_acc],
+            "grad h1/hT": [f"{v:.3g}" for v in s.grad_ratio_median],
+            f"mean {gate}": [f"{v:.3f}" for v in s.retention_mean],
+            "half-life": [f"{v:.3g}" for v in s.half_life],
+            "U": [f"{v:.3g}" for v in s.recurrent],
+            "stable fp": s.n_stable.astype(str),
+            "h*": [f"{v:+.2f}" for v in s.boundary_h],
+        }
+    )
     return Table(d.label, frame), paths
 
 
-def landscape(out: str | Path, T: Sequence[int] = (5, 20, 50), spans: Sequence[float] = (3.0,), points: int = 41,
-              N: int = 256, x: str | None = None, y: str | None = None, store: str | Path | None = None,
-              member: str | None = None, epoch: int | None = None, **centre) -> tuple[Table, list[Path]]:
+def landscape(
+    out: str | Path,
+    T: Sequence[int] = (5, 20, 50),
+    spans: Sequence[float] = (3.0,),
+    points: int = 41,
+    N: int = 256,
+    x: str | None = None,
+    y: str | None = None,
+    store: str | Path | None = None,
+    member: str | None = None,
+    epoch: int | None = None,
+    **centre,
+) -> tuple[Table, list[Path]]:
     """The loss over two named parameters around a centre: a stored member's point (``store``,
     ``member``, ``epoch``) or a fresh member's initial one (``centre``: cell, preset, task,
     units, head, init, seed, noise; ``None`` ones take ``initial_centre``'s defaults).
@@ -79,8 +106,19 @@ def landscape(out: str | Path, T: Sequence[int] = (5, 20, 50), spans: Sequence[f
     names = [x or dx, y or dy]
     L.parse_name(c.model, c.params, names[0], "x")  # name errors before any work
     L.parse_name(c.model, c.params, names[1], "y")
-    df = L.surface(c.model, c.params, names, spans[0] if len(spans) == 1 else list(spans), c.task, list(T), points,
-                   N, c.key, c.noise, c.signal_len)
+    df = L.surface(
+        c.model,
+        c.params,
+        names,
+        spans[0] if len(spans) == 1 else list(spans),
+        c.task,
+        list(T),
+        points,
+        N,
+        c.key,
+        c.noise,
+        c.signal_len,
+    )
     traj = L.trajectory_frame(c, names) if c.trajectory else None
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,7 @@ Verbs are thin: ``cli.commands`` (run, export, plot, explain, landscape, diagnos
 the library and print what it returns; ``cli.common`` holds the shared options, the one sweep
 runner and the printing.
 """
+
 from __future__ import annotations
 
 import sys

@@ -3,6 +3,7 @@
 Nothing here computes a result: verbs check their outputs (``latchlab.outputs``), call the
 library, and print what it returns.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -19,8 +20,12 @@ from rich.table import Table
 
 from latchlab.errors import ConfigError
 
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
-                  help="Why can (or can't) a recurrent network carry information across time?")
+app = typer.Typer(
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    no_args_is_help=True,
+    help="Why can (or can't) a recurrent network carry information across time?",
+)
 reproduce_app = typer.Typer(no_args_is_help=True, help="Reproduce a published experiment.")
 app.add_typer(reproduce_app, name="reproduce")
 console = Console(stderr=True)
@@ -29,14 +34,27 @@ INTERRUPTED = "interrupted: finished members are in the store; re-run the same c
 # ----------------------------------------------------------------------------- shared options
 
 Scale = Annotated[str, typer.Option("--scale", help="quick (minutes on a laptop) or full (the published grid).")]
-ExplainScale = Annotated[str, typer.Option("--scale", help="full (default: powered, the seed's grid with both splits and presets and ablations at 30 seeds a point) or quick (smoke runs).")]
+ExplainScale = Annotated[
+    str,
+    typer.Option(
+        "--scale",
+        help="full (default: powered, the seed's grid with both splits and presets and ablations at 30 seeds a point) or quick (smoke runs).",
+    ),
+]
 Preset = Annotated[str, typer.Option("--preset", help="keras2 (the 2018 Keras: hard-sigmoid gates) or keras3.")]
 Profile = Annotated[bool, typer.Option("--profile", help="Print where the time went.")]
-StoreOpt = Annotated[Optional[Path], typer.Option("--store", help="Results store to reuse and extend "
-                                                                  "(default OUT/store.sqlite).")]
-Cluster = Annotated[Optional[str], typer.Option("--cluster", help="Train on a Dask cluster: local[:N] (N worker "
-                                                "processes here), tcp://HOST:PORT (a running scheduler) or a TOML "
-                                                "file with a [cluster] table (dask-jobqueue: Slurm, PBS, ...).")]
+StoreOpt = Annotated[
+    Optional[Path], typer.Option("--store", help="Results store to reuse and extend (default OUT/store.sqlite).")
+]
+Cluster = Annotated[
+    Optional[str],
+    typer.Option(
+        "--cluster",
+        help="Train on a Dask cluster: local[:N] (N worker "
+        "processes here), tcp://HOST:PORT (a running scheduler) or a TOML "
+        "file with a [cluster] table (dask-jobqueue: Slurm, PBS, ...).",
+    ),
+]
 ConfigFile = Annotated[Optional[Path], typer.Option("--config", help="TOML of config fields to override.")]
 
 
@@ -51,6 +69,7 @@ def command() -> str:
 
 
 # ----------------------------------------------------------------------------- running sweeps
+
 
 @contextmanager
 def _progress(enabled: bool = True):
@@ -119,6 +138,7 @@ def runner(store_path: Path, profile: bool = False, cluster=None):
 
 # ----------------------------------------------------------------------------- output
 
+
 def show(table, paths=()) -> None:
     """Print a ``latchlab.outputs.Table`` (stdout), its note and the files written (stderr)."""
     t = Table(title=table.title)
@@ -133,8 +153,15 @@ def show(table, paths=()) -> None:
         console.print(f"wrote {p}")
 
 
-def reproduce(name: str, scale: str, out: Path, store: Optional[Path] = None, profile: bool = False,
-              cluster: Optional[str] = None, **options) -> None:
+def reproduce(
+    name: str,
+    scale: str,
+    out: Path,
+    store: Optional[Path] = None,
+    profile: bool = False,
+    cluster: Optional[str] = None,
+    **options,
+) -> None:
     """The body of every ``latchlab reproduce`` verb: check the experiment's options and
     outputs, run it (sweeps into ``store``, default ``OUT/store.sqlite``), print its table
     and the files it wrote."""

@@ -1,5 +1,6 @@
 """``latchlab reproduce ...``: each verb a thin call of its experiment's declaration
 (``latchlab.experiments.<name>.EXPERIMENT``) through ``common.reproduce``."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,51 +8,101 @@ from typing import List, Optional
 
 import typer
 
-from latchlab.cli.common import (Cluster, ConfigFile, Preset, Profile, Scale, StoreOpt, float_list, int_list, out_option,
-                                 read_config, reproduce)
+from latchlab.cli.common import (
+    Cluster,
+    ConfigFile,
+    Preset,
+    Profile,
+    Scale,
+    StoreOpt,
+    float_list,
+    int_list,
+    out_option,
+    read_config,
+    reproduce,
+)
 from latchlab.cli.common import reproduce_app as app
 
 
 @app.command("seed")
-def seed(scale: Scale = "quick", preset: Preset = "keras2",
-         split: List[str] = typer.Option(["stratified", "tail"], "--split",
-                                         help="stratified (fixed) and/or tail (the seed's bug); repeatable."),
-         out: Path = out_option("results"), store: StoreOpt = None, profile: Profile = False, cluster: Cluster = None):
+def seed(
+    scale: Scale = "quick",
+    preset: Preset = "keras2",
+    split: List[str] = typer.Option(
+        ["stratified", "tail"], "--split", help="stratified (fixed) and/or tail (the seed's bug); repeatable."
+    ),
+    out: Path = out_option("results"),
+    store: StoreOpt = None,
+    profile: Profile = False,
+    cluster: Cluster = None,
+):
     """The question's experiment: one-unit SRNN vs LSTM latching, buggy and fixed splits."""
     reproduce("seed", scale, out, store, profile, cluster, splits=tuple(split), preset=preset)
 
 
 @app.command("ablations")
-def ablations(scale: Scale = "quick", out: Path = out_option("results-ablations"), store: StoreOpt = None,
-              profile: Profile = False, cluster: Cluster = None):
+def ablations(
+    scale: Scale = "quick",
+    out: Path = out_option("results-ablations"),
+    store: StoreOpt = None,
+    profile: Profile = False,
+    cluster: Cluster = None,
+):
     """Initialisation and cell ablations (SRNN U0, LSTM forget bias and gates, no forget gate, JANET, GRU)."""
     reproduce("ablations", scale, out, store, profile, cluster)
 
 
 @app.command("followups")
-def followups(scale: Scale = "quick", preset: Preset = "keras2", out: Path = out_option("results/followups"),
-              store: StoreOpt = None, profile: Profile = False, cluster: Cluster = None):
+def followups(
+    scale: Scale = "quick",
+    preset: Preset = "keras2",
+    out: Path = out_option("results/followups"),
+    store: StoreOpt = None,
+    profile: Profile = False,
+    cluster: Cluster = None,
+):
     """The asker's follow-ups: task 1 latching (1 unit) and task 2 bit relay (8 units), SRNN, LSTM, GRU."""
     reproduce("followups", scale, out, store, profile, cluster, preset=preset)
 
 
-@app.command("answer", help="The answer's reruns at T = 5 and 100, both tasks, all cells: lr, batch size and "
-                             "epochs tuned on separate tuning members, reported on fresh members.")
-def answer(scale: Scale = "quick", preset: Preset = "keras2", out: Path = out_option("results/answer"),
-           store: StoreOpt = None, profile: Profile = False, cluster: Cluster = None):
+@app.command(
+    "answer",
+    help="The answer's reruns at T = 5 and 100, both tasks, all cells: lr, batch size and "
+    "epochs tuned on separate tuning members, reported on fresh members.",
+)
+def answer(
+    scale: Scale = "quick",
+    preset: Preset = "keras2",
+    out: Path = out_option("results/answer"),
+    store: StoreOpt = None,
+    profile: Profile = False,
+    cluster: Cluster = None,
+):
     reproduce("answer", scale, out, store, profile, cluster, preset=preset)
 
 
 @app.command("units")
-def units(scale: Scale = "quick", preset: Preset = "keras2", out: Path = out_option("results/units"),
-          store: StoreOpt = None, profile: Profile = False, cluster: Cluster = None):
+def units(
+    scale: Scale = "quick",
+    preset: Preset = "keras2",
+    out: Path = out_option("results/units"),
+    store: StoreOpt = None,
+    profile: Profile = False,
+    cluster: Cluster = None,
+):
     """Success frequency against the number of units (1 ... 100) for SRNN, LSTM and GRU on both tasks."""
     reproduce("units", scale, out, store, profile, cluster, preset=preset)
 
 
 @app.command("bengio1994")
-def bengio1994(scale: Scale = "quick", out: Path = out_option("results/bengio1994"), store: StoreOpt = None,
-               profile: Profile = False, cluster: Cluster = None, config_file: ConfigFile = None):
+def bengio1994(
+    scale: Scale = "quick",
+    out: Path = out_option("results/bengio1994"),
+    store: StoreOpt = None,
+    profile: Profile = False,
+    cluster: Cluster = None,
+    config_file: ConfigFile = None,
+):
     """Bengio, Simard & Frasconi (1994) Fig. 1 and Fig. 2: one tanh neuron with trainable inputs."""
     reproduce("bengio1994", scale, out, store, profile, cluster, overrides=read_config(config_file))
 
@@ -62,19 +113,34 @@ def guessing(scale: Scale = "quick", out: Path = out_option("results/guessing"),
     reproduce("guessing", scale, out, overrides=read_config(config_file))
 
 
-@app.command("pascanu2013", help="Pascanu et al. (2013) Fig. 6: the loss cliff of x_t = w sigmoid(x_{t-1}) + b "
-                                  "sharpening with T, with gradient-descent paths with and without norm clipping.")
+@app.command(
+    "pascanu2013",
+    help="Pascanu et al. (2013) Fig. 6: the loss cliff of x_t = w sigmoid(x_{t-1}) + b "
+    "sharpening with T, with gradient-descent paths with and without norm clipping.",
+)
 def pascanu2013(
-        out: Path = out_option("results/pascanu2013"),
-        T: Optional[str] = typer.Option(None, "--T", help="Sequence lengths, comma-separated, one panel each "
-                                                          "(default: analysis.landscape.PASCANU_T)."),
-        points: Optional[int] = typer.Option(None, "--points", help="Grid points per axis (default: 201)."),
-        w: Optional[str] = typer.Option(None, "--w", help="w range: lo,hi (default: PASCANU_W)."),
-        b: Optional[str] = typer.Option(None, "--b", help="b range: lo,hi (default: PASCANU_B)."),
-        lr: Optional[float] = typer.Option(None, "--lr", help="Gradient-descent learning rate (default: PASCANU_LR)."),
-        clip: Optional[float] = typer.Option(None, "--clip", help="Norm-clipping threshold of the clipped paths "
-                                                                  "(default: PASCANU_CLIP)."),
-        steps: Optional[int] = typer.Option(None, "--steps", help="Gradient-descent steps per path (default: PASCANU_STEPS).")):
-    given = {"T": T and int_list(T, "T"), "points": points, "w": w and float_list(w, "w", (2,)),
-             "b": b and float_list(b, "b", (2,)), "lr": lr, "clip": clip, "steps": steps}
+    out: Path = out_option("results/pascanu2013"),
+    T: Optional[str] = typer.Option(
+        None, "--T", help="Sequence lengths, comma-separated, one panel each (default: analysis.landscape.PASCANU_T)."
+    ),
+    points: Optional[int] = typer.Option(None, "--points", help="Grid points per axis (default: 201)."),
+    w: Optional[str] = typer.Option(None, "--w", help="w range: lo,hi (default: PASCANU_W)."),
+    b: Optional[str] = typer.Option(None, "--b", help="b range: lo,hi (default: PASCANU_B)."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Gradient-descent learning rate (default: PASCANU_LR)."),
+    clip: Optional[float] = typer.Option(
+        None, "--clip", help="Norm-clipping threshold of the clipped paths (default: PASCANU_CLIP)."
+    ),
+    steps: Optional[int] = typer.Option(
+        None, "--steps", help="Gradient-descent steps per path (default: PASCANU_STEPS)."
+    ),
+):
+    given = {
+        "T": T and int_list(T, "T"),
+        "points": points,
+        "w": w and float_list(w, "w", (2,)),
+        "b": b and float_list(b, "b", (2,)),
+        "lr": lr,
+        "clip": clip,
+        "steps": steps,
+    }
     reproduce("pascanu2013", "quick", out, **{k: v for k, v in given.items() if v is not None})

@@ -1,4 +1,5 @@
 """``latchlab store check|salvage|merge``: look after results stores."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -31,8 +32,10 @@ def check(store: Path = typer.Argument(..., help="A results store.")):
 
 
 @app.command()
-def salvage(store: Path = typer.Argument(..., help="A (damaged) results store, only read."),
-            out: Path = typer.Argument(..., help="The new store to write.")):
+def salvage(
+    store: Path = typer.Argument(..., help="A (damaged) results store, only read."),
+    out: Path = typer.Argument(..., help="The new store to write."),
+):
     """Copy every readable, complete member (and the sweeps' provenance) into a new store."""
     from latchlab import store as S
 
@@ -46,12 +49,16 @@ def salvage(store: Path = typer.Argument(..., help="A (damaged) results store, o
 
 
 @app.command()
-def merge(out: Path = typer.Argument(..., help="The store to merge into (created if missing)."),
-          stores: List[Path] = typer.Argument(..., help="Stores to merge (e.g. one per worker).")):
+def merge(
+    out: Path = typer.Argument(..., help="The store to merge into (created if missing)."),
+    stores: List[Path] = typer.Argument(..., help="Stores to merge (e.g. one per worker)."),
+):
     """Merge stores into one: members deduplicated by id, every sweep's provenance kept.
     Members stored twice with different numbers refuse the merge (nothing is written)."""
     from latchlab import store as S
 
     got = S.merge(out, stores)
-    print(f"merged {len(stores)} stores into {out}: {got['members']} members added, "
-          f"{got['duplicates']} duplicates skipped, {got['sweeps']} sweeps added")
+    print(
+        f"merged {len(stores)} stores into {out}: {got['members']} members added, "
+        f"{got['duplicates']} duplicates skipped, {got['sweeps']} sweeps added"
+    )

@@ -4,6 +4,7 @@ One definition of each catalogue: ``cells``, ``tasks``, ``model`` and ``engine.t
 import these names from here, and ``latchlab.config`` validates against them without
 importing the numerical code (importing a config or a store does not load JAX).
 """
+
 from __future__ import annotations
 
 from latchlab.errors import ConfigError
@@ -49,8 +50,15 @@ TASKS = ("latch", "bit_relay", "two_sequence", "two_sequence_3b", "parity", "add
 SPLITS = ("stratified", "tail")
 # what a task's y is: ``class`` (N,) int labels 0/1, ``regression`` (N,) float,
 # ``sequence`` (N, T) int categories per step
-TARGETS = {"latch": "class", "bit_relay": "class", "two_sequence": "class", "two_sequence_3b": "class",
-           "parity": "class", "adding": "regression", "copy": "sequence"}
+TARGETS = {
+    "latch": "class",
+    "bit_relay": "class",
+    "two_sequence": "class",
+    "two_sequence_3b": "class",
+    "parity": "class",
+    "adding": "regression",
+    "copy": "sequence",
+}
 N_IN = {t: 1 for t in TARGETS} | {"adding": 2, "copy": 10}  # input channels F
 # copy memory (Arjovsky et al. 2016): 8 data symbols, 10 of them to copy
 COPY_SYMBOLS, COPY_LEN = 8, 10
@@ -76,8 +84,11 @@ def check(task: str, T: int, noise: float, signal_len: int, n: int | None = None
     if isinstance(signal_len, bool) or not isinstance(signal_len, int) or not 1 <= signal_len <= INDEX_MAX:
         raise ConfigError("signal_len", f"must be an integer >= 1, got {signal_len!r}")
     if task == "copy" and T < 2 * COPY_LEN + 1:
-        raise ConfigError("T", f"copy needs T >= {2 * COPY_LEN + 1} (T is the total length: {COPY_LEN} "
-                          f"symbols, a delay T - {2 * COPY_LEN} >= 1, {COPY_LEN} recall steps), got {T}")
+        raise ConfigError(
+            "T",
+            f"copy needs T >= {2 * COPY_LEN + 1} (T is the total length: {COPY_LEN} "
+            f"symbols, a delay T - {2 * COPY_LEN} >= 1, {COPY_LEN} recall steps), got {T}",
+        )
     need = {"latch": signal_len, "bit_relay": max(2 * signal_len, 2), "parity": 1, "adding": 2}.get(task)
     if task.startswith("two_sequence") and two_sequence_min_length(T) < signal_len:
         raise ConfigError("T", f"{task} with signal_len={signal_len} needs T - T // 11 >= {signal_len}, got T={T}")

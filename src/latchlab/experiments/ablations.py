@@ -11,6 +11,7 @@ stratified validation, Adam 1e-3, batch 16, 5 epochs, Dense(2) softmax):
 
 All variants run as one sweep, so variants of one cell share compiled ensembles.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -49,17 +50,20 @@ def _lstm(preset):
 def variants() -> list[tuple[str, str, dict]]:
     """``(family, variant, settings)`` for every ablation; a family is one figure panel."""
     srnn = "SRNN, recurrent weight at init"
-    out = [(srnn, f"U0 = {u}", {"cell": "srnn", "preset": "keras2", "values": {"recurrent": u}})
-           for u in (0.5, 1.0, 1.25)]
+    out = [
+        (srnn, f"U0 = {u}", {"cell": "srnn", "preset": "keras2", "values": {"recurrent": u}}) for u in (0.5, 1.0, 1.25)
+    ]
     out.append((srnn, "U0 = orthogonal (±1, Keras)", {"cell": "srnn", "preset": "keras2"}))
     out += [(_HARD, v, s) for v, s in _lstm("keras2")]
     out += [(_SOFT, v, s) for v, s in _lstm("keras3")]
     other = "other gated cells"
-    out += [(other, "lstm_nofg (hard sigmoid)", {"cell": "lstm_nofg", "preset": "keras2"}),
-            (other, "lstm_nofg (sigmoid)", {"cell": "lstm_nofg", "preset": "keras3"}),
-            (other, "janet (sigmoid, chrono)", {"cell": "janet", "preset": "keras3", "init": "chrono"}),
-            (other, "gru (Keras 2)", {"cell": "gru", "preset": "keras2"}),
-            (other, "gru (Keras 3)", {"cell": "gru", "preset": "keras3"})]
+    out += [
+        (other, "lstm_nofg (hard sigmoid)", {"cell": "lstm_nofg", "preset": "keras2"}),
+        (other, "lstm_nofg (sigmoid)", {"cell": "lstm_nofg", "preset": "keras3"}),
+        (other, "janet (sigmoid, chrono)", {"cell": "janet", "preset": "keras3", "init": "chrono"}),
+        (other, "gru (Keras 2)", {"cell": "gru", "preset": "keras2"}),
+        (other, "gru (Keras 3)", {"cell": "gru", "preset": "keras3"}),
+    ]
     return out
 
 
@@ -71,9 +75,24 @@ def configs(scale: str = "quick", seed: int = 0, **protocol) -> list[tuple[str, 
             ``repeats`` of the scale (used by tests to run tiny versions).
     """
     s, protocol = scale_with(SCALES, scale, protocol)
-    return [(family, name, config.from_dict({**PROTOCOL, **protocol, **settings, "name": f"ablation-{scale}",
-                                             "repeats": s["repeats"], "seed": seed, "grid": {"T": s["T"]}}))
-            for family, name, settings in variants()]
+    return [
+        (
+            family,
+            name,
+            config.from_dict(
+                {
+                    **PROTOCOL,
+                    **protocol,
+                    **settings,
+                    "name": f"ablation-{scale}",
+                    "repeats": s["repeats"],
+                    "seed": seed,
+                    "grid": {"T": s["T"]},
+                }
+            ),
+        )
+        for family, name, settings in variants()
+    ]
 
 
 def label(df: pd.DataFrame, parts) -> pd.DataFrame:
@@ -88,8 +107,21 @@ def label(df: pd.DataFrame, parts) -> pd.DataFrame:
     return df.assign(_k=order).sort_values(["_k", "T", "seed"]).drop(columns="_k").reset_index(drop=True)
 
 
-RESULT_COLUMNS = ["family", "variant", "cell", "preset", "init", "values", "T", "seed", "member_id",
-                  "val_acc", "val_loss", "train_acc", "train_loss"]
+RESULT_COLUMNS = [
+    "family",
+    "variant",
+    "cell",
+    "preset",
+    "init",
+    "values",
+    "T",
+    "seed",
+    "member_id",
+    "val_acc",
+    "val_loss",
+    "train_acc",
+    "train_loss",
+]
 
 
 def figure(df: pd.DataFrame, threshold: float = SUCCESS_THRESHOLD):
@@ -102,7 +134,7 @@ def figure(df: pd.DataFrame, threshold: float = SUCCESS_THRESHOLD):
         order = list(dict.fromkeys(df[df.family == fam].variant))
         for name in order:
             d = s[(s.family == fam) & (s.variant == name)]
-            h, = ax.plot(d["T"], d.success_rate, marker="o", ms=3, lw=1, label=name)
+            (h,) = ax.plot(d["T"], d.success_rate, marker="o", ms=3, lw=1, label=name)
             ax.fill_between(d["T"], d.wilson_low, d.wilson_high, color=h.get_color(), alpha=0.12, lw=0)
         ax.set_title(fam, fontsize=8.5)
         ax.set_xlabel("sequence length T")
@@ -117,8 +149,13 @@ def figure(df: pd.DataFrame, threshold: float = SUCCESS_THRESHOLD):
 def table(df: pd.DataFrame, threshold: float = SUCCESS_THRESHOLD) -> pd.DataFrame:
     """Per family and variant: members, success rate over all T, mean validation accuracy."""
     g = df.groupby(["family", "variant"], sort=False).val_acc
-    out = pd.DataFrame({"members": g.size(), "success_rate": g.apply(lambda a: float(np.mean(succeeded(a, threshold)))),
-                        "mean_val_acc": g.mean()}).reset_index()
+    out = pd.DataFrame(
+        {
+            "members": g.size(),
+            "success_rate": g.apply(lambda a: float(np.mean(succeeded(a, threshold)))),
+            "mean_val_acc": g.mean(),
+        }
+    ).reset_index()
     return out
 
 
@@ -133,10 +170,14 @@ def _outputs(df: pd.DataFrame, out: Path) -> list[Path]:
 
 def _table(df: pd.DataFrame) -> Table:
     t = table(df)
-    frame = t[["family", "variant", "members"]].astype(str).assign(
-        success=[f"{r:.2f}" for r in t.success_rate], **{"mean val acc": [f"{a:.3f}" for a in t.mean_val_acc]})
+    frame = (
+        t[["family", "variant", "members"]]
+        .astype(str)
+        .assign(success=[f"{r:.2f}" for r in t.success_rate], **{"mean val acc": [f"{a:.3f}" for a in t.mean_val_acc]})
+    )
     return Table(f"ablations: success (val acc ≥ {SUCCESS_THRESHOLD:g}) over all lengths", frame)
 
 
-EXPERIMENT = Experiment("ablations", SCALES, configs, _compute, _outputs, _table,
-                        ("results.csv", *figure_files("success_vs_T")))
+EXPERIMENT = Experiment(
+    "ablations", SCALES, configs, _compute, _outputs, _table, ("results.csv", *figure_files("success_vs_T"))
+)

@@ -5,6 +5,7 @@ setting is tuned on *tuning members* (their own data seeds, their own validation
 reported on fresh members whose validation sets the choice never saw (``select``). The
 protocol otherwise is the asker's (``followups.PROTOCOL``).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -21,8 +22,7 @@ from latchlab.analysis.stats import wilson
 from latchlab.analysis.success import SUCCESS_THRESHOLD, succeeded
 from latchlab.errors import ConfigError
 from latchlab.experiments.experiment import Experiment, Table, figure_files, member_ids, scale_with, write_results
-from latchlab.experiments.followups import (CELL_STYLE, CELLS, PROTOCOL, TASK_TITLES, TASK_UNITS, final_rows,
-                                            units_label)
+from latchlab.experiments.followups import CELL_STYLE, CELLS, PROTOCOL, TASK_TITLES, TASK_UNITS, final_rows, units_label
 
 ANSWER_T = (5, 100)
 # tuning members have seeds TUNE_SEED, TUNE_SEED + 1, ...; reported members 0, 1, ...: their
@@ -30,11 +30,23 @@ ANSWER_T = (5, 100)
 TUNE_SEED = 1000
 SCALES = {
     # the tuning grid: the Cartesian product of lr, batch_size and epochs
-    "full": {"lr": (1e-3, 3e-3, 1e-2, 3e-2), "batch_size": (16, 64, 256), "epochs": (5, 10, 20),
-             "tune_repeats": 5, "repeats": 10, "N": 10000},
+    "full": {
+        "lr": (1e-3, 3e-3, 1e-2, 3e-2),
+        "batch_size": (16, 64, 256),
+        "epochs": (5, 10, 20),
+        "tune_repeats": 5,
+        "repeats": 10,
+        "N": 10000,
+    },
     # a 2 x 2 x 2 grid, fewer members, N = 2000 (1600 training sequences: fewer steps per epoch)
-    "quick": {"lr": (1e-3, 1e-2), "batch_size": (16, 64), "epochs": (5, 10),
-              "tune_repeats": 3, "repeats": 5, "N": 2000},
+    "quick": {
+        "lr": (1e-3, 1e-2),
+        "batch_size": (16, 64),
+        "epochs": (5, 10),
+        "tune_repeats": 3,
+        "repeats": 5,
+        "N": 2000,
+    },
 }
 SETTING = ("lr", "batch_size", "epochs")
 
@@ -47,8 +59,9 @@ def _answer_scale(scale: str, over: dict) -> tuple[dict, dict]:
     if not 1 <= s["tune_repeats"] <= TUNE_SEED:
         raise ConfigError("tune_repeats", f"must be in [1, {TUNE_SEED}], got {s['tune_repeats']!r}")
     if not 1 <= s["repeats"] <= TUNE_SEED:
-        raise ConfigError("repeats", f"must be in [1, {TUNE_SEED}] (reported seeds stay below the tuning "
-                                     f"seeds), got {s['repeats']!r}")
+        raise ConfigError(
+            "repeats", f"must be in [1, {TUNE_SEED}] (reported seeds stay below the tuning seeds), got {s['repeats']!r}"
+        )
     return s, rest
 
 
@@ -59,11 +72,26 @@ def tune_configs(scale: str = "quick", preset: str = "keras2", **over) -> list[c
     ``tuning_rows``)."""
     s, rest = _answer_scale(scale, over)
     base = {**PROTOCOL, "N": s["N"], **rest, "preset": preset}
-    return [config.from_dict({**base, "task": task, "units": units, "epochs": max(s["epochs"]),
-                              "name": f"answer-tune-{scale}", "repeats": s["tune_repeats"], "seed": TUNE_SEED,
-                              "grid": {"cell": list(CELLS), "lr": list(s["lr"]), "batch_size": list(s["batch_size"]),
-                                       "T": list(ANSWER_T)}})
-            for task, units in TASK_UNITS.items()]
+    return [
+        config.from_dict(
+            {
+                **base,
+                "task": task,
+                "units": units,
+                "epochs": max(s["epochs"]),
+                "name": f"answer-tune-{scale}",
+                "repeats": s["tune_repeats"],
+                "seed": TUNE_SEED,
+                "grid": {
+                    "cell": list(CELLS),
+                    "lr": list(s["lr"]),
+                    "batch_size": list(s["batch_size"]),
+                    "T": list(ANSWER_T),
+                },
+            }
+        )
+        for task, units in TASK_UNITS.items()
+    ]
 
 
 def tuning_rows(df: pd.DataFrame, cfgs, epochs) -> pd.DataFrame:
@@ -103,25 +131,48 @@ def select(rows: pd.DataFrame, threshold: float = SUCCESS_THRESHOLD) -> pd.DataF
     if tune.empty:
         raise ConfigError("role", "no tuning rows to select from")
     g = tune.groupby(["task", "cell", *SETTING], sort=True).val_acc
-    s = pd.DataFrame({"tune_success": g.apply(lambda a: float(np.mean(succeeded(a, threshold)))),
-                      "tune_mean_val_acc": g.mean(), "tune_members": g.size()}).reset_index()
-    s["_protocol"] = (np.isclose(s.lr, PROTOCOL["lr"]) & (s.batch_size == PROTOCOL["batch_size"])
-                      & (s.epochs == PROTOCOL["epochs"]))
-    s = s.sort_values(["task", "cell", "tune_success", "tune_mean_val_acc", "_protocol"],
-                      ascending=[True, True, False, False, False], kind="stable")
+    s = pd.DataFrame(
+        {
+            "tune_success": g.apply(lambda a: float(np.mean(succeeded(a, threshold)))),
+            "tune_mean_val_acc": g.mean(),
+            "tune_members": g.size(),
+        }
+    ).reset_index()
+    s["_protocol"] = (
+        np.isclose(s.lr, PROTOCOL["lr"]) & (s.batch_size == PROTOCOL["batch_size"]) & (s.epochs == PROTOCOL["epochs"])
+    )
+    s = s.sort_values(
+        ["task", "cell", "tune_success", "tune_mean_val_acc", "_protocol"],
+        ascending=[True, True, False, False, False],
+        kind="stable",
+    )
     return s.groupby(["task", "cell"], sort=False).head(1).drop(columns="_protocol").reset_index(drop=True)
 
 
-def report_configs(chosen: pd.DataFrame, scale: str = "quick", preset: str = "keras2",
-                   **over) -> list[config.SweepConfig]:
+def report_configs(
+    chosen: pd.DataFrame, scale: str = "quick", preset: str = "keras2", **over
+) -> list[config.SweepConfig]:
     """Fresh members (seeds 0, 1, ...) of each (task, cell) at its chosen setting, at ``ANSWER_T``."""
     s, rest = _answer_scale(scale, over)
     base = {**PROTOCOL, "N": s["N"], **rest, "preset": preset}
-    return [config.from_dict({**base, "task": r.task, "cell": r.cell, "units": TASK_UNITS[r.task], "lr": float(r.lr),
-                              "batch_size": int(r.batch_size), "epochs": int(r.epochs),
-                              "name": f"answer-report-{scale}", "repeats": s["repeats"], "seed": 0,
-                              "grid": {"T": list(ANSWER_T)}})
-            for r in cast(Iterable[Any], chosen.itertuples())]  # named tuples of the columns
+    return [
+        config.from_dict(
+            {
+                **base,
+                "task": r.task,
+                "cell": r.cell,
+                "units": TASK_UNITS[r.task],
+                "lr": float(r.lr),
+                "batch_size": int(r.batch_size),
+                "epochs": int(r.epochs),
+                "name": f"answer-report-{scale}",
+                "repeats": s["repeats"],
+                "seed": 0,
+                "grid": {"T": list(ANSWER_T)},
+            }
+        )
+        for r in cast(Iterable[Any], chosen.itertuples())
+    ]  # named tuples of the columns
 
 
 def answer(run, scale: str = "quick", preset: str = "keras2", **over) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -148,8 +199,25 @@ def answer(run, scale: str = "quick", preset: str = "keras2", **over) -> tuple[p
     return rows, chosen
 
 
-ANSWER_COLUMNS = ["role", "task", "cell", "units", "T", "seed", "lr", "batch_size", "epochs", "chosen", "val_acc",
-                  "val_loss", "train_acc", "train_loss", "N", "preset", "member_id"]
+ANSWER_COLUMNS = [
+    "role",
+    "task",
+    "cell",
+    "units",
+    "T",
+    "seed",
+    "lr",
+    "batch_size",
+    "epochs",
+    "chosen",
+    "val_acc",
+    "val_loss",
+    "train_acc",
+    "train_loss",
+    "N",
+    "preset",
+    "member_id",
+]
 
 
 def answer_table(rows: pd.DataFrame, threshold: float = SUCCESS_THRESHOLD) -> pd.DataFrame:
@@ -166,12 +234,27 @@ def answer_table(rows: pd.DataFrame, threshold: float = SUCCESS_THRESHOLD) -> pd
         proto = per.get((PROTOCOL["lr"], PROTOCOL["batch_size"], PROTOCOL["epochs"]), np.nan) if len(per) else np.nan
         k = int(succeeded(r.val_acc, threshold).sum())
         lo, hi = wilson(k, len(r))
-        out.append({"task": task, "cell": cell, "T": int(T), "lr": r.lr.iloc[0], "batch_size": int(r.batch_size.iloc[0]),
-                    "epochs": int(r.epochs.iloc[0]), "members": len(r), "mean_val_acc": r.val_acc.mean(),
-                    "std_val_acc": r.val_acc.std(ddof=0), "successes": k, "wilson_low": float(lo),
-                    "wilson_high": float(hi), "grid_settings": len(per),
-                    "grid_min": per.min() if len(per) else np.nan, "grid_median": per.median() if len(per) else np.nan,
-                    "grid_max": per.max() if len(per) else np.nan, "protocol_tune_mean": proto})
+        out.append(
+            {
+                "task": task,
+                "cell": cell,
+                "T": int(T),
+                "lr": r.lr.iloc[0],
+                "batch_size": int(r.batch_size.iloc[0]),
+                "epochs": int(r.epochs.iloc[0]),
+                "members": len(r),
+                "mean_val_acc": r.val_acc.mean(),
+                "std_val_acc": r.val_acc.std(ddof=0),
+                "successes": k,
+                "wilson_low": float(lo),
+                "wilson_high": float(hi),
+                "grid_settings": len(per),
+                "grid_min": per.min() if len(per) else np.nan,
+                "grid_median": per.median() if len(per) else np.nan,
+                "grid_max": per.max() if len(per) else np.nan,
+                "protocol_tune_mean": proto,
+            }
+        )
     return pd.DataFrame(out)
 
 
@@ -194,27 +277,59 @@ def answer_figure(rows: pd.DataFrame):
                 ax.scatter(x - 0.04 + jitter, per.values, s=7, color="0.6", lw=0, zorder=1)
                 key = (PROTOCOL["lr"], PROTOCOL["batch_size"], PROTOCOL["epochs"])
                 if key in per.index:
-                    ax.scatter([x - 0.04 + jitter[list(per.index).index(key)]], [per[key]], s=22, facecolor="none",
-                               edgecolor="k", lw=0.7, zorder=2)
+                    ax.scatter(
+                        [x - 0.04 + jitter[list(per.index).index(key)]],
+                        [per[key]],
+                        s=22,
+                        facecolor="none",
+                        edgecolor="k",
+                        lw=0.7,
+                        zorder=2,
+                    )
                 r = rep[(rep.task == task) & (rep.cell == cell) & (rep["T"] == T)]
                 if len(r):
-                    ax.errorbar([x + 0.09], [r.val_acc.mean()], yerr=[r.val_acc.std(ddof=0)], color=colour,
-                                marker=marker, ms=5, capsize=2, lw=1.2, zorder=3)
-                    ax.annotate(f"{r.lr.iloc[0]:g}\n{int(r.batch_size.iloc[0])}/{int(r.epochs.iloc[0])}",
-                                (x + 0.09, 0.02), ha="center", va="bottom", fontsize=5.5, color=colour)
+                    ax.errorbar(
+                        [x + 0.09],
+                        [r.val_acc.mean()],
+                        yerr=[r.val_acc.std(ddof=0)],
+                        color=colour,
+                        marker=marker,
+                        ms=5,
+                        capsize=2,
+                        lw=1.2,
+                        zorder=3,
+                    )
+                    ax.annotate(
+                        f"{r.lr.iloc[0]:g}\n{int(r.batch_size.iloc[0])}/{int(r.epochs.iloc[0])}",
+                        (x + 0.09, 0.02),
+                        ha="center",
+                        va="bottom",
+                        fontsize=5.5,
+                        color=colour,
+                    )
         ax.set_xticks(range(len(Ts)), [f"T = {T}" for T in Ts])
         ax.set_xlim(-0.6, len(Ts) - 0.4)
         ax.set_ylim(-0.02, 1.04)
         ax.axhline(0.5, color="0.7", lw=0.6, ls=":")
         units = sorted(rows[rows.task == task].units.unique())
         ax.set_title(f"{TASK_TITLES.get(task, task)} ({', '.join(units_label(u) for u in units)})", fontsize=9)
-    handles = [Line2D([], [], color=c, marker=m, lw=1.2, label=f"{cell}: chosen setting, reported "
-                                                               "members (mean ± std)")
-               for cell, (c, m) in CELL_STYLE.items()]
-    handles += [Line2D([], [], color="0.6", marker="o", ms=3, lw=0, label="each grid setting: mean over "
-                                                                          "tuning members"),
-                Line2D([], [], color="k", marker="o", mfc="none", ms=4, lw=0,
-                       label="the asker's protocol (lr 1e-3, batch 16, 10 epochs)")]
+    handles = [
+        Line2D([], [], color=c, marker=m, lw=1.2, label=f"{cell}: chosen setting, reported members (mean ± std)")
+        for cell, (c, m) in CELL_STYLE.items()
+    ]
+    handles += [
+        Line2D([], [], color="0.6", marker="o", ms=3, lw=0, label="each grid setting: mean over tuning members"),
+        Line2D(
+            [],
+            [],
+            color="k",
+            marker="o",
+            mfc="none",
+            ms=4,
+            lw=0,
+            label="the asker's protocol (lr 1e-3, batch 16, 10 epochs)",
+        ),
+    ]
     handles.append(Line2D([], [], lw=0, label="numbers at the bottom: chosen lr, batch size / epochs"))
     axes[0][0].set_ylabel("validation accuracy")
     fig.legend(handles=handles, frameon=False, fontsize=6.5, loc="lower center", ncol=3)
@@ -230,22 +345,32 @@ def _compute(runner, scale: str = "quick", preset: str = "keras2", **over) -> pd
 def _outputs(rows: pd.DataFrame, out: Path) -> list[Path]:
     out = Path(out)
     table = answer_table(rows)
-    return [write_results(rows, out, ANSWER_COLUMNS), write_results(table, out, list(table), "summary.csv"),
-            *plot.save(answer_figure(rows), out / "answer")]
+    return [
+        write_results(rows, out, ANSWER_COLUMNS),
+        write_results(table, out, list(table), "summary.csv"),
+        *plot.save(answer_figure(rows), out / "answer"),
+    ]
 
 
 def _table(rows: pd.DataFrame) -> Table:
     t = answer_table(rows)
-    frame = pd.DataFrame({
-        "task": t.task, "cell": t.cell, "T": t["T"].astype(str),
-        "lr/batch/ep": [f"{a:g}/{b}/{c}" for a, b, c in zip(t.lr, t.batch_size, t.epochs)],
-        "reported": [f"{a:.3f}±{b:.3f}" for a, b in zip(t.mean_val_acc, t.std_val_acc)],
-        "succ.": [f"{k}/{n}" for k, n in zip(t.successes, t.members)],
-        "grid min-max": [f"{a:.2f}-{b:.2f}" for a, b in zip(t.grid_min, t.grid_max)],
-        "protocol": [f"{a:.2f}" for a in t.protocol_tune_mean]})
-    return Table("chosen on tuning members, reported on fresh ones; grid: tuning means over settings", frame,
-                 no_wrap=True)
+    frame = pd.DataFrame(
+        {
+            "task": t.task,
+            "cell": t.cell,
+            "T": t["T"].astype(str),
+            "lr/batch/ep": [f"{a:g}/{b}/{c}" for a, b, c in zip(t.lr, t.batch_size, t.epochs)],
+            "reported": [f"{a:.3f}±{b:.3f}" for a, b in zip(t.mean_val_acc, t.std_val_acc)],
+            "succ.": [f"{k}/{n}" for k, n in zip(t.successes, t.members)],
+            "grid min-max": [f"{a:.2f}-{b:.2f}" for a, b in zip(t.grid_min, t.grid_max)],
+            "protocol": [f"{a:.2f}" for a in t.protocol_tune_mean],
+        }
+    )
+    return Table(
+        "chosen on tuning members, reported on fresh ones; grid: tuning means over settings", frame, no_wrap=True
+    )
 
 
-EXPERIMENT = Experiment("answer", SCALES, tune_configs, _compute, _outputs, _table,
-                        ("results.csv", "summary.csv", *figure_files("answer")))
+EXPERIMENT = Experiment(
+    "answer", SCALES, tune_configs, _compute, _outputs, _table, ("results.csv", "summary.csv", *figure_files("answer"))
+)

@@ -23,6 +23,7 @@ fixed points ``±x̄`` and the unstable 0; a constant input ``h`` flips the stat
 fixed point disappears in a saddle-node bifurcation (``fixed_points``, ``flip_threshold``,
 ``simulated_flip_threshold``).
 """
+
 from __future__ import annotations
 
 import math
@@ -44,6 +45,7 @@ from latchlab.experiments.experiment import Experiment, Table, check_scale, figu
 
 
 # ----------------------------------------------------------------------------- configuration
+
 
 class Bengio94Config(Frozen):
     """The experiment of Bengio et al. (1994) Fig. 2 and its uncertain values.
@@ -107,6 +109,7 @@ def make_config(**overrides) -> Bengio94Config:
 
 
 # ----------------------------------------------------------------------------- Fig. 1: dynamics
+
 
 def fixed_points(w: float) -> list[tuple[float, bool]]:
     """Fixed points of ``x -> tanh(w x)`` with their stability.
@@ -181,6 +184,7 @@ def simulated_flip_threshold(w, steps: int = 20000, iters: int = 40) -> np.ndarr
 
 # ----------------------------------------------------------------------------- the model
 
+
 class Params(NamedTuple):
     """``w`` () the recurrent weight; ``h`` (2, L) the trainable inputs of classes 0 and 1."""
 
@@ -245,14 +249,17 @@ def member_data(key, n_train: int, n_test: int, T_pad: int, s, start=0):
     start at ``start``, and classes ``(n,)`` alternating 0, 1 (full batch: order is moot)."""
     k_tr, k_te = jax.random.split(key)
     sd = jnp.sqrt(s)
-    return (_aligned_noise(k_tr, n_train, start, T_pad, sd), jnp.arange(n_train) % 2,
-            _aligned_noise(k_te, n_test, start, T_pad, sd), jnp.arange(n_test) % 2)
+    return (
+        _aligned_noise(k_tr, n_train, start, T_pad, sd),
+        jnp.arange(n_train) % 2,
+        _aligned_noise(k_te, n_test, start, T_pad, sd),
+        jnp.arange(n_test) % 2,
+    )
 
 
 def init_params(key, L: int, w0, h_init):
     """``w = w0``, ``h ~ U(-h_init, h_init)`` (2, L)."""
-    return Params(jnp.asarray(w0, jnp.float32),
-                  jax.random.uniform(key, (2, L), jnp.float32, -1.0, 1.0) * h_init)
+    return Params(jnp.asarray(w0, jnp.float32), jax.random.uniform(key, (2, L), jnp.float32, -1.0, 1.0) * h_init)
 
 
 def _keys(seed):
@@ -273,8 +280,9 @@ class Result(NamedTuple):
 
 
 @partial(jax.jit, static_argnames=("T_pad", "L", "n_train", "n_test", "epochs", "check_every", "optimizer"))
-def _train(seeds, T, w0, s, lr, h_init, target, threshold, *, T_pad, L, n_train, n_test, epochs, check_every,
-           optimizer):
+def _train(
+    seeds, T, w0, s, lr, h_init, target, threshold, *, T_pad, L, n_train, n_test, epochs, check_every, optimizer
+):
     opt = train.direction(optimizer)
     n_checks = epochs // check_every
 
@@ -328,12 +336,26 @@ def train_ensemble(cfg: Bengio94Config, T, w0, s, seeds) -> Result:
     T = np.broadcast_to(np.asarray(T, np.int32), np.shape(seeds))
     if T.min() <= cfg.L:
         raise ConfigError("T", f"sequence length must exceed L={cfg.L}, got {int(T.min())}")
-    args = (jnp.asarray(np.asarray(seeds, np.uint32)), jnp.asarray(T), jnp.asarray(np.asarray(w0, np.float32)),
-            jnp.asarray(np.asarray(s, np.float32)))
-    out = _train(*args, jnp.float32(cfg.lr), jnp.float32(cfg.h_init), jnp.float32(cfg.target),
-                 jnp.float32(cfg.loss_threshold), T_pad=int(T.max()), L=cfg.L, n_train=cfg.n_train,
-                 n_test=cfg.n_test, epochs=cfg.epochs // cfg.check_every * cfg.check_every,
-                 check_every=cfg.check_every, optimizer=cfg.optimizer)
+    args = (
+        jnp.asarray(np.asarray(seeds, np.uint32)),
+        jnp.asarray(T),
+        jnp.asarray(np.asarray(w0, np.float32)),
+        jnp.asarray(np.asarray(s, np.float32)),
+    )
+    out = _train(
+        *args,
+        jnp.float32(cfg.lr),
+        jnp.float32(cfg.h_init),
+        jnp.float32(cfg.target),
+        jnp.float32(cfg.loss_threshold),
+        T_pad=int(T.max()),
+        L=cfg.L,
+        n_train=cfg.n_train,
+        n_test=cfg.n_test,
+        epochs=cfg.epochs // cfg.check_every * cfg.check_every,
+        check_every=cfg.check_every,
+        optimizer=cfg.optimizer,
+    )
     done, at, p, trl, tl, errs = jax.device_get(out)
     return Result(np.asarray(done, bool), np.asarray(at, np.int64), p, trl, tl, errs)
 
@@ -342,13 +364,33 @@ def train_ensemble(cfg: Bengio94Config, T, w0, s, seeds) -> Result:
 
 SCALES = {
     # Fig. 2a on a 6 x 6 grid with 10 trials per cell, Fig. 2b at 6 lengths with 30 trials
-    "quick": {"w0_grid": (0.5, 1.0, 1.25, 1.5, 2.0, 3.0), "s_grid": (0.025, 0.05, 0.1, 0.2, 0.4, 0.8),
-              "T_grid": (5, 10, 20, 30, 50, 100), "trials": 10, "fig2b_trials": 30, "seed_repeats": 5},
+    "quick": {
+        "w0_grid": (0.5, 1.0, 1.25, 1.5, 2.0, 3.0),
+        "s_grid": (0.025, 0.05, 0.1, 0.2, 0.4, 0.8),
+        "T_grid": (5, 10, 20, 30, 50, 100),
+        "trials": 10,
+        "fig2b_trials": 30,
+        "seed_repeats": 5,
+    },
     # the config's full grids, 40 trials per Fig. 2a cell, 100 per Fig. 2b length
     "full": {"trials": 40, "fig2b_trials": 100, "seed_repeats": 20},
 }
-RESULT_COLUMNS = ["figure", "T", "w0", "s", "L", "seed", "converged", "epochs", "w_final", "train_loss",
-                  "test_loss", "test_sign_errors", "optimizer", "lr"]
+RESULT_COLUMNS = [
+    "figure",
+    "T",
+    "w0",
+    "s",
+    "L",
+    "seed",
+    "converged",
+    "epochs",
+    "w_final",
+    "train_loss",
+    "test_loss",
+    "test_sign_errors",
+    "optimizer",
+    "lr",
+]
 SEED_OVERLAY_COLUMNS = ["member_id", "T", "seed", "noise", "val_acc", "val_loss"]
 
 
@@ -373,18 +415,48 @@ def trial_rows(cfg: Bengio94Config, fig2b_trials: int):
     frames = []
     w0, s = (a.ravel() for a in np.meshgrid(cfg.w0_grid, cfg.s_grid, indexing="ij"))
     seeds = cfg.seed + np.arange(cfg.trials)
-    plan = [("2a", np.full(w0.size * cfg.trials, cfg.T), np.repeat(w0, cfg.trials), np.repeat(s, cfg.trials),
-             np.tile(seeds, w0.size))]
+    plan = [
+        (
+            "2a",
+            np.full(w0.size * cfg.trials, cfg.T),
+            np.repeat(w0, cfg.trials),
+            np.repeat(s, cfg.trials),
+            np.tile(seeds, w0.size),
+        )
+    ]
     Ts = np.asarray(cfg.T_grid)
     seeds_b = cfg.seed + np.arange(fig2b_trials)
-    plan.append(("2b", np.repeat(Ts, fig2b_trials), np.full(Ts.size * fig2b_trials, cfg.w0_fig2b),
-                 np.full(Ts.size * fig2b_trials, cfg.s_fig2b), np.tile(seeds_b, Ts.size)))
+    plan.append(
+        (
+            "2b",
+            np.repeat(Ts, fig2b_trials),
+            np.full(Ts.size * fig2b_trials, cfg.w0_fig2b),
+            np.full(Ts.size * fig2b_trials, cfg.s_fig2b),
+            np.tile(seeds_b, Ts.size),
+        )
+    )
     for fig, T, w, v, sd in plan:
         r = train_ensemble(cfg, T, w, v, sd)
-        frames.append(pd.DataFrame({
-            "figure": fig, "T": T, "w0": w, "s": v, "L": cfg.L, "seed": sd, "converged": r.converged.astype(int),
-            "epochs": r.epochs, "w_final": r.params.w, "train_loss": r.train_loss, "test_loss": r.test_loss,
-            "test_sign_errors": r.test_errors, "optimizer": cfg.optimizer, "lr": cfg.lr}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "figure": fig,
+                    "T": T,
+                    "w0": w,
+                    "s": v,
+                    "L": cfg.L,
+                    "seed": sd,
+                    "converged": r.converged.astype(int),
+                    "epochs": r.epochs,
+                    "w_final": r.params.w,
+                    "train_loss": r.train_loss,
+                    "test_loss": r.test_loss,
+                    "test_sign_errors": r.test_errors,
+                    "optimizer": cfg.optimizer,
+                    "lr": cfg.lr,
+                }
+            )
+        )
     return pd.concat(frames, ignore_index=True)
 
 
@@ -395,11 +467,19 @@ def seed_overlay_sweep(cfg: Bengio94Config):
     from latchlab import config
     from latchlab.experiments.seed import PROTOCOL
 
-    return config.from_dict({
-        **PROTOCOL, "name": "bengio1994-seed-overlay", "repeats": cfg.seed_repeats, "seed": cfg.seed,
-        "cell": "srnn", "noise": cfg.seed_noise, "preset": "keras2", "split": "stratified",
-        "grid": {"T": list(cfg.T_grid)},
-    })
+    return config.from_dict(
+        {
+            **PROTOCOL,
+            "name": "bengio1994-seed-overlay",
+            "repeats": cfg.seed_repeats,
+            "seed": cfg.seed,
+            "cell": "srnn",
+            "noise": cfg.seed_noise,
+            "preset": "keras2",
+            "split": "stratified",
+            "grid": {"T": list(cfg.T_grid)},
+        }
+    )
 
 
 class Reproduction(NamedTuple):
@@ -423,8 +503,14 @@ def _compute(runner, scale: str = "quick", overrides=None) -> Reproduction:
     cfg, fig2b_trials = experiment_config(scale, overrides)
     rows = trial_rows(cfg, fig2b_trials)
     seed_final = plot.final(runner(seed_overlay_sweep(cfg))) if cfg.seed_repeats else None
-    meta = {"config": cfg.to_dict(), "fig2b_trials": fig2b_trials, "scale": scale, "command": runner.command,
-            "seconds": round(time.perf_counter() - t0, 1), **provenance.collect()}
+    meta = {
+        "config": cfg.to_dict(),
+        "fig2b_trials": fig2b_trials,
+        "scale": scale,
+        "command": runner.command,
+        "seconds": round(time.perf_counter() - t0, 1),
+        **provenance.collect(),
+    }
     return Reproduction(cfg, fig2b_trials, rows, seed_final, meta)
 
 
@@ -437,12 +523,15 @@ def _outputs(r: Reproduction, out) -> list:
 
     out = Path(out)
     fig, table = F.fig1()
-    paths = plot.save(fig, out / "fig1") + [write_results(table, out, list(table), "fig1_threshold.csv"),
-                                             write_results(r.rows, out, RESULT_COLUMNS)]
+    paths = plot.save(fig, out / "fig1") + [
+        write_results(table, out, list(table), "fig1_threshold.csv"),
+        write_results(r.rows, out, RESULT_COLUMNS),
+    ]
     if r.seed_final is not None:
         paths.append(write_results(r.seed_final, out, SEED_OVERLAY_COLUMNS, "seed_overlay.csv"))
-    paths += plot.save(F.fig2a(r.rows, r.cfg), out / "fig2a") + plot.save(F.fig2b(r.rows, r.cfg, r.seed_final),
-                                                                          out / "fig2b")
+    paths += plot.save(F.fig2a(r.rows, r.cfg), out / "fig2a") + plot.save(
+        F.fig2b(r.rows, r.cfg, r.seed_final), out / "fig2b"
+    )
     (out / "config.json").write_text(json.dumps(r.meta, indent=2))
     return paths + [out / "config.json"]
 
@@ -459,11 +548,26 @@ def _table(r: Reproduction):
     frame = pd.DataFrame(cells, columns=["T", "converged [Wilson 95 %]", "median epochs (converged)"])
     a = r.rows[r.rows.figure == "2a"]
     best = a.groupby(["w0", "s"]).converged.mean()
-    note = (f"Fig. 2a: mean convergence {a.converged.mean():.2f} over {len(best)} cells; best {best.max():.2f} at "
-            f"w0 = {best.idxmax()[0]:g}, s = {best.idxmax()[1]:g}; {r.meta['seconds']} s")
+    note = (
+        f"Fig. 2a: mean convergence {a.converged.mean():.2f} over {len(best)} cells; best {best.max():.2f} at "
+        f"w0 = {best.idxmax()[0]:g}, s = {best.idxmax()[1]:g}; {r.meta['seconds']} s"
+    )
     return Table(f"Fig. 2b: convergence against T (s = {r.cfg.s_fig2b:g}, w0 = {r.cfg.w0_fig2b:g})", frame, note)
 
 
-EXPERIMENT = Experiment("bengio1994", SCALES, experiment_config, _compute, _outputs, _table,
-                        (*figure_files("fig1"), "fig1_threshold.csv", "results.csv", "seed_overlay.csv",
-                         *figure_files("fig2a", "fig2b"), "config.json"))
+EXPERIMENT = Experiment(
+    "bengio1994",
+    SCALES,
+    experiment_config,
+    _compute,
+    _outputs,
+    _table,
+    (
+        *figure_files("fig1"),
+        "fig1_threshold.csv",
+        "results.csv",
+        "seed_overlay.csv",
+        *figure_files("fig2a", "fig2b"),
+        "config.json",
+    ),
+)

@@ -3,6 +3,7 @@
 Fig. 2 is drawn from the per-trial rows of ``results.csv`` (and, for the overlay, the seed
 set-up's per-member frame) alone, so it can be redrawn without training.
 """
+
 from __future__ import annotations
 
 from typing import cast
@@ -28,7 +29,7 @@ def fig1(ws_map=(0.5, 1.5, 3.0), w_sim=(1.1, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0)
     x = np.linspace(-1.5, 1.5, 400)
     ax.plot(x, x, color="0.5", lw=0.8, ls="--", label="identity")
     for i, w in enumerate(ws_map):
-        line, = ax.plot(x, np.tanh(w * x), lw=1.2, color=f"C{i}", label=f"tanh({w:g} x)")
+        (line,) = ax.plot(x, np.tanh(w * x), lw=1.2, color=f"C{i}", label=f"tanh({w:g} x)")
         for xf, stable in B.fixed_points(w):
             ax.plot([xf], [xf], "o", ms=5, color=line.get_color(), mfc=line.get_color() if stable else "white")
     ax.set_xlabel("$x_{t-1}$")
@@ -51,9 +52,12 @@ def fig1(ws_map=(0.5, 1.5, 3.0), w_sim=(1.1, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0)
 def _criterion(cfg) -> str:
     import textwrap
 
-    return textwrap.fill(f"converged: all {cfg.n_test} fresh test sequences of the right sign and mean loss "
-            f"< {cfg.loss_threshold:g} within {cfg.epochs} epochs ({cfg.optimizer}, lr {cfg.lr:g}, "
-            f"{cfg.n_train} training sequences)", 95)
+    return textwrap.fill(
+        f"converged: all {cfg.n_test} fresh test sequences of the right sign and mean loss "
+        f"< {cfg.loss_threshold:g} within {cfg.epochs} epochs ({cfg.optimizer}, lr {cfg.lr:g}, "
+        f"{cfg.n_train} training sequences)",
+        95,
+    )
 
 
 def fig2a(rows: pd.DataFrame, cfg):
@@ -87,15 +91,29 @@ def fig2b(rows: pd.DataFrame, cfg, seed_final: pd.DataFrame | None = None, thres
     lo, hi = wilson(g["sum"], g["size"])
     fig, ax = plt.subplots(figsize=(5.6, 3.8))
     s, w0 = d.s.iloc[0], d.w0.iloc[0]
-    line, = ax.plot(g["T"], g["sum"] / g["size"], "o-", ms=3, lw=1.2, color="C0",
-                    label=f"Bengio 1994 neuron, s = {s:g}, w0 = {w0:g} ({int(g['size'].min())} trials)")
+    (line,) = ax.plot(
+        g["T"],
+        g["sum"] / g["size"],
+        "o-",
+        ms=3,
+        lw=1.2,
+        color="C0",
+        label=f"Bengio 1994 neuron, s = {s:g}, w0 = {w0:g} ({int(g['size'].min())} trials)",
+    )
     ax.fill_between(g["T"], lo, hi, color=line.get_color(), alpha=0.15, lw=0)
     if seed_final is not None and len(seed_final):
         k = seed_final.assign(ok=seed_final.val_acc >= threshold).groupby("T").ok.agg(["sum", "size"]).reset_index()
         lo2, hi2 = wilson(k["sum"], k["size"])
-        line2, = ax.plot(k["T"], k["sum"] / k["size"], "s--", ms=3, lw=1.0, color="C3",
-                         label=f"seed set-up: 1-unit SRNN + softmax, Adam, noise std "
-                               f"{seed_final.noise.iloc[0]:g} (val acc ≥ {threshold:g}; {int(k['size'].min())} repeats)")
+        (line2,) = ax.plot(
+            k["T"],
+            k["sum"] / k["size"],
+            "s--",
+            ms=3,
+            lw=1.0,
+            color="C3",
+            label=f"seed set-up: 1-unit SRNN + softmax, Adam, noise std "
+            f"{seed_final.noise.iloc[0]:g} (val acc ≥ {threshold:g}; {int(k['size'].min())} repeats)",
+        )
         ax.fill_between(k["T"], lo2, hi2, color=line2.get_color(), alpha=0.12, lw=0)
     ax.set_xlabel("sequence length T")
     ax.set_ylabel("frequency of convergence\nband: Wilson 95 %")

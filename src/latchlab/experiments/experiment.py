@@ -8,6 +8,7 @@ files it writes and the table it prints. ``Experiment.reproduce`` runs all of it
 Shared here: ``check_scale`` (the one scale check), ``write_results`` (the one writer of
 ``results.csv``) and ``Runner`` (how an experiment's sweeps reach the engine and a store).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,8 +18,7 @@ from typing import Any, Callable, Mapping, Sequence
 from latchlab.errors import ConfigError
 from latchlab.outputs import Table, figure_files
 
-__all__ = ["Experiment", "Runner", "Table", "check_scale", "figure_files", "member_ids", "scale_with",
-           "write_results"]
+__all__ = ["Experiment", "Runner", "Table", "check_scale", "figure_files", "member_ids", "scale_with", "write_results"]
 
 
 def check_scale(scales: Mapping[str, Mapping[str, Any]], scale: str) -> dict:
@@ -114,8 +114,9 @@ class Experiment:
         """Every ``ConfigError`` a run would raise about its scale and options, now."""
         self.configs(scale, **options)
 
-    def reproduce(self, out: str | Path, scale: str = "quick", runner: Runner | None = None,
-                  **options) -> tuple[Any, list[Path]]:
+    def reproduce(
+        self, out: str | Path, scale: str = "quick", runner: Runner | None = None, **options
+    ) -> tuple[Any, list[Path]]:
         """Check, compute, then write into ``out`` (created only now, unless the runner's
         store lives there); ``(result, written paths)``.
 

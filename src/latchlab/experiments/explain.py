@@ -11,6 +11,7 @@ Holm-adjusted within its family, and a section is "shown" only by its own declar
 Every sentence that reports a result is computed from the data here; the background text
 that explains the tests is kept visibly apart from it.
 """
+
 from __future__ import annotations
 
 import base64
@@ -44,31 +45,51 @@ PRESETS = ("keras2", "keras3")
 PRIMARY_PRESET = "keras2"  # the seed's (2018 Keras) gates
 CELLS = ("srnn", "lstm")
 NAMES: dict[Hashable, str] = {"srnn": "SRNN", "lstm": "LSTM", "keras2": "Keras-2 gates", "keras3": "Keras-3 gates"}
-PRIMARY = ("Primary hypothesis (declared before any result): under the stratified split with the seed's "
-           "Keras-2 gates, the one-unit SRNN and the one-unit LSTM differ in latching horizon (the longest "
-           "grid length up to which a seed's member latched at every length). Test: two-sided log-rank test "
-           f"on one horizon per seed and cell, right-censored at the grid's longest length, at α = {ALPHA:g}. "
-           "Effect: difference in median horizon with a bootstrap 95 % interval over seeds.")
+PRIMARY = (
+    "Primary hypothesis (declared before any result): under the stratified split with the seed's "
+    "Keras-2 gates, the one-unit SRNN and the one-unit LSTM differ in latching horizon (the longest "
+    "grid length up to which a seed's member latched at every length). Test: two-sided log-rank test "
+    f"on one horizon per seed and cell, right-censored at the grid's longest length, at α = {ALPHA:g}. "
+    "Effect: difference in median horizon with a bootstrap 95 % interval over seeds."
+)
 BACKGROUND = [
-    ("The unit is the seed", "A member's initial parameters and data come from its seed, and every length of "
-     "the grid reuses them: a seed that latches at T mostly latches at every shorter T. The members of one "
-     "seed are therefore one unit of evidence, not one per length. Each seed and cell is reduced to its "
-     "latching horizon, the longest grid length up to which it latched at every length (docs/evidence.md "
-     "gives the alternatives)."),
-    ("Log-rank test", "Reads success against T as survival: a seed 'dies' at the first length it fails. "
-     "Compares two groups' survival curves; a seed that latched at every length is censored at the grid's "
-     "longest length."),
-    ("Sign test", "Where two groups share seeds (same data), counts the seeds on which each group lasts longer "
-     "and tests the split against 50:50 (exact binomial). Ties, including two censored horizons, carry no sign."),
-    ("Logistic GEE", "A second view: the log-odds of success modelled on the group and log T, with the members "
-     "of one seed as a cluster (exchangeable working correlation, robust standard errors). Its effect is an "
-     "odds ratio at equal T."),
-    ("Multiple comparisons", "One primary test at α. Every other test is secondary and its p-value is "
-     "Holm-adjusted within its family (the family-wise error stays ≤ α); a secondary claim is shown only if "
-     "its adjusted p is below α. A section is shown only by the test declared for it."),
-    ("Effect sizes", "Every p-value comes with an effect and its 95 % interval: the difference in median "
-     "horizon (percentile bootstrap over seeds, seeds drawn jointly when both groups share them) or an odds "
-     "ratio. A verdict 'inconclusive' means the test did not reach α, not that there is no difference."),
+    (
+        "The unit is the seed",
+        "A member's initial parameters and data come from its seed, and every length of "
+        "the grid reuses them: a seed that latches at T mostly latches at every shorter T. The members of one "
+        "seed are therefore one unit of evidence, not one per length. Each seed and cell is reduced to its "
+        "latching horizon, the longest grid length up to which it latched at every length (docs/evidence.md "
+        "gives the alternatives).",
+    ),
+    (
+        "Log-rank test",
+        "Reads success against T as survival: a seed 'dies' at the first length it fails. "
+        "Compares two groups' survival curves; a seed that latched at every length is censored at the grid's "
+        "longest length.",
+    ),
+    (
+        "Sign test",
+        "Where two groups share seeds (same data), counts the seeds on which each group lasts longer "
+        "and tests the split against 50:50 (exact binomial). Ties, including two censored horizons, carry no sign.",
+    ),
+    (
+        "Logistic GEE",
+        "A second view: the log-odds of success modelled on the group and log T, with the members "
+        "of one seed as a cluster (exchangeable working correlation, robust standard errors). Its effect is an "
+        "odds ratio at equal T.",
+    ),
+    (
+        "Multiple comparisons",
+        "One primary test at α. Every other test is secondary and its p-value is "
+        "Holm-adjusted within its family (the family-wise error stays ≤ α); a secondary claim is shown only if "
+        "its adjusted p is below α. A section is shown only by the test declared for it.",
+    ),
+    (
+        "Effect sizes",
+        "Every p-value comes with an effect and its 95 % interval: the difference in median "
+        "horizon (percentile bootstrap over seeds, seeds drawn jointly when both groups share them) or an odds "
+        "ratio. A verdict 'inconclusive' means the test did not reach α, not that there is no difference.",
+    ),
 ]
 
 
@@ -125,6 +146,7 @@ def _finalize_sections(findings: list[Finding]) -> list[Finding]:
 
 # ----------------------------------------------------------------------------- findings
 
+
 def seed_bug(final: pd.DataFrame, N: int, val_frac: float) -> Finding:
     """The seed's ``tail`` split against the stratified one (descriptive: context)."""
     import jax
@@ -136,28 +158,46 @@ def seed_bug(final: pd.DataFrame, N: int, val_frac: float) -> Finding:
     pos_val, pos_tr = float(y[np.asarray(va)].mean()), float(y[np.asarray(tr)].mean())
     by = [c for c in ("preset", "split", "cell") if c in final]
     g = final.groupby(by).val_acc
-    t = pd.DataFrame({"members": g.size(), "mean val acc": g.mean().round(3),
-                      "val acc < 0.05": g.apply(lambda a: int((a < 0.05).sum()))}).reset_index()
+    t = pd.DataFrame(
+        {
+            "members": g.size(),
+            "mean val acc": g.mean().round(3),
+            "val acc < 0.05": g.apply(lambda a: int((a < 0.05).sum())),
+        }
+    ).reset_index()
     tail, strat = final[final.split == "tail"], final[final.split == "stratified"]
-    notes = (f"With the seed's split (Keras' validation_split on data ordered positives first) the "
-             f"validation set holds {100 * pos_val:.0f} % positives and the training set "
-             f"{100 * pos_tr:.1f} %. Under it, mean validation accuracy is {tail.val_acc.mean():.3f} "
-             f"and {int((tail.val_acc < 0.05).sum())} of {len(tail)} members score below 0.05; with a "
-             f"stratified split the same seeds reach {strat.val_acc.mean():.3f}. A network that has "
-             f"not latched predicts the training majority (positive) and scores near 0 on an "
-             f"all-negative validation set: the seed's zeros measure the split, not the cells.")
+    notes = (
+        f"With the seed's split (Keras' validation_split on data ordered positives first) the "
+        f"validation set holds {100 * pos_val:.0f} % positives and the training set "
+        f"{100 * pos_tr:.1f} %. Under it, mean validation accuracy is {tail.val_acc.mean():.3f} "
+        f"and {int((tail.val_acc < 0.05).sum())} of {len(tail)} members score below 0.05; with a "
+        f"stratified split the same seeds reach {strat.val_acc.mean():.3f}. A network that has "
+        f"not latched predicts the training majority (positive) and scores near 0 on an "
+        f"all-negative validation set: the seed's zeros measure the split, not the cells."
+    )
     fig = plot.accuracy_vs_T(final)
-    return Finding("1. The seed's bug and its effect", "", [], [("final validation accuracy, both splits", _png(fig))],
-                   [("per gate preset, split and cell", t)], notes)
+    return Finding(
+        "1. The seed's bug and its effect",
+        "",
+        [],
+        [("final validation accuracy, both splits", _png(fig))],
+        [("per gate preset, split and cell", t)],
+        notes,
+    )
 
 
 def _horizon_table(h: pd.DataFrame, by) -> pd.DataFrame:
     g = h.groupby(list(by), sort=False)
-    return pd.DataFrame({"seeds": g.size(), "median horizon": g.horizon.median(),
-                         "median horizon, alternative: longest length latched": g.horizon_last.median(),
-                         "latched at every length": g.censored.sum().astype(int),
-                         "failed at the shortest length": g.horizon.apply(lambda x: int((x == 0).sum())),
-                         "nested (successes a prefix of the grid)": g.nested.mean().round(2)}).reset_index()
+    return pd.DataFrame(
+        {
+            "seeds": g.size(),
+            "median horizon": g.horizon.median(),
+            "median horizon, alternative: longest length latched": g.horizon_last.median(),
+            "latched at every length": g.censored.sum().astype(int),
+            "failed at the shortest length": g.horizon.apply(lambda x: int((x == 0).sum())),
+            "nested (successes a prefix of the grid)": g.nested.mean().round(2),
+        }
+    ).reset_index()
 
 
 def _survival_figure(h: pd.DataFrame, by: str, panel: str | None = None):
@@ -169,8 +209,13 @@ def _survival_figure(h: pd.DataFrame, by: str, panel: str | None = None):
         x = h if p is None else h[h[panel] == p]
         grid = np.sort(np.unique(np.r_[x.horizon[x.horizon > 0], x.T_max]))
         for name, d in x.groupby(by, sort=False):
-            ax.step(grid, [(d.horizon >= T).mean() for T in grid], where="post", label=NAMES.get(name, str(name)),
-                    color=plot._STYLE.get(name, (None,))[0])
+            ax.step(
+                grid,
+                [(d.horizon >= T).mean() for T in grid],
+                where="post",
+                label=NAMES.get(name, str(name)),
+                color=plot._STYLE.get(name, (None,))[0],
+            )
         ax.set_xscale("log")
         ax.set_xlabel("sequence length T")
         ax.set_title(NAMES.get(p, "" if p is None else str(p)))
@@ -201,28 +246,74 @@ def cells_compared(final: pd.DataFrame, a: str = "srnn", b: str = "lstm") -> Fin
         label = NAMES.get(preset, preset)
         primary = preset == PRIMARY_PRESET
         hyp = f"{A} and {B} differ in latching horizon ({label}, stratified split)"
-        claims.append(E.Claim("cells", f"logrank {preset}", hyp, "primary" if primary else "secondary", "cells",
-                              A, B, what, E.logrank(ha, hb, A, B, members=len(sp))))
-        claims.append(E.Claim("cells", f"sign {preset}", hyp + ", paired by seed", "secondary", "cells", A, B, what,
-                              E.sign_test(ha, hb, A, B, members=len(sp))))
-        claims.append(E.Claim("cells", f"gee {preset}", f"{A} and {B} differ in the odds of success at equal T "
-                              f"({label})", "secondary", "cells", A, B, "has higher odds of success than",
-                              E.gee(sp, "cell", a, b, SUCCESS_THRESHOLD, names=(A, B))))
+        claims.append(
+            E.Claim(
+                "cells",
+                f"logrank {preset}",
+                hyp,
+                "primary" if primary else "secondary",
+                "cells",
+                A,
+                B,
+                what,
+                E.logrank(ha, hb, A, B, members=len(sp)),
+            )
+        )
+        claims.append(
+            E.Claim(
+                "cells",
+                f"sign {preset}",
+                hyp + ", paired by seed",
+                "secondary",
+                "cells",
+                A,
+                B,
+                what,
+                E.sign_test(ha, hb, A, B, members=len(sp)),
+            )
+        )
+        claims.append(
+            E.Claim(
+                "cells",
+                f"gee {preset}",
+                f"{A} and {B} differ in the odds of success at equal T ({label})",
+                "secondary",
+                "cells",
+                A,
+                B,
+                "has higher odds of success than",
+                E.gee(sp, "cell", a, b, SUCCESS_THRESHOLD, names=(A, B)),
+            )
+        )
     per_T = plot.summary(s.assign(variant=s.cell), by=("preset", "cell", "T"), threshold=SUCCESS_THRESHOLD)
-    per_T["successes [Wilson 95 %]"] = [f"{k}/{n} [{lo:.2f}, {hi:.2f}]" for k, n, lo, hi in
-                                        zip(per_T.successes, per_T.members, per_T.wilson_low, per_T.wilson_high)]
-    wide = per_T.pivot_table(index="T", columns=["preset", "cell"], values="successes [Wilson 95 %]",
-                             aggfunc="first")
+    per_T["successes [Wilson 95 %]"] = [
+        f"{k}/{n} [{lo:.2f}, {hi:.2f}]"
+        for k, n, lo, hi in zip(per_T.successes, per_T.members, per_T.wilson_low, per_T.wilson_high)
+    ]
+    wide = per_T.pivot_table(index="T", columns=["preset", "cell"], values="successes [Wilson 95 %]", aggfunc="first")
     wide.columns = [f"{NAMES.get(c, c)} {NAMES.get(p, p)}" for p, c in wide.columns]
     key = f"logrank {PRIMARY_PRESET}" if PRIMARY_PRESET in presets else f"logrank {presets[0]}"
-    figs = [("seeds latching at every length up to T (stratified split), one panel per gate preset",
-             _png(_survival_figure(h, "cell", "preset"))),
-            ("success frequency against T (stratified split; descriptive, Wilson 95 % bands per length)",
-             _png(plot.success_vs_T(s.assign(variant=s.cell), panel="preset", threshold=SUCCESS_THRESHOLD)))]
-    return Finding(f"2. Does the one-unit {B} latch worse than the {A}?", PRIMARY, claims, figs,
-                   [("latching horizon per seed, by preset and cell", _horizon_table(h, ("preset", "cell"))),
-                    ("successes per length (descriptive only: lengths share seeds, so no test pools them)",
-                     wide.reset_index())], declared=key)
+    figs = [
+        (
+            "seeds latching at every length up to T (stratified split), one panel per gate preset",
+            _png(_survival_figure(h, "cell", "preset")),
+        ),
+        (
+            "success frequency against T (stratified split; descriptive, Wilson 95 % bands per length)",
+            _png(plot.success_vs_T(s.assign(variant=s.cell), panel="preset", threshold=SUCCESS_THRESHOLD)),
+        ),
+    ]
+    return Finding(
+        f"2. Does the one-unit {B} latch worse than the {A}?",
+        PRIMARY,
+        claims,
+        figs,
+        [
+            ("latching horizon per seed, by preset and cell", _horizon_table(h, ("preset", "cell"))),
+            ("successes per length (descriptive only: lengths share seeds, so no test pools them)", wide.reset_index()),
+        ],
+        declared=key,
+    )
 
 
 def diagnose_members(store, final: pd.DataFrame, T: int, N: int = 128, preset: str = PRIMARY_PRESET) -> pd.DataFrame:
@@ -238,17 +329,37 @@ def diagnose_members(store, final: pd.DataFrame, T: int, N: int = 128, preset: s
         s = D.member(store, r.member_id, N=N, epochs=[0, int(r.epochs)]).summary
         assert s is not None  # diagnose.member computes the summary
         for when, row in zip(("init", "final"), s.itertuples()):
-            rows.append({"member_id": r.member_id, "cell": r.cell, "seed": r.seed, "T": T, "when": when,
-                         "success": bool(r.val_acc >= SUCCESS_THRESHOLD), **{k: getattr(row, k) for k in (
-                             "retention_mean", "half_life", "grad_ratio_median", "bistable", "n_stable",
-                             "recurrent", "bias_retention")}})
+            rows.append(
+                {
+                    "member_id": r.member_id,
+                    "cell": r.cell,
+                    "seed": r.seed,
+                    "T": T,
+                    "when": when,
+                    "success": bool(r.val_acc >= SUCCESS_THRESHOLD),
+                    **{
+                        k: getattr(row, k)
+                        for k in (
+                            "retention_mean",
+                            "half_life",
+                            "grad_ratio_median",
+                            "bistable",
+                            "n_stable",
+                            "recurrent",
+                            "bias_retention",
+                        )
+                    },
+                }
+            )
     return pd.DataFrame(rows)
 
 
-MECHANISM = ("Declared test of this section: at initialisation, the gradient that reaches step 1 "
-             "(median ‖dL/dh_1‖ / ‖dL/dh_T‖ over a batch) differs between the one-unit SRNN and LSTM at the "
-             "diagnosed length; Wilcoxon signed-rank test on log10 ratios paired by seed, Holm-adjusted in the "
-             "family “mechanisms” with the section's other tests.")
+MECHANISM = (
+    "Declared test of this section: at initialisation, the gradient that reaches step 1 "
+    "(median ‖dL/dh_1‖ / ‖dL/dh_T‖ over a batch) differs between the one-unit SRNN and LSTM at the "
+    "diagnosed length; Wilcoxon signed-rank test on log10 ratios paired by seed, Holm-adjusted in the "
+    "family “mechanisms” with the section's other tests."
+)
 
 
 def mechanisms(d: pd.DataFrame) -> Finding:
@@ -259,45 +370,101 @@ def mechanisms(d: pd.DataFrame) -> Finding:
     init, fin = cast(pd.DataFrame, d[d.when == "init"]), cast(pd.DataFrame, d[d.when == "final"])
     li, si = (cast(pd.DataFrame, init[init.cell == c]).set_index("seed") for c in ("lstm", "srnn"))
     sg, lg = (np.log10(np.maximum(x.grad_ratio_median.astype(float), 1e-300)) for x in (si, li))
-    claims = [E.Claim("mechanisms", "gradient at init", MECHANISM, "secondary", "mechanisms", "SRNN", "LSTM",
-                      "passes more gradient to step 1 at initialisation than",
-                      E.wilcoxon(sg, lg, "SRNN", "LSTM", "log10 gradient ratio", members=len(init)))]
+    claims = [
+        E.Claim(
+            "mechanisms",
+            "gradient at init",
+            MECHANISM,
+            "secondary",
+            "mechanisms",
+            "SRNN",
+            "LSTM",
+            "passes more gradient to step 1 at initialisation than",
+            E.wilcoxon(sg, lg, "SRNN", "LSTM", "log10 gradient ratio", members=len(init)),
+        )
+    ]
     rows = []
     for cell in ("srnn", "lstm"):
         f = cast(pd.DataFrame, fin[fin.cell == cell])
         ok, bad = cast(pd.DataFrame, f[f.success]), cast(pd.DataFrame, f[~f.success])
-        r = E.fisher(int(ok.bistable.sum()), len(ok), int(bad.bistable.sum()), len(bad),
-                     f"{NAMES[cell]} members that latched", f"{NAMES[cell]} members that failed", "bistable")
-        claims.append(E.Claim("mechanisms", f"bistable {cell}", f"after training, {NAMES[cell]} members that latched "
-                              f"and those that failed differ in how often their map is bistable (T = {T})",
-                              "secondary", "mechanisms", f"{NAMES[cell]} members that latched",
-                              f"{NAMES[cell]} members that failed", "are bistable (two stable fixed points) more "
-                              "often than", r))
-        rows.append({"cell": cell, "latched: bistable": f"{int(ok.bistable.sum())}/{len(ok)}",
-                     "failed: bistable": f"{int(bad.bistable.sum())}/{len(bad)}"})
+        r = E.fisher(
+            int(ok.bistable.sum()),
+            len(ok),
+            int(bad.bistable.sum()),
+            len(bad),
+            f"{NAMES[cell]} members that latched",
+            f"{NAMES[cell]} members that failed",
+            "bistable",
+        )
+        claims.append(
+            E.Claim(
+                "mechanisms",
+                f"bistable {cell}",
+                f"after training, {NAMES[cell]} members that latched "
+                f"and those that failed differ in how often their map is bistable (T = {T})",
+                "secondary",
+                "mechanisms",
+                f"{NAMES[cell]} members that latched",
+                f"{NAMES[cell]} members that failed",
+                "are bistable (two stable fixed points) more often than",
+                r,
+            )
+        )
+        rows.append(
+            {
+                "cell": cell,
+                "latched: bistable": f"{int(ok.bistable.sum())}/{len(ok)}",
+                "failed: bistable": f"{int(bad.bistable.sum())}/{len(bad)}",
+            }
+        )
     lf = cast(pd.DataFrame, fin[fin.cell == "lstm"])
-    claims.append(E.Claim("mechanisms", "forget gate lstm", f"after training, the forget gate of LSTMs that latched "
-                          f"differs from that of LSTMs that failed (T = {T})", "secondary", "mechanisms",
-                          "LSTMs that latched", "LSTMs that failed", "end with a larger mean forget gate than",
-                          E.mann_whitney(cast(pd.DataFrame, lf[lf.success]).retention_mean,
-                                         cast(pd.DataFrame, lf[~lf.success]).retention_mean,
-                                         "LSTMs that latched", "LSTMs that failed", "forget gate")))
-    notes = (f"At T = {T}, at initialisation, the LSTM's forget gate keeps a median {li.retention_mean.median():.2f} "
-             f"of its cell state per step (half-life {li.half_life.median():.1f} steps); the median ratio "
-             f"‖dL/dh_1‖ / ‖dL/dh_T‖ is {li.grad_ratio_median.median():.1e} for the LSTM and "
-             f"{si.grad_ratio_median.median():.1e} for the SRNN.")
+    claims.append(
+        E.Claim(
+            "mechanisms",
+            "forget gate lstm",
+            f"after training, the forget gate of LSTMs that latched differs from that of LSTMs that failed (T = {T})",
+            "secondary",
+            "mechanisms",
+            "LSTMs that latched",
+            "LSTMs that failed",
+            "end with a larger mean forget gate than",
+            E.mann_whitney(
+                cast(pd.DataFrame, lf[lf.success]).retention_mean,
+                cast(pd.DataFrame, lf[~lf.success]).retention_mean,
+                "LSTMs that latched",
+                "LSTMs that failed",
+                "forget gate",
+            ),
+        )
+    )
+    notes = (
+        f"At T = {T}, at initialisation, the LSTM's forget gate keeps a median {li.retention_mean.median():.2f} "
+        f"of its cell state per step (half-life {li.half_life.median():.1f} steps); the median ratio "
+        f"‖dL/dh_1‖ / ‖dL/dh_T‖ is {li.grad_ratio_median.median():.1e} for the LSTM and "
+        f"{si.grad_ratio_median.median():.1e} for the SRNN."
+    )
     g = d.groupby(["cell", "success", "when"])
-    t = pd.DataFrame({"members": g.size(), "forget gate / contraction (median)": g.retention_mean.median().round(3),
-                      "half-life, steps (median)": g.half_life.median().round(2),
-                      "‖dL/dh_1‖/‖dL/dh_T‖ (median)": g.grad_ratio_median.median().map(lambda v: f"{v:.1e}"),
-                      "bistable": g.bistable.mean().round(2)}).reset_index()
+    t = pd.DataFrame(
+        {
+            "members": g.size(),
+            "forget gate / contraction (median)": g.retention_mean.median().round(3),
+            "half-life, steps (median)": g.half_life.median().round(2),
+            "‖dL/dh_1‖/‖dL/dh_T‖ (median)": g.grad_ratio_median.median().map(lambda v: f"{v:.1e}"),
+            "bistable": g.bistable.mean().round(2),
+        }
+    ).reset_index()
     fig, axes = plot.plt.subplots(1, 2, figsize=(8.4, 3.2))
     for k, (cell, colour) in enumerate((("srnn", "C0"), ("lstm", "C3"))):
         for when, marker in (("init", "o"), ("final", "s")):
             x = d[(d.cell == cell) & (d.when == when)]
             jitter = 0.08 * (np.arange(len(x)) % 5 - 2)
-            axes[0].scatter(k * 2 + (when == "final") + jitter, np.log10(np.maximum(x.grad_ratio_median, 1e-30)),
-                            c=np.where(x.success, colour, "0.6"), marker=marker, s=14)
+            axes[0].scatter(
+                k * 2 + (when == "final") + jitter,
+                np.log10(np.maximum(x.grad_ratio_median, 1e-30)),
+                c=np.where(x.success, colour, "0.6"),
+                marker=marker,
+                s=14,
+            )
     axes[0].set_xticks([0, 1, 2, 3], ["SRNN\ninit", "SRNN\ntrained", "LSTM\ninit", "LSTM\ntrained"])
     axes[0].set_ylabel("log10 ‖dL/dh_1‖ / ‖dL/dh_T‖")
     axes[0].set_title(f"gradient reaching step 1 (T = {T}); colour: latched, grey: failed", fontsize=8)
@@ -311,19 +478,31 @@ def mechanisms(d: pd.DataFrame) -> Finding:
     axes[1].set_ylabel("fraction bistable after training")
     axes[1].set_ylim(0, 1.05)
     fig.tight_layout()
-    return Finding("3. Why: memory, gradients and attractors", MECHANISM, claims,
-                   [("per member: the gradient ratio at initialisation and after training; bistable maps", _png(fig))],
-                   [("diagnostics by cell and outcome (first and last epoch)", t),
-                    ("bistability after training against success", pd.DataFrame(rows))], notes,
-                   declared="gradient at init")
+    return Finding(
+        "3. Why: memory, gradients and attractors",
+        MECHANISM,
+        claims,
+        [("per member: the gradient ratio at initialisation and after training; bistable maps", _png(fig))],
+        [
+            ("diagnostics by cell and outcome (first and last epoch)", t),
+            ("bistability after training against success", pd.DataFrame(rows)),
+        ],
+        notes,
+        declared="gradient at init",
+    )
 
 
-ABLATION = ("Declared test of this section: the variant with the longest median latching horizon (ties: the "
-            "larger mean) lasts longer than the runner-up; paired sign test on per-seed horizons, Holm-adjusted in "
-            "the family “ablations: best variant”. Secondary, each variant against its family's Keras default "
-            "(paired sign test on horizons, Holm-adjusted per family).")
-_DEFAULTS = {"SRNN, recurrent weight at init": "U0 = orthogonal (±1, Keras)",
-             ablations._HARD: "b_f = 1 (Keras)", ablations._SOFT: "b_f = 1 (Keras)"}
+ABLATION = (
+    "Declared test of this section: the variant with the longest median latching horizon (ties: the "
+    "larger mean) lasts longer than the runner-up; paired sign test on per-seed horizons, Holm-adjusted in "
+    "the family “ablations: best variant”. Secondary, each variant against its family's Keras default "
+    "(paired sign test on horizons, Holm-adjusted per family)."
+)
+_DEFAULTS = {
+    "SRNN, recurrent weight at init": "U0 = orthogonal (±1, Keras)",
+    ablations._HARD: "b_f = 1 (Keras)",
+    ablations._SOFT: "b_f = 1 (Keras)",
+}
 
 
 def ablation_effects(df: pd.DataFrame, saturated: dict | None = None) -> Finding:
@@ -333,14 +512,20 @@ def ablation_effects(df: pd.DataFrame, saturated: dict | None = None) -> Finding
     ``saturated``: ``{(family, variant): fraction of members with a gate saturated at
     initialisation}`` (``saturation.fraction_saturated``), shown per variant."""
     h = E.horizons(df, by=("family", "variant"))
-    members = cast(pd.Series,
-                   df.drop_duplicates(["family", "variant", "seed", "T"]).groupby(["family", "variant"]).size())
+    members = cast(
+        pd.Series, df.drop_duplicates(["family", "variant", "seed", "T"]).groupby(["family", "variant"]).size()
+    )
     claims, rows = [], []
     groups = cast(Iterable[tuple[tuple[str, str], pd.DataFrame]], h.groupby(["family", "variant"], sort=False))
     for (fam, var), x in groups:
-        r = {"family": fam, "variant": var, "seeds": len(x), "median horizon": float(x.horizon.median()),
-             "latched at every length": int(x.censored.sum()),
-             "mean success over lengths": round(float((x.latched / x.lengths).mean()), 3)}
+        r = {
+            "family": fam,
+            "variant": var,
+            "seeds": len(x),
+            "median horizon": float(x.horizon.median()),
+            "latched at every length": int(x.censored.sum()),
+            "mean success over lengths": round(float((x.latched / x.lengths).mean()), 3),
+        }
         if saturated is not None:
             r["members with a gate saturated at init"] = round(float(saturated.get((fam, var), np.nan)), 3)
         ref = _DEFAULTS.get(fam)
@@ -348,8 +533,19 @@ def ablation_effects(df: pd.DataFrame, saturated: dict | None = None) -> Finding
             hr = cast(pd.DataFrame, h[(h.family == fam) & (h.variant == ref)])
             n = cast(int, members[(fam, var)]) + cast(int, members[(fam, ref)])  # scalars: one row each
             res = E.sign_test(x, hr, var, ref, members=int(n))
-            claims.append(E.Claim("ablations", f"{fam}: {var}", f"{var} and {ref} differ in latching horizon ({fam})",
-                                  "secondary", f"ablations: {fam}", var, ref, "latches to longer lengths than", res))
+            claims.append(
+                E.Claim(
+                    "ablations",
+                    f"{fam}: {var}",
+                    f"{var} and {ref} differ in latching horizon ({fam})",
+                    "secondary",
+                    f"ablations: {fam}",
+                    var,
+                    ref,
+                    "latches to longer lengths than",
+                    res,
+                )
+            )
         rows.append(r)
     t = pd.DataFrame(rows)
     rank = t.sort_values(["median horizon", "mean success over lengths"], ascending=False, kind="stable")
@@ -358,23 +554,46 @@ def ablation_effects(df: pd.DataFrame, saturated: dict | None = None) -> Finding
     hb = cast(pd.DataFrame, h[(h.family == fb) & (h.variant == vb)])
     n = cast(int, members[(fa, va)]) + cast(int, members[(fb, vb)])  # scalars: one row each
     best = E.sign_test(ha, hb, f"{va} ({fa})", f"{vb} ({fb})", members=int(n))
-    claims.insert(0, E.Claim("ablations", "best variant", ABLATION.split(";")[0], "secondary",
-                             "ablations: best variant", f"{va} ({fa})", f"{vb} ({fb})",
-                             "is the best variant: it latches to longer lengths than the runner-up", best))
+    claims.insert(
+        0,
+        E.Claim(
+            "ablations",
+            "best variant",
+            ABLATION.split(";")[0],
+            "secondary",
+            "ablations: best variant",
+            f"{va} ({fa})",
+            f"{vb} ({fb})",
+            "is the best variant: it latches to longer lengths than the runner-up",
+            best,
+        ),
+    )
     Ts = sorted(df["T"].unique())
-    notes = (f"{len(t)} variants, {int(t.seeds.min())} seeds each, lengths {', '.join(map(str, Ts))}; every "
-             f"variant runs on the same seeds, so comparisons are paired by seed.")
+    notes = (
+        f"{len(t)} variants, {int(t.seeds.min())} seeds each, lengths {', '.join(map(str, Ts))}; every "
+        f"variant runs on the same seeds, so comparisons are paired by seed."
+    )
     if saturated is not None:
         dead = {k: v for k, v in saturated.items() if v > 0}
-        notes += (" Members that start with a gate saturated (zero slope at every step of a batch of the task's "
-                  "sequences, so no gradient reaches it): " + ("; ".join(f"{v} ({fam}) {100 * q:.0f} %" for (fam, v), q
-                                                                        in dead.items()) if dead else "none") + ".")
+        notes += (
+            " Members that start with a gate saturated (zero slope at every step of a batch of the task's "
+            "sequences, so no gradient reaches it): "
+            + ("; ".join(f"{v} ({fam}) {100 * q:.0f} %" for (fam, v), q in dead.items()) if dead else "none")
+            + "."
+        )
     fig = ablations.figure(df)
-    return Finding("4. Ablations: what changes the outcome", ABLATION, claims,
-                   [("success against T per variant (descriptive), Wilson 95 % bands", _png(fig)),
-                    ("seeds latching at every length up to T, per variant", _png(_survival_figure(h, "variant",
-                                                                                               "family")))],
-                   [("latching horizon per variant (one per seed)", t)], notes, declared="best variant")
+    return Finding(
+        "4. Ablations: what changes the outcome",
+        ABLATION,
+        claims,
+        [
+            ("success against T per variant (descriptive), Wilson 95 % bands", _png(fig)),
+            ("seeds latching at every length up to T, per variant", _png(_survival_figure(h, "variant", "family"))),
+        ],
+        [("latching horizon per variant (one per seed)", t)],
+        notes,
+        declared="best variant",
+    )
 
 
 def landscapes(T_list=(5, 20, 50), N: int = 256, points: int = 31) -> Finding:
@@ -389,24 +608,43 @@ def landscapes(T_list=(5, 20, 50), N: int = 256, points: int = 31) -> Finding:
         df = L.surface(c.model, c.params, names, span, "latch", list(T_list), points=points, N=N)
         for T, d in df.groupby("T"):
             plateau = float((np.abs(d.loss - math.log(2)) < 0.01 * math.log(2)).mean())
-            rows.append({"cell": cell, "T": T, "x": names[0], "y": names[1], "min loss": round(float(d.loss.min()), 4),
-                         "loss at init": round(float(L.center_rows(d).loss.iloc[0]), 4) if len(L.center_rows(d)) else np.nan,
-                         "fraction on chance plateau (|L - ln 2| < 1 %)": round(plateau, 3)})
-        figs.append((f"{cell.upper()} (Keras 2 gates, Keras init, seed 0): loss over ({names[0]}, {names[1]})",
-                     _png(LP.surface_figure(df))))
+            rows.append(
+                {
+                    "cell": cell,
+                    "T": T,
+                    "x": names[0],
+                    "y": names[1],
+                    "min loss": round(float(d.loss.min()), 4),
+                    "loss at init": round(float(L.center_rows(d).loss.iloc[0]), 4) if len(L.center_rows(d)) else np.nan,
+                    "fraction on chance plateau (|L - ln 2| < 1 %)": round(plateau, 3),
+                }
+            )
+        figs.append(
+            (
+                f"{cell.upper()} (Keras 2 gates, Keras init, seed 0): loss over ({names[0]}, {names[1]})",
+                _png(LP.surface_figure(df)),
+            )
+        )
     grid = L.pascanu()
     paths = L.pascanu_paths()
-    figs.append(("Pascanu et al. 2013, Fig. 6: x_t = w σ(x_{t-1}) + b, loss (σ(x_T) - 0.7)², "
-                 "gradient descent with and without clipping", _png(LP.pascanu_figure(grid, paths))))
+    figs.append(
+        (
+            "Pascanu et al. 2013, Fig. 6: x_t = w σ(x_{t-1}) + b, loss (σ(x_T) - 0.7)², "
+            "gradient descent with and without clipping",
+            _png(LP.pascanu_figure(grid, paths)),
+        )
+    )
     t = pd.DataFrame(rows)
     by = cast(pd.Series, t.groupby("cell")["fraction on chance plateau (|L - ln 2| < 1 %)"].mean())
     lstm, srnn = cast(float, by.get("lstm", np.nan)), cast(float, by.get("srnn", np.nan))
-    notes = (f"Around their Keras initialisations (seed 0 only; descriptive), {100 * lstm:.0f} % "
-             f"of the LSTM's (recurrent_f, bias_f) surface and {100 * srnn:.0f} % of the SRNN's "
-             f"(recurrent, bias) surface lie on the chance plateau (loss within 1 % of ln 2), averaged over "
-             f"T = {', '.join(map(str, T_list))}. On a plateau the gradient carries no information about the "
-             f"start of the sequence; Pascanu's cliff shows the other failure: as T grows the surface "
-             f"becomes flat almost everywhere and a wall where the map's fixed points change.")
+    notes = (
+        f"Around their Keras initialisations (seed 0 only; descriptive), {100 * lstm:.0f} % "
+        f"of the LSTM's (recurrent_f, bias_f) surface and {100 * srnn:.0f} % of the SRNN's "
+        f"(recurrent, bias) surface lie on the chance plateau (loss within 1 % of ln 2), averaged over "
+        f"T = {', '.join(map(str, T_list))}. On a plateau the gradient carries no information about the "
+        f"start of the sequence; Pascanu's cliff shows the other failure: as T grows the surface "
+        f"becomes flat almost everywhere and a wall where the map's fixed points change."
+    )
     return Finding("5. Loss landscapes", "", [], figs, [("plateau fraction per cell and length", t)], notes)
 
 
@@ -431,51 +669,71 @@ def _table_html(caption: str, df: pd.DataFrame) -> str:
 
 def _claim_html(c: E.Claim) -> str:
     cls = c.verdict.replace(" ", "-")
-    return (f"<div class='claim {cls}'><span class='tag'>{html.escape(c.role)} · {html.escape(c.verdict)}</span> "
-            f"{html.escape(c.text)}</div>")
+    return (
+        f"<div class='claim {cls}'><span class='tag'>{html.escape(c.role)} · {html.escape(c.verdict)}</span> "
+        f"{html.escape(c.text)}</div>"
+    )
 
 
 def header(scale: str, n_seeds: int, primary: E.Claim) -> list[str]:
     """The report's first lines: the scale, the number of seeds and the primary result."""
-    return [f"Scale: {scale}; {n_seeds} seeds per cell, length and preset in the seed's experiment.", PRIMARY,
-            f"Primary result ({primary.verdict}): {primary.text}"]
+    return [
+        f"Scale: {scale}; {n_seeds} seeds per cell, length and preset in the seed's experiment.",
+        PRIMARY,
+        f"Primary result ({primary.verdict}): {primary.text}",
+    ]
 
 
-def page(head: list[str], answer: list[str], findings: list[Finding], prov: dict, commands: list[str],
-         seconds: float) -> str:
+def page(
+    head: list[str], answer: list[str], findings: list[Finding], prov: dict, commands: list[str], seconds: float
+) -> str:
     """The report as one HTML string: images are embedded as data URIs (works offline).
     Computed claims sit in ``.claim`` boxes; the background text that explains the tests
     sits in one ``.background`` box, apart from them."""
-    parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>latchlab: why does a one-unit "
-             f"LSTM latch worse than a tanh RNN?</title><style>{_CSS}</style></head><body>",
-             "<h1>Why does a one-unit LSTM latch worse than a one-unit tanh RNN?</h1>",
-             "<div id='head'>" + "".join(f"<p><b>{html.escape(h)}</b></p>" for h in head) + "</div>",
-             "<h2>Hypotheses declared before the results</h2><div class='hypothesis'>"
-             "<p>The primary hypothesis is stated in the page's first lines, above.</p>"
-             + "".join(f"<p>{html.escape(f.title)}: {html.escape(f.hypothesis)}</p>" for f in findings
-                       if f.hypothesis and f.hypothesis != PRIMARY)
-             + f"<p>Success: validation accuracy ≥ {SUCCESS_THRESHOLD:g}. Sections without a declared test are "
-               "context (descriptive numbers, no verdict).</p></div>",
-             "<h2>Background: what the tests mean (not a result)</h2><div class='background'>"
-             + "".join(f"<h3>{html.escape(t)}</h3><p>{html.escape(x)}</p>" for t, x in BACKGROUND) + "</div>",
-             "<h2>The answer, from the evidence below</h2><div class='claim'>"
-             + "".join(f"<p>{html.escape(a)}</p>" for a in answer) + "</div>"]
+    parts = [
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>latchlab: why does a one-unit "
+        f"LSTM latch worse than a tanh RNN?</title><style>{_CSS}</style></head><body>",
+        "<h1>Why does a one-unit LSTM latch worse than a one-unit tanh RNN?</h1>",
+        "<div id='head'>" + "".join(f"<p><b>{html.escape(h)}</b></p>" for h in head) + "</div>",
+        "<h2>Hypotheses declared before the results</h2><div class='hypothesis'>"
+        "<p>The primary hypothesis is stated in the page's first lines, above.</p>"
+        + "".join(
+            f"<p>{html.escape(f.title)}: {html.escape(f.hypothesis)}</p>"
+            for f in findings
+            if f.hypothesis and f.hypothesis != PRIMARY
+        )
+        + f"<p>Success: validation accuracy ≥ {SUCCESS_THRESHOLD:g}. Sections without a declared test are "
+        "context (descriptive numbers, no verdict).</p></div>",
+        "<h2>Background: what the tests mean (not a result)</h2><div class='background'>"
+        + "".join(f"<h3>{html.escape(t)}</h3><p>{html.escape(x)}</p>" for t, x in BACKGROUND)
+        + "</div>",
+        "<h2>The answer, from the evidence below</h2><div class='claim'>"
+        + "".join(f"<p>{html.escape(a)}</p>" for a in answer)
+        + "</div>",
+    ]
     for f in findings:
-        parts.append(f"<section class='{f.verdict}'><h2>{html.escape(f.title)} "
-                     f"<span class='tag'>[{html.escape(f.verdict)}]</span></h2>")
+        parts.append(
+            f"<section class='{f.verdict}'><h2>{html.escape(f.title)} "
+            f"<span class='tag'>[{html.escape(f.verdict)}]</span></h2>"
+        )
         if f.notes:
             parts.append(f"<div class='notes'><span class='tag'>descriptive</span> {html.escape(f.notes)}</div>")
         parts += [_claim_html(c) for c in f.claims]
         for cap, png in f.figures:
             b64 = base64.b64encode(png).decode()
-            parts.append(f"<figure><img alt='{html.escape(cap)}' src='data:image/png;base64,{b64}'>"
-                         f"<figcaption>{html.escape(cap)}</figcaption></figure>")
+            parts.append(
+                f"<figure><img alt='{html.escape(cap)}' src='data:image/png;base64,{b64}'>"
+                f"<figcaption>{html.escape(cap)}</figcaption></figure>"
+            )
         for cap, t in f.tables:
             parts.append(_table_html(cap, t))
         parts.append("</section>")
     parts.append("<h2>Reproduce every number</h2><pre>" + html.escape("\n".join(commands)) + "</pre>")
-    parts.append("<p><b>Provenance</b> (recorded with the runs in the store):</p><pre>"
-                 + html.escape(json.dumps(prov, indent=1, default=str)) + "</pre>")
+    parts.append(
+        "<p><b>Provenance</b> (recorded with the runs in the store):</p><pre>"
+        + html.escape(json.dumps(prov, indent=1, default=str))
+        + "</pre>"
+    )
     parts.append(f"<p>Built in {seconds:.0f} s.</p></body></html>")
     return "\n".join(parts)
 
@@ -484,16 +742,32 @@ def findings_json(head: list[str], scale: str, n_seeds: int, findings: list[Find
     """``findings.json``: every claim (section, test, statistic, p, adjusted p, effect with
     interval, seeds, members, verdict), each section's verdict and declared test, and the
     background text, kept apart from the claims."""
-    return {"question": "Why does a one-unit LSTM latch worse than a one-unit tanh RNN?",
-            "scale": scale, "seeds": n_seeds, "alpha": ALPHA, "success_threshold": SUCCESS_THRESHOLD,
-            "head": head, "primary_hypothesis": PRIMARY,
-            "claims": [c.to_dict() for f in findings for c in f.claims],
-            "sections": [{"title": f.title, "verdict": f.verdict, "declared_test": f.declared or None,
-                          "hypothesis": f.hypothesis or None, "descriptive": f.notes or None} for f in findings],
-            "background": [{"title": t, "text": x} for t, x in BACKGROUND], "seconds": round(seconds, 1)}
+    return {
+        "question": "Why does a one-unit LSTM latch worse than a one-unit tanh RNN?",
+        "scale": scale,
+        "seeds": n_seeds,
+        "alpha": ALPHA,
+        "success_threshold": SUCCESS_THRESHOLD,
+        "head": head,
+        "primary_hypothesis": PRIMARY,
+        "claims": [c.to_dict() for f in findings for c in f.claims],
+        "sections": [
+            {
+                "title": f.title,
+                "verdict": f.verdict,
+                "declared_test": f.declared or None,
+                "hypothesis": f.hypothesis or None,
+                "descriptive": f.notes or None,
+            }
+            for f in findings
+        ],
+        "background": [{"title": t, "text": x} for t, x in BACKGROUND],
+        "seconds": round(seconds, 1),
+    }
 
 
 # ----------------------------------------------------------------------------- driver
+
 
 def _override(cfg, T=None, **fields):
     d = cfg.to_dict()
@@ -514,9 +788,12 @@ def answer(findings: dict[str, Finding]) -> list[str]:
         out.append("Why? " + findings["diagnostics"].claim)
     abl = findings["ablations"]
     shown = [c.text for c in abl.claims if c.verdict == "shown" and c.key != "best variant"]
-    out.append("What changes it? " + (" ".join(shown) if shown else
-                                      "No ablation differs from its family's Keras default after Holm adjustment.")
-               + " " + abl.claim)
+    out.append(
+        "What changes it? "
+        + (" ".join(shown) if shown else "No ablation differs from its family's Keras default after Holm adjustment.")
+        + " "
+        + abl.claim
+    )
     out.append("And the seed's accuracies of 0? " + bug.notes.split(". ")[-1])
     return out
 
@@ -530,8 +807,14 @@ def seed_configs(scale: str, protocol: dict | None = None) -> list:
     return out
 
 
-def explain(scale: str = DEFAULT_SCALE, out: Path = Path("results-explain"), store_path: Path | None = None, run=None,
-            protocol: dict | None = None, landscape: dict | None = None) -> Path:
+def explain(
+    scale: str = DEFAULT_SCALE,
+    out: Path = Path("results-explain"),
+    store_path: Path | None = None,
+    run=None,
+    protocol: dict | None = None,
+    landscape: dict | None = None,
+) -> Path:
     """Run (or reuse from ``store_path``) what the report needs and write ``out/report.html``
     and ``out/findings.json``.
 
@@ -556,9 +839,11 @@ def explain(scale: str = DEFAULT_SCALE, out: Path = Path("results-explain"), sto
     seed_cfgs = seed_configs(scale, protocol)
     parts = ablations.configs(scale, **protocol)
     if run is None:
+
         def default_run(cfgs, path):
             with Store(path) as st:
                 return runner.run(cfgs, st, command=" ".join(["latchlab", *sys.argv[1:]]))
+
         run = default_run
     run(seed_cfgs + [c for _, _, c in parts], store_path)
     with Store(store_path, create=False) as st:
@@ -571,8 +856,11 @@ def explain(scale: str = DEFAULT_SCALE, out: Path = Path("results-explain"), sto
     from latchlab.analysis import saturation
 
     dead = {(fam, var): saturation.fraction_saturated(cfg.members(), n=32) for fam, var, cfg in parts}
-    findings = {"bug": seed_bug(final, run0.N, run0.val_frac), "cells": cells_compared(final),
-                "ablations": ablation_effects(abl, dead)}
+    findings = {
+        "bug": seed_bug(final, run0.N, run0.val_frac),
+        "cells": cells_compared(final),
+        "ablations": ablation_effects(abl, dead),
+    }
     strat = cast(pd.DataFrame, final[final.split == "stratified"])
     Ts = sorted(strat["T"].unique())
     T_diag = 20 if 20 in Ts else Ts[len(Ts) // 2]
@@ -585,11 +873,13 @@ def explain(scale: str = DEFAULT_SCALE, out: Path = Path("results-explain"), sto
     primary = next(c for f in order for c in f.claims if c.role == "primary")
     n_seeds = seed_cfgs[0].repeats
     head = header(scale, n_seeds, primary)
-    commands = [f"latchlab explain --scale {scale} --out {out}",
-                f"latchlab reproduce seed --scale {scale} --out results   # sections 1-2 (one gate preset per run)",
-                f"latchlab reproduce ablations --scale {scale} --out results-ablations   # section 4",
-                "latchlab reproduce pascanu2013 --out results-pascanu   # section 5",
-                f"latchlab export {store_path} --csv rows.csv   # every number, one row per member per epoch"]
+    commands = [
+        f"latchlab explain --scale {scale} --out {out}",
+        f"latchlab reproduce seed --scale {scale} --out results   # sections 1-2 (one gate preset per run)",
+        f"latchlab reproduce ablations --scale {scale} --out results-ablations   # section 4",
+        "latchlab reproduce pascanu2013 --out results-pascanu   # section 5",
+        f"latchlab export {store_path} --csv rows.csv   # every number, one row per member per epoch",
+    ]
     seconds = time.perf_counter() - t0
     text = page(head, answer(findings), order, prov, commands, seconds)
     (out / "findings.json").write_text(json.dumps(findings_json(head, scale, n_seeds, order, seconds), indent=1))

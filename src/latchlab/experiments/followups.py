@@ -12,6 +12,7 @@ answer's fix of the seed's bug), Keras initialisation and Keras-2 gates (hard si
 ``reset_after=False``), which is what ran in 2018. Latching uses one unit, bit relay eight,
 as the asker's figures did.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,12 +31,30 @@ from latchlab.experiments.seed import SEED_LENGTHS
 CELLS = ("srnn", "lstm", "gru")
 TASK_UNITS = {"latch": 1, "bit_relay": 8}
 TASK_TITLES = {"latch": "Task 1: information latching", "bit_relay": "Task 2: bit relay"}
-PROTOCOL = {**{k: v for k, v in SEED_PROTOCOL.items() if k not in ("task", "units")},
-            "epochs": 10, "split": "stratified"}
+PROTOCOL = {
+    **{k: v for k, v in SEED_PROTOCOL.items() if k not in ("task", "units")},
+    "epochs": 10,
+    "split": "stratified",
+}
 """The asker's protocol: the seed's with 10 epochs and the stratified split; task and units per task."""
 CELL_STYLE = {"srnn": ("C0", "o"), "lstm": ("C3", "s"), "gru": ("C2", "^")}
-RESULT_COLUMNS = ["task", "cell", "units", "T", "seed", "val_acc", "val_loss", "train_acc", "train_loss",
-                  "preset", "N", "lr", "batch_size", "epochs", "member_id"]
+RESULT_COLUMNS = [
+    "task",
+    "cell",
+    "units",
+    "T",
+    "seed",
+    "val_acc",
+    "val_loss",
+    "train_acc",
+    "train_loss",
+    "preset",
+    "N",
+    "lr",
+    "batch_size",
+    "epochs",
+    "member_id",
+]
 
 
 def units_label(n: int) -> str:
@@ -46,8 +65,11 @@ def final_rows(df: pd.DataFrame, cfgs) -> pd.DataFrame:
     """One row per member of ``cfgs`` (a list of sweeps): its final epoch's metrics."""
     ids = member_ids(cfgs)
     f = plot.final(df)
-    return cast(pd.DataFrame, f[f.member_id.isin(ids)]).sort_values(["task", "cell", "units", "T", "seed"],
-                                                                     kind="stable").reset_index(drop=True)
+    return (
+        cast(pd.DataFrame, f[f.member_id.isin(ids)])
+        .sort_values(["task", "cell", "units", "T", "seed"], kind="stable")
+        .reset_index(drop=True)
+    )
 
 
 SCALES = {
@@ -69,10 +91,22 @@ def followup_configs(scale: str = "quick", preset: str = "keras2", seed: int = 0
         one ``SweepConfig`` per task, each a grid over cell x T.
     """
     s, rest = scale_with(SCALES, scale, over)
-    return [config.from_dict({**PROTOCOL, **rest, "task": task, "units": units, "preset": preset,
-                              "name": f"followups-{scale}-{task}", "repeats": s["repeats"], "seed": seed,
-                              "grid": {"cell": list(CELLS), "T": list(s["T"])}})
-            for task, units in TASK_UNITS.items()]
+    return [
+        config.from_dict(
+            {
+                **PROTOCOL,
+                **rest,
+                "task": task,
+                "units": units,
+                "preset": preset,
+                "name": f"followups-{scale}-{task}",
+                "repeats": s["repeats"],
+                "seed": seed,
+                "grid": {"cell": list(CELLS), "T": list(s["T"])},
+            }
+        )
+        for task, units in TASK_UNITS.items()
+    ]
 
 
 def followup_figure(df: pd.DataFrame, task: str):
@@ -84,8 +118,11 @@ def followup_figure(df: pd.DataFrame, task: str):
     fig = plot.accuracy_vs_T(d, line="cell", panel="task")
     reps = int(cast(pd.Series, d.groupby(["cell", "T"]).size()).max())  # (grouped with an index: a Series)
     units = sorted(d.units.unique())
-    fig.axes[0].set_title(f"{TASK_TITLES.get(task, task)} ({', '.join(units_label(u) for u in units)}; "
-                          f"{reps} repeats; {int(d.epochs.max())} epochs)", fontsize=9)
+    fig.axes[0].set_title(
+        f"{TASK_TITLES.get(task, task)} ({', '.join(units_label(u) for u in units)}; "
+        f"{reps} repeats; {int(d.epochs.max())} epochs)",
+        fontsize=9,
+    )
     fig.axes[0].set_ylabel("validation accuracy\n(mean ± std over repeats)")
     fig.axes[0].legend(frameon=False, loc="lower left")
     fig.set_size_inches(5.2, 3.4)
@@ -112,11 +149,25 @@ def _outputs(df: pd.DataFrame, out: Path) -> list[Path]:
 
 def _table(df: pd.DataFrame) -> Table:
     s = followup_table(df)
-    frame = s[["task", "cell", "T", "members"]].astype(str).assign(**{
-        "mean ± std": [f"{a:.3f} ± {b:.3f}" for a, b in zip(s.mean_val_acc, s.std_val_acc)],
-        "success": [f"{k}/{n}" for k, n in zip(s.successes, s.members)]})
+    frame = (
+        s[["task", "cell", "T", "members"]]
+        .astype(str)
+        .assign(
+            **{
+                "mean ± std": [f"{a:.3f} ± {b:.3f}" for a, b in zip(s.mean_val_acc, s.std_val_acc)],
+                "success": [f"{k}/{n}" for k, n in zip(s.successes, s.members)],
+            }
+        )
+    )
     return Table(f"final validation accuracy, mean ± std, and success (val acc ≥ {SUCCESS_THRESHOLD:g})", frame)
 
 
-EXPERIMENT = Experiment("followups", SCALES, followup_configs, _compute, _outputs, _table,
-                        ("results.csv", *figure_files(*(f"task{k}" for k in range(1, len(TASK_UNITS) + 1)))))
+EXPERIMENT = Experiment(
+    "followups",
+    SCALES,
+    followup_configs,
+    _compute,
+    _outputs,
+    _table,
+    ("results.csv", *figure_files(*(f"task{k}" for k in range(1, len(TASK_UNITS) + 1)))),
+)

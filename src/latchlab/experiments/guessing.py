@@ -33,6 +33,7 @@ outputs inside (0.7, 0.9). ``sign`` (every output on its target's side of the mi
 the two targets) is the classification criterion that H&S's count for the latch problems
 implies (their remark that it "almost suffices to get the parameter signs right").
 """
+
 from __future__ import annotations
 
 import math
@@ -117,6 +118,7 @@ def make_config(**overrides) -> GuessConfig:
 
 # ----------------------------------------------------------------------------- data
 
+
 class Data(NamedTuple):
     """A run's sequences, left-padded to ``len_max``: x (n, T) inputs; valid (n, T) steps
     that belong to the sequence (each ends at the last step); y (n,) class 0/1."""
@@ -154,11 +156,13 @@ def _data(key, noise_sd, *, problem, n, len_min, len_max):
 
 def make_data(cfg: GuessConfig, key, n: int) -> Data:
     """``n`` sequences of ``cfg.problem`` (half per class) from ``key``."""
-    return _data(key, jnp.float32(math.sqrt(cfg.noise_var)), problem=cfg.problem, n=n,
-                 len_min=cfg.len_min, len_max=cfg.len_max)
+    return _data(
+        key, jnp.float32(math.sqrt(cfg.noise_var)), problem=cfg.problem, n=n, len_min=cfg.len_min, len_max=cfg.len_max
+    )
 
 
 # ----------------------------------------------------------------------------- the nets
+
 
 def targets(problem: str):
     """``(target of class 0, target of class 1)``."""
@@ -182,7 +186,7 @@ def outputs(cfg: GuessConfig, theta, data: Data):
         (G, n) outputs at the last step.
     """
     x, valid = data.x.T[:, None, :], data.valid.T[:, None, :]  # (T, 1, n)
-    th = [theta[:, i:i + 1] for i in range(theta.shape[1])]  # each (G, 1)
+    th = [theta[:, i : i + 1] for i in range(theta.shape[1])]  # each (G, 1)
     G, n = theta.shape[0], data.x.shape[0]
     zero = jnp.zeros((G, n), theta.dtype)
     if cfg.problem == "parity":
@@ -211,8 +215,11 @@ def outputs(cfg: GuessConfig, theta, data: Data):
         return y
     w, v, b = th
     # latch2 with noise_into = "net": the first step's input goes through v, the noise not
-    through_v = (jnp.ones_like(data.valid) if cfg.problem != "latch2" or cfg.noise_into == "input"
-                 else data.valid & ~jnp.pad(data.valid[:, :-1], ((0, 0), (1, 0)))).T[:, None, :]
+    through_v = (
+        jnp.ones_like(data.valid)
+        if cfg.problem != "latch2" or cfg.noise_into == "input"
+        else data.valid & ~jnp.pad(data.valid[:, :-1], ((0, 0), (1, 0)))
+    ).T[:, None, :]
 
     def step(y, inp):
         x_t, m_t, v_t = inp
@@ -245,6 +252,7 @@ def correct_fraction(cfg: GuessConfig, theta, data: Data):
 
 # ----------------------------------------------------------------------------- the search
 
+
 def guesses(cfg: GuessConfig, run_keys, first: int, count: int):
     """Guesses ``first .. first + count - 1`` of each run: (R, count, P), uniform in
     ``[-a, a]``, guess ``j`` of a run from ``fold_in(run_key, j)`` (independent of blocking)."""
@@ -257,7 +265,7 @@ def guesses(cfg: GuessConfig, run_keys, first: int, count: int):
 @partial(jax.jit, static_argnums=(0, 3))
 def _screen(cfg, run_keys, first, count, data: Data):
     theta = guesses(cfg, run_keys, first, count)  # (R, B, P)
-    part = Data(*(a[:, :cfg.screen] for a in data))
+    part = Data(*(a[:, : cfg.screen] for a in data))
     return jax.vmap(lambda t, d: solved(cfg, t, d))(theta, part), theta
 
 
@@ -309,18 +317,18 @@ def search(cfg: GuessConfig) -> RunResult:
         idx = np.concatenate([active, np.full(A - active.size, active[0])])
         data = Data(*(a[idx] for a in train_data))
         passed, th = _screen(cfg, guess_keys[idx], first, count, data)
-        passed = np.asarray(passed)[:active.size]
+        passed = np.asarray(passed)[: active.size]
         cand = np.argwhere(passed)  # (k, 2) rows (active position, guess index), in order
         th = np.asarray(th)
         # survivors on the whole training set, in chunks of one compiled shape, earliest
         # first; a run's later candidates are skipped once one has solved
         for c0 in range(0, len(cand), FULL_CHUNK):
-            chunk = [(pos, j) for pos, j in cand[c0:c0 + FULL_CHUNK] if trials[active[pos]] > cfg.max_trials]
+            chunk = [(pos, j) for pos, j in cand[c0 : c0 + FULL_CHUNK] if trials[active[pos]] > cfg.max_trials]
             if not chunk:
                 continue
             pick = np.array(chunk + [chunk[0]] * (FULL_CHUNK - len(chunk)))
             th_c = th[pick[:, 0], pick[:, 1]]
-            ok = np.asarray(_full(cfg, th_c, Data(*(a[pick[:, 0]] for a in data))))[:len(chunk)]
+            ok = np.asarray(_full(cfg, th_c, Data(*(a[pick[:, 0]] for a in data))))[: len(chunk)]
             for (pos, j), good, t in zip(chunk, ok, th_c):
                 r = active[pos]
                 if good and trials[r] > first + j + 1:
@@ -349,8 +357,18 @@ SET_UP = {
     "latch2": {"problem": "latch2", "criterion": "abs", "noise_into": "net", "block": 64},
     "parity": {"problem": "parity", "criterion": "abs", "hidden": "tanh", "update": "layered", "block": 1024},
 }
-TABLE_COLUMNS = ["problem", "runs", "mean_trials", "median_trials", "published_mean_trials", "solved", "criterion",
-                 "a", "test_correct", "seconds"]
+TABLE_COLUMNS = [
+    "problem",
+    "runs",
+    "mean_trials",
+    "median_trials",
+    "published_mean_trials",
+    "solved",
+    "criterion",
+    "a",
+    "test_correct",
+    "seconds",
+]
 
 
 def experiment_configs(scale: str = "quick", overrides=None) -> list[GuessConfig]:
@@ -370,22 +388,42 @@ def table(results) -> pd.DataFrame:
     rows = []
     for cfg, r in results:
         t = r.trials[r.solved]
-        rows.append({"problem": cfg.problem, "runs": cfg.runs, "solved": int(r.solved.sum()),
-                     "mean_trials": float(t.mean()) if t.size else float("nan"),
-                     "median_trials": float(np.median(t)) if t.size else float("nan"),
-                     "published_mean_trials": PUBLISHED.get(cfg.problem, float("nan")),
-                     "criterion": cfg.criterion, "a": cfg.a, "test_correct": float(np.nanmean(r.test_correct))
-                     if r.solved.any() else float("nan"), "seconds": round(r.seconds, 2)})
+        rows.append(
+            {
+                "problem": cfg.problem,
+                "runs": cfg.runs,
+                "solved": int(r.solved.sum()),
+                "mean_trials": float(t.mean()) if t.size else float("nan"),
+                "median_trials": float(np.median(t)) if t.size else float("nan"),
+                "published_mean_trials": PUBLISHED.get(cfg.problem, float("nan")),
+                "criterion": cfg.criterion,
+                "a": cfg.a,
+                "test_correct": float(np.nanmean(r.test_correct)) if r.solved.any() else float("nan"),
+                "seconds": round(r.seconds, 2),
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def run_rows(results) -> pd.DataFrame:
     """``guessing_runs.csv``: one row per run: its seed, trials to the first solver, whether
     it solved and the solver's fraction correct on the test set."""
-    return pd.concat([pd.DataFrame({"problem": cfg.problem, "run": range(cfg.runs),
-                                    "seed": cfg.seed + pd.RangeIndex(cfg.runs), "trials": r.trials,
-                                    "solved": r.solved.astype(int), "test_correct": r.test_correct})
-                      for cfg, r in results], ignore_index=True)
+    return pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "problem": cfg.problem,
+                    "run": range(cfg.runs),
+                    "seed": cfg.seed + pd.RangeIndex(cfg.runs),
+                    "trials": r.trials,
+                    "solved": r.solved.astype(int),
+                    "test_correct": r.test_correct,
+                }
+            )
+            for cfg, r in results
+        ],
+        ignore_index=True,
+    )
 
 
 class Reproduction(NamedTuple):
@@ -410,22 +448,43 @@ def _outputs(r: Reproduction, out) -> list:
     from pathlib import Path
 
     out = Path(out)
-    paths = [write_results(table(r.results), out, TABLE_COLUMNS, "guessing.csv"),
-             write_results(run_rows(r.results), out, ["problem", "run", "seed", "trials", "solved", "test_correct"],
-                           "guessing_runs.csv")]
+    paths = [
+        write_results(table(r.results), out, TABLE_COLUMNS, "guessing.csv"),
+        write_results(
+            run_rows(r.results),
+            out,
+            ["problem", "run", "seed", "trials", "solved", "test_correct"],
+            "guessing_runs.csv",
+        ),
+    ]
     (out / "config.json").write_text(json.dumps(r.meta, indent=2))
     return paths + [out / "config.json"]
 
 
 def _table(r: Reproduction) -> Table:
     t = table(r.results)
-    frame = pd.DataFrame({
-        "problem": t.problem, "runs solved": [f"{k}/{n}" for k, n in zip(t.solved, t.runs)],
-        "mean trials": [f"{x:.1f}" for x in t.mean_trials], "median": [f"{x:g}" for x in t.median_trials],
-        "published mean": [f"{x:g}" for x in t.published_mean_trials], "criterion": t.criterion,
-        "test correct": [f"{x:.3f}" for x in t.test_correct], "s": [f"{x:.1f}" for x in t.seconds]})
+    frame = pd.DataFrame(
+        {
+            "problem": t.problem,
+            "runs solved": [f"{k}/{n}" for k, n in zip(t.solved, t.runs)],
+            "mean trials": [f"{x:.1f}" for x in t.mean_trials],
+            "median": [f"{x:g}" for x in t.median_trials],
+            "published mean": [f"{x:g}" for x in t.published_mean_trials],
+            "criterion": t.criterion,
+            "test correct": [f"{x:.3f}" for x in t.test_correct],
+            "s": [f"{x:.1f}" for x in t.seconds],
+        }
+    )
     return Table("random weight guessing: trials to the first solver (H&S 1996)", frame)
 
 
-EXPERIMENT = Experiment("guessing", SCALES, experiment_configs, _compute, _outputs, _table,
-                        ("guessing.csv", "guessing_runs.csv", "config.json"), store=False)
+EXPERIMENT = Experiment(
+    "guessing",
+    SCALES,
+    experiment_configs,
+    _compute,
+    _outputs,
+    _table,
+    ("guessing.csv", "guessing_runs.csv", "config.json"),
+    store=False,
+)

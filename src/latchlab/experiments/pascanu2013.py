@@ -4,6 +4,7 @@ The error surface over a ``(w, b)`` grid for several lengths T, with gradient-de
 with and without norm clipping (``analysis.landscape`` computes both; its ``PASCANU_*``
 constants are the defaults, declared there once).
 """
+
 from __future__ import annotations
 
 import math
@@ -19,8 +20,15 @@ from latchlab.experiments.experiment import Experiment, Table, figure_files, sca
 
 SCALES = {
     # the one scale: the documented grid, lengths, starts and descent settings
-    "quick": {"T": L.PASCANU_T, "points": 201, "w": L.PASCANU_W, "b": L.PASCANU_B, "lr": L.PASCANU_LR,
-              "clip": L.PASCANU_CLIP, "steps": L.PASCANU_STEPS},
+    "quick": {
+        "T": L.PASCANU_T,
+        "points": 201,
+        "w": L.PASCANU_W,
+        "b": L.PASCANU_B,
+        "lr": L.PASCANU_LR,
+        "clip": L.PASCANU_CLIP,
+        "steps": L.PASCANU_STEPS,
+    },
 }
 
 
@@ -62,21 +70,39 @@ def _outputs(r: Reproduction, out: Path) -> list[Path]:
     from latchlab.analysis import plot
 
     out = Path(out)
-    return [write_results(r.grid, out, list(r.grid), "landscape.csv"),
-            write_results(r.paths, out, list(r.paths), "paths.csv"),
-            *plot.save(LP.pascanu_figure(r.grid, r.paths), out / "fig6")]
+    return [
+        write_results(r.grid, out, list(r.grid), "landscape.csv"),
+        write_results(r.paths, out, list(r.paths), "paths.csv"),
+        *plot.save(LP.pascanu_figure(r.grid, r.paths), out / "fig6"),
+    ]
 
 
 def _table(r: Reproduction) -> Table:
     s = L.path_summary(r.paths)
-    frame = pd.DataFrame({"T": s["T"].astype(str), "start": [str(L.PASCANU_STARTS[k]) for k in s.start],
-                          "kind": s.kind, "final loss": [f"{x:.4f}" for x in s.final_loss],
-                          "longest step": [f"{x:.3g}" for x in s.longest_step],
-                          "max ||g||": [f"{x:.3g}" for x in s.max_grad_norm]})
+    frame = pd.DataFrame(
+        {
+            "T": s["T"].astype(str),
+            "start": [str(L.PASCANU_STARTS[k]) for k in s.start],
+            "kind": s.kind,
+            "final loss": [f"{x:.4f}" for x in s.final_loss],
+            "longest step": [f"{x:.3g}" for x in s.longest_step],
+            "max ||g||": [f"{x:.3g}" for x in s.max_grad_norm],
+        }
+    )
     c = r.settings
-    return Table(f"gradient descent from {len(L.PASCANU_STARTS)} starts, lr {c['lr']:g}, clip {c['clip']:g}, "
-                 f"{c['steps']} steps", frame)
+    return Table(
+        f"gradient descent from {len(L.PASCANU_STARTS)} starts, lr {c['lr']:g}, clip {c['clip']:g}, {c['steps']} steps",
+        frame,
+    )
 
 
-EXPERIMENT = Experiment("pascanu2013", SCALES, settings, _compute, _outputs, _table,
-                        ("landscape.csv", "paths.csv", *figure_files("fig6")), store=False)
+EXPERIMENT = Experiment(
+    "pascanu2013",
+    SCALES,
+    settings,
+    _compute,
+    _outputs,
+    _table,
+    ("landscape.csv", "paths.csv", *figure_files("fig6")),
+    store=False,
+)

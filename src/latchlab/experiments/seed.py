@@ -4,6 +4,7 @@
 follow-ups, Bengio 1994's overlay and ``explain`` start from it and say what they change.
 ``EXPERIMENT`` is what ``latchlab reproduce seed`` runs.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,11 +19,19 @@ from latchlab.experiments.experiment import Experiment, Table, scale_with, write
 SEED_LENGTHS = [2, 5, 8, 10, 15, 20, 25, 30] + list(range(30, 210, 10))
 PROTOCOL = {
     # the seed's task: a sign held for one step, then Gaussian noise of std 0.1
-    "task": "latch", "units": 1, "N": 10000, "noise": 0.1,
+    "task": "latch",
+    "units": 1,
+    "N": 10000,
+    "noise": 0.1,
     # Keras' fit: Adam (Keras' defaults) at 1e-3, batch 16, 5 epochs, 20 % validation
-    "epochs": 5, "batch_size": 16, "optimizer": "adam", "lr": 1e-3, "val_frac": 0.2,
+    "epochs": 5,
+    "batch_size": 16,
+    "optimizer": "adam",
+    "lr": 1e-3,
+    "val_frac": 0.2,
     # Dense(2) softmax head, Keras' initialisers
-    "head": "dense2", "init": "keras",
+    "head": "dense2",
+    "init": "keras",
 }
 """The seed's protocol (``docs/science.md``); its split is the bug (``tail``) or the fix
 (``stratified``), its gates are ``preset`` (``keras2`` in 2018)."""
@@ -32,12 +41,28 @@ SCALES = {
     # a subset that keeps the shape of the curves and runs in about a minute on 2 cores
     "quick": {"T": [2, 5, 10, 20, 30, 50, 100], "repeats": 10},
 }
-RESULT_COLUMNS = ["member_id", "cell", "units", "T", "seed", "split", "preset", "init", "lr",
-                  "epochs", "N", "val_acc", "val_loss", "train_acc", "train_loss"]
+RESULT_COLUMNS = [
+    "member_id",
+    "cell",
+    "units",
+    "T",
+    "seed",
+    "split",
+    "preset",
+    "init",
+    "lr",
+    "epochs",
+    "N",
+    "val_acc",
+    "val_loss",
+    "train_acc",
+    "train_loss",
+]
 
 
-def seed_config(scale: str = "quick", splits=("stratified", "tail"), preset: str = "keras2",
-                cells=("srnn", "lstm"), **over) -> config.SweepConfig:
+def seed_config(
+    scale: str = "quick", splits=("stratified", "tail"), preset: str = "keras2", cells=("srnn", "lstm"), **over
+) -> config.SweepConfig:
     """The seed's experiment: ``PROTOCOL`` over split x cell x T.
 
     Args:
@@ -48,10 +73,17 @@ def seed_config(scale: str = "quick", splits=("stratified", "tail"), preset: str
             (tests use it to run tiny versions).
     """
     s, rest = scale_with(SCALES, scale, over)
-    return config.from_dict({
-        **PROTOCOL, **rest, "name": f"seed-{scale}", "repeats": s["repeats"], "seed": 0, "preset": preset,
-        "grid": {"split": list(splits), "cell": list(cells), "T": list(s["T"])},
-    })
+    return config.from_dict(
+        {
+            **PROTOCOL,
+            **rest,
+            "name": f"seed-{scale}",
+            "repeats": s["repeats"],
+            "seed": 0,
+            "preset": preset,
+            "grid": {"split": list(splits), "cell": list(cells), "T": list(s["T"])},
+        }
+    )
 
 
 def _configs(scale: str = "quick", splits=("stratified", "tail"), preset: str = "keras2", **over):
@@ -68,12 +100,20 @@ def _outputs(final, out: Path) -> list[Path]:
 
 def _table(final) -> Table:
     s = plot.summary(final)
-    frame = s[["split", "variant", "T", "members"]].astype(str).assign(**{
-        "mean ± std": [f"{a:.3f} ± {b:.3f}" for a, b in zip(s.mean_val_acc, s.std_val_acc)],
-        "success [Wilson 95 %]": [f"{k}/{n} [{lo:.2f}, {hi:.2f}]" for k, n, lo, hi in
-                                  zip(s.successes, s.members, s.wilson_low, s.wilson_high)]})
+    frame = (
+        s[["split", "variant", "T", "members"]]
+        .astype(str)
+        .assign(
+            **{
+                "mean ± std": [f"{a:.3f} ± {b:.3f}" for a, b in zip(s.mean_val_acc, s.std_val_acc)],
+                "success [Wilson 95 %]": [
+                    f"{k}/{n} [{lo:.2f}, {hi:.2f}]"
+                    for k, n, lo, hi in zip(s.successes, s.members, s.wilson_low, s.wilson_high)
+                ],
+            }
+        )
+    )
     return Table(f"final validation accuracy and success (val acc ≥ {SUCCESS_THRESHOLD:g})", frame)
 
 
-EXPERIMENT = Experiment("seed", SCALES, _configs, _compute, _outputs, _table,
-                        ("results.csv", *plot.SEED_FIGURES))
+EXPERIMENT = Experiment("seed", SCALES, _configs, _compute, _outputs, _table, ("results.csv", *plot.SEED_FIGURES))

@@ -2,6 +2,7 @@
 10 or 100 units?", for SRNN, LSTM and GRU on both follow-up tasks, the asker's protocol
 (``followups.PROTOCOL``) otherwise.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -15,7 +16,15 @@ from latchlab.analysis import plot
 from latchlab.analysis.success import SUCCESS_THRESHOLD
 from latchlab.errors import ConfigError
 from latchlab.experiments.experiment import Experiment, Table, figure_files, scale_with, write_results
-from latchlab.experiments.followups import CELL_STYLE, CELLS, PROTOCOL, RESULT_COLUMNS, TASK_TITLES, TASK_UNITS, final_rows
+from latchlab.experiments.followups import (
+    CELL_STYLE,
+    CELLS,
+    PROTOCOL,
+    RESULT_COLUMNS,
+    TASK_TITLES,
+    TASK_UNITS,
+    final_rows,
+)
 
 UNITS = (1, 2, 4, 8, 16, 32, 100)
 SCALES = {
@@ -33,10 +42,22 @@ def units_configs(scale: str = "quick", preset: str = "keras2", seed: int = 0, *
     units = list(s["units"])
     if not units or any(isinstance(u, bool) or not isinstance(u, int) or u < 1 for u in units):
         raise ConfigError("units", f"must be a non-empty list of integers >= 1, got {units!r}")
-    return [config.from_dict({**PROTOCOL, "N": s["N"], **rest, "task": task, "preset": preset,
-                              "name": f"units-{scale}-{task}", "repeats": s["repeats"], "seed": seed,
-                              "grid": {"cell": list(CELLS), "units": units, "T": list(s["T"])}})
-            for task in TASK_UNITS]
+    return [
+        config.from_dict(
+            {
+                **PROTOCOL,
+                "N": s["N"],
+                **rest,
+                "task": task,
+                "preset": preset,
+                "name": f"units-{scale}-{task}",
+                "repeats": s["repeats"],
+                "seed": seed,
+                "grid": {"cell": list(CELLS), "units": units, "T": list(s["T"])},
+            }
+        )
+        for task in TASK_UNITS
+    ]
 
 
 def units_table(df: pd.DataFrame, threshold: float = SUCCESS_THRESHOLD) -> pd.DataFrame:
@@ -50,8 +71,9 @@ def units_figure(df: pd.DataFrame, threshold: float = SUCCESS_THRESHOLD):
     s = units_table(df, threshold)
     tasks = [t for t in TASK_UNITS if t in set(s.task)]
     Ts = sorted(s["T"].unique())
-    fig, axes = plot.plt.subplots(len(tasks), len(Ts), figsize=(3.0 * len(Ts) + 0.6, 2.7 * len(tasks)),
-                                  sharex=True, sharey=True, squeeze=False)
+    fig, axes = plot.plt.subplots(
+        len(tasks), len(Ts), figsize=(3.0 * len(Ts) + 0.6, 2.7 * len(tasks)), sharex=True, sharey=True, squeeze=False
+    )
     for a, task in enumerate(tasks):
         for b, T in enumerate(Ts):
             ax = axes[a][b]
@@ -98,5 +120,6 @@ def _table(df: pd.DataFrame) -> Table:
     return Table(f"successes (val acc ≥ {SUCCESS_THRESHOLD:g}) / members, by hidden units", frame)
 
 
-EXPERIMENT = Experiment("units", SCALES, units_configs, _compute, _outputs, _table,
-                        ("results.csv", *figure_files("units")))
+EXPERIMENT = Experiment(
+    "units", SCALES, units_configs, _compute, _outputs, _table, ("results.csv", *figure_files("units"))
+)

@@ -1,6 +1,7 @@
 """``python -m latchlab.engine.native``: build every variant of the native kernels now (the Makefile
 does this after installing, so that a first sweep does not wait for the compiler), for
 ``-march=native`` or ``$LATCHLAB_NATIVE_MARCH``."""
+
 import sys
 
 from latchlab.engine import native
@@ -11,7 +12,9 @@ if __name__ == "__main__":
         print(f"latchlab native kernels {v}: {path}")
     if built:
         info = native.build_info(native.lib(next(iter(built))))
-        print(f"-march={native.march()}: {info['isa']}, {info['lanes']} floats a vector, "
-              f"{info['per_block']} members a block")
+        print(
+            f"-march={native.march()}: {info['isa']}, {info['lanes']} floats a vector, "
+            f"{info['per_block']} members a block"
+        )
     for v, err in failed.items():
         print(f"latchlab native kernels {v}: not built ({err}); the JAX modes will train instead", file=sys.stderr)
