@@ -89,9 +89,9 @@ def _adam(lr):
 
 @partial(jax.jit, static_argnums=0)
 def _reference_step(model, params, opt_state, x, y, lr):
-    (l, a), g = jax.value_and_grad(partial(M.loss, model), has_aux=True)(params, x, y)
+    (loss, a), g = jax.value_and_grad(partial(M.loss, model), has_aux=True)(params, x, y)
     updates, opt_state = _adam(lr).update(g, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state, l, a
+    return optax.apply_updates(params, updates), opt_state, loss, a
 
 
 _jit_loss = jax.jit(M.loss, static_argnums=0)
@@ -114,8 +114,8 @@ def _reference_member(model, params, x, y, tr, va, lr, seed, batch_size, epochs)
         tl = ta = 0.0
         for s in range(0, len(tr), batch_size):
             ex = tr[perm[s:s + batch_size]]
-            params, opt_state, l, a = _reference_step(model, params, opt_state, x[ex], y[ex], lr)
-            tl, ta = tl + float(l) * len(ex), ta + float(a) * len(ex)
+            params, opt_state, loss, a = _reference_step(model, params, opt_state, x[ex], y[ex], lr)
+            tl, ta = tl + float(loss) * len(ex), ta + float(a) * len(ex)
         vl, vacc = _jit_loss(model, params, x[va], y[va])
         metrics.append((tl / len(tr), ta / len(tr), float(vl), float(vacc)))
     return params, np.array(metrics)
@@ -254,9 +254,9 @@ def test_loss_and_grads_equal_each_members_unpadded_loss(cell, head):
                                         [jnp.asarray(xs[r][:n[r]]) for r in range(R)],
                                         [y[r, :n[r]] for r in range(R)])
     assert set(modes) == ({"vmap", "flat", "rtrl", "bptt"} if cell.units == 1 else {"vmap", "flat", "rtrl"})
-    for mode, (l, a, g) in modes.items():
+    for mode, (loss, a, g) in modes.items():
         for r, ((lr_, ar), gr) in enumerate(alone):
-            np.testing.assert_allclose(l[r], lr_, atol=1e-6, err_msg=f"{mode} member {r}")
+            np.testing.assert_allclose(loss[r], lr_, atol=1e-6, err_msg=f"{mode} member {r}")
             np.testing.assert_allclose(a[r], ar, atol=1e-6, err_msg=f"{mode} member {r}")
             for (path, got), want in zip(jax.tree_util.tree_flatten_with_path(_member(g, r))[0],
                                          jax.tree.leaves(gr)):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Mapping, cast
 
 import jax
 import jax.numpy as jnp
@@ -210,7 +210,7 @@ def scan(cell: Cell, params, x, mask=None, return_sequences=False):
     m = mask if mask is not None else jnp.ones(xw.shape[0], bool)
     carry, hs = jax.lax.scan(body, carry0, (xw, m))
     if return_sequences:
-        return carry, jnp.swapaxes(hs, 0, 1)
+        return carry, jnp.swapaxes(cast(jax.Array, hs), 0, 1)  # (T, B, H): every step's ``h``
     return carry
 
 

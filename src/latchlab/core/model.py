@@ -60,10 +60,10 @@ class Model:
 def init(key, model: Model, scheme: str = "keras", values=None, t_max=None):
     """``{"cell": ..., "head": {"kernel", "bias"}}``; the head is glorot_uniform, bias 0."""
     k_cell, k_head = jax.random.split(key)
-    H, O = model.cell.units, model.n_out
-    limit = math.sqrt(6.0 / (H + O))
-    head = {"kernel": jax.random.uniform(k_head, (H, O), jnp.float32, -limit, limit),
-            "bias": jnp.zeros((O,), jnp.float32)}
+    H, n_out = model.cell.units, model.n_out
+    limit = math.sqrt(6.0 / (H + n_out))
+    head = {"kernel": jax.random.uniform(k_head, (H, n_out), jnp.float32, -limit, limit),
+            "bias": jnp.zeros((n_out,), jnp.float32)}
     return {"cell": cells.init_params(k_cell, model.cell, model.n_in, scheme, values, t_max),
             "head": head}
 
@@ -126,16 +126,16 @@ def loss(model: Model, params, x, y, weight=None, mask=None):
     Returns:
         ``(loss, metric)``, the metric (accuracy) as auxiliary output for ``value_and_grad``.
     """
-    l, c = per_example(model, logits(model, params, x, mask), y)
+    losses, c = per_example(model, logits(model, params, x, mask), y)
     if weight is None:
-        return jnp.mean(l), jnp.mean(c)
-    return weighted_mean(l, c, weight)
+        return jnp.mean(losses), jnp.mean(c)
+    return weighted_mean(losses, c, weight)
 
 
-def weighted_mean(l, c, weight):
+def weighted_mean(losses, c, weight):
     """``sum_b w_b l_b / sum_b w_b`` and the same mean of ``c``, over the last axis."""
     n = jnp.maximum(weight.sum(-1), 1e-12)
-    return (l * weight).sum(-1) / n, (c * weight).sum(-1) / n
+    return (losses * weight).sum(-1) / n, (c * weight).sum(-1) / n
 
 
 def head_loss(model: Model, head, h, y, weight):

@@ -31,9 +31,13 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator, cast
 
 from latchlab.errors import ConfigError, LatchlabError
+
+if TYPE_CHECKING:
+    from latchlab.engine.plan import Chunk
+    from latchlab.engine.run import ChunkResult
 
 # dask-jobqueue's classes by the ``kind`` of a ``[cluster]`` table
 JOBQUEUE = {"slurm": "SLURMCluster", "pbs": "PBSCluster", "sge": "SGECluster", "lsf": "LSFCluster",
@@ -276,7 +280,7 @@ def connect(spec: ClusterSpec, say: Callable[[str], None] | None = None):
     Raises:
         ClusterError: the scheduler cannot be reached within ``CONNECT_TIMEOUT`` seconds.
     """
-    import dask
+    import dask.config
     from distributed import Client, LocalCluster
 
     say = say or (lambda s: None)
@@ -304,8 +308,10 @@ def connect(spec: ClusterSpec, say: Callable[[str], None] | None = None):
                 client = Client(cluster, timeout=CONNECT_TIMEOUT)
             # (a scheduler's HTTP server always runs; the dashboard is its page when bokeh is there)
             link = client.dashboard_link if (spec.kind == "scheduler" or spec.dashboard) else None
+            assert client.scheduler is not None  # connected
             try:
-                workers = len(client.run(_warm))  # the workers there are now: their set-up, in parallel
+                # a dict by worker (a coroutine only for an asynchronous client)
+                workers = len(cast(dict, client.run(_warm)))  # the workers there are now: their set-up, in parallel
             except Exception as e:  # noqa: BLE001  (whatever the workers' import raised, as one line)
                 raise ClusterError(f"cluster: the workers of {client.scheduler.address} cannot run latchlab "
                                    f"({type(e).__name__}: {e})") from None
@@ -320,7 +326,7 @@ def connect(spec: ClusterSpec, say: Callable[[str], None] | None = None):
                 cluster.close(timeout=CONNECT_TIMEOUT)
 
 
-def results(client, chunks: list, retries: int = 1) -> Iterator[tuple[object, object]]:
+def results(client, chunks: list[Chunk], retries: int = 1) -> Iterator[tuple[Chunk, ChunkResult]]:
     """``(chunk, result)`` of every chunk, in the order they finish on ``client``'s workers.
 
     ``retries``: reruns of a chunk whose training raised (on another worker if it can);

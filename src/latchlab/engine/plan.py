@@ -118,7 +118,7 @@ def backends(runs: list[RunConfig]) -> dict:
     the backend that trains instead.
     """
     keys = list(dict.fromkeys((r.model, r.optimizer, r.batch_size) for r in runs))
-    wanted = [(m, o) for m, o, _ in keys if native.supports(m, o) and native.enabled()]
+    wanted = [(m, o) for m, o, _ in keys if native.available(m, o, build=False)]
     variants = {native.variant(m): (m, o) for m, o in wanted}
     if variants:
         with ThreadPoolExecutor(len(variants)) as pool:

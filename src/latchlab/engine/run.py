@@ -57,8 +57,9 @@ def _kept(chunk: P.Chunk, hist: train.History, seconds: float) -> ChunkResult:
     """The chunk's ``wanted`` members' part of ``hist``."""
     idx = chunk.wanted
     sel = slice(0, len(idx)) if idx == tuple(range(len(idx))) else np.array(idx)
-    h = train.History(*(a[:, sel] for a in hist[:4]), [jax.tree.map(lambda a: a[sel], p) for p in hist.params],
-                      hist.diverged_epoch[sel])
+    assert hist.diverged_epoch is not None  # ``train.fit_on`` sets it
+    h = train.History(*(a[:, sel] for a in hist[:4]), params=[jax.tree.map(lambda a: a[sel], p) for p in hist.params],
+                      diverged_epoch=hist.diverged_epoch[sel])
     return ChunkResult(tuple(chunk.members[i].id for i in idx), h, seconds)
 
 

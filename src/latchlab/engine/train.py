@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache, partial
-from typing import ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.flatten_util
@@ -69,14 +69,15 @@ class Data(NamedTuple):
 
     x: (R, N, T, F) sequences, left-padded to a common T; y: (R, N) labels or regression
     targets, or (R, N, T) per-step targets (-1 on padding steps); mask: (R, T) valid steps;
-    train: (R, Ntr) and val: (R, Nv) indices into N.
+    train: (R, Ntr) and val: (R, Nv) indices into N. Device arrays, or host arrays (and
+    ``x`` as ``native.Rows``) that the backends place.
     """
 
-    x: jax.Array
-    y: jax.Array
-    mask: jax.Array
-    train: jax.Array
-    val: jax.Array
+    x: jax.Array | np.ndarray | native.Rows
+    y: jax.Array | np.ndarray
+    mask: jax.Array | np.ndarray
+    train: jax.Array | np.ndarray
+    val: jax.Array | np.ndarray
 
 
 @partial(jax.jit, static_argnums=0)
@@ -104,7 +105,7 @@ def modes_for(model: M.Model) -> tuple[str, ...]:
 def native_ok(model: M.Model, optimizer: str = "adam") -> bool:
     """Whether ``fit`` can train ``model`` with the native kernels here: one-unit SRNNs and
     LSTMs with a classification head, on the CPU backend, with a C++ compiler."""
-    return native.supports(model, optimizer) and native.available(model)
+    return bool(native.available(model, optimizer))
 
 
 def choose_mode(model: M.Model, optimizer: str = "adam") -> str:
@@ -166,18 +167,18 @@ def loss_and_grads(model: M.Model, mode: str, params, x, y, w, mask):
     if mode == "vmap":
         def member(p, x, y, w, m):
             return jax.value_and_grad(partial(M.loss, model), has_aux=True)(p, x, y, w, m)
-        (l, a), g = jax.vmap(member)(params, x, y, w, mask)
-        return l, a, g
+        (loss, a), g = jax.vmap(member)(params, x, y, w, mask)
+        return loss, a, g
     if mode == "flat":
         def total(params):
             rows = _rows(params, B)
             xf = x.reshape((R * B,) + x.shape[2:])
             z = jax.vmap(lambda p, xi, m: M.logits(model, p, xi[None], m)[0])(rows, xf, _rows(mask, B))
-            l, c = M.per_example(model, z, y.reshape((R * B,) + y.shape[2:]))
-            l, a = M.weighted_mean(l.reshape(R, B), c.reshape(R, B), w)
-            return l.sum(), (l, a)
-        (_, (l, a)), g = jax.value_and_grad(total, has_aux=True)(params)
-        return l, a, g
+            loss, c = M.per_example(model, z, y.reshape((R * B,) + y.shape[2:]))
+            loss, a = M.weighted_mean(loss.reshape(R, B), c.reshape(R, B), w)
+            return loss.sum(), (loss, a)
+        (_, (loss, a)), g = jax.value_and_grad(total, has_aux=True)(params)
+        return loss, a, g
     if mode == "rtrl":
         return _rtrl(model, params, x, y, w, mask)
     return bptt.loss_and_grads(model, params, x, y, w, mask)
@@ -215,11 +216,11 @@ def _rtrl(model: M.Model, params, x, y, w, mask):
     h, dh = jax.vmap(row)(jnp.repeat(theta, B, axis=0), xf, jnp.repeat(mask, B, axis=0))
     h, dh = h.reshape(R, B, -1), dh.reshape(R, B, P, -1)
 
-    (l, a), (g_head, g_h) = jax.vmap(jax.value_and_grad(partial(M.head_loss, model), argnums=(0, 1), has_aux=True))(
+    (loss, a), (g_head, g_h) = jax.vmap(jax.value_and_grad(partial(M.head_loss, model), argnums=(0, 1), has_aux=True))(
         params["head"], h, y, w)
     g_theta = jnp.einsum("rbph,rbh->rp", dh, g_h)
     g_cell = jax.vmap(unravel)(g_theta)
-    return l, a, {"cell": g_cell, "head": g_head}
+    return loss, a, {"cell": g_cell, "head": g_head}
 
 
 def _update(spec: Spec, state: TrainState, grads, lr):
@@ -252,14 +253,14 @@ def train_epoch(spec: Spec, state: TrainState, data: Data, lr, order, weight):
         pos, w = inp  # (R, B)
         ex = jnp.take_along_axis(data.train, pos, axis=1)  # (R, B) example indices
         x, y = _take(data.x, ex), _take(data.y, ex)  # (R, B, T, F), (R, B)
-        l, a, g = loss_and_grads(spec.model, spec.mode, state.params, x, y, w, data.mask)
+        loss, a, g = loss_and_grads(spec.model, spec.mode, state.params, x, y, w, data.mask)
         state = _update(spec, state, g, lr)
         n = w.sum(-1)
-        return state, (l * n, a * n)
+        return state, (loss * n, a * n)
 
-    state, (l, a) = jax.lax.scan(body, state, (order.swapaxes(0, 1), weight.swapaxes(0, 1)))
+    state, (loss, a) = jax.lax.scan(body, state, (order.swapaxes(0, 1), weight.swapaxes(0, 1)))
     n = weight.sum((1, 2))
-    return state, l.sum(0) / n, a.sum(0) / n
+    return state, loss.sum(0) / n, a.sum(0) / n
 
 
 @partial(jax.jit, static_argnums=(0, 3))
@@ -285,12 +286,12 @@ def evaluate(model: M.Model, params, data: Data, block: int = 64):
             z = jax.vmap(partial(M.read_out, model))(params["head"], h[..., None])
         else:
             z = jax.vmap(partial(M.logits, model))(params, xb, data.mask)
-        l, c = jax.vmap(partial(M.per_example, model))(z, _take(data.y, ex))
-        return (acc[0] + (l * wb).sum(-1), acc[1] + (c * wb).sum(-1)), None
+        loss, c = jax.vmap(partial(M.per_example, model))(z, _take(data.y, ex))
+        return (acc[0] + (loss * wb).sum(-1), acc[1] + (c * wb).sum(-1)), None
 
     zero = jnp.zeros((R,), jnp.float32)
-    (l, c), _ = jax.lax.scan(body, (zero, zero), jnp.arange(nb))
-    return l / n_val, c / n_val
+    (loss, c), _ = jax.lax.scan(body, (zero, zero), jnp.arange(nb))
+    return loss / n_val, c / n_val
 
 
 def epoch_order(rngs, n_train: int, batch_size: int):
@@ -467,7 +468,7 @@ def fit_on(bk: XLA | Native, params, data: Data, lr, seeds, epochs: int, on_epoc
     """``fit`` on a given backend (``backend(spec)``, or the one a plan chose)."""
     with span(timer, "data"):
         orders = epoch_orders(tuple(int(s) for s in seeds), epochs, int(data.train.shape[1]), bk.spec.batch_size)
-        state = bk.init(params, data, lr)
+        state: Any = bk.init(params, data, lr)  # opaque: whichever state ``bk`` keeps
     snaps, rows = [jax.device_get(params)], []
     for e in range(epochs):
         with span(timer, "train"):
@@ -478,7 +479,7 @@ def fit_on(bk: XLA | Native, params, data: Data, lr, seeds, epochs: int, on_epoc
         snaps.append(bk.params(state))
         if on_epoch is not None:
             on_epoch(e)
-    return _diverged(History(*(np.stack(col) for col in zip(*rows)), snaps))
+    return _diverged(History(*(np.stack(col) for col in zip(*rows)), params=snaps))
 
 
 def _diverged(h: History) -> History:

@@ -176,6 +176,7 @@ def library_codes(so) -> dict[str, dict[str, int]]:
     group, name = ctypes.c_char_p(), ctypes.c_char_p()
     i = 0
     while (code := so.latch_code(i, ctypes.byref(group), ctypes.byref(name))) >= 0:
+        assert group.value is not None and name.value is not None  # set for every code >= 0
         out[group.value.decode()][name.value.decode()] = code
         i += 1
     return dict(out)
@@ -239,8 +240,8 @@ def available(model, optimizer: str = "adam", *, build: bool = True) -> Availabi
     return Availability()
 
 
-# Old names, thin aliases until engine/sweep.py's call site
-# (``supports(...) and enabled()``) becomes ``available(model, optimizer, build=False)``.
+# Old names, thin aliases: the engine asks ``available(model, optimizer, build=False)``
+# instead of ``supports(...) and enabled()``; kept for callers and tests that still use them.
 def supports(model, optimizer: str = "adam") -> bool:
     return not _model_reason(model, optimizer)
 
@@ -300,7 +301,7 @@ class Rows(NamedTuple):
         return x
 
 
-def _ptr(a, ctype=ctypes.c_float):
+def _ptr(a, ctype: type[ctypes._SimpleCData] = ctypes.c_float):
     return a.ctypes.data_as(ctypes.POINTER(ctype))
 
 
