@@ -4,6 +4,7 @@
 device per core and turns on JAX's persistent compilation cache. The CLI calls it first
 thing; ``latchlab.sweep`` calls it too, so a notebook gets the same speed.
 """
+
 from __future__ import annotations
 
 import os

@@ -14,6 +14,7 @@ follows a chunk's trip through them).
 * A one-unit SRNN learns the latch task at T = 10 under the seed's protocol, and a sweep is
   deterministic.
 """
+
 from __future__ import annotations
 
 import functools
@@ -41,6 +42,7 @@ COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 
 # ----------------------------------------------------------------------------- helpers
 
+
 def _stack(trees):
     return jax.tree.map(lambda *a: jnp.stack(a), *trees)
 
@@ -54,8 +56,7 @@ def _random_params(key, model, scale=0.5, dtype=jnp.float32):
     shapes = M.init(jax.random.PRNGKey(0), model)
     leaves, tree = jax.tree.flatten(shapes)
     keys = jax.random.split(key, len(leaves))
-    return jax.tree.unflatten(
-        tree, [scale * jax.random.normal(k, a.shape, dtype) for k, a in zip(keys, leaves)])
+    return jax.tree.unflatten(tree, [scale * jax.random.normal(k, a.shape, dtype) for k, a in zip(keys, leaves)])
 
 
 @functools.lru_cache
@@ -71,15 +72,20 @@ def _padded_data(Ts, T_pad, n, val_frac=0.2, how="stratified", noise=0.5):
         tr, va = tasks.split_indices(jax.random.PRNGKey(200 + d), y, val_frac, how)
         x, y = np.asarray(x), np.asarray(y)
         xp = np.zeros((n, T_pad, 1), np.float32)
-        xp[:, T_pad - T:] = x
+        xp[:, T_pad - T :] = x
         xs.append(xp)
         ys.append(y)
         masks.append(np.arange(T_pad) >= T_pad - T)
         trs.append(tr)
         vas.append(va)
         raw.append((x, y, tr, va))
-    data = train.Data(jnp.asarray(np.stack(xs)), jnp.asarray(np.stack(ys)), jnp.asarray(np.stack(masks)),
-                      jnp.asarray(np.stack(trs).astype(np.int32)), jnp.asarray(np.stack(vas).astype(np.int32)))
+    data = train.Data(
+        jnp.asarray(np.stack(xs)),
+        jnp.asarray(np.stack(ys)),
+        jnp.asarray(np.stack(masks)),
+        jnp.asarray(np.stack(trs).astype(np.int32)),
+        jnp.asarray(np.stack(vas).astype(np.int32)),
+    )
     return data, raw
 
 
@@ -113,7 +119,7 @@ def _reference_member(model, params, x, y, tr, va, lr, seed, batch_size, epochs)
         perm = rng.permutation(len(tr))
         tl = ta = 0.0
         for s in range(0, len(tr), batch_size):
-            ex = tr[perm[s:s + batch_size]]
+            ex = tr[perm[s : s + batch_size]]
             params, opt_state, loss, a = _reference_step(model, params, opt_state, x[ex], y[ex], lr)
             tl, ta = tl + float(loss) * len(ex), ta + float(a) * len(ex)
         vl, vacc = _jit_loss(model, params, x[va], y[va])
@@ -123,13 +129,17 @@ def _reference_member(model, params, x, y, tr, va, lr, seed, batch_size, epochs)
 
 # ----------------------------------------------------------------------------- 1. ensemble == loop
 
-@pytest.mark.parametrize("kind, units, mode", [
-    ("srnn", 1, "native"),  # the mode train.Spec.for_model picks for one-unit cells on a CPU
-    ("lstm", 1, "native"),
-    ("srnn", 1, "rtrl"),  # the XLA modes picked without native kernels (e.g. on a GPU)
-    ("lstm", 1, "bptt"),
-    ("gru", 5, "vmap"),  # the mode picked for larger cells: vmapped batched matmuls
-])
+
+@pytest.mark.parametrize(
+    "kind, units, mode",
+    [
+        ("srnn", 1, "native"),  # the mode train.Spec.for_model picks for one-unit cells on a CPU
+        ("lstm", 1, "native"),
+        ("srnn", 1, "rtrl"),  # the XLA modes picked without native kernels (e.g. on a GPU)
+        ("lstm", 1, "bptt"),
+        ("gru", 5, "vmap"),  # the mode picked for larger cells: vmapped batched matmuls
+    ],
+)
 def test_ensemble_equals_python_loop(kind, units, mode):
     """R = 4 members: own seeds, learning rates and lengths (4, 6, 8, 8 left-padded to 8).
 
@@ -160,8 +170,9 @@ def test_ensemble_equals_python_loop(kind, units, mode):
         got_m = np.stack([hist.train_loss[:, r], hist.train_acc[:, r], hist.val_loss[:, r], hist.val_acc[:, r]], 1)
         np.testing.assert_allclose(got_m, want_m, atol=1e-5, err_msg=f"member {r} metrics (tl, ta, vl, va)")
         # the reference actually moved: the comparison is not between two copies of the init
-        assert max(float(jnp.abs(a - b).max()) for a, b in
-                   zip(jax.tree.leaves(want_p), jax.tree.leaves(init[r]))) > 1e-3
+        assert (
+            max(float(jnp.abs(a - b).max()) for a, b in zip(jax.tree.leaves(want_p), jax.tree.leaves(init[r]))) > 1e-3
+        )
 
 
 @pytest.mark.parametrize("cell", [Cell("srnn", 1), Cell("lstm", 1, "hard_sigmoid")])
@@ -182,16 +193,25 @@ def test_fast_path_equals_plain_vmap_autodiff(cell):
         np.testing.assert_allclose(g, w, atol=1e-5, err_msg=jax.tree_util.keystr(path))
     for a, b in zip(got[:4], want[:4]):
         np.testing.assert_allclose(a, b, atol=1e-5)
-    assert max(float(np.abs(a - b).max()) for a, b in
-               zip(jax.tree.leaves(want.params[-1]), jax.tree.leaves(init))) > 1e-2
+    assert (
+        max(float(np.abs(a - b).max()) for a, b in zip(jax.tree.leaves(want.params[-1]), jax.tree.leaves(init))) > 1e-2
+    )
 
 
 # ----------------------------------------------------------------------------- 2. padding is exact
 
 # lstm and gru are also covered, in every gradient mode, by
 # test_loss_and_grads_equal_each_members_unpadded_loss
-PAD_MODELS = tuple(M.Model(Cell(kind, 2), head) for kind, head in [
-    ("srnn", "dense1"), ("lstm", "dense2"), ("gru", "dense2"), ("lstm_nofg", "dense2"), ("janet", "dense2")])
+PAD_MODELS = tuple(
+    M.Model(Cell(kind, 2), head)
+    for kind, head in [
+        ("srnn", "dense1"),
+        ("lstm", "dense2"),
+        ("gru", "dense2"),
+        ("lstm_nofg", "dense2"),
+        ("janet", "dense2"),
+    ]
+)
 
 
 @partial(jax.jit, static_argnums=0)
@@ -221,12 +241,15 @@ def test_left_padding_is_exact(subtests):
             assert max(float(jnp.abs(a).max()) for a in jax.tree.leaves(g0)) > 1e-3
 
 
-@pytest.mark.parametrize("cell, head", [
-    (Cell("lstm", 1), "dense2"),
-    (Cell("lstm", 1, "hard_sigmoid"), "dense1"),  # the seed's gates; bptt's piecewise derivative
-    (Cell("lstm_nofg", 1, "hard_sigmoid_keras3"), "dense2"),
-    (Cell("gru", 5), "dense2"),
-])
+@pytest.mark.parametrize(
+    "cell, head",
+    [
+        (Cell("lstm", 1), "dense2"),
+        (Cell("lstm", 1, "hard_sigmoid"), "dense1"),  # the seed's gates; bptt's piecewise derivative
+        (Cell("lstm_nofg", 1, "hard_sigmoid_keras3"), "dense2"),
+        (Cell("gru", 5), "dense2"),
+    ],
+)
 def test_loss_and_grads_equal_each_members_unpadded_loss(cell, head):
     """``train.loss_and_grads`` in every mode the model allows: (R,) losses, accuracies and
     gradients on left-padded data (junk in the padding) with short batches (zero weights),
@@ -246,26 +269,32 @@ def test_loss_and_grads_equal_each_members_unpadded_loss(cell, head):
     @jax.jit
     def every_mode_and_alone(params, x, y, w, mask, xs, ys):  # one compilation
         modes = {mode: train.loss_and_grads(model, mode, params, x, y, w, mask) for mode in train.modes_for(model)}
-        alone = [jax.value_and_grad(partial(M.loss, model), has_aux=True)(_member(params, r), xs[r], ys[r])
-                 for r in range(R)]
+        alone = [
+            jax.value_and_grad(partial(M.loss, model), has_aux=True)(_member(params, r), xs[r], ys[r]) for r in range(R)
+        ]
         return modes, alone
 
-    modes, alone = every_mode_and_alone(params, jnp.asarray(x), y, w, mask,
-                                        [jnp.asarray(xs[r][:n[r]]) for r in range(R)],
-                                        [y[r, :n[r]] for r in range(R)])
+    modes, alone = every_mode_and_alone(
+        params,
+        jnp.asarray(x),
+        y,
+        w,
+        mask,
+        [jnp.asarray(xs[r][: n[r]]) for r in range(R)],
+        [y[r, : n[r]] for r in range(R)],
+    )
     assert set(modes) == ({"vmap", "flat", "rtrl", "bptt"} if cell.units == 1 else {"vmap", "flat", "rtrl"})
     for mode, (loss, a, g) in modes.items():
         for r, ((lr_, ar), gr) in enumerate(alone):
             np.testing.assert_allclose(loss[r], lr_, atol=1e-6, err_msg=f"{mode} member {r}")
             np.testing.assert_allclose(a[r], ar, atol=1e-6, err_msg=f"{mode} member {r}")
-            for (path, got), want in zip(jax.tree_util.tree_flatten_with_path(_member(g, r))[0],
-                                         jax.tree.leaves(gr)):
-                np.testing.assert_allclose(got, want, atol=1e-6,
-                                           err_msg=f"{mode} member {r} {jax.tree_util.keystr(path)}")
+            for (path, got), want in zip(jax.tree_util.tree_flatten_with_path(_member(g, r))[0], jax.tree.leaves(gr)):
+                np.testing.assert_allclose(
+                    got, want, atol=1e-6, err_msg=f"{mode} member {r} {jax.tree_util.keystr(path)}"
+                )
 
 
 # ----------------------------------------------------------------------------- 3. finite differences
-
 
 
 FD_CELLS = [
@@ -309,9 +338,21 @@ def test_gradient_equals_finite_differences(x64, cell):
         params, x, y, w, mask = _fd_problem(model)
         flat, unravel = ravel_pytree(params)
         assert flat.dtype == jnp.float64
-        problems.append((head, flat, partial(
-            lambda model, unravel, x, y, w, mask, v: M.loss(model, unravel(v), x, y, w, mask)[0],
-            model, unravel, x, y, w, mask)))
+        problems.append(
+            (
+                head,
+                flat,
+                partial(
+                    lambda model, unravel, x, y, w, mask, v: M.loss(model, unravel(v), x, y, w, mask)[0],
+                    model,
+                    unravel,
+                    x,
+                    y,
+                    w,
+                    mask,
+                ),
+            )
+        )
 
     @jax.jit
     def grad_and_fd(flats, h):  # one compilation for both heads
@@ -319,7 +360,7 @@ def test_gradient_equals_finite_differences(x64, cell):
         for (_, _, L), v in zip(problems, flats):
             eye = h * jnp.eye(v.size, dtype=v.dtype)
             shifted = jax.vmap(L)(jnp.concatenate([v[None, :] + eye, v[None, :] - eye]))  # (2P,)
-            out.append(jax.value_and_grad(L)(v) + ((shifted[:v.size] - shifted[v.size:]) / (2 * h),))
+            out.append(jax.value_and_grad(L)(v) + ((shifted[: v.size] - shifted[v.size :]) / (2 * h),))
         return out
 
     for (head, _, _), (loss, grad, fd) in zip(problems, grad_and_fd([f for _, f, _ in problems], 1e-6)):
@@ -329,6 +370,7 @@ def test_gradient_equals_finite_differences(x64, cell):
 
 
 # ----------------------------------------------------------------------------- 4. compilation
+
 
 class _Compiles:
     """Counts XLA backend compilations by function name while active."""
@@ -392,8 +434,17 @@ def test_sweep_compiles_once_per_bucket(monkeypatch):
     n_dev, B = jax.local_device_count(), 4
     # 2 * n_dev members per chunk whatever the core count: 4 * n_dev members make 2 chunks
     monkeypatch.setattr(sweep_plan, "plan", partial(sweep_plan.plan, rows_per_device=2 * B))
-    cfg = config.from_dict({"name": "compile", "repeats": n_dev, "seed": 0, "N": 20, "epochs": 2,
-                            "batch_size": B, "grid": {"T": [3, 4, 5, 6]}})
+    cfg = config.from_dict(
+        {
+            "name": "compile",
+            "repeats": n_dev,
+            "seed": 0,
+            "N": 20,
+            "epochs": 2,
+            "batch_size": B,
+            "grid": {"T": [3, 4, 5, 6]},
+        }
+    )
     chunks = sweep_plan.plan(cfg.members())
     by_bucket = {}
     for c in chunks:
@@ -421,22 +472,22 @@ def test_sweep_compiles_once_per_bucket(monkeypatch):
 
 
 @pytest.mark.parametrize("n_dev", [1, 2, 3])
-@pytest.mark.parametrize("repeats, Ts, rows", [(5, [4, 6, 8], 16), (3, [40], 4), (7, [2, 3, 50, 200], 8),
-                                               (1, [5], 512)])
+@pytest.mark.parametrize(
+    "repeats, Ts, rows", [(5, [4, 6, 8], 16), (3, [40], 4), (7, [2, 3, 50, 200], 8), (1, [5], 512)]
+)
 def test_plan_covers_every_member_once_in_equal_chunks(monkeypatch, n_dev, repeats, Ts, rows):
     """The XLA modes' plan: bucketed lengths, equal chunks split evenly over the devices."""
     monkeypatch.setenv("LATCHLAB_NATIVE", "0")
     monkeypatch.setattr(jax, "local_device_count", lambda *a, **k: n_dev)
-    cfg = config.from_dict({"name": "p", "repeats": repeats, "seed": 0, "N": 20, "batch_size": 4,
-                            "grid": {"T": Ts}})
+    cfg = config.from_dict({"name": "p", "repeats": repeats, "seed": 0, "N": 20, "batch_size": 4, "grid": {"T": Ts}})
     members = cfg.members()
     chunks = sweep_plan.plan(members, rows_per_device=rows)
-    real = [m for c in chunks for m in c.members[:len(c.members) - c.pad]]
+    real = [m for c in chunks for m in c.members[: len(c.members) - c.pad]]
     assert sorted(m.id for m in real) == sorted(m.id for m in members)
     for c in chunks:
         assert len(c.members) % n_dev == 0 and c.pad < len(c.members)
         assert c.T_pad >= max(m.run.T for m in c.members)
-        assert all(m is c.members[len(c.members) - c.pad - 1] for m in c.members[len(c.members) - c.pad:])
+        assert all(m is c.members[len(c.members) - c.pad - 1] for m in c.members[len(c.members) - c.pad :])
     for t in {c.T_pad for c in chunks}:
         assert len({len(c.members) for c in chunks if c.T_pad == t}) == 1  # equal chunks per bucket
         assert max(m.run.T for c in chunks if c.T_pad == t for m in c.members) == t  # no excess padding
@@ -446,11 +497,20 @@ def test_native_plan_sorts_lengths_into_few_chunks(monkeypatch):
     """With the native kernels, no buckets and no padding members: every member once, in
     chunks of at most ``NATIVE_CHUNK`` sorted by length; chunks of other cells stay apart."""
     monkeypatch.setattr(sweep_plan, "NATIVE_CHUNK", 10)
-    cfg = config.from_dict({"name": "n", "repeats": 7, "seed": 0, "N": 20, "cell": "lstm", "units": 1,
-                            "grid": {"T": [50, 2, 9], "cell": ["lstm", "gru"]}})
+    cfg = config.from_dict(
+        {
+            "name": "n",
+            "repeats": 7,
+            "seed": 0,
+            "N": 20,
+            "cell": "lstm",
+            "units": 1,
+            "grid": {"T": [50, 2, 9], "cell": ["lstm", "gru"]},
+        }
+    )
     members = cfg.members()
     chunks = sweep_plan.plan(members)
-    real = [m for c in chunks for m in c.members[:len(c.members) - c.pad]]  # the GRU's chunks are padded
+    real = [m for c in chunks for m in c.members[: len(c.members) - c.pad]]  # the GRU's chunks are padded
     assert sorted(m.id for m in real) == sorted(m.id for m in members)
     lstm = [c for c in chunks if c.members[0].run.cell == "lstm"]
     assert [len(c.members) for c in lstm] == [7, 7, 7] and all(c.pad == 0 for c in lstm)
@@ -462,8 +522,9 @@ def test_native_plan_sorts_lengths_into_few_chunks(monkeypatch):
 def test_padded_chunk_keeps_the_bucket_shape(monkeypatch):
     monkeypatch.setenv("LATCHLAB_NATIVE", "0")
     monkeypatch.setattr(jax, "local_device_count", lambda *a, **k: 2)  # plan only; no device use
-    cfg = config.from_dict({"name": "pad", "repeats": 5, "seed": 0, "N": 20, "epochs": 1,
-                            "batch_size": 4, "grid": {"T": [4, 6, 8]}})
+    cfg = config.from_dict(
+        {"name": "pad", "repeats": 5, "seed": 0, "N": 20, "epochs": 1, "batch_size": 4, "grid": {"T": [4, 6, 8]}}
+    )
     chunks = sweep_plan.plan(cfg.members(), rows_per_device=8)  # 15 members: chunks of 4, the last padded
     assert [len(c.members) for c in chunks] == [4, 4, 4, 4] and chunks[-1].pad == 1
     assert len({c.T_pad for c in chunks}) == 1
@@ -472,9 +533,23 @@ def test_padded_chunk_keeps_the_bucket_shape(monkeypatch):
 
 # ----------------------------------------------------------------------------- 5, 6. end to end
 
-SEED_PROTOCOL = {"name": "latch-srnn", "repeats": 10, "seed": 0, "task": "latch", "cell": "srnn",
-                 "units": 1, "T": 10, "N": 10000, "noise": 0.1, "init": "keras", "head": "dense2",
-                 "optimizer": "adam", "lr": 1e-3, "batch_size": 16, "epochs": 5}
+SEED_PROTOCOL = {
+    "name": "latch-srnn",
+    "repeats": 10,
+    "seed": 0,
+    "task": "latch",
+    "cell": "srnn",
+    "units": 1,
+    "T": 10,
+    "N": 10000,
+    "noise": 0.1,
+    "init": "keras",
+    "head": "dense2",
+    "optimizer": "adam",
+    "lr": 1e-3,
+    "batch_size": 16,
+    "epochs": 5,
+}
 
 
 @pytest.fixture(scope="module")
@@ -501,8 +576,16 @@ def test_sweep_is_deterministic(seed_run):
 def test_families_cut_the_same_data_as_make_data():
     """``sweep_data.Families`` (each seed's longest latch sequences, cut for every length) gives
     every member the same sequences, labels, mask and split as making its data directly."""
-    cfg = config.from_dict({"name": "fam", "repeats": 3, "seed": 5, "N": 40, "noise": 0.3,
-                            "grid": {"T": [3, 7, 12], "split": ["stratified", "tail"]}})
+    cfg = config.from_dict(
+        {
+            "name": "fam",
+            "repeats": 3,
+            "seed": 5,
+            "N": 40,
+            "noise": 0.3,
+            "grid": {"T": [3, 7, 12], "split": ["stratified", "tail"]},
+        }
+    )
     members = cfg.members()
     chunks = sweep_plan.plan(members)
     families = sweep_data.Families(chunks)

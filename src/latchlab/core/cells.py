@@ -5,6 +5,7 @@ Parameters follow Keras' layout so that weights copy across unchanged:
 with ``reset_after`` (input bias, recurrent bias). Gates are stacked in Keras' order:
 LSTM ``i f c o``, GRU ``z r h``; ``lstm_nofg`` drops ``f``, ``janet`` keeps ``f c``.
 """
+
 from __future__ import annotations
 
 import math
@@ -30,8 +31,7 @@ def hard_sigmoid_keras3(z):
     return jnp.clip(z / 6.0 + 0.5, 0.0, 1.0)
 
 
-_RSIG = {"sigmoid": jax.nn.sigmoid, "hard_sigmoid": hard_sigmoid,
-         "hard_sigmoid_keras3": hard_sigmoid_keras3}
+_RSIG = {"sigmoid": jax.nn.sigmoid, "hard_sigmoid": hard_sigmoid, "hard_sigmoid_keras3": hard_sigmoid_keras3}
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ def _dot(x, w):
     if k <= 4:
         out = x[..., 0:1] * lead(w[0], x.ndim)
         for j in range(1, k):
-            out = out + x[..., j:j + 1] * lead(w[j], x.ndim)
+            out = out + x[..., j : j + 1] * lead(w[j], x.ndim)
         return out
     return x @ w
 
@@ -149,12 +149,12 @@ def step_gates(cell: Cell, params, carry, xw):
         h, c = carry
         z = xw + _dot(h, U)
         if kind == "lstm":
-            i, f, g, o = (z[:, k * H:(k + 1) * H] for k in range(4))
+            i, f, g, o = (z[:, k * H : (k + 1) * H] for k in range(4))
             i, f, g, o = rsig(i), rsig(f), jnp.tanh(g), rsig(o)
             c = f * c + i * g
             blocks = {"i": i, "f": f, "c": g, "o": o}
         else:
-            i, g, o = (z[:, k * H:(k + 1) * H] for k in range(3))
+            i, g, o = (z[:, k * H : (k + 1) * H] for k in range(3))
             i, g, o = rsig(i), jnp.tanh(g), rsig(o)
             c = c + i * g
             blocks = {"i": i, "c": g, "o": o}
@@ -164,13 +164,13 @@ def step_gates(cell: Cell, params, carry, xw):
         if cell.reset_after:
             r_all = _dot(h, U) + lead(params["bias"][1], 2)
             z = rsig(xw[:, :H] + r_all[:, :H])
-            r = rsig(xw[:, H:2 * H] + r_all[:, H:2 * H])
-            hh = jnp.tanh(xw[:, 2 * H:] + r * r_all[:, 2 * H:])
+            r = rsig(xw[:, H : 2 * H] + r_all[:, H : 2 * H])
+            hh = jnp.tanh(xw[:, 2 * H :] + r * r_all[:, 2 * H :])
         else:
-            r_zr = _dot(h, U[:, :2 * H])
+            r_zr = _dot(h, U[:, : 2 * H])
             z = rsig(xw[:, :H] + r_zr[:, :H])
-            r = rsig(xw[:, H:2 * H] + r_zr[:, H:])
-            hh = jnp.tanh(xw[:, 2 * H:] + _dot(r * h, U[:, 2 * H:]))
+            r = rsig(xw[:, H : 2 * H] + r_zr[:, H:])
+            hh = jnp.tanh(xw[:, 2 * H :] + _dot(r * h, U[:, 2 * H :]))
         return z * h + (1.0 - z) * hh, {"z": z, "r": r, "h": hh}
     # janet: forget gate only, input gate tied to it with a shift of 1
     c = carry
@@ -216,6 +216,7 @@ def scan(cell: Cell, params, x, mask=None, return_sequences=False):
 
 # ----------------------------------------------------------------------------- init
 
+
 def _glorot_uniform(key, shape):
     limit = math.sqrt(6.0 / (shape[0] + shape[1]))
     return jax.random.uniform(key, shape, jnp.float32, -limit, limit)
@@ -230,8 +231,9 @@ def _orthogonal(key, shape):
     return q.T if rows < cols else q
 
 
-def init_params(key, cell: Cell, n_in: int, scheme: str = "keras",
-                values: Mapping[str, float] | None = None, t_max=None):
+def init_params(
+    key, cell: Cell, n_in: int, scheme: str = "keras", values: Mapping[str, float] | None = None, t_max=None
+):
     """Initial cell parameters.
 
     Schemes:
@@ -270,18 +272,22 @@ def init_params(key, cell: Cell, n_in: int, scheme: str = "keras",
         params = {"kernel": u(k1, (n_in, G * H)), "recurrent": u(k2, (H, G * H)), "bias": bias}
     else:
         bias = jnp.zeros(bias_shape, jnp.float32)
-        params = {"kernel": _glorot_uniform(k1, (n_in, G * H)),
-                  "recurrent": _orthogonal(k2, (H, G * H)), "bias": bias}
+        params = {"kernel": _glorot_uniform(k1, (n_in, G * H)), "recurrent": _orthogonal(k2, (H, G * H)), "bias": bias}
         if "f" in cell.gates:
             params = _set(cell, params, "bias", "f", 1.0)
     if scheme == "chrono":
         retain = {"lstm": "f", "janet": "f", "gru": "z"}.get(cell.kind)
         if retain is None:
-            raise ConfigError("init", f"chrono needs a gated cell with a forget gate, not {cell.kind!r}",
-                              ("lstm", "gru", "janet"))
+            raise ConfigError(
+                "init", f"chrono needs a gated cell with a forget gate, not {cell.kind!r}", ("lstm", "gru", "janet")
+            )
         if cell.rsig != "sigmoid":
-            raise ConfigError("init", "chrono needs sigmoid gates: under a hard sigmoid its input bias -b_f "
-                              "< -2.5 leaves the input gate at exactly 0 (no gradient)", ("preset keras3",))
+            raise ConfigError(
+                "init",
+                "chrono needs sigmoid gates: under a hard sigmoid its input bias -b_f "
+                "< -2.5 leaves the input gate at exactly 0 (no gradient)",
+                ("preset keras3",),
+            )
         if t_max is None:
             raise ConfigError("t_max", "chrono initialisation needs t_max")
         b = jnp.log(jax.random.uniform(k4, (H,), jnp.float32, 1.0, jnp.maximum(t_max - 1.0, 1.0)))
@@ -292,9 +298,10 @@ def init_params(key, cell: Cell, n_in: int, scheme: str = "keras",
         base, _, gate = name.partition("_")
         if base not in ("kernel", "recurrent", "bias") or (gate and gate not in cell.gates):
             names = [f"{b}_{g}" for b in ("kernel", "recurrent", "bias") for g in cell.gates]
-            raise ConfigError("values", f"unknown parameter {name!r} for {cell.kind}",
-                              ("kernel", "recurrent", "bias", *names))
-        for g in ([gate] if gate else cell.gates):
+            raise ConfigError(
+                "values", f"unknown parameter {name!r} for {cell.kind}", ("kernel", "recurrent", "bias", *names)
+            )
+        for g in [gate] if gate else cell.gates:
             params = _set(cell, params, base, g, v)
     return params
 

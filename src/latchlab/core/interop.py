@@ -1,4 +1,5 @@
 """Bring trained Keras 3 recurrent layers (and their Dense heads) into latchlab."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -45,8 +46,11 @@ class KerasModel:
     def model(self) -> M.Model:
         """The latchlab model: its logits are the Dense layer's pre-activations."""
         if self.head is None:
-            raise ConfigError("head", "this layer came without a Dense head: give from_keras the Keras "
-                                      "model, or the layer and its Dense(2) softmax or Dense(1) sigmoid head")
+            raise ConfigError(
+                "head",
+                "this layer came without a Dense head: give from_keras the Keras "
+                "model, or the layer and its Dense(2) softmax or Dense(1) sigmoid head",
+            )
         return M.Model(self.cell, self.head, self.n_in)
 
     def __call__(self, x) -> np.ndarray:
@@ -83,8 +87,11 @@ def from_keras(layer, head=None) -> KerasModel:
         rec = [L for L in layers if type(L).__name__ in _KINDS]
         dense = [L for L in layers if type(L).__name__ == "Dense"]
         if len(rec) != 1 or (head is None and len(dense) > 1):
-            raise ConfigError("model", "need exactly one SimpleRNN/LSTM/GRU layer and at most one Dense head "
-                                       f"(found {len(rec)} and {len(dense)})")
+            raise ConfigError(
+                "model",
+                "need exactly one SimpleRNN/LSTM/GRU layer and at most one Dense head "
+                f"(found {len(rec)} and {len(dense)})",
+            )
         layer, head = rec[0], head if head is not None or not dense else dense[0]
     cell, cell_params = _cell(layer)
     if head is None:
@@ -107,8 +114,9 @@ def _cell(layer):
     if kind != "srnn":
         rsig = _GATE_ACTIVATIONS.get(_name(layer.recurrent_activation))
         if rsig is None:
-            raise ConfigError("recurrent_activation", f"unsupported {_name(layer.recurrent_activation)}",
-                              tuple(_GATE_ACTIVATIONS))
+            raise ConfigError(
+                "recurrent_activation", f"unsupported {_name(layer.recurrent_activation)}", tuple(_GATE_ACTIVATIONS)
+            )
     reset_after = bool(getattr(layer, "reset_after", True))
     cell = Cell(kind, int(layer.units), rsig, reset_after)
     weights = [np.asarray(w, np.float32) for w in layer.get_weights()]

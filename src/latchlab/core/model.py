@@ -1,4 +1,5 @@
 """A model is a cell and a read-out head; its loss is a pure function of parameters."""
+
 from __future__ import annotations
 
 import math
@@ -62,10 +63,11 @@ def init(key, model: Model, scheme: str = "keras", values=None, t_max=None):
     k_cell, k_head = jax.random.split(key)
     H, n_out = model.cell.units, model.n_out
     limit = math.sqrt(6.0 / (H + n_out))
-    head = {"kernel": jax.random.uniform(k_head, (H, n_out), jnp.float32, -limit, limit),
-            "bias": jnp.zeros((n_out,), jnp.float32)}
-    return {"cell": cells.init_params(k_cell, model.cell, model.n_in, scheme, values, t_max),
-            "head": head}
+    head = {
+        "kernel": jax.random.uniform(k_head, (H, n_out), jnp.float32, -limit, limit),
+        "bias": jnp.zeros((n_out,), jnp.float32),
+    }
+    return {"cell": cells.init_params(k_cell, model.cell, model.n_in, scheme, values, t_max), "head": head}
 
 
 def read_out(model: Model, head, h):

@@ -14,6 +14,7 @@ length-T' data (T < T'), and ``pad_to`` can left-pad inside the generator (for e
 of mixed lengths) without changing a single value. (``two_sequence`` and ``parity`` keep
 the second property, not the first: their sequences' lengths and last signs depend on T.)
 """
+
 from __future__ import annotations
 
 from functools import partial
@@ -24,10 +25,22 @@ import numpy as np
 
 # the catalogue (names, targets, input widths, copy's alphabet) and ``check`` live in the
 # JAX-free ``catalog``, so that configs validate without importing this module
-from latchlab.core.catalog import (COPY_BLANK, COPY_CATEGORIES, COPY_DELIMITER, COPY_LEN,  # noqa: F401
-                                   COPY_SYMBOLS, N_IN, SPLITS, TARGETS, TASKS, check,
-                                   two_sequence_min_length)
+# the catalogue's names are re-exported here (``tasks.TASKS`` and so on)
+from latchlab.core.catalog import (  # noqa: F401
+    COPY_BLANK,
+    COPY_CATEGORIES,
+    COPY_DELIMITER,
+    COPY_LEN,
+    COPY_SYMBOLS,
+    N_IN,
+    SPLITS,
+    TARGETS,
+    TASKS,
+    check,
+    two_sequence_min_length,
+)
 from latchlab.errors import ConfigError
+
 # H&S 1997's criterion for the adding problem: a sequence is solved if |error| < 0.04
 ADDING_TOLERANCE = 0.04
 
@@ -141,7 +154,7 @@ def _two_sequence(key, n, T, noise, signal_len, pad_to, noisy_signal=False):
     return x[..., None].astype(jnp.float32), y
 
 
-def two_sequence(key, n: int, T, noise=0.2 ** 0.5, signal_len=1, pad_to: int | None = None):
+def two_sequence(key, n: int, T, noise=0.2**0.5, signal_len=1, pad_to: int | None = None):
     """The 2-sequence problem (Hochreiter & Schmidhuber 1997, task 3a).
 
     Sequence ``i`` has its own length ``T_i``, uniform in ``[T - floor(T/11), T]`` (H&S's
@@ -172,7 +185,7 @@ def _two_sequence_3b(key, n, T, noise, signal_len, pad_to):
     return _two_sequence(key, n, T, noise, signal_len, pad_to, noisy_signal=True)
 
 
-def two_sequence_3b(key, n: int, T, noise=0.2 ** 0.5, signal_len=1, pad_to: int | None = None):
+def two_sequence_3b(key, n: int, T, noise=0.2**0.5, signal_len=1, pad_to: int | None = None):
     """H&S 1997 task 3b: ``two_sequence`` with the noise on the signal steps too
     (``x_t = ±1 + e_t`` for the first ``signal_len`` steps). Arguments as ``two_sequence``."""
     return _two_sequence_3b(key, n, T, noise, signal_len, _padded(T, pad_to))
@@ -185,12 +198,14 @@ def _parity(key, n, T, noise, signal_len, pad_to):
     y = _balanced_labels(k_y, n)
     s, valid = _steps(T, pad_to)
     bits = jax.vmap(lambda t: jax.random.bernoulli(jax.random.fold_in(k_b, t), 0.5, (n,)))(
-        jnp.maximum(s, 0)).T  # (N, T) True = +1
+        jnp.maximum(s, 0)
+    ).T  # (N, T) True = +1
     free = valid & (s < T - 1)  # the last step is set so that the parity is y's
     odd = (jnp.sum(bits & free[None, :], axis=1) % 2) == 1
     bits = jnp.where((s == T - 1)[None, :], (odd != (y == 1))[:, None], bits)
     e = jax.vmap(lambda t: jax.random.uniform(jax.random.fold_in(k_e, t), (n,), minval=-1.0, maxval=1.0))(
-        jnp.maximum(s, 0)).T
+        jnp.maximum(s, 0)
+    ).T
     x = jnp.where(valid[None, :], jnp.where(bits, 1.0, -1.0) + noise * e, 0.0)
     return x[..., None].astype(jnp.float32), y
 
@@ -310,11 +325,25 @@ def baseline_loss(task: str, T: int) -> float:
     return float(np.log(2.0))
 
 
-GENERATORS = {"latch": latch, "bit_relay": bit_relay, "two_sequence": two_sequence,
-              "two_sequence_3b": two_sequence_3b, "parity": parity, "adding": adding, "copy": copy}
+GENERATORS = {
+    "latch": latch,
+    "bit_relay": bit_relay,
+    "two_sequence": two_sequence,
+    "two_sequence_3b": two_sequence_3b,
+    "parity": parity,
+    "adding": adding,
+    "copy": copy,
+}
 # the compiled forms, ``(key, n, T, noise, signal_len, pad_to)`` with T traceable
-PADDED = {"latch": _latch, "bit_relay": _bit_relay, "two_sequence": _two_sequence,
-          "two_sequence_3b": _two_sequence_3b, "parity": _parity, "adding": _adding, "copy": _copy}
+PADDED = {
+    "latch": _latch,
+    "bit_relay": _bit_relay,
+    "two_sequence": _two_sequence,
+    "two_sequence_3b": _two_sequence_3b,
+    "parity": _parity,
+    "adding": _adding,
+    "copy": _copy,
+}
 
 
 def generate(task: str, key, n: int, T: int, noise: float = 0.1, signal_len: int = 1):

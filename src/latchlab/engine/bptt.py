@@ -14,6 +14,7 @@ per step as its own array, reduced into the parameter gradients after the loop (
 the gates on the minor axis, or reducing over the batch inside the loop, emitted scalar
 kernels). Same numbers as autodiff to float32 rounding (tests/engine/test_engine.py).
 """
+
 from __future__ import annotations
 
 from functools import partial
@@ -89,17 +90,20 @@ def loss_and_grads(model: M.Model, params, x, y, w, mask):
     (h_T, _), stored = jax.lax.scan(step, (zero, zero), (xs, ms))
     hs = stored[0]
 
-    (loss, acc), (g_head, dh_T) = jax.vmap(jax.value_and_grad(partial(M.head_loss, model), argnums=(0, 1),
-                                                              has_aux=True))(params["head"], h_T[..., None], y, w)
+    (loss, acc), (g_head, dh_T) = jax.vmap(
+        jax.value_and_grad(partial(M.head_loss, model), argnums=(0, 1), has_aux=True)
+    )(params["head"], h_T[..., None], y, w)
 
     def backward(carry, inp):
         dh, dc = carry
         x_t, m_t, h, c, g, tc, *v = inp
         z, v = ({n: None for n in names}, v[0]) if store else gates(x_t, h)
         dcc = dc + dh * v["o"] * (1.0 - tc * tc)
-        dz = {"i": dcc * g * dact(z["i"], v["i"]),
-              "g": dcc * v["i"] * (1.0 - g * g),
-              "o": dh * tc * dact(z["o"], v["o"])}
+        dz = {
+            "i": dcc * g * dact(z["i"], v["i"]),
+            "g": dcc * v["i"] * (1.0 - g * g),
+            "o": dh * tc * dact(z["o"], v["o"]),
+        }
         if forget:
             dz["f"] = dcc * c * dact(z["f"], v["f"])
         dz = [m_t * dz[n] for n in names]
@@ -110,9 +114,11 @@ def loss_and_grads(model: M.Model, params, x, y, w, mask):
     _, dzs = jax.lax.scan(backward, (dh_T[..., 0], zero), (xs, ms, *stored), reverse=True)
     # (T, R, B) per gate -> (R, G): sums over time and batch, outside the loop
     stack = lambda f: jnp.stack([f(d) for d in dzs], -1)  # noqa: E731
-    g_cell = {"kernel": stack(lambda d: jnp.einsum("trb,trb->r", d, xs))[:, None, :],
-              "recurrent": stack(lambda d: jnp.einsum("trb,trb->r", d, hs))[:, None, :],
-              "bias": stack(lambda d: d.sum((0, 2)))}
+    g_cell = {
+        "kernel": stack(lambda d: jnp.einsum("trb,trb->r", d, xs))[:, None, :],
+        "recurrent": stack(lambda d: jnp.einsum("trb,trb->r", d, hs))[:, None, :],
+        "bias": stack(lambda d: d.sum((0, 2))),
+    }
     return loss, acc, {"cell": g_cell, "head": g_head}
 
 
@@ -124,7 +130,7 @@ def _forward(model: M.Model, params):
     pc = params["cell"]
     G = pc["bias"].shape[-1]
     W, U, b = pc["kernel"][:, 0, :], pc["recurrent"][:, 0, :], pc["bias"]  # (R, G)
-    col = [(W[:, k:k + 1], U[:, k:k + 1], b[:, k:k + 1]) for k in range(G)]  # (R, 1) each
+    col = [(W[:, k : k + 1], U[:, k : k + 1], b[:, k : k + 1]) for k in range(G)]  # (R, 1) each
     names = ("i", "f", "g", "o") if forget else ("i", "g", "o")
 
     def gates(x_t, h):
@@ -161,4 +167,3 @@ def _time_major(x, mask):
 
 def _keep(m, new, old):  # where(m, new, old) for m in {0, 1}, exact for finite values
     return m * new + (1.0 - m) * old
-

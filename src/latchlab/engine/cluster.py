@@ -19,6 +19,7 @@ A worker that dies mid-chunk has its chunk rerun on another (the scheduler resch
 it); a scheduler that cannot be reached, or is lost mid-sweep, raises ``ClusterError``
 (one line, exit 2 from the CLI), with every finished chunk already stored.
 """
+
 from __future__ import annotations
 
 import logging
@@ -40,8 +41,15 @@ if TYPE_CHECKING:
     from latchlab.engine.run import ChunkResult
 
 # dask-jobqueue's classes by the ``kind`` of a ``[cluster]`` table
-JOBQUEUE = {"slurm": "SLURMCluster", "pbs": "PBSCluster", "sge": "SGECluster", "lsf": "LSFCluster",
-            "oar": "OARCluster", "moab": "MoabCluster", "htcondor": "HTCondorCluster"}
+JOBQUEUE = {
+    "slurm": "SLURMCluster",
+    "pbs": "PBSCluster",
+    "sge": "SGECluster",
+    "lsf": "LSFCluster",
+    "oar": "OARCluster",
+    "moab": "MoabCluster",
+    "htcondor": "HTCondorCluster",
+}
 # seconds to wait for a scheduler (connecting, and reconnecting after losing it)
 CONNECT_TIMEOUT = 10.0
 
@@ -95,8 +103,10 @@ def parse(text: str | Path, dashboard: bool = True) -> ClusterSpec:
     path = Path(s)
     if path.suffix == ".toml" or path.exists():
         return _parse_toml(path, dashboard)
-    raise ConfigError("cluster", f"{s!r} is neither local[:N], a scheduler address tcp://HOST:PORT "
-                                 "nor a TOML file with a [cluster] table")
+    raise ConfigError(
+        "cluster",
+        f"{s!r} is neither local[:N], a scheduler address tcp://HOST:PORT nor a TOML file with a [cluster] table",
+    )
 
 
 def _parse_toml(path: Path, dashboard: bool) -> ClusterSpec:
@@ -116,8 +126,7 @@ def _parse_toml(path: Path, dashboard: bool) -> ClusterSpec:
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
         raise ConfigError("cluster.jobs", f"{jobs!r} in {path}: a whole number of batch jobs >= 1")
     _need("dask_jobqueue", "dask-jobqueue")
-    return ClusterSpec("jobqueue", jobqueue=kind, jobs=jobs, options=tuple(sorted(table.items())),
-                       dashboard=dashboard)
+    return ClusterSpec("jobqueue", jobqueue=kind, jobs=jobs, options=tuple(sorted(table.items())), dashboard=dashboard)
 
 
 def jobqueue_cluster(spec: ClusterSpec):
@@ -130,8 +139,11 @@ def jobqueue_cluster(spec: ClusterSpec):
     # every worker process trains on one XLA device (``worker_setup``); say so to the job
     prologue = list(options.pop("job_script_prologue", []))
     if not spec.dashboard:  # the scheduler's HTTP server on a free loopback port, no dashboard
-        options["scheduler_options"] = {**options.get("scheduler_options", {}), "dashboard": False,
-                                        "dashboard_address": "127.0.0.1:0"}
+        options["scheduler_options"] = {
+            **options.get("scheduler_options", {}),
+            "dashboard": False,
+            "dashboard_address": "127.0.0.1:0",
+        }
     try:
         return cls(job_script_prologue=prologue + ["export LATCHLAB_DEVICES=1"], **options)
     except (TypeError, ValueError) as e:
@@ -183,8 +195,12 @@ def worker_info(model, optimizer: str) -> dict:
     from latchlab.engine import native, train
 
     mode = train.choose_mode(model, optimizer)
-    info = {"host": socket.gethostname(), "cpu": _cpu(), "backend": f"{jax.default_backend()}:{jax.device_count()}",
-            "mode": mode}
+    info = {
+        "host": socket.gethostname(),
+        "cpu": _cpu(),
+        "backend": f"{jax.default_backend()}:{jax.device_count()}",
+        "mode": mode,
+    }
     if mode != "native" and native.supports(model, optimizer):
         why = native.available(model, optimizer).reason or "unavailable"
         info["mode"] = f"{mode} (native kernels: {why})"
@@ -246,8 +262,9 @@ def _execute(chunk, lengths: dict | None = None):
 
     model, opt = chunk.members[0].run.model, chunk.members[0].run.optimizer
     if isinstance(chunk.backend, train.Native) and train.choose_mode(model, opt) != "native":
-        chunk = dataclasses.replace(chunk, backend=train.backend(
-            train.Spec.for_model(model, opt, chunk.members[0].run.batch_size)))
+        chunk = dataclasses.replace(
+            chunk, backend=train.backend(train.Spec.for_model(model, opt, chunk.members[0].run.batch_size))
+        )
     t0 = time.perf_counter()
     hist = run.train_chunk(chunk, data=_worker_data(chunk, lengths or {}))
     res = run._kept(chunk, hist, time.perf_counter() - t0)
@@ -284,24 +301,39 @@ def connect(spec: ClusterSpec, say: Callable[[str], None] | None = None):
     from distributed import Client, LocalCluster
 
     say = say or (lambda s: None)
-    with _quiet(), dask.config.set({"distributed.comm.timeouts.connect": f"{CONNECT_TIMEOUT}s",
-                                    "distributed.scheduler.allowed-failures": 3,
-                                    "distributed.admin.system-monitor.gil.enabled": False}):
+    with (
+        _quiet(),
+        dask.config.set(
+            {
+                "distributed.comm.timeouts.connect": f"{CONNECT_TIMEOUT}s",
+                "distributed.scheduler.allowed-failures": 3,
+                "distributed.admin.system-monitor.gil.enabled": False,
+            }
+        ),
+    ):
         cluster = None
         try:
             if spec.kind == "local":
                 # the scheduler's HTTP server (and dashboard, if asked) on a free port, never 8787
-                cluster = LocalCluster(n_workers=spec.workers, threads_per_worker=1, processes=True,
-                                       host="127.0.0.1", dashboard_address="127.0.0.1:0",
-                                       scheduler_kwargs={"dashboard": spec.dashboard},
-                                       silence_logs=logging.ERROR, env=_worker_env())
+                cluster = LocalCluster(
+                    n_workers=spec.workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    host="127.0.0.1",
+                    dashboard_address="127.0.0.1:0",
+                    scheduler_kwargs={"dashboard": spec.dashboard},
+                    silence_logs=logging.ERROR,
+                    env=_worker_env(),
+                )
                 client = Client(cluster, timeout=CONNECT_TIMEOUT)
             elif spec.kind == "scheduler":
                 try:
                     client = Client(spec.address, timeout=CONNECT_TIMEOUT)
                 except (OSError, TimeoutError) as e:
-                    raise ClusterError(f"cluster: cannot reach the Dask scheduler at {spec.address} "
-                                       f"within {CONNECT_TIMEOUT:g} s ({type(e).__name__})") from None
+                    raise ClusterError(
+                        f"cluster: cannot reach the Dask scheduler at {spec.address} "
+                        f"within {CONNECT_TIMEOUT:g} s ({type(e).__name__})"
+                    ) from None
             else:
                 cluster = jobqueue_cluster(spec)
                 cluster.scale(jobs=spec.jobs)
@@ -313,10 +345,10 @@ def connect(spec: ClusterSpec, say: Callable[[str], None] | None = None):
                 # a dict by worker (a coroutine only for an asynchronous client)
                 workers = len(cast(dict, client.run(_warm)))  # the workers there are now: their set-up, in parallel
             except Exception as e:  # noqa: BLE001  (whatever the workers' import raised, as one line)
-                raise ClusterError(f"cluster: the workers of {client.scheduler.address} cannot run latchlab "
-                                   f"({type(e).__name__}: {e})") from None
-            say(f"cluster: {client.scheduler.address}, {workers} workers now"
-                + (f", dashboard {link}" if link else ""))
+                raise ClusterError(
+                    f"cluster: the workers of {client.scheduler.address} cannot run latchlab ({type(e).__name__}: {e})"
+                ) from None
+            say(f"cluster: {client.scheduler.address}, {workers} workers now" + (f", dashboard {link}" if link else ""))
             try:
                 yield client
             finally:
@@ -349,18 +381,24 @@ def results(client, chunks: list[Chunk], retries: int = 1) -> Iterator[tuple[Chu
     def lengths(c):
         return {f: longest[f] for f in map(D._family, c.members) if f in longest}
 
-    futures = {client.submit(_execute, c, lengths(c), key=f"latchlab-chunk-{i}-{token}", pure=False,
-                             retries=retries): c for i, c in enumerate(chunks)}
+    futures = {
+        client.submit(_execute, c, lengths(c), key=f"latchlab-chunk-{i}-{token}", pure=False, retries=retries): c
+        for i, c in enumerate(chunks)
+    }
     try:
         for fut in as_completed(futures):
             try:
                 res = fut.result()
             except (FutureCancelledError, OSError) as e:
-                raise ClusterError(f"cluster: lost the Dask scheduler at {client.scheduler.address} "
-                                   f"({type(e).__name__}); finished members are stored, re-run to resume") from None
+                raise ClusterError(
+                    f"cluster: lost the Dask scheduler at {client.scheduler.address} "
+                    f"({type(e).__name__}); finished members are stored, re-run to resume"
+                ) from None
             except KilledWorker:
-                raise ClusterError(f"cluster: a chunk of {len(futures[fut].members)} members killed every worker "
-                                   "it ran on (out of memory?); finished members are stored") from None
+                raise ClusterError(
+                    f"cluster: a chunk of {len(futures[fut].members)} members killed every worker "
+                    "it ran on (out of memory?); finished members are stored"
+                ) from None
             yield futures[fut], res
             fut.release()
     finally:
@@ -381,8 +419,10 @@ def executor(spec: ClusterSpec | str, say: Callable[[str], None] | None = None):
 
 # The store's record of where each member trained (the engine's note beside the store's
 # tables: created on first use, ignored by readers that do not know it)
-_WORKERS_DDL = ("CREATE TABLE IF NOT EXISTS workers(member_id TEXT PRIMARY KEY REFERENCES members, "
-                "host TEXT, cpu TEXT, backend TEXT, mode TEXT)")
+_WORKERS_DDL = (
+    "CREATE TABLE IF NOT EXISTS workers(member_id TEXT PRIMARY KEY REFERENCES members, "
+    "host TEXT, cpu TEXT, backend TEXT, mode TEXT)"
+)
 
 
 def record(store, members: list, worker: dict) -> None:

@@ -6,6 +6,7 @@ longest latch sequences once and cuts every length from them; ``init_members`` s
 members' initial parameters. A member's data and initial parameters do not depend on the
 members it is trained beside (``tests/engine/test_engine.py``).
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -100,9 +101,15 @@ def make_data(members: list[Member], T_pad: int, families: Families | None = Non
     sharding = train.member_sharding(len(members))
     col = lambda f, dt: jax.device_put(np.array([f(m) for m in members], dt), sharding)  # noqa: E731
     keys = _member_keys([m.seed for m in members])
-    x, y, mask = _chunk_sequences(jax.device_put(keys, sharding), col(lambda m: m.run.T, np.int32),
-                                  col(lambda m: m.run.noise, np.float32), col(lambda m: m.run.signal_len, np.int32),
-                                  task=run.task, n=run.N, pad_to=T_pad)
+    x, y, mask = _chunk_sequences(
+        jax.device_put(keys, sharding),
+        col(lambda m: m.run.T, np.int32),
+        col(lambda m: m.run.noise, np.float32),
+        col(lambda m: m.run.signal_len, np.int32),
+        task=run.task,
+        n=run.N,
+        pad_to=T_pad,
+    )
     tail = np.array([m.run.split == "tail" for m in members])
     splits = _on_padded_stack(partial(_chunk_splits, n_val=n_val, n_pos=n_pos), keys, y, tail)
     tr, va = jax.device_put(splits, sharding)
@@ -170,9 +177,15 @@ class Families:
             keys = _member_keys(seeds)
             sharding = train.member_sharding(len(seeds))
             put = lambda a: jax.device_put(a, sharding)  # noqa: E731
-            x, y, _ = _chunk_sequences(put(keys), put(np.full(len(seeds), T, np.int32)),
-                                       put(np.full(len(seeds), noise, np.float32)),
-                                       put(np.full(len(seeds), signal_len, np.int32)), task=task, n=n, pad_to=T)
+            x, y, _ = _chunk_sequences(
+                put(keys),
+                put(np.full(len(seeds), T, np.int32)),
+                put(np.full(len(seeds), noise, np.float32)),
+                put(np.full(len(seeds), signal_len, np.int32)),
+                task=task,
+                n=n,
+                pad_to=T,
+            )
             x, y = _host_rows(x), _host_rows(y)
             for i, f in enumerate(fs):
                 self.seq[f] = (x[i][..., 0], y[i], keys[i])
@@ -201,9 +214,12 @@ class Families:
                 missing[_split_sizes(m.run)].append(k)
         for (n_val, n_pos), ks in missing.items():
             ks = list(dict.fromkeys(ks))
-            tr, va = _on_padded_stack(partial(_chunk_splits, n_val=n_val, n_pos=n_pos),
-                                      np.stack([self.seq[k[0]][2] for k in ks]),
-                                      np.stack([self.seq[k[0]][1] for k in ks]), np.array([k[2] == "tail" for k in ks]))
+            tr, va = _on_padded_stack(
+                partial(_chunk_splits, n_val=n_val, n_pos=n_pos),
+                np.stack([self.seq[k[0]][2] for k in ks]),
+                np.stack([self.seq[k[0]][1] for k in ks]),
+                np.array([k[2] == "tail" for k in ks]),
+            )
             for i, k in enumerate(ks):
                 self.splits[k] = (tr[i], va[i])
         return np.stack([self.splits[k][0] for k in keys]), np.stack([self.splits[k][1] for k in keys])

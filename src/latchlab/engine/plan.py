@@ -17,6 +17,7 @@ members are all finished are left out; a chunk with some finished members trains
 only its unfinished members are kept (``Chunk.wanted``). The native kernels train each
 member alone in its SIMD lanes, so there only the unfinished members are planned.
 """
+
 from __future__ import annotations
 
 import logging
@@ -66,13 +67,15 @@ class Chunk:
     @property
     def wanted(self) -> tuple[int, ...]:
         """Positions of the members whose results are kept: real and not finished."""
-        return tuple(i for i, m in enumerate(self.members[:len(self.members) - self.pad]) if m.id not in self.done)
+        return tuple(i for i, m in enumerate(self.members[: len(self.members) - self.pad]) if m.id not in self.done)
 
     @property
     def data_key(self):
         """What the chunk's data depend on: equal keys, equal ``make_data`` results."""
-        return (self.T_pad,) + tuple((m.run.task, m.run.T, m.run.noise, m.run.signal_len, m.run.N,
-                                      m.run.val_frac, m.run.split, m.seed) for m in self.members)
+        return (self.T_pad,) + tuple(
+            (m.run.task, m.run.T, m.run.noise, m.run.signal_len, m.run.N, m.run.val_frac, m.run.split, m.seed)
+            for m in self.members
+        )
 
 
 def buckets(lengths: dict[int, int], cap: int, per_bucket: float = BUCKET_COMPILE) -> list[list[int]]:
@@ -99,7 +102,7 @@ def buckets(lengths: dict[int, int], cap: int, per_bucket: float = BUCKET_COMPIL
                 best[j], cut[j] = c, i
     out, j = [], len(Ts)
     while j > 0:
-        out.append(Ts[cut[j]:j])
+        out.append(Ts[cut[j] : j])
         j = cut[j]
     return out[::-1]
 
@@ -129,8 +132,13 @@ def backends(runs: list[RunConfig]) -> dict:
         out[(model, optimizer, batch_size)] = train.backend(spec)
         if spec.mode != "native" and (model, optimizer) in wanted and native.variant(model) not in warned:
             warned.add(native.variant(model))
-            log.warning("native kernels unavailable for %s (%s): %s; training with %s on XLA instead",
-                        model.cell.kind, model.cell.rsig, _build_error(model), train.BACKEND_NAMES[spec.mode])
+            log.warning(
+                "native kernels unavailable for %s (%s): %s; training with %s on XLA instead",
+                model.cell.kind,
+                model.cell.rsig,
+                _build_error(model),
+                train.BACKEND_NAMES[spec.mode],
+            )
     return out
 
 
@@ -173,7 +181,7 @@ def plan(members: list[Member], rows_per_device: int = ROWS_PER_DEVICE, done=fro
             size = -(-len(ms) // k)  # equal chunks: one compiled shape per bucket
             size = -(-size // n_dev) * n_dev  # members split evenly over devices
             for i in range(k):
-                part = ms[i * size:(i + 1) * size]
+                part = ms[i * size : (i + 1) * size]
                 pad = size - len(part)
                 finished = frozenset(m.id for m in part if m.id in done)
                 if len(finished) < len(part):
@@ -192,5 +200,6 @@ def _native_chunks(group: list[Member], bk: train.Native) -> list[Chunk]:
     ms = sorted(group, key=lambda m: m.run.T)  # members of a length share blocks of the kernel
     k = -(-len(ms) // NATIVE_CHUNK)
     size = -(-len(ms) // k)
-    return [Chunk(tuple(part), max(m.run.T for m in part), bk)
-            for part in (ms[i * size:(i + 1) * size] for i in range(k))]
+    return [
+        Chunk(tuple(part), max(m.run.T for m in part), bk) for part in (ms[i * size : (i + 1) * size] for i in range(k))
+    ]

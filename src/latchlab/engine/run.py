@@ -7,6 +7,7 @@ trip as one pure, picklable unit, so chunks can be shipped to other processes (`
 ``executor``); the default executor trains them here, in order, reusing data between
 chunks that share them (``data.Families``). Either way a member's numbers are the same.
 """
+
 from __future__ import annotations
 
 import time
@@ -58,8 +59,11 @@ def _kept(chunk: P.Chunk, hist: train.History, seconds: float) -> ChunkResult:
     idx = chunk.wanted
     sel = slice(0, len(idx)) if idx == tuple(range(len(idx))) else np.array(idx)
     assert hist.diverged_epoch is not None  # ``train.fit_on`` sets it
-    h = train.History(*(a[:, sel] for a in hist[:4]), params=[jax.tree.map(lambda a: a[sel], p) for p in hist.params],
-                      diverged_epoch=hist.diverged_epoch[sel])
+    h = train.History(
+        *(a[:, sel] for a in hist[:4]),
+        params=[jax.tree.map(lambda a: a[sel], p) for p in hist.params],
+        diverged_epoch=hist.diverged_epoch[sel],
+    )
     return ChunkResult(tuple(chunk.members[i].id for i in idx), h, seconds)
 
 
@@ -96,8 +100,16 @@ def in_process(chunks: list[P.Chunk], on_epoch=None, timer=None) -> Iterator[tup
         yield chunk, _kept(chunk, hist, time.perf_counter() - t0)
 
 
-def run(cfg: SweepConfig | list[SweepConfig], store=None, progress=None, timer=None, command: str = "",
-        executor: Executor | None = None, cluster=None, say=None):
+def run(
+    cfg: SweepConfig | list[SweepConfig],
+    store=None,
+    progress=None,
+    timer=None,
+    command: str = "",
+    executor: Executor | None = None,
+    cluster=None,
+    say=None,
+):
     """Run every member of ``cfg`` not yet in ``store``; return the members' epoch rows.
 
     Args:
@@ -178,12 +190,23 @@ def frame(results) -> pd.DataFrame:
     recs = []
     for members, hist, *seconds in results:
         for r, m in enumerate(members):
-            base = {"member_id": m.id, "sweep_id": None, "seed": m.seed, **m.run.to_dict(),
-                    "seconds": seconds[0] if seconds else float("nan")}
+            base = {
+                "member_id": m.id,
+                "sweep_id": None,
+                "seed": m.seed,
+                **m.run.to_dict(),
+                "seconds": seconds[0] if seconds else float("nan"),
+            }
             base["values"] = json.dumps(base["values"], sort_keys=True)
             for e in range(hist.val_acc.shape[0]):
-                recs.append({**base, "epoch": e + 1, "train_loss": float(hist.train_loss[e, r]),
-                             "train_acc": float(hist.train_acc[e, r]), "val_loss": float(hist.val_loss[e, r]),
-                             "val_acc": float(hist.val_acc[e, r])})
+                recs.append(
+                    {
+                        **base,
+                        "epoch": e + 1,
+                        "train_loss": float(hist.train_loss[e, r]),
+                        "train_acc": float(hist.train_acc[e, r]),
+                        "val_loss": float(hist.val_loss[e, r]),
+                        "val_acc": float(hist.val_acc[e, r]),
+                    }
+                )
     return pd.DataFrame.from_records(recs)
-

@@ -3,6 +3,7 @@
 The sweep itself is planned in ``plan``, its data made in ``data``, trained in ``train``
 and run chunk by chunk in ``run``.
 """
+
 from __future__ import annotations
 
 from contextlib import contextmanager, nullcontext
@@ -57,7 +58,14 @@ def progress_bar(console=None):
     """A rich progress bar over member-epochs; yields ``run.run``'s ``progress`` callback."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("member-epochs"),
-                  TimeElapsedColumn(), console=console, transient=True) as bar:
+    with Progress(
+        TextColumn("training"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("member-epochs"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
         task = bar.add_task("train", total=None)
         yield lambda n, total: bar.update(task, total=total, advance=n)

@@ -9,6 +9,7 @@ Two backends train a stack of members with one contract (``init``, ``epoch``,
 (autodiff, rtrl, bptt), and ``Native``, the native CPU kernels. ``choose_mode`` picks
 one, ``backend`` builds it and ``fit`` runs it, marking members that diverge.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -162,14 +163,18 @@ def loss_and_grads(model: M.Model, mode: str, params, x, y, w, mask):
     """
     R, B = w.shape
     if mode not in modes_for(model):
-        raise ConfigError("mode", f"unknown gradient mode {mode!r} for {model.cell.kind} with head "
-                          f"{model.head}", modes_for(model))
+        raise ConfigError(
+            "mode", f"unknown gradient mode {mode!r} for {model.cell.kind} with head {model.head}", modes_for(model)
+        )
     if mode == "vmap":
+
         def member(p, x, y, w, m):
             return jax.value_and_grad(partial(M.loss, model), has_aux=True)(p, x, y, w, m)
+
         (loss, a), g = jax.vmap(member)(params, x, y, w, mask)
         return loss, a, g
     if mode == "flat":
+
         def total(params):
             rows = _rows(params, B)
             xf = x.reshape((R * B,) + x.shape[2:])
@@ -177,6 +182,7 @@ def loss_and_grads(model: M.Model, mode: str, params, x, y, w, mask):
             loss, c = M.per_example(model, z, y.reshape((R * B,) + y.shape[2:]))
             loss, a = M.weighted_mean(loss.reshape(R, B), c.reshape(R, B), w)
             return loss.sum(), (loss, a)
+
         (_, (loss, a)), g = jax.value_and_grad(total, has_aux=True)(params)
         return loss, a, g
     if mode == "rtrl":
@@ -204,8 +210,9 @@ def _rtrl(model: M.Model, params, x, y, w, mask):
         def body(state, inp):
             carry, tan = state
             x_t, m_t = inp
-            new, dnew = jax.vmap(lambda e, dc: jax.jvp(lambda t, c: f(t, c, x_t[None]), (th, carry), (e, dc)),
-                                 out_axes=(None, 0))(basis, tan)
+            new, dnew = jax.vmap(
+                lambda e, dc: jax.jvp(lambda t, c: f(t, c, x_t[None]), (th, carry), (e, dc)), out_axes=(None, 0)
+            )(basis, tan)
             keep = lambda a, b: jnp.where(m_t, a, b)  # noqa: E731
             return (jax.tree.map(keep, new, carry), jax.tree.map(keep, dnew, tan)), None
 
@@ -217,7 +224,8 @@ def _rtrl(model: M.Model, params, x, y, w, mask):
     h, dh = h.reshape(R, B, -1), dh.reshape(R, B, P, -1)
 
     (loss, a), (g_head, g_h) = jax.vmap(jax.value_and_grad(partial(M.head_loss, model), argnums=(0, 1), has_aux=True))(
-        params["head"], h, y, w)
+        params["head"], h, y, w
+    )
     g_theta = jnp.einsum("rbph,rbh->rp", dh, g_h)
     g_cell = jax.vmap(unravel)(g_theta)
     return loss, a, {"cell": g_cell, "head": g_head}
@@ -360,6 +368,7 @@ def member_sharding(n_members: int):
 
 # ----------------------------------------------------------------------------- backends
 
+
 @dataclass(frozen=True)
 class XLA:
     """Whole epochs as compiled XLA programs (``train_epoch``, ``evaluate``) in one of the
@@ -414,10 +423,15 @@ class Native:
     def init(self, params, data: Data, lr) -> tuple:
         if not native_ok(self.spec.model, self.spec.optimizer):
             m = self.spec.model
-            raise ConfigError("mode", f"the native kernels cannot train {m.cell.kind} ({m.cell.units} units, head "
-                                      f"{m.head}, {self.spec.optimizer}) here", MODES)
-        ens = native.Ensemble(self.spec.model, self.spec.optimizer, params, data.x, data.y, data.mask, data.train,
-                              data.val)
+            raise ConfigError(
+                "mode",
+                f"the native kernels cannot train {m.cell.kind} ({m.cell.units} units, head "
+                f"{m.head}, {self.spec.optimizer}) here",
+                MODES,
+            )
+        ens = native.Ensemble(
+            self.spec.model, self.spec.optimizer, params, data.x, data.y, data.mask, data.train, data.val
+        )
         return ens, np.asarray(lr, np.float32)
 
     def epoch(self, s: tuple, order, weight):
@@ -487,9 +501,13 @@ def _diverged(h: History) -> History:
     training or validation loss, or one of its parameters, is not finite (-1 if none); from
     that epoch on, the member's snapshots are its last finite parameters."""
     E, R = h.val_loss.shape
-    finite = np.stack([np.ones(R, bool)] + [
-        np.logical_and.reduce([np.isfinite(a).reshape(R, -1).all(1) for a in jax.tree.leaves(p)])
-        for p in h.params[1:]])  # (E + 1, R): parameters finite after each epoch
+    finite = np.stack(
+        [np.ones(R, bool)]
+        + [
+            np.logical_and.reduce([np.isfinite(a).reshape(R, -1).all(1) for a in jax.tree.leaves(p)])
+            for p in h.params[1:]
+        ]
+    )  # (E + 1, R): parameters finite after each epoch
     ok = np.isfinite(h.train_loss) & np.isfinite(h.val_loss) & finite[1:]  # (E, R)
     bad = ~ok
     first = np.where(bad.any(0), bad.argmax(0), -1)  # 0-based epoch, -1: never

@@ -17,6 +17,7 @@ vectors: NEON, SSE). ``available(model, optimizer)`` says whether the kernels ca
 model here, and if not, why: without a compiler, with ``LATCHLAB_NATIVE=0`` or on a GPU
 the trainer uses its JAX modes.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -92,8 +93,11 @@ def _compiler() -> str | None:
 
 def defines(v: tuple[int, int]) -> tuple[str, ...]:
     """The compiler's -D flags for variant ``v``: every code of ``CODES``, and the variant."""
-    codes = tuple(f"-DLATCH_{group.upper()}_{name.upper()}={code}"
-                  for group, table in CODES.items() for name, code in table.items())
+    codes = tuple(
+        f"-DLATCH_{group.upper()}_{name.upper()}={code}"
+        for group, table in CODES.items()
+        for name, code in table.items()
+    )
     return codes + (f"-DVARIANT_KIND={v[0]}", f"-DVARIANT_RSIG={v[1]}")
 
 
@@ -139,11 +143,36 @@ _PPF = ctypes.POINTER(_PF)
 SIGNATURES = {
     # kind, rsig, head, opt, R, T, xrow, xstride, t0, S, B, ex, y, weight, params, mu, nu,
     # count, lr, loss, acc, per_block, next_block
-    "latch_train_epoch": (_I, [_I, _I, _I, _I, _I, _I, _PPF, _PI64, _PI, _I, _I, _PI, _PI, _PF, _PF, _PF, _PF,
-                               _PI, _PF, _PF, _PF, _I, ctypes.POINTER(_I)]),
+    "latch_train_epoch": (
+        _I,
+        [
+            _I,
+            _I,
+            _I,
+            _I,
+            _I,
+            _I,
+            _PPF,
+            _PI64,
+            _PI,
+            _I,
+            _I,
+            _PI,
+            _PI,
+            _PF,
+            _PF,
+            _PF,
+            _PF,
+            _PI,
+            _PF,
+            _PF,
+            _PF,
+            _I,
+            ctypes.POINTER(_I),
+        ],
+    ),
     # kind, rsig, head, R, T, xrow, xstride, t0, Nv, val, yv, params, loss, acc, per_block, next_block
-    "latch_evaluate": (_I, [_I, _I, _I, _I, _I, _PPF, _PI64, _PI, _I, _PI, _PI, _PF, _PF, _PF, _I,
-                            ctypes.POINTER(_I)]),
+    "latch_evaluate": (_I, [_I, _I, _I, _I, _I, _PPF, _PI64, _PI, _I, _PI, _PI, _PF, _PF, _PF, _I, ctypes.POINTER(_I)]),
     "latch_code": (_I, [_I, ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_char_p)]),
     "latch_lanes": (_I, []),
     "latch_per_block": (_I, []),
@@ -262,11 +291,16 @@ def unflatten(flat: np.ndarray, like) -> dict:
     """``flatten``'s inverse, shaped as the pytree ``like``."""
     c, h = like["cell"], like["head"]
     out, i = {"cell": {}, "head": {}}, 0
-    for group, name in (("cell", "kernel"), ("cell", "recurrent"), ("cell", "bias"), ("head", "kernel"),
-                        ("head", "bias")):
+    for group, name in (
+        ("cell", "kernel"),
+        ("cell", "recurrent"),
+        ("cell", "bias"),
+        ("head", "kernel"),
+        ("head", "bias"),
+    ):
         shape = np.shape((c if group == "cell" else h)[name])
         n = int(np.prod(shape[1:]))
-        out[group][name] = flat[:, i:i + n].reshape(shape).copy()
+        out[group][name] = flat[:, i : i + n].reshape(shape).copy()
         i += n
     return out
 
@@ -297,7 +331,7 @@ class Rows(NamedTuple):
         """(R, N, T_pad, 1) float32, left-padded with zeros (what the XLA modes take)."""
         x = np.zeros(self.shape, np.float32)
         for r, (a, T) in enumerate(zip(self.arrays, self.lengths)):
-            x[r, :, self.T_pad - T:, 0] = a[:, :T]
+            x[r, :, self.T_pad - T :, 0] = a[:, :T]
         return x
 
 
@@ -362,8 +396,10 @@ class Ensemble:
         self.per_block = self.lib.latch_per_block()
 
     def _inputs(self):
-        return (ctypes.cast(self.xrow.ctypes.data, ctypes.POINTER(ctypes.POINTER(ctypes.c_float))),
-                _ptr(self.xstride, ctypes.c_int64))
+        return (
+            ctypes.cast(self.xrow.ctypes.data, ctypes.POINTER(ctypes.POINTER(ctypes.c_float))),
+            _ptr(self.xstride, ctypes.c_int64),
+        )
 
     def train_epoch(self, lr, order, weight):
         """One epoch (``train.train_epoch``'s contract): returns (R,) mean loss and accuracy."""
@@ -382,9 +418,29 @@ class Ensemble:
 
         def call(counter):
             return self.lib.latch_train_epoch(
-                k, rs, hd, OPTIMIZERS[self.optimizer], R, T, *self._inputs(), _ptr(self.t0, I), S, B, _ptr(ex, I),
-                _ptr(y, I), _ptr(weight), _ptr(self.params), _ptr(self.mu), _ptr(self.nu), _ptr(self.count, I),
-                _ptr(lr), _ptr(loss), _ptr(acc), self.per_block, counter)
+                k,
+                rs,
+                hd,
+                OPTIMIZERS[self.optimizer],
+                R,
+                T,
+                *self._inputs(),
+                _ptr(self.t0, I),
+                S,
+                B,
+                _ptr(ex, I),
+                _ptr(y, I),
+                _ptr(weight),
+                _ptr(self.params),
+                _ptr(self.mu),
+                _ptr(self.nu),
+                _ptr(self.count, I),
+                _ptr(lr),
+                _ptr(loss),
+                _ptr(acc),
+                self.per_block,
+                counter,
+            )
 
         _parallel(call, R, self.per_block)
         return loss, acc
@@ -398,8 +454,22 @@ class Ensemble:
 
         def call(counter):
             return self.lib.latch_evaluate(
-                k, rs, hd, R, T, *self._inputs(), _ptr(self.t0, I), self.val.shape[1], _ptr(self.val, I),
-                _ptr(self.y_val, I), _ptr(self.params), _ptr(loss), _ptr(acc), self.per_block, counter)
+                k,
+                rs,
+                hd,
+                R,
+                T,
+                *self._inputs(),
+                _ptr(self.t0, I),
+                self.val.shape[1],
+                _ptr(self.val, I),
+                _ptr(self.y_val, I),
+                _ptr(self.params),
+                _ptr(loss),
+                _ptr(acc),
+                self.per_block,
+                counter,
+            )
 
         _parallel(call, R, self.per_block)
         return loss, acc
