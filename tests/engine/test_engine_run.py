@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import pickle
 import sqlite3
@@ -228,7 +227,7 @@ def test_a_diverging_member_leaves_the_others_unchanged(cell, units):
     the three normal members alone): the normal members' histories are identical."""
     cfg = _cfg(repeats=1, cell=cell, units=units, T=6, grid={"lr": [1e-3, 3e-3, 1e-2]})
     normal = cfg.members()
-    huge = config.Member(dataclasses.replace(normal[0].run, lr=3e38), normal[0].seed + 7)
+    huge = config.Member(normal[0].run.replace(lr=3e38), normal[0].seed + 7)
     (bk,) = {c.backend for c in sweep_plan.plan(normal)}
 
     def execute(members, pad=0):
