@@ -36,7 +36,7 @@ browser:
 test: $(VENV)/.installed-test browser
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
-	$(BIN)/pyright
+	$(BIN)/pyright -p .
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed-test

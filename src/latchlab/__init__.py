@@ -35,7 +35,19 @@ _EXPORTS = {
     "ConfigError": ("latchlab.errors", "ConfigError"),
     "StoreError": ("latchlab.errors", "StoreError"),
 }
-__all__ = ["__version__", *_EXPORTS]
+__all__ = [
+    "__version__",
+    "sweep",
+    "load_config",
+    "SweepConfig",
+    "RunConfig",
+    "Store",
+    "from_keras",
+    "setup",
+    "LatchlabError",
+    "ConfigError",
+    "StoreError",
+]
 
 if TYPE_CHECKING:
     from latchlab.config import RunConfig as RunConfig
