@@ -49,7 +49,8 @@ def setup() -> None:
     """Host devices (one per core) and the persistent compilation cache; idempotent.
 
     Call before anything creates a JAX array. If JAX's backend is already initialised (a
-    notebook that ran JAX first), the device split cannot change and is left as it is.
+    notebook that ran JAX first), nothing changes: the device split cannot, and the
+    persistent cache is not switched on mid-process.
     """
     global _done
     if _done:
@@ -60,13 +61,16 @@ def setup() -> None:
         split_host_into_cores()
         os.environ["JAX_COMPILATION_CACHE_DIR"] = str(xla_cache_dir())
         os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
-    else:
+    elif not _backend_started():
+        # JAX is loaded but has compiled nothing yet: both settings still take effect
         import jax
 
-        if not _backend_started():
-            split_host_into_cores()
+        split_host_into_cores()
         jax.config.update("jax_compilation_cache_dir", str(xla_cache_dir()))
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+    # else JAX has already started (a notebook that ran JAX first): the device split cannot
+    # change, and turning the persistent cache on mid-process is not safe (it crashed XLA in
+    # a test process), so the process keeps the set-up it has
     _done = True
 
 
