@@ -32,12 +32,14 @@ browser:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
-# lint (ruff), types (pyright, basic) and the tests
+# lint (ruff), types (pyright, basic) and the tests, in two processes (one process for the
+# whole suite accumulated enough compiled XLA executables to crash the compiler)
 test: $(VENV)/.installed-test browser
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/pyright -p .
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS) tests --ignore=tests/engine --ignore=tests/experiments
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS) tests/engine tests/experiments
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/seed_sweep.py

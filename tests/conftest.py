@@ -37,3 +37,12 @@ def x64():
 def xla_cache(tmp_path_factory):
     """One compilation cache for every CLI subprocess of a test session."""
     return tmp_path_factory.mktemp("xla-cache")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _fresh_compilations():
+    """Drop JAX's compiled executables after each test module: one process running the
+    whole suite otherwise accumulates thousands of them (each holds its own memory
+    mappings), and XLA crashed in the compiler late in such runs."""
+    yield
+    jax.clear_caches()
