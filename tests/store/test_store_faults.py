@@ -108,10 +108,10 @@ def _worker(path, log=None, pause=0.0, ready=None, go=None) -> subprocess.Popen:
     args = ", ".join(repr(None if a is None else str(a)) for a in (path, log))
     gate = ", ".join(repr(None if a is None else str(a)) for a in (ready, go))
     code = (
-        f"import sys; sys.path.insert(0, {str(TESTS)!r}); from test_store_faults import _work; "
+        f"import sys; sys.path[:0] = [{str(TESTS)!r}, {str(TESTS.parent)!r}]; from test_store_faults import _work; "
         f"_work({args}, {pause}, None, {gate})"
     )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), str(TESTS)])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), str(TESTS), str(TESTS.parent)])}
     return subprocess.Popen([sys.executable, "-c", code], env=env)
 
 

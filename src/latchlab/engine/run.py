@@ -10,6 +10,7 @@ chunks that share them (``data.Families``). Either way a member's numbers are th
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, NamedTuple
 
@@ -79,17 +80,34 @@ def execute(chunk: P.Chunk) -> ChunkResult:
     return _kept(chunk, hist, time.perf_counter() - t0)
 
 
-def in_process(chunks: list[P.Chunk], on_epoch=None, timer=None) -> Iterator[tuple[P.Chunk, ChunkResult]]:
+def _claimed(chunk: P.Chunk, store) -> P.Chunk | None:
+    """``chunk`` with only the members this process could claim in ``store`` kept (the
+    others are trained by another process running the same sweep), or None if none.
+    The chunk still trains whole, so its members' numbers do not change."""
+    ids = [chunk.members[i].id for i in chunk.wanted]
+    got = store.claim(ids)
+    if not got:
+        return None
+    return chunk if len(got) == len(ids) else dataclasses.replace(chunk, done=chunk.done | (set(ids) - got))
+
+
+def in_process(chunks: list[P.Chunk], on_epoch=None, timer=None, claim=None) -> Iterator[tuple[P.Chunk, ChunkResult]]:
     """The default executor: ``execute`` every chunk here, in order, making a chunk's data
     only when the last chunk's differ (and latch data from ``data.Families``).
 
     Args:
         on_epoch: optional ``(chunk, epoch)`` callback after every epoch.
         timer: optional ``provenance.Profile``.
+        claim: optional ``chunk -> chunk or None``, asked just before a chunk trains: what
+            of it to keep (``_claimed``: the members this process could claim), or skip it.
     """
     families = D.Families(chunks)
     made = (None, None)  # the last chunk's data, reused by the next chunk if it has the same
     for chunk in chunks:
+        if claim is not None:
+            chunk = claim(chunk)
+            if chunk is None:
+                continue
         t0 = time.perf_counter()
         if made[0] != chunk.data_key:
             with train.span(timer, "data"):
@@ -144,8 +162,9 @@ def run(
         name = cfgs[0].name if len(cfgs) == 1 else "+".join(dict.fromkeys(c.name for c in cfgs))
         config = cfgs[0].to_dict() if len(cfgs) == 1 else {"name": name, "sweeps": [c.to_dict() for c in cfgs]}
         sweep_id = store.add_sweep(name, config, provenance.collect(), command)
-    if store is not None and todo:
-        # train only members claimed here: concurrent runners of one sweep split the work
+    if store is not None and todo and executor is not None:
+        # chunks sent elsewhere all at once: claim every member now (in process, each
+        # chunk claims its own members when its turn comes: ``_claimed``)
         granted = store.claim([m.id for m in todo])
         done = done | {m.id for m in todo if m.id not in granted}
         todo = [m for m in todo if m.id in granted]
@@ -154,7 +173,7 @@ def run(
     chunks = P.plan(members, done=frozenset(m.id for m in members if m.id in done)) if todo else []
     if executor is None:
         on_epoch = (lambda c, e: progress(len(c.wanted), total)) if progress else None
-        results = in_process(chunks, on_epoch, timer)
+        results = in_process(chunks, on_epoch, timer, (lambda c: _claimed(c, store)) if store is not None else None)
     else:
         results = executor(chunks)
     rows = []
