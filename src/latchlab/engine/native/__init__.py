@@ -53,8 +53,10 @@ _errors: dict = {}
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("LATCHLAB_CACHE")
-    return Path(root).parent / "native" if root else Path.home() / ".cache" / "latchlab" / "native"
+    """Where built variants live: ``native/`` in latchlab's cache (``runtime.cache_root``)."""
+    from latchlab import runtime
+
+    return runtime.cache_root() / "native"
 
 
 def _cpu_id() -> str:
