@@ -132,8 +132,7 @@ def main() -> None:
         t = time.perf_counter()
         for i in range(a.writes):
             ms = [replace(m, seed=m.seed + 10**6 * (i + 1)) for m in real]  # new ids: inserts, not replaces
-            CL.record(st, ms, res.worker)
-            st.write(sid, ms, hist, res.seconds)
+            st.write(sid, ms, hist, res.seconds, worker=res.worker)
         per_write = (time.perf_counter() - t) / a.writes
     rate = n_real / per_write
     print(

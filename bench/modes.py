@@ -16,16 +16,19 @@ is not cached; its instruction set, floats per vector and members per block are 
 import argparse
 import time
 
-import jax
-import jax.numpy as jnp
-import numpy as np
+from latchlab import runtime
 
-import latchlab  # noqa: F401  (splits the host into one device per core)
-from latchlab.core import model as M
-from latchlab.engine import native
-from latchlab.core import tasks
-from latchlab.engine import train
-from latchlab.core.cells import Cell
+runtime.setup()  # one XLA device per core and the compilation cache, as the CLI does
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from latchlab.core import model as M  # noqa: E402
+from latchlab.engine import native  # noqa: E402
+from latchlab.core import tasks  # noqa: E402
+from latchlab.engine import train  # noqa: E402
+from latchlab.core.cells import Cell  # noqa: E402
 
 
 def epoch_runner(kind, preset, T, R, mode, units=1, N=10000):

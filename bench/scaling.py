@@ -17,8 +17,7 @@ import time
 
 import numpy as np
 
-import latchlab  # noqa: F401  (one XLA device per core)
-from latchlab import config
+from latchlab import config, runtime
 from latchlab.engine import run as runner
 
 CURVES = {
@@ -39,6 +38,7 @@ def seconds(var: str, value, fixed: dict, seed: int) -> float:
 
 
 def main():
+    runtime.setup()  # one XLA device per core and the compilation cache, as the CLI does
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer, smaller points")
     ap.add_argument("--out", default="docs/img/scaling.png")

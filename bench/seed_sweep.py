@@ -51,11 +51,15 @@ import platform  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 
+from latchlab import runtime  # noqa: E402
+
+runtime.setup()  # one XLA device per core and the compilation cache, as the CLI does
+
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from latchlab import config, provenance
-from latchlab.experiments import seed as reproduce
+from latchlab import config, provenance  # noqa: E402
+from latchlab.experiments import seed as reproduce  # noqa: E402
 from latchlab.engine import run as runner  # noqa: E402
 
 CELLS = ("srnn", "lstm")  # latchlab names; Keras: SimpleRNN, LSTM

@@ -23,11 +23,14 @@ os.environ["XLA_FLAGS"] = (
     + " --xla_dump_hlo_module_re=.*train_epoch.*"
 ).strip()
 
+from latchlab import runtime  # noqa: E402
+
+runtime.setup()  # one XLA device per core, as the CLI does
+
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-import latchlab  # noqa: E402,F401  (splits the host into one device per core)
 from latchlab.core import model as M  # noqa: E402
 from latchlab.engine import train  # noqa: E402
 from latchlab.core.cells import Cell  # noqa: E402
@@ -48,13 +51,15 @@ def loop_kernels(hlo: str, T: int) -> dict[str, list[str]]:
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--cell", default="lstm")
-    ap.add_argument("--mode", default="auto")
+    ap.add_argument("--mode", default="auto", help="auto: the XLA mode choose_mode takes without native kernels")
     ap.add_argument("--preset", default="keras2")
     ap.add_argument("--T", type=int, default=200)
     ap.add_argument("--members", type=int, default=60)
     a = ap.parse_args(argv)
     R, N, B = a.members, 1000, 16
     model = M.Model(Cell.from_preset(a.cell, 1, a.preset))
+    if a.mode == "auto":  # the native kernels are not XLA: the mode XLA would run
+        os.environ["LATCHLAB_NATIVE"] = "0"
     spec = train.Spec.for_model(model, mode=a.mode)
     split = train.member_sharding(R)
     params = jax.vmap(lambda k: M.init(k, model, "keras"))(jax.random.split(jax.random.PRNGKey(0), R))

@@ -12,11 +12,11 @@ os.environ.setdefault("KERAS_BACKEND", "jax")  # before anything imports keras
 
 from latchlab import runtime  # noqa: E402
 
-runtime.split_host_into_cores()  # one XLA device per core, as the CLI has (before JAX starts)
-# the test process keeps JAX's in-memory compilation only: what calls ``runtime.setup`` in
-# process (``latchlab.sweep``, experiment runners) changes nothing here; CLI subprocesses
-# get the persistent cache in a per-session directory (``xla_cache``)
-runtime._done = True
+# one XLA device per core, as the CLI has (before JAX starts); the test process keeps JAX's
+# in-memory compilation only, and what calls ``runtime.setup`` in process (``latchlab.sweep``,
+# experiment runners) changes nothing after this; CLI subprocesses get the persistent cache in
+# a per-session directory (``xla_cache``)
+runtime.setup(persistent_cache=False)
 
 import jax  # noqa: E402
 import pytest  # noqa: E402

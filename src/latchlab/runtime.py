@@ -45,12 +45,13 @@ def split_host_into_cores() -> None:
         os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={n}".strip()
 
 
-def setup() -> None:
+def setup(persistent_cache: bool = True) -> None:
     """Host devices (one per core) and the persistent compilation cache; idempotent.
 
     Call before anything creates a JAX array. If JAX's backend is already initialised (a
     notebook that ran JAX first), nothing changes: the device split cannot, and the
-    persistent cache is not switched on mid-process.
+    persistent cache is not switched on mid-process. ``persistent_cache=False`` keeps
+    JAX's in-memory compilation only (latchlab's own test process).
     """
     global _done
     if _done:
@@ -59,22 +60,32 @@ def setup() -> None:
         # JAX reads these when it is first imported: set-up costs no import of JAX (so
         # ``latchlab --help`` stays fast)
         split_host_into_cores()
-        os.environ["JAX_COMPILATION_CACHE_DIR"] = str(xla_cache_dir())
-        os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
-    elif not _backend_started():
+        if persistent_cache:
+            os.environ["JAX_COMPILATION_CACHE_DIR"] = str(xla_cache_dir())
+            os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
+    elif not jax_started():
         # JAX is loaded but has compiled nothing yet: both settings still take effect
         import jax
 
         split_host_into_cores()
-        jax.config.update("jax_compilation_cache_dir", str(xla_cache_dir()))
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+        if persistent_cache:
+            jax.config.update("jax_compilation_cache_dir", str(xla_cache_dir()))
+            jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
     # else JAX has already started (a notebook that ran JAX first): the device split cannot
     # change, and turning the persistent cache on mid-process is not safe (it crashed XLA in
     # a test process), so the process keeps the set-up it has
     _done = True
 
 
-def _backend_started() -> bool:
+def is_set_up() -> bool:
+    """Whether ``setup`` has run in this process."""
+    return _done
+
+
+def jax_started() -> bool:
+    """Whether JAX's backend is initialised in this process (its devices can no longer change)."""
+    if "jax" not in sys.modules:
+        return False
     try:
         from jax._src import xla_bridge
 

@@ -53,6 +53,10 @@ _SWEEP_COLS = ("name", "started", "config", "git_commit", "versions", "prng", "d
 # created when missing (stores written before they existed are migrated on a writable open)
 _CLAIMS_DDL = """CREATE TABLE IF NOT EXISTS claims(member_id TEXT PRIMARY KEY, owner TEXT NOT NULL,
     host TEXT, pid INTEGER, pid_start TEXT, expires REAL)"""
+# where each member trained when a cluster trained it: host, CPU, JAX backend, gradient mode
+_WORKERS_DDL = """CREATE TABLE IF NOT EXISTS workers(member_id TEXT PRIMARY KEY REFERENCES members,
+    host TEXT, cpu TEXT, backend TEXT, mode TEXT)"""
+_WORKER_KEYS = ("host", "cpu", "backend", "mode")
 _DDL = f"""
 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE sweeps(sweep_id INTEGER PRIMARY KEY, name TEXT, started REAL, config TEXT,
@@ -64,6 +68,7 @@ CREATE TABLE epochs(member_id TEXT REFERENCES members, epoch INTEGER,
 CREATE TABLE params(member_id TEXT REFERENCES members, epoch INTEGER, npz BLOB,
     PRIMARY KEY(member_id, epoch));
 {_CLAIMS_DDL};
+{_WORKERS_DDL};
 """
 # Seconds a reader or writer waits for another process's lock before giving up with a
 # one-line error (a sweep's chunk in flight is written once the lock is free).
@@ -217,7 +222,7 @@ class Store:
 
     def _migrate(self, tables: set[str]) -> None:
         """Bring a sound store written by an earlier version up to date: WAL mode, the
-        ``diverged_epoch`` column, the claims table."""
+        ``diverged_epoch`` column, the claims and workers tables."""
 
         def steps():
             cols = {r[1] for r in self._conn.execute("PRAGMA table_info(members)")}
@@ -229,6 +234,8 @@ class Store:
                 )
             if "claims" not in tables:
                 self._conn.execute(_CLAIMS_DDL)
+            if "workers" not in tables:
+                self._conn.execute(_WORKERS_DDL)
 
         try:
             mode = self._conn.execute("PRAGMA journal_mode").fetchone()[0]
@@ -237,7 +244,7 @@ class Store:
         except sqlite3.Error as e:
             raise _error(self.path, e) from None
         cols = {r[1] for r in self._conn.execute("PRAGMA table_info(members)")}
-        if "diverged_epoch" not in cols or "claims" not in tables:
+        if "diverged_epoch" not in cols or not {"claims", "workers"} <= tables:
             self._transaction(steps)
 
     def close(self):
@@ -315,11 +322,12 @@ class Store:
             ).lastrowid
         )
 
-    def write(self, sweep_id: int, members: list[Member], history, seconds: float) -> None:
+    def write(self, sweep_id: int, members: list[Member], history, seconds: float, worker: dict | None = None) -> None:
         """Store finished members: ``history`` is a ``train.History`` over exactly these (its
         ``diverged_epoch``, if it has one, per member: -1 when the loss stayed finite; without
         one, the first epoch whose training or validation loss is not finite).
-        Claims on these members are released in the same transaction."""
+        ``worker``: where a cluster trained them (``host``, ``cpu``, ``backend``, ``mode``),
+        for the ``workers`` table. Claims on these members are released in the same transaction."""
         cols = ["member_id", "sweep_id", "seed", *RUN_FIELDS, "seconds", "diverged_epoch"]
         diverged = getattr(history, "diverged_epoch", None)
         rows_m, rows_e, rows_p = [], [], []
@@ -347,6 +355,11 @@ class Store:
             self._conn.executemany("INSERT OR REPLACE INTO epochs VALUES (?, ?, ?, ?, ?, ?)", rows_e)
             self._conn.executemany("INSERT OR REPLACE INTO params VALUES (?, ?, ?)", rows_p)
             self._conn.executemany("DELETE FROM claims WHERE member_id = ?", [(m.id,) for m in members])
+            if worker is not None:
+                self._conn.executemany(
+                    "INSERT OR REPLACE INTO workers VALUES (?, ?, ?, ?, ?)",
+                    [(m.id, *(worker[k] for k in _WORKER_KEYS)) for m in members],
+                )
 
         self._transaction(put)
 
@@ -412,6 +425,14 @@ class Store:
     def sweeps(self) -> pd.DataFrame:
         with self._reading():
             return pd.read_sql_query("SELECT * FROM sweeps", self.db)
+
+    def workers(self) -> pd.DataFrame:
+        """Where each member trained on a cluster (``member_id``, ``host``, ``cpu``,
+        ``backend``, ``mode``); empty if none did."""
+        with self._reading():
+            if not self._conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'workers'").fetchone():
+                return pd.DataFrame(columns=["member_id", *_WORKER_KEYS])  # a read-only store of an old version
+            return pd.read_sql_query("SELECT * FROM workers", self.db)
 
     # ------------------------------------------------------------------ claims
 
@@ -867,6 +888,8 @@ def salvage(source: str | Path, target: str | Path) -> dict:
         sweeps, errors = _scan(db, "sweeps")
         members, errs = _scan(db, "members", ", ".join(map(_q, cols)))
         errors += errs
+        workers, errs = _scan(db, "workers") if _has_table(db, "workers") else ([], [])
+        errors += errs
         kept, dropped = [], {}
         for row in members:
             m = dict(zip(cols, row))
@@ -907,9 +930,20 @@ def salvage(source: str | Path, target: str | Path) -> dict:
                 [(s, "salvaged (sweep row unreadable)") for s in sorted(lost)],
             )
             _insert_members(out._conn, kept)
+            ids = {m["member_id"] for m, _, _ in kept}
+            out._conn.executemany(
+                "INSERT INTO workers VALUES (?, ?, ?, ?, ?)", [tuple(w[:5]) for w in workers if w[0] in ids]
+            )
 
         out._transaction(put)
     return {"members": len(kept), "dropped": dropped, "sweeps": len(sweeps), "errors": errors}
+
+
+def _has_table(db, name: str) -> bool:
+    try:
+        return db.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (name,)).fetchone() is not None
+    except sqlite3.Error:
+        return False
 
 
 def _insert_members(db, members) -> None:
@@ -969,6 +1003,7 @@ def merge(target: str | Path, sources: list) -> dict:
         for s in sources:  # first every check, then every write
             with Store(s, create=False) as st:
                 sweeps = st._conn.execute(f"SELECT sweep_id, {', '.join(_SWEEP_COLS)} FROM sweeps").fetchall()
+                where = {r[0]: tuple(r[1:]) for r in st.workers().itertuples(index=False)}
                 new = []
                 for m, ep, pa in _member_rows(st):
                     try:
@@ -982,7 +1017,7 @@ def merge(target: str | Path, sources: list) -> dict:
                         continue
                     seen[m["member_id"]] = (fp, str(s))
                     new.append((m, ep, pa))
-                plans.append((s, sweeps, new))
+                plans.append((s, sweeps, new, where))
         if conflicts:
             raise StoreError(
                 f"store: merge refused, nothing written: {len(conflicts)} member(s) stored with "
@@ -992,7 +1027,7 @@ def merge(target: str | Path, sources: list) -> dict:
         added = {"members": 0, "duplicates": dups, "sweeps": 0}
 
         def put():
-            for _, sweeps, new in plans:
+            for _, sweeps, new, where in plans:
                 ids = {}
                 for r in sweeps:
                     key = tuple(r[1:])
@@ -1003,6 +1038,10 @@ def merge(target: str | Path, sources: list) -> dict:
                         added["sweeps"] += 1
                     ids[r[0]] = existing[key]
                 _insert_members(out._conn, [({**m, "sweep_id": ids.get(m["sweep_id"])}, ep, pa) for m, ep, pa in new])
+                out._conn.executemany(
+                    "INSERT OR REPLACE INTO workers VALUES (?, ?, ?, ?, ?)",
+                    [(m["member_id"], *where[m["member_id"]]) for m, _, _ in new if m["member_id"] in where],
+                )
                 added["members"] += len(new)
 
         out._transaction(put)

@@ -207,7 +207,7 @@ def test_two_workers_store_the_in_process_numbers(local2, reference, small_chunk
     with Store(tmp_path / "s.sqlite") as st:
         got = runner.run(tiny(), st, cluster=local2)
         assert len(st.done()) == 16
-        w = CL.workers(st)
+        w = st.workers()
     assert rows(got).equals(reference)
     assert sorted(w.member_id) == sorted(reference.member_id.unique())
     assert set(w.backend) == {"cpu:1"}  # one XLA device per worker process
@@ -246,7 +246,7 @@ def test_xla_cells_on_two_workers_store_the_in_process_numbers(local2, tmp_path)
     ref = rows(runner.run(cfg))
     with Store(tmp_path / "s.sqlite") as st:
         got = runner.run(cfg, st, cluster=local2)
-        w = CL.workers(st)
+        w = st.workers()
     assert rows(got).equals(ref)
     model = cfg.members()[0].run.model
     assert runner.train.choose_mode(model) != "native" and len(w) == 12

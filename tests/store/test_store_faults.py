@@ -446,7 +446,7 @@ def test_concurrent_creators_make_one_store(tmp_path):
     db = sqlite3.connect(path)
     assert db.execute("SELECT count(*) FROM meta").fetchone() == (1,)
     names = sorted(r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
-    assert names == ["claims", "epochs", "members", "meta", "params", "sweeps"]
+    assert names == ["claims", "epochs", "members", "meta", "params", "sweeps", "workers"]
     assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     db.close()
 
@@ -558,6 +558,24 @@ def test_merge_worker_stores(tmp_path, reference, xla_cache):
     assert target.read_bytes() == before
 
 
+def test_worker_rows_are_written_with_their_members_and_kept_by_merge_and_salvage(tmp_path):
+    ms = _members()[:6]
+    where = {"host": "node7", "cpu": "Some CPU", "backend": "cpu:1", "mode": "native"}
+    a, b = tmp_path / "a.sqlite", tmp_path / "b.sqlite"
+    with Store(a) as st:
+        st.write(st.add_sweep("a", {}, PROV), ms[:3], _history(ms[:3]), 1.0, worker=where)
+        assert st.workers().set_index("member_id").to_dict("index") == {m.id: where for m in ms[:3]}
+    with Store(b) as st:
+        st.write(st.add_sweep("b", {}, PROV), ms[3:], _history(ms[3:]), 1.0)  # trained in-process: no row
+        assert st.workers().empty
+    S.merge(tmp_path / "all.sqlite", [a, b])
+    S.salvage(a, tmp_path / "saved.sqlite")
+    for path in (tmp_path / "all.sqlite", tmp_path / "saved.sqlite"):
+        with Store(path, create=False) as st:
+            assert sorted(st.workers().member_id) == sorted(m.id for m in ms[:3])
+            assert (st.workers()[["host", "cpu", "backend", "mode"]] == pd.Series(where)).all().all()
+
+
 # ----------------------------------------------------------------------------- old stores
 
 
@@ -574,6 +592,7 @@ def test_old_store_is_migrated_and_diverged_epoch_stored(tmp_path):
     db = sqlite3.connect(path, isolation_level=None)  # as an earlier version wrote it
     db.execute("ALTER TABLE members DROP COLUMN diverged_epoch")
     db.execute("DROP TABLE claims")
+    db.execute("DROP TABLE workers")
     db.execute("PRAGMA journal_mode=DELETE")
     llp1 = b"LLP1" + old_blob[4:8] + old_blob[12:]  # the unchecked packed format
     db.execute("UPDATE params SET npz = ? WHERE member_id = ? AND epoch = 2", (llp1, ms[0].id))
@@ -581,7 +600,7 @@ def test_old_store_is_migrated_and_diverged_epoch_stored(tmp_path):
 
     with Store(path, create=False) as st:
         assert st.db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-        assert st.claims().empty
+        assert st.claims().empty and st.workers().empty
         st.write(1, ms[2:], History(*h[:5], h.diverged_epoch[2:]), 1.0)
         df = st.members().set_index("member_id")
         for part in ("cell", "head"):
@@ -606,7 +625,7 @@ runtime.setup()
 path, log, ready, go, cfg = sys.argv[1:6]
 written = []
 write = Store.write
-Store.write = lambda self, sid, members, *a: (written.extend(m.id for m in members), write(self, sid, members, *a))[1]
+Store.write = lambda self, sid, members, *a, **k: (written.extend(m.id for m in members), write(self, sid, members, *a, **k))[1]
 Path(ready).touch()
 while not Path(go).exists():
     time.sleep(0.005)

@@ -13,7 +13,8 @@ The unit of work is a chunk of the plan (``plan.plan``). A worker makes the chun
 and initial parameters from the members' seeds and trains it (``_execute``), so a chunk's
 numbers do not depend on where it ran; the client alone writes the store, as results
 arrive, so resuming and the store's guarantees are those of the in-process path. Each
-member's worker (host, CPU, backend, gradient mode) goes to the store's ``workers`` table.
+member's worker (host, CPU, backend, gradient mode) goes to the store's ``workers`` table
+(``Store.write``; ``Store.workers`` reads it).
 
 A worker that dies mid-chunk has its chunk rerun on another (the scheduler reschedules
 it); a scheduler that cannot be reached, or is lost mid-sweep, raises ``ClusterError``
@@ -157,7 +158,7 @@ def worker_setup() -> None:
     backend has started."""
     from latchlab import runtime
 
-    if runtime._done or runtime._backend_started():
+    if runtime.is_set_up() or runtime.jax_started():
         return
     flags = re.sub(r"--xla_force_host_platform_device_count=\d+", "", os.environ.get("XLA_FLAGS", ""))
     os.environ["XLA_FLAGS"] = flags.strip()
@@ -415,28 +416,3 @@ def executor(spec: ClusterSpec | str, say: Callable[[str], None] | None = None):
         spec = parse(spec)
     with connect(spec, say) as client:
         yield lambda chunks: results(client, chunks)
-
-
-# The store's record of where each member trained (the engine's note beside the store's
-# tables: created on first use, ignored by readers that do not know it)
-_WORKERS_DDL = (
-    "CREATE TABLE IF NOT EXISTS workers(member_id TEXT PRIMARY KEY REFERENCES members, "
-    "host TEXT, cpu TEXT, backend TEXT, mode TEXT)"
-)
-
-
-def record(store, members: list, worker: dict) -> None:
-    """Write ``members``' worker (``worker_info``) to ``store``'s ``workers`` table."""
-    rows = [(m.id, worker["host"], worker["cpu"], worker["backend"], worker["mode"]) for m in members]
-    with store.db:
-        store.db.execute(_WORKERS_DDL)
-        store.db.executemany("INSERT OR REPLACE INTO workers VALUES (?, ?, ?, ?, ?)", rows)
-
-
-def workers(store):
-    """The ``workers`` table of ``store`` as a DataFrame (empty if no member trained on a cluster)."""
-    import pandas as pd
-
-    with store.db:
-        store.db.execute(_WORKERS_DDL)
-    return pd.read_sql_query("SELECT * FROM workers", store.db)

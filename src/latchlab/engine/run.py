@@ -185,11 +185,7 @@ def run(
             progress(len(kept) * chunk.members[0].run.epochs, total)
         with train.span(timer, "store"):
             if store is not None:
-                if res.worker is not None:
-                    from latchlab.engine import cluster as CL
-
-                    CL.record(store, kept, res.worker)
-                store.write(sweep_id, kept, res.history, res.seconds)
+                store.write(sweep_id, kept, res.history, res.seconds, worker=res.worker)
             else:
                 rows.append((kept, res.history, res.seconds / len(kept)))
     if store is not None:

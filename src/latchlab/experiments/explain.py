@@ -33,13 +33,13 @@ from latchlab import provenance
 from latchlab.analysis import evidence as E
 from latchlab.analysis import plot
 from latchlab.engine import run as runner
-from latchlab.errors import ConfigError
 from latchlab.experiments import ablations
 from latchlab.experiments import seed as reproduce
+from latchlab.experiments.experiment import check_scale
 
 ALPHA = E.ALPHA
 SUCCESS_THRESHOLD = E.SUCCESS_THRESHOLD
-SCALES = ("quick", "full")
+SCALES = tuple(reproduce.SCALES)  # the seed's scales (the ablations have the same names)
 DEFAULT_SCALE = "full"  # powered: the seed's full grid, both splits, both presets, 30 seeds per point
 PRESETS = ("keras2", "keras3")
 PRIMARY_PRESET = "keras2"  # the seed's (2018 Keras) gates
@@ -829,8 +829,7 @@ def explain(
     """
     from latchlab.store import Store
 
-    if scale not in SCALES:
-        raise ConfigError("scale", f"unknown scale {scale!r}", SCALES)
+    check_scale(reproduce.SCALES, scale)
     t0 = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
