@@ -202,6 +202,24 @@ def test_a_worker_without_a_compiler_trains_on_xla_and_says_so(monkeypatch, tmp_
 
 
 @pytest.mark.filterwarnings("ignore::ResourceWarning")
+def test_plan_in_parts_cuts_the_native_members_by_seed():
+    """A cluster's plan (a part per worker): each seed's members in one part, every member once,
+    the parts' sizes within a seed of each other; one part is the in-process plan."""
+    members = tiny(cells=("srnn", "lstm", "gru"), repeats=5).members()
+    one = plan.plan(members)
+    assert plan.plan(members, parts=1) == one
+    two = plan.plan(members, parts=2)
+    native = [c for c in two if isinstance(c.backend, runner.train.Native)]
+    assert native and {c.part for c in native} == {0, 1}
+    seeds = [{m.seed for c in native if c.part == p for m in c.members} for p in (0, 1)]
+    assert not seeds[0] & seeds[1] and len(seeds[0]) - len(seeds[1]) in (0, 1)
+    assert sorted(m.id for c in two for m in c.members[: len(c.members) - c.pad]) == sorted(m.id for m in members)
+    # the XLA cells' chunks (their padding is part of their numbers) are those of the in-process plan
+    assert [c for c in two if not isinstance(c.backend, runner.train.Native)] == [
+        c for c in one if not isinstance(c.backend, runner.train.Native)
+    ]
+
+
 def test_two_workers_store_the_in_process_numbers(local2, reference, small_chunks, tmp_path):
     """Same exported metrics as in-process, to the bit; each member's worker recorded."""
     with Store(tmp_path / "s.sqlite") as st:

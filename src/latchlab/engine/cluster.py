@@ -382,8 +382,19 @@ def results(client, chunks: list[Chunk], retries: int = 1) -> Iterator[tuple[Chu
     def lengths(c):
         return {f: longest[f] for f in map(D._family, c.members) if f in longest}
 
+    # a part's chunks to one worker (its seeds' data drawn there once), loosely: a worker
+    # lost or busy, the scheduler sends them elsewhere
+    addresses = sorted(client.scheduler_info()["workers"])
+
+    def where(c):
+        if len(addresses) < 2:
+            return {}
+        return {"workers": [addresses[c.part % len(addresses)]], "allow_other_workers": True}
+
     futures = {
-        client.submit(_execute, c, lengths(c), key=f"latchlab-chunk-{i}-{token}", pure=False, retries=retries): c
+        client.submit(
+            _execute, c, lengths(c), key=f"latchlab-chunk-{i}-{token}", pure=False, retries=retries, **where(c)
+        ): c
         for i, c in enumerate(chunks)
     }
     try:
@@ -415,4 +426,16 @@ def executor(spec: ClusterSpec | str, say: Callable[[str], None] | None = None):
     if not isinstance(spec, ClusterSpec):
         spec = parse(spec)
     with connect(spec, say) as client:
-        yield lambda chunks: results(client, chunks)
+        yield _Executor(client)
+
+
+class _Executor:
+    """``run.run``'s executor on a Dask client; ``parts``: the workers there are now, one
+    part of the native members (by seed) per worker (``plan.plan``)."""
+
+    def __init__(self, client):
+        self.client = client
+        self.parts = max(1, len(client.scheduler_info()["workers"]))
+
+    def __call__(self, chunks):
+        return results(self.client, chunks)

@@ -56,6 +56,8 @@ class Chunk:
         pad: how many trailing members are copies of the last real one.
         backend: ``train.backend``'s object that trains the chunk.
         done: ids of members already finished (trained again, not kept).
+        part: which of ``plan``'s ``parts`` its members' seeds belong to (a cluster sends
+            a part's chunks to one worker, so that each seed's data are drawn once).
     """
 
     members: tuple[Member, ...]
@@ -63,6 +65,7 @@ class Chunk:
     backend: train.XLA | train.Native
     pad: int = 0
     done: frozenset = frozenset()
+    part: int = 0
 
     @property
     def wanted(self) -> tuple[int, ...]:
@@ -150,7 +153,9 @@ def _build_error(model) -> str:
     return "not loaded"
 
 
-def plan(members: list[Member], rows_per_device: int = ROWS_PER_DEVICE, done=frozenset()) -> list[Chunk]:
+def plan(
+    members: list[Member], rows_per_device: int = ROWS_PER_DEVICE, done=frozenset(), parts: int = 1
+) -> list[Chunk]:
     """Chunks covering the members of ``members`` not in ``done``, in a deterministic order
     that depends on ``members`` only (``done`` leaves chunks out, it does not reshape them).
 
@@ -158,6 +163,11 @@ def plan(members: list[Member], rows_per_device: int = ROWS_PER_DEVICE, done=fro
         members: every member of the sweep, finished ones included.
         rows_per_device: members x batch rows per device in one compiled step (XLA).
         done: ids of finished members.
+        parts: for a cluster of that many workers: the native kernels' members are cut
+            into this many parts by seed (``Chunk.part``) before chunking, so that a worker
+            given one part's chunks draws only its seeds' data. A native member's numbers
+            do not depend on its chunk; XLA chunks are planned as without parts (their
+            padding is part of their numbers).
     """
     n_dev = jax.local_device_count()
     groups = defaultdict(list)
@@ -169,7 +179,8 @@ def plan(members: list[Member], rows_per_device: int = ROWS_PER_DEVICE, done=fro
         run = group[0].run
         bk = chosen[(run.model, run.optimizer, run.batch_size)]
         if isinstance(bk, train.Native):
-            chunks += _native_chunks([m for m in group if m.id not in done], bk)
+            for i, part in enumerate(_by_seed(group, parts)):
+                chunks += _native_chunks([m for m in part if m.id not in done], bk, i)
             continue
         cap = n_dev * max(1, rows_per_device // run.batch_size)
         counts = defaultdict(int)
@@ -194,12 +205,21 @@ def plan(members: list[Member], rows_per_device: int = ROWS_PER_DEVICE, done=fro
     return sorted(chunks, key=lambda c: first[c.data_key])
 
 
-def _native_chunks(group: list[Member], bk: train.Native) -> list[Chunk]:
+def _by_seed(group: list[Member], parts: int) -> list[list[Member]]:
+    """``group`` in ``parts`` parts (fewer if it has fewer seeds): the i-th smallest seed in part i mod parts."""
+    seeds = sorted({m.seed for m in group})
+    where = {s: i % parts for i, s in enumerate(seeds)}
+    out = [[m for m in group if where[m.seed] == p] for p in range(min(parts, len(seeds)) or 1)]
+    return out
+
+
+def _native_chunks(group: list[Member], bk: train.Native, part: int = 0) -> list[Chunk]:
     if not group:
         return []
     ms = sorted(group, key=lambda m: m.run.T)  # members of a length share blocks of the kernel
     k = -(-len(ms) // NATIVE_CHUNK)
     size = -(-len(ms) // k)
     return [
-        Chunk(tuple(part), max(m.run.T for m in part), bk) for part in (ms[i * size : (i + 1) * size] for i in range(k))
+        Chunk(tuple(c), max(m.run.T for m in c), bk, part=part)
+        for c in (ms[i * size : (i + 1) * size] for i in range(k))
     ]

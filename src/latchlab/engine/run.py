@@ -170,7 +170,9 @@ def run(
         todo = [m for m in todo if m.id in granted]
     # planned over every member, finished or not, so a member's padding (and so its numbers)
     # do not depend on what was already done
-    chunks = P.plan(members, done=frozenset(m.id for m in members if m.id in done)) if todo else []
+    finished = frozenset(m.id for m in members if m.id in done)
+    # a cluster's executor asks for the native members cut by seed, a part per worker
+    chunks = P.plan(members, done=finished, parts=getattr(executor, "parts", 1)) if todo else []
     if executor is None:
         on_epoch = (lambda c, e: progress(len(c.wanted), total)) if progress else None
         results = in_process(chunks, on_epoch, timer, (lambda c: _claimed(c, store)) if store is not None else None)
