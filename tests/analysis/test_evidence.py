@@ -189,6 +189,99 @@ def test_gee_without_variation_is_not_estimable():
     assert c.verdict == "not estimable"
 
 
+def _per_seed_frame(rng, n=30, grid=GRID):
+    """Member rows whose success depends on a per-seed quantity ``q`` and on ``T``."""
+    q = rng.normal(0.0, 2.0, n)
+    rows = []
+    for s in range(n):
+        for T in grid:
+            p = 1 / (1 + np.exp(-(0.8 * q[s] - 0.7 * np.log(T) + 2.0 + rng.normal(0, 0.5))))
+            rows.append({"seed": s, "T": T, "q": q[s], "val_acc": 1.0 if rng.uniform() < p else 0.5})
+    return pd.DataFrame(rows)
+
+
+def test_gee_slope_equals_statsmodels_formula_fit():
+    """The observational GEE: success on a standardised per-seed quantity and log T."""
+    import statsmodels.api as sm
+    import statsmodels.formula.api as smf
+
+    d = _per_seed_frame(np.random.default_rng(3))
+    r = E.gee_slope(d, "q", name="retention")
+    per_seed = d.drop_duplicates("seed").q
+    frame = d.assign(success=(d.val_acc >= 0.99).astype(float), z=(d.q - per_seed.mean()) / per_seed.std(ddof=0))
+    fit = smf.gee(
+        "success ~ z + np.log(T)",
+        groups="seed",
+        data=frame,
+        family=sm.families.Binomial(),
+        cov_struct=sm.cov_struct.Exchangeable(),
+    ).fit()
+    beta, se = fit.params["z"], fit.bse["z"]
+    assert np.log(r.effect.value) == pytest.approx(beta, rel=1e-6)
+    assert r.statistic == pytest.approx(beta / se, rel=1e-6) and r.p == pytest.approx(fit.pvalues["z"], rel=1e-6)
+    assert r.effect.high == pytest.approx(np.exp(beta + 1.959963985 * se), rel=1e-6)
+    assert r.favours == "seeds with larger retention" and r.n_seeds == 30 and r.n_members == len(d)
+    flipped = E.gee_slope(d.assign(q=-d.q), "q", name="retention")
+    assert flipped.favours == "seeds with smaller retention" and flipped.p == pytest.approx(r.p, rel=1e-6)
+    constant = E.gee_slope(d.assign(q=1.0), "q")
+    assert np.isnan(constant.p) and constant.favours == ""
+    with pytest.raises(ValueError, match="one value per seed"):
+        E.gee_slope(d.assign(q=np.arange(len(d), dtype=float)), "q")
+
+
+def test_gee_with_a_covariate_equals_statsmodels():
+    import statsmodels.api as sm
+    import statsmodels.formula.api as smf
+
+    rng = np.random.default_rng(4)
+    rows = []
+    for s in range(30):
+        for cell in ("srnn", "lstm"):
+            for hl in (1.0, 3.0, 10.0, 30.0):
+                for T in (20, 50, 100):
+                    p = 1 / (1 + np.exp(-(1.5 * np.log(hl) - 1.2 * np.log(T) + 2.5 + 0.5 * (cell == "srnn"))))
+                    rows.append(
+                        {"cell": cell, "seed": s, "T": T, "lhl": np.log(hl), "val_acc": float(rng.uniform() < p)}
+                    )
+    d = pd.DataFrame(rows)
+    r = E.gee(d, "cell", "srnn", "lstm", adjust=("lhl",))
+    frame = d.assign(success=(d.val_acc >= 0.99).astype(float), is_srnn=(d.cell == "srnn").astype(float))
+    fit = smf.gee(
+        "success ~ is_srnn + np.log(T) + lhl",
+        groups="seed",
+        data=frame,
+        family=sm.families.Binomial(),
+        cov_struct=sm.cov_struct.Exchangeable(),
+    ).fit()
+    assert np.log(r.effect.value) == pytest.approx(fit.params["is_srnn"], rel=1e-6)
+    assert r.p == pytest.approx(fit.pvalues["is_srnn"], rel=1e-6) and r.n_members == len(d) == 720
+    assert "+ lhl" in r.test
+
+
+def test_pick_seeds_takes_the_best_median_and_worst_horizon():
+    h = pd.DataFrame(
+        {
+            "cell": ["a"] * 5 + ["b"] * 4,
+            "seed": [0, 1, 2, 3, 4, 0, 1, 2, 3],
+            "horizon": [5, 50, 20, 50, 2, 10, 10, 30, 0],
+            "censored": [False, False, False, True, False, False, False, True, False],
+        }
+    )
+    p = E.pick_seeds(h).set_index(["cell", "role"]).seed
+    # a: sorted 2 (s4), 5 (s0), 20 (s2), 50 (s1), 50+ (s3): a censored 50 outlasts an observed one
+    assert (p["a", "best"], p["a", "median"], p["a", "worst"]) == (3, 2, 4)
+    # b: sorted 0 (s3), 10 (s0), 10 (s1), 30+ (s2): the lower middle of four, ties to the lower seed
+    assert (p["b", "best"], p["b", "median"], p["b", "worst"]) == (2, 0, 3)
+
+
+def test_spearman_equals_scipy_and_is_nan_for_a_constant():
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=20), rng.normal(size=20)
+    r = stats.spearmanr(x, y)
+    assert E.spearman(x, y) == pytest.approx((r.statistic, r.pvalue), rel=1e-12)
+    assert np.isnan(E.spearman(np.ones(20), y)[0])
+
+
 def test_bootstrap_interval_covers_the_estimate_and_pairs_seeds():
     rng = np.random.default_rng(2)
     d = _nested({"a": _latent(rng, 40, 50), "b": _latent(rng, 40, 10)})

@@ -149,7 +149,9 @@ def _diag(effect: bool, n=12):
                         "retention_mean": 0.7 if when == "init" or not effect else (0.9 if ok else 0.6),
                         "half_life": 2.0,
                         "grad_ratio_median": (1e-4 if cell == "lstm" and effect else 1e-1) * (1 + i),
+                        "grad_ratio_state_median": (1e-4 if cell == "lstm" and effect else 1e-1) * (1 + i),
                         "bistable": bool(when == "final" and (ok if effect else i % 2)),
+                        "dynamics": "bistable" if when == "final" and (ok if effect else i % 2) else "monostable",
                         "n_stable": 1,
                         "recurrent": 1.0,
                         "bias_retention": 1.0,
@@ -162,12 +164,13 @@ def test_mechanism_section_is_decided_by_its_declared_test():
     f = report.mechanisms(_diag(True))
     c = _claims(f)
     assert f.declared == "gradient at init" and f.verdict == "shown"
-    assert f.claim.startswith("SRNN passes more gradient to step 1 at initialisation than LSTM")
-    assert c["bistable srnn"].verdict == "shown" and c["bistable srnn"].result.p == pytest.approx(
+    assert f.claim.startswith("SRNN passes more gradient to step 1 (whole state) at initialisation than LSTM")
+    assert c["memory map srnn"].verdict == "shown" and c["memory map srnn"].result.p == pytest.approx(
         stats.fisher_exact([[6, 0], [0, 6]]).pvalue
     )
-    assert c["bistable srnn"].text.startswith(
-        "SRNN members that latched are bistable (two stable fixed points) more often than SRNN members that failed"
+    assert c["memory map srnn"].text.startswith(
+        "SRNN members that latched have a map that holds a state (bistable or a marginal line) more often than "
+        "SRNN members that failed"
     )
     assert c["forget gate lstm"].text.startswith(
         "LSTMs that latched end with a larger mean forget gate than LSTMs that failed"
@@ -180,6 +183,151 @@ def test_mechanism_section_is_decided_by_its_declared_test():
     f = report.mechanisms(flipped)
     _claims(f)
     assert f.claim.startswith("LSTM passes more gradient")
+
+
+def test_mechanisms_use_the_whole_state_gradient():
+    """The declared test reads ``grad_ratio_state_median`` (h and c of the LSTM), not the
+    gradient through h alone: the h-only ratios here say the opposite."""
+    d = _diag(True)
+    d["grad_ratio_median"] = np.where(d.cell == "lstm", 1.0, 1e-6)  # h alone: the LSTM passes more
+    f = report.mechanisms(d)
+    _claims(f)
+    assert f.claim.startswith("SRNN passes more gradient") and "through h alone" in f.notes
+
+
+def test_a_hand_built_integrator_is_its_own_class_in_the_report():
+    """An LSTM with f = 1 and a shut input gate (Keras-2 gates, b_f = 5, b_i = -5, |U| <= 0.5)
+    is a perfect integrator: ``diagnose`` classes its map ``marginal_line`` and the report
+    counts it as a map that holds a state, in its own column, not as 'not bistable'."""
+    import jax
+
+    from latchlab.analysis import diagnose as D
+    from latchlab.core import model as M
+    from latchlab.core import tasks
+    from latchlab.core.cells import Cell
+
+    cell = Cell.from_preset("lstm", 1, "keras2")
+    model = M.Model(cell, "dense2")
+    params = jax.device_get(
+        M.init(jax.random.PRNGKey(0), model, "keras", {"recurrent": 0.5, "bias_i": -5.0, "bias_f": 5.0, "bias_o": 1.0})
+    )
+    x, y = tasks.latch(jax.random.PRNGKey(1), 32, 10)
+    s = D.summary(model, params, x, y).iloc[0]
+    assert s.dynamics == "marginal_line" and not s.bistable
+    d = _diag(True)
+    latched_lstm = (d.cell == "lstm") & (d.when == "final") & d.success
+    d.loc[latched_lstm, "dynamics"] = s.dynamics
+    f = report.mechanisms(d)
+    c = _claims(f)
+    t = f.tables[1][1].set_index(["cell", "outcome"])
+    assert t.loc[("lstm", "latched"), report.DYNAMICS["marginal_line"]] == int(latched_lstm.sum()) == 6
+    assert t.loc[("lstm", "latched"), report.DYNAMICS["bistable"]] == 0
+    assert c["memory map lstm"].verdict == "shown"  # the integrators hold a state; the failed maps do not
+
+
+def test_observed_section_names_the_quantity_that_predicts_the_horizon():
+    """Seeds whose horizon grows with their initial ``kernel_i`` (LSTM) and nothing else: the
+    GEE on kernel_i is shown, the one on a noise quantity is not, a constant quantity is not
+    tested, and the sentence names kernel_i; its p is ``evidence.gee_slope``'s on the same rows."""
+    rng = np.random.default_rng(2)
+    n = 30
+    k = rng.normal(size=n)
+    noise = rng.normal(size=n)
+    final = _final({"srnn": 20 * _latent(n), "lstm": 10 * np.exp(1.5 * k + rng.normal(size=n))}).assign(
+        member_id="m", split="stratified"
+    )
+    q = pd.DataFrame(
+        [
+            {"preset": "keras2", "cell": cell, "seed": s, "quantity": name, "value": v}
+            for cell in ("srnn", "lstm")
+            for s in range(n)
+            for name, v in (
+                ("kernel_i", k[s] if cell == "lstm" else noise[s]),
+                ("retention", 0.7),
+                (report.MEASURED, 0.7 + 0.01 * noise[s]),
+            )
+        ]
+    )
+    f = report.what_decides(final, q)
+    c = _claims(f)
+    assert f.declared == f"{report.MEASURED} lstm keras2" and f.verdict == "inconclusive"
+    assert c["kernel_i lstm keras2"].verdict == "shown" and c["kernel_i lstm keras2"].result.favours.startswith(
+        "seeds with larger"
+    )
+    assert "LSTM (Keras-2 gates): seeds with larger kernel_i latch more often at equal T than" in f.notes
+    assert "retention srnn keras2" not in c  # the same for every seed: not a test
+    t = f.tables[0][1].set_index(["cell", "quantity"])
+    assert t.loc[("lstm", "retention"), "result"].startswith("the same for every seed")
+    lstm = final[final.cell == "lstm"].merge(pd.DataFrame({"seed": range(n), "q": k}), on="seed")
+    assert c["kernel_i lstm keras2"].result.p == pytest.approx(E.gee_slope(lstm, "q").p, rel=1e-12)
+
+
+def _phase(srnn_boost: float, n=30, seed=0):
+    """``phase.label``-shaped rows: success depends on the half-life and T (one curve),
+    plus ``srnn_boost`` on the SRNN's log-odds; the SRNN also has bistable points."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    points = [(c, r) for c in ("srnn", "lstm", "gru") for r in (0.5, 0.73, 0.88, 0.95, 0.98, 0.993)]
+    points += [("srnn", 1.5)]
+    for cell, r in points:
+        regime = "bistable" if r > 1 else "decay"
+        ret = 0.394 if r > 1 else r
+        hl = float(np.log(0.5) / np.log(ret))
+        for T in (20, 50, 100, 200):
+            for s in range(n):
+                logit = 2.0 * (np.log(hl) - np.log(T) + 2.5) + (srnn_boost if cell == "srnn" else 0.0)
+                ok = rng.uniform() < 1 / (1 + np.exp(-logit)) if regime == "decay" else True
+                rows.append(
+                    {
+                        "cell": cell,
+                        "value": r,
+                        "retention": ret,
+                        "half_life": hl,
+                        "regime": regime,
+                        "T": T,
+                        "seed": s,
+                        "val_acc": 1.0 if ok else 0.5,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def test_phase_section_says_one_curve_or_where_the_cells_part():
+    f = report.phase_effects(_phase(0.0))
+    c = _claims(f)
+    assert f.declared == "phase srnn-lstm" and set(c) == {"phase srnn-lstm", "phase srnn-gru", "phase lstm-gru"}
+    assert all(x.family == "phase" and np.isfinite(x.result.p) for x in c.values())
+    assert f.verdict == "inconclusive" and f.notes.startswith("One curve of initial half-life against T")
+    assert "bistable" in f.notes and "30/30 members at T = 200" in f.notes
+    f = report.phase_effects(_phase(3.0))
+    c = _claims(f)
+    assert f.verdict == "shown" and f.notes.startswith("The cells part: SRNN latches more often")
+    assert c["phase srnn-gru"].verdict == "shown" and c["phase lstm-gru"].verdict == "inconclusive"
+    assert c["phase srnn-lstm"].result.n_seeds == 30 and "log_half_life" in c["phase srnn-lstm"].result.test
+
+
+def test_landscapes_use_the_best_median_and_worst_seeds_over_one_span():
+    h = pd.DataFrame(
+        {
+            "cell": ["srnn"] * 3 + ["lstm"] * 3,
+            "seed": [0, 1, 2, 0, 1, 2],
+            "horizon": [200, 5, 30, 10, 0, 20],
+            "censored": [True, False, False, False, False, False],
+        }
+    )
+    f = report.landscapes(h, T_list=(5,), N=16, points=5)
+    t = f.tables[0][1]
+    assert t.seed.tolist() == [
+        "best: seed 0",
+        "median: seed 2",
+        "worst: seed 1",
+        "best: seed 2",
+        "median: seed 0",
+        "worst: seed 1",
+    ]
+    assert t.horizon.tolist() == ["200+", "30", "5", "20", "10", "0"]
+    caps = [cap for cap, _ in f.figures[:-1]]
+    assert len(caps) == 6 and all(f"± {report.LANDSCAPE_SPAN:g} around" in cap for cap in caps)
 
 
 def _ablations(scales: dict, n=30, grid=(5, 20, 50, 100)):
@@ -319,7 +467,15 @@ def test_findings_json_and_page_structure():
 def test_report_renders_in_chromium(tiny_report, tmp_path):
     text = tiny_report.read_text()
     assert "http://" not in text and "https://" not in text  # self-contained: nothing to fetch
-    for title in ("bug and its effect", "latch worse", "Ablations", "Loss landscapes", "Reproduce every number"):
+    for title in (
+        "bug and its effect",
+        "latch worse",
+        "Ablations",
+        "Loss landscapes",
+        "what each seed starts with",
+        "success against the initial half-life",
+        "Reproduce every number",
+    ):
         assert title in text
     driver = _browser(tmp_path)
     try:

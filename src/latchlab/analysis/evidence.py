@@ -14,8 +14,12 @@ assumes independence. Instead:
 * ``logrank`` compares two groups' horizons as survival times (success against ``T``
   read as survival, ``scipy.stats.logrank``); ``sign_test`` is the paired per-seed test
   for groups that share seeds; ``wilcoxon`` the paired test of a continuous per-seed
-  quantity; ``gee`` a logistic model of success on group and ``log T`` with seeds as
-  clusters (statsmodels GEE, exchangeable working correlation, robust errors).
+  quantity; ``gee`` a logistic model of success on group and ``log T`` (and optional
+  covariates) with seeds as clusters (statsmodels GEE, exchangeable working correlation,
+  robust errors); ``gee_slope`` the same model on a per-seed quantity instead of a group
+  (does what a seed starts with predict whether it latches?). ``spearman`` is a
+  descriptive rank correlation of two per-seed quantities; ``pick_seeds`` the best, median
+  and worst seed of each group by horizon.
 * Every test returns a ``Result`` with an effect size and its 95 % interval (median
   horizon difference, bootstrap over seeds; odds ratio). ``Claim`` is one claim of the
   report; ``finalize`` Holm-adjusts the secondary claims per family
@@ -279,17 +283,68 @@ def wilcoxon(
     )
 
 
-def gee_frame(final: pd.DataFrame, group: str, a: str, b: str, threshold: float = SUCCESS_THRESHOLD) -> pd.DataFrame:
+def gee_frame(
+    final: pd.DataFrame, group: str, a: str, b: str, threshold: float = SUCCESS_THRESHOLD, adjust: tuple[str, ...] = ()
+) -> pd.DataFrame:
     """Member rows of groups ``a`` and ``b`` (column ``group``) as the GEE's data:
-    ``success`` (0/1), ``is_a`` (0/1), ``log_T``, ``seed`` (the cluster)."""
-    d = cast(pd.DataFrame, final[final[group].isin([a, b])]).drop_duplicates([group, "seed", "T"])
+    ``success`` (0/1), ``is_a`` (0/1), ``log_T``, ``seed`` (the cluster), and the
+    ``adjust`` columns (a member is one ``group, seed, T`` and ``adjust`` values)."""
+    d = cast(pd.DataFrame, final[final[group].isin([a, b])]).drop_duplicates([group, "seed", "T", *adjust])
     return pd.DataFrame(
         {
             "success": (d.val_acc >= threshold).astype(float).to_numpy(),
             "is_a": (d[group] == a).astype(float).to_numpy(),
             "log_T": np.log(d["T"].to_numpy(float)),
             "seed": d.seed.to_numpy(int),
+            **{c: d[c].to_numpy(float) for c in adjust},
         }
+    )
+
+
+def _logistic_gee(success: np.ndarray, exog: np.ndarray, seeds: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(params, bse)`` of a logistic GEE of ``success`` on ``exog`` (with its own
+    intercept column) with ``seeds`` as clusters (exchangeable working correlation, robust
+    sandwich errors), or ``None`` if statsmodels cannot estimate it or warns (no
+    convergence, separation): a number from a diverged fit is not reported."""
+    from statsmodels.genmod import cov_struct, families
+    from statsmodels.genmod.generalized_estimating_equations import GEE
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit = GEE(success, exog, groups=seeds, family=families.Binomial(), cov_struct=cov_struct.Exchangeable()).fit()
+        if fit is None:  # statsmodels returns None (and warns) when it cannot estimate the parameters
+            return None
+        params, bse = np.asarray(fit.params, float), np.asarray(fit.bse, float)
+    trouble = [
+        w
+        for w in caught
+        if issubclass(w.category, (RuntimeWarning, UserWarning))
+        or "converge" in str(w.message).lower()
+        or "separation" in str(w.message).lower()
+    ]
+    if trouble or not (np.all(np.isfinite(params)) and np.all(np.isfinite(bse))) or bse[1] == 0:
+        return None
+    return params, bse
+
+
+def _gee_result(test: str, fitted, n_seeds: int, n_members: int, a: str, b: str, effect: str, summary=None) -> Result:
+    """A ``Result`` from the coefficient at index 1 of ``_logistic_gee``'s fit (NaN if none):
+    Wald z, two-sided p, ``exp(beta)`` with its 95 % interval, favouring ``a`` if ``beta > 0``."""
+    if fitted is None:
+        nan = float("nan")
+        return Result(test, nan, nan, Effect(effect, nan, nan, nan), n_seeds, n_members, "")
+    params, bse = fitted
+    beta, se = float(params[1]), float(bse[1])
+    q = stats.norm.ppf(0.5 + CONFIDENCE / 2)
+    return Result(
+        test,
+        beta / se,
+        float(2 * stats.norm.sf(abs(beta / se))),
+        Effect(effect, math.exp(beta), math.exp(beta - q * se), math.exp(beta + q * se)),
+        n_seeds,
+        n_members,
+        a if beta > 0 else b if beta < 0 else "",
+        dict(summary or {}),
     )
 
 
@@ -300,65 +355,101 @@ def gee(
     b: str,
     threshold: float = SUCCESS_THRESHOLD,
     names: tuple[str, str] | None = None,
+    adjust: tuple[str, ...] = (),
 ) -> Result:
     """Logistic GEE of success on ``is_a`` and ``log T`` with seeds as clusters
     (exchangeable working correlation, robust sandwich errors). The effect is the odds
     ratio of success for ``a`` against ``b`` at equal ``T``. If the fit does not converge
     or the data separate (e.g. one group never latches), the result is not estimable
     (p and effect NaN) rather than a number from a diverged fit. ``names`` are the groups'
-    names in the result (default ``a`` and ``b``)."""
-    from statsmodels.genmod import cov_struct, families
-    from statsmodels.genmod.generalized_estimating_equations import GEE
-
-    d = gee_frame(final, group, a, b, threshold)
+    names in the result (default ``a`` and ``b``); ``adjust`` names further numeric columns
+    of ``final`` entered as covariates after ``log T`` (e.g. a log initial half-life: the
+    odds ratio is then at equal ``T`` and equal covariates)."""
+    d = gee_frame(final, group, a, b, threshold, adjust)
     name_a, name_b = names or (a, b)
-    exog = np.column_stack([np.ones(len(d)), d.is_a, d.log_T])
-    nan = Result(
-        "logistic GEE (success ~ group + log T, seeds as clusters)",
-        float("nan"),
-        float("nan"),
-        Effect("odds ratio", float("nan"), float("nan"), float("nan")),
+    exog = np.column_stack([np.ones(len(d)), d.is_a, d.log_T, *(d[c] for c in adjust)])
+    test = "logistic GEE (success ~ group + log T" + "".join(f" + {c}" for c in adjust) + ", seeds as clusters)"
+    fitted = None
+    if d.success.nunique() == 2 and d.groupby("is_a").success.nunique().min() == 2:
+        fitted = _logistic_gee(d.success.to_numpy(), exog, d.seed.to_numpy())  # else: an odds ratio of 0 or inf
+    summary = {"coefficient of log T": float(fitted[0][2])} if fitted is not None else {}
+    return _gee_result(test, fitted, int(d.seed.nunique()), len(d), name_a, name_b, "odds ratio", summary)
+
+
+def gee_slope(
+    final: pd.DataFrame, column: str, threshold: float = SUCCESS_THRESHOLD, name: str | None = None
+) -> Result:
+    """Logistic GEE of success on a per-seed quantity ``column`` (standardised over seeds:
+    ``(x - mean) / sd``, one value per seed) and ``log T``, with seeds as clusters
+    (exchangeable working correlation, robust errors): does the quantity a seed starts
+    with predict whether it latches, at equal ``T``?
+
+    Args:
+        final: one row per member: ``seed``, ``T``, ``val_acc`` and ``column`` (constant
+            within a seed).
+        name: the quantity's name in the result (default ``column``).
+    Returns:
+        a ``Result`` whose effect is the odds ratio of success per standard deviation of
+        the quantity; it favours "seeds with larger <name>" (``a``) if the odds rise with
+        it, "seeds with smaller <name>" (``b``) if they fall. Not estimable (NaN) when the
+        quantity is constant over seeds, success does not vary, or the fit fails.
+    """
+    name = name or column
+    d = cast(pd.DataFrame, final[["seed", "T", "val_acc", column]]).drop_duplicates(["seed", "T"])
+    per_seed = d.groupby("seed")[column]
+    if (per_seed.nunique() > 1).any():
+        raise ValueError(f"{column} must be one value per seed")
+    x = per_seed.first().to_numpy(float)
+    a, b = f"seeds with larger {name}", f"seeds with smaller {name}"
+    success = (d.val_acc >= threshold).to_numpy(float)
+    sd = float(np.std(x))
+    fitted = None
+    if len(np.unique(x)) > 1 and np.isfinite(sd) and len(np.unique(success)) == 2:
+        z = (d[column].to_numpy(float) - float(np.mean(x))) / sd
+        exog = np.column_stack([np.ones(len(d)), z, np.log(d["T"].to_numpy(float))])
+        fitted = _logistic_gee(success, exog, d.seed.to_numpy(int))
+    return _gee_result(
+        f"logistic GEE (success ~ {name} per SD + log T, seeds as clusters)",
+        fitted,
         int(d.seed.nunique()),
         len(d),
-        "",
+        a,
+        b,
+        "odds ratio per SD",
+        {f"{name}: mean over seeds": float(np.mean(x)), f"{name}: SD over seeds": sd},
     )
-    if d.success.nunique() < 2 or d.groupby("is_a").success.nunique().min() < 2:
-        return nan  # no variation in one group: the odds ratio is 0 or infinite
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        fit = GEE(
-            d.success.to_numpy(),
-            exog,
-            groups=d.seed.to_numpy(),
-            family=families.Binomial(),
-            cov_struct=cov_struct.Exchangeable(),
-        ).fit()
-        if fit is None:  # statsmodels returns None (and warns) when it cannot estimate the parameters
-            return nan
-        params, bse = np.asarray(fit.params, float), np.asarray(fit.bse, float)
-    trouble = [
-        w
-        for w in caught
-        if issubclass(w.category, (RuntimeWarning, UserWarning))
-        or "converge" in str(w.message).lower()
-        or "separation" in str(w.message).lower()
-    ]
-    beta, se = float(params[1]), float(bse[1])
-    if trouble or not (np.isfinite(beta) and np.isfinite(se)) or se == 0:
-        return nan
-    z = beta / se
-    p = float(2 * stats.norm.sf(abs(z)))
-    q = stats.norm.ppf(0.5 + CONFIDENCE / 2)
-    return Result(
-        "logistic GEE (success ~ group + log T, seeds as clusters)",
-        z,
-        p,
-        Effect("odds ratio", math.exp(beta), math.exp(beta - q * se), math.exp(beta + q * se)),
-        int(d.seed.nunique()),
-        len(d),
-        name_a if beta > 0 else name_b if beta < 0 else "",
-        {"coefficient of log T": float(params[2])},
-    )
+
+
+def spearman(x, y) -> tuple[float, float]:
+    """Spearman's rank correlation of two per-seed quantities and its two-sided p
+    (``scipy.stats.spearmanr``); NaN when either is constant."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return float("nan"), float("nan")
+    r = cast(Any, stats.spearmanr(x, y))  # scipy: a result object
+    return float(r.statistic), float(r.pvalue)
+
+
+def pick_seeds(h: pd.DataFrame, by: str = "cell") -> pd.DataFrame:
+    """The best, median and worst seed of each group by latching horizon (``horizons``'
+    rows): the longest horizon (a censored one counts as longer than an uncensored one
+    of the same length), the median (the lower middle seed when sorted by horizon, then
+    censoring, then seed) and the shortest. Ties go to the lowest seed.
+
+    Returns:
+        one row per group and role: ``by``, ``role`` (``best``, ``median``, ``worst``),
+        ``seed``, ``horizon``, ``censored``.
+    """
+    rows = []
+    for g, x in h.groupby(by, sort=False):
+        order = x.assign(_c=x.censored.astype(int)).sort_values(["horizon", "_c", "seed"], kind="stable")
+        best = order.sort_values(["horizon", "_c", "seed"], ascending=[False, False, True], kind="stable").iloc[0]
+        picks = {"best": best, "median": order.iloc[(len(order) - 1) // 2], "worst": order.iloc[0]}
+        for role, r in picks.items():
+            rows.append(
+                {by: g, "role": role, "seed": int(r.seed), "horizon": int(r.horizon), "censored": bool(r.censored)}
+            )
+    return pd.DataFrame(rows)
 
 
 # ----------------------------------------------------------------------------- claims

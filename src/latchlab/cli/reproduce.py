@@ -52,6 +52,20 @@ def ablations(
     reproduce("ablations", scale, out, store, profile, cluster)
 
 
+@app.command("phase")
+def phase(
+    scale: Scale = "quick",
+    preset: Preset = "keras3",
+    out: Path = out_option("results/phase"),
+    store: StoreOpt = None,
+    profile: Profile = False,
+    cluster: Cluster = None,
+):
+    """Success against the initial half-life: SRNN recurrent weight, LSTM forget bias and GRU
+    update bias swept at T = 20, 50, 100, 200 (phase.png)."""
+    reproduce("phase", scale, out, store, profile, cluster, preset=preset)
+
+
 @app.command("followups")
 def followups(
     scale: Scale = "quick",

@@ -2,7 +2,11 @@
 and its machine-readable twin ``findings.json``.
 
 The page runs (or reuses from a store) the seed's experiment with both splits and both gate
-presets, the ablations, diagnostics of trained members and loss landscapes. The evidence
+presets, the ablations and the phase diagram (``latchlab.experiments.phase``: the initial
+retention set by hand), diagnostics of trained members (the gradient through the whole
+state, the class of each trained map: bistable, a line of marginal fixed points,
+monostable), what each seed starts with against whether it latches, and loss landscapes
+around the best, median and worst seed of each cell by latching horizon. The evidence
 follows ``latchlab.analysis.evidence``: the seed is the unit (a seed's members at different
 lengths are nested, never pooled as independent), there is one primary hypothesis declared
 on the page before its result (SRNN against LSTM, stratified split, the seed's Keras-2
@@ -33,7 +37,7 @@ from latchlab import provenance
 from latchlab.analysis import evidence as E
 from latchlab.analysis import plot
 from latchlab.engine import run as runner
-from latchlab.experiments import ablations
+from latchlab.experiments import ablations, phase
 from latchlab.experiments import seed as reproduce
 from latchlab.experiments.experiment import check_scale
 
@@ -341,9 +345,13 @@ def diagnose_members(store, final: pd.DataFrame, T: int, N: int = 128, preset: s
                         k: getattr(row, k)
                         for k in (
                             "retention_mean",
+                            "retention_geomean",
                             "half_life",
                             "grad_ratio_median",
+                            "grad_ratio_state_median",
                             "bistable",
+                            "marginal_line",
+                            "dynamics",
                             "n_stable",
                             "recurrent",
                             "bias_retention",
@@ -356,20 +364,31 @@ def diagnose_members(store, final: pd.DataFrame, T: int, N: int = 128, preset: s
 
 MECHANISM = (
     "Declared test of this section: at initialisation, the gradient that reaches step 1 "
-    "(median ‖dL/dh_1‖ / ‖dL/dh_T‖ over a batch) differs between the one-unit SRNN and LSTM at the "
-    "diagnosed length; Wilcoxon signed-rank test on log10 ratios paired by seed, Holm-adjusted in the "
-    "family “mechanisms” with the section's other tests."
+    "(median ‖dL/ds_1‖ / ‖dL/ds_T‖ over a batch, s the whole state: h for the SRNN, (h, c) for the LSTM) "
+    "differs between the one-unit SRNN and LSTM at the diagnosed length; Wilcoxon signed-rank test on log10 "
+    "ratios paired by seed, Holm-adjusted in the family “mechanisms” with the section's other tests."
 )
+DYNAMICS = {
+    "bistable": "bistable (two stable fixed points: a latch)",
+    "marginal_line": "a line of marginal fixed points (a perfect integrator: f = 1 or z = 1)",
+    "monostable": "monostable (one stable fixed point: forgets)",
+    "no_attractor": "no attractor",
+}
+"""The classes of the input-free map after training (``diagnose.dynamics``), in the report's words."""
+HOLDS = ("bistable", "marginal_line")
+"""The classes of map that hold a state without input (so can hold a bit)."""
 
 
 def mechanisms(d: pd.DataFrame) -> Finding:
     """What the diagnostics say at one length (one member per seed and cell): the
-    gradient reaching step 1 at initialisation (the declared test), and, secondary,
-    whether members that latched built a bistable map and the LSTM's final forget gate."""
+    gradient reaching step 1 at initialisation through the whole state (the declared
+    test), and, secondary, whether members that latched built a map that holds a state
+    (bistable, or a line of marginal fixed points) and the LSTM's final forget gate."""
     T = int(d["T"].iloc[0])
     init, fin = cast(pd.DataFrame, d[d.when == "init"]), cast(pd.DataFrame, d[d.when == "final"])
     li, si = (cast(pd.DataFrame, init[init.cell == c]).set_index("seed") for c in ("lstm", "srnn"))
-    sg, lg = (np.log10(np.maximum(x.grad_ratio_median.astype(float), 1e-300)) for x in (si, li))
+    ratio = "grad_ratio_state_median"
+    sg, lg = (np.log10(np.maximum(x[ratio].astype(float), 1e-300)) for x in (si, li))
     claims = [
         E.Claim(
             "mechanisms",
@@ -379,7 +398,7 @@ def mechanisms(d: pd.DataFrame) -> Finding:
             "mechanisms",
             "SRNN",
             "LSTM",
-            "passes more gradient to step 1 at initialisation than",
+            "passes more gradient to step 1 (whole state) at initialisation than",
             E.wilcoxon(sg, lg, "SRNN", "LSTM", "log10 gradient ratio", members=len(init)),
         )
     ]
@@ -387,36 +406,39 @@ def mechanisms(d: pd.DataFrame) -> Finding:
     for cell in ("srnn", "lstm"):
         f = cast(pd.DataFrame, fin[fin.cell == cell])
         ok, bad = cast(pd.DataFrame, f[f.success]), cast(pd.DataFrame, f[~f.success])
+        k_ok, k_bad = int(ok.dynamics.isin(HOLDS).sum()), int(bad.dynamics.isin(HOLDS).sum())
         r = E.fisher(
-            int(ok.bistable.sum()),
+            k_ok,
             len(ok),
-            int(bad.bistable.sum()),
+            k_bad,
             len(bad),
             f"{NAMES[cell]} members that latched",
             f"{NAMES[cell]} members that failed",
-            "bistable",
+            "hold a state",
         )
         claims.append(
             E.Claim(
                 "mechanisms",
-                f"bistable {cell}",
-                f"after training, {NAMES[cell]} members that latched "
-                f"and those that failed differ in how often their map is bistable (T = {T})",
+                f"memory map {cell}",
+                f"after training, {NAMES[cell]} members that latched and those that failed differ in how often "
+                f"their input-free map holds a state (bistable, or a line of marginal fixed points) (T = {T})",
                 "secondary",
                 "mechanisms",
                 f"{NAMES[cell]} members that latched",
                 f"{NAMES[cell]} members that failed",
-                "are bistable (two stable fixed points) more often than",
+                "have a map that holds a state (bistable or a marginal line) more often than",
                 r,
             )
         )
-        rows.append(
-            {
-                "cell": cell,
-                "latched: bistable": f"{int(ok.bistable.sum())}/{len(ok)}",
-                "failed: bistable": f"{int(bad.bistable.sum())}/{len(bad)}",
-            }
-        )
+        for outcome, x in (("latched", ok), ("failed", bad)):
+            rows.append(
+                {
+                    "cell": cell,
+                    "outcome": outcome,
+                    "members": len(x),
+                    **{DYNAMICS[k]: int((x.dynamics == k).sum()) for k in DYNAMICS},
+                }
+            )
     lf = cast(pd.DataFrame, fin[fin.cell == "lstm"])
     claims.append(
         E.Claim(
@@ -440,8 +462,8 @@ def mechanisms(d: pd.DataFrame) -> Finding:
     notes = (
         f"At T = {T}, at initialisation, the LSTM's forget gate keeps a median {li.retention_mean.median():.2f} "
         f"of its cell state per step (half-life {li.half_life.median():.1f} steps); the median ratio "
-        f"‖dL/dh_1‖ / ‖dL/dh_T‖ is {li.grad_ratio_median.median():.1e} for the LSTM and "
-        f"{si.grad_ratio_median.median():.1e} for the SRNN."
+        f"‖dL/ds_1‖ / ‖dL/ds_T‖ through the whole state is {li[ratio].median():.1e} for the LSTM "
+        f"(through h alone: {li.grad_ratio_median.median():.1e}) and {si[ratio].median():.1e} for the SRNN."
     )
     g = d.groupby(["cell", "success", "when"])
     t = pd.DataFrame(
@@ -449,8 +471,10 @@ def mechanisms(d: pd.DataFrame) -> Finding:
             "members": g.size(),
             "forget gate / contraction (median)": g.retention_mean.median().round(3),
             "half-life, steps (median)": g.half_life.median().round(2),
+            "‖dL/ds_1‖/‖dL/ds_T‖, whole state (median)": g[ratio].median().map(lambda v: f"{v:.1e}"),
             "‖dL/dh_1‖/‖dL/dh_T‖ (median)": g.grad_ratio_median.median().map(lambda v: f"{v:.1e}"),
-            "bistable": g.bistable.mean().round(2),
+            "bistable": g.dynamics.apply(lambda x: round(float((x == "bistable").mean()), 2)),
+            "marginal line": g.dynamics.apply(lambda x: round(float((x == "marginal_line").mean()), 2)),
         }
     ).reset_index()
     fig, axes = plot.plt.subplots(1, 2, figsize=(8.4, 3.2))
@@ -460,32 +484,47 @@ def mechanisms(d: pd.DataFrame) -> Finding:
             jitter = 0.08 * (np.arange(len(x)) % 5 - 2)
             axes[0].scatter(
                 k * 2 + (when == "final") + jitter,
-                np.log10(np.maximum(x.grad_ratio_median, 1e-30)),
+                np.log10(np.maximum(x[ratio], 1e-30)),
                 c=np.where(x.success, colour, "0.6"),
                 marker=marker,
                 s=14,
             )
     axes[0].set_xticks([0, 1, 2, 3], ["SRNN\ninit", "SRNN\ntrained", "LSTM\ninit", "LSTM\ntrained"])
-    axes[0].set_ylabel("log10 ‖dL/dh_1‖ / ‖dL/dh_T‖")
+    axes[0].set_ylabel("log10 ‖dL/ds_1‖ / ‖dL/ds_T‖ (whole state)")
     axes[0].set_title(f"gradient reaching step 1 (T = {T}); colour: latched, grey: failed", fontsize=8)
+    shades = {"bistable": 1.0, "marginal_line": 0.55, "monostable": 0.2, "no_attractor": 0.05}
     for k, cell in enumerate(("srnn", "lstm")):
         f = cast(pd.DataFrame, fin[fin.cell == cell])
         for j, ok in enumerate((True, False)):
             x = cast(pd.DataFrame, f[f.success == ok])
-            axes[1].bar(k * 3 + j, x.bistable.mean() if len(x) else 0, color=("C0", "C3")[k], alpha=1.0 if ok else 0.4)
-            axes[1].text(k * 3 + j, 0.02, f"n={len(x)}", ha="center", fontsize=7)
+            bottom = 0.0
+            for cls, alpha in shades.items():
+                q = float((x.dynamics == cls).mean()) if len(x) else 0.0
+                axes[1].bar(
+                    k * 3 + j,
+                    q,
+                    bottom=bottom,
+                    color=("C0", "C3")[k],
+                    alpha=alpha,
+                    edgecolor="0.3",
+                    lw=0.4,
+                    label=DYNAMICS[cls].split(" (")[0] if k == 0 and j == 0 else None,
+                )
+                bottom += q
+            axes[1].text(k * 3 + j, 1.02, f"n={len(x)}", ha="center", fontsize=7)
     axes[1].set_xticks([0, 1, 3, 4], ["SRNN\nlatched", "SRNN\nfailed", "LSTM\nlatched", "LSTM\nfailed"])
-    axes[1].set_ylabel("fraction bistable after training")
-    axes[1].set_ylim(0, 1.05)
+    axes[1].set_ylabel("input-free map after training (fraction)")
+    axes[1].set_ylim(0, 1.1)
+    axes[1].legend(frameon=False, fontsize=6.5, loc="lower right")
     fig.tight_layout()
     return Finding(
         "3. Why: memory, gradients and attractors",
         MECHANISM,
         claims,
-        [("per member: the gradient ratio at initialisation and after training; bistable maps", _png(fig))],
+        [("per member: the gradient ratio at initialisation and after training; the trained maps", _png(fig))],
         [
             ("diagnostics by cell and outcome (first and last epoch)", t),
-            ("bistability after training against success", pd.DataFrame(rows)),
+            ("the input-free map after training (diagnose.dynamics) against success", pd.DataFrame(rows)),
         ],
         notes,
         declared="gradient at init",
@@ -596,32 +635,61 @@ def ablation_effects(df: pd.DataFrame, saturated: dict | None = None) -> Finding
     )
 
 
-def landscapes(T_list=(5, 20, 50), N: int = 256, points: int = 31) -> Finding:
-    """Loss surfaces around the Keras initialisation of a one-unit SRNN and LSTM (keras2),
-    and Pascanu 2013's cliff; the fraction of each surface on the chance plateau."""
+LANDSCAPE_AXES = {"srnn": ("recurrent", "bias"), "lstm": ("recurrent_f", "bias_f")}
+"""The two parameters each cell's surface spans: the weight and bias that set its retention."""
+LANDSCAPE_SPAN = 3.0
+"""The half-width of every surface, both axes, both cells: the same span for each."""
+
+
+def landscapes(
+    h: pd.DataFrame | None = None,
+    T_list=(5, 20, 50),
+    N: int = 256,
+    points: int = 31,
+    span: float = LANDSCAPE_SPAN,
+    preset: str = PRIMARY_PRESET,
+) -> Finding:
+    """Loss surfaces around the initial point of the best, median and worst seed of each
+    cell by latching horizon (``evidence.pick_seeds`` on ``h``, the per-seed horizons of the
+    seed's experiment under ``preset``; seed 0 alone if ``h`` is None), each over the same
+    span (``span`` either side of the initial value, both axes, both cells), and Pascanu
+    2013's cliff; the fraction of each surface on the chance plateau."""
     from latchlab.analysis import landscape as L
     from latchlab.analysis import landscape_plot as LP
 
+    if h is None:
+        picks = pd.DataFrame(
+            [{"cell": c, "role": "seed 0", "seed": 0, "horizon": np.nan, "censored": False} for c in CELLS]
+        )
+    else:
+        picks = E.pick_seeds(cast(pd.DataFrame, h[h.cell.isin(CELLS)]), "cell")
     rows, figs = [], []
-    for cell, names, span in (("srnn", ("recurrent", "bias"), 2.0), ("lstm", ("recurrent_f", "bias_f"), 4.0)):
-        c = L.initial_centre(cell=cell, preset="keras2", seed=0)
+    plateau_col = "fraction on chance plateau (|L - ln 2| < 1 %)"
+    for p in cast(Iterable[Any], picks.itertuples()):
+        names = LANDSCAPE_AXES[p.cell]
+        c = L.initial_centre(cell=p.cell, preset=preset, seed=int(p.seed))
         df = L.surface(c.model, c.params, names, span, "latch", list(T_list), points=points, N=N)
         for T, d in df.groupby("T"):
             plateau = float((np.abs(d.loss - math.log(2)) < 0.01 * math.log(2)).mean())
+            at = L.center_rows(d)
             rows.append(
                 {
-                    "cell": cell,
+                    "cell": p.cell,
+                    "seed": f"{p.role}: seed {p.seed}",
+                    "horizon": "" if pd.isna(p.horizon) else f"{p.horizon}{'+' if p.censored else ''}",
                     "T": T,
                     "x": names[0],
                     "y": names[1],
                     "min loss": round(float(d.loss.min()), 4),
-                    "loss at init": round(float(L.center_rows(d).loss.iloc[0]), 4) if len(L.center_rows(d)) else np.nan,
-                    "fraction on chance plateau (|L - ln 2| < 1 %)": round(plateau, 3),
+                    "loss at init": round(float(at.loss.iloc[0]), 4) if len(at) else np.nan,
+                    plateau_col: round(plateau, 3),
                 }
             )
+        hz = "" if pd.isna(p.horizon) else f", horizon {p.horizon}{' (latched at every length)' if p.censored else ''}"
         figs.append(
             (
-                f"{cell.upper()} (Keras 2 gates, Keras init, seed 0): loss over ({names[0]}, {names[1]})",
+                f"{NAMES[p.cell]} ({NAMES.get(preset, preset)}, Keras init), {p.role} seed by horizon (seed "
+                f"{p.seed}{hz}): loss over ({names[0]}, {names[1]}) ± {span:g} around its initial point",
                 _png(LP.surface_figure(df)),
             )
         )
@@ -635,17 +703,284 @@ def landscapes(T_list=(5, 20, 50), N: int = 256, points: int = 31) -> Finding:
         )
     )
     t = pd.DataFrame(rows)
-    by = cast(pd.Series, t.groupby("cell")["fraction on chance plateau (|L - ln 2| < 1 %)"].mean())
-    lstm, srnn = cast(float, by.get("lstm", np.nan)), cast(float, by.get("srnn", np.nan))
+    per = t.groupby(["cell", "seed"], sort=False)[plateau_col].mean()
+    parts = []
+    for cell in CELLS:
+        if cell not in set(t.cell):
+            continue
+        x = cast(pd.Series, per.loc[cell])
+        a, b = LANDSCAPE_AXES[cell]
+        parts.append(
+            f"the {NAMES[cell]}'s ({a}, {b}) surface: "
+            + ", ".join(f"{100 * v:.0f} % ({k.split(':')[0]} seed)" for k, v in x.items())
+        )
     notes = (
-        f"Around their Keras initialisations (seed 0 only; descriptive), {100 * lstm:.0f} % "
-        f"of the LSTM's (recurrent_f, bias_f) surface and {100 * srnn:.0f} % of the SRNN's "
-        f"(recurrent, bias) surface lie on the chance plateau (loss within 1 % of ln 2), averaged over "
-        f"T = {', '.join(map(str, T_list))}. On a plateau the gradient carries no information about the "
-        f"start of the sequence; Pascanu's cliff shows the other failure: as T grows the surface "
-        f"becomes flat almost everywhere and a wall where the map's fixed points change."
+        f"Around the initial points of each cell's best, median and worst seed by latching horizon "
+        f"({NAMES.get(preset, preset)}; descriptive), the share of the surface on the chance plateau (loss within "
+        f"1 % of ln 2), averaged over T = {', '.join(map(str, T_list))}, each surface ± {span:g} on both axes: "
+        + "; ".join(parts)
+        + ". On a plateau the gradient carries no information about the start of the sequence; Pascanu's cliff "
+        "shows the other failure: as T grows the surface becomes flat almost everywhere and a wall where the map's "
+        "fixed points change."
     )
-    return Finding("5. Loss landscapes", "", [], figs, [("plateau fraction per cell and length", t)], notes)
+    return Finding("5. Loss landscapes", "", [], figs, [("plateau fraction per cell, seed and length", t)], notes)
+
+
+# ----------------------------------------------------------------------------- what decides latching
+
+OBSERVATIONAL = (
+    "Declared test of this section: among the LSTM's seeds (Keras-2 gates), the initial retention measured "
+    "along the member's own sequences (the geometric mean of its forget gate over steps 2..T at "
+    "initialisation) predicts success at equal T; logistic GEE of success on the standardised retention and "
+    "log T with seeds as clusters, Holm-adjusted in the family of the LSTM's initial quantities (Keras-2 "
+    "gates). Secondary: every other initial quantity that varies over seeds, per cell and gate preset, in "
+    "that cell's family."
+)
+MEASURED = "retention (measured)"
+"""The initial retention measured along a member's sequences (``diagnose`` summary at epoch 0)."""
+
+
+def initial_members(store, final: pd.DataFrame, T: int, N: int = 128) -> pd.DataFrame:
+    """What each seed starts with, per gate preset and cell (stratified split): one row per
+    preset, cell, seed and quantity (``initial.quantities`` of its epoch-0 parameters, the
+    same at every length, and ``MEASURED``: ``diagnose``'s ``retention_geomean`` at epoch 0 on
+    ``N`` of the length-``T`` member's validation sequences)."""
+    from latchlab.analysis import diagnose as D
+    from latchlab.analysis import initial
+
+    sel = cast(pd.DataFrame, final[(final.split == "stratified") & (final["T"] == T)])
+    if "preset" not in sel:
+        sel = sel.assign(preset=PRIMARY_PRESET)
+    rows = []
+    for r in cast(Iterable[Any], sel.itertuples()):
+        diag = D.member(store, r.member_id, N=N, epochs=[0])
+        assert diag.summary is not None  # diagnose.member computes the summary
+        q = initial.quantities(diag.model.cell, store.params(r.member_id, 0))
+        q[MEASURED] = float(diag.summary.retention_geomean.iloc[0])
+        rows += [
+            {"preset": r.preset, "cell": r.cell, "seed": int(r.seed), "quantity": k, "value": v} for k, v in q.items()
+        ]
+    return pd.DataFrame(rows)
+
+
+def what_decides(final: pd.DataFrame, q: pd.DataFrame) -> Finding:
+    """Which initial quantity predicts latching, per cell and gate preset: for each
+    quantity that varies over seeds, a logistic GEE of success on it (standardised) and
+    log T, seeds as clusters (``evidence.gee_slope``; family: the cell and preset), and its
+    Spearman correlation with the seed's latching horizon (descriptive). ``q``:
+    ``initial_members``' rows. The declared test: the LSTM's measured initial retention
+    under Keras-2 gates."""
+    from latchlab.analysis.diagnose import half_life
+
+    s = cast(pd.DataFrame, final[final.split == "stratified"])
+    if "preset" not in s:
+        s = s.assign(preset=PRIMARY_PRESET)
+    claims, rows, best = [], [], []
+    groups = cast(Iterable[tuple[tuple[str, str], pd.DataFrame]], q.groupby(["preset", "cell"], sort=False))
+    for (preset, cell), x in groups:
+        members = cast(pd.DataFrame, s[(s.preset == preset) & (s.cell == cell)])
+        h = E.horizons(members, by=("cell",)).set_index("seed")
+        fam = f"initial quantities: {NAMES.get(cell, cell)}, {NAMES.get(preset, preset)}"
+        local = []
+        for name, v in x.groupby("quantity", sort=False):
+            per_seed = cast(pd.Series, v.set_index("seed").value)
+            if name == "half-life":
+                continue  # a monotone function of the retention: the same ranks and the same test
+            row = {
+                "preset": preset,
+                "cell": cell,
+                "quantity": name,
+                "mean over seeds": round(float(per_seed.mean()), 4),
+                "SD over seeds": round(float(per_seed.std(ddof=0)), 4),
+            }
+            if per_seed.nunique() < 2:
+                rows.append({**row, "result": "the same for every seed: cannot tell seeds apart"})
+                continue
+            rho, p_rho = E.spearman(per_seed.to_numpy(), h.horizon.loc[per_seed.index].to_numpy())
+            res = E.gee_slope(members.merge(per_seed.rename("q"), left_on="seed", right_index=True), "q", name=name)
+            key = f"{name} {cell} {preset}"
+            declared = name == MEASURED and cell == "lstm" and preset == PRIMARY_PRESET
+            local.append(
+                E.Claim(
+                    "initial",
+                    key,
+                    OBSERVATIONAL.split(";")[0]
+                    if declared
+                    else f"{name} at initialisation predicts success at "
+                    f"equal T ({NAMES.get(cell, cell)}, {NAMES.get(preset, preset)})",
+                    "secondary",
+                    fam,
+                    f"seeds with larger {name}",
+                    f"seeds with smaller {name}",
+                    "latch more often at equal T than",
+                    res,
+                )
+            )
+            rows.append({**row, "Spearman ρ with horizon": round(rho, 3), "ρ's p": p_rho, "_key": key})
+        done = {c.key: c for c in E.finalize(local)}  # the same as the report's: each family lies in this section
+        for r in rows:
+            c = done.get(r.pop("_key", None)) if "_key" in r else None
+            if c is not None:
+                e = c.result.effect
+                r["GEE odds ratio per SD [95 %]"] = (
+                    f"{e.value:.2f} [{e.low:.2f}, {e.high:.2f}]" if np.isfinite(e.value) else "not estimable"
+                )
+                r["p"], r["Holm p"], r["result"] = c.result.p, c.p_adjusted, c.verdict
+        shown = [c for c in done.values() if c.verdict == "shown"]
+        strongest = max(
+            (r for r in rows if r["cell"] == cell and r["preset"] == preset and "Spearman ρ with horizon" in r),
+            key=lambda r: abs(r["Spearman ρ with horizon"]) if np.isfinite(r["Spearman ρ with horizon"]) else -1,
+            default=None,
+        )
+        label = f"{NAMES.get(cell, cell)} ({NAMES.get(preset, preset)})"
+        if shown:
+            top = min(shown, key=lambda c: c.p_adjusted)
+            best.append(
+                f"{label}: {top.result.favours} {top.what} {top.b if top.result.favours == top.a else top.a} "
+                f"(odds ratio per SD {top.result.effect.value:.2f}, Holm p = {top.p_adjusted:.2g})"
+            )
+        elif strongest is not None:
+            best.append(
+                f"{label}: no initial quantity predicts success after Holm adjustment; the one most correlated "
+                f"with the horizon is {strongest['quantity']} (Spearman ρ = {strongest['Spearman ρ with horizon']:.2f})"
+            )
+        claims += local
+    t = pd.DataFrame(rows)
+    notes = (
+        "Each seed starts from the same parameters at every length; its latching horizon and its members' "
+        "successes are set against what it starts with. Which initial quantity predicts success, per cell: "
+        + "; ".join(best)
+        + "."
+    )
+    fig, axes = plot.plt.subplots(1, max(1, q.preset.nunique()), figsize=(4.4 * q.preset.nunique(), 3.2), squeeze=False)
+    for ax, (preset, x) in zip(axes[0], q[q.quantity == MEASURED].groupby("preset", sort=False)):
+        for cell, y in x.groupby("cell", sort=False):
+            members = cast(pd.DataFrame, s[(s.preset == preset) & (s.cell == cell)])
+            hz = E.horizons(members, by=("cell",)).set_index("seed").horizon
+            hl = half_life(y.set_index("seed").value.loc[hz.index].to_numpy())
+            colour, marker = plot._STYLE.get(cell, ("0.3", "o"))
+            ax.scatter(
+                hl,
+                hz.to_numpy() + 0.6 * (np.arange(len(hz)) % 3 - 1),
+                c=colour,
+                marker=marker,
+                s=14,
+                label=NAMES.get(cell, cell),
+            )
+        ax.set_xscale("log")
+        ax.set_xlabel("initial half-life, measured (steps)")
+        ax.set_title(NAMES.get(preset, str(preset)))
+    axes[0][0].set_ylabel("latching horizon (steps)")
+    axes[0][0].legend(frameon=False, fontsize=7)
+    fig.tight_layout()
+    declared = next((c.key for c in claims if c.key == f"{MEASURED} lstm {PRIMARY_PRESET}"), "")
+    return Finding(
+        "6. What decides latching (observed): what each seed starts with",
+        OBSERVATIONAL if declared else "",
+        claims,
+        [("latching horizon against the measured initial half-life, one point per seed", _png(fig))],
+        [("initial quantities against success (GEE, per SD) and the horizon (Spearman ρ), per cell", t)],
+        notes,
+        declared=declared,
+    )
+
+
+PHASE = (
+    "Declared test of this section: on the initial half-lives all three cells share (set by hand: the SRNN's "
+    "recurrent weight, the LSTM's forget bias, the GRU's update bias), the SRNN and the LSTM differ in the odds "
+    "of success at equal initial half-life and T; logistic GEE of success on the cell, log T and the log initial "
+    "half-life, seeds as clusters, with the SRNN against the GRU and the LSTM against the GRU, Holm-adjusted in "
+    "the family “phase”. If no pair differs, one curve of initial half-life against T is consistent with every "
+    "cell."
+)
+PHASE_PAIRS = (("srnn", "lstm"), ("srnn", "gru"), ("lstm", "gru"))
+
+
+def phase_effects(df: pd.DataFrame) -> Finding:
+    """Whether one curve of initial half-life against T serves every cell (``phase``'s
+    members, ``phase.label`` rows): each pair of cells on the half-lives they all share,
+    logistic GEE with the log half-life and log T as covariates (family "phase"; the SRNN
+    against the LSTM declared); where the cells part, from the data: each cell's 50 %
+    crossing per T and the SRNN's bistable points."""
+    names = {"srnn": "SRNN", "lstm": "LSTM", "gru": "GRU"}
+    held = cast(pd.DataFrame, df[df.regime == "decay"])
+    level = held.retention.round(6)
+    shared = set.intersection(*(set(level[held.cell == c]) for c in phase.CELLS if (held.cell == c).any()))
+    d = cast(pd.DataFrame, held[level.isin(shared)]).assign(log_half_life=lambda x: np.log(x.half_life))
+    claims = []
+    for a, b in PHASE_PAIRS:
+        claims.append(
+            E.Claim(
+                "phase",
+                f"phase {a}-{b}",
+                f"{names[a]} and {names[b]} differ in the odds of success at equal initial half-life and T",
+                "secondary",
+                "phase",
+                names[a],
+                names[b],
+                "latches more often at equal initial half-life and T than",
+                E.gee(d, "cell", a, b, SUCCESS_THRESHOLD, names=(names[a], names[b]), adjust=("log_half_life",)),
+            )
+        )
+    done = E.finalize(claims)  # the family "phase" lies in this section: the same as the report's
+    shown = [c for c in done if c.verdict == "shown"]
+    hl = sorted(np.exp(d.log_half_life.unique()))
+    if shown:
+        curve = "The cells part: " + " ".join(
+            f"{c.result.favours} {c.what} {c.b if c.result.favours == c.a else c.a} (odds ratio "
+            f"{c.result.effect.value:.2g}, Holm p = {c.p_adjusted:.2g})."
+            for c in shown
+        )
+    else:
+        curve = (
+            "One curve of initial half-life against T is consistent with every cell: no pair of cells differs "
+            "at equal half-life and T after Holm adjustment (this is the absence of evidence of a difference at "
+            f"{d.seed.nunique()} seeds per point, not proof of none)."
+        )
+    cross = phase.half_life_at(df)
+    crossing = "; ".join(
+        f"T = {T}: "
+        + ", ".join(
+            f"{names[r.cell]} {'never' if not np.isfinite(r.half_life) else f'{r.half_life:.3g}'}"
+            for r in cast(Iterable[Any], x.itertuples())
+        )
+        for T, x in cross.groupby("T")
+    )
+    s = phase.summary(df)
+    bi = cast(pd.DataFrame, s[s.regime == "bistable"])
+    bistable = (
+        ""
+        if bi.empty
+        else " The SRNN with U > 1 (bistable: its half-life at the attractors is "
+        f"{bi.half_life.min():.2g}-{bi.half_life.max():.2g} steps) latches in "
+        + ", ".join(f"{int(x.successes.sum())}/{int(x.members.sum())} members at T = {T}" for T, x in bi.groupby("T"))
+        + ": it holds the sign by its attractors, not by a long half-life, so it lies off any curve of "
+        "half-life against T."
+    )
+    notes = (
+        f"{curve} Shared half-lives: {', '.join(f'{v:.3g}' for v in hl)} steps. The initial half-life from "
+        f"which on at least half of a cell's members latch, per T: {crossing}.{bistable}"
+    )
+    wide = s.assign(cell_=s.cell.map(names), k=[f"{a}/{b}" for a, b in zip(s.successes, s.members)]).pivot_table(
+        index=["cell_", "value", "half_life", "regime"], columns="T", values="k", aggfunc="first", sort=False
+    )
+    wide.columns = [f"T = {T}" for T in wide.columns]
+    wide = wide.reset_index().rename(columns={"cell_": "cell", "half_life": "initial half-life"})
+    return Finding(
+        "7. What decides latching (set by hand): success against the initial half-life",
+        PHASE,
+        claims,
+        [
+            (
+                "success against the initial half-life, one panel per T, all cells on one axis (phase.png; "
+                "open markers: SRNN with U > 1, bistable; ∞: r = 1)",
+                _png(phase.figure(df)),
+            )
+        ],
+        [("successes / members per configured value and T", wide)],
+        notes,
+        declared="phase srnn-lstm",
+    )
 
 
 # ----------------------------------------------------------------------------- page
@@ -794,6 +1129,13 @@ def answer(findings: dict[str, Finding]) -> list[str]:
         + " "
         + abl.claim
     )
+    if "initial" in findings and "phase" in findings:
+        out.append(
+            "What decides who latches? Observed: "
+            + findings["initial"].claim
+            + " Set by hand: "
+            + findings["phase"].notes.split(" Shared half-lives")[0]
+        )
     out.append("And the seed's accuracies of 0? " + bug.notes.split(". ")[-1])
     return out
 
@@ -837,6 +1179,7 @@ def explain(
     protocol = dict(protocol or {})
     seed_cfgs = seed_configs(scale, protocol)
     parts = ablations.configs(scale, **protocol)
+    phase_cfgs = phase.configs(scale, **protocol)
     if run is None:
 
         def default_run(cfgs, path):
@@ -844,7 +1187,7 @@ def explain(
                 return runner.run(cfgs, st, command=" ".join(["latchlab", *sys.argv[1:]]))
 
         run = default_run
-    run(seed_cfgs + [c for _, _, c in parts], store_path)
+    run(seed_cfgs + [c for _, _, c in parts] + phase_cfgs, store_path)
     with Store(store_path, create=False) as st:
         rows, sweeps = st.epochs(), st.sweeps()
     prov = sweeps.iloc[-1].to_dict() if len(sweeps) else provenance.collect()
@@ -865,10 +1208,16 @@ def explain(
     T_diag = 20 if 20 in Ts else Ts[len(Ts) // 2]
     with Store(store_path, create=False) as st:
         diag = diagnose_members(st, final, T_diag)
+        start = initial_members(st, final, T_diag)
     findings["diagnostics"] = mechanisms(diag)
     diag.to_csv(out / "diagnostics.csv", index=False)
-    findings["landscapes"] = landscapes(**(landscape or {}))
-    order = _finalize_sections([findings[k] for k in ("bug", "cells", "diagnostics", "ablations", "landscapes")])
+    start.to_csv(out / "initial.csv", index=False)
+    h = E.horizons(cast(pd.DataFrame, strat[strat.preset == PRIMARY_PRESET]), by=("cell",))
+    findings["landscapes"] = landscapes(h, **(landscape or {}))
+    findings["initial"] = what_decides(final, start)
+    findings["phase"] = phase_effects(phase.label(rows, phase_cfgs))
+    keys = ("bug", "cells", "diagnostics", "ablations", "landscapes", "initial", "phase")
+    order = _finalize_sections([findings[k] for k in keys])
     primary = next(c for f in order for c in f.claims if c.role == "primary")
     n_seeds = seed_cfgs[0].repeats
     head = header(scale, n_seeds, primary)
@@ -877,6 +1226,7 @@ def explain(
         f"latchlab reproduce seed --scale {scale} --out results   # sections 1-2 (one gate preset per run)",
         f"latchlab reproduce ablations --scale {scale} --out results-ablations   # section 4",
         "latchlab reproduce pascanu2013 --out results-pascanu   # section 5",
+        f"latchlab reproduce phase --scale {scale} --out results-phase   # section 7 (phase.png)",
         f"latchlab export {store_path} --csv rows.csv   # every number, one row per member per epoch",
     ]
     seconds = time.perf_counter() - t0
