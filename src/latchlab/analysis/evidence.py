@@ -397,7 +397,7 @@ def gee_slope(
     name = name or column
     d = cast(pd.DataFrame, final[["seed", "T", "val_acc", column]]).drop_duplicates(["seed", "T"])
     per_seed = d.groupby("seed")[column]
-    if (per_seed.nunique() > 1).any():
+    if bool(np.any(per_seed.nunique().to_numpy() > 1)):
         raise ValueError(f"{column} must be one value per seed")
     x = per_seed.first().to_numpy(float)
     a, b = f"seeds with larger {name}", f"seeds with smaller {name}"

@@ -28,6 +28,7 @@ per-seed table of ``latchlab explain``'s "what decides latching" section.
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import numpy as np
 
@@ -56,7 +57,7 @@ def srnn_retention(U: float, b: float = 0.0) -> float:
     roots = [float(h) for h, v in zip(grid, r) if v == 0.0]
     for a, c, ra, rc in zip(grid[:-1], grid[1:], r[:-1], r[1:]):
         if ra * rc < 0:
-            roots.append(brentq(g, float(a), float(c), xtol=1e-13))
+            roots.append(float(cast(float, brentq(g, float(a), float(c), xtol=1e-13))))
     slopes = [abs(U * (1.0 - h * h)) for h in roots]
     held = [s for s in slopes if s <= 1.0 + 1e-12]
     return float(max(held) if held else max(slopes))

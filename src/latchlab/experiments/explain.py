@@ -388,7 +388,7 @@ def mechanisms(d: pd.DataFrame) -> Finding:
     init, fin = cast(pd.DataFrame, d[d.when == "init"]), cast(pd.DataFrame, d[d.when == "final"])
     li, si = (cast(pd.DataFrame, init[init.cell == c]).set_index("seed") for c in ("lstm", "srnn"))
     ratio = "grad_ratio_state_median"
-    sg, lg = (np.log10(np.maximum(x[ratio].astype(float), 1e-300)) for x in (si, li))
+    sg, lg = (cast(pd.Series, np.log10(np.maximum(x[ratio].astype(float), 1e-300))) for x in (si, li))
     claims = [
         E.Claim(
             "mechanisms",
@@ -703,16 +703,18 @@ def landscapes(
         )
     )
     t = pd.DataFrame(rows)
-    per = t.groupby(["cell", "seed"], sort=False)[plateau_col].mean()
     parts = []
     for cell in CELLS:
-        if cell not in set(t.cell):
+        x = cast(pd.DataFrame, t[t.cell == cell])
+        if x.empty:
             continue
-        x = cast(pd.Series, per.loc[cell])
+        per = cast(pd.Series, x.groupby("seed", sort=False)[plateau_col].mean())
         a, b = LANDSCAPE_AXES[cell]
         parts.append(
             f"the {NAMES[cell]}'s ({a}, {b}) surface: "
-            + ", ".join(f"{100 * v:.0f} % ({k.split(':')[0]} seed)" for k, v in x.items())
+            + ", ".join(
+                f"{100 * v:.0f} % ({str(k).split(':')[0]} seed)" for k, v in zip(per.index, per.to_numpy(float))
+            )
         )
     notes = (
         f"Around the initial points of each cell's best, median and worst seed by latching horizon "
@@ -790,14 +792,16 @@ def what_decides(final: pd.DataFrame, q: pd.DataFrame) -> Finding:
                 "preset": preset,
                 "cell": cell,
                 "quantity": name,
-                "mean over seeds": round(float(per_seed.mean()), 4),
-                "SD over seeds": round(float(per_seed.std(ddof=0)), 4),
+                "mean over seeds": round(float(np.mean(per_seed.to_numpy(float))), 4),
+                "SD over seeds": round(float(np.std(per_seed.to_numpy(float))), 4),
             }
             if per_seed.nunique() < 2:
                 rows.append({**row, "result": "the same for every seed: cannot tell seeds apart"})
                 continue
             rho, p_rho = E.spearman(per_seed.to_numpy(), h.horizon.loc[per_seed.index].to_numpy())
-            res = E.gee_slope(members.merge(per_seed.rename("q"), left_on="seed", right_index=True), "q", name=name)
+            res = E.gee_slope(
+                members.merge(per_seed.rename("q"), left_on="seed", right_index=True), "q", name=str(name)
+            )
             key = f"{name} {cell} {preset}"
             declared = name == MEASURED and cell == "lstm" and preset == PRIMARY_PRESET
             local.append(
@@ -896,6 +900,12 @@ PHASE = (
 PHASE_PAIRS = (("srnn", "lstm"), ("srnn", "gru"), ("lstm", "gru"))
 
 
+def _favoured_odds(c: E.Claim) -> float:
+    """A GEE claim's odds ratio for the group its data favour (``a`` against ``b`` is stored)."""
+    v = c.result.effect.value
+    return v if c.result.favours == c.a else 1.0 / v
+
+
 def phase_effects(df: pd.DataFrame) -> Finding:
     """Whether one curve of initial half-life against T serves every cell (``phase``'s
     members, ``phase.label`` rows): each pair of cells on the half-lives they all share,
@@ -928,7 +938,7 @@ def phase_effects(df: pd.DataFrame) -> Finding:
     if shown:
         curve = "The cells part: " + " ".join(
             f"{c.result.favours} {c.what} {c.b if c.result.favours == c.a else c.a} (odds ratio "
-            f"{c.result.effect.value:.2g}, Holm p = {c.p_adjusted:.2g})."
+            f"{_favoured_odds(c):.2g} in its favour, Holm p = {c.p_adjusted:.2g})."
             for c in shown
         )
     else:

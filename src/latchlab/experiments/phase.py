@@ -289,7 +289,8 @@ def _table(df: pd.DataFrame) -> Table:
     s = summary(df)
     Ts = sorted(s["T"].unique())
     rows = []
-    for (cell, value, hl, regime), d in s.groupby(["cell", "value", "half_life", "regime"], sort=False):
+    groups = cast(Iterable[tuple[tuple, pd.DataFrame]], s.groupby(["cell", "value", "half_life", "regime"], sort=False))
+    for (cell, value, hl, regime), d in groups:
         by = dict(zip(d["T"], zip(d.successes, d.members)))
         rows.append(
             [cell, f"{value:g}", f"{hl:.3g}", regime, *(f"{by[T][0]}/{by[T][1]}" if T in by else "" for T in Ts)]
