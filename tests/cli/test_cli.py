@@ -156,6 +156,9 @@ BAD = {
     "reproduce, unknown preset": Bad(
         ("reproduce", "seed", "--preset", "keras1", "--out", "out"), "preset", ("keras2", "keras3")
     ),
+    "reproduce phase, unknown preset": Bad(
+        ("reproduce", "phase", "--preset", "keras1", "--out", "out"), "preset", ("keras2", "keras3")
+    ),
     "reproduce, unknown scale": Bad(
         ("reproduce", "seed", "--scale", "tiny", "--out", "out"), "scale", ("quick", "full")
     ),

@@ -18,7 +18,7 @@ from latchlab.errors import ConfigError
 from latchlab.experiments import experiment as E
 from latchlab.experiments import seed
 
-NAMES = ("seed", "ablations", "followups", "answer", "units", "bengio1994", "guessing", "pascanu2013")
+NAMES = ("seed", "ablations", "phase", "followups", "answer", "units", "bengio1994", "guessing", "pascanu2013")
 TINY = {
     "seed": {"T": [2, 3], "repeats": 1, "N": 64, "epochs": 1},
     "followups": {"T": [2, 3], "repeats": 1, "N": 64, "epochs": 1},
