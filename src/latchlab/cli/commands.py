@@ -98,7 +98,12 @@ def explain(
     from latchlab import outputs
     from latchlab.experiments import explain as report
 
-    outputs.check_dir(out, "out", [store] if store is not None else [], ("report.html", "diagnostics.csv"))
+    outputs.check_dir(
+        out,
+        "out",
+        [store] if store is not None else [],
+        ("report.html", "findings.json", "diagnostics.csv", "initial.csv"),
+    )
     spec = cluster_spec(cluster)
     path = report.explain(scale, out, store, lambda cfgs, p: run_sweep(cfgs, p, cluster=spec))
     console.print(f"wrote {path}")

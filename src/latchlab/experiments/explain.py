@@ -1141,8 +1141,8 @@ def answer(findings: dict[str, Finding]) -> list[str]:
     )
     if "initial" in findings and "phase" in findings:
         out.append(
-            "What decides who latches? Observed: "
-            + findings["initial"].claim
+            "What decides who latches? Observed, per cell: "
+            + findings["initial"].notes.split("per cell: ", 1)[-1]
             + " Set by hand: "
             + findings["phase"].notes.split(" Shared half-lives")[0]
         )
@@ -1172,7 +1172,9 @@ def explain(
 
     Args:
         scale: ``full`` (default, powered: the seed's full grid, both splits, both gate
-            presets, 30 seeds; ablations at 30 seeds per point) or ``quick`` (smoke runs).
+            presets, 30 seeds; ablations and the phase diagram at 30 seeds per point) or
+            ``quick`` (smoke runs). Writes ``diagnostics.csv`` and ``initial.csv`` (what each
+            seed starts with) beside the report.
         store_path: results store (default ``out/store.sqlite``); stored members are reused.
         run: ``(configs, store_path) -> DataFrame`` that runs sweeps (the CLI passes its
             progress-bar runner); default ``run.run`` without progress.
