@@ -212,7 +212,7 @@ def _check_run(c: RunConfig) -> None:
         # |z| < 2.5 only) its input bias -b_f < -2.5 starts the input gate saturated at 0
         raise ConfigError(
             "init",
-            f"chrono needs sigmoid gates, not preset {c.preset!r}'s {catalog.PRESETS[c.preset][0]} "
+            f"chrono needs sigmoid gates, not the {catalog.PRESETS[c.preset][0]} of preset {c.preset!r} "
             "(its input gate would start saturated at 0, with no gradient)",
             tuple(p for p, (act, _) in catalog.PRESETS.items() if act == "sigmoid"),
         )
@@ -327,11 +327,16 @@ def from_dict(d: Mapping[str, Any]) -> SweepConfig:
     if not isinstance(d, Mapping):
         raise ConfigError("config", f"must be a table of fields, got {type(d).__name__}")
     d = dict(d)
-    grid = d.pop("grid", {}) or {}
+    grid = d.pop("grid", {})
     if not isinstance(grid, Mapping):
-        raise ConfigError("grid", "must be a table of field = [values]")
+        raise ConfigError("grid", f"must be a table of field = [values], got {grid!r}")
     sweep = {k: d.pop(k) for k in SWEEP_FIELDS if k in d}
     allowed = (*SWEEP_FIELDS, "grid", *RUN_FIELDS)
+    for k in grid:
+        if k in SWEEP_FIELDS:
+            raise ConfigError(
+                f"grid.{k}", "is the sweep's own field, not one to sweep: set it at the top level", RUN_FIELDS
+            )
     for k in list(d) + list(grid):
         if k not in RUN_FIELDS:
             raise ConfigError(k, "unknown field", allowed)

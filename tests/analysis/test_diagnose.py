@@ -39,7 +39,7 @@ import pytest
 from scipy.optimize import brentq
 
 from latchlab import config
-from latchlab.core import cells
+from latchlab.core import catalog, cells
 from latchlab.core import interop
 from latchlab.analysis import diagnose as D
 from latchlab.engine import run as runner
@@ -515,7 +515,7 @@ def test_adding_and_copy_members_are_refused_in_one_line(tmp_path):
                 D.member(st, mid)
         out = tmp_path / f"out-{task}"
         rc, stdout, err = cli_here("diagnose", path, "--member", mid, "--out", out)
-        assert_user_error(rc, stdout, err, "task", (task, *D.CLASS_TASKS))
+        assert_user_error(rc, stdout, err, "task", (task, *catalog.CLASS_TASKS))
         assert not out.exists()
     model = M.Model(Cell("srnn", 1), "linear", 2)
     with pytest.raises(ConfigError, match="^head: .*not head 'linear'"):

@@ -156,8 +156,10 @@ BAD_SWEEPS = [
     ({"grid": {"T": 5}}, "grid.T", "must be a non-empty list, got 5"),
     ({"grid": {"T": [5, 0]}}, "T", "must be >= 1, got 0"),
     ({"grid": {"lr": [1e-3, INF]}}, "lr", "must be a finite number, got inf"),
-    ({"grid": {"seed": [1]}}, "seed", "unknown field"),
-    ({"grid": 3}, "grid", "must be a table of field = [values]"),
+    ({"grid": {"seed": [1]}}, "grid.seed", "is the sweep's own field, not one to sweep: set it at the top level"),
+    ({"grid": {"repeats": [1, 2]}}, "grid.repeats", "is the sweep's own field"),
+    ({"grid": 3}, "grid", "must be a table of field = [values], got 3"),
+    ({"grid": []}, "grid", "must be a table of field = [values], got []"),
     ({"task": "copy", "T": 20}, "T", "copy needs T >= 21"),
     (
         {"values": {"bias_f": 1.0}},
@@ -176,8 +178,8 @@ BAD_SWEEPS = [
     (
         {"init": "chrono", "cell": "lstm", "preset": "keras2"},
         "init",
-        "chrono needs sigmoid gates, not preset 'keras2's hard_sigmoid (its input gate would start saturated at 0, "
-        "with no gradient) (allowed: keras3)",
+        "chrono needs sigmoid gates, not the hard_sigmoid of preset 'keras2' (its input gate would start "
+        "saturated at 0, with no gradient) (allowed: keras3)",
     ),
     ({"init": "chrono", "grid": {"cell": ["gru"], "preset": ["keras3", "keras2"]}}, "init", "chrono needs sigmoid"),
     ({"preset": "keras2", "grid": {"cell": ["janet"], "init": ["keras", "chrono"]}}, "init", "chrono needs sigmoid"),

@@ -9,7 +9,7 @@ grids and ``[values]`` tables, bytes that are not UTF-8 or TOML):
   (``limits.check_sweep``) pass or refuse it with ``LimitError``.
 * ``latchlab run`` on the same file (the CLI's entry point, in process) prints exactly that
   line after ``error: ``, exits with code 2 and creates no store.
-* Sweeps of tiny sizes (and random tasks, cells, presets, initialisations, heads,
+* Sweeps of tiny sizes (10 of them, about half valid; random tasks, cells, presets, initialisations, heads,
   optimisers, learning rates up to divergence, explicit values) either fail to load in
   one line or run through ``latchlab run`` into a store holding every member and every
   epoch row, each member's losses finite unless it is marked diverged.
@@ -56,34 +56,37 @@ ODD = st.one_of(
 )
 
 
+def _mostly(valid, other):
+    """``valid`` four times in five, else ``other`` (a document is valid only if all its
+    fields are: most fields must be)."""
+    return st.sampled_from([True] * 4 + [False]).flatmap(lambda ok: valid if ok else other)
+
+
 def _int_value():
-    return st.one_of(st.integers(-3, 64), EDGE_INTS, ODD)
+    valid = st.one_of(st.integers(1, 64), st.sampled_from([2**20, 10**9, 2**31 - 1]))  # in range, maybe too big
+    return _mostly(valid, st.one_of(st.integers(-3, 0), EDGE_INTS, ODD))
 
 
 def _float_value():
-    return st.one_of(
-        st.floats(-10, 10),
-        st.sampled_from([0.0, 1.0, 1e-3, 1e300, math.inf, -math.inf, math.nan]),
-        st.integers(-2, 3),
-        ODD,
-    )
+    odd = st.one_of(st.sampled_from([0.0, 1.0, 1e300, math.inf, -math.inf, math.nan]), st.integers(-2, 3), ODD)
+    return _mostly(st.floats(0.01, 0.9), st.one_of(st.floats(-10, 10), odd))
 
 
 def _choice_value(names):
-    return st.one_of(st.sampled_from(names), WORDS, ODD)
+    return _mostly(st.sampled_from(names), st.one_of(WORDS, ODD))
 
 
 def _values_table():
     names = st.sampled_from(catalog.ALL_PARAMETER_NAMES + ("bias_q", "weights"))
-    return st.one_of(st.dictionaries(names, _float_value(), max_size=3), ODD)
+    return _mostly(st.dictionaries(names, _float_value(), max_size=3), ODD)
 
 
 FIELD = {
     **{k: _int_value() for k in INTS},
     **{k: _float_value() for k in FLOATS},
     **{k: _choice_value(v) for k, v in CHOICES.items()},
-    "seed": st.one_of(st.integers(-2, 2**33), EDGE_INTS, ODD),
-    "name": st.one_of(WORDS, ODD),
+    "seed": _mostly(st.integers(0, 2**32 - 1), st.one_of(st.integers(-2, 2**33), EDGE_INTS, ODD)),
+    "name": _mostly(WORDS, ODD),
     "values": _values_table(),
     "tsk": st.just("latch"),  # an unknown field
 }
@@ -97,8 +100,8 @@ def documents(draw) -> dict:
     doc = {k: draw(FIELD[k]) for k in keys}
     if draw(st.booleans()):
         gkeys = draw(st.lists(st.sampled_from(GRIDDABLE + ["seed"]), unique=True, max_size=3))
-        grid = {k: draw(st.one_of(st.lists(FIELD[k], max_size=3), FIELD[k])) for k in gkeys}
-        doc["grid"] = draw(st.one_of(st.just(grid), ODD)) if draw(st.integers(0, 9)) == 0 else grid
+        grid = {k: draw(_mostly(st.lists(FIELD[k], min_size=1, max_size=3), FIELD[k])) for k in gkeys}
+        doc["grid"] = draw(_mostly(st.just(grid), ODD))
     return doc
 
 
@@ -128,11 +131,11 @@ def _value(v) -> str:
 def files(draw) -> bytes:
     """A document's TOML, sometimes damaged: bytes inserted (maybe not UTF-8) or cut off."""
     raw = toml(draw(documents())).encode()
-    how = draw(st.integers(0, 9))
-    if how == 0:
+    how = draw(st.sampled_from(["keep"] * 8 + ["insert", "cut"]))  # kept first: what hypothesis prefers
+    if how == "insert":
         at = draw(st.integers(0, len(raw)))
         raw = raw[:at] + draw(st.binary(min_size=1, max_size=4)) + raw[at:]
-    elif how == 1:
+    elif how == "cut":
         raw = raw[: draw(st.integers(0, len(raw)))]
     return raw
 
@@ -195,17 +198,17 @@ def test_the_cli_prints_that_line_exits_2_and_creates_no_store(scratch, raw):
 TINY = {
     "name": st.just("fuzz"),
     "repeats": st.integers(1, 2),
-    "N": st.integers(2, 24),
+    "N": _mostly(st.integers(4, 24), st.integers(2, 3)),
     "epochs": st.integers(1, 2),
     "batch_size": st.integers(1, 30),
 }
 TINY_OPTIONAL = {
-    "seed": st.one_of(st.integers(0, 1000), st.just(2**32 - 1)),
+    "seed": _mostly(st.integers(0, 1000), st.just(2**32 - 1)),
     "task": st.sampled_from(catalog.TASKS),
     "cell": st.sampled_from(catalog.CELLS),
     "units": st.integers(1, 3),
     "T": st.integers(1, 24),
-    "noise": st.one_of(st.floats(0, 3), st.just(math.inf)),
+    "noise": _mostly(st.floats(0, 3), st.just(math.inf)),
     "signal_len": st.integers(1, 3),
     "preset": st.sampled_from(tuple(catalog.PRESETS)),
     "init": st.sampled_from(catalog.INITS),
@@ -214,11 +217,11 @@ TINY_OPTIONAL = {
     "lr": st.floats(1e-4, 1e4),
     "val_frac": st.floats(0.05, 0.95),
     "split": st.sampled_from(catalog.SPLITS),
-    "values": st.dictionaries(st.sampled_from(("recurrent", "bias", "kernel", "bias_f")), st.floats(-5, 5), max_size=2),
+    "values": st.dictionaries(st.sampled_from(("recurrent", "bias", "kernel", "bias_f")), st.floats(-3, 3), max_size=1),
 }
 
 
-@settings(FUZZ, max_examples=6)
+@settings(FUZZ, max_examples=10)
 @given(doc=st.fixed_dictionaries(TINY, optional=TINY_OPTIONAL))
 def test_tiny_sweeps_run_or_fail_in_one_line(scratch, doc):
     path, store = scratch / "tiny.toml", scratch / "tiny.sqlite"

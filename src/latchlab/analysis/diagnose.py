@@ -21,7 +21,7 @@ DataFrame that a reader can check and a report can aggregate:
   stored member, on its own validation data regenerated as the sweep made it;
   ``summary``: one row of summary numbers per epoch. All of it is per class: a model with
   a classification head (``dense2``, ``dense1``), a member of a classification task
-  (``CLASS_TASKS``); ``adding`` and ``copy`` members are refused in one line.
+  (``catalog.CLASS_TASKS``); ``adding`` and ``copy`` members are refused in one line.
 
 Keras 3 models come in through ``latchlab.core.interop.from_keras`` (its ``model`` and
 ``params``); the cell's update and the head are ``latchlab.core``'s own (``cells.step_gates``,
@@ -54,8 +54,6 @@ RETENTION = {"srnn": "contraction", "lstm": "f", "lstm_nofg": "f", "gru": "z", "
 """The per-step retention factor of each cell, as named in ``retention`` frames."""
 LSTMS = ("lstm", "lstm_nofg")
 """The cells whose state is ``(h, c)``."""
-CLASS_TASKS = tuple(t for t in catalog.TASKS if catalog.TARGETS[t] == "class")
-"""The tasks whose members ``member`` diagnoses (a 0/1 label per sequence)."""
 
 
 # ----------------------------------------------------------------------------- traced scan
@@ -819,7 +817,7 @@ def member(
         ``Diagnostics`` whose ``info`` holds the member's configuration, its stored
         per-epoch validation accuracy and a label.
     Raises:
-        ConfigError: ``task`` for a member of a task outside ``CLASS_TASKS``.
+        ConfigError: ``task`` for a member of a task outside ``catalog.CLASS_TASKS``.
     """
     row = store.member(member_id)
     mid = row.member_id
@@ -830,7 +828,7 @@ def member(
             "task",
             f"member {mid} trained on {run.task} ({catalog.TARGETS[run.task]} targets); diagnose measures "
             "members of the classification tasks (gradients, retention and states per class)",
-            CLASS_TASKS,
+            catalog.CLASS_TASKS,
         )
     plist = [store.params(mid, e) for e in epochs]
     x, y, source = member_data(row, N)

@@ -68,10 +68,12 @@ def diagnose(
     return Table(d.label, frame), paths
 
 
-def _check_landscape_options(T: Sequence[int], N: int, points: int, fresh: dict) -> None:
-    """``landscape``'s sizes and centre options, each checked as the sweep field of its name
-    (``config.RunFields``; the seed as a ``validate.Seed``), before any work."""
-    from latchlab.config import RunFields
+def _check_landscape_options(T: Sequence[int], N: int, points: int, fresh: dict, defaults) -> None:
+    """``landscape``'s sizes and a fresh centre's options, checked before any work: the
+    centre as a sweep's member with those fields would be (``config.RunConfig``: each
+    field's range, a head that fits the task, chrono's gated cells and sigmoid gates), at
+    the longest ``T`` and with ``N`` sequences; the seed as a ``validate.Seed``."""
+    from latchlab.config import RunConfig
 
     if isinstance(points, bool) or not isinstance(points, int) or not 3 <= points <= 1001:
         raise ConfigError("points", f"must be an integer in [3, 1001], got {points!r}")
@@ -82,7 +84,13 @@ def _check_landscape_options(T: Sequence[int], N: int, points: int, fresh: dict)
     checked(Int(ge=4), N, "N")
     if "seed" in fresh:
         checked(Seed, fresh["seed"], "seed")
-    RunFields(**{k: v for k, v in fresh.items() if k != "seed"})
+    run = {k: fresh.get(k, defaults[k].default) for k in ("cell", "preset", "units", "head", "init", "task")}
+    if run["task"] not in catalog.CLASS_TASKS:
+        raise ConfigError(
+            "task", f"landscapes are drawn for classification tasks, not {run['task']!r}", catalog.CLASS_TASKS
+        )
+    noise = {"noise": fresh["noise"]} if "noise" in fresh else {}
+    RunConfig(**run, **noise, T=max(T), N=N)
 
 
 def landscape(
@@ -120,11 +128,11 @@ def landscape(
         raise ConfigError("epoch", "--epoch needs --store and --member")
     if member is not None and given:
         raise ConfigError("member", f"the stored member fixes {', '.join(given)}; drop them")
-    _check_landscape_options(T, N, points, fresh)
     defaults = inspect.signature(L.initial_centre).parameters
-    setting = {k: fresh.get(k, defaults[k].default) for k in ("cell", "units", "task")}
+    _check_landscape_options(T, N, points, fresh, defaults)
     if member is None:  # a fresh centre: its size is known before anything is made
-        limits.check_landscape(setting["cell"], setting["units"], catalog.N_IN[setting["task"]], T, N, points)
+        cell, units, task = (fresh.get(k, defaults[k].default) for k in ("cell", "units", "task"))
+        limits.check_landscape(cell, units, catalog.N_IN[task], T, N, points)
     check_dir(out, "out", [store] if store is not None else [], LANDSCAPE_FILES)
     if member is not None:
         assert store is not None  # checked above: --store and --member come together
