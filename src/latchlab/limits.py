@@ -250,7 +250,7 @@ def check_sweep(cfgs, limit: int | None = None) -> Estimate:
     e = sweep(cfgs)
     where = f"than the {size(limit)} this machine has ({ENV} sets another limit)"
     if e.chunk_bytes > limit:
-        part = max(e.parts, key=e.parts.get)
+        part = max(e.parts, key=lambda k: e.parts[k])
         raise LimitError(
             "memory",
             f"{e.chunk} needs about {size(e.chunk_bytes)}, more {where}; most of it for {part}: "
@@ -290,7 +290,7 @@ def check_landscape(cell: str, units: int, n_in: int, T_list, N: int, points: in
     parts, seconds = landscape(cell, units, n_in, T_list, N, points)
     need = sum(parts.values())
     if need > limit:
-        part = max(parts, key=parts.get)
+        part = max(parts, key=lambda k: parts[k])
         raise LimitError(
             "memory",
             f"a landscape of {points}x{points} points of a {cell} with {units} unit{'s' if units > 1 else ''} "

@@ -4,7 +4,7 @@ Random TOML documents, every field's value drawn within and outside its range (w
 types, out-of-range and huge integers, infinities and NaN, unknown names and fields,
 grids and ``[values]`` tables, bytes that are not UTF-8 or TOML):
 
-* ``config.load`` either returns a sweep or raises one ``latchlab.errors`` line that names
+* ``config.load`` either returns a sweep or raises one ``ConfigError`` line that names
   a field of the document (never another exception); a loaded sweep's limits
   (``limits.check_sweep``) pass or refuse it with ``LimitError``.
 * ``latchlab run`` on the same file (the CLI's entry point, in process) prints exactly that
@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 from latchlab import config, limits
 from latchlab.core import catalog
-from latchlab.errors import LatchlabError, LimitError
+from latchlab.errors import ConfigError, LimitError
 
 from clitools import cli_here  # noqa: E402
 
@@ -152,7 +152,7 @@ def _load(path):
     """``(sweep, None)`` or ``(None, the one-line error)``; anything else escapes."""
     try:
         cfg = config.load(path)
-    except LatchlabError as e:
+    except ConfigError as e:
         return None, e
     try:
         limits.check_sweep(cfg)

@@ -28,7 +28,7 @@ from latchlab import config, limits
 from latchlab.engine import data as D
 from latchlab.engine import plan as P
 from latchlab.engine import run as runner
-from latchlab.engine import train
+from latchlab.engine import native, train
 from latchlab.errors import ConfigError, LimitError
 
 from clitools import assert_user_error, cli_here  # noqa: E402
@@ -81,7 +81,7 @@ def test_the_chunk_estimate_bounds_what_the_engine_allocates(over):
         parts = limits.chunk_parts(run, R, chunk.T_pad, jax.local_device_count())
         assert sum(parts.values()) <= est.chunk_bytes
         data = D.make_data(list(chunk.members), chunk.T_pad)
-        x = data.x.padded() if hasattr(data.x, "padded") else data.x
+        x = data.x.padded() if isinstance(data.x, native.Rows) else data.x
         made = sum(np.asarray(a).nbytes for a in (x, data.y, data.train, data.val))
         assert made <= parts["data sets (N x T)"] <= 10 * made + 2**20
         hist = runner.train_chunk(chunk, data=data)
