@@ -286,14 +286,24 @@ def landscape(cell: str, units: int, n_in: int, T_list, N: int, points: int, chu
 def check_landscape(cell: str, units: int, n_in: int, T_list, N: int, points: int, limit: int | None = None) -> None:
     """``LimitError`` if the landscape needs more memory than ``limit`` (default
     ``memory_limit()``)."""
-    limit = memory_limit() if limit is None else limit
     parts, seconds = landscape(cell, units, n_in, T_list, N, points)
+    what = (
+        f"a landscape of {points}x{points} points of a {cell} with {units} unit{'s' if units > 1 else ''} "
+        f"at T={max(T_list)}, N={N}"
+    )
+    check(what, parts, seconds, limit)
+
+
+def check(what: str, parts: dict, seconds: float, limit: int | None = None) -> None:
+    """``LimitError`` if the memory of ``parts`` (``{part: bytes}``) exceeds ``limit``
+    (default ``memory_limit()``): one line saying ``what`` needs how much, the limit, the
+    largest part and the rough time."""
+    limit = memory_limit() if limit is None else limit
     need = sum(parts.values())
     if need > limit:
         part = max(parts, key=lambda k: parts[k])
         raise LimitError(
             "memory",
-            f"a landscape of {points}x{points} points of a {cell} with {units} unit{'s' if units > 1 else ''} "
-            f"at T={max(T_list)}, N={N} needs about {size(need)}, more than the {size(limit)} this machine has "
+            f"{what} needs about {size(need)}, more than the {size(limit)} this machine has "
             f"({ENV} sets another limit); most of it for {part}: {size(parts[part])}; about {duration(seconds)}",
         )

@@ -11,6 +11,9 @@
   the CLI in one line with the estimate and the limit, within seconds, nothing written;
   ``latchlab landscape`` likewise. (tests/cli/test_cli.py runs the same refusals in
   subprocesses; this file times them in process.)
+* ``reproduce bengio1994`` and ``reproduce guessing`` (their own trainers, sizes from
+  ``--config``) and ``reproduce pascanu2013`` (``--T``, ``--steps``) are refused the same
+  way; every shipped scale of every reproduction passes.
 * A limit below what a tiny sweep needs refuses it, before its store is created.
 """
 
@@ -143,6 +146,56 @@ def test_a_landscape_that_cannot_fit_is_refused_in_a_second(args, named, tmp_pat
     assert time.perf_counter() - t0 < 5.0
     assert_user_error(rc, out, err, "memory", (named, "more than"))
     assert not (tmp_path / "o").exists()
+
+
+REPRODUCE = {
+    "bengio1994, 10^9 test sequences": (
+        ("bengio1994", "--config", "c.toml"),
+        "n_test = 1000000000",
+        "1000000000 sequences",
+    ),
+    "bengio1994, a length of 10^9": (("bengio1994", "--config", "c.toml"), "T = 1000000000", "T=1000000000"),
+    "bengio1994, 2 * 10^9 overlay repeats": (
+        ("bengio1994", "--config", "c.toml"),
+        "seed_repeats = 2000000000",
+        "members",
+    ),
+    "guessing, sequences of 2 * 10^9 steps": (("guessing", "--config", "c.toml"), "len_max = 2000000000", "len_max="),
+    "guessing, blocks of 2 * 10^9 guesses": (("guessing", "--config", "c.toml"), "block = 2000000000", "blocks of"),
+    "pascanu2013, 2 * 10^9 descent steps": (("pascanu2013", "--steps", "2000000000"), "", "2000000000 steps"),
+    "pascanu2013, a length of 10^9": (("pascanu2013", "--T", "1000000000"), "", "T=1000000000"),
+}
+
+
+@pytest.mark.parametrize("case", list(REPRODUCE))
+def test_reproductions_that_train_outside_the_engine_are_refused_too(case, tmp_path, monkeypatch):
+    """``reproduce bengio1994|guessing --config`` and ``reproduce pascanu2013`` estimate their
+    own trainers' memory before any work: one line, exit 2, no output directory."""
+    monkeypatch.delenv(limits.ENV, raising=False)
+    args, toml, named = REPRODUCE[case]
+    (tmp_path / "c.toml").write_text(toml + "\n")
+    args = tuple(str(tmp_path / a) if a == "c.toml" else a for a in args)
+    t0 = time.perf_counter()
+    rc, out, err = cli_here("reproduce", *args, "--out", tmp_path / "o")
+    assert time.perf_counter() - t0 < 10.0
+    assert_user_error(rc, out, err, "memory", (named, "more than"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.toml"]
+
+
+@pytest.mark.parametrize("name", ["bengio1994", "guessing", "pascanu2013", "seed", "ablations", "units", "answer"])
+def test_every_shipped_scale_fits_this_machine(name, monkeypatch):
+    """The published grids pass their checks here (24 GB): the limits refuse only the absurd."""
+    import importlib
+
+    monkeypatch.delenv(limits.ENV, raising=False)
+    exp = importlib.import_module(f"latchlab.experiments.{name}").EXPERIMENT
+    for scale in exp.scales:
+        exp.check(scale)
+        cfgs = exp.configs(scale)
+        sweeps = [c[-1] if isinstance(c, tuple) else c for c in (cfgs if isinstance(cfgs, list) else [cfgs])]
+        sweeps = [c for c in sweeps if isinstance(c, config.SweepConfig)]
+        if sweeps:
+            assert limits.check_sweep(sweeps).sweep_bytes < 4 * 2**30
 
 
 def test_a_limit_below_a_tiny_sweep_refuses_it_before_its_store(tmp_path, monkeypatch):
