@@ -226,7 +226,8 @@ def _check_run(c: RunConfig) -> None:
 
 
 MAX_GRID_POINTS = 100_000
-"""The most points a sweep's grid may have (each is checked at load, about 30 µs a point)."""
+"""The most points a sweep's grid may have (each is checked at load: 100000 points take
+about 1.6 s, and as long again for ``latchlab.limits`` to estimate them)."""
 
 
 @dataclass(frozen=True)

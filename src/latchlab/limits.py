@@ -8,7 +8,9 @@ rows read back from the store); its time roughly, from ``STEP_SECONDS`` per memb
 step. ``check_sweep`` raises ``LimitError`` (one line: the estimate and the limit) when
 either memory estimate exceeds ``memory_limit()``: the machine's physical memory (or the
 process's cgroup limit, if lower), or ``$LATCHLAB_MEMORY_LIMIT`` (``8G``, ``512M``, bytes).
-``check_landscape`` does the same for ``latchlab landscape``'s grid.
+``check_landscape`` does the same for ``latchlab landscape``'s grid, and ``check`` for any
+work given its memory by part (the reproductions that train outside the engine:
+``bengio1994``, ``guessing``, ``pascanu2013``).
 
 The estimates are upper bounds within a small factor (the terms below), not measurements:
 they exist to stop what cannot run (a length of 10^9, 10^12 sequences, a million units) in
