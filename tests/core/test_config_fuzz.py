@@ -9,7 +9,7 @@ grids and ``[values]`` tables, bytes that are not UTF-8 or TOML):
   (``limits.check_sweep``) pass or refuse it with ``LimitError``.
 * ``latchlab run`` on the same file (the CLI's entry point, in process) prints exactly that
   line after ``error: ``, exits with code 2 and creates no store.
-* Sweeps of tiny sizes (10 of them, about half valid; random tasks, cells, presets, initialisations, heads,
+* Sweeps of tiny sizes (10 of them, most valid; random tasks, cells, presets, initialisations, heads,
   optimisers, learning rates up to divergence, explicit values) either fail to load in
   one line or run through ``latchlab run`` into a store holding every member and every
   epoch row, each member's losses finite unless it is marked diverged.
