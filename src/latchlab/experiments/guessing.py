@@ -298,8 +298,31 @@ class RunResult(NamedTuple):
     seconds: float
 
 
+def check_limits(cfg: GuessConfig) -> None:
+    """``LimitError`` (``latchlab.limits``) before any work if a search needs more memory
+    than the machine has: every run's training and test sets, and a block of guesses for
+    every active run screened at once."""
+    from latchlab import limits
+
+    R, P, T = cfg.runs, n_params(cfg), cfg.len_max
+    A = max(8, _pow2(R))
+    parts = {
+        # inputs, valid steps and their draws (about three copies), kept on the host and placed
+        "training sets (runs x n_train x len_max)": 6 * R * cfg.n_train * T * limits.F32,
+        "test sets (runs x n_test x len_max)": 3 * R * cfg.n_test * T * limits.F32,
+        # every active run's guesses, screened on ``screen`` sequences, and the survivors'
+        # whole training sets
+        "guesses (runs x block x screen)": A * cfg.block * (P + 4 * min(cfg.screen, cfg.n_train)) * limits.F32,
+        "survivors (n_train x len_max)": FULL_CHUNK * cfg.n_train * T * 2 * limits.F32,
+    }
+    seconds = R * cfg.max_trials * min(cfg.screen, cfg.n_train) * T * limits.STEP_SECONDS
+    limits.check(f"{cfg.problem}'s {R} runs of blocks of {cfg.block} guesses at len_max={T}", parts, seconds)
+
+
 def search(cfg: GuessConfig) -> RunResult:
-    """Run ``cfg.runs`` independent guessing searches; see the module docstring."""
+    """Run ``cfg.runs`` independent guessing searches; see the module docstring. A search
+    that cannot fit in memory is refused first (``check_limits``)."""
+    check_limits(cfg)
     t0 = time.perf_counter()
     R, P = cfg.runs, n_params(cfg)
     keys = jax.vmap(lambda s: jax.random.split(jax.random.PRNGKey(s), 3))(jnp.arange(cfg.seed, cfg.seed + R))
@@ -374,7 +397,10 @@ TABLE_COLUMNS = [
 def experiment_configs(scale: str = "quick", overrides=None) -> list[GuessConfig]:
     """The three H&S problems' ``GuessConfig`` at a scale; ``overrides`` apply to all three."""
     runs = check_scale(SCALES, scale)
-    return [make_config(**(SET_UP[p] | {"runs": runs[p]} | dict(overrides or {}))) for p in SET_UP]
+    cfgs = [make_config(**(SET_UP[p] | {"runs": runs[p]} | dict(overrides or {}))) for p in SET_UP]
+    for cfg in cfgs:
+        check_limits(cfg)
+    return cfgs
 
 
 def table(results) -> pd.DataFrame:
