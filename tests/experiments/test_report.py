@@ -269,6 +269,7 @@ def tiny_report(tmp_path_factory):
         out,
         protocol={"T": [3, 5], "repeats": 3, "N": 64, "epochs": 1},
         landscape={"T_list": (5, 20), "N": 32, "points": 9},
+        capacity_args={"lengths": (20,), "presets": ("keras3",), "n": 200},
     )
     return path
 
@@ -319,7 +320,14 @@ def test_findings_json_and_page_structure():
 def test_report_renders_in_chromium(tiny_report, tmp_path):
     text = tiny_report.read_text()
     assert "http://" not in text and "https://" not in text  # self-contained: nothing to fetch
-    for title in ("bug and its effect", "latch worse", "Ablations", "Loss landscapes", "Reproduce every number"):
+    for title in (
+        "bug and its effect",
+        "latch worse",
+        "Ablations",
+        "Loss landscapes",
+        "Capacity",
+        "Reproduce every number",
+    ):
         assert title in text
     driver = _browser(tmp_path)
     try:
