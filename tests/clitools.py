@@ -1,7 +1,10 @@
-"""Running the ``latchlab`` console script as a user does, and checking its user errors."""
+"""Running the ``latchlab`` console script as a user does (or its entry point in this
+process, without an interpreter's start-up), and checking its user errors."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -18,6 +21,27 @@ def cli(*args, cwd, cache, timeout=300):
         [str(LATCHLAB), *map(str, args)], cwd=cwd, env=e, capture_output=True, text=True, timeout=timeout
     )
     return p.returncode, p.stdout, p.stderr
+
+
+def cli_here(*args) -> tuple[int, str, str]:
+    """``latchlab.cli.main`` with ``args`` in this process: ``(returncode, stdout, stderr)``.
+
+    Paths should be absolute (the working directory is this process's). An exception that
+    escapes ``main`` (what a user would see as a traceback) is raised here, failing the test.
+    """
+    from latchlab import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    argv, code = sys.argv, 0
+    sys.argv = ["latchlab", *map(str, args)]
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            cli.main()
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    finally:
+        sys.argv = argv
+    return code, out.getvalue(), err.getvalue()
 
 
 def assert_user_error(rc, out, err, field, allowed=()):

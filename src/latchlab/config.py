@@ -17,7 +17,7 @@ Every value is checked at load time (``latchlab.validate``: one declaration per 
 whose JSON Schema ``latchlab schema`` writes; docs/config.md lists them); a bad one raises
 ``ConfigError`` naming the field. Top-level settings are checked field by field, and the
 checks that relate fields (a task's shortest ``T``, a head that fits the task, chrono's
-gated cells) run on every grid point, so a grid may complete what the top level leaves
+gated cells and sigmoid gates) run on every grid point, so a grid may complete what the top level leaves
 open. Importing this module does not import JAX.
 """
 
@@ -25,6 +25,7 @@ import functools
 import hashlib
 import itertools
 import json
+import math
 import sys
 import tomllib
 from dataclasses import dataclass
@@ -120,7 +121,8 @@ class RunFields(Frozen):
     """``keras2`` (hard_sigmoid gates, GRU reset_after=False: the seed's 2018 Keras) or
     ``keras3`` (sigmoid gates, reset_after=True)."""
     init: InitName = "keras"
-    """Initialisation scheme: ``keras``, ``torch`` or ``chrono``."""
+    """Initialisation scheme: ``keras``, ``torch`` or ``chrono`` (a gated cell, ``lstm``,
+    ``gru`` or ``janet``, with sigmoid gates: preset ``keras3``)."""
     values: Values = ()
     """Explicit initial values as sorted ``(name, value)`` pairs (a table in TOML), e.g.
     ``recurrent``, ``bias_f``: a whole parameter or one gate's block. In a sweep, a value
@@ -205,6 +207,15 @@ def _check_run(c: RunConfig) -> None:
         )
     if c.init == "chrono" and c.cell not in catalog.CHRONO_CELLS:
         raise ConfigError("init", f"chrono needs a gated cell, not {c.cell!r}", catalog.CHRONO_CELLS)
+    if c.init == "chrono" and catalog.PRESETS[c.preset][0] != "sigmoid":
+        # chrono's biases are defined through the sigmoid: under a hard sigmoid (linear on
+        # |z| < 2.5 only) its input bias -b_f < -2.5 starts the input gate saturated at 0
+        raise ConfigError(
+            "init",
+            f"chrono needs sigmoid gates, not the {catalog.PRESETS[c.preset][0]} of preset {c.preset!r} "
+            "(its input gate would start saturated at 0, with no gradient)",
+            tuple(p for p, (act, _) in catalog.PRESETS.items() if act == "sigmoid"),
+        )
     allowed = catalog.parameter_names(c.cell)
     for name, _ in c.values:
         if name not in allowed:
@@ -212,6 +223,11 @@ def _check_run(c: RunConfig) -> None:
     n_val = c.N - int(c.N * (1 - c.val_frac))
     if n_val < 1 or c.N - n_val < 1:
         raise ConfigError("val_frac", f"leaves an empty training or validation set with N={c.N}")
+
+
+MAX_GRID_POINTS = 100_000
+"""The most points a sweep's grid may have (each is checked at load: 100000 points take
+about 1.6 s, and as long again for ``latchlab.limits`` to estimate them)."""
 
 
 @dataclass(frozen=True)
@@ -260,6 +276,11 @@ class SweepConfig(Frozen):
                 and item[1]
             ):
                 raise ConfigError("grid", f"must hold (field, (value, ...)) pairs, got {item!r}")
+        n = math.prod(len(vs) for _, vs in self.grid)
+        if n > MAX_GRID_POINTS:  # each point is checked below: refuse before spending minutes on it
+            raise ConfigError(
+                "grid", f"has {n} points (the product of its lists' lengths), more than {MAX_GRID_POINTS}"
+            )
         self.points()  # every grid point is a valid RunConfig
         return self
 
@@ -307,11 +328,16 @@ def from_dict(d: Mapping[str, Any]) -> SweepConfig:
     if not isinstance(d, Mapping):
         raise ConfigError("config", f"must be a table of fields, got {type(d).__name__}")
     d = dict(d)
-    grid = d.pop("grid", {}) or {}
+    grid = d.pop("grid", {})
     if not isinstance(grid, Mapping):
-        raise ConfigError("grid", "must be a table of field = [values]")
+        raise ConfigError("grid", f"must be a table of field = [values], got {grid!r}")
     sweep = {k: d.pop(k) for k in SWEEP_FIELDS if k in d}
     allowed = (*SWEEP_FIELDS, "grid", *RUN_FIELDS)
+    for k in grid:
+        if k in SWEEP_FIELDS:
+            raise ConfigError(
+                f"grid.{k}", "is the sweep's own field, not one to sweep: set it at the top level", RUN_FIELDS
+            )
     for k in list(d) + list(grid):
         if k not in RUN_FIELDS:
             raise ConfigError(k, "unknown field", allowed)

@@ -20,3 +20,8 @@ class ConfigError(LatchlabError, ValueError):
 
 class StoreError(LatchlabError):
     """A results store cannot be used as asked; it is left untouched."""
+
+
+class LimitError(ConfigError):
+    """A piece of work needs more memory than the machine has (``latchlab.limits``); the
+    message gives the estimate and the limit. Raised before anything is allocated or written."""

@@ -20,7 +20,8 @@
   ``members.member_from_row`` gives back every stored member's id and model.
 * ``interop.from_keras``: Keras 3 SimpleRNN/LSTM + Dense give the Keras layer's states and
   logits, and the same diagnostics as the latchlab model with copied weights.
-* ``latchlab diagnose`` end to end, and its one-line errors.
+* ``latchlab diagnose`` end to end, and its one-line errors; ``adding`` and ``copy``
+  members refused in one line naming the task.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ import pytest
 from scipy.optimize import brentq
 
 from latchlab import config
-from latchlab.core import cells
+from latchlab.core import catalog, cells
 from latchlab.core import interop
 from latchlab.analysis import diagnose as D
 from latchlab.engine import run as runner
@@ -48,6 +49,8 @@ from latchlab.core import model as M
 from latchlab.core.cells import Cell
 from latchlab.errors import ConfigError
 from latchlab.store import Store
+
+from clitools import assert_user_error, cli_here  # noqa: E402
 
 LATCHLAB = Path(sys.executable).with_name("latchlab")
 
@@ -491,6 +494,32 @@ def test_member_errors(store):
     assert D.parse_epochs("all", 2) == [0, 1, 2] and D.parse_epochs("2,0", 2) == [0, 2]
     with pytest.raises(ConfigError, match="epochs"):
         D.parse_epochs("x", 2)
+
+
+def test_adding_and_copy_members_are_refused_in_one_line(tmp_path):
+    """Diagnostics are per class: a member of ``adding`` or ``copy`` (a regression or
+    per-step head) is refused naming its task and the tasks diagnose measures, by
+    ``member``, by ``analyse`` (naming the head) and by ``latchlab diagnose`` (exit 2, one
+    line, nothing written)."""
+    cfg = config.from_dict(
+        {"name": "heads", "repeats": 1, "N": 16, "epochs": 1, "grid": {"task": ["adding", "copy"], "T": [21]}}
+    )
+    path = tmp_path / "s.sqlite"
+    with Store(path) as st:
+        runner.run(cfg, st)
+        rows = st.members()
+    assert sorted(rows.task) == ["adding", "copy"]
+    for mid, task in zip(rows.member_id, rows.task):
+        with Store(path, create=False) as st:
+            with pytest.raises(ConfigError, match=f"^task: member {mid} trained on {task} .*allowed: latch, "):
+                D.member(st, mid)
+        out = tmp_path / f"out-{task}"
+        rc, stdout, err = cli_here("diagnose", path, "--member", mid, "--out", out)
+        assert_user_error(rc, stdout, err, "task", (task, *catalog.CLASS_TASKS))
+        assert not out.exists()
+    model = M.Model(Cell("srnn", 1), "linear", 2)
+    with pytest.raises(ConfigError, match="^head: .*not head 'linear'"):
+        D.analyse(model, M.init(jax.random.PRNGKey(0), model), np.zeros((4, 3, 2)), np.zeros(4))
 
 
 @pytest.mark.slow

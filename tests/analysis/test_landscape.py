@@ -6,7 +6,7 @@
 * A model surface (one vmapped evaluation over the grid and the lengths) equals a Python
   loop of ``model.loss`` on unpadded data, with the parameters set by hand.
 * Parameter names map to Keras' gate blocks as ``cells.init_params`` sets them.
-* The CLI: a bad name is one line and exit 2; tiny ``landscape`` and ``reproduce
+* The CLI: a bad name, option or size is one line and exit 2, nothing written; tiny ``landscape`` and ``reproduce
   pascanu2013`` runs write their files, with numbers equal to in-process references.
 """
 
@@ -361,6 +361,16 @@ def test_landscape_bad_input_is_one_line_exit_2(tmp_path, xla_cache, args, field
         (("landscape", "--cell", "rnn"), "cell"),
         (("landscape", "--task", "copy"), "task"),  # a regression/sequence task has no class loss surface
         (("landscape", "--epoch", "2"), "epoch"),
+        # a fresh centre's options are checked as a sweep member's fields, before any work
+        (("landscape", "--head", "linear"), "head"),  # a regression head on a classification task
+        (("landscape", "--cell", "lstm", "--init", "chrono", "--preset", "keras2"), "init"),
+        (("landscape", "--task", "adding"), "task"),
+        (("landscape", "--seed", "4294967296"), "seed"),
+        (("landscape", "--units", "0"), "units"),
+        (("landscape", "--noise", "inf"), "noise"),
+        (("landscape", "--N", "3"), "N"),
+        (("landscape", "--T", "5,2147483648"), "T"),
+        (("landscape", "--units", "1000000"), "memory"),
         (("reproduce", "pascanu2013", "--w", "3,1"), "w"),
         (("reproduce", "pascanu2013", "--b", "x"), "b"),
         (("reproduce", "pascanu2013", "--clip", "0"), "clip"),

@@ -1,7 +1,7 @@
 """The ``latchlab`` command line, run as a user runs it: the console script in a subprocess.
 
 * Bad input (a config value, a malformed TOML, a store of another schema or not a
-  database) prints exactly one line ``error: <field>: ...`` naming what is allowed, exits
+  database, sizes beyond int32 or the PRNG, sizes whose memory cannot exist) prints exactly one line ``error: <field>: ...`` naming what is allowed, exits
   with code 2, prints no traceback and leaves the store as it was (a missing store is not
   created, an existing one keeps its bytes and mtime).
 * ``run`` writes a store and a re-run trains nothing; ``export`` round-trips the store's
@@ -189,6 +189,22 @@ BAD = {
     "reproduce --store is an output": Bad(
         ("reproduce", "seed", "--out", "o", "--store", "o/results.csv"), "out", ("input",)
     ),
+    # sizes beyond int32 or the PRNG, or whose memory cannot exist: refused before any work
+    # (tests/engine/test_limits.py times the same refusals in process)
+    "N of 10^12": Bad(RUN_BAD, "N", ("2147483647",), TINY.replace("N = 64", "N = 1000000000000")),
+    "T of 10^9, existing store": Bad(
+        RUN_BAD, "memory", ("T=1000000000", "more than"), TINY + "T = 1000000000\n", empty_store
+    ),
+    "10^9 repeats": Bad(
+        RUN_BAD, "memory", ("1000000000 members", "more than"), TINY.replace("repeats = 2", "repeats = 1000000000")
+    ),
+    "landscape, a million units": Bad(
+        ("landscape", "--units", "1000000", "--out", "o"), "memory", ("1000000 units", "more than")
+    ),
+    "landscape, seed beyond the PRNG": Bad(
+        ("landscape", "--seed", "4294967296", "--out", "o"), "seed", ("4294967295",)
+    ),
+    "landscape, N of 10^12": Bad(("landscape", "--N", "1000000000000", "--out", "o"), "N", ("2147483647",)),
 }
 
 

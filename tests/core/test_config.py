@@ -156,8 +156,10 @@ BAD_SWEEPS = [
     ({"grid": {"T": 5}}, "grid.T", "must be a non-empty list, got 5"),
     ({"grid": {"T": [5, 0]}}, "T", "must be >= 1, got 0"),
     ({"grid": {"lr": [1e-3, INF]}}, "lr", "must be a finite number, got inf"),
-    ({"grid": {"seed": [1]}}, "seed", "unknown field"),
-    ({"grid": 3}, "grid", "must be a table of field = [values]"),
+    ({"grid": {"seed": [1]}}, "grid.seed", "is the sweep's own field, not one to sweep: set it at the top level"),
+    ({"grid": {"repeats": [1, 2]}}, "grid.repeats", "is the sweep's own field"),
+    ({"grid": 3}, "grid", "must be a table of field = [values], got 3"),
+    ({"grid": []}, "grid", "must be a table of field = [values], got []"),
     ({"task": "copy", "T": 20}, "T", "copy needs T >= 21"),
     (
         {"values": {"bias_f": 1.0}},
@@ -171,6 +173,17 @@ BAD_SWEEPS = [
         "unknown parameter for srnn, gru (allowed: kernel, recurrent, bias, kernel_h, recurrent_h, bias_h, kernel_z,",
     ),
     ({"init": "chrono", "grid": {"cell": ["srnn", "lstm"]}}, "init", "chrono needs a gated cell, not 'srnn'"),
+    # chrono's biases are defined through the sigmoid: refused under hard-sigmoid gates at
+    # load, wherever the preset and the initialisation are set (top level or grid)
+    (
+        {"init": "chrono", "cell": "lstm", "preset": "keras2"},
+        "init",
+        "chrono needs sigmoid gates, not the hard_sigmoid of preset 'keras2' (its input gate would start "
+        "saturated at 0, with no gradient) (allowed: keras3)",
+    ),
+    ({"init": "chrono", "grid": {"cell": ["gru"], "preset": ["keras3", "keras2"]}}, "init", "chrono needs sigmoid"),
+    ({"preset": "keras2", "grid": {"cell": ["janet"], "init": ["keras", "chrono"]}}, "init", "chrono needs sigmoid"),
+    ({"grid": {"T": list(range(1, 1001)), "lr": [0.1 * i for i in range(1, 1001)]}}, "grid", "has 1000000 points"),
 ]
 
 
@@ -260,6 +273,11 @@ def test_cli_prints_one_line_for_a_non_utf8_file_and_a_seed_beyond_the_prng(tmp_
 def test_the_grid_completes_the_top_level():
     cfg = config.from_dict({"init": "chrono", "grid": {"cell": ["lstm", "gru"]}})
     assert [(p.cell, p.init) for p in cfg.points()] == [("lstm", "chrono"), ("gru", "chrono")]
+    # chrono at the top level, hard-sigmoid gates only where the grid does not use it
+    cfg = config.from_dict({"init": "chrono", "preset": "keras2", "grid": {"preset": ["keras3"], "cell": ["janet"]}})
+    assert [(p.preset, p.init) for p in cfg.points()] == [("keras3", "chrono")]
+    cfg = config.from_dict({"preset": "keras2", "cell": "lstm", "grid": {"init": ["keras"]}})
+    assert cfg.points()[0].init == "keras"
     cfg = config.from_dict({"task": "copy", "grid": {"T": [21, 30]}, "head": "seq_softmax"})
     assert [p.T for p in cfg.points()] == [21, 30]
     # the top level alone need not be a valid point: T = 10 is too short for copy

@@ -1,13 +1,20 @@
 """Reference tests for ``latchlab.experiments.guessing`` (random weight guessing, H&S 1996).
 
+* The defaults are the source's definitions read literally, one test per definition:
+  latch II's noise is a sequence element (it reaches the unit through the input weight);
+  parity's A1 net has a bias on its hidden unit only, and its update is the standard
+  synchronous one (equal to a hand-written loop for a fixed small weight set). Under that
+  update no weights get more than 3 of 4 last-step continuations right (the docstring's
+  argument), while the layered update can get all 4.
 * Each problem's net equals a numpy loop over its equations, per sequence over its own
   length (variable lengths by per-sequence masks are exact).
 * The blocked, screened, all-runs-at-once search returns exactly the trials of trying each
   run's guesses one at a time in order (a Python loop).
 * Hand-built weights that latch solve latch II and parity; the ``abs`` criterion is
   unattainable for latch I (targets ±0.8 with the last step's noise) while ``sign`` is easy.
-* Measured trials on short sequences agree with the success probability estimated by
-  evaluating many guesses at once (the mean of a geometric law is 1/p).
+* ``success_probability`` counts exactly the solvers among the probe guesses (a direct
+  evaluation of every probe on the whole training set); ``expected_trials`` is 1/p with
+  statsmodels' exact binomial interval inverted; measured mean trials agree with it.
 """
 
 from __future__ import annotations
@@ -34,7 +41,8 @@ def _numpy_outputs(cfg, theta, data):
         for i in range(len(x)):
             seq = x[i][valid[i]]  # the sequence alone, over its own length
             if cfg.problem == "parity":
-                whx, whh, who, bh, wox, woh, woo, bo = th
+                whx, whh, who, bh, wox, woh, woo = th[:7]
+                bo = th[7] if cfg.biases == "all" else 0.0
                 f = _sig if cfg.hidden == "sigmoid" else np.tanh
                 h = o = 0.0
                 for xt in seq:
@@ -63,8 +71,9 @@ def _numpy_outputs(cfg, theta, data):
         {"problem": "latch2", "noise_into": "input"},
         {"problem": "latch2", "noise_into": "net"},
         {"problem": "two_sequence"},
-        {"problem": "parity", "hidden": "tanh", "update": "layered"},
+        {"problem": "parity", "hidden": "tanh", "update": "layered", "biases": "all"},
         {"problem": "parity", "hidden": "sigmoid", "update": "sync"},
+        {"problem": "parity", "hidden": "sigmoid", "update": "sync", "biases": "all"},
     ],
 )
 def test_outputs_equal_numpy_loop_over_each_sequence(over):
@@ -81,7 +90,15 @@ def test_outputs_equal_numpy_loop_over_each_sequence(over):
         {"problem": "latch1", "criterion": "sign", "block": 4, "screen": 3},
         {"problem": "latch2", "noise_into": "net", "block": 8, "screen": 5},
         pytest.param(
-            {"problem": "parity", "hidden": "tanh", "update": "layered", "block": 64, "len_min": 6, "len_max": 8},
+            {
+                "problem": "parity",
+                "hidden": "tanh",
+                "update": "layered",
+                "biases": "all",
+                "block": 64,
+                "len_min": 6,
+                "len_max": 8,
+            },
             marks=pytest.mark.slow,
         ),
     ],
@@ -102,12 +119,13 @@ def test_search_equals_trying_guesses_one_at_a_time(over):
 
 
 def test_hand_built_latches_solve_and_latch1_abs_is_unattainable():
-    cfg2 = G.make_config(problem="latch2", noise_into="net")
-    data = G.make_data(cfg2, jax.random.PRNGKey(2), 100)
-    assert bool(G.solved(cfg2, jnp.array([[20.0, 10.0, 0.0]]), data)[0])  # w=20 latches, v=10 writes
-    assert not bool(G.solved(cfg2, jnp.array([[0.5, 10.0, 0.0]]), data)[0])  # w < 1 forgets
-    # parity by hand (layered, tanh): h = AND-like of (x, o), o = XOR(x, o_prev)
-    cfgp = G.make_config(problem="parity", hidden="tanh", update="layered")
+    for noise_into in G.NOISE_INTO:
+        cfg2 = G.make_config(problem="latch2", noise_into=noise_into)
+        data = G.make_data(cfg2, jax.random.PRNGKey(2), 100)
+        assert bool(G.solved(cfg2, jnp.array([[20.0, 10.0, 0.0]]), data)[0])  # w=20 latches, v=10 writes
+        assert not bool(G.solved(cfg2, jnp.array([[0.5, 10.0, 0.0]]), data)[0])  # w < 1 forgets
+    # parity by hand (layered, tanh, output bias): h = AND-like of (x, o), o = XOR(x, o_prev)
+    cfgp = G.make_config(problem="parity", hidden="tanh", update="layered", biases="all")
     dp = G.make_data(cfgp, jax.random.PRNGKey(3), 100)
     # h = tanh(k(x + 2o - 2)) ~ +1 iff x=+1 and o=1; o = sig(k(x + 2o - 4h - 2))... found by reasoning:
     # with q = 2o - 1 in {-1, 1}: new parity q' = -x q  ->  o' = 1 iff (x = 1) xor (o = 1)
@@ -140,15 +158,121 @@ def test_hand_built_latches_solve_and_latch1_abs_is_unattainable():
 
 @pytest.mark.slow
 def test_mean_trials_match_the_success_probability():
-    cfg = G.make_config(problem="latch2", noise_into="net", runs=200, block=32, max_trials=5000, **SHORT)
+    cfg = G.make_config(problem="latch2", runs=200, block=32, max_trials=5000, probes=200, **SHORT)
     got = G.search(cfg)
     assert got.solved.all()
-    # p from 20000 independent guesses on one run's data (runs differ in data, slightly)
-    k_train = jax.random.split(jax.random.PRNGKey(cfg.seed), 3)[0]
-    data = G.make_data(cfg, k_train, cfg.n_train)
-    p = np.asarray(G.solved(cfg, G.guesses(cfg, jax.random.PRNGKey(9)[None], 0, 20000)[0], data)).mean()
+    e = G.expected_trials(int(G.success_probability(cfg).sum()), cfg.probes * cfg.runs)
     mean = got.trials.mean()  # geometric: mean 1/p, std sqrt(1-p)/p
-    assert abs(mean - 1 / p) < 4 * np.sqrt(1 - p) / p / np.sqrt(cfg.runs) + 0.1 / p
+    assert abs(mean - e.trials) < 4 * np.sqrt(1 - e.p) / e.p / np.sqrt(cfg.runs) + 0.1 * e.trials
+
+
+# ----------------------------------------------------------------------------- the source's definitions
+
+
+def test_defaults_are_the_literal_reading():
+    d = G.GuessConfig()
+    assert (d.noise_into, d.update, d.biases, d.hidden) == ("input", "sync", "hidden", "sigmoid")
+    cfgs = {c.problem: c for c in G.experiment_configs("quick") if G.reading(c) == "default"}
+    assert set(cfgs) == {"latch1", "latch2", "parity"}
+    assert cfgs["latch2"].noise_into == "input"
+    assert (cfgs["parity"].update, cfgs["parity"].biases) == ("sync", "hidden")
+    assert (
+        G.n_params(cfgs["parity"]) == 7
+        and G.n_params(G.make_config(**(cfgs["parity"].to_dict() | {"biases": "all"}))) == 8
+    )
+    # every alternative is named by what differs from the default
+    alts = [G.reading(c) for c in G.experiment_configs("quick") if G.reading(c) != "default"]
+    assert alts == [
+        "noise_into=net",
+        "update=layered",
+        "update=layered, biases=all",
+        "update=layered, biases=all, hidden=tanh",
+    ]
+
+
+def test_latch2_noise_is_a_sequence_element_through_the_input_weight():
+    cfg = G.make_config(problem="latch2", **SHORT)  # the default reading
+    data = G.make_data(cfg, jax.random.PRNGKey(5), 8)
+    x = np.asarray(data.x)
+    first = np.asarray(data.valid) & ~np.pad(np.asarray(data.valid)[:, :-1], ((0, 0), (1, 0)))
+    assert np.all(np.abs(x[first]) == 1.0) and np.std(x[np.asarray(data.valid) & ~first]) > 0.3  # ±1, then noise
+    w, v, b = 1.5, 0.7, -0.2
+    want = np.zeros(len(x))
+    for i in range(len(x)):  # y_t = tanh(w y_{t-1} + v x_t + b): every element through v
+        y = 0.0
+        for xt in x[i][np.asarray(data.valid)[i]]:
+            y = np.tanh(w * y + v * xt + b)
+        want[i] = y
+    np.testing.assert_allclose(np.asarray(G.outputs(cfg, jnp.array([[w, v, b]]), data))[0], want, atol=1e-5)
+    # with v = 0 no element reaches the unit, noise included; on the net input it would
+    quiet = G.Data(jnp.where(jnp.asarray(first), data.x, 0.0), data.valid, data.y)
+    th0 = jnp.array([[1.5, 0.0, -0.2]])
+    np.testing.assert_array_equal(np.asarray(G.outputs(cfg, th0, data)), np.asarray(G.outputs(cfg, th0, quiet)))
+    net = G.make_config(problem="latch2", noise_into="net", **SHORT)
+    assert not np.allclose(np.asarray(G.outputs(net, th0, data)), np.asarray(G.outputs(net, th0, quiet)))
+
+
+def test_parity_a1_synchronous_update_equals_a_hand_written_loop():
+    cfg = G.make_config(problem="parity", len_min=3, len_max=5)  # the default reading
+    assert G.n_params(cfg) == 7  # 4 into the hidden unit (input, h, o, bias), 3 into the output (no bias)
+    data = G.make_data(cfg, jax.random.PRNGKey(6), 6)
+    w_hx, w_hh, w_ho, b_h, w_ox, w_oh, w_oo = 1.2, -0.8, 2.0, 0.3, -1.5, 2.5, 0.6
+    sig = lambda z: 1.0 / (1.0 + np.exp(-z))  # noqa: E731
+    want = []
+    for xs, ok in zip(np.asarray(data.x, np.float64), np.asarray(data.valid)):
+        h = o = 0.0
+        for x in xs[ok]:
+            # synchronous: both units read the previous step's activations
+            h, o = sig(w_hx * x + w_hh * h + w_ho * o + b_h), sig(w_ox * x + w_oh * h + w_oo * o)
+        want.append(o)
+    th = jnp.array([[w_hx, w_hh, w_ho, b_h, w_ox, w_oh, w_oo]])
+    np.testing.assert_allclose(np.asarray(G.outputs(cfg, th, data))[0], want, atol=1e-6)
+    layered = np.asarray(G.outputs(G.make_config(problem="parity", len_min=3, len_max=5, update="layered"), th, data))[
+        0
+    ]
+    assert np.abs(layered - np.asarray(want)).max() > 1e-3  # the other reading differs
+
+
+def test_synchronous_parity_gets_at_most_three_of_four_last_step_continuations():
+    cfg = G.make_config(problem="parity")
+    prefixes = jnp.array([[1.0, -1.0, -1.0, 1.0, -1.0], [1.0, 1.0, -1.0, 1.0, -1.0]])  # even, odd
+    for a in (3.0, 30.0):  # small and large weights
+        th = jax.random.uniform(jax.random.PRNGKey(int(a)), (20000, 7), minval=-a, maxval=a)
+        got = np.asarray(G.last_step_pairs_correct(cfg, th, prefixes))
+        assert got.max() <= 3
+    assert got.max() == 3  # the bound is reached (by large weights)
+    # the layered reading can get all four: the bound is the synchronous update's
+    k = 30.0
+    xor = jnp.array([[k, 0.0, 2 * k, -2 * k, k, -2 * k, 2 * k, -2 * k]])
+    lay = G.make_config(problem="parity", update="layered", hidden="tanh", biases="all")
+    assert int(G.last_step_pairs_correct(lay, xor, prefixes)[0]) == 4
+
+
+@pytest.mark.parametrize("over", [{"problem": "latch1", "criterion": "sign"}, {"problem": "latch2"}])
+def test_success_probability_counts_every_solving_probe(over):
+    cfg = G.make_config(**(SHORT | over), runs=3, probes=300, block=64, screen=4, seed=21)
+    hits = G.success_probability(cfg)
+    keys = G.probe_keys(cfg)
+    for r in range(cfg.runs):
+        k_train = jax.random.split(jax.random.PRNGKey(cfg.seed + r), 3)[0]
+        data = G.make_data(cfg, k_train, cfg.n_train)  # the run's own training set
+        th = G.guesses(cfg, keys[r : r + 1], 0, cfg.probes)[0]
+        assert hits[r] == int(np.asarray(G.solved(cfg, th, data)).sum())  # direct, no screening
+        search_th = G.guesses(cfg, jax.random.split(jax.random.PRNGKey(cfg.seed + r), 3)[2][None], 0, cfg.probes)[0]
+        assert not np.any(np.all(np.asarray(th)[:, None] == np.asarray(search_th)[None], axis=-1))  # own stream
+    assert 0 < hits.sum() < cfg.runs * cfg.probes
+
+
+def test_expected_trials_is_one_over_p_with_the_exact_interval_inverted():
+    from statsmodels.stats.proportion import proportion_confint
+
+    e = G.expected_trials(37, 4000)
+    lo, hi = proportion_confint(37, 4000, alpha=0.05, method="beta")
+    assert e.p == 37 / 4000 and e.trials == pytest.approx(4000 / 37)
+    assert (e.trials_lo, e.trials_hi) == (pytest.approx(1 / hi), pytest.approx(1 / lo))
+    none = G.expected_trials(0, 1000)
+    assert none.trials == np.inf and none.trials_hi == np.inf
+    assert none.trials_lo == pytest.approx(1 / proportion_confint(0, 1000, alpha=0.05, method="beta")[1])
 
 
 @pytest.mark.parametrize(
@@ -161,6 +285,8 @@ def test_mean_trials_match_the_success_probability():
         ("runs", 0),
         ("n_train", 3),
         ("hidden", "relu"),
+        ("biases", "output"),
+        ("probes", -1),
         ("bogus", 1),
     ],
 )

@@ -417,6 +417,7 @@ def tiny_report(tmp_path_factory):
         out,
         protocol={"T": [3, 5], "repeats": 3, "N": 64, "epochs": 1},
         landscape={"T_list": (5, 20), "N": 32, "points": 9},
+        capacity_args={"lengths": (20,), "presets": ("keras3",), "n": 200},
     )
     return path
 
@@ -474,6 +475,7 @@ def test_report_renders_in_chromium(tiny_report, tmp_path):
         "Loss landscapes",
         "what each seed starts with",
         "success against the initial half-life",
+        "Capacity",
         "Reproduce every number",
     ):
         assert title in text

@@ -19,7 +19,9 @@ DataFrame that a reader can check and a report can aggregate:
 * ``analyse``: all of these for a list of parameters (e.g. a member after every epoch),
   every epoch one vmapped array axis in one compiled call; ``member``: the same for a
   stored member, on its own validation data regenerated as the sweep made it;
-  ``summary``: one row of summary numbers per epoch.
+  ``summary``: one row of summary numbers per epoch. All of it is per class: a model with
+  a classification head (``dense2``, ``dense1``), a member of a classification task
+  (``catalog.CLASS_TASKS``); ``adding`` and ``copy`` members are refused in one line.
 
 Keras 3 models come in through ``latchlab.core.interop.from_keras`` (its ``model`` and
 ``params``); the cell's update and the head are ``latchlab.core``'s own (``cells.step_gates``,
@@ -43,7 +45,7 @@ import numpy as np
 import pandas as pd
 
 from latchlab.analysis import members
-from latchlab.core import cells
+from latchlab.core import catalog, cells
 from latchlab.core import model as M
 from latchlab.core.cells import Cell
 from latchlab.errors import ConfigError
@@ -608,6 +610,12 @@ def analyse(
     Returns:
         ``Diagnostics``.
     """
+    if model.head not in catalog.HEADS:
+        raise ConfigError(
+            "head",
+            f"diagnostics measure a classifier (a 0/1 label per sequence, per class), not head {model.head!r}",
+            catalog.HEADS,
+        )
     plist = _as_list(params)
     epochs = list(range(len(plist))) if epochs is None else list(epochs)
     if len(epochs) != len(plist):
@@ -808,11 +816,20 @@ def member(
     Returns:
         ``Diagnostics`` whose ``info`` holds the member's configuration, its stored
         per-epoch validation accuracy and a label.
+    Raises:
+        ConfigError: ``task`` for a member of a task outside ``catalog.CLASS_TASKS``.
     """
     row = store.member(member_id)
     mid = row.member_id
     epochs = members.checked_epochs(row, range(int(row.epochs) + 1) if epochs is None else list(epochs))
     run = members.member_from_row(row).run
+    if catalog.TARGETS[run.task] != "class":
+        raise ConfigError(
+            "task",
+            f"member {mid} trained on {run.task} ({catalog.TARGETS[run.task]} targets); diagnose measures "
+            "members of the classification tasks (gradients, retention and states per class)",
+            catalog.CLASS_TASKS,
+        )
     plist = [store.params(mid, e) for e in epochs]
     x, y, source = member_data(row, N)
     out = analyse(run.model, plist, x, y, epochs, n_examples)

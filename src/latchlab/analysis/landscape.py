@@ -32,8 +32,8 @@ import numpy as np
 import pandas as pd
 
 from latchlab.analysis import members
+from latchlab.core import catalog, tasks
 from latchlab.core import model as M
-from latchlab.core import tasks
 from latchlab.engine.data import member_keys
 from latchlab.errors import ConfigError
 
@@ -394,9 +394,8 @@ def put(params, c: Coord, value):
 
 def task_noise(task: str) -> float:
     """The task generator's default noise std (0.1 for ``latch``)."""
-    classes = tuple(t for t in tasks.TASKS if tasks.TARGETS.get(t, "class") == "class")
-    if task not in classes:
-        raise ConfigError("task", f"unknown or not a classification task {task!r}", classes)
+    if task not in catalog.CLASS_TASKS:
+        raise ConfigError("task", f"unknown or not a classification task {task!r}", catalog.CLASS_TASKS)
     return inspect.signature(tasks.GENERATORS[task]).parameters["noise"].default
 
 

@@ -6,13 +6,17 @@ into ``out`` and returns ``(Table, written paths)``; the CLI prints them.
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
 
+from latchlab import limits
+from latchlab.core import catalog
 from latchlab.errors import ConfigError
 from latchlab.outputs import Table, check_dir
+from latchlab.validate import Int, Seed, checked
 
 DIAGNOSE_FILES = (
     "gradient_through_time.png",
@@ -64,6 +68,31 @@ def diagnose(
     return Table(d.label, frame), paths
 
 
+def _check_landscape_options(T: Sequence[int], N: int, points: int, fresh: dict, defaults) -> None:
+    """``landscape``'s sizes and a fresh centre's options, checked before any work: the
+    centre as a sweep's member with those fields would be (``config.RunConfig``: each
+    field's range, a head that fits the task, chrono's gated cells and sigmoid gates), at
+    the longest ``T`` and with ``N`` sequences; the seed as a ``validate.Seed``."""
+    from latchlab.config import RunConfig
+
+    if isinstance(points, bool) or not isinstance(points, int) or not 3 <= points <= 1001:
+        raise ConfigError("points", f"must be an integer in [3, 1001], got {points!r}")
+    if not T:
+        raise ConfigError("T", "give at least one sequence length")
+    for t in T:
+        checked(Int(ge=1), t, "T")
+    checked(Int(ge=4), N, "N")
+    if "seed" in fresh:
+        checked(Seed, fresh["seed"], "seed")
+    run = {k: fresh.get(k, defaults[k].default) for k in ("cell", "preset", "units", "head", "init", "task")}
+    if run["task"] not in catalog.CLASS_TASKS:
+        raise ConfigError(
+            "task", f"landscapes are drawn for classification tasks, not {run['task']!r}", catalog.CLASS_TASKS
+        )
+    noise = {"noise": fresh["noise"]} if "noise" in fresh else {}
+    RunConfig(**run, **noise, T=max(T), N=N)
+
+
 def landscape(
     out: str | Path,
     T: Sequence[int] = (5, 20, 50),
@@ -82,26 +111,36 @@ def landscape(
     units, head, init, seed, noise; ``None`` ones take ``initial_centre``'s defaults).
 
     Writes ``landscape.csv``, ``trajectory.csv`` (a stored member's path) and the figure.
+    Options are checked before any work (the centre's as the sweep fields of their names),
+    and a landscape that needs more memory than the machine has is refused
+    (``limits.check_landscape``: ``LimitError``) before anything is made or written.
     """
     from latchlab.analysis import landscape as L
     from latchlab.analysis import landscape_plot as LP
     from latchlab.analysis import plot as P
     from latchlab.store import Store
 
-    given = {f"--{k}": v for k, v in centre.items() if v is not None}
+    fresh = {k: v for k, v in centre.items() if v is not None}
+    given = {f"--{k}": v for k, v in fresh.items()}
     if (store is None) != (member is None):
         raise ConfigError("member", "give --store and --member together")
     if epoch is not None and member is None:
         raise ConfigError("epoch", "--epoch needs --store and --member")
     if member is not None and given:
         raise ConfigError("member", f"the stored member fixes {', '.join(given)}; drop them")
+    defaults = inspect.signature(L.initial_centre).parameters
+    _check_landscape_options(T, N, points, fresh, defaults)
+    if member is None:  # a fresh centre: its size is known before anything is made
+        cell, units, task = (fresh.get(k, defaults[k].default) for k in ("cell", "units", "task"))
+        limits.check_landscape(cell, units, catalog.N_IN[task], T, N, points)
     check_dir(out, "out", [store] if store is not None else [], LANDSCAPE_FILES)
     if member is not None:
         assert store is not None  # checked above: --store and --member come together
         with Store(store, create=False) as st:
             c = L.member_centre(st, member, epoch)
+        limits.check_landscape(c.model.cell.kind, c.model.cell.units, c.model.n_in, T, N, points)
     else:
-        c = L.initial_centre(**{k: v for k, v in centre.items() if v is not None}, signal_len=1, t_max=max(T))
+        c = L.initial_centre(**fresh, signal_len=1, t_max=max(T))
     dx, dy = L.DEFAULT_AXES.get(c.model.cell.kind, ("recurrent[0,0]", "bias[0]"))
     names = [x or dx, y or dy]
     L.parse_name(c.model, c.params, names[0], "x")  # name errors before any work

@@ -102,10 +102,11 @@ def run_sweep(cfgs, store_path: Path, profile: bool = False, cluster=None):
 
     ``cluster``: a ``--cluster`` value (checked by ``cluster_spec``): the chunks train there.
     """
-    from latchlab import provenance
+    from latchlab import limits, provenance
     from latchlab.engine import run as runner
     from latchlab.store import Store
 
+    limits.check_sweep(cfgs)  # before the store is created (``runner.run`` checks again, for Python callers)
     timer = provenance.Profile() if profile else None
     t0 = time.perf_counter()
     Path(store_path).parent.mkdir(parents=True, exist_ok=True)  # OUT/store.sqlite before OUT's files

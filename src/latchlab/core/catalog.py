@@ -59,6 +59,8 @@ TARGETS = {
     "adding": "regression",
     "copy": "sequence",
 }
+CLASS_TASKS = tuple(t for t, kind in TARGETS.items() if kind == "class")
+"""The classification tasks (a 0/1 label per sequence): what diagnostics and landscapes measure."""
 N_IN = {t: 1 for t in TARGETS} | {"adding": 2, "copy": 10}  # input channels F
 # copy memory (Arjovsky et al. 2016): 8 data symbols, 10 of them to copy
 COPY_SYMBOLS, COPY_LEN = 8, 10

@@ -28,21 +28,22 @@ from dataclasses import dataclass
 import jax
 import numpy as np
 
+from latchlab import limits
 from latchlab.config import Member, RunConfig
 from latchlab.engine import native, train
 
 log = logging.getLogger("latchlab")
 
-# Rows (members x batch) per device in one compiled step. Per-row cost on XLA:CPU is
-# lowest up to about this many rows and grows faster than linearly beyond (bench/modes.py).
-ROWS_PER_DEVICE = 512
+# chunk sizes: rows (members x batch) per device in one compiled XLA step, and members
+# per native chunk, declared with the estimate of what a chunk needs (``latchlab.limits``)
+ROWS_PER_DEVICE = limits.ROWS_PER_DEVICE
 # A bucket's fixed cost (its compilation, about 2 s) in member-steps of 5-epoch training.
 BUCKET_COMPILE = 1500
 # Members per chunk for the native kernels, which compile nothing per shape and read
 # unpadded rows: lengths need no buckets. ``data.PREP_STACK`` members: the set-up functions
 # (keys, initial parameters) then compile one shape for every chunk (chunks of 256 cost
 # two more compilations, ~1.5 s cold, and trained no faster).
-NATIVE_CHUNK = 64
+NATIVE_CHUNK = limits.NATIVE_CHUNK
 
 
 @dataclass(frozen=True)
@@ -182,7 +183,7 @@ def plan(
             for i, part in enumerate(_by_seed(group, parts)):
                 chunks += _native_chunks([m for m in part if m.id not in done], bk, i)
             continue
-        cap = n_dev * max(1, rows_per_device // run.batch_size)
+        cap = limits.chunk_members(run.batch_size, n_dev, rows_per_device)
         counts = defaultdict(int)
         for m in group:
             counts[m.run.T] += 1

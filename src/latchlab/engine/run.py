@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator, NamedTuple
 import jax
 import numpy as np
 
-from latchlab import provenance
+from latchlab import limits, provenance
 from latchlab.config import SweepConfig
 from latchlab.engine import data as D
 from latchlab.engine import plan as P
@@ -146,7 +146,11 @@ def run(
         say: optional callable for one-line notes (the cluster's dashboard address).
     Returns:
         a DataFrame with one row per member per epoch (those of ``cfg``'s members only).
+    Raises:
+        LimitError: before anything is written, if the sweep's largest chunk or the whole
+            sweep needs more memory than the machine has (``limits.check_sweep``).
     """
+    limits.check_sweep(cfg)  # before the cluster starts, the sweep is recorded or a member is listed
     if cluster is not None:
         from latchlab.engine import cluster as CL
 

@@ -32,7 +32,7 @@ def sweep(config, store=None, progress: bool = False, cluster=None) -> pd.DataFr
     from pathlib import Path
 
     from latchlab import config as C
-    from latchlab import runtime
+    from latchlab import limits, runtime
     from latchlab.engine import run
     from latchlab.store import Store
 
@@ -46,6 +46,7 @@ def sweep(config, store=None, progress: bool = False, cluster=None) -> pd.DataFr
         return C.from_dict(c)
 
     cfgs = [load(c) for c in config] if isinstance(config, list) else load(config)
+    limits.check_sweep(cfgs)  # before the store is created
     with progress_bar() if progress else nullcontext() as advance:
         if store is None:
             return run.run(cfgs, None, advance, cluster=cluster, say=print)

@@ -406,7 +406,33 @@ def experiment_config(scale: str = "quick", overrides=None) -> tuple[Bengio94Con
     if isinstance(fig2b_trials, bool) or not isinstance(fig2b_trials, int) or fig2b_trials < 1:
         raise ConfigError("fig2b_trials", f"must be an integer >= 1, got {fig2b_trials!r}")
     over = {k: v for k, v in (overrides or {}).items() if k != "fig2b_trials"}
-    return make_config(**(s | over)), fig2b_trials
+    cfg = make_config(**(s | over))
+    check_limits(cfg, fig2b_trials)
+    return cfg, fig2b_trials
+
+
+def check_limits(cfg: Bengio94Config, fig2b_trials: int) -> None:
+    """``LimitError`` (``latchlab.limits``) before any work if an ensemble of ``trial_rows``
+    (Fig. 2a or 2b, every member's data at once) or the overlaid seed sweep needs more
+    memory than the machine has."""
+    from latchlab import limits
+
+    ensembles = {
+        "Fig. 2a": (len(cfg.w0_grid) * len(cfg.s_grid) * cfg.trials, cfg.T),
+        "Fig. 2b": (len(cfg.T_grid) * fig2b_trials, max(cfg.T_grid)),
+    }
+    for fig, (R, T) in ensembles.items():
+        n = cfg.n_train + cfg.n_test
+        parts = {
+            # every member's noise, drawn step by step and transposed (about three copies)
+            "sequences (trials x (n_train + n_test) x T)": 3 * R * n * T * limits.F32,
+            # the forward pass's states and their gradients over the training set
+            "training (trials x n_train x T)": 4 * R * cfg.n_train * T * limits.F32,
+        }
+        seconds = R * cfg.epochs * n * T * limits.STEP_SECONDS
+        limits.check(f"{fig}'s {R} trials at T={T} with {cfg.n_train} + {cfg.n_test} sequences", parts, seconds)
+    if cfg.seed_repeats:
+        limits.check_sweep(seed_overlay_sweep(cfg))
 
 
 def trial_rows(cfg: Bengio94Config, fig2b_trials: int):

@@ -71,13 +71,14 @@ class Runner:
     @classmethod
     def at(cls, store: str | Path | None = None, command: str = "") -> "Runner":
         def run(cfgs):
-            from latchlab import runtime
+            from latchlab import limits, runtime
             from latchlab.engine import run as runner
             from latchlab.store import Store
 
             runtime.setup()  # host devices and the compilation cache, as the CLI has them
             if store is None:
                 return runner.run(cfgs, command=command)
+            limits.check_sweep(cfgs)  # before the store is created
             Path(store).parent.mkdir(parents=True, exist_ok=True)
             with Store(store) as st:
                 return runner.run(cfgs, st, command=command)

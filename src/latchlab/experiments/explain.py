@@ -6,7 +6,8 @@ presets, the ablations and the phase diagram (``latchlab.experiments.phase``: th
 retention set by hand), diagnostics of trained members (the gradient through the whole
 state, the class of each trained map: bistable, a line of marginal fixed points,
 monostable), what each seed starts with against whether it latches, and loss landscapes
-around the best, median and worst seed of each cell by latching horizon. The evidence
+around the best, median and worst seed of each cell by latching horizon, and lists which
+cells hand-set weights show able to solve each task (capacity, apart from training). The evidence
 follows ``latchlab.analysis.evidence``: the seed is the unit (a seed's members at different
 lengths are nested, never pooled as independent), there is one primary hypothesis declared
 on the page before its result (SRNN against LSTM, stratified split, the seed's Keras-2
@@ -993,6 +994,50 @@ def phase_effects(df: pd.DataFrame) -> Finding:
     )
 
 
+# ----------------------------------------------------------------------------- capacity
+
+CAPACITY_TITLE = "Capacity against trainability (background: can the cell represent the task?)"
+CAPACITY_NAMES: dict[Hashable, str] = {"latch": "latch", "bit_relay": "bit relay", "gru": "GRU", "janet": "JANET"}
+
+
+def capacity(lengths=(20, 100, 200), presets=("keras2", "keras3"), n: int = 1000, seed: int = 20_000) -> Finding:
+    """Whether each cell *can* solve each task, apart from whether training finds it:
+    ``analysis.solutions``' hand-set parameters (or its argument that none exist) for latch
+    with one unit and bit relay with one and eight units, each construction's accuracy on
+    fresh data at ``lengths`` through the project's forward pass. Background, no test."""
+    from latchlab.analysis import solutions
+
+    t = solutions.table(lengths, presets, n, seed)
+    acc = [f"acc_T{T}" for T in lengths]
+    built = t[t.solution == "constructed"]
+    none = cast(pd.DataFrame, t[t.solution != "constructed"]).drop_duplicates(subset=["cell", "task", "units"])
+    name = lambda c: CAPACITY_NAMES.get(c, NAMES.get(c, str(c)))  # noqa: E731
+    per_case = []
+    for key, d in t.groupby(["task", "units"], sort=False):
+        task, units = cast(tuple, key)
+        has = [name(c) for c in dict.fromkeys(d[d.solution == "constructed"].cell)]
+        per_case.append(
+            f"{name(task)} with {units} unit{'s' if units > 1 else ''}: "
+            + (", ".join(has) if has else "no cell")
+            + (f" (worst accuracy {d[acc].min().min():.3f})" if has else "")
+        )
+    notes = (
+        "Hand-set weights, evaluated on fresh data at T = "
+        + ", ".join(map(str, lengths))
+        + f" ({n} sequences per length, gate presets {', '.join(presets)}), solve "
+        + "; ".join(per_case)
+        + ". "
+        + " ".join(
+            f"No one-unit {name(c)} solves {name(k)}: {why}." for c, k, why in zip(none.cell, none.task, none.solution)
+        )
+        + f" Every construction reaches at least {built[acc].min().min():.3f}. So where training fails on these "
+        "tasks the cell could represent a solution: the failure is one of finding it (trainability), not of "
+        "representing it (capacity), except where no solution exists. This is background, not a test."
+    )
+    table = t.assign(**{c: t[c].round(4) for c in acc + ["min_acc"]})
+    return Finding(CAPACITY_TITLE, "", [], [], [("hand-set solutions: accuracy on fresh data", table)], notes)
+
+
 # ----------------------------------------------------------------------------- page
 
 _CSS = """body{font:15px/1.5 system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -1103,6 +1148,7 @@ def findings_json(head: list[str], scale: str, n_seeds: int, findings: list[Find
                 "declared_test": f.declared or None,
                 "hypothesis": f.hypothesis or None,
                 "descriptive": f.notes or None,
+                "tables": [{"caption": c, "rows": json.loads(t.to_json(orient="records"))} for c, t in f.tables],
             }
             for f in findings
         ],
@@ -1166,6 +1212,7 @@ def explain(
     run=None,
     protocol: dict | None = None,
     landscape: dict | None = None,
+    capacity_args: dict | None = None,
 ) -> Path:
     """Run (or reuse from ``store_path``) what the report needs and write ``out/report.html``
     and ``out/findings.json``.
@@ -1180,6 +1227,7 @@ def explain(
             progress-bar runner); default ``run.run`` without progress.
         protocol: overrides of the sweeps' settings (``T``, ``repeats``, ``N``, ``epochs``; tests).
         landscape: overrides of ``landscapes``' arguments (tests).
+        capacity_args: overrides of ``capacity``'s arguments (tests).
     """
     from latchlab.store import Store
 
@@ -1228,7 +1276,8 @@ def explain(
     findings["landscapes"] = landscapes(h, **(landscape or {}))
     findings["initial"] = what_decides(final, start)
     findings["phase"] = phase_effects(phase.label(rows, phase_cfgs))
-    keys = ("bug", "cells", "diagnostics", "ablations", "landscapes", "initial", "phase")
+    findings["capacity"] = capacity(**(capacity_args or {}))
+    keys = ("bug", "cells", "diagnostics", "ablations", "landscapes", "initial", "phase", "capacity")
     order = _finalize_sections([findings[k] for k in keys])
     primary = next(c for f in order for c in f.claims if c.role == "primary")
     n_seeds = seed_cfgs[0].repeats

@@ -10,6 +10,12 @@ training sequences (a guess that fails one of them cannot solve), and only the s
 are evaluated on the whole training set. The result is exactly that of trying the guesses
 one at a time in order.
 
+Beside the search, ``success_probability`` estimates the probability ``p`` that one guess
+solves, from ``probes`` further guesses per run drawn from a stream of their own (none of
+them is a search's guess) and evaluated on that run's training set. Trials are geometric,
+so the expected number of trials is ``1/p``: ``table`` prints it (with the exact binomial
+95 % interval of ``p`` inverted) beside the measured mean, so that the two can be compared.
+
 Problems (H&S 1996 / their 2001 technical report "Evaluating long-term dependency benchmark
 problems by random guessing", set-up read there: weights in [-100, 100], activations 0 at
 each sequence's start, sequence lengths uniform in [500, 600], 100 training and 100 test
@@ -18,13 +24,26 @@ sequences, half per class, correct = absolute error at the end below 0.1):
 * ``latch1``: one tanh unit ``y_t = tanh(w y_{t-1} + u_t)``, ``u_1 = h_c`` (a free input per
   class c), ``u_t ~ N(0, 0.2)`` after; 3 free parameters ``(w, h_0, h_1)``; targets ±0.8.
   Published: 6 trials (mean of 40 runs).
-* ``latch2``: one tanh unit ``y_t = tanh(w y_{t-1} + v x_t + b)``, ``x_1 = ±1`` by class,
-  ``x_t ~ N(0, 0.2)`` after; 3 free weights ``(w, v, b)``; targets ±1. Published: 22.
-* ``parity``: H&S's architecture A1 with one hidden unit: a fully recurrent net of an input,
-  a hidden unit ``h`` and an output ``o`` (logistic), each of ``h`` and ``o`` fed by the input,
-  ``h``, ``o`` and a bias (8 weights), updated synchronously from the previous step's
-  activations; inputs ±1, no noise; target 1 if the number of +1 is odd, else 0.
-  Published: 2906 trials.
+* ``latch2``: one tanh unit ``y_t = tanh(w y_{t-1} + v x_t + b)`` whose sequence elements are
+  ``x_1 = ±1`` by class and ``x_t ~ N(0, 0.2)`` after: the noise is part of the sequence and
+  enters through the input weight ``v`` like the first element (the literal reading, the
+  default; ``noise_into = "net"`` adds it to the net input instead, as in latch1); 3 free
+  weights ``(w, v, b)``; targets ±1. Published: 22.
+* ``parity``: H&S's architecture A1 with one hidden unit: a fully connected net of an
+  input, a hidden unit ``h`` and an output ``o`` (logistic), each of ``h`` and ``o`` fed by
+  the input, ``h`` and ``o``; the hidden unit has a bias, the output none (A1's "biased
+  hidden units"; ``biases = "all"`` gives the output one too); 7 weights. The update is the
+  standard synchronous one: every unit's new activation is computed from the previous
+  step's activations (``update = "layered"``: the output sees the hidden unit's new
+  activation). Inputs ±1, no noise; target 1 if the number of +1 is odd, else 0.
+  Published: 2906 trials. Under the synchronous update the output at the last step is
+  ``sigmoid(w_ox x_T + c)``, ``c`` a function of the previous steps alone: a monotone
+  function of the last input, in the same direction whatever the parity before it, while
+  the target's dependence on the last input flips with that parity. So for every prefix of
+  one of the two parities one of its two continuations is misclassified (at most 3 of any
+  4 such sequences right): the literal net cannot solve parity except by a fit to the
+  particular training set that is exponentially unlikely in its size
+  (``last_step_pairs_correct`` computes the quantity; a test checks the bound).
 
 Success criteria (``GuessConfig.criterion``): ``abs`` is H&S's general one (|error| < 0.1
 on every training sequence). With targets ±0.8 it cannot be met by ``latch1``: the last
@@ -59,10 +78,12 @@ CRITERIA = ("abs", "sign")
 HIDDEN = ("sigmoid", "tanh")
 UPDATES = ("sync", "layered")
 NOISE_INTO = ("input", "net")
+BIASES = ("hidden", "all")
 
 
 class GuessConfig(Frozen):
-    """One guessing experiment (defaults: H&S's set-up as read in their 2001 report)."""
+    """One guessing experiment (defaults: H&S's set-up as read in their 2001 report, the
+    literal reading where the text leaves a choice)."""
 
     problem: Annotated[str, OneOf(PROBLEMS)] = "latch1"
     """``latch1``, ``latch2``, ``parity`` or ``two_sequence`` (H&S 1997 task 3a, N = 1,
@@ -84,13 +105,17 @@ class GuessConfig(Frozen):
     criterion: Annotated[str, OneOf(CRITERIA)] = "abs"
     """``abs`` (|error| < tol) or ``sign`` (on the target's side of the targets' midpoint)."""
     hidden: Annotated[str, OneOf(HIDDEN)] = "sigmoid"
-    """Parity: the hidden unit's activation, ``sigmoid`` or ``tanh``."""
+    """Parity: the hidden unit's activation, ``sigmoid`` (logistic, like the output) or ``tanh``."""
     update: Annotated[str, OneOf(UPDATES)] = "sync"
-    """Parity: ``sync`` (every unit from the previous step's activations) or ``layered``
-    (the output sees the hidden unit's current activation)."""
+    """Parity: ``sync`` (the standard synchronous update: every unit from the previous
+    step's activations) or ``layered`` (the output sees the hidden unit's current activation)."""
+    biases: Annotated[str, OneOf(BIASES)] = "hidden"
+    """Parity: ``hidden`` (A1: the hidden unit has a bias, the output none; 7 weights) or
+    ``all`` (the output has one too; 8 weights)."""
     noise_into: Annotated[str, OneOf(NOISE_INTO)] = "input"
-    """latch2: the noise is a sequence element fed through the input weight ``v``
-    (``input``) or is added to the unit's net input (``net``, as in latch1)."""
+    """latch2: the noise is a sequence element fed through the input weight ``v`` like the
+    first element (``input``, the literal reading) or is added to the unit's net input
+    (``net``, as in latch1)."""
     runs: Annotated[int, IntRange(ge=1)] = 40
     """Independent searches, each on its own data (H&S: 40 for the latch)."""
     block: Annotated[int, IntRange(ge=1)] = 256
@@ -99,6 +124,9 @@ class GuessConfig(Frozen):
     """Training sequences of the first screening pass."""
     max_trials: Annotated[int, IntRange(ge=1)] = 200_000
     """Budget of guesses per run; a run that spends it has failed."""
+    probes: Annotated[int, IntRange(ge=0)] = 2000
+    """Guesses per run, independent of the search's, that estimate the success probability
+    of one guess (``success_probability``; 0: no estimate)."""
     seed: Annotated[int, IntRange(ge=0, le=INDEX_MAX)] = 0
     """Run r uses seed ``seed + r`` (``seed + runs - 1`` at most 2^31 - 1: the runs' seeds
     are an int32 range)."""
@@ -129,7 +157,10 @@ class Data(NamedTuple):
 
 
 def n_params(cfg: GuessConfig) -> int:
-    return 8 if cfg.problem == "parity" else 3
+    """Free weights per guess: 3 for the latch problems; parity 7 (A1) or 8 (``biases = "all"``)."""
+    if cfg.problem == "parity":
+        return 8 if cfg.biases == "all" else 7
+    return 3
 
 
 @partial(jax.jit, static_argnames=("problem", "n", "len_min", "len_max"))
@@ -176,8 +207,9 @@ def outputs(cfg: GuessConfig, theta, data: Data):
         and the noise after; ``theta = (w, h_0, h_1)``.
     latch2, two_sequence: ``y_t = tanh(w y_{t-1} + v x_t + b)``; ``theta = (w, v, b)``.
     parity: ``h_t = f(w_hx x_t + w_hh h_{t-1} + w_ho o_{t-1} + b_h)``,
-        ``o_t = sigmoid(w_ox x_t + w_oh h_{t'} + w_oo o_{t-1} + b_o)`` with ``t' = t-1``
-        (``sync``) or ``t`` (``layered``); ``theta = (w_hx, w_hh, w_ho, b_h, w_ox, w_oh, w_oo, b_o)``.
+        ``o_t = sigmoid(w_ox x_t + w_oh h_{t'} + w_oo o_{t-1} [+ b_o])`` with ``t' = t-1``
+        (``sync``) or ``t`` (``layered``); ``theta = (w_hx, w_hh, w_ho, b_h, w_ox, w_oh,
+        w_oo)``, and ``b_o`` last with ``biases = "all"``.
     States start at 0 and stay there on the steps before a sequence starts.
 
     Args:
@@ -191,7 +223,8 @@ def outputs(cfg: GuessConfig, theta, data: Data):
     zero = jnp.zeros((G, n), theta.dtype)
     if cfg.problem == "parity":
         f = jax.nn.sigmoid if cfg.hidden == "sigmoid" else jnp.tanh
-        whx, whh, who, bh, wox, woh, woo, bo = th
+        whx, whh, who, bh, wox, woh, woo = th[:7]
+        bo = th[7] if cfg.biases == "all" else jnp.zeros_like(bh)
 
         def parity_step(c, inp):
             h, o = c
@@ -298,8 +331,31 @@ class RunResult(NamedTuple):
     seconds: float
 
 
+def check_limits(cfg: GuessConfig) -> None:
+    """``LimitError`` (``latchlab.limits``) before any work if a search needs more memory
+    than the machine has: every run's training and test sets, and a block of guesses for
+    every active run screened at once."""
+    from latchlab import limits
+
+    R, P, T = cfg.runs, n_params(cfg), cfg.len_max
+    A = max(8, _pow2(R))
+    parts = {
+        # inputs, valid steps and their draws (about three copies), kept on the host and placed
+        "training sets (runs x n_train x len_max)": 6 * R * cfg.n_train * T * limits.F32,
+        "test sets (runs x n_test x len_max)": 3 * R * cfg.n_test * T * limits.F32,
+        # every active run's guesses, screened on ``screen`` sequences, and the survivors'
+        # whole training sets
+        "guesses (runs x block x screen)": A * cfg.block * (P + 4 * min(cfg.screen, cfg.n_train)) * limits.F32,
+        "survivors (n_train x len_max)": FULL_CHUNK * cfg.n_train * T * 2 * limits.F32,
+    }
+    seconds = R * cfg.max_trials * min(cfg.screen, cfg.n_train) * T * limits.STEP_SECONDS
+    limits.check(f"{cfg.problem}'s {R} runs of blocks of {cfg.block} guesses at len_max={T}", parts, seconds)
+
+
 def search(cfg: GuessConfig) -> RunResult:
-    """Run ``cfg.runs`` independent guessing searches; see the module docstring."""
+    """Run ``cfg.runs`` independent guessing searches; see the module docstring. A search
+    that cannot fit in memory is refused first (``check_limits``)."""
+    check_limits(cfg)
     t0 = time.perf_counter()
     R, P = cfg.runs, n_params(cfg)
     keys = jax.vmap(lambda s: jax.random.split(jax.random.PRNGKey(s), 3))(jnp.arange(cfg.seed, cfg.seed + R))
@@ -344,26 +400,147 @@ def search(cfg: GuessConfig) -> RunResult:
     return RunResult(trials, solved_, theta, test_correct, time.perf_counter() - t0)
 
 
+PROBE_STREAM = 1
+"""``fold_in(PRNGKey(seed + r), PROBE_STREAM)`` seeds run r's probe guesses: a stream apart
+from the search's (``split(PRNGKey(seed + r), 3)``: training data, test data, guesses)."""
+
+
+def probe_keys(cfg: GuessConfig):
+    """(R, 2) the keys of each run's probe guesses (``success_probability``)."""
+    return jax.vmap(lambda s: jax.random.fold_in(jax.random.PRNGKey(s), PROBE_STREAM))(
+        jnp.arange(cfg.seed, cfg.seed + cfg.runs)
+    )
+
+
+def success_probability(cfg: GuessConfig) -> np.ndarray:
+    """(R,) how many of run r's ``cfg.probes`` probe guesses solve its training set.
+
+    The probes are drawn like the search's guesses (uniform in ``[-a, a]``, guess ``j`` from
+    ``fold_in(probe_key, j)``) but from ``probe_keys``, so none of them is a guess of the
+    search; each is evaluated on its run's training set (screened, then on the whole set,
+    as in ``search``), every one of them, not only up to the first solver. The pooled
+    ``sum / (R * probes)`` estimates the probability ``p`` that one guess solves; trials
+    are geometric, so the expected number of trials is ``1/p``.
+    """
+    R = cfg.runs
+    keys = jax.vmap(lambda s: jax.random.split(jax.random.PRNGKey(s), 3))(jnp.arange(cfg.seed, cfg.seed + R))
+    train = jax.device_get(jax.vmap(lambda k: make_data(cfg, k, cfg.n_train))(keys[:, 0]))
+    A = max(8, _pow2(R))
+    idx = np.concatenate([np.arange(R), np.zeros(A - R, np.int64)])
+    data = Data(*(a[idx] for a in train))
+    pk = probe_keys(cfg)[idx]
+    hits = np.zeros(R, np.int64)
+    first = 0
+    while first < cfg.probes:
+        left = cfg.probes - first
+        count = cfg.block if left >= cfg.block else _pow2(left)
+        passed, th = _screen(cfg, pk, first, count, data)
+        cand = np.argwhere(np.asarray(passed)[:R, :left])  # (k, 2) rows (run, guess index)
+        th = np.asarray(th)
+        for c0 in range(0, len(cand), FULL_CHUNK):
+            chunk = cand[c0 : c0 + FULL_CHUNK]
+            pick = np.concatenate([chunk, np.repeat(chunk[:1], FULL_CHUNK - len(chunk), axis=0)])
+            ok = np.asarray(_full(cfg, th[pick[:, 0], pick[:, 1]], Data(*(a[pick[:, 0]] for a in data))))
+            np.add.at(hits, chunk[:, 0], ok[: len(chunk)].astype(np.int64))
+        first += count
+    return hits
+
+
+class Expected(NamedTuple):
+    """The success probability of one guess, pooled over runs (``hits / probes``), and the
+    expected number of trials ``1/p``, each with its exact (Clopper-Pearson) 95 % interval;
+    ``inf`` where no probe solved."""
+
+    hits: int
+    probes: int
+    p: float
+    p_lo: float
+    p_hi: float
+    trials: float
+    trials_lo: float
+    trials_hi: float
+
+
+def expected_trials(hits: int, probes: int) -> Expected:
+    """``Expected`` from ``hits`` solvers among ``probes`` independent guesses."""
+    from scipy.stats import binomtest
+
+    if probes < 1:
+        nan = float("nan")
+        return Expected(hits, probes, nan, nan, nan, nan, nan, nan)
+    ci = binomtest(int(hits), int(probes)).proportion_ci(0.95, method="exact")
+    inv = lambda q: 1.0 / q if q > 0 else float("inf")  # noqa: E731
+    p = hits / probes
+    return Expected(int(hits), int(probes), p, float(ci.low), float(ci.high), inv(p), inv(ci.high), inv(ci.low))
+
+
+def last_step_pairs_correct(cfg: GuessConfig, theta, prefixes) -> jax.Array:
+    """For parity under ``cfg``: append both last inputs (+1, -1) to each of ``prefixes``
+    (n, T) (±1) and count, per guess in ``theta`` (G, P), how many of the 2n sequences the
+    net gets right under ``cfg.criterion``. With the synchronous update and one prefix of
+    each parity, at most 3 of the 4 (the module docstring's argument)."""
+    n, T = prefixes.shape
+    x = jnp.concatenate([jnp.concatenate([prefixes, jnp.full((n, 1), v)], axis=1) for v in (1.0, -1.0)])
+    odd = jnp.sum(x > 0, axis=1) % 2 == 1
+    data = Data(x, jnp.ones_like(x, dtype=bool), odd.astype(jnp.int32))
+    lo, hi = targets(cfg.problem)
+    out = outputs(cfg, theta, data)
+    d = jnp.where(data.y == 1, hi, lo)[None, :]
+    ok = jnp.abs(out - d) < cfg.tol if cfg.criterion == "abs" else (out > 0.5 * (lo + hi)) == (data.y == 1)[None, :]
+    return jnp.sum(ok, axis=1)
+
+
 # ----------------------------------------------------------------------------- the experiment
 
 SCALES = {
-    # runs per problem; parity takes ~3000 guesses of 100 sequences of 500-600 steps per run
-    "quick": {"latch1": 40, "latch2": 40, "parity": 10},
-    "full": {"latch1": 40, "latch2": 40, "parity": 40},
+    # runs per problem for the default reading and for each alternative; parity takes ~3000
+    # guesses of 100 sequences of 500-600 steps per solving run, and under the synchronous
+    # update every run spends its whole budget
+    "quick": {"latch1": 40, "latch2": 40, "parity": 10, "alternatives": 10},
+    "full": {"latch1": 40, "latch2": 40, "parity": 40, "alternatives": 40},
 }
 SET_UP = {
-    # H&S's set-up where their text leaves a choice, chosen as documented in docs/bengio1994.md
-    "latch1": {"problem": "latch1", "criterion": "sign", "block": 32},
-    "latch2": {"problem": "latch2", "criterion": "abs", "noise_into": "net", "block": 64},
-    "parity": {"problem": "parity", "criterion": "abs", "hidden": "tanh", "update": "layered", "block": 1024},
+    # the default reading of each problem: the literal one (latch II's noise is a sequence
+    # element; A1 has a bias on its hidden unit only and the synchronous update); latch I's
+    # criterion is the one its count implies (``abs`` is unattainable, module docstring)
+    "latch1": {"problem": "latch1", "criterion": "sign", "block": 32, "probes": 500},
+    "latch2": {"problem": "latch2", "criterion": "abs", "noise_into": "input", "block": 64},
+    "parity": {
+        "problem": "parity",
+        "criterion": "abs",
+        "hidden": "sigmoid",
+        "update": "sync",
+        "biases": "hidden",
+        "block": 1024,
+        "probes": 20_000,
+    },
 }
+ALTERNATIVES = [
+    # other readings of the same text, measured beside the default; none is chosen by its
+    # distance to a published count
+    {"problem": "latch2", "noise_into": "net"},
+    {"problem": "parity", "update": "layered"},
+    {"problem": "parity", "update": "layered", "biases": "all"},
+    {"problem": "parity", "update": "layered", "biases": "all", "hidden": "tanh"},
+]
+READING = {"latch1": ("criterion",), "latch2": ("noise_into",), "parity": ("update", "biases", "hidden")}
+"""The settings that make a problem's reading, compared with ``SET_UP`` by ``reading``."""
 TABLE_COLUMNS = [
     "problem",
+    "reading",
     "runs",
-    "mean_trials",
-    "median_trials",
-    "published_mean_trials",
     "solved",
+    "mean_trials",
+    "mean_trials_lo",
+    "mean_trials_hi",
+    "median_trials",
+    "expected_trials",
+    "expected_trials_lo",
+    "expected_trials_hi",
+    "p_one_guess",
+    "probe_hits",
+    "probes",
+    "published_mean_trials",
     "criterion",
     "a",
     "test_correct",
@@ -371,30 +548,68 @@ TABLE_COLUMNS = [
 ]
 
 
+def reading(cfg: GuessConfig) -> str:
+    """``default`` for ``SET_UP``'s reading of ``cfg.problem``, else the settings that differ
+    (``update=layered, biases=all``)."""
+    base = SET_UP.get(cfg.problem, {})
+    diff = [f"{k}={getattr(cfg, k)}" for k in READING.get(cfg.problem, ()) if getattr(cfg, k) != base.get(k)]
+    return ", ".join(diff) or "default"
+
+
 def experiment_configs(scale: str = "quick", overrides=None) -> list[GuessConfig]:
-    """The three H&S problems' ``GuessConfig`` at a scale; ``overrides`` apply to all three."""
+    """The three H&S problems' default readings, then ``ALTERNATIVES``, as ``GuessConfig``
+    at a scale; ``overrides`` apply to all."""
     runs = check_scale(SCALES, scale)
-    return [make_config(**(SET_UP[p] | {"runs": runs[p]} | dict(overrides or {}))) for p in SET_UP]
+    over = dict(overrides or {})
+    cfgs = [make_config(**(SET_UP[p] | {"runs": runs[p]} | over)) for p in SET_UP]
+    for alt in ALTERNATIVES:
+        cfgs.append(make_config(**(SET_UP[alt["problem"]] | alt | {"runs": runs["alternatives"]} | over)))
+    for cfg in cfgs:
+        check_limits(cfg)
+    return cfgs
+
+
+def _interval(t: np.ndarray) -> tuple[float, float]:
+    """95 % interval of a mean of trials (normal, with the sample standard deviation)."""
+    if t.size < 2:
+        return float("nan"), float("nan")
+    half = 1.959964 * float(t.std(ddof=1)) / math.sqrt(t.size)
+    return float(t.mean()) - half, float(t.mean()) + half
 
 
 def table(results) -> pd.DataFrame:
-    """``guessing.csv``: one row per problem with measured and published mean trials.
+    """``guessing.csv``: one row per problem and reading: the measured trials and, beside
+    them, the trials expected from the success probability of one guess.
 
-    ``mean_trials`` is over the runs that solved within the budget (``solved`` says how many).
+    ``mean_trials`` (with a normal 95 % interval) and ``median_trials`` are over the runs
+    that solved within the budget (``solved`` says how many). ``expected_trials = 1/p``
+    with ``p = probe_hits / probes`` from ``success_probability`` (independent guesses),
+    ``expected_trials_lo/hi`` its exact 95 % interval (``inf``: no probe solved).
 
     Args:
-        results: ``[(GuessConfig, RunResult), ...]``.
+        results: ``[(GuessConfig, RunResult, probe hits per run), ...]``.
     """
     rows = []
-    for cfg, r in results:
+    for cfg, r, hits in results:
         t = r.trials[r.solved]
+        lo, hi = _interval(t)
+        e = expected_trials(int(np.sum(hits)), cfg.probes * cfg.runs)
         rows.append(
             {
                 "problem": cfg.problem,
+                "reading": reading(cfg),
                 "runs": cfg.runs,
                 "solved": int(r.solved.sum()),
                 "mean_trials": float(t.mean()) if t.size else float("nan"),
+                "mean_trials_lo": lo,
+                "mean_trials_hi": hi,
                 "median_trials": float(np.median(t)) if t.size else float("nan"),
+                "expected_trials": e.trials,
+                "expected_trials_lo": e.trials_lo,
+                "expected_trials_hi": e.trials_hi,
+                "p_one_guess": e.p,
+                "probe_hits": e.hits,
+                "probes": e.probes,
                 "published_mean_trials": PUBLISHED.get(cfg.problem, float("nan")),
                 "criterion": cfg.criterion,
                 "a": cfg.a,
@@ -407,28 +622,32 @@ def table(results) -> pd.DataFrame:
 
 def run_rows(results) -> pd.DataFrame:
     """``guessing_runs.csv``: one row per run: its seed, trials to the first solver, whether
-    it solved and the solver's fraction correct on the test set."""
+    it solved, the solver's fraction correct on the test set, and how many of its probe
+    guesses solved."""
     return pd.concat(
         [
             pd.DataFrame(
                 {
                     "problem": cfg.problem,
+                    "reading": reading(cfg),
                     "run": range(cfg.runs),
                     "seed": cfg.seed + pd.RangeIndex(cfg.runs),
                     "trials": r.trials,
                     "solved": r.solved.astype(int),
                     "test_correct": r.test_correct,
+                    "probe_hits": hits,
+                    "probes": cfg.probes,
                 }
             )
-            for cfg, r in results
+            for cfg, r, hits in results
         ],
         ignore_index=True,
     )
 
 
 class Reproduction(NamedTuple):
-    """What ``latchlab reproduce guessing`` computes: ``[(GuessConfig, RunResult)]`` and the
-    run's provenance (``config.json``)."""
+    """What ``latchlab reproduce guessing`` computes: ``[(GuessConfig, RunResult, probe hits
+    per run)]`` and the run's provenance (``config.json``)."""
 
     results: list
     meta: dict
@@ -438,7 +657,7 @@ def _compute(runner, scale: str = "quick", overrides=None) -> Reproduction:
     from latchlab import provenance
 
     cfgs = experiment_configs(scale, overrides)
-    results = [(cfg, search(cfg)) for cfg in cfgs]
+    results = [(cfg, search(cfg), success_probability(cfg)) for cfg in cfgs]
     meta = {"configs": [c.to_dict() for c in cfgs], "scale": scale, "command": runner.command, **provenance.collect()}
     return Reproduction(results, meta)
 
@@ -453,7 +672,7 @@ def _outputs(r: Reproduction, out) -> list:
         write_results(
             run_rows(r.results),
             out,
-            ["problem", "run", "seed", "trials", "solved", "test_correct"],
+            ["problem", "reading", "run", "seed", "trials", "solved", "test_correct", "probe_hits", "probes"],
             "guessing_runs.csv",
         ),
     ]
@@ -461,21 +680,33 @@ def _outputs(r: Reproduction, out) -> list:
     return paths + [out / "config.json"]
 
 
+def _num(x: float) -> str:
+    return "inf" if x == float("inf") else "—" if x != x else f"{x:.1f}" if x < 100 else f"{x:.0f}"
+
+
 def _table(r: Reproduction) -> Table:
     t = table(r.results)
     frame = pd.DataFrame(
         {
             "problem": t.problem,
+            "reading": t.reading,
             "runs solved": [f"{k}/{n}" for k, n in zip(t.solved, t.runs)],
-            "mean trials": [f"{x:.1f}" for x in t.mean_trials],
-            "median": [f"{x:g}" for x in t.median_trials],
+            "mean trials [95 %]": [
+                f"{_num(m)} [{_num(a)}, {_num(b)}]"
+                for m, a, b in zip(t.mean_trials, t.mean_trials_lo, t.mean_trials_hi)
+            ],
+            "expected 1/p [95 %]": [
+                f"{_num(m)} [{_num(a)}, {_num(b)}]"
+                for m, a, b in zip(t.expected_trials, t.expected_trials_lo, t.expected_trials_hi)
+            ],
             "published mean": [f"{x:g}" for x in t.published_mean_trials],
-            "criterion": t.criterion,
             "test correct": [f"{x:.3f}" for x in t.test_correct],
             "s": [f"{x:.1f}" for x in t.seconds],
         }
     )
-    return Table("random weight guessing: trials to the first solver (H&S 1996)", frame)
+    return Table(
+        "random weight guessing: trials to the first solver, and 1/p from independent guesses (H&S 1996)", frame
+    )
 
 
 EXPERIMENT = Experiment(

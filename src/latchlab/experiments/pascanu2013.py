@@ -15,7 +15,9 @@ import numpy as np
 import pandas as pd
 
 from latchlab.analysis import landscape as L
+from latchlab import limits
 from latchlab.errors import ConfigError
+from latchlab.validate import Int, checked
 from latchlab.experiments.experiment import Experiment, Table, figure_files, scale_with, write_results
 
 SCALES = {
@@ -46,7 +48,28 @@ def settings(scale: str = "quick", **over) -> dict:
         lo, hi = s[name]
         if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
             raise ConfigError(name, f"range must be finite lo,hi with lo < hi, got {lo:g},{hi:g}")
-    return {**s, "T": list(dict.fromkeys(T))}
+    for t in T:
+        checked(Int(ge=1), t, "T")  # XLA's int32 lengths
+    checked(Int(ge=1), s["steps"], "steps")
+    T = list(dict.fromkeys(T))
+    # the surface (points^2 x lengths, a few values each) and every path's rows (lengths x
+    # starts x 2 kinds x steps, nine columns in the frame): refused before work if too big
+    paths = len(T) * len(L.PASCANU_STARTS) * len(L.PATH_KINDS) * (s["steps"] + 1)
+    parts = {
+        "surface (points^2 x lengths)": 12 * s["points"] ** 2 * len(T) * limits.F32,
+        "paths (lengths x starts x steps)": paths * (6 * limits.F32 + 9 * 8),
+        # a descent step's gradient keeps every step of the map for the backward pass, for
+        # every path at once
+        "gradients through time (paths x T)": len(T)
+        * len(L.PASCANU_STARTS)
+        * len(L.PATH_KINDS)
+        * max(T)
+        * 8
+        * limits.F32,
+    }
+    seconds = (s["points"] ** 2 + paths) * len(T) * max(T) * limits.STEP_SECONDS / 10
+    limits.check(f"a surface of {s['points']}x{s['points']} points at T={max(T)}, {s['steps']} steps", parts, seconds)
+    return {**s, "T": T}
 
 
 class Reproduction(NamedTuple):

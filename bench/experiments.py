@@ -1,0 +1,268 @@
+"""Benchmark: every reproduction at full scale against Keras 3 and against its arithmetic bound.
+
+Run it from the repository root::
+
+    .venv/bin/python bench/experiments.py                                  # every experiment, 1/10 of its seeds
+    .venv/bin/python bench/experiments.py --experiments followups --fraction 1
+
+For each experiment (``seed``, ``ablations``, ``followups``, ``answer``, ``units``; the
+explain report's default is the seed's grid twice, both gate presets, plus the ablations):
+
+1. latchlab: ``run.run`` (no store) on the experiment's full-scale sweeps with only the first
+   ``ceil(fraction x repeats)`` seeds of each (the same members the full run trains for
+   those seeds), compilation included, in this process; then the same share again with
+   other seeds (every shape compiled: the steady rate). The whole grid's time is the first
+   run plus the steady rate times the rest of the work (sequence steps x samples x
+   epochs); the share run is printed. With ``--fraction 1`` it is the measured time.
+2. Keras 3 (JAX backend), the seed's protocol on the same models: for each kind of model in
+   the grid (cell, units, inputs, gate activation) a fresh ``Input -> layer(units) ->
+   Dense(2, softmax)`` (``Dense(1, sigmoid)`` for ``dense1``) compiled and fitted at each
+   of ``--keras-lengths`` within the grid's range (``validation_split``, ``shuffle``,
+   batch size and samples as the members have them), for ``--keras-epochs`` epochs; per
+   kind, epoch time = a + b T by least squares and a per-model overhead, summed over every
+   member of the grid (as ``bench/seed_sweep.py`` does for the seed). Keras has no JANET
+   and no LSTM without forget gate: an ``LSTM`` of the same size stands in (more work).
+3. The arithmetic bound of the whole grid (flops and transcendentals, forward and backward,
+   at the rates ``bench/seed_sweep.py`` uses for this machine), and latchlab's time over it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+os.environ["KERAS_BACKEND"] = "jax"  # before anything imports keras
+sys.path.insert(0, str(Path(__file__).parent))
+
+from latchlab import runtime  # noqa: E402
+
+runtime.setup()  # one XLA device per core and the compilation cache, as the CLI does
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+
+import seed_sweep as SS  # noqa: E402
+from latchlab import config, provenance  # noqa: E402
+from latchlab.engine import run as runner  # noqa: E402
+
+EXPERIMENTS = ("seed", "ablations", "followups", "answer", "units")
+
+# per unit and time step, forward: gates (pre-activations 2 H (F + H) flops each, plus the
+# bias), the elementwise update (flops per unit) and transcendentals (a sigmoid counts as one)
+GATES = {"srnn": 1, "lstm": 4, "lstm_nofg": 3, "gru": 3, "janet": 2}
+ELEMENTWISE = {"srnn": 0, "lstm": 4, "lstm_nofg": 3, "gru": 6, "janet": 4}
+TRANSCENDENTALS = {"srnn": 1, "lstm": 5, "lstm_nofg": 4, "gru": 3, "janet": 2}
+
+
+def sweeps(name: str) -> list[config.SweepConfig]:
+    """The experiment's full-scale sweeps."""
+    from importlib import import_module
+
+    if name == "explain":
+        from latchlab.experiments import ablations, explain
+
+        return explain.seed_configs("full") + [c for _, _, c in ablations.configs("full")]
+    cfgs = import_module(f"latchlab.experiments.{name}").EXPERIMENT.configs("full")
+    cfgs = cfgs if isinstance(cfgs, (list, tuple)) else [cfgs]
+    return [c[-1] if isinstance(c, tuple) else c for c in cfgs]
+
+
+def members(cfgs) -> list[config.Member]:
+    return list({m.id: m for c in cfgs for m in c.members()}.values())
+
+
+def work(ms) -> float:
+    return float(sum(m.run.T * m.run.N * m.run.epochs for m in ms))
+
+
+def fraction_of(cfgs, fraction: float, other_seeds: bool = False) -> list[config.SweepConfig]:
+    """Each sweep with the first ``ceil(fraction x repeats)`` of its seeds (or as many seeds
+    past its last, ``other_seeds``: the same shapes, members not trained before)."""
+    out = []
+    for c in cfgs:
+        d = c.to_dict()
+        d["repeats"] = max(1, math.ceil(fraction * c.repeats))
+        if other_seeds:
+            d["seed"] = c.seed + c.repeats
+        out.append(config.from_dict(d))
+    return out
+
+
+# ---------------------------------------------------------------------------- Keras
+
+
+def kind(m: config.Member) -> tuple:
+    """What a Keras model of the member depends on (besides T)."""
+    r = m.run
+    mod = r.model
+    return (r.cell, r.units, mod.n_in, mod.cell.rsig, mod.cell.reset_after, r.head, r.N, r.batch_size, r.val_frac)
+
+
+def keras_model(keras, k: tuple):
+    cell, units, n_in, rsig, reset_after, head, *_ = k
+    act = "sigmoid" if rsig == "sigmoid" else "hard_sigmoid"
+    inp = keras.Input((None, n_in))
+    if cell == "srnn":
+        layer = keras.layers.SimpleRNN(units)
+    elif cell == "gru":
+        layer = keras.layers.GRU(units, recurrent_activation=act, reset_after=reset_after)
+    else:  # lstm; lstm_nofg and janet have no Keras layer: an LSTM of the same size stands in
+        layer = keras.layers.LSTM(units, recurrent_activation=act)
+    h = layer(inp)
+    if head == "dense1":
+        out = keras.layers.Dense(1, activation="sigmoid")(h)
+        loss = "binary_crossentropy"
+    else:
+        out = keras.layers.Dense(2, activation="softmax")(h)
+        loss = "sparse_categorical_crossentropy"
+    model = keras.Model(inp, out)
+    model.compile(optimizer="adam", loss=loss, metrics=["accuracy"])
+    return model
+
+
+def time_keras(keras, k: tuple, T: int, epochs: int, clock, rng) -> tuple[float, float]:
+    """(steady seconds per epoch, per-model overhead) of one fresh model at length T."""
+    *_, N, batch, val_frac = k
+    marks = []
+
+    class EpochTimer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            marks.append([time.perf_counter(), clock.seconds])
+
+        def on_epoch_end(self, epoch, logs=None):
+            {key: float(v) for key, v in (logs or {}).items()}  # wait for the epoch's work
+            marks[-1] += [time.perf_counter(), clock.seconds]
+
+    t0 = time.perf_counter()
+    x = rng.normal(0.0, 0.1, (N, T, k[2])).astype(np.float32)
+    y = rng.integers(0, 2, N)
+    model = keras_model(keras, k)
+    model.fit(
+        x,
+        y,
+        epochs=epochs,
+        shuffle=True,
+        validation_split=val_frac,
+        batch_size=batch,
+        verbose=0,
+        callbacks=[EpochTimer()],
+    )
+    total = time.perf_counter() - t0
+    ep = [b1 - b0 for b0, _, b1, _ in marks]
+    steady = float(np.mean(ep[1:])) if epochs > 1 else ep[0] - (marks[0][3] - marks[0][1])
+    return steady, total - epochs * steady
+
+
+def keras_seconds(ms, lengths: list[int], epochs: int) -> tuple[float, int]:
+    """Keras' extrapolated time for every member of ``ms``, and the models it timed."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    clock = SS._CompileClock()
+    by_kind = defaultdict(list)
+    for m in ms:
+        by_kind[kind(m)].append(m)
+    total, timed = 0.0, 0
+    try:
+        for k, group in by_kind.items():
+            Ts = sorted({m.run.T for m in group})
+            points = sorted({min(max(T, Ts[0]), Ts[-1]) for T in lengths})
+            keras_model(keras, k)  # one untimed build of the kind: the process's one-time costs
+            got = [time_keras(keras, k, T, epochs, clock, rng) for T in points]
+            timed += len(points)
+            e = np.array([g[0] for g in got])
+            b, a = np.polyfit(points, e, 1) if len(points) > 1 else (0.0, float(e[0]))
+            over = float(np.mean([g[1] for g in got]))
+            total += sum(m.run.epochs * (a + b * m.run.T) + over for m in group)
+    finally:
+        clock.close()
+    return total, timed
+
+
+# ---------------------------------------------------------------------------- bound
+
+
+def bound_seconds(ms) -> float:
+    """Flops and transcendentals of training and validating every member, at nominal rates."""
+    flops = trans = 0.0
+    for m in ms:
+        r = m.run
+        H, F = r.units, r.model.n_in
+        n_val = r.N - int(r.N * (1 - r.val_frac))
+        n_train = r.N - n_val
+        seqs = r.epochs * ((1 + SS.BWD_FLOP_FACTOR) * n_train + n_val)
+        per_step = GATES[r.cell] * H * (2 * (F + H) + 1) + ELEMENTWISE[r.cell] * H
+        flops += per_step * r.T * seqs
+        trans += TRANSCENDENTALS[r.cell] * H * r.T * r.epochs * r.N
+    return max(flops / SS.FLOP_RATE, trans / (SS.TRANS_RATE_PER_CORE * SS.CORES))
+
+
+# ---------------------------------------------------------------------------- main
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--experiments", default=",".join(EXPERIMENTS), help="comma-separated; also: explain")
+    ap.add_argument("--fraction", type=float, default=0.1, help="share of each sweep's seeds latchlab runs")
+    ap.add_argument("--keras-lengths", default="2,100,200", help="lengths at which to time Keras (within each grid)")
+    ap.add_argument("--keras-epochs", type=int, default=2)
+    ap.add_argument("--no-keras", action="store_true", help="latchlab and the bound only")
+    a = ap.parse_args(argv)
+    names = [s.strip() for s in a.experiments.split(",") if s.strip()]
+    lengths = sorted({int(s) for s in a.keras_lengths.split(",") if s.strip()})
+    if not 0 < a.fraction <= 1 or not lengths or a.keras_epochs < 1:
+        ap.error("need 0 < --fraction <= 1, lengths and --keras-epochs >= 1")
+    print("# every experiment: latchlab against Keras 3 and the arithmetic bound (one process)")
+    print(
+        f"# jax {jax.__version__} ({jax.default_backend()}:{jax.device_count()}), cpus {os.cpu_count()}, "
+        f"commit {provenance.git_commit()}, load avg at start {SS._load()}"
+    )
+    rows = []
+    for name in names:
+        cfgs = sweeps(name)
+        full = members(cfgs)
+        part_cfgs = fraction_of(cfgs, a.fraction)
+        part = members(part_cfgs)
+        share = work(part) / work(full)
+        t0 = time.perf_counter()
+        runner.run(part_cfgs)
+        t_part = time.perf_counter() - t0
+        t_ll = t_part
+        if share < 1:  # the rest at the steady rate: the same share, other seeds, shapes compiled
+            t0 = time.perf_counter()
+            runner.run(fraction_of(cfgs, a.fraction, other_seeds=True))
+            t_ll += (time.perf_counter() - t0) * (1 / share - 1)
+        bound = bound_seconds(full)
+        t_k, timed = (float("nan"), 0) if a.no_keras else keras_seconds(full, lengths, a.keras_epochs)
+        rows.append((name, len(full), share, t_part, t_ll, t_k, bound))
+        print(
+            f"{name}: {len(full)} members; latchlab ran {len(part)} ({share:.1%} of the work) in {t_part:.1f} s "
+            f"-> {t_ll:.1f} s for the grid; Keras {t_k:.1f} s ({timed} models timed); "
+            f"bound {bound:.2f} s; load {SS._load()}",
+            flush=True,
+        )
+    print(
+        "\n| experiment | members | latchlab ran | latchlab, whole grid | Keras 3 | Keras / latchlab | bound | latchlab / bound |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for name, n, share, t_part, t_ll, t_k, bound in rows:
+        print(
+            f"| {name} | {n} | {share:.0%} of the work, {t_part:.1f} s | {t_ll:.1f} s | {t_k:.0f} s | "
+            f"{t_k / t_ll:.0f}x | {bound:.2f} s | {t_ll / bound:.1f}x |"
+        )
+    for name, n, share, t_part, t_ll, t_k, bound in rows:
+        print(
+            f"RESULT experiment={name} members={n} fraction={share:.3f} latchlab_s={t_ll:.1f} keras_s={t_k:.0f} "
+            f"ratio={t_k / t_ll:.1f} bound_s={bound:.2f} over_bound={t_ll / bound:.1f}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
