@@ -5,8 +5,9 @@ Run it from the repository root::
     .venv/bin/python bench/experiments.py                                  # every experiment, 1/10 of its seeds
     .venv/bin/python bench/experiments.py --experiments followups --fraction 1
 
-For each experiment (``seed``, ``ablations``, ``followups``, ``answer``, ``units``; the
-explain report's default is the seed's grid twice, both gate presets, plus the ablations):
+For each experiment (``seed``, ``ablations``, ``phase``, ``followups``, ``answer``, ``units``;
+the explain report's default is the seed's grid twice, both gate presets, plus the ablations
+and the phase diagram):
 
 1. latchlab: ``run.run`` (no store) on the experiment's full-scale sweeps with only the first
    ``ceil(fraction x repeats)`` seeds of each (the same members the full run trains for
@@ -50,7 +51,7 @@ import seed_sweep as SS  # noqa: E402
 from latchlab import config, provenance  # noqa: E402
 from latchlab.engine import run as runner  # noqa: E402
 
-EXPERIMENTS = ("seed", "ablations", "followups", "answer", "units")
+EXPERIMENTS = ("seed", "ablations", "phase", "followups", "answer", "units")
 
 # per unit and time step, forward: gates (pre-activations 2 H (F + H) flops each, plus the
 # bias), the elementwise update (flops per unit) and transcendentals (a sigmoid counts as one)
@@ -64,9 +65,9 @@ def sweeps(name: str) -> list[config.SweepConfig]:
     from importlib import import_module
 
     if name == "explain":
-        from latchlab.experiments import ablations, explain
+        from latchlab.experiments import ablations, explain, phase
 
-        return explain.seed_configs("full") + [c for _, _, c in ablations.configs("full")]
+        return explain.seed_configs("full") + [c for _, _, c in ablations.configs("full")] + phase.configs("full")
     cfgs = import_module(f"latchlab.experiments.{name}").EXPERIMENT.configs("full")
     cfgs = cfgs if isinstance(cfgs, (list, tuple)) else [cfgs]
     return [c[-1] if isinstance(c, tuple) else c for c in cfgs]
