@@ -280,6 +280,7 @@ def _phase(srnn_boost: float, n=30, seed=0):
                 rows.append(
                     {
                         "cell": cell,
+                        "preset": "keras3",
                         "value": r,
                         "retention": ret,
                         "half_life": hl,
@@ -298,7 +299,7 @@ def test_phase_section_says_one_curve_or_where_the_cells_part():
     assert f.declared == "phase srnn-lstm" and set(c) == {"phase srnn-lstm", "phase srnn-gru", "phase lstm-gru"}
     assert all(x.family == "phase" and np.isfinite(x.result.p) for x in c.values())
     assert f.verdict == "inconclusive" and f.notes.startswith("One curve of initial half-life against T")
-    assert "bistable" in f.notes and "30/30 members at T = 200" in f.notes
+    assert "bistable" in f.notes and "30/30 members at T = 200" in f.notes and "Gates: Keras-3 gates." in f.notes
     f = report.phase_effects(_phase(3.0))
     c = _claims(f)
     assert f.verdict == "shown" and f.notes.startswith("The cells part: SRNN latches more often")

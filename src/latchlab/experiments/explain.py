@@ -968,8 +968,10 @@ def phase_effects(df: pd.DataFrame) -> Finding:
         + ": it holds the sign by its attractors, not by a long half-life, so it lies off any curve of "
         "half-life against T."
     )
+    gates = ", ".join(NAMES.get(p, str(p)) for p in sorted(df.preset.unique())) if "preset" in df else "?"
     notes = (
-        f"{curve} Shared half-lives: {', '.join(f'{v:.3g}' for v in hl)} steps. The initial half-life from "
+        f"{curve} Gates: {gates}. Shared half-lives: {', '.join(f'{v:.3g}' for v in hl)} steps. "
+        "The initial half-life from "
         f"which on at least half of a cell's members latch, per T: {crossing}.{bistable}"
     )
     wide = s.assign(cell_=s.cell.map(names), k=[f"{a}/{b}" for a, b in zip(s.successes, s.members)]).pivot_table(
@@ -1190,7 +1192,7 @@ def answer(findings: dict[str, Finding]) -> list[str]:
             "What decides who latches? Observed, per cell: "
             + findings["initial"].notes.split("per cell: ", 1)[-1]
             + " Set by hand: "
-            + findings["phase"].notes.split(" Shared half-lives")[0]
+            + findings["phase"].notes.split(" Gates: ")[0]
         )
     out.append("And the seed's accuracies of 0? " + bug.notes.split(". ")[-1])
     return out
