@@ -327,10 +327,17 @@ def _logistic_gee(success: np.ndarray, exog: np.ndarray, seeds: np.ndarray) -> t
     return params, bse
 
 
+# Fewest seeds (clusters) for a GEE's robust (sandwich) errors to be reported: with fewer,
+# they are too small and the test too liberal (a tiny report called a pair "shown" at 3
+# seeds); the GEE is then "not estimable" and the report says so instead of a p.
+MIN_GEE_SEEDS = 20
+
+
 def _gee_result(test: str, fitted, n_seeds: int, n_members: int, a: str, b: str, effect: str, summary=None) -> Result:
-    """A ``Result`` from the coefficient at index 1 of ``_logistic_gee``'s fit (NaN if none):
-    Wald z, two-sided p, ``exp(beta)`` with its 95 % interval, favouring ``a`` if ``beta > 0``."""
-    if fitted is None:
+    """A ``Result`` from the coefficient at index 1 of ``_logistic_gee``'s fit (NaN if none,
+    or with fewer than ``MIN_GEE_SEEDS`` seeds): Wald z, two-sided p, ``exp(beta)`` with its
+    95 % interval, favouring ``a`` if ``beta > 0``."""
+    if fitted is None or n_seeds < MIN_GEE_SEEDS:
         nan = float("nan")
         return Result(test, nan, nan, Effect(effect, nan, nan, nan), n_seeds, n_members, "")
     params, bse = fitted
