@@ -78,6 +78,22 @@ enum Head { DENSE2 = LATCH_HEAD_DENSE2, DENSE1 = LATCH_HEAD_DENSE1 };
 enum Opt { ADAM = LATCH_OPTIMIZER_ADAM, SGD = LATCH_OPTIMIZER_SGD, RMSPROP = LATCH_OPTIMIZER_RMSPROP };
 
 static inline vf splat(float a) { return vf{} + a; }
+
+// Subnormal floats flushed to zero while a kernel runs, as XLA:CPU does (JAX on the CPU
+// computes 2e-38 * 0.01 as 0): gradients decaying backward through long sequences went
+// subnormal, and each such operation took a microcode assist (the GRU's epoch 3.5x, the
+// LSTM's 2.2x slower, docs/benchmarks.md). The caller's mode is restored on return.
+struct FlushSubnormals {
+#if defined(__SSE__)
+  unsigned saved = __builtin_ia32_stmxcsr();
+  FlushSubnormals() { __builtin_ia32_ldmxcsr(saved | 0x8040); }  // FTZ | DAZ
+  ~FlushSubnormals() { __builtin_ia32_ldmxcsr(saved); }
+#elif defined(__aarch64__)
+  unsigned long saved = __builtin_aarch64_get_fpcr64();
+  FlushSubnormals() { __builtin_aarch64_set_fpcr64(saved | (1UL << 24)); }  // FZ
+  ~FlushSubnormals() { __builtin_aarch64_set_fpcr64(saved); }
+#endif
+};
 static inline vf vmin(vf a, vf b) { return a < b ? a : b; }
 static inline vf vmax(vf a, vf b) { return a > b ? a : b; }
 
@@ -548,6 +564,7 @@ int latch_train_epoch(int kind, int rsig, int reset_after, int head, int opt, in
                       int32_t *count, const float *lr, float *loss, float *acc, int per_block, int *next_block) {
   const Shape s = shape(kind, rsig, reset_after, head, opt);
   if (!valid(s)) return -1;
+  FlushSubnormals flush;
   const int Pc = s.Pc;
   const Inputs in{xrow, xstride, t0};
   const int nblocks = (R + per_block - 1) / per_block;
@@ -629,6 +646,7 @@ int latch_evaluate(int kind, int rsig, int reset_after, int head, int R, int T, 
                    const float *params, float *loss, float *acc, int per_block, int *next_block) {
   const Shape s = shape(kind, rsig, reset_after, head, ADAM);
   if (!valid(s)) return -1;
+  FlushSubnormals flush;
   const int Pc = s.Pc, Bv = L;  // validation rows per member and pass: one vector
   const Inputs in{xrow, xstride, t0};
   const int nblocks = (R + per_block - 1) / per_block;
