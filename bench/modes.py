@@ -20,12 +20,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import latchlab  # noqa: F401  (splits the host into one device per core)
+import latchlab
 from latchlab.core import model as M
 from latchlab.engine import native
 from latchlab.core import tasks
 from latchlab.engine import train
 from latchlab.core.cells import Cell
+
+latchlab.setup()  # one XLA device per core, before JAX's backend starts (importing latchlab does not)
 
 
 def epoch_runner(kind, preset, T, R, mode, units=1, N=10000):
