@@ -1,16 +1,18 @@
-"""Native CPU kernels for the seed's one-unit cells (``kernels.cpp``), built on first use.
+"""Native CPU kernels for one-unit cells (``kernels.cpp``), built on first use.
 
-The one-unit LSTM (with or without forget gate) and SRNN on scalar inputs with a
-classification head train here a whole epoch per call: each block of members runs its
-sequences with the state in SIMD registers, the hand-derived backward pass of
-``latchlab.engine.bptt``, the head of ``latchlab.core.model`` and the optimisers of ``latchlab.engine.train``
-(Adam, SGD, RMSprop as optax defines them). Same numbers as the JAX modes to float32
-rounding (tests/engine/test_native.py); several times faster on a CPU (docs/benchmarks.md).
+The one-unit LSTM (with or without forget gate), SRNN, GRU (either ``reset_after``) and
+JANET on scalar inputs with a classification head train here a whole epoch per call: each
+block of members runs its sequences with the state in SIMD registers, a hand-derived
+backward pass (the LSTM's is ``latchlab.engine.bptt``'s; the update rules are
+``latchlab.core.cells``'), the head of ``latchlab.core.model`` and the optimisers of
+``latchlab.engine.train`` (Adam, SGD, RMSprop as optax defines them). Same numbers as the
+JAX modes to float32 rounding (tests/engine/test_native.py); several times faster on a CPU
+(docs/benchmarks.md).
 
 The library is compiled with the system's C++ compiler (``$CXX``, else ``g++``) for this
 machine's instruction set (``-march=native``; ``LATCHLAB_NATIVE_MARCH=x86-64-v3`` builds
 AVX2 code, for instance) into the cache directory, one shared object per (cell kind, gate
-activation) and per source, flags and CPU: on first use, or ahead of it with
+activation, GRU ``reset_after``) and per source, flags and CPU: on first use, or ahead of it with
 ``python -m latchlab.engine.native`` (which ``make`` runs after installing). The C++ picks
 its vector width and block size from the instruction set (AVX-512, AVX2, else 16-byte
 vectors: NEON, SSE). ``available(model, optimizer)`` says whether the kernels can train a
@@ -41,7 +43,7 @@ FLAGS = ("-O3", "-std=c++17", "-fno-math-errno", "-fno-trapping-math", "-ffp-con
 # The codes the kernels take, defined here only: the build passes them to the C++ as
 # -DLATCH_<GROUP>_<NAME>=code, and the library hands back its (group, name, code) table
 # (``library_codes``) for tests/engine/test_native.py to compare.
-KINDS = {"srnn": 0, "lstm": 1, "lstm_nofg": 2}
+KINDS = {"srnn": 0, "lstm": 1, "lstm_nofg": 2, "gru": 3, "janet": 4}
 RSIGS = {"sigmoid": 0, "hard_sigmoid": 1, "hard_sigmoid_keras3": 2}
 HEADS = {"dense2": 0, "dense1": 1}
 OPTIMIZERS = {"adam": 0, "sgd": 1, "rmsprop": 2}
@@ -68,18 +70,19 @@ def _cpu_id() -> str:
     return "\n".join(dict.fromkeys(lines))
 
 
-def _codes(kind: str, rsig: str) -> tuple[int, int]:
-    return KINDS[kind], (RSIGS[rsig] if kind != "srnn" else 0)  # an SRNN has no gates
+def _codes(kind: str, rsig: str, reset_after: bool) -> tuple[int, int, int]:
+    # an SRNN has no gates; only a GRU has reset_after
+    return KINDS[kind], (RSIGS[rsig] if kind != "srnn" else 0), int(kind == "gru" and reset_after)
 
 
-def variant(model) -> tuple[int, int]:
-    """The library variant that trains ``model``: (cell kind, gate activation) codes; one
-    shared-object file each, so a sweep builds only what it uses (~1 s each, not ~2.5 s
-    for all seven)."""
-    return _codes(model.cell.kind, model.cell.rsig)
+def variant(model) -> tuple[int, int, int]:
+    """The library variant that trains ``model``: (cell kind, gate activation, GRU
+    reset_after) codes; one shared-object file each, so a sweep builds only what it uses
+    (~1 s each)."""
+    return _codes(model.cell.kind, model.cell.rsig, model.cell.reset_after)
 
 
-VARIANTS = tuple(dict.fromkeys(_codes(k, r) for k in KINDS for r in RSIGS))
+VARIANTS = tuple(dict.fromkeys(_codes(k, r, a) for k in KINDS for r in RSIGS for a in (False, True)))
 
 
 def march() -> str:
@@ -93,24 +96,24 @@ def _compiler() -> str | None:
     return os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
 
 
-def defines(v: tuple[int, int]) -> tuple[str, ...]:
+def defines(v: tuple[int, int, int]) -> tuple[str, ...]:
     """The compiler's -D flags for variant ``v``: every code of ``CODES``, and the variant."""
     codes = tuple(
         f"-DLATCH_{group.upper()}_{name.upper()}={code}"
         for group, table in CODES.items()
         for name, code in table.items()
     )
-    return codes + (f"-DVARIANT_KIND={v[0]}", f"-DVARIANT_RSIG={v[1]}")
+    return codes + (f"-DVARIANT_KIND={v[0]}", f"-DVARIANT_RSIG={v[1]}", f"-DVARIANT_RESET_AFTER={v[2]}")
 
 
-def _build(v: tuple[int, int]) -> Path:
+def _build(v: tuple[int, int, int]) -> Path:
     cxx = _compiler()
     if not cxx:
         raise RuntimeError("no C++ compiler (g++) found")
     flags = FLAGS + (f"-march={march()}",) + defines(v)
     src = SOURCE.read_bytes()
     tag = hashlib.sha256(src + " ".join((cxx,) + flags).encode() + _cpu_id().encode()).hexdigest()[:16]
-    out = cache_dir() / f"kernels-{v[0]}{v[1]}-{tag}.so"
+    out = cache_dir() / f"kernels-{''.join(map(str, v))}-{tag}.so"
     if not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
@@ -123,7 +126,7 @@ def _build(v: tuple[int, int]) -> Path:
 
 
 def build_all(variants=VARIANTS) -> tuple[dict, dict]:
-    """Build ``variants`` (default: all seven) in parallel compiler processes; returns
+    """Build ``variants`` (default: all of them) in parallel compiler processes; returns
     ``({variant: path}, {variant: error})``."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -143,11 +146,12 @@ _PI, _PF, _PI64 = ctypes.POINTER(ctypes.c_int32), ctypes.POINTER(_F), ctypes.POI
 _PPF = ctypes.POINTER(_PF)
 # every entry of kernels.cpp's extern "C" block: (result, argument types)
 SIGNATURES = {
-    # kind, rsig, head, opt, R, T, xrow, xstride, t0, S, B, ex, y, weight, params, mu, nu,
-    # count, lr, loss, acc, per_block, next_block
+    # kind, rsig, reset_after, head, opt, R, T, xrow, xstride, t0, S, B, ex, y, weight, params,
+    # mu, nu, count, lr, loss, acc, per_block, next_block
     "latch_train_epoch": (
         _I,
         [
+            _I,
             _I,
             _I,
             _I,
@@ -173,8 +177,12 @@ SIGNATURES = {
             ctypes.POINTER(_I),
         ],
     ),
-    # kind, rsig, head, R, T, xrow, xstride, t0, Nv, val, yv, params, loss, acc, per_block, next_block
-    "latch_evaluate": (_I, [_I, _I, _I, _I, _I, _PPF, _PI64, _PI, _I, _PI, _PI, _PF, _PF, _PF, _I, ctypes.POINTER(_I)]),
+    # kind, rsig, reset_after, head, R, T, xrow, xstride, t0, Nv, val, yv, params, loss, acc,
+    # per_block, next_block
+    "latch_evaluate": (
+        _I,
+        [_I, _I, _I, _I, _I, _I, _PPF, _PI64, _PI, _I, _PI, _PI, _PF, _PF, _PF, _I, ctypes.POINTER(_I)],
+    ),
     "latch_code": (_I, [_I, ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_char_p)]),
     "latch_lanes": (_I, []),
     "latch_per_block": (_I, []),
@@ -182,7 +190,7 @@ SIGNATURES = {
 }
 
 
-def lib(v: tuple[int, int] = (1, 1)):
+def lib(v: tuple[int, int, int] = (1, 1, 0)):
     """The loaded library for variant ``v`` and this ``march()`` (built on first use), its
     entries typed by ``SIGNATURES``; raises RuntimeError if it cannot be built."""
     key = (v, march())
@@ -238,7 +246,6 @@ def _model_reason(model, optimizer: str) -> str:
         (model.head in HEADS, f"head {model.head}: the kernels train {', '.join(HEADS)}"),
         (c.rsig in RSIGS, f"gate activation {c.rsig}: the kernels have {', '.join(RSIGS)}"),
         (optimizer in OPTIMIZERS, f"optimizer {optimizer}: the kernels have {', '.join(OPTIMIZERS)}"),
-        (not c.split_bias, "split biases: the kernels train one bias per gate"),
     )
     return next((reason for ok, reason in checks if not ok), "")
 
@@ -257,8 +264,8 @@ def _host_reason() -> str:
 
 def available(model, optimizer: str = "adam", *, build: bool = True) -> Availability:
     """Whether the native kernels can train ``model`` with ``optimizer`` here, and if not,
-    why (``.reason``): a one-unit srnn/lstm/lstm_nofg on scalar inputs with a dense2 or
-    dense1 head and one bias per gate, on the CPU backend, not disabled
+    why (``.reason``): a one-unit srnn/lstm/lstm_nofg/gru/janet on scalar inputs with a
+    dense2 or dense1 head, on the CPU backend, not disabled
     (``LATCHLAB_NATIVE=0``), and the model's variant built. With ``build=False`` a compiler
     (or an already loaded library) suffices: cheap, never runs the compiler."""
     reason = _model_reason(model, optimizer) or _host_reason()
@@ -282,7 +289,8 @@ def enabled() -> bool:
 
 
 def flatten(params) -> np.ndarray:
-    """(R, P) float32: cell kernel, recurrent, bias, head kernel, head bias (each member)."""
+    """(R, P) float32: cell kernel, recurrent, bias (a reset_after GRU's: input then
+    recurrent), head kernel, head bias (each member)."""
     c, h = params["cell"], params["head"]
     parts = [c["kernel"], c["recurrent"], c["bias"], h["kernel"], h["bias"]]
     R = np.shape(parts[0])[0]
@@ -415,13 +423,14 @@ class Ensemble:
         weight = np.ascontiguousarray(weight, np.float32)
         lr = np.ascontiguousarray(lr, np.float32)
         loss, acc = np.zeros(R, np.float32), np.zeros(R, np.float32)
-        k, rs, hd = self.codes
+        k, rs, ra, hd = self.codes
         I = ctypes.c_int32  # noqa: E741
 
         def call(counter):
             return self.lib.latch_train_epoch(
                 k,
                 rs,
+                ra,
                 hd,
                 OPTIMIZERS[self.optimizer],
                 R,
@@ -451,13 +460,14 @@ class Ensemble:
         """(R,) validation loss and accuracy (``train.evaluate``'s contract)."""
         R, N, T = self.shape
         loss, acc = np.zeros(R, np.float32), np.zeros(R, np.float32)
-        k, rs, hd = self.codes
+        k, rs, ra, hd = self.codes
         I = ctypes.c_int32  # noqa: E741
 
         def call(counter):
             return self.lib.latch_evaluate(
                 k,
                 rs,
+                ra,
                 hd,
                 R,
                 T,

@@ -1,6 +1,7 @@
 // latchlab's native CPU kernels: whole training epochs and validation passes of one-unit
-// LSTM and SRNN ensembles (the seed's cells), with the hand-derived backward pass of
-// latchlab/bptt.py, the optimisers of latchlab/train.py and the heads of latchlab/model.py.
+// LSTM, lstm_nofg, SRNN, GRU and JANET ensembles, with hand-derived backward passes (the
+// LSTM's is latchlab/engine/bptt.py's; each cell's update rule is latchlab/core/cells.py's),
+// the optimisers of latchlab/engine/train.py and the heads of latchlab/core/model.py.
 //
 // Why: XLA:CPU runs a recurrence as a while loop with several kernels per time step over
 // (members x batch) rows; for one-unit cells each kernel does a few flops per row, so the
@@ -9,19 +10,20 @@
 // to a SIMD vector (GCC vector extensions at the instruction set's width, below).
 //
 // Layout: rows are lanes; lane l of vector v is row v*L + l of a block, row = member * B + b.
-// Parameters per member, flat: kernel (G), recurrent (G), bias (G), head kernel (O), head
-// bias (O); G = 4 (lstm: i, f, g, o), 3 (lstm_nofg: i, g, o), 1 (srnn); O = 2 (dense2) or
-// 1 (dense1).
+// Parameters per member, flat: kernel (G), recurrent (G), bias (G), a reset_after GRU's
+// recurrent bias (G), head kernel (O), head bias (O); G = 4 (lstm: i, f, g, o), 3
+// (lstm_nofg: i, g, o; gru: z, r, h), 2 (janet: f, c), 1 (srnn); O = 2 (dense2) or 1 (dense1).
 //
 // Built by latchlab/engine/native/__init__.py, which passes the codes of cell kinds, gate
 // activations, heads and optimisers from its tables (-DLATCH_KIND_LSTM=1, ...) and the
-// variant (-DVARIANT_KIND, -DVARIANT_RSIG); latch_code() hands them back for its test.
+// variant (-DVARIANT_KIND, -DVARIANT_RSIG, -DVARIANT_RESET_AFTER); latch_code() hands the
+// codes back for its test.
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
 #include <vector>
 
-#if !defined(LATCH_KIND_SRNN) || !defined(VARIANT_KIND) || !defined(VARIANT_RSIG)
+#if !defined(LATCH_KIND_SRNN) || !defined(VARIANT_KIND) || !defined(VARIANT_RSIG) || !defined(VARIANT_RESET_AFTER)
 #error "build through latchlab.engine.native: the codes and the variant come from its tables (-DLATCH_...)"
 #endif
 
@@ -64,12 +66,34 @@
 typedef float vf __attribute__((vector_size(LATCH_VBYTES)));
 typedef int32_t vi __attribute__((vector_size(LATCH_VBYTES)));
 enum { L = LATCH_VBYTES / 4 };
-enum Kind { SRNN = LATCH_KIND_SRNN, LSTM = LATCH_KIND_LSTM, LSTM_NOFG = LATCH_KIND_LSTM_NOFG };
+enum Kind {
+  SRNN = LATCH_KIND_SRNN,
+  LSTM = LATCH_KIND_LSTM,
+  LSTM_NOFG = LATCH_KIND_LSTM_NOFG,
+  GRU = LATCH_KIND_GRU,
+  JANET = LATCH_KIND_JANET
+};
 enum Rsig { SIGMOID = LATCH_RSIG_SIGMOID, HARD = LATCH_RSIG_HARD_SIGMOID, HARD3 = LATCH_RSIG_HARD_SIGMOID_KERAS3 };
 enum Head { DENSE2 = LATCH_HEAD_DENSE2, DENSE1 = LATCH_HEAD_DENSE1 };
 enum Opt { ADAM = LATCH_OPTIMIZER_ADAM, SGD = LATCH_OPTIMIZER_SGD, RMSPROP = LATCH_OPTIMIZER_RMSPROP };
 
 static inline vf splat(float a) { return vf{} + a; }
+
+// Subnormal floats flushed to zero while a kernel runs, as XLA:CPU does (JAX on the CPU
+// computes 2e-38 * 0.01 as 0): gradients decaying backward through long sequences went
+// subnormal, and each such operation took a microcode assist (the GRU's epoch 3.5x, the
+// LSTM's 2.2x slower, docs/benchmarks.md). The caller's mode is restored on return.
+struct FlushSubnormals {
+#if defined(__SSE__)
+  unsigned saved = __builtin_ia32_stmxcsr();
+  FlushSubnormals() { __builtin_ia32_ldmxcsr(saved | 0x8040); }  // FTZ | DAZ
+  ~FlushSubnormals() { __builtin_ia32_ldmxcsr(saved); }
+#elif defined(__aarch64__)
+  unsigned long saved = __builtin_aarch64_get_fpcr64();
+  FlushSubnormals() { __builtin_aarch64_set_fpcr64(saved | (1UL << 24)); }  // FZ
+  ~FlushSubnormals() { __builtin_aarch64_set_fpcr64(saved); }
+#endif
+};
 static inline vf vmin(vf a, vf b) { return a < b ? a : b; }
 static inline vf vmax(vf a, vf b) { return a > b ? a : b; }
 
@@ -109,32 +133,36 @@ template <int RSIG> static inline vf dgate(vf s) {
 #ifndef STORE_GATES
 #define STORE_GATES 1
 #endif
-// stored per step: h, c, tanh(z_g), tanh(c), and the gate values if STORE_GATES (else the
-// backward pass recomputes them)
-constexpr int n_gates(int kind) { return kind == SRNN ? 1 : kind == LSTM ? 4 : 3; }
+// stored per step: LSTMs h, c, tanh(z_g), tanh(c), and the gate values if STORE_GATES (else
+// the backward pass recomputes them); SRNN h, tanh(z); GRU h, z, r, h~ and the reset gate's
+// operand q; JANET c, f, i, tanh(z_c)
+constexpr int n_gates(int kind) { return kind == SRNN ? 1 : kind == LSTM ? 4 : kind == JANET ? 2 : 3; }
 
 template <int KIND, int RSIG> constexpr int n_stored() {
+  if (KIND == GRU) return 5;
+  if (KIND == JANET) return 4;
   return KIND == SRNN ? 2 : (RSIG == SIGMOID || STORE_GATES) ? 4 + (KIND == LSTM ? 3 : 2) : 4;
 }
 
 static inline vf blend(vf m, vf a, vf b) { return m * a + (1.0f - m) * b; }  // m in {0, 1}
 
 struct Shape {
-  int kind, rsig, head, opt;
-  int G, O, P;  // gates, head outputs, parameters per member
+  int kind, rsig, reset_after, head, opt;
+  int G, O, Pc, P;  // gates, head outputs, cell parameters and parameters per member
 };
 
-static Shape shape(int kind, int rsig, int head, int opt) {
-  const int G = n_gates(kind), O = head == DENSE2 ? 2 : 1;
-  return Shape{kind, rsig, head, opt, G, O, 3 * G + 2 * O};
+static Shape shape(int kind, int rsig, int reset_after, int head, int opt) {
+  const int G = n_gates(kind), O = head == DENSE2 ? 2 : 1, Pc = (reset_after ? 4 : 3) * G;
+  return Shape{kind, rsig, reset_after, head, opt, G, O, Pc, Pc + 2 * O};
 }
 
-// One library per (cell kind, gate activation): latchlab/engine/native builds the variants
-// a sweep uses (-DVARIANT_KIND=k -DVARIANT_RSIG=r); an SRNN has no gates, its variant is
-// (SRNN, SIGMOID). Calls for another variant are rejected.
+// One library per (cell kind, gate activation, reset_after): latchlab/engine/native builds
+// the variants a sweep uses (-DVARIANT_KIND=k -DVARIANT_RSIG=r -DVARIANT_RESET_AFTER=a); an
+// SRNN has no gates, its variant is (SRNN, SIGMOID, 0), and only a GRU has reset_after = 1.
+// Calls for another variant are rejected.
 static bool valid(const Shape &s) {
-  return s.kind == VARIANT_KIND && s.rsig == VARIANT_RSIG && (s.head == DENSE2 || s.head == DENSE1) &&
-         (s.opt == ADAM || s.opt == SGD || s.opt == RMSPROP);
+  return s.kind == VARIANT_KIND && s.rsig == VARIANT_RSIG && s.reset_after == VARIANT_RESET_AFTER &&
+         (s.head == DENSE2 || s.head == DENSE1) && (s.opt == ADAM || s.opt == SGD || s.opt == RMSPROP);
 }
 
 // One block: nv vectors of lanes, rows from members [m0, m0 + nm).
@@ -142,15 +170,19 @@ struct Block {
   int nv, tstart;
   std::vector<int> t0min, t0max;  // per vector
   std::vector<vf> t0lane;         // per vector: each lane's first valid step
-  std::vector<vf> par;            // (P_cell, nv): each lane's cell parameters
+  std::vector<vf> par;            // (Pc, nv): each lane's cell parameters
   std::vector<vf> xb;             // (T, nv) inputs, time-major
   std::vector<vf> st;             // (T, NS, nv) stored activations
   std::vector<vf> h, c, dh, dc;   // (nv)
-  std::vector<vf> acc;            // (3G, nv) gradient accumulators
+  std::vector<vf> acc;            // (Pc, nv) gradient accumulators
 };
 
+// Whether the cell carries a memory cell c beside h (the LSTMs); JANET's state is its c, kept in h.
+constexpr bool has_c(int kind) { return kind == LSTM || kind == LSTM_NOFG; }
+
 // Forward pass over the block's sequences; stores what the backward pass needs if `store`.
-template <int KIND, int RSIG>
+// RA: a reset_after GRU (its recurrent biases follow the other cell parameters).
+template <int KIND, int RSIG, int RA>
 static void forward(Block &b, int T, bool store) {
   const int nv = b.nv, G = n_gates(KIND);
   constexpr int NS = n_stored<KIND, RSIG>();
@@ -165,6 +197,22 @@ static void forward(Block &b, int T, bool store) {
       if (KIND == SRNN) {
         hn = vtanh(x * W[0] + hp * U[0] + B[0]);
         if (store) { st[v] = hp; st[nv + v] = hn; }
+      } else if (KIND == GRU) {  // z, r, h~ = rsig(.), rsig(.), tanh(x W_h + b_h + r q)
+        vf az = x * W[0] + hp * U[0] + B[0], ar = x * W[nv] + hp * U[nv] + B[nv];
+        vf q = hp * U[2 * nv];  // reset_after: r (h U_h + c_h); else (r h) U_h, the same for one unit
+        if (RA) {
+          const vf *C = &b.par[(size_t)3 * G * nv + v];
+          az += C[0]; ar += C[nv]; q += C[2 * nv];
+        }
+        vf z = gate<RSIG>(az), r = gate<RSIG>(ar);
+        vf hh = vtanh(x * W[2 * nv] + B[2 * nv] + r * q);
+        hn = z * hp + (1.0f - z) * hh;
+        if (store) { st[v] = hp; st[nv + v] = z; st[2 * nv + v] = r; st[3 * nv + v] = hh; st[4 * nv + v] = q; }
+      } else if (KIND == JANET) {  // s = x W_f + c U_f + b_f; c = rsig(s) c + rsig(1 - s) tanh(.)
+        vf s = x * W[0] + hp * U[0] + B[0];
+        vf f = gate<RSIG>(s), i = gate<RSIG>(1.0f - s), g = vtanh(x * W[nv] + hp * U[nv] + B[nv]);
+        hn = f * hp + i * g;
+        if (store) { st[v] = hp; st[nv + v] = f; st[2 * nv + v] = i; st[3 * nv + v] = g; }
       } else {
         vf cp = b.c[v];
         const int gi = 0, gf = 1, gg = KIND == LSTM ? 2 : 1, go = KIND == LSTM ? 3 : 2;
@@ -187,16 +235,17 @@ static void forward(Block &b, int T, bool store) {
       if (t < b.t0max[v]) {
         vf m = (vf)((vi)(splat((float)t) >= b.t0lane[v]) & (vi)splat(1.0f));
         hn = blend(m, hn, hp);
-        if (KIND != SRNN) cn = blend(m, cn, b.c[v]);
+        if (has_c(KIND)) cn = blend(m, cn, b.c[v]);
       }
       b.h[v] = hn;
-      if (KIND != SRNN) b.c[v] = cn;
+      if (has_c(KIND)) b.c[v] = cn;
     }
   }
 }
 
-// Backward pass from b.dh (dL/dh_T); accumulates dW, dU, db per lane into b.acc.
-template <int KIND, int RSIG>
+// Backward pass from b.dh (dL/dh_T); accumulates dW, dU, db (and a reset_after GRU's
+// recurrent bias gradient) per lane into b.acc.
+template <int KIND, int RSIG, int RA>
 static void backward(Block &b, int T) {
   const int nv = b.nv, G = n_gates(KIND);
   constexpr int NS = n_stored<KIND, RSIG>();
@@ -217,6 +266,32 @@ static void backward(Block &b, int T) {
         vf dz = m * dh * (1.0f - th * th);
         A[0] += dz * x; A[nv] += dz * hp; A[2 * nv] += dz;
         vf dhp = dz * U[0];
+        b.dh[v] = masked ? blend(m, dhp, dh) : dhp;
+        continue;
+      }
+      if (KIND == GRU) {  // h = z h_prev + (1 - z) h~, h~ = tanh(x W_h + b_h + r q)
+        vf hp = st[v], z = st[nv + v], r = st[2 * nv + v], hh = st[3 * nv + v], q = st[4 * nv + v];
+        vf d = m * dh;
+        vf dah = d * (1.0f - z) * (1.0f - hh * hh);
+        vf daz = d * (hp - hh) * dgate<RSIG>(z);
+        vf dar = dah * q * dgate<RSIG>(r);
+        vf dq = dah * r;
+        vf dhp = d * z + daz * U[0] + dar * U[nv] + dq * U[2 * nv];
+        A[0] += daz * x; A[G * nv] += daz * hp; A[2 * G * nv] += daz;
+        A[nv] += dar * x; A[(G + 1) * nv] += dar * hp; A[(2 * G + 1) * nv] += dar;
+        A[2 * nv] += dah * x; A[(G + 2) * nv] += dq * hp; A[(2 * G + 2) * nv] += dah;
+        if (RA) { A[3 * G * nv] += daz; A[(3 * G + 1) * nv] += dar; A[(3 * G + 2) * nv] += dq; }
+        b.dh[v] = masked ? blend(m, dhp, dh) : dhp;
+        continue;
+      }
+      if (KIND == JANET) {  // c = f c_prev + i g, f = rsig(s), i = rsig(1 - s), g = tanh(z_c)
+        vf cp = st[v], f = st[nv + v], i = st[2 * nv + v], g = st[3 * nv + v];
+        vf d = m * dh;
+        vf ds = d * cp * dgate<RSIG>(f) - d * g * dgate<RSIG>(i);
+        vf dzc = d * i * (1.0f - g * g);
+        vf dhp = d * f + ds * U[0] + dzc * U[nv];
+        A[0] += ds * x; A[G * nv] += ds * cp; A[2 * G * nv] += ds;
+        A[nv] += dzc * x; A[(G + 1) * nv] += dzc * cp; A[(2 * G + 1) * nv] += dzc;
         b.dh[v] = masked ? blend(m, dhp, dh) : dhp;
         continue;
       }
@@ -307,7 +382,7 @@ static void lane_layout(Block &b, int m0, int nm, int B, const int32_t *t0) {
 
 // Each member's cell parameters into its lanes (before every step: the optimiser moved them).
 static void refresh_params(Block &b, const Shape &s, const float *params, int m0, int nm, int B) {
-  const int nv = b.nv, Pc = 3 * s.G;
+  const int nv = b.nv, Pc = s.Pc;
   if (B % L == 0) {  // every vector serves one member
     for (int v = 0; v < nv; v++) {
       const float *p = params + (size_t)(m0 + v * L / B) * s.P;
@@ -341,10 +416,10 @@ static void block_alloc(Block &b, const Shape &s, int nv, int T) {
   const int NS = n_stored<VARIANT_KIND, VARIANT_RSIG>();  // the library's variant (``valid``)
   b.nv = nv;
   b.t0min.assign(nv, 0); b.t0max.assign(nv, 0); b.t0lane.assign(nv, vf{});
-  b.par.assign((size_t)3 * s.G * nv, vf{}); b.xb.assign((size_t)T * nv, vf{});
+  b.par.assign((size_t)s.Pc * nv, vf{}); b.xb.assign((size_t)T * nv, vf{});
   b.st.assign((size_t)T * NS * nv, vf{});
   b.h.assign(nv, vf{}); b.c.assign(nv, vf{}); b.dh.assign(nv, vf{}); b.dc.assign(nv, vf{});
-  b.acc.assign((size_t)3 * s.G * nv, vf{});
+  b.acc.assign((size_t)s.Pc * nv, vf{});
 }
 
 typedef float vfu __attribute__((vector_size(LATCH_VBYTES), aligned(4)));  // an unaligned vector
@@ -413,9 +488,13 @@ static void gather(Block &b, const Inputs &in, int T, int m0, int nm, int B, con
   }
 }
 
-static void dispatch_forward(const Shape &, Block &b, int T, bool store) { forward<VARIANT_KIND, VARIANT_RSIG>(b, T, store); }
+static void dispatch_forward(const Shape &, Block &b, int T, bool store) {
+  forward<VARIANT_KIND, VARIANT_RSIG, VARIANT_RESET_AFTER>(b, T, store);
+}
 
-static void dispatch_backward(const Shape &, Block &b, int T) { backward<VARIANT_KIND, VARIANT_RSIG>(b, T); }
+static void dispatch_backward(const Shape &, Block &b, int T) {
+  backward<VARIANT_KIND, VARIANT_RSIG, VARIANT_RESET_AFTER>(b, T);
+}
 
 struct Corrections {  // Adam's bias corrections 1 - b^n, computed once per step count
   int32_t n = -1;
@@ -454,6 +533,7 @@ extern "C" {
 // latchlab.engine.native reads them back to check its tables against the C++ names.
 static const struct { const char *group, *name; int code; } CODES[] = {
     {"kind", "srnn", SRNN}, {"kind", "lstm", LSTM}, {"kind", "lstm_nofg", LSTM_NOFG},
+    {"kind", "gru", GRU}, {"kind", "janet", JANET},
     {"rsig", "sigmoid", SIGMOID}, {"rsig", "hard_sigmoid", HARD}, {"rsig", "hard_sigmoid_keras3", HARD3},
     {"head", "dense2", DENSE2}, {"head", "dense1", DENSE1},
     {"optimizer", "adam", ADAM}, {"optimizer", "sgd", SGD}, {"optimizer", "rmsprop", RMSPROP},
@@ -473,17 +553,19 @@ const char *latch_isa(void) { return LATCH_ISA; }
 
 // One training epoch for members [0, R) in blocks of `per_block` members; threads share
 // the work through `next_block` (each call takes blocks until none are left).
+//   kind, rsig, reset_after: the library's variant (else -1); head, opt: codes of CODES;
 //   member r's sequences start at xrow[r] (see Inputs), valid from step t0[r] to T - 1;
 //   ex, y, weight (R, S, B): each step's examples, their labels and weights;
 //   params (R, P), mu/nu (R, P), count (R): updated in place; lr (R);
 //   loss, acc (R): the epoch's example-weighted means (each batch before its update).
-int latch_train_epoch(int kind, int rsig, int head, int opt, int R, int T, const float *const *xrow,
+int latch_train_epoch(int kind, int rsig, int reset_after, int head, int opt, int R, int T, const float *const *xrow,
                       const int64_t *xstride, const int32_t *t0, int S, int B, const int32_t *ex_all,
                       const int32_t *y_all, const float *weight, float *params, float *mu, float *nu,
                       int32_t *count, const float *lr, float *loss, float *acc, int per_block, int *next_block) {
-  const Shape s = shape(kind, rsig, head, opt);
+  const Shape s = shape(kind, rsig, reset_after, head, opt);
   if (!valid(s)) return -1;
-  const int Pc = 3 * s.G;
+  FlushSubnormals flush;
+  const int Pc = s.Pc;
   const Inputs in{xrow, xstride, t0};
   const int nblocks = (R + per_block - 1) / per_block;
   Block b;
@@ -559,12 +641,13 @@ int latch_train_epoch(int kind, int rsig, int head, int opt, int R, int T, const
 }
 
 // Validation: every member's mean loss and metric over its examples val (R, Nv), labels yv.
-int latch_evaluate(int kind, int rsig, int head, int R, int T, const float *const *xrow, const int64_t *xstride,
-                   const int32_t *t0, int Nv, const int32_t *val, const int32_t *yv, const float *params,
-                   float *loss, float *acc, int per_block, int *next_block) {
-  const Shape s = shape(kind, rsig, head, ADAM);
+int latch_evaluate(int kind, int rsig, int reset_after, int head, int R, int T, const float *const *xrow,
+                   const int64_t *xstride, const int32_t *t0, int Nv, const int32_t *val, const int32_t *yv,
+                   const float *params, float *loss, float *acc, int per_block, int *next_block) {
+  const Shape s = shape(kind, rsig, reset_after, head, ADAM);
   if (!valid(s)) return -1;
-  const int Pc = 3 * s.G, Bv = L;  // validation rows per member and pass: one vector
+  FlushSubnormals flush;
+  const int Pc = s.Pc, Bv = L;  // validation rows per member and pass: one vector
   const Inputs in{xrow, xstride, t0};
   const int nblocks = (R + per_block - 1) / per_block;
   Block b;
