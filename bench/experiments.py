@@ -129,34 +129,12 @@ def keras_model(keras, k: tuple):
 def time_keras(keras, k: tuple, T: int, epochs: int, clock, rng) -> tuple[float, float]:
     """(steady seconds per epoch, per-model overhead) of one fresh model at length T."""
     *_, N, batch, val_frac = k
-    marks = []
-
-    class EpochTimer(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            marks.append([time.perf_counter(), clock.seconds])
-
-        def on_epoch_end(self, epoch, logs=None):
-            {key: float(v) for key, v in (logs or {}).items()}  # wait for the epoch's work
-            marks[-1] += [time.perf_counter(), clock.seconds]
-
     t0 = time.perf_counter()
     x = rng.normal(0.0, 0.1, (N, T, k[2])).astype(np.float32)
     y = rng.integers(0, 2, N)
-    model = keras_model(keras, k)
-    model.fit(
-        x,
-        y,
-        epochs=epochs,
-        shuffle=True,
-        validation_split=val_frac,
-        batch_size=batch,
-        verbose=0,
-        callbacks=[EpochTimer()],
-    )
-    total = time.perf_counter() - t0
-    ep = [b1 - b0 for b0, _, b1, _ in marks]
-    steady = float(np.mean(ep[1:])) if epochs > 1 else ep[0] - (marks[0][3] - marks[0][1])
-    return steady, total - epochs * steady
+    timed = SS.timed_fit(keras, keras_model(keras, k), x, y, epochs, clock, batch, val_frac)
+    steady = SS.steady_epoch(timed)
+    return steady, time.perf_counter() - t0 - epochs * steady
 
 
 def keras_seconds(ms, lengths: list[int], epochs: int) -> tuple[float, int]:

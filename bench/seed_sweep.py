@@ -168,10 +168,18 @@ def seed_model(keras, cell: str):
     return model
 
 
-def time_keras_point(
-    keras, cell: str, T: int, epochs: int, clock: _CompileClock, rng: np.random.Generator, N: int = SEED_N
-) -> dict:
-    """Time one fresh seed model at length T: overhead and steady per-epoch seconds."""
+def timed_fit(
+    keras,
+    model,
+    x,
+    y,
+    epochs: int,
+    clock: _CompileClock,
+    batch_size: int = SEED_BATCH,
+    validation_split: float = SEED_VAL_SPLIT,
+) -> list[tuple[float, float]]:
+    """Fit as the seed does (``shuffle=True``, ``validation_split``); per epoch, its seconds
+    (validation included) and the seconds JAX reported compiling within it."""
     marks = []
 
     class EpochTimer(keras.callbacks.Callback):
@@ -183,29 +191,38 @@ def time_keras_point(
             {k: float(v) for k, v in (logs or {}).items()}
             marks[-1] += [time.perf_counter(), clock.seconds]
 
+    model.fit(
+        x,
+        y,
+        epochs=epochs,
+        shuffle=True,
+        validation_split=validation_split,
+        batch_size=batch_size,
+        verbose=0,
+        callbacks=[EpochTimer()],
+    )
+    return [(b1 - b0, k1 - k0) for b0, k0, b1, k1 in marks]
+
+
+def steady_epoch(epochs: list[tuple[float, float]]) -> float:
+    """The steady per-epoch seconds of ``timed_fit``'s epochs: the mean of epochs 2.., or with
+    one epoch, the first minus what JAX compiled in it."""
+    return float(np.mean([e for e, _ in epochs[1:]])) if len(epochs) > 1 else epochs[0][0] - epochs[0][1]
+
+
+def time_keras_point(
+    keras, cell: str, T: int, epochs: int, clock: _CompileClock, rng: np.random.Generator, N: int = SEED_N
+) -> dict:
+    """Time one fresh seed model at length T: overhead and steady per-epoch seconds."""
     c0 = clock.seconds
     t0 = time.perf_counter()
     x, y = seed_data(T, rng, N)
     t1 = time.perf_counter()
     model = seed_model(keras, cell)
     t2 = time.perf_counter()
-    model.fit(
-        x,
-        y,
-        epochs=epochs,
-        shuffle=True,
-        validation_split=SEED_VAL_SPLIT,
-        batch_size=SEED_BATCH,
-        verbose=0,
-        callbacks=[EpochTimer()],
-    )
+    timed = timed_fit(keras, model, x, y, epochs, clock)
     t3 = time.perf_counter()
-    epoch_s = [b1 - b0 for b0, _, b1, _ in marks]
-    compile_in_epoch = [k1 - k0 for _, k0, _, k1 in marks]
-    if epochs > 1:
-        steady = float(np.mean(epoch_s[1:]))
-    else:  # cannot separate by epochs: take out what JAX says it spent compiling
-        steady = epoch_s[0] - compile_in_epoch[0]
+    steady = steady_epoch(timed)
     total = t3 - t0
     return {
         "cell": cell,
@@ -213,11 +230,11 @@ def time_keras_point(
         "data": t1 - t0,
         "build": t2 - t1,
         "fit": t3 - t2,
-        "epochs": epoch_s,
+        "epochs": [e for e, _ in timed],
         "steady": steady,
         "overhead": total - epochs * steady,
         "jax_compile": clock.seconds - c0,
-        "compile_first_epoch": compile_in_epoch[0],
+        "compile_first_epoch": timed[0][1],
     }
 
 

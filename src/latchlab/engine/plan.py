@@ -210,8 +210,7 @@ def _by_seed(group: list[Member], parts: int) -> list[list[Member]]:
     """``group`` in ``parts`` parts (fewer if it has fewer seeds): the i-th smallest seed in part i mod parts."""
     seeds = sorted({m.seed for m in group})
     where = {s: i % parts for i, s in enumerate(seeds)}
-    out = [[m for m in group if where[m.seed] == p] for p in range(min(parts, len(seeds)) or 1)]
-    return out
+    return [[m for m in group if where[m.seed] == p] for p in range(min(parts, len(seeds)) or 1)]
 
 
 def _native_chunks(group: list[Member], bk: train.Native, part: int = 0) -> list[Chunk]:
