@@ -134,7 +134,7 @@ HEAD_OUT = {"dense2": 2, "dense1": 1, "linear": 1, "seq_softmax": catalog.COPY_C
 
 def _native_eligible(run) -> bool:
     # the native kernels' reach (``engine.native.available``), which chunks by NATIVE_CHUNK
-    return run.units == 1 and run.cell in ("srnn", "lstm", "lstm_nofg") and run.head_name in catalog.HEADS
+    return catalog.N_IN[run.task] == 1 and run.head_name in catalog.HEADS
 
 
 @dataclass(frozen=True)

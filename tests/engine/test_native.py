@@ -60,6 +60,7 @@ def test_kernels_build_and_load():
         assert (
             so.latch_evaluate(
                 *other,
+                1,
                 0,
                 0,
                 1,
@@ -143,7 +144,8 @@ def test_available_says_why_not(monkeypatch):
     assert native.available(M.Model(Cell("gru", 1)), build=False)
     assert not native.available(M.Model(Cell("gru", 1), "linear"))
     assert "head linear" in native.available(M.Model(Cell("gru", 1), "linear")).reason
-    assert "2 units" in native.available(M.Model(Cell("lstm", 2))).reason
+    assert native.available(M.Model(Cell("lstm", 2)))
+    assert "2 inputs" in native.available(M.Model(Cell("lstm", 2), "linear", n_in=2)).reason
     assert "optimizer adagrad" in native.available(lstm, "adagrad").reason
     monkeypatch.setenv("LATCHLAB_NATIVE", "0")
     assert native.available(lstm, build=False).reason == "disabled by LATCHLAB_NATIVE=0"
@@ -153,34 +155,51 @@ SHORT, LONG = (8, 4, 6), (40, 17, 35)  # LONG: the kernels' 16-step blocks and t
 
 
 @pytest.mark.parametrize(
-    "kind, rsig, head, optimizer, batch, Ts",
+    "kind, rsig, head, optimizer, batch, Ts, units",
     [
-        ("lstm", "hard_sigmoid", "dense2", "adam", 16, SHORT),  # the seed's (Keras 2)
-        ("lstm", "hard_sigmoid", "dense2", "adam", 16, LONG),
-        ("lstm", "sigmoid", "dense2", "adam", 16, SHORT),  # Keras 3
-        ("srnn", "hard_sigmoid", "dense2", "adam", 16, LONG),
-        ("lstm_nofg", "hard_sigmoid_keras3", "dense1", "sgd", 10, SHORT),  # SIMD vectors span members
-        ("srnn", "sigmoid", "dense1", "rmsprop", 7, LONG),
-        ("lstm", "sigmoid", "dense1", "rmsprop", 24, SHORT),
+        ("lstm", "hard_sigmoid", "dense2", "adam", 16, SHORT, 1),  # the seed's (Keras 2)
+        ("lstm", "hard_sigmoid", "dense2", "adam", 16, LONG, 1),
+        ("lstm", "sigmoid", "dense2", "adam", 16, SHORT, 1),  # Keras 3
+        ("srnn", "hard_sigmoid", "dense2", "adam", 16, LONG, 1),
+        ("lstm_nofg", "hard_sigmoid_keras3", "dense1", "sgd", 10, SHORT, 1),  # SIMD vectors span members
+        ("srnn", "sigmoid", "dense1", "rmsprop", 7, LONG, 1),
+        ("lstm", "sigmoid", "dense1", "rmsprop", 24, SHORT, 1),
         # the GRU: each reset_after mode with every gate activation, head and optimiser
-        ("gru_ra", "sigmoid", "dense2", "adam", 16, LONG),  # Keras 3
-        ("gru", "hard_sigmoid", "dense2", "adam", 16, LONG),  # Keras 2
-        ("gru_ra", "hard_sigmoid", "dense1", "sgd", 10, SHORT),
-        ("gru", "sigmoid", "dense1", "rmsprop", 7, SHORT),
-        ("gru_ra", "hard_sigmoid_keras3", "dense1", "rmsprop", 24, SHORT),
-        ("gru", "hard_sigmoid_keras3", "dense2", "sgd", 7, LONG),
-        ("janet", "sigmoid", "dense2", "adam", 16, LONG),
-        ("janet", "hard_sigmoid", "dense1", "sgd", 10, SHORT),
-        ("janet", "hard_sigmoid_keras3", "dense2", "rmsprop", 7, LONG),
+        ("gru_ra", "sigmoid", "dense2", "adam", 16, LONG, 1),  # Keras 3
+        ("gru", "hard_sigmoid", "dense2", "adam", 16, LONG, 1),  # Keras 2
+        ("gru_ra", "hard_sigmoid", "dense1", "sgd", 10, SHORT, 1),
+        ("gru", "sigmoid", "dense1", "rmsprop", 7, SHORT, 1),
+        ("gru_ra", "hard_sigmoid_keras3", "dense1", "rmsprop", 24, SHORT, 1),
+        ("gru", "hard_sigmoid_keras3", "dense2", "sgd", 7, LONG, 1),
+        ("janet", "sigmoid", "dense2", "adam", 16, LONG, 1),
+        ("janet", "hard_sigmoid", "dense1", "sgd", 10, SHORT, 1),
+        ("janet", "hard_sigmoid_keras3", "dense2", "rmsprop", 7, LONG, 1),
+        # cells of H units (the follow-ups' bit relay has 8, the units sweep 1 to 100): a
+        # member's rows fill vectors of their own (B = 7, 10, 24: partly filled ones)
+        ("lstm", "hard_sigmoid", "dense2", "adam", 16, LONG, 8),  # the bit relay's (Keras 2)
+        ("srnn", "hard_sigmoid", "dense2", "adam", 16, LONG, 8),
+        ("gru", "hard_sigmoid", "dense2", "adam", 16, LONG, 8),
+        ("gru_ra", "sigmoid", "dense1", "rmsprop", 24, SHORT, 2),
+        ("gru", "hard_sigmoid_keras3", "dense2", "sgd", 7, SHORT, 33),
+        ("gru_ra", "hard_sigmoid", "dense2", "sgd", 10, SHORT, 33),
+        ("lstm", "sigmoid", "dense1", "sgd", 7, LONG, 2),
+        ("lstm", "hard_sigmoid_keras3", "dense2", "rmsprop", 16, SHORT, 33),
+        ("lstm_nofg", "hard_sigmoid", "dense1", "adam", 10, SHORT, 8),
+        ("srnn", "sigmoid", "dense1", "sgd", 24, SHORT, 33),
+        ("janet", "sigmoid", "dense2", "rmsprop", 16, SHORT, 33),
+        ("janet", "hard_sigmoid", "dense1", "adam", 7, LONG, 2),
     ],
 )
-def test_native_equals_vmap_autodiff(kind, rsig, head, optimizer, batch, Ts):
+def test_native_equals_vmap_autodiff(kind, rsig, head, optimizer, batch, Ts, units):
     """3 epochs of 51 training examples (short last batches), 5 members with lengths
     ``Ts[0], Ts[1], Ts[2], Ts[0], Ts[1]`` left-padded to ``Ts[0]`` and their own learning
     rates: parameters, training and validation metrics agree to 1e-5 with the reference,
     which moved them by > 1e-2, for every instruction set in ``MARCHES`` (``gru_ra``: a
     GRU with reset_after, ``gru`` one without)."""
-    cell = Cell("gru", 1, rsig, reset_after=kind == "gru_ra") if kind.startswith("gru") else Cell(kind, 1, rsig)
+    if kind.startswith("gru"):
+        cell = Cell("gru", units, rsig, reset_after=kind == "gru_ra")
+    else:
+        cell = Cell(kind, units, rsig)
     model = M.Model(cell, head)
     assert train.choose_mode(model, optimizer) == "native"
     data, _ = _padded_data(Ts, Ts[0], 64)
@@ -259,4 +278,5 @@ def test_disabled_by_environment(monkeypatch):
     assert train.choose_mode(model) == "native"
     assert train.choose_mode(M.Model(Cell("gru", 1), "dense2")) == "native"
     assert train.choose_mode(M.Model(Cell("janet", 1, "hard_sigmoid"), "dense1")) == "native"
-    assert train.choose_mode(M.Model(Cell("gru", 2), "dense2")) == "vmap"
+    assert train.choose_mode(M.Model(Cell("gru", 2), "dense2")) == "native"
+    assert train.choose_mode(M.Model(Cell("gru", 2), "linear")) == "vmap"

@@ -1,13 +1,14 @@
-"""Native CPU kernels for one-unit cells (``kernels.cpp``), built on first use.
+"""Native CPU kernels for recurrent cells of any size (``kernels.cpp``), built on first use.
 
-The one-unit LSTM (with or without forget gate), SRNN, GRU (either ``reset_after``) and
-JANET on scalar inputs with a classification head train here a whole epoch per call: each
-block of members runs its sequences with the state in SIMD registers, a hand-derived
-backward pass (the LSTM's is ``latchlab.engine.bptt``'s; the update rules are
-``latchlab.core.cells``'), the head of ``latchlab.core.model`` and the optimisers of
-``latchlab.engine.train`` (Adam, SGD, RMSprop as optax defines them). Same numbers as the
-JAX modes to float32 rounding (tests/engine/test_native.py); several times faster on a CPU
-(docs/benchmarks.md).
+The LSTM (with or without forget gate), SRNN, GRU (either ``reset_after``) and JANET, of
+any number of units, on scalar inputs with a classification head train here a whole epoch
+per call: sequences run with rows in the lanes of SIMD vectors (one-unit cells pack several
+members into a vector and keep the state in registers; bigger cells give each member
+vectors of its own and broadcast its weights), a hand-derived backward pass (the LSTM's is
+``latchlab.engine.bptt``'s; the update rules are ``latchlab.core.cells``'), the head of
+``latchlab.core.model`` and the optimisers of ``latchlab.engine.train`` (Adam, SGD, RMSprop
+as optax defines them). Same numbers as the JAX modes to float32 rounding
+(tests/engine/test_native.py); several times faster on a CPU (docs/benchmarks.md).
 
 The library is compiled with the system's C++ compiler (``$CXX``, else ``g++``) for this
 machine's instruction set (``-march=native``; ``LATCHLAB_NATIVE_MARCH=x86-64-v3`` builds
@@ -146,11 +147,12 @@ _PI, _PF, _PI64 = ctypes.POINTER(ctypes.c_int32), ctypes.POINTER(_F), ctypes.POI
 _PPF = ctypes.POINTER(_PF)
 # every entry of kernels.cpp's extern "C" block: (result, argument types)
 SIGNATURES = {
-    # kind, rsig, reset_after, head, opt, R, T, xrow, xstride, t0, S, B, ex, y, weight, params,
-    # mu, nu, count, lr, loss, acc, per_block, next_block
+    # kind, rsig, reset_after, units, head, opt, R, T, xrow, xstride, t0, S, B, ex, y, weight,
+    # params, mu, nu, count, lr, loss, acc, per_block, next_block
     "latch_train_epoch": (
         _I,
         [
+            _I,
             _I,
             _I,
             _I,
@@ -177,11 +179,11 @@ SIGNATURES = {
             ctypes.POINTER(_I),
         ],
     ),
-    # kind, rsig, reset_after, head, R, T, xrow, xstride, t0, Nv, val, yv, params, loss, acc,
-    # per_block, next_block
+    # kind, rsig, reset_after, units, head, R, T, xrow, xstride, t0, Nv, val, yv, params, loss,
+    # acc, per_block, next_block
     "latch_evaluate": (
         _I,
-        [_I, _I, _I, _I, _I, _I, _PPF, _PI64, _PI, _I, _PI, _PI, _PF, _PF, _PF, _I, ctypes.POINTER(_I)],
+        [_I, _I, _I, _I, _I, _I, _I, _PPF, _PI64, _PI, _I, _PI, _PI, _PF, _PF, _PF, _I, ctypes.POINTER(_I)],
     ),
     "latch_code": (_I, [_I, ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_char_p)]),
     "latch_lanes": (_I, []),
@@ -241,7 +243,6 @@ def _model_reason(model, optimizer: str) -> str:
     c = model.cell
     checks = (
         (c.kind in KINDS, f"cell {c.kind}: the kernels train {', '.join(KINDS)}"),
-        (c.units == 1, f"{c.units} units: the kernels train one-unit cells"),
         (model.n_in == 1, f"{model.n_in} inputs: the kernels take scalar inputs"),
         (model.head in HEADS, f"head {model.head}: the kernels train {', '.join(HEADS)}"),
         (c.rsig in RSIGS, f"gate activation {c.rsig}: the kernels have {', '.join(RSIGS)}"),
@@ -264,7 +265,7 @@ def _host_reason() -> str:
 
 def available(model, optimizer: str = "adam", *, build: bool = True) -> Availability:
     """Whether the native kernels can train ``model`` with ``optimizer`` here, and if not,
-    why (``.reason``): a one-unit srnn/lstm/lstm_nofg/gru/janet on scalar inputs with a
+    why (``.reason``): an srnn/lstm/lstm_nofg/gru/janet of any size on scalar inputs with a
     dense2 or dense1 head, on the CPU backend, not disabled
     (``LATCHLAB_NATIVE=0``), and the model's variant built. With ``build=False`` a compiler
     (or an already loaded library) suffices: cheap, never runs the compiler."""
@@ -290,7 +291,7 @@ def enabled() -> bool:
 
 def flatten(params) -> np.ndarray:
     """(R, P) float32: cell kernel, recurrent, bias (a reset_after GRU's: input then
-    recurrent), head kernel, head bias (each member)."""
+    recurrent), head kernel, head bias (each member; each array row-major)."""
     c, h = params["cell"], params["head"]
     parts = [c["kernel"], c["recurrent"], c["bias"], h["kernel"], h["bias"]]
     R = np.shape(parts[0])[0]
@@ -373,6 +374,13 @@ def _parallel(call, R: int, per_block: int) -> None:
         raise RuntimeError(f"native kernel rejected its arguments (code {max(codes, key=abs)})")
 
 
+def per_block(one_unit: int, units: int) -> int:
+    """Members a thread trains together: the build's block for one-unit cells (members in
+    each other's lanes hide the latency of a step), fewer as a member's own step has more
+    independent work (``one_unit // units``, at least 1)."""
+    return max(1, one_unit // units)
+
+
 class Ensemble:
     """Members' host-side state for the native trainer: flat parameters and optimiser moments."""
 
@@ -401,9 +409,9 @@ class Ensemble:
         self.train = np.ascontiguousarray(np.asarray(train_idx), np.int32)
         self.val = np.ascontiguousarray(np.asarray(val_idx), np.int32)
         self.y_val = np.ascontiguousarray(np.take_along_axis(self.y, self.val, 1), np.int32)
-        self.codes = (*variant(model), HEADS[model.head])
+        self.codes = (*variant(model), model.cell.units, HEADS[model.head])
         self.lib = lib(variant(model))  # built for this ``march()``
-        self.per_block = self.lib.latch_per_block()
+        self.per_block = per_block(self.lib.latch_per_block(), model.cell.units)
 
     def _inputs(self):
         return (
@@ -423,7 +431,7 @@ class Ensemble:
         weight = np.ascontiguousarray(weight, np.float32)
         lr = np.ascontiguousarray(lr, np.float32)
         loss, acc = np.zeros(R, np.float32), np.zeros(R, np.float32)
-        k, rs, ra, hd = self.codes
+        k, rs, ra, H, hd = self.codes
         I = ctypes.c_int32  # noqa: E741
 
         def call(counter):
@@ -431,6 +439,7 @@ class Ensemble:
                 k,
                 rs,
                 ra,
+                H,
                 hd,
                 OPTIMIZERS[self.optimizer],
                 R,
@@ -460,7 +469,7 @@ class Ensemble:
         """(R,) validation loss and accuracy (``train.evaluate``'s contract)."""
         R, N, T = self.shape
         loss, acc = np.zeros(R, np.float32), np.zeros(R, np.float32)
-        k, rs, ra, hd = self.codes
+        k, rs, ra, H, hd = self.codes
         I = ctypes.c_int32  # noqa: E741
 
         def call(counter):
@@ -468,6 +477,7 @@ class Ensemble:
                 k,
                 rs,
                 ra,
+                H,
                 hd,
                 R,
                 T,

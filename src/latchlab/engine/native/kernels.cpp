@@ -1,5 +1,6 @@
-// latchlab's native CPU kernels: whole training epochs and validation passes of one-unit
-// LSTM, lstm_nofg, SRNN, GRU and JANET ensembles, with hand-derived backward passes (the
+// latchlab's native CPU kernels: whole training epochs and validation passes of LSTM,
+// lstm_nofg, SRNN, GRU and JANET ensembles of any size (one-unit cells below, H units in
+// "cells of H units" further down), with hand-derived backward passes (the
 // LSTM's is latchlab/engine/bptt.py's; each cell's update rule is latchlab/core/cells.py's),
 // the optimisers of latchlab/engine/train.py and the heads of latchlab/core/model.py.
 //
@@ -9,7 +10,7 @@
 // whole sequence with its state in registers and its stored activations in L2, L rows
 // to a SIMD vector (GCC vector extensions at the instruction set's width, below).
 //
-// Layout: rows are lanes; lane l of vector v is row v*L + l of a block, row = member * B + b.
+// Layout (one unit): rows are lanes; lane l of vector v is row v*L + l of a block, row = member * B + b.
 // Parameters per member, flat: kernel (G), recurrent (G), bias (G), a reset_after GRU's
 // recurrent bias (G), head kernel (O), head bias (O); G = 4 (lstm: i, f, g, o), 3
 // (lstm_nofg: i, g, o; gru: z, r, h), 2 (janet: f, c), 1 (srnn); O = 2 (dense2) or 1 (dense1).
@@ -147,13 +148,16 @@ template <int KIND, int RSIG> constexpr int n_stored() {
 static inline vf blend(vf m, vf a, vf b) { return m * a + (1.0f - m) * b; }  // m in {0, 1}
 
 struct Shape {
-  int kind, rsig, reset_after, head, opt;
+  int kind, rsig, reset_after, head, opt, H;
   int G, O, Pc, P;  // gates, head outputs, cell parameters and parameters per member
 };
 
-static Shape shape(int kind, int rsig, int reset_after, int head, int opt) {
-  const int G = n_gates(kind), O = head == DENSE2 ? 2 : 1, Pc = (reset_after ? 4 : 3) * G;
-  return Shape{kind, rsig, reset_after, head, opt, G, O, Pc, Pc + 2 * O};
+// Cell parameters: kernel (1, G H), recurrent (H, G H), bias (G H; a reset_after GRU's input
+// then recurrent bias, 2 G H), row-major as latchlab.core.cells lays them out; then the head.
+static Shape shape(int kind, int rsig, int reset_after, int head, int opt, int H) {
+  const int G = n_gates(kind), O = head == DENSE2 ? 2 : 1, GH = G * H;
+  const int Pc = GH * (1 + H) + (reset_after ? 2 : 1) * GH;
+  return Shape{kind, rsig, reset_after, head, opt, H, G, O, Pc, Pc + H * O + O};
 }
 
 // One library per (cell kind, gate activation, reset_after): latchlab/engine/native builds
@@ -161,7 +165,7 @@ static Shape shape(int kind, int rsig, int reset_after, int head, int opt) {
 // SRNN has no gates, its variant is (SRNN, SIGMOID, 0), and only a GRU has reset_after = 1.
 // Calls for another variant are rejected.
 static bool valid(const Shape &s) {
-  return s.kind == VARIANT_KIND && s.rsig == VARIANT_RSIG && s.reset_after == VARIANT_RESET_AFTER &&
+  return s.kind == VARIANT_KIND && s.rsig == VARIANT_RSIG && s.reset_after == VARIANT_RESET_AFTER && s.H >= 1 &&
          (s.head == DENSE2 || s.head == DENSE1) && (s.opt == ADAM || s.opt == SGD || s.opt == RMSPROP);
 }
 
@@ -339,25 +343,34 @@ static inline float log1p_(float e) {
 // by the member's total weight); returns dL/dh through the head's kernel. With d the
 // logit margin against the label, the loss is softplus(d) = max(d, 0) + log1p(exp(-|d|))
 // and the gradient sigmoid(d): one exp and one log1p per row, exact in both tails.
+// The loss of one row from its logits (z0, z1: dense2; z0: dense1), its metric, and dL/dz
+// (d[0], d[1]) for label y and example weight w.
+static inline void head_loss(int head, float z0, float z1, int y, float w, float *loss, float *hit, float *d) {
+  if (head == DENSE2) {
+    float dd = y ? z0 - z1 : z1 - z0;  // the other class's logit minus the label's
+    float e = expf(-fabsf(dd)), q = dd >= 0 ? 1.0f / (1.0f + e) : e / (1.0f + e);
+    *loss = (dd > 0 ? dd : 0.0f) + log1p_(e);
+    *hit = ((z1 > z0 ? 1 : 0) == y) ? 1.0f : 0.0f;  // argmax: ties go to class 0
+    d[1] = (y ? -q : q) * w, d[0] = -d[1];  // softmax minus one-hot
+  } else {
+    float e = expf(-fabsf(z0)), p = z0 >= 0 ? 1.0f / (1.0f + e) : e / (1.0f + e);
+    *loss = (z0 > 0 ? z0 : 0.0f) + log1p_(e) - (y ? z0 : 0.0f);
+    *hit = ((z0 > 0) == (y == 1)) ? 1.0f : 0.0f;
+    d[0] = (p - (float)y) * w;
+  }
+}
+
 static inline void head_row(int head, const float *hp, float h, int y, float w, float *loss, float *hit,
                             float *dh, float *gh) {
+  float d[2];
   if (head == DENSE2) {
-    float z0 = h * hp[0] + hp[2], z1 = h * hp[1] + hp[3];
-    float d = y ? z0 - z1 : z1 - z0;  // the other class's logit minus the label's
-    float e = expf(-fabsf(d)), q = d >= 0 ? 1.0f / (1.0f + e) : e / (1.0f + e);
-    *loss = (d > 0 ? d : 0.0f) + log1p_(e);
-    *hit = ((z1 > z0 ? 1 : 0) == y) ? 1.0f : 0.0f;  // argmax: ties go to class 0
-    float d1 = (y ? -q : q) * w, d0 = -d1;  // softmax minus one-hot
-    *dh = d0 * hp[0] + d1 * hp[1];
-    gh[0] += d0 * h; gh[1] += d1 * h; gh[2] += d0; gh[3] += d1;
+    head_loss(head, h * hp[0] + hp[2], h * hp[1] + hp[3], y, w, loss, hit, d);
+    *dh = d[0] * hp[0] + d[1] * hp[1];
+    gh[0] += d[0] * h; gh[1] += d[1] * h; gh[2] += d[0]; gh[3] += d[1];
   } else {
-    float z = h * hp[0] + hp[1];
-    float e = expf(-fabsf(z)), p = z >= 0 ? 1.0f / (1.0f + e) : e / (1.0f + e);
-    *loss = (z > 0 ? z : 0.0f) + log1p_(e) - (y ? z : 0.0f);
-    *hit = ((z > 0) == (y == 1)) ? 1.0f : 0.0f;
-    float d = (p - (float)y) * w;
-    *dh = d * hp[0];
-    gh[0] += d * h; gh[1] += d;
+    head_loss(head, h * hp[0] + hp[1], 0.0f, y, w, loss, hit, d);
+    *dh = d[0] * hp[0];
+    gh[0] += d[0] * h; gh[1] += d[0];
   }
 }
 
@@ -527,6 +540,430 @@ static void optimise(const Shape &s, float *p, float *mu, float *nu, int32_t *co
   }
 }
 
+// ----------------------------------------------------------------------- cells of H units
+// Cells of H > 1 units (any H; the one-unit code above stays for H = 1, where its blocks of
+// members packed into lanes are faster). A member's rows fill V = ceil(B / L) vectors of its
+// own (padding lanes have weight 0), so its weights are scalars broadcast from its flat
+// parameters: the recurrent products are matrix-vector products with rows in the lanes. The
+// forward pass stores a record per step and vector; the backward pass stores each step's
+// pre-activation gradients, and the weight gradients are then one product over time and
+// lanes (``outer``) instead of H x G H updates per step.
+//   record: h_prev (H), gate values (G H: rsig(.) for gates, tanh(.) for the candidate),
+//           extras (LSTMs: c_prev and tanh(c); GRU: q = h U_h + c_h if reset_after, else
+//           r h_prev; JANET: its input gate i)
+//   gradient record: dL/d pre-activation (G H) for the kernel and bias; a reset_after GRU
+//           adds dL/dq (H), which the candidate's recurrent weights and biases take
+constexpr int n_extra(int kind) { return has_c(kind) ? 2 : (kind == GRU || kind == JANET) ? 1 : 0; }
+
+struct HBlock {
+  int nv, V, H, GH, NS, ND;  // vectors, vectors per member, units, gate columns, record sizes
+  std::vector<int> t0;       // per vector: its member's first valid step
+  std::vector<vf> st, dz;    // (T, nv, NS), (T, nv, ND)
+  std::vector<vf> h, c, dh, dc, tmp;  // (nv, H)
+  std::vector<vf> pre, rq;            // (nv, G H)
+  vf *rec(int t, int v) { return &st[((size_t)t * nv + v) * NS]; }
+  vf *grec(int t, int v) { return &dz[((size_t)t * nv + v) * ND]; }
+};
+
+// out[j] += sum_k a[k] M[k ld + j], j < J (rows of M broadcast; 8 independent chains)
+static inline void matvec(const vf *a, int K, const float *M, int ld, int J, vf *out) {
+  int j = 0;
+  for (; j + 8 <= J; j += 8) {
+    vf acc[8];
+    for (int q = 0; q < 8; q++) acc[q] = out[j + q];
+    for (int k = 0; k < K; k++) {
+      const vf ak = a[k];
+      const float *m = M + (size_t)k * ld + j;
+      for (int q = 0; q < 8; q++) acc[q] += ak * m[q];
+    }
+    for (int q = 0; q < 8; q++) out[j + q] = acc[q];
+  }
+  for (; j < J; j++) {
+    vf acc = out[j];
+    for (int k = 0; k < K; k++) acc += a[k] * M[(size_t)k * ld + j];
+    out[j] = acc;
+  }
+}
+
+// out[k] += sum_j d[j] M[k ld + j], k < K (the transposed product of the backward pass)
+static inline void matvec_t(const vf *d, int J, const float *M, int ld, int K, vf *out) {
+  int k = 0;
+  for (; k + 8 <= K; k += 8) {
+    vf acc[8];
+    for (int q = 0; q < 8; q++) acc[q] = out[k + q];
+    for (int j = 0; j < J; j++) {
+      const vf dj = d[j];
+      for (int q = 0; q < 8; q++) acc[q] += dj * M[(size_t)(k + q) * ld + j];
+    }
+    for (int q = 0; q < 8; q++) out[k + q] = acc[q];
+  }
+  for (; k < K; k++) {
+    vf acc = out[k];
+    for (int j = 0; j < J; j++) acc += d[j] * M[(size_t)k * ld + j];
+    out[k] = acc;
+  }
+}
+
+// out[k ld + j] += sum over steps t0 <= t < T and lanes of A_t[k] E_t[j] (A_t = A + t sa,
+// E_t = E + t se; sa = 0 repeats one vector): KB x JB accumulators in registers
+template <int KB, int JB>
+static inline void outer_block(const vf *A, size_t sa, const vf *E, size_t se, int t0, int T, float *out, int ld) {
+  vf acc[KB][JB] = {};
+  for (int t = t0; t < T; t++) {
+    const vf *a = A + t * sa, *e = E + t * se;
+    for (int p = 0; p < KB; p++)
+      for (int q = 0; q < JB; q++) acc[p][q] += a[p] * e[q];
+  }
+  for (int p = 0; p < KB; p++)
+    for (int q = 0; q < JB; q++) out[(size_t)p * ld + q] += hsum(acc[p][q]);
+}
+
+static void outer(const vf *A, size_t sa, int K, const vf *E, size_t se, int J, int t0, int T, float *out, int ld) {
+  constexpr int KB = L == 16 ? 4 : 2, JB = 4;  // 16 or 8 accumulators: AVX-512's 32 registers, AVX2's 16
+  int k = 0;
+  for (; k + KB <= K; k += KB) {
+    int j = 0;
+    for (; j + JB <= J; j += JB) outer_block<KB, JB>(A + k, sa, E + j, se, t0, T, out + (size_t)k * ld + j, ld);
+    for (; j < J; j++) outer_block<KB, 1>(A + k, sa, E + j, se, t0, T, out + (size_t)k * ld + j, ld);
+  }
+  for (; k < K; k++) {
+    int j = 0;
+    for (; j + JB <= J; j += JB) outer_block<1, JB>(A + k, sa, E + j, se, t0, T, out + (size_t)k * ld + j, ld);
+    for (; j < J; j++) outer_block<1, 1>(A + k, sa, E + j, se, t0, T, out + (size_t)k * ld + j, ld);
+  }
+}
+
+static void hblock_alloc(HBlock &b, int kind, int ra, int H, int nv, int V, int T) {
+  const int GH = n_gates(kind) * H;
+  b.nv = nv; b.V = V; b.H = H; b.GH = GH;
+  b.NS = H + GH + n_extra(kind) * H;
+  b.ND = GH + (kind == GRU && ra ? H : 0);
+  b.t0.assign(nv, 0);
+  b.st.resize((size_t)T * nv * b.NS); b.dz.resize((size_t)T * nv * b.ND);
+  b.h.assign((size_t)nv * H, vf{}); b.c.assign((size_t)nv * H, vf{});
+  b.dh.assign((size_t)nv * H, vf{}); b.dc.assign((size_t)nv * H, vf{}); b.tmp.assign((size_t)nv * H, vf{});
+  b.pre.assign((size_t)nv * GH, vf{}); b.rq.assign((size_t)nv * GH, vf{});
+}
+
+// One step of vector v (its member's parameters p) from h (and c); stores the record if `store`.
+template <int KIND, int RSIG, int RA>
+static inline void hforward(HBlock &b, const float *p, vf x, int t, int v, bool store) {
+  const int H = b.H, GH = b.GH;
+  const float *W = p, *U = p + GH, *Bi = U + (size_t)H * GH, *C = Bi + GH;
+  vf *h = &b.h[(size_t)v * H], *c = &b.c[(size_t)v * H], *pre = &b.pre[(size_t)v * GH];
+  vf *rec = store ? b.rec(t, v) : nullptr, *act = store ? rec + H : nullptr, *ext = store ? rec + H + GH : nullptr;
+  if (store) memcpy((void *)rec, (const void *)h, sizeof(vf) * H);
+  for (int j = 0; j < GH; j++) pre[j] = x * W[j] + Bi[j];
+  if (KIND == SRNN) {
+    matvec(h, H, U, GH, GH, pre);
+    for (int u = 0; u < H; u++) {
+      h[u] = vtanh(pre[u]);
+      if (store) act[u] = h[u];
+    }
+  } else if (KIND == LSTM || KIND == LSTM_NOFG) {
+    matvec(h, H, U, GH, GH, pre);
+    const int gg = KIND == LSTM ? 2 : 1, go = KIND == LSTM ? 3 : 2;
+    for (int u = 0; u < H; u++) {
+      vf i = gate<RSIG>(pre[u]), g = vtanh(pre[gg * H + u]), o = gate<RSIG>(pre[go * H + u]);
+      vf f = KIND == LSTM ? gate<RSIG>(pre[H + u]) : splat(1.0f);
+      vf cp = c[u], cn = f * cp + i * g, tc = vtanh(cn);
+      c[u] = cn;
+      h[u] = o * tc;
+      if (store) {
+        act[u] = i; act[gg * H + u] = g; act[go * H + u] = o;
+        if (KIND == LSTM) act[H + u] = f;
+        ext[u] = cp; ext[H + u] = tc;
+      }
+    }
+  } else if (KIND == GRU && RA) {  // q = h U + c (all three blocks), h~ = tanh(x W_h + b_h + r q_h)
+    vf *rq = &b.rq[(size_t)v * GH];
+    for (int j = 0; j < GH; j++) rq[j] = splat(C[j]);
+    matvec(h, H, U, GH, GH, rq);
+    for (int u = 0; u < H; u++) {
+      vf z = gate<RSIG>(pre[u] + rq[u]), r = gate<RSIG>(pre[H + u] + rq[H + u]), q = rq[2 * H + u];
+      vf hh = vtanh(pre[2 * H + u] + r * q);
+      if (store) { act[u] = z; act[H + u] = r; act[2 * H + u] = hh; ext[u] = q; }
+      h[u] = z * h[u] + (1.0f - z) * hh;
+    }
+  } else if (KIND == GRU) {  // h~ = tanh(x W_h + b_h + (r h) U_h)
+    vf *rh = &b.tmp[(size_t)v * H];
+    matvec(h, H, U, GH, 2 * H, pre);
+    for (int u = 0; u < H; u++) {
+      vf z = gate<RSIG>(pre[u]), r = gate<RSIG>(pre[H + u]);
+      pre[u] = z; pre[H + u] = r;
+      rh[u] = r * h[u];
+    }
+    matvec(rh, H, U + 2 * H, GH, H, pre + 2 * H);
+    for (int u = 0; u < H; u++) {
+      vf z = pre[u], hh = vtanh(pre[2 * H + u]);
+      if (store) { act[u] = z; act[H + u] = pre[H + u]; act[2 * H + u] = hh; ext[u] = rh[u]; }
+      h[u] = z * h[u] + (1.0f - z) * hh;
+    }
+  } else {  // JANET
+    matvec(h, H, U, GH, GH, pre);
+    for (int u = 0; u < H; u++) {
+      vf s = pre[u], f = gate<RSIG>(s), i = gate<RSIG>(1.0f - s), g = vtanh(pre[H + u]);
+      if (store) { act[u] = f; act[H + u] = g; ext[u] = i; }
+      h[u] = f * h[u] + i * g;
+    }
+  }
+}
+
+// The step's backward pass for vector v: from dh (and dc) at step t's output to step t - 1's.
+template <int KIND, int RSIG, int RA>
+static inline void hbackward(HBlock &b, const float *p, int t, int v) {
+  const int H = b.H, GH = b.GH;
+  const float *U = p + GH;
+  const vf *rec = b.rec(t, v), *hp = rec, *act = rec + H, *ext = rec + H + GH;
+  vf *dh = &b.dh[(size_t)v * H], *dc = &b.dc[(size_t)v * H], *d = b.grec(t, v);
+  if (KIND == SRNN) {
+    for (int u = 0; u < H; u++) {
+      d[u] = dh[u] * (1.0f - act[u] * act[u]);
+      dh[u] = splat(0.0f);
+    }
+    matvec_t(d, GH, U, GH, H, dh);
+  } else if (KIND == LSTM || KIND == LSTM_NOFG) {
+    const int gg = KIND == LSTM ? 2 : 1, go = KIND == LSTM ? 3 : 2;
+    for (int u = 0; u < H; u++) {
+      vf i = act[u], g = act[gg * H + u], o = act[go * H + u], cp = ext[u], tc = ext[H + u];
+      vf dcc = dc[u] + dh[u] * o * (1.0f - tc * tc);
+      d[u] = dcc * g * dgate<RSIG>(i);
+      d[gg * H + u] = dcc * i * (1.0f - g * g);
+      d[go * H + u] = dh[u] * tc * dgate<RSIG>(o);
+      if (KIND == LSTM) {
+        vf f = act[H + u];
+        d[H + u] = dcc * cp * dgate<RSIG>(f);
+        dc[u] = dcc * f;
+      } else {
+        dc[u] = dcc;
+      }
+      dh[u] = splat(0.0f);
+    }
+    matvec_t(d, GH, U, GH, H, dh);
+  } else if (KIND == GRU && RA) {
+    for (int u = 0; u < H; u++) {
+      vf z = act[u], r = act[H + u], hh = act[2 * H + u], q = ext[u], du = dh[u];
+      vf dah = du * (1.0f - z) * (1.0f - hh * hh);
+      d[u] = du * (hp[u] - hh) * dgate<RSIG>(z);
+      d[2 * H + u] = dah;
+      d[GH + u] = dah * r;  // dq
+      d[H + u] = dah * q * dgate<RSIG>(r);
+      dh[u] = du * z;
+    }
+    matvec_t(d, 2 * H, U, GH, H, dh);
+    matvec_t(d + GH, H, U + 2 * H, GH, H, dh);
+  } else if (KIND == GRU) {
+    vf *drh = &b.tmp[(size_t)v * H];
+    for (int u = 0; u < H; u++) {
+      vf z = act[u], hh = act[2 * H + u], du = dh[u];
+      d[u] = du * (hp[u] - hh) * dgate<RSIG>(z);
+      d[2 * H + u] = du * (1.0f - z) * (1.0f - hh * hh);
+      drh[u] = splat(0.0f);
+    }
+    matvec_t(d + 2 * H, H, U + 2 * H, GH, H, drh);  // dL/d(r h)
+    for (int u = 0; u < H; u++) {
+      vf r = act[H + u];
+      d[H + u] = drh[u] * hp[u] * dgate<RSIG>(r);
+      dh[u] = dh[u] * act[u] + drh[u] * r;
+    }
+    matvec_t(d, 2 * H, U, GH, H, dh);
+  } else {  // JANET
+    for (int u = 0; u < H; u++) {
+      vf f = act[u], g = act[H + u], i = ext[u], du = dh[u];
+      d[u] = du * hp[u] * dgate<RSIG>(f) - du * g * dgate<RSIG>(i);
+      d[H + u] = du * i * (1.0f - g * g);
+      dh[u] = du * f;
+    }
+    matvec_t(d, GH, U, GH, H, dh);
+  }
+}
+
+// Vector v's weight gradients, summed over its steps and lanes, into g (its member's).
+static void hgradients(HBlock &b, int kind, int ra, const vf *xb, int T, int v, float *g) {
+  const int H = b.H, GH = b.GH, t0 = b.t0[v];
+  const size_t sr = (size_t)b.nv * b.NS, sd = (size_t)b.nv * b.ND;
+  const vf *hp = b.rec(0, v), *ext = hp + H + GH, *d = b.grec(0, v);
+  float *dW = g, *dU = g + GH, *db = dU + (size_t)H * GH, *dc = db + GH;
+  static const vf one = splat(1.0f);
+  outer(xb + v, b.nv, 1, d, sd, GH, t0, T, dW, GH);
+  outer(&one, 0, 1, d, sd, GH, t0, T, db, GH);
+  if (kind != GRU) {
+    outer(hp, sr, H, d, sd, GH, t0, T, dU, GH);
+  } else if (ra) {  // the candidate's recurrent part takes dq, as its recurrent bias does
+    outer(hp, sr, H, d, sd, 2 * H, t0, T, dU, GH);
+    outer(hp, sr, H, d + GH, sd, H, t0, T, dU + 2 * H, GH);
+    outer(&one, 0, 1, d, sd, 2 * H, t0, T, dc, GH);
+    outer(&one, 0, 1, d + GH, sd, H, t0, T, dc + 2 * H, GH);
+  } else {  // the candidate's recurrent weights multiply r h_prev
+    outer(hp, sr, H, d, sd, 2 * H, t0, T, dU, GH);
+    outer(ext, sr, H, d + 2 * H, sd, H, t0, T, dU + 2 * H, GH);
+  }
+}
+
+// Head of H units on vector group h (H vectors: rows in lanes); y, w per lane (w already
+// divided by the member's weight; 0 for padding). Adds the loss and metric (weighted) to
+// lsum, asum; with `grad`, sets dh and adds the head's gradients into gk (H O), gb (O).
+static void hhead(int head, int H, const float *K, const float *hb, const vf *h, const int32_t *y, const float *w,
+                  float *lsum, float *asum, bool grad, vf *dh, float *gk, float *gb) {
+  const int O = head == DENSE2 ? 2 : 1;
+  vf z[2] = {splat(hb[0]), splat(O > 1 ? hb[1] : 0.0f)};
+  for (int u = 0; u < H; u++)
+    for (int o = 0; o < O; o++) z[o] += h[u] * K[u * O + o];
+  vf d[2] = {};
+  for (int l = 0; l < L; l++) {
+    float loss, hit, dl[2] = {0.0f, 0.0f};
+    head_loss(head, z[0][l], z[1][l], y[l], w[l], &loss, &hit, dl);
+    *lsum += loss * w[l]; *asum += hit * w[l];
+    d[0][l] = dl[0]; d[1][l] = dl[1];
+  }
+  if (!grad) return;
+  for (int o = 0; o < O; o++) gb[o] += hsum(d[o]);
+  for (int u = 0; u < H; u++) {
+    vf du = d[0] * K[u * O];
+    if (O > 1) du += d[1] * K[u * O + 1];
+    dh[u] = du;
+    for (int o = 0; o < O; o++) gk[u * O + o] += hsum(h[u] * d[o]);
+  }
+}
+
+// The block's inputs: member m's rows are vectors [m V, m V + V) (a gather as for one unit,
+// with V L rows a member: its padding rows read its first example).
+static void hgather(Block &xb, HBlock &b, const Inputs &in, int T, int m0, int nm, int B, const int32_t *ex_m,
+                    size_t ex_stride, std::vector<int32_t> &ex) {
+  const int Bp = b.V * L;
+  ex.assign((size_t)nm * Bp, 0);
+  for (int m = 0; m < nm; m++)
+    for (int k = 0; k < Bp; k++) ex[(size_t)m * Bp + k] = ex_m[m * ex_stride + (k < B ? k : 0)];
+  gather(xb, in, T, m0, nm, Bp, ex.data());
+}
+
+template <int KIND, int RSIG, int RA>
+static void train_h(const Shape &s, int R, int T, const Inputs &in, int S, int B, const int32_t *ex_all,
+                    const int32_t *y_all, const float *weight, float *params, float *mu, float *nu, int32_t *count,
+                    const float *lr, float *loss, float *acc, int per_block, int *next_block) {
+  const int H = s.H, V = (B + L - 1) / L, Pc = s.Pc, O = s.O;
+  const int nblocks = (R + per_block - 1) / per_block;
+  Block xb;
+  HBlock b;
+  Corrections bc;
+  std::vector<int32_t> ex, yl;
+  std::vector<float> grad, wl, wsum, lsum, asum;
+  for (;;) {
+    int blk = __atomic_fetch_add(next_block, 1, __ATOMIC_RELAXED);
+    if (blk >= nblocks) break;
+    int m0 = blk * per_block, nm = R - m0 < per_block ? R - m0 : per_block, nv = nm * V;
+    hblock_alloc(b, KIND, RA, H, nv, V, T);
+    xb.nv = nv; xb.t0min.assign(nv, 0); xb.t0max.assign(nv, 0); xb.t0lane.assign(nv, vf{});
+    xb.xb.assign((size_t)T * nv, vf{});
+    lane_layout(xb, m0, nm, V * L, in.t0);
+    int tstart = T;
+    for (int v = 0; v < nv; v++) {
+      b.t0[v] = in.t0[m0 + v / V];
+      tstart = b.t0[v] < tstart ? b.t0[v] : tstart;
+    }
+    grad.assign((size_t)nm * s.P, 0.0f);
+    lsum.assign(nm, 0.0f); asum.assign(nm, 0.0f); wsum.assign(nm, 0.0f);
+    yl.assign(L, 0); wl.assign(L, 0.0f);
+    for (int st = 0; st < S; st++) {
+      hgather(xb, b, in, T, m0, nm, B, ex_all + ((size_t)m0 * S + st) * B, (size_t)S * B, ex);
+      std::fill(b.h.begin(), b.h.end(), vf{});
+      std::fill(b.c.begin(), b.c.end(), vf{});
+      std::fill(b.dc.begin(), b.dc.end(), vf{});
+      for (int t = tstart; t < T; t++)
+        for (int v = 0; v < nv; v++)
+          if (t >= b.t0[v])
+            hforward<KIND, RSIG, RA>(b, params + (size_t)(m0 + v / V) * s.P, xb.xb[(size_t)t * nv + v], t, v, true);
+      memset(grad.data(), 0, sizeof(float) * grad.size());
+      for (int m = 0; m < nm; m++) {
+        const size_t at = ((size_t)(m0 + m) * S + st) * B;
+        const float *w = weight + at;
+        float n = 0.0f;
+        for (int k = 0; k < B; k++) n += w[k];
+        float inv = 1.0f / (n > 1e-12f ? n : 1e-12f), lm = 0.0f, am = 0.0f;
+        const float *hp = params + (size_t)(m0 + m) * s.P + Pc;
+        float *g = &grad[(size_t)m * s.P];
+        for (int q = 0; q < V; q++) {
+          for (int l = 0; l < L; l++) {
+            int k = q * L + l;
+            yl[l] = k < B ? y_all[at + k] : 0;
+            wl[l] = k < B ? w[k] * inv : 0.0f;
+          }
+          int v = m * V + q;
+          hhead(s.head, H, hp, hp + H * O, &b.h[(size_t)v * H], yl.data(), wl.data(), &lm, &am, true,
+                &b.dh[(size_t)v * H], g + Pc, g + Pc + H * O);
+        }
+        lsum[m] += lm * n; asum[m] += am * n; wsum[m] += n;
+      }
+      for (int t = T - 1; t >= tstart; t--)
+        for (int v = 0; v < nv; v++)
+          if (t >= b.t0[v]) hbackward<KIND, RSIG, RA>(b, params + (size_t)(m0 + v / V) * s.P, t, v);
+      for (int v = 0; v < nv; v++) hgradients(b, KIND, RA, xb.xb.data(), T, v, &grad[(size_t)(v / V) * s.P]);
+      for (int m = 0; m < nm; m++) {
+        size_t r = m0 + m;
+        optimise(s, params + r * s.P, mu + r * s.P, nu + r * s.P, count + r, &grad[(size_t)m * s.P], lr[r], bc);
+      }
+    }
+    for (int m = 0; m < nm; m++) {
+      loss[m0 + m] = lsum[m] / wsum[m];
+      acc[m0 + m] = asum[m] / wsum[m];
+    }
+  }
+}
+
+template <int KIND, int RSIG, int RA>
+static void evaluate_h(const Shape &s, int R, int T, const Inputs &in, int Nv, const int32_t *val, const int32_t *yv,
+                       const float *params, float *loss, float *acc, int per_block, int *next_block) {
+  const int H = s.H, O = s.O;
+  const int nblocks = (R + per_block - 1) / per_block;
+  Block xb;
+  HBlock b;
+  std::vector<int32_t> ex, yl(L);
+  std::vector<float> wl(L);
+  for (;;) {
+    int blk = __atomic_fetch_add(next_block, 1, __ATOMIC_RELAXED);
+    if (blk >= nblocks) break;
+    int m0 = blk * per_block, nm = R - m0 < per_block ? R - m0 : per_block, nv = nm;  // one vector a member
+    hblock_alloc(b, KIND, RA, H, nv, 1, 0);
+    xb.nv = nv; xb.t0min.assign(nv, 0); xb.t0max.assign(nv, 0); xb.t0lane.assign(nv, vf{});
+    xb.xb.assign((size_t)T * nv, vf{});
+    lane_layout(xb, m0, nm, L, in.t0);
+    int tstart = T;
+    for (int v = 0; v < nv; v++) {
+      b.t0[v] = in.t0[m0 + v];
+      tstart = b.t0[v] < tstart ? b.t0[v] : tstart;
+    }
+    std::vector<double> ls(nm, 0.0), as(nm, 0.0);
+    for (int start = 0; start < Nv; start += L) {
+      const int nb = Nv - start < L ? Nv - start : L;
+      ex.assign((size_t)nm * L, 0);
+      for (int m = 0; m < nm; m++)
+        for (int k = 0; k < L; k++) ex[(size_t)m * L + k] = val[(size_t)(m0 + m) * Nv + (k < nb ? start + k : 0)];
+      gather(xb, in, T, m0, nm, L, ex.data());
+      std::fill(b.h.begin(), b.h.end(), vf{});
+      std::fill(b.c.begin(), b.c.end(), vf{});
+      for (int t = tstart; t < T; t++)
+        for (int v = 0; v < nv; v++)
+          if (t >= b.t0[v])
+            hforward<KIND, RSIG, RA>(b, params + (size_t)(m0 + v) * s.P, xb.xb[(size_t)t * nv + v], t, v, false);
+      for (int m = 0; m < nm; m++) {
+        const float *hp = params + (size_t)(m0 + m) * s.P + s.Pc;
+        for (int l = 0; l < L; l++) {
+          yl[l] = l < nb ? yv[(size_t)(m0 + m) * Nv + start + l] : 0;
+          wl[l] = l < nb ? 1.0f : 0.0f;
+        }
+        float lm = 0.0f, am = 0.0f;
+        hhead(s.head, H, hp, hp + H * O, &b.h[(size_t)m * H], yl.data(), wl.data(), &lm, &am, false, nullptr, nullptr,
+              nullptr);
+        ls[m] += lm; as[m] += am;
+      }
+    }
+    for (int m = 0; m < nm; m++) {
+      loss[m0 + m] = (float)(ls[m] / Nv);
+      acc[m0 + m] = (float)(as[m] / Nv);
+    }
+  }
+}
+
 extern "C" {
 
 // The codes this library was built with, entry i as (group, name, code); -1 past the end.
@@ -558,15 +995,21 @@ const char *latch_isa(void) { return LATCH_ISA; }
 //   ex, y, weight (R, S, B): each step's examples, their labels and weights;
 //   params (R, P), mu/nu (R, P), count (R): updated in place; lr (R);
 //   loss, acc (R): the epoch's example-weighted means (each batch before its update).
-int latch_train_epoch(int kind, int rsig, int reset_after, int head, int opt, int R, int T, const float *const *xrow,
-                      const int64_t *xstride, const int32_t *t0, int S, int B, const int32_t *ex_all,
-                      const int32_t *y_all, const float *weight, float *params, float *mu, float *nu,
-                      int32_t *count, const float *lr, float *loss, float *acc, int per_block, int *next_block) {
-  const Shape s = shape(kind, rsig, reset_after, head, opt);
+int latch_train_epoch(int kind, int rsig, int reset_after, int H, int head, int opt, int R, int T,
+                      const float *const *xrow, const int64_t *xstride, const int32_t *t0, int S, int B,
+                      const int32_t *ex_all, const int32_t *y_all, const float *weight, float *params, float *mu,
+                      float *nu, int32_t *count, const float *lr, float *loss, float *acc, int per_block,
+                      int *next_block) {
+  const Shape s = shape(kind, rsig, reset_after, head, opt, H);
   if (!valid(s)) return -1;
   FlushSubnormals flush;
   const int Pc = s.Pc;
   const Inputs in{xrow, xstride, t0};
+  if (H > 1) {
+    train_h<VARIANT_KIND, VARIANT_RSIG, VARIANT_RESET_AFTER>(s, R, T, in, S, B, ex_all, y_all, weight, params, mu, nu,
+                                                             count, lr, loss, acc, per_block, next_block);
+    return 0;
+  }
   const int nblocks = (R + per_block - 1) / per_block;
   Block b;
   Corrections bc;
@@ -641,14 +1084,19 @@ int latch_train_epoch(int kind, int rsig, int reset_after, int head, int opt, in
 }
 
 // Validation: every member's mean loss and metric over its examples val (R, Nv), labels yv.
-int latch_evaluate(int kind, int rsig, int reset_after, int head, int R, int T, const float *const *xrow,
+int latch_evaluate(int kind, int rsig, int reset_after, int H, int head, int R, int T, const float *const *xrow,
                    const int64_t *xstride, const int32_t *t0, int Nv, const int32_t *val, const int32_t *yv,
                    const float *params, float *loss, float *acc, int per_block, int *next_block) {
-  const Shape s = shape(kind, rsig, reset_after, head, ADAM);
+  const Shape s = shape(kind, rsig, reset_after, head, ADAM, H);
   if (!valid(s)) return -1;
   FlushSubnormals flush;
   const int Pc = s.Pc, Bv = L;  // validation rows per member and pass: one vector
   const Inputs in{xrow, xstride, t0};
+  if (H > 1) {
+    evaluate_h<VARIANT_KIND, VARIANT_RSIG, VARIANT_RESET_AFTER>(s, R, T, in, Nv, val, yv, params, loss, acc, per_block,
+                                                                next_block);
+    return 0;
+  }
   const int nblocks = (R + per_block - 1) / per_block;
   Block b;
   std::vector<int32_t> ex;
