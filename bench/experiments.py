@@ -5,9 +5,9 @@ Run it from the repository root::
     .venv/bin/python bench/experiments.py                                  # every experiment, 1/10 of its seeds
     .venv/bin/python bench/experiments.py --experiments followups --fraction 1
 
-For each experiment (``seed``, ``ablations``, ``phase``, ``followups``, ``answer``, ``units``;
-the explain report's default is the seed's grid twice, both gate presets, plus the ablations
-and the phase diagram):
+For each experiment (``seed``, ``ablations``, ``phase``, ``followups``, ``answer``, ``units``,
+``bengio1994``; ``explain``, the explain report's default, is the seed's grid twice, both
+gate presets, plus the ablations and the phase diagram):
 
 1. latchlab: ``run.run`` (no store) on the experiment's full-scale sweeps with only the first
    ``ceil(fraction x repeats)`` seeds of each (the same members the full run trains for
@@ -24,7 +24,11 @@ and the phase diagram):
    member of the grid (as ``bench/seed_sweep.py`` does for the seed). Keras has no JANET
    and no LSTM without forget gate: an ``LSTM`` of the same size stands in (more work).
 3. The arithmetic bound of the whole grid (flops and transcendentals, forward and backward,
-   at the rates ``bench/seed_sweep.py`` uses for this machine), and latchlab's time over it.
+   at the flop rate measured here, ``seed_sweep.flop_rate``, and the nominal transcendental
+   rate of ``bench/seed_sweep.py``), and latchlab's time over it.
+
+``bengio1994`` is not a sweep of cells: its whole full-scale computation is timed once
+(``bengio1994_row``), with no Keras counterpart.
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ import seed_sweep as SS  # noqa: E402
 from latchlab import config, provenance  # noqa: E402
 from latchlab.engine import run as runner  # noqa: E402
 
-EXPERIMENTS = ("seed", "ablations", "phase", "followups", "answer", "units")
+EXPERIMENTS = ("seed", "ablations", "phase", "followups", "answer", "units", "bengio1994")
 
 # per unit and time step, forward: gates (pre-activations 2 H (F + H) flops each, plus the
 # bias), the elementwise update (flops per unit) and transcendentals (a sigmoid counts as one)
@@ -168,7 +172,8 @@ def keras_seconds(ms, lengths: list[int], epochs: int) -> tuple[float, int]:
 
 
 def bound_seconds(ms) -> float:
-    """Flops and transcendentals of training and validating every member, at nominal rates."""
+    """Flops and transcendentals of training and validating every member, at the measured flop
+    rate (``seed_sweep.flop_rate``) and the nominal transcendental rate."""
     flops = trans = 0.0
     for m in ms:
         r = m.run
@@ -179,7 +184,31 @@ def bound_seconds(ms) -> float:
         per_step = GATES[r.cell] * H * (2 * (F + H) + 1) + ELEMENTWISE[r.cell] * H
         flops += per_step * r.T * seqs
         trans += TRANSCENDENTALS[r.cell] * H * r.T * r.epochs * r.N
-    return max(flops / SS.FLOP_RATE, trans / (SS.TRANS_RATE_PER_CORE * SS.CORES))
+    return max(flops / SS.flop_rate(), trans / (SS.TRANS_RATE_PER_CORE * SS.CORES))
+
+
+def bengio1994_row() -> tuple:
+    """``reproduce bengio1994 --scale full``'s computation, timed (no store), and its bound:
+    each trial's useful work (full-batch steps until it converged, or its whole budget,
+    forward and backward over its training sequences, and its convergence checks forward
+    over its test sequences: a_t = w tanh(a_{t-1}) + h_t is 2 flops and one tanh a step)
+    plus the overlaid seed sweep's. Keras has no model of one neuron with trainable inputs
+    trained full-batch, so there is no Keras time for it."""
+    from latchlab.experiments import bengio1994 as B
+    from latchlab.experiments.experiment import Runner
+
+    t0 = time.perf_counter()
+    r = B.EXPERIMENT.compute(Runner.at(None), "full")
+    seconds = time.perf_counter() - t0
+    cfg, rows = r.cfg, r.rows
+    T = rows["T"].to_numpy(float)
+    steps = np.where(rows.converged.to_numpy(bool), rows.epochs.to_numpy(float), cfg.epochs)
+    checks = steps / cfg.check_every + 1
+    flops = float((T * (2 * (1 + SS.BWD_FLOP_FACTOR) * steps * cfg.n_train + 2 * checks * cfg.n_test)).sum())
+    trans = float((T * (steps * cfg.n_train + checks * cfg.n_test)).sum())
+    bound = max(flops / SS.flop_rate(), trans / (SS.TRANS_RATE_PER_CORE * SS.CORES))
+    overlay = members([B.seed_overlay_sweep(cfg)]) if cfg.seed_repeats else []
+    return len(rows) + len(overlay), seconds, bound + (bound_seconds(overlay) if overlay else 0.0)
 
 
 # ---------------------------------------------------------------------------- main
@@ -202,8 +231,14 @@ def main(argv=None) -> int:
         f"# jax {jax.__version__} ({jax.default_backend()}:{jax.device_count()}), cpus {os.cpu_count()}, "
         f"commit {provenance.git_commit()}, load avg at start {SS._load()}"
     )
+    print(f"# measured flop rate {SS.flop_rate() / 1e9:.0f} GFLOP/s (numpy matrix product, every core)")
     rows = []
     for name in names:
+        if name == "bengio1994":
+            n, t_ll, bound = bengio1994_row()
+            rows.append((name, n, 1.0, t_ll, t_ll, float("nan"), bound))
+            print(f"{name}: {n} trials and members in {t_ll:.1f} s; no Keras model; bound {bound:.2f} s", flush=True)
+            continue
         cfgs = sweeps(name)
         full = members(cfgs)
         part_cfgs = fraction_of(cfgs, a.fraction)
@@ -231,9 +266,10 @@ def main(argv=None) -> int:
     )
     print("|---|---|---|---|---|---|---|---|")
     for name, n, share, t_part, t_ll, t_k, bound in rows:
+        keras = f"{t_k:.0f} s | {t_k / t_ll:.0f}x" if np.isfinite(t_k) else "n/a | n/a"
         print(
-            f"| {name} | {n} | {share:.0%} of the work, {t_part:.1f} s | {t_ll:.1f} s | {t_k:.0f} s | "
-            f"{t_k / t_ll:.0f}x | {bound:.2f} s | {t_ll / bound:.1f}x |"
+            f"| {name} | {n} | {share:.0%} of the work, {t_part:.1f} s | {t_ll:.1f} s | {keras} | "
+            f"{bound:.2f} s | {t_ll / bound:.1f}x |"
         )
     for name, n, share, t_part, t_ll, t_k, bound in rows:
         print(

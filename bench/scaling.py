@@ -1,6 +1,17 @@
 """How a sweep's cost grows: wall time against members, sequence length and units.
 
     python bench/scaling.py [--quick] [--out docs/img/scaling.png]
+    python bench/scaling.py --per-cell [--quick] [--out docs/img/scaling_units.png]
+
+``--per-cell``: for each cell (SRNN, LSTM, lstm_nofg, GRU, JANET) and hidden size H = 1, 2,
+4, ..., 128, the training and validation time (``provenance.Profile``'s train + validate
+phases: no data making, no compilation) per member-step (one sequence step of one
+member's training or validation sequence) of a one-epoch sweep of 32 members at T = 50,
+N = 1000, keras2 gates, against the arithmetic bound per member-step: the cell's flops
+(forward, and backward at twice that for training sequences) at the machine's measured
+flop rate and its transcendentals at the nominal rate (``bench/experiments.py``'s work
+model, ``seed_sweep.flop_rate``), which grows as H^2 once the recurrent products dominate.
+Prints each point's time over its bound; plots both on log axes.
 
 Each point runs a whole sweep through ``latchlab.engine.run.run`` (data, training, validation;
 one-unit LSTM unless units vary, keras2 gates, N = 1000, one epoch, batch 16) several times with
@@ -37,12 +48,69 @@ def seconds(var: str, value, fixed: dict, seed: int) -> float:
     return time.perf_counter() - t0
 
 
+PER_CELL = ("srnn", "lstm", "lstm_nofg", "gru", "janet")
+UNITS = [1, 2, 4, 8, 16, 32, 64, 128]
+
+
+def per_step(cell: str, H: int, seed: int, repeats: int = 32, T: int = 50, N: int = 1000) -> tuple[float, float]:
+    """Seconds of training and validation per member-step, and the bound's, for one sweep."""
+    import experiments as EX  # bench/experiments.py: the work model and the flop rate
+
+    from latchlab import provenance
+
+    d = {"name": "scaling", "cell": cell, "units": H, "preset": "keras2", "N": N, "epochs": 1}
+    cfg = config.from_dict({**d, "T": T, "repeats": repeats, "seed": seed})
+    timer = provenance.Profile()
+    runner.run(cfg, timer=timer)
+    steps = repeats * T * N
+    return (timer.seconds["train"] + timer.seconds["validate"]) / steps, EX.bound_seconds(cfg.members()) / steps
+
+
+def main_per_cell(a) -> None:
+    units = [1, 4, 16, 64] if a.quick else UNITS
+    rows = {}
+    for cell in PER_CELL:
+        for H in units:
+            per_step(cell, H, seed=0)  # compiles this shape, builds the kernels' variant
+            runs = [per_step(cell, H, seed=10_000 * k) for k in (1, 2, 3)]
+            t, b = float(np.median([r[0] for r in runs])), runs[0][1]
+            rows[cell, H] = (t, b)
+            print(
+                f"{cell:10s} H={H:4d}  {1e9 * t:9.2f} ns/member-step  bound {1e9 * b:8.2f} ns  x{t / b:5.2f}",
+                flush=True,
+            )
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(PER_CELL), figsize=(3.0 * len(PER_CELL), 3.2), sharey=True)
+    for ax, cell in zip(axes, PER_CELL):
+        t = np.array([rows[cell, H][0] for H in units]) * 1e9
+        b = np.array([rows[cell, H][1] for H in units]) * 1e9
+        ax.loglog(units, t, "o-", ms=4, lw=1, label="latchlab (train + validate)")
+        ax.loglog(units, b, "--", lw=1, color="0.4", label="arithmetic bound (~H²)")
+        ax.set_title(cell)
+        ax.set_xlabel("hidden units H")
+        ax.set_xticks(units, [str(u) for u in units])
+    axes[0].set_ylabel("ns per member-step")
+    axes[0].legend(frameon=False, fontsize=7)
+    fig.tight_layout()
+    fig.savefig(a.out, dpi=120)
+    print(f"wrote {a.out}")
+
+
 def main():
     runtime.setup()  # one XLA device per core and the compilation cache, as the CLI does
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer, smaller points")
-    ap.add_argument("--out", default="docs/img/scaling.png")
+    ap.add_argument("--per-cell", action="store_true", help="time per member-step against H for every cell")
+    ap.add_argument("--out", default=None)
     a = ap.parse_args()
+    if a.per_cell:
+        a.out = a.out or "docs/img/scaling_units.png"
+        return main_per_cell(a)
+    a.out = a.out or "docs/img/scaling.png"
     results = {}
     for name, (var, xs, fixed) in CURVES.items():
         xs = QUICK[name] if a.quick else xs
