@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from test_engine import _padded_data, _stack
 
+from latchlab import config, limits
 from latchlab.core import catalog, tasks
 from latchlab.core import model as M
 from latchlab.engine import native
@@ -399,3 +400,14 @@ def test_disabled_by_environment(monkeypatch):
     assert train.choose_mode(M.Model(Cell("lstm", 1), "seq_softmax", n_in=10)) == "native"  # copy
     monkeypatch.setenv("LATCHLAB_NATIVE", "0")
     assert train.choose_mode(M.Model(Cell("gru", 2), "linear", n_in=2)) == "vmap"
+
+
+def test_limits_chunk_what_the_kernels_train():
+    """``limits`` sizes native chunks for exactly the runs ``native.available`` accepts
+    (model checks; no JAX, no model): every task, cell, preset, head and optimiser."""
+    for task in catalog.TASKS:
+        for cell in catalog.CELLS:
+            for preset in catalog.PRESETS:
+                for optimizer in catalog.OPTIMIZERS:
+                    run = config.RunConfig(task=task, cell=cell, preset=preset, optimizer=optimizer, T=30)
+                    assert limits._native_eligible(run) == (not native._model_reason(run.model, optimizer)), run
