@@ -133,8 +133,11 @@ HEAD_OUT = {"dense2": 2, "dense1": 1, "linear": 1, "seq_softmax": catalog.COPY_C
 
 
 def _native_eligible(run) -> bool:
-    # the native kernels' reach (``engine.native.available``), which chunks by NATIVE_CHUNK
-    return catalog.N_IN[run.task] == 1 and run.head_name in catalog.HEADS
+    # the native kernels' reach, which chunks by NATIVE_CHUNK: ``engine.native.available``'s
+    # model checks, by name (``native.reach``; importing it loads no JAX)
+    from latchlab.engine import native
+
+    return not native.reach(run.cell, catalog.PRESETS[run.preset][0], run.head_name, run.optimizer)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,8 @@
 """Reference tests for the native kernels (``latchlab.engine.native``): every variant they train
-(cell, gate activation, GRU reset_after, head, optimiser, batch size) against plain vmap +
-reverse-mode autodiff + optax in ``train.fit``, on members of mixed left-padded lengths."""
+(cell, gate activation, GRU reset_after, head, optimiser, batch size, units, input channels)
+against plain vmap + reverse-mode autodiff + optax in ``train.fit``, on members of mixed
+left-padded lengths: latch data for the classification heads, the adding task (2 channels)
+for the linear head and the copy task (10 channels) for seq_softmax."""
 
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ import numpy as np
 import pytest
 from test_engine import _padded_data, _stack
 
+from latchlab import config, limits
+from latchlab.core import catalog, tasks
 from latchlab.core import model as M
 from latchlab.engine import native
 from latchlab.engine import train
@@ -43,41 +47,63 @@ def _x86_with(flag: str) -> bool:
 MARCHES = ["native"] + (["x86-64-v3"] if _x86_with("avx2") else []) + (["x86-64"] if _x86_with("sse2") else [])
 
 
-def test_kernels_build_and_load():
-    """Each variant builds (RuntimeError with the compiler's message otherwise) and rejects
-    calls meant for another variant: another cell, or a GRU's other reset_after."""
+def _evaluate_nothing(so, v, head, n_out, labels=None, values=None, steps=None):
+    """``latch_evaluate`` of variant ``v`` for no members (R = 0): 0 if the library takes the
+    call, -1 if it rejects it."""
     import ctypes
 
+    counter = (ctypes.c_int * 16)()
+    I = ctypes.c_int32  # noqa: E741
+    ptr = lambda a, t=I: None if a is None else a.ctypes.data_as(ctypes.POINTER(t))  # noqa: E731
+    # kind, rsig, reset_after, H, F, head, O, R, T, xrow, xstride, t0, Nv, val, yv, yvv, N,
+    # ysteps, params, loss, acc, per_block, next_block
+    return so.latch_evaluate(
+        *v,
+        1,
+        1,
+        native.HEADS[head],
+        n_out,
+        0,
+        1,
+        None,
+        None,
+        None,
+        0,
+        None,
+        ptr(labels),
+        ptr(values, ctypes.c_float),
+        1,
+        ptr(steps),
+        None,
+        None,
+        None,
+        8,
+        ctypes.cast(counter, ctypes.POINTER(ctypes.c_int)),
+    )
+
+
+def test_kernels_build_and_load():
+    """Each variant builds (RuntimeError with the compiler's message otherwise) and rejects
+    calls meant for another variant (another cell, or a GRU's other reset_after), a head
+    with another number of outputs, or without the targets it reads."""
+    labels, values, steps = np.zeros(1, np.int32), np.zeros(1, np.float32), np.zeros(1, np.int32)
     for cell, other in [
         (Cell("lstm", 1, "hard_sigmoid"), (0, 0, 0)),  # lstm -> srnn
         (Cell("srnn", 1), (1, 0, 0)),  # srnn -> lstm
         (Cell("gru", 1, "sigmoid", reset_after=True), (3, 0, 0)),  # reset_after -> not
     ]:
         model = M.Model(cell)
-        so = native.lib(native.variant(model))
+        v = native.variant(model)
+        so = native.lib(v)
         assert native.available(model)
-        counter = (ctypes.c_int * 16)()
-        assert (
-            so.latch_evaluate(
-                *other,
-                1,
-                0,
-                0,
-                1,
-                None,
-                None,
-                None,
-                0,
-                None,
-                None,
-                None,
-                None,
-                None,
-                8,
-                ctypes.cast(counter, ctypes.POINTER(ctypes.c_int)),
-            )
-            == -1
-        )
+        assert _evaluate_nothing(so, v, "dense2", 2, labels) == 0
+        assert _evaluate_nothing(so, other, "dense2", 2, labels) == -1
+        assert _evaluate_nothing(so, v, "dense2", 1, labels) == -1
+        assert _evaluate_nothing(so, v, "dense1", 1, None, values) == -1
+        assert _evaluate_nothing(so, v, "linear", 1, None, values) == 0
+        assert _evaluate_nothing(so, v, "linear", 1, labels) == -1
+        assert _evaluate_nothing(so, v, "seq_softmax", 10, steps=steps) == 0
+        assert _evaluate_nothing(so, v, "seq_softmax", 10, labels) == -1
 
 
 def test_library_codes_equal_the_python_tables():
@@ -86,6 +112,7 @@ def test_library_codes_equal_the_python_tables():
     for model in (M.Model(Cell("lstm", 1, "hard_sigmoid")), M.Model(Cell("srnn", 1))):
         assert native.library_codes(native.lib(native.variant(model))) == native.CODES
     assert native.CODES["kind"]["lstm_nofg"] == 2 and native.CODES["optimizer"]["rmsprop"] == 2
+    assert set(native.HEADS) == set(M.ALL_HEADS)
 
 
 def _prototypes(source: str) -> dict[str, int]:
@@ -142,11 +169,12 @@ def test_available_says_why_not(monkeypatch):
     lstm = M.Model(Cell("lstm", 1), "dense2")
     assert native.available(lstm) and native.available(lstm).reason == ""
     assert native.available(M.Model(Cell("gru", 1)), build=False)
-    assert not native.available(M.Model(Cell("gru", 1), "linear"))
-    assert "head linear" in native.available(M.Model(Cell("gru", 1), "linear")).reason
+    assert native.available(M.Model(Cell("gru", 1), "linear", n_in=2))  # adding
     assert native.available(M.Model(Cell("lstm", 2)))
-    assert "2 inputs" in native.available(M.Model(Cell("lstm", 2), "linear", n_in=2)).reason
+    assert native.available(M.Model(Cell("janet", 8), "seq_softmax", n_in=10))  # copy
     assert "optimizer adagrad" in native.available(lstm, "adagrad").reason
+    assert "head dense3" in native.reach("lstm", "sigmoid", "dense3", "adam")
+    assert "cell elman" in native.reach("elman", "sigmoid", "dense2", "adam")
     monkeypatch.setenv("LATCHLAB_NATIVE", "0")
     assert native.available(lstm, build=False).reason == "disabled by LATCHLAB_NATIVE=0"
 
@@ -196,13 +224,22 @@ def test_native_equals_vmap_autodiff(kind, rsig, head, optimizer, batch, Ts, uni
     rates: parameters, training and validation metrics agree to 1e-5 with the reference,
     which moved them by > 1e-2, for every instruction set in ``MARCHES`` (``gru_ra``: a
     GRU with reset_after, ``gru`` one without)."""
+    model = M.Model(_cell(kind, rsig, units), head)
+    _assert_native_equals_vmap(model, optimizer, batch, _padded_data(Ts, Ts[0], 64)[0])
+
+
+def _cell(kind, rsig, units):
     if kind.startswith("gru"):
-        cell = Cell("gru", units, rsig, reset_after=kind == "gru_ra")
-    else:
-        cell = Cell(kind, units, rsig)
-    model = M.Model(cell, head)
+        return Cell("gru", units, rsig, reset_after=kind == "gru_ra")
+    return Cell(kind, units, rsig)
+
+
+def _assert_native_equals_vmap(model, optimizer, batch, data):
+    """``data``'s sets 0, 1, 2, 0, 1 for 5 members: 3 epochs of ``train.fit`` natively (for
+    every instruction set in ``MARCHES``) and with vmap + autodiff give the same parameters
+    and metrics to 1e-5; the reference moved the parameters by > 1e-2, and its metrics are
+    not all zero."""
     assert train.choose_mode(model, optimizer) == "native"
-    data, _ = _padded_data(Ts, Ts[0], 64)
     pick = np.array([0, 1, 2, 0, 1])
     data = train.Data(*(np.asarray(a)[pick] for a in data))
     seeds = np.arange(5) + 21
@@ -229,6 +266,86 @@ def test_native_equals_vmap_autodiff(kind, rsig, head, optimizer, batch, Ts, uni
         )
         > 1e-2
     )
+    # the metrics compared are not all zeros (the adding task's |z - y| < 0.04 is rare early)
+    assert np.asarray(want.train_acc).max() > 0 and np.asarray(want.val_acc).max() > 0
+
+
+def _task_data(task, Ts, n=64, pad_targets=None):
+    """``task``'s data sets of lengths ``Ts`` left-padded to ``Ts[0]`` by its generator (as
+    ``engine.data.make_data`` pads them: zero inputs, copy's targets -1), split as the engine
+    splits them; ``pad_targets``: copy's padded steps given that category instead of -1."""
+    xs, ys, masks, trs, vas = [], [], [], [], []
+    for d, T in enumerate(Ts):
+        x, y = tasks.GENERATORS[task](jax.random.PRNGKey(100 + d), n, T, pad_to=Ts[0])
+        tr, va = tasks.split_indices(jax.random.PRNGKey(200 + d), y, 0.2)
+        mask = np.arange(Ts[0]) >= Ts[0] - T
+        y = np.array(y)
+        if pad_targets is not None:
+            y[:, ~mask] = pad_targets
+        xs.append(np.asarray(x))
+        ys.append(y)
+        masks.append(mask)
+        trs.append(tr.astype(np.int32))
+        vas.append(va.astype(np.int32))
+    return train.Data(*map(np.stack, (xs, ys, masks, trs, vas)))
+
+
+ADD_SHORT, ADD_LONG = (8, 4, 6), (40, 17, 35)
+COPY_SHORT, COPY_LONG = (30, 21, 25), (45, 22, 37)  # copy needs T >= 21
+
+
+@pytest.mark.parametrize(
+    "task, kind, rsig, optimizer, batch, Ts, units",
+    [
+        # adding (F = 2) with the linear head: the one-unit cells take the H-unit path
+        ("adding", "lstm", "hard_sigmoid", "adam", 16, ADD_LONG, 1),
+        ("adding", "lstm_nofg", "sigmoid", "adam", 7, ADD_SHORT, 1),
+        ("adding", "gru_ra", "sigmoid", "rmsprop", 10, ADD_SHORT, 2),
+        ("adding", "gru", "hard_sigmoid", "sgd", 16, ADD_SHORT, 8),
+        ("adding", "janet", "hard_sigmoid_keras3", "sgd", 7, ADD_LONG, 8),
+        ("adding", "srnn", "sigmoid", "adam", 24, ADD_SHORT, 33),
+        # copy (F = 10) with seq_softmax: dL/dh at every step
+        ("copy", "srnn", "sigmoid", "sgd", 16, COPY_SHORT, 1),
+        ("copy", "gru", "hard_sigmoid", "rmsprop", 10, COPY_SHORT, 2),
+        ("copy", "janet", "sigmoid", "adam", 24, COPY_LONG, 2),
+        ("copy", "lstm", "sigmoid", "adam", 16, COPY_SHORT, 8),
+        ("copy", "gru_ra", "hard_sigmoid_keras3", "sgd", 7, COPY_SHORT, 8),
+        # with adam, this one is ill-conditioned: the delimiter's kernel row gets one small
+        # gradient per sequence, and adam's steps on it amplify rounding, so that vmap, flat
+        # and the kernels each end 3e-5 from a float64 run (and up to 2e-5 from each other)
+        ("copy", "lstm_nofg", "hard_sigmoid", "sgd", 16, COPY_SHORT, 33),
+    ],
+)
+def test_native_equals_vmap_autodiff_on_adding_and_copy(task, kind, rsig, optimizer, batch, Ts, units):
+    """As ``test_native_equals_vmap_autodiff``, on the adding task (2 input channels, the
+    linear head: squared error, |z - y| < 0.04) and the copy task (10 channels, seq_softmax:
+    each step's cross-entropy over the steps with a target, per-symbol accuracy), as the
+    engine makes them (``RunConfig.model``)."""
+    model = M.Model(_cell(kind, rsig, units), catalog.HEADS_FOR[catalog.TARGETS[task]][0], catalog.N_IN[task])
+    if task == "copy":
+        model = M.Model(model.cell, model.head, model.n_in, catalog.COPY_CATEGORIES)
+    _assert_native_equals_vmap(model, optimizer, batch, _task_data(task, Ts))
+
+
+def test_seq_softmax_reads_targets_on_padded_steps():
+    """seq_softmax counts every step with a category (``model.per_example``), padded ones
+    too: there the state is the initial zero and the logits the head's bias. The engine's
+    copy data have none there (-1); with one on them (the blank: it counts in the loss, not
+    in the metric, whose argmax over Adam's first biases alone, all moved by ~lr, breaks
+    ties on rounding) the kernels still agree."""
+    data = _task_data("copy", COPY_SHORT, pad_targets=0)
+    padded = ~np.asarray(data.mask)[:, None, :].repeat(64, 1)
+    assert padded.any() and (np.asarray(data.y)[padded] == 0).all()
+    model = M.Model(Cell("gru", 2, "sigmoid", reset_after=True), "seq_softmax", 10, catalog.COPY_CATEGORIES)
+    _assert_native_equals_vmap(model, "adam", 16, data)
+
+
+def test_inputs_of_several_channels_are_copied_channel_major():
+    """``Ensemble`` gathers each of F channels as a scalar input from an (F, R, N, T) copy,
+    made member by member from host arrays and from device arrays split over devices."""
+    x = np.random.default_rng(0).normal(size=(4, 5, 6, 3)).astype(np.float32)
+    for a in (x, jax.numpy.asarray(x), jax.device_put(x, train.member_sharding(4))):
+        np.testing.assert_array_equal(native._channel_major(a), np.moveaxis(x, 3, 0))
 
 
 def test_flatten_round_trip_and_layout():
@@ -279,4 +396,18 @@ def test_disabled_by_environment(monkeypatch):
     assert train.choose_mode(M.Model(Cell("gru", 1), "dense2")) == "native"
     assert train.choose_mode(M.Model(Cell("janet", 1, "hard_sigmoid"), "dense1")) == "native"
     assert train.choose_mode(M.Model(Cell("gru", 2), "dense2")) == "native"
-    assert train.choose_mode(M.Model(Cell("gru", 2), "linear")) == "vmap"
+    assert train.choose_mode(M.Model(Cell("gru", 2), "linear", n_in=2)) == "native"  # adding
+    assert train.choose_mode(M.Model(Cell("lstm", 1), "seq_softmax", n_in=10)) == "native"  # copy
+    monkeypatch.setenv("LATCHLAB_NATIVE", "0")
+    assert train.choose_mode(M.Model(Cell("gru", 2), "linear", n_in=2)) == "vmap"
+
+
+def test_limits_chunk_what_the_kernels_train():
+    """``limits`` sizes native chunks for exactly the runs ``native.available`` accepts
+    (model checks; no JAX, no model): every task, cell, preset, head and optimiser."""
+    for task in catalog.TASKS:
+        for cell in catalog.CELLS:
+            for preset in catalog.PRESETS:
+                for optimizer in catalog.OPTIMIZERS:
+                    run = config.RunConfig(task=task, cell=cell, preset=preset, optimizer=optimizer, T=30)
+                    assert limits._native_eligible(run) == (not native._model_reason(run.model, optimizer)), run

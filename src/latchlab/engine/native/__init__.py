@@ -1,13 +1,14 @@
 """Native CPU kernels for recurrent cells of any size (``kernels.cpp``), built on first use.
 
 The LSTM (with or without forget gate), SRNN, GRU (either ``reset_after``) and JANET, of
-any number of units, on scalar inputs with a classification head train here a whole epoch
-per call: sequences run with rows in the lanes of SIMD vectors (one-unit cells pack several
-members into a vector and keep the state in registers; bigger cells give each member
-vectors of its own and broadcast its weights), a hand-derived backward pass (the LSTM's is
-``latchlab.engine.bptt``'s; the update rules are ``latchlab.core.cells``'), the head of
-``latchlab.core.model`` and the optimisers of ``latchlab.engine.train`` (Adam, SGD, RMSprop
-as optax defines them). Same numbers as the JAX modes to float32 rounding
+any number of units, on inputs of any number of channels, with any head of
+``latchlab.core.model`` (dense2, dense1, linear, seq_softmax) train here a whole epoch
+per call: sequences run with rows in the lanes of SIMD vectors (one-unit cells on scalar
+inputs with a dense head pack several members into a vector and keep the state in
+registers; the others give each member vectors of its own and broadcast its weights), a
+hand-derived backward pass (the LSTM's is ``latchlab.engine.bptt``'s; the update rules are
+``latchlab.core.cells``') and the optimisers of ``latchlab.engine.train`` (Adam, SGD,
+RMSprop as optax defines them). Same numbers as the JAX modes to float32 rounding
 (tests/engine/test_native.py); several times faster on a CPU (docs/benchmarks.md).
 
 The library is compiled with the system's C++ compiler (``$CXX``, else ``g++``) for this
@@ -46,7 +47,7 @@ FLAGS = ("-O3", "-std=c++17", "-fno-math-errno", "-fno-trapping-math", "-ffp-con
 # (``library_codes``) for tests/engine/test_native.py to compare.
 KINDS = {"srnn": 0, "lstm": 1, "lstm_nofg": 2, "gru": 3, "janet": 4}
 RSIGS = {"sigmoid": 0, "hard_sigmoid": 1, "hard_sigmoid_keras3": 2}
-HEADS = {"dense2": 0, "dense1": 1}
+HEADS = {"dense2": 0, "dense1": 1, "linear": 2, "seq_softmax": 3}
 OPTIMIZERS = {"adam": 0, "sgd": 1, "rmsprop": 2}
 CODES = {"kind": KINDS, "rsig": RSIGS, "head": HEADS, "optimizer": OPTIMIZERS}
 
@@ -98,13 +99,18 @@ def _compiler() -> str | None:
 
 
 def defines(v: tuple[int, int, int]) -> tuple[str, ...]:
-    """The compiler's -D flags for variant ``v``: every code of ``CODES``, and the variant."""
+    """The compiler's -D flags for variant ``v``: every code of ``CODES``, the linear head's
+    ``model.REGRESSION_TOLERANCE`` (a hexadecimal literal: the same double, which the C++
+    rounds to float as JAX does) and the variant."""
+    from latchlab.core.model import REGRESSION_TOLERANCE
+
     codes = tuple(
         f"-DLATCH_{group.upper()}_{name.upper()}={code}"
         for group, table in CODES.items()
         for name, code in table.items()
     )
-    return codes + (f"-DVARIANT_KIND={v[0]}", f"-DVARIANT_RSIG={v[1]}", f"-DVARIANT_RESET_AFTER={v[2]}")
+    tolerance = f"-DLATCH_REGRESSION_TOLERANCE={float(REGRESSION_TOLERANCE).hex()}"
+    return codes + (tolerance, f"-DVARIANT_KIND={v[0]}", f"-DVARIANT_RSIG={v[1]}", f"-DVARIANT_RESET_AFTER={v[2]}")
 
 
 def _build(v: tuple[int, int, int]) -> Path:
@@ -147,43 +153,20 @@ _PI, _PF, _PI64 = ctypes.POINTER(ctypes.c_int32), ctypes.POINTER(_F), ctypes.POI
 _PPF = ctypes.POINTER(_PF)
 # every entry of kernels.cpp's extern "C" block: (result, argument types)
 SIGNATURES = {
-    # kind, rsig, reset_after, units, head, opt, R, T, xrow, xstride, t0, S, B, ex, y, weight,
-    # params, mu, nu, count, lr, loss, acc, per_block, next_block
+    # kind, rsig, reset_after, units, inputs, head, outputs, opt, R, T, xrow, xstride, t0, S,
+    # B, ex, y (labels), yv (values), N, ysteps (categories per step), weight, params, mu, nu,
+    # count, lr, loss, acc, per_block, next_block
     "latch_train_epoch": (
         _I,
-        [
-            _I,
-            _I,
-            _I,
-            _I,
-            _I,
-            _I,
-            _I,
-            _I,
-            _PPF,
-            _PI64,
-            _PI,
-            _I,
-            _I,
-            _PI,
-            _PI,
-            _PF,
-            _PF,
-            _PF,
-            _PF,
-            _PI,
-            _PF,
-            _PF,
-            _PF,
-            _I,
-            ctypes.POINTER(_I),
-        ],
+        [*[_I] * 10, _PPF, _PI64, _PI, _I, _I, _PI, _PI, _PF, _I, _PI, _PF, _PF, _PF, _PF, _PI, _PF, _PF, _PF, _I]
+        + [ctypes.POINTER(_I)],
     ),
-    # kind, rsig, reset_after, units, head, R, T, xrow, xstride, t0, Nv, val, yv, params, loss,
-    # acc, per_block, next_block
+    # kind, rsig, reset_after, units, inputs, head, outputs, R, T, xrow, xstride, t0, Nv, val,
+    # yv (labels), yvv (values), N, ysteps (categories per step), params, loss, acc, per_block,
+    # next_block
     "latch_evaluate": (
         _I,
-        [_I, _I, _I, _I, _I, _I, _I, _PPF, _PI64, _PI, _I, _PI, _PI, _PF, _PF, _PF, _I, ctypes.POINTER(_I)],
+        [*[_I] * 9, _PPF, _PI64, _PI, _I, _PI, _PI, _PF, _I, _PI, _PF, _PF, _PF, _I, ctypes.POINTER(_I)],
     ),
     "latch_code": (_I, [_I, ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_char_p)]),
     "latch_lanes": (_I, []),
@@ -240,12 +223,17 @@ class Availability:
 
 
 def _model_reason(model, optimizer: str) -> str:
-    c = model.cell
+    return reach(model.cell.kind, model.cell.rsig, model.head, optimizer)
+
+
+def reach(kind: str, rsig: str, head: str, optimizer: str) -> str:
+    """Why the kernels cannot train a (cell kind, gate activation, head, optimiser), or ""
+    if they can: ``available``'s model checks by name (``latchlab.limits`` asks them of a
+    configuration without building a model). Any number of units and input channels."""
     checks = (
-        (c.kind in KINDS, f"cell {c.kind}: the kernels train {', '.join(KINDS)}"),
-        (model.n_in == 1, f"{model.n_in} inputs: the kernels take scalar inputs"),
-        (model.head in HEADS, f"head {model.head}: the kernels train {', '.join(HEADS)}"),
-        (c.rsig in RSIGS, f"gate activation {c.rsig}: the kernels have {', '.join(RSIGS)}"),
+        (kind in KINDS, f"cell {kind}: the kernels train {', '.join(KINDS)}"),
+        (head in HEADS, f"head {head}: the kernels train {', '.join(HEADS)}"),
+        (rsig in RSIGS, f"gate activation {rsig}: the kernels have {', '.join(RSIGS)}"),
         (optimizer in OPTIMIZERS, f"optimizer {optimizer}: the kernels have {', '.join(OPTIMIZERS)}"),
     )
     return next((reason for ok, reason in checks if not ok), "")
@@ -265,8 +253,8 @@ def _host_reason() -> str:
 
 def available(model, optimizer: str = "adam", *, build: bool = True) -> Availability:
     """Whether the native kernels can train ``model`` with ``optimizer`` here, and if not,
-    why (``.reason``): an srnn/lstm/lstm_nofg/gru/janet of any size on scalar inputs with a
-    dense2 or dense1 head, on the CPU backend, not disabled
+    why (``.reason``): an srnn/lstm/lstm_nofg/gru/janet of any size on inputs of any width with
+    any head (dense2, dense1, linear, seq_softmax), on the CPU backend, not disabled
     (``LATCHLAB_NATIVE=0``), and the model's variant built. With ``build=False`` a compiler
     (or an already loaded library) suffices: cheap, never runs the compiler."""
     reason = _model_reason(model, optimizer) or _host_reason()
@@ -381,6 +369,27 @@ def per_block(one_unit: int, units: int) -> int:
     return max(1, one_unit // units)
 
 
+def _channel_major(x) -> np.ndarray:
+    """(F, R, N, T) float32 copy of inputs ``x`` (R, N, T, F), member by member: a device
+    array's shards are read where they are (host memory on a CPU), so that besides ``x``
+    only the copy is held, not a gathered (R, N, T, F) one too (the data sets are counted
+    twice in ``latchlab.limits``)."""
+    R, N, T, F = np.shape(x)
+    out = np.empty((F, R, N, T), np.float32)
+    if isinstance(x, np.ndarray):
+        rows = enumerate(x)
+    else:
+        rows = (
+            (r, part[i])
+            for shard in x.addressable_shards
+            for part in (np.asarray(shard.data),)
+            for i, r in enumerate(range(*shard.index[0].indices(R)))
+        )
+    for r, row in rows:
+        out[:, r] = np.moveaxis(row, -1, 0)
+    return out
+
+
 class Ensemble:
     """Members' host-side state for the native trainer: flat parameters and optimiser moments."""
 
@@ -391,27 +400,44 @@ class Ensemble:
         R, P = self.params.shape
         self.mu, self.nu = np.zeros((R, P), np.float32), np.zeros((R, P), np.float32)
         self.count = np.zeros(R, np.int32)
-        self.y = np.ascontiguousarray(np.asarray(y), np.int32)
         self.t0 = first_steps(mask)
         R, T = self.t0.shape[0], np.shape(mask)[1]
+        F = model.n_in
+        if np.shape(x)[3] != F:
+            raise ValueError(f"inputs of {np.shape(x)[3]} channels for a model of {F}")
         if isinstance(x, Rows):  # every member reads its own array from step 0
             self.keep = [np.ascontiguousarray(a, np.float32) for a in x.arrays]
             ptrs = [a.ctypes.data for a in self.keep]
             self.xstride = np.array([a.shape[1] for a in self.keep], np.int64)
-        else:  # (R, N, T, 1) left-padded: member r's rows start at step t0[r] of x[r]
-            x = np.ascontiguousarray(np.asarray(x, np.float32).reshape(np.shape(x)[:3]))
-            self.keep = [x]
-            N = x.shape[1]
-            ptrs = [x.ctypes.data + 4 * (r * N * T + int(self.t0[r])) for r in range(R)]
-            self.xstride = np.full(R, T, np.int64)
+        else:  # (R, N, T, F) left-padded: member r's rows start at step t0[r] of x[r]
+            # channel-major (F, R, N, T): the kernels gather each channel as one scalar input
+            # (entry f R + r of xrow is member r's channel f)
+            if F > 1:
+                xc = _channel_major(x)
+            else:  # a view of a host array
+                xc = np.ascontiguousarray(np.asarray(x, np.float32).reshape((1,) + np.shape(x)[:3]))
+            self.keep = [xc]
+            N = xc.shape[2]
+            ptrs = [xc.ctypes.data + 4 * (((f * R + r) * N) * T + int(self.t0[r])) for f in range(F) for r in range(R)]
+            self.xstride = np.full(F * R, T, np.int64)
         self.xrow = np.array(ptrs, np.uint64)
+        # targets: labels (dense2, dense1), values (linear) per example, or categories per step
+        # (seq_softmax, (R, N, T): the kernels read an example's row)
+        self.head = model.head
+        self.y = np.ascontiguousarray(np.asarray(y), np.float32 if model.head == "linear" else np.int32)
+        if self.head == "seq_softmax" and self.y.shape[2] != T:
+            raise ValueError(f"seq_softmax targets of {self.y.shape[2]} steps for sequences of {T}")
         self.shape = (R, self.y.shape[1], T)
         self.train = np.ascontiguousarray(np.asarray(train_idx), np.int32)
         self.val = np.ascontiguousarray(np.asarray(val_idx), np.int32)
-        self.y_val = np.ascontiguousarray(np.take_along_axis(self.y, self.val, 1), np.int32)
-        self.codes = (*variant(model), model.cell.units, HEADS[model.head])
+        self.y_val = None if self.per_step else np.ascontiguousarray(np.take_along_axis(self.y, self.val, 1))
+        self.codes = (*variant(model), model.cell.units, F, HEADS[model.head], model.n_out)
         self.lib = lib(variant(model))  # built for this ``march()``
         self.per_block = per_block(self.lib.latch_per_block(), model.cell.units)
+
+    @property
+    def per_step(self) -> bool:
+        return self.head == "seq_softmax"
 
     def _inputs(self):
         return (
@@ -419,19 +445,29 @@ class Ensemble:
             _ptr(self.xstride, ctypes.c_int64),
         )
 
+    def _targets(self, y):
+        """The kernels' target arguments (labels, values, N, categories per step) from the
+        examples' targets ``y`` (None: per-step targets, read by example)."""
+        I = ctypes.c_int32  # noqa: E741
+        if self.per_step:
+            return None, None, self.shape[1], _ptr(self.y, I)
+        if self.head == "linear":
+            return None, _ptr(y), 0, None
+        return _ptr(y, I), None, 0, None
+
     def train_epoch(self, lr, order, weight):
         """One epoch (``train.train_epoch``'s contract): returns (R,) mean loss and accuracy."""
         R, N, T = self.shape
         _, S, B = order.shape
-        # each step's examples and labels, looked up here in bulk (one at a time in the
-        # kernel, these random reads stalled it)
+        # each step's examples and targets, looked up here in bulk (one at a time in the
+        # kernel, these random reads stalled it); per-step targets are rows the kernel reads
         ex = np.take_along_axis(self.train, np.asarray(order, np.int64).reshape(R, -1), 1)
-        y = np.ascontiguousarray(np.take_along_axis(self.y, ex, 1), np.int32)
+        y = None if self.per_step else np.ascontiguousarray(np.take_along_axis(self.y, ex, 1))
         ex = np.ascontiguousarray(ex, np.int32)
         weight = np.ascontiguousarray(weight, np.float32)
         lr = np.ascontiguousarray(lr, np.float32)
         loss, acc = np.zeros(R, np.float32), np.zeros(R, np.float32)
-        k, rs, ra, H, hd = self.codes
+        k, rs, ra, H, F, hd, n_out = self.codes
         I = ctypes.c_int32  # noqa: E741
 
         def call(counter):
@@ -440,7 +476,9 @@ class Ensemble:
                 rs,
                 ra,
                 H,
+                F,
                 hd,
+                n_out,
                 OPTIMIZERS[self.optimizer],
                 R,
                 T,
@@ -449,7 +487,7 @@ class Ensemble:
                 S,
                 B,
                 _ptr(ex, I),
-                _ptr(y, I),
+                *self._targets(y),
                 _ptr(weight),
                 _ptr(self.params),
                 _ptr(self.mu),
@@ -466,10 +504,11 @@ class Ensemble:
         return loss, acc
 
     def evaluate(self):
-        """(R,) validation loss and accuracy (``train.evaluate``'s contract)."""
+        """(R,) validation loss and accuracy (``train.evaluate``'s contract: the head's loss
+        and metric, ``model.per_example``, averaged over each member's validation set)."""
         R, N, T = self.shape
         loss, acc = np.zeros(R, np.float32), np.zeros(R, np.float32)
-        k, rs, ra, H, hd = self.codes
+        k, rs, ra, H, F, hd, n_out = self.codes
         I = ctypes.c_int32  # noqa: E741
 
         def call(counter):
@@ -478,14 +517,16 @@ class Ensemble:
                 rs,
                 ra,
                 H,
+                F,
                 hd,
+                n_out,
                 R,
                 T,
                 *self._inputs(),
                 _ptr(self.t0, I),
                 self.val.shape[1],
                 _ptr(self.val, I),
-                _ptr(self.y_val, I),
+                *self._targets(self.y_val),
                 _ptr(self.params),
                 _ptr(loss),
                 _ptr(acc),

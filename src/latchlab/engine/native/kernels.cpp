@@ -2,7 +2,8 @@
 // lstm_nofg, SRNN, GRU and JANET ensembles of any size (one-unit cells below, H units in
 // "cells of H units" further down), with hand-derived backward passes (the
 // LSTM's is latchlab/engine/bptt.py's; each cell's update rule is latchlab/core/cells.py's),
-// the optimisers of latchlab/engine/train.py and the heads of latchlab/core/model.py.
+// the optimisers of latchlab/engine/train.py and the heads of latchlab/core/model.py
+// (dense2, dense1; linear and seq_softmax, and inputs of F > 1 channels, on the H-unit path).
 //
 // Why: XLA:CPU runs a recurrence as a while loop with several kernels per time step over
 // (members x batch) rows; for one-unit cells each kernel does a few flops per row, so the
@@ -11,9 +12,10 @@
 // to a SIMD vector (GCC vector extensions at the instruction set's width, below).
 //
 // Layout (one unit): rows are lanes; lane l of vector v is row v*L + l of a block, row = member * B + b.
-// Parameters per member, flat: kernel (G), recurrent (G), bias (G), a reset_after GRU's
-// recurrent bias (G), head kernel (O), head bias (O); G = 4 (lstm: i, f, g, o), 3
-// (lstm_nofg: i, g, o; gru: z, r, h), 2 (janet: f, c), 1 (srnn); O = 2 (dense2) or 1 (dense1).
+// Parameters per member, flat: kernel (F G), recurrent (H G), bias (G), a reset_after GRU's
+// recurrent bias (G), head kernel (H O), head bias (O); G = 4 (lstm: i, f, g, o), 3
+// (lstm_nofg: i, g, o; gru: z, r, h), 2 (janet: f, c), 1 (srnn); O = 2 (dense2), 1 (dense1,
+// linear) or K (seq_softmax); F = H = 1 on this path.
 //
 // Built by latchlab/engine/native/__init__.py, which passes the codes of cell kinds, gate
 // activations, heads and optimisers from its tables (-DLATCH_KIND_LSTM=1, ...) and the
@@ -75,7 +77,15 @@ enum Kind {
   JANET = LATCH_KIND_JANET
 };
 enum Rsig { SIGMOID = LATCH_RSIG_SIGMOID, HARD = LATCH_RSIG_HARD_SIGMOID, HARD3 = LATCH_RSIG_HARD_SIGMOID_KERAS3 };
-enum Head { DENSE2 = LATCH_HEAD_DENSE2, DENSE1 = LATCH_HEAD_DENSE1 };
+enum Head {
+  DENSE2 = LATCH_HEAD_DENSE2,
+  DENSE1 = LATCH_HEAD_DENSE1,
+  LINEAR = LATCH_HEAD_LINEAR,
+  SEQ = LATCH_HEAD_SEQ_SOFTMAX
+};
+// the linear head's metric, |z - y| < this: latchlab.core.model.REGRESSION_TOLERANCE, passed
+// by the build as the double's hexadecimal literal (rounded to float as JAX rounds it)
+static const float REGRESSION_TOLERANCE = (float)LATCH_REGRESSION_TOLERANCE;
 enum Opt { ADAM = LATCH_OPTIMIZER_ADAM, SGD = LATCH_OPTIMIZER_SGD, RMSPROP = LATCH_OPTIMIZER_RMSPROP };
 
 static inline vf splat(float a) { return vf{} + a; }
@@ -148,25 +158,33 @@ template <int KIND, int RSIG> constexpr int n_stored() {
 static inline vf blend(vf m, vf a, vf b) { return m * a + (1.0f - m) * b; }  // m in {0, 1}
 
 struct Shape {
-  int kind, rsig, reset_after, head, opt, H;
+  int kind, rsig, reset_after, head, opt, H, F;  // ..., units, input channels
   int G, O, Pc, P;  // gates, head outputs, cell parameters and parameters per member
 };
 
-// Cell parameters: kernel (1, G H), recurrent (H, G H), bias (G H; a reset_after GRU's input
-// then recurrent bias, 2 G H), row-major as latchlab.core.cells lays them out; then the head.
-static Shape shape(int kind, int rsig, int reset_after, int head, int opt, int H) {
-  const int G = n_gates(kind), O = head == DENSE2 ? 2 : 1, GH = G * H;
-  const int Pc = GH * (1 + H) + (reset_after ? 2 : 1) * GH;
-  return Shape{kind, rsig, reset_after, head, opt, H, G, O, Pc, Pc + H * O + O};
+// Cell parameters: kernel (F, G H), recurrent (H, G H), bias (G H; a reset_after GRU's input
+// then recurrent bias, 2 G H), row-major as latchlab.core.cells lays them out; then the
+// head's kernel (H, O) and bias (O).
+static Shape shape(int kind, int rsig, int reset_after, int head, int opt, int H, int F, int O) {
+  const int G = n_gates(kind), GH = G * H;
+  const int Pc = GH * (F + H) + (reset_after ? 2 : 1) * GH;
+  return Shape{kind, rsig, reset_after, head, opt, H, F, G, O, Pc, Pc + H * O + O};
 }
+
+// What the one-unit path trains (its lanes hold one scalar input and a dense head's logits);
+// everything else takes the path of cells of H units.
+static bool one_unit(const Shape &s) { return s.H == 1 && s.F == 1 && (s.head == DENSE2 || s.head == DENSE1); }
 
 // One library per (cell kind, gate activation, reset_after): latchlab/engine/native builds
 // the variants a sweep uses (-DVARIANT_KIND=k -DVARIANT_RSIG=r -DVARIANT_RESET_AFTER=a); an
 // SRNN has no gates, its variant is (SRNN, SIGMOID, 0), and only a GRU has reset_after = 1.
 // Calls for another variant are rejected.
 static bool valid(const Shape &s) {
+  const bool outputs = s.head == DENSE2                      ? s.O == 2
+                       : (s.head == DENSE1 || s.head == LINEAR) ? s.O == 1
+                                                                : s.head == SEQ && s.O >= 1;
   return s.kind == VARIANT_KIND && s.rsig == VARIANT_RSIG && s.reset_after == VARIANT_RESET_AFTER && s.H >= 1 &&
-         (s.head == DENSE2 || s.head == DENSE1) && (s.opt == ADAM || s.opt == SGD || s.opt == RMSPROP);
+         s.F >= 1 && outputs && (s.opt == ADAM || s.opt == SGD || s.opt == RMSPROP);
 }
 
 // One block: nv vectors of lanes, rows from members [m0, m0 + nm).
@@ -460,11 +478,13 @@ template <int S> static inline void transpose(vf *r) {
 }
 
 // Member r's sequences: example e's step t (t0[r] <= t < T) is xrow[r][e * xstride[r] + t - t0[r]].
+// With F channels, xrow and xstride hold F x R entries, channel-major: ``channel(f, R)``.
 struct Inputs {
   const float *const *xrow;
   const int64_t *xstride;
   const int32_t *t0;
   const float *at(int r, int e, int t) const { return xrow[r] + (int64_t)e * xstride[r] + (t - t0[r]); }
+  Inputs channel(int f, int R) const { return Inputs{xrow + (size_t)f * R, xstride + (size_t)f * R, t0}; }
 };
 
 // The block's input rows for examples ex[row] (member m0 + row / B), time-major: one
@@ -541,13 +561,17 @@ static void optimise(const Shape &s, float *p, float *mu, float *nu, int32_t *co
 }
 
 // ----------------------------------------------------------------------- cells of H units
-// Cells of H > 1 units (any H; the one-unit code above stays for H = 1, where its blocks of
-// members packed into lanes are faster). A member's rows fill V = ceil(B / L) vectors of its
+// Cells of H > 1 units, and whatever the one-unit code above does not train (``one_unit``:
+// inputs of F > 1 channels, the linear and seq_softmax heads), with any H; the one-unit code
+// stays for one-unit cells on scalar inputs with a dense head, where its blocks of members
+// packed into lanes are faster. A member's rows fill V = ceil(B / L) vectors of its
 // own (padding lanes have weight 0), so its weights are scalars broadcast from its flat
-// parameters: the recurrent products are matrix-vector products with rows in the lanes. The
-// forward pass stores a record per step and vector; the backward pass stores each step's
-// pre-activation gradients, and the weight gradients are then one product over time and
-// lanes (``outer``) instead of H x G H updates per step.
+// parameters: the input and recurrent products are matrix-vector products with rows in the
+// lanes. The forward pass stores a record per step and vector; the backward pass stores each
+// step's pre-activation gradients, and the weight gradients are then one product over time
+// and lanes (``outer``) instead of (F + H) x G H updates per step. seq_softmax reads h at
+// every step: its logits' gradients enter dh before each step's backward pass, and are kept
+// per step for the head's own weight gradients (one more ``outer``).
 //   record: h_prev (H), gate values (G H: rsig(.) for gates, tanh(.) for the candidate),
 //           extras (LSTMs: c_prev and tanh(c); GRU: q = h U_h + c_h if reset_after, else
 //           r h_prev; JANET: its input gate i)
@@ -556,11 +580,19 @@ static void optimise(const Shape &s, float *p, float *mu, float *nu, int32_t *co
 constexpr int n_extra(int kind) { return has_c(kind) ? 2 : (kind == GRU || kind == JANET) ? 1 : 0; }
 
 struct HBlock {
-  int nv, V, H, GH, NS, ND;  // vectors, vectors per member, units, gate columns, record sizes
-  std::vector<int> t0;       // per vector: its member's first valid step
-  std::vector<vf> st, dz;    // (T, nv, NS), (T, nv, ND)
+  int nv, V, H, GH, NS, ND, F;  // vectors, vectors per member, units, gate columns, record sizes, channels
+  std::vector<int> t0;          // per vector: its member's first valid step
+  std::vector<vf> st, dz;       // (T, nv, NS), (T, nv, ND)
   std::vector<vf> h, c, dh, dc, tmp;  // (nv, H)
   std::vector<vf> pre, rq;            // (nv, G H)
+  std::vector<vf> xin;                // (T, nv, F) inputs when F > 1 (one channel: the gather's own)
+  // seq_softmax (``seq_alloc``): per step and vector each lane's category (-1: none), whether
+  // any lane has one, dL/dz (O vectors, training); per vector each lane's loss weight per
+  // step, number of steps with a category and of symbol steps (y > 0), summed
+  // cross-entropy and hits; logits
+  std::vector<vi> ys;
+  std::vector<char> live;
+  std::vector<vf> dhead, cw, nsteps, nsym, ce, hits, z;
   vf *rec(int t, int v) { return &st[((size_t)t * nv + v) * NS]; }
   vf *grec(int t, int v) { return &dz[((size_t)t * nv + v) * ND]; }
 };
@@ -633,9 +665,10 @@ static void outer(const vf *A, size_t sa, int K, const vf *E, size_t se, int J, 
   }
 }
 
-static void hblock_alloc(HBlock &b, int kind, int ra, int H, int nv, int V, int T) {
+static void hblock_alloc(HBlock &b, int kind, int ra, int H, int F, int nv, int V, int T, int Tin) {
   const int GH = n_gates(kind) * H;
-  b.nv = nv; b.V = V; b.H = H; b.GH = GH;
+  b.nv = nv; b.V = V; b.H = H; b.GH = GH; b.F = F;
+  if (F > 1) b.xin.resize((size_t)Tin * nv * F);
   b.NS = H + GH + n_extra(kind) * H;
   b.ND = GH + (kind == GRU && ra ? H : 0);
   b.t0.assign(nv, 0);
@@ -645,15 +678,17 @@ static void hblock_alloc(HBlock &b, int kind, int ra, int H, int nv, int V, int 
   b.pre.assign((size_t)nv * GH, vf{}); b.rq.assign((size_t)nv * GH, vf{});
 }
 
-// One step of vector v (its member's parameters p) from h (and c); stores the record if `store`.
+// One step of vector v (its member's parameters p) from h (and c) on inputs x (F vectors);
+// stores the record if `store`.
 template <int KIND, int RSIG, int RA>
-static inline void hforward(HBlock &b, const float *p, vf x, int t, int v, bool store) {
+static inline void hforward(HBlock &b, const float *p, const vf *x, int t, int v, bool store) {
   const int H = b.H, GH = b.GH;
-  const float *W = p, *U = p + GH, *Bi = U + (size_t)H * GH, *C = Bi + GH;
+  const float *W = p, *U = p + (size_t)b.F * GH, *Bi = U + (size_t)H * GH, *C = Bi + GH;
   vf *h = &b.h[(size_t)v * H], *c = &b.c[(size_t)v * H], *pre = &b.pre[(size_t)v * GH];
   vf *rec = store ? b.rec(t, v) : nullptr, *act = store ? rec + H : nullptr, *ext = store ? rec + H + GH : nullptr;
   if (store) memcpy((void *)rec, (const void *)h, sizeof(vf) * H);
-  for (int j = 0; j < GH; j++) pre[j] = x * W[j] + Bi[j];
+  for (int j = 0; j < GH; j++) pre[j] = splat(Bi[j]);
+  matvec(x, b.F, W, GH, GH, pre);  // one channel: x W + b, as one fused multiply-add
   if (KIND == SRNN) {
     matvec(h, H, U, GH, GH, pre);
     for (int u = 0; u < H; u++) {
@@ -713,7 +748,7 @@ static inline void hforward(HBlock &b, const float *p, vf x, int t, int v, bool 
 template <int KIND, int RSIG, int RA>
 static inline void hbackward(HBlock &b, const float *p, int t, int v) {
   const int H = b.H, GH = b.GH;
-  const float *U = p + GH;
+  const float *U = p + (size_t)b.F * GH;
   const vf *rec = b.rec(t, v), *hp = rec, *act = rec + H, *ext = rec + H + GH;
   vf *dh = &b.dh[(size_t)v * H], *dc = &b.dc[(size_t)v * H], *d = b.grec(t, v);
   if (KIND == SRNN) {
@@ -778,14 +813,15 @@ static inline void hbackward(HBlock &b, const float *p, int t, int v) {
   }
 }
 
-// Vector v's weight gradients, summed over its steps and lanes, into g (its member's).
+// Vector v's weight gradients, summed over its steps and lanes, into g (its member's); xb
+// the block's inputs, (T, nv, F).
 static void hgradients(HBlock &b, int kind, int ra, const vf *xb, int T, int v, float *g) {
-  const int H = b.H, GH = b.GH, t0 = b.t0[v];
+  const int H = b.H, GH = b.GH, F = b.F, t0 = b.t0[v];
   const size_t sr = (size_t)b.nv * b.NS, sd = (size_t)b.nv * b.ND;
   const vf *hp = b.rec(0, v), *ext = hp + H + GH, *d = b.grec(0, v);
-  float *dW = g, *dU = g + GH, *db = dU + (size_t)H * GH, *dc = db + GH;
+  float *dW = g, *dU = g + (size_t)F * GH, *db = dU + (size_t)H * GH, *dc = db + GH;
   static const vf one = splat(1.0f);
-  outer(xb + v, b.nv, 1, d, sd, GH, t0, T, dW, GH);
+  outer(xb + (size_t)v * F, (size_t)b.nv * F, F, d, sd, GH, t0, T, dW, GH);
   outer(&one, 0, 1, d, sd, GH, t0, T, db, GH);
   if (kind != GRU) {
     outer(hp, sr, H, d, sd, GH, t0, T, dU, GH);
@@ -800,11 +836,22 @@ static void hgradients(HBlock &b, int kind, int ra, const vf *xb, int T, int v, 
   }
 }
 
-// Head of H units on vector group h (H vectors: rows in lanes); y, w per lane (w already
-// divided by the member's weight; 0 for padding). Adds the loss and metric (weighted) to
-// lsum, asum; with `grad`, sets dh and adds the head's gradients into gk (H O), gb (O).
-static void hhead(int head, int H, const float *K, const float *hb, const vf *h, const int32_t *y, const float *w,
-                  float *lsum, float *asum, bool grad, vf *dh, float *gk, float *gb) {
+// The linear head's loss of one row, its metric and dL/dz (d[0]) for target y and example
+// weight w (latchlab.core.model: (z - y)^2, |z - y| < REGRESSION_TOLERANCE).
+static inline void linear_loss(float z, float y, float w, float *loss, float *hit, float *d) {
+  const float err = z - y;
+  *loss = err * err;
+  *hit = fabsf(err) < REGRESSION_TOLERANCE ? 1.0f : 0.0f;
+  d[0] = 2.0f * err * w;
+}
+
+// A head on the last state (dense2, dense1, linear) of H units on vector group h (H vectors:
+// rows in lanes); per lane the label y (dense2, dense1) or target yv (linear) and the weight
+// w (already divided by the member's weight; 0 for padding). Adds the loss and metric
+// (weighted) to lsum, asum; with `grad`, sets dh and adds the head's gradients into gk (H O),
+// gb (O).
+static void hhead(int head, int H, const float *K, const float *hb, const vf *h, const int32_t *y, const float *yv,
+                  const float *w, float *lsum, float *asum, bool grad, vf *dh, float *gk, float *gb) {
   const int O = head == DENSE2 ? 2 : 1;
   vf z[2] = {splat(hb[0]), splat(O > 1 ? hb[1] : 0.0f)};
   for (int u = 0; u < H; u++)
@@ -812,7 +859,10 @@ static void hhead(int head, int H, const float *K, const float *hb, const vf *h,
   vf d[2] = {};
   for (int l = 0; l < L; l++) {
     float loss, hit, dl[2] = {0.0f, 0.0f};
-    head_loss(head, z[0][l], z[1][l], y[l], w[l], &loss, &hit, dl);
+    if (head == LINEAR)
+      linear_loss(z[0][l], yv[l], w[l], &loss, &hit, dl);
+    else
+      head_loss(head, z[0][l], z[1][l], y[l], w[l], &loss, &hit, dl);
     *lsum += loss * w[l]; *asum += hit * w[l];
     d[0][l] = dl[0]; d[1][l] = dl[1];
   }
@@ -826,33 +876,191 @@ static void hhead(int head, int H, const float *K, const float *hb, const vf *h,
   }
 }
 
-// The block's inputs: member m's rows are vectors [m V, m V + V) (a gather as for one unit,
-// with V L rows a member: its padding rows read its first example).
-static void hgather(Block &xb, HBlock &b, const Inputs &in, int T, int m0, int nm, int B, const int32_t *ex_m,
-                    size_t ex_stride, std::vector<int32_t> &ex) {
+// exp and log of float vectors (Cephes' expf and logf, as Eigen vectorises them: within 2
+// ulp), for seq_softmax's K exponentials per row and step (a scalar expf per lane cost more
+// than the cell's step). vexp clamps its argument below at -87.3 (e^-87.3 ~ 1e-38, the
+// smallest normal float: nothing smaller survives the flush of subnormals anyway); vlog
+// takes positive normal floats.
+static inline vf vexp(vf x) {
+  x = vmin(vmax(x, splat(-87.3365447505531f)), splat(88.3762626647949f));
+  const vf fx = x * 1.44269504088896341f + 0.5f;
+  vf n = __builtin_convertvector(__builtin_convertvector(fx, vi), vf);  // toward zero
+  n = n > fx ? n - 1.0f : n;                                           // floor
+  vf r = x - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  vf p = r * 1.9875691500e-4f + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * (r * r) + r + 1.0f;
+  return p * (vf)((__builtin_convertvector(n, vi) + 127) << 23);  // times 2^n
+}
+
+static inline vf vlog(vf x) {
+  const vi bits = (vi)x;
+  vi e = ((bits >> 23) & 0xff) - 126;
+  const vf m = (vf)((bits & 0x007fffff) | 0x3f000000);  // x = m 2^e, m in [0.5, 1)
+  const vi small = m < 0.707106781186547524f;            // then x = (2 m) 2^(e - 1)
+  e += small;                                            // (the mask is -1)
+  const vf a = (m - 1.0f) + (small ? m : splat(0.0f)), z = a * a;
+  const vf ef = __builtin_convertvector(e, vf);
+  vf y = a * 7.0376836292e-2f + -1.1514610310e-1f;
+  y = y * a + 1.1676998740e-1f;
+  y = y * a + -1.2420140846e-1f;
+  y = y * a + 1.4249322787e-1f;
+  y = y * a + -1.6668057665e-1f;
+  y = y * a + 2.0000714765e-1f;
+  y = y * a + -2.4999993993e-1f;
+  y = y * a + 3.3333331174e-1f;
+  y = y * a * z;
+  y = y + ef * -2.12194440e-4f;
+  y = y - 0.5f * z;
+  return a + y + ef * 0.693359375f;
+}
+
+static void seq_alloc(HBlock &b, int T, int O, bool grad) {
+  const size_t n = (size_t)T * b.nv;
+  b.ys.resize(n); b.live.resize(n);
+  if (grad) b.dhead.resize(n * O);
+  b.cw.assign(b.nv, vf{}); b.nsteps.assign(b.nv, vf{}); b.nsym.assign(b.nv, vf{});
+  b.ce.assign(b.nv, vf{}); b.hits.assign(b.nv, vf{}); b.z.resize(O);
+}
+
+// Targets: labels (dense2, dense1: int 0/1) or values (linear: float) per example slot,
+// (R, S, B) in training and (R, Nv) in validation; or categories per step (seq_softmax: -1
+// where a step has none, as on left padding), each member's (N, T) array, read by example.
+struct Targets {
+  const int32_t *label;
+  const float *value;
+  const int32_t *steps;
+  int N;
+  const int32_t *row(int r, int e, int T) const { return steps + ((size_t)r * N + e) * T; }
+};
+
+static bool targets_ok(const Shape &s, const Targets &tg) {
+  return s.head == SEQ ? tg.steps && tg.N >= 1 : s.head == LINEAR ? tg.value != nullptr : tg.label != nullptr;
+}
+
+// seq_softmax: the block's categories per step for examples ex (`rows` a member, V L; the
+// first n of them real, the rest without a category), whether any lane of a vector has one
+// at a step, and per lane how many steps have one and how many a symbol (y > 0).
+static void seq_targets(HBlock &b, const Targets &tg, int T, int m0, int nm, int rows, int n, const int32_t *ex) {
+  const int nv = b.nv, V = b.V;
+  const int32_t *src[L];
+  for (int v = 0; v < nm * V; v++) {
+    const int m = v / V;
+    for (int l = 0; l < L; l++) {
+      const int k = (v % V) * L + l;
+      src[l] = k < n ? tg.row(m0 + m, ex[(size_t)m * rows + k], T) : nullptr;
+    }
+    vf ns = {}, nsy = {};
+    for (int t = 0; t < T; t++) {
+      vi y;
+      for (int l = 0; l < L; l++) y[l] = src[l] ? src[l][t] : -1;
+      const vi on = y >= 0;
+      bool any = false;
+      for (int l = 0; l < L; l++) any |= on[l] != 0;
+      b.ys[(size_t)t * nv + v] = y;
+      b.live[(size_t)t * nv + v] = any;
+      ns += on ? splat(1.0f) : splat(0.0f);
+      nsy += y > 0 ? splat(1.0f) : splat(0.0f);
+    }
+    b.nsteps[v] = ns; b.nsym[v] = nsy;
+  }
+}
+
+// seq_softmax at step t of vector v: logits z = bias + h K (O classes; h null: a padded
+// step's zero state), each lane's cross-entropy -log softmax(z)[y] (lanes without a category
+// take no part) added to b.ce, its hit (a symbol, y > 0, with argmax z == y, ties to the
+// first class) to b.hits. With d (O vectors): dL/dz = (softmax(z) - onehot(y)) b.cw into d,
+// and with dh too d K^T added to dh (H vectors).
+static void hseq(HBlock &b, int O, const float *K, const float *bias, const vf *h, int t, int v, vf *d, vf *dh) {
+  vf *z = b.z.data();
+  const vi y = b.ys[(size_t)t * b.nv + v];
+  for (int k = 0; k < O; k++) z[k] = splat(bias[k]);
+  if (h) matvec(h, b.H, K, O, O, z);
+  vf mx = z[0], zy = splat(0.0f), sum = splat(0.0f);
+  vi arg = vi{};
+  for (int k = 1; k < O; k++) {
+    const vi gt = z[k] > mx;
+    mx = gt ? z[k] : mx;
+    arg = gt ? vi{} + k : arg;
+  }
+  for (int k = 0; k < O; k++) {  // logsumexp as jax.nn's: log(sum exp(z - max)) + max
+    const vf e = vexp(z[k] - mx);
+    if (d) d[k] = e;
+    sum += e;
+    zy = y == k ? z[k] : zy;
+  }
+  const vi on = y >= 0;
+  b.ce[v] += on ? (vlog(sum) + mx) - zy : splat(0.0f);
+  b.hits[v] += (y > 0) & (arg == y) ? splat(1.0f) : splat(0.0f);
+  if (!d) return;
+  const vf c = on ? b.cw[v] : splat(0.0f), cs = c / sum;
+  for (int k = 0; k < O; k++) d[k] = d[k] * cs - (y == k ? c : splat(0.0f));
+  if (dh) matvec_t(d, O, K, O, b.H, dh);
+}
+
+// seq_softmax's weight gradients of vector v into gk (H O), then gb (O): dK sums h_t dL/dz_t
+// over its valid steps and lanes (h_t is step t + 1's record, the last step's the final
+// state), db sums dL/dz_t over every step (a padded step's logits are the bias).
+static void seq_gradients(HBlock &b, int O, int T, int v, float *gk) {
+  const int H = b.H, t0 = b.t0[v], nv = b.nv;
+  const size_t sr = (size_t)nv * b.NS, sd = (size_t)nv * O;
+  const vf *d = &b.dhead[(size_t)v * O];
+  static const vf one = splat(1.0f);
+  if (t0 < T - 1) outer(b.st.data() + ((size_t)nv + v) * b.NS, sr, H, d, sd, O, t0, T - 1, gk, O);
+  if (t0 < T) outer(&b.h[(size_t)v * H], 0, H, d, sd, O, T - 1, T, gk, O);
+  outer(&one, 0, 1, d, sd, O, 0, T, gk + (size_t)H * O, O);
+}
+
+// The block's inputs, (T, nv, F), for examples ex (`rows` a member): each channel gathered as
+// one-unit inputs are, then interleaved (one channel: the gather's own array).
+static const vf *channels(Block &xb, HBlock &b, const Inputs &in, int R, int T, int m0, int nm, int rows,
+                          const int32_t *ex) {
+  const int F = b.F, nv = b.nv;
+  if (F == 1) {
+    gather(xb, in, T, m0, nm, rows, ex);
+    return xb.xb.data();
+  }
+  for (int f = 0; f < F; f++) {
+    gather(xb, in.channel(f, R), T, m0, nm, rows, ex);
+    for (int v = 0; v < nv; v++)
+      for (int t = b.t0[v]; t < T; t++) b.xin[((size_t)t * nv + v) * F + f] = xb.xb[(size_t)t * nv + v];
+  }
+  return b.xin.data();
+}
+
+// The block's inputs for a training step: member m's rows are vectors [m V, m V + V) (with
+// V L rows a member: its padding rows read its first example, ex).
+static const vf *hgather(Block &xb, HBlock &b, const Inputs &in, int R, int T, int m0, int nm, int B,
+                         const int32_t *ex_m, size_t ex_stride, std::vector<int32_t> &ex) {
   const int Bp = b.V * L;
   ex.assign((size_t)nm * Bp, 0);
   for (int m = 0; m < nm; m++)
     for (int k = 0; k < Bp; k++) ex[(size_t)m * Bp + k] = ex_m[m * ex_stride + (k < B ? k : 0)];
-  gather(xb, in, T, m0, nm, Bp, ex.data());
+  return channels(xb, b, in, R, T, m0, nm, Bp, ex.data());
 }
 
 template <int KIND, int RSIG, int RA>
 static void train_h(const Shape &s, int R, int T, const Inputs &in, int S, int B, const int32_t *ex_all,
-                    const int32_t *y_all, const float *weight, float *params, float *mu, float *nu, int32_t *count,
+                    const Targets &tg, const float *weight, float *params, float *mu, float *nu, int32_t *count,
                     const float *lr, float *loss, float *acc, int per_block, int *next_block) {
-  const int H = s.H, V = (B + L - 1) / L, Pc = s.Pc, O = s.O;
+  const int H = s.H, F = s.F, V = (B + L - 1) / L, Pc = s.Pc, O = s.O;
+  const bool seq = s.head == SEQ;
   const int nblocks = (R + per_block - 1) / per_block;
   Block xb;
   HBlock b;
   Corrections bc;
   std::vector<int32_t> ex, yl;
-  std::vector<float> grad, wl, wsum, lsum, asum;
+  std::vector<float> grad, wl, yvl, wsum, lsum, asum;
   for (;;) {
     int blk = __atomic_fetch_add(next_block, 1, __ATOMIC_RELAXED);
     if (blk >= nblocks) break;
     int m0 = blk * per_block, nm = R - m0 < per_block ? R - m0 : per_block, nv = nm * V;
-    hblock_alloc(b, KIND, RA, H, nv, V, T);
+    hblock_alloc(b, KIND, RA, H, F, nv, V, T, T);
+    if (seq) seq_alloc(b, T, O, true);
     xb.nv = nv; xb.t0min.assign(nv, 0); xb.t0max.assign(nv, 0); xb.t0lane.assign(nv, vf{});
     xb.xb.assign((size_t)T * nv, vf{});
     lane_layout(xb, m0, nm, V * L, in.t0);
@@ -863,17 +1071,22 @@ static void train_h(const Shape &s, int R, int T, const Inputs &in, int S, int B
     }
     grad.assign((size_t)nm * s.P, 0.0f);
     lsum.assign(nm, 0.0f); asum.assign(nm, 0.0f); wsum.assign(nm, 0.0f);
-    yl.assign(L, 0); wl.assign(L, 0.0f);
+    yl.assign(L, 0); yvl.assign(L, 0.0f); wl.assign(L, 0.0f);
     for (int st = 0; st < S; st++) {
-      hgather(xb, b, in, T, m0, nm, B, ex_all + ((size_t)m0 * S + st) * B, (size_t)S * B, ex);
+      const vf *x = hgather(xb, b, in, R, T, m0, nm, B, ex_all + ((size_t)m0 * S + st) * B, (size_t)S * B, ex);
       std::fill(b.h.begin(), b.h.end(), vf{});
       std::fill(b.c.begin(), b.c.end(), vf{});
       std::fill(b.dc.begin(), b.dc.end(), vf{});
       for (int t = tstart; t < T; t++)
         for (int v = 0; v < nv; v++)
           if (t >= b.t0[v])
-            hforward<KIND, RSIG, RA>(b, params + (size_t)(m0 + v / V) * s.P, xb.xb[(size_t)t * nv + v], t, v, true);
+            hforward<KIND, RSIG, RA>(b, params + (size_t)(m0 + v / V) * s.P, x + ((size_t)t * nv + v) * F, t, v,
+                                     true);
       memset(grad.data(), 0, sizeof(float) * grad.size());
+      if (seq) {  // dL/dh enters at every step, below
+        seq_targets(b, tg, T, m0, nm, V * L, B, ex.data());
+        std::fill(b.dh.begin(), b.dh.end(), vf{});
+      }
       for (int m = 0; m < nm; m++) {
         const size_t at = ((size_t)(m0 + m) * S + st) * B;
         const float *w = weight + at;
@@ -883,21 +1096,63 @@ static void train_h(const Shape &s, int R, int T, const Inputs &in, int S, int B
         const float *hp = params + (size_t)(m0 + m) * s.P + Pc;
         float *g = &grad[(size_t)m * s.P];
         for (int q = 0; q < V; q++) {
+          const int v = m * V + q;
+          if (seq) {  // a sequence's loss is its steps' mean: each step's weight w / steps
+            for (int l = 0; l < L; l++) {
+              int k = q * L + l;
+              float ns = b.nsteps[v][l];
+              b.cw[v][l] = k < B ? w[k] * inv / (ns > 1.0f ? ns : 1.0f) : 0.0f;
+            }
+            b.ce[v] = b.hits[v] = vf{};
+            continue;
+          }
           for (int l = 0; l < L; l++) {
             int k = q * L + l;
-            yl[l] = k < B ? y_all[at + k] : 0;
+            yl[l] = k < B && tg.label ? tg.label[at + k] : 0;
+            yvl[l] = k < B && tg.value ? tg.value[at + k] : 0.0f;
             wl[l] = k < B ? w[k] * inv : 0.0f;
           }
-          int v = m * V + q;
-          hhead(s.head, H, hp, hp + H * O, &b.h[(size_t)v * H], yl.data(), wl.data(), &lm, &am, true,
+          hhead(s.head, H, hp, hp + H * O, &b.h[(size_t)v * H], yl.data(), yvl.data(), wl.data(), &lm, &am, true,
                 &b.dh[(size_t)v * H], g + Pc, g + Pc + H * O);
         }
         lsum[m] += lm * n; asum[m] += am * n; wsum[m] += n;
       }
-      for (int t = T - 1; t >= tstart; t--)
-        for (int v = 0; v < nv; v++)
-          if (t >= b.t0[v]) hbackward<KIND, RSIG, RA>(b, params + (size_t)(m0 + v / V) * s.P, t, v);
-      for (int v = 0; v < nv; v++) hgradients(b, KIND, RA, xb.xb.data(), T, v, &grad[(size_t)(v / V) * s.P]);
+      for (int t = T - 1; t >= (seq ? 0 : tstart); t--)
+        for (int v = 0; v < nv; v++) {
+          const float *p = params + (size_t)(m0 + v / V) * s.P;
+          const bool valid = t >= b.t0[v];
+          if (seq) {
+            const size_t i = (size_t)t * nv + v;
+            vf *d = &b.dhead[i * O];
+            if (b.live[i]) {
+              const vf *h = !valid ? nullptr : t == T - 1 ? &b.h[(size_t)v * H] : b.rec(t + 1, v);
+              hseq(b, O, p + Pc, p + Pc + H * O, h, t, v, d, valid ? &b.dh[(size_t)v * H] : nullptr);
+            } else {
+              for (int k = 0; k < O; k++) d[k] = vf{};
+            }
+          }
+          if (valid) hbackward<KIND, RSIG, RA>(b, p, t, v);
+        }
+      for (int v = 0; v < nv; v++) {
+        float *g = &grad[(size_t)(v / V) * s.P];
+        hgradients(b, KIND, RA, x, T, v, g);
+        if (seq) seq_gradients(b, O, T, v, g + Pc);
+      }
+      if (seq) {  // the batch's loss and metric (lsum[m] etc. were 0-weight above)
+        for (int m = 0; m < nm; m++) {
+          const float *w = weight + ((size_t)(m0 + m) * S + st) * B;
+          float n = 0.0f;
+          for (int k = 0; k < B; k++) n += w[k];
+          float inv = 1.0f / (n > 1e-12f ? n : 1e-12f), lm = 0.0f, am = 0.0f;
+          for (int k = 0; k < B; k++) {
+            const int v = m * V + k / L, l = k % L;
+            const float ns = b.nsteps[v][l], nsy = b.nsym[v][l];
+            lm += b.ce[v][l] / (ns > 1.0f ? ns : 1.0f) * (w[k] * inv);
+            am += b.hits[v][l] / (nsy > 1.0f ? nsy : 1.0f) * (w[k] * inv);
+          }
+          lsum[m] += lm * n; asum[m] += am * n;
+        }
+      }
       for (int m = 0; m < nm; m++) {
         size_t r = m0 + m;
         optimise(s, params + r * s.P, mu + r * s.P, nu + r * s.P, count + r, &grad[(size_t)m * s.P], lr[r], bc);
@@ -911,19 +1166,21 @@ static void train_h(const Shape &s, int R, int T, const Inputs &in, int S, int B
 }
 
 template <int KIND, int RSIG, int RA>
-static void evaluate_h(const Shape &s, int R, int T, const Inputs &in, int Nv, const int32_t *val, const int32_t *yv,
+static void evaluate_h(const Shape &s, int R, int T, const Inputs &in, int Nv, const int32_t *val, const Targets &tg,
                        const float *params, float *loss, float *acc, int per_block, int *next_block) {
-  const int H = s.H, O = s.O;
+  const int H = s.H, F = s.F, O = s.O, Pc = s.Pc;
+  const bool seq = s.head == SEQ;
   const int nblocks = (R + per_block - 1) / per_block;
   Block xb;
   HBlock b;
   std::vector<int32_t> ex, yl(L);
-  std::vector<float> wl(L);
+  std::vector<float> yvl(L), wl(L);
   for (;;) {
     int blk = __atomic_fetch_add(next_block, 1, __ATOMIC_RELAXED);
     if (blk >= nblocks) break;
     int m0 = blk * per_block, nm = R - m0 < per_block ? R - m0 : per_block, nv = nm;  // one vector a member
-    hblock_alloc(b, KIND, RA, H, nv, 1, 0);
+    hblock_alloc(b, KIND, RA, H, F, nv, 1, 0, T);
+    if (seq) seq_alloc(b, T, O, false);
     xb.nv = nv; xb.t0min.assign(nv, 0); xb.t0max.assign(nv, 0); xb.t0lane.assign(nv, vf{});
     xb.xb.assign((size_t)T * nv, vf{});
     lane_layout(xb, m0, nm, L, in.t0);
@@ -938,22 +1195,41 @@ static void evaluate_h(const Shape &s, int R, int T, const Inputs &in, int Nv, c
       ex.assign((size_t)nm * L, 0);
       for (int m = 0; m < nm; m++)
         for (int k = 0; k < L; k++) ex[(size_t)m * L + k] = val[(size_t)(m0 + m) * Nv + (k < nb ? start + k : 0)];
-      gather(xb, in, T, m0, nm, L, ex.data());
+      const vf *x = channels(xb, b, in, R, T, m0, nm, L, ex.data());
+      if (seq) {
+        seq_targets(b, tg, T, m0, nm, L, nb, ex.data());
+        std::fill(b.ce.begin(), b.ce.end(), vf{});
+        std::fill(b.hits.begin(), b.hits.end(), vf{});
+      }
       std::fill(b.h.begin(), b.h.end(), vf{});
       std::fill(b.c.begin(), b.c.end(), vf{});
-      for (int t = tstart; t < T; t++)
-        for (int v = 0; v < nv; v++)
-          if (t >= b.t0[v])
-            hforward<KIND, RSIG, RA>(b, params + (size_t)(m0 + v) * s.P, xb.xb[(size_t)t * nv + v], t, v, false);
+      for (int t = seq ? 0 : tstart; t < T; t++)
+        for (int v = 0; v < nv; v++) {
+          const float *p = params + (size_t)(m0 + v) * s.P;
+          const bool valid = t >= b.t0[v];
+          if (valid) hforward<KIND, RSIG, RA>(b, p, x + ((size_t)t * nv + v) * F, t, v, false);
+          if (seq && b.live[(size_t)t * nv + v])
+            hseq(b, O, p + Pc, p + Pc + H * O, valid ? &b.h[(size_t)v * H] : nullptr, t, v, nullptr, nullptr);
+        }
       for (int m = 0; m < nm; m++) {
-        const float *hp = params + (size_t)(m0 + m) * s.P + s.Pc;
+        if (seq) {
+          for (int l = 0; l < nb; l++) {
+            const float ns = b.nsteps[m][l], nsy = b.nsym[m][l];
+            ls[m] += b.ce[m][l] / (ns > 1.0f ? ns : 1.0f);
+            as[m] += b.hits[m][l] / (nsy > 1.0f ? nsy : 1.0f);
+          }
+          continue;
+        }
+        const float *hp = params + (size_t)(m0 + m) * s.P + Pc;
         for (int l = 0; l < L; l++) {
-          yl[l] = l < nb ? yv[(size_t)(m0 + m) * Nv + start + l] : 0;
+          const size_t i = (size_t)(m0 + m) * Nv + start + l;
+          yl[l] = l < nb && tg.label ? tg.label[i] : 0;
+          yvl[l] = l < nb && tg.value ? tg.value[i] : 0.0f;
           wl[l] = l < nb ? 1.0f : 0.0f;
         }
         float lm = 0.0f, am = 0.0f;
-        hhead(s.head, H, hp, hp + H * O, &b.h[(size_t)m * H], yl.data(), wl.data(), &lm, &am, false, nullptr, nullptr,
-              nullptr);
+        hhead(s.head, H, hp, hp + H * O, &b.h[(size_t)m * H], yl.data(), yvl.data(), wl.data(), &lm, &am, false,
+              nullptr, nullptr, nullptr);
         ls[m] += lm; as[m] += am;
       }
     }
@@ -972,7 +1248,7 @@ static const struct { const char *group, *name; int code; } CODES[] = {
     {"kind", "srnn", SRNN}, {"kind", "lstm", LSTM}, {"kind", "lstm_nofg", LSTM_NOFG},
     {"kind", "gru", GRU}, {"kind", "janet", JANET},
     {"rsig", "sigmoid", SIGMOID}, {"rsig", "hard_sigmoid", HARD}, {"rsig", "hard_sigmoid_keras3", HARD3},
-    {"head", "dense2", DENSE2}, {"head", "dense1", DENSE1},
+    {"head", "dense2", DENSE2}, {"head", "dense1", DENSE1}, {"head", "linear", LINEAR}, {"head", "seq_softmax", SEQ},
     {"optimizer", "adam", ADAM}, {"optimizer", "sgd", SGD}, {"optimizer", "rmsprop", RMSPROP},
 };
 
@@ -990,23 +1266,28 @@ const char *latch_isa(void) { return LATCH_ISA; }
 
 // One training epoch for members [0, R) in blocks of `per_block` members; threads share
 // the work through `next_block` (each call takes blocks until none are left).
-//   kind, rsig, reset_after: the library's variant (else -1); head, opt: codes of CODES;
-//   member r's sequences start at xrow[r] (see Inputs), valid from step t0[r] to T - 1;
-//   ex, y, weight (R, S, B): each step's examples, their labels and weights;
+//   kind, rsig, reset_after: the library's variant (else -1); H units, F input channels;
+//   head, opt: codes of CODES, O the head's outputs (dense2: 2; dense1, linear: 1;
+//   seq_softmax: its classes);
+//   member r's channel f starts at xrow[f R + r] (see Inputs), valid from step t0[r] to T - 1;
+//   ex, weight (R, S, B): each step's examples and their weights; their targets (Targets):
+//   y (R, S, B) labels (dense2, dense1), yv (R, S, B) values (linear), or ysteps (R, N, T)
+//   each example's categories per step (seq_softmax); the others may be null;
 //   params (R, P), mu/nu (R, P), count (R): updated in place; lr (R);
 //   loss, acc (R): the epoch's example-weighted means (each batch before its update).
-int latch_train_epoch(int kind, int rsig, int reset_after, int H, int head, int opt, int R, int T,
+int latch_train_epoch(int kind, int rsig, int reset_after, int H, int F, int head, int O, int opt, int R, int T,
                       const float *const *xrow, const int64_t *xstride, const int32_t *t0, int S, int B,
-                      const int32_t *ex_all, const int32_t *y_all, const float *weight, float *params, float *mu,
-                      float *nu, int32_t *count, const float *lr, float *loss, float *acc, int per_block,
-                      int *next_block) {
-  const Shape s = shape(kind, rsig, reset_after, head, opt, H);
-  if (!valid(s)) return -1;
+                      const int32_t *ex_all, const int32_t *y_all, const float *yv_all, int N, const int32_t *ysteps,
+                      const float *weight, float *params, float *mu, float *nu, int32_t *count, const float *lr,
+                      float *loss, float *acc, int per_block, int *next_block) {
+  const Shape s = shape(kind, rsig, reset_after, head, opt, H, F, O);
+  const Targets tg{y_all, yv_all, ysteps, N};
+  if (!valid(s) || !targets_ok(s, tg)) return -1;
   FlushSubnormals flush;
   const int Pc = s.Pc;
   const Inputs in{xrow, xstride, t0};
-  if (H > 1) {
-    train_h<VARIANT_KIND, VARIANT_RSIG, VARIANT_RESET_AFTER>(s, R, T, in, S, B, ex_all, y_all, weight, params, mu, nu,
+  if (!one_unit(s)) {
+    train_h<VARIANT_KIND, VARIANT_RSIG, VARIANT_RESET_AFTER>(s, R, T, in, S, B, ex_all, tg, weight, params, mu, nu,
                                                              count, lr, loss, acc, per_block, next_block);
     return 0;
   }
@@ -1083,17 +1364,21 @@ int latch_train_epoch(int kind, int rsig, int reset_after, int H, int head, int 
   return 0;
 }
 
-// Validation: every member's mean loss and metric over its examples val (R, Nv), labels yv.
-int latch_evaluate(int kind, int rsig, int reset_after, int H, int head, int R, int T, const float *const *xrow,
-                   const int64_t *xstride, const int32_t *t0, int Nv, const int32_t *val, const int32_t *yv,
-                   const float *params, float *loss, float *acc, int per_block, int *next_block) {
-  const Shape s = shape(kind, rsig, reset_after, head, ADAM, H);
-  if (!valid(s)) return -1;
+// Validation: every member's mean loss and metric over its examples val (R, Nv), their
+// targets (as latch_train_epoch's) labels yv or values yvv (R, Nv), or categories ysteps (R,
+// N, T) read by example.
+int latch_evaluate(int kind, int rsig, int reset_after, int H, int F, int head, int O, int R, int T,
+                   const float *const *xrow, const int64_t *xstride, const int32_t *t0, int Nv, const int32_t *val,
+                   const int32_t *yv, const float *yvv, int N, const int32_t *ysteps, const float *params, float *loss,
+                   float *acc, int per_block, int *next_block) {
+  const Shape s = shape(kind, rsig, reset_after, head, ADAM, H, F, O);
+  const Targets tg{yv, yvv, ysteps, N};
+  if (!valid(s) || !targets_ok(s, tg)) return -1;
   FlushSubnormals flush;
   const int Pc = s.Pc, Bv = L;  // validation rows per member and pass: one vector
   const Inputs in{xrow, xstride, t0};
-  if (H > 1) {
-    evaluate_h<VARIANT_KIND, VARIANT_RSIG, VARIANT_RESET_AFTER>(s, R, T, in, Nv, val, yv, params, loss, acc, per_block,
+  if (!one_unit(s)) {
+    evaluate_h<VARIANT_KIND, VARIANT_RSIG, VARIANT_RESET_AFTER>(s, R, T, in, Nv, val, tg, params, loss, acc, per_block,
                                                                 next_block);
     return 0;
   }
