@@ -105,8 +105,8 @@ def modes_for(model: M.Model) -> tuple[str, ...]:
 
 def native_ok(model: M.Model, optimizer: str = "adam") -> bool:
     """Whether ``fit`` can train ``model`` with the native kernels here: SRNNs, LSTMs (with
-    or without forget gate), GRUs and JANETs of any size on scalar inputs with a
-    classification head, on the CPU backend, with a C++ compiler."""
+    or without forget gate), GRUs and JANETs of any size, any input width and any head
+    (``native.available``), on the CPU backend, with a C++ compiler."""
     return bool(native.available(model, optimizer))
 
 
@@ -116,9 +116,9 @@ def choose_mode(model: M.Model, optimizer: str = "adam") -> str:
     of a sweep, after building the native kernels' variants it may use).
 
     Measured with bench/modes.py on 2-core XLA:CPU (docs/benchmarks.md): the ``native``
-    kernels, where they apply (CPU backend, SRNN, LSTM, lstm_nofg, GRU or JANET of any size
-    on scalar inputs with a dense2/dense1 head), are several times faster than any XLA mode
-    (5-14x ``vmap`` from 2 to 33 units, 3.6-4.9x at 100). Otherwise, for a one-unit SRNN (3 cell parameters) forward
+    kernels, where they apply (CPU backend, SRNN, LSTM, lstm_nofg, GRU or JANET of any size,
+    inputs and head), are several times faster than any XLA mode (5-14x ``vmap`` from 2 to
+    33 units, 3.6-4.9x at 100; 8-15x on the adding and copy tasks). Otherwise, for a one-unit SRNN (3 cell parameters) forward
     mode (``rtrl``) is 1.2-2x faster than ``vmap``; for a one-unit LSTM (12 parameters)
     it is 2-2.5x slower, as is ``flat``, and the hand-derived ``bptt`` is faster than
     ``vmap``. Forward mode costs one tangent per parameter, so it wins only for the
