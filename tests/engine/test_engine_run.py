@@ -40,10 +40,18 @@ def _cfg(**over):
 # ----------------------------------------------------------------------------- execute
 
 
-def test_execute_alone_equals_the_in_process_loop():
+def _multi_unit_on_xla(monkeypatch):
+    """Cells of more than one unit train on the XLA modes in this test (the native kernels
+    train every cell where they build): a sweep that mixes both backends."""
+    native_ok = runner.train.native_ok
+    monkeypatch.setattr(runner.train, "native_ok", lambda m, o="adam": m.cell.units == 1 and native_ok(m, o))
+
+
+def test_execute_alone_equals_the_in_process_loop(monkeypatch):
     """A sweep of one-unit SRNNs (native kernels where they build) and two-unit GRUs (XLA,
     bucketed lengths, a padded chunk): every chunk executed alone, from a pickled copy of
     it, gives the in-process loop's metrics exactly."""
+    _multi_unit_on_xla(monkeypatch)
     cfg = _cfg(grid={"T": [3, 6], "cell": ["srnn", "gru"], "units": [1, 2]})
     want = runner.run(cfg)
     seen = []
@@ -147,6 +155,7 @@ def _plan_small(members, **kw):  # chunks of up to 4 members per device (batch 1
 def test_resume_after_every_chunk_is_bit_identical(tmp_path, monkeypatch):
     """Interrupted after each of its chunks (lengths 10 and 5 in one bucket) and resumed:
     the store equals the uninterrupted run's exactly (parameters included)."""
+    _multi_unit_on_xla(monkeypatch)
     cfg = _cfg(**RESUME)
     monkeypatch.setattr(sweep_plan, "plan", _plan_small)
     chunks = sweep_plan.plan(cfg.members())
@@ -170,11 +179,12 @@ def test_resume_after_every_chunk_is_bit_identical(tmp_path, monkeypatch):
         _equal_stores(path, tmp_path / "ref.sqlite")
 
 
-def test_members_stored_by_another_sweep_do_not_change_the_others(tmp_path):
+def test_members_stored_by_another_sweep_do_not_change_the_others(tmp_path, monkeypatch):
     """A combined run ([A, B]) in a store that already holds A's members (e.g. the seed
     sweep before the ablations): B's members are trained in the chunks the combined plan
     gives them, finished members beside them are trained again but not rewritten, and B's
     rows equal those of the combined run in an empty store."""
+    _multi_unit_on_xla(monkeypatch)
     a = _cfg(**RESUME)
     b = _cfg(**{**RESUME, "name": "b", "lr": 3e-3})
     fresh, reused = tmp_path / "fresh.sqlite", tmp_path / "reused.sqlite"

@@ -560,6 +560,25 @@ static void optimise(const Shape &s, float *p, float *mu, float *nu, int32_t *co
   }
 }
 
+// After a training step: each of members [m0, m0 + nm)'s optimiser step from its gradient
+// (grad, nm x P).
+static void update_members(const Shape &s, int m0, int nm, float *params, float *mu, float *nu, int32_t *count,
+                           const float *grad, const float *lr, Corrections &bc) {
+  for (int m = 0; m < nm; m++) {
+    size_t r = m0 + m;
+    optimise(s, params + r * s.P, mu + r * s.P, nu + r * s.P, count + r, grad + (size_t)m * s.P, lr[r], bc);
+  }
+}
+
+// After an epoch: each member's example-weighted mean loss and metric.
+static void epoch_means(int m0, int nm, const float *lsum, const float *asum, const float *wsum, float *loss,
+                        float *acc) {
+  for (int m = 0; m < nm; m++) {
+    loss[m0 + m] = lsum[m] / wsum[m];
+    acc[m0 + m] = asum[m] / wsum[m];
+  }
+}
+
 // ----------------------------------------------------------------------- cells of H units
 // Cells of H > 1 units, and whatever the one-unit code above does not train (``one_unit``:
 // inputs of F > 1 channels, the linear and seq_softmax heads), with any H; the one-unit code
@@ -1153,15 +1172,9 @@ static void train_h(const Shape &s, int R, int T, const Inputs &in, int S, int B
           lsum[m] += lm * n; asum[m] += am * n;
         }
       }
-      for (int m = 0; m < nm; m++) {
-        size_t r = m0 + m;
-        optimise(s, params + r * s.P, mu + r * s.P, nu + r * s.P, count + r, &grad[(size_t)m * s.P], lr[r], bc);
-      }
+      update_members(s, m0, nm, params, mu, nu, count, grad.data(), lr, bc);
     }
-    for (int m = 0; m < nm; m++) {
-      loss[m0 + m] = lsum[m] / wsum[m];
-      acc[m0 + m] = asum[m] / wsum[m];
-    }
+    epoch_means(m0, nm, lsum.data(), asum.data(), wsum.data(), loss, acc);
   }
 }
 
@@ -1351,15 +1364,9 @@ int latch_train_epoch(int kind, int rsig, int reset_after, int H, int F, int hea
           for (int k = 0; k < Pc; k++) g[k] += b.acc[(size_t)k * nv + row / L][row % L];
         }
       }
-      for (int m = 0; m < nm; m++) {
-        size_t r = m0 + m;
-        optimise(s, params + r * s.P, mu + r * s.P, nu + r * s.P, count + r, &grad[(size_t)m * s.P], lr[r], bc);
-      }
+      update_members(s, m0, nm, params, mu, nu, count, grad.data(), lr, bc);
     }
-    for (int m = 0; m < nm; m++) {
-      loss[m0 + m] = lsum[m] / wsum[m];
-      acc[m0 + m] = asum[m] / wsum[m];
-    }
+    epoch_means(m0, nm, lsum.data(), asum.data(), wsum.data(), loss, acc);
   }
   return 0;
 }
