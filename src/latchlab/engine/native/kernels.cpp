@@ -357,12 +357,11 @@ static inline float log1p_(float e) {
   return logf(u) - ((u - 1.0f) - e) / u;
 }
 
-// Head: per-row loss, metric and dL/dz for label y and example weight w (already divided
-// by the member's total weight); returns dL/dh through the head's kernel. With d the
-// logit margin against the label, the loss is softplus(d) = max(d, 0) + log1p(exp(-|d|))
-// and the gradient sigmoid(d): one exp and one log1p per row, exact in both tails.
-// The loss of one row from its logits (z0, z1: dense2; z0: dense1), its metric, and dL/dz
-// (d[0], d[1]) for label y and example weight w.
+// A classification head's loss of one row from its logits (z0, z1: dense2; z0: dense1), its
+// metric, and dL/dz (d[0], d[1]) for label y and example weight w (already divided by the
+// member's total weight). With d the logit margin against the label, the loss is
+// softplus(d) = max(d, 0) + log1p(exp(-|d|)) and the gradient sigmoid(d): one exp and one
+// log1p per row, exact in both tails.
 static inline void head_loss(int head, float z0, float z1, int y, float w, float *loss, float *hit, float *d) {
   if (head == DENSE2) {
     float dd = y ? z0 - z1 : z1 - z0;  // the other class's logit minus the label's
@@ -378,6 +377,8 @@ static inline void head_loss(int head, float z0, float z1, int y, float w, float
   }
 }
 
+// The one-unit path's head on one row of state h (head parameters hp): head_loss, then dL/dh
+// through the head's kernel, and the head's gradients added into gh.
 static inline void head_row(int head, const float *hp, float h, int y, float w, float *loss, float *hit,
                             float *dh, float *gh) {
   float d[2];
@@ -1073,11 +1074,12 @@ static void train_h(const Shape &s, int R, int T, const Inputs &in, int S, int B
   HBlock b;
   Corrections bc;
   std::vector<int32_t> ex, yl;
-  std::vector<float> grad, wl, yvl, wsum, lsum, asum;
+  std::vector<float> grad, wl, yvl, wsum, lsum, asum, wstep;
   for (;;) {
     int blk = __atomic_fetch_add(next_block, 1, __ATOMIC_RELAXED);
     if (blk >= nblocks) break;
     int m0 = blk * per_block, nm = R - m0 < per_block ? R - m0 : per_block, nv = nm * V;
+    wstep.assign(nm, 0.0f);  // each member's weight in the current step
     hblock_alloc(b, KIND, RA, H, F, nv, V, T, T);
     if (seq) seq_alloc(b, T, O, true);
     xb.nv = nv; xb.t0min.assign(nv, 0); xb.t0max.assign(nv, 0); xb.t0lane.assign(nv, vf{});
@@ -1111,6 +1113,7 @@ static void train_h(const Shape &s, int R, int T, const Inputs &in, int S, int B
         const float *w = weight + at;
         float n = 0.0f;
         for (int k = 0; k < B; k++) n += w[k];
+        wstep[m] = n;
         float inv = 1.0f / (n > 1e-12f ? n : 1e-12f), lm = 0.0f, am = 0.0f;
         const float *hp = params + (size_t)(m0 + m) * s.P + Pc;
         float *g = &grad[(size_t)m * s.P];
@@ -1160,8 +1163,7 @@ static void train_h(const Shape &s, int R, int T, const Inputs &in, int S, int B
       if (seq) {  // the batch's loss and metric (lsum[m] etc. were 0-weight above)
         for (int m = 0; m < nm; m++) {
           const float *w = weight + ((size_t)(m0 + m) * S + st) * B;
-          float n = 0.0f;
-          for (int k = 0; k < B; k++) n += w[k];
+          const float n = wstep[m];
           float inv = 1.0f / (n > 1e-12f ? n : 1e-12f), lm = 0.0f, am = 0.0f;
           for (int k = 0; k < B; k++) {
             const int v = m * V + k / L, l = k % L;
