@@ -231,6 +231,7 @@ def main(argv=None) -> int:
         f"# jax {jax.__version__} ({jax.default_backend()}:{jax.device_count()}), cpus {os.cpu_count()}, "
         f"commit {provenance.git_commit()}, load avg at start {SS._load()}"
     )
+    print(f"# {SS.native_as_make()}")
     print(f"# measured flop rate {SS.flop_rate() / 1e9:.0f} GFLOP/s (numpy matrix product, every core)")
     rows = []
     for name in names:

@@ -573,17 +573,24 @@ def test_sweep_is_deterministic(seed_run):
     assert again[cols].equals(seed_run[cols])
 
 
-def test_families_cut_the_same_data_as_make_data():
-    """``sweep_data.Families`` (each seed's longest latch sequences, cut for every length) gives
-    every member the same sequences, labels, mask and split as making its data directly."""
+@pytest.mark.parametrize(
+    "task, signal_len, Ts", [("latch", 1, [2, 3, 7, 12]), ("bit_relay", 1, [2, 3, 7, 12]), ("bit_relay", 2, [4, 5, 13])]
+)
+def test_families_cut_the_same_data_as_make_data(task, signal_len, Ts):
+    """``sweep_data.Families`` (each seed's longest latch sequences, or bit relay's draws, cut
+    for every length) gives every member the same sequences, bit for bit, labels, mask and
+    split as making its data directly (bit relay's second sign moves with T: at T = 2 and 3
+    it is the step after the first; with signal_len 2, at T = 4 and 5 the signs are adjacent)."""
     cfg = config.from_dict(
         {
             "name": "fam",
+            "task": task,
+            "signal_len": signal_len,
             "repeats": 3,
             "seed": 5,
             "N": 40,
             "noise": 0.3,
-            "grid": {"T": [3, 7, 12], "split": ["stratified", "tail"]},
+            "grid": {"T": Ts, "split": ["stratified", "tail"]},
         }
     )
     members = cfg.members()
@@ -593,7 +600,7 @@ def test_families_cut_the_same_data_as_make_data():
         got = families.cut(c.members, c.T_pad)
         want = sweep_data.make_data(c.members, c.T_pad)
         assert isinstance(got.x, native.Rows)
-        np.testing.assert_array_equal(got.x.padded(), np.asarray(want.x))
+        np.testing.assert_array_equal(got.x.padded().view(np.int32), np.asarray(want.x).view(np.int32))
         for a, b in zip(got[1:], want[1:]):
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert not families.seq and not families.splits  # freed after the last chunk that needs them

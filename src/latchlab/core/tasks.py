@@ -97,17 +97,32 @@ def latch(key, n: int, T, noise=0.1, signal_len=1, pad_to: int | None = None):
     return _latch(key, n, T, noise, signal_len, _padded(T, pad_to))
 
 
-@partial(jax.jit, static_argnames=("n", "pad_to"))
-def _bit_relay(key, n, T, noise, signal_len, pad_to):
+def _bit_relay_draws(key, n, T, noise, signal_len, pad_to):
+    """Bit relay's random draws: the unit noise ``e`` (n, pad_to), the first signs ``a`` (n,)
+    and the labels ``y`` (n,). Only the noise depends on T, as a prefix."""
     k_y, k_a, k_e = jax.random.split(key, 3)
     y = _balanced_labels(k_y, n)
     a = jnp.where(jax.random.bernoulli(k_a, 0.5, (n,)), 1.0, -1.0)
-    b = jnp.where(y == 1, a, -a)
-    s, valid = _steps(T, pad_to)
+    return _noise(k_e, n, T, pad_to), a, y
+
+
+def bit_relay_signals(a, y, s, valid, T, signal_len, xp=jnp):
+    """The signs of bit relay at steps ``s`` (valid where ``valid``) of length-T sequences:
+    ``a`` for ``s < signal_len``, ``b = a`` (y = 1) or ``-a`` (y = 0) for ``floor(T/2) <= s <
+    floor(T/2) + signal_len``, 0 elsewhere; (n, len(s)). ``xp``: jax.numpy or numpy (the host
+    cuts a seed's longest draws for every length, ``engine.data.Families``)."""
+    b = xp.where(y == 1, a, -a)
     half = T // 2
-    first = (valid & (s < signal_len)).astype(jnp.float32)[None, :]
-    second = (valid & (s >= half) & (s < half + signal_len)).astype(jnp.float32)[None, :]
-    x = first * a[:, None] + second * b[:, None] + noise * _noise(k_e, n, T, pad_to)
+    first = (valid & (s < signal_len)).astype(xp.float32)[None, :]
+    second = (valid & (s >= half) & (s < half + signal_len)).astype(xp.float32)[None, :]
+    return first * a[:, None] + second * b[:, None]
+
+
+@partial(jax.jit, static_argnames=("n", "pad_to"))
+def _bit_relay(key, n, T, noise, signal_len, pad_to):
+    e, a, y = _bit_relay_draws(key, n, T, noise, signal_len, pad_to)
+    s, valid = _steps(T, pad_to)
+    x = bit_relay_signals(a, y, s, valid, T, signal_len) + noise * e
     return x[..., None].astype(jnp.float32), y
 
 

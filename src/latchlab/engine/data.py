@@ -1,8 +1,8 @@
 """A sweep's data and initial parameters, each derived from a member's seed alone.
 
 ``member_keys`` splits a seed into the member's (data, split, init) keys; ``make_data``
-makes a chunk's data sets on the devices in one call; ``Families`` makes each seed's
-longest latch sequences once and cuts every length from them; ``init_members`` stacks the
+makes a chunk's data sets on the devices in one call; ``Families`` draws each seed's
+longest latch or bit relay sequences once and cuts every length from them; ``init_members`` stacks the
 members' initial parameters. A member's data and initial parameters do not depend on the
 members it is trained beside (``tests/engine/test_engine.py``).
 """
@@ -53,14 +53,14 @@ def _member_keys(seeds) -> np.ndarray:
     return _on_padded_stack(_member_keys_jit, np.asarray(seeds, np.uint32))
 
 
-@partial(jax.jit, static_argnames=("task", "n", "pad_to"))
-def _chunk_sequences(keys, T, noise, signal_len, task, n, pad_to):
-    gen = tasks.PADDED[task]
+@partial(jax.jit, static_argnames=("task", "n", "pad_to", "draws"))
+def _chunk_sequences(keys, T, noise, signal_len, task, n, pad_to, draws=False):
+    # draws: a family's random draws (``FAMILY_DRAWS``) instead of the sequences
+    gen = FAMILY_DRAWS[task] if draws else tasks.PADDED[task]
 
     def one(args):
         k, T, noise, L = args
-        x, y = gen(k[0], n, T, noise, L, pad_to)
-        return x, y, tasks._steps(T, pad_to)[1]
+        return *gen(k[0], n, T, noise, L, pad_to), tasks._steps(T, pad_to)[1]
 
     # one member at a time on each device: a vmap over all members would hold every
     # member's random bits and intermediates at once (4-5 times the data's size)
@@ -128,9 +128,26 @@ def _host_rows(a) -> list[np.ndarray]:
     return rows
 
 
-# tasks whose length-T sequences are the first T steps of the same key's longer ones
-# (``tasks``: step t's noise comes from ``fold_in(key, t)``)
-PREFIX_TASKS = ("latch",)
+# Tasks whose sequences of every length are cut from the same key's longest draws
+# (``tasks``: step t's noise comes from ``fold_in(key, t)``). A latch sequence of length T
+# is the first T steps of the longer one; bit relay's second sign sits at floor(T/2), so
+# its draws (unit noise, a prefix; first signs; labels) are kept and each length's
+# sequences made from them (``_bit_relay_cut``).
+FAMILY_DRAWS = {"latch": tasks._latch, "bit_relay": tasks._bit_relay_draws}
+# ``signs + noise e`` on the steps with a sign, compiled as the generator's own sum is (XLA
+# fuses it into one multiply-add: a product rounded first differs in the last bit)
+_signed_steps = jax.jit(lambda signs, noise, e: signs + noise * e)
+
+
+def _bit_relay_cut(e, a, y, T: int, noise: float, signal_len: int) -> np.ndarray:
+    """Bit relay's (N, T) sequences, bit for bit ``tasks.bit_relay``'s, from its draws (``e``
+    the unit noise of at least T steps): ``noise e`` (one rounding, as in the generator
+    where the signs are 0), and ``signs + noise e`` on the steps with a sign."""
+    x = np.float32(noise) * e[:, :T]
+    cols = np.minimum(np.r_[np.arange(signal_len), T // 2 + np.arange(signal_len)], T - 1)  # (2 signal_len,)
+    signs = tasks.bit_relay_signals(a, y, cols, cols >= 0, T, signal_len, xp=np)
+    x[:, cols] = np.asarray(_signed_steps(signs, np.float32(noise), e[:, cols]))
+    return x
 
 
 def _family(m: Member):
@@ -155,7 +172,7 @@ class Families:
         last = None
         for c in chunks:
             for m in c.members:
-                if m.run.task in PREFIX_TASKS:
+                if m.run.task in FAMILY_DRAWS:
                     self.T[_family(m)] = max(self.T[_family(m)], m.run.T)
             if c.data_key != last:  # a chunk's data are made unless the last chunk's fit
                 for f in {_family(m) for m in c.members}:
@@ -177,7 +194,7 @@ class Families:
             keys = _member_keys(seeds)
             sharding = train.member_sharding(len(seeds))
             put = lambda a: jax.device_put(a, sharding)  # noqa: E731
-            x, y, _ = _chunk_sequences(
+            *draws, y, _ = _chunk_sequences(
                 put(keys),
                 put(np.full(len(seeds), T, np.int32)),
                 put(np.full(len(seeds), noise, np.float32)),
@@ -185,16 +202,28 @@ class Families:
                 task=task,
                 n=n,
                 pad_to=T,
+                draws=True,
             )
-            x, y = _host_rows(x), _host_rows(y)
+            y = _host_rows(y)
+            if task == "latch":  # the sequences themselves, (N, T, 1)
+                x = [r[..., 0] for r in _host_rows(draws[0])]
+                a = [None] * len(seeds)
+            else:  # bit_relay: the unit noise and the first signs
+                x, a = _host_rows(draws[0]), _host_rows(draws[1])
             for i, f in enumerate(fs):
-                self.seq[f] = (x[i][..., 0], y[i], keys[i])
+                self.seq[f] = (x[i], y[i], keys[i], a[i])
+
+    def _sequences(self, m: Member) -> np.ndarray:
+        """Member m's (N, >= T) sequences: its family's, or cut from its draws."""
+        f = _family(m)
+        x, y, _, a = self.seq[f]
+        return x if a is None else _bit_relay_cut(x, a, y, m.run.T, m.run.noise, m.run.signal_len)
 
     def cut(self, members: list[Member], T_pad: int) -> train.Data:
         fams = [_family(m) for m in members]
         self._make(fams)
         lengths = np.array([m.run.T for m in members])
-        x = native.Rows([self.seq[f][0] for f in fams], lengths, T_pad)  # padded by train.fit if needed
+        x = native.Rows([self._sequences(m) for m in members], lengths, T_pad)  # padded by train.fit if needed
         y = np.stack([self.seq[f][1] for f in fams])
         mask = np.arange(T_pad)[None, :] >= T_pad - lengths[:, None]
         tr, va = self._splits(members, fams)
