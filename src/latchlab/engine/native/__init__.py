@@ -461,8 +461,9 @@ class Ensemble:
         _, S, B = order.shape
         # each step's examples and targets, looked up here in bulk (one at a time in the
         # kernel, these random reads stalled it); per-step targets are rows the kernel reads
-        ex = np.take_along_axis(self.train, np.asarray(order, np.int64).reshape(R, -1), 1)
-        y = None if self.per_step else np.ascontiguousarray(np.take_along_axis(self.y, ex, 1))
+        members = np.arange(R)[:, None]
+        ex = self.train[members, np.asarray(order).reshape(R, -1)]  # (R, S B)
+        y = None if self.per_step else np.ascontiguousarray(self.y[members, ex])
         ex = np.ascontiguousarray(ex, np.int32)
         weight = np.ascontiguousarray(weight, np.float32)
         lr = np.ascontiguousarray(lr, np.float32)

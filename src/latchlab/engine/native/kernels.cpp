@@ -488,20 +488,15 @@ struct Inputs {
   Inputs channel(int f, int R) const { return Inputs{xrow + (size_t)f * R, xstride + (size_t)f * R, t0}; }
 };
 
-// Start loading the rows of examples ex_m[m ex_stride + k] (k < B) of members m0 + m, F
-// channels each, into the cache: the next step's rows come from memory while this step
-// computes (they are drawn at random from N examples: each row is a cache miss).
-static void prefetch_rows(const Inputs &in, int F, int R, int T, int m0, int nm, const int32_t *ex_m,
-                          size_t ex_stride, int B) {
-  for (int f = 0; f < F; f++) {
-    const Inputs c = in.channel(f, R);
-    for (int m = 0; m < nm; m++) {
-      const int r = m0 + m;
-      const size_t bytes = (size_t)(T - c.t0[r]) * sizeof(float);
-      for (int k = 0; k < B; k++) {
-        const char *src = (const char *)c.at(r, ex_m[m * ex_stride + k], c.t0[r]);
-        for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch(src + o);
-      }
+// Start loading the rows of examples ex_m[m ex_stride + k] (k < B) of members m0 + m into
+// the cache: the next step's rows come from memory while this step computes.
+static void prefetch_rows(const Inputs &in, int T, int m0, int nm, const int32_t *ex_m, size_t ex_stride, int B) {
+  for (int m = 0; m < nm; m++) {
+    const int r = m0 + m;
+    const size_t bytes = (size_t)(T - in.t0[r]) * sizeof(float);
+    for (int k = 0; k < B; k++) {
+      const char *src = (const char *)in.at(r, ex_m[m * ex_stride + k], in.t0[r]);
+      for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch(src + o);
     }
   }
 }
@@ -1113,7 +1108,6 @@ static void train_h(const Shape &s, int R, int T, const Inputs &in, int S, int B
     yl.assign(L, 0); yvl.assign(L, 0.0f); wl.assign(L, 0.0f);
     for (int st = 0; st < S; st++) {
       const vf *x = hgather(xb, b, in, R, T, m0, nm, B, ex_all + ((size_t)m0 * S + st) * B, (size_t)S * B, ex);
-      if (st + 1 < S) prefetch_rows(in, F, R, T, m0, nm, ex_all + ((size_t)m0 * S + st + 1) * B, (size_t)S * B, B);
       std::fill(b.h.begin(), b.h.end(), vf{});
       std::fill(b.c.begin(), b.c.end(), vf{});
       std::fill(b.dc.begin(), b.dc.end(), vf{});
@@ -1345,7 +1339,7 @@ int latch_train_epoch(int kind, int rsig, int reset_after, int H, int F, int hea
       refresh_params(b, s, params, m0, nm, B);
       for (int m = 0; m < nm; m++) memcpy(&ex[(size_t)m * B], at(ex_all, m, st), sizeof(int32_t) * B);
       gather(b, in, T, m0, nm, B, ex.data());
-      if (st + 1 < S) prefetch_rows(in, 1, R, T, m0, nm, ex_all + ((size_t)m0 * S + st + 1) * B, (size_t)S * B, B);
+      if (st + 1 < S) prefetch_rows(in, T, m0, nm, ex_all + ((size_t)m0 * S + st + 1) * B, (size_t)S * B, B);
       dispatch_forward(s, b, T, true);
       memset(grad.data(), 0, sizeof(float) * grad.size());
       for (int m = 0; m < nm; m++) {
