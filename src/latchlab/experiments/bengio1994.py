@@ -36,6 +36,7 @@ from __future__ import annotations
 import ctypes
 import math
 import os
+from collections import deque
 from functools import partial
 from typing import Annotated, NamedTuple, cast
 
@@ -427,13 +428,20 @@ def _time_major_noise(keys, sd, L: int, T: int, n: int) -> np.ndarray:
     step_of = np.tile(np.arange(L, T, dtype=np.int32), R)
     scale = np.repeat(np.asarray(sd, np.float32), S)[:, None]
     out = np.empty((R * S, n), np.float32)
-    pending = []  # dispatched first, read after: XLA draws while the host copies
+    pending: deque = deque()  # a few calls ahead: XLA draws while the host copies
+
+    def copy():
+        i, drawn = pending.popleft()
+        m = min(rows, R * S - i)
+        np.multiply(np.asarray(drawn)[:m], scale[i : i + m], out=out[i : i + m])
+
     for i in range(0, R * S, rows):
         idx = np.minimum(np.arange(i, i + rows), R * S - 1)
         pending.append((i, _normal_rows(key_of[idx], step_of[idx], n=n)))
-    for i, drawn in pending:
-        m = min(rows, R * S - i)
-        np.multiply(np.asarray(drawn)[:m], scale[i : i + m], out=out[i : i + m])
+        if len(pending) > 8:
+            copy()
+    while pending:
+        copy()
     return out.reshape(R, S, n)
 
 
@@ -554,8 +562,8 @@ def check_limits(cfg: Bengio94Config, fig2b_trials: int) -> None:
     for fig, groups in lengths.items():
         R, T = max(groups, key=lambda g: g[0] * g[1])  # the length whose sequences take the most
         parts = {
-            # every member's noise: the native trainer's draws and their time-major host copy
-            # (two copies), the JAX trainer's drawn step by step and transposed (about three)
+            # every member's noise: the native trainer's time-major host copy (and a few calls'
+            # draws), the JAX trainer's drawn step by step and transposed (about three copies)
             "sequences (trials x (n_train + n_test) x T)": 3 * R * n * T * limits.F32,
             # the JAX trainer's forward states and their gradients over the training set
             "training (trials x n_train x T)": 4 * R * cfg.n_train * T * limits.F32,

@@ -62,8 +62,9 @@ static inline vf load(const float *p) { return *(const vf_u *)p; }
 static inline vf vmin(vf a, vf b) { return a < b ? a : b; }
 static inline vf vmax(vf a, vf b) { return a > b ? a : b; }
 
-// XLA:CPU's tanh (Eigen's rational approximation, float32), as kernels.cpp's vtanh: the same
-// values as JAX's
+// XLA:CPU's float32 tanh (Eigen's rational approximation, clamped at +-7.99881172, where
+// XLA's emitter with FMA puts it): jnp.tanh's values bit for bit (jaxlib 0.10.2, 2.3 million
+// inputs). kernels.cpp's vtanh clamps at Eigen's +-7.90531 instead: the same up to there.
 static inline vf vtanh(vf a) {
   vf x = vmin(vmax(a, splat(-7.99881172180175781f)), splat(7.99881172180175781f));
   vf x2 = x * x;
