@@ -5,13 +5,17 @@
   of ``a - w tanh(a)`` on ``a < 0`` (scipy) and the threshold found by simulation alone.
 * The model equals a numpy loop of ``a_t = w tanh(a_{t-1}) + h_t``; its gradient equals
   central finite differences in float64; left-padding with zero inputs is exact.
-* The vmapped ensemble trainer equals a Python loop over members of plain gradient descent
-  with the same data, convergence checks and freezing.
+* The ensemble trainer (the native kernel, and its JAX fallback) equals a Python loop over
+  members of plain gradient descent with the same data, convergence checks and freezing, and
+  the trainer as first written (every member vmapped, left-padded to the longest length,
+  frozen by ``where``) with each optimiser, mixed lengths and members converging at different
+  checks; a member's results do not depend on the others; its noise is ``member_data``'s.
 * Bad config values raise ``ConfigError`` naming the field.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -20,8 +24,30 @@ import numpy as np
 import pytest
 from scipy import optimize
 
+from latchlab.engine import train
 from latchlab.experiments import bengio1994 as B
 from latchlab.errors import ConfigError
+
+
+@pytest.fixture
+def native():
+    """The native kernel trains (skipped where it cannot run)."""
+    from latchlab.engine import native
+
+    try:
+        native.bengio94()
+    except RuntimeError as e:
+        pytest.skip(str(e))
+
+
+@pytest.fixture(params=["native", "jax"])
+def trainer(request, monkeypatch):
+    """``train_ensemble`` by the native kernel or by its JAX fallback (``LATCHLAB_NATIVE=0``)."""
+    if request.param == "jax":
+        monkeypatch.setenv("LATCHLAB_NATIVE", "0")
+    else:
+        request.getfixturevalue("native")
+    return request.param
 
 
 # ----------------------------------------------------------------------------- Fig. 1
@@ -137,17 +163,172 @@ def _loop_reference(cfg, T, w0, s, seed):
     return False, cfg.epochs, p
 
 
-def test_vmapped_ensemble_equals_a_loop_over_members():
-    cfg = B.make_config(n_train=8, n_test=200, epochs=40, check_every=5, lr=1.0)
-    members = [(20, 1.25, 0.05, 7), (12, 1.5, 0.02, 1), (8, 2.0, 0.02, 7), (12, 1.5, 0.02, 4)]
-    T, w0, s, seeds = map(np.array, zip(*members))
+LOOP_CFG = dict(n_train=8, n_test=200, epochs=40, check_every=5, lr=1.0)
+LOOP_MEMBERS = [(20, 1.25, 0.05, 7), (12, 1.5, 0.02, 1), (8, 2.0, 0.02, 7), (12, 1.5, 0.02, 4)]
+
+
+@functools.cache  # each trainer is compared with the same loops
+def _loop_references():
+    cfg = B.make_config(**LOOP_CFG)
+    return [_loop_reference(cfg, *member) for member in LOOP_MEMBERS]
+
+
+def test_ensemble_equals_a_loop_over_members(trainer):
+    cfg = B.make_config(**LOOP_CFG)
+    T, w0, s, seeds = map(np.array, zip(*LOOP_MEMBERS))
     got = B.train_ensemble(cfg, T, w0, s, seeds)
-    for r, (T_r, w_r, s_r, seed_r) in enumerate(members):
-        done, epochs, p = _loop_reference(cfg, int(T_r), float(w_r), float(s_r), int(seed_r))
+    for r, (done, epochs, p) in enumerate(_loop_references()):
         assert got.converged[r] == done and got.epochs[r] == epochs, (r, got.converged[r], got.epochs[r], done, epochs)
         np.testing.assert_allclose(got.params.w[r], p.w, rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(got.params.h[r], p.h, rtol=1e-4, atol=1e-5)
     assert got.converged.any() and not got.converged.all()  # both outcomes are exercised
+
+
+def _vmapped_reference(cfg, T, w0, s, seeds):
+    """The trainer as first written: every member vmapped in one compiled call, its data
+    (``member_data``) left-padded to the longest length, a scan over checks of scans over
+    epochs of ``jax.grad`` and the optimiser, converged members frozen by ``where``."""
+    T_pad, budget = int(max(T)), cfg.epochs // cfg.check_every * cfg.check_every
+    opt = train.direction(cfg.optimizer)
+
+    def one(seed, T, w0, s):
+        k_init, k_data = B._keys(seed)
+        start = T_pad - T
+        x_tr, c_tr, x_te, c_te = B.member_data(k_data, cfg.n_train, cfg.n_test, T_pad, s, start)
+        p0 = B.init_params(k_init, cfg.L, w0, cfg.h_init)
+
+        def converged(p):
+            tl, errs = B.test_metrics(p, x_te, c_te, cfg.target, start)
+            return (errs == 0) & (tl < cfg.loss_threshold)
+
+        def step(carry, _):
+            p, o, done = carry
+            u, o = opt.update(jax.grad(B.loss)(p, x_tr, c_tr, cfg.target, start), o, p)
+            return (jax.tree.map(lambda a, b: jnp.where(done, a, a - cfg.lr * b), p, u), o, done), None
+
+        def block(carry, k):
+            p, o, done, at = carry
+            (p, o, _), _ = jax.lax.scan(step, (p, o, done), None, length=cfg.check_every)
+            ok = converged(p) & ~done
+            return (p, o, done | ok, jnp.where(ok, (k + 1) * cfg.check_every, at)), None
+
+        done0 = converged(p0)
+        carry = (p0, opt.init(p0), done0, jnp.where(done0, 0, budget))
+        (p, _, done, at), _ = jax.lax.scan(block, carry, jnp.arange(budget // cfg.check_every))
+        tl, errs = B.test_metrics(p, x_te, c_te, cfg.target, start)
+        return done, at, p, B.loss(p, x_tr, c_tr, cfg.target, start), tl, errs
+
+    args = (jnp.asarray(seeds, jnp.uint32), jnp.asarray(T), jnp.asarray(w0, jnp.float32), jnp.asarray(s, jnp.float32))
+    return B.Result(*jax.device_get(jax.jit(jax.vmap(one))(*args)))
+
+
+# (T, w0, s, seed): three lengths in one call; under each optimiser some converge before any
+# training, some at different checks, some never (members whose trajectories part at float32
+# rounding within the budget, e.g. w growing without bound, are left out)
+MEMBERS = [
+    (20, 1.5, 0.01, 21),
+    (11, 2.0, 0.2, 35),
+    (5, 1.0, 0.05, 44),
+    (5, 3.0, 0.05, 3),
+    (5, 2.0, 0.2, 46),
+    (5, 3.0, 0.2, 26),
+    (5, 1.0, 0.2, 17),
+    (11, 1.0, 0.2, 12),
+    (20, 2.0, 0.05, 16),
+    (11, 1.0, 0.2, 35),
+    (11, 1.5, 0.2, 29),
+    (20, 1.5, 0.2, 25),
+    (11, 1.5, 0.2, 38),
+    (11, 1.0, 0.05, 16),
+    (20, 1.0, 0.2, 44),
+    (5, 1.0, 0.2, 13),
+]
+
+
+def _members_cfg(optimizer: str, lr: float):
+    # 100 test sequences: six whole vectors of 16 and a part one
+    return B.make_config(n_train=8, n_test=100, epochs=60, check_every=5, lr=lr, optimizer=optimizer)
+
+
+@functools.cache  # each trainer is compared with the same reference
+def _members_reference(optimizer: str, lr: float):
+    return _vmapped_reference(_members_cfg(optimizer, lr), *map(np.array, zip(*MEMBERS)))
+
+
+@pytest.mark.parametrize(
+    "trainer, optimizer, lr",
+    # the fallback is ``_train`` per length: one optimiser suffices (each compiles 3 times)
+    [("native", "sgd", 1.0), ("native", "adam", 0.05), ("native", "rmsprop", 0.02), ("jax", "adam", 0.05)],
+    indirect=["trainer"],
+)
+def test_ensemble_equals_the_vmapped_formulation(trainer, optimizer, lr):
+    """Same checks passed (converged, epochs, wrong signs) and, to float32 rounding grown
+    over 60 steps, the same parameters and losses."""
+    ref = _members_reference(optimizer, lr)
+    got = B.train_ensemble(_members_cfg(optimizer, lr), *map(np.array, zip(*MEMBERS)))
+    np.testing.assert_array_equal(got.converged, ref.converged)
+    np.testing.assert_array_equal(got.epochs, ref.epochs)
+    np.testing.assert_array_equal(got.test_errors, ref.test_errors)
+    for name, a, b in [("w", got.params.w, ref.params.w), ("h", got.params.h, ref.params.h)]:
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5, err_msg=name)
+    # the loss of a nearly saturated output moves ~100x its parameters' relative difference
+    np.testing.assert_allclose(got.train_loss, ref.train_loss, rtol=1e-3, atol=1e-6)
+    np.testing.assert_allclose(got.test_loss, ref.test_loss, rtol=1e-3, atol=1e-6)
+    ok = got.converged
+    assert ok.any() and not ok.all() and (got.epochs[ok] == 0).any() and len(set(got.epochs[ok])) >= 3
+
+
+def test_before_training_the_metrics_are_the_models(native):
+    """A budget of no step (``check_every > epochs``): each member's results are its initial
+    parameters' loss and test metrics (``loss``, ``test_metrics`` on ``member_data``), for
+    test sets of part of a SIMD vector, one vector, and several and a part."""
+    members = [(9, 1.5, 0.1, 3), (9, 0.5, 0.4, 8), (9, 2.5, 0.01, 1)]  # one length: fewer compilations
+    T, w0, s, seeds = map(np.array, zip(*members))
+    for n_test in (7, 16, 37):
+        cfg = B.make_config(n_train=6, n_test=n_test, epochs=1, check_every=2)
+        got = B.train_ensemble(cfg, T, w0, s, seeds)
+        assert (got.epochs == 0).all()
+        for r, (T_r, w_r, s_r, seed_r) in enumerate(members):
+            k_init, k_data = B._keys(seed_r)
+            x_tr, c_tr, x_te, c_te = B.member_data(k_data, cfg.n_train, cfg.n_test, int(T_r), jnp.float32(s_r))
+            p = B.init_params(k_init, cfg.L, w_r, cfg.h_init)
+            tl, errs = B.test_metrics(p, x_te, c_te, cfg.target)
+            assert got.test_errors[r] == errs and got.converged[r] == (errs == 0 and tl < cfg.loss_threshold)
+            np.testing.assert_allclose(got.test_loss[r], tl, rtol=1e-6)
+            np.testing.assert_allclose(got.train_loss[r], B.loss(p, x_tr, c_tr, cfg.target), rtol=1e-6)
+            assert got.params.w[r] == p.w and (got.params.h[r] == p.h).all()
+
+
+def test_a_members_results_do_not_depend_on_the_others(native):
+    """Members trained in another order and other company (other lanes, other threads) come
+    out the same, bit for bit."""
+    cfg = B.make_config(n_train=8, n_test=60, epochs=30, check_every=5)
+    rng = np.random.default_rng(4)
+    T, w0, s, seeds = rng.choice([6, 9], 40), rng.choice([1.0, 2.0], 40), rng.choice([0.05, 0.2], 40), np.arange(40)
+    whole = B.train_ensemble(cfg, T, w0, s, seeds)
+    order = rng.permutation(40)[:23]
+    part = B.train_ensemble(cfg, T[order], w0[order], s[order], seeds[order])
+    for a, b in zip(jax.tree.leaves(whole), jax.tree.leaves(part)):
+        np.testing.assert_array_equal(a[order], b)
+
+
+def test_native_noise_is_member_data_and_compiles_once_per_set_size():
+    """The native trainer's noise (steps after the trainable ones, time-major) and initial
+    inputs are ``member_data``'s and ``init_params``', exactly; its draws compile once per
+    number of sequences, whatever the lengths."""
+    seeds, w0, s = np.array([3, 11], np.uint32), np.array([1.5, 2.0], np.float32), np.array([0.2, 0.05], np.float32)
+    B._normal_rows.clear_cache()
+    for T in (7, 12):
+        h0, k_tr, k_te = B._member_keys(seeds, w0, jnp.float32(0.1), L=3)
+        x_tr = B._time_major_noise(np.asarray(k_tr), np.sqrt(s), 3, T, 20)
+        x_te = B._time_major_noise(np.asarray(k_te), np.sqrt(s), 3, T, 50)
+        for r, seed in enumerate(seeds):
+            k_init, k_data = B._keys(seed)
+            ref = B.member_data(k_data, 20, 50, T, jnp.float32(s[r]))
+            np.testing.assert_array_equal(x_tr[r], np.asarray(ref[0])[:, 3:].T)
+            np.testing.assert_array_equal(x_te[r], np.asarray(ref[2])[:, 3:].T)
+            np.testing.assert_array_equal(h0[r], B.init_params(k_init, 3, w0[r], 0.1).h)
+    assert B._normal_rows._cache_size() == 2
 
 
 def test_converged_members_pass_the_criterion_on_their_test_set():

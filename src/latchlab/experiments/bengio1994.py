@@ -17,6 +17,13 @@ sequence's output has its target's sign and the mean test loss ``1/2 (x_T - d)^2
 ``loss_threshold``. A converged member stops updating; ``epochs`` is the first check at
 which it converged. A member that has not converged within ``epochs`` epochs has failed.
 
+Training (``train_ensemble``): the native kernel ``latchlab/engine/native/bengio94.cpp``
+where it can run, else ``_train`` in JAX; per member they compute the same to float32
+rounding. Some trajectories (gradient descent at a large step, oscillating) amplify a
+difference of one rounding ~3-5x an epoch: about 2 % of the full grid's trials end
+differently under either trainer than under the other, or under the JAX trainer with its
+data rounded differently, which the convergence rates do not show beyond their noise.
+
 Fig. 1 (the dynamics behind it): for ``w > 1`` the map ``x -> tanh(w x)`` has the stable
 fixed points ``±x̄`` and the unstable 0; a constant input ``h`` flips the state of
 ``a -> w tanh(a) + h`` out of the negative basin iff ``h > h*(w)``, where the negative
@@ -26,7 +33,10 @@ fixed point disappears in a saddle-node bifurcation (``fixed_points``, ``flip_th
 
 from __future__ import annotations
 
+import ctypes
 import math
+import os
+from collections import deque
 from functools import partial
 from typing import Annotated, NamedTuple, cast
 
@@ -38,7 +48,7 @@ import pandas as pd
 from scipy import optimize
 
 from latchlab.core.catalog import OPTIMIZERS
-from latchlab.engine import train
+from latchlab.engine import native, train
 from latchlab.errors import ConfigError
 from latchlab.validate import Frozen, IntRange, NonEmpty, NumberRange, OneOf, Seed, check_seed_range
 from latchlab.experiments.experiment import Experiment, Table, check_scale, figure_files, write_results
@@ -186,10 +196,11 @@ def simulated_flip_threshold(w, steps: int = 20000, iters: int = 40) -> np.ndarr
 
 
 class Params(NamedTuple):
-    """``w`` () the recurrent weight; ``h`` (2, L) the trainable inputs of classes 0 and 1."""
+    """``w`` () the recurrent weight; ``h`` (2, L) the trainable inputs of classes 0 and 1
+    (numpy arrays, with a leading member axis, in a ``Result``)."""
 
-    w: jax.Array
-    h: jax.Array
+    w: jax.Array | np.ndarray
+    h: jax.Array | np.ndarray
 
 
 def inputs(params: Params, noise, cls, start=0):
@@ -319,45 +330,170 @@ def _train(
 
 
 def train_ensemble(cfg: Bengio94Config, T, w0, s, seeds) -> Result:
-    """Train every member ``(T[r], w0[r], s[r], seeds[r])`` as one vmapped ensemble: one
-    compiled call, ``lax.scan`` over convergence checks, each a scan over epochs.
+    """Train every member ``(T[r], w0[r], s[r], seeds[r])``: the members of each length
+    together, by the native kernel (``latchlab/engine/native/bengio94.cpp``: each thread
+    trains one member per SIMD lane, a lane taking the next member when its own finishes)
+    or, where it cannot run (``LATCHLAB_NATIVE=0``, no compiler, not the CPU), by ``_train``
+    (one compiled, vmapped call per length). Both compute the same per member, to float32
+    rounding: members are independent, and no member waits for or pads to another.
 
-    Sequences shorter than the longest are left-padded with zero inputs, which is exact for
-    this model (``a`` stays 0). A member's data and initial inputs come from its seed
-    alone: members with equal seeds see the same noise draws (scaled by their own
-    ``sqrt(s)``, step ``j`` of a sequence from ``fold_in(key, j)`` whatever its length) and
-    start from the same inputs.
+    A member's data and initial inputs come from its seed alone: members with equal seeds
+    see the same noise draws (scaled by their own ``sqrt(s)``, step ``j`` of a sequence from
+    ``fold_in(key, j)`` whatever its length) and start from the same inputs.
 
     Args:
         cfg: the trainer's settings (L, n_train, n_test, optimizer, lr, epochs, check_every,
             loss_threshold, target, h_init); its grids are not used here.
         T, w0, s, seeds: (R,) per member.
     """
-    T = np.broadcast_to(np.asarray(T, np.int32), np.shape(seeds))
+    seeds = np.asarray(seeds, np.uint32)
+    T = np.broadcast_to(np.asarray(T, np.int32), seeds.shape)
+    w0, s = (np.broadcast_to(np.asarray(a, np.float32), seeds.shape) for a in (w0, s))
     if T.min() <= cfg.L:
         raise ConfigError("T", f"sequence length must exceed L={cfg.L}, got {int(T.min())}")
-    args = (
-        jnp.asarray(np.asarray(seeds, np.uint32)),
-        jnp.asarray(T),
-        jnp.asarray(np.asarray(w0, np.float32)),
-        jnp.asarray(np.asarray(s, np.float32)),
-    )
+    try:
+        lib = native.bengio94()
+    except RuntimeError:
+        lib = None
+    parts, order = [], []
+    for length in np.unique(T):
+        idx = np.flatnonzero(T == length)
+        args = (cfg, int(length), w0[idx], s[idx], seeds[idx])
+        parts.append(_train_native(*args, lib) if lib else _train_jax(*args))
+        order.append(idx)
+    back = np.argsort(np.concatenate(order))  # members in their given order
+    return jax.tree.map(lambda *a: np.concatenate(a)[back], *parts)
+
+
+def _budget(cfg: Bengio94Config) -> int:
+    """The epochs a member may train: whole blocks of ``check_every``."""
+    return cfg.epochs // cfg.check_every * cfg.check_every
+
+
+def _train_jax(cfg: Bengio94Config, T: int, w0, s, seeds) -> Result:
+    """``_train`` on members of one length ``T``."""
+    f32 = jnp.float32
     out = _train(
-        *args,
-        jnp.float32(cfg.lr),
-        jnp.float32(cfg.h_init),
-        jnp.float32(cfg.target),
-        jnp.float32(cfg.loss_threshold),
-        T_pad=int(T.max()),
+        jnp.asarray(seeds),
+        jnp.full(seeds.shape, T, jnp.int32),
+        jnp.asarray(w0),
+        jnp.asarray(s),
+        *(f32(v) for v in (cfg.lr, cfg.h_init, cfg.target, cfg.loss_threshold)),
+        T_pad=T,
         L=cfg.L,
         n_train=cfg.n_train,
         n_test=cfg.n_test,
-        epochs=cfg.epochs // cfg.check_every * cfg.check_every,
+        epochs=_budget(cfg),
         check_every=cfg.check_every,
         optimizer=cfg.optimizer,
     )
     done, at, p, trl, tl, errs = jax.device_get(out)
-    return Result(np.asarray(done, bool), np.asarray(at, np.int64), p, trl, tl, errs)
+    return Result(np.asarray(done, bool), np.asarray(at, np.int64), Params(*map(np.asarray, p)), trl, tl, errs)
+
+
+@partial(jax.jit, static_argnames="L")
+def _member_keys(seeds, w0, h_init, *, L):
+    """Each member's initial inputs ``h`` (R, 2, L), as ``init_params`` draws them, and the
+    keys of its training and test noise, (R, 2) each, as ``member_data`` splits them."""
+
+    def one(seed, w0_r):
+        k_init, k_data = _keys(seed)
+        k_tr, k_te = jax.random.split(k_data)
+        return init_params(k_init, L, w0_r, h_init).h, k_tr, k_te
+
+    return jax.vmap(one)(seeds, w0)
+
+
+@partial(jax.jit, static_argnames="n")
+def _normal_rows(keys, steps, *, n):
+    """(B, n): row ``b`` is ``normal(fold_in(keys[b], steps[b]), (n,))``, the draws of
+    ``_aligned_noise`` before their scale."""
+    return jax.vmap(lambda k, j: jax.random.normal(jax.random.fold_in(k, j), (n,)))(keys, steps)
+
+
+# draws per call of ``_normal_rows``: XLA:CPU drew 3-4x fewer a second when a call's
+# intermediates went to memory (a whole ensemble's at once) than when they stayed in L2
+_ROW_WORDS = 1 << 16
+
+
+def _time_major_noise(keys, sd, L: int, T: int, n: int) -> np.ndarray:
+    """(R, T - L, n) float32: member r's noise at steps ``L+1..T`` (the steps after the
+    trainable ones), as ``member_data`` draws it: step ``j``'s ``n`` draws from
+    ``fold_in(keys[r], j)``, times ``sd[r]`` (rounded once: the product is taken here, as
+    XLA fused into other operations rounds it differently). Made ``_ROW_WORDS // n`` rows a
+    call, the last call's padded, so that every length compiles one function per ``n``."""
+    R, S = len(keys), T - L
+    rows = max(1, _ROW_WORDS // n)
+    key_of = np.repeat(np.asarray(keys, np.uint32), S, 0)  # (R S, 2) row r S + t: member r, step L + t
+    step_of = np.tile(np.arange(L, T, dtype=np.int32), R)
+    scale = np.repeat(np.asarray(sd, np.float32), S)[:, None]
+    out = np.empty((R * S, n), np.float32)
+    pending: deque = deque()  # a few calls ahead: XLA draws while the host copies
+
+    def copy():
+        i, drawn = pending.popleft()
+        m = min(rows, R * S - i)
+        np.multiply(np.asarray(drawn)[:m], scale[i : i + m], out=out[i : i + m])
+
+    for i in range(0, R * S, rows):
+        idx = np.minimum(np.arange(i, i + rows), R * S - 1)
+        pending.append((i, _normal_rows(key_of[idx], step_of[idx], n=n)))
+        if len(pending) > 8:
+            copy()
+    while pending:
+        copy()
+    return out.reshape(R, S, n)
+
+
+def _train_native(cfg: Bengio94Config, T: int, w0, s, seeds, lib) -> Result:
+    """Members of one length ``T`` trained by ``bengio94.cpp``'s ``b94_train`` on every core
+    this process may use."""
+    R, L = seeds.size, cfg.L
+    h0, k_tr, k_te = map(np.asarray, _member_keys(seeds, w0, jnp.float32(cfg.h_init), L=L))
+    sd = np.sqrt(s)  # float32, correctly rounded as jnp.sqrt's
+    x_tr = _time_major_noise(k_tr, sd, L, T, cfg.n_train)
+    x_te = _time_major_noise(k_te, sd, L, T, cfg.n_test)
+    h0, w0 = np.ascontiguousarray(h0, np.float32), np.ascontiguousarray(w0, np.float32)
+    out = Result(
+        np.zeros(R, np.int32),
+        np.zeros(R, np.int32),
+        Params(np.zeros(R, np.float32), np.zeros((R, 2, L), np.float32)),
+        np.zeros(R, np.float32),
+        np.zeros(R, np.float32),
+        np.zeros(R, np.int32),
+    )
+
+    def ptr(a):
+        return a.ctypes.data_as(ctypes.POINTER(ctypes.c_int32 if a.dtype == np.int32 else ctypes.c_float))
+
+    code = lib.b94_train(
+        R,
+        T,
+        L,
+        cfg.n_train,
+        cfg.n_test,
+        ptr(x_tr),
+        ptr(x_te),
+        ptr(w0),
+        ptr(h0),
+        native.OPTIMIZERS[cfg.optimizer],
+        cfg.lr,
+        cfg.target,
+        cfg.loss_threshold,
+        _budget(cfg),
+        cfg.check_every,
+        len(os.sched_getaffinity(0)),
+        ptr(out.params.w),
+        ptr(out.params.h),
+        ptr(out.converged),
+        ptr(out.epochs),
+        ptr(out.train_loss),
+        ptr(out.test_loss),
+        ptr(out.test_errors),
+    )
+    if code:
+        raise RuntimeError(f"the native bengio94 kernel rejected its arguments (code {code})")
+    return out._replace(converged=out.converged.astype(bool), epochs=out.epochs.astype(np.int64))
 
 
 # ----------------------------------------------------------------------------- the experiment
@@ -412,24 +548,29 @@ def experiment_config(scale: str = "quick", overrides=None) -> tuple[Bengio94Con
 
 
 def check_limits(cfg: Bengio94Config, fig2b_trials: int) -> None:
-    """``LimitError`` (``latchlab.limits``) before any work if an ensemble of ``trial_rows``
-    (Fig. 2a or 2b, every member's data at once) or the overlaid seed sweep needs more
-    memory than the machine has."""
+    """``LimitError`` (``latchlab.limits``) before any work if the members of one length in
+    ``trial_rows`` (``train_ensemble`` trains one length at a time, every member's data at
+    once) or the overlaid seed sweep need more memory than the machine has."""
     from latchlab import limits
 
-    ensembles = {
-        "Fig. 2a": (len(cfg.w0_grid) * len(cfg.s_grid) * cfg.trials, cfg.T),
-        "Fig. 2b": (len(cfg.T_grid) * fig2b_trials, max(cfg.T_grid)),
+    Ts, repeats = np.unique(cfg.T_grid, return_counts=True)
+    lengths = {
+        "Fig. 2a": [(len(cfg.w0_grid) * len(cfg.s_grid) * cfg.trials, cfg.T)],
+        "Fig. 2b": [(int(k) * fig2b_trials, int(T)) for T, k in zip(Ts, repeats)],
     }
-    for fig, (R, T) in ensembles.items():
-        n = cfg.n_train + cfg.n_test
+    n = cfg.n_train + cfg.n_test
+    for fig, groups in lengths.items():
+        R, T = max(groups, key=lambda g: g[0] * g[1])  # the length whose sequences take the most
         parts = {
-            # every member's noise, drawn step by step and transposed (about three copies)
+            # every member's noise: the native trainer's time-major host copy (and a few calls'
+            # draws), the JAX trainer's drawn step by step and transposed (about three copies)
             "sequences (trials x (n_train + n_test) x T)": 3 * R * n * T * limits.F32,
-            # the forward pass's states and their gradients over the training set
+            # the JAX trainer's forward states and their gradients over the training set
             "training (trials x n_train x T)": 4 * R * cfg.n_train * T * limits.F32,
+            # the native trainer's key, step and scale of every drawn row (training and test)
+            "draws (trials x T x 2)": 2 * 4 * R * T * limits.F32,
         }
-        seconds = R * cfg.epochs * n * T * limits.STEP_SECONDS
+        seconds = sum(R * cfg.epochs * n * T for R, T in groups) * limits.STEP_SECONDS
         limits.check(f"{fig}'s {R} trials at T={T} with {cfg.n_train} + {cfg.n_test} sequences", parts, seconds)
     if cfg.seed_repeats:
         limits.check_sweep(seed_overlay_sweep(cfg))

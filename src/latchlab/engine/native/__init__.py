@@ -114,18 +114,23 @@ def defines(v: tuple[int, int, int]) -> tuple[str, ...]:
 
 
 def _build(v: tuple[int, int, int]) -> Path:
+    return _compile(SOURCE, f"kernels-{''.join(map(str, v))}", FLAGS + (f"-march={march()}",) + defines(v))
+
+
+def _compile(source: Path, stem: str, flags: tuple[str, ...]) -> Path:
+    """``source`` built with ``flags`` into the cache directory, once per source, flags,
+    compiler and CPU (``stem-<hash>.so``)."""
     cxx = _compiler()
     if not cxx:
         raise RuntimeError("no C++ compiler (g++) found")
-    flags = FLAGS + (f"-march={march()}",) + defines(v)
-    src = SOURCE.read_bytes()
+    src = source.read_bytes()
     tag = hashlib.sha256(src + " ".join((cxx,) + flags).encode() + _cpu_id().encode()).hexdigest()[:16]
-    out = cache_dir() / f"kernels-{''.join(map(str, v))}-{tag}.so"
+    out = cache_dir() / f"{stem}-{tag}.so"
     if not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
             tmp_so = Path(tmp) / out.name
-            r = subprocess.run([cxx, *flags, "-o", str(tmp_so), str(SOURCE)], capture_output=True, text=True)
+            r = subprocess.run([cxx, *flags, "-o", str(tmp_so), str(source)], capture_output=True, text=True)
             if r.returncode:
                 raise RuntimeError(f"{cxx} failed: {r.stderr.strip().splitlines()[-1] if r.stderr else r.returncode}")
             os.replace(tmp_so, out)  # atomic: concurrent builders leave one whole library
@@ -191,6 +196,37 @@ def lib(v: tuple[int, int, int] = (1, 1, 0)):
                 _errors[key] = str(e)
         if key not in _libs:
             raise RuntimeError(f"latchlab's native kernels are unavailable: {_errors[key]}")
+        return _libs[key]
+
+
+B94_SOURCE = Path(__file__).with_name("bengio94.cpp")
+_PI32 = ctypes.POINTER(ctypes.c_int32)
+# R, T, L, n_train, n_test, x_train, x_test, w0, h0, optimizer, lr, target, threshold, budget,
+# check_every, threads, w, h, converged, epochs, train_loss, test_loss, test_errors
+B94_SIGNATURE = (_I, [*[_I] * 5, *[_PF] * 4, _I, _F, _F, _F, *[_I] * 3, _PF, _PF, _PI32, _PI32, _PF, _PF, _PI32])
+
+
+def bengio94():
+    """The loaded ``bengio94.cpp`` (the one-neuron latch of Bengio et al. 1994, trained for
+    ``latchlab.experiments.bengio1994``) for this ``march()``, built on first use (``-pthread``:
+    it runs its own threads); raises RuntimeError if the host cannot run it (``LATCHLAB_NATIVE=0``,
+    not the CPU backend) or it cannot be built."""
+    if reason := _host_reason():
+        raise RuntimeError(f"latchlab's native bengio94 kernel is unavailable: {reason}")
+    key = ("bengio94", march())
+    with _locks[key]:
+        if key not in _libs and key not in _errors:
+            try:
+                codes = tuple(f"-DLATCH_OPTIMIZER_{name.upper()}={code}" for name, code in OPTIMIZERS.items())
+                so = ctypes.CDLL(
+                    str(_compile(B94_SOURCE, "bengio94", FLAGS + ("-pthread", f"-march={march()}") + codes))
+                )
+                so.b94_train.restype, so.b94_train.argtypes = B94_SIGNATURE
+                _libs[key] = so
+            except (OSError, AttributeError, RuntimeError) as e:
+                _errors[key] = str(e)
+        if key not in _libs:
+            raise RuntimeError(f"latchlab's native bengio94 kernel is unavailable: {_errors[key]}")
         return _libs[key]
 
 
