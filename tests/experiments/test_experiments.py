@@ -65,7 +65,7 @@ def test_declared_once_and_a_bad_scale_names_the_scales(name):
     assert info.value.field == "scale" and all(s in str(info.value) for s in exp.scales)
 
 
-SLOW = {"followups", "units", "bengio1994", "guessing"}  # 60-90 s each on two busy cores (compilation)
+SLOW = {"followups", "units", "bengio1994", "guessing"}  # up to 60-90 s each on two busy cores (compilation)
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in TINY])

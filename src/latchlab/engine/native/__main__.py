@@ -1,5 +1,5 @@
-"""``python -m latchlab.engine.native``: build every variant of the native kernels now (the Makefile
-does this after installing, so that a first sweep does not wait for the compiler), for
+"""``python -m latchlab.engine.native``: build every variant of the native kernels and the
+bengio94 kernel now (the Makefile does this after installing, so that a first sweep does not wait for the compiler), for
 ``-march=native`` or ``$LATCHLAB_NATIVE_MARCH``."""
 
 import sys
@@ -16,5 +16,9 @@ if __name__ == "__main__":
             f"-march={native.march()}: {info['isa']}, {info['lanes']} floats a vector, "
             f"{info['per_block']} members a block"
         )
+    try:
+        print(f"latchlab native bengio94 kernel: {native.bengio94()._name}")
+    except RuntimeError as e:
+        print(f"{e}; reproduce bengio1994 will train with JAX instead", file=sys.stderr)
     for v, err in failed.items():
         print(f"latchlab native kernels {v}: not built ({err}); the JAX modes will train instead", file=sys.stderr)
