@@ -39,6 +39,7 @@ from typing import NamedTuple
 import numpy as np
 
 SOURCE = Path(__file__).with_name("kernels.cpp")
+HEADER = Path(__file__).with_name("simd.h")  # included by every source: part of each build's hash
 # -O3: the full sweep trained in 7.1-7.7 s against 8.7-9.1 s with -O2 (which builds a
 # variant in 0.7 s instead of 1.1 s)
 FLAGS = ("-O3", "-std=c++17", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=fast", "-shared", "-fPIC")
@@ -123,7 +124,7 @@ def _compile(source: Path, stem: str, flags: tuple[str, ...]) -> Path:
     cxx = _compiler()
     if not cxx:
         raise RuntimeError("no C++ compiler (g++) found")
-    src = source.read_bytes()
+    src = source.read_bytes() + HEADER.read_bytes()
     tag = hashlib.sha256(src + " ".join((cxx,) + flags).encode() + _cpu_id().encode()).hexdigest()[:16]
     out = cache_dir() / f"{stem}-{tag}.so"
     if not out.exists():
@@ -180,23 +181,32 @@ SIGNATURES = {
 }
 
 
-def lib(v: tuple[int, int, int] = (1, 1, 0)):
-    """The loaded library for variant ``v`` and this ``march()`` (built on first use), its
-    entries typed by ``SIGNATURES``; raises RuntimeError if it cannot be built."""
-    key = (v, march())
+def _load(key, what: str, open_library):
+    """The library of ``key``, opened by ``open_library()`` on first use (once per process:
+    a failure is remembered); raises RuntimeError naming ``what`` if it cannot be."""
     with _locks[key]:
         if key not in _libs and key not in _errors:
             try:
-                so = ctypes.CDLL(str(_build(v)))
-                for name, (res, args) in SIGNATURES.items():
-                    fn = getattr(so, name)
-                    fn.restype, fn.argtypes = res, args
-                _libs[key] = so
+                _libs[key] = open_library()
             except (OSError, AttributeError, RuntimeError) as e:
                 _errors[key] = str(e)
         if key not in _libs:
-            raise RuntimeError(f"latchlab's native kernels are unavailable: {_errors[key]}")
+            raise RuntimeError(f"latchlab's native {what} unavailable: {_errors[key]}")
         return _libs[key]
+
+
+def lib(v: tuple[int, int, int] = (1, 1, 0)):
+    """The loaded library for variant ``v`` and this ``march()`` (built on first use), its
+    entries typed by ``SIGNATURES``; raises RuntimeError if it cannot be built."""
+
+    def open_library():
+        so = ctypes.CDLL(str(_build(v)))
+        for name, (res, args) in SIGNATURES.items():
+            fn = getattr(so, name)
+            fn.restype, fn.argtypes = res, args
+        return so
+
+    return _load((v, march()), "kernels are", open_library)
 
 
 B94_SOURCE = Path(__file__).with_name("bengio94.cpp")
@@ -213,21 +223,14 @@ def bengio94():
     not the CPU backend) or it cannot be built."""
     if reason := _host_reason():
         raise RuntimeError(f"latchlab's native bengio94 kernel is unavailable: {reason}")
-    key = ("bengio94", march())
-    with _locks[key]:
-        if key not in _libs and key not in _errors:
-            try:
-                codes = tuple(f"-DLATCH_OPTIMIZER_{name.upper()}={code}" for name, code in OPTIMIZERS.items())
-                so = ctypes.CDLL(
-                    str(_compile(B94_SOURCE, "bengio94", FLAGS + ("-pthread", f"-march={march()}") + codes))
-                )
-                so.b94_train.restype, so.b94_train.argtypes = B94_SIGNATURE
-                _libs[key] = so
-            except (OSError, AttributeError, RuntimeError) as e:
-                _errors[key] = str(e)
-        if key not in _libs:
-            raise RuntimeError(f"latchlab's native bengio94 kernel is unavailable: {_errors[key]}")
-        return _libs[key]
+
+    def open_library():
+        codes = tuple(f"-DLATCH_OPTIMIZER_{name.upper()}={code}" for name, code in OPTIMIZERS.items())
+        so = ctypes.CDLL(str(_compile(B94_SOURCE, "bengio94", FLAGS + ("-pthread", f"-march={march()}") + codes)))
+        so.b94_train.restype, so.b94_train.argtypes = B94_SIGNATURE
+        return so
+
+    return _load(("bengio94", march()), "bengio94 kernel is", open_library)
 
 
 def library_codes(so) -> dict[str, dict[str, int]]:

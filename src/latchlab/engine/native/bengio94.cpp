@@ -42,46 +42,18 @@
 #error "build through latchlab.engine.native: the optimiser codes come from its table (-DLATCH_OPTIMIZER_...)"
 #endif
 
-// One register of 16 floats on AVX-512, 8 on AVX2, 4 elsewhere (as kernels.cpp chooses).
-#if defined(__AVX512F__)
-#define B94_VBYTES 64
-#elif defined(__AVX2__)
-#define B94_VBYTES 32
-#else
-#define B94_VBYTES 16
-#endif
-typedef float vf __attribute__((vector_size(B94_VBYTES)));
-typedef int32_t vi __attribute__((vector_size(B94_VBYTES)));
-typedef float vf_u __attribute__((vector_size(B94_VBYTES), aligned(4)));  // an unaligned load
-enum { LANES = B94_VBYTES / 4 };
+#include "simd.h"
+
+typedef float vf_u __attribute__((vector_size(LATCH_VBYTES), aligned(4)));  // an unaligned load
 enum Opt { ADAM = LATCH_OPTIMIZER_ADAM, SGD = LATCH_OPTIMIZER_SGD, RMSPROP = LATCH_OPTIMIZER_RMSPROP };
 enum { BLOCK = 8 };  // vectors of sequences in flight: enough independent tanh to hide latency
 
-static inline vf splat(float a) { return vf{} + a; }
 static inline vf load(const float *p) { return *(const vf_u *)p; }
-static inline vf vmin(vf a, vf b) { return a < b ? a : b; }
-static inline vf vmax(vf a, vf b) { return a > b ? a : b; }
 
-// XLA:CPU's float32 tanh (Eigen's rational approximation, clamped at +-7.99881172, where
-// XLA's emitter with FMA puts it): jnp.tanh's values bit for bit (jaxlib 0.10.2, 2.3 million
-// inputs). kernels.cpp's vtanh clamps at Eigen's +-7.90531 instead: the same up to there.
-static inline vf vtanh(vf a) {
-  vf x = vmin(vmax(a, splat(-7.99881172180175781f)), splat(7.99881172180175781f));
-  vf x2 = x * x;
-  vf p = x2 * -2.76076847742355e-16f + 2.00018790482477e-13f;
-  p = x2 * p + -8.60467152213735e-11f;
-  p = x2 * p + 5.12229709037114e-08f;
-  p = x2 * p + 1.48572235717979e-05f;
-  p = x2 * p + 6.37261928875436e-04f;
-  p = x2 * p + 4.89352455891786e-03f;
-  p = x * p;
-  vf q = x2 * 1.19825839466702e-06f + 1.18534705686654e-04f;
-  q = x2 * q + 2.26843463243900e-03f;
-  q = x2 * q + 4.89352518554385e-03f;
-  vf t = p / q;
-  vf ax = a < 0.0f ? -a : a;
-  return ax < 0.0004f ? a : t;
-}
+// XLA:CPU's float32 tanh as jaxlib 0.10.2's emitter clamps it, at +-7.99881172: jnp.tanh's
+// values bit for bit (2.3 million inputs). kernels.cpp keeps Eigen's +-7.90531: the same up
+// to there.
+static inline vf vtanh(vf a) { return vtanh_clamped(a, 7.99881172180175781f); }
 
 static inline vf vsqrt(vf a) {
   vf out = a;
@@ -94,21 +66,6 @@ static inline float hsum(vf a) {  // in lane order (fixed: a partial sum never e
   for (int l = 0; l < LANES; l++) s += a[l];
   return s;
 }
-
-// Subnormal floats flushed to zero while the kernel runs, as XLA:CPU does (kernels.cpp's
-// FlushSubnormals): gradients decaying back through long sequences would otherwise go
-// subnormal, each operation a microcode assist. Per thread; restored on return.
-struct FlushSubnormals {
-#if defined(__SSE__)
-  unsigned saved = __builtin_ia32_stmxcsr();
-  FlushSubnormals() { __builtin_ia32_ldmxcsr(saved | 0x8040); }  // FTZ | DAZ
-  ~FlushSubnormals() { __builtin_ia32_ldmxcsr(saved); }
-#elif defined(__aarch64__)
-  unsigned long saved = __builtin_aarch64_get_fpcr64();
-  FlushSubnormals() { __builtin_aarch64_set_fpcr64(saved | (1UL << 24)); }  // FZ
-  ~FlushSubnormals() { __builtin_aarch64_set_fpcr64(saved); }
-#endif
-};
 
 // What every member of a call shares, and the call's arrays (member m at offset m of each).
 struct Problem {

@@ -30,29 +30,8 @@
 #error "build through latchlab.engine.native: the codes and the variant come from its tables (-DLATCH_...)"
 #endif
 
-// Vector width per instruction set (the compiler's -march): one register of 16 floats on
-// AVX-512 (32 registers), 8 on AVX2 (16 registers; 64-byte vectors there are pairs of
-// halves, and GCC moved their lanes one by one through the stack: the kernels
-// were slower than XLA, docs/benchmarks.md), 4 elsewhere (NEON, SSE: GCC lowers the
-// portable vector extensions to them). LATCH_VBYTES overrides it, for measurements.
-#ifndef LATCH_VBYTES
-#if defined(__AVX512F__)
-#define LATCH_VBYTES 64
-#elif defined(__AVX2__)
-#define LATCH_VBYTES 32
-#else
-#define LATCH_VBYTES 16
-#endif
-#endif
-#if defined(__AVX512F__)
-#define LATCH_ISA "avx512"
-#elif defined(__AVX2__)
-#define LATCH_ISA "avx2"
-#elif defined(__ARM_NEON)
-#define LATCH_ISA "neon"
-#else
-#define LATCH_ISA "portable"
-#endif
+#include "simd.h"
+
 // Members per block (each member's batch of 16 rows fills 16 / L vectors): the block's
 // stored activations, T x 7 x 16 x 4 bytes per member for the LSTM (90 KB at T = 200),
 // stay in L2. Measured per instruction set (docs/benchmarks.md, "Instruction sets"): 8
@@ -66,9 +45,7 @@
 #endif
 #endif
 
-typedef float vf __attribute__((vector_size(LATCH_VBYTES)));
-typedef int32_t vi __attribute__((vector_size(LATCH_VBYTES)));
-enum { L = LATCH_VBYTES / 4 };
+enum { L = LANES };
 enum Kind {
   SRNN = LATCH_KIND_SRNN,
   LSTM = LATCH_KIND_LSTM,
@@ -88,44 +65,10 @@ enum Head {
 static const float REGRESSION_TOLERANCE = (float)LATCH_REGRESSION_TOLERANCE;
 enum Opt { ADAM = LATCH_OPTIMIZER_ADAM, SGD = LATCH_OPTIMIZER_SGD, RMSPROP = LATCH_OPTIMIZER_RMSPROP };
 
-static inline vf splat(float a) { return vf{} + a; }
-
-// Subnormal floats flushed to zero while a kernel runs, as XLA:CPU does (JAX on the CPU
-// computes 2e-38 * 0.01 as 0): gradients decaying backward through long sequences went
-// subnormal, and each such operation took a microcode assist (the GRU's epoch 3.5x, the
-// LSTM's 2.2x slower, docs/benchmarks.md). The caller's mode is restored on return.
-struct FlushSubnormals {
-#if defined(__SSE__)
-  unsigned saved = __builtin_ia32_stmxcsr();
-  FlushSubnormals() { __builtin_ia32_ldmxcsr(saved | 0x8040); }  // FTZ | DAZ
-  ~FlushSubnormals() { __builtin_ia32_ldmxcsr(saved); }
-#elif defined(__aarch64__)
-  unsigned long saved = __builtin_aarch64_get_fpcr64();
-  FlushSubnormals() { __builtin_aarch64_set_fpcr64(saved | (1UL << 24)); }  // FZ
-  ~FlushSubnormals() { __builtin_aarch64_set_fpcr64(saved); }
-#endif
-};
-static inline vf vmin(vf a, vf b) { return a < b ? a : b; }
-static inline vf vmax(vf a, vf b) { return a > b ? a : b; }
-
-// XLA:CPU's tanh (Eigen's rational approximation, float32): the same values as JAX's
-static inline vf vtanh(vf a) {
-  vf x = vmin(vmax(a, splat(-7.90531110763549805f)), splat(7.90531110763549805f));
-  vf x2 = x * x;
-  vf p = x2 * -2.76076847742355e-16f + 2.00018790482477e-13f;
-  p = x2 * p + -8.60467152213735e-11f;
-  p = x2 * p + 5.12229709037114e-08f;
-  p = x2 * p + 1.48572235717979e-05f;
-  p = x2 * p + 6.37261928875436e-04f;
-  p = x2 * p + 4.89352455891786e-03f;
-  p = x * p;
-  vf q = x2 * 1.19825839466702e-06f + 1.18534705686654e-04f;
-  q = x2 * q + 2.26843463243900e-03f;
-  q = x2 * q + 4.89352518554385e-03f;
-  vf t = p / q;
-  vf ax = a < 0.0f ? -a : a;
-  return ax < 0.0004f ? a : t;
-}
+// XLA:CPU's tanh: the same values as JAX's up to Eigen's clamp, +-7.90531 (jaxlib's emitter
+// clamps at +-7.99881: beyond 7.905 the two differ in the last bit, within every test's
+// tolerance; stored results were made with this one)
+static inline vf vtanh(vf a) { return vtanh_clamped(a, 7.90531110763549805f); }
 
 template <int RSIG> static inline vf gate(vf z) {
   if (RSIG == SIGMOID) return 0.5f + 0.5f * vtanh(0.5f * z);
