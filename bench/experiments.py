@@ -11,7 +11,8 @@ gate presets, plus the ablations and the phase diagram):
 
 1. latchlab: ``run.run`` (no store) on the experiment's full-scale sweeps with only the first
    ``ceil(fraction x repeats)`` seeds of each (the same members the full run trains for
-   those seeds), compilation included, in this process; then the same share again with
+   those seeds), compilation included (a fresh JAX cache; the native kernels in place
+   before, as ``make`` leaves them: ``seed_sweep.native_as_make``), in this process; then the same share again with
    other seeds (every shape compiled: the steady rate). The whole grid's time is the first
    run plus the steady rate times the rest of the work (sequence steps x samples x
    epochs); the share run is printed. With ``--fraction 1`` it is the measured time.
@@ -25,7 +26,8 @@ gate presets, plus the ablations and the phase diagram):
    and no LSTM without forget gate: an ``LSTM`` of the same size stands in (more work).
 3. The arithmetic bound of the whole grid (flops and transcendentals, forward and backward,
    at the flop rate measured here, ``seed_sweep.flop_rate``, and the nominal transcendental
-   rate of ``bench/seed_sweep.py``), and latchlab's time over it.
+   rate of ``bench/seed_sweep.py``; a hard-sigmoid gate counts as ``HARD_GATE`` flops, a
+   sigmoid gate or a tanh as a transcendental), and latchlab's time over it.
 
 ``bengio1994`` is not a sweep of cells: its whole full-scale computation is timed once
 (``bengio1994_row``), with no Keras counterpart.
