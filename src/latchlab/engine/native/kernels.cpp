@@ -431,19 +431,6 @@ struct Inputs {
   Inputs channel(int f, int R) const { return Inputs{xrow + (size_t)f * R, xstride + (size_t)f * R, t0}; }
 };
 
-// Start loading the rows of examples ex_m[m ex_stride + k] (k < B) of members m0 + m into
-// the cache: the next step's rows come from memory while this step computes.
-static void prefetch_rows(const Inputs &in, int T, int m0, int nm, const int32_t *ex_m, size_t ex_stride, int B) {
-  for (int m = 0; m < nm; m++) {
-    const int r = m0 + m;
-    const size_t bytes = (size_t)(T - in.t0[r]) * sizeof(float);
-    for (int k = 0; k < B; k++) {
-      const char *src = (const char *)in.at(r, ex_m[m * ex_stride + k], in.t0[r]);
-      for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch(src + o);
-    }
-  }
-}
-
 // The block's input rows for examples ex[row] (member m0 + row / B), time-major: one
 // vector per time step from L rows (a gather; row by row with strided stores was 3x slower).
 static void gather(Block &b, const Inputs &in, int T, int m0, int nm, int B, const int32_t *ex) {
@@ -1282,7 +1269,6 @@ int latch_train_epoch(int kind, int rsig, int reset_after, int H, int F, int hea
       refresh_params(b, s, params, m0, nm, B);
       for (int m = 0; m < nm; m++) memcpy(&ex[(size_t)m * B], at(ex_all, m, st), sizeof(int32_t) * B);
       gather(b, in, T, m0, nm, B, ex.data());
-      if (st + 1 < S) prefetch_rows(in, T, m0, nm, ex_all + ((size_t)m0 * S + st + 1) * B, (size_t)S * B, B);
       dispatch_forward(s, b, T, true);
       memset(grad.data(), 0, sizeof(float) * grad.size());
       for (int m = 0; m < nm; m++) {
