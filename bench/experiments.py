@@ -12,8 +12,8 @@ gate presets, plus the ablations and the phase diagram):
 1. latchlab: ``run.run`` (no store) on the experiment's full-scale sweeps with only the first
    ``ceil(fraction x repeats)`` seeds of each (the same members the full run trains for
    those seeds), compilation included (a fresh JAX cache; the native kernels in place
-   before, as ``make`` leaves them: ``seed_sweep.native_as_make``), in this process; then the same share again with
-   other seeds (every shape compiled: the steady rate). The whole grid's time is the first
+   before, as ``make`` leaves them: ``seed_sweep.native_as_make``), in this process; then
+   the same share again with other seeds (every shape compiled: the steady rate). The whole grid's time is the first
    run plus the steady rate times the rest of the work (sequence steps x samples x
    epochs); the share run is printed. With ``--fraction 1`` it is the measured time.
 2. Keras 3 (JAX backend), the seed's protocol on the same models: for each kind of model in

@@ -2,8 +2,8 @@
 
 ``member_keys`` splits a seed into the member's (data, split, init) keys; ``make_data``
 makes a chunk's data sets on the devices in one call; ``Families`` draws each seed's
-longest latch or bit relay sequences once and cuts every length from them; ``init_members`` stacks the
-members' initial parameters. A member's data and initial parameters do not depend on the
+longest latch or bit relay sequences once and cuts every length from them;
+``init_members`` stacks the members' initial parameters. A member's data and initial parameters do not depend on the
 members it is trained beside (``tests/engine/test_engine.py``).
 """
 

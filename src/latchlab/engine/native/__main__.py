@@ -1,6 +1,6 @@
 """``python -m latchlab.engine.native``: build every variant of the native kernels and the
-bengio94 kernel now (the Makefile does this after installing, so that a first sweep does not wait for the compiler), for
-``-march=native`` or ``$LATCHLAB_NATIVE_MARCH``."""
+bengio94 kernel now (the Makefile does this after installing, so that a first sweep does
+not wait for the compiler), for ``-march=native`` or ``$LATCHLAB_NATIVE_MARCH``."""
 
 import sys
 
