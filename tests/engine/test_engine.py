@@ -468,7 +468,8 @@ def test_sweep_compiles_once_per_bucket(monkeypatch):
         with _Compiles() as native:
             df3 = runner.run(cfg, None)
         assert native.count("train_epoch") == 0 and native.count("evaluate") == 0, native.names
-        np.testing.assert_allclose(df3.val_acc, df.val_acc, atol=1e-5)
+        by_member = lambda d: d.sort_values(["member_id", "epoch"]).val_acc.to_numpy()  # noqa: E731 (chunks differ)
+        np.testing.assert_allclose(by_member(df3), by_member(df), atol=1e-5)
 
 
 @pytest.mark.parametrize("n_dev", [1, 2, 3])
