@@ -170,7 +170,9 @@ class Families:
     For ``PREFIX_TASKS`` a member's data are the first T steps of its seed's longest
     sequences, so a sweep over lengths draws each seed's noise once instead of once per
     member (and its split once per (val_frac, split)). A family is made when a chunk first
-    needs it and freed after the last chunk that needs it.
+    needs it, in one call with the families of the same shape that later chunks need (up to
+    ``FAMILY_BATCH_BYTES``; their splits likewise), and freed after the last chunk that
+    needs it.
 
     Args:
         chunks: the planned chunks (``plan.Chunk``), in the order they will be cut.
