@@ -494,9 +494,10 @@ def test_plan_covers_every_member_once_in_equal_chunks(monkeypatch, n_dev, repea
         assert max(m.run.T for c in chunks if c.T_pad == t for m in c.members) == t  # no excess padding
 
 
-def test_native_plan_sorts_lengths_into_few_chunks(monkeypatch):
+def test_native_plan_sorts_seeds_then_lengths_into_few_chunks(monkeypatch):
     """With the native kernels, no buckets and no padding members: every member once, in
-    chunks of at most ``NATIVE_CHUNK`` sorted by length; chunks of other cells stay apart."""
+    chunks of at most ``NATIVE_CHUNK`` sorted by seed, then length (a seed's members share
+    the kernel's blocks and read one family of sequences); chunks of other cells stay apart."""
     monkeypatch.setattr(sweep_plan, "NATIVE_CHUNK", 10)
     cfg = config.from_dict(
         {
@@ -515,8 +516,9 @@ def test_native_plan_sorts_lengths_into_few_chunks(monkeypatch):
     assert sorted(m.id for m in real) == sorted(m.id for m in members)
     lstm = [c for c in chunks if c.members[0].run.cell == "lstm"]
     assert [len(c.members) for c in lstm] == [7, 7, 7] and all(c.pad == 0 for c in lstm)
-    Ts = [m.run.T for c in lstm for m in c.members]
-    assert Ts == sorted(Ts) and [c.T_pad for c in lstm] == [2, 9, 50]
+    order = [(m.seed, m.run.T) for c in lstm for m in c.members]
+    assert order == sorted(order) and [c.T_pad for c in lstm] == [50, 50, 50]
+    assert [m.seed for m in lstm[0].members] == [0, 0, 0, 1, 1, 1, 2]
     assert all(len({m.run.cell for m in c.members}) == 1 for c in chunks)
 
 
