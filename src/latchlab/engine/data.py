@@ -82,10 +82,7 @@ def _chunk_splits(keys, y, tail, n_val, n_pos):
 
 def _split_sizes(run: RunConfig) -> tuple[int, int]:
     """(n_val, n_pos) of a member's split: the generators make exactly N // 2 positives."""
-    return _sizes(run.N, run.val_frac)
-
-
-def _sizes(n: int, vf: float) -> tuple[int, int]:
+    n, vf = run.N, run.val_frac
     n_val = n - int(n * (1.0 - vf))
     return n_val, int(round(n_val * (n // 2) / n))
 
@@ -190,8 +187,10 @@ class Families:
                     self.uses[f] += 1
             last = c.data_key
         self.seq, self.splits = {}, {}
-        # every (family, val_frac, split) the chunks need, in plan order
-        self.split_keys = {(_family(m), m.run.val_frac, m.run.split): None for c in chunks for m in c.members}
+        # every (family, val_frac, split) the chunks need, in plan order, with its split's sizes
+        self.split_keys = {
+            (_family(m), m.run.val_frac, m.run.split): _split_sizes(m.run) for c in chunks for m in c.members
+        }
 
     def covers(self, members: list[Member]) -> bool:
         return all(_family(m) in self.T for m in members)
@@ -267,8 +266,8 @@ class Families:
             # with those of families already made that later chunks need (one call, not one a chunk)
             later = (
                 k
-                for k in self.split_keys
-                if k not in self.splits and k[0] in self.seq and _sizes(k[0][3], k[1]) == (n_val, n_pos)
+                for k, sizes in self.split_keys.items()
+                if k not in self.splits and k[0] in self.seq and sizes == (n_val, n_pos)
             )
             ks = list(dict.fromkeys([*ks, *later]))
             tr, va = _on_padded_stack(
