@@ -24,6 +24,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+#include <algorithm>
 #include <vector>
 
 #if !defined(LATCH_KIND_SRNN) || !defined(VARIANT_KIND) || !defined(VARIANT_RSIG) || !defined(VARIANT_RESET_AFTER)
@@ -335,6 +336,37 @@ static inline void head_row(int head, const float *hp, float h, int y, float w, 
     gh[0] += d[0] * h; gh[1] += d[0];
   }
 }
+
+// The blocks of a call (per_block members each, the last maybe fewer), handed out longest
+// first: a block's work is its members times the steps from its earliest start. The
+// threads take them through one shared counter, so the shortest come last and the threads
+// finish together (in member order, a call's tail had left a core idle for up to its longest
+// block; docs/benchmarks.md). A member's numbers do not depend on the order.
+struct Blocks {
+  int R, per_block, n;
+  std::vector<int> order;
+  Blocks(int R_, int per_block_, int T, const int32_t *t0) : R(R_), per_block(per_block_) {
+    n = (R + per_block - 1) / per_block;
+    std::vector<int64_t> work(n);
+    order.resize(n);
+    for (int i = 0; i < n; i++) {
+      const int m0 = i * per_block, m1 = R < m0 + per_block ? R : m0 + per_block;
+      int lo = T;
+      for (int m = m0; m < m1; m++) lo = t0[m] < lo ? t0[m] : lo;
+      work[i] = (int64_t)(T - lo) * (m1 - m0);
+      order[i] = i;
+    }
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return work[a] > work[b]; });
+  }
+  // The next block's first member and size; false when every block is taken.
+  bool next(int *counter, int *m0, int *nm) {
+    const int i = __atomic_fetch_add(counter, 1, __ATOMIC_RELAXED);
+    if (i >= n) return false;
+    *m0 = order[i] * per_block;
+    *nm = R - *m0 < per_block ? R - *m0 : per_block;
+    return true;
+  }
+};
 
 // Which member each lane serves: its first valid step, per vector the range of them.
 static void lane_layout(Block &b, int m0, int nm, int B, const int32_t *t0) {
@@ -1012,16 +1044,15 @@ static void train_h(const Shape &s, int R, int T, const Inputs &in, int S, int B
                     const float *lr, float *loss, float *acc, int per_block, int *next_block) {
   const int H = s.H, F = s.F, V = (B + L - 1) / L, Pc = s.Pc, O = s.O;
   const bool seq = s.head == SEQ;
-  const int nblocks = (R + per_block - 1) / per_block;
   Block xb;
   HBlock b;
   Corrections bc;
   std::vector<int32_t> ex, yl;
   std::vector<float> grad, wl, yvl, wsum, lsum, asum, wstep;
-  for (;;) {
-    int blk = __atomic_fetch_add(next_block, 1, __ATOMIC_RELAXED);
-    if (blk >= nblocks) break;
-    int m0 = blk * per_block, nm = R - m0 < per_block ? R - m0 : per_block, nv = nm * V;
+  Blocks blocks(R, per_block, T, in.t0);
+  int m0, nm;
+  while (blocks.next(next_block, &m0, &nm)) {
+    const int nv = nm * V;
     wstep.assign(nm, 0.0f);  // each member's weight in the current step
     hblock_alloc(b, KIND, RA, H, F, nv, V, T, T);
     if (seq) seq_alloc(b, T, O, true);
@@ -1128,15 +1159,14 @@ static void evaluate_h(const Shape &s, int R, int T, const Inputs &in, int Nv, c
                        const float *params, float *loss, float *acc, int per_block, int *next_block) {
   const int H = s.H, F = s.F, O = s.O, Pc = s.Pc;
   const bool seq = s.head == SEQ;
-  const int nblocks = (R + per_block - 1) / per_block;
   Block xb;
   HBlock b;
   std::vector<int32_t> ex, yl(L);
   std::vector<float> yvl(L), wl(L);
-  for (;;) {
-    int blk = __atomic_fetch_add(next_block, 1, __ATOMIC_RELAXED);
-    if (blk >= nblocks) break;
-    int m0 = blk * per_block, nm = R - m0 < per_block ? R - m0 : per_block, nv = nm;  // one vector a member
+  Blocks blocks(R, per_block, T, in.t0);
+  int m0, nm;
+  while (blocks.next(next_block, &m0, &nm)) {
+    const int nv = nm;  // one vector a member
     hblock_alloc(b, KIND, RA, H, F, nv, 1, 0, T);
     if (seq) seq_alloc(b, T, O, false);
     xb.nv = nv; xb.t0min.assign(nv, 0); xb.t0max.assign(nv, 0); xb.t0lane.assign(nv, vf{});
@@ -1249,15 +1279,13 @@ int latch_train_epoch(int kind, int rsig, int reset_after, int H, int F, int hea
                                                              count, lr, loss, acc, per_block, next_block);
     return 0;
   }
-  const int nblocks = (R + per_block - 1) / per_block;
   Block b;
   Corrections bc;
   std::vector<int32_t> ex;
   std::vector<float> grad, wsum, lsum, asum;
-  for (;;) {
-    int blk = __atomic_fetch_add(next_block, 1, __ATOMIC_RELAXED);
-    if (blk >= nblocks) break;
-    int m0 = blk * per_block, nm = R - m0 < per_block ? R - m0 : per_block;
+  Blocks blocks(R, per_block, T, in.t0);
+  int m0, nm;
+  while (blocks.next(next_block, &m0, &nm)) {
     int nv = (nm * B + L - 1) / L;
     block_alloc(b, s, nv, T);
     lane_layout(b, m0, nm, B, t0);
@@ -1325,14 +1353,12 @@ int latch_evaluate(int kind, int rsig, int reset_after, int H, int F, int head, 
                                                                 next_block);
     return 0;
   }
-  const int nblocks = (R + per_block - 1) / per_block;
   Block b;
   std::vector<int32_t> ex;
   std::vector<float> gh(4);
-  for (;;) {
-    int blk = __atomic_fetch_add(next_block, 1, __ATOMIC_RELAXED);
-    if (blk >= nblocks) break;
-    int m0 = blk * per_block, nm = R - m0 < per_block ? R - m0 : per_block;
+  Blocks blocks(R, per_block, T, in.t0);
+  int m0, nm;
+  while (blocks.next(next_block, &m0, &nm)) {
     int nv = nm;
     block_alloc(b, s, nv, T);
     lane_layout(b, m0, nm, Bv, t0);
