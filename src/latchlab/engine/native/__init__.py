@@ -499,11 +499,16 @@ class Ensemble:
         R, N, T = self.shape
         _, S, B = order.shape
         # each step's examples and targets, looked up here in bulk (one at a time in the
-        # kernel, these random reads stalled it); per-step targets are rows the kernel reads
-        members = np.arange(R)[:, None]
-        ex = self.train[members, np.asarray(order).reshape(R, -1)]  # (R, S B)
-        y = None if self.per_step else np.ascontiguousarray(self.y[members, ex])
-        ex = np.ascontiguousarray(ex, np.int32)
+        # kernel, these random reads stalled it), a member at a time into place (1.7 ms for
+        # 64 members of 8000 rows, against 3.8 ms as one fancy index over all of them);
+        # per-step targets are rows the kernel reads
+        order = np.asarray(order).reshape(R, -1)
+        ex = np.empty(order.shape, np.int32)  # (R, S B)
+        y = None if self.per_step else np.empty(order.shape, self.y.dtype)
+        for r in range(R):
+            np.take(self.train[r], order[r], out=ex[r])
+            if y is not None:
+                np.take(self.y[r], ex[r], out=y[r])
         weight = np.ascontiguousarray(weight, np.float32)
         lr = np.ascontiguousarray(lr, np.float32)
         loss, acc = np.zeros(R, np.float32), np.zeros(R, np.float32)
