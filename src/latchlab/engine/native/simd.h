@@ -39,29 +39,21 @@ static inline vf splat(float a) { return vf{} + a; }
 // vmin(a, b) = a < b ? a : b and vmax(a, b) = a > b ? a : b, which is how x86's minps and
 // maxps are defined (b when either is NaN or both are zeros). GCC does not turn the selects
 // into them (it emits a compare and a blend: two instructions each), so on x86 they are
-// called by name; the numbers are the same.
-static inline vf vmin(vf a, vf b) {
+// called by name (LATCH_PS: the intrinsic of the vector's width); the numbers are the same.
 #if defined(__AVX512F__) && LATCH_VBYTES == 64
-  return (vf)_mm512_min_ps((__m512)a, (__m512)b);
+#define LATCH_PS(op, a, b) (vf) _mm512_##op##_ps((__m512)(a), (__m512)(b))
 #elif defined(__AVX__) && LATCH_VBYTES == 32
-  return (vf)_mm256_min_ps((__m256)a, (__m256)b);
+#define LATCH_PS(op, a, b) (vf) _mm256_##op##_ps((__m256)(a), (__m256)(b))
 #elif defined(__SSE__) && LATCH_VBYTES == 16
-  return (vf)_mm_min_ps((__m128)a, (__m128)b);
-#else
-  return a < b ? a : b;
+#define LATCH_PS(op, a, b) (vf) _mm_##op##_ps((__m128)(a), (__m128)(b))
 #endif
-}
-static inline vf vmax(vf a, vf b) {
-#if defined(__AVX512F__) && LATCH_VBYTES == 64
-  return (vf)_mm512_max_ps((__m512)a, (__m512)b);
-#elif defined(__AVX__) && LATCH_VBYTES == 32
-  return (vf)_mm256_max_ps((__m256)a, (__m256)b);
-#elif defined(__SSE__) && LATCH_VBYTES == 16
-  return (vf)_mm_max_ps((__m128)a, (__m128)b);
+#ifdef LATCH_PS
+static inline vf vmin(vf a, vf b) { return LATCH_PS(min, a, b); }
+static inline vf vmax(vf a, vf b) { return LATCH_PS(max, a, b); }
 #else
-  return a > b ? a : b;
+static inline vf vmin(vf a, vf b) { return a < b ? a : b; }
+static inline vf vmax(vf a, vf b) { return a > b ? a : b; }
 #endif
-}
 // |a|: the sign bit cleared (one instruction; a < 0 ? -a : a took three)
 static inline vf vabs(vf a) { return (vf)((vi)a & 0x7fffffff); }
 
