@@ -411,3 +411,38 @@ def test_limits_chunk_what_the_kernels_train():
                 for optimizer in catalog.OPTIMIZERS:
                     run = config.RunConfig(task=task, cell=cell, preset=preset, optimizer=optimizer, T=30)
                     assert limits._native_eligible(run) == (not native._model_reason(run.model, optimizer)), run
+
+
+@pytest.mark.parametrize(
+    "kind, rsig, head, units", [("lstm", "hard_sigmoid", "dense2", 8), ("gru_ra", "sigmoid", "linear", 3)]
+)
+def test_passes_over_a_batch_do_not_change_the_numbers(kind, rsig, head, units):
+    """``train_h`` takes a block's vectors in passes whose step records fit the core's L2
+    (``LATCH_RECORD_BYTES``): with one vector a pass, a batch of 40 rows (3 vectors a member)
+    and members of mixed lengths train to the same bits as with the whole block in one pass."""
+    n_in = 2 if head == "linear" else 1
+    model = M.Model(_cell(kind, rsig, units), head, n_in)
+    data = _task_data("adding", (12, 5, 9)) if head == "linear" else _padded_data((12, 5, 9), 12, 64)[0]
+    pick = np.array([0, 1, 2, 0, 1])
+    data = train.Data(*(np.asarray(a)[pick] for a in data))
+    init = _stack([M.init(jax.random.PRNGKey(int(s)), model) for s in range(5)])
+    v = native.variant(model)
+    one = native._compile(
+        native.SOURCE,
+        "kernels-test-passes",
+        native.FLAGS + (f"-march={native.march()}", "-DLATCH_RECORD_BYTES=1") + native.defines(v),
+    )
+    so = __import__("ctypes").CDLL(str(one))
+    for name, (res, args) in native.SIGNATURES.items():
+        fn = getattr(so, name)
+        fn.restype, fn.argtypes = res, args
+    lr = np.full(5, 1e-2, np.float32)
+    out = []
+    for lib in (native.lib(v), so):
+        ens = native.Ensemble(model, "adam", init, *data)
+        ens.lib = lib
+        rngs = [np.random.default_rng(s) for s in range(5)]
+        metrics = [ens.train_epoch(lr, *train.epoch_order(rngs, ens.train.shape[1], 40)) for _ in range(2)]
+        out.append((ens.params.copy(), np.array(metrics)))
+    assert np.array_equal(out[0][0], out[1][0]) and np.array_equal(out[0][1], out[1][1])
+    assert not np.array_equal(out[0][0], native.flatten(init))

@@ -573,11 +573,14 @@ static void epoch_means(int m0, int nm, const float *lsum, const float *asum, co
 //   gradient record: dL/d pre-activation (G H) for the kernel and bias; a reset_after GRU
 //           adds dL/dq (H), which the candidate's recurrent weights and biases take
 constexpr int n_extra(int kind) { return has_c(kind) ? 2 : (kind == GRU || kind == JANET) ? 1 : 0; }
+constexpr int n_record(int kind, int H) { return H + n_gates(kind) * H + n_extra(kind) * H; }
+constexpr int n_grad_record(int kind, int ra, int H) { return n_gates(kind) * H + (kind == GRU && ra ? H : 0); }
 
 struct HBlock {
   int nv, V, H, GH, NS, ND, F;  // vectors, vectors per member, units, gate columns, record sizes, channels
+  int nr, r0;                   // vectors a pass keeps records of (train_h), and the pass's first
   std::vector<int> t0;          // per vector: its member's first valid step
-  std::vector<vf> st, dz;       // (T, nv, NS), (T, nv, ND)
+  std::vector<vf> st, dz;       // (T, nr, NS), (T, nr, ND)
   std::vector<vf> h, c, dh, dc, tmp;  // (nv, H)
   std::vector<vf> pre, rq;            // (nv, G H)
   std::vector<vf> xin;                // (T, nv, F) inputs when F > 1 (one channel: the gather's own)
@@ -588,8 +591,8 @@ struct HBlock {
   std::vector<vi> ys;
   std::vector<char> live;
   std::vector<vf> dhead, cw, nsteps, nsym, ce, hits, z;
-  vf *rec(int t, int v) { return &st[((size_t)t * nv + v) * NS]; }
-  vf *grec(int t, int v) { return &dz[((size_t)t * nv + v) * ND]; }
+  vf *rec(int t, int v) { return &st[((size_t)t * nr + v - r0) * NS]; }
+  vf *grec(int t, int v) { return &dz[((size_t)t * nr + v - r0) * ND]; }
 };
 
 // out[j] += sum_k a[k] M[k ld + j], j < J (rows of M broadcast; 8 independent chains)
@@ -660,14 +663,14 @@ static void outer(const vf *A, size_t sa, int K, const vf *E, size_t se, int J, 
   }
 }
 
-static void hblock_alloc(HBlock &b, int kind, int ra, int H, int F, int nv, int V, int T, int Tin) {
+static void hblock_alloc(HBlock &b, int kind, int ra, int H, int F, int nv, int V, int T, int Tin, int nr) {
   const int GH = n_gates(kind) * H;
-  b.nv = nv; b.V = V; b.H = H; b.GH = GH; b.F = F;
+  b.nv = nv; b.V = V; b.H = H; b.GH = GH; b.F = F; b.nr = nr; b.r0 = 0;
   if (F > 1) b.xin.resize((size_t)Tin * nv * F);
-  b.NS = H + GH + n_extra(kind) * H;
-  b.ND = GH + (kind == GRU && ra ? H : 0);
+  b.NS = n_record(kind, H);
+  b.ND = n_grad_record(kind, ra, H);
   b.t0.assign(nv, 0);
-  b.st.resize((size_t)T * nv * b.NS); b.dz.resize((size_t)T * nv * b.ND);
+  b.st.resize((size_t)T * nr * b.NS); b.dz.resize((size_t)T * nr * b.ND);
   b.h.assign((size_t)nv * H, vf{}); b.c.assign((size_t)nv * H, vf{});
   b.dh.assign((size_t)nv * H, vf{}); b.dc.assign((size_t)nv * H, vf{}); b.tmp.assign((size_t)nv * H, vf{});
   b.pre.assign((size_t)nv * GH, vf{}); b.rq.assign((size_t)nv * GH, vf{});
@@ -678,6 +681,14 @@ static void hblock_alloc(HBlock &b, int kind, int ra, int H, int F, int nv, int 
 // loops the compiler then unrolls: an epoch of 8-unit GRUs 6-7 % shorter, of SRNNs 8-9 %,
 // of LSTMs 1 % (docs/benchmarks.md). Both give the same numbers.
 constexpr int FIXED_H = 8;
+// A pass of train_h keeps its vectors' step records within this (the core's L2 is 2 MB on
+// the machine this was measured on; an 8-unit LSTM's epoch at batch 256 took 1.7 times
+// batch 16's when a member's 16 vectors went through at once, docs/benchmarks.md).
+// LATCH_RECORD_BYTES overrides it (tests: one vector a pass).
+#ifndef LATCH_RECORD_BYTES
+#define LATCH_RECORD_BYTES (1 << 20)
+#endif
+constexpr size_t RECORD_BYTES = LATCH_RECORD_BYTES;
 
 // One step of vector v (its member's parameters p) from h (and c) on inputs x (F vectors);
 // stores the record if `store`.
@@ -818,7 +829,7 @@ static inline void hbackward(HBlock &b, const float *p, int t, int v) {
 // the block's inputs, (T, nv, F).
 static void hgradients(HBlock &b, int kind, int ra, const vf *xb, int T, int v, float *g) {
   const int H = b.H, GH = b.GH, F = b.F, t0 = b.t0[v];
-  const size_t sr = (size_t)b.nv * b.NS, sd = (size_t)b.nv * b.ND;
+  const size_t sr = (size_t)b.nr * b.NS, sd = (size_t)b.nr * b.ND;
   const vf *hp = b.rec(0, v), *ext = hp + H + GH, *d = b.grec(0, v);
   float *dW = g, *dU = g + (size_t)F * GH, *db = dU + (size_t)H * GH, *dc = db + GH;
   static const vf one = splat(1.0f);
@@ -1008,10 +1019,10 @@ static void hseq(HBlock &b, int O, const float *K, const float *bias, const vf *
 // state), db sums dL/dz_t over every step (a padded step's logits are the bias).
 static void seq_gradients(HBlock &b, int O, int T, int v, float *gk) {
   const int H = b.H, t0 = b.t0[v], nv = b.nv;
-  const size_t sr = (size_t)nv * b.NS, sd = (size_t)nv * O;
+  const size_t sr = (size_t)b.nr * b.NS, sd = (size_t)nv * O;
   const vf *d = &b.dhead[(size_t)v * O];
   static const vf one = splat(1.0f);
-  if (t0 < T - 1) outer(b.st.data() + ((size_t)nv + v) * b.NS, sr, H, d, sd, O, t0, T - 1, gk, O);
+  if (t0 < T - 1) outer(b.rec(1, v), sr, H, d, sd, O, t0, T - 1, gk, O);
   if (t0 < T) outer(&b.h[(size_t)v * H], 0, H, d, sd, O, T - 1, T, gk, O);
   outer(&one, 0, 1, d, sd, O, 0, T, gk + (size_t)H * O, O);
 }
@@ -1054,13 +1065,19 @@ static void train_h(const Shape &s, int R, int T, const Inputs &in, int S, int B
   HBlock b;
   Corrections bc;
   std::vector<int32_t> ex, yl;
-  std::vector<float> grad, wl, yvl, wsum, lsum, asum, wstep;
+  std::vector<float> grad, wl, yvl, wsum, lsum, asum, wstep, inv, lm, am;
   Blocks blocks(R, per_block, T, in.t0);
   int m0, nm;
   while (blocks.next(next_block, &m0, &nm)) {
     const int nv = nm * V;
-    wstep.assign(nm, 0.0f);  // each member's weight in the current step
-    hblock_alloc(b, KIND, RA, H, F, nv, V, T, T);
+    // each member's weight in the current step, its inverse, and its loss and metric sums
+    wstep.assign(nm, 0.0f); inv.assign(nm, 0.0f); lm.assign(nm, 0.0f); am.assign(nm, 0.0f);
+    // vectors a pass takes: as many as keep their records within RECORD_BYTES (a batch of
+    // 256 rows is 16 vectors a member, 9 MB of an 8-unit LSTM's records at T = 100); a
+    // seq_softmax head's step gradients take every vector at once
+    const size_t per_vector = (size_t)T * (n_record(KIND, H) + n_grad_record(KIND, RA, H)) * sizeof(vf);
+    const int chunk = seq ? nv : std::max(1, (int)std::min((size_t)nv, RECORD_BYTES / per_vector));
+    hblock_alloc(b, KIND, RA, H, F, nv, V, T, T, chunk);
     if (seq) seq_alloc(b, T, O, true);
     xb.nv = nv; xb.t0min.assign(nv, 0); xb.t0max.assign(nv, 0); xb.t0lane.assign(nv, vf{});
     xb.xb.assign((size_t)T * nv, vf{});
@@ -1078,32 +1095,39 @@ static void train_h(const Shape &s, int R, int T, const Inputs &in, int S, int B
       std::fill(b.h.begin(), b.h.end(), vf{});
       std::fill(b.c.begin(), b.c.end(), vf{});
       std::fill(b.dc.begin(), b.dc.end(), vf{});
-      for (int t = tstart; t < T; t++)
-        for (int v = 0; v < nv; v++)
-          if (t >= b.t0[v])
-            hforward<KIND, RSIG, RA, HC>(b, params + (size_t)(m0 + v / V) * s.P, x + ((size_t)t * nv + v) * F, t, v,
-                                     true);
       memset(grad.data(), 0, sizeof(float) * grad.size());
       if (seq) {  // dL/dh enters at every step, below
         seq_targets(b, tg, T, m0, nm, V * L, B, ex.data());
         std::fill(b.dh.begin(), b.dh.end(), vf{});
       }
       for (int m = 0; m < nm; m++) {
-        const size_t at = ((size_t)(m0 + m) * S + st) * B;
-        const float *w = weight + at;
+        const float *w = weight + ((size_t)(m0 + m) * S + st) * B;
         float n = 0.0f;
         for (int k = 0; k < B; k++) n += w[k];
         wstep[m] = n;
-        float inv = 1.0f / (n > 1e-12f ? n : 1e-12f), lm = 0.0f, am = 0.0f;
-        const float *hp = params + (size_t)(m0 + m) * s.P + Pc;
-        float *g = &grad[(size_t)m * s.P];
-        for (int q = 0; q < V; q++) {
-          const int v = m * V + q;
+        inv[m] = 1.0f / (n > 1e-12f ? n : 1e-12f);
+        lm[m] = am[m] = 0.0f;
+      }
+      // the vectors in passes of `chunk`: forward, head, backward and weight gradients; a
+      // member's sums take its vectors in order whatever the passes, so the numbers do not
+      // depend on them
+      for (int c0 = 0; c0 < nv; c0 += chunk) {
+        const int c1 = std::min(nv, c0 + chunk);
+        b.r0 = c0;
+        for (int t = tstart; t < T; t++)
+          for (int v = c0; v < c1; v++)
+            if (t >= b.t0[v])
+              hforward<KIND, RSIG, RA, HC>(b, params + (size_t)(m0 + v / V) * s.P, x + ((size_t)t * nv + v) * F, t,
+                                           v, true);
+        for (int v = c0; v < c1; v++) {
+          const int m = v / V, q = v % V;
+          const size_t at = ((size_t)(m0 + m) * S + st) * B;
+          const float *w = weight + at;
           if (seq) {  // a sequence's loss is its steps' mean: each step's weight w / steps
             for (int l = 0; l < L; l++) {
               int k = q * L + l;
               float ns = b.nsteps[v][l];
-              b.cw[v][l] = k < B ? w[k] * inv / (ns > 1.0f ? ns : 1.0f) : 0.0f;
+              b.cw[v][l] = k < B ? w[k] * inv[m] / (ns > 1.0f ? ns : 1.0f) : 0.0f;
             }
             b.ce[v] = b.hits[v] = vf{};
             continue;
@@ -1112,47 +1136,47 @@ static void train_h(const Shape &s, int R, int T, const Inputs &in, int S, int B
             int k = q * L + l;
             yl[l] = k < B && tg.label ? tg.label[at + k] : 0;
             yvl[l] = k < B && tg.value ? tg.value[at + k] : 0.0f;
-            wl[l] = k < B ? w[k] * inv : 0.0f;
+            wl[l] = k < B ? w[k] * inv[m] : 0.0f;
           }
-          hhead(s.head, H, hp, hp + H * O, &b.h[(size_t)v * H], yl.data(), yvl.data(), wl.data(), &lm, &am, true,
+          const float *hp = params + (size_t)(m0 + m) * s.P + Pc;
+          float *g = &grad[(size_t)m * s.P];
+          hhead(s.head, H, hp, hp + H * O, &b.h[(size_t)v * H], yl.data(), yvl.data(), wl.data(), &lm[m], &am[m], true,
                 &b.dh[(size_t)v * H], g + Pc, g + Pc + H * O);
         }
-        lsum[m] += lm * n; asum[m] += am * n; wsum[m] += n;
-      }
-      for (int t = T - 1; t >= (seq ? 0 : tstart); t--)
-        for (int v = 0; v < nv; v++) {
-          const float *p = params + (size_t)(m0 + v / V) * s.P;
-          const bool valid = t >= b.t0[v];
-          if (seq) {
-            const size_t i = (size_t)t * nv + v;
-            vf *d = &b.dhead[i * O];
-            if (b.live[i]) {
-              const vf *h = !valid ? nullptr : t == T - 1 ? &b.h[(size_t)v * H] : b.rec(t + 1, v);
-              hseq(b, O, p + Pc, p + Pc + H * O, h, t, v, d, valid ? &b.dh[(size_t)v * H] : nullptr);
-            } else {
-              for (int k = 0; k < O; k++) d[k] = vf{};
+        for (int t = T - 1; t >= (seq ? 0 : tstart); t--)
+          for (int v = c0; v < c1; v++) {
+            const float *p = params + (size_t)(m0 + v / V) * s.P;
+            const bool valid = t >= b.t0[v];
+            if (seq) {
+              const size_t i = (size_t)t * nv + v;
+              vf *d = &b.dhead[i * O];
+              if (b.live[i]) {
+                const vf *h = !valid ? nullptr : t == T - 1 ? &b.h[(size_t)v * H] : b.rec(t + 1, v);
+                hseq(b, O, p + Pc, p + Pc + H * O, h, t, v, d, valid ? &b.dh[(size_t)v * H] : nullptr);
+              } else {
+                for (int k = 0; k < O; k++) d[k] = vf{};
+              }
             }
+            if (valid) hbackward<KIND, RSIG, RA, HC>(b, p, t, v);
           }
-          if (valid) hbackward<KIND, RSIG, RA, HC>(b, p, t, v);
+        for (int v = c0; v < c1; v++) {
+          float *g = &grad[(size_t)(v / V) * s.P];
+          hgradients(b, KIND, RA, x, T, v, g);
+          if (seq) seq_gradients(b, O, T, v, g + Pc);
         }
-      for (int v = 0; v < nv; v++) {
-        float *g = &grad[(size_t)(v / V) * s.P];
-        hgradients(b, KIND, RA, x, T, v, g);
-        if (seq) seq_gradients(b, O, T, v, g + Pc);
       }
-      if (seq) {  // the batch's loss and metric (lsum[m] etc. were 0-weight above)
-        for (int m = 0; m < nm; m++) {
+      for (int m = 0; m < nm; m++) {
+        const float n = wstep[m];
+        if (seq) {  // the batch's loss and metric
           const float *w = weight + ((size_t)(m0 + m) * S + st) * B;
-          const float n = wstep[m];
-          float inv = 1.0f / (n > 1e-12f ? n : 1e-12f), lm = 0.0f, am = 0.0f;
           for (int k = 0; k < B; k++) {
             const int v = m * V + k / L, l = k % L;
             const float ns = b.nsteps[v][l], nsy = b.nsym[v][l];
-            lm += b.ce[v][l] / (ns > 1.0f ? ns : 1.0f) * (w[k] * inv);
-            am += b.hits[v][l] / (nsy > 1.0f ? nsy : 1.0f) * (w[k] * inv);
+            lm[m] += b.ce[v][l] / (ns > 1.0f ? ns : 1.0f) * (w[k] * inv[m]);
+            am[m] += b.hits[v][l] / (nsy > 1.0f ? nsy : 1.0f) * (w[k] * inv[m]);
           }
-          lsum[m] += lm * n; asum[m] += am * n;
         }
+        lsum[m] += lm[m] * n; asum[m] += am[m] * n; wsum[m] += n;
       }
       update_members(s, m0, nm, params, mu, nu, count, grad.data(), lr, bc);
     }
@@ -1173,7 +1197,7 @@ static void evaluate_h(const Shape &s, int R, int T, const Inputs &in, int Nv, c
   int m0, nm;
   while (blocks.next(next_block, &m0, &nm)) {
     const int nv = nm;  // one vector a member
-    hblock_alloc(b, KIND, RA, H, F, nv, 1, 0, T);
+    hblock_alloc(b, KIND, RA, H, F, nv, 1, 0, T, nv);
     if (seq) seq_alloc(b, T, O, false);
     xb.nv = nv; xb.t0min.assign(nv, 0); xb.t0max.assign(nv, 0); xb.t0lane.assign(nv, vf{});
     xb.xb.assign((size_t)T * nv, vf{});
