@@ -432,10 +432,7 @@ def test_passes_over_a_batch_do_not_change_the_numbers(kind, rsig, head, units):
         "kernels-test-passes",
         native.FLAGS + (f"-march={native.march()}", "-DLATCH_RECORD_BYTES=1") + native.defines(v),
     )
-    so = __import__("ctypes").CDLL(str(one))
-    for name, (res, args) in native.SIGNATURES.items():
-        fn = getattr(so, name)
-        fn.restype, fn.argtypes = res, args
+    so = native._typed(one)
     lr = np.full(5, 1e-2, np.float32)
     out = []
     for lib in (native.lib(v), so):

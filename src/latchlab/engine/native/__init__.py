@@ -195,18 +195,19 @@ def _load(key, what: str, open_library):
         return _libs[key]
 
 
+def _typed(path: Path):
+    """The kernels' library at ``path``, loaded, its entries typed by ``SIGNATURES``."""
+    so = ctypes.CDLL(str(path))
+    for name, (res, args) in SIGNATURES.items():
+        fn = getattr(so, name)
+        fn.restype, fn.argtypes = res, args
+    return so
+
+
 def lib(v: tuple[int, int, int] = (1, 1, 0)):
     """The loaded library for variant ``v`` and this ``march()`` (built on first use), its
     entries typed by ``SIGNATURES``; raises RuntimeError if it cannot be built."""
-
-    def open_library():
-        so = ctypes.CDLL(str(_build(v)))
-        for name, (res, args) in SIGNATURES.items():
-            fn = getattr(so, name)
-            fn.restype, fn.argtypes = res, args
-        return so
-
-    return _load((v, march()), "kernels are", open_library)
+    return _load((v, march()), "kernels are", lambda: _typed(_build(v)))
 
 
 B94_SOURCE = Path(__file__).with_name("bengio94.cpp")
