@@ -140,6 +140,7 @@ struct Block {
   std::vector<vf> xb;             // (T, nv) inputs, time-major
   std::vector<vf> st;             // (T, NS, nv) stored activations
   std::vector<vf> h, c, dh, dc;   // (nv)
+  std::vector<vf> gt;             // (G, nv): an LSTM step's gate values (``forward``)
   std::vector<vf> acc;            // (Pc, nv) gradient accumulators
 };
 
@@ -153,8 +154,21 @@ static void forward(Block &b, int T, bool store) {
   const int nv = b.nv, G = n_gates(KIND);
   constexpr int NS = n_stored<KIND, RSIG>();
   for (int v = 0; v < nv; v++) b.h[v] = b.c[v] = splat(0.0f);
+  const int gi = 0, gf = 1, gg = KIND == LSTM ? 2 : 1, go = KIND == LSTM ? 3 : 2;
   for (int t = b.tstart; t < T; t++) {
     vf *st = &b.st[(size_t)t * NS * nv];
+    // the LSTMs: every vector's gates and candidate tanh first (into b.gt), then the cells:
+    // each loop's vectors are independent chains of one tanh (a vector's chain of two, the
+    // candidate's tanh then the cell's, kept the core waiting)
+    for (int v = 0; has_c(KIND) && v < nv; v++) {
+      if (t < b.t0min[v]) continue;
+      const vf *W = &b.par[v], *U = &b.par[(size_t)G * nv + v], *B = &b.par[(size_t)2 * G * nv + v];
+      vf x = b.xb[(size_t)t * nv + v], hp = b.h[v], *gt = &b.gt[v];
+      gt[gi * nv] = gate<RSIG>(x * W[gi * nv] + hp * U[gi * nv] + B[gi * nv]);
+      gt[gg * nv] = vtanh(x * W[gg * nv] + hp * U[gg * nv] + B[gg * nv]);
+      gt[go * nv] = gate<RSIG>(x * W[go * nv] + hp * U[go * nv] + B[go * nv]);
+      if (KIND == LSTM) gt[gf * nv] = gate<RSIG>(x * W[gf * nv] + hp * U[gf * nv] + B[gf * nv]);
+    }
     for (int v = 0; v < nv; v++) {
       if (t < b.t0min[v]) continue;
       const vf *W = &b.par[v], *U = &b.par[(size_t)G * nv + v], *B = &b.par[(size_t)2 * G * nv + v];
@@ -180,13 +194,9 @@ static void forward(Block &b, int T, bool store) {
         hn = f * hp + i * g;
         if (store) { st[v] = hp; st[nv + v] = f; st[2 * nv + v] = i; st[3 * nv + v] = g; }
       } else {
-        vf cp = b.c[v];
-        const int gi = 0, gf = 1, gg = KIND == LSTM ? 2 : 1, go = KIND == LSTM ? 3 : 2;
-        vf i = gate<RSIG>(x * W[gi * nv] + hp * U[gi * nv] + B[gi * nv]);
-        vf g = vtanh(x * W[gg * nv] + hp * U[gg * nv] + B[gg * nv]);
-        vf o = gate<RSIG>(x * W[go * nv] + hp * U[go * nv] + B[go * nv]);
-        vf f = splat(1.0f);
-        if (KIND == LSTM) f = gate<RSIG>(x * W[gf * nv] + hp * U[gf * nv] + B[gf * nv]);
+        const vf *gt = &b.gt[v];
+        vf cp = b.c[v], i = gt[gi * nv], g = gt[gg * nv], o = gt[go * nv];
+        vf f = KIND == LSTM ? gt[gf * nv] : splat(1.0f);
         cn = f * cp + i * g;
         vf tc = vtanh(cn);
         hn = o * tc;
@@ -426,6 +436,7 @@ static void block_alloc(Block &b, const Shape &s, int nv, int T) {
   b.par.assign((size_t)s.Pc * nv, vf{}); b.xb.assign((size_t)T * nv, vf{});
   b.st.assign((size_t)T * NS * nv, vf{});
   b.h.assign(nv, vf{}); b.c.assign(nv, vf{}); b.dh.assign(nv, vf{}); b.dc.assign(nv, vf{});
+  b.gt.assign((size_t)s.G * nv, vf{});
   b.acc.assign((size_t)s.Pc * nv, vf{});
 }
 
@@ -634,33 +645,51 @@ static inline void matvec_t(const vf *d, int J, const float *M, int ld, int K, v
   }
 }
 
-// out[k ld + j] += sum over steps t0 <= t < T and lanes of A_t[k] E_t[j] (A_t = A + t sa,
-// E_t = E + t se; sa = 0 repeats one vector): KB x JB accumulators in registers
+// acc[p la + q] += sum over steps t0 <= t < t1 of A_t[p] E_t[q] (A_t = A + t sa, E_t = E + t
+// se; sa = 0 repeats one vector), p < KB, q < JB: the accumulators in registers meanwhile
 template <int KB, int JB>
-static inline void outer_block(const vf *A, size_t sa, const vf *E, size_t se, int t0, int T, float *out, int ld) {
-  vf acc[KB][JB] = {};
-  for (int t = t0; t < T; t++) {
+static inline void outer_block(const vf *A, size_t sa, const vf *E, size_t se, int t0, int t1, vf *acc_m, int la) {
+  vf acc[KB][JB];
+  for (int p = 0; p < KB; p++)
+    for (int q = 0; q < JB; q++) acc[p][q] = acc_m[p * la + q];
+  for (int t = t0; t < t1; t++) {
     const vf *a = A + t * sa, *e = E + t * se;
     for (int p = 0; p < KB; p++)
       for (int q = 0; q < JB; q++) acc[p][q] += a[p] * e[q];
   }
   for (int p = 0; p < KB; p++)
-    for (int q = 0; q < JB; q++) out[(size_t)p * ld + q] += hsum(acc[p][q]);
+    for (int q = 0; q < JB; q++) acc_m[p * la + q] = acc[p][q];
 }
 
+// Steps a tile of ``outer`` takes: its rows of A and E (an 8-unit LSTM's 8 and 32 vectors a
+// step) stay in L1 while every block of accumulators passes over them.
+#ifndef LATCH_OUTER_TILE
+#define LATCH_OUTER_TILE 16
+#endif
+
+// out[k ld + j] += sum over steps t0 <= t < T and lanes of A_t[k] E_t[j], k < K, j < J: per
+// tile of steps, blocks of KB x JB accumulators; each accumulator takes the steps in order,
+// then its lanes' tree sum
 static void outer(const vf *A, size_t sa, int K, const vf *E, size_t se, int J, int t0, int T, float *out, int ld) {
   constexpr int KB = L == 16 ? 4 : 2, JB = 4;  // 16 or 8 accumulators: AVX-512's 32 registers, AVX2's 16
-  int k = 0;
-  for (; k + KB <= K; k += KB) {
-    int j = 0;
-    for (; j + JB <= J; j += JB) outer_block<KB, JB>(A + k, sa, E + j, se, t0, T, out + (size_t)k * ld + j, ld);
-    for (; j < J; j++) outer_block<KB, 1>(A + k, sa, E + j, se, t0, T, out + (size_t)k * ld + j, ld);
+  thread_local std::vector<vf> acc;
+  acc.assign((size_t)K * J, vf{});
+  for (int ts = t0; ts < T; ts += LATCH_OUTER_TILE) {
+    const int te = std::min(T, ts + LATCH_OUTER_TILE);
+    int k = 0;
+    for (; k + KB <= K; k += KB) {
+      int j = 0;
+      for (; j + JB <= J; j += JB) outer_block<KB, JB>(A + k, sa, E + j, se, ts, te, &acc[(size_t)k * J + j], J);
+      for (; j < J; j++) outer_block<KB, 1>(A + k, sa, E + j, se, ts, te, &acc[(size_t)k * J + j], J);
+    }
+    for (; k < K; k++) {
+      int j = 0;
+      for (; j + JB <= J; j += JB) outer_block<1, JB>(A + k, sa, E + j, se, ts, te, &acc[(size_t)k * J + j], J);
+      for (; j < J; j++) outer_block<1, 1>(A + k, sa, E + j, se, ts, te, &acc[(size_t)k * J + j], J);
+    }
   }
-  for (; k < K; k++) {
-    int j = 0;
-    for (; j + JB <= J; j += JB) outer_block<1, JB>(A + k, sa, E + j, se, t0, T, out + (size_t)k * ld + j, ld);
-    for (; j < J; j++) outer_block<1, 1>(A + k, sa, E + j, se, t0, T, out + (size_t)k * ld + j, ld);
-  }
+  for (int k = 0; k < K; k++)
+    for (int j = 0; j < J; j++) out[(size_t)k * ld + j] += hsum(acc[(size_t)k * J + j]);
 }
 
 static void hblock_alloc(HBlock &b, int kind, int ra, int H, int F, int nv, int V, int T, int Tin, int nr) {
@@ -710,9 +739,16 @@ static inline void hforward(HBlock &b, const float *p, const vf *x, int t, int v
   } else if (KIND == LSTM || KIND == LSTM_NOFG) {
     matvec(h, H, U, GH, GH, pre);
     const int gg = KIND == LSTM ? 2 : 1, go = KIND == LSTM ? 3 : 2;
+    // the gates and the candidate's tanh of every unit, then the cells: each loop's units
+    // are independent chains of one tanh (a unit's chain of two kept the core waiting)
     for (int u = 0; u < H; u++) {
-      vf i = gate<RSIG>(pre[u]), g = vtanh(pre[gg * H + u]), o = gate<RSIG>(pre[go * H + u]);
-      vf f = KIND == LSTM ? gate<RSIG>(pre[H + u]) : splat(1.0f);
+      pre[u] = gate<RSIG>(pre[u]);
+      if (KIND == LSTM) pre[H + u] = gate<RSIG>(pre[H + u]);
+      pre[gg * H + u] = vtanh(pre[gg * H + u]);
+      pre[go * H + u] = gate<RSIG>(pre[go * H + u]);
+    }
+    for (int u = 0; u < H; u++) {
+      vf i = pre[u], g = pre[gg * H + u], o = pre[go * H + u], f = KIND == LSTM ? pre[H + u] : splat(1.0f);
       vf cp = c[u], cn = f * cp + i * g, tc = vtanh(cn);
       c[u] = cn;
       h[u] = o * tc;
