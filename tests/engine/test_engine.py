@@ -18,6 +18,7 @@ follows a chunk's trip through them).
 from __future__ import annotations
 
 import functools
+import threading
 from functools import partial
 
 import jax
@@ -607,6 +608,47 @@ def test_families_cut_the_same_data_as_make_data(task, signal_len, Ts):
         for a, b in zip(got[1:], want[1:]):
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert not families.seq and not families.splits  # freed after the last chunk that needs them
+
+
+@pytest.mark.parametrize("task", sorted(tasks.PADDED))
+def test_make_data_gives_each_task_its_generators_sequences(task):
+    """The engine's sequences (compiled at LLVM's first optimisation level, to compile in less
+    time) are the generator's own, bit for bit, for every task: the level changed no
+    rounding."""
+    cfg = config.from_dict({"name": "gen", "task": task, "T": 21, "N": 48, "noise": 0.3, "repeats": 2, "seed": 3})
+    members = cfg.members()
+    data = sweep_data.make_data(members, 21)
+    for r, m in enumerate(members):
+        x, y = tasks.generate(task, sweep_data.member_keys(m.seed)[0], 48, 21, 0.3)
+        np.testing.assert_array_equal(np.asarray(data.x[r]).view(np.int32), np.asarray(x).view(np.int32))
+        np.testing.assert_array_equal(np.asarray(data.y[r]), np.asarray(y))
+
+
+def test_set_up_functions_compile_once_ahead_in_a_background_thread():
+    """A sweep's later set-up compilations (its splits and each cell's initial parameters)
+    are made by ``data.warm``'s thread while the first chunk's data are made, and none is
+    made twice: the sweep's calls find them made, or wait for them."""
+    for f in (sweep_data._chunk_splits, sweep_data._init, sweep_data._chunk_sequences):
+        f.clear_cache()
+    sweep_data._compiles.clear()
+    made = []
+
+    def on_event(event, secs, fun_name="", **kw):
+        if event == COMPILE_EVENT and any(n in fun_name for n in ("_chunk_splits", "_init", "_chunk_sequences")):
+            made.append((fun_name, threading.current_thread().name))
+
+    jax.monitoring.register_event_duration_secs_listener(on_event)
+    try:
+        cfg = config.from_dict(
+            {"name": "warm", "N": 64, "epochs": 1, "repeats": 2, "grid": {"cell": ["srnn", "lstm"], "T": [3, 9]}}
+        )
+        runner.run(cfg)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(on_event)
+    names = [n for n, _ in made]
+    # one sequence call for the seeds' longest latch sequences, one split, one init per cell
+    assert sorted(names) == ["jit(_chunk_sequences)", "jit(_chunk_splits)", "jit(_init)", "jit(_init)"], made
+    assert ("jit(_init)", "latchlab-warm") in made, made
 
 
 def test_init_members_of_a_16_unit_lstm_equal_each_members_own_init():

@@ -9,6 +9,8 @@ members it is trained beside (``tests/engine/test_engine.py``).
 
 from __future__ import annotations
 
+import os
+import threading
 from collections import defaultdict
 from functools import partial
 
@@ -30,6 +32,11 @@ def member_keys(seed: int):
 # set-up functions whose run time is negligible compile without LLVM's optimisations
 # (about a third less compile time, measured on the initialiser: 0.70 against 1.04 s)
 _QUICK_COMPILE = {"xla_backend_optimization_level": 0}
+# the sequence generators at LLVM's first level: the same bits as the default level (every
+# task, tests/engine/test_engine.py), compiled in 30-85 % less time (latch 1.5-1.6 against
+# 0.8-1.0 s, copy 3.2-4.5 against 0.6) and run within 10 % of its speed; unoptimised they
+# differed in the last bit and ran 5 times slower
+_GENERATOR_COMPILE = {"xla_backend_optimization_level": 1}
 _member_keys_jit = jax.jit(jax.vmap(member_keys), compiler_options=_QUICK_COMPILE)
 # the per-member set-up functions (keys, initial parameters, the split) run on stacks
 # padded to a multiple of this, so that chunks of different sizes share one compilation
@@ -37,14 +44,18 @@ _member_keys_jit = jax.jit(jax.vmap(member_keys), compiler_options=_QUICK_COMPIL
 PREP_STACK = 64
 
 
-def _on_padded_stack(f, *arrays, split: bool = True):
-    """``f(*arrays)`` for per-member functions ``f`` (leading axis R), run on stacks padded
-    to a multiple of ``PREP_STACK`` rows, split over the devices unless ``split`` is False;
-    returns host arrays of the first R rows."""
+def _stack_sharding(rows: int, split: bool):
+    return train.member_sharding(rows) if split else jax.sharding.SingleDeviceSharding(jax.devices()[0])
+
+
+def _on_padded_stack(f, *arrays, split: bool = True, **static):
+    """``f(*arrays, **static)`` for jitted per-member functions ``f`` (leading axis R), run
+    on stacks padded to a multiple of ``PREP_STACK`` rows, split over the devices unless
+    ``split`` is False; returns host arrays of the first R rows."""
     n = len(arrays[0])
     pad = -n % PREP_STACK
     padded = [np.concatenate([a, np.repeat(a[-1:], pad, axis=0)]) for a in map(np.asarray, arrays)]
-    out = f(*jax.device_put(padded, train.member_sharding(n + pad) if split else jax.devices()[0]))
+    out = _call(f, jax.device_put(padded, _stack_sharding(n + pad, split)), static)
     return jax.tree.map(lambda a: np.asarray(a)[:n], out)
 
 
@@ -53,7 +64,46 @@ def _member_keys(seeds) -> np.ndarray:
     return _on_padded_stack(_member_keys_jit, np.asarray(seeds, np.uint32))
 
 
-@partial(jax.jit, static_argnames=("task", "n", "pad_to", "draws"))
+# --------------------------------------------------------------- compiling ahead of need
+# A sweep's set-up functions (the sequences, the splits, the initial parameters) compile
+# in 0.5-1.6 s each, on one core while the other waits. ``warm`` compiles those the chunks
+# will need in a background thread while this one makes the first chunk's data; a call
+# then finds its compilation made, or waits for the one under way, instead of making it
+# again (``_call``). Compilations depend on shapes only, so the numbers do not change.
+_compiles_lock = threading.Lock()
+_compiles: dict[tuple, threading.Event] = {}  # set-up compilations under way or made in this process
+
+
+def _signature(f, args, static: dict) -> tuple:
+    """What a compilation of jitted ``f`` depends on: its static arguments and its array
+    arguments' (placed arrays or ``jax.ShapeDtypeStruct``) shapes, types and shardings."""
+    return (f, tuple(sorted(static.items())), tuple((a.shape, np.dtype(a.dtype), a.sharding) for a in args))
+
+
+def _claim(key) -> threading.Event | None:
+    """None if the caller is the first to need compilation ``key`` (it makes it, then sets
+    the event ``_compiles[key]``); else the event of the one made or under way."""
+    with _compiles_lock:
+        if key in _compiles:
+            return _compiles[key]
+        _compiles[key] = threading.Event()
+        return None
+
+
+def _call(f, args, static: dict):
+    """``f(*args, **static)``, after any compilation of it under way in ``warm``'s thread."""
+    key = _signature(f, args, static)
+    made = _claim(key)
+    if made is not None:
+        made.wait()
+    try:
+        return f(*args, **static)
+    finally:
+        if made is None:
+            _compiles[key].set()
+
+
+@partial(jax.jit, static_argnames=("task", "n", "pad_to", "draws"), compiler_options=_GENERATOR_COMPILE)
 def _chunk_sequences(keys, T, noise, signal_len, task, n, pad_to, draws=False):
     # draws: a family's random draws (``FAMILY_DRAWS``) instead of the sequences
     gen = FAMILY_DRAWS[task] if draws else tasks.PADDED[task]
@@ -80,6 +130,107 @@ def _chunk_splits(keys, y, tail, n_val, n_pos):
     return tr.astype(jnp.int32), va.astype(jnp.int32)
 
 
+def warm(chunks, families: Families | None = None) -> threading.Thread | None:
+    """Start compiling, in a background thread, the set-up functions the planned ``chunks``
+    will call (``_set_up_calls``); returns the thread (None if there is nothing to compile).
+
+    Args:
+        chunks: the planned chunks, in the order they will be made.
+        families: the ``Families`` their data will be cut from, if any.
+    """
+    if not chunks:
+        return None
+    t = threading.Thread(target=_compile_ahead, args=(chunks, families), name="latchlab-warm", daemon=True)
+    t.start()
+    return t
+
+
+def _compile_ahead(chunks, families) -> None:
+    # at the lowest priority: the thread takes a core while the other waits on a compilation
+    # or a trace, not from the sweep's training (at normal priority it slowed the seed's
+    # training and data as much as it saved)
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except (AttributeError, OSError):  # not on Linux: as fast, with the sweep
+        pass
+    for f, args, static in _set_up_calls(chunks, families):
+        key = _signature(f, args, static)
+        if _claim(key) is not None:
+            continue
+        try:
+            f.lower(*args, **static).compile()
+        except Exception:  # the call that needs it compiles it again, and raises there
+            pass
+        finally:
+            _compiles[key].set()
+
+
+def _set_up_calls(chunks, families):
+    """The set-up calls the chunks will make, as ``(f, abstract args, static args)``, in the
+    order they will be needed, each once; but the first chunk's sequences and keys, which
+    the caller's thread makes first."""
+    struct = jax.ShapeDtypeStruct
+    seen = set()
+
+    def once(call):
+        key = _signature(*call)
+        if key not in seen:
+            seen.add(key)
+            yield call
+
+    def splits(rows: int, y, n_val: int, n_pos: int):
+        rows += -rows % PREP_STACK
+        sh = _stack_sharding(rows, True)
+        args = (
+            struct((rows, 3, 2), np.uint32, sharding=sh),
+            struct((rows,) + y.shape, y.dtype, sharding=sh),
+            struct((rows,), np.bool_, sharding=sh),
+        )
+        return _chunk_splits, args, dict(n_val=n_val, n_pos=n_pos)
+
+    def sequences(task, n, pad_to, rows, draws=False):
+        sh = train.member_sharding(rows)
+        args = (struct((rows, 3, 2), np.uint32, sharding=sh),) + tuple(
+            struct((rows,), dt, sharding=sh) for dt in (np.int32, np.float32, np.int32)
+        )
+        static = dict(task=task, n=n, pad_to=pad_to) | (dict(draws=True) if draws else {})
+        return _chunk_sequences, args, static
+
+    shapes = {}
+
+    def labels(call):  # one member's targets' shape and type
+        f, args, static = call
+        key = (static["task"], static["n"], static["pad_to"], static.get("draws", False))
+        if key not in shapes:
+            y = f.eval_shape(*args, **static)[-2]
+            shapes[key] = struct(y.shape[1:], y.dtype)
+        return shapes[key]
+
+    for i, c in enumerate(chunks):
+        members = list(c.members)
+        run = members[0].run
+        if families is not None and families.covers(members):
+            # a family's split is made with those of the same sizes (``Families._splits``)
+            for shape, sizes in {(families._shape(_family(m)), _split_sizes(m.run)) for m in members}:
+                rows = sum(1 for v in families.split_keys.values() if v == sizes)
+                task, _, _, n, T = shape
+                y = labels(sequences(task, n, T, jax.local_device_count(), draws=True))
+                yield from once(splits(rows, y, *sizes))
+        else:
+            seq = sequences(run.task, run.N, c.T_pad, len(members))
+            if i > 0:
+                yield from once(seq)
+            yield from once(splits(len(members), labels(seq), *_split_sizes(run)))
+        subsets = defaultdict(int)
+        for m in members:
+            subsets[(m.run.init, m.run.values)] += 1
+        for (scheme, values), n in subsets.items():
+            n += -n % PREP_STACK
+            sh = _stack_sharding(n, False)
+            args = (struct((n, 2), np.uint32, sharding=sh), struct((n,), np.float32, sharding=sh))
+            yield from once((_init, args, dict(model=run.model, scheme=scheme, values=values)))
+
+
 def _split_sizes(run: RunConfig) -> tuple[int, int]:
     """(n_val, n_pos) of a member's split: the generators make exactly N // 2 positives."""
     n, vf = run.N, run.val_frac
@@ -103,17 +254,18 @@ def make_data(members: list[Member], T_pad: int, families: Families | None = Non
     sharding = train.member_sharding(len(members))
     col = lambda f, dt: jax.device_put(np.array([f(m) for m in members], dt), sharding)  # noqa: E731
     keys = _member_keys([m.seed for m in members])
-    x, y, mask = _chunk_sequences(
-        jax.device_put(keys, sharding),
-        col(lambda m: m.run.T, np.int32),
-        col(lambda m: m.run.noise, np.float32),
-        col(lambda m: m.run.signal_len, np.int32),
-        task=run.task,
-        n=run.N,
-        pad_to=T_pad,
+    x, y, mask = _call(
+        _chunk_sequences,
+        (
+            jax.device_put(keys, sharding),
+            col(lambda m: m.run.T, np.int32),
+            col(lambda m: m.run.noise, np.float32),
+            col(lambda m: m.run.signal_len, np.int32),
+        ),
+        dict(task=run.task, n=run.N, pad_to=T_pad),
     )
     tail = np.array([m.run.split == "tail" for m in members])
-    splits = _on_padded_stack(partial(_chunk_splits, n_val=n_val, n_pos=n_pos), keys, y, tail)
+    splits = _on_padded_stack(_chunk_splits, keys, y, tail, n_val=n_val, n_pos=n_pos)
     tr, va = jax.device_put(splits, sharding)
     return train.Data(x, y, mask, tr, va)
 
@@ -212,15 +364,15 @@ class Families:
             keys = _member_keys(seeds)
             sharding = train.member_sharding(len(seeds))
             put = lambda a: jax.device_put(a, sharding)  # noqa: E731
-            *draws, y, _ = _chunk_sequences(
-                put(keys),
-                put(np.full(len(seeds), T, np.int32)),
-                put(np.full(len(seeds), noise, np.float32)),
-                put(np.full(len(seeds), signal_len, np.int32)),
-                task=task,
-                n=n,
-                pad_to=T,
-                draws=True,
+            *draws, y, _ = _call(
+                _chunk_sequences,
+                (
+                    put(keys),
+                    put(np.full(len(seeds), T, np.int32)),
+                    put(np.full(len(seeds), noise, np.float32)),
+                    put(np.full(len(seeds), signal_len, np.int32)),
+                ),
+                dict(task=task, n=n, pad_to=T, draws=True),
             )
             y = _host_rows(y)
             if task == "latch":  # the sequences themselves, (N, T, 1)
@@ -271,18 +423,20 @@ class Families:
             )
             ks = list(dict.fromkeys([*ks, *later]))
             tr, va = _on_padded_stack(
-                partial(_chunk_splits, n_val=n_val, n_pos=n_pos),
+                _chunk_splits,
                 np.stack([self.seq[k[0]][2] for k in ks]),
                 np.stack([self.seq[k[0]][1] for k in ks]),
                 np.array([k[2] == "tail" for k in ks]),
+                n_val=n_val,
+                n_pos=n_pos,
             )
             for i, k in enumerate(ks):
                 self.splits[k] = (tr[i], va[i])
         return np.stack([self.splits[k][0] for k in keys]), np.stack([self.splits[k][1] for k in keys])
 
 
-@partial(jax.jit, static_argnums=(0, 1, 2), compiler_options=_QUICK_COMPILE)
-def _init(model, scheme, values, keys, t_max):
+@partial(jax.jit, static_argnames=("model", "scheme", "values"), compiler_options=_QUICK_COMPILE)
+def _init(keys, t_max, model, scheme, values):
     return jax.vmap(lambda k, t: M.init(k, model, scheme, dict(values), t))(keys, t_max)
 
 
@@ -301,7 +455,7 @@ def init_members(members: list[Member]):
     for (scheme, values), rs in subsets.items():
         # on one device: split over two host devices, the orthogonal initialiser's QR (a
         # LAPACK call XLA cannot partition) deadlocked XLA:CPU from 16 units on
-        part = _on_padded_stack(partial(_init, model, scheme, values), keys[rs], t_max[rs], split=False)
+        part = _on_padded_stack(_init, keys[rs], t_max[rs], split=False, model=model, scheme=scheme, values=values)
         if params is None:
             params = jax.tree.map(lambda a: np.zeros((len(members),) + a.shape[1:], a.dtype), part)
         for dst, src in zip(jax.tree.leaves(params), jax.tree.leaves(part)):

@@ -102,20 +102,25 @@ def in_process(chunks: list[P.Chunk], on_epoch=None, timer=None, claim=None) -> 
             of it to keep (``_claimed``: the members this process could claim), or skip it.
     """
     families = D.Families(chunks)
+    warming = D.warm(chunks, families)  # the later set-up compilations, meanwhile
     made = (None, None)  # the last chunk's data, reused by the next chunk if it has the same
-    for chunk in chunks:
-        if claim is not None:
-            chunk = claim(chunk)
-            if chunk is None:
-                continue
-        t0 = time.perf_counter()
-        if made[0] != chunk.data_key:
-            with train.span(timer, "data"):
-                made = (None, None)  # free the old data before making the new
-                made = (chunk.data_key, D.make_data(list(chunk.members), chunk.T_pad, families))
-        step = (lambda e, c=chunk: on_epoch(c, e)) if on_epoch is not None else None
-        hist = train_chunk(chunk, step, timer, made[1])
-        yield chunk, _kept(chunk, hist, time.perf_counter() - t0)
+    try:
+        for chunk in chunks:
+            if claim is not None:
+                chunk = claim(chunk)
+                if chunk is None:
+                    continue
+            t0 = time.perf_counter()
+            if made[0] != chunk.data_key:
+                with train.span(timer, "data"):
+                    made = (None, None)  # free the old data before making the new
+                    made = (chunk.data_key, D.make_data(list(chunk.members), chunk.T_pad, families))
+            step = (lambda e, c=chunk: on_epoch(c, e)) if on_epoch is not None else None
+            hist = train_chunk(chunk, step, timer, made[1])
+            yield chunk, _kept(chunk, hist, time.perf_counter() - t0)
+    finally:
+        if warming is not None:  # not compiling as the process exits
+            warming.join()
 
 
 def run(
