@@ -63,7 +63,7 @@ class Profile:
 
     Compilation is measured by JAX's own compile-duration events and subtracted from the
     phase it happened in, so "train" is time spent training, not compiling. Compilations
-    in other threads (``sweep``'s warm-up, overlapped with the phases) are summed apart in
+    in other threads (``engine.data.warm``'s, overlapped with the phases) are summed apart in
     ``background``.
     """
 
