@@ -153,16 +153,17 @@ def _compile_ahead(chunks, families) -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
     except (AttributeError, OSError):  # not on Linux: as fast, with the sweep
         pass
-    for f, args, static in _set_up_calls(chunks, families):
-        key = _signature(f, args, static)
-        if _claim(key) is not None:
-            continue
-        try:
-            f.lower(*args, **static).compile()
-        except Exception:  # the call that needs it compiles it again, and raises there
-            pass
-        finally:
-            _compiles[key].set()
+    try:
+        for f, args, static in _set_up_calls(chunks, families):
+            key = _signature(f, args, static)
+            if _claim(key) is not None:
+                continue
+            try:
+                f.lower(*args, **static).compile()
+            finally:
+                _compiles[key].set()
+    except Exception:  # what cannot be made here, the call that needs it makes (and raises there)
+        pass
 
 
 def _set_up_calls(chunks, families):
