@@ -44,6 +44,11 @@ _member_keys_jit = jax.jit(jax.vmap(member_keys), compiler_options=_QUICK_COMPIL
 PREP_STACK = 64
 
 
+def _padded_rows(n: int) -> int:
+    """The rows of a stack of ``n`` members as the set-up functions take it."""
+    return n + -n % PREP_STACK
+
+
 def _stack_sharding(rows: int, split: bool):
     return train.member_sharding(rows) if split else jax.sharding.SingleDeviceSharding(jax.devices()[0])
 
@@ -53,9 +58,9 @@ def _on_padded_stack(f, *arrays, split: bool = True, **static):
     on stacks padded to a multiple of ``PREP_STACK`` rows, split over the devices unless
     ``split`` is False; returns host arrays of the first R rows."""
     n = len(arrays[0])
-    pad = -n % PREP_STACK
-    padded = [np.concatenate([a, np.repeat(a[-1:], pad, axis=0)]) for a in map(np.asarray, arrays)]
-    out = _call(f, jax.device_put(padded, _stack_sharding(n + pad, split)), static)
+    rows = _padded_rows(n)
+    padded = [np.concatenate([a, np.repeat(a[-1:], rows - n, axis=0)]) for a in map(np.asarray, arrays)]
+    out = _call(f, jax.device_put(padded, _stack_sharding(rows, split)), static)
     return jax.tree.map(lambda a: np.asarray(a)[:n], out)
 
 
@@ -180,7 +185,7 @@ def _set_up_calls(chunks, families):
             yield call
 
     def splits(rows: int, y, n_val: int, n_pos: int):
-        rows += -rows % PREP_STACK
+        rows = _padded_rows(rows)
         sh = _stack_sharding(rows, True)
         args = (
             struct((rows, 3, 2), np.uint32, sharding=sh),
@@ -226,7 +231,7 @@ def _set_up_calls(chunks, families):
         for m in members:
             subsets[(m.run.init, m.run.values)] += 1
         for (scheme, values), n in subsets.items():
-            n += -n % PREP_STACK
+            n = _padded_rows(n)
             sh = _stack_sharding(n, False)
             args = (struct((n, 2), np.uint32, sharding=sh), struct((n,), np.float32, sharding=sh))
             yield from once((_init, args, dict(model=run.model, scheme=scheme, values=values)))
