@@ -24,6 +24,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 #include <algorithm>
 #include <vector>
 
@@ -626,6 +627,35 @@ static inline void matvec(const vf *a, int K, const float *M, int ld, int J, vf 
   }
 }
 
+// out[j] = bias[j] + sum_f x[f] W[f ld + j] + sum_k h[k] U[k ld + j], j < J: the forward
+// step's pre-activations, matvec's sums in matvec's order (so the same numbers), kept in
+// registers from the bias to the last term instead of passing through out three times
+static inline void affine(const float *bias, const vf *x, int F, const float *W, const vf *h, int K, const float *U,
+                          int ld, int J, vf *out) {
+  int j = 0;
+  for (; j + 8 <= J; j += 8) {
+    vf acc[8];
+    for (int q = 0; q < 8; q++) acc[q] = splat(bias[j + q]);
+    for (int f = 0; f < F; f++) {
+      const vf xf = x[f];
+      const float *m = W + (size_t)f * ld + j;
+      for (int q = 0; q < 8; q++) acc[q] += xf * m[q];
+    }
+    for (int k = 0; k < K; k++) {
+      const vf hk = h[k];
+      const float *m = U + (size_t)k * ld + j;
+      for (int q = 0; q < 8; q++) acc[q] += hk * m[q];
+    }
+    for (int q = 0; q < 8; q++) out[j + q] = acc[q];
+  }
+  for (; j < J; j++) {
+    vf acc = splat(bias[j]);
+    for (int f = 0; f < F; f++) acc += x[f] * W[(size_t)f * ld + j];
+    for (int k = 0; k < K; k++) acc += h[k] * U[(size_t)k * ld + j];
+    out[j] = acc;
+  }
+}
+
 // out[k] += sum_j d[j] M[k ld + j], k < K (the transposed product of the backward pass)
 static inline void matvec_t(const vf *d, int J, const float *M, int ld, int K, vf *out) {
   int k = 0;
@@ -710,14 +740,25 @@ static void hblock_alloc(HBlock &b, int kind, int ra, int H, int F, int nv, int 
 // loops the compiler then unrolls: an epoch of 8-unit GRUs 6-7 % shorter, of SRNNs 8-9 %,
 // of LSTMs 1 % (docs/benchmarks.md). Both give the same numbers.
 constexpr int FIXED_H = 8;
-// A pass of train_h keeps its vectors' step records within this (the core's L2 is 2 MB on
-// the machine this was measured on; an 8-unit LSTM's epoch at batch 256 took 1.7 times
-// batch 16's when a member's 16 vectors went through at once, docs/benchmarks.md).
-// LATCH_RECORD_BYTES overrides it (tests: one vector a pass).
-#ifndef LATCH_RECORD_BYTES
-#define LATCH_RECORD_BYTES (1 << 20)
+// A pass of train_h keeps its vectors' step records within half the core's L2, as the
+// C library reports it (1 MB when it does not): an 8-unit LSTM's epoch at batch 256 took
+// 1.7 times batch 16's when a member's 16 vectors went through at once, and on a 512 KB L2
+// an 8-unit GRU's epoch took 0.90-0.93 of the time with one vector a pass
+// (docs/benchmarks.md). LATCH_RECORD_BYTES overrides it (tests: one vector a pass).
+static size_t record_bytes() {
+#ifdef LATCH_RECORD_BYTES
+  return LATCH_RECORD_BYTES;
+#else
+  static const size_t bytes = [] {
+    long l2 = 0;
+#ifdef _SC_LEVEL2_CACHE_SIZE
+    l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
 #endif
-constexpr size_t RECORD_BYTES = LATCH_RECORD_BYTES;
+    return l2 > 0 ? (size_t)l2 / 2 : (size_t)1 << 20;
+  }();
+  return bytes;
+#endif
+}
 
 // One step of vector v (its member's parameters p) from h (and c) on inputs x (F vectors);
 // stores the record if `store`.
@@ -728,16 +769,18 @@ static inline void hforward(HBlock &b, const float *p, const vf *x, int t, int v
   vf *h = &b.h[(size_t)v * H], *c = &b.c[(size_t)v * H], *pre = &b.pre[(size_t)v * GH];
   vf *rec = store ? b.rec(t, v) : nullptr, *act = store ? rec + H : nullptr, *ext = store ? rec + H + GH : nullptr;
   if (store) memcpy((void *)rec, (const void *)h, sizeof(vf) * H);
-  for (int j = 0; j < GH; j++) pre[j] = splat(Bi[j]);
-  matvec(x, b.F, W, GH, GH, pre);  // one channel: x W + b, as one fused multiply-add
+  if (KIND == GRU) {  // splat and matvec: through affine its numbers moved in the last bits (H = 33; H = 3, F = 2)
+    for (int j = 0; j < GH; j++) pre[j] = splat(Bi[j]);
+    matvec(x, b.F, W, GH, GH, pre);  // one channel: x W + b, as one fused multiply-add
+  } else {
+    affine(Bi, x, b.F, W, h, H, U, GH, GH, pre);
+  }
   if (KIND == SRNN) {
-    matvec(h, H, U, GH, GH, pre);
     for (int u = 0; u < H; u++) {
       h[u] = vtanh(pre[u]);
       if (store) act[u] = h[u];
     }
   } else if (KIND == LSTM || KIND == LSTM_NOFG) {
-    matvec(h, H, U, GH, GH, pre);
     const int gg = KIND == LSTM ? 2 : 1, go = KIND == LSTM ? 3 : 2;
     // the gates and the candidate's tanh of every unit, then the cells: each loop's units
     // are independent chains of one tanh (a unit's chain of two kept the core waiting)
@@ -783,7 +826,6 @@ static inline void hforward(HBlock &b, const float *p, const vf *x, int t, int v
       h[u] = z * h[u] + (1.0f - z) * hh;
     }
   } else {  // JANET
-    matvec(h, H, U, GH, GH, pre);
     for (int u = 0; u < H; u++) {
       vf s = pre[u], f = gate<RSIG>(s), i = gate<RSIG>(1.0f - s), g = vtanh(pre[H + u]);
       if (store) { act[u] = f; act[H + u] = g; ext[u] = i; }
@@ -1108,11 +1150,11 @@ static void train_h(const Shape &s, int R, int T, const Inputs &in, int S, int B
     const int nv = nm * V;
     // each member's weight in the current step, its inverse, and its loss and metric sums
     wstep.assign(nm, 0.0f); inv.assign(nm, 0.0f); lm.assign(nm, 0.0f); am.assign(nm, 0.0f);
-    // vectors a pass takes: as many as keep their records within RECORD_BYTES (a batch of
+    // vectors a pass takes: as many as keep their records within record_bytes() (a batch of
     // 256 rows is 16 vectors a member, 9 MB of an 8-unit LSTM's records at T = 100); a
     // seq_softmax head's step gradients take every vector at once
     const size_t per_vector = (size_t)T * (n_record(KIND, H) + n_grad_record(KIND, RA, H)) * sizeof(vf);
-    const int chunk = seq ? nv : std::max(1, (int)std::min((size_t)nv, RECORD_BYTES / per_vector));
+    const int chunk = seq ? nv : std::max(1, (int)std::min((size_t)nv, record_bytes() / per_vector));
     hblock_alloc(b, KIND, RA, H, F, nv, V, T, T, chunk);
     if (seq) seq_alloc(b, T, O, true);
     xb.nv = nv; xb.t0min.assign(nv, 0); xb.t0max.assign(nv, 0); xb.t0lane.assign(nv, vf{});
