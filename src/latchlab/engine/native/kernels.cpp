@@ -742,8 +742,8 @@ static void hblock_alloc(HBlock &b, int kind, int ra, int H, int F, int nv, int 
 constexpr int FIXED_H = 8;
 // A pass of train_h keeps its vectors' step records within half the core's L2, as the
 // C library reports it (1 MB when it does not): an 8-unit LSTM's epoch at batch 256 took
-// 1.7 times batch 16's when a member's 16 vectors went through at once, and on a 512 KB L2
-// an 8-unit GRU's epoch took 0.90-0.93 of the time with one vector a pass
+// 1.7 times batch 16's when a member's 16 vectors went through at once, and where the L2 is
+// 512 KB a fixed 1 MB left the 8-unit GRU's epoch 5-10 % slower than one vector a pass
 // (docs/benchmarks.md). LATCH_RECORD_BYTES overrides it (tests: one vector a pass).
 static size_t record_bytes() {
 #ifdef LATCH_RECORD_BYTES
