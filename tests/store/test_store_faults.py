@@ -698,10 +698,30 @@ def test_two_sweep_runs_on_one_store_split_the_work(tmp_path, xla_cache):
                 np.testing.assert_allclose(got["params"][k][part][name], w, rtol=0, atol=1e-6)
 
 
+# ``latchlab run`` (the console script's ``main``) whose second chunk, once claimed and its
+# data made, waits to be killed instead of training
+_HOLD_SECOND_CHUNK = """
+import sys, time
+from latchlab.cli import main
+from latchlab.engine import run
+train, calls = run.train_chunk, []
+def held(*args, **kwargs):
+    calls.append(1)
+    while len(calls) > 1:
+        time.sleep(1)
+    return train(*args, **kwargs)
+run.train_chunk = held
+sys.argv[0] = "latchlab"
+sys.exit(main())
+"""
+
+
 @pytest.mark.slow
 def test_latchlab_run_killed_after_a_chunk_resumes_to_the_uninterrupted_store(tmp_path, xla_cache):
     """``kill -9`` of a real ``latchlab run`` while it trains its second chunk (its claims
-    left behind): the re-run trains only the rest and the store equals an uninterrupted run's."""
+    left behind): the re-run trains only the rest and the store equals an uninterrupted run's.
+    The run's second chunk is held (``_HOLD_SECOND_CHUNK``) until the kill: on a fast machine
+    it had finished between two polls of the store, and the kill came after the run."""
     from test_store import SWEEP
 
     from latchlab.engine import run as runner
@@ -714,7 +734,7 @@ def test_latchlab_run_killed_after_a_chunk_resumes_to_the_uninterrupted_store(tm
     env = {**os.environ, "PYTHONPATH": str(SRC), "LATCHLAB_CACHE": str(xla_cache)}
     env.pop("LATCHLAB_PROGRESS", None)
     p = subprocess.Popen(
-        [str(Path(sys.executable).with_name("latchlab")), "run", "s.toml", "--store", "s.sqlite"],
+        [sys.executable, "-c", _HOLD_SECOND_CHUNK, "run", "s.toml", "--store", "s.sqlite"],
         cwd=tmp_path,
         env=env,
         stderr=subprocess.DEVNULL,
