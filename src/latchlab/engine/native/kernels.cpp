@@ -769,12 +769,7 @@ static inline void hforward(HBlock &b, const float *p, const vf *x, int t, int v
   vf *h = &b.h[(size_t)v * H], *c = &b.c[(size_t)v * H], *pre = &b.pre[(size_t)v * GH];
   vf *rec = store ? b.rec(t, v) : nullptr, *act = store ? rec + H : nullptr, *ext = store ? rec + H + GH : nullptr;
   if (store) memcpy((void *)rec, (const void *)h, sizeof(vf) * H);
-  if (KIND == GRU) {  // splat and matvec: through affine its numbers moved in the last bits (H = 33; H = 3, F = 2)
-    for (int j = 0; j < GH; j++) pre[j] = splat(Bi[j]);
-    matvec(x, b.F, W, GH, GH, pre);  // one channel: x W + b, as one fused multiply-add
-  } else {
-    affine(Bi, x, b.F, W, h, H, U, GH, GH, pre);
-  }
+  if (KIND != GRU) affine(Bi, x, b.F, W, h, H, U, GH, GH, pre);  // a GRU's are grouped otherwise, below
   if (KIND == SRNN) {
     for (int u = 0; u < H; u++) {
       h[u] = vtanh(pre[u]);
@@ -803,8 +798,8 @@ static inline void hforward(HBlock &b, const float *p, const vf *x, int t, int v
     }
   } else if (KIND == GRU && RA) {  // q = h U + c (all three blocks), h~ = tanh(x W_h + b_h + r q_h)
     vf *rq = &b.rq[(size_t)v * GH];
-    for (int j = 0; j < GH; j++) rq[j] = splat(C[j]);
-    matvec(h, H, U, GH, GH, rq);
+    affine(Bi, x, b.F, W, nullptr, 0, U, GH, GH, pre);  // x W + b
+    affine(C, nullptr, 0, W, h, H, U, GH, GH, rq);
     for (int u = 0; u < H; u++) {
       vf z = gate<RSIG>(pre[u] + rq[u]), r = gate<RSIG>(pre[H + u] + rq[H + u]), q = rq[2 * H + u];
       vf hh = vtanh(pre[2 * H + u] + r * q);
@@ -813,13 +808,13 @@ static inline void hforward(HBlock &b, const float *p, const vf *x, int t, int v
     }
   } else if (KIND == GRU) {  // h~ = tanh(x W_h + b_h + (r h) U_h)
     vf *rh = &b.tmp[(size_t)v * H];
-    matvec(h, H, U, GH, 2 * H, pre);
+    affine(Bi, x, b.F, W, h, H, U, GH, 2 * H, pre);  // z and r
     for (int u = 0; u < H; u++) {
       vf z = gate<RSIG>(pre[u]), r = gate<RSIG>(pre[H + u]);
       pre[u] = z; pre[H + u] = r;
       rh[u] = r * h[u];
     }
-    matvec(rh, H, U + 2 * H, GH, H, pre + 2 * H);
+    affine(Bi + 2 * H, x, b.F, W + 2 * H, rh, H, U + 2 * H, GH, H, pre + 2 * H);  // the candidate
     for (int u = 0; u < H; u++) {
       vf z = pre[u], hh = vtanh(pre[2 * H + u]);
       if (store) { act[u] = z; act[H + u] = pre[H + u]; act[2 * H + u] = hh; ext[u] = rh[u]; }
