@@ -421,6 +421,19 @@ def test_train_epoch_compiles_once_for_same_shapes():
     assert not np.allclose(l1, l2)  # it did train
 
 
+def test_epoch_orders_draw_once_per_seed_as_a_generator_per_member_would():
+    # reference: every member its own generator, as a member trained alone would shuffle
+    seeds = (3, 3, 1, 7, 1, 3, 0, 2**40 + 5)
+    rngs = [np.random.default_rng([s, 0x5EED]) for s in seeds]
+    ref = [train.epoch_order(rngs, 801, 16) for _ in range(3)]
+    got = train.epoch_orders(seeds, 3, 801, 16)
+    for (o, w), (ro, rw) in zip(got, ref):
+        np.testing.assert_array_equal(o, ro)
+        np.testing.assert_array_equal(w, rw)
+        assert o.dtype == ro.dtype and w.dtype == rw.dtype and not o.flags.writeable
+    assert not np.array_equal(got[0][0][0], got[0][0][2])  # different seeds shuffle differently
+
+
 def _shape_of(chunk):
     data = sweep_data.make_data(chunk.members, chunk.T_pad)
     return (len(chunk.members), chunk.T_pad) + tuple(a.shape for a in data)

@@ -328,9 +328,14 @@ def epoch_orders(seeds: tuple, epochs: int, n_train: int, batch_size: int) -> tu
     """Every epoch's ``epoch_order`` for members seeded ``seeds`` (each member's generator
     ``default_rng([seed, 0x5EED])``, one permutation per epoch). Kept for the next call: a
     sweep's chunks of different cells with the same seeds shuffle alike (0.3 s of the full
-    seed sweep). The arrays are shared: do not write to them."""
-    rngs = [np.random.default_rng([s, 0x5EED]) for s in seeds]
-    out = tuple(epoch_order(rngs, n_train, batch_size) for _ in range(epochs))
+    seed sweep). The arrays are shared: do not write to them.
+
+    Members of one seed shuffle alike, so each distinct seed draws once and its members'
+    rows are copies (a chunk of the seed sweep holds 63 members of 2 seeds)."""
+    distinct = {s: i for i, s in enumerate(dict.fromkeys(seeds))}
+    row = np.array([distinct[s] for s in seeds], np.intp)
+    rngs = [np.random.default_rng([s, 0x5EED]) for s in distinct]
+    out = tuple(tuple(a[row] for a in epoch_order(rngs, n_train, batch_size)) for _ in range(epochs))
     for a in (a for pair in out for a in pair):
         a.flags.writeable = False
     return out
