@@ -443,3 +443,21 @@ def test_passes_over_a_batch_do_not_change_the_numbers(kind, rsig, head, units):
         out.append((ens.params.copy(), np.array(metrics)))
     assert np.array_equal(out[0][0], out[1][0]) and np.array_equal(out[0][1], out[1][1])
     assert not np.array_equal(out[0][0], native.flatten(init))
+
+
+@pytest.mark.parametrize("units", [1, 3])
+def test_positions_out_of_range_are_refused(units):
+    """The kernels look up each step's examples from positions into a member's training
+    examples: a position past them (or negative) is refused, not read."""
+    model = M.Model(Cell("lstm", units, "hard_sigmoid"))
+    data = _padded_data((12, 5, 9), 12, 64)[0]
+    init = _stack([M.init(jax.random.PRNGKey(s), model) for s in range(3)])
+    ens = native.Ensemble(model, "adam", init, *data)
+    order, weight = train.epoch_order([np.random.default_rng(s) for s in range(3)], ens.train.shape[1], 8)
+    lr = np.full(3, 1e-2, np.float32)
+    for bad in (ens.train.shape[1], -1):
+        o = order.copy()
+        o[1, 2, 3] = bad
+        with pytest.raises(RuntimeError, match="rejected its arguments"):
+            ens.train_epoch(lr, o, weight)
+    ens.train_epoch(lr, order, weight)  # the same call in range trains

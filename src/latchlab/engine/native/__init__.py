@@ -160,11 +160,12 @@ _PPF = ctypes.POINTER(_PF)
 # every entry of kernels.cpp's extern "C" block: (result, argument types)
 SIGNATURES = {
     # kind, rsig, reset_after, units, inputs, head, outputs, opt, R, T, xrow, xstride, t0, S,
-    # B, ex, y (labels), yv (values), N, ysteps (categories per step), weight, params, mu, nu,
-    # count, lr, loss, acc, per_block, next_block
+    # B, pos, Ntr, train, y (labels), yv (values), N, ysteps (categories per step), weight,
+    # params, mu, nu, count, lr, loss, acc, per_block, next_block
     "latch_train_epoch": (
         _I,
-        [*[_I] * 10, _PPF, _PI64, _PI, _I, _I, _PI, _PI, _PF, _I, _PI, _PF, _PF, _PF, _PF, _PI, _PF, _PF, _PF, _I]
+        [*[_I] * 10, _PPF, _PI64, _PI, _I, _I, _PI, _I, _PI, _PI, _PF, _I, _PI, _PF, _PF, _PF, _PF, _PI, _PF, _PF, _PF]
+        + [_I]
         + [ctypes.POINTER(_I)],
     ),
     # kind, rsig, reset_after, units, inputs, head, outputs, R, T, xrow, xstride, t0, Nv, val,
@@ -489,30 +490,23 @@ class Ensemble:
         )
 
     def _targets(self, y):
-        """The kernels' target arguments (labels, values, N, categories per step) from the
-        examples' targets ``y`` (None: per-step targets, read by example)."""
+        """The kernels' target arguments (labels, values, N, categories per step) from
+        targets ``y`` (per example in training, per validation slot in validation; unused
+        for per-step targets, read by example)."""
         I = ctypes.c_int32  # noqa: E741
         if self.per_step:
             return None, None, self.shape[1], _ptr(self.y, I)
         if self.head == "linear":
-            return None, _ptr(y), 0, None
-        return _ptr(y, I), None, 0, None
+            return None, _ptr(y), self.shape[1], None
+        return _ptr(y, I), None, self.shape[1], None
 
     def train_epoch(self, lr, order, weight):
         """One epoch (``train.train_epoch``'s contract): returns (R,) mean loss and accuracy."""
         R, N, T = self.shape
         _, S, B = order.shape
-        # each step's examples and targets, looked up here in bulk (one at a time in the
-        # kernel, these random reads stalled it), a member at a time into place (1.7 ms for
-        # 64 members of 8000 rows, against 3.8 ms as one fancy index over all of them);
-        # per-step targets are rows the kernel reads
-        order = np.asarray(order).reshape(R, -1)
-        ex = np.empty(order.shape, np.int32)  # (R, S B)
-        y = None if self.per_step else np.empty(order.shape, self.y.dtype)
-        for r in range(R):
-            np.take(self.train[r], order[r], out=ex[r])
-            if y is not None:
-                np.take(self.y[r], ex[r], out=y[r])
+        # positions into each member's training examples: the kernel looks up the examples
+        # and their targets (each thread its block's), and refuses a position out of range
+        order = np.ascontiguousarray(order, np.int32)
         weight = np.ascontiguousarray(weight, np.float32)
         lr = np.ascontiguousarray(lr, np.float32)
         loss, acc = np.zeros(R, np.float32), np.zeros(R, np.float32)
@@ -536,8 +530,10 @@ class Ensemble:
                 _ptr(self.t0, I),
                 S,
                 B,
-                _ptr(ex, I),
-                *self._targets(y),
+                _ptr(order, I),
+                self.train.shape[1],
+                _ptr(self.train, I),
+                *self._targets(self.y),
                 _ptr(weight),
                 _ptr(self.params),
                 _ptr(self.mu),

@@ -993,9 +993,10 @@ static void seq_alloc(HBlock &b, int T, int O, bool grad) {
   b.ce.assign(b.nv, vf{}); b.hits.assign(b.nv, vf{}); b.z.resize(O);
 }
 
-// Targets: labels (dense2, dense1: int 0/1) or values (linear: float) per example slot,
-// (R, S, B) in training and (R, Nv) in validation; or categories per step (seq_softmax: -1
-// where a step has none, as on left padding), each member's (N, T) array, read by example.
+// Targets: labels (dense2, dense1: int 0/1) or values (linear: float), per example (R, N)
+// in training and per validation slot (R, Nv) in validation; or categories per step
+// (seq_softmax: -1 where a step has none, as on left padding), each member's (N, T) array,
+// read by example. N: the examples a member has.
 struct Targets {
   const int32_t *label;
   const float *value;
@@ -1007,6 +1008,38 @@ struct Targets {
 static bool targets_ok(const Shape &s, const Targets &tg) {
   return s.head == SEQ ? tg.steps && tg.N >= 1 : s.head == LINEAR ? tg.value != nullptr : tg.label != nullptr;
 }
+
+// A block's examples and targets for every step of the epoch, looked up at its start
+// from each member's positions pos (R, S B: into its training examples train (R, Ntr)) and
+// its examples' labels or values (R, N), by the thread that trains it (looked up in Python
+// before the call, the epoch waited on one core; one at a time in the steps, the random
+// reads stalled them). Member m's step st: ex(m, st), its B targets label/value + the same.
+struct Slots {
+  std::vector<int32_t> ex, label;
+  std::vector<float> value;
+  size_t SB = 0;
+  const int32_t *at(int m, int st, int B) const { return ex.data() + m * SB + (size_t)st * B; }
+  // fills the slots of members [m0, m0 + nm); false if a position or an example is out of range
+  bool fill(const int32_t *pos, const int32_t *train, int Ntr, const Targets &tg, int m0, int nm, int S, int B) {
+    SB = (size_t)S * B;
+    ex.resize(nm * SB);
+    label.resize(tg.label ? nm * SB : 0);
+    value.resize(tg.value ? nm * SB : 0);
+    for (int m = 0; m < nm; m++) {
+      const int32_t *p = pos + (size_t)(m0 + m) * SB, *tr = train + (size_t)(m0 + m) * Ntr;
+      for (size_t j = 0; j < SB; j++) {
+        const int32_t q = p[j];
+        if (q < 0 || q >= Ntr) return false;
+        const int32_t e = tr[q];
+        if (e < 0 || e >= tg.N) return false;
+        ex[m * SB + j] = e;
+        if (tg.label) label[m * SB + j] = tg.label[(size_t)(m0 + m) * tg.N + e];
+        if (tg.value) value[m * SB + j] = tg.value[(size_t)(m0 + m) * tg.N + e];
+      }
+    }
+    return true;
+  }
+};
 
 // seq_softmax: the block's categories per step for examples ex (`rows` a member, V L; the
 // first n of them real, the rest without a category), whether any lane of a vector has one
@@ -1109,19 +1142,21 @@ static const vf *hgather(Block &xb, HBlock &b, const Inputs &in, int R, int T, i
 }
 
 template <int KIND, int RSIG, int RA, int HC>
-static void train_h(const Shape &s, int R, int T, const Inputs &in, int S, int B, const int32_t *ex_all,
-                    const Targets &tg, const float *weight, float *params, float *mu, float *nu, int32_t *count,
+static int train_h(const Shape &s, int R, int T, const Inputs &in, int S, int B, const int32_t *pos, int Ntr,
+                   const int32_t *train, const Targets &tg, const float *weight, float *params, float *mu, float *nu, int32_t *count,
                     const float *lr, float *loss, float *acc, int per_block, int *next_block) {
   const int H = s.H, F = s.F, V = (B + L - 1) / L, Pc = s.Pc, O = s.O;
   const bool seq = s.head == SEQ;
   Block xb;
   HBlock b;
   Corrections bc;
+  Slots slots;
   std::vector<int32_t> ex, yl;
   std::vector<float> grad, wl, yvl, wsum, lsum, asum, wstep, inv, lm, am;
   Blocks blocks(R, per_block, T, in.t0);
   int m0, nm;
   while (blocks.next(next_block, &m0, &nm)) {
+    if (!slots.fill(pos, train, Ntr, tg, m0, nm, S, B)) return -2;
     const int nv = nm * V;
     // each member's weight in the current step, its inverse, and its loss and metric sums
     wstep.assign(nm, 0.0f); inv.assign(nm, 0.0f); lm.assign(nm, 0.0f); am.assign(nm, 0.0f);
@@ -1144,7 +1179,7 @@ static void train_h(const Shape &s, int R, int T, const Inputs &in, int S, int B
     lsum.assign(nm, 0.0f); asum.assign(nm, 0.0f); wsum.assign(nm, 0.0f);
     yl.assign(L, 0); yvl.assign(L, 0.0f); wl.assign(L, 0.0f);
     for (int st = 0; st < S; st++) {
-      const vf *x = hgather(xb, b, in, R, T, m0, nm, B, ex_all + ((size_t)m0 * S + st) * B, (size_t)S * B, ex);
+      const vf *x = hgather(xb, b, in, R, T, m0, nm, B, slots.at(0, st, B), slots.SB, ex);
       std::fill(b.h.begin(), b.h.end(), vf{});
       std::fill(b.c.begin(), b.c.end(), vf{});
       std::fill(b.dc.begin(), b.dc.end(), vf{});
@@ -1174,8 +1209,8 @@ static void train_h(const Shape &s, int R, int T, const Inputs &in, int S, int B
                                            v, true);
         for (int v = c0; v < c1; v++) {
           const int m = v / V, q = v % V;
-          const size_t at = ((size_t)(m0 + m) * S + st) * B;
-          const float *w = weight + at;
+          const float *w = weight + ((size_t)(m0 + m) * S + st) * B;
+          const size_t at = m * slots.SB + (size_t)st * B;  // the step's targets in the slots
           if (seq) {  // a sequence's loss is its steps' mean: each step's weight w / steps
             for (int l = 0; l < L; l++) {
               int k = q * L + l;
@@ -1187,8 +1222,8 @@ static void train_h(const Shape &s, int R, int T, const Inputs &in, int S, int B
           }
           for (int l = 0; l < L; l++) {
             int k = q * L + l;
-            yl[l] = k < B && tg.label ? tg.label[at + k] : 0;
-            yvl[l] = k < B && tg.value ? tg.value[at + k] : 0.0f;
+            yl[l] = k < B && tg.label ? slots.label[at + k] : 0;
+            yvl[l] = k < B && tg.value ? slots.value[at + k] : 0.0f;
             wl[l] = k < B ? w[k] * inv[m] : 0.0f;
           }
           const float *hp = params + (size_t)(m0 + m) * s.P + Pc;
@@ -1235,6 +1270,7 @@ static void train_h(const Shape &s, int R, int T, const Inputs &in, int S, int B
     }
     epoch_means(m0, nm, lsum.data(), asum.data(), wsum.data(), loss, acc);
   }
+  return 0;
 }
 
 template <int KIND, int RSIG, int RA, int HC>
@@ -1341,15 +1377,16 @@ const char *latch_isa(void) { return LATCH_ISA; }
 //   head, opt: codes of CODES, O the head's outputs (dense2: 2; dense1, linear: 1;
 //   seq_softmax: its classes);
 //   member r's channel f starts at xrow[f R + r] (see Inputs), valid from step t0[r] to T - 1;
-//   ex, weight (R, S, B): each step's examples and their weights; their targets (Targets):
-//   y (R, S, B) labels (dense2, dense1), yv (R, S, B) values (linear), or ysteps (R, N, T)
-//   each example's categories per step (seq_softmax); the others may be null;
+//   pos, weight (R, S, B): each step's positions in the member's training examples train
+//   (R, Ntr), and their weights; the examples' targets (Targets, N examples a member): y
+//   (R, N) labels (dense2, dense1), yv (R, N) values (linear), or ysteps (R, N, T) categories
+//   per step (seq_softmax); the others may be null; -2 if a position or example is out of range;
 //   params (R, P), mu/nu (R, P), count (R): updated in place; lr (R);
 //   loss, acc (R): the epoch's example-weighted means (each batch before its update).
 int latch_train_epoch(int kind, int rsig, int reset_after, int H, int F, int head, int O, int opt, int R, int T,
                       const float *const *xrow, const int64_t *xstride, const int32_t *t0, int S, int B,
-                      const int32_t *ex_all, const int32_t *y_all, const float *yv_all, int N, const int32_t *ysteps,
-                      const float *weight, float *params, float *mu, float *nu, int32_t *count, const float *lr,
+                      const int32_t *pos, int Ntr, const int32_t *train, const int32_t *y_all, const float *yv_all,
+                      int N, const int32_t *ysteps, const float *weight, float *params, float *mu, float *nu, int32_t *count, const float *lr,
                       float *loss, float *acc, int per_block, int *next_block) {
   const Shape s = shape(kind, rsig, reset_after, head, opt, H, F, O);
   const Targets tg{y_all, yv_all, ysteps, N};
@@ -1359,36 +1396,35 @@ int latch_train_epoch(int kind, int rsig, int reset_after, int H, int F, int hea
   const Inputs in{xrow, xstride, t0};
   if (!one_unit(s)) {
     if (s.H == FIXED_H)
-      train_h<VARIANT_KIND, VARIANT_RSIG, VARIANT_RESET_AFTER, FIXED_H>(s, R, T, in, S, B, ex_all, tg, weight, params,
-                                                                        mu, nu, count, lr, loss, acc, per_block, next_block);
-    else
-      train_h<VARIANT_KIND, VARIANT_RSIG, VARIANT_RESET_AFTER, 0>(s, R, T, in, S, B, ex_all, tg, weight, params, mu, nu,
-                                                                  count, lr, loss, acc, per_block, next_block);
-    return 0;
+      return train_h<VARIANT_KIND, VARIANT_RSIG, VARIANT_RESET_AFTER, FIXED_H>(
+          s, R, T, in, S, B, pos, Ntr, train, tg, weight, params, mu, nu, count, lr, loss, acc, per_block, next_block);
+    return train_h<VARIANT_KIND, VARIANT_RSIG, VARIANT_RESET_AFTER, 0>(
+        s, R, T, in, S, B, pos, Ntr, train, tg, weight, params, mu, nu, count, lr, loss, acc, per_block, next_block);
   }
   Block b;
   Corrections bc;
+  Slots slots;
   std::vector<int32_t> ex;
   std::vector<float> grad, wsum, lsum, asum;
   Blocks blocks(R, per_block, T, in.t0);
   int m0, nm;
   while (blocks.next(next_block, &m0, &nm)) {
+    if (!slots.fill(pos, train, Ntr, tg, m0, nm, S, B)) return -2;
     int nv = (nm * B + L - 1) / L;
     block_alloc(b, s, nv, T);
     lane_layout(b, m0, nm, B, t0);
     ex.assign((size_t)nv * L, 0);
     grad.assign((size_t)nm * s.P, 0.0f);
     lsum.assign(nm, 0.0f); asum.assign(nm, 0.0f); wsum.assign(nm, 0.0f);
-    auto at = [&](const auto *a, int m, int st) { return a + ((size_t)(m0 + m) * S + st) * B; };
     for (int st = 0; st < S; st++) {
       refresh_params(b, s, params, m0, nm, B);
-      for (int m = 0; m < nm; m++) memcpy(&ex[(size_t)m * B], at(ex_all, m, st), sizeof(int32_t) * B);
+      for (int m = 0; m < nm; m++) memcpy(&ex[(size_t)m * B], slots.at(m, st, B), sizeof(int32_t) * B);
       gather(b, in, T, m0, nm, B, ex.data());
       dispatch_forward(s, b, T, true);
       memset(grad.data(), 0, sizeof(float) * grad.size());
       for (int m = 0; m < nm; m++) {
-        const float *w = at(weight, m, st);
-        const int32_t *y = at(y_all, m, st);
+        const float *w = weight + ((size_t)(m0 + m) * S + st) * B;
+        const int32_t *y = slots.label.data() + m * slots.SB + (size_t)st * B;
         float n = 0.0f;
         for (int k = 0; k < B; k++) n += w[k];
         float inv = 1.0f / (n > 1e-12f ? n : 1e-12f), lm = 0.0f, am = 0.0f;
