@@ -348,33 +348,50 @@ static inline void head_row(int head, const float *hp, float h, int y, float w, 
   }
 }
 
-// The blocks of a call (per_block members each, the last maybe fewer), handed out longest
-// first: a block's work is its members times the steps from its earliest start. The
-// threads take them through one shared counter, so the shortest come last and the threads
-// finish together (in member order, a call's tail had left a core idle for up to its longest
-// block; docs/benchmarks.md). A member's numbers do not depend on the order.
+// The blocks of a call (per_block members each, the last maybe fewer), handed out largest
+// first: a block's work is the sum of its members' steps (each steps from its own start).
+// The threads take them through one shared counter, so the smallest come last and the
+// threads finish together (in member order, a call's tail had left a core idle for up to
+// its longest block; docs/benchmarks.md); the last two are cut in halves, so that the tail
+// a thread waits for is at most half a small block. A member's numbers do not depend on
+// the blocks.
 struct Blocks {
-  int R, per_block, n;
-  std::vector<int> order;
-  Blocks(int R_, int per_block_, int T, const int32_t *t0) : R(R_), per_block(per_block_) {
-    n = (R + per_block - 1) / per_block;
-    std::vector<int64_t> work(n);
-    order.resize(n);
-    for (int i = 0; i < n; i++) {
-      const int m0 = i * per_block, m1 = R < m0 + per_block ? R : m0 + per_block;
-      int lo = T;
-      for (int m = m0; m < m1; m++) lo = t0[m] < lo ? t0[m] : lo;
-      work[i] = (int64_t)(T - lo) * (m1 - m0);
-      order[i] = i;
+  std::vector<int> first, size;  // the blocks' first members and sizes, in the order handed out
+  Blocks(int R, int per_block, int T, const int32_t *t0) {
+    for (int m0 = 0; m0 < R; m0 += per_block) {
+      first.push_back(m0);
+      size.push_back(R - m0 < per_block ? R - m0 : per_block);
     }
-    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return work[a] > work[b]; });
+    largest_first(T, t0);
+    for (int k = 0, n = (int)first.size(); k < 2 && k < n; k++) {  // the two smallest, in halves
+      const int i = n - 1 - k, h = size[i] / 2;
+      if (h < 1) continue;
+      first.push_back(first[i] + h);
+      size.push_back(size[i] - h);
+      size[i] = h;
+    }
+    largest_first(T, t0);
+  }
+  void largest_first(int T, const int32_t *t0) {
+    const int n = (int)first.size();
+    std::vector<int64_t> work(n);
+    std::vector<int> ix(n);
+    for (int i = 0; i < n; i++) {
+      for (int m = first[i]; m < first[i] + size[i]; m++) work[i] += T - t0[m];
+      ix[i] = i;
+    }
+    std::stable_sort(ix.begin(), ix.end(), [&](int a, int b) { return work[a] > work[b]; });
+    std::vector<int> f(n), s(n);
+    for (int i = 0; i < n; i++) { f[i] = first[ix[i]]; s[i] = size[ix[i]]; }
+    first.swap(f);
+    size.swap(s);
   }
   // The next block's first member and size; false when every block is taken.
   bool next(int *counter, int *m0, int *nm) {
     const int i = __atomic_fetch_add(counter, 1, __ATOMIC_RELAXED);
-    if (i >= n) return false;
-    *m0 = order[i] * per_block;
-    *nm = R - *m0 < per_block ? R - *m0 : per_block;
+    if (i >= (int)first.size()) return false;
+    *m0 = first[i];
+    *nm = size[i];
     return true;
   }
 };
