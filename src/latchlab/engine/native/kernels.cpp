@@ -1030,7 +1030,8 @@ static bool targets_ok(const Shape &s, const Targets &tg) {
 // from each member's positions pos (R, S B: into its training examples train (R, Ntr)) and
 // its examples' labels or values (R, N), by the thread that trains it (looked up in Python
 // before the call, the epoch waited on one core; one at a time in the steps, the random
-// reads stalled them). Member m's step st: ex(m, st), its B targets label/value + the same.
+// reads stalled them). The block's member m has its B examples of step st at at(m, st, B),
+// and their targets at the same offset in label or value.
 struct Slots {
   std::vector<int32_t> ex, label;
   std::vector<float> value;
@@ -1160,8 +1161,8 @@ static const vf *hgather(Block &xb, HBlock &b, const Inputs &in, int R, int T, i
 
 template <int KIND, int RSIG, int RA, int HC>
 static int train_h(const Shape &s, int R, int T, const Inputs &in, int S, int B, const int32_t *pos, int Ntr,
-                   const int32_t *train, const Targets &tg, const float *weight, float *params, float *mu, float *nu, int32_t *count,
-                    const float *lr, float *loss, float *acc, int per_block, int *next_block) {
+                   const int32_t *train, const Targets &tg, const float *weight, float *params, float *mu, float *nu,
+                   int32_t *count, const float *lr, float *loss, float *acc, int per_block, int *next_block) {
   const int H = s.H, F = s.F, V = (B + L - 1) / L, Pc = s.Pc, O = s.O;
   const bool seq = s.head == SEQ;
   Block xb;
@@ -1403,8 +1404,8 @@ const char *latch_isa(void) { return LATCH_ISA; }
 int latch_train_epoch(int kind, int rsig, int reset_after, int H, int F, int head, int O, int opt, int R, int T,
                       const float *const *xrow, const int64_t *xstride, const int32_t *t0, int S, int B,
                       const int32_t *pos, int Ntr, const int32_t *train, const int32_t *y_all, const float *yv_all,
-                      int N, const int32_t *ysteps, const float *weight, float *params, float *mu, float *nu, int32_t *count, const float *lr,
-                      float *loss, float *acc, int per_block, int *next_block) {
+                      int N, const int32_t *ysteps, const float *weight, float *params, float *mu, float *nu,
+                      int32_t *count, const float *lr, float *loss, float *acc, int per_block, int *next_block) {
   const Shape s = shape(kind, rsig, reset_after, head, opt, H, F, O);
   const Targets tg{y_all, yv_all, ysteps, N};
   if (!valid(s) || !targets_ok(s, tg)) return -1;
