@@ -448,7 +448,8 @@ def test_passes_over_a_batch_do_not_change_the_numbers(kind, rsig, head, units):
 @pytest.mark.parametrize("units", [1, 3])
 def test_positions_out_of_range_are_refused(units):
     """The kernels look up each step's examples from positions into a member's training
-    examples: a position past them (or negative) is refused, not read."""
+    examples: a position past them (or negative) is refused, not read, and so are shuffles
+    for another number of members."""
     model = M.Model(Cell("lstm", units, "hard_sigmoid"))
     data = _padded_data((12, 5, 9), 12, 64)[0]
     init = _stack([M.init(jax.random.PRNGKey(s), model) for s in range(3)])
@@ -460,4 +461,6 @@ def test_positions_out_of_range_are_refused(units):
         o[1, 2, 3] = bad
         with pytest.raises(RuntimeError, match="rejected its arguments"):
             ens.train_epoch(lr, o, weight)
+    with pytest.raises(ValueError, match="for 3 members"):
+        ens.train_epoch(lr, order[:2], weight[:2])
     ens.train_epoch(lr, order, weight)  # the same call in range trains

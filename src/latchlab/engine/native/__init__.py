@@ -508,6 +508,8 @@ class Ensemble:
         # and their targets (each thread its block's), and refuses a position out of range
         order = np.ascontiguousarray(order, np.int32)
         weight = np.ascontiguousarray(weight, np.float32)
+        if order.shape[0] != R or weight.shape != order.shape:
+            raise ValueError(f"shuffles {order.shape} and weights {weight.shape} for {R} members")
         lr = np.ascontiguousarray(lr, np.float32)
         loss, acc = np.zeros(R, np.float32), np.zeros(R, np.float32)
         k, rs, ra, H, F, hd, n_out = self.codes
