@@ -797,7 +797,7 @@ static inline void hforward(HBlock &b, const float *p, const vf *x, int t, int v
   } else if (KIND == GRU && RA) {  // q = h U + c (all three blocks), h~ = tanh(x W_h + b_h + r q_h)
     vf *rq = &b.rq[(size_t)v * GH];
     affine(Bi, x, b.F, W, nullptr, 0, U, GH, GH, pre);  // x W + b
-    affine(C, nullptr, 0, W, h, H, U, GH, GH, rq);
+    affine(C, nullptr, 0, nullptr, h, H, U, GH, GH, rq);  // h U + c
     for (int u = 0; u < H; u++) {
       vf z = gate<RSIG>(pre[u] + rq[u]), r = gate<RSIG>(pre[H + u] + rq[H + u]), q = rq[2 * H + u];
       vf hh = vtanh(pre[2 * H + u] + r * q);
@@ -1030,15 +1030,16 @@ static bool targets_ok(const Shape &s, const Targets &tg) {
 // from each member's positions pos (R, S B: into its training examples train (R, Ntr)) and
 // its examples' labels or values (R, N), by the thread that trains it (looked up in Python
 // before the call, the epoch waited on one core; one at a time in the steps, the random
-// reads stalled them). The block's member m has its B examples of step st at at(m, st, B),
-// and their targets at the same offset in label or value.
+// reads stalled them). The block's member m has its B examples of step st at
+// ex[at(m, st)], and their targets at the same offset in label or value.
 struct Slots {
   std::vector<int32_t> ex, label;
   std::vector<float> value;
-  size_t SB = 0;
-  const int32_t *at(int m, int st, int B) const { return ex.data() + m * SB + (size_t)st * B; }
+  size_t SB = 0, B = 0;
+  size_t at(int m, int st) const { return m * SB + st * B; }
   // fills the slots of members [m0, m0 + nm); false if a position or an example is out of range
-  bool fill(const int32_t *pos, const int32_t *train, int Ntr, const Targets &tg, int m0, int nm, int S, int B) {
+  bool fill(const int32_t *pos, const int32_t *train, int Ntr, const Targets &tg, int m0, int nm, int S, int B_) {
+    B = B_;
     SB = (size_t)S * B;
     ex.resize(nm * SB);
     label.resize(tg.label ? nm * SB : 0);
@@ -1197,7 +1198,7 @@ static int train_h(const Shape &s, int R, int T, const Inputs &in, int S, int B,
     lsum.assign(nm, 0.0f); asum.assign(nm, 0.0f); wsum.assign(nm, 0.0f);
     yl.assign(L, 0); yvl.assign(L, 0.0f); wl.assign(L, 0.0f);
     for (int st = 0; st < S; st++) {
-      const vf *x = hgather(xb, b, in, R, T, m0, nm, B, slots.at(0, st, B), slots.SB, ex);
+      const vf *x = hgather(xb, b, in, R, T, m0, nm, B, &slots.ex[slots.at(0, st)], slots.SB, ex);
       std::fill(b.h.begin(), b.h.end(), vf{});
       std::fill(b.c.begin(), b.c.end(), vf{});
       std::fill(b.dc.begin(), b.dc.end(), vf{});
@@ -1228,7 +1229,7 @@ static int train_h(const Shape &s, int R, int T, const Inputs &in, int S, int B,
         for (int v = c0; v < c1; v++) {
           const int m = v / V, q = v % V;
           const float *w = weight + ((size_t)(m0 + m) * S + st) * B;
-          const size_t at = m * slots.SB + (size_t)st * B;  // the step's targets in the slots
+          const size_t at = slots.at(m, st);  // the step's targets in the slots
           if (seq) {  // a sequence's loss is its steps' mean: each step's weight w / steps
             for (int l = 0; l < L; l++) {
               int k = q * L + l;
@@ -1436,13 +1437,13 @@ int latch_train_epoch(int kind, int rsig, int reset_after, int H, int F, int hea
     lsum.assign(nm, 0.0f); asum.assign(nm, 0.0f); wsum.assign(nm, 0.0f);
     for (int st = 0; st < S; st++) {
       refresh_params(b, s, params, m0, nm, B);
-      for (int m = 0; m < nm; m++) memcpy(&ex[(size_t)m * B], slots.at(m, st, B), sizeof(int32_t) * B);
+      for (int m = 0; m < nm; m++) memcpy(&ex[(size_t)m * B], &slots.ex[slots.at(m, st)], sizeof(int32_t) * B);
       gather(b, in, T, m0, nm, B, ex.data());
       dispatch_forward(s, b, T, true);
       memset(grad.data(), 0, sizeof(float) * grad.size());
       for (int m = 0; m < nm; m++) {
         const float *w = weight + ((size_t)(m0 + m) * S + st) * B;
-        const int32_t *y = slots.label.data() + m * slots.SB + (size_t)st * B;
+        const int32_t *y = &slots.label[slots.at(m, st)];
         float n = 0.0f;
         for (int k = 0; k < B; k++) n += w[k];
         float inv = 1.0f / (n > 1e-12f ? n : 1e-12f), lm = 0.0f, am = 0.0f;
