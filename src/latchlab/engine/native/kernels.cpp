@@ -221,63 +221,67 @@ static void forward(Block &b, int T, bool store) {
 }
 
 // Backward pass from b.dh (dL/dh_T); accumulates dW, dU, db (and a reset_after GRU's
-// recurrent bias gradient) per lane into b.acc.
+// recurrent bias gradient) per lane into b.acc. A vector's lanes are independent of the
+// other vectors', so each vector runs back through all its steps at once, with its sums, dh
+// and dc in registers (step by step over every vector, the sums went to memory and back
+// each step); each lane's sums take the steps in the same order either way.
 template <int KIND, int RSIG, int RA>
 static void backward(Block &b, int T) {
-  const int nv = b.nv, G = n_gates(KIND);
+  const int nv = b.nv;
+  constexpr int G = n_gates(KIND), NA = (RA ? 4 : 3) * G;
   constexpr int NS = n_stored<KIND, RSIG>();
-  for (size_t k = 0; k < b.acc.size(); k++) b.acc[k] = splat(0.0f);
-  for (int v = 0; v < nv; v++) b.dc[v] = splat(0.0f);
-  for (int t = T - 1; t >= b.tstart; t--) {
-    const vf *st = &b.st[(size_t)t * NS * nv];
-    for (int v = 0; v < nv; v++) {
-      if (t < b.t0min[v]) continue;
-      const vf *W = &b.par[v], *U = &b.par[(size_t)G * nv + v], *B = &b.par[(size_t)2 * G * nv + v];
-      vf *A = &b.acc[v];
-      vf x = b.xb[(size_t)t * nv + v], dh = b.dh[v];
+  for (int v = 0; v < nv; v++) {
+    const vf *W = &b.par[v], *U = &b.par[(size_t)G * nv + v], *B = &b.par[(size_t)2 * G * nv + v];
+    vf A[NA];
+    for (int k = 0; k < NA; k++) A[k] = splat(0.0f);
+    vf dh = b.dh[v], dc = splat(0.0f);
+    const int tlo = std::max(b.tstart, b.t0min[v]);
+    for (int t = T - 1; t >= tlo; t--) {
+      const vf *st = &b.st[(size_t)t * NS * nv + v];
+      vf x = b.xb[(size_t)t * nv + v];
       vf m = splat(1.0f);
       bool masked = t < b.t0max[v];
       if (masked) m = (vf)((vi)(splat((float)t) >= b.t0lane[v]) & (vi)splat(1.0f));
       if (KIND == SRNN) {
-        vf hp = st[v], th = st[nv + v];
+        vf hp = st[0], th = st[nv];
         vf dz = m * dh * (1.0f - th * th);
-        A[0] += dz * x; A[nv] += dz * hp; A[2 * nv] += dz;
+        A[0] += dz * x; A[1] += dz * hp; A[2] += dz;
         vf dhp = dz * U[0];
-        b.dh[v] = masked ? blend(m, dhp, dh) : dhp;
+        dh = masked ? blend(m, dhp, dh) : dhp;
         continue;
       }
       if (KIND == GRU) {  // h = z h_prev + (1 - z) h~, h~ = tanh(x W_h + b_h + r q)
-        vf hp = st[v], z = st[nv + v], r = st[2 * nv + v], hh = st[3 * nv + v], q = st[4 * nv + v];
+        vf hp = st[0], z = st[nv], r = st[2 * nv], hh = st[3 * nv], q = st[4 * nv];
         vf d = m * dh;
         vf dah = d * (1.0f - z) * (1.0f - hh * hh);
         vf daz = d * (hp - hh) * dgate<RSIG>(z);
         vf dar = dah * q * dgate<RSIG>(r);
         vf dq = dah * r;
         vf dhp = d * z + daz * U[0] + dar * U[nv] + dq * U[2 * nv];
-        A[0] += daz * x; A[G * nv] += daz * hp; A[2 * G * nv] += daz;
-        A[nv] += dar * x; A[(G + 1) * nv] += dar * hp; A[(2 * G + 1) * nv] += dar;
-        A[2 * nv] += dah * x; A[(G + 2) * nv] += dq * hp; A[(2 * G + 2) * nv] += dah;
-        if (RA) { A[3 * G * nv] += daz; A[(3 * G + 1) * nv] += dar; A[(3 * G + 2) * nv] += dq; }
-        b.dh[v] = masked ? blend(m, dhp, dh) : dhp;
+        A[0] += daz * x; A[G] += daz * hp; A[2 * G] += daz;
+        A[1] += dar * x; A[G + 1] += dar * hp; A[2 * G + 1] += dar;
+        A[2] += dah * x; A[G + 2] += dq * hp; A[2 * G + 2] += dah;
+        if (RA) { A[3 * G] += daz; A[3 * G + 1] += dar; A[3 * G + 2] += dq; }
+        dh = masked ? blend(m, dhp, dh) : dhp;
         continue;
       }
       if (KIND == JANET) {  // c = f c_prev + i g, f = rsig(s), i = rsig(1 - s), g = tanh(z_c)
-        vf cp = st[v], f = st[nv + v], i = st[2 * nv + v], g = st[3 * nv + v];
+        vf cp = st[0], f = st[nv], i = st[2 * nv], g = st[3 * nv];
         vf d = m * dh;
         vf ds = d * cp * dgate<RSIG>(f) - d * g * dgate<RSIG>(i);
         vf dzc = d * i * (1.0f - g * g);
         vf dhp = d * f + ds * U[0] + dzc * U[nv];
-        A[0] += ds * x; A[G * nv] += ds * cp; A[2 * G * nv] += ds;
-        A[nv] += dzc * x; A[(G + 1) * nv] += dzc * cp; A[(2 * G + 1) * nv] += dzc;
-        b.dh[v] = masked ? blend(m, dhp, dh) : dhp;
+        A[0] += ds * x; A[G] += ds * cp; A[2 * G] += ds;
+        A[1] += dzc * x; A[G + 1] += dzc * cp; A[2 * G + 1] += dzc;
+        dh = masked ? blend(m, dhp, dh) : dhp;
         continue;
       }
       const int gi = 0, gf = 1, gg = KIND == LSTM ? 2 : 1, go = KIND == LSTM ? 3 : 2;
-      vf hp = st[0 * nv + v], cp = st[1 * nv + v], g = st[2 * nv + v], tc = st[3 * nv + v];
+      vf hp = st[0 * nv], cp = st[1 * nv], g = st[2 * nv], tc = st[3 * nv];
       vf i, o, f = splat(1.0f), di, dof, df = splat(0.0f);
       if (NS > 4) {
-        i = st[4 * nv + v]; o = st[5 * nv + v];
-        if (KIND == LSTM) f = st[6 * nv + v];
+        i = st[4 * nv]; o = st[5 * nv];
+        if (KIND == LSTM) f = st[6 * nv];
       } else {
         i = gate<RSIG>(x * W[gi * nv] + hp * U[gi * nv] + B[gi * nv]);
         o = gate<RSIG>(x * W[go * nv] + hp * U[go * nv] + B[go * nv]);
@@ -285,24 +289,25 @@ static void backward(Block &b, int T) {
       }
       di = dgate<RSIG>(i); dof = dgate<RSIG>(o);
       if (KIND == LSTM) df = dgate<RSIG>(f);
-      vf dc = b.dc[v];
       vf dcc = dc + dh * o * (1.0f - tc * tc);
       vf dzi = m * (dcc * g * di);
       vf dzg = m * (dcc * i * (1.0f - g * g));
       vf dzo = m * (dh * tc * dof);
       vf dhp = dzi * U[gi * nv] + dzg * U[gg * nv] + dzo * U[go * nv];
-      A[gi * nv] += dzi * x; A[(G + gi) * nv] += dzi * hp; A[(2 * G + gi) * nv] += dzi;
-      A[gg * nv] += dzg * x; A[(G + gg) * nv] += dzg * hp; A[(2 * G + gg) * nv] += dzg;
-      A[go * nv] += dzo * x; A[(G + go) * nv] += dzo * hp; A[(2 * G + go) * nv] += dzo;
+      A[gi] += dzi * x; A[G + gi] += dzi * hp; A[2 * G + gi] += dzi;
+      A[gg] += dzg * x; A[G + gg] += dzg * hp; A[2 * G + gg] += dzg;
+      A[go] += dzo * x; A[G + go] += dzo * hp; A[2 * G + go] += dzo;
       if (KIND == LSTM) {
         vf dzf = m * (dcc * cp * df);
         dhp += dzf * U[gf * nv];
-        A[gf * nv] += dzf * x; A[(G + gf) * nv] += dzf * hp; A[(2 * G + gf) * nv] += dzf;
+        A[gf] += dzf * x; A[G + gf] += dzf * hp; A[2 * G + gf] += dzf;
       }
       vf dcp = dcc * f;
       if (masked) { dhp = blend(m, dhp, dh); dcp = blend(m, dcp, dc); }
-      b.dh[v] = dhp; b.dc[v] = dcp;
+      dh = dhp; dc = dcp;
     }
+    b.dh[v] = dh; b.dc[v] = dc;
+    for (int k = 0; k < NA; k++) b.acc[(size_t)k * nv + v] = A[k];
   }
 }
 
