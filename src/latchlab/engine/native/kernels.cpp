@@ -220,95 +220,133 @@ static void forward(Block &b, int T, bool store) {
   }
 }
 
+// One step back of one vector: its sums A, dh and dc from step t's output to step t - 1's;
+// st the step's stored activations (stride nv), x its input, m its lanes' mask.
+template <int KIND, int RSIG, int RA, int NA>
+static inline void step_back(vf (&A)[NA], vf &dh, vf &dc, const vf *W, const vf *U, const vf *B, const vf *st, vf x,
+                             vf m, bool masked, int nv) {
+  constexpr int G = n_gates(KIND);
+  constexpr int NS = n_stored<KIND, RSIG>();
+  if (KIND == SRNN) {
+    vf hp = st[0], th = st[nv];
+    vf dz = m * dh * (1.0f - th * th);
+    A[0] += dz * x; A[1] += dz * hp; A[2] += dz;
+    vf dhp = dz * U[0];
+    dh = masked ? blend(m, dhp, dh) : dhp;
+    return;
+  }
+  if (KIND == GRU) {  // h = z h_prev + (1 - z) h~, h~ = tanh(x W_h + b_h + r q)
+    vf hp = st[0], z = st[nv], r = st[2 * nv], hh = st[3 * nv], q = st[4 * nv];
+    vf d = m * dh;
+    vf dah = d * (1.0f - z) * (1.0f - hh * hh);
+    vf daz = d * (hp - hh) * dgate<RSIG>(z);
+    vf dar = dah * q * dgate<RSIG>(r);
+    vf dq = dah * r;
+    vf dhp = d * z + daz * U[0] + dar * U[nv] + dq * U[2 * nv];
+    A[0] += daz * x; A[G] += daz * hp; A[2 * G] += daz;
+    A[1] += dar * x; A[G + 1] += dar * hp; A[2 * G + 1] += dar;
+    A[2] += dah * x; A[G + 2] += dq * hp; A[2 * G + 2] += dah;
+    if (RA) { A[3 * G] += daz; A[3 * G + 1] += dar; A[3 * G + 2] += dq; }
+    dh = masked ? blend(m, dhp, dh) : dhp;
+    return;
+  }
+  if (KIND == JANET) {  // c = f c_prev + i g, f = rsig(s), i = rsig(1 - s), g = tanh(z_c)
+    vf cp = st[0], f = st[nv], i = st[2 * nv], g = st[3 * nv];
+    vf d = m * dh;
+    vf ds = d * cp * dgate<RSIG>(f) - d * g * dgate<RSIG>(i);
+    vf dzc = d * i * (1.0f - g * g);
+    vf dhp = d * f + ds * U[0] + dzc * U[nv];
+    A[0] += ds * x; A[G] += ds * cp; A[2 * G] += ds;
+    A[1] += dzc * x; A[G + 1] += dzc * cp; A[2 * G + 1] += dzc;
+    dh = masked ? blend(m, dhp, dh) : dhp;
+    return;
+  }
+  const int gi = 0, gf = 1, gg = KIND == LSTM ? 2 : 1, go = KIND == LSTM ? 3 : 2;
+  vf hp = st[0 * nv], cp = st[1 * nv], g = st[2 * nv], tc = st[3 * nv];
+  vf i, o, f = splat(1.0f), di, dof, df = splat(0.0f);
+  if (NS > 4) {
+    i = st[4 * nv]; o = st[5 * nv];
+    if (KIND == LSTM) f = st[6 * nv];
+  } else {
+    i = gate<RSIG>(x * W[gi * nv] + hp * U[gi * nv] + B[gi * nv]);
+    o = gate<RSIG>(x * W[go * nv] + hp * U[go * nv] + B[go * nv]);
+    if (KIND == LSTM) f = gate<RSIG>(x * W[gf * nv] + hp * U[gf * nv] + B[gf * nv]);
+  }
+  di = dgate<RSIG>(i); dof = dgate<RSIG>(o);
+  if (KIND == LSTM) df = dgate<RSIG>(f);
+  vf dcc = dc + dh * o * (1.0f - tc * tc);
+  vf dzi = m * (dcc * g * di);
+  vf dzg = m * (dcc * i * (1.0f - g * g));
+  vf dzo = m * (dh * tc * dof);
+  vf dhp = dzi * U[gi * nv] + dzg * U[gg * nv] + dzo * U[go * nv];
+  A[gi] += dzi * x; A[G + gi] += dzi * hp; A[2 * G + gi] += dzi;
+  A[gg] += dzg * x; A[G + gg] += dzg * hp; A[2 * G + gg] += dzg;
+  A[go] += dzo * x; A[G + go] += dzo * hp; A[2 * G + go] += dzo;
+  if (KIND == LSTM) {
+    vf dzf = m * (dcc * cp * df);
+    dhp += dzf * U[gf * nv];
+    A[gf] += dzf * x; A[G + gf] += dzf * hp; A[2 * G + gf] += dzf;
+  }
+  vf dcp = dcc * f;
+  if (masked) { dhp = blend(m, dhp, dh); dcp = blend(m, dcp, dc); }
+  dh = dhp; dc = dcp;
+}
+
 // Backward pass from b.dh (dL/dh_T); accumulates dW, dU, db (and a reset_after GRU's
 // recurrent bias gradient) per lane into b.acc. A vector's lanes are independent of the
-// other vectors', so each vector runs back through all its steps at once, with its sums, dh
-// and dc in registers (step by step over every vector, the sums went to memory and back
-// each step); each lane's sums take the steps in the same order either way.
-template <int KIND, int RSIG, int RA>
-static void backward(Block &b, int T) {
+// other vectors', so NV vectors at a time run back through all their steps, with their
+// sums, dh and dc in registers (step by step over every vector, the sums went to memory
+// and back each step); each lane's sums take the steps in the same order either way.
+template <int KIND, int RSIG, int RA, int NV>
+static inline void backward_vectors(Block &b, int T, int v0) {
   const int nv = b.nv;
   constexpr int G = n_gates(KIND), NA = (RA ? 4 : 3) * G;
   constexpr int NS = n_stored<KIND, RSIG>();
-  for (int v = 0; v < nv; v++) {
-    const vf *W = &b.par[v], *U = &b.par[(size_t)G * nv + v], *B = &b.par[(size_t)2 * G * nv + v];
-    vf A[NA];
-    for (int k = 0; k < NA; k++) A[k] = splat(0.0f);
-    vf dh = b.dh[v], dc = splat(0.0f);
-    const int tlo = std::max(b.tstart, b.t0min[v]);
-    for (int t = T - 1; t >= tlo; t--) {
+  vf A[NV][NA], dh[NV], dc[NV];
+  int tlo[NV], tmin = T;
+  for (int j = 0; j < NV; j++) {
+    for (int k = 0; k < NA; k++) A[j][k] = splat(0.0f);
+    dh[j] = b.dh[v0 + j]; dc[j] = splat(0.0f);
+    tlo[j] = std::max(b.tstart, b.t0min[v0 + j]);
+    tmin = std::min(tmin, tlo[j]);
+  }
+  for (int t = T - 1; t >= tmin; t--) {
+    for (int j = 0; j < NV; j++) {
+      if (NV > 1 && t < tlo[j]) continue;
+      const int v = v0 + j;
+      const vf *W = &b.par[v], *U = &b.par[(size_t)G * nv + v], *B = &b.par[(size_t)2 * G * nv + v];
       const vf *st = &b.st[(size_t)t * NS * nv + v];
       vf x = b.xb[(size_t)t * nv + v];
       vf m = splat(1.0f);
       bool masked = t < b.t0max[v];
       if (masked) m = (vf)((vi)(splat((float)t) >= b.t0lane[v]) & (vi)splat(1.0f));
-      if (KIND == SRNN) {
-        vf hp = st[0], th = st[nv];
-        vf dz = m * dh * (1.0f - th * th);
-        A[0] += dz * x; A[1] += dz * hp; A[2] += dz;
-        vf dhp = dz * U[0];
-        dh = masked ? blend(m, dhp, dh) : dhp;
-        continue;
-      }
-      if (KIND == GRU) {  // h = z h_prev + (1 - z) h~, h~ = tanh(x W_h + b_h + r q)
-        vf hp = st[0], z = st[nv], r = st[2 * nv], hh = st[3 * nv], q = st[4 * nv];
-        vf d = m * dh;
-        vf dah = d * (1.0f - z) * (1.0f - hh * hh);
-        vf daz = d * (hp - hh) * dgate<RSIG>(z);
-        vf dar = dah * q * dgate<RSIG>(r);
-        vf dq = dah * r;
-        vf dhp = d * z + daz * U[0] + dar * U[nv] + dq * U[2 * nv];
-        A[0] += daz * x; A[G] += daz * hp; A[2 * G] += daz;
-        A[1] += dar * x; A[G + 1] += dar * hp; A[2 * G + 1] += dar;
-        A[2] += dah * x; A[G + 2] += dq * hp; A[2 * G + 2] += dah;
-        if (RA) { A[3 * G] += daz; A[3 * G + 1] += dar; A[3 * G + 2] += dq; }
-        dh = masked ? blend(m, dhp, dh) : dhp;
-        continue;
-      }
-      if (KIND == JANET) {  // c = f c_prev + i g, f = rsig(s), i = rsig(1 - s), g = tanh(z_c)
-        vf cp = st[0], f = st[nv], i = st[2 * nv], g = st[3 * nv];
-        vf d = m * dh;
-        vf ds = d * cp * dgate<RSIG>(f) - d * g * dgate<RSIG>(i);
-        vf dzc = d * i * (1.0f - g * g);
-        vf dhp = d * f + ds * U[0] + dzc * U[nv];
-        A[0] += ds * x; A[G] += ds * cp; A[2 * G] += ds;
-        A[1] += dzc * x; A[G + 1] += dzc * cp; A[2 * G + 1] += dzc;
-        dh = masked ? blend(m, dhp, dh) : dhp;
-        continue;
-      }
-      const int gi = 0, gf = 1, gg = KIND == LSTM ? 2 : 1, go = KIND == LSTM ? 3 : 2;
-      vf hp = st[0 * nv], cp = st[1 * nv], g = st[2 * nv], tc = st[3 * nv];
-      vf i, o, f = splat(1.0f), di, dof, df = splat(0.0f);
-      if (NS > 4) {
-        i = st[4 * nv]; o = st[5 * nv];
-        if (KIND == LSTM) f = st[6 * nv];
-      } else {
-        i = gate<RSIG>(x * W[gi * nv] + hp * U[gi * nv] + B[gi * nv]);
-        o = gate<RSIG>(x * W[go * nv] + hp * U[go * nv] + B[go * nv]);
-        if (KIND == LSTM) f = gate<RSIG>(x * W[gf * nv] + hp * U[gf * nv] + B[gf * nv]);
-      }
-      di = dgate<RSIG>(i); dof = dgate<RSIG>(o);
-      if (KIND == LSTM) df = dgate<RSIG>(f);
-      vf dcc = dc + dh * o * (1.0f - tc * tc);
-      vf dzi = m * (dcc * g * di);
-      vf dzg = m * (dcc * i * (1.0f - g * g));
-      vf dzo = m * (dh * tc * dof);
-      vf dhp = dzi * U[gi * nv] + dzg * U[gg * nv] + dzo * U[go * nv];
-      A[gi] += dzi * x; A[G + gi] += dzi * hp; A[2 * G + gi] += dzi;
-      A[gg] += dzg * x; A[G + gg] += dzg * hp; A[2 * G + gg] += dzg;
-      A[go] += dzo * x; A[G + go] += dzo * hp; A[2 * G + go] += dzo;
-      if (KIND == LSTM) {
-        vf dzf = m * (dcc * cp * df);
-        dhp += dzf * U[gf * nv];
-        A[gf] += dzf * x; A[G + gf] += dzf * hp; A[2 * G + gf] += dzf;
-      }
-      vf dcp = dcc * f;
-      if (masked) { dhp = blend(m, dhp, dh); dcp = blend(m, dcp, dc); }
-      dh = dhp; dc = dcp;
+      step_back<KIND, RSIG, RA, NA>(A[j], dh[j], dc[j], W, U, B, st, x, m, masked, nv);
     }
-    b.dh[v] = dh; b.dc[v] = dc;
-    for (int k = 0; k < NA; k++) b.acc[(size_t)k * nv + v] = A[k];
   }
+  for (int j = 0; j < NV; j++) {
+    b.dh[v0 + j] = dh[j]; b.dc[v0 + j] = dc[j];
+    for (int k = 0; k < NA; k++) b.acc[(size_t)k * nv + v0 + j] = A[j][k];
+  }
+}
+
+// Vectors the backward pass takes at a time: two independent chains of steps for the core,
+// except an LSTM's, whose 12 sums and 4 recurrent weights a vector leave no registers for a
+// second (measured, old over new: SRNN, GRU, JANET 1.03-1.11 on AVX-512 and AVX2, the LSTM
+// 0.88 on AVX-512; docs/benchmarks.md). LATCH_BWD_VECTORS overrides it.
+constexpr int bwd_vectors(int kind) {
+#ifdef LATCH_BWD_VECTORS
+  (void)kind;
+  return LATCH_BWD_VECTORS;
+#else
+  return kind == LSTM ? 1 : 2;
+#endif
+}
+template <int KIND, int RSIG, int RA>
+static void backward(Block &b, int T) {
+  constexpr int NV = bwd_vectors(KIND);
+  int v = 0;
+  for (; v + NV <= b.nv; v += NV) backward_vectors<KIND, RSIG, RA, NV>(b, T, v);
+  for (; v < b.nv; v++) backward_vectors<KIND, RSIG, RA, 1>(b, T, v);
 }
 
 // log1p(e) for e >= 0 through logf (glibc's log1pf cost ~10x more): exact to float rounding
