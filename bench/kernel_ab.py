@@ -1,0 +1,118 @@
+"""Native kernels of two revisions compared: one epoch's training and validation time.
+
+    python bench/kernel_ab.py --old d28f7b3 [--cells lstm,srnn] [--units 1] [--length 200] [--repeats 9]
+    LATCHLAB_NATIVE_MARCH=x86-64-v3 python bench/kernel_ab.py --old d28f7b3 ...  # AVX2 builds
+
+Builds ``latchlab/engine/native/kernels.cpp`` as git revision ``--old`` has it and as the
+working tree has it (each with ``--old-defines`` / ``--new-defines``, e.g.
+``-DLATCH_BWD_VECTORS=1``), for the instruction set ``native.march()`` names. For each cell,
+the same members (latch task, N = 10000, batch 16, Adam, hard-sigmoid gates unless
+``--gates``) train for one epoch and validate with either library, the two taking turns
+(a shared machine's load slows them alike), ``--repeats`` times after a warm-up pair. Prints
+the median time of each and the median and range of old over new per pair: above 1, the
+working tree is faster. The speed of a change is this ratio, never a wall-clock time
+(docs/benchmarks.md says which CPU each ratio was measured on).
+"""
+
+import argparse
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from latchlab import runtime
+
+runtime.setup()
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from latchlab.core import model as M  # noqa: E402
+from latchlab.core import tasks  # noqa: E402
+from latchlab.core.cells import Cell  # noqa: E402
+from latchlab.engine import native, train  # noqa: E402
+
+
+def source_at(rev: str, into: Path) -> Path:
+    """kernels.cpp and simd.h as revision ``rev`` has them, written into ``into``."""
+    for name in ("kernels.cpp", "simd.h"):
+        text = subprocess.run(
+            ["git", "show", f"{rev}:src/latchlab/engine/native/{name}"], capture_output=True, text=True, check=True
+        ).stdout
+        (into / name).write_text(text)
+    return into / "kernels.cpp"
+
+
+def library(source: Path, tag: str, model, defines: tuple[str, ...]):
+    v = native.variant(model)
+    flags = native.FLAGS + (f"-march={native.march()}",) + defines + native.defines(v)
+    return native._typed(native._compile(source, f"ab-{tag}-{''.join(map(str, v))}", flags))
+
+
+def compare(name: str, cell: Cell, T: int, R: int, repeats: int, old, new, N: int = 10000) -> str:
+    model = M.Model(cell)
+    keys = jax.random.split(jax.random.PRNGKey(0), R)
+    x, y = jax.vmap(lambda k: tasks.latch(k, N, T, 0.1, 1))(keys)
+    tr, va = zip(*[tasks.split_indices(k, yy, 0.2) for k, yy in zip(keys, y)])
+    params = jax.tree.map(lambda *a: jnp.stack(a), *[M.init(k, model) for k in keys])
+    args = (np.asarray(x), np.asarray(y), np.ones((R, T), bool), np.stack(tr), np.stack(va))
+    libs = {"old": library(old[0], "old", model, old[1]), "new": library(new[0], "new", model, new[1])}
+    ens = {k: native.Ensemble(model, "adam", params, *args) for k in libs}
+    for k, lib in libs.items():
+        ens[k].lib = lib
+    lr = np.full(R, 1e-3, np.float32)
+    t_train: dict[str, list[float]] = {k: [] for k in libs}
+    t_val: dict[str, list[float]] = {k: [] for k in libs}
+    for rep in range(repeats + 1):
+        order = train.epoch_order([np.random.default_rng([s, rep]) for s in range(R)], len(tr[0]), 16)
+        for k in ("old", "new") if rep % 2 == 0 else ("new", "old"):
+            t0 = time.perf_counter()
+            ens[k].train_epoch(lr, *order)
+            t1 = time.perf_counter()
+            ens[k].evaluate()
+            t2 = time.perf_counter()
+            if rep:  # the first pair warms up
+                t_train[k].append(t1 - t0)
+                t_val[k].append(t2 - t1)
+    r = np.array(t_train["old"]) / np.array(t_train["new"])
+    rv = np.array(t_val["old"]) / np.array(t_val["new"])
+    return (
+        f"{name}({cell.units}) {cell.rsig} T={T} R={R}: train old {np.median(t_train['old']):.4f} "
+        f"new {np.median(t_train['new']):.4f} s, old/new {np.median(r):.3f} [{r.min():.2f}-{r.max():.2f}]; "
+        f"validate old/new {np.median(rv):.3f} [{rv.min():.2f}-{rv.max():.2f}]"
+    )
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    p.add_argument("--old", required=True, help="git revision whose kernels are the reference")
+    p.add_argument("--cells", default="lstm,srnn,gru,janet", help="lstm, lstm_nofg, srnn, gru, gru_ra, janet")
+    p.add_argument("--gates", default="hard_sigmoid")
+    p.add_argument("--units", type=int, default=1)
+    p.add_argument("--length", type=int, default=200)
+    p.add_argument("--members", type=int, default=64)
+    p.add_argument("--repeats", type=int, default=9)
+    p.add_argument("--old-defines", default="")
+    p.add_argument("--new-defines", default="")
+    a = p.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        old = (source_at(a.old, Path(tmp)), tuple(a.old_defines.split()))
+        new = (native.SOURCE, tuple(a.new_defines.split()))
+        print(
+            f"{native.march()} build; old: {a.old}{' ' + a.old_defines if a.old_defines else ''}; "
+            f"new: working tree{' ' + a.new_defines if a.new_defines else ''}",
+            flush=True,
+        )
+        for kind in a.cells.split(","):
+            rsig = "sigmoid" if kind == "srnn" else a.gates
+            cell = (
+                Cell("gru", a.units, rsig, reset_after=kind == "gru_ra")
+                if kind.startswith("gru")
+                else Cell(kind, a.units, rsig)
+            )
+            print(compare(kind, cell, a.length, a.members, a.repeats, old, new), flush=True)
+
+
+if __name__ == "__main__":
+    main()
