@@ -140,7 +140,7 @@ struct Block {
   std::vector<vf> par;            // (Pc, nv): each lane's cell parameters
   std::vector<vf> xb;             // (T, nv) inputs, time-major
   std::vector<vf> st;             // (T, NS, nv) stored activations
-  std::vector<vf> h, c, dh, dc;   // (nv)
+  std::vector<vf> h, c, dh;       // (nv); dh: dL/dh_T from the head, for ``backward``
   std::vector<vf> gt;             // (G, nv): an LSTM step's gate values (``forward``)
   std::vector<vf> acc;            // (Pc, nv) gradient accumulators
 };
@@ -324,7 +324,6 @@ static inline void backward_vectors(Block &b, int T, int v0) {
     }
   }
   for (int j = 0; j < NV; j++) {
-    b.dh[v0 + j] = dh[j]; b.dc[v0 + j] = dc[j];
     for (int k = 0; k < NA; k++) b.acc[(size_t)k * nv + v0 + j] = A[j][k];
   }
 }
@@ -496,7 +495,7 @@ static void block_alloc(Block &b, const Shape &s, int nv, int T) {
   b.t0min.assign(nv, 0); b.t0max.assign(nv, 0); b.t0lane.assign(nv, vf{});
   b.par.assign((size_t)s.Pc * nv, vf{}); b.xb.assign((size_t)T * nv, vf{});
   b.st.assign((size_t)T * NS * nv, vf{});
-  b.h.assign(nv, vf{}); b.c.assign(nv, vf{}); b.dh.assign(nv, vf{}); b.dc.assign(nv, vf{});
+  b.h.assign(nv, vf{}); b.c.assign(nv, vf{}); b.dh.assign(nv, vf{});
   b.gt.assign((size_t)s.G * nv, vf{});
   b.acc.assign((size_t)s.Pc * nv, vf{});
 }
