@@ -350,16 +350,18 @@ def native_as_make() -> str:
     copied = 0
     if usual.resolve() != here.resolve() and usual.is_dir():
         here.mkdir(parents=True, exist_ok=True)
-        for so in usual.glob("*.so"):
+        for so in [*usual.glob("*.so"), *usual.glob("*.check")]:  # libraries, and prng's checks
             if not (here / so.name).exists():
                 shutil.copy2(so, here / so.name)
-                copied += 1
+                copied += so.suffix == ".so"
     t0 = time.perf_counter()
     built, failed = native.build_all()
     try:
         native.bengio94()
     except RuntimeError as e:
         failed["bengio94"] = str(e)
+    if native.prng() is None:
+        failed["prng"] = "unavailable"
     return (
         f"native kernels as make leaves them: {len(built)} variants ready ({copied} libraries copied from "
         f"{usual}, the rest built in {time.perf_counter() - t0:.1f} s, untimed), {len(failed)} failed"

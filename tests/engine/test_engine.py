@@ -590,14 +590,26 @@ def test_sweep_is_deterministic(seed_run):
     assert again[cols].equals(seed_run[cols])
 
 
+@pytest.mark.parametrize("made", ["native", "jax"])
 @pytest.mark.parametrize(
-    "task, signal_len, Ts", [("latch", 1, [2, 3, 7, 12]), ("bit_relay", 1, [2, 3, 7, 12]), ("bit_relay", 2, [4, 5, 13])]
+    "task, signal_len, Ts, N",
+    [
+        ("latch", 1, [2, 3, 7, 12], 40),
+        ("bit_relay", 1, [2, 3, 7, 12], 40),
+        ("bit_relay", 2, [4, 5, 13], 40),
+        ("latch", 3, [5, 9], 2000),  # two sorts a permutation (one below 1626 elements)
+    ],
 )
-def test_families_cut_the_same_data_as_make_data(task, signal_len, Ts):
+def test_families_cut_the_same_data_as_make_data(task, signal_len, Ts, N, made, monkeypatch):
     """``sweep_data.Families`` (each seed's longest latch sequences, or bit relay's draws, cut
     for every length) gives every member the same sequences, bit for bit, labels, mask and
     split as making its data directly (bit relay's second sign moves with T: at T = 2 and 3
-    it is the step after the first; with signal_len 2, at T = 4 and 5 the signs are adjacent)."""
+    it is the step after the first; with signal_len 2, at T = 4 and 5 the signs are adjacent);
+    whether the families are drawn by ``native.prng``'s library or by JAX."""
+    if made == "jax":
+        monkeypatch.setattr(native, "prng", lambda: None)
+    elif native.prng() is None:
+        pytest.skip("native.prng is unavailable here")
     cfg = config.from_dict(
         {
             "name": "fam",
@@ -605,7 +617,7 @@ def test_families_cut_the_same_data_as_make_data(task, signal_len, Ts):
             "signal_len": signal_len,
             "repeats": 3,
             "seed": 5,
-            "N": 40,
+            "N": N,
             "noise": 0.3,
             "grid": {"T": Ts, "split": ["stratified", "tail"]},
         }
@@ -613,6 +625,7 @@ def test_families_cut_the_same_data_as_make_data(task, signal_len, Ts):
     members = cfg.members()
     chunks = sweep_plan.plan(members)
     families = sweep_data.Families(chunks)
+    assert (families.prng is not None) == (made == "native")
     for c in chunks:
         got = families.cut(c.members, c.T_pad)
         want = sweep_data.make_data(c.members, c.T_pad)
@@ -637,10 +650,16 @@ def test_make_data_gives_each_task_its_generators_sequences(task):
         np.testing.assert_array_equal(np.asarray(data.y[r]), np.asarray(y))
 
 
-def test_set_up_functions_compile_once_ahead_in_a_background_thread():
+@pytest.mark.parametrize("maker", ["native", "jax"])
+def test_set_up_functions_compile_once_ahead_in_a_background_thread(maker, monkeypatch):
     """A sweep's later set-up compilations (its splits and each cell's initial parameters)
     are made by ``data.warm``'s thread while the first chunk's data are made, and none is
-    made twice: the sweep's calls find them made, or wait for them."""
+    made twice: the sweep's calls find them made, or wait for them. With ``native.prng``,
+    the latch sequences and the splits compile nothing."""
+    if maker == "jax":
+        monkeypatch.setattr(native, "prng", lambda: None)
+    elif native.prng() is None:
+        pytest.skip("native.prng is unavailable here")
     for f in (sweep_data._chunk_splits, sweep_data._init, sweep_data._chunk_sequences):
         f.clear_cache()
     sweep_data._compiles.clear()
@@ -659,8 +678,10 @@ def test_set_up_functions_compile_once_ahead_in_a_background_thread():
     finally:
         jax.monitoring.unregister_event_duration_listener(on_event)
     names = [n for n, _ in made]
-    # one sequence call for the seeds' longest latch sequences, one split, one init per cell
-    assert sorted(names) == ["jit(_chunk_sequences)", "jit(_chunk_splits)", "jit(_init)", "jit(_init)"], made
+    # one sequence call for the seeds' longest latch sequences, one split (natively: none), one
+    # init per cell
+    jax_made = ["jit(_chunk_sequences)", "jit(_chunk_splits)"] if maker == "jax" else []
+    assert sorted(names) == [*jax_made, "jit(_init)", "jit(_init)"], made
     assert ("jit(_init)", "latchlab-warm") in made, made
 
 

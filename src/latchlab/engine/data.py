@@ -3,12 +3,20 @@
 ``member_keys`` splits a seed into the member's (data, split, init) keys; ``make_data``
 makes a chunk's data sets on the devices in one call; ``Families`` draws each seed's
 longest latch or bit relay sequences once and cuts every length from them;
-``init_members`` stacks the members' initial parameters. A member's data and initial parameters do not depend on the
-members it is trained beside (``tests/engine/test_engine.py``).
+``init_members`` stacks the members' initial parameters. A member's data and initial
+parameters do not depend on the members it is trained beside (``tests/engine/test_engine.py``).
+
+The keys, the families' draws and their splits are made by ``native.prng``'s library where
+it is available: JAX's Threefry, permutations and normal values, bit for bit, checked against
+JAX on this machine before first use (``prng_differences``), with no compilation (XLA's took
+0.2-1.2 s a function and its Threefry ran several times slower). Elsewhere JAX makes them, the
+same numbers.
 """
 
 from __future__ import annotations
 
+import ctypes
+import math
 import os
 import threading
 from collections import defaultdict
@@ -65,8 +73,113 @@ def _on_padded_stack(f, *arrays, split: bool = True, **static):
 
 
 def _member_keys(seeds) -> np.ndarray:
-    """(R, 3, 2) ``member_keys`` of every seed, as a host array."""
-    return _on_padded_stack(_member_keys_jit, np.asarray(seeds, np.uint32))
+    """(R, 3, 2) ``member_keys`` of every seed, as a host array (made natively where
+    ``native.prng`` can)."""
+    seeds = np.asarray(seeds)
+    so = native.prng()
+    if so is not None and seeds.size and 0 <= seeds.min() and seeds.max() < 2**32:
+        keys = np.empty((len(seeds), 3, 2), np.uint32)
+        so.prng_member_keys(len(seeds), _u32(np.ascontiguousarray(seeds, np.uint32)), _u32(keys))
+        return keys
+    return _on_padded_stack(_member_keys_jit, seeds.astype(np.uint32))
+
+
+def _u32(a: np.ndarray):
+    return a.ctypes.data_as(ctypes.POINTER(ctypes.c_uint32))
+
+
+def shuffle_rounds(n: int) -> int:
+    """The sorts of ``jax.random.permutation`` of ``n`` elements (its ``_shuffle``'s formula)."""
+    return int(np.ceil(3 * np.log(max(1, n)) / np.log(np.iinfo(np.uint32).max)))
+
+
+# ------------------------------------------------------ the native random numbers, checked
+def prng_differences(so) -> str:
+    """What of ``native.prng``'s library ``so`` differs from JAX here ("" if nothing): every
+    one of the 2^23 values ``jax.random.normal`` can give (its uniform's 23 random bits),
+    members' keys, latch and bit relay draws of a few seeds against ``_chunk_sequences``,
+    and both splits against ``_chunk_splits``."""
+    try:
+        return _prng_differences(so)
+    except Exception as e:  # a JAX that cannot run a check: the JAX path, which it can run
+        return f"check failed: {type(e).__name__}: {e}"
+
+
+def _prng_differences(so) -> str:
+    from jax.extend import random as jr
+
+    # a PRNG whose bits are every 23-bit mantissa in turn: jax.random.normal's own code on them
+    every = jr.define_prng_impl(
+        key_shape=(2,),
+        seed=lambda s: jnp.zeros(2, jnp.uint32),
+        split=lambda k, shape: jnp.zeros((*shape, 2), jnp.uint32),
+        random_bits=lambda k, width, shape: jax.lax.iota(jnp.uint32, math.prod(shape)).reshape(shape) << 9,
+        fold_in=lambda k, d: k,
+        name="latchlab_every_mantissa",
+    )
+    n = 1 << 23
+    want = jax.jit(lambda k: jax.random.normal(k, (n,)), compiler_options=_GENERATOR_COMPILE)(
+        jax.random.key(0, impl=every)
+    )
+    got = np.empty(n, np.float32)
+    so.prng_normal(n, _u32(np.arange(n, dtype=np.uint32) << 9), got.ctypes.data_as(ctypes.POINTER(ctypes.c_float)))
+    if (bad := int((got.view(np.uint32) != np.asarray(want).view(np.uint32)).sum())) > 0:
+        return f"{bad} of the 2^23 normal values"
+    seeds = [0, 1, 12345, 2**31 - 1]
+    keys = np.asarray(_member_keys_jit(jnp.asarray(seeds, jnp.uint32)))
+    mine = np.empty_like(keys)
+    so.prng_member_keys(len(seeds), _u32(np.asarray(seeds, np.uint32)), _u32(mine))
+    if not np.array_equal(keys, mine):
+        return "member keys"
+    for task, n_seq, T in (("latch", 2001, 13), ("bit_relay", 300, 9)):  # 2 sorts, then 1
+        R = len(seeds)
+        noise, L = np.array([0.1, 0.5, 1.0, 2.0], np.float32), np.array([1, 2, 3, 20], np.int32)
+        args = (jnp.asarray(keys), jnp.full(R, T, jnp.int32), jnp.asarray(noise), jnp.asarray(L))
+        *draws, y, _ = _chunk_sequences(*args, task=task, n=n_seq, pad_to=T, draws=True)
+        fam = _prng_draws(so, task, keys, n_seq, T, noise, L)
+        if not all(np.array_equal(a, np.asarray(b).reshape(a.shape)) for a, b in zip(fam, (*draws, y))):
+            return f"{task} sequences"
+        y = fam[-1]
+        for n_val, n_pos in ((n_seq // 5, n_seq // 10), (7, 0)):
+            tail = np.array([False, True, False, True])
+            want_split = _chunk_splits(jnp.asarray(keys), jnp.asarray(y), jnp.asarray(tail), n_val=n_val, n_pos=n_pos)
+            got_split = _prng_splits(so, keys, y, tail, n_val, n_pos)
+            if not all(np.array_equal(a, np.asarray(b)) for a, b in zip(got_split, want_split)):
+                return f"{task} splits"
+    return ""
+
+
+def _prng_draws(so, task: str, keys, n: int, T: int, noise, signal_len) -> tuple[np.ndarray, ...]:
+    """``_chunk_sequences(..., draws=True)``'s draws and labels of the members' keys (R, 3, 2),
+    made by ``native.prng``'s library ``so``: latch (x (R, n, T), y), bit relay (e, a, y)."""
+    R = len(keys)
+    data_keys = np.ascontiguousarray(keys[:, 0])
+    f32 = lambda a: a.ctypes.data_as(ctypes.POINTER(ctypes.c_float))  # noqa: E731
+    i32 = lambda a: a.ctypes.data_as(ctypes.POINTER(ctypes.c_int32))  # noqa: E731
+    x, y = np.empty((R, n, T), np.float32), np.empty((R, n), np.int32)
+    rounds, threads = shuffle_rounds(n), native.threads()
+    if task == "latch":
+        noise = np.ascontiguousarray(noise, np.float32)
+        signal_len = np.ascontiguousarray(signal_len, np.int32)
+        so.prng_latch(R, _u32(data_keys), n, T, f32(noise), i32(signal_len), rounds, f32(x), i32(y), threads)
+        return x, y
+    a = np.empty((R, n), np.float32)
+    so.prng_bit_relay(R, _u32(data_keys), n, T, rounds, f32(x), f32(a), i32(y), threads)
+    return x, a, y
+
+
+def _prng_splits(so, keys, y, tail, n_val: int, n_pos: int) -> tuple[np.ndarray, np.ndarray]:
+    """``_chunk_splits``'s (train, validation) indices of 0/1 labels ``y`` (R, n), made by ``so``."""
+    R, n = y.shape
+    i32 = lambda a: a.ctypes.data_as(ctypes.POINTER(ctypes.c_int32))  # noqa: E731
+    tr, va = np.empty((R, n - n_val), np.int32), np.empty((R, n_val), np.int32)
+    split_keys, labels = np.ascontiguousarray(keys[:, 1]), np.ascontiguousarray(y, np.int32)
+    tails = np.ascontiguousarray(tail, np.uint8)
+    so.prng_split(
+        R, _u32(split_keys), i32(labels), n, n_val, n_pos, tails.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)),
+        shuffle_rounds(n), i32(tr), i32(va), native.threads(),
+    )  # fmt: skip
+    return tr, va
 
 
 # --------------------------------------------------------------- compiling ahead of need
@@ -216,12 +329,14 @@ def _set_up_calls(chunks, families):
         members = list(c.members)
         run = members[0].run
         if families is not None and families.covers(members):
-            # a family's split is made with those of the same sizes (``Families._splits``)
+            # a family's split is made with those of the same sizes (``Families._splits``),
+            # natively where ``families.prng`` is
             for shape, sizes in {(families._shape(_family(m)), _split_sizes(m.run)) for m in members}:
                 rows = sum(1 for v in families.split_keys.values() if v == sizes)
                 task, _, _, n, T = shape
-                y = labels(sequences(task, n, T, jax.local_device_count(), draws=True))
-                yield from once(splits(rows, y, *sizes))
+                if families.prng is None:
+                    y = labels(sequences(task, n, T, jax.local_device_count(), draws=True))
+                    yield from once(splits(rows, y, *sizes))
         else:
             seq = sequences(run.task, run.N, c.T_pad, len(members))
             if i > 0:
@@ -345,6 +460,8 @@ class Families:
                     self.uses[f] += 1
             last = c.data_key
         self.seq, self.splits = {}, {}
+        # JAX's draws and splits made natively, bit for bit, where they can be (no compilations)
+        self.prng = native.prng() if self.T else None
         # every (family, val_frac, split) the chunks need, in plan order, with its split's sizes
         self.split_keys = {
             (_family(m), m.run.val_frac, m.run.split): _split_sizes(m.run) for c in chunks for m in c.members
@@ -365,6 +482,16 @@ class Families:
             most = max(len(fs), FAMILY_BATCH_BYTES // (4 * n * T))
             later = (g for g in self.T if g not in self.seq and self.uses[g] > 0 and self._shape(g) == shape)
             fs = list(dict.fromkeys([*fs, *later]))[:most]
+            if self.prng is not None:
+                keys = _member_keys([f[4] for f in fs])
+                R = len(fs)
+                *draws, y = _prng_draws(
+                    self.prng, task, keys, n, T, np.full(R, noise, np.float32), np.full(R, signal_len, np.int32)
+                )
+                a = draws[1] if task == "bit_relay" else [None] * R
+                for i, f in enumerate(fs):
+                    self.seq[f] = (draws[0][i], y[i], keys[i], a[i])
+                continue
             # a stack the devices divide (an odd one ran on one core): repeats of the last seed
             seeds = [f[4] for f in fs] + [fs[-1][4]] * (-len(fs) % jax.local_device_count())
             keys = _member_keys(seeds)
@@ -428,14 +555,15 @@ class Families:
                 if k not in self.splits and k[0] in self.seq and sizes == (n_val, n_pos)
             )
             ks = list(dict.fromkeys([*ks, *later]))
-            tr, va = _on_padded_stack(
-                _chunk_splits,
+            stack = (
                 np.stack([self.seq[k[0]][2] for k in ks]),
                 np.stack([self.seq[k[0]][1] for k in ks]),
                 np.array([k[2] == "tail" for k in ks]),
-                n_val=n_val,
-                n_pos=n_pos,
             )
+            if self.prng is not None:
+                tr, va = _prng_splits(self.prng, *stack, n_val, n_pos)
+            else:
+                tr, va = _on_padded_stack(_chunk_splits, *stack, n_val=n_val, n_pos=n_pos)
             for i, k in enumerate(ks):
                 self.splits[k] = (tr[i], va[i])
         return np.stack([self.splits[k][0] for k in keys]), np.stack([self.splits[k][1] for k in keys])

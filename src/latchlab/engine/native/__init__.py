@@ -235,6 +235,56 @@ def bengio94():
     return _load(("bengio94", march()), "bengio94 kernel is", open_library)
 
 
+PRNG_SOURCE = Path(__file__).with_name("prng.cpp")
+# without contraction: prng.cpp writes each fused multiply-add XLA's code generator makes
+PRNG_FLAGS = tuple(f for f in FLAGS if not f.startswith("-ffp-contract")) + ("-ffp-contract=off", "-pthread")
+_U32 = ctypes.POINTER(ctypes.c_uint32)
+PRNG_SIGNATURES = {
+    "prng_member_keys": (None, [_I, _U32, _U32]),
+    "prng_normal": (None, [ctypes.c_int64, _U32, _PF]),
+    "prng_latch": (None, [_I, _U32, _I, _I, _PF, _PI, _I, _PF, _PI, _I]),
+    "prng_bit_relay": (None, [_I, _U32, _I, _I, _I, _PF, _PF, _PI, _I]),
+    "prng_split": (None, [_I, _U32, _PI, _I, _I, _I, ctypes.POINTER(ctypes.c_uint8), _I, _PI, _PI, _I]),
+}
+
+
+def prng():
+    """The loaded ``prng.cpp`` (JAX's keys, latch and bit relay sequences and splits, made
+    here bit for bit) for this ``march()``, or None where it cannot be used: not on the CPU,
+    ``LATCHLAB_NATIVE=0``, no compiler, or its numbers differ from JAX's on this machine.
+
+    Before its first use with a JAX version, the library is checked against JAX
+    (``data.prng_differences``: every one of the 2^23 normal values, and sequences, labels and
+    splits of both tasks); the verdict is kept beside the library, so the check runs once per
+    library and JAX version (``python -m latchlab.engine.native`` runs it with the builds)."""
+    if _host_reason():
+        return None
+
+    def open_library():
+        path = _compile(PRNG_SOURCE, "prng", PRNG_FLAGS + (f"-march={march()}",))
+        so = ctypes.CDLL(str(path))
+        for name, (res, args) in PRNG_SIGNATURES.items():
+            fn = getattr(so, name)
+            fn.restype, fn.argtypes = res, args
+        from importlib.metadata import version
+
+        verdict = path.with_name(f"{path.stem}.jax-{version('jax')}-{version('jaxlib')}.check")
+        if not verdict.exists():
+            from latchlab.engine import data
+
+            tmp = verdict.with_name(f"{verdict.name}.{os.getpid()}")
+            tmp.write_text(data.prng_differences(so) or "same")
+            os.replace(tmp, verdict)
+        if (why := verdict.read_text()) != "same":
+            raise RuntimeError(f"its numbers differ from JAX's here ({why})")
+        return so
+
+    try:
+        return _load(("prng", march()), "random number generator is", open_library)
+    except RuntimeError:
+        return None
+
+
 def library_codes(so) -> dict[str, dict[str, int]]:
     """The (group, name, code) table library ``so`` was built with, as ``CODES`` is laid out."""
     out: dict = defaultdict(dict)
@@ -379,8 +429,12 @@ def _ptr(a, ctype: type[ctypes._SimpleCData] = ctypes.c_float):
     return a.ctypes.data_as(ctypes.POINTER(ctype))
 
 
-def _threads() -> int:
+def threads() -> int:
+    """The cores this process may run on (the kernels' threads)."""
     return max(1, len(os.sched_getaffinity(0)))
+
+
+_threads = threads
 
 
 def _parallel(call, R: int, per_block: int) -> None:

@@ -1,6 +1,7 @@
-"""``python -m latchlab.engine.native``: build every variant of the native kernels and the
-bengio94 kernel now (the Makefile does this after installing, so that a first sweep does
-not wait for the compiler), for ``-march=native`` or ``$LATCHLAB_NATIVE_MARCH``."""
+"""``python -m latchlab.engine.native``: build every variant of the native kernels, the
+bengio94 kernel and the random number generator (checked against JAX) now (the Makefile
+does this after installing, so that a first sweep does not wait for the compiler), for
+``-march=native`` or ``$LATCHLAB_NATIVE_MARCH``."""
 
 import sys
 
@@ -20,5 +21,9 @@ if __name__ == "__main__":
         print(f"latchlab native bengio94 kernel: {native.bengio94()._name}")
     except RuntimeError as e:
         print(f"{e}; reproduce bengio1994 will train with JAX instead", file=sys.stderr)
+    if native.prng() is not None:
+        print("latchlab native random numbers: built, and the same as JAX's here")
+    else:
+        print("latchlab native random numbers: unavailable; JAX makes the data instead", file=sys.stderr)
     for v, err in failed.items():
         print(f"latchlab native kernels {v}: not built ({err}); the JAX modes will train instead", file=sys.stderr)
