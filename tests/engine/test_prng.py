@@ -6,6 +6,8 @@ families made either way."""
 
 from __future__ import annotations
 
+import platform
+
 import jax
 import numpy as np
 import pytest
@@ -86,3 +88,12 @@ def test_draws_of_odd_sizes_match_jax():
             alone = data._prng_draws(so, task, keys[-1:], n, T, noise[-1:], L[-1:])
             for a, b in zip(alone, got):
                 np.testing.assert_array_equal(a[0], b[-1])
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="x86-64's baseline has no fused multiply-add")
+def test_a_build_without_fused_multiply_adds_is_not_used(monkeypatch):
+    """x86-64's baseline (SSE2) has no fused multiply-add instruction: the library's fmaf would
+    be a library call, far slower than JAX, so the JAX path makes the data."""
+    monkeypatch.setenv("LATCHLAB_NATIVE_MARCH", "x86-64")
+    assert native.prng() is None
+    assert "has no fused multiply-add instruction" in native._errors.pop(("prng", "x86-64"))

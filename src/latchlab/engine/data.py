@@ -20,7 +20,7 @@ import math
 import os
 import threading
 from collections import defaultdict
-from functools import partial
+from functools import cached_property, partial
 
 import jax
 import jax.numpy as jnp
@@ -460,12 +460,18 @@ class Families:
                     self.uses[f] += 1
             last = c.data_key
         self.seq, self.splits = {}, {}
-        # JAX's draws and splits made natively, bit for bit, where they can be (no compilations)
-        self.prng = native.prng() if self.T else None
         # every (family, val_frac, split) the chunks need, in plan order, with its split's sizes
         self.split_keys = {
             (_family(m), m.run.val_frac, m.run.split): _split_sizes(m.run) for c in chunks for m in c.members
         }
+
+    @cached_property
+    def prng(self):
+        """``native.prng()``'s library, which makes the draws and splits (JAX's numbers, bit for
+        bit, with no compilations), or None (JAX makes them); asked when first needed, so that
+        a sweep of other tasks never builds it, and a worker's families made empty (``cluster``)
+        still get it."""
+        return native.prng()
 
     def covers(self, members: list[Member]) -> bool:
         return all(_family(m) in self.T for m in members)

@@ -240,6 +240,7 @@ PRNG_SOURCE = Path(__file__).with_name("prng.cpp")
 PRNG_FLAGS = tuple(f for f in FLAGS if not f.startswith("-ffp-contract")) + ("-ffp-contract=off", "-pthread")
 _U32 = ctypes.POINTER(ctypes.c_uint32)
 PRNG_SIGNATURES = {
+    "prng_hardware_fma": (_I, []),
     "prng_member_keys": (None, [_I, _U32, _U32]),
     "prng_normal": (None, [ctypes.c_int64, _U32, _PF]),
     "prng_latch": (None, [_I, _U32, _I, _I, _PF, _PI, _I, _PF, _PI, _I]),
@@ -251,12 +252,14 @@ PRNG_SIGNATURES = {
 def prng():
     """The loaded ``prng.cpp`` (JAX's keys, latch and bit relay sequences and splits, made
     here bit for bit) for this ``march()``, or None where it cannot be used: not on the CPU,
-    ``LATCHLAB_NATIVE=0``, no compiler, or its numbers differ from JAX's on this machine.
+    ``LATCHLAB_NATIVE=0``, no compiler, no fused multiply-add instruction (x86-64 before
+    AVX2), or its numbers differ from JAX's on this machine.
 
     Before its first use with a JAX version, the library is checked against JAX
     (``data.prng_differences``: every one of the 2^23 normal values, and sequences, labels and
     splits of both tasks); the verdict is kept beside the library, so the check runs once per
-    library and JAX version (``python -m latchlab.engine.native`` runs it with the builds)."""
+    library, JAX version and ``XLA_FLAGS`` (``python -m latchlab.engine.native`` runs it with
+    the builds)."""
     if _host_reason():
         return None
 
@@ -266,9 +269,14 @@ def prng():
         for name, (res, args) in PRNG_SIGNATURES.items():
             fn = getattr(so, name)
             fn.restype, fn.argtypes = res, args
+        if not so.prng_hardware_fma():
+            raise RuntimeError(f"-march={march()} has no fused multiply-add instruction")
         from importlib.metadata import version
 
-        verdict = path.with_name(f"{path.stem}.jax-{version('jax')}-{version('jaxlib')}.check")
+        # XLA's flags may change its code (but not the split into host devices)
+        flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if "host_platform_device_count" not in f]
+        xla = f"-{hashlib.sha256(' '.join(flags).encode()).hexdigest()[:8]}" if flags else ""
+        verdict = path.with_name(f"{path.stem}.jax-{version('jax')}-{version('jaxlib')}{xla}.check")
         if not verdict.exists():
             from latchlab.engine import data
 

@@ -176,6 +176,16 @@ static void balanced_labels(Key key, int n, int rounds, int32_t* y) {
 
 extern "C" {
 
+// 1 if fused multiply-adds are instructions of this build (else __builtin_fmaf is a library
+// call, tens of times slower than JAX: latchlab then keeps the JAX path)
+int prng_hardware_fma(void) {
+#if defined(__FMA__) || defined(__ARM_FEATURE_FMA) || defined(__aarch64__)
+  return 1;
+#else
+  return 0;
+#endif
+}
+
 // keys (R, 3, 2): each seed's (data, split, init) keys, split(PRNGKey(seed), 3); seeds < 2^31
 void prng_member_keys(int R, const uint32_t* seeds, uint32_t* keys) {
   for (int r = 0; r < R; ++r)
