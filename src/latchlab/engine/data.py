@@ -125,7 +125,7 @@ def _prng_differences(so) -> str:
     so.prng_normal(n, _u32(np.arange(n, dtype=np.uint32) << 9), got.ctypes.data_as(ctypes.POINTER(ctypes.c_float)))
     if (bad := int((got.view(np.uint32) != np.asarray(want).view(np.uint32)).sum())) > 0:
         return f"{bad} of the 2^23 normal values"
-    seeds = [0, 1, 12345, 2**31 - 1]
+    seeds = [0, 1, 12345, 2**31 - 1, 2**32 - 1]
     keys = np.asarray(_member_keys_jit(jnp.asarray(seeds, jnp.uint32)))
     mine = np.empty_like(keys)
     so.prng_member_keys(len(seeds), _u32(np.asarray(seeds, np.uint32)), _u32(mine))
@@ -133,15 +133,17 @@ def _prng_differences(so) -> str:
         return "member keys"
     for task, n_seq, T in (("latch", 2001, 13), ("bit_relay", 300, 9)):  # 2 sorts, then 1
         R = len(seeds)
-        noise, L = np.array([0.1, 0.5, 1.0, 2.0], np.float32), np.array([1, 2, 3, 20], np.int32)
+        # a noise of 0 too: signed zeros where the sign is 0
+        noise, L = np.array([0.1, 0.0, 0.5, 1.0, 2.0], np.float32), np.array([1, 2, 3, 20, 1], np.int32)
         args = (jnp.asarray(keys), jnp.full(R, T, jnp.int32), jnp.asarray(noise), jnp.asarray(L))
         *draws, y, _ = _chunk_sequences(*args, task=task, n=n_seq, pad_to=T, draws=True)
         fam = _prng_draws(so, task, keys, n_seq, T, noise, L)
-        if not all(np.array_equal(a, np.asarray(b).reshape(a.shape)) for a, b in zip(fam, (*draws, y))):
+        same = (a.view(np.int32) == np.asarray(b).reshape(a.shape).view(np.int32) for a, b in zip(fam, (*draws, y)))
+        if not all(map(np.all, same)):
             return f"{task} sequences"
         y = fam[-1]
         for n_val, n_pos in ((n_seq // 5, n_seq // 10), (7, 0)):
-            tail = np.array([False, True, False, True])
+            tail = np.array([False, True, False, True, False])
             want_split = _chunk_splits(jnp.asarray(keys), jnp.asarray(y), jnp.asarray(tail), n_val=n_val, n_pos=n_pos)
             got_split = _prng_splits(so, keys, y, tail, n_val, n_pos)
             if not all(np.array_equal(a, np.asarray(b)) for a, b in zip(got_split, want_split)):

@@ -211,11 +211,11 @@ void prng_latch(int R, const uint32_t* keys, int n, int T, const float* noise, c
     unit_noise(child(k, 1), n, T, xr);
     const float s = noise[r];
     const int L = std::min(signal_len[r], T);
-    for (int i = 0; i < n; ++i) {
-      float* row = xr + (int64_t)i * T;
-      const float sign = yr[i] ? 1.0f : -1.0f;
-      for (int t = 0; t < L; ++t) row[t] = s * row[t] + sign;
-      for (int t = L; t < T; ++t) row[t] = s * row[t];
+    for (int i = 0; i < n; ++i) {  // x = signal + noise e, the signal 1 or 0 times the sign (so
+      float* row = xr + (int64_t)i * T;  // a noise of 0 gives JAX's signed zeros); XLA rounds noise e first
+      const float sign = yr[i] ? 1.0f : -1.0f, off = 0.0f * sign;
+      for (int t = 0; t < L; ++t) row[t] = sign + s * row[t];
+      for (int t = L; t < T; ++t) row[t] = off + s * row[t];
     }
   });
 }
