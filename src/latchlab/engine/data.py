@@ -260,6 +260,8 @@ def warm(chunks, families: Families | None = None) -> threading.Thread | None:
     """
     if not chunks:
         return None
+    if families is not None and families.T:
+        _ = families.prng  # asked here, not first in the low-priority thread (which reads it)
     t = threading.Thread(target=_compile_ahead, args=(chunks, families), name="latchlab-warm", daemon=True)
     t.start()
     return t
