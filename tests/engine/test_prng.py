@@ -49,7 +49,7 @@ class _OneBitOff:
             np.ctypeslib.as_array(va, (R * n_val,))[0] ^= 1
 
 
-@pytest.mark.parametrize("what, said", [("normal", "1 of the 2^23 normal values"), ("split", "latch splits")])
+@pytest.mark.parametrize("what, said", [("normal", "1 of the 2^23 normal values"), ("split", "splits")])
 def test_the_check_refuses_a_library_one_bit_off(what, said):
     assert data.prng_differences(_OneBitOff(native.prng(), what)) == said
 
