@@ -85,7 +85,7 @@ def _member_keys(seeds) -> np.ndarray:
 
 
 def _u32(a: np.ndarray):
-    return a.ctypes.data_as(ctypes.POINTER(ctypes.c_uint32))
+    return native._ptr(a, ctypes.c_uint32)
 
 
 def shuffle_rounds(n: int) -> int:
@@ -122,7 +122,7 @@ def _prng_differences(so) -> str:
         jax.random.key(0, impl=every)
     )
     got = np.empty(n, np.float32)
-    so.prng_normal(n, _u32(np.arange(n, dtype=np.uint32) << 9), got.ctypes.data_as(ctypes.POINTER(ctypes.c_float)))
+    so.prng_normal(n, _u32(np.arange(n, dtype=np.uint32) << 9), native._ptr(got))
     if (bad := int((got.view(np.uint32) != np.asarray(want).view(np.uint32)).sum())) > 0:
         return f"{bad} of the 2^23 normal values"
     seeds = [0, 1, 12345, 2**31 - 1, 2**32 - 1]
@@ -159,8 +159,7 @@ def _prng_draws(so, task: str, keys, n: int, T: int, noise, signal_len) -> tuple
     made by ``native.prng``'s library ``so``: latch (x (R, n, T), y), bit relay (e, a, y)."""
     R = len(keys)
     data_keys = np.ascontiguousarray(keys[:, 0])
-    f32 = lambda a: a.ctypes.data_as(ctypes.POINTER(ctypes.c_float))  # noqa: E731
-    i32 = lambda a: a.ctypes.data_as(ctypes.POINTER(ctypes.c_int32))  # noqa: E731
+    f32, i32 = native._ptr, partial(native._ptr, ctype=ctypes.c_int32)
     x, y = np.empty((R, n, T), np.float32), np.empty((R, n), np.int32)
     rounds, threads = shuffle_rounds(n), native.threads()
     if task == "latch":
@@ -176,12 +175,12 @@ def _prng_draws(so, task: str, keys, n: int, T: int, noise, signal_len) -> tuple
 def _prng_splits(so, keys, y, tail, n_val: int, n_pos: int) -> tuple[np.ndarray, np.ndarray]:
     """``_chunk_splits``'s (train, validation) indices of 0/1 labels ``y`` (R, n), made by ``so``."""
     R, n = y.shape
-    i32 = lambda a: a.ctypes.data_as(ctypes.POINTER(ctypes.c_int32))  # noqa: E731
+    i32 = partial(native._ptr, ctype=ctypes.c_int32)
     tr, va = np.empty((R, n - n_val), np.int32), np.empty((R, n_val), np.int32)
     split_keys, labels = np.ascontiguousarray(keys[:, 1]), np.ascontiguousarray(y, np.int32)
     tails = np.ascontiguousarray(tail, np.uint8)
     so.prng_split(
-        R, _u32(split_keys), i32(labels), n, n_val, n_pos, tails.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)),
+        R, _u32(split_keys), i32(labels), n, n_val, n_pos, native._ptr(tails, ctypes.c_uint8),
         shuffle_rounds(n), i32(tr), i32(va), native.threads(),
     )  # fmt: skip
     return tr, va

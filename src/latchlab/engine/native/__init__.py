@@ -149,7 +149,7 @@ def build_all(variants=VARIANTS) -> tuple[dict, dict]:
         except RuntimeError as e:
             return v, None, str(e)
 
-    with ThreadPoolExecutor(_threads()) as pool:
+    with ThreadPoolExecutor(threads()) as pool:
         done = list(pool.map(one, variants))
     return {v: p for v, p, e in done if p}, {v: e for v, p, e in done if e}
 
@@ -196,10 +196,11 @@ def _load(key, what: str, open_library):
         return _libs[key]
 
 
-def _typed(path: Path):
-    """The kernels' library at ``path``, loaded, its entries typed by ``SIGNATURES``."""
+def _typed(path: Path, signatures: dict | None = None):
+    """The library at ``path``, loaded, its entries typed by ``signatures`` (default the
+    kernels' ``SIGNATURES``)."""
     so = ctypes.CDLL(str(path))
-    for name, (res, args) in SIGNATURES.items():
+    for name, (res, args) in (SIGNATURES if signatures is None else signatures).items():
         fn = getattr(so, name)
         fn.restype, fn.argtypes = res, args
     return so
@@ -265,10 +266,7 @@ def prng():
 
     def open_library():
         path = _compile(PRNG_SOURCE, "prng", PRNG_FLAGS + (f"-march={march()}",))
-        so = ctypes.CDLL(str(path))
-        for name, (res, args) in PRNG_SIGNATURES.items():
-            fn = getattr(so, name)
-            fn.restype, fn.argtypes = res, args
+        so = _typed(path, PRNG_SIGNATURES)
         if not so.prng_hardware_fma():
             raise RuntimeError(f"-march={march()} has no fused multiply-add instruction")
         from importlib.metadata import version
@@ -442,14 +440,11 @@ def threads() -> int:
     return max(1, len(os.sched_getaffinity(0)))
 
 
-_threads = threads
-
-
 def _parallel(call, R: int, per_block: int) -> None:
     """Run ``call(next_block)`` on every core; the calls share the blocks of ``per_block``
     members through a counter."""
     counter = (ctypes.c_int * 16)()  # one int, padded to its own cache line
-    n = min(_threads(), -(-R // per_block))
+    n = min(threads(), -(-R // per_block))
     codes = [0] * n
 
     def one(i):
