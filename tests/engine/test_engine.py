@@ -607,7 +607,7 @@ def test_families_cut_the_same_data_as_make_data(task, signal_len, Ts, N, made, 
     it is the step after the first; with signal_len 2, at T = 4 and 5 the signs are adjacent);
     whether the families are drawn by ``native.prng``'s library or by JAX."""
     if made == "jax":
-        monkeypatch.setattr(native, "prng", lambda: None)
+        monkeypatch.setattr(native, "prng", lambda **kw: None)
     elif native.prng() is None:
         pytest.skip("native.prng is unavailable here")
     cfg = config.from_dict(
@@ -657,7 +657,7 @@ def test_set_up_functions_compile_once_ahead_in_a_background_thread(maker, monke
     made twice: the sweep's calls find them made, or wait for them. With ``native.prng``,
     the latch sequences and the splits compile nothing."""
     if maker == "jax":
-        monkeypatch.setattr(native, "prng", lambda: None)
+        monkeypatch.setattr(native, "prng", lambda **kw: None)
     elif native.prng() is None:
         pytest.skip("native.prng is unavailable here")
     for f in (sweep_data._chunk_splits, sweep_data._init, sweep_data._chunk_sequences):

@@ -74,9 +74,10 @@ def _on_padded_stack(f, *arrays, split: bool = True, **static):
 
 def _member_keys(seeds) -> np.ndarray:
     """(R, 3, 2) ``member_keys`` of every seed, as a host array (made natively where
-    ``native.prng`` can)."""
+    ``native.prng``'s library is loaded: a sweep of latch or bit relay families loads it; a
+    sweep of other tasks does not build it for its keys alone)."""
     seeds = np.asarray(seeds)
-    so = native.prng()
+    so = native.prng(loaded=True)
     if so is not None and seeds.size and 0 <= seeds.min() and seeds.max() < 2**32:
         keys = np.empty((len(seeds), 3, 2), np.uint32)
         so.prng_member_keys(len(seeds), _u32(np.ascontiguousarray(seeds, np.uint32)), _u32(keys))

@@ -250,7 +250,7 @@ PRNG_SIGNATURES = {
 }
 
 
-def prng():
+def prng(*, loaded: bool = False):
     """The loaded ``prng.cpp`` (JAX's keys, latch and bit relay sequences and splits, made
     here bit for bit) for this ``march()``, or None where it cannot be used: not on the CPU,
     ``LATCHLAB_NATIVE=0``, no compiler, no fused multiply-add instruction (x86-64 before
@@ -260,7 +260,10 @@ def prng():
     (``data.prng_differences``: every one of the 2^23 normal values, and sequences, labels and
     splits of both tasks); the verdict is kept beside the library, so the check runs once per
     library, JAX version and ``XLA_FLAGS`` (``python -m latchlab.engine.native`` runs it with
-    the builds)."""
+    the builds). ``loaded=True``: only if this process has loaded it already (never builds
+    or checks it)."""
+    if loaded:
+        return _libs.get(("prng", march()))
     if _host_reason():
         return None
 
