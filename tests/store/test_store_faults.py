@@ -622,10 +622,27 @@ from latchlab.engine import run as runner
 from latchlab.store import Store
 
 runtime.setup()
-path, log, ready, go, cfg = sys.argv[1:6]
+path, log, ready, go, cfg, mine, other = sys.argv[1:8]
 written = []
 write = Store.write
 Store.write = lambda self, sid, members, *a, **k: (written.extend(m.id for m in members), write(self, sid, members, *a, **k))[1]
+claim = Store.claim
+
+
+# ``Store.claim``, which after this process's first grant waits (at most 5 minutes) until
+# the other process has been granted something too: on a busy machine one process can start
+# a chunk's training later than the other finishes both, and this test is about the split
+def claimed(self, ids, *a, **k):
+    got = claim(self, ids, *a, **k)
+    if got and not Path(mine).exists():
+        Path(mine).touch()
+        t = time.monotonic()
+        while not Path(other).exists() and time.monotonic() - t < 300:
+            time.sleep(0.005)
+    return got
+
+
+Store.claim = claimed
 from latchlab.engine import native
 native.prng()  # built and checked against JAX (once a cache) before the start, as ``make`` does
 Path(ready).touch()
@@ -658,6 +675,8 @@ def test_two_sweep_runs_on_one_store_split_the_work(tmp_path, xla_cache):
                 str(tmp_path / f"ready{i}"),
                 str(go),
                 json.dumps(SWEEP),
+                str(tmp_path / f"got{i}"),
+                str(tmp_path / f"got{1 - i}"),
             ],
             env=env,
         )
@@ -686,6 +705,8 @@ def test_two_sweep_runs_on_one_store_split_the_work(tmp_path, xla_cache):
             str(tmp_path / "readyr"),
             str(tmp_path / "readyr"),
             json.dumps(SWEEP),
+            str(tmp_path / "gotr"),
+            str(tmp_path / "gotr"),
         ],
         env=env,
         check=True,
