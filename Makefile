@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SCALE ?= quick
 
-.PHONY: run test bench clean browser
+.PHONY: run test bench clean browser arm
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -27,6 +27,13 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed
 	$(BIN)/latchlab reproduce seed --scale $(SCALE) --out results
 
+# Debian's ARM cross compiler and user-mode emulator, for the tests that build the native
+# kernels for aarch64 (NEON) and train through them under emulation (tests/engine/test_arm.py)
+arm:
+	@command -v aarch64-linux-gnu-g++ >/dev/null && command -v qemu-aarch64 >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq g++-aarch64-linux-gnu qemu-user >/dev/null; }
+
 # Debian's Chromium and ChromeDriver, for the test that renders `latchlab explain`'s report
 browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
@@ -35,7 +42,7 @@ browser:
 
 # lint (ruff), types (pyright, basic) and the tests, in two processes (one process for the
 # whole suite accumulated enough compiled XLA executables to crash the compiler)
-test: $(VENV)/.installed-test browser
+test: $(VENV)/.installed-test browser arm
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/pyright -p .

@@ -234,11 +234,16 @@ def _cell(kind, rsig, units):
     return Cell(kind, units, rsig)
 
 
-def _assert_native_equals_vmap(model, optimizer, batch, data):
+def _marches() -> dict:
+    """The builds of ``MARCHES``: each name's set-up of a monkeypatch context."""
+    return {m: (lambda mp, m=m: mp.setenv("LATCHLAB_NATIVE_MARCH", m)) for m in MARCHES}
+
+
+def _assert_native_equals_vmap(model, optimizer, batch, data, builds=None):
     """``data``'s sets 0, 1, 2, 0, 1 for 5 members: 3 epochs of ``train.fit`` natively (for
-    every instruction set in ``MARCHES``) and with vmap + autodiff give the same parameters
-    and metrics to 1e-5; the reference moved the parameters by > 1e-2, and its metrics are
-    not all zero."""
+    every build in ``builds``, name to monkeypatch set-up; default every instruction set in
+    ``MARCHES``) and with vmap + autodiff give the same parameters and metrics to 1e-5; the
+    reference moved the parameters by > 1e-2, and its metrics are not all zero."""
     assert train.choose_mode(model, optimizer) == "native"
     pick = np.array([0, 1, 2, 0, 1])
     data = train.Data(*(np.asarray(a)[pick] for a in data))
@@ -249,9 +254,9 @@ def _assert_native_equals_vmap(model, optimizer, batch, data):
         lr *= 0.3  # XLA modes themselves (rtrl against vmap) part by 5e-6 after 3 epochs
     spec = train.Spec(model, optimizer, batch, "native")
     want = train.fit(spec._replace(mode="vmap"), init, data, lr, seeds, 3)
-    for march in MARCHES:
+    for march, setup in (builds or _marches()).items():
         with pytest.MonkeyPatch.context() as mp:
-            mp.setenv("LATCHLAB_NATIVE_MARCH", march)
+            setup(mp)
             got = train.fit(spec, init, data, lr, seeds, 3)
         for (path, g), w in zip(
             jax.tree_util.tree_flatten_with_path(got.params[-1])[0], jax.tree.leaves(want.params[-1])

@@ -1,0 +1,121 @@
+// Replays one call of the native kernels (latchlab/engine/native/kernels.cpp, included
+// whole) from a file, for tests/engine/test_arm.py: built for ARM (aarch64, NEON) and run
+// under user-mode emulation, it lets the Python side train through the ARM build exactly as
+// through its own.
+//
+//   arm_replay info              prints the build's instruction set, lanes and block
+//   arm_replay IN OUT            runs the call in IN, writes its results to OUT
+//
+// IN: int32 entry (0 latch_train_epoch, 1 latch_evaluate); int32 n, then n int32 scalars;
+// then the arrays, each an int64 byte count (-1 for a null pointer) and its bytes.
+// The inputs' rows come as one array of floats, with each row's offset into it (int64).
+// OUT: int32 return code, int32 the block counter after the call, then the arrays the call
+// wrote (train: params, mu, nu, count, loss, acc; evaluate: loss, acc).
+#include <cstdio>
+#include <cstring>
+#include <vector>
+
+#include "kernels.cpp"
+
+namespace {
+
+struct Reader {
+  FILE *f;
+  int32_t i32() {
+    int32_t v;
+    if (fread(&v, 4, 1, f) != 1) throw 1;
+    return v;
+  }
+  std::vector<char> array(bool *null) {
+    int64_t n;
+    if (fread(&n, 8, 1, f) != 1) throw 1;
+    *null = n < 0;
+    std::vector<char> a(n > 0 ? n : 0);
+    if (n > 0 && fread(a.data(), 1, n, f) != (size_t)n) throw 1;
+    return a;
+  }
+};
+
+struct Array {
+  std::vector<char> bytes;
+  bool null = false;
+  template <class T> T *ptr() { return null ? nullptr : reinterpret_cast<T *>(bytes.data()); }
+};
+
+void put(FILE *f, Array &a) { fwrite(a.bytes.data(), 1, a.bytes.size(), f); }
+
+}  // namespace
+
+int main(int argc, char **argv) {
+  if (argc == 2 && !strcmp(argv[1], "info")) {
+    printf("%s %d %d\n", latch_isa(), latch_lanes(), latch_per_block());
+    return 0;
+  }
+  if (argc != 3) return 2;
+  FILE *in = fopen(argv[1], "rb");
+  if (!in) return 2;
+  Reader r{in};
+  int entry, n;
+  std::vector<int> s;
+  std::vector<Array> a;
+  try {
+    entry = r.i32();
+    n = r.i32();
+    for (int i = 0; i < n; i++) s.push_back(r.i32());
+    for (;;) {
+      int c = fgetc(in);
+      if (c == EOF) break;
+      ungetc(c, in);
+      Array x;
+      x.bytes = r.array(&x.null);
+      a.push_back(std::move(x));
+    }
+  } catch (int) {
+    return 3;
+  }
+  fclose(in);
+  // the rows' pointers: arrays 0 (the rows' floats) and 1 (each row's offset)
+  std::vector<const float *> xrow;
+  for (size_t i = 0; i < a[1].bytes.size() / 8; i++) xrow.push_back(a[0].ptr<float>() + a[1].ptr<int64_t>()[i]);
+  int rc, counter;
+  FILE *out = fopen(argv[2], "wb");
+  if (!out) return 2;
+  if (entry == 0 && n == 16 && a.size() == 15) {
+    // kind, rsig, reset_after, H, F, head, O, opt, R, T, S, B, Ntr, N, per_block, counter;
+    // rows, offsets, xstride, t0, pos, train, y, yv, ysteps, weight, params, mu, nu, count, lr
+    int R = s[8];
+    counter = s[15];
+    Array loss, acc;
+    loss.bytes.resize(4 * R);
+    acc.bytes.resize(4 * R);
+    rc = latch_train_epoch(s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7], R, s[9], xrow.data(), a[2].ptr<int64_t>(),
+                           a[3].ptr<int32_t>(), s[10], s[11], a[4].ptr<int32_t>(), s[12], a[5].ptr<int32_t>(),
+                           a[6].ptr<int32_t>(), a[7].ptr<float>(), s[13], a[8].ptr<int32_t>(), a[9].ptr<float>(),
+                           a[10].ptr<float>(), a[11].ptr<float>(), a[12].ptr<float>(), a[13].ptr<int32_t>(),
+                           a[14].ptr<float>(), loss.ptr<float>(), acc.ptr<float>(), s[14], &counter);
+    fwrite(&rc, 4, 1, out);
+    fwrite(&counter, 4, 1, out);
+    for (int k : {10, 11, 12, 13}) put(out, a[k]);
+    put(out, loss);
+    put(out, acc);
+  } else if (entry == 1 && n == 13 && a.size() == 9) {
+    // kind, rsig, reset_after, H, F, head, O, R, T, Nv, N, per_block, counter;
+    // rows, offsets, xstride, t0, val, yv, yvv, ysteps, params
+    int R = s[7];
+    counter = s[12];
+    Array loss, acc;
+    loss.bytes.resize(4 * R);
+    acc.bytes.resize(4 * R);
+    rc = latch_evaluate(s[0], s[1], s[2], s[3], s[4], s[5], s[6], R, s[8], xrow.data(), a[2].ptr<int64_t>(),
+                        a[3].ptr<int32_t>(), s[9], a[4].ptr<int32_t>(), a[5].ptr<int32_t>(), a[6].ptr<float>(), s[10],
+                        a[7].ptr<int32_t>(), a[8].ptr<float>(), loss.ptr<float>(), acc.ptr<float>(), s[11], &counter);
+    fwrite(&rc, 4, 1, out);
+    fwrite(&counter, 4, 1, out);
+    put(out, loss);
+    put(out, acc);
+  } else {
+    return 3;
+  }
+  fclose(out);
+  return 0;
+}
