@@ -5,7 +5,8 @@
   of ``a - w tanh(a)`` on ``a < 0`` (scipy) and the threshold found by simulation alone.
 * The model equals a numpy loop of ``a_t = w tanh(a_{t-1}) + h_t``; its gradient equals
   central finite differences in float64; left-padding with zero inputs is exact.
-* The ensemble trainer (the native kernel, and its JAX fallback) equals a Python loop over
+* The ensemble trainer (the native kernel, its ARM build under emulation, and its JAX
+  fallback) equals a Python loop over
   members of plain gradient descent with the same data, convergence checks and freezing, and
   the trainer as first written (every member vmapped, left-padded to the longest length,
   frozen by ``where``) with each optimiser, mixed lengths and members converging at different
@@ -18,6 +19,7 @@ from __future__ import annotations
 import functools
 import math
 
+import armtools
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -40,13 +42,19 @@ def native():
         pytest.skip(str(e))
 
 
-@pytest.fixture(params=["native", "jax"])
-def trainer(request, monkeypatch):
-    """``train_ensemble`` by the native kernel or by its JAX fallback (``LATCHLAB_NATIVE=0``)."""
+@pytest.fixture(params=["native", "jax", pytest.param("arm", marks=armtools.needs_arm)])
+def trainer(request, monkeypatch, tmp_path_factory):
+    """``train_ensemble`` by the native kernel, by its JAX fallback (``LATCHLAB_NATIVE=0``),
+    or by the native kernel built for ARM (aarch64, NEON) under emulation (``armtools``)."""
     if request.param == "jax":
         monkeypatch.setenv("LATCHLAB_NATIVE", "0")
     else:
         request.getfixturevalue("native")
+    if request.param == "arm":
+        from latchlab.engine import native
+
+        lib = armtools.ArmBengio94(armtools.build(None, tmp_path_factory.getbasetemp()))
+        monkeypatch.setattr(native, "bengio94", lambda: lib)
     return request.param
 
 
@@ -258,7 +266,14 @@ def _members_reference(optimizer: str, lr: float):
 @pytest.mark.parametrize(
     "trainer, optimizer, lr",
     # the fallback is ``_train`` per length: one optimiser suffices (each compiles 3 times)
-    [("native", "sgd", 1.0), ("native", "adam", 0.05), ("native", "rmsprop", 0.02), ("jax", "adam", 0.05)],
+    [
+        ("native", "sgd", 1.0),
+        ("native", "adam", 0.05),
+        ("native", "rmsprop", 0.02),
+        ("jax", "adam", 0.05),
+        pytest.param("arm", "adam", 0.05, marks=armtools.needs_arm),
+        pytest.param("arm", "rmsprop", 0.02, marks=armtools.needs_arm),
+    ],
     indirect=["trainer"],
 )
 def test_ensemble_equals_the_vmapped_formulation(trainer, optimizer, lr):

@@ -1,21 +1,27 @@
-// Replays one call of the native kernels (latchlab/engine/native/kernels.cpp, included
-// whole) from a file, for tests/engine/test_arm.py: built for ARM (aarch64, NEON) and run
-// under user-mode emulation, it lets the Python side train through the ARM build exactly as
-// through its own.
+// Replays one call of latchlab's native kernels from a file, for tests/armtools.py: built
+// for ARM (aarch64, NEON) and run under user-mode emulation, it lets the Python side train
+// through the ARM build exactly as through its own. The source it replays is included
+// whole: latchlab/engine/native/kernels.cpp, or bengio94.cpp with -DREPLAY_BENGIO94.
 //
 //   arm_replay info              prints the build's instruction set, lanes and block
 //   arm_replay IN OUT            runs the call in IN, writes its results to OUT
 //
-// IN: int32 entry (0 latch_train_epoch, 1 latch_evaluate); int32 n, then n int32 scalars;
-// then the arrays, each an int64 byte count (-1 for a null pointer) and its bytes.
-// The inputs' rows come as one array of floats, with each row's offset into it (int64).
-// OUT: int32 return code, int32 the block counter after the call, then the arrays the call
-// wrote (train: params, mu, nu, count, loss, acc; evaluate: loss, acc).
+// IN: int32 entry (0 latch_train_epoch, 1 latch_evaluate, 2 b94_train); int32 n, then n
+// int32 scalars (a float's bits where the entry takes a float); then the arrays, each an
+// int64 byte count (-1 for a null pointer) and its bytes. The kernels' input rows come as one
+// array of floats, with each row's offset into it (int64).
+// OUT: int32 return code, int32 the block counter after the call (b94_train: 0), then the
+// arrays the call wrote (train: params, mu, nu, count, loss, acc; evaluate: loss, acc;
+// b94_train: w, h, converged, epochs, train_loss, test_loss, test_errors).
 #include <cstdio>
 #include <cstring>
 #include <vector>
 
+#ifdef REPLAY_BENGIO94
+#include "bengio94.cpp"
+#else
 #include "kernels.cpp"
+#endif
 
 namespace {
 
@@ -48,7 +54,11 @@ void put(FILE *f, Array &a) { fwrite(a.bytes.data(), 1, a.bytes.size(), f); }
 
 int main(int argc, char **argv) {
   if (argc == 2 && !strcmp(argv[1], "info")) {
+#ifdef REPLAY_BENGIO94
+    printf("%s %d 1\n", LATCH_ISA, b94_lanes());
+#else
     printf("%s %d %d\n", latch_isa(), latch_lanes(), latch_per_block());
+#endif
     return 0;
   }
   if (argc != 3) return 2;
@@ -74,12 +84,30 @@ int main(int argc, char **argv) {
     return 3;
   }
   fclose(in);
+  int rc, counter = 0;
+  FILE *out = fopen(argv[2], "wb");
+  if (!out) return 2;
+#ifdef REPLAY_BENGIO94
+  if (entry == 2 && n == 12 && a.size() == 4) {
+    // R, T, L, n_train, n_test, opt, lr, target, threshold, budget, check_every, threads;
+    // x_train, x_test, w0, h0
+    int R = s[0], L = s[2];
+    float f[3];
+    memcpy(f, &s[6], sizeof f);
+    Array w, h, converged, epochs, train_loss, test_loss, test_errors;
+    for (Array *o : {&w, &converged, &epochs, &train_loss, &test_loss, &test_errors}) o->bytes.resize(4 * R);
+    h.bytes.resize(4 * R * 2 * L);
+    rc = b94_train(R, s[1], L, s[3], s[4], a[0].ptr<float>(), a[1].ptr<float>(), a[2].ptr<float>(), a[3].ptr<float>(),
+                   s[5], f[0], f[1], f[2], s[9], s[10], s[11], w.ptr<float>(), h.ptr<float>(), converged.ptr<int32_t>(),
+                   epochs.ptr<int32_t>(), train_loss.ptr<float>(), test_loss.ptr<float>(), test_errors.ptr<int32_t>());
+    fwrite(&rc, 4, 1, out);
+    fwrite(&counter, 4, 1, out);
+    for (Array *o : {&w, &h, &converged, &epochs, &train_loss, &test_loss, &test_errors}) put(out, *o);
+  }
+#else
   // the rows' pointers: arrays 0 (the rows' floats) and 1 (each row's offset)
   std::vector<const float *> xrow;
   for (size_t i = 0; i < a[1].bytes.size() / 8; i++) xrow.push_back(a[0].ptr<float>() + a[1].ptr<int64_t>()[i]);
-  int rc, counter;
-  FILE *out = fopen(argv[2], "wb");
-  if (!out) return 2;
   if (entry == 0 && n == 16 && a.size() == 15) {
     // kind, rsig, reset_after, H, F, head, O, opt, R, T, S, B, Ntr, N, per_block, counter;
     // rows, offsets, xstride, t0, pos, train, y, yv, ysteps, weight, params, mu, nu, count, lr
@@ -113,7 +141,9 @@ int main(int argc, char **argv) {
     fwrite(&counter, 4, 1, out);
     put(out, loss);
     put(out, acc);
-  } else {
+  }
+#endif
+  else {
     return 3;
   }
   fclose(out);

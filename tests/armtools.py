@@ -1,0 +1,207 @@
+"""The native kernels built for ARM (aarch64: NEON's 16-byte vectors, fused multiply-adds,
+the FPCR's flush to zero) and run under user-mode emulation (``qemu-aarch64``), for the
+tests that compare them with their references as they compare this machine's builds.
+
+Each call of a kernel goes to a stand-in for its library (``ArmKernels`` for
+``kernels.cpp``, ``ArmBengio94`` for ``bengio94.cpp``): it copies the call's arrays to a
+file, ``arm_replay`` (the kernel's source with a ``main`` that replays one call, built
+statically for aarch64) runs it under emulation, and the arrays the call wrote are copied
+back. Emulation says nothing about speed, only about numbers. ``needs_arm`` skips where the
+cross compiler (``g++-aarch64-linux-gnu``) or ``qemu-aarch64`` (``qemu-user``) is missing.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import shutil
+import struct
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from latchlab.engine import native
+
+CXX, QEMU = "aarch64-linux-gnu-g++", "qemu-aarch64"
+needs_arm = pytest.mark.skipif(
+    not (shutil.which(CXX) and shutil.which(QEMU)),
+    reason="no ARM cross compiler (g++-aarch64-linux-gnu) or user-mode emulator (qemu-user)",
+)
+REPLAY = Path(__file__).with_name("arm_replay.cpp")
+_builds: dict[tuple | None, Path] = {}
+
+
+def build(v: tuple[int, int, int] | None, tmp: Path) -> Path:
+    """``arm_replay`` for kernel variant ``v`` (None: ``bengio94.cpp``), with the flags and
+    codes latchlab builds them with, for ARMv8-A, in folder ``tmp`` (once a process)."""
+    if v not in _builds:
+        flags = [f for f in native.FLAGS if f not in ("-shared", "-fPIC")]
+        if v is None:
+            exe = tmp / "arm_replay-bengio94"
+            codes = [f"-DLATCH_OPTIMIZER_{name.upper()}={code}" for name, code in native.OPTIMIZERS.items()]
+            flags += ["-pthread", "-DREPLAY_BENGIO94", *codes]
+        else:
+            exe = tmp / f"arm_replay-{''.join(map(str, v))}"
+            flags += native.defines(v)
+        cmd = [CXX, *flags, "-march=armv8-a", "-static", f"-I{native.SOURCE.parent}", "-o", str(exe), str(REPLAY)]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        _builds[v] = exe
+    return _builds[v]
+
+
+def _info(exe: Path) -> tuple[int, int]:
+    """The build's lanes and block (members a block); it must have picked NEON."""
+    out = subprocess.run([QEMU, str(exe), "info"], capture_output=True, text=True, check=True).stdout
+    isa, lanes, block = out.split()
+    assert isa == "neon"
+    return int(lanes), int(block)
+
+
+def _run(exe: Path, entry: int, scalars: list[int], arrays: list) -> tuple[int, int, bytes]:
+    """``arm_replay``'s call ``entry`` under emulation: its return code, block counter and output."""
+    blob = struct.pack(f"<ii{len(scalars)}i", entry, len(scalars), *scalars)
+    for a in arrays:
+        blob += struct.pack("<q", -1) if a is None else struct.pack("<q", a.nbytes) + a.tobytes()
+    src, dst = exe.with_suffix(".in"), exe.with_suffix(".out")
+    src.write_bytes(blob)
+    r = subprocess.run([QEMU, str(exe), str(src), str(dst)], capture_output=True, text=True)
+    assert r.returncode == 0, (r.returncode, r.stderr)
+    out = dst.read_bytes()
+    rc, counter = struct.unpack("<ii", out[:8])
+    return rc, counter, out[8:]
+
+
+def _addr(p) -> int | None:
+    return None if p is None else ctypes.cast(p, ctypes.c_void_p).value
+
+
+def _get(p, n: int, dtype) -> np.ndarray | None:
+    """``n`` values of ``dtype`` at pointer ``p`` (None for a null pointer)."""
+    a = _addr(p)
+    return None if a is None else np.frombuffer(ctypes.string_at(a, n * np.dtype(dtype).itemsize), dtype).copy()
+
+
+def _unpack(out: bytes, wrote: list) -> None:
+    """``out``'s arrays copied to the pointers of ``wrote``: (pointer, count, dtype) each, in
+    order; a null pointer's array is not in ``out``."""
+    at = 0
+    for p, n, dtype in wrote:
+        if p is not None:
+            a = np.frombuffer(out, dtype, n, at)
+            ctypes.memmove(_addr(p), a.tobytes(), a.nbytes)
+            at += a.nbytes
+    assert at == len(out)
+
+
+class ArmKernels:
+    """The entries of ``native.SIGNATURES`` an ensemble calls, run by ``arm_replay`` under
+    emulation; ``P``: the ensemble's parameters a member."""
+
+    def __init__(self, exe: Path, P: int):
+        self.exe, self.P = exe, P
+        self.lanes, self.block = _info(exe)
+
+    def latch_lanes(self) -> int:
+        return self.lanes
+
+    def latch_per_block(self) -> int:
+        return self.block
+
+    @staticmethod
+    def _rows(xrow, xstride, t0, R: int, F: int, N: int, T: int) -> list:
+        """The inputs' F R rows (channel-major) as the kernels read them: their floats, each
+        row's offset into them, and the rows' strides."""
+        stride = _get(xstride, F * R, np.int64)
+        assert stride is not None and N > 0
+        rows = [_get(xrow[i], (N - 1) * int(stride[i]) + T - int(t0[i % R]), np.float32) for i in range(F * R)]
+        offsets = np.cumsum([0] + [len(r) for r in rows[:-1]]).astype(np.int64)
+        return [np.concatenate(rows), offsets, stride]
+
+    def latch_train_epoch(self, *a):
+        kind, rsig, ra, H, F, head, n_out, opt, R, T, xrow, xstride, t0p, S, B, pos = a[:16]
+        Ntr, train, y, yv, N, ysteps, weight, params, mu, nu, count, lr, loss, acc, per_block, counter = a[16:]
+        t0 = _get(t0p, R, np.int32)
+        P = R * self.P
+        arrays = self._rows(xrow, xstride, t0, R, F, N, T) + [
+            t0,
+            _get(pos, R * S * B, np.int32),
+            _get(train, R * Ntr, np.int32),
+            _get(y, R * N, np.int32),
+            _get(yv, R * N, np.float32),
+            _get(ysteps, R * N * T, np.int32),
+            _get(weight, R * S * B, np.float32),
+            _get(params, P, np.float32),
+            _get(mu, P, np.float32),
+            _get(nu, P, np.float32),
+            _get(count, R, np.int32),
+            _get(lr, R, np.float32),
+        ]
+        scalars = [kind, rsig, ra, H, F, head, n_out, opt, R, T, S, B, Ntr, N, per_block, counter[0]]
+        rc, counter[0], out = _run(self.exe, 0, scalars, arrays)
+        wrote = [(params, P, np.float32), (mu, P, np.float32), (nu, P, np.float32), (count, R, np.int32)]
+        _unpack(out, wrote + [(loss, R, np.float32), (acc, R, np.float32)])
+        return rc
+
+    def latch_evaluate(self, *a):
+        kind, rsig, ra, H, F, head, n_out, R, T, xrow, xstride, t0p, Nv, val, yv, yvv, N, ysteps = a[:18]
+        params, loss, acc, per_block, counter = a[18:]
+        t0 = _get(t0p, R, np.int32)
+        arrays = self._rows(xrow, xstride, t0, R, F, N, T) + [
+            t0,
+            _get(val, R * Nv, np.int32),
+            _get(yv, R * Nv, np.int32),
+            _get(yvv, R * Nv, np.float32),
+            _get(ysteps, R * N * T, np.int32),
+            _get(params, R * self.P, np.float32),
+        ]
+        scalars = [kind, rsig, ra, H, F, head, n_out, R, T, Nv, N, per_block, counter[0]]
+        rc, counter[0], out = _run(self.exe, 1, scalars, arrays)
+        _unpack(out, [(loss, R, np.float32), (acc, R, np.float32)])
+        return rc
+
+
+class ArmBengio94:
+    """``native.bengio94()``'s library: its ``b94_train`` run by ``arm_replay`` under emulation."""
+
+    def __init__(self, exe: Path):
+        self.exe = exe
+        self.lanes = _info(exe)[0]
+
+    def b94_lanes(self) -> int:
+        return self.lanes
+
+    def b94_train(self, *a):
+        R, T, L, n_train, n_test, x_train, x_test, w0, h0, opt, lr, target, threshold, budget, check_every = a[:15]
+        threads, w, h, converged, epochs, train_loss, test_loss, test_errors = a[15:]
+        floats = struct.unpack("<3i", struct.pack("<3f", lr, target, threshold))  # their bits
+        scalars = [R, T, L, n_train, n_test, opt, *floats, budget, check_every, threads]
+        arrays = [
+            _get(x_train, R * (T - L) * n_train, np.float32),
+            _get(x_test, R * (T - L) * n_test, np.float32),
+            _get(w0, R, np.float32),
+            _get(h0, R * 2 * L, np.float32),
+        ]
+        rc, _, out = _run(self.exe, 2, scalars, arrays)
+        wrote = [(w, R, np.float32), (h, R * 2 * L, np.float32), (converged, R, np.int32), (epochs, R, np.int32)]
+        _unpack(out, wrote + [(train_loss, R, np.float32), (test_loss, R, np.float32), (test_errors, R, np.int32)])
+        return rc
+
+
+def on_arm(tmp: Path) -> dict:
+    """``test_native._assert_native_equals_vmap``'s builds: the ARM one, every ensemble's
+    kernels run by ``ArmKernels`` from one thread (the replay takes a call's blocks itself)."""
+
+    def setup(mp):
+        init = native.Ensemble.__init__
+
+        def on_arm(self, model, *a, **k):
+            init(self, model, *a, **k)
+            self.lib = ArmKernels(build(native.variant(model), tmp), self.params.shape[1])
+            self.per_block = native.per_block(self.lib.latch_per_block(), model.cell.units)
+
+        mp.setattr(native.Ensemble, "__init__", on_arm)
+        mp.setattr(native, "threads", lambda: 1)
+
+    return {"aarch64 (qemu)": setup}
