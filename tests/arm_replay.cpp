@@ -1,24 +1,29 @@
 // Replays one call of latchlab's native kernels from a file, for tests/armtools.py: built
 // for ARM (aarch64, NEON) and run under user-mode emulation, it lets the Python side train
 // through the ARM build exactly as through its own. The source it replays is included
-// whole: latchlab/engine/native/kernels.cpp, or bengio94.cpp with -DREPLAY_BENGIO94.
+// whole: latchlab/engine/native/kernels.cpp, bengio94.cpp with -DREPLAY_BENGIO94 or prng.cpp
+// with -DREPLAY_PRNG.
 //
 //   arm_replay info              prints the build's instruction set, lanes and block
 //   arm_replay IN OUT            runs the call in IN, writes its results to OUT
 //
-// IN: int32 entry (0 latch_train_epoch, 1 latch_evaluate, 2 b94_train); int32 n, then n
+// IN: int32 entry (0 latch_train_epoch, 1 latch_evaluate, 2 b94_train, 3-7 prng_member_keys,
+// prng_normal, prng_latch, prng_bit_relay, prng_split); int32 n, then n
 // int32 scalars (a float's bits where the entry takes a float); then the arrays, each an
 // int64 byte count (-1 for a null pointer) and its bytes. The kernels' input rows come as one
 // array of floats, with each row's offset into it (int64).
 // OUT: int32 return code, int32 the block counter after the call (b94_train: 0), then the
 // arrays the call wrote (train: params, mu, nu, count, loss, acc; evaluate: loss, acc;
-// b94_train: w, h, converged, epochs, train_loss, test_loss, test_errors).
+// b94_train: w, h, converged, epochs, train_loss, test_loss, test_errors; the prng entries
+// their outputs in their order).
 #include <cstdio>
 #include <cstring>
 #include <vector>
 
-#ifdef REPLAY_BENGIO94
+#if defined(REPLAY_BENGIO94)
 #include "bengio94.cpp"
+#elif defined(REPLAY_PRNG)
+#include "prng.cpp"
 #else
 #include "kernels.cpp"
 #endif
@@ -54,8 +59,10 @@ void put(FILE *f, Array &a) { fwrite(a.bytes.data(), 1, a.bytes.size(), f); }
 
 int main(int argc, char **argv) {
   if (argc == 2 && !strcmp(argv[1], "info")) {
-#ifdef REPLAY_BENGIO94
+#if defined(REPLAY_BENGIO94)
     printf("%s %d 1\n", LATCH_ISA, b94_lanes());
+#elif defined(REPLAY_PRNG)
+    printf("%s %d 1\n", prng_hardware_fma() ? "fma" : "no-fma", 1);
 #else
     printf("%s %d %d\n", latch_isa(), latch_lanes(), latch_per_block());
 #endif
@@ -103,7 +110,42 @@ int main(int argc, char **argv) {
     fwrite(&rc, 4, 1, out);
     fwrite(&counter, 4, 1, out);
     for (Array *o : {&w, &h, &converged, &epochs, &train_loss, &test_loss, &test_errors}) put(out, *o);
+  } else {
+    return 3;
   }
+#elif defined(REPLAY_PRNG)
+  rc = 0;
+  std::vector<Array> o;  // what the call writes
+  auto sized = [&](std::initializer_list<size_t> bytes) {
+    for (size_t b : bytes) o.emplace_back().bytes.resize(b);
+  };
+  if (entry == 3 && n == 1 && a.size() == 1) {  // R; seeds
+    sized({24u * s[0]});
+    prng_member_keys(s[0], a[0].ptr<uint32_t>(), o[0].ptr<uint32_t>());
+  } else if (entry == 4 && n == 0 && a.size() == 1) {  // ; bits
+    int64_t k = a[0].bytes.size() / 4;
+    sized({4u * k});
+    prng_normal(k, a[0].ptr<uint32_t>(), o[0].ptr<float>());
+  } else if (entry == 5 && n == 5 && a.size() == 3) {  // R, n, T, rounds, threads; keys, noise, signal_len
+    size_t rn = (size_t)s[0] * s[1];
+    sized({4 * rn * s[2], 4 * rn});
+    prng_latch(s[0], a[0].ptr<uint32_t>(), s[1], s[2], a[1].ptr<float>(), a[2].ptr<int32_t>(), s[3],
+               o[0].ptr<float>(), o[1].ptr<int32_t>(), s[4]);
+  } else if (entry == 6 && n == 5 && a.size() == 1) {  // R, n, T, rounds, threads; keys
+    size_t rn = (size_t)s[0] * s[1];
+    sized({4 * rn * s[2], 4 * rn, 4 * rn});
+    prng_bit_relay(s[0], a[0].ptr<uint32_t>(), s[1], s[2], s[3], o[0].ptr<float>(), o[1].ptr<float>(),
+                   o[2].ptr<int32_t>(), s[4]);
+  } else if (entry == 7 && n == 6 && a.size() == 3) {  // R, n, n_val, n_pos, rounds, threads; keys, y, tail
+    sized({4u * s[0] * (s[1] - s[2]), 4u * s[0] * s[2]});
+    prng_split(s[0], a[0].ptr<uint32_t>(), a[1].ptr<int32_t>(), s[1], s[2], s[3], a[2].ptr<uint8_t>(), s[4],
+               o[0].ptr<int32_t>(), o[1].ptr<int32_t>(), s[5]);
+  } else {
+    return 3;
+  }
+  fwrite(&rc, 4, 1, out);
+  fwrite(&counter, 4, 1, out);
+  for (Array &x : o) put(out, x);
 #else
   // the rows' pointers: arrays 0 (the rows' floats) and 1 (each row's offset)
   std::vector<const float *> xrow;
@@ -141,11 +183,10 @@ int main(int argc, char **argv) {
     fwrite(&counter, 4, 1, out);
     put(out, loss);
     put(out, acc);
-  }
-#endif
-  else {
+  } else {
     return 3;
   }
+#endif
   fclose(out);
   return 0;
 }

@@ -3,7 +3,7 @@ the FPCR's flush to zero) and run under user-mode emulation (``qemu-aarch64``), 
 tests that compare them with their references as they compare this machine's builds.
 
 Each call of a kernel goes to a stand-in for its library (``ArmKernels`` for
-``kernels.cpp``, ``ArmBengio94`` for ``bengio94.cpp``): it copies the call's arrays to a
+``kernels.cpp``, ``ArmBengio94`` for ``bengio94.cpp``, ``ArmPrng`` for ``prng.cpp``): it copies the call's arrays to a
 file, ``arm_replay`` (the kernel's source with a ``main`` that replays one call, built
 statically for aarch64) runs it under emulation, and the arrays the call wrote are copied
 back. Emulation says nothing about speed, only about numbers. ``needs_arm`` skips where the
@@ -29,19 +29,24 @@ needs_arm = pytest.mark.skipif(
     reason="no ARM cross compiler (g++-aarch64-linux-gnu) or user-mode emulator (qemu-user)",
 )
 REPLAY = Path(__file__).with_name("arm_replay.cpp")
-_builds: dict[tuple | None, Path] = {}
+_builds: dict[tuple | str, Path] = {}
 
 
-def build(v: tuple[int, int, int] | None, tmp: Path) -> Path:
-    """``arm_replay`` for kernel variant ``v`` (None: ``bengio94.cpp``), with the flags and
-    codes latchlab builds them with, for ARMv8-A, in folder ``tmp`` (once a process)."""
+def build(v: tuple[int, int, int] | str, tmp: Path) -> Path:
+    """``arm_replay`` for kernel variant ``v`` (or ``"bengio94"``, ``"prng"``: those sources),
+    with the flags and codes latchlab builds them with, for ARMv8-A, in folder ``tmp`` (once
+    a process)."""
     if v not in _builds:
         flags = [f for f in native.FLAGS if f not in ("-shared", "-fPIC")]
-        if v is None:
+        if v == "bengio94":
             exe = tmp / "arm_replay-bengio94"
             codes = [f"-DLATCH_OPTIMIZER_{name.upper()}={code}" for name, code in native.OPTIMIZERS.items()]
             flags += ["-pthread", "-DREPLAY_BENGIO94", *codes]
+        elif v == "prng":
+            exe = tmp / "arm_replay-prng"
+            flags = [f for f in native.PRNG_FLAGS if f not in ("-shared", "-fPIC")] + ["-DREPLAY_PRNG"]
         else:
+            assert isinstance(v, tuple)
             exe = tmp / f"arm_replay-{''.join(map(str, v))}"
             flags += native.defines(v)
         cmd = [CXX, *flags, "-march=armv8-a", "-static", f"-I{native.SOURCE.parent}", "-o", str(exe), str(REPLAY)]
@@ -51,11 +56,12 @@ def build(v: tuple[int, int, int] | None, tmp: Path) -> Path:
     return _builds[v]
 
 
-def _info(exe: Path) -> tuple[int, int]:
-    """The build's lanes and block (members a block); it must have picked NEON."""
+def _info(exe: Path, isa: str = "neon") -> tuple[int, int]:
+    """The build's lanes and block (members a block); it must say ``isa`` (the kernels'
+    instruction set; the generator's ``fma``: fused multiply-adds are instructions)."""
     out = subprocess.run([QEMU, str(exe), "info"], capture_output=True, text=True, check=True).stdout
-    isa, lanes, block = out.split()
-    assert isa == "neon"
+    said, lanes, block = out.split()
+    assert said == isa
     return int(lanes), int(block)
 
 
@@ -187,6 +193,38 @@ class ArmBengio94:
         wrote = [(w, R, np.float32), (h, R * 2 * L, np.float32), (converged, R, np.int32), (epochs, R, np.int32)]
         _unpack(out, wrote + [(train_loss, R, np.float32), (test_loss, R, np.float32), (test_errors, R, np.int32)])
         return rc
+
+
+class ArmPrng:
+    """``native.prng()``'s library (``PRNG_SIGNATURES``), each entry run by ``arm_replay``
+    under emulation."""
+
+    def __init__(self, exe: Path):
+        self.exe = exe
+        _info(exe, "fma")
+
+    def prng_hardware_fma(self) -> int:
+        return 1
+
+    def prng_member_keys(self, R, seeds, keys):
+        _unpack(_run(self.exe, 3, [R], [_get(seeds, R, np.uint32)])[2], [(keys, R * 6, np.uint32)])
+
+    def prng_normal(self, n, bits, out):
+        _unpack(_run(self.exe, 4, [], [_get(bits, n, np.uint32)])[2], [(out, n, np.float32)])
+
+    def prng_latch(self, R, keys, n, T, noise, signal_len, rounds, x, y, threads):
+        arrays = [_get(keys, 2 * R, np.uint32), _get(noise, R, np.float32), _get(signal_len, R, np.int32)]
+        out = _run(self.exe, 5, [R, n, T, rounds, threads], arrays)[2]
+        _unpack(out, [(x, R * n * T, np.float32), (y, R * n, np.int32)])
+
+    def prng_bit_relay(self, R, keys, n, T, rounds, e, a, y, threads):
+        out = _run(self.exe, 6, [R, n, T, rounds, threads], [_get(keys, 2 * R, np.uint32)])[2]
+        _unpack(out, [(e, R * n * T, np.float32), (a, R * n, np.float32), (y, R * n, np.int32)])
+
+    def prng_split(self, R, keys, y, n, n_val, n_pos, tail, rounds, tr, va, threads):
+        arrays = [_get(keys, 2 * R, np.uint32), _get(y, R * n, np.int32), _get(tail, R, np.uint8)]
+        out = _run(self.exe, 7, [R, n, n_val, n_pos, rounds, threads], arrays)[2]
+        _unpack(out, [(tr, R * (n - n_val), np.int32), (va, R * n_val, np.int32)])
 
 
 def on_arm(tmp: Path) -> dict:

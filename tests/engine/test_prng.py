@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import platform
 
+import armtools
 import jax
 import numpy as np
 import pytest
@@ -19,6 +20,14 @@ pytestmark = pytest.mark.skipif(native.prng() is None, reason="native.prng is un
 
 def test_the_native_generator_gives_jaxs_numbers():
     assert data.prng_differences(native.prng()) == ""
+
+
+@armtools.needs_arm
+def test_the_arm_build_gives_jaxs_numbers(tmp_path):
+    """The generator built for ARM (aarch64) and run under emulation (``armtools``) passes
+    the same check against JAX (here, this machine's JAX; an ARM machine checks against its own
+    before use)."""
+    assert data.prng_differences(armtools.ArmPrng(armtools.build("prng", tmp_path))) == ""
 
 
 def test_member_keys_are_jaxs_for_any_seed():

@@ -53,7 +53,7 @@ def trainer(request, monkeypatch, tmp_path_factory):
     if request.param == "arm":
         from latchlab.engine import native
 
-        lib = armtools.ArmBengio94(armtools.build(None, tmp_path_factory.getbasetemp()))
+        lib = armtools.ArmBengio94(armtools.build("bengio94", tmp_path_factory.getbasetemp()))
         monkeypatch.setattr(native, "bengio94", lambda: lib)
     return request.param
 
