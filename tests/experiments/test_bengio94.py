@@ -6,11 +6,11 @@
 * The model equals a numpy loop of ``a_t = w tanh(a_{t-1}) + h_t``; its gradient equals
   central finite differences in float64; left-padding with zero inputs is exact.
 * The ensemble trainer (the native kernel, its ARM build under emulation, and its JAX
-  fallback) equals a Python loop over
-  members of plain gradient descent with the same data, convergence checks and freezing, and
-  the trainer as first written (every member vmapped, left-padded to the longest length,
-  frozen by ``where``) with each optimiser, mixed lengths and members converging at different
-  checks; a member's results do not depend on the others; its noise is ``member_data``'s.
+  fallback) equals a Python loop over members of plain gradient descent with the same data,
+  convergence checks and freezing, and the trainer as first written (every member vmapped,
+  left-padded to the longest length, frozen by ``where``) with each optimiser, mixed lengths
+  and members converging at different checks; a member's results do not depend on the
+  others; its noise is ``member_data``'s.
 * Bad config values raise ``ConfigError`` naming the field.
 """
 
