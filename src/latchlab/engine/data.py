@@ -89,6 +89,10 @@ def _u32(a: np.ndarray):
     return native._ptr(a, ctypes.c_uint32)
 
 
+def _i32(a: np.ndarray):
+    return native._ptr(a, ctypes.c_int32)
+
+
 def shuffle_rounds(n: int) -> int:
     """The sorts of ``jax.random.permutation`` of ``n`` elements (its ``_shuffle``'s formula)."""
     return int(np.ceil(3 * np.log(max(1, n)) / np.log(np.iinfo(np.uint32).max)))
@@ -160,29 +164,28 @@ def _prng_draws(so, task: str, keys, n: int, T: int, noise, signal_len) -> tuple
     made by ``native.prng``'s library ``so``: latch (x (R, n, T), y), bit relay (e, a, y)."""
     R = len(keys)
     data_keys = np.ascontiguousarray(keys[:, 0])
-    f32, i32 = native._ptr, partial(native._ptr, ctype=ctypes.c_int32)
+    f32 = native._ptr
     x, y = np.empty((R, n, T), np.float32), np.empty((R, n), np.int32)
     rounds, threads = shuffle_rounds(n), native.threads()
     if task == "latch":
         noise = np.ascontiguousarray(noise, np.float32)
         signal_len = np.ascontiguousarray(signal_len, np.int32)
-        so.prng_latch(R, _u32(data_keys), n, T, f32(noise), i32(signal_len), rounds, f32(x), i32(y), threads)
+        so.prng_latch(R, _u32(data_keys), n, T, f32(noise), _i32(signal_len), rounds, f32(x), _i32(y), threads)
         return x, y
     a = np.empty((R, n), np.float32)
-    so.prng_bit_relay(R, _u32(data_keys), n, T, rounds, f32(x), f32(a), i32(y), threads)
+    so.prng_bit_relay(R, _u32(data_keys), n, T, rounds, f32(x), f32(a), _i32(y), threads)
     return x, a, y
 
 
 def _prng_splits(so, keys, y, tail, n_val: int, n_pos: int) -> tuple[np.ndarray, np.ndarray]:
     """``_chunk_splits``'s (train, validation) indices of 0/1 labels ``y`` (R, n), made by ``so``."""
     R, n = y.shape
-    i32 = partial(native._ptr, ctype=ctypes.c_int32)
     tr, va = np.empty((R, n - n_val), np.int32), np.empty((R, n_val), np.int32)
     split_keys, labels = np.ascontiguousarray(keys[:, 1]), np.ascontiguousarray(y, np.int32)
     tails = np.ascontiguousarray(tail, np.uint8)
     so.prng_split(
-        R, _u32(split_keys), i32(labels), n, n_val, n_pos, native._ptr(tails, ctypes.c_uint8),
-        shuffle_rounds(n), i32(tr), i32(va), native.threads(),
+        R, _u32(split_keys), _i32(labels), n, n_val, n_pos, native._ptr(tails, ctypes.c_uint8),
+        shuffle_rounds(n), _i32(tr), _i32(va), native.threads(),
     )  # fmt: skip
     return tr, va
 

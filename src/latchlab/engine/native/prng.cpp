@@ -152,18 +152,11 @@ static void each_member(int R, int threads, Fn f) {
 
 // (n, T) unit normals, step t of sequence i from fold_in(key, t)'s bits i
 static void unit_noise(Key key, int n, int T, float* e) {
-  std::vector<uint32_t> ka(T), kb(T);
-  for (int t = 0; t < T; ++t) {
-    Key k = child(key, (uint32_t)t);
-    ka[t] = k.a, kb[t] = k.b;
-  }
+  std::vector<Key> steps(T);
+  for (int t = 0; t < T; ++t) steps[t] = child(key, (uint32_t)t);
   for (int i = 0; i < n; ++i) {
     float* row = e + (int64_t)i * T;
-    for (int t = 0; t < T; ++t) {
-      uint32_t x0 = 0, x1 = (uint32_t)i;
-      threefry(ka[t], kb[t], x0, x1);
-      row[t] = normal(x0 ^ x1);
-    }
+    for (int t = 0; t < T; ++t) row[t] = normal(bits32(steps[t], (uint32_t)i));
   }
 }
 
@@ -186,7 +179,7 @@ int prng_hardware_fma(void) {
 #endif
 }
 
-// keys (R, 3, 2): each seed's (data, split, init) keys, split(PRNGKey(seed), 3); seeds < 2^31
+// keys (R, 3, 2): each seed's (data, split, init) keys, split(PRNGKey(seed), 3); seeds < 2^32
 void prng_member_keys(int R, const uint32_t* seeds, uint32_t* keys) {
   for (int r = 0; r < R; ++r)
     for (int j = 0; j < 3; ++j) {
