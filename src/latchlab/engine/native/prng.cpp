@@ -151,12 +151,16 @@ static void each_member(int R, int threads, Fn f) {
 }
 
 // (n, T) unit normals, step t of sequence i from fold_in(key, t)'s bits i
+// (the steps' keys as two arrays: GCC vectorises the loop over t then, 4x faster than over Keys)
 static void unit_noise(Key key, int n, int T, float* e) {
-  std::vector<Key> steps(T);
-  for (int t = 0; t < T; ++t) steps[t] = child(key, (uint32_t)t);
+  std::vector<uint32_t> ka(T), kb(T);
+  for (int t = 0; t < T; ++t) {
+    Key k = child(key, (uint32_t)t);
+    ka[t] = k.a, kb[t] = k.b;
+  }
   for (int i = 0; i < n; ++i) {
     float* row = e + (int64_t)i * T;
-    for (int t = 0; t < T; ++t) row[t] = normal(bits32(steps[t], (uint32_t)i));
+    for (int t = 0; t < T; ++t) row[t] = normal(bits32(Key{ka[t], kb[t]}, (uint32_t)i));
   }
 }
 
