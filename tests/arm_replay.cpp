@@ -94,7 +94,7 @@ int main(int argc, char **argv) {
   int rc, counter = 0;
   FILE *out = fopen(argv[2], "wb");
   if (!out) return 2;
-#ifdef REPLAY_BENGIO94
+#if defined(REPLAY_BENGIO94)
   if (entry == 2 && n == 12 && a.size() == 4) {
     // R, T, L, n_train, n_test, opt, lr, target, threshold, budget, check_every, threads;
     // x_train, x_test, w0, h0
