@@ -64,23 +64,27 @@ def compare(name: str, cell: Cell, T: int, R: int, repeats: int, old, new, N: in
     lr = np.full(R, 1e-3, np.float32)
     t_train: dict[str, list[float]] = {k: [] for k in libs}
     t_val: dict[str, list[float]] = {k: [] for k in libs}
+    metrics: dict[str, list] = {k: [] for k in libs}
     for rep in range(repeats + 1):
         order = train.epoch_order([np.random.default_rng([s, rep]) for s in range(R)], len(tr[0]), 16)
         for k in ("old", "new") if rep % 2 == 0 else ("new", "old"):
             t0 = time.perf_counter()
-            ens[k].train_epoch(lr, *order)
+            trained = ens[k].train_epoch(lr, *order)
             t1 = time.perf_counter()
-            ens[k].evaluate()
+            validated = ens[k].evaluate()
             t2 = time.perf_counter()
+            metrics[k].append(np.concatenate([*trained, *validated]))
             if rep:  # the first pair warms up
                 t_train[k].append(t1 - t0)
                 t_val[k].append(t2 - t1)
     r = np.array(t_train["old"]) / np.array(t_train["new"])
     rv = np.array(t_val["old"]) / np.array(t_val["new"])
+    same = np.array_equal(ens["old"].params, ens["new"].params) and np.array_equal(metrics["old"], metrics["new"])
     return (
         f"{name}({cell.units}) {cell.rsig} T={T} R={R}: train old {np.median(t_train['old']):.4f} "
         f"new {np.median(t_train['new']):.4f} s, old/new {np.median(r):.3f} [{r.min():.2f}-{r.max():.2f}]; "
-        f"validate old/new {np.median(rv):.3f} [{rv.min():.2f}-{rv.max():.2f}]"
+        f"validate old/new {np.median(rv):.3f} [{rv.min():.2f}-{rv.max():.2f}]; "
+        f"parameters and metrics after {repeats + 1} epochs {'the same bits' if same else 'DIFFERENT'}"
     )
 
 

@@ -715,51 +715,99 @@ static inline void matvec_t(const vf *d, int J, const float *M, int ld, int K, v
   }
 }
 
-// acc[p la + q] += sum over steps t0 <= t < t1 of A_t[p] E_t[q] (A_t = A + t sa, E_t = E + t
-// se; sa = 0 repeats one vector), p < KB, q < JB: the accumulators in registers meanwhile
+// One row of an outer product's left side: its vector at step t is a[t sa] (sa = 0: the same
+// vector every step: a bias's ones), and its J sums go to out[0, J).
+struct Row {
+  const vf *a;
+  size_t sa;
+  float *out;
+};
+
+// A block of KB rows and JB columns of ``outer``: 20 accumulators (5 x 4) where there are 32
+// vector registers (AVX-512, NEON), 8 (2 x 4) where there are 16 (AVX2, SSE; 3 x 3 was no
+// faster). LATCH_OUTER_KB and LATCH_OUTER_JB override them, for measurements.
+#ifndef LATCH_OUTER_KB
+#if LATCH_VREGS == 32
+#define LATCH_OUTER_KB 5
+#define LATCH_OUTER_JB 4
+#else
+#define LATCH_OUTER_KB 2
+#define LATCH_OUTER_JB 4
+#endif
+#endif
+enum { OUTER_KB = LATCH_OUTER_KB, OUTER_JB = LATCH_OUTER_JB };
+
+// acc[p la + q] = sum over steps t0 <= t < t1 of row p's vector times E_t[q] (E_t = E + t se),
+// p < KB, q < JB, in step order, the accumulators in registers throughout. Each step's
+// KB + JB vectors are loaded once and pinned in registers: left to itself GCC folded every
+// use of a row into a multiply-add's memory operand, 20 loads for 16 multiply-adds, and
+// zmm loads from L2 are what this loop waits on (docs/benchmarks.md).
 template <int KB, int JB>
-static inline void outer_block(const vf *A, size_t sa, const vf *E, size_t se, int t0, int t1, vf *acc_m, int la) {
+static inline void outer_block(const Row *r, const vf *E, size_t se, int t0, int t1, vf *acc_m, int la) {
+  static_assert(KB <= 5 && JB <= 4, "outer_block names at most 5 rows and 4 columns");
   vf acc[KB][JB];
   for (int p = 0; p < KB; p++)
-    for (int q = 0; q < JB; q++) acc[p][q] = acc_m[p * la + q];
-  for (int t = t0; t < t1; t++) {
-    const vf *a = A + t * sa, *e = E + t * se;
+    for (int q = 0; q < JB; q++) acc[p][q] = vf{};
+  const vf *a[KB];
+  for (int p = 0; p < KB; p++) a[p] = r[p].a + (size_t)t0 * r[p].sa;
+  const vf *e = E + (size_t)t0 * se;
+  for (int t = t0; t < t1; t++, e += se) {
+    vf a0{}, a1{}, a2{}, a3{}, a4{}, e0{}, e1{}, e2{}, e3{};  // named: a pinned array element went to the stack
+#define LATCH_ROW(p)           \
+  if constexpr (KB > p) {      \
+    a##p = *a[p];              \
+    a[p] += r[p].sa;           \
+    pin(a##p);                 \
+  }
+#define LATCH_COLUMN(q)    \
+  if constexpr (JB > q) {  \
+    e##q = e[q];           \
+    pin(e##q);             \
+  }
+    LATCH_ROW(0) LATCH_ROW(1) LATCH_ROW(2) LATCH_ROW(3) LATCH_ROW(4)
+    LATCH_COLUMN(0) LATCH_COLUMN(1) LATCH_COLUMN(2) LATCH_COLUMN(3)
+#undef LATCH_ROW
+#undef LATCH_COLUMN
+    const vf av[5] = {a0, a1, a2, a3, a4}, ev[4] = {e0, e1, e2, e3};
     for (int p = 0; p < KB; p++)
-      for (int q = 0; q < JB; q++) acc[p][q] += a[p] * e[q];
+      for (int q = 0; q < JB; q++) acc[p][q] += av[p] * ev[q];
   }
   for (int p = 0; p < KB; p++)
     for (int q = 0; q < JB; q++) acc_m[p * la + q] = acc[p][q];
 }
 
-// Steps a tile of ``outer`` takes: its rows of A and E (an 8-unit LSTM's 8 and 32 vectors a
-// step) stay in L1 while every block of accumulators passes over them.
-#ifndef LATCH_OUTER_TILE
-#define LATCH_OUTER_TILE 16
-#endif
+template <int KB>
+static void outer_rows(const Row *r, const vf *E, size_t se, int J, int t0, int T, vf *acc) {
+  int j = 0;
+  for (; j + OUTER_JB <= J; j += OUTER_JB) outer_block<KB, OUTER_JB>(r, E + j, se, t0, T, acc + j, J);
+  for (; j < J; j++) outer_block<KB, 1>(r, E + j, se, t0, T, acc + j, J);
+}
 
-// out[k ld + j] += sum over steps t0 <= t < T and lanes of A_t[k] E_t[j], k < K, j < J: per
-// tile of steps, blocks of KB x JB accumulators; each accumulator takes the steps in order,
-// then its lanes' tree sum
-static void outer(const vf *A, size_t sa, int K, const vf *E, size_t se, int J, int t0, int T, float *out, int ld) {
-  constexpr int KB = L == 16 ? 4 : 2, JB = 4;  // 16 or 8 accumulators: AVX-512's 32 registers, AVX2's 16
+// r[k].out[j] += sum over steps t0 <= t < T and lanes of row k's vector times E_t[j], k < K,
+// j < J: blocks of rows and columns over every step; each accumulator takes the steps in
+// order, then its lanes' tree sum. A cell's weight gradients go through one call for all
+// their rows (inputs, bias, recurrent), so each step's columns are loaded once for a block
+// of rows of any kind.
+static void outer(const Row *r, int K, const vf *E, size_t se, int J, int t0, int T) {
   thread_local std::vector<vf> acc;
   acc.assign((size_t)K * J, vf{});
-  for (int ts = t0; ts < T; ts += LATCH_OUTER_TILE) {
-    const int te = std::min(T, ts + LATCH_OUTER_TILE);
-    int k = 0;
-    for (; k + KB <= K; k += KB) {
-      int j = 0;
-      for (; j + JB <= J; j += JB) outer_block<KB, JB>(A + k, sa, E + j, se, ts, te, &acc[(size_t)k * J + j], J);
-      for (; j < J; j++) outer_block<KB, 1>(A + k, sa, E + j, se, ts, te, &acc[(size_t)k * J + j], J);
-    }
-    for (; k < K; k++) {
-      int j = 0;
-      for (; j + JB <= J; j += JB) outer_block<1, JB>(A + k, sa, E + j, se, ts, te, &acc[(size_t)k * J + j], J);
-      for (; j < J; j++) outer_block<1, 1>(A + k, sa, E + j, se, ts, te, &acc[(size_t)k * J + j], J);
-    }
+  int k = 0;
+  for (; k + OUTER_KB <= K; k += OUTER_KB) outer_rows<OUTER_KB>(r + k, E, se, J, t0, T, &acc[(size_t)k * J]);
+  vf *rest = &acc[(size_t)k * J];
+  switch (K - k) {  // the last rows
+    case 4: outer_rows<4>(r + k, E, se, J, t0, T, rest); break;
+    case 3: outer_rows<3>(r + k, E, se, J, t0, T, rest); break;
+    case 2: outer_rows<2>(r + k, E, se, J, t0, T, rest); break;
+    case 1: outer_rows<1>(r + k, E, se, J, t0, T, rest); break;
+    default: break;
   }
-  for (int k = 0; k < K; k++)
-    for (int j = 0; j < J; j++) out[(size_t)k * ld + j] += hsum(acc[(size_t)k * J + j]);
+  for (k = 0; k < K; k++)
+    for (int j = 0; j < J; j++) r[k].out[j] += hsum(acc[(size_t)k * J + j]);
+}
+
+// K rows a, a + 1, ... (each stepping by sa) with sums into out, out + ld, ..., appended to rs
+static void rows(std::vector<Row> &rs, const vf *a, size_t sa, int K, float *out, int ld) {
+  for (int k = 0; k < K; k++) rs.push_back({a + k, sa, out + (size_t)k * ld});
 }
 
 static void hblock_alloc(HBlock &b, int kind, int ra, int H, int F, int nv, int V, int T, int Tin, int nr) {
@@ -939,25 +987,42 @@ static inline void hbackward(HBlock &b, const float *p, int t, int v) {
 }
 
 // Vector v's weight gradients, summed over its steps and lanes, into g (its member's); xb
-// the block's inputs, (T, nv, F).
+// the block's inputs, (T, nv, F). Each call of ``outer`` takes every row that multiplies the
+// same columns: the inputs' (dW), the bias's (db) and the recurrent rows (dU; a reset_after
+// GRU's recurrent bias, dc).
 static void hgradients(HBlock &b, int kind, int ra, const vf *xb, int T, int v, float *g) {
   const int H = b.H, GH = b.GH, F = b.F, t0 = b.t0[v];
-  const size_t sr = (size_t)b.nr * b.NS, sd = (size_t)b.nr * b.ND;
-  const vf *hp = b.rec(0, v), *ext = hp + H + GH, *d = b.grec(0, v);
+  const size_t sr = (size_t)b.nr * b.NS, sd = (size_t)b.nr * b.ND, sx = (size_t)b.nv * F;
+  const vf *hp = b.rec(0, v), *ext = hp + H + GH, *d = b.grec(0, v), *x = xb + (size_t)v * F;
   float *dW = g, *dU = g + (size_t)F * GH, *db = dU + (size_t)H * GH, *dc = db + GH;
   static const vf one = splat(1.0f);
-  outer(xb + (size_t)v * F, (size_t)b.nv * F, F, d, sd, GH, t0, T, dW, GH);
-  outer(&one, 0, 1, d, sd, GH, t0, T, db, GH);
+  thread_local std::vector<Row> rs;
+  rs.clear();
+  rows(rs, x, sx, F, dW, GH);
+  rows(rs, &one, 0, 1, db, GH);
   if (kind != GRU) {
-    outer(hp, sr, H, d, sd, GH, t0, T, dU, GH);
+    rows(rs, hp, sr, H, dU, GH);
+    outer(rs.data(), (int)rs.size(), d, sd, GH, t0, T);
   } else if (ra) {  // the candidate's recurrent part takes dq, as its recurrent bias does
-    outer(hp, sr, H, d, sd, 2 * H, t0, T, dU, GH);
-    outer(hp, sr, H, d + GH, sd, H, t0, T, dU + 2 * H, GH);
-    outer(&one, 0, 1, d, sd, 2 * H, t0, T, dc, GH);
-    outer(&one, 0, 1, d + GH, sd, H, t0, T, dc + 2 * H, GH);
+    rows(rs, hp, sr, H, dU, GH);
+    rows(rs, &one, 0, 1, dc, GH);
+    outer(rs.data(), (int)rs.size(), d, sd, 2 * H, t0, T);
+    rs.clear();
+    rows(rs, x, sx, F, dW + 2 * H, GH);
+    rows(rs, &one, 0, 1, db + 2 * H, GH);
+    outer(rs.data(), (int)rs.size(), d + 2 * H, sd, H, t0, T);
+    rs.clear();
+    rows(rs, hp, sr, H, dU + 2 * H, GH);
+    rows(rs, &one, 0, 1, dc + 2 * H, GH);
+    outer(rs.data(), (int)rs.size(), d + GH, sd, H, t0, T);
   } else {  // the candidate's recurrent weights multiply r h_prev
-    outer(hp, sr, H, d, sd, 2 * H, t0, T, dU, GH);
-    outer(ext, sr, H, d + 2 * H, sd, H, t0, T, dU + 2 * H, GH);
+    rows(rs, hp, sr, H, dU, GH);
+    outer(rs.data(), (int)rs.size(), d, sd, 2 * H, t0, T);
+    rs.clear();
+    rows(rs, x, sx, F, dW + 2 * H, GH);
+    rows(rs, &one, 0, 1, db + 2 * H, GH);
+    rows(rs, ext, sr, H, dU + 2 * H, GH);
+    outer(rs.data(), (int)rs.size(), d + 2 * H, sd, H, t0, T);
   }
 }
 
@@ -1169,9 +1234,17 @@ static void seq_gradients(HBlock &b, int O, int T, int v, float *gk) {
   const size_t sr = (size_t)b.nr * b.NS, sd = (size_t)nv * O;
   const vf *d = &b.dhead[(size_t)v * O];
   static const vf one = splat(1.0f);
-  if (t0 < T - 1) outer(b.rec(1, v), sr, H, d, sd, O, t0, T - 1, gk, O);
-  if (t0 < T) outer(&b.h[(size_t)v * H], 0, H, d, sd, O, T - 1, T, gk, O);
-  outer(&one, 0, 1, d, sd, O, 0, T, gk + (size_t)H * O, O);
+  thread_local std::vector<Row> rs;
+  rs.clear();
+  if (t0 < T - 1) {
+    rows(rs, b.rec(1, v), sr, H, gk, O);
+    outer(rs.data(), H, d, sd, O, t0, T - 1);
+    rs.clear();
+  }
+  rows(rs, &b.h[(size_t)v * H], 0, H, gk, O);
+  if (t0 < T) outer(rs.data(), H, d, sd, O, T - 1, T);
+  const Row bias = {&one, 0, gk + (size_t)H * O};
+  outer(&bias, 1, d, sd, O, 0, T);
 }
 
 // The block's inputs, (T, nv, F), for examples ex (`rows` a member): each channel gathered as

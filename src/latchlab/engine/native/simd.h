@@ -31,6 +31,13 @@
 #define LATCH_ISA "portable"
 #endif
 
+// Vector registers of the instruction set: 32 with AVX-512 and on aarch64, 16 otherwise
+#if defined(__AVX512F__) || defined(__aarch64__)
+#define LATCH_VREGS 32
+#else
+#define LATCH_VREGS 16
+#endif
+
 typedef float vf __attribute__((vector_size(LATCH_VBYTES)));
 typedef int32_t vi __attribute__((vector_size(LATCH_VBYTES)));
 enum { LANES = LATCH_VBYTES / 4 };
@@ -54,6 +61,21 @@ static inline vf vmax(vf a, vf b) { return LATCH_PS(max, a, b); }
 static inline vf vmin(vf a, vf b) { return a < b ? a : b; }
 static inline vf vmax(vf a, vf b) { return a > b ? a : b; }
 #endif
+// x held in a register from here on: an empty instruction that reads and writes it there, so
+// the compiler cannot fold its later uses into memory operands (each a load of its own).
+// Only where a vector is one register (x86: "v", aarch64: "w"); a no-op otherwise, and with
+// LATCH_NO_PIN (for measurements).
+#if defined(LATCH_NO_PIN)
+static inline void pin(vf &) {}
+#elif (LATCH_VBYTES == 64 && defined(__AVX512F__)) || (LATCH_VBYTES == 32 && defined(__AVX__)) || \
+    (LATCH_VBYTES == 16 && defined(__SSE__))
+static inline void pin(vf &x) { __asm__("" : "+v"(x)); }
+#elif LATCH_VBYTES == 16 && defined(__aarch64__)
+static inline void pin(vf &x) { __asm__("" : "+w"(x)); }
+#else
+static inline void pin(vf &) {}
+#endif
+
 // |a|: the sign bit cleared (one instruction; a < 0 ? -a : a took three)
 static inline vf vabs(vf a) { return (vf)((vi)a & 0x7fffffff); }
 
