@@ -666,12 +666,19 @@ struct HBlock {
   vf *grec(int t, int v) { return &dz[((size_t)t * nr + v - r0) * ND]; }
 };
 
-// out[j] = bias[j] + sum_f x[f] W[f ld + j] + sum_k h[k] U[k ld + j], j < J (rows of W and U
-// broadcast; 8 independent chains): a step's pre-activations, each column's sum in registers
-// from the bias to the last term, in this order (a bias stored first, then each product
-// added in a pass of its own, gave the same numbers and took 5-8 % longer)
+// out[j] = act(bias[j] + sum_f x[f] W[f ld + j] + sum_k h[k] U[k ld + j]), j < J (rows of W
+// and U broadcast; 8 independent chains): a step's pre-activations, each column's sum in
+// registers from the bias to the last term, in this order (a bias stored first, then each
+// product added in a pass of its own, gave the same numbers and took 5-8 % longer), and
+// their activation while they are there: stored once, not stored, reloaded, activated and
+// stored again. One activation a call (an LSTM's gates and candidate take three calls: a
+// choice per column was compiled as both activations and a select).
+struct Linear {
+  vf operator()(vf z) const { return z; }
+};
+template <class Act = Linear>
 static inline void affine(const float *bias, const vf *x, int F, const float *W, const vf *h, int K, const float *U,
-                          int ld, int J, vf *out) {
+                          int ld, int J, vf *out, Act act = {}) {
   int j = 0;
   for (; j + 8 <= J; j += 8) {
     vf acc[8];
@@ -686,22 +693,24 @@ static inline void affine(const float *bias, const vf *x, int F, const float *W,
       const float *m = U + (size_t)k * ld + j;
       for (int q = 0; q < 8; q++) acc[q] += hk * m[q];
     }
-    for (int q = 0; q < 8; q++) out[j + q] = acc[q];
+    for (int q = 0; q < 8; q++) out[j + q] = act(acc[q]);
   }
   for (; j < J; j++) {
     vf acc = splat(bias[j]);
     for (int f = 0; f < F; f++) acc += x[f] * W[(size_t)f * ld + j];
     for (int k = 0; k < K; k++) acc += h[k] * U[(size_t)k * ld + j];
-    out[j] = acc;
+    out[j] = act(acc);
   }
 }
 
-// out[k] += sum_j d[j] M[k ld + j], k < K (the transposed product of the backward pass)
+// out[k] += sum_j d[j] M[k ld + j], k < K (the transposed product of the backward pass);
+// SET: out[k] = the sum, from +0 as out's zeros were (not stored, then loaded)
+template <bool SET = false>
 static inline void matvec_t(const vf *d, int J, const float *M, int ld, int K, vf *out) {
   int k = 0;
   for (; k + 8 <= K; k += 8) {
     vf acc[8];
-    for (int q = 0; q < 8; q++) acc[q] = out[k + q];
+    for (int q = 0; q < 8; q++) acc[q] = SET ? vf{} : out[k + q];
     for (int j = 0; j < J; j++) {
       const vf dj = d[j];
       for (int q = 0; q < 8; q++) acc[q] += dj * M[(size_t)(k + q) * ld + j];
@@ -709,7 +718,7 @@ static inline void matvec_t(const vf *d, int J, const float *M, int ld, int K, v
     for (int q = 0; q < 8; q++) out[k + q] = acc[q];
   }
   for (; k < K; k++) {
-    vf acc = out[k];
+    vf acc = SET ? vf{} : out[k];
     for (int j = 0; j < J; j++) acc += d[j] * M[(size_t)k * ld + j];
     out[k] = acc;
   }
@@ -857,32 +866,28 @@ static inline void hforward(HBlock &b, const float *p, const vf *x, int t, int v
   vf *h = &b.h[(size_t)v * H], *c = &b.c[(size_t)v * H], *pre = &b.pre[(size_t)v * GH];
   vf *rec = store ? b.rec(t, v) : nullptr, *act = store ? rec + H : nullptr, *ext = store ? rec + H + GH : nullptr;
   if (store) memcpy((void *)rec, (const void *)h, sizeof(vf) * H);
-  if (KIND != GRU) affine(Bi, x, b.F, W, h, H, U, GH, GH, pre);  // a GRU's are grouped otherwise, below
+  // the activations go straight to the record when it is kept (its gate values have the
+  // pre-activations' layout), else to ``pre``
+  vf *a = store ? act : pre;
   if (KIND == SRNN) {
-    for (int u = 0; u < H; u++) {
-      h[u] = vtanh(pre[u]);
-      if (store) act[u] = h[u];
-    }
+    affine(Bi, x, b.F, W, h, H, U, GH, GH, a, [](vf z) { return vtanh(z); });
+    memcpy((void *)h, (const void *)a, sizeof(vf) * H);
   } else if (KIND == LSTM || KIND == LSTM_NOFG) {
     const int gg = KIND == LSTM ? 2 : 1, go = KIND == LSTM ? 3 : 2;
-    // the gates and the candidate's tanh of every unit, then the cells: each loop's units
-    // are independent chains of one tanh (a unit's chain of two kept the core waiting)
+    // the gates and the candidate's tanh with the pre-activations, then the cells: each
+    // loop's units are independent chains of one tanh (a unit's chain of two kept the core
+    // waiting)
+    const auto sig = [](vf z) { return gate<RSIG>(z); };
+    const int j1 = gg * H, j2 = j1 + H;  // the candidate's columns
+    affine(Bi, x, b.F, W, h, H, U, GH, j1, a, sig);
+    affine(Bi + j1, x, b.F, W + j1, h, H, U + j1, GH, H, a + j1, [](vf z) { return vtanh(z); });
+    affine(Bi + j2, x, b.F, W + j2, h, H, U + j2, GH, GH - j2, a + j2, sig);
     for (int u = 0; u < H; u++) {
-      pre[u] = gate<RSIG>(pre[u]);
-      if (KIND == LSTM) pre[H + u] = gate<RSIG>(pre[H + u]);
-      pre[gg * H + u] = vtanh(pre[gg * H + u]);
-      pre[go * H + u] = gate<RSIG>(pre[go * H + u]);
-    }
-    for (int u = 0; u < H; u++) {
-      vf i = pre[u], g = pre[gg * H + u], o = pre[go * H + u], f = KIND == LSTM ? pre[H + u] : splat(1.0f);
+      vf i = a[u], g = a[gg * H + u], o = a[go * H + u], f = KIND == LSTM ? a[H + u] : splat(1.0f);
       vf cp = c[u], cn = f * cp + i * g, tc = vtanh(cn);
       c[u] = cn;
       h[u] = o * tc;
-      if (store) {
-        act[u] = i; act[gg * H + u] = g; act[go * H + u] = o;
-        if (KIND == LSTM) act[H + u] = f;
-        ext[u] = cp; ext[H + u] = tc;
-      }
+      if (store) { ext[u] = cp; ext[H + u] = tc; }
     }
   } else if (KIND == GRU && RA) {  // q = h U + c (all three blocks), h~ = tanh(x W_h + b_h + r q_h)
     vf *rq = &b.rq[(size_t)v * GH];
@@ -896,19 +901,17 @@ static inline void hforward(HBlock &b, const float *p, const vf *x, int t, int v
     }
   } else if (KIND == GRU) {  // h~ = tanh(x W_h + b_h + (r h) U_h)
     vf *rh = &b.tmp[(size_t)v * H];
-    affine(Bi, x, b.F, W, h, H, U, GH, 2 * H, pre);  // z and r
+    affine(Bi, x, b.F, W, h, H, U, GH, 2 * H, a, [](vf z) { return gate<RSIG>(z); });  // z and r
+    for (int u = 0; u < H; u++) rh[u] = a[H + u] * h[u];
+    affine(Bi + 2 * H, x, b.F, W + 2 * H, rh, H, U + 2 * H, GH, H, a + 2 * H,
+           [](vf z) { return vtanh(z); });  // the candidate
     for (int u = 0; u < H; u++) {
-      vf z = gate<RSIG>(pre[u]), r = gate<RSIG>(pre[H + u]);
-      pre[u] = z; pre[H + u] = r;
-      rh[u] = r * h[u];
-    }
-    affine(Bi + 2 * H, x, b.F, W + 2 * H, rh, H, U + 2 * H, GH, H, pre + 2 * H);  // the candidate
-    for (int u = 0; u < H; u++) {
-      vf z = pre[u], hh = vtanh(pre[2 * H + u]);
-      if (store) { act[u] = z; act[H + u] = pre[H + u]; act[2 * H + u] = hh; ext[u] = rh[u]; }
+      vf z = a[u], hh = a[2 * H + u];
+      if (store) ext[u] = rh[u];
       h[u] = z * h[u] + (1.0f - z) * hh;
     }
-  } else {  // JANET
+  } else {  // JANET: both gates from one pre-activation
+    affine(Bi, x, b.F, W, h, H, U, GH, GH, pre);
     for (int u = 0; u < H; u++) {
       vf s = pre[u], f = gate<RSIG>(s), i = gate<RSIG>(1.0f - s), g = vtanh(pre[H + u]);
       if (store) { act[u] = f; act[H + u] = g; ext[u] = i; }
@@ -925,11 +928,8 @@ static inline void hbackward(HBlock &b, const float *p, int t, int v) {
   const vf *rec = b.rec(t, v), *hp = rec, *act = rec + H, *ext = rec + H + GH;
   vf *dh = &b.dh[(size_t)v * H], *dc = &b.dc[(size_t)v * H], *d = b.grec(t, v);
   if (KIND == SRNN) {
-    for (int u = 0; u < H; u++) {
-      d[u] = dh[u] * (1.0f - act[u] * act[u]);
-      dh[u] = splat(0.0f);
-    }
-    matvec_t(d, GH, U, GH, H, dh);
+    for (int u = 0; u < H; u++) d[u] = dh[u] * (1.0f - act[u] * act[u]);
+    matvec_t<true>(d, GH, U, GH, H, dh);
   } else if (KIND == LSTM || KIND == LSTM_NOFG) {
     const int gg = KIND == LSTM ? 2 : 1, go = KIND == LSTM ? 3 : 2;
     for (int u = 0; u < H; u++) {
@@ -945,9 +945,8 @@ static inline void hbackward(HBlock &b, const float *p, int t, int v) {
       } else {
         dc[u] = dcc;
       }
-      dh[u] = splat(0.0f);
     }
-    matvec_t(d, GH, U, GH, H, dh);
+    matvec_t<true>(d, GH, U, GH, H, dh);
   } else if (KIND == GRU && RA) {
     for (int u = 0; u < H; u++) {
       vf z = act[u], r = act[H + u], hh = act[2 * H + u], q = ext[u], du = dh[u];
