@@ -676,6 +676,12 @@ struct HBlock {
 struct Linear {
   vf operator()(vf z) const { return z; }
 };
+struct Tanh {
+  vf operator()(vf z) const { return vtanh(z); }
+};
+template <int RSIG> struct Gate {
+  vf operator()(vf z) const { return gate<RSIG>(z); }
+};
 template <class Act = Linear>
 static inline void affine(const float *bias, const vf *x, int F, const float *W, const vf *h, int K, const float *U,
                           int ld, int J, vf *out, Act act = {}) {
@@ -798,8 +804,8 @@ static void outer_rows(const Row *r, const vf *E, size_t se, int J, int t0, int 
 // their rows (inputs, bias, recurrent), so each step's columns are loaded once for a block
 // of rows of any kind.
 static void outer(const Row *r, int K, const vf *E, size_t se, int J, int t0, int T) {
-  thread_local std::vector<vf> acc;
-  acc.assign((size_t)K * J, vf{});
+  thread_local std::vector<vf> acc;  // every sum written by its block
+  if (acc.size() < (size_t)K * J) acc.resize((size_t)K * J);
   int k = 0;
   for (; k + OUTER_KB <= K; k += OUTER_KB) outer_rows<OUTER_KB>(r + k, E, se, J, t0, T, &acc[(size_t)k * J]);
   vf *rest = &acc[(size_t)k * J];
@@ -870,18 +876,17 @@ static inline void hforward(HBlock &b, const float *p, const vf *x, int t, int v
   // pre-activations' layout), else to ``pre``
   vf *a = store ? act : pre;
   if (KIND == SRNN) {
-    affine(Bi, x, b.F, W, h, H, U, GH, GH, a, [](vf z) { return vtanh(z); });
+    affine(Bi, x, b.F, W, h, H, U, GH, GH, a, Tanh{});
     memcpy((void *)h, (const void *)a, sizeof(vf) * H);
   } else if (KIND == LSTM || KIND == LSTM_NOFG) {
     const int gg = KIND == LSTM ? 2 : 1, go = KIND == LSTM ? 3 : 2;
     // the gates and the candidate's tanh with the pre-activations, then the cells: each
     // loop's units are independent chains of one tanh (a unit's chain of two kept the core
     // waiting)
-    const auto sig = [](vf z) { return gate<RSIG>(z); };
     const int j1 = gg * H, j2 = j1 + H;  // the candidate's columns
-    affine(Bi, x, b.F, W, h, H, U, GH, j1, a, sig);
-    affine(Bi + j1, x, b.F, W + j1, h, H, U + j1, GH, H, a + j1, [](vf z) { return vtanh(z); });
-    affine(Bi + j2, x, b.F, W + j2, h, H, U + j2, GH, GH - j2, a + j2, sig);
+    affine(Bi, x, b.F, W, h, H, U, GH, j1, a, Gate<RSIG>{});
+    affine(Bi + j1, x, b.F, W + j1, h, H, U + j1, GH, H, a + j1, Tanh{});
+    affine(Bi + j2, x, b.F, W + j2, h, H, U + j2, GH, GH - j2, a + j2, Gate<RSIG>{});
     for (int u = 0; u < H; u++) {
       vf i = a[u], g = a[gg * H + u], o = a[go * H + u], f = KIND == LSTM ? a[H + u] : splat(1.0f);
       vf cp = c[u], cn = f * cp + i * g, tc = vtanh(cn);
@@ -901,10 +906,9 @@ static inline void hforward(HBlock &b, const float *p, const vf *x, int t, int v
     }
   } else if (KIND == GRU) {  // h~ = tanh(x W_h + b_h + (r h) U_h)
     vf *rh = &b.tmp[(size_t)v * H];
-    affine(Bi, x, b.F, W, h, H, U, GH, 2 * H, a, [](vf z) { return gate<RSIG>(z); });  // z and r
+    affine(Bi, x, b.F, W, h, H, U, GH, 2 * H, a, Gate<RSIG>{});  // z and r
     for (int u = 0; u < H; u++) rh[u] = a[H + u] * h[u];
-    affine(Bi + 2 * H, x, b.F, W + 2 * H, rh, H, U + 2 * H, GH, H, a + 2 * H,
-           [](vf z) { return vtanh(z); });  // the candidate
+    affine(Bi + 2 * H, x, b.F, W + 2 * H, rh, H, U + 2 * H, GH, H, a + 2 * H, Tanh{});  // the candidate
     for (int u = 0; u < H; u++) {
       vf z = a[u], hh = a[2 * H + u];
       if (store) ext[u] = rh[u];
@@ -997,31 +1001,35 @@ static void hgradients(HBlock &b, int kind, int ra, const vf *xb, int T, int v, 
   static const vf one = splat(1.0f);
   thread_local std::vector<Row> rs;
   rs.clear();
-  rows(rs, x, sx, F, dW, GH);
-  rows(rs, &one, 0, 1, db, GH);
+  const auto inputs = [&](int j) {  // the inputs' and the bias's rows for columns from j
+    rows(rs, x, sx, F, dW + j, GH);
+    rows(rs, &one, 0, 1, db + j, GH);
+  };
+  const auto sums = [&](const vf *E, int J) {  // the rows so far against J columns of E
+    outer(rs.data(), (int)rs.size(), E, sd, J, t0, T);
+    rs.clear();
+  };
   if (kind != GRU) {
+    inputs(0);
     rows(rs, hp, sr, H, dU, GH);
-    outer(rs.data(), (int)rs.size(), d, sd, GH, t0, T);
+    sums(d, GH);
   } else if (ra) {  // the candidate's recurrent part takes dq, as its recurrent bias does
+    inputs(0);
     rows(rs, hp, sr, H, dU, GH);
     rows(rs, &one, 0, 1, dc, GH);
-    outer(rs.data(), (int)rs.size(), d, sd, 2 * H, t0, T);
-    rs.clear();
-    rows(rs, x, sx, F, dW + 2 * H, GH);
-    rows(rs, &one, 0, 1, db + 2 * H, GH);
-    outer(rs.data(), (int)rs.size(), d + 2 * H, sd, H, t0, T);
-    rs.clear();
+    sums(d, 2 * H);
+    inputs(2 * H);
+    sums(d + 2 * H, H);
     rows(rs, hp, sr, H, dU + 2 * H, GH);
     rows(rs, &one, 0, 1, dc + 2 * H, GH);
-    outer(rs.data(), (int)rs.size(), d + GH, sd, H, t0, T);
+    sums(d + GH, H);
   } else {  // the candidate's recurrent weights multiply r h_prev
+    inputs(0);
     rows(rs, hp, sr, H, dU, GH);
-    outer(rs.data(), (int)rs.size(), d, sd, 2 * H, t0, T);
-    rs.clear();
-    rows(rs, x, sx, F, dW + 2 * H, GH);
-    rows(rs, &one, 0, 1, db + 2 * H, GH);
+    sums(d, 2 * H);
+    inputs(2 * H);
     rows(rs, ext, sr, H, dU + 2 * H, GH);
-    outer(rs.data(), (int)rs.size(), d + 2 * H, sd, H, t0, T);
+    sums(d + 2 * H, H);
   }
 }
 
