@@ -1009,13 +1009,11 @@ static void hgradients(HBlock &b, int kind, int ra, const vf *xb, int T, int v, 
     outer(rs.data(), (int)rs.size(), E, sd, J, t0, T);
     rs.clear();
   };
+  inputs(0);
+  rows(rs, hp, sr, H, dU, GH);
   if (kind != GRU) {
-    inputs(0);
-    rows(rs, hp, sr, H, dU, GH);
     sums(d, GH);
   } else if (ra) {  // the candidate's recurrent part takes dq, as its recurrent bias does
-    inputs(0);
-    rows(rs, hp, sr, H, dU, GH);
     rows(rs, &one, 0, 1, dc, GH);
     sums(d, 2 * H);
     inputs(2 * H);
@@ -1024,8 +1022,6 @@ static void hgradients(HBlock &b, int kind, int ra, const vf *xb, int T, int v, 
     rows(rs, &one, 0, 1, dc + 2 * H, GH);
     sums(d + GH, H);
   } else {  // the candidate's recurrent weights multiply r h_prev
-    inputs(0);
-    rows(rs, hp, sr, H, dU, GH);
     sums(d, 2 * H);
     inputs(2 * H);
     rows(rs, ext, sr, H, dU + 2 * H, GH);
