@@ -134,14 +134,14 @@ static bool valid(const Shape &s) {
 
 // One block: nv vectors of lanes, rows from members [m0, m0 + nm).
 struct Block {
-  int nv, tstart;
+  int nv, tstart, pc;  // pc: cell parameters a lane (Shape::Pc)
   std::vector<int> t0min, t0max;  // per vector
   std::vector<vf> t0lane;         // per vector: each lane's first valid step
-  std::vector<vf> par;            // (Pc, nv): each lane's cell parameters
+  std::vector<vf> par;            // (nv, Pc): each lane's cell parameters
   std::vector<vf> xb;             // (T, nv) inputs, time-major
-  std::vector<vf> st;             // (T, NS, nv) stored activations
+  std::vector<vf> st;             // (T, nv, NS) stored activations
   std::vector<vf> h, c, dh;       // (nv); dh: dL/dh_T from the head, for ``backward``
-  std::vector<vf> gt;             // (G, nv): an LSTM step's gate values (``forward``)
+  std::vector<vf> gt;             // (nv, G): an LSTM step's gate values (``forward``)
   std::vector<vf> acc;            // (Pc, nv) gradient accumulators
 };
 
@@ -152,97 +152,102 @@ constexpr bool has_c(int kind) { return kind == LSTM || kind == LSTM_NOFG; }
 // RA: a reset_after GRU (its recurrent biases follow the other cell parameters).
 template <int KIND, int RSIG, int RA>
 static void forward(Block &b, int T, bool store) {
-  const int nv = b.nv, G = n_gates(KIND);
+  const int nv = b.nv, G = n_gates(KIND), pc = b.pc;
   constexpr int NS = n_stored<KIND, RSIG>();
-  for (int v = 0; v < nv; v++) b.h[v] = b.c[v] = splat(0.0f);
+  // the block's arrays as pointers, which stay in registers (read through the vectors, each
+  // was loaded again from the block after every store)
+  vf *h = b.h.data(), *c = b.c.data(), *gts = b.gt.data(), *sts = b.st.data();
+  const vf *par = b.par.data(), *xb = b.xb.data(), *t0lane = b.t0lane.data();
+  const int *t0min = b.t0min.data(), *t0max = b.t0max.data();
+  for (int v = 0; v < nv; v++) h[v] = c[v] = splat(0.0f);
   const int gi = 0, gf = 1, gg = KIND == LSTM ? 2 : 1, go = KIND == LSTM ? 3 : 2;
   for (int t = b.tstart; t < T; t++) {
-    vf *st = &b.st[(size_t)t * NS * nv];
-    // the LSTMs: every vector's gates and candidate tanh first (into b.gt), then the cells:
+    vf *st = &sts[(size_t)t * nv * NS];
+    // the LSTMs: every vector's gates and candidate tanh first (into gts), then the cells:
     // each loop's vectors are independent chains of one tanh (a vector's chain of two, the
     // candidate's tanh then the cell's, kept the core waiting)
     for (int v = 0; has_c(KIND) && v < nv; v++) {
-      if (t < b.t0min[v]) continue;
-      const vf *W = &b.par[v], *U = &b.par[(size_t)G * nv + v], *B = &b.par[(size_t)2 * G * nv + v];
-      vf x = b.xb[(size_t)t * nv + v], hp = b.h[v], *gt = &b.gt[v];
-      gt[gi * nv] = gate<RSIG>(x * W[gi * nv] + hp * U[gi * nv] + B[gi * nv]);
-      gt[gg * nv] = vtanh(x * W[gg * nv] + hp * U[gg * nv] + B[gg * nv]);
-      gt[go * nv] = gate<RSIG>(x * W[go * nv] + hp * U[go * nv] + B[go * nv]);
-      if (KIND == LSTM) gt[gf * nv] = gate<RSIG>(x * W[gf * nv] + hp * U[gf * nv] + B[gf * nv]);
+      if (t < t0min[v]) continue;
+      const vf *W = &par[(size_t)v * pc], *U = W + G, *B = W + 2 * G;
+      vf x = xb[(size_t)t * nv + v], hp = h[v], *gt = &gts[(size_t)v * G];
+      gt[gi] = gate<RSIG>(x * W[gi] + hp * U[gi] + B[gi]);
+      gt[gg] = vtanh(x * W[gg] + hp * U[gg] + B[gg]);
+      gt[go] = gate<RSIG>(x * W[go] + hp * U[go] + B[go]);
+      if (KIND == LSTM) gt[gf] = gate<RSIG>(x * W[gf] + hp * U[gf] + B[gf]);
     }
     for (int v = 0; v < nv; v++) {
-      if (t < b.t0min[v]) continue;
-      const vf *W = &b.par[v], *U = &b.par[(size_t)G * nv + v], *B = &b.par[(size_t)2 * G * nv + v];
-      vf x = b.xb[(size_t)t * nv + v], hp = b.h[v];
+      if (t < t0min[v]) continue;
+      const vf *W = &par[(size_t)v * pc], *U = W + G, *B = W + 2 * G;
+      vf x = xb[(size_t)t * nv + v], hp = h[v], *sv = st + (size_t)v * NS;
       vf hn, cn;
       if (KIND == SRNN) {
         hn = vtanh(x * W[0] + hp * U[0] + B[0]);
-        if (store) { st[v] = hp; st[nv + v] = hn; }
+        if (store) { sv[0] = hp; sv[1] = hn; }
       } else if (KIND == GRU) {  // z, r, h~ = rsig(.), rsig(.), tanh(x W_h + b_h + r q)
-        vf az = x * W[0] + hp * U[0] + B[0], ar = x * W[nv] + hp * U[nv] + B[nv];
-        vf q = hp * U[2 * nv];  // reset_after: r (h U_h + c_h); else (r h) U_h, the same for one unit
+        vf az = x * W[0] + hp * U[0] + B[0], ar = x * W[1] + hp * U[1] + B[1];
+        vf q = hp * U[2];  // reset_after: r (h U_h + c_h); else (r h) U_h, the same for one unit
         if (RA) {
-          const vf *C = &b.par[(size_t)3 * G * nv + v];
-          az += C[0]; ar += C[nv]; q += C[2 * nv];
+          const vf *C = W + 3 * G;
+          az += C[0]; ar += C[1]; q += C[2];
         }
         vf z = gate<RSIG>(az), r = gate<RSIG>(ar);
-        vf hh = vtanh(x * W[2 * nv] + B[2 * nv] + r * q);
+        vf hh = vtanh(x * W[2] + B[2] + r * q);
         hn = z * hp + (1.0f - z) * hh;
-        if (store) { st[v] = hp; st[nv + v] = z; st[2 * nv + v] = r; st[3 * nv + v] = hh; st[4 * nv + v] = q; }
+        if (store) { sv[0] = hp; sv[1] = z; sv[2] = r; sv[3] = hh; sv[4] = q; }
       } else if (KIND == JANET) {  // s = x W_f + c U_f + b_f; c = rsig(s) c + rsig(1 - s) tanh(.)
         vf s = x * W[0] + hp * U[0] + B[0];
-        vf f = gate<RSIG>(s), i = gate<RSIG>(1.0f - s), g = vtanh(x * W[nv] + hp * U[nv] + B[nv]);
+        vf f = gate<RSIG>(s), i = gate<RSIG>(1.0f - s), g = vtanh(x * W[1] + hp * U[1] + B[1]);
         hn = f * hp + i * g;
-        if (store) { st[v] = hp; st[nv + v] = f; st[2 * nv + v] = i; st[3 * nv + v] = g; }
+        if (store) { sv[0] = hp; sv[1] = f; sv[2] = i; sv[3] = g; }
       } else {
-        const vf *gt = &b.gt[v];
-        vf cp = b.c[v], i = gt[gi * nv], g = gt[gg * nv], o = gt[go * nv];
-        vf f = KIND == LSTM ? gt[gf * nv] : splat(1.0f);
+        const vf *gt = &gts[(size_t)v * G];
+        vf cp = c[v], i = gt[gi], g = gt[gg], o = gt[go];
+        vf f = KIND == LSTM ? gt[gf] : splat(1.0f);
         cn = f * cp + i * g;
         vf tc = vtanh(cn);
         hn = o * tc;
         if (store) {
-          st[0 * nv + v] = hp; st[1 * nv + v] = cp; st[2 * nv + v] = g; st[3 * nv + v] = tc;
+          sv[0] = hp; sv[1] = cp; sv[2] = g; sv[3] = tc;
           if (NS > 4) {
-            st[4 * nv + v] = i; st[5 * nv + v] = o;
-            if (KIND == LSTM) st[6 * nv + v] = f;
+            sv[4] = i; sv[5] = o;
+            if (KIND == LSTM) sv[6] = f;
           }
         }
       }
-      if (t < b.t0max[v]) {
-        vf m = (vf)((vi)(splat((float)t) >= b.t0lane[v]) & (vi)splat(1.0f));
+      if (t < t0max[v]) {
+        vf m = (vf)((vi)(splat((float)t) >= t0lane[v]) & (vi)splat(1.0f));
         hn = blend(m, hn, hp);
-        if (has_c(KIND)) cn = blend(m, cn, b.c[v]);
+        if (has_c(KIND)) cn = blend(m, cn, c[v]);
       }
-      b.h[v] = hn;
-      if (has_c(KIND)) b.c[v] = cn;
+      h[v] = hn;
+      if (has_c(KIND)) c[v] = cn;
     }
   }
 }
 
 // One step back of one vector: its sums A, dh and dc from step t's output to step t - 1's;
-// st the step's stored activations (stride nv), x its input, m its lanes' mask.
+// st the vector's stored activations of the step, x its input, m its lanes' mask.
 template <int KIND, int RSIG, int RA, int NA>
 static inline void step_back(vf (&A)[NA], vf &dh, vf &dc, const vf *W, const vf *U, const vf *B, const vf *st, vf x,
-                             vf m, bool masked, int nv) {
+                             vf m, bool masked) {
   constexpr int G = n_gates(KIND);
   constexpr int NS = n_stored<KIND, RSIG>();
   if (KIND == SRNN) {
-    vf hp = st[0], th = st[nv];
-    vf dz = m * dh * (1.0f - th * th);
+    vf hp = st[0], th = st[1];
+    vf dz = (masked ? m * dh : dh) * (1.0f - th * th);  // m = 1 unless masked: one multiply fewer on the chain
     A[0] += dz * x; A[1] += dz * hp; A[2] += dz;
     vf dhp = dz * U[0];
     dh = masked ? blend(m, dhp, dh) : dhp;
     return;
   }
   if (KIND == GRU) {  // h = z h_prev + (1 - z) h~, h~ = tanh(x W_h + b_h + r q)
-    vf hp = st[0], z = st[nv], r = st[2 * nv], hh = st[3 * nv], q = st[4 * nv];
+    vf hp = st[0], z = st[1], r = st[2], hh = st[3], q = st[4];
     vf d = m * dh;
     vf dah = d * (1.0f - z) * (1.0f - hh * hh);
     vf daz = d * (hp - hh) * dgate<RSIG>(z);
     vf dar = dah * q * dgate<RSIG>(r);
     vf dq = dah * r;
-    vf dhp = d * z + daz * U[0] + dar * U[nv] + dq * U[2 * nv];
+    vf dhp = d * z + daz * U[0] + dar * U[1] + dq * U[2];
     A[0] += daz * x; A[G] += daz * hp; A[2 * G] += daz;
     A[1] += dar * x; A[G + 1] += dar * hp; A[2 * G + 1] += dar;
     A[2] += dah * x; A[G + 2] += dq * hp; A[2 * G + 2] += dah;
@@ -251,26 +256,26 @@ static inline void step_back(vf (&A)[NA], vf &dh, vf &dc, const vf *W, const vf 
     return;
   }
   if (KIND == JANET) {  // c = f c_prev + i g, f = rsig(s), i = rsig(1 - s), g = tanh(z_c)
-    vf cp = st[0], f = st[nv], i = st[2 * nv], g = st[3 * nv];
+    vf cp = st[0], f = st[1], i = st[2], g = st[3];
     vf d = m * dh;
     vf ds = d * cp * dgate<RSIG>(f) - d * g * dgate<RSIG>(i);
     vf dzc = d * i * (1.0f - g * g);
-    vf dhp = d * f + ds * U[0] + dzc * U[nv];
+    vf dhp = d * f + ds * U[0] + dzc * U[1];
     A[0] += ds * x; A[G] += ds * cp; A[2 * G] += ds;
     A[1] += dzc * x; A[G + 1] += dzc * cp; A[2 * G + 1] += dzc;
     dh = masked ? blend(m, dhp, dh) : dhp;
     return;
   }
   const int gi = 0, gf = 1, gg = KIND == LSTM ? 2 : 1, go = KIND == LSTM ? 3 : 2;
-  vf hp = st[0 * nv], cp = st[1 * nv], g = st[2 * nv], tc = st[3 * nv];
+  vf hp = st[0], cp = st[1], g = st[2], tc = st[3];
   vf i, o, f = splat(1.0f), di, dof, df = splat(0.0f);
   if (NS > 4) {
-    i = st[4 * nv]; o = st[5 * nv];
-    if (KIND == LSTM) f = st[6 * nv];
+    i = st[4]; o = st[5];
+    if (KIND == LSTM) f = st[6];
   } else {
-    i = gate<RSIG>(x * W[gi * nv] + hp * U[gi * nv] + B[gi * nv]);
-    o = gate<RSIG>(x * W[go * nv] + hp * U[go * nv] + B[go * nv]);
-    if (KIND == LSTM) f = gate<RSIG>(x * W[gf * nv] + hp * U[gf * nv] + B[gf * nv]);
+    i = gate<RSIG>(x * W[gi] + hp * U[gi] + B[gi]);
+    o = gate<RSIG>(x * W[go] + hp * U[go] + B[go]);
+    if (KIND == LSTM) f = gate<RSIG>(x * W[gf] + hp * U[gf] + B[gf]);
   }
   di = dgate<RSIG>(i); dof = dgate<RSIG>(o);
   if (KIND == LSTM) df = dgate<RSIG>(f);
@@ -278,13 +283,13 @@ static inline void step_back(vf (&A)[NA], vf &dh, vf &dc, const vf *W, const vf 
   vf dzi = m * (dcc * g * di);
   vf dzg = m * (dcc * i * (1.0f - g * g));
   vf dzo = m * (dh * tc * dof);
-  vf dhp = dzi * U[gi * nv] + dzg * U[gg * nv] + dzo * U[go * nv];
+  vf dhp = dzi * U[gi] + dzg * U[gg] + dzo * U[go];
   A[gi] += dzi * x; A[G + gi] += dzi * hp; A[2 * G + gi] += dzi;
   A[gg] += dzg * x; A[G + gg] += dzg * hp; A[2 * G + gg] += dzg;
   A[go] += dzo * x; A[G + go] += dzo * hp; A[2 * G + go] += dzo;
   if (KIND == LSTM) {
     vf dzf = m * (dcc * cp * df);
-    dhp += dzf * U[gf * nv];
+    dhp += dzf * U[gf];
     A[gf] += dzf * x; A[G + gf] += dzf * hp; A[2 * G + gf] += dzf;
   }
   vf dcp = dcc * f;
@@ -299,7 +304,9 @@ static inline void step_back(vf (&A)[NA], vf &dh, vf &dc, const vf *W, const vf 
 // and back each step); each lane's sums take the steps in the same order either way.
 template <int KIND, int RSIG, int RA, int NV>
 static inline void backward_vectors(Block &b, int T, int v0) {
-  const int nv = b.nv;
+  const int nv = b.nv, pc = b.pc;
+  const vf *par = b.par.data(), *sts = b.st.data(), *xb = b.xb.data(), *t0lane = b.t0lane.data();
+  const int *t0max = b.t0max.data();
   constexpr int G = n_gates(KIND), NA = (RA ? 4 : 3) * G;
   constexpr int NS = n_stored<KIND, RSIG>();
   vf A[NV][NA], dh[NV], dc[NV];
@@ -314,13 +321,13 @@ static inline void backward_vectors(Block &b, int T, int v0) {
     for (int j = 0; j < NV; j++) {
       if (NV > 1 && t < tlo[j]) continue;
       const int v = v0 + j;
-      const vf *W = &b.par[v], *U = &b.par[(size_t)G * nv + v], *B = &b.par[(size_t)2 * G * nv + v];
-      const vf *st = &b.st[(size_t)t * NS * nv + v];
-      vf x = b.xb[(size_t)t * nv + v];
+      const vf *W = &par[(size_t)v * pc], *U = W + G, *B = W + 2 * G;
+      const vf *st = &sts[((size_t)t * nv + v) * NS];
+      vf x = xb[(size_t)t * nv + v];
       vf m = splat(1.0f);
-      bool masked = t < b.t0max[v];
-      if (masked) m = (vf)((vi)(splat((float)t) >= b.t0lane[v]) & (vi)splat(1.0f));
-      step_back<KIND, RSIG, RA, NA>(A[j], dh[j], dc[j], W, U, B, st, x, m, masked, nv);
+      bool masked = t < t0max[v];
+      if (masked) m = (vf)((vi)(splat((float)t) >= t0lane[v]) & (vi)splat(1.0f));
+      step_back<KIND, RSIG, RA, NA>(A[j], dh[j], dc[j], W, U, B, st, x, m, masked);
     }
   }
   for (int j = 0; j < NV; j++) {
@@ -463,7 +470,7 @@ static void refresh_params(Block &b, const Shape &s, const float *params, int m0
   if (B % L == 0) {  // every vector serves one member
     for (int v = 0; v < nv; v++) {
       const float *p = params + (size_t)(m0 + v * L / B) * s.P;
-      for (int k = 0; k < Pc; k++) b.par[(size_t)k * nv + v] = splat(p[k]);
+      for (int k = 0; k < Pc; k++) b.par[(size_t)v * Pc + k] = splat(p[k]);
     }
     return;
   }
@@ -471,7 +478,7 @@ static void refresh_params(Block &b, const Shape &s, const float *params, int m0
     for (int l = 0; l < L; l++) {
       int m = (v * L + l) / B;
       const float *p = params + (size_t)(m0 + (m < nm ? m : nm - 1)) * s.P;
-      for (int k = 0; k < Pc; k++) b.par[(size_t)k * nv + v][l] = p[k];
+      for (int k = 0; k < Pc; k++) b.par[(size_t)v * Pc + k][l] = p[k];
     }
 }
 
@@ -491,7 +498,7 @@ static inline float hsum(vf a) { return folds<L / 2>(a)[0]; }  // tree sum of th
 
 static void block_alloc(Block &b, const Shape &s, int nv, int T) {
   const int NS = n_stored<VARIANT_KIND, VARIANT_RSIG>();  // the library's variant (``valid``)
-  b.nv = nv;
+  b.nv = nv; b.pc = s.Pc;
   b.t0min.assign(nv, 0); b.t0max.assign(nv, 0); b.t0lane.assign(nv, vf{});
   b.par.assign((size_t)s.Pc * nv, vf{}); b.xb.assign((size_t)T * nv, vf{});
   b.st.assign((size_t)T * NS * nv, vf{});
