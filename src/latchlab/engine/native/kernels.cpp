@@ -338,18 +338,20 @@ static inline void backward_vectors(Block &b, int T, int v0) {
 // Vectors the backward pass takes at a time: two independent chains of steps for the core,
 // except an LSTM's, whose 12 sums and 4 recurrent weights a vector leave no registers for a
 // second (measured, old over new: SRNN, GRU, JANET 1.03-1.11 on AVX-512 and AVX2, the LSTM
-// 0.88 on AVX-512; docs/benchmarks.md). LATCH_BWD_VECTORS overrides it.
-constexpr int bwd_vectors(int kind) {
+// 0.88 on AVX-512; docs/benchmarks.md), but with sigmoid gates in the AVX2 build (its
+// LSTM's backward pass 1.23-1.35 in four runs; with hard-sigmoid gates it went either way
+// with the machine's state). LATCH_BWD_VECTORS overrides it.
+constexpr int bwd_vectors(int kind, int rsig) {
 #ifdef LATCH_BWD_VECTORS
-  (void)kind;
+  (void)kind, (void)rsig;
   return LATCH_BWD_VECTORS;
 #else
-  return kind == LSTM ? 1 : 2;
+  return kind != LSTM || (LATCH_VBYTES == 32 && LATCH_VREGS == 16 && rsig == SIGMOID) ? 2 : 1;
 #endif
 }
 template <int KIND, int RSIG, int RA>
 static void backward(Block &b, int T) {
-  constexpr int NV = bwd_vectors(KIND);
+  constexpr int NV = bwd_vectors(KIND, RSIG);
   int v = 0;
   for (; v + NV <= b.nv; v += NV) backward_vectors<KIND, RSIG, RA, NV>(b, T, v);
   for (; v < b.nv; v++) backward_vectors<KIND, RSIG, RA, 1>(b, T, v);
