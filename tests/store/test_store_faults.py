@@ -744,7 +744,9 @@ def test_latchlab_run_killed_after_a_chunk_resumes_to_the_uninterrupted_store(tm
     """``kill -9`` of a real ``latchlab run`` while it trains its second chunk (its claims
     left behind): the re-run trains only the rest and the store equals an uninterrupted run's.
     The run's second chunk is held (``_HOLD_SECOND_CHUNK``) until the kill: on a fast machine
-    it had finished between two polls of the store, and the kill came after the run."""
+    it had finished between two polls of the store, and the kill came after the run. The kill
+    waits for the second chunk's claims too: storing the first chunk releases its claims, and
+    a kill between that and the next claim (CI, 2026-12-02) left none behind."""
     from test_store import SWEEP
 
     from latchlab.engine import run as runner
@@ -762,15 +764,15 @@ def test_latchlab_run_killed_after_a_chunk_resumes_to_the_uninterrupted_store(tm
         env=env,
         stderr=subprocess.DEVNULL,
     )
-    first = set()
+    first, claimed = set(), False
     deadline = time.monotonic() + 600
-    while not first:
+    while not (first and claimed):  # the first chunk stored, the second claimed (and held)
         assert p.poll() is None and time.monotonic() < deadline
         time.sleep(0.05)
         if path.exists():
             try:
                 with Store(path, create=False) as st:
-                    first = st.done()
+                    first, claimed = st.done(), len(st.claims()) > 0
             except StoreError:  # still being created
                 pass
     p.send_signal(signal.SIGKILL)
