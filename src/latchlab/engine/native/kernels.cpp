@@ -339,7 +339,7 @@ static inline void backward_vectors(Block &b, int T, int v0) {
 // except an LSTM's, whose 12 sums and 4 recurrent weights a vector leave no registers for a
 // second (measured, old over new: SRNN, GRU, JANET 1.03-1.11 on AVX-512 and AVX2, the LSTM
 // 0.88 on AVX-512; docs/benchmarks.md), but with sigmoid gates in the AVX2 build (its
-// LSTM's backward pass 1.23-1.35 in four runs; with hard-sigmoid gates it went either way
+// LSTM's backward pass 1.23-1.52 in four runs; with hard-sigmoid gates it went either way
 // with the machine's state). LATCH_BWD_VECTORS overrides it.
 constexpr int bwd_vectors(int kind, int rsig) {
 #ifdef LATCH_BWD_VECTORS
