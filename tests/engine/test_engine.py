@@ -18,6 +18,7 @@ follows a chunk's trip through them).
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from functools import partial
 
@@ -654,8 +655,9 @@ def test_make_data_gives_each_task_its_generators_sequences(task):
 def test_set_up_functions_compile_once_ahead_in_a_background_thread(maker, monkeypatch):
     """A sweep's later set-up compilations (its splits and each cell's initial parameters)
     are made by ``data.warm``'s thread while the first chunk's data are made, and none is
-    made twice: the sweep's calls find them made, or wait for them. With ``native.prng``,
-    the latch sequences and the splits compile nothing."""
+    made twice: the sweep's calls find them made, or wait for them. The first chunk's at the
+    sweep's priority (its training waits for them), the later ones at the lowest. With
+    ``native.prng``, the latch sequences and the splits compile nothing."""
     if maker == "jax":
         monkeypatch.setattr(native, "prng", lambda **kw: None)
     elif native.prng() is None:
@@ -663,11 +665,13 @@ def test_set_up_functions_compile_once_ahead_in_a_background_thread(maker, monke
     for f in (sweep_data._chunk_splits, sweep_data._init, sweep_data._chunk_sequences):
         f.clear_cache()
     sweep_data._compiles.clear()
-    made = []
+    made, niceness = [], []
+    base = os.getpriority(os.PRIO_PROCESS, 0)
 
     def on_event(event, secs, fun_name="", **kw):
         if event == COMPILE_EVENT and any(n in fun_name for n in ("_chunk_splits", "_init", "_chunk_sequences")):
             made.append((fun_name, threading.current_thread().name))
+            niceness.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
 
     jax.monitoring.register_event_duration_secs_listener(on_event)
     try:
@@ -683,6 +687,9 @@ def test_set_up_functions_compile_once_ahead_in_a_background_thread(maker, monke
     jax_made = ["jit(_chunk_sequences)", "jit(_chunk_splits)"] if maker == "jax" else []
     assert sorted(names) == [*jax_made, "jit(_init)", "jit(_init)"], made
     assert ("jit(_init)", "latchlab-warm") in made, made
+    # the warm thread's: the first chunk's init (unless the sweep made it first), then the second's
+    warm = [p for (n, t), p in zip(made, niceness) if t == "latchlab-warm" and n == "jit(_init)"]
+    assert warm[-1] == 19 and (len(warm) == 1 or warm[0] == base), (made, niceness)
 
 
 def test_init_members_of_a_16_unit_lstm_equal_each_members_own_init():
