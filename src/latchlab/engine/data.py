@@ -276,7 +276,7 @@ def warm(chunks, families: Families | None = None) -> threading.Thread | None:
 def _compile_ahead(chunks, families) -> None:
     # The first chunk's compilations at the sweep's priority: its training waits for them
     # (at the lowest priority, while the data took both cores, the seed's first
-    # initialisation still waited 0.2-0.3 s for its compilation). The later ones at the
+    # initialisation still waited 0.3-0.5 s for its compilation). The later ones at the
     # lowest priority: the thread takes a core while the other waits on a compilation or
     # a trace, not from the sweep's training (at normal priority it slowed the seed's
     # training and data as much as it saved).
