@@ -25,8 +25,8 @@ gate presets, plus the ablations and the phase diagram):
    member of the grid (as ``bench/seed_sweep.py`` does for the seed). Keras has no JANET
    and no LSTM without forget gate: an ``LSTM`` of the same size stands in (more work).
 3. The arithmetic bound of the whole grid (flops and transcendentals, forward and backward,
-   at the flop rate measured here, ``seed_sweep.flop_rate``, and the nominal transcendental
-   rate of ``bench/seed_sweep.py``; a hard-sigmoid gate counts as ``HARD_GATE`` flops, a
+   at the flop rate and the transcendental rate measured here, ``seed_sweep.flop_rate`` and
+   ``seed_sweep.trans_rate``; a hard-sigmoid gate counts as ``HARD_GATE`` flops, a
    sigmoid gate or a tanh as a transcendental), and latchlab's time over it.
 
 ``bengio1994`` is not a sweep of cells: its whole full-scale computation is timed once
@@ -179,8 +179,8 @@ def keras_seconds(ms, lengths: list[int], epochs: int) -> tuple[float, int]:
 
 def bound_seconds(ms) -> float:
     """Flops and transcendentals of training and validating every member, at the measured flop
-    rate (``seed_sweep.flop_rate``) and the nominal transcendental rate (hard-sigmoid gates
-    are flops, sigmoid gates and tanh transcendentals)."""
+    and transcendental rates (``seed_sweep.flop_rate``, ``seed_sweep.trans_rate``; hard-sigmoid
+    gates are flops, sigmoid gates and tanh transcendentals)."""
     flops = trans = 0.0
     for m in ms:
         r = m.run
@@ -193,7 +193,7 @@ def bound_seconds(ms) -> float:
         per_step += 0 if soft else HARD_GATE * SIGMOIDS[r.cell] * H
         flops += per_step * r.T * seqs
         trans += (TANHS[r.cell] + (SIGMOIDS[r.cell] if soft else 0)) * H * r.T * r.epochs * r.N
-    return max(flops / SS.flop_rate(), trans / (SS.TRANS_RATE_PER_CORE * SS.CORES))
+    return max(flops / SS.flop_rate(), trans / SS.trans_rate())
 
 
 def bengio1994_row() -> tuple:
@@ -215,7 +215,7 @@ def bengio1994_row() -> tuple:
     checks = steps / cfg.check_every + 1
     flops = float((T * (2 * (1 + SS.BWD_FLOP_FACTOR) * steps * cfg.n_train + 2 * checks * cfg.n_test)).sum())
     trans = float((T * (steps * cfg.n_train + checks * cfg.n_test)).sum())
-    bound = max(flops / SS.flop_rate(), trans / (SS.TRANS_RATE_PER_CORE * SS.CORES))
+    bound = max(flops / SS.flop_rate(), trans / SS.trans_rate())
     overlay = members([B.seed_overlay_sweep(cfg)]) if cfg.seed_repeats else []
     return len(rows) + len(overlay), seconds, bound + (bound_seconds(overlay) if overlay else 0.0)
 
@@ -241,7 +241,10 @@ def main(argv=None) -> int:
         f"commit {provenance.git_commit()}, load avg at start {SS._load()}"
     )
     print(f"# {SS.native_as_make()}")
-    print(f"# measured flop rate {SS.flop_rate() / 1e9:.0f} GFLOP/s (numpy matrix product, every core)")
+    print(
+        f"# measured flop rate {SS.flop_rate() / 1e9:.0f} GFLOP/s (numpy matrix product, every core), "
+        f"transcendental rate {SS.trans_rate() / 1e9:.2f} x 10^9/s (the kernels' tanh, every core)"
+    )
     rows = []
     for name in names:
         if name == "bengio1994":

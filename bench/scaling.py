@@ -9,8 +9,8 @@ phases: no data making, no compilation) per member-step (one sequence step of on
 member's training or validation sequence) of a one-epoch sweep of 32 members at T = 50,
 N = 1000, keras2 gates, against the arithmetic bound per member-step: the cell's flops
 (forward, and backward at twice that for training sequences) at the machine's measured
-flop rate and its transcendentals at the nominal rate (``bench/experiments.py``'s work
-model, ``seed_sweep.flop_rate``), which grows as H^2 once the recurrent products dominate.
+flop rate and its transcendentals at the measured rate (``bench/experiments.py``'s work
+model, ``seed_sweep.flop_rate`` and ``seed_sweep.trans_rate``), which grows as H^2 once the recurrent products dominate.
 Prints each point's time over its bound; plots both on log axes.
 
 Each point runs a whole sweep through ``latchlab.engine.run.run`` (data, training, validation;
