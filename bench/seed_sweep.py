@@ -89,15 +89,16 @@ CORES = 2
 
 @functools.cache
 def flop_rate() -> float:
-    """The machine's float32 flop rate, measured: the best of five 2048 x 2048 matrix products
+    """The machine's float32 flop rate, measured: the best of 15 2048 x 2048 matrix products
     through numpy's BLAS on every core (~300 GFLOP/s on the 2-core AVX-512 Xeon of
     docs/benchmarks.md; was a nominal 100 GFLOP/s before multi-unit cells made flops, not
-    transcendentals, the bound). For AVX2 code on an AVX-512 machine, measure with
+    transcendentals, the bound). The best of five read 90-154 GFLOP/s within two minutes on
+    a Zen 3, of 15 121-142. For AVX2 code on an AVX-512 machine, measure with
     ``OPENBLAS_CORETYPE=Haswell``."""
     a = np.random.default_rng(0).random((2048, 2048), dtype=np.float32)
     a @ a
     best = float("inf")
-    for _ in range(5):
+    for _ in range(15):
         t = time.perf_counter()
         a @ a
         best = min(best, time.perf_counter() - t)
@@ -108,10 +109,11 @@ def flop_rate() -> float:
 def trans_rate() -> float:
     """The machine's transcendental rate, measured: the native kernels' tanh (XLA:CPU's
     rational approximation, ``bench/tanh_rate.cpp``), built as the kernels are, over 4096
-    independent floats in cache on every core at once, the best of seven rounds of about
-    20 ms (each round timed by its slowest core). Before 2026-12-02 the bound used a nominal 3.5 x 10^9 a
-    second a core, which an AVX2 Zen 3 does not reach (2.0 x 10^9, docs/benchmarks.md); the
-    nominal rate stays where the tanh cannot be built (no compiler)."""
+    independent floats in cache on every core at once, the best of 25 rounds of about 20 ms
+    (each round timed by its slowest core; the best of seven read 3.4-4.9 x 10^9 a second
+    within a minute on a Zen 3, of 25 4.0-4.3). Before 2026-12-02 the bound used a nominal
+    3.5 x 10^9 a second a core, which an AVX2 Zen 3 does not reach (2.0-2.2 x 10^9 a core,
+    docs/benchmarks.md); the nominal rate stays where the tanh cannot be built (no compiler)."""
     import ctypes
     import threading
     from pathlib import Path
@@ -132,7 +134,7 @@ def trans_rate() -> float:
         x[:] = np.random.default_rng(k).uniform(-3, 3, n)
         bufs.append((raw, x))
     best = float("inf")
-    for _ in range(7):
+    for _ in range(25):
         start = threading.Barrier(CORES)
         took = [0.0] * CORES
 
