@@ -47,6 +47,21 @@
 #endif
 #endif
 
+// Vectors an SRNN's one-unit forward pass takes through a step at a time: 4 in the AVX2
+// build, where the tanh's constants do not fit the 16 registers and a vector's step is one
+// long chain (on a Zen 3: bench/block_ab.py's forward pass 1.2-1.5 times faster with 4,
+// 1.20 with 2, 1.31 with 8; bench/kernel_ab.py's epochs 1.05-1.08, validation 1.11-1.18;
+// docs/benchmarks.md); one elsewhere, not measured. The LSTMs' gates the same way made
+// block_ab's forward passes 1.07-1.11 times faster and epochs no faster: not kept.
+// LATCH_FWD_VECTORS overrides it.
+#ifndef LATCH_FWD_VECTORS
+#if LATCH_VBYTES == 32 && LATCH_VREGS == 16
+#define LATCH_FWD_VECTORS 4
+#else
+#define LATCH_FWD_VECTORS 1
+#endif
+#endif
+
 enum { L = LANES };
 enum Kind {
   SRNN = LATCH_KIND_SRNN,
@@ -175,7 +190,39 @@ static void forward(Block &b, int T, bool store) {
       gt[go] = gate<RSIG>(x * W[go] + hp * U[go] + B[go]);
       if (KIND == LSTM) gt[gf] = gate<RSIG>(x * W[gf] + hp * U[gf] + B[gf]);
     }
-    for (int v = 0; v < nv; v++) {
+    // an SRNN's vectors NF at a time while all NF have begun (the same operations per lane,
+    // interleaved: more chains in the core's window, and each constant loaded once for NF)
+    constexpr int NF = LATCH_FWD_VECTORS;
+    int v0 = 0;
+    if (KIND == SRNN && NF > 1) {
+      for (; v0 + NF <= nv; v0 += NF) {
+        bool begun = true;
+        for (int j = 0; j < NF; j++) begun = begun && t >= t0min[v0 + j];
+        if (!begun) break;
+        vf z[NF], hp[NF];
+        for (int j = 0; j < NF; j++) {
+          const vf *W = &par[(size_t)(v0 + j) * pc];
+          hp[j] = h[v0 + j];
+          // h U rounded, then x W + h U fused and b added, as the one-vector step compiles
+          // (pinned: the compiler may otherwise fuse either product)
+          vf hu = hp[j] * W[1];
+          pin(hu);
+          z[j] = xb[(size_t)t * nv + v0 + j] * W[0] + hu + W[2];
+        }
+        vtanh_clamped_n<NF>(z, 7.90531110763549805f);
+        for (int j = 0; j < NF; j++) {
+          const int v = v0 + j;
+          vf hn = z[j];
+          if (store) { vf *sv = st + (size_t)v * NS; sv[0] = hp[j]; sv[1] = hn; }
+          if (t < t0max[v]) {
+            vf m = (vf)((vi)(splat((float)t) >= t0lane[v]) & (vi)splat(1.0f));
+            hn = blend(m, hn, hp[j]);
+          }
+          h[v] = hn;
+        }
+      }
+    }
+    for (int v = v0; v < nv; v++) {
       if (t < t0min[v]) continue;
       const vf *W = &par[(size_t)v * pc], *U = W + G, *B = W + 2 * G;
       vf x = xb[(size_t)t * nv + v], hp = h[v], *sv = st + (size_t)v * NS;

@@ -80,22 +80,41 @@ static inline void pin(vf &) {}
 static inline vf vabs(vf a) { return (vf)((vi)a & 0x7fffffff); }
 
 // XLA:CPU's float32 tanh, Eigen's rational approximation, with its argument clamped to
-// [-clamp, clamp] (each source says which clamp it keeps, and why).
+// [-clamp, clamp] (each source says which clamp it keeps, and why): x P(x^2) / Q(x^2), both
+// by Horner's rule from the highest power, and the argument itself where |a| < 0.0004.
+static constexpr float TANH_P[7] = {-2.76076847742355e-16f, 2.00018790482477e-13f, -8.60467152213735e-11f,
+                                    5.12229709037114e-08f,  1.48572235717979e-05f, 6.37261928875436e-04f,
+                                    4.89352455891786e-03f};
+static constexpr float TANH_Q[4] = {1.19825839466702e-06f, 1.18534705686654e-04f, 2.26843463243900e-03f,
+                                    4.89352518554385e-03f};
 static inline vf vtanh_clamped(vf a, float clamp) {
   vf x = vmin(vmax(a, splat(-clamp)), splat(clamp));
   vf x2 = x * x;
-  vf p = x2 * -2.76076847742355e-16f + 2.00018790482477e-13f;
-  p = x2 * p + -8.60467152213735e-11f;
-  p = x2 * p + 5.12229709037114e-08f;
-  p = x2 * p + 1.48572235717979e-05f;
-  p = x2 * p + 6.37261928875436e-04f;
-  p = x2 * p + 4.89352455891786e-03f;
+  vf p = x2 * TANH_P[0] + TANH_P[1];
+  for (int k = 2; k < 7; k++) p = x2 * p + TANH_P[k];
   p = x * p;
-  vf q = x2 * 1.19825839466702e-06f + 1.18534705686654e-04f;
-  q = x2 * q + 2.26843463243900e-03f;
-  q = x2 * q + 4.89352518554385e-03f;
+  vf q = x2 * TANH_Q[0] + TANH_Q[1];
+  for (int k = 2; k < 4; k++) q = x2 * q + TANH_Q[k];
   vf t = p / q;
   return vabs(a) < 0.0004f ? a : t;
+}
+
+// vtanh_clamped of N vectors, each of its operations for all N in turn (the same operations
+// on every lane): each constant is loaded once for the N where too few registers keep them
+template <int N> static inline void vtanh_clamped_n(vf (&a)[N], float clamp) {
+  vf x[N], x2[N], p[N], q[N];
+  for (int n = 0; n < N; n++) x[n] = vmin(vmax(a[n], splat(-clamp)), splat(clamp));
+  for (int n = 0; n < N; n++) x2[n] = x[n] * x[n];
+  for (int n = 0; n < N; n++) p[n] = x2[n] * TANH_P[0] + TANH_P[1];
+#pragma GCC unroll 8
+  for (int k = 2; k < 7; k++)
+    for (int n = 0; n < N; n++) p[n] = x2[n] * p[n] + TANH_P[k];
+  for (int n = 0; n < N; n++) p[n] = x[n] * p[n];
+  for (int n = 0; n < N; n++) q[n] = x2[n] * TANH_Q[0] + TANH_Q[1];
+#pragma GCC unroll 8
+  for (int k = 2; k < 4; k++)
+    for (int n = 0; n < N; n++) q[n] = x2[n] * q[n] + TANH_Q[k];
+  for (int n = 0; n < N; n++) a[n] = vabs(a[n]) < 0.0004f ? a[n] : p[n] / q[n];
 }
 
 // Subnormal floats flushed to zero while a kernel runs, as XLA:CPU does (JAX on the CPU
