@@ -85,7 +85,8 @@ enum Opt { ADAM = LATCH_OPTIMIZER_ADAM, SGD = LATCH_OPTIMIZER_SGD, RMSPROP = LAT
 // XLA:CPU's tanh: the same values as JAX's up to Eigen's clamp, +-7.90531 (jaxlib's emitter
 // clamps at +-7.99881: beyond 7.905 the two differ in the last bit, within every test's
 // tolerance; stored results were made with this one)
-static inline vf vtanh(vf a) { return vtanh_clamped(a, 7.90531110763549805f); }
+static constexpr float TANH_CLAMP = 7.90531110763549805f;
+static inline vf vtanh(vf a) { return vtanh_clamped(a, TANH_CLAMP); }
 
 template <int RSIG> static inline vf gate(vf z) {
   if (RSIG == SIGMOID) return 0.5f + 0.5f * vtanh(0.5f * z);
@@ -209,7 +210,7 @@ static void forward(Block &b, int T, bool store) {
           pin(hu);
           z[j] = xb[(size_t)t * nv + v0 + j] * W[0] + hu + W[2];
         }
-        vtanh_clamped_n<NF>(z, 7.90531110763549805f);
+        vtanh_clamped_n<NF>(z, TANH_CLAMP);
         for (int j = 0; j < NF; j++) {
           const int v = v0 + j;
           vf hn = z[j];
