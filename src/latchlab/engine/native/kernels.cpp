@@ -117,6 +117,8 @@ template <int KIND, int RSIG> constexpr int n_stored() {
 }
 
 static inline vf blend(vf m, vf a, vf b) { return m * a + (1.0f - m) * b; }  // m in {0, 1}
+// 1 in the lanes whose first valid step t0 is at or before t, else 0 (blend's mask)
+static inline vf begun(int t, vf t0) { return (vf)((vi)(splat((float)t) >= t0) & (vi)splat(1.0f)); }
 
 struct Shape {
   int kind, rsig, reset_after, head, opt, H, F;  // ..., units, input channels
@@ -197,9 +199,9 @@ static void forward(Block &b, int T, bool store) {
     int v0 = 0;
     if (KIND == SRNN && NF > 1) {
       for (; v0 + NF <= nv; v0 += NF) {
-        bool begun = true;
-        for (int j = 0; j < NF; j++) begun = begun && t >= t0min[v0 + j];
-        if (!begun) break;
+        bool all = true;
+        for (int j = 0; j < NF; j++) all = all && t >= t0min[v0 + j];
+        if (!all) break;
         vf z[NF], hp[NF];
         for (int j = 0; j < NF; j++) {
           const vf *W = &par[(size_t)(v0 + j) * pc];
@@ -216,7 +218,7 @@ static void forward(Block &b, int T, bool store) {
           vf hn = z[j];
           if (store) { vf *sv = st + (size_t)v * NS; sv[0] = hp[j]; sv[1] = hn; }
           if (t < t0max[v]) {
-            vf m = (vf)((vi)(splat((float)t) >= t0lane[v]) & (vi)splat(1.0f));
+            vf m = begun(t, t0lane[v]);
             hn = blend(m, hn, hp[j]);
           }
           h[v] = hn;
@@ -263,7 +265,7 @@ static void forward(Block &b, int T, bool store) {
         }
       }
       if (t < t0max[v]) {
-        vf m = (vf)((vi)(splat((float)t) >= t0lane[v]) & (vi)splat(1.0f));
+        vf m = begun(t, t0lane[v]);
         hn = blend(m, hn, hp);
         if (has_c(KIND)) cn = blend(m, cn, c[v]);
       }
@@ -365,7 +367,21 @@ static inline void backward_vectors(Block &b, int T, int v0) {
     tlo[j] = std::max(b.tstart, b.t0min[v0 + j]);
     tmin = std::min(tmin, tlo[j]);
   }
-  for (int t = T - 1; t >= tmin; t--) {
+  // the steps where every vector's every lane has begun, without the mask's branches (with
+  // them in the loop, GCC kept one vector's dh in memory: its chain went through a store
+  // and a load every step), then the rest
+  int tall = tmin;
+  for (int j = 0; j < NV; j++) tall = std::max(tall, std::max(tlo[j], b.t0max[v0 + j]));
+  int t = T - 1;
+  for (; t >= tall; t--) {
+    for (int j = 0; j < NV; j++) {
+      const int v = v0 + j;
+      const vf *W = &par[(size_t)v * pc], *U = W + G, *B = W + 2 * G;
+      step_back<KIND, RSIG, RA, NA>(A[j], dh[j], dc[j], W, U, B, &sts[((size_t)t * nv + v) * NS], xb[(size_t)t * nv + v],
+                                    splat(1.0f), false);
+    }
+  }
+  for (; t >= tmin; t--) {
     for (int j = 0; j < NV; j++) {
       if (NV > 1 && t < tlo[j]) continue;
       const int v = v0 + j;
@@ -374,7 +390,7 @@ static inline void backward_vectors(Block &b, int T, int v0) {
       vf x = xb[(size_t)t * nv + v];
       vf m = splat(1.0f);
       bool masked = t < t0max[v];
-      if (masked) m = (vf)((vi)(splat((float)t) >= t0lane[v]) & (vi)splat(1.0f));
+      if (masked) m = begun(t, t0lane[v]);
       step_back<KIND, RSIG, RA, NA>(A[j], dh[j], dc[j], W, U, B, st, x, m, masked);
     }
   }
