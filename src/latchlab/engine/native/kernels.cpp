@@ -377,8 +377,8 @@ static inline void backward_vectors(Block &b, int T, int v0) {
     for (int j = 0; j < NV; j++) {
       const int v = v0 + j;
       const vf *W = &par[(size_t)v * pc], *U = W + G, *B = W + 2 * G;
-      step_back<KIND, RSIG, RA, NA>(A[j], dh[j], dc[j], W, U, B, &sts[((size_t)t * nv + v) * NS], xb[(size_t)t * nv + v],
-                                    splat(1.0f), false);
+      const vf *st = &sts[((size_t)t * nv + v) * NS];
+      step_back<KIND, RSIG, RA, NA>(A[j], dh[j], dc[j], W, U, B, st, xb[(size_t)t * nv + v], splat(1.0f), false);
     }
   }
   for (; t >= tmin; t--) {
