@@ -87,20 +87,9 @@ static constexpr float TANH_P[7] = {-2.76076847742355e-16f, 2.00018790482477e-13
                                     4.89352455891786e-03f};
 static constexpr float TANH_Q[4] = {1.19825839466702e-06f, 1.18534705686654e-04f, 2.26843463243900e-03f,
                                     4.89352518554385e-03f};
-static inline vf vtanh_clamped(vf a, float clamp) {
-  vf x = vmin(vmax(a, splat(-clamp)), splat(clamp));
-  vf x2 = x * x;
-  vf p = x2 * TANH_P[0] + TANH_P[1];
-  for (int k = 2; k < 7; k++) p = x2 * p + TANH_P[k];
-  p = x * p;
-  vf q = x2 * TANH_Q[0] + TANH_Q[1];
-  for (int k = 2; k < 4; k++) q = x2 * q + TANH_Q[k];
-  vf t = p / q;
-  return vabs(a) < 0.0004f ? a : t;
-}
-
-// vtanh_clamped of N vectors, each of its operations for all N in turn (the same operations
-// on every lane): each constant is loaded once for the N where too few registers keep them
+// N vectors' tanh in place, each of its operations for all N in turn (the same operations on
+// every lane, whatever N): each constant is loaded once for the N where too few registers
+// keep them
 template <int N> static inline void vtanh_clamped_n(vf (&a)[N], float clamp) {
   vf x[N], x2[N], p[N], q[N];
   for (int n = 0; n < N; n++) x[n] = vmin(vmax(a[n], splat(-clamp)), splat(clamp));
@@ -115,6 +104,12 @@ template <int N> static inline void vtanh_clamped_n(vf (&a)[N], float clamp) {
   for (int k = 2; k < 4; k++)
     for (int n = 0; n < N; n++) q[n] = x2[n] * q[n] + TANH_Q[k];
   for (int n = 0; n < N; n++) a[n] = vabs(a[n]) < 0.0004f ? a[n] : p[n] / q[n];
+}
+// one vector's
+static inline vf vtanh_clamped(vf a, float clamp) {
+  vf v[1] = {a};
+  vtanh_clamped_n<1>(v, clamp);
+  return v[0];
 }
 
 // Subnormal floats flushed to zero while a kernel runs, as XLA:CPU does (JAX on the CPU
