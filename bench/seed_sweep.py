@@ -89,9 +89,9 @@ CORES = 2
 
 # The fastest rates measured in this process (``remeasure``): this virtual machine's speed
 # drifts by up to 1.8x within minutes (the kernels' tanh read 3.2 x 10^9 a second at the start
-# of a table whose sweeps then ran at the speed of 4.8-5.7, measured minutes later), and a
-# bound at a slow moment's rate would flatter the times beside it. A bound is a least time,
-# so it takes the fastest rate the machine showed.
+# of a table, and 4.8-5.7 x 10^9 in fresh processes minutes later), and a bound at a slow
+# moment's rate would flatter the times beside it. A bound is a least time, so it takes the
+# fastest rate the machine showed.
 _RATES: dict[str, float] = {}
 
 
