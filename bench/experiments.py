@@ -203,11 +203,6 @@ def bound_of(*parts: tuple[float, float]) -> float:
     return sum(max(f / SS.flop_rate(), t / SS.trans_rate()) for f, t in parts)
 
 
-def bound_seconds(ms) -> float:
-    """The arithmetic bound of training and validating every member (``work_counts``)."""
-    return bound_of(work_counts(ms))
-
-
 def bengio1994_row() -> tuple:
     """``reproduce bengio1994 --scale full``'s computation, timed (no store), and its bound:
     each trial's useful work (full-batch steps until it converged, or its whole budget,

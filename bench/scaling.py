@@ -10,7 +10,8 @@ member's training or validation sequence) of a one-epoch sweep of 32 members at 
 N = 1000, keras2 gates, against the arithmetic bound per member-step: the cell's flops
 (forward, and backward at twice that for training sequences) at the machine's measured
 flop rate and its transcendentals at the measured rate (``bench/experiments.py``'s work
-model, ``seed_sweep.flop_rate`` and ``seed_sweep.trans_rate``), which grows as H^2 once the recurrent products dominate.
+model; the rates measured again after each point, every bound at the fastest of each,
+``seed_sweep.remeasure``), which grows as H^2 once the recurrent products dominate.
 Prints each point's time over its bound; plots both on log axes.
 
 Each point runs a whole sweep through ``latchlab.engine.run.run`` (data, training, validation;
@@ -52,9 +53,10 @@ PER_CELL = ("srnn", "lstm", "lstm_nofg", "gru", "janet")
 UNITS = [1, 2, 4, 8, 16, 32, 64, 128]
 
 
-def per_step(cell: str, H: int, seed: int, repeats: int = 32, T: int = 50, N: int = 1000) -> tuple[float, float]:
-    """Seconds of training and validation per member-step, and the bound's, for one sweep."""
-    import experiments as EX  # bench/experiments.py: the work model and the flop rate
+def per_step(cell: str, H: int, seed: int, repeats: int = 32, T: int = 50, N: int = 1000) -> tuple[float, tuple]:
+    """Seconds of training and validation per member-step of one sweep, and its flops and
+    transcendentals per member-step (``experiments.work_counts``)."""
+    import experiments as EX  # bench/experiments.py: the work model
 
     from latchlab import provenance
 
@@ -63,22 +65,33 @@ def per_step(cell: str, H: int, seed: int, repeats: int = 32, T: int = 50, N: in
     timer = provenance.Profile()
     runner.run(cfg, timer=timer)
     steps = repeats * T * N
-    return (timer.seconds["train"] + timer.seconds["validate"]) / steps, EX.bound_seconds(cfg.members()) / steps
+    flops, trans = EX.work_counts(cfg.members())
+    return (timer.seconds["train"] + timer.seconds["validate"]) / steps, (flops / steps, trans / steps)
 
 
 def main_per_cell(a) -> None:
+    import experiments as EX  # bench/experiments.py: the bound at the rates measured
+
     units = [1, 4, 16, 64] if a.quick else UNITS
-    rows = {}
+    work = {}
     for cell in PER_CELL:
         for H in units:
             per_step(cell, H, seed=0)  # compiles this shape, builds the kernels' variant
             runs = [per_step(cell, H, seed=10_000 * k) for k in (1, 2, 3)]
-            t, b = float(np.median([r[0] for r in runs])), runs[0][1]
-            rows[cell, H] = (t, b)
+            work[cell, H] = (float(np.median([r[0] for r in runs])), runs[0][1])
+            f, r = EX.SS.remeasure()  # after each point: every bound at the fastest rates measured
             print(
-                f"{cell:10s} H={H:4d}  {1e9 * t:9.2f} ns/member-step  bound {1e9 * b:8.2f} ns  x{t / b:5.2f}",
+                f"{cell:10s} H={H:4d}  {1e9 * work[cell, H][0]:9.2f} ns/member-step  (rates {f / 1e9:.0f} "
+                f"GFLOP/s, {r / 1e9:.2f} x 10^9/s)",
                 flush=True,
             )
+    rows = {k: (t, EX.bound_of(counts)) for k, (t, counts) in work.items()}
+    print(
+        f"bounds at the fastest rates measured: {EX.SS.flop_rate() / 1e9:.0f} GFLOP/s, "
+        f"{EX.SS.trans_rate() / 1e9:.2f} x 10^9/s"
+    )
+    for (cell, H), (t, b) in rows.items():
+        print(f"{cell:10s} H={H:4d}  {1e9 * t:9.2f} ns/member-step  bound {1e9 * b:8.2f} ns  x{t / b:5.2f}")
     import matplotlib
 
     matplotlib.use("Agg")
