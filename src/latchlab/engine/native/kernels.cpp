@@ -63,11 +63,11 @@
 #endif
 
 // Validation rows a member takes through a pass, in vectors: 2, so that a block's forward
-// pass has twice as many independent chains as members (one vector a member left a one-unit
-// forward pass waiting on its chain of steps: on a Zen 3 (AVX2), one split of the seed's sweep
-// with Keras 2's gates validated in 1.15-1.20 s against 1.33-1.36 s; 4 was no faster than 2). Results do not depend on it: each
-// row's lane runs the same operations, and each member's sums take its rows in order.
-// LATCH_EVAL_VECTORS overrides it.
+// pass has twice as many independent chains as members (with one vector a member, a one-unit
+// forward pass waited on its chain of steps). On a Zen 3 (AVX2), the seed's two splits
+// validated in 2.19-2.35 s against 2.46-2.59 s (docs/benchmarks.md); 4 was no faster than 2.
+// Results do not depend on it: each row's lane runs the same operations, and each member's
+// sums take its rows in order. LATCH_EVAL_VECTORS overrides it.
 #ifndef LATCH_EVAL_VECTORS
 #define LATCH_EVAL_VECTORS 2
 #endif
@@ -1722,7 +1722,8 @@ int latch_evaluate(int kind, int rsig, int reset_after, int H, int F, int head, 
         for (int k = 0; k < Bv && start + k < Nv; k++) {
           float l, a, dh;
           const int row = m * Bv + k;
-          head_row(head, hp, b.h[row / L][row % L], yv[(size_t)(m0 + m) * Nv + start + k], 0.0f, &l, &a, &dh, gh.data());
+          head_row(head, hp, b.h[row / L][row % L], yv[(size_t)(m0 + m) * Nv + start + k], 0.0f, &l, &a, &dh,
+                   gh.data());
           lsum[m] += l; asum[m] += a;
         }
       }
