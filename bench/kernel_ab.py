@@ -45,9 +45,16 @@ def source_at(rev: str, into: Path) -> Path:
 
 
 def library(source: Path, tag: str, model, defines: tuple[str, ...]):
+    """The kernels of ``source``, built and typed. An older revision's library may lack
+    entries added since (``latch_batch_rows``: its ensembles then gather every row) and take
+    fewer trailing arguments (the x86-64 calling convention lets it ignore the rest)."""
+    import ctypes
+
     v = native.variant(model)
     flags = native.FLAGS + (f"-march={native.march()}",) + defines + native.defines(v)
-    return native._typed(native._compile(source, f"ab-{tag}-{''.join(map(str, v))}", flags))
+    path = native._compile(source, f"ab-{tag}-{''.join(map(str, v))}", flags)
+    so = ctypes.CDLL(str(path))
+    return native._typed(path, {k: s for k, s in native.SIGNATURES.items() if hasattr(so, k)})
 
 
 def compare(name: str, cell: Cell, T: int, R: int, repeats: int, old, new, N: int = 10000) -> str:

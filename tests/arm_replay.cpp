@@ -178,7 +178,8 @@ int main(int argc, char **argv) {
     acc.bytes.resize(4 * R);
     rc = latch_evaluate(s[0], s[1], s[2], s[3], s[4], s[5], s[6], R, s[8], xrow.data(), a[2].ptr<int64_t>(),
                         a[3].ptr<int32_t>(), s[9], a[4].ptr<int32_t>(), a[5].ptr<int32_t>(), a[6].ptr<float>(), s[10],
-                        a[7].ptr<int32_t>(), a[8].ptr<float>(), loss.ptr<float>(), acc.ptr<float>(), s[11], &counter);
+                        a[7].ptr<int32_t>(), a[8].ptr<float>(), loss.ptr<float>(), acc.ptr<float>(), s[11], &counter,
+                        nullptr, nullptr);
     fwrite(&rc, 4, 1, out);
     fwrite(&counter, 4, 1, out);
     put(out, loss);

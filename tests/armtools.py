@@ -152,7 +152,8 @@ class ArmKernels:
 
     def latch_evaluate(self, *a):
         kind, rsig, ra, H, F, head, n_out, R, T, xrow, xstride, t0p, Nv, val, yv, yvv, N, ysteps = a[:18]
-        params, loss, acc, per_block, counter = a[18:]
+        params, loss, acc, per_block, counter = a[18:23]
+        assert a[23:] == (None, None), "the emulated kernels gather their rows (no latch_batch_rows)"
         t0 = _get(t0p, R, np.int32)
         arrays = self._rows(xrow, xstride, t0, R, F, N, T) + [
             t0,

@@ -56,7 +56,7 @@ def _evaluate_nothing(so, v, head, n_out, labels=None, values=None, steps=None):
     I = ctypes.c_int32  # noqa: E741
     ptr = lambda a, t=I: None if a is None else a.ctypes.data_as(ctypes.POINTER(t))  # noqa: E731
     # kind, rsig, reset_after, H, F, head, O, R, T, xrow, xstride, t0, Nv, val, yv, yvv, N,
-    # ysteps, params, loss, acc, per_block, next_block
+    # ysteps, params, loss, acc, per_block, next_block, brow, bsteps
     return so.latch_evaluate(
         *v,
         1,
@@ -79,6 +79,8 @@ def _evaluate_nothing(so, v, head, n_out, labels=None, values=None, steps=None):
         None,
         8,
         ctypes.cast(counter, ctypes.POINTER(ctypes.c_int)),
+        None,
+        None,
     )
 
 
@@ -469,3 +471,35 @@ def test_positions_out_of_range_are_refused(units):
     with pytest.raises(ValueError, match="for 3 members"):
         ens.train_epoch(lr, order[:2], weight[:2])
     ens.train_epoch(lr, order, weight)  # the same call in range trains
+
+
+@pytest.mark.parametrize("kind, rsig", [("lstm", "hard_sigmoid"), ("srnn", "sigmoid"), ("gru", "hard_sigmoid")])
+def test_members_reading_the_same_rows_equal_members_reading_their_own(kind, rsig):
+    """Members that read the same rows (a seed's, at several lengths) validate from rows laid
+    out once for all of them (``RowLayout``, the kernels' ``brow``); each member reading its
+    own copy of the rows gathers them itself. Both give the same bits, after training too,
+    with a last validation pass that is not full."""
+    model = M.Model(_cell(kind, rsig, 1))
+    rng = np.random.default_rng(0)
+    N, T, lengths = 60, 12, np.array([12, 3, 7, 12, 5, 9])
+    fam, other = (rng.normal(size=(N, T)).astype(np.float32) for _ in range(2))
+    y = np.tile((rng.random(N) < 0.5).astype(np.int32), (6, 1))
+    mask = np.arange(T)[None, :] >= T - lengths[:, None]
+    perm = rng.permutation(N)
+    tr, va = np.tile(perm[:47], (6, 1)), np.tile(np.sort(perm[47:]), (6, 1))  # 13 validation rows
+    va[5] = np.sort(perm[:13])  # member 5: its own examples of the shared rows
+    init = _stack([M.init(jax.random.PRNGKey(s), model) for s in range(6)])
+    lr = np.full(6, 1e-2, np.float32)
+    out = []
+    for arrays in ([fam, fam, fam, other, other, fam], [a.copy() for a in (fam, fam, fam, other, other, fam)]):
+        ens = native.Ensemble(model, "adam", init, native.Rows(arrays, lengths, T), y, mask, tr, va)
+        metrics = [ens.evaluate()]
+        for e in range(2):
+            rngs = [np.random.default_rng([e, 7]) for _ in range(6)]  # every member shuffles alike
+            metrics += [ens.train_epoch(lr, *train.epoch_order(rngs, ens.train.shape[1], 16)), ens.evaluate()]
+        out.append((ens.params.copy(), np.array(metrics), ens))
+    shared, alone = out
+    assert [sorted(g) for g in shared[2].val_rows.groups(shared[2].val)] == [[0, 1, 2], [3, 4]]
+    assert shared[2].val_laid_out[1] is not None and alone[2].val_laid_out[1:] == (None, None)
+    assert np.array_equal(shared[0], alone[0]) and np.array_equal(shared[1], alone[1])
+    assert not np.array_equal(shared[0], native.flatten(init))

@@ -170,11 +170,14 @@ SIGNATURES = {
     ),
     # kind, rsig, reset_after, units, inputs, head, outputs, R, T, xrow, xstride, t0, Nv, val,
     # yv (labels), yvv (values), N, ysteps (categories per step), params, loss, acc, per_block,
-    # next_block
+    # next_block, brow, bsteps
     "latch_evaluate": (
         _I,
-        [*[_I] * 9, _PPF, _PI64, _PI, _I, _PI, _PI, _PF, _I, _PI, _PF, _PF, _PF, _I, ctypes.POINTER(_I)],
+        [*[_I] * 9, _PPF, _PI64, _PI, _I, _PI, _PI, _PF, _I, _PI, _PF, _PF, _PF, _I, ctypes.POINTER(_I), _PPF, _PI],
     ),
+    # x, xstride, Tf, ex, n, B, out
+    "latch_batch_rows": (_I, [_PF, ctypes.c_int64, _I, _PI, _I, _I, _PF]),
+    "latch_eval_rows": (_I, []),
     "latch_code": (_I, [_I, ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_char_p)]),
     "latch_lanes": (_I, []),
     "latch_per_block": (_I, []),
@@ -494,6 +497,82 @@ def _channel_major(x) -> np.ndarray:
     return out
 
 
+def _lays_out(model) -> bool:
+    """Whether the kernels read ``model``'s rows as ``RowLayout`` lays them out (their
+    one-unit path: one input channel, a dense head)."""
+    return model.cell.units == 1 and model.n_in == 1 and model.head in ("dense2", "dense1")
+
+
+ROW_LAYOUT_BYTES = 1 << 28
+"""At most this many bytes of rows an ensemble lays out (``RowLayout``); further members
+gather their rows themselves."""
+
+
+def _aligned(shape: tuple, align: int = 64) -> np.ndarray:
+    """An uninitialised float32 array whose data start on an ``align``-byte boundary (the
+    kernels read laid-out rows as whole vectors)."""
+    n = int(np.prod(shape))
+    raw = np.empty(n + align // 4, np.float32)
+    skip = (-raw.ctypes.data % align) // 4
+    return raw[skip : skip + n].reshape(shape)
+
+
+class RowLayout:
+    """Validation rows that several members read alike, laid out once for all of them.
+
+    Members that read the same rows in the same passes (the same array, stride and
+    examples: a seed's members at every length, with one split) get them laid out
+    time-major by ``latch_batch_rows`` into one buffer that each of them reads in every
+    epoch (the kernels' ``brow`` and ``bsteps``), instead of each member's transposing them
+    again in every pass: the seed sweep validated in 2.18-2.38 s instead of 2.51-2.82 s
+    (docs/benchmarks.md). Laid out an epoch, the shuffled training rows cost about as much
+    time as they saved, and are not.
+
+    Args:
+        xrow, xstride: each member's rows (pointers and strides, as the kernels take them).
+        steps: each member's number of steps.
+    """
+
+    def __init__(self, xrow: np.ndarray, xstride: np.ndarray, steps: np.ndarray):
+        self.xrow, self.xstride, self.steps = xrow, xstride, np.asarray(steps, np.int32)
+        self.held: list = []  # the buffers and pointers, alive while the kernels read them
+
+    def groups(self, ex: np.ndarray) -> list[list[int]]:
+        """The groups of two or more members whose examples ``ex`` (R, ...) and rows agree."""
+        near: dict = defaultdict(list)  # (rows, stride) -> groups
+        for r in range(len(ex)):
+            gs = near[(int(self.xrow[r]), int(self.xstride[r]))]
+            g = next((g for g in gs if np.array_equal(ex[g[0]], ex[r])), None)
+            if g is None:
+                gs.append([r])
+            else:
+                g.append(r)
+        return [g for gs in near.values() for g in gs if len(g) > 1]
+
+    def lay_out(self, build, ex: np.ndarray) -> tuple:
+        """The kernels' (brow, bsteps) for examples ``ex`` (R, S, B): each group's rows in S
+        batches of B, laid out by ``build`` (``latch_batch_rows``); (None, None) if no
+        members read alike."""
+        R, S, B = ex.shape
+        brow, bsteps = np.zeros(R, np.uint64), np.zeros(R, np.int32)
+        self.held, total = [brow, bsteps], 0
+        for g in self.groups(ex):
+            Tf = int(self.steps[g].max())
+            if total + 4 * S * B * Tf > ROW_LAYOUT_BYTES:
+                continue
+            out = _aligned((S, Tf, B))
+            rows = np.ascontiguousarray(ex[g[0]], np.int32)
+            x = ctypes.cast(ctypes.c_void_p(int(self.xrow[g[0]])), _PF)
+            if build(x, int(self.xstride[g[0]]), Tf, _ptr(rows, ctypes.c_int32), S * B, B, _ptr(out)):
+                raise RuntimeError("native kernel rejected its arguments (latch_batch_rows)")
+            self.held.append(out)
+            total += out.nbytes
+            brow[g], bsteps[g] = out.ctypes.data, Tf
+        if not total:
+            return None, None
+        return ctypes.cast(brow.ctypes.data, _PPF), _ptr(bsteps, ctypes.c_int32)
+
+
 class Ensemble:
     """Members' host-side state for the native trainer: flat parameters and optimiser moments."""
 
@@ -535,6 +614,8 @@ class Ensemble:
         self.train = np.ascontiguousarray(np.asarray(train_idx), np.int32)
         self.val = np.ascontiguousarray(np.asarray(val_idx), np.int32)
         self.y_val = None if self.per_step else np.ascontiguousarray(np.take_along_axis(self.y, self.val, 1))
+        self.val_rows = RowLayout(self.xrow, self.xstride, T - self.t0) if _lays_out(model) else None
+        self.val_laid_out: tuple = (None, None, None)  # (the library it was laid out for, brow, bsteps)
         self.codes = (*variant(model), model.cell.units, F, HEADS[model.head], model.n_out)
         self.lib = lib(variant(model))  # built for this ``march()``
         self.per_block = per_block(self.lib.latch_per_block(), model.cell.units)
@@ -611,6 +692,22 @@ class Ensemble:
         _parallel(call, R, block)
         return loss, acc
 
+    def _val_layout(self) -> tuple:
+        """The kernel's (brow, bsteps) for validation: the rows of members that share them,
+        laid out at the first call and kept (they do not change between epochs), for the
+        library in use (its vectors set the passes)."""
+        if self.val_laid_out[0] is not self.lib:
+            build = getattr(self.lib, "latch_batch_rows", None)  # not in tests' emulated ARM kernels
+            laid: tuple = (None, None)
+            if self.val_rows is not None and build is not None and self.val.shape[1]:
+                Bv = self.lib.latch_eval_rows()
+                R, Nv = self.val.shape
+                at = np.arange(-(-Nv // Bv) * Bv)
+                ex = self.val[:, np.where(at < Nv, at, 0)]  # the last pass padded as the kernel pads it
+                laid = self.val_rows.lay_out(build, ex.reshape(R, -1, Bv))
+            self.val_laid_out = (self.lib, *laid)
+        return self.val_laid_out[1:]
+
     def evaluate(self):
         """(R,) validation loss and accuracy (``train.evaluate``'s contract: the head's loss
         and metric, ``model.per_example``, averaged over each member's validation set)."""
@@ -640,8 +737,10 @@ class Ensemble:
                 _ptr(acc),
                 self.per_block,
                 counter,
+                *laid_out,
             )
 
+        laid_out = self._val_layout()
         _parallel(call, R, self.per_block)
         return loss, acc
 

@@ -167,6 +167,9 @@ struct Block {
   std::vector<vf> t0lane;         // per vector: each lane's first valid step
   std::vector<vf> par;            // (nv, Pc): each lane's cell parameters
   std::vector<vf> xb;             // (T, nv) inputs, time-major
+  // or, from ``gather_batch``, vector v's input at step t >= t0min[v] is xp[v][(t - t0min[v]) xs]
+  std::vector<const vf *> xp;
+  size_t xs = 0;
   std::vector<vf> st;             // (T, nv, NS) stored activations
   std::vector<vf> h, c, dh;       // (nv); dh: dL/dh_T from the head, for ``backward``
   std::vector<vf> gt;             // (nv, G): an LSTM step's gate values (``forward``)
@@ -177,16 +180,20 @@ struct Block {
 constexpr bool has_c(int kind) { return kind == LSTM || kind == LSTM_NOFG; }
 
 // Forward pass over the block's sequences; stores what the backward pass needs if `store`.
-// RA: a reset_after GRU (its recurrent biases follow the other cell parameters).
-template <int KIND, int RSIG, int RA>
+// RA: a reset_after GRU (its recurrent biases follow the other cell parameters); LAID: the
+// inputs are read through b.xp (``gather_batch``), else from b.xb (an indirection the
+// training passes do not pay: their epochs took 2-5 % longer with it).
+template <int KIND, int RSIG, int RA, bool LAID>
 static void forward(Block &b, int T, bool store) {
   const int nv = b.nv, G = n_gates(KIND), pc = b.pc;
   constexpr int NS = n_stored<KIND, RSIG>();
   // the block's arrays as pointers, which stay in registers (read through the vectors, each
   // was loaded again from the block after every store)
   vf *h = b.h.data(), *c = b.c.data(), *gts = b.gt.data(), *sts = b.st.data();
-  const vf *par = b.par.data(), *xb = b.xb.data(), *t0lane = b.t0lane.data();
+  const vf *par = b.par.data(), *xb = b.xb.data(), *t0lane = b.t0lane.data(), *const *xp = b.xp.data();
+  const size_t xs = b.xs;
   const int *t0min = b.t0min.data(), *t0max = b.t0max.data();
+  const auto input = [&](int t, int v) { return LAID ? xp[v][(size_t)(t - t0min[v]) * xs] : xb[(size_t)t * nv + v]; };
   for (int v = 0; v < nv; v++) h[v] = c[v] = splat(0.0f);
   const int gi = 0, gf = 1, gg = KIND == LSTM ? 2 : 1, go = KIND == LSTM ? 3 : 2;
   for (int t = b.tstart; t < T; t++) {
@@ -197,7 +204,7 @@ static void forward(Block &b, int T, bool store) {
     for (int v = 0; has_c(KIND) && v < nv; v++) {
       if (t < t0min[v]) continue;
       const vf *W = &par[(size_t)v * pc], *U = W + G, *B = W + 2 * G;
-      vf x = xb[(size_t)t * nv + v], hp = h[v], *gt = &gts[(size_t)v * G];
+      vf x = input(t, v), hp = h[v], *gt = &gts[(size_t)v * G];
       gt[gi] = gate<RSIG>(x * W[gi] + hp * U[gi] + B[gi]);
       gt[gg] = vtanh(x * W[gg] + hp * U[gg] + B[gg]);
       gt[go] = gate<RSIG>(x * W[go] + hp * U[go] + B[go]);
@@ -220,7 +227,7 @@ static void forward(Block &b, int T, bool store) {
           // (pinned: the compiler may otherwise fuse either product)
           vf hu = hp[j] * W[1];
           pin(hu);
-          z[j] = xb[(size_t)t * nv + v0 + j] * W[0] + hu + W[2];
+          z[j] = input(t, v0 + j) * W[0] + hu + W[2];
         }
         vtanh_clamped_n<NF>(z, TANH_CLAMP);
         for (int j = 0; j < NF; j++) {
@@ -238,7 +245,7 @@ static void forward(Block &b, int T, bool store) {
     for (int v = v0; v < nv; v++) {
       if (t < t0min[v]) continue;
       const vf *W = &par[(size_t)v * pc], *U = W + G, *B = W + 2 * G;
-      vf x = xb[(size_t)t * nv + v], hp = h[v], *sv = st + (size_t)v * NS;
+      vf x = input(t, v), hp = h[v], *sv = st + (size_t)v * NS;
       vf hn, cn;
       if (KIND == SRNN) {
         hn = vtanh(x * W[0] + hp * U[0] + B[0]);
@@ -651,8 +658,37 @@ static void gather(Block &b, const Inputs &in, int T, int m0, int nm, int B, con
   }
 }
 
-static void dispatch_forward(const Shape &, Block &b, int T, bool store) {
-  forward<VARIANT_KIND, VARIANT_RSIG, VARIANT_RESET_AFTER>(b, T, store);
+// The block's inputs for batch st read where ``latch_batch_rows`` laid its members' rows
+// out, time-major (B a multiple of L: a vector holds one member's rows; the rows aligned to
+// a vector): member m's rows at step t from its first step t0 are the B floats at brow[m] +
+// (st bsteps[m] + t - t0) B. Nothing is gathered or copied: a seed's members at every length
+// validate on the same rows, laid out once for all of them and every epoch, where ``gather``
+// transposes each member's rows again in every pass.
+static void gather_batch(Block &b, const float *const *brow, const int32_t *bsteps, int st, int m0, int B) {
+  const int nv = b.nv;
+  b.xp.resize(nv);
+  b.xs = B / L;
+  for (int v = 0; v < nv; v++) {
+    const int m = m0 + v * L / B;
+    b.xp[v] = (const vf *)(brow[m] + (size_t)st * bsteps[m] * B + (v * L) % B);
+  }
+}
+
+// Whether every member of the block has its rows laid out by ``latch_batch_rows``, long
+// enough for its steps.
+static bool batch_rows_cover(const float *const *brow, const int32_t *bsteps, int B, int T, int m0, int nm,
+                             const int32_t *t0) {
+  if (!brow || !bsteps || B % L) return false;
+  for (int m = m0; m < m0 + nm; m++)
+    if (!brow[m] || (uintptr_t)brow[m] % sizeof(vf) || bsteps[m] < T - t0[m]) return false;
+  return true;
+}
+
+static void dispatch_forward(const Shape &, Block &b, int T, bool store, bool laid = false) {
+  if (laid)
+    forward<VARIANT_KIND, VARIANT_RSIG, VARIANT_RESET_AFTER, true>(b, T, store);
+  else
+    forward<VARIANT_KIND, VARIANT_RSIG, VARIANT_RESET_AFTER, false>(b, T, store);
 }
 
 static void dispatch_backward(const Shape &, Block &b, int T) {
@@ -1590,6 +1626,35 @@ int latch_code(int i, const char **group, const char **name) {
 int latch_lanes(void) { return L; }
 int latch_per_block(void) { return LATCH_PER_BLOCK; }
 const char *latch_isa(void) { return LATCH_ISA; }
+// Validation rows a member's pass takes in the one-unit path.
+int latch_eval_rows(void) { return L * LATCH_EVAL_VECTORS; }
+
+// Rows ex[0, n) of x (row e's step j at x[e xstride + j]) in batches of B (n and B multiples
+// of L), time-major: out[(s Tf + j) B + k] = x[ex[s B + k] xstride + j] for batch s < n / B,
+// step j < Tf and row k < B: the validation rows of members that share them (a seed's, at
+// every length), for ``latch_evaluate``'s brow. -1 if n or B is not a multiple of L.
+int latch_batch_rows(const float *x, int64_t xstride, int Tf, const int32_t *ex, int n, int B, float *out) {
+  if (n % L || B % L || B <= 0 || Tf < 0) return -1;
+  for (int i = 0; i < n; i += L) {  // L rows: L x L tiles transposed in registers, the last steps one by one
+    const int s = i / B, k = i % B;
+    const float *src[L];
+    for (int l = 0; l < L; l++) src[l] = x + (int64_t)ex[i + l] * xstride;
+    float *o = out + (size_t)s * Tf * B + k;
+    int j = 0;
+    for (; j + L <= Tf; j += L) {
+      vf r[L];
+      for (int l = 0; l < L; l++) r[l] = *(const vfu *)(src[l] + j);
+      transpose<L / 2>(r);
+      for (int q = 0; q < L; q++) *(vfu *)(o + (size_t)(j + q) * B) = r[q];
+    }
+    for (; j < Tf; j++) {
+      vf c;
+      for (int l = 0; l < L; l++) c[l] = src[l][j];
+      *(vfu *)(o + (size_t)j * B) = c;
+    }
+  }
+  return 0;
+}
 
 // One training epoch for members [0, R) in blocks of `per_block` members; threads share
 // the work through `next_block` (each call takes blocks until none are left).
@@ -1680,11 +1745,14 @@ int latch_train_epoch(int kind, int rsig, int reset_after, int H, int F, int hea
 
 // Validation: every member's mean loss and metric over its examples val (R, Nv), their
 // targets (as latch_train_epoch's) labels yv or values yvv (R, Nv), or categories ysteps (R,
-// N, T) read by example.
+// N, T) read by example; brow, bsteps (R, or null): member r's validation rows as
+// ``latch_batch_rows`` lays them out in batches of ``latch_eval_rows()`` (the last padded
+// with its first example; null: gathered from xrow), bsteps[r] steps a row; the one-unit
+// cells read them (the same numbers either way).
 int latch_evaluate(int kind, int rsig, int reset_after, int H, int F, int head, int O, int R, int T,
                    const float *const *xrow, const int64_t *xstride, const int32_t *t0, int Nv, const int32_t *val,
                    const int32_t *yv, const float *yvv, int N, const int32_t *ysteps, const float *params, float *loss,
-                   float *acc, int per_block, int *next_block) {
+                   float *acc, int per_block, int *next_block, const float *const *brow, const int32_t *bsteps) {
   const Shape s = shape(kind, rsig, reset_after, head, ADAM, H, F, O);
   const Targets tg{yv, yvv, ysteps, N};
   if (!valid(s) || !targets_ok(s, tg)) return -1;
@@ -1712,11 +1780,16 @@ int latch_evaluate(int kind, int rsig, int reset_after, int H, int F, int head, 
     refresh_params(b, s, params, m0, nm, Bv);
     ex.assign((size_t)nv * L, 0);
     std::vector<double> lsum(nm, 0.0), asum(nm, 0.0);
+    const bool laid_out = batch_rows_cover(brow, bsteps, Bv, T, m0, nm, t0);
     for (int start = 0; start < Nv; start += Bv) {
-      for (int m = 0; m < nm; m++)
-        for (int k = 0; k < Bv; k++) ex[m * Bv + k] = val[(size_t)(m0 + m) * Nv + (start + k < Nv ? start + k : 0)];
-      gather(b, in, T, m0, nm, Bv, ex.data());
-      dispatch_forward(s, b, T, false);
+      if (laid_out) {
+        gather_batch(b, brow, bsteps, start / Bv, m0, Bv);
+      } else {
+        for (int m = 0; m < nm; m++)
+          for (int k = 0; k < Bv; k++) ex[m * Bv + k] = val[(size_t)(m0 + m) * Nv + (start + k < Nv ? start + k : 0)];
+        gather(b, in, T, m0, nm, Bv, ex.data());
+      }
+      dispatch_forward(s, b, T, false, laid_out);
       for (int m = 0; m < nm; m++) {
         const float *hp = params + (size_t)(m0 + m) * s.P + Pc;
         for (int k = 0; k < Bv && start + k < Nv; k++) {
