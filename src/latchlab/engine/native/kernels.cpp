@@ -614,6 +614,22 @@ template <int S> static inline void transpose(vf *r) {
   if constexpr (S > 1) transpose<S / 2>(r);
 }
 
+// Rows src[0, L) at steps [t, T) time-major: step t's vector (lane l from row l) at o[t stride].
+// L rows x L steps at a time: contiguous loads, transposed in registers; the last steps one by one.
+template <class V> static inline void time_major(const float *const *src, int t, int T, V *o, size_t stride) {
+  for (; t + L <= T; t += L) {
+    vf r[L];
+    for (int l = 0; l < L; l++) r[l] = *(const vfu *)(src[l] + t);
+    transpose<L / 2>(r);
+    for (int j = 0; j < L; j++) o[(size_t)(t + j) * stride] = r[j];
+  }
+  for (; t < T; t++) {
+    vf c;
+    for (int l = 0; l < L; l++) c[l] = src[l][t];
+    o[(size_t)t * stride] = c;
+  }
+}
+
 // Member r's sequences: example e's step t (t0[r] <= t < T) is xrow[r][e * xstride[r] + t - t0[r]].
 // With F channels, xrow and xstride hold F x R entries, channel-major: ``channel(f, R)``.
 struct Inputs {
@@ -643,18 +659,7 @@ static void gather(Block &b, const Inputs &in, int T, int m0, int nm, int B, con
       for (int l = 0; l < L; l++) out[l] = t >= (int)b.t0lane[v][l] ? src[l][t] : 0.0f;
       b.xb[(size_t)t * nv + v] = out;
     }
-    int t = b.t0max[v];
-    for (; t + L <= T; t += L) {  // L rows x L steps: contiguous loads, transposed in registers
-      vf r[L];
-      for (int l = 0; l < L; l++) r[l] = *(const vfu *)(src[l] + t);
-      transpose<L / 2>(r);
-      for (int j = 0; j < L; j++) b.xb[(size_t)(t + j) * nv + v] = r[j];
-    }
-    for (; t < T; t++) {
-      vf out;
-      for (int l = 0; l < L; l++) out[l] = src[l][t];
-      b.xb[(size_t)t * nv + v] = out;
-    }
+    time_major(src, b.t0max[v], T, b.xb.data() + v, nv);
   }
 }
 
@@ -1635,23 +1640,11 @@ int latch_eval_rows(void) { return L * LATCH_EVAL_VECTORS; }
 // every length), for ``latch_evaluate``'s brow. -1 if n or B is not a multiple of L.
 int latch_batch_rows(const float *x, int64_t xstride, int Tf, const int32_t *ex, int n, int B, float *out) {
   if (n % L || B % L || B <= 0 || Tf < 0) return -1;
-  for (int i = 0; i < n; i += L) {  // L rows: L x L tiles transposed in registers, the last steps one by one
+  for (int i = 0; i < n; i += L) {  // L rows at a time
     const int s = i / B, k = i % B;
     const float *src[L];
     for (int l = 0; l < L; l++) src[l] = x + (int64_t)ex[i + l] * xstride;
-    float *o = out + (size_t)s * Tf * B + k;
-    int j = 0;
-    for (; j + L <= Tf; j += L) {
-      vf r[L];
-      for (int l = 0; l < L; l++) r[l] = *(const vfu *)(src[l] + j);
-      transpose<L / 2>(r);
-      for (int q = 0; q < L; q++) *(vfu *)(o + (size_t)(j + q) * B) = r[q];
-    }
-    for (; j < Tf; j++) {
-      vf c;
-      for (int l = 0; l < L; l++) c[l] = src[l][j];
-      *(vfu *)(o + (size_t)j * B) = c;
-    }
+    time_major(src, 0, Tf, (vfu *)(out + (size_t)s * Tf * B + k), B / L);
   }
   return 0;
 }
