@@ -62,6 +62,20 @@
 #endif
 #endif
 
+// Columns of the H-unit path's pre-activations (``affine``) activated at a time: 4 in the
+// AVX2 build, a tanh (or sigmoid gate) of 4 vectors at once, its constants loaded once for
+// the 4 (the 16 registers do not keep them); on a Zen 3, bench/kernel_ab.py's 8-unit epochs
+// old over new: SRNN 1.04-1.06, with sigmoid gates GRU 1.07, the others 0.96-1.04 (noise);
+// 8 at a time spilled (SRNN 0.94), 2 gained less (docs/benchmarks.md). One elsewhere, not
+// measured. The same operations on every lane either way. LATCH_ACT_VECTORS overrides it.
+#ifndef LATCH_ACT_VECTORS
+#if LATCH_VBYTES == 32 && LATCH_VREGS == 16
+#define LATCH_ACT_VECTORS 4
+#else
+#define LATCH_ACT_VECTORS 1
+#endif
+#endif
+
 // Validation rows a member takes through a pass, in vectors: 2, so that a block's forward
 // pass has twice as many independent chains as members (with one vector a member, a one-unit
 // forward pass waited on its chain of steps). On a Zen 3 (AVX2), the seed's two splits
@@ -799,12 +813,23 @@ struct HBlock {
 // choice per column was compiled as both activations and a select).
 struct Linear {
   vf operator()(vf z) const { return z; }
+  template <int N> void many(vf (&)[N]) const {}
 };
 struct Tanh {
   vf operator()(vf z) const { return vtanh(z); }
+  template <int N> void many(vf (&z)[N]) const { vtanh_clamped_n<N>(z, TANH_CLAMP); }
 };
 template <int RSIG> struct Gate {
   vf operator()(vf z) const { return gate<RSIG>(z); }
+  template <int N> void many(vf (&z)[N]) const {
+    if constexpr (RSIG == SIGMOID) {  // gate's operations, the tanh of all N at once
+      for (int n = 0; n < N; n++) z[n] = 0.5f * z[n];
+      vtanh_clamped_n<N>(z, TANH_CLAMP);
+      for (int n = 0; n < N; n++) z[n] = 0.5f + 0.5f * z[n];
+    } else {
+      for (int n = 0; n < N; n++) z[n] = gate<RSIG>(z[n]);
+    }
+  }
 };
 template <class Act = Linear>
 static inline void affine(const float *bias, const vf *x, int F, const float *W, const vf *h, int K, const float *U,
@@ -823,7 +848,18 @@ static inline void affine(const float *bias, const vf *x, int F, const float *W,
       const float *m = U + (size_t)k * ld + j;
       for (int q = 0; q < 8; q++) acc[q] += hk * m[q];
     }
-    for (int q = 0; q < 8; q++) out[j + q] = act(acc[q]);
+    if constexpr (LATCH_ACT_VECTORS > 1) {
+      constexpr int NA = LATCH_ACT_VECTORS;
+      static_assert(8 % NA == 0, "LATCH_ACT_VECTORS divides a block's 8 columns");
+      for (int q0 = 0; q0 < 8; q0 += NA) {
+        vf z[NA];
+        for (int q = 0; q < NA; q++) z[q] = acc[q0 + q];
+        act.template many<NA>(z);
+        for (int q = 0; q < NA; q++) out[j + q0 + q] = z[q];
+      }
+    } else {
+      for (int q = 0; q < 8; q++) out[j + q] = act(acc[q]);
+    }
   }
   for (; j < J; j++) {
     vf acc = splat(bias[j]);
