@@ -65,7 +65,7 @@
 // Columns of the H-unit path's pre-activations (``affine``) activated at a time: 4 in the
 // AVX2 build, a tanh (or sigmoid gate) of 4 vectors at once, its constants loaded once for
 // the 4 (the 16 registers do not keep them); on a Zen 3, bench/kernel_ab.py's 8-unit epochs
-// old over new: SRNN 1.04-1.06, with sigmoid gates GRU 1.07, the others 0.96-1.04 (noise);
+// old over new: SRNN 1.03-1.06, with sigmoid gates GRU 1.04-1.07, the others 0.96-1.04 (noise);
 // 8 at a time spilled (SRNN 0.94), 2 gained less (docs/benchmarks.md). One elsewhere, not
 // measured. The same operations on every lane either way. LATCH_ACT_VECTORS overrides it.
 #ifndef LATCH_ACT_VECTORS
