@@ -210,6 +210,7 @@ SHORT, LONG = (8, 4, 6), (40, 17, 35)  # LONG: the kernels' 16-step blocks and t
         ("srnn", "hard_sigmoid", "dense2", "adam", 16, LONG, 8),
         ("gru", "hard_sigmoid", "dense2", "adam", 16, LONG, 8),
         ("gru_ra", "sigmoid", "dense1", "rmsprop", 24, SHORT, 2),
+        ("gru_ra", "sigmoid", "dense2", "adam", 16, SHORT, 5),  # Keras 3's; units 4 at a time, then 1
         ("gru", "hard_sigmoid_keras3", "dense2", "sgd", 7, SHORT, 33),
         ("gru_ra", "hard_sigmoid", "dense2", "sgd", 10, SHORT, 33),
         ("lstm", "sigmoid", "dense1", "sgd", 7, LONG, 2),

@@ -26,6 +26,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #if !defined(LATCH_KIND_SRNN) || !defined(VARIANT_KIND) || !defined(VARIANT_RSIG) || !defined(VARIANT_RESET_AFTER)
@@ -66,8 +67,11 @@
 // AVX2 build, a tanh (or sigmoid gate) of 4 vectors at once, its constants loaded once for
 // the 4 (the 16 registers do not keep them); on a Zen 3, bench/kernel_ab.py's 8-unit epochs
 // old over new: SRNN 1.03-1.06, with sigmoid gates GRU 1.04-1.07, the others 0.96-1.04 (noise);
-// 8 at a time spilled (SRNN 0.94), 2 gained less (docs/benchmarks.md). One elsewhere, not
-// measured. The same operations on every lane either way. LATCH_ACT_VECTORS overrides it.
+// 8 at a time spilled (SRNN 0.94), 2 gained less (docs/benchmarks.md). The cells' own
+// activations after ``affine`` (an LSTM's tanh(c), a reset_after GRU's gates and candidate,
+// JANET's) take as many units at a time: with sigmoid gates, reset_after GRU 1.10-1.13, LSTM
+// 1.02-1.06; with hard-sigmoid gates 0.98-1.04 (noise). One elsewhere, not measured. The
+// same operations on every lane either way. LATCH_ACT_VECTORS overrides it.
 #ifndef LATCH_ACT_VECTORS
 #if LATCH_VBYTES == 32 && LATCH_VREGS == 16
 #define LATCH_ACT_VECTORS 4
@@ -112,8 +116,11 @@ enum Opt { ADAM = LATCH_OPTIMIZER_ADAM, SGD = LATCH_OPTIMIZER_SGD, RMSPROP = LAT
 static constexpr float TANH_CLAMP = 7.90531110763549805f;
 static inline vf vtanh(vf a) { return vtanh_clamped(a, TANH_CLAMP); }
 
+// the sigmoid as 0.5 + 0.5 tanh(z / 2): its operations before and after the tanh
+static inline vf sigmoid_in(vf z) { return 0.5f * z; }
+static inline vf sigmoid_out(vf t) { return 0.5f + 0.5f * t; }
 template <int RSIG> static inline vf gate(vf z) {
-  if (RSIG == SIGMOID) return 0.5f + 0.5f * vtanh(0.5f * z);
+  if (RSIG == SIGMOID) return sigmoid_out(vtanh(sigmoid_in(z)));
   const float k = RSIG == HARD ? 0.2f : 1.0f / 6.0f;
   return vmin(vmax(k * z + 0.5f, splat(0.0f)), splat(1.0f));
 }
@@ -823,14 +830,22 @@ template <int RSIG> struct Gate {
   vf operator()(vf z) const { return gate<RSIG>(z); }
   template <int N> void many(vf (&z)[N]) const {
     if constexpr (RSIG == SIGMOID) {  // gate's operations, the tanh of all N at once
-      for (int n = 0; n < N; n++) z[n] = 0.5f * z[n];
+      for (int n = 0; n < N; n++) z[n] = sigmoid_in(z[n]);
       vtanh_clamped_n<N>(z, TANH_CLAMP);
-      for (int n = 0; n < N; n++) z[n] = 0.5f + 0.5f * z[n];
+      for (int n = 0; n < N; n++) z[n] = sigmoid_out(z[n]);
     } else {
       for (int n = 0; n < N; n++) z[n] = gate<RSIG>(z[n]);
     }
   }
 };
+// f(std::integral_constant<int, N>{}, u0) for units [u0, u0 + N) covering [0, H): NA at a
+// time (an activation of NA vectors, as ``affine``'s), then the rest one at a time
+template <int NA, class Fn> static inline void by_units(int H, Fn f) {
+  int u = 0;
+  if constexpr (NA > 1)
+    for (; u + NA <= H; u += NA) f(std::integral_constant<int, NA>{}, u);
+  for (; u < H; u++) f(std::integral_constant<int, 1>{}, u);
+}
 template <class Act = Linear>
 static inline void affine(const float *bias, const vf *x, int F, const float *W, const vf *h, int K, const float *U,
                           int ld, int J, vf *out, Act act = {}) {
@@ -1047,23 +1062,41 @@ static inline void hforward(HBlock &b, const float *p, const vf *x, int t, int v
     affine(Bi, x, b.F, W, h, H, U, GH, j1, a, Gate<RSIG>{});
     affine(Bi + j1, x, b.F, W + j1, h, H, U + j1, GH, H, a + j1, Tanh{});
     affine(Bi + j2, x, b.F, W + j2, h, H, U + j2, GH, GH - j2, a + j2, Gate<RSIG>{});
-    for (int u = 0; u < H; u++) {
-      vf i = a[u], g = a[gg * H + u], o = a[go * H + u], f = KIND == LSTM ? a[H + u] : splat(1.0f);
-      vf cp = c[u], cn = f * cp + i * g, tc = vtanh(cn);
-      c[u] = cn;
-      h[u] = o * tc;
-      if (store) { ext[u] = cp; ext[H + u] = tc; }
-    }
+    by_units<LATCH_ACT_VECTORS>(H, [&](auto n, int u0) {
+      constexpr int N = decltype(n)::value;
+      vf tc[N];
+      for (int k = 0; k < N; k++) {
+        const int u = u0 + k;
+        vf i = a[u], g = a[gg * H + u], f = KIND == LSTM ? a[H + u] : splat(1.0f);
+        vf cp = c[u];
+        if (store) ext[u] = cp;
+        c[u] = tc[k] = f * cp + i * g;
+      }
+      vtanh_clamped_n<N>(tc, TANH_CLAMP);
+      for (int k = 0; k < N; k++) {
+        const int u = u0 + k;
+        h[u] = a[go * H + u] * tc[k];
+        if (store) ext[H + u] = tc[k];
+      }
+    });
   } else if (KIND == GRU && RA) {  // q = h U + c (all three blocks), h~ = tanh(x W_h + b_h + r q_h)
     vf *rq = &b.rq[(size_t)v * GH];
     affine(Bi, x, b.F, W, nullptr, 0, U, GH, GH, pre);  // x W + b
     affine(C, nullptr, 0, nullptr, h, H, U, GH, GH, rq);  // h U + c
-    for (int u = 0; u < H; u++) {
-      vf z = gate<RSIG>(pre[u] + rq[u]), r = gate<RSIG>(pre[H + u] + rq[H + u]), q = rq[2 * H + u];
-      vf hh = vtanh(pre[2 * H + u] + r * q);
-      if (store) { act[u] = z; act[H + u] = r; act[2 * H + u] = hh; ext[u] = q; }
-      h[u] = z * h[u] + (1.0f - z) * hh;
-    }
+    by_units<LATCH_ACT_VECTORS>(H, [&](auto n, int u0) {
+      constexpr int N = decltype(n)::value;
+      vf z[N], r[N], hh[N];
+      for (int k = 0; k < N; k++) z[k] = pre[u0 + k] + rq[u0 + k], r[k] = pre[H + u0 + k] + rq[H + u0 + k];
+      Gate<RSIG>{}.template many<N>(z);
+      Gate<RSIG>{}.template many<N>(r);
+      for (int k = 0; k < N; k++) hh[k] = pre[2 * H + u0 + k] + r[k] * rq[2 * H + u0 + k];
+      vtanh_clamped_n<N>(hh, TANH_CLAMP);
+      for (int k = 0; k < N; k++) {
+        const int u = u0 + k;
+        if (store) { act[u] = z[k]; act[H + u] = r[k]; act[2 * H + u] = hh[k]; ext[u] = rq[2 * H + u]; }
+        h[u] = z[k] * h[u] + (1.0f - z[k]) * hh[k];
+      }
+    });
   } else if (KIND == GRU) {  // h~ = tanh(x W_h + b_h + (r h) U_h)
     vf *rh = &b.tmp[(size_t)v * H];
     affine(Bi, x, b.F, W, h, H, U, GH, 2 * H, a, Gate<RSIG>{});  // z and r
@@ -1076,11 +1109,19 @@ static inline void hforward(HBlock &b, const float *p, const vf *x, int t, int v
     }
   } else {  // JANET: both gates from one pre-activation
     affine(Bi, x, b.F, W, h, H, U, GH, GH, pre);
-    for (int u = 0; u < H; u++) {
-      vf s = pre[u], f = gate<RSIG>(s), i = gate<RSIG>(1.0f - s), g = vtanh(pre[H + u]);
-      if (store) { act[u] = f; act[H + u] = g; ext[u] = i; }
-      h[u] = f * h[u] + i * g;
-    }
+    by_units<LATCH_ACT_VECTORS>(H, [&](auto n, int u0) {
+      constexpr int N = decltype(n)::value;
+      vf f[N], i[N], g[N];
+      for (int k = 0; k < N; k++) f[k] = pre[u0 + k], i[k] = 1.0f - pre[u0 + k], g[k] = pre[H + u0 + k];
+      Gate<RSIG>{}.template many<N>(f);
+      Gate<RSIG>{}.template many<N>(i);
+      vtanh_clamped_n<N>(g, TANH_CLAMP);
+      for (int k = 0; k < N; k++) {
+        const int u = u0 + k;
+        if (store) { act[u] = f[k]; act[H + u] = g[k]; ext[u] = i[k]; }
+        h[u] = f[k] * h[u] + i[k] * g[k];
+      }
+    });
   }
 }
 
