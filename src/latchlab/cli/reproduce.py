@@ -52,60 +52,49 @@ def ablations(
     reproduce("ablations", scale, out, store, profile, cluster)
 
 
-@app.command("phase")
-def phase(
-    scale: Scale = "quick",
-    preset: Preset = "keras3",
-    out: Path = out_option("results/phase"),
-    store: StoreOpt = None,
-    profile: Profile = False,
-    cluster: Cluster = None,
-):
-    """Success against the initial half-life: SRNN recurrent weight, LSTM forget bias and GRU
-    update bias swept at T = 20, 50, 100, 200 (phase.png)."""
-    reproduce("phase", scale, out, store, profile, cluster, preset=preset)
+def _preset_verb(name: str, preset_default: str, out_default: str, doc: str) -> None:
+    """Register ``latchlab reproduce NAME``: an experiment whose one option beside the common
+    ones is its gate preset."""
+
+    def verb(
+        scale: Scale = "quick",
+        preset: Preset = preset_default,
+        out: Path = out_option(out_default),
+        store: StoreOpt = None,
+        profile: Profile = False,
+        cluster: Cluster = None,
+    ):
+        reproduce(name, scale, out, store, profile, cluster, preset=preset)
+
+    app.command(name, help=doc)(verb)
 
 
-@app.command("followups")
-def followups(
-    scale: Scale = "quick",
-    preset: Preset = "keras2",
-    out: Path = out_option("results/followups"),
-    store: StoreOpt = None,
-    profile: Profile = False,
-    cluster: Cluster = None,
-):
-    """The asker's follow-ups: task 1 latching (1 unit) and task 2 bit relay (8 units), SRNN, LSTM, GRU."""
-    reproduce("followups", scale, out, store, profile, cluster, preset=preset)
-
-
-@app.command(
+_preset_verb(
+    "phase",
+    "keras3",
+    "results/phase",
+    "Success against the initial half-life: SRNN recurrent weight, LSTM forget bias and GRU "
+    "update bias swept at T = 20, 50, 100, 200 (phase.png).",
+)
+_preset_verb(
+    "followups",
+    "keras2",
+    "results/followups",
+    "The asker's follow-ups: task 1 latching (1 unit) and task 2 bit relay (8 units), SRNN, LSTM, GRU.",
+)
+_preset_verb(
     "answer",
-    help="The answer's reruns at T = 5 and 100, both tasks, all cells: lr, batch size and "
+    "keras2",
+    "results/answer",
+    "The answer's reruns at T = 5 and 100, both tasks, all cells: lr, batch size and "
     "epochs tuned on separate tuning members, reported on fresh members.",
 )
-def answer(
-    scale: Scale = "quick",
-    preset: Preset = "keras2",
-    out: Path = out_option("results/answer"),
-    store: StoreOpt = None,
-    profile: Profile = False,
-    cluster: Cluster = None,
-):
-    reproduce("answer", scale, out, store, profile, cluster, preset=preset)
-
-
-@app.command("units")
-def units(
-    scale: Scale = "quick",
-    preset: Preset = "keras2",
-    out: Path = out_option("results/units"),
-    store: StoreOpt = None,
-    profile: Profile = False,
-    cluster: Cluster = None,
-):
-    """Success frequency against the number of units (1 ... 100) for SRNN, LSTM and GRU on both tasks."""
-    reproduce("units", scale, out, store, profile, cluster, preset=preset)
+_preset_verb(
+    "units",
+    "keras2",
+    "results/units",
+    "Success frequency against the number of units (1 ... 100) for SRNN, LSTM and GRU on both tasks.",
+)
 
 
 @app.command("bengio1994")
