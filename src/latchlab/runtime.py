@@ -50,8 +50,9 @@ def setup(persistent_cache: bool = True) -> None:
 
     Call before anything creates a JAX array. If JAX's backend is already initialised (a
     notebook that ran JAX first), nothing changes: the device split cannot, and the
-    persistent cache is not switched on mid-process. ``persistent_cache=False`` keeps
-    JAX's in-memory compilation only (latchlab's own test process).
+    persistent cache is not switched on mid-process. ``persistent_cache=False`` leaves
+    JAX's compilation cache as JAX's own settings have it (latchlab's test process sets
+    one for each test run).
     """
     global _done
     if _done:
