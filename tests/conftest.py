@@ -24,7 +24,7 @@ if "LATCHLAB_TEST_XLA_CACHE" not in os.environ:
     os.environ["LATCHLAB_TEST_XLA_CACHE"] = tempfile.mkdtemp(prefix="latchlab-test-xla-")
     atexit.register(shutil.rmtree, os.environ["LATCHLAB_TEST_XLA_CACHE"], ignore_errors=True)
 os.environ["JAX_COMPILATION_CACHE_DIR"] = os.environ["LATCHLAB_TEST_XLA_CACHE"]
-os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0.2"  # as latchlab's own cache
+os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = str(runtime.MIN_COMPILE_SECS)  # as latchlab's own
 # one XLA device per core, as the CLI has (before JAX starts); ``runtime.setup`` leaves the
 # cache above as it is, and what calls it in process (``latchlab.sweep``, experiment
 # runners) changes nothing after this; CLI subprocesses get their persistent cache in a

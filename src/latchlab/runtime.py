@@ -45,6 +45,10 @@ def split_host_into_cores() -> None:
         os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={n}".strip()
 
 
+# compilations shorter than this are not written to the persistent cache
+MIN_COMPILE_SECS = 0.2
+
+
 def setup(persistent_cache: bool = True) -> None:
     """Host devices (one per core) and the persistent compilation cache; idempotent.
 
@@ -63,7 +67,7 @@ def setup(persistent_cache: bool = True) -> None:
         split_host_into_cores()
         if persistent_cache:
             os.environ["JAX_COMPILATION_CACHE_DIR"] = str(xla_cache_dir())
-            os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
+            os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", str(MIN_COMPILE_SECS))
     elif not jax_started():
         # JAX is loaded but has compiled nothing yet: both settings still take effect
         import jax
@@ -71,7 +75,7 @@ def setup(persistent_cache: bool = True) -> None:
         split_host_into_cores()
         if persistent_cache:
             jax.config.update("jax_compilation_cache_dir", str(xla_cache_dir()))
-            jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+            jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECS)
     # else JAX has already started (a notebook that ran JAX first): the device split cannot
     # change, and turning the persistent cache on mid-process is not safe (it crashed XLA in
     # a test process), so the process keeps the set-up it has
