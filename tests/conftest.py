@@ -17,18 +17,28 @@ from latchlab import runtime  # noqa: E402
 
 # JAX's persistent compilation cache in a directory new for this test run, shared by its
 # pytest-xdist workers (they inherit the variable from the process that made it, which
-# removes it at exit), never latchlab's own (~/.cache/latchlab/xla): a module's programs that
-# another module or worker compiled before are read, not compiled again (on two cores,
-# tests/engine and tests/experiments took 1073 CPU-seconds instead of 1506, 9.9 min, not 13.6)
+# removes it at exit) and their CLI subprocesses (``xla_cache``), never latchlab's own
+# (~/.cache/latchlab/xla): a module's programs that another module, worker or subprocess
+# compiled before are read, not compiled again (on two cores, tests/engine and
+# tests/experiments took 1073 CPU-seconds instead of 1506, 9.9 min, not 13.6). Every program
+# is kept, not only those that took latchlab's MIN_COMPILE_SECS to compile: each module
+# drops its compiled executables (``_fresh_compilations``), and the next ones' small eager
+# operations were compiled again (tests/analysis in one process: 255 CPU-seconds, not 280;
+# with ``native`` below, make test's first run 776 CPU-s and 6.9 min, not 853 and 7.5).
+# Beside it, ``native``: latchlab's own built kernels, which a subprocess given this cache
+# finds there (``runtime.cache_root``) instead of building them again
 if "LATCHLAB_TEST_XLA_CACHE" not in os.environ:
-    os.environ["LATCHLAB_TEST_XLA_CACHE"] = tempfile.mkdtemp(prefix="latchlab-test-xla-")
-    atexit.register(shutil.rmtree, os.environ["LATCHLAB_TEST_XLA_CACHE"], ignore_errors=True)
+    _root = Path(tempfile.mkdtemp(prefix="latchlab-test-"))
+    atexit.register(shutil.rmtree, _root, ignore_errors=True)
+    (runtime.cache_root() / "native").mkdir(parents=True, exist_ok=True)
+    (_root / "native").symlink_to(runtime.cache_root() / "native", target_is_directory=True)
+    (_root / "xla").mkdir()
+    os.environ["LATCHLAB_TEST_XLA_CACHE"] = str(_root / "xla")
 os.environ["JAX_COMPILATION_CACHE_DIR"] = os.environ["LATCHLAB_TEST_XLA_CACHE"]
-os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = str(runtime.MIN_COMPILE_SECS)  # as latchlab's own
+os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
 # one XLA device per core, as the CLI has (before JAX starts); ``runtime.setup`` leaves the
 # cache above as it is, and what calls it in process (``latchlab.sweep``, experiment
-# runners) changes nothing after this; CLI subprocesses get their persistent cache in a
-# per-session directory (``xla_cache``)
+# runners) changes nothing after this
 runtime.setup(persistent_cache=False)
 
 import jax  # noqa: E402
@@ -47,9 +57,9 @@ def x64():
 
 
 @pytest.fixture(scope="session")
-def xla_cache(tmp_path_factory):
-    """One compilation cache for every CLI subprocess of a test session."""
-    return tmp_path_factory.mktemp("xla-cache")
+def xla_cache():
+    """The test run's compilation cache, for CLI subprocesses (their ``LATCHLAB_CACHE``)."""
+    return Path(os.environ["LATCHLAB_TEST_XLA_CACHE"])
 
 
 @pytest.fixture(autouse=True, scope="module")

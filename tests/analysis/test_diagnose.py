@@ -523,8 +523,8 @@ def test_adding_and_copy_members_are_refused_in_one_line(tmp_path):
 
 
 @pytest.mark.slow
-def test_cli_diagnose(store, tmp_path):
-    env = {**os.environ, "LATCHLAB_CACHE": str(tmp_path / "cache")}
+def test_cli_diagnose(store, tmp_path, xla_cache):
+    env = {**os.environ, "LATCHLAB_CACHE": str(xla_cache)}
     with Store(store, create=False) as st:
         mid = st.members().member_id[1]
     out = tmp_path / "out"

@@ -19,14 +19,14 @@ def blocks(text: str):
     return [(m.group(1), m.group(2)) for m in re.finditer(r"```(python|sh)\n(.*?)```", text, re.S)]
 
 
-def test_every_block_runs(tmp_path, monkeypatch):
+def test_every_block_runs(tmp_path, monkeypatch, xla_cache):
     bs = blocks(TUTORIAL.read_text())
     assert [k for k, _ in bs].count("python") >= 4 and [k for k, _ in bs].count("sh") >= 1
     monkeypatch.chdir(tmp_path)
     env = {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "LATCHLAB_CACHE": str(tmp_path / "xla"),
+        "LATCHLAB_CACHE": str(xla_cache),
     }
     ns: dict = {"__name__": "tutorial"}
     for i, (kind, code) in enumerate(bs):
