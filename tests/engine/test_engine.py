@@ -53,12 +53,12 @@ def _member(tree, r):
     return jax.tree.map(lambda a: a[r], tree)
 
 
-def _random_params(key, model, scale=0.5, dtype=jnp.float32):
-    """Parameters in the model's layout with random normal entries (no symmetric zeros)."""
-    shapes = M.init(jax.random.PRNGKey(0), model)
-    leaves, tree = jax.tree.flatten(shapes)
-    keys = jax.random.split(key, len(leaves))
-    return jax.tree.unflatten(tree, [scale * jax.random.normal(k, a.shape, dtype) for k, a in zip(keys, leaves)])
+def _random_params(seed, model, scale=0.5, dtype=np.float32):
+    """Parameters in the model's layout with random normal entries (no symmetric zeros),
+    drawn by numpy: the layout is traced (``jax.eval_shape``), nothing is compiled."""
+    leaves, tree = jax.tree.flatten(jax.eval_shape(lambda: M.init(jax.random.PRNGKey(0), model)))
+    rng = np.random.default_rng(seed)
+    return jax.tree.unflatten(tree, [jnp.asarray(scale * rng.normal(size=a.shape), dtype) for a in leaves])
 
 
 @functools.lru_cache
@@ -226,7 +226,7 @@ def _padded_and_unpadded(models, params, x, xp, y, w, mask):
 def test_left_padding_is_exact(subtests):
     """T = 5 padded to T_pad = 9 with junk in the padding equals the unpadded sequence:
     loss, accuracy and gradients (atol 1e-6), for every cell (and the dense1 head)."""
-    params = [_random_params(jax.random.PRNGKey(3), m) for m in PAD_MODELS]
+    params = [_random_params(3, m) for m in PAD_MODELS]
     rng = np.random.default_rng(0)
     x = rng.normal(size=(6, 5, 1)).astype(np.float32)
     y = jnp.asarray(rng.integers(0, 2, 6), jnp.int32)
@@ -261,7 +261,7 @@ def test_loss_and_grads_equal_each_members_unpadded_loss(cell, head):
     R, Bsz, T_pad, Ts, n = 3, 5, 9, (5, 9, 7), (5, 2, 4)
     rng = np.random.default_rng(1)
     scale = 0.5 if cell.rsig == "sigmoid" else 2.0  # large enough to saturate hard sigmoids
-    params = _stack([_random_params(jax.random.PRNGKey(r), model, scale) for r in range(R)])
+    params = _stack([_random_params(r, model, scale) for r in range(R)])
     xs = [rng.normal(size=(Bsz, T, 1)).astype(np.float32) for T in Ts]
     x = np.stack([np.concatenate([np.full((Bsz, T_pad - T, 1), 7.0, np.float32), xi], 1) for xi, T in zip(xs, Ts)])
     mask = jnp.asarray(np.stack([np.arange(T_pad) >= T_pad - T for T in Ts]))
@@ -313,7 +313,7 @@ FD_CELLS = [
 
 def _fd_problem(model):
     rng = np.random.default_rng(5)
-    params = _random_params(jax.random.PRNGKey(7), model, 0.7, jnp.float64)
+    params = _random_params(7, model, 0.7, np.float64)
     x = jnp.asarray(rng.normal(size=(6, 7, 1)))  # float64
     y = jnp.asarray(rng.integers(0, 2, 6), jnp.int32)
     w = jnp.asarray(rng.uniform(0.5, 1.5, 6))
