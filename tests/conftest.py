@@ -14,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 os.environ.setdefault("KERAS_BACKEND", "jax")  # before anything imports keras
 
 from latchlab import runtime  # noqa: E402
+from latchlab.engine import native  # noqa: E402  (imports no JAX)
 
 # JAX's persistent compilation cache in a directory new for this test run, shared by its
 # pytest-xdist workers (they inherit the variable from the process that made it, which
@@ -26,12 +27,12 @@ from latchlab import runtime  # noqa: E402
 # operations were compiled again (tests/analysis in one process: 255 CPU-seconds, not 280;
 # with ``native`` below, make test's first run 776 CPU-s and 6.9 min, not 853 and 7.5).
 # Beside it, ``native``: latchlab's own built kernels, which a subprocess given this cache
-# finds there (``runtime.cache_root``) instead of building them again
+# finds there (``native.cache_dir``) instead of building them again
 if "LATCHLAB_TEST_XLA_CACHE" not in os.environ:
     _root = Path(tempfile.mkdtemp(prefix="latchlab-test-"))
     atexit.register(shutil.rmtree, _root, ignore_errors=True)
-    (runtime.cache_root() / "native").mkdir(parents=True, exist_ok=True)
-    (_root / "native").symlink_to(runtime.cache_root() / "native", target_is_directory=True)
+    native.cache_dir().mkdir(parents=True, exist_ok=True)
+    (_root / "native").symlink_to(native.cache_dir(), target_is_directory=True)
     (_root / "xla").mkdir()
     os.environ["LATCHLAB_TEST_XLA_CACHE"] = str(_root / "xla")
 os.environ["JAX_COMPILATION_CACHE_DIR"] = os.environ["LATCHLAB_TEST_XLA_CACHE"]
