@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
+import references
 from scipy.optimize import brentq
 
 from latchlab import config
@@ -238,7 +239,7 @@ def test_unknown_names_list_the_valid_ones(name):
 
 # ----------------------------------------------------------------------------- model surfaces
 
-_jit_loss = jax.jit(M.loss, static_argnums=0)
+_jit_loss = references.jit(M.loss, static_argnums=0)
 
 
 def _loop_reference(model, params, coords, values, data):

@@ -16,6 +16,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+import references
 from test_engine import _padded_data, _stack
 
 from latchlab import config, limits
@@ -258,7 +259,7 @@ def _assert_native_equals_vmap(model, optimizer, batch, data, builds=None):
     if optimizer == "rmsprop":  # its first steps are ~3 lr whatever the gradient: at 3e-2 the
         lr *= 0.3  # XLA modes themselves (rtrl against vmap) part by 5e-6 after 3 epochs
     spec = train.Spec(model, optimizer, batch, "native")
-    want = train.fit(spec._replace(mode="vmap"), init, data, lr, seeds, 3)
+    want = references.vmap_fit(spec, init, data, lr, seeds, 3)
     for march, setup in (builds or _marches()).items():
         with pytest.MonkeyPatch.context() as mp:
             setup(mp)

@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import references
 from scipy import optimize
 
 from latchlab.engine import train
@@ -155,7 +156,7 @@ def _loop_reference(cfg, T, w0, s, seed):
     k_init, k_data = B._keys(seed)
     x_tr, c_tr, x_te, c_te = B.member_data(k_data, cfg.n_train, cfg.n_test, T, jnp.float32(s))
     p = B.init_params(k_init, cfg.L, w0, cfg.h_init)
-    grad = jax.jit(jax.grad(B.loss))
+    grad = references.jit(jax.grad(B.loss))
 
     def conv(p):
         tl, errs = B.test_metrics(p, x_te, c_te, cfg.target)
@@ -227,7 +228,7 @@ def _vmapped_reference(cfg, T, w0, s, seeds):
         return done, at, p, B.loss(p, x_tr, c_tr, cfg.target, start), tl, errs
 
     args = (jnp.asarray(seeds, jnp.uint32), jnp.asarray(T), jnp.asarray(w0, jnp.float32), jnp.asarray(s, jnp.float32))
-    return B.Result(*jax.device_get(jax.jit(jax.vmap(one))(*args)))
+    return B.Result(*jax.device_get(references.jit(jax.vmap(one))(*args)))
 
 
 # (T, w0, s, seed): three lengths in one call; under each optimiser some converge before any
