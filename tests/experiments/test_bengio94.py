@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import functools
+from functools import partial
 import math
 
 import armtools
@@ -150,22 +151,39 @@ def test_gradient_equals_finite_differences():
 # ----------------------------------------------------------------------------- the trainer
 
 
+@partial(references.jit, static_argnames=("n_train", "n_test", "T", "L"))
+def _member_alone(seed, w0, s, h_init, target, *, n_train, n_test, T, L):
+    """A member's data from its seed (``member_data``, unpadded), its initial parameters
+    (``init_params``), their test metrics and training loss."""
+    k_init, k_data = B._keys(seed)
+    data = B.member_data(k_data, n_train, n_test, T, s)
+    p = B.init_params(k_init, L, w0, h_init)
+    return data, p, B.test_metrics(p, *data[2:], target), B.loss(p, *data[:2], target)
+
+
+def _initial(cfg, T, w0, s, seed):
+    """``_member_alone`` for one member of ``cfg``."""
+    args = (np.int32(seed), np.float32(w0), np.float32(s), np.float32(cfg.h_init), np.float32(cfg.target))
+    return _member_alone(*args, n_train=cfg.n_train, n_test=cfg.n_test, T=int(T), L=cfg.L)
+
+
+_test_metrics = references.jit(B.test_metrics)
+_grad = references.jit(jax.grad(B.loss))
+
+
 def _loop_reference(cfg, T, w0, s, seed):
     """One member alone: its data from its seed, unpadded; plain gradient descent with the
     same convergence checks and freezing, in a Python loop."""
-    k_init, k_data = B._keys(seed)
-    x_tr, c_tr, x_te, c_te = B.member_data(k_data, cfg.n_train, cfg.n_test, T, jnp.float32(s))
-    p = B.init_params(k_init, cfg.L, w0, cfg.h_init)
-    grad = references.jit(jax.grad(B.loss))
+    (x_tr, c_tr, x_te, c_te), p, _, _ = _initial(cfg, T, w0, s, seed)
 
     def conv(p):
-        tl, errs = B.test_metrics(p, x_te, c_te, cfg.target)
+        tl, errs = _test_metrics(p, x_te, c_te, cfg.target)
         return bool(errs == 0) and float(tl) < cfg.loss_threshold
 
     if conv(p):
         return True, 0, p
     for e in range(1, cfg.epochs + 1):
-        g = grad(p, x_tr, c_tr, cfg.target)
+        g = _grad(p, x_tr, c_tr, cfg.target)
         p = jax.tree.map(lambda a, b: a - cfg.lr * b, p, g)
         if e % cfg.check_every == 0 and conv(p):
             return True, e, p
@@ -305,13 +323,10 @@ def test_before_training_the_metrics_are_the_models(native):
         got = B.train_ensemble(cfg, T, w0, s, seeds)
         assert (got.epochs == 0).all()
         for r, (T_r, w_r, s_r, seed_r) in enumerate(members):
-            k_init, k_data = B._keys(seed_r)
-            x_tr, c_tr, x_te, c_te = B.member_data(k_data, cfg.n_train, cfg.n_test, int(T_r), jnp.float32(s_r))
-            p = B.init_params(k_init, cfg.L, w_r, cfg.h_init)
-            tl, errs = B.test_metrics(p, x_te, c_te, cfg.target)
+            _, p, (tl, errs), train_loss = _initial(cfg, T_r, w_r, s_r, seed_r)
             assert got.test_errors[r] == errs and got.converged[r] == (errs == 0 and tl < cfg.loss_threshold)
             np.testing.assert_allclose(got.test_loss[r], tl, rtol=1e-6)
-            np.testing.assert_allclose(got.train_loss[r], B.loss(p, x_tr, c_tr, cfg.target), rtol=1e-6)
+            np.testing.assert_allclose(got.train_loss[r], train_loss, rtol=1e-6)
             assert got.params.w[r] == p.w and (got.params.h[r] == p.h).all()
 
 
