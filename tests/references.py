@@ -4,7 +4,7 @@ A reference (a Python loop over members, plain vmap + autodiff + optax, a formul
 first written) exists to give the numbers that what a test checks must equal. Its XLA
 programs are compiled with LLVM at -O0: the same operations in the same order, so the same
 numbers to float32 rounding (``bench/compile_flags.py``: 1e-7 to 8e-7 apart after a training
-epoch), compiled in about 0.6 of the time and run 4-8 times slower, which is nothing on the
+epoch), compiled in 0.54-0.74 of the time and run 2.5-8.4 times slower, which is nothing on the
 tests' few examples. What a test checks is compiled as a user's is.
 """
 

@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import functools
-from functools import partial
 import math
 
 import armtools
@@ -151,7 +150,7 @@ def test_gradient_equals_finite_differences():
 # ----------------------------------------------------------------------------- the trainer
 
 
-@partial(references.jit, static_argnames=("n_train", "n_test", "T", "L"))
+@functools.partial(references.jit, static_argnames=("n_train", "n_test", "T", "L"))
 def _member_alone(seed, w0, s, h_init, target, *, n_train, n_test, T, L):
     """A member's data from its seed (``member_data``, unpadded), its initial parameters
     (``init_params``), their test metrics and training loss."""
