@@ -47,7 +47,9 @@ COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 
 
 def _stack(trees):
-    return jax.tree.map(lambda *a: jnp.stack(a), *trees)
+    """The members' trees stacked on a leading axis, on the host: ``jnp.stack`` compiled a
+    program for every count and shape (107 compilations in test_engine and test_native)."""
+    return jax.tree.map(lambda *a: jax.device_put(np.stack(a)), *trees)
 
 
 def _member(tree, r):
