@@ -713,6 +713,36 @@ def test_set_up_functions_compile_once_ahead_in_a_background_thread(maker, monke
     assert threads and by_warm[-1] == 19 and (len(by_warm) == 1 or by_warm[0] == base), (made, niceness)
 
 
+def test_members_setting_other_numbers_share_one_init_compilation():
+    """Members whose ``values`` set the same parameters to other numbers (the ablations' and
+    the phase diagram's variants) are initialised by one compilation, and each gets its own
+    numbers: the set entries exactly, the rest as ``M.init`` with its values gives them."""
+    cfgs = [
+        config.from_dict({"name": "v", "cell": "lstm", "repeats": 2, "T": 5, "N": 20, "values": {"bias_f": b}})
+        for b in (0.0, -2.5, 3.0)
+    ] + [config.from_dict({"name": "v", "cell": "lstm", "repeats": 2, "T": 7, "N": 20})]
+    members = [m for c in cfgs for m in c.members()]
+    sweep_data._init.clear_cache()
+    compiled = []
+
+    def on_event(event, secs, fun_name="", **kw):
+        if event == COMPILE_EVENT and fun_name == "jit(_init)":
+            compiled.append(fun_name)
+
+    jax.monitoring.register_event_duration_secs_listener(on_event)
+    try:
+        got = sweep_data.init_members(members)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(on_event)
+    assert len(compiled) == 2, compiled  # bias_f set (three numbers), and nothing set
+    f = slice(1, 2)  # the forget gate's column of a one-unit LSTM (gates i, f, c, o)
+    assert got["cell"]["bias"][:, f].ravel().tolist() == [0.0, 0.0, -2.5, -2.5, 3.0, 3.0, 1.0, 1.0]
+    for r, m in enumerate(members):
+        want = M.init(sweep_data.member_keys(m.seed)[2], m.run.model, m.run.init, dict(m.run.values), float(m.run.T))
+        for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+            np.testing.assert_allclose(a[r], b, atol=1e-6)
+
+
 def test_init_members_of_a_16_unit_lstm_equal_each_members_own_init():
     """Each member's initial parameters come from its own seed alone (the keys ``member_keys``
     gives it), for a cell wide enough that the orthogonal initialiser's QR is a LAPACK call
