@@ -283,11 +283,14 @@ def test_store_with_schema_tag_but_no_tables_and_bad_paths_give_one_line(tmp_pat
     db.close()
     (tmp_path / "file").write_text("x")
     (tmp_path / "dir").mkdir()
+    # a FIFO, not /dev/null: some sandboxes make /dev/null a regular file
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
     cases = {
         tagged: "tables sweeps, members, epochs, params are missing",
         tmp_path / "dir": "is a directory",
         tmp_path / "file" / "s.sqlite": "is not a directory",
-        Path("/dev/null"): "not a regular file",
+        fifo: "not a regular file",
     }
     for path, what in cases.items():
         for create in (True, False):
@@ -301,7 +304,7 @@ def test_store_with_schema_tag_but_no_tables_and_bad_paths_give_one_line(tmp_pat
         'name = "t"\nrepeats = 1\nseed = 0\nN = 64\nepochs = 1\n[grid]\ncell = ["srnn"]\nT = [2]\n'
     )
     assert "not a regular file" in _one_line(
-        *cli("run", tmp_path / "c.toml", "--store", "/dev/null", cwd=tmp_path, cache=xla_cache)
+        *cli("run", tmp_path / "c.toml", "--store", fifo, cwd=tmp_path, cache=xla_cache)
     )
     assert (tmp_path / "file").read_text() == "x" and os.listdir(tmp_path / "dir") == []
 
