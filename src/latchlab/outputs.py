@@ -3,13 +3,17 @@ is written; files written all or none.
 
 Every command checks all of its outputs before it writes any: an output may not equal or lie
 inside one of the command's inputs (a store exported onto itself would be destroyed), may
-not lie under a regular file, and a file's directory must exist. ``write_all`` then writes
-a set of files so that either every one of them is replaced or none is.
+not be an existing results store (nor any SQLite database: an export never replaces one),
+may not lie under a regular file, a file's directory must exist, and the directory must
+take a file (tried, as permissions alone do not tell: root may not write in ``/proc``).
+``write_all`` then writes a set of files so that either every one of them is replaced or
+none is.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterable, NamedTuple, Sequence
 
@@ -52,14 +56,62 @@ def _existing_ancestor(path: Path) -> Path:
     return p
 
 
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def is_database(path: str | Path) -> bool:
+    """Whether ``path`` is a regular file that starts as every SQLite database does (a
+    latchlab store is one)."""
+    if not Path(path).is_file():  # before opening: a FIFO would block
+        return False
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(SQLITE_HEADER)) == SQLITE_HEADER
+    except OSError:
+        return False
+
+
+def _not_a_store(path: Path, field: str) -> None:
+    if is_database(path.resolve()):  # resolved: "missing/../store.sqlite" is the store
+        raise ConfigError(
+            field,
+            f"{path} is an SQLite database, such as a results store; latchlab never overwrites one: choose another path",
+        )
+
+
+def _takes_files(path: Path, field: str) -> None:
+    """Make ``path`` (with its parents) and a file in it, then remove what was made: a
+    directory that cannot be made or written is a ``ConfigError`` before any work."""
+    missing, p = [], Path(os.path.abspath(path))
+    while not p.exists() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    made: list[Path] = []
+    try:
+        for d in reversed(missing):
+            d.mkdir()
+            made.append(d)
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".latchlab-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise ConfigError(field, f"cannot write in {path}: {e.strerror or e}") from None
+    finally:
+        for d in reversed(made):
+            try:
+                d.rmdir()
+            except OSError:
+                pass
+
+
 def check_dir(
     path: str | Path, field: str = "out", inputs: Iterable[str | Path] = (), files: Sequence[str] = ()
 ) -> Path:
     """An output directory, created later with its parents.
 
     Raises ``ConfigError(field, ...)`` if it is or lies inside an input, if it or the nearest
-    existing directory on its path is a regular file, or if one of ``files`` (names inside
-    it) is an input.
+    existing directory on its path is a regular file, if it cannot be made or written, or if
+    one of ``files`` (names inside it) is an input or an existing store.
     """
     path, inputs = Path(path), [Path(i) for i in inputs]
     _not_an_input(path, field, inputs)
@@ -69,20 +121,28 @@ def check_dir(
         raise ConfigError(field, f"{path} {where} the regular file {a}; give a directory")
     for name in files:
         _not_an_input(path / name, field, inputs)
+        _not_a_store(path / name, field)
+    _takes_files(path, field)
     return path
 
 
-def check_file(path: str | Path, field: str, inputs: Iterable[str | Path] = ()) -> Path:
-    """An output file: not an input, not inside one, not a directory, in an existing directory."""
+def check_file(path: str | Path, field: str, inputs: Iterable[str | Path] = (), store: bool = False) -> Path:
+    """An output file: not an input, not inside one, not a directory, in an existing directory
+    that takes files; an existing store only if ``store`` (the file is a store to extend)."""
     path = Path(path)
     _not_an_input(path, field, inputs)
     if path.is_dir():
         raise ConfigError(field, f"{path} is a directory; give a file name")
+    if path.exists() and not path.is_file():  # a device or a FIFO: the file is replaced, not written into
+        raise ConfigError(field, f"{path} is not a regular file; give a file name")
     parent = Path(os.path.abspath(path)).parent
     if not parent.is_dir():
         a = _existing_ancestor(parent)
         problem = f"lies under the regular file {a}" if not a.is_dir() else f"directory {parent} does not exist"
         raise ConfigError(field, f"cannot write {path}: {problem}")
+    if not store:
+        _not_a_store(path, field)
+    _takes_files(parent, field)
     return path
 
 

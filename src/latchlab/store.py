@@ -43,8 +43,10 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 
-from latchlab.config import RUN_FIELDS, Member
-from latchlab.errors import ConfigError, StoreError
+from latchlab.config import RUN_FIELDS, Member, from_dict
+from latchlab.errors import ConfigError, LatchlabError, StoreError
+from latchlab.outputs import is_database
+from latchlab.validate import Seed, checked
 
 SCHEMA = "latchlab-store/1"
 _METRICS = ("train_loss", "train_acc", "val_loss", "val_acc")
@@ -364,8 +366,12 @@ class Store:
         self._transaction(put)
 
     def epochs(self) -> pd.DataFrame:
-        """One row per member per epoch: the member's config, seed and metrics."""
+        """One row per member per epoch: the member's config, seed and metrics. A row that
+        holds what no sweep writes raises ``StoreError`` (damaged; ``salvage`` drops it)."""
         with self._reading():
+            bad = _bad_rows(self._conn, limit=3)
+            if bad:
+                raise _damaged(self.path, "; ".join(f"member {k}: {v}" for k, v in bad.items()))
             df = pd.read_sql_query(
                 "SELECT m.*, e.epoch, "
                 + ", ".join(f"e.{k}" for k in _METRICS)
@@ -709,7 +715,9 @@ def _unpack(blob: bytes) -> dict:
     out: dict = {}
     try:
         if blob[:4] not in (_MAGIC, _MAGIC1):  # an .npz (stores written before _pack_all)
-            with np.load(io.BytesIO(blob)) as z:
+            with np.load(io.BytesIO(blob)) as z:  # allow_pickle=False: objects are refused
+                if not hasattr(z, "files"):
+                    raise ValueError("not a parameter snapshot (neither latchlab's packing nor an .npz)")
                 for k in z.files:
                     a, b = k.split("/")
                     out.setdefault(a, {})[b] = z[k]
@@ -733,10 +741,67 @@ def _unpack(blob: bytes) -> dict:
         if pos != len(blob):
             raise ValueError("trailing bytes")
         return out
-    except ValueError:
+    except ValueError as e:
+        if "pickled" in str(e):  # numpy's advice to unpickle: never for stored bytes
+            raise ValueError("not a parameter snapshot (pickled objects)") from None
         raise
     except Exception as e:  # noqa: BLE001 - any parse failure of stored bytes is damage
         raise ValueError(f"unreadable ({type(e).__name__}: {e})") from None
+
+
+def _config_problem(m: dict, cache: dict) -> str | None:
+    """What is wrong with a member row's configuration and seed (None: what a sweep writes).
+    ``cache`` holds the verdicts on configurations already seen (the seeds of a point share
+    one)."""
+    key = tuple((type(m.get(f)), m.get(f)) for f in RUN_FIELDS)
+    if key not in cache:
+        d = {f: m.get(f) for f in RUN_FIELDS}
+        try:
+            values = d["values"]
+            try:
+                d["values"] = json.loads(values) if isinstance(values, str) else (values or {})
+            except ValueError as e:
+                raise ConfigError("values", f"{values!r} is not JSON ({e})") from None
+            from_dict(d).points()
+            cache[key] = None
+        except (LatchlabError, ValueError, TypeError) as e:
+            cache[key] = str(e)
+    if cache[key] is None:
+        try:
+            checked(Seed, m.get("seed"), "seed")
+        except ConfigError as e:
+            return str(e)
+    return cache[key]
+
+
+def _epoch_problem(epochs: list[tuple]) -> str | None:
+    """What is wrong with a member's ``(epoch, *metrics)`` rows' values (None: numbers or
+    NULL, SQLite's NaN)."""
+    for r in epochs:
+        for name, v in zip(_METRICS, r[1:]):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+                return f"{name} of epoch {r[0]} is {v!r}, not a number"
+    return None
+
+
+def _bad_rows(db, limit: int | None = None) -> dict[str, str]:
+    """Members whose rows hold what no sweep writes (a configuration field out of its range,
+    values that are not JSON, a metric that is not a number): member id -> what."""
+    cols = ", ".join(map(_q, ("member_id", "seed", *RUN_FIELDS)))
+    bad: dict[str, str] = {}
+    cache: dict = {}
+    for row in db.execute(f"SELECT {cols} FROM members ORDER BY rowid"):
+        why = _config_problem(dict(zip(("member_id", "seed", *RUN_FIELDS), row)), cache)
+        if why is not None:
+            bad[row[0]] = why
+            if limit and len(bad) >= limit:
+                return bad
+    not_number = " OR ".join(f"typeof({k}) NOT IN ('real', 'integer', 'null')" for k in _METRICS)
+    lim = f" LIMIT {int(limit)}" if limit else ""
+    q = f"SELECT member_id, epoch, {', '.join(_METRICS)} FROM epochs WHERE {not_number}{lim}"
+    for row in db.execute(q):
+        bad.setdefault(row[0], _epoch_problem([row[1:]]) or "")
+    return bad
 
 
 def _fingerprint(member: dict, epochs: list[tuple], params: list[tuple]) -> str:
@@ -767,11 +832,15 @@ def _fingerprint(member: dict, epochs: list[tuple], params: list[tuple]) -> str:
 def check(path: str | Path) -> list[str]:
     """Every problem found in a store (empty: sound): SQLite's full integrity check, the
     schema, each member's epochs and parameter snapshots, and every snapshot's checksum.
-    Reads only; never raises for a damaged store (it says what is damaged)."""
+    Reads only; never raises for a damaged store (it says what is damaged). A path that is
+    no store at all (missing, empty, not SQLite, SQLite without latchlab's tables) raises
+    ``StoreError``: there is nothing to salvage."""
     path = Path(path)
     _check_path(path)
     if not _nonempty(path):
-        return [f"{path} {'is empty' if path.exists() else 'does not exist'}"]
+        raise StoreError(f"store: {path} {'is empty (no store yet)' if path.exists() else 'does not exist'}")
+    if not is_database(path):
+        raise StoreError(f"store: {path} is not a latchlab store (not an SQLite database)")
     try:
         db = _raw(path)
     except StoreError as e:
@@ -781,11 +850,11 @@ def check(path: str | Path) -> list[str]:
         try:
             names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         except sqlite3.Error as e:
-            return [f"not a latchlab store ({e})"]
+            return [f"sqlite: {e}"]
         if not names:
             return [f"{path} is empty (no tables)"]
         if "meta" not in names:
-            return ["not a latchlab store (no table meta)"]
+            raise StoreError(f"store: {path} is not a latchlab store (no table meta)")
         try:
             problems += [
                 f"sqlite: {x.strip()}"
@@ -804,6 +873,7 @@ def check(path: str | Path) -> list[str]:
             if row is None or row[0] != SCHEMA:
                 problems.append(f"schema tag {row[0] if row else None!r}; expected {SCHEMA}")
             problems += _incomplete(db)
+            problems += [f"member {k}: {v}" for k, v in _bad_rows(db).items()]
         except sqlite3.Error as e:
             problems.append(f"members: {e}")
         try:
@@ -875,7 +945,7 @@ def salvage(source: str | Path, target: str | Path) -> dict:
     _check_path(source)
     if not _nonempty(source):
         raise StoreError(f"store: {source} {'is empty' if source.exists() else 'does not exist'}")
-    if _nonempty(target):
+    if _nonempty(target.resolve()):  # resolved: "missing/../store.sqlite" is the store
         raise StoreError(f"store: {target} exists; salvage writes a new store")
     db = _raw(source)
     try:
@@ -890,7 +960,7 @@ def salvage(source: str | Path, target: str | Path) -> dict:
         errors += errs
         workers, errs = _scan(db, "workers") if _has_table(db, "workers") else ([], [])
         errors += errs
-        kept, dropped = [], {}
+        kept, dropped, cache = [], {}, {}
         for row in members:
             m = dict(zip(cols, row))
             mid = m["member_id"]
@@ -912,12 +982,16 @@ def salvage(source: str | Path, target: str | Path) -> dict:
             except ValueError as e:
                 dropped[mid] = f"damaged parameters ({e})"
                 continue
+            why = _config_problem(m, cache) or _epoch_problem(ep)
+            if why is not None:
+                dropped[mid] = f"bad row ({why})"
+                continue
             kept.append((m, ep, pa))
     finally:
         db.close()
     sweep_cols = ["sweep_id", *_SWEEP_COLS]
     known = {r[0] for r in sweeps}
-    with Store(target) as out:
+    with _new_or_nothing(target), Store(target) as out:
 
         def put():
             out._conn.executemany(
@@ -937,6 +1011,20 @@ def salvage(source: str | Path, target: str | Path) -> dict:
 
         out._transaction(put)
     return {"members": len(kept), "dropped": dropped, "sweeps": len(sweeps), "errors": errors}
+
+
+@contextlib.contextmanager
+def _new_or_nothing(path: Path):
+    """Remove the store at ``path`` (with its journal files) if the block made it and then
+    failed: a refused merge or salvage leaves no new file behind."""
+    existed = path.resolve().exists()
+    try:
+        yield
+    except BaseException:
+        if not existed:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+        raise
 
 
 def _has_table(db, name: str) -> bool:
@@ -990,22 +1078,25 @@ def merge(target: str | Path, sources: list) -> dict:
     for s in sources:
         if not _nonempty(s):
             raise StoreError(f"store: {s} {'is empty' if s.exists() else 'does not exist'}")
-        if target.exists() and s.resolve() == target.resolve():
+        if s.resolve() == target.resolve():
             raise StoreError(f"store: {s} is the merge target; give it once, as the target")
         Store(s, create=False).close()  # every source sound before the target is made
-    with Store(target) as out:
+    with _new_or_nothing(target), Store(target) as out:
         seen = {m["member_id"]: (_fingerprint(m, ep, pa), str(target)) for m, ep, pa in _member_rows(out)}
         existing = {
             tuple(r[1:]): r[0]
             for r in out._conn.execute(f"SELECT sweep_id, {', '.join(_SWEEP_COLS)} FROM sweeps").fetchall()
         }
-        plans, conflicts, dups = [], [], 0
+        plans, conflicts, dups, cache = [], [], 0, {}
         for s in sources:  # first every check, then every write
             with Store(s, create=False) as st:
                 sweeps = st._conn.execute(f"SELECT sweep_id, {', '.join(_SWEEP_COLS)} FROM sweeps").fetchall()
                 where = {r[0]: tuple(r[1:]) for r in st.workers().itertuples(index=False)}
                 new = []
                 for m, ep, pa in _member_rows(st):
+                    why = _config_problem(m, cache) or _epoch_problem(ep)
+                    if why is not None:
+                        raise _damaged(s, f"member {m['member_id']}: {why}")
                     try:
                         fp = _fingerprint(m, ep, pa)
                     except ValueError as e:

@@ -185,7 +185,7 @@ def test_kill9_at_random_points_loses_and_duplicates_nothing(tmp_path, reference
         worker.send_signal(signal.SIGKILL)
         worker.wait()
         kills += 1
-        problems = S.check(path) if path.exists() else ["absent"]
+        problems = S.check(path) if path.exists() and path.stat().st_size else ["absent"]
         if problems:  # killed while creating the store: nothing was written yet
             assert not before and all("empty" in x or x == "absent" for x in problems), problems
             continue
@@ -272,6 +272,82 @@ def test_damaged_parameter_bytes_are_caught_by_their_checksum(tmp_path, referenc
     assert rc == 1 and f"parameters of member {victim} at epoch 1: checksum mismatch" in out
     got = S.salvage(path, tmp_path / "new.sqlite")
     assert set(got["dropped"]) == {victim} and got["members"] == len(_members()) - 1
+
+
+CORRUPT_ROWS = {  # a row no sweep writes: what `store check` must say of it
+    "UPDATE members SET cell = 'rnn' WHERE member_id = ?": "cell: unknown cell 'rnn'",
+    "UPDATE members SET T = 'abc' WHERE member_id = ?": "T: must be an integer",
+    "UPDATE members SET \"values\" = '{not json' WHERE member_id = ?": "values: '{not json' is not JSON",
+    "UPDATE members SET seed = -1 WHERE member_id = ?": "seed: ",
+    "UPDATE epochs SET val_acc = 'x' WHERE member_id = ? AND epoch = 2": "val_acc of epoch 2 is 'x', not a number",
+}
+
+
+@pytest.mark.parametrize("statement", list(CORRUPT_ROWS))
+def test_rows_no_sweep_writes_are_damage_that_salvage_drops(statement, tmp_path, reference, xla_cache):
+    """A member row edited to hold what no sweep writes is damage: `store check` names the
+    member and the field (exit 1), every reader refuses the store in one line naming
+    salvage, `merge` refuses it, and `salvage` copies every other member."""
+    path = tmp_path / "s.sqlite"
+    shutil.copy(reference[0], path)
+    victim = sorted(m.id for m in _members())[5]
+    db = sqlite3.connect(path)
+    with db:
+        db.execute(statement, (victim,))
+    db.close()
+    problems = S.check(path)
+    assert problems == [f"member {victim}: {problems[0].split(': ', 1)[1]}"], problems
+    assert CORRUPT_ROWS[statement] in problems[0]
+    with Store(path, create=False) as st:
+        with pytest.raises(StoreError, match=f"is damaged .*member {victim}.*store salvage"):
+            st.members()
+    with pytest.raises(StoreError, match=f"is damaged .*member {victim}"):
+        S.merge(tmp_path / "m.sqlite", [path])
+    assert not (tmp_path / "m.sqlite").exists()  # refused: no target made
+    got = S.salvage(path, tmp_path / "new.sqlite")
+    assert list(got["dropped"]) == [victim] and got["members"] == len(_members()) - 1
+    assert S.check(tmp_path / "new.sqlite") == []
+
+
+def test_refused_merge_and_salvage_leave_no_new_file_and_never_write_into_a_store(tmp_path, reference):
+    """A merge refused for conflicting members creates no target; a salvage into
+    ``missing/../existing.sqlite`` (the store itself once the directory exists) is refused
+    and leaves the store's bytes."""
+    a, b = tmp_path / "a.sqlite", tmp_path / "b.sqlite"
+    shutil.copy(reference[0], a)
+    shutil.copy(reference[0], b)
+    db = sqlite3.connect(b)
+    with db:
+        db.execute("UPDATE epochs SET val_loss = 0.123 WHERE rowid = 1")
+    db.close()
+    with pytest.raises(StoreError, match="merge refused, nothing written"):
+        S.merge(tmp_path / "new.sqlite", [a, b])
+    assert sorted(os.listdir(tmp_path)) == ["a.sqlite", "b.sqlite"]
+    before = b.read_bytes()
+    with pytest.raises(StoreError, match="exists; salvage writes a new store"):
+        S.salvage(a, tmp_path / "missing" / ".." / "b.sqlite")
+    assert b.read_bytes() == before and not (tmp_path / "missing").exists()
+
+
+def test_store_check_of_what_is_no_store_is_one_line_exit_2(tmp_path, xla_cache):
+    """`store check` damage (exit 1, a line per problem) is for stores; a path with no store
+    at all (missing, empty, not SQLite, SQLite of other tables) is one line, exit 2."""
+    (tmp_path / "text.txt").write_text("member_id,T\n")
+    (tmp_path / "empty.sqlite").touch()
+    db = sqlite3.connect(tmp_path / "other.sqlite")
+    with db:
+        db.execute("CREATE TABLE foo(x)")
+    db.close()
+    cases = {
+        "missing.sqlite": "does not exist",
+        "empty.sqlite": "is empty",
+        "text.txt": "not a latchlab store (not an SQLite database)",
+        "other.sqlite": "not a latchlab store (no table meta)",
+    }
+    for name, what in cases.items():
+        line = _one_line(*cli("store", "check", name, cwd=tmp_path, cache=xla_cache))
+        assert what in line and "salvage" not in line, line
+    assert sorted(os.listdir(tmp_path)) == ["empty.sqlite", "other.sqlite", "text.txt"]
 
 
 def test_store_with_schema_tag_but_no_tables_and_bad_paths_give_one_line(tmp_path, xla_cache):

@@ -40,7 +40,7 @@ def run(
 
     cfg = C.load(config)
     spec = cluster_spec(cluster)
-    outputs.check_file(store, "store", [config])
+    outputs.check_file(store, "store", [config], store=True)
     df = run_sweep(cfg, store, profile, spec)
     console.print(f"{df.member_id.nunique()} members in {store}")
 
@@ -188,12 +188,11 @@ def schema(out: Optional[Path] = typer.Option(None, "--out", help="Write the sch
 
     from latchlab import config as C
 
+    from latchlab import outputs
+
     text = json.dumps(C.json_schema(), indent=2) + "\n"
     if out is None:
         sys.stdout.write(text)
         return
-    try:
-        out.write_text(text)
-    except OSError as e:
-        raise ConfigError("out", f"cannot write {out}: {e.strerror}") from None
+    outputs.write_all([("out", outputs.check_file(out, "out"), lambda p: p.write_text(text))])
     console.print(f"wrote {out}")
