@@ -26,7 +26,6 @@ import hashlib
 import itertools
 import json
 import math
-import sys
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +37,7 @@ from pydantic_core import core_schema
 from latchlab.core import catalog
 from latchlab.errors import ConfigError
 from latchlab.validate import (
+    F32_MAX,
     Frozen,
     IntRange,
     List,
@@ -83,7 +83,7 @@ Values = Annotated[
         _values,
         core_schema.dict_schema(
             core_schema.literal_schema(list(catalog.ALL_PARAMETER_NAMES)),
-            core_schema.float_schema(ge=-sys.float_info.max, le=sys.float_info.max),
+            core_schema.float_schema(ge=-F32_MAX, le=F32_MAX),
         ),
         "table of parameter name = finite number",
     ),
@@ -312,7 +312,8 @@ class SweepConfig(Frozen):
 
     def to_dict(self) -> dict:
         grid = {n: [dict(v) if n == "values" else v for v in vs] for n, vs in self.grid}
-        return {"name": self.name, "repeats": self.repeats, "seed": self.seed, **self.base.to_dict(), "grid": grid}
+        base = {k: v for k, v in self.base.to_dict().items() if k not in grid}  # each field in one place
+        return {"name": self.name, "repeats": self.repeats, "seed": self.seed, **base, "grid": grid}
 
 
 def _run(d: Mapping[str, Any]) -> RunConfig:
@@ -369,8 +370,18 @@ def read_toml(path: str | Path) -> dict:
 
 
 def load(path: str | Path) -> SweepConfig:
-    """Load and validate a sweep TOML file."""
-    return from_dict(read_toml(path))
+    """Load and validate a sweep TOML file. A field both at the top level and in ``[grid]``
+    is refused here (in a file it is a slip: the grid's list would replace the top-level
+    value without a word); ``from_dict`` lets a program's defaults be completed by a grid."""
+    d = read_toml(path)
+    grid = d.get("grid")
+    for k in grid if isinstance(grid, dict) else ():
+        if k in d:
+            raise ConfigError(
+                f"grid.{k}",
+                f"is also set at the top level ({k} = {d[k]!r}); set it in one place (a list of one value sweeps nothing)",
+            )
+    return from_dict(d)
 
 
 # ----------------------------------------------------------------------------- the file's schema

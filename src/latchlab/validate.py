@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 import operator
-import sys
 from dataclasses import FrozenInstanceError
 from typing import Annotated, Any, Literal, LiteralString, TypeVar, cast
 
@@ -97,8 +96,9 @@ def IntRange(ge: int | None = None, le: int = INDEX_MAX, *, even: bool = False) 
 def NumberRange(
     gt: float | None = None, ge: float | None = None, lt: float | None = None, le: float | None = None
 ) -> _Checked:
-    """A finite int or float in the bounds, kept as given (``1`` stays an int): the metadata
-    of ``Annotated[float, NumberRange(...)]``."""
+    """A float32-finite int or float in the bounds, kept as given (``1`` stays an int): the
+    metadata of ``Annotated[float, NumberRange(...)]``. The engine computes in float32, so a
+    number beyond float32's range (``F32_MAX``, about 3.4e38) would become ``inf`` there."""
     bounds = _bounds(gt, ge, lt, le)
 
     def check(v):
@@ -106,6 +106,8 @@ def NumberRange(
             raise _err("number", f"must be a finite number, got {v!r}")
         if not math.isfinite(v):
             raise _err("finite", f"must be a finite number, got {v!r}")
+        if abs(v) > F32_MAX:
+            raise _err("finite", f"must lie within float32's range (|x| <= {F32_MAX:.7g}), got {v!r}")
         for sym, op, b in bounds:
             if not op(v, b):
                 raise _err("range", f"must be {sym}, got {v}")
@@ -116,14 +118,15 @@ def NumberRange(
     text = "finite number" + (
         f" in ({gt:g}, {lt:g})" if gt is not None and lt is not None else "".join(f" {s}" for s in (lo, hi) if s)
     )
-    # the largest finite doubles as default bounds: JSON Schema has no "finite", and TOML has inf
-    # (a strict bound replaces the inclusive one)
-    low = None if gt is not None else -_DBL_MAX if ge is None else ge
-    high = None if lt is not None else _DBL_MAX if le is None else le
+    # float32's range as default bounds: JSON Schema has no "finite", and TOML has inf (a
+    # strict bound replaces the inclusive one)
+    low = None if gt is not None else -F32_MAX if ge is None else ge
+    high = None if lt is not None else F32_MAX if le is None else le
     return _Checked(check, core_schema.float_schema(gt=gt, ge=low, lt=lt, le=high, allow_inf_nan=False), text)
 
 
-_DBL_MAX = sys.float_info.max
+F32_MAX = 3.4028234663852886e38
+"""The largest finite float32 (``numpy.finfo(numpy.float32).max``): the bound of every number."""
 
 
 Seed = Annotated[int, IntRange(ge=0, le=SEED_MAX)]

@@ -37,7 +37,7 @@ from latchlab.engine import data as sweep_data
 from latchlab.core import tasks
 from latchlab.store import SCHEMA, Store
 
-from clitools import assert_user_error, cli  # noqa: E402
+from clitools import assert_user_error, cli, cli_here  # noqa: E402
 
 OLD = 1_000_000_000  # an mtime far in the past, so any write to a file shows
 
@@ -106,6 +106,25 @@ def store_and_file(p: Path) -> None:
     a_file(p)
 
 
+def store_and_store(p: Path) -> None:
+    """``s.sqlite`` and a second store ``t.sqlite`` beside it."""
+    empty_store(p)
+    empty_store(p.parent / "t.sqlite")
+
+
+def store_named_as(*names: str) -> Callable[[Path], None]:
+    """``s.sqlite`` and a store at each of ``names`` (an output file's name)."""
+
+    def make(p: Path) -> None:
+        empty_store(p)
+        for n in names:
+            (p.parent / n).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(p, p.parent / n)
+            age(p.parent / n)
+
+    return make
+
+
 @dataclass(frozen=True)
 class Bad:
     """A bad invocation: its arguments, the field its error must name and what is allowed.
@@ -131,6 +150,18 @@ BAD = {
     "negative noise": Bad(RUN_BAD, "noise", (">= 0",), TINY + "noise = -0.1\n"),
     "zero repeats": Bad(RUN_BAD, "repeats", (">= 1",), TINY.replace("repeats = 2", "repeats = 0")),
     "malformed TOML": Bad(RUN_BAD, "config", ("not valid TOML",), TINY + "[grid\nT = [2]\n"),
+    "a field at the top level and in the grid": Bad(
+        RUN_BAD,
+        "grid.cell",
+        ("also set at the top level (cell = 'lstm')",),
+        TINY + 'cell = "lstm"\n[grid]\ncell = ["srnn"]\n',
+    ),
+    "values at the top level and in the grid": Bad(
+        RUN_BAD,
+        "grid.values",
+        ("also set at the top level",),
+        TINY + "[values]\nbias = 0.0\n[grid]\nvalues = [{recurrent = 1.0}]\n",
+    ),
     "missing config": Bad(("run", "nope.toml", "--store", "s.sqlite"), "config", ("nope.toml",)),
     "bad config, existing store": Bad(RUN_BAD, "T", (">= 1",), GOOD.replace("[2, 3]", "[0, 3]"), empty_store),
     "store of another schema": Bad(
@@ -189,6 +220,53 @@ BAD = {
     "reproduce --store is an output": Bad(
         ("reproduce", "seed", "--out", "o", "--store", "o/results.csv"), "out", ("input",)
     ),
+    # an output that is another store (any SQLite database): never overwritten
+    "export --csv onto another store": Bad(
+        ("export", "s.sqlite", "--csv", "t.sqlite"),
+        "csv",
+        ("SQLite database", "never overwrites"),
+        None,
+        store_and_store,
+    ),
+    "export --parquet onto another store": Bad(
+        ("export", "s.sqlite", "--parquet", "t.sqlite"), "parquet", ("never overwrites",), None, store_and_store
+    ),
+    "schema --out onto a store": Bad(("schema", "--out", "s.sqlite"), "out", ("never overwrites",), None, empty_store),
+    "plot --out holding a store as a figure's name": Bad(
+        ("plot", "s.sqlite", "--out", "figs"),
+        "out",
+        ("figs/accuracy_vs_T.png",),
+        None,
+        store_named_as("figs/accuracy_vs_T.png"),
+    ),
+    "reproduce --out holding a store as results.csv": Bad(
+        ("reproduce", "seed", "--out", "o", "--store", "s.sqlite"),
+        "out",
+        ("o/results.csv",),
+        None,
+        store_named_as("o/results.csv"),
+    ),
+    # an output directory that cannot be made (even by root): refused before any work
+    "plot --out in /proc": Bad(
+        ("plot", "s.sqlite", "--out", "/proc/latchlab-no/figs"), "out", ("cannot write in",), None, empty_store
+    ),
+    "reproduce --out in /proc": Bad(("reproduce", "seed", "--out", "/proc/latchlab-no/o"), "out", ("cannot write in",)),
+    "landscape --out in /proc": Bad(("landscape", "--out", "/proc/latchlab-no/l"), "out", ("cannot write in",)),
+    # numbers finite as doubles but not in float32, where the engine computes
+    "lr beyond float32": Bad(RUN_BAD, "lr", ("float32",), TINY + "lr = 1e39\n"),
+    "noise beyond float32": Bad(RUN_BAD, "noise", ("float32",), TINY + "noise = 1e308\n"),
+    "a value beyond float32": Bad(RUN_BAD, "values.recurrent", ("float32",), TINY + "[values]\nrecurrent = 1e300\n"),
+    "landscape --span beyond float32": Bad(("landscape", "--span", "1e39", "--out", "o"), "span", ("float32",)),
+    "pascanu2013 --lr inf": Bad(("reproduce", "pascanu2013", "--lr", "inf", "--out", "o"), "lr", ("finite",)),
+    "pascanu2013 --clip inf": Bad(("reproduce", "pascanu2013", "--clip", "inf", "--out", "o"), "clip", ("finite",)),
+    "pascanu2013 --w beyond float32": Bad(
+        ("reproduce", "pascanu2013", "--w", "-1e39,1e39", "--out", "o"), "w", ("float32",)
+    ),
+    # what the command line cannot parse: one line naming the option, as every other error
+    "an unknown option": Bad(("export", "s.sqlite", "--csv", "x.csv", "--bogus"), "--bogus", ("No such option",)),
+    "a missing option": Bad(("run", "good.toml"), "store", ("Missing option '--store'", "latchlab run --help")),
+    "an option that is no integer": Bad(("landscape", "--points", "abc", "--out", "o"), "points", ("'--points'",)),
+    "an unknown command": Bad(("reproduce", "nope"), "command", ("No such command 'nope'",)),
     # sizes beyond int32 or the PRNG, or whose memory cannot exist: refused before any work
     # (tests/engine/test_limits.py times the same refusals in process)
     "N of 10^12": Bad(RUN_BAD, "N", ("2147483647",), TINY.replace("N = 64", "N = 1000000000000")),
@@ -255,6 +333,15 @@ def test_bad_input_is_one_line_exit_2_and_touches_nothing(case, jobs):
     rc, out, err = job.result()
     assert_user_error(rc, out, err, b.field, b.allowed)
     assert _files(d) == before
+
+
+def test_help_exits_0_and_a_group_without_its_command_shows_its_help():
+    rc, out, err = cli_here("--help")
+    assert rc == 0 and "Usage: " in out and "reproduce" in out, (rc, out, err)
+    rc, out, err = cli_here("store", "check", "--help")
+    assert rc == 0 and "store check" in out and "Check a store" in out, (rc, out, err)
+    rc, out, err = cli_here("store")
+    assert rc == 2 and "salvage" in out + err, (rc, out, err)
 
 
 def test_interrupt_prints_the_resume_hint(tmp_path, xla_cache):

@@ -36,6 +36,7 @@ from latchlab.core import catalog, tasks
 from latchlab.core import model as M
 from latchlab.engine.data import member_keys
 from latchlab.errors import ConfigError
+from latchlab.validate import Number, checked
 
 # ----------------------------------------------------------------------------- Pascanu 2013
 
@@ -234,10 +235,8 @@ def pascanu_paths(
     starts = np.atleast_2d(np.asarray(starts, np.float32))
     if starts.ndim != 2 or starts.shape[1] != 2 or not np.isfinite(starts).all():
         raise ConfigError("starts", f"must be (w, b) pairs, got {starts.tolist()!r}")
-    if not lr > 0:
-        raise ConfigError("lr", f"must be > 0, got {lr!r}")
-    if not clip > 0:
-        raise ConfigError("clip", f"must be > 0, got {clip!r}")
+    checked(Number(gt=0), lr, "lr")
+    checked(Number(gt=0), clip, "clip")
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ConfigError("steps", f"must be an integer >= 1, got {steps!r}")
     p = _pascanu_paths(
@@ -474,8 +473,10 @@ def surface(
     if len(names) != 2 or names[0] == names[1]:
         raise ConfigError("names", f"give two different parameter names, got {list(names)!r}")
     spans = (spans, spans) if np.ndim(spans) == 0 else tuple(spans)
-    if len(spans) != 2 or not all(np.isfinite(s) and s > 0 for s in spans):
+    if len(spans) != 2:
         raise ConfigError("span", f"must be one or two numbers > 0, got {spans!r}")
+    for s in spans:
+        checked(Number(gt=0), s, "span")
     if not isinstance(points, int) or not 3 <= points <= 1001:
         raise ConfigError("points", f"must be an integer in [3, 1001], got {points!r}")
     params = jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), params)
@@ -490,6 +491,8 @@ def surface(
     DV, DU = np.meshgrid(dv, du, indexing="ij")  # rows: y, columns: x
     xs = (center[0] + DU).ravel().astype(np.float32)
     ys = (center[1] + DV).ravel().astype(np.float32)
+    if not (np.isfinite(xs).all() and np.isfinite(ys).all()):
+        raise ConfigError("span", f"the centre {center} +- {spans} leaves float32's range; give a smaller span")
     loss, acc = _surface(model, params, coords, jnp.asarray(xs), jnp.asarray(ys), x, y, mask, chunk)
     loss, acc = np.asarray(loss), np.asarray(acc)  # (G, nT)
     G = xs.size

@@ -7,7 +7,6 @@ constants are the defaults, declared there once).
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import NamedTuple
 
@@ -17,7 +16,7 @@ import pandas as pd
 from latchlab.analysis import landscape as L
 from latchlab import limits
 from latchlab.errors import ConfigError
-from latchlab.validate import Int, checked
+from latchlab.validate import Int, Number, checked
 from latchlab.experiments.experiment import Experiment, Table, figure_files, scale_with, write_results
 
 SCALES = {
@@ -46,8 +45,12 @@ def settings(scale: str = "quick", **over) -> dict:
         raise ConfigError("points", f"must be in [3, 2001], got {s['points']}")
     for name in ("w", "b"):
         lo, hi = s[name]
-        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-            raise ConfigError(name, f"range must be finite lo,hi with lo < hi, got {lo:g},{hi:g}")
+        for v in (lo, hi):
+            checked(Number(), v, name)  # finite in float32, as the surface is computed
+        if not lo < hi:
+            raise ConfigError(name, f"range must be lo,hi with lo < hi, got {lo:g},{hi:g}")
+    for name in ("lr", "clip"):
+        checked(Number(gt=0), s[name], name)
     for t in T:
         checked(Int(ge=1), t, "T")  # XLA's int32 lengths
     checked(Int(ge=1), s["steps"], "steps")
