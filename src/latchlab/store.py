@@ -1076,6 +1076,7 @@ def merge(target: str | Path, sources: list) -> dict:
     target = Path(target)
     sources = [Path(s) for s in sources]
     for s in sources:
+        _check_path(s)
         if not _nonempty(s):
             raise StoreError(f"store: {s} {'is empty' if s.exists() else 'does not exist'}")
         if s.resolve() == target.resolve():

@@ -266,6 +266,7 @@ BAD = {
     "an unknown option": Bad(("export", "s.sqlite", "--csv", "x.csv", "--bogus"), "--bogus", ("No such option",)),
     "a missing option": Bad(("run", "good.toml"), "store", ("Missing option '--store'", "latchlab run --help")),
     "an option that is no integer": Bad(("landscape", "--points", "abc", "--out", "o"), "points", ("'--points'",)),
+    "landscape --T with an empty item": Bad(("landscape", "--T", "3,,4", "--out", "o"), "T", ("'3,,4'",)),
     "an unknown command": Bad(("reproduce", "nope"), "command", ("No such command 'nope'",)),
     # sizes beyond int32 or the PRNG, or whose memory cannot exist: refused before any work
     # (tests/engine/test_limits.py times the same refusals in process)

@@ -189,7 +189,7 @@ def read_config(path: Optional[Path]) -> dict:
 def int_list(text: str, field: str) -> list[int]:
     """``"5,20,50"`` as distinct integers >= 1, or ``ConfigError(field, ...)``."""
     try:
-        out = [int(t) for t in text.split(",") if t.strip()]
+        out = [int(t) for t in text.split(",")]  # an empty item ("3,,4") is no integer
     except ValueError:
         out = []
     if not out or any(t < 1 for t in out):
