@@ -898,8 +898,16 @@ def check(path: str | Path) -> list[str]:
 
 
 def _raw(path: Path) -> sqlite3.Connection:
-    """A read-only connection that neither checks nor changes anything."""
+    """A read-only connection that neither checks nor changes anything, nor leaves files
+    beside the store: with no journal beside it no connection is open on the file (each
+    makes its ``-wal``), so it is read as a file that does not change (``immutable``);
+    else SQLite reads it through the journal."""
     uri = path.resolve().as_uri()
+    if not any(Path(f"{path}{x}").exists() for x in ("-wal", "-journal")):
+        try:
+            return _connection(uri + "?mode=ro&immutable=1", TIMEOUT)
+        except sqlite3.Error as e:
+            raise StoreError(f"store: cannot open {path} ({e})") from None
     db = None
     try:
         db = _connection(uri + "?mode=ro", TIMEOUT)

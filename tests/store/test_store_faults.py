@@ -232,10 +232,13 @@ def test_damaged_page_is_refused_in_one_line_and_salvaged(tmp_path, reference, x
     for args in (["export", path, "--csv", tmp_path / "x.csv"], ["plot", path, "--out", tmp_path / "fig"]):
         assert "salvage" in _one_line(*cli(*args, cwd=tmp_path, cache=xla_cache))
 
+    beside = [Path(f"{path}{x}") for x in ("-wal", "-shm", "-journal")]
+    assert not any(p.exists() for p in beside)
     rc, out, err = cli("store", "check", path, cwd=tmp_path, cache=xla_cache)
     assert rc == 1 and "Traceback" not in err and "damaged:" in out and "store salvage" in out
     rc, out, err = cli("store", "salvage", path, tmp_path / "new.sqlite", cwd=tmp_path, cache=xla_cache)
     assert rc == 0, err
+    assert not any(p.exists() for p in beside)  # check and salvage only read: no journal files made
     got = _content(tmp_path / "new.sqlite")
     ref = reference[1]
     kept = set(got["members"].member_id)
