@@ -71,12 +71,31 @@ def is_database(path: str | Path) -> bool:
         return False
 
 
+JOURNALS = ("-wal", "-shm", "-journal")
+"""The files SQLite keeps beside a database: a ``-wal`` may hold committed transactions."""
+
+
 def _not_a_store(path: Path, field: str) -> None:
-    if is_database(path.resolve()):  # resolved: "missing/../store.sqlite" is the store
+    real = path.resolve()  # resolved: "missing/../store.sqlite" is the store
+    if is_database(real):
         raise ConfigError(
             field,
             f"{path} is an SQLite database, such as a results store; latchlab never overwrites one: choose another path",
         )
+    for j in JOURNALS:
+        if real.name.endswith(j) and real.exists() and is_database(real.with_name(real.name[: -len(j)])):
+            raise ConfigError(
+                field,
+                f"{path} is the journal of the SQLite database beside it, part of that store: choose another path",
+            )
+
+
+def _replaceable(path: Path, field: str) -> None:
+    """An existing file at an output's path must be a regular file this process may replace."""
+    if path.is_dir():
+        raise ConfigError(field, f"{path} is a directory; it cannot be replaced by an output file")
+    if path.exists() and not path.is_file():  # a device or a FIFO: the file is replaced, not written into
+        raise ConfigError(field, f"{path} is not a regular file; give a file name")
 
 
 def _takes_files(path: Path, field: str) -> None:
@@ -122,7 +141,22 @@ def check_dir(
     for name in files:
         _not_an_input(path / name, field, inputs)
         _not_a_store(path / name, field)
+        _replaceable(path / name, field)
     _takes_files(path, field)
+    return path
+
+
+def check_store(path: str | Path, field: str = "store") -> Path:
+    """A store to make or extend: not a directory or a device; one to make, in a directory
+    that can be made and written. (An existing store in a read-only place is read; the
+    store says so in one line if it must be written.)"""
+    path = Path(path)
+    _replaceable(path, field)
+    a = _existing_ancestor(path.parent)
+    if not a.is_dir():
+        raise ConfigError(field, f"cannot use {path}: {a} is a regular file, not a directory")
+    if not path.exists():
+        _takes_files(path.parent, field)
     return path
 
 
@@ -133,8 +167,7 @@ def check_file(path: str | Path, field: str, inputs: Iterable[str | Path] = (), 
     _not_an_input(path, field, inputs)
     if path.is_dir():
         raise ConfigError(field, f"{path} is a directory; give a file name")
-    if path.exists() and not path.is_file():  # a device or a FIFO: the file is replaced, not written into
-        raise ConfigError(field, f"{path} is not a regular file; give a file name")
+    _replaceable(path, field)
     parent = Path(os.path.abspath(path)).parent
     if not parent.is_dir():
         a = _existing_ancestor(parent)

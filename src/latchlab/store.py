@@ -638,7 +638,10 @@ def _rows_in(db, query: str, ids: list) -> list:
 def _incomplete(db, limit: int | None = None) -> list[str]:
     """Members without all their epochs and parameter snapshots (epochs 1..E and 0..E)."""
     lim = f" LIMIT {int(limit)}" if limit else ""
-    out = []
+    q = f"SELECT member_id, epochs FROM members WHERE typeof(epochs) != 'integer' OR epochs < 1{lim}"
+    out = [f"member {mid}: epochs is {e!r}, not an integer >= 1" for mid, e in db.execute(q)]
+    if out:  # the counts below need the epochs
+        return out
     for table, extra in (("epochs", 0), ("params", 1)):
         q = (
             f"SELECT m.member_id, m.epochs, coalesce(n.k, 0) FROM members m LEFT JOIN "
@@ -873,7 +876,8 @@ def check(path: str | Path) -> list[str]:
             if row is None or row[0] != SCHEMA:
                 problems.append(f"schema tag {row[0] if row else None!r}; expected {SCHEMA}")
             problems += _incomplete(db)
-            problems += [f"member {k}: {v}" for k, v in _bad_rows(db).items()]
+            named = " ".join(problems)  # a member's bad epochs count is named once
+            problems += [f"member {k}: {v}" for k, v in _bad_rows(db).items() if f"member {k}" not in named]
         except sqlite3.Error as e:
             problems.append(f"members: {e}")
         try:
@@ -1025,13 +1029,14 @@ def salvage(source: str | Path, target: str | Path) -> dict:
 def _new_or_nothing(path: Path):
     """Remove the store at ``path`` (with its journal files) if the block made it and then
     failed: a refused merge or salvage leaves no new file behind."""
-    existed = path.resolve().exists()
+    real = path.resolve()  # a link's target: the link itself is the user's
+    existed = real.exists()
     try:
         yield
     except BaseException:
         if not existed:
             for suffix in ("", "-wal", "-shm", "-journal"):
-                Path(f"{path}{suffix}").unlink(missing_ok=True)
+                Path(f"{real}{suffix}").unlink(missing_ok=True)
         raise
 
 
@@ -1055,6 +1060,24 @@ def _insert_members(db, members) -> None:
     db.executemany(
         "INSERT INTO params VALUES (?, ?, ?)", [(m["member_id"], e, blob) for m, _, pa in members for e, blob in pa]
     )
+
+
+def _fingerprints(st: Store, path: Path, cache: dict) -> list[tuple]:
+    """Every member of an open store as ``(member row dict, epoch rows, param rows,
+    _fingerprint)``; a row no sweep writes, or one that cannot be read, is ``_damaged``."""
+    out = []
+    try:
+        for m, ep, pa in _member_rows(st):
+            why = _config_problem(m, cache) or _epoch_problem(ep)
+            if why is not None:
+                raise _damaged(path, f"member {m['member_id']}: {why}")
+            try:
+                out.append((m, ep, pa, _fingerprint(m, ep, pa)))
+            except ValueError as e:
+                raise _damaged(path, f"parameters of member {m['member_id']}: {e}") from None
+    except sqlite3.Error as e:
+        raise _damaged(path, f"members: {e}") from None
+    return out
 
 
 def _member_rows(st: Store):
@@ -1091,25 +1114,19 @@ def merge(target: str | Path, sources: list) -> dict:
             raise StoreError(f"store: {s} is the merge target; give it once, as the target")
         Store(s, create=False).close()  # every source sound before the target is made
     with _new_or_nothing(target), Store(target) as out:
-        seen = {m["member_id"]: (_fingerprint(m, ep, pa), str(target)) for m, ep, pa in _member_rows(out)}
+        cache: dict = {}
+        seen = {m["member_id"]: (fp, str(target)) for m, _, _, fp in _fingerprints(out, target, cache)}
         existing = {
             tuple(r[1:]): r[0]
             for r in out._conn.execute(f"SELECT sweep_id, {', '.join(_SWEEP_COLS)} FROM sweeps").fetchall()
         }
-        plans, conflicts, dups, cache = [], [], 0, {}
+        plans, conflicts, dups = [], [], 0
         for s in sources:  # first every check, then every write
             with Store(s, create=False) as st:
                 sweeps = st._conn.execute(f"SELECT sweep_id, {', '.join(_SWEEP_COLS)} FROM sweeps").fetchall()
                 where = {r[0]: tuple(r[1:]) for r in st.workers().itertuples(index=False)}
                 new = []
-                for m, ep, pa in _member_rows(st):
-                    why = _config_problem(m, cache) or _epoch_problem(ep)
-                    if why is not None:
-                        raise _damaged(s, f"member {m['member_id']}: {why}")
-                    try:
-                        fp = _fingerprint(m, ep, pa)
-                    except ValueError as e:
-                        raise _damaged(s, f"parameters of member {m['member_id']}: {e}") from None
+                for m, ep, pa, fp in _fingerprints(st, s, cache):
                     if m["member_id"] in seen:
                         if seen[m["member_id"]][0] != fp:
                             conflicts.append(f"{m['member_id']} ({seen[m['member_id']][1]} and {s})")

@@ -104,10 +104,15 @@ def NumberRange(
     def check(v):
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise _err("number", f"must be a finite number, got {v!r}")
+        if isinstance(v, int) and abs(v) > F32_MAX:  # before isfinite: a huge int is no float
+            got = f"{v!r}" if len(str(v)) <= 40 else f"an integer of {len(str(abs(v)))} digits"
+            raise _err("finite", f"must lie within float32's range (|x| <= {F32_MAX!r}), got {got}")
         if not math.isfinite(v):
             raise _err("finite", f"must be a finite number, got {v!r}")
         if abs(v) > F32_MAX:
-            raise _err("finite", f"must lie within float32's range (|x| <= {F32_MAX:.7g}), got {v!r}")
+            raise _err("finite", f"must lie within float32's range (|x| <= {F32_MAX!r}), got {v!r}")
+        if v != 0 and abs(v) < F32_TINY:
+            raise _err("finite", f"must be 0 or at least {F32_TINY!r} in size (float32's smallest), got {v!r}")
         for sym, op, b in bounds:
             if not op(v, b):
                 raise _err("range", f"must be {sym}, got {v}")
@@ -127,6 +132,8 @@ def NumberRange(
 
 F32_MAX = 3.4028234663852886e38
 """The largest finite float32 (``numpy.finfo(numpy.float32).max``): the bound of every number."""
+F32_TINY = 1.401298464324817e-45
+"""The smallest positive float32 (a subnormal): a smaller number but 0 would be 0 there."""
 
 
 Seed = Annotated[int, IntRange(ge=0, le=SEED_MAX)]

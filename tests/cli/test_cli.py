@@ -112,6 +112,24 @@ def store_and_store(p: Path) -> None:
     empty_store(p.parent / "t.sqlite")
 
 
+def store_and_wal(p: Path) -> None:
+    """``s.sqlite`` and a write-ahead journal beside it (its header's magic number, then
+    what would be committed pages)."""
+    empty_store(p)
+    (p.parent / "s.sqlite-wal").write_bytes(bytes.fromhex("377f0682") + bytes(4092))
+    age(p.parent / "s.sqlite-wal")
+
+
+def dir_named_as(name: str) -> Callable[[Path], None]:
+    """``s.sqlite`` and a directory at ``name`` (an output file's name)."""
+
+    def make(p: Path) -> None:
+        empty_store(p)
+        (p.parent / name).mkdir(parents=True)
+
+    return make
+
+
 def store_named_as(*names: str) -> Callable[[Path], None]:
     """``s.sqlite`` and a store at each of ``names`` (an output file's name)."""
 
@@ -246,6 +264,15 @@ BAD = {
         None,
         store_named_as("o/results.csv"),
     ),
+    "schema --out onto a store's journal": Bad(
+        ("schema", "--out", "s.sqlite-wal"), "out", ("journal",), None, store_and_wal
+    ),
+    "plot --out holding a directory at a figure's name": Bad(
+        ("plot", "s.sqlite", "--out", "figs"), "out", ("is a directory",), None, dir_named_as("figs/accuracy_vs_T.png")
+    ),
+    "reproduce --store under a regular file": Bad(
+        ("reproduce", "seed", "--out", "o", "--store", "f/s.sqlite"), "store", ("regular file",), None, a_file
+    ),
     # an output directory that cannot be made (even by root): refused before any work
     "plot --out in /proc": Bad(
         ("plot", "s.sqlite", "--out", "/proc/latchlab-no/figs"), "out", ("cannot write in",), None, empty_store
@@ -255,6 +282,8 @@ BAD = {
     # numbers finite as doubles but not in float32, where the engine computes
     "lr beyond float32": Bad(RUN_BAD, "lr", ("float32",), TINY + "lr = 1e39\n"),
     "noise beyond float32": Bad(RUN_BAD, "noise", ("float32",), TINY + "noise = 1e308\n"),
+    "a 400-digit integer for a number": Bad(RUN_BAD, "lr", ("400 digits",), TINY + "lr = " + "9" * 400 + "\n"),
+    "lr that is 0 in float32": Bad(RUN_BAD, "lr", ("float32's smallest",), TINY + "lr = 1e-50\n"),
     "a value beyond float32": Bad(RUN_BAD, "values.recurrent", ("float32",), TINY + "[values]\nrecurrent = 1e300\n"),
     "landscape --span beyond float32": Bad(("landscape", "--span", "1e39", "--out", "o"), "span", ("float32",)),
     "pascanu2013 --lr inf": Bad(("reproduce", "pascanu2013", "--lr", "inf", "--out", "o"), "lr", ("finite",)),

@@ -131,8 +131,8 @@ BAD_SWEEPS = [
     ({"epochs": 2.0}, "epochs", "must be an integer, got 2.0"),
     ({"T": 2**31}, "T", "must be <= 2147483647, got 2147483648"),
     ({"N": 3}, "N", "must be >= 4, got 3"),
-    ({"lr": 1e39}, "lr", "must lie within float32's range (|x| <= 3.402823e+38), got 1e+39"),
-    ({"noise": 3.5e38}, "noise", "must lie within float32's range (|x| <= 3.402823e+38), got 3.5e+38"),
+    ({"lr": 1e39}, "lr", "must lie within float32's range (|x| <= 3.4028234663852886e+38), got 1e+39"),
+    ({"noise": 3.5e38}, "noise", "must lie within float32's range (|x| <= 3.4028234663852886e+38), got 3.5e+38"),
     ({"seed": 2**32}, "seed", "must be in [0, 4294967295], got 4294967296"),
     ({"seed": -1}, "seed", "must be in [0, 4294967295], got -1"),
     (

@@ -283,6 +283,7 @@ CORRUPT_ROWS = {  # a row no sweep writes: what `store check` must say of it
     "UPDATE members SET \"values\" = '{not json' WHERE member_id = ?": "values: '{not json' is not JSON",
     "UPDATE members SET seed = -1 WHERE member_id = ?": "seed: ",
     "UPDATE epochs SET val_acc = 'x' WHERE member_id = ? AND epoch = 2": "val_acc of epoch 2 is 'x', not a number",
+    "UPDATE members SET epochs = 'x' WHERE member_id = ?": "epochs is 'x', not an integer >= 1",
 }
 
 
@@ -301,8 +302,8 @@ def test_rows_no_sweep_writes_are_damage_that_salvage_drops(statement, tmp_path,
     problems = S.check(path)
     assert problems == [f"member {victim}: {problems[0].split(': ', 1)[1]}"], problems
     assert CORRUPT_ROWS[statement] in problems[0]
-    with Store(path, create=False) as st:
-        with pytest.raises(StoreError, match=f"is damaged .*member {victim}.*store salvage"):
+    with pytest.raises(StoreError, match=f"is damaged .*member {victim}.*store salvage"):
+        with Store(path, create=False) as st:
             st.members()
     with pytest.raises(StoreError, match=f"is damaged .*member {victim}"):
         S.merge(tmp_path / "m.sqlite", [path])
@@ -310,6 +311,11 @@ def test_rows_no_sweep_writes_are_damage_that_salvage_drops(statement, tmp_path,
     got = S.salvage(path, tmp_path / "new.sqlite")
     assert list(got["dropped"]) == [victim] and got["members"] == len(_members()) - 1
     assert S.check(tmp_path / "new.sqlite") == []
+    # nor is anything merged into it
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match=f"is damaged .*member {victim}"):
+        S.merge(path, [tmp_path / "new.sqlite"])
+    assert path.read_bytes() == before
 
 
 def test_refused_merge_and_salvage_leave_no_new_file_and_never_write_into_a_store(tmp_path, reference):
@@ -326,6 +332,12 @@ def test_refused_merge_and_salvage_leave_no_new_file_and_never_write_into_a_stor
     with pytest.raises(StoreError, match="merge refused, nothing written"):
         S.merge(tmp_path / "new.sqlite", [a, b])
     assert sorted(os.listdir(tmp_path)) == ["a.sqlite", "b.sqlite"]
+    (tmp_path / "link.sqlite").symlink_to(tmp_path / "none.sqlite")  # a link to a store to be
+    with pytest.raises(StoreError, match="merge refused, nothing written"):
+        S.merge(tmp_path / "link.sqlite", [a, b])
+    assert sorted(os.listdir(tmp_path)) == ["a.sqlite", "b.sqlite", "link.sqlite"]
+    assert (tmp_path / "link.sqlite").is_symlink()
+    (tmp_path / "link.sqlite").unlink()
     before = b.read_bytes()
     with pytest.raises(StoreError, match="exists; salvage writes a new store"):
         S.salvage(a, tmp_path / "missing" / ".." / "b.sqlite")

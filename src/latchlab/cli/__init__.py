@@ -51,7 +51,7 @@ def main() -> None:
         print("aborted", file=sys.stderr)
         sys.exit(1)
     except LatchlabError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(" ".join(f"error: {e}".splitlines()), file=sys.stderr)  # one line, whatever a path holds
         sys.exit(2)
     except KeyboardInterrupt:
         print(INTERRUPTED, file=sys.stderr)

@@ -104,6 +104,7 @@ def explain(
         [store] if store is not None else [],
         ("report.html", "findings.json", "diagnostics.csv", "initial.csv"),
     )
+    outputs.check_store(store if store is not None else out / "store.sqlite")
     spec = cluster_spec(cluster)
     path = report.explain(scale, out, store, lambda cfgs, p: run_sweep(cfgs, p, cluster=spec))
     console.print(f"wrote {path}")

@@ -173,6 +173,8 @@ def reproduce(
     spec = cluster_spec(cluster)
     store = store if store is not None else out / "store.sqlite"
     outputs.check_dir(out, "out", [store] if exp.store else [], exp.files)
+    if exp.store:
+        outputs.check_store(store)
     result, paths = exp.reproduce(out, scale, runner(store, profile, spec), **options)
     show(exp.table(result), paths)
 

@@ -88,8 +88,9 @@ class GuessConfig(Frozen):
     problem: Annotated[str, OneOf(PROBLEMS)] = "latch1"
     """``latch1``, ``latch2``, ``parity`` or ``two_sequence`` (H&S 1997 task 3a, N = 1,
     with latch2's one-unit net; lengths as ``tasks.two_sequence``)."""
-    a: Annotated[float, NumberRange(gt=0)] = 100.0
-    """Weights uniform in ``[-a, a]`` (H&S: 100)."""
+    a: Annotated[float, NumberRange(gt=0, le=1e38)] = 100.0
+    """Weights uniform in ``[-a, a]`` (H&S: 100); at most 1e38, so that ``2a`` (the
+    interval's width, in float32) is finite."""
     len_min: Annotated[int, IntRange(ge=2)] = 500
     """Shortest sequence (H&S: 500)."""
     len_max: Annotated[int, IntRange(ge=2)] = 600
