@@ -142,6 +142,8 @@ def check_dir(
         _not_an_input(path / name, field, inputs)
         _not_a_store(path / name, field)
         _replaceable(path / name, field)
+        if (path / name).exists() and not os.access(path / name, os.W_OK):  # written in place
+            raise ConfigError(field, f"{path / name} is not writable (permission denied); it would be replaced")
     _takes_files(path, field)
     return path
 

@@ -597,3 +597,10 @@ def test_output_checks_see_through_links_and_relative_paths(tmp_path, monkeypatc
     assert outputs.check_file("d/new.csv", "csv", ["s.sqlite"]) == Path("d/new.csv")
     assert outputs.check_dir("d/new/deeper", "out", ["s.sqlite"], ("a.png",)) == Path("d/new/deeper")
     assert sorted(os.listdir(tmp_path)) == ["d", "link.sqlite", "s.sqlite"] and os.listdir(tmp_path / "d") == []
+    # a file an --out directory would replace in place must be writable (os.access says so
+    # for a user; these tests run as root, who may write anything, so it is asked here)
+    (tmp_path / "d" / "a.png").write_bytes(b"")
+    real = os.access
+    monkeypatch.setattr(outputs.os, "access", lambda p, mode: Path(p).name != "a.png" and real(p, mode))
+    with pytest.raises(ConfigError, match="^out: .*a.png is not writable"):
+        outputs.check_dir("d", "out", [], ("a.png",))
