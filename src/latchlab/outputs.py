@@ -93,7 +93,7 @@ def _not_a_store(path: Path, field: str) -> None:
 def _replaceable(path: Path, field: str) -> None:
     """An existing file at an output's path must be a regular file this process may replace."""
     if path.is_dir():
-        raise ConfigError(field, f"{path} is a directory; it cannot be replaced by an output file")
+        raise ConfigError(field, f"{path} is a directory; give a file name")
     if path.exists() and not path.is_file():  # a device or a FIFO: the file is replaced, not written into
         raise ConfigError(field, f"{path} is not a regular file; give a file name")
 
@@ -167,8 +167,6 @@ def check_file(path: str | Path, field: str, inputs: Iterable[str | Path] = (), 
     that takes files; an existing store only if ``store`` (the file is a store to extend)."""
     path = Path(path)
     _not_an_input(path, field, inputs)
-    if path.is_dir():
-        raise ConfigError(field, f"{path} is a directory; give a file name")
     _replaceable(path, field)
     parent = Path(os.path.abspath(path)).parent
     if not parent.is_dir():

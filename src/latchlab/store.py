@@ -45,7 +45,8 @@ import pandas as pd
 
 from latchlab.config import RUN_FIELDS, Member, from_dict
 from latchlab.errors import ConfigError, LatchlabError, StoreError
-from latchlab.outputs import is_database
+from latchlab.core.catalog import SEED_MAX
+from latchlab.outputs import JOURNALS, is_database
 from latchlab.validate import Seed, checked
 
 SCHEMA = "latchlab-store/1"
@@ -752,10 +753,10 @@ def _unpack(blob: bytes) -> dict:
         raise ValueError(f"unreadable ({type(e).__name__}: {e})") from None
 
 
-def _config_problem(m: dict, cache: dict) -> str | None:
-    """What is wrong with a member row's configuration and seed (None: what a sweep writes).
-    ``cache`` holds the verdicts on configurations already seen (the seeds of a point share
-    one)."""
+def _config_problem(m: dict, cache: dict, seed: bool = True) -> str | None:
+    """What is wrong with a member row's configuration and (with ``seed``) its seed (None:
+    what a sweep writes). ``cache`` holds the verdicts on configurations already seen (the
+    seeds of a point share one)."""
     key = tuple((type(m.get(f)), m.get(f)) for f in RUN_FIELDS)
     if key not in cache:
         d = {f: m.get(f) for f in RUN_FIELDS}
@@ -769,7 +770,7 @@ def _config_problem(m: dict, cache: dict) -> str | None:
             cache[key] = None
         except (LatchlabError, ValueError, TypeError) as e:
             cache[key] = str(e)
-    if cache[key] is None:
+    if cache[key] is None and seed:
         try:
             checked(Seed, m.get("seed"), "seed")
         except ConfigError as e:
@@ -789,22 +790,28 @@ def _epoch_problem(epochs: list[tuple]) -> str | None:
 
 def _bad_rows(db, limit: int | None = None) -> dict[str, str]:
     """Members whose rows hold what no sweep writes (a configuration field out of its range,
-    values that are not JSON, a metric that is not a number): member id -> what."""
-    cols = ", ".join(map(_q, ("member_id", "seed", *RUN_FIELDS)))
+    values that are not JSON, a seed outside the PRNG's, a metric that is not a number):
+    member id -> what. Each distinct configuration (with its fields' SQLite types, so that
+    5 and 5.0 differ) is checked once; the seeds and metrics in SQL."""
+    fields = [_q(f) for f in RUN_FIELDS]
+    typed = ", ".join(f"{f}, typeof({f})" for f in fields)
     bad: dict[str, str] = {}
     cache: dict = {}
-    for row in db.execute(f"SELECT {cols} FROM members ORDER BY rowid"):
-        why = _config_problem(dict(zip(("member_id", "seed", *RUN_FIELDS), row)), cache)
+    for row in db.execute(f"SELECT DISTINCT {typed} FROM members").fetchall():
+        why = _config_problem(dict(zip(RUN_FIELDS, row[::2])), cache, seed=False)
         if why is not None:
-            bad[row[0]] = why
-            if limit and len(bad) >= limit:
-                return bad
+            same = " AND ".join(f"{f} IS ? AND typeof({f}) = ?" for f in fields)
+            for (mid,) in db.execute(f"SELECT member_id FROM members WHERE {same} ORDER BY rowid", row):
+                bad[mid] = why
+    seeds = f"typeof(seed) != 'integer' OR seed < 0 OR seed > {SEED_MAX}"
+    for mid, seed in db.execute(f"SELECT member_id, seed FROM members WHERE {seeds} ORDER BY rowid"):
+        bad.setdefault(mid, f"seed: must be in [0, {SEED_MAX}], got {seed!r}")
     not_number = " OR ".join(f"typeof({k}) NOT IN ('real', 'integer', 'null')" for k in _METRICS)
     lim = f" LIMIT {int(limit)}" if limit else ""
     q = f"SELECT member_id, epoch, {', '.join(_METRICS)} FROM epochs WHERE {not_number}{lim}"
     for row in db.execute(q):
         bad.setdefault(row[0], _epoch_problem([row[1:]]) or "")
-    return bad
+    return dict(list(bad.items())[:limit]) if limit else bad
 
 
 def _fingerprint(member: dict, epochs: list[tuple], params: list[tuple]) -> str:
@@ -907,7 +914,7 @@ def _raw(path: Path) -> sqlite3.Connection:
     makes its ``-wal``), so it is read as a file that does not change (``immutable``);
     else SQLite reads it through the journal."""
     uri = path.resolve().as_uri()
-    if not any(Path(f"{path}{x}").exists() for x in ("-wal", "-journal")):
+    if not any(Path(f"{path}{x}").exists() for x in JOURNALS if x != "-shm"):
         try:
             return _connection(uri + "?mode=ro&immutable=1", TIMEOUT)
         except sqlite3.Error as e:
@@ -1035,7 +1042,7 @@ def _new_or_nothing(path: Path):
         yield
     except BaseException:
         if not existed:
-            for suffix in ("", "-wal", "-shm", "-journal"):
+            for suffix in ("", *JOURNALS):
                 Path(f"{real}{suffix}").unlink(missing_ok=True)
         raise
 

@@ -280,6 +280,8 @@ def test_damaged_parameter_bytes_are_caught_by_their_checksum(tmp_path, referenc
 CORRUPT_ROWS = {  # a row no sweep writes: what `store check` must say of it
     "UPDATE members SET cell = 'rnn' WHERE member_id = ?": "cell: unknown cell 'rnn'",
     "UPDATE members SET T = 'abc' WHERE member_id = ?": "T: must be an integer",
+    # equal to the other members' 5 in SQL, yet no integer: each type is checked
+    "UPDATE members SET T = 5.0 WHERE member_id = ?": "T: must be an integer, got 5.0",
     "UPDATE members SET \"values\" = '{not json' WHERE member_id = ?": "values: '{not json' is not JSON",
     "UPDATE members SET seed = -1 WHERE member_id = ?": "seed: ",
     "UPDATE epochs SET val_acc = 'x' WHERE member_id = ? AND epoch = 2": "val_acc of epoch 2 is 'x', not a number",

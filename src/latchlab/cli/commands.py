@@ -188,7 +188,6 @@ def schema(out: Optional[Path] = typer.Option(None, "--out", help="Write the sch
     import sys
 
     from latchlab import config as C
-
     from latchlab import outputs
 
     text = json.dumps(C.json_schema(), indent=2) + "\n"
