@@ -104,13 +104,11 @@ def NumberRange(
     def check(v):
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise _err("number", f"must be a finite number, got {v!r}")
-        if isinstance(v, int) and abs(v) > F32_MAX:  # before isfinite: a huge int is no float
+        if isinstance(v, float) and not math.isfinite(v):  # an int is finite, however long
+            raise _err("finite", f"must be a finite number, got {v!r}")
+        if abs(v) > F32_MAX:  # Python compares a huge int with a float exactly
             got = f"{v!r}" if len(str(v)) <= 40 else f"an integer of {len(str(abs(v)))} digits"
             raise _err("finite", f"must lie within float32's range (|x| <= {F32_MAX!r}), got {got}")
-        if not math.isfinite(v):
-            raise _err("finite", f"must be a finite number, got {v!r}")
-        if abs(v) > F32_MAX:
-            raise _err("finite", f"must lie within float32's range (|x| <= {F32_MAX!r}), got {v!r}")
         if v != 0 and abs(v) < F32_TINY:
             raise _err("finite", f"must be 0 or at least {F32_TINY!r} in size (float32's smallest), got {v!r}")
         for sym, op, b in bounds:
