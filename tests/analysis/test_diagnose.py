@@ -491,6 +491,8 @@ def test_member_errors(store):
             D.member(st, mid, epochs=[3])
         with pytest.raises(ConfigError, match="N"):
             D.member(st, mid, N=1)
+        with pytest.raises(ConfigError, match="N: must be an even"):
+            D.member(st, mid, N=3)
     assert D.parse_epochs("all", 2) == [0, 1, 2] and D.parse_epochs("2,0", 2) == [0, 2]
     with pytest.raises(ConfigError, match="epochs"):
         D.parse_epochs("x", 2)

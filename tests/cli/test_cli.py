@@ -232,6 +232,9 @@ BAD = {
     "diagnose --out under a file": Bad(
         ("diagnose", "s.sqlite", "--member", "0", "--out", "f/d"), "out", ("regular file",), None, store_and_file
     ),
+    "diagnose, an odd --N": Bad(
+        ("diagnose", "s.sqlite", "--member", "0", "--N", "3"), "N", ("even", "half of it a class"), None, empty_store
+    ),
     "landscape --out under a file": Bad(("landscape", "--out", "f/d"), "out", ("regular file",), None, a_file),
     "explain --out under a file": Bad(("explain", "--out", "f/d"), "out", ("regular file",), None, a_file),
     "reproduce --out a file": Bad(("reproduce", "seed", "--out", "f"), "out", ("regular file",), None, a_file),

@@ -784,14 +784,14 @@ def member_data(row: pd.Series, N: int = 256):
     """
     from latchlab.engine import data as D
 
-    if isinstance(N, bool) or not isinstance(N, int) or N < 2:
-        raise ConfigError("N", f"must be an integer >= 2, got {N!r}")
+    if isinstance(N, bool) or not isinstance(N, int) or N < 2 or N % 2:
+        raise ConfigError("N", f"must be an even integer >= 2 (half of it a class), got {N!r}")
     member = members.member_from_row(row)
     data = D.make_data([member], member.run.T)
     x, y = np.asarray(data.x[0]), np.asarray(data.y[0])
     val, tr = np.asarray(data.val[0]), np.asarray(data.train[0])
     pick, source = [], "validation"
-    for k, n in ((0, N // 2), (1, N - N // 2)):
+    for k, n in ((0, N // 2), (1, N // 2)):
         idx = val[y[val] == k][:n]
         if idx.size < n:
             source = "validation+training"

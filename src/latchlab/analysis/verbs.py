@@ -41,8 +41,8 @@ def diagnose(
     from latchlab.analysis import diagnose_plot as DP
     from latchlab.store import Store
 
-    if not 2 <= N <= 100000:
-        raise ConfigError("N", f"must be an integer in [2, 100000], got {N}")
+    if not 2 <= N <= 100000 or N % 2:
+        raise ConfigError("N", f"must be an even integer in [2, 100000] (half of it a class), got {N}")
     if not 0 <= examples <= 50:
         raise ConfigError("examples", f"must be an integer in [0, 50], got {examples}")
     check_dir(out, "out", [store], DIAGNOSE_FILES)
