@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import itertools
 import json
 import os
 import socket
@@ -1034,16 +1035,23 @@ def salvage(source: str | Path, target: str | Path) -> dict:
 
 @contextlib.contextmanager
 def _new_or_nothing(path: Path):
-    """Remove the store at ``path`` (with its journal files) if the block made it and then
-    failed: a refused merge or salvage leaves no new file behind."""
+    """Remove the store at ``path`` (with its journal files, and the directories made for
+    it) if the block made it and then failed: a refused merge or salvage leaves no new file
+    or directory behind."""
     real = path.resolve()  # a link's target: the link itself is the user's
     existed = real.exists()
+    made = list(itertools.takewhile(lambda d: not d.exists(), real.parents))  # innermost first
     try:
         yield
     except BaseException:
         if not existed:
             for suffix in ("", *JOURNALS):
                 Path(f"{real}{suffix}").unlink(missing_ok=True)
+            for d in made:
+                try:
+                    d.rmdir()
+                except OSError:  # no longer empty: something else wrote there
+                    break
         raise
 
 

@@ -340,6 +340,9 @@ def test_refused_merge_and_salvage_leave_no_new_file_and_never_write_into_a_stor
     assert sorted(os.listdir(tmp_path)) == ["a.sqlite", "b.sqlite", "link.sqlite"]
     assert (tmp_path / "link.sqlite").is_symlink()
     (tmp_path / "link.sqlite").unlink()
+    with pytest.raises(StoreError, match="merge refused, nothing written"):  # nor the directories made for it
+        S.merge(tmp_path / "missing" / "deeper" / "new.sqlite", [a, b])
+    assert sorted(os.listdir(tmp_path)) == ["a.sqlite", "b.sqlite"]
     before = b.read_bytes()
     with pytest.raises(StoreError, match="exists; salvage writes a new store"):
         S.salvage(a, tmp_path / "missing" / ".." / "b.sqlite")
