@@ -221,7 +221,7 @@ class Store:
         except sqlite3.Error as e:
             raise _error(self.path, e, self.timeout) from None
         if gaps:
-            raise _damaged(self.path, "; ".join(gaps))
+            raise _damaged(self.path, "; ".join(line for _, line in gaps))
         return names
 
     def _migrate(self, tables: set[str]) -> None:
@@ -637,11 +637,12 @@ def _rows_in(db, query: str, ids: list) -> list:
     return out
 
 
-def _incomplete(db, limit: int | None = None) -> list[str]:
-    """Members without all their epochs and parameter snapshots (epochs 1..E and 0..E)."""
+def _incomplete(db, limit: int | None = None) -> list[tuple[str, str]]:
+    """Members without all their epochs and parameter snapshots (epochs 1..E and 0..E):
+    (member id, the problem's line) pairs."""
     lim = f" LIMIT {int(limit)}" if limit else ""
     q = f"SELECT member_id, epochs FROM members WHERE typeof(epochs) != 'integer' OR epochs < 1{lim}"
-    out = [f"member {mid}: epochs is {e!r}, not an integer >= 1" for mid, e in db.execute(q)]
+    out = [(mid, f"member {mid}: epochs is {e!r}, not an integer >= 1") for mid, e in db.execute(q)]
     if out:  # the counts below need the epochs
         return out
     for table, extra in (("epochs", 0), ("params", 1)):
@@ -652,7 +653,7 @@ def _incomplete(db, limit: int | None = None) -> list[str]:
         )
         for mid, e, k in db.execute(q):
             what = "epoch rows" if table == "epochs" else "parameter snapshots"
-            out.append(f"member {mid} has {k} of its {int(e) + extra} {what}")
+            out.append((mid, f"member {mid} has {k} of its {int(e) + extra} {what}"))
     return out[:limit] if limit else out
 
 
@@ -883,9 +884,10 @@ def check(path: str | Path) -> list[str]:
             row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
             if row is None or row[0] != SCHEMA:
                 problems.append(f"schema tag {row[0] if row else None!r}; expected {SCHEMA}")
-            problems += _incomplete(db)
-            named = " ".join(problems)  # a member's bad epochs count is named once
-            problems += [f"member {k}: {v}" for k, v in _bad_rows(db).items() if f"member {k}" not in named]
+            gaps = _incomplete(db)
+            problems += [line for _, line in gaps]
+            named = {mid for mid, _ in gaps}  # a member's bad epochs count is named once
+            problems += [f"member {k}: {v}" for k, v in _bad_rows(db).items() if k not in named]
         except sqlite3.Error as e:
             problems.append(f"members: {e}")
         try:
