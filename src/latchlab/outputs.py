@@ -82,11 +82,11 @@ def _not_a_store(path: Path, field: str) -> None:
             field,
             f"{path} is an SQLite database, such as a results store; latchlab never overwrites one: choose another path",
         )
-    for j in JOURNALS:
-        if real.name.endswith(j) and real.exists() and is_database(real.with_name(real.name[: -len(j)])):
+    for j in JOURNALS:  # existing or not: SQLite opening the database would take it for its journal
+        if real.name.endswith(j) and is_database(real.with_name(real.name[: -len(j)])):
             raise ConfigError(
                 field,
-                f"{path} is the journal of the SQLite database beside it, part of that store: choose another path",
+                f"{path} is the journal name of the SQLite database beside it, part of that store: choose another path",
             )
 
 

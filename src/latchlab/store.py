@@ -598,6 +598,12 @@ def _damaged(path: Path, what: str) -> StoreError:
 
 def _check_path(path: Path) -> None:
     """Refuse paths that can never be a store file, with what is wrong."""
+    for j in JOURNALS:  # SQLite takes such a file for the journal of the database beside it, and deletes it
+        if path.name.endswith(j):
+            raise StoreError(
+                f"store: {path} ends in {j}, the name SQLite gives the journal of {path.name[: -len(j)] or 'a store'}; "
+                "opening that database would delete this file: name the store otherwise (rename it if it exists)"
+            )
     for parent in path.parents:
         if parent.exists():
             if not parent.is_dir():

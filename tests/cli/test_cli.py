@@ -252,6 +252,16 @@ BAD = {
     "export --parquet onto another store": Bad(
         ("export", "s.sqlite", "--parquet", "t.sqlite"), "parquet", ("never overwrites",), None, store_and_store
     ),
+    # a store or output at a store's journal name: SQLite opening that store would delete it
+    "run --store at a store's journal name": Bad(
+        ("run", "good.toml", "--store", "s.sqlite-wal"), "store", ("journal of s.sqlite",), GOOD, empty_store
+    ),
+    "salvage into a journal name": Bad(
+        ("store", "salvage", "s.sqlite", "t.sqlite-journal"), "store", ("journal of t.sqlite",), None, empty_store
+    ),
+    "export --csv at a store's journal name not yet there": Bad(
+        ("export", "s.sqlite", "--csv", "s.sqlite-shm"), "csv", ("journal name",), None, empty_store
+    ),
     "schema --out onto a store": Bad(("schema", "--out", "s.sqlite"), "out", ("never overwrites",), None, empty_store),
     "plot --out holding a store as a figure's name": Bad(
         ("plot", "s.sqlite", "--out", "figs"),
