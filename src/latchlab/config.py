@@ -26,6 +26,7 @@ import hashlib
 import itertools
 import json
 import math
+import stat
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -350,23 +351,34 @@ def from_dict(d: Mapping[str, Any]) -> SweepConfig:
     return SweepConfig(base=RunFields(**d), grid=tuple(items), **sweep)
 
 
-def read_toml(path: str | Path) -> dict:
-    """A TOML file as a dict; an unreadable, non-UTF-8 or malformed file is a ``ConfigError``."""
+TOML_MAX_BYTES = 16 << 20
+"""The largest TOML file read (a sweep file is a few hundred bytes; a device never ends)."""
+
+
+def read_toml(path: str | Path, field: str = "config") -> dict:
+    """A TOML file as a dict (a UTF-8 byte order mark, which some editors write, is
+    skipped); an unreadable, non-UTF-8, malformed or oversized file, or a device, is a
+    ``ConfigError`` naming ``field``. A FIFO (a shell's pipe, ``/dev/stdin``) is read as any
+    tool reads one: to its writer's end."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        mode = path.stat().st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode) or stat.S_ISDIR(mode)):
+            raise ConfigError(field, f"{path} is not a regular file")
+        with open(path, "rb") as f:
+            raw = f.read(TOML_MAX_BYTES + 1)
     except OSError as e:
-        raise ConfigError("config", f"cannot read {path}: {e.strerror}") from None
+        raise ConfigError(field, f"cannot read {path}: {e.strerror}") from None
+    if len(raw) > TOML_MAX_BYTES:
+        raise ConfigError(field, f"{path} is larger than {TOML_MAX_BYTES >> 20} MB: not a latchlab TOML file")
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as e:
-        raise ConfigError(
-            "config", f"{path} is not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start})"
-        ) from None
+        raise ConfigError(field, f"{path} is not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start})") from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError("config", f"{path} is not valid TOML: {e}") from None
+        raise ConfigError(field, f"{path} is not valid TOML: {e}") from None
 
 
 def load(path: str | Path) -> SweepConfig:

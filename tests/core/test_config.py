@@ -253,6 +253,21 @@ def test_non_utf8_file_is_one_line(tmp_path):
     assert str(info.value) == f"config: {p} is not UTF-8 text (byte 0xe9 at offset 11)"
 
 
+def test_a_byte_order_mark_is_skipped_and_a_device_or_an_endless_file_refused(tmp_path, monkeypatch):
+    p = tmp_path / "bom.toml"
+    p.write_bytes(b"\xef\xbb\xbf" + b'name = "bom"\nN = 64\n')  # UTF-8 as some editors write it
+    assert config.load(p).name == "bom"
+    big = tmp_path / "big.toml"
+    big.write_bytes(b"#" * (1 << 10))
+    monkeypatch.setattr(config, "TOML_MAX_BYTES", 1000)  # a device or a file that never ends: read no further
+    with pytest.raises(ConfigError, match=r"^config: .*big.toml is larger than"):
+        config.load(big)
+    for device in ("/dev/zero", "/dev/urandom"):  # where the sandbox makes them devices (not /dev/null here)
+        if Path(device).is_char_device():
+            with pytest.raises(ConfigError, match=f"^config: {device} is not a regular file$"):
+                config.load(device)
+
+
 def test_cli_prints_one_line_for_a_non_utf8_file_and_a_seed_beyond_the_prng(tmp_path, xla_cache):
     (tmp_path / "latin1.toml").write_bytes('name = "café"\n'.encode("latin-1"))
     (tmp_path / "seed.toml").write_text("seed = 4294967296\nN = 64\n")

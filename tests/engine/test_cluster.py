@@ -113,9 +113,13 @@ def test_parse_the_three_forms(tmp_path):
         ("kind.toml", "cluster.kind"),
         ("jobs.toml", "cluster.jobs"),
         ("none.toml", "cluster"),
+        ("local:\u00b2", "cluster"),  # a digit to str.isdigit, not to int()
+        ("", "cluster"),
+        ("latin1.toml", "cluster"),  # not UTF-8
     ],
 )
 def test_parse_errors_name_the_field(tmp_path, text, field):
+    (tmp_path / "latin1.toml").write_bytes(b'[cluster]\nkind = "sl\xe9rm"\n')
     (tmp_path / "kind.toml").write_text('[cluster]\nkind = "kubernetes"\n')
     (tmp_path / "jobs.toml").write_text('[cluster]\nkind = "pbs"\njobs = 0\n')
     (tmp_path / "none.toml").write_text('name = "x"\n')

@@ -28,7 +28,6 @@ import os
 import re
 import socket
 import time
-import tomllib
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -94,9 +93,11 @@ def parse(text: str | Path, dashboard: bool = True) -> ClusterSpec:
     """
     _need("distributed", "dask distributed")
     s = str(text).strip()
+    if not s:
+        raise ConfigError("cluster", "is empty: give local[:N], a scheduler address tcp://HOST:PORT or a TOML file")
     if s == "local" or s.startswith("local:"):
         n = s.partition(":")[2]
-        if n and not (n.isdigit() and int(n) >= 1):
+        if n and not (re.fullmatch(r"[0-9]+", n) and int(n) >= 1):  # str.isdigit takes '²', which int() refuses
             raise ConfigError("cluster", f"{s!r}: the number of local workers must be a whole number >= 1")
         return ClusterSpec("local", int(n) if n else len(os.sched_getaffinity(0)), dashboard=dashboard)
     if re.fullmatch(r"(tcp|tls)://[^\s/:]+:\d+", s):
@@ -111,12 +112,9 @@ def parse(text: str | Path, dashboard: bool = True) -> ClusterSpec:
 
 
 def _parse_toml(path: Path, dashboard: bool) -> ClusterSpec:
-    try:
-        table = tomllib.loads(path.read_text()).get("cluster")
-    except OSError as e:
-        raise ConfigError("cluster", f"cannot read {path}: {e.strerror}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError("cluster", f"{path} is not valid TOML ({e})") from None
+    from latchlab.config import read_toml
+
+    table = read_toml(path, "cluster").get("cluster")
     if not isinstance(table, dict):
         raise ConfigError("cluster", f"{path} has no [cluster] table")
     table = dict(table)
