@@ -223,6 +223,19 @@ def test_indexed_and_head_names():
     assert float(p2["head"]["bias"][1]) == 4.5 and float(params["head"]["bias"][1]) == 0.0
 
 
+def test_head_auto_is_the_tasks_own_head():
+    assert L.initial_centre(head="auto", task="latch").model.head == L.initial_centre(head="dense2").model.head
+
+
+@pytest.mark.parametrize("y", ["recurrent[0, 0]", "recurrent", "recurrent_h", "cell.recurrent[0,0]"])
+def test_two_spellings_of_one_parameter_are_refused(y):
+    """Every name here is the one-unit SRNN's recurrent weight: on both axes y would overwrite x."""
+    srnn = M.Model(Cell("srnn", 1))
+    params = M.init(jax.random.PRNGKey(0), srnn)
+    with pytest.raises(ConfigError, match="names: .* are the same parameter"):
+        L.surface(srnn, params, ("recurrent[0,0]", y), 1.0, "latch", [3], points=3, N=8)
+
+
 @pytest.mark.parametrize(
     "name", ["bias_q", "gate_f", "recurrent[0,4]", "bias[0,0]", "head.kernel[1,0]", "recurrent", "foo", "head.bias_f"]
 )

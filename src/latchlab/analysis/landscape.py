@@ -482,6 +482,10 @@ def surface(
     params = jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), params)
     fields = ("x", "y")
     coords = tuple(parse_name(model, params, n, f) for n, f in zip(names, fields))
+    if coords[0][1:] == coords[1][1:]:  # two spellings of one entry: y would overwrite x
+        raise ConfigError(
+            "names", f"{names[0]!r} and {names[1]!r} are the same parameter; give two different parameters"
+        )
     key = jax.random.PRNGKey(0) if key is None else key
     Ts = _lengths(T_list)
     x, y, mask = task_batch(task, key, N, Ts, noise, signal_len)
@@ -573,6 +577,8 @@ def initial_centre(
     """
     from latchlab.core.cells import Cell
 
+    if head == "auto":  # the task's own head, as a sweep member's
+        head = catalog.HEADS_FOR[catalog.TARGETS[task]][0]
     model = M.Model(Cell.from_preset(cell, units, preset), head)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError("seed", f"must be an integer >= 0, got {seed!r}")

@@ -116,7 +116,9 @@ def landscape(
     preset: Optional[str] = typer.Option(None, "--preset", help="keras2 or keras3 (default: keras3)."),
     task: Optional[str] = typer.Option(None, "--task", help="Task (default: latch)."),
     units: Optional[int] = typer.Option(None, "--units", help="Hidden units (default: 1)."),
-    head: Optional[str] = typer.Option(None, "--head", help="dense2 or dense1 (default: dense2)."),
+    head: Optional[str] = typer.Option(
+        None, "--head", help="dense2, dense1 or auto (the task's own: dense2) (default: dense2)."
+    ),
     init: Optional[str] = typer.Option(None, "--init", help="keras, torch or chrono (default: keras)."),
     seed: Optional[int] = typer.Option(
         None, "--seed", help="The member seed whose initial point and data to use (default: 0)."

@@ -52,7 +52,7 @@ Cluster = Annotated[
         "--cluster",
         help="Train on a Dask cluster: local[:N] (N worker "
         "processes here), tcp://HOST:PORT (a running scheduler) or a TOML "
-        "file with a [cluster] table (dask-jobqueue: Slurm, PBS, ...).",
+        "file with a \\[cluster] table (dask-jobqueue: Slurm, PBS, ...).",  # "\\[": rich would take [cluster] for markup
     ),
 ]
 ConfigFile = Annotated[Optional[Path], typer.Option("--config", help="TOML of config fields to override.")]

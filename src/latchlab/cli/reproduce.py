@@ -138,10 +138,10 @@ def pascanu2013(
     ),
 ):
     given = {
-        "T": T and int_list(T, "T"),
+        "T": None if T is None else int_list(T, "T"),
         "points": points,
-        "w": w and float_list(w, "w", (2,)),
-        "b": b and float_list(b, "b", (2,)),
+        "w": None if w is None else float_list(w, "w", (2,)),  # '' too: one line, not a traceback
+        "b": None if b is None else float_list(b, "b", (2,)),
         "lr": lr,
         "clip": clip,
         "steps": steps,

@@ -44,6 +44,8 @@ def settings(scale: str = "quick", **over) -> dict:
     if not 3 <= s["points"] <= 2001:
         raise ConfigError("points", f"must be in [3, 2001], got {s['points']}")
     for name in ("w", "b"):
+        if not isinstance(s[name], (tuple, list)) or len(s[name]) != 2:
+            raise ConfigError(name, f"range must be lo,hi, got {s[name]!r}")
         lo, hi = s[name]
         for v in (lo, hi):
             checked(Number(), v, name)  # finite in float32, as the surface is computed
