@@ -235,7 +235,9 @@ BAD = {
     "diagnose, an odd --N": Bad(
         ("diagnose", "s.sqlite", "--member", "0", "--N", "3"), "N", ("even", "half of it a class"), None, empty_store
     ),
-    "pascanu2013, an empty --w": Bad(("reproduce", "pascanu2013", "--w", "", "--out", "o"), "w", ("2 comma-separated",)),
+    "pascanu2013, an empty --w": Bad(
+        ("reproduce", "pascanu2013", "--w", "", "--out", "o"), "w", ("2 comma-separated",)
+    ),
     "landscape --out under a file": Bad(("landscape", "--out", "f/d"), "out", ("regular file",), None, a_file),
     "explain --out under a file": Bad(("explain", "--out", "f/d"), "out", ("regular file",), None, a_file),
     "reproduce --out a file": Bad(("reproduce", "seed", "--out", "f"), "out", ("regular file",), None, a_file),
