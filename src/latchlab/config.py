@@ -347,7 +347,13 @@ def from_dict(d: Mapping[str, Any]) -> SweepConfig:
     for k, vs in grid.items():
         if not isinstance(vs, list) or not vs:
             raise ConfigError(f"grid.{k}", f"must be a non-empty list, got {vs!r}")
-        items.append((k, tuple(getattr(RunFields(**{k: v}), k) for v in vs)))  # each value checked as the field
+        vals = tuple(getattr(RunFields(**{k: v}), k) for v in vs)  # each value checked as the field
+        for i, v in enumerate(vals):  # a member's id hashes its numbers as written: 1 and 1.0 would be two
+            w = next((w for w in vals[:i] if w == v and repr(w) != repr(v)), None)
+            if w is not None:
+                a, b = (dict(x) if k == "values" else x for x in (w, v))
+                raise ConfigError(f"grid.{k}", f"lists {a!r} and {b!r}, the same number written twice; give it once")
+        items.append((k, vals))
     return SweepConfig(base=RunFields(**d), grid=tuple(items), **sweep)
 
 

@@ -186,6 +186,14 @@ BAD_SWEEPS = [
     ({"init": "chrono", "grid": {"cell": ["gru"], "preset": ["keras3", "keras2"]}}, "init", "chrono needs sigmoid"),
     ({"preset": "keras2", "grid": {"cell": ["janet"], "init": ["keras", "chrono"]}}, "init", "chrono needs sigmoid"),
     ({"grid": {"T": list(range(1, 1001)), "lr": [0.1 * i for i in range(1, 1001)]}}, "grid", "has 1000000 points"),
+    # one number written two ways: two member ids for one member (written once, it is one member)
+    ({"grid": {"noise": [0.0, -0.0]}}, "grid.noise", "lists 0.0 and -0.0, the same number written twice"),
+    ({"grid": {"lr": [0.1, 1, 1.0]}}, "grid.lr", "lists 1 and 1.0, the same number"),
+    (
+        {"grid": {"values": [{"recurrent": 1}, {"recurrent": 1.0}]}},
+        "grid.values",
+        "lists {'recurrent': 1} and {'recurrent': 1.0}, the same number",
+    ),
 ]
 
 
@@ -218,6 +226,9 @@ BAD_CALLS = [
     (lambda: bengio1994.make_config(seed=2**32 - 5), "seed"),  # + 19 trials leaves the range
     (lambda: bengio1994.make_config(n_train=2**31), "n_train"),
     (lambda: bengio1994.make_config(T_grid=5), "T_grid"),
+    (lambda: bengio1994.make_config(T_grid=[20, 50, 20]), "T_grid"),  # the same seeds counted twice
+    (lambda: bengio1994.make_config(w0_grid=[1.0, 1]), "w0_grid"),
+    (lambda: bengio1994.make_config(s_grid=[0.0, -0.0]), "s_grid"),
     (lambda: guessing.make_config(a=INF), "a"),
     (lambda: guessing.make_config(noise_var=NAN), "noise_var"),
     (lambda: guessing.make_config(seed=2**31 - 10), "seed"),  # + 39 runs leaves int32

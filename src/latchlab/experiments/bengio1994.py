@@ -106,6 +106,11 @@ class Bengio94Config(Frozen):
 
     @model_validator(mode="after")
     def _check(self):
+        for name in ("w0_grid", "s_grid", "T_grid"):  # a value twice: the same seeds counted twice
+            values = getattr(self, name)
+            twice = next((v for i, v in enumerate(values) if v in values[:i]), None)  # 1 == 1.0, -0.0 == 0.0
+            if twice is not None:
+                raise ConfigError(name, f"lists {twice!r} more than once; give each value once")
         for name, T in [("T", self.T)] + [("T_grid", T) for T in self.T_grid]:
             if T <= self.L:
                 raise ConfigError(name, f"sequence length must exceed L={self.L}, got {T}")
@@ -553,10 +558,9 @@ def check_limits(cfg: Bengio94Config, fig2b_trials: int) -> None:
     once) or the overlaid seed sweep need more memory than the machine has."""
     from latchlab import limits
 
-    Ts, repeats = np.unique(cfg.T_grid, return_counts=True)
     lengths = {
         "Fig. 2a": [(len(cfg.w0_grid) * len(cfg.s_grid) * cfg.trials, cfg.T)],
-        "Fig. 2b": [(int(k) * fig2b_trials, int(T)) for T, k in zip(Ts, repeats)],
+        "Fig. 2b": [(fig2b_trials, int(T)) for T in cfg.T_grid],  # each length once (``_check``)
     }
     n = cfg.n_train + cfg.n_test
     for fig, groups in lengths.items():
