@@ -1019,7 +1019,7 @@ def salvage(source: str | Path, target: str | Path) -> dict:
         db.close()
     sweep_cols = ["sweep_id", *_SWEEP_COLS]
     known = {r[0] for r in sweeps}
-    with _new_or_nothing(target), Store(target) as out:
+    with new_or_nothing(target), Store(target) as out:
 
         def put():
             out._conn.executemany(
@@ -1042,17 +1042,18 @@ def salvage(source: str | Path, target: str | Path) -> dict:
 
 
 @contextlib.contextmanager
-def _new_or_nothing(path: Path):
+def new_or_nothing(path: str | Path, keep_members: bool = False):
     """Remove the store at ``path`` (with its journal files, and the directories made for
     it) if the block made it and then failed: a refused merge or salvage leaves no new file
-    or directory behind."""
-    real = path.resolve()  # a link's target: the link itself is the user's
+    or directory behind. With ``keep_members``, a store that holds a member by then is kept
+    (an interrupted sweep resumes from it); only one that failed before any is removed."""
+    real = Path(path).resolve()  # a link's target: the link itself is the user's
     existed = real.exists()
     made = list(itertools.takewhile(lambda d: not d.exists(), real.parents))  # innermost first
     try:
         yield
     except BaseException:
-        if not existed:
+        if not existed and not (keep_members and _has_members(real)):
             for suffix in ("", *JOURNALS):
                 Path(f"{real}{suffix}").unlink(missing_ok=True)
             for d in made:
@@ -1061,6 +1062,20 @@ def _new_or_nothing(path: Path):
                 except OSError:  # no longer empty: something else wrote there
                     break
         raise
+
+
+def _has_members(path: Path) -> bool:
+    """Whether the store at ``path`` holds a member (unreadable: assume it does, and keep it)."""
+    if not _nonempty(path):
+        return False
+    try:
+        db = _raw(path)
+        try:
+            return db.execute("SELECT 1 FROM members LIMIT 1").fetchone() is not None
+        finally:
+            db.close()
+    except (sqlite3.Error, StoreError):
+        return True
 
 
 def _has_table(db, name: str) -> bool:
@@ -1136,7 +1151,7 @@ def merge(target: str | Path, sources: list) -> dict:
         if s.resolve() == target.resolve():
             raise StoreError(f"store: {s} is the merge target; give it once, as the target")
         Store(s, create=False).close()  # every source sound before the target is made
-    with _new_or_nothing(target), Store(target) as out:
+    with new_or_nothing(target), Store(target) as out:
         cache: dict = {}
         seen = {m["member_id"]: (fp, str(target)) for m, _, _, fp in _fingerprints(out, target, cache)}
         existing = {

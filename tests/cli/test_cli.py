@@ -31,6 +31,7 @@ import pytest
 
 from latchlab import config
 from latchlab.analysis import plot
+from latchlab.cli.common import INTERRUPTED
 from latchlab.experiments import seed as reproduce
 from latchlab.engine import run as runner
 from latchlab.engine import data as sweep_data
@@ -410,6 +411,45 @@ def test_interrupt_prints_the_resume_hint(tmp_path, xla_cache):
     assert p.returncode == 130
     assert "Traceback" not in p.stderr
     assert "re-run the same command to resume" in p.stderr
+
+
+@pytest.mark.parametrize(
+    "signals, rc", [(("SIGTERM",), 143), (("SIGINT", "SIGINT", "SIGTERM"), 130)], ids=["term", "int3"]
+)
+def test_a_signal_unwinds_in_one_line_and_another_during_the_clean_up_ends_it_at_once(tmp_path, xla_cache, signals, rc):
+    """SIGTERM is an interrupt (the clean-up runs: the new store, which holds no member yet,
+    is removed), exit 143; signals that arrive while the clean-up runs end the process at
+    once (exit 128 + the first one's number) without the tracebacks of a cut-short clean-up."""
+    (tmp_path / "tiny.toml").write_text(GOOD)
+    code = (
+        "import os, signal, sys, time; from latchlab import cli; from latchlab.engine import run as runner\n"
+        f"SIGNALS = {list(signals)!r}\n"
+        "def interrupted(*a, **k):\n"
+        "    def held():  # closed as the interrupt unwinds: a clean-up that takes long, interrupted again\n"
+        "        try:\n"
+        "            yield\n"
+        "        finally:\n"
+        "            for s in SIGNALS[1:]:\n"
+        "                os.kill(os.getpid(), getattr(signal, s)); time.sleep(0.2)\n"
+        "    g = held(); next(g)\n"
+        "    os.kill(os.getpid(), getattr(signal, SIGNALS[0])); time.sleep(30)\n"
+        "runner.run = interrupted\n"
+        "sys.argv = ['latchlab', 'run', 'tiny.toml', '--store', 's.sqlite']\n"
+        "cli.main()\n"
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "LATCHLAB_CACHE": str(xla_cache)},
+        timeout=120,
+    )
+    assert p.returncode == rc, p.stderr
+    assert "Traceback" not in p.stderr and "Exception ignored" not in p.stderr, p.stderr
+    if len(signals) == 1:
+        assert p.stderr.strip().splitlines() == [INTERRUPTED]
+        assert sorted(os.listdir(tmp_path)) == ["tiny.toml"]
 
 
 def test_export_into_a_missing_directory_is_a_user_error(ran, tmp_path, xla_cache):

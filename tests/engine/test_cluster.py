@@ -129,8 +129,17 @@ def test_parse_errors_name_the_field(tmp_path, text, field):
     assert e.value.field == field
 
 
-def test_a_bad_cluster_spec_is_one_line_exit_2_and_creates_nothing(tmp_path):
+@pytest.mark.parametrize(
+    "spec, line",
+    [
+        ("local:0", "error: cluster: 'local:0'"),
+        # refused only once the run builds the cluster, after it made the store: removed again
+        ("bogus.toml", "error: cluster: SLURMCluster: Got unexpected keyword argument 'bogus_option'"),
+    ],
+)
+def test_a_bad_cluster_spec_is_one_line_exit_2_and_creates_nothing(tmp_path, spec, line):
     (tmp_path / "tiny.toml").write_text(TINY_TOML)
+    (tmp_path / "bogus.toml").write_text('[cluster]\nkind = "slurm"\njobs = 1\nbogus_option = 1\n')
     p = subprocess.run(
         [
             str(Path(sys.executable).with_name("latchlab")),
@@ -139,7 +148,7 @@ def test_a_bad_cluster_spec_is_one_line_exit_2_and_creates_nothing(tmp_path):
             "--store",
             "s.sqlite",
             "--cluster",
-            "local:0",
+            spec,
         ],
         cwd=tmp_path,
         capture_output=True,
@@ -148,8 +157,8 @@ def test_a_bad_cluster_spec_is_one_line_exit_2_and_creates_nothing(tmp_path):
     )
     lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
     assert p.returncode == 2 and len(lines) == 1, p.stderr
-    assert lines[0].startswith("error: cluster: 'local:0'")
-    assert sorted(f.name for f in tmp_path.iterdir()) == ["tiny.toml"]
+    assert lines[0].startswith(line), lines[0]
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["bogus.toml", "tiny.toml"]
 
 
 @pytest.mark.filterwarnings("ignore::ResourceWarning")

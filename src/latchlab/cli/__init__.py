@@ -8,6 +8,8 @@ runner and the printing.
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 
 import typer
@@ -17,7 +19,7 @@ from typer._click import exceptions as click
 
 from latchlab import runtime
 from latchlab.cli import commands, reproduce  # noqa: F401  (registers the verbs)
-from latchlab.cli.common import INTERRUPTED, app
+from latchlab.cli.common import INTERRUPTED, Interrupted, app
 from latchlab.cli.store import app as store_app
 from latchlab.errors import LatchlabError
 
@@ -36,11 +38,35 @@ def _usage_line(e: click.UsageError) -> str:
     return f"error: {field}: {message}{where}"
 
 
+def _interrupt(signum: int, frame) -> None:
+    """The first SIGINT or SIGTERM unwinds the command, whose clean-up runs (a store or
+    output it was making is removed; a sweep's finished members stay in its store); another
+    one while it does ends the process at once, without the tracebacks Python would print
+    from the clean-up it cut short (SQLite's journal keeps every store whole either way)."""
+    signal.signal(signal.SIGINT, _exit_now)
+    signal.signal(signal.SIGTERM, _exit_now)
+    _signalled.append(signum)
+    raise Interrupted(128 + signum)
+
+
+_signalled: list[int] = []  # the signal ``_interrupt`` took, if any
+
+
+def _exit_now(signum: int, frame) -> None:
+    os._exit(128 + signum)
+
+
 def main() -> None:
     """Entry point: user errors print one line and exit with code 2."""
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)  # by default it killed the process before any clean-up
     try:
         runtime.setup()
         code = app(standalone_mode=False)
+        if _signalled:  # typer returns an interrupted command's 130 without a word (``run`` says its own)
+            if code == 130:
+                print("interrupted", file=sys.stderr)
+            sys.exit(128 + _signalled[0])
         sys.exit(code if isinstance(code, int) else 0)
     except click.NoArgsIsHelpError:
         app()  # a group given no command: its help, as typer draws it (exit 2)
@@ -53,9 +79,9 @@ def main() -> None:
     except LatchlabError as e:
         print(" ".join(f"error: {e}".splitlines()), file=sys.stderr)  # one line, whatever a path holds
         sys.exit(2)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         print(INTERRUPTED, file=sys.stderr)
-        sys.exit(130)
+        sys.exit(getattr(e, "code", 130))
 
 
 if __name__ == "__main__":

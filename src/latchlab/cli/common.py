@@ -31,6 +31,15 @@ app.add_typer(reproduce_app, name="reproduce")
 console = Console(stderr=True)
 INTERRUPTED = "interrupted: finished members are in the store; re-run the same command to resume"
 
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM (``cli.main``'s handler): ``code`` is the exit code, 128 + the signal."""
+
+    def __init__(self, code: int = 130):
+        super().__init__()
+        self.code = code
+
+
 # ----------------------------------------------------------------------------- shared options
 
 Scale = Annotated[str, typer.Option("--scale", help="quick (minutes on a laptop) or full (the published grid).")]
@@ -104,18 +113,21 @@ def run_sweep(cfgs, store_path: Path, profile: bool = False, cluster=None):
     """
     from latchlab import limits, provenance
     from latchlab.engine import run as runner
-    from latchlab.store import Store
+    from latchlab.store import Store, new_or_nothing
 
     limits.check_sweep(cfgs)  # before the store is created (``runner.run`` checks again, for Python callers)
     timer = provenance.Profile() if profile else None
     t0 = time.perf_counter()
-    Path(store_path).parent.mkdir(parents=True, exist_ok=True)  # OUT/store.sqlite before OUT's files
     try:
-        with Store(store_path) as store, _progress() as advance:
-            df = runner.run(cfgs, store, advance, timer, command=command(), cluster=cluster, say=console.print)
-    except KeyboardInterrupt:  # typer would turn it into a silent exit
+        # a new store (and OUT, made for it) that failed before holding a member is removed:
+        # a cluster that cannot be reached leaves nothing
+        with new_or_nothing(store_path, keep_members=True):
+            Path(store_path).parent.mkdir(parents=True, exist_ok=True)  # OUT/store.sqlite before OUT's files
+            with Store(store_path) as store, _progress() as advance:
+                df = runner.run(cfgs, store, advance, timer, command=command(), cluster=cluster, say=console.print)
+    except KeyboardInterrupt as e:  # typer would turn it into a silent exit
         print(INTERRUPTED, file=sys.stderr)
-        raise typer.Exit(130) from None
+        raise typer.Exit(getattr(e, "code", 130)) from None
     if timer is not None:
         _print_profile(timer, time.perf_counter() - t0)
     return df
