@@ -26,6 +26,7 @@ each member trained once.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import hashlib
 import io
@@ -505,23 +506,47 @@ class Store:
         ]  # named tuples of the columns
         return df
 
-    def wait(self, member_ids, poll: float = 1.0) -> set[str]:
+    def wait(self, member_ids, poll: float = 1.0, say=None) -> set[str]:
         """Wait while other live processes train (hold claims on) members of ``member_ids``
         not yet stored; return those neither stored nor claimed by a live process (what is
-        left for this one to train: empty once every member is stored)."""
+        left for this one to train: empty once every member is stored). ``say``: called
+        once, with a line naming the processes waited for, if there is a wait."""
         ids = set(member_ids)
+        said = False
         while True:
             left = ids - self.done()
             if not left:
                 return set()
-            live = {
-                r.member_id
-                for r in cast(Iterable[Any], self.claims().itertuples())  # named tuples of the columns
-                if not r.stale and r.owner not in self._owners
-            }
-            if left - live:
-                return left - live
+            claims = self.claims()
+            held = claims.loc[~claims.stale & ~claims.owner.isin(self._owners) & claims.member_id.isin(left)]
+            if left - set(held.member_id):
+                return left - set(held.member_id)
+            if say is not None and not said:
+                say(self._waiting_for(held))
+                said = True
             time.sleep(poll)
+
+    def _waiting_for(self, held: pd.DataFrame) -> str:
+        ends = held.groupby(["host", "pid"], dropna=False).expires.max()
+        who = [
+            f"pid {pid} on {host} (claims end {'never' if pd.isna(end) else time.strftime('%Y-%m-%d %H:%M', time.localtime(float(end)))})"
+            for (host, pid), end in ends.items()
+        ]
+        return (
+            f"waiting for {len(held)} members that other runs are training: {', '.join(who)}; if those "
+            f"runs are gone, `latchlab store release {self.path}` lets this one train them"
+        )
+
+    def free(self) -> dict[str, int]:
+        """Drop every claim not held by a live process on this machine (a dead run's, here
+        or on another host, whose claims would otherwise hold its members for ``CLAIM_TTL``):
+        per host, how many. A run on another host that is still alive loses its claims too;
+        members it then stores are stored again with the same numbers, nothing is lost."""
+        claims = self.claims()
+        gone = claims.loc[claims.stale | (claims.host != _HOST)]
+        pairs = list(zip(gone.member_id, gone.owner))
+        self._transaction(lambda: self._conn.executemany("DELETE FROM claims WHERE member_id = ? AND owner = ?", pairs))
+        return {str(h): n for h, n in collections.Counter(gone.host).items()}
 
 
 # ---------------------------------------------------------------------- helpers

@@ -585,6 +585,40 @@ def test_a_killed_runners_claims_are_taken_over(tmp_path, reference):
     _assert_same(_content(path), reference[1])
 
 
+def test_claims_of_a_run_on_another_host_are_named_while_waited_for_and_released(tmp_path, xla_cache):
+    """A run on another machine that died leaves claims this host cannot see die: a re-run
+    says once whom it waits for (host, pid, when the claims end) and how to free them;
+    ``latchlab store release`` drops them (and a live local claim it keeps), and the wait
+    then hands the members over."""
+    ids = [m.id for m in _members()[:3]]
+    path = tmp_path / "s.sqlite"
+    Store(path).close()
+    db = sqlite3.connect(path)
+    with db:  # as a run on node17 claims them (its claims would hold them for 6 hours)
+        db.executemany(
+            "INSERT INTO claims VALUES (?, 'node17-run', 'node17.cluster', 4242, '1', ?)",
+            [(i, time.time() + S.CLAIM_TTL) for i in ids],
+        )
+    db.close()
+    with Store(path, create=False) as st, Store(path, create=False) as mine:
+        mine.claim(["a-live-claim-here"])
+        said, got = [], []
+        waiter = threading.Thread(target=lambda: got.append(st.wait(ids, poll=0.02, say=said.append)))
+        waiter.start()
+        deadline = time.monotonic() + 30
+        while not said and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(said) == 1 and "waiting for 3 members" in said[0] and "on node17.cluster" in said[0], said
+        assert f"latchlab store release {path}" in said[0]
+        rc, out, err = cli("store", "release", str(path), cwd=tmp_path, cache=xla_cache)
+        assert rc == 0 and "released 3 claims" in out and "3 of node17.cluster" in out, (out, err)
+        waiter.join(timeout=30)
+        assert got == [set(ids)] and len(said) == 1
+        assert list(mine.claims().member_id) == ["a-live-claim-here"]
+    rc, out, _ = cli("store", "release", str(path), cwd=tmp_path, cache=xla_cache)
+    assert rc == 0 and out.strip() == f"no claims to release in {path}"
+
+
 def test_claim_api(tmp_path):
     ids = [m.id for m in _members()[:6]]
     with Store(tmp_path / "s.sqlite") as a, Store(tmp_path / "s.sqlite", create=False) as b:

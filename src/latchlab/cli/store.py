@@ -1,4 +1,4 @@
-"""``latchlab store check|salvage|merge``: look after results stores."""
+"""``latchlab store check|salvage|merge|release``: look after results stores."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import List
 import typer
 from rich.console import Console
 
-app = typer.Typer(no_args_is_help=True, help="Check, salvage and merge results stores.")
+app = typer.Typer(no_args_is_help=True, help="Check, salvage, merge results stores, and release dead runs' claims.")
 console = Console(stderr=True)
 
 
@@ -62,3 +62,18 @@ def merge(
         f"merged {len(stores)} stores into {out}: {got['members']} members added, "
         f"{got['duplicates']} duplicates skipped, {got['sweeps']} sweeps added"
     )
+
+
+@app.command()
+def release(store: Path = typer.Argument(..., help="A results store.")):
+    """Free the claims of runs that are gone, on this machine or another, so that a re-run
+    trains their members now rather than waiting up to 6 hours for the claims to end."""
+    from latchlab import store as S
+
+    with S.Store(store, create=False) as st:
+        freed = st.free()
+    if not freed:
+        print(f"no claims to release in {store}")
+        return
+    per = ", ".join(f"{n} of {host}" for host, n in freed.items())
+    print(f"released {sum(freed.values())} claims in {store} ({per}); a re-run trains those members")

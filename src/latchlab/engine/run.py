@@ -160,11 +160,11 @@ def run(
         from latchlab.engine import cluster as CL
 
         with CL.executor(cluster, say) as ex:
-            return _run(cfg, store, progress, timer, command, ex)
-    return _run(cfg, store, progress, timer, command, executor)
+            return _run(cfg, store, progress, timer, command, ex, say)
+    return _run(cfg, store, progress, timer, command, executor, say)
 
 
-def _run(cfg, store, progress, timer, command: str, executor: Executor | None):
+def _run(cfg, store, progress, timer, command: str, executor: Executor | None, say=None):
     """``run`` once the sweep's limits are checked and its executor is chosen."""
     cfgs = list(cfg) if isinstance(cfg, (list, tuple)) else [cfg]
     members = list({m.id: m for c in cfgs for m in c.members()}.values())
@@ -205,8 +205,8 @@ def _run(cfg, store, progress, timer, command: str, executor: Executor | None):
             else:
                 rows.append((kept, res.history, res.seconds / len(kept)))
     if store is not None:
-        if store.wait({m.id for m in members}):  # members whose claiming process died: train them here
-            return _run(cfg, store, progress, timer, command, executor)
+        if store.wait({m.id for m in members}, say=say):  # members whose claiming process died: train them here
+            return _run(cfg, store, progress, timer, command, executor, say)
         df = store.epochs()
         return df[df.member_id.isin({m.id for m in members})].reset_index(drop=True)
     return frame(rows)
