@@ -223,6 +223,13 @@ def test_indexed_and_head_names():
     assert float(p2["head"]["bias"][1]) == 4.5 and float(params["head"]["bias"][1]) == 0.0
 
 
+def test_a_span_below_float32s_resolution_at_the_centre_is_refused():
+    srnn = M.Model(Cell("srnn", 1))
+    params = M.init(jax.random.PRNGKey(0), srnn)
+    with pytest.raises(ConfigError, match="span: 1e-30 around .* below float32's resolution"):
+        L.surface(srnn, params, ("bias[0]", "recurrent[0,0]"), (1.0, 1e-30), "latch", [3], points=3, N=8)
+
+
 def test_head_auto_is_the_tasks_own_head():
     assert L.initial_centre(head="auto", task="latch").model.head == L.initial_centre(head="dense2").model.head
 

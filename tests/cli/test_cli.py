@@ -239,6 +239,7 @@ BAD = {
     "pascanu2013, an empty --w": Bad(
         ("reproduce", "pascanu2013", "--w", "", "--out", "o"), "w", ("2 comma-separated",)
     ),
+    "landscape, an empty --x": Bad(("landscape", "--x", "", "--out", "o"), "x", ("is empty",)),
     "landscape --out under a file": Bad(("landscape", "--out", "f/d"), "out", ("regular file",), None, a_file),
     "explain --out under a file": Bad(("explain", "--out", "f/d"), "out", ("regular file",), None, a_file),
     "reproduce --out a file": Bad(("reproduce", "seed", "--out", "f"), "out", ("regular file",), None, a_file),

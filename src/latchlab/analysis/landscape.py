@@ -497,6 +497,13 @@ def surface(
     ys = (center[1] + DV).ravel().astype(np.float32)
     if not (np.isfinite(xs).all() and np.isfinite(ys).all()):
         raise ConfigError("span", f"the centre {center} +- {spans} leaves float32's range; give a smaller span")
+    for axis, v, sp in ((0, xs, spans[0]), (1, ys, spans[1])):
+        if len(np.unique(v)) < points:  # float32 cannot tell the centre's neighbours apart
+            raise ConfigError(
+                "span",
+                f"{sp:g} around {center[axis]:g} is below float32's resolution there: the grid's points "
+                "coincide; give a larger span",
+            )
     loss, acc = _surface(model, params, coords, jnp.asarray(xs), jnp.asarray(ys), x, y, mask, chunk)
     loss, acc = np.asarray(loss), np.asarray(acc)  # (G, nT)
     G = xs.size

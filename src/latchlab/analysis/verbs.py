@@ -142,6 +142,9 @@ def landscape(
     else:
         c = L.initial_centre(**fresh, signal_len=1, t_max=max(T))
     dx, dy = L.DEFAULT_AXES.get(c.model.cell.kind, ("recurrent[0,0]", "bias[0]"))
+    for field, name in (("x", x), ("y", y)):
+        if name is not None and not name.strip():  # '' is no name, not the default's
+            raise ConfigError(field, "is empty: give a parameter name, or leave the option out for the default")
     names = [x or dx, y or dy]
     L.parse_name(c.model, c.params, names[0], "x")  # name errors before any work
     L.parse_name(c.model, c.params, names[1], "y")
