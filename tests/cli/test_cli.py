@@ -392,16 +392,18 @@ def test_help_exits_0_and_a_group_without_its_command_shows_its_help():
     assert rc == 2 and "salvage" in out + err, (rc, out, err)
 
 
-def test_interrupt_prints_the_resume_hint(tmp_path, xla_cache):
+def _run_interrupted(tmp_path, xla_cache, interrupted: str) -> subprocess.CompletedProcess:
+    """``latchlab run`` in a fresh process whose training is ``interrupted`` (Python source
+    defining that function, with os, signal and time imported)."""
     (tmp_path / "tiny.toml").write_text(GOOD)
     code = (
-        "import sys; from latchlab import cli; from latchlab.engine import run as runner\n"
-        "def interrupted(*a, **k): raise KeyboardInterrupt\n"
+        "import os, signal, sys, time; from latchlab import cli; from latchlab.engine import run as runner\n"
+        f"{interrupted}\n"
         "runner.run = interrupted\n"
         "sys.argv = ['latchlab', 'run', 'tiny.toml', '--store', 's.sqlite']\n"
         "cli.main()\n"
     )
-    p = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-c", code],
         cwd=tmp_path,
         capture_output=True,
@@ -409,6 +411,10 @@ def test_interrupt_prints_the_resume_hint(tmp_path, xla_cache):
         env={**os.environ, "LATCHLAB_CACHE": str(xla_cache)},
         timeout=120,
     )
+
+
+def test_interrupt_prints_the_resume_hint(tmp_path, xla_cache):
+    p = _run_interrupted(tmp_path, xla_cache, "def interrupted(*a, **k): raise KeyboardInterrupt")
     assert p.returncode == 130
     assert "Traceback" not in p.stderr
     assert "re-run the same command to resume" in p.stderr
@@ -421,9 +427,7 @@ def test_a_signal_unwinds_in_one_line_and_another_during_the_clean_up_ends_it_at
     """SIGTERM is an interrupt (the clean-up runs: the new store, which holds no member yet,
     is removed), exit 143; signals that arrive while the clean-up runs end the process at
     once (exit 128 + the first one's number) without the tracebacks of a cut-short clean-up."""
-    (tmp_path / "tiny.toml").write_text(GOOD)
-    code = (
-        "import os, signal, sys, time; from latchlab import cli; from latchlab.engine import run as runner\n"
+    interrupted = (
         f"SIGNALS = {list(signals)!r}\n"
         "def interrupted(*a, **k):\n"
         "    def held():  # closed as the interrupt unwinds: a clean-up that takes long, interrupted again\n"
@@ -433,19 +437,9 @@ def test_a_signal_unwinds_in_one_line_and_another_during_the_clean_up_ends_it_at
         "            for s in SIGNALS[1:]:\n"
         "                os.kill(os.getpid(), getattr(signal, s)); time.sleep(0.2)\n"
         "    g = held(); next(g)\n"
-        "    os.kill(os.getpid(), getattr(signal, SIGNALS[0])); time.sleep(30)\n"
-        "runner.run = interrupted\n"
-        "sys.argv = ['latchlab', 'run', 'tiny.toml', '--store', 's.sqlite']\n"
-        "cli.main()\n"
+        "    os.kill(os.getpid(), getattr(signal, SIGNALS[0])); time.sleep(30)"
     )
-    p = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "LATCHLAB_CACHE": str(xla_cache)},
-        timeout=120,
-    )
+    p = _run_interrupted(tmp_path, xla_cache, interrupted)
     assert p.returncode == rc, p.stderr
     assert "Traceback" not in p.stderr and "Exception ignored" not in p.stderr, p.stderr
     if len(signals) == 1:
