@@ -239,6 +239,9 @@ BAD = {
     "pascanu2013, an empty --w": Bad(
         ("reproduce", "pascanu2013", "--w", "", "--out", "o"), "w", ("2 comma-separated",)
     ),
+    "pascanu2013, a --b range float32 cannot resolve": Bad(
+        ("reproduce", "pascanu2013", "--b", "1,1.0000001", "--out", "o"), "b", ("float32's resolution",)
+    ),
     "landscape, an empty --x": Bad(("landscape", "--x", "", "--out", "o"), "x", ("is empty",)),
     "landscape --out under a file": Bad(("landscape", "--out", "f/d"), "out", ("regular file",), None, a_file),
     "explain --out under a file": Bad(("explain", "--out", "f/d"), "out", ("regular file",), None, a_file),

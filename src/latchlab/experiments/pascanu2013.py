@@ -51,6 +51,10 @@ def settings(scale: str = "quick", **over) -> dict:
             checked(Number(), v, name)  # finite in float32, as the surface is computed
         if not lo < hi:
             raise ConfigError(name, f"range must be lo,hi with lo < hi, got {lo:g},{hi:g}")
+        if len(np.unique(np.linspace(lo, hi, s["points"]).astype(np.float32))) < s["points"]:
+            raise ConfigError(  # the surface is computed in float32: its points would coincide
+                name, f"range {lo:g},{hi:g} is below float32's resolution for {s['points']} points; widen it"
+            )
     for name in ("lr", "clip"):
         checked(Number(gt=0), s[name], name)
     for t in T:
