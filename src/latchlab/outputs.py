@@ -75,6 +75,16 @@ JOURNALS = ("-wal", "-shm", "-journal")
 """The files SQLite keeps beside a database: a ``-wal`` may hold committed transactions."""
 
 
+def journal_name(path: Path) -> tuple[str, str] | None:
+    """``(suffix, database's name)`` if ``path``'s name is one SQLite gives a journal of the
+    database beside it (existing or not: opening that database takes such a file for its
+    journal), else None."""
+    for j in JOURNALS:
+        if path.name.endswith(j):
+            return j, path.name[: -len(j)]
+    return None
+
+
 def _not_a_store(path: Path, field: str) -> None:
     real = path.resolve()  # resolved: "missing/../store.sqlite" is the store
     if is_database(real):
@@ -82,12 +92,12 @@ def _not_a_store(path: Path, field: str) -> None:
             field,
             f"{path} is an SQLite database, such as a results store; latchlab never overwrites one: choose another path",
         )
-    for j in JOURNALS:  # existing or not: SQLite opening the database would take it for its journal
-        if real.name.endswith(j) and is_database(real.with_name(real.name[: -len(j)])):
-            raise ConfigError(
-                field,
-                f"{path} is the journal name of the SQLite database beside it, part of that store: choose another path",
-            )
+    journal = journal_name(real)
+    if journal and journal[1] and is_database(real.with_name(journal[1])):
+        raise ConfigError(
+            field,
+            f"{path} is the journal name of the SQLite database beside it, part of that store: choose another path",
+        )
 
 
 def _replaceable(path: Path, field: str) -> None:

@@ -48,7 +48,7 @@ import pandas as pd
 from latchlab.config import RUN_FIELDS, Member, from_dict
 from latchlab.errors import ConfigError, LatchlabError, StoreError
 from latchlab.core.catalog import SEED_MAX
-from latchlab.outputs import JOURNALS, is_database
+from latchlab.outputs import JOURNALS, is_database, journal_name
 from latchlab.validate import Seed, checked
 
 SCHEMA = "latchlab-store/1"
@@ -519,8 +519,9 @@ class Store:
                 return set()
             claims = self.claims()
             held = claims.loc[~claims.stale & ~claims.owner.isin(self._owners) & claims.member_id.isin(left)]
-            if left - set(held.member_id):
-                return left - set(held.member_id)
+            free = left - set(held.member_id)
+            if free:
+                return free
             if say is not None and not said:
                 say(self._waiting_for(held))
                 said = True
@@ -623,12 +624,13 @@ def _damaged(path: Path, what: str) -> StoreError:
 
 def _check_path(path: Path) -> None:
     """Refuse paths that can never be a store file, with what is wrong."""
-    for j in JOURNALS:  # SQLite takes such a file for the journal of the database beside it, and deletes it
-        if path.name.endswith(j):
-            raise StoreError(
-                f"store: {path} ends in {j}, the name SQLite gives the journal of {path.name[: -len(j)] or 'a store'}; "
-                "opening that database would delete this file: name the store otherwise (rename it if it exists)"
-            )
+    journal = journal_name(path)
+    if journal:  # SQLite takes such a file for the journal of the database beside it, and deletes it
+        j, base = journal
+        raise StoreError(
+            f"store: {path} ends in {j}, the name SQLite gives the journal of {base or 'a store'}; "
+            "opening that database would delete this file: name the store otherwise (rename it if it exists)"
+        )
     for parent in path.parents:
         if parent.exists():
             if not parent.is_dir():

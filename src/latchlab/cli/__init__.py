@@ -38,6 +38,9 @@ def _usage_line(e: click.UsageError) -> str:
     return f"error: {field}: {message}{where}"
 
 
+_signalled: list[int] = []  # the signal ``_interrupt`` took, if any
+
+
 def _interrupt(signum: int, frame) -> None:
     """The first SIGINT or SIGTERM unwinds the command, whose clean-up runs (a store or
     output it was making is removed; a sweep's finished members stay in its store); another
@@ -47,9 +50,6 @@ def _interrupt(signum: int, frame) -> None:
     signal.signal(signal.SIGTERM, _exit_now)
     _signalled.append(signum)
     raise Interrupted(128 + signum)
-
-
-_signalled: list[int] = []  # the signal ``_interrupt`` took, if any
 
 
 def _exit_now(signum: int, frame) -> None:
