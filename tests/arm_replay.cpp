@@ -7,8 +7,8 @@
 //   arm_replay info              prints the build's instruction set, lanes and block
 //   arm_replay IN OUT            runs the call in IN, writes its results to OUT
 //
-// IN: int32 entry (0 latch_train_epoch, 1 latch_evaluate, 2 b94_train, 3-7 prng_member_keys,
-// prng_normal, prng_latch, prng_bit_relay, prng_split); int32 n, then n
+// IN: int32 entry (0 latch_train_epoch, 1 latch_evaluate, 2 b94_train, 3-9 prng_member_keys,
+// prng_normal, prng_latch, prng_bit_relay, prng_split, prng_b94_members, prng_b94_noise); int32 n, then n
 // int32 scalars (a float's bits where the entry takes a float); then the arrays, each an
 // int64 byte count (-1 for a null pointer) and its bytes. The kernels' input rows come as one
 // array of floats, with each row's offset into it (int64).
@@ -140,6 +140,15 @@ int main(int argc, char **argv) {
     sized({4u * s[0] * (s[1] - s[2]), 4u * s[0] * s[2]});
     prng_split(s[0], a[0].ptr<uint32_t>(), a[1].ptr<int32_t>(), s[1], s[2], s[3], a[2].ptr<uint8_t>(), s[4],
                o[0].ptr<int32_t>(), o[1].ptr<int32_t>(), s[5]);
+  } else if (entry == 8 && n == 3 && a.size() == 1) {  // R, L, h_init's bits; seeds
+    float h_init;
+    memcpy(&h_init, &s[2], 4);
+    sized({8u * s[0] * s[1], 8u * s[0], 8u * s[0]});
+    prng_b94_members(s[0], a[0].ptr<uint32_t>(), s[1], h_init, o[0].ptr<float>(), o[1].ptr<uint32_t>(),
+                     o[2].ptr<uint32_t>());
+  } else if (entry == 9 && n == 5 && a.size() == 2) {  // R, L, T, n, threads; keys, sd
+    sized({4u * s[0] * (s[2] - s[1]) * s[3]});
+    prng_b94_noise(s[0], a[0].ptr<uint32_t>(), s[1], s[2], s[3], a[1].ptr<float>(), o[0].ptr<float>(), s[4]);
   } else {
     return 3;
   }

@@ -227,6 +227,15 @@ class ArmPrng:
         out = _run(self.exe, 7, [R, n, n_val, n_pos, rounds, threads], arrays)[2]
         _unpack(out, [(tr, R * (n - n_val), np.int32), (va, R * n_val, np.int32)])
 
+    def prng_b94_members(self, R, seeds, L, h_init, h, k_tr, k_te):
+        bits = int(np.float32(h_init).view(np.int32))
+        out = _run(self.exe, 8, [R, L, bits], [_get(seeds, R, np.uint32)])[2]
+        _unpack(out, [(h, R * 2 * L, np.float32), (k_tr, 2 * R, np.uint32), (k_te, 2 * R, np.uint32)])
+
+    def prng_b94_noise(self, R, keys, L, T, n, sd, out, threads):
+        arrays = [_get(keys, 2 * R, np.uint32), _get(sd, R, np.float32)]
+        _unpack(_run(self.exe, 9, [R, L, T, n, threads], arrays)[2], [(out, R * (T - L) * n, np.float32)])
+
 
 def on_arm(tmp: Path) -> dict:
     """``test_native._assert_native_equals_vmap``'s builds: the ARM one, every ensemble's

@@ -361,6 +361,28 @@ def test_native_noise_is_member_data_and_compiles_once_per_set_size():
     assert B._normal_rows._cache_size() == 2
 
 
+@pytest.mark.parametrize("build", ["native", pytest.param("arm", marks=armtools.needs_arm)])
+def test_native_draws_are_the_jax_draws(build, tmp_path):
+    """``_native_draws`` (``prng.cpp``, here or built for ARM under emulation) gives the JAX
+    path's initial inputs and noise (``_member_keys``, ``_time_major_noise``) bit for bit:
+    seeds at both ends of their range, mixed variances, a trial of one noisy step."""
+    from latchlab.engine import native
+
+    so = native.prng() if build == "native" else armtools.ArmPrng(armtools.build("prng", tmp_path))
+    if so is None:
+        pytest.skip("no native random numbers here")
+    cfg = B.make_config(n_train=6, n_test=40, h_init=0.3)
+    seeds = np.array([0, 1, 12345, 2**31, 2**32 - 1], np.uint32)
+    sd = np.sqrt(np.array([0.025, 0.2, 1.6, 0.0, 3.0], np.float32))
+    for T in (cfg.L + 1, 11):
+        h0, x_tr, x_te = B._native_draws(so, cfg, T, sd, seeds)
+        want_h0, k_tr, k_te = B._member_keys(seeds, np.ones(5, np.float32), jnp.float32(0.3), L=cfg.L)
+        want = (want_h0, *(B._time_major_noise(np.asarray(k), sd, cfg.L, T, n) for k, n in ((k_tr, 6), (k_te, 40))))
+        for got, ref in zip((h0, x_tr, x_te), want):
+            assert got.shape == np.shape(ref)
+            np.testing.assert_array_equal(got.view(np.uint32), np.asarray(ref).view(np.uint32))
+
+
 def test_converged_members_pass_the_criterion_on_their_test_set():
     cfg = B.make_config(n_train=20, n_test=200, epochs=100, check_every=10)
     n = 12

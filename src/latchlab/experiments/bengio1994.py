@@ -450,14 +450,34 @@ def _time_major_noise(keys, sd, L: int, T: int, n: int) -> np.ndarray:
     return out.reshape(R, S, n)
 
 
+def _native_draws(so, cfg: Bengio94Config, T: int, sd, seeds) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``_member_keys``'s initial inputs and ``_time_major_noise``'s training and test noise,
+    bit for bit, made by ``native.prng``'s library ``so`` (JAX's Threefry and normal, checked
+    against JAX on this machine): no compilation, and every core drawing."""
+    R, L = seeds.size, cfg.L
+    seeds, sd = np.ascontiguousarray(seeds, np.uint32), np.ascontiguousarray(sd, np.float32)
+    h0, k_tr, k_te = np.empty((R, 2, L), np.float32), np.empty((R, 2), np.uint32), np.empty((R, 2), np.uint32)
+    u32 = partial(native._ptr, ctype=ctypes.c_uint32)
+    so.prng_b94_members(R, u32(seeds), L, cfg.h_init, native._ptr(h0), u32(k_tr), u32(k_te))
+    noise = []
+    for k, n in ((k_tr, cfg.n_train), (k_te, cfg.n_test)):
+        x = np.empty((R, T - L, n), np.float32)
+        so.prng_b94_noise(R, u32(k), L, T, n, native._ptr(sd), native._ptr(x), native.threads())
+        noise.append(x)
+    return h0, *noise
+
+
 def _train_native(cfg: Bengio94Config, T: int, w0, s, seeds, lib) -> Result:
     """Members of one length ``T`` trained by ``bengio94.cpp``'s ``b94_train`` on every core
     this process may use."""
     R, L = seeds.size, cfg.L
-    h0, k_tr, k_te = map(np.asarray, _member_keys(seeds, w0, jnp.float32(cfg.h_init), L=L))
     sd = np.sqrt(s)  # float32, correctly rounded as jnp.sqrt's
-    x_tr = _time_major_noise(k_tr, sd, L, T, cfg.n_train)
-    x_te = _time_major_noise(k_te, sd, L, T, cfg.n_test)
+    if (so := native.prng()) is not None:
+        h0, x_tr, x_te = _native_draws(so, cfg, T, sd, seeds)
+    else:
+        h0, k_tr, k_te = map(np.asarray, _member_keys(seeds, w0, jnp.float32(cfg.h_init), L=L))
+        x_tr = _time_major_noise(k_tr, sd, L, T, cfg.n_train)
+        x_te = _time_major_noise(k_te, sd, L, T, cfg.n_test)
     h0, w0 = np.ascontiguousarray(h0, np.float32), np.ascontiguousarray(w0, np.float32)
     out = Result(
         np.zeros(R, np.int32),

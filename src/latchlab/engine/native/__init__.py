@@ -249,6 +249,8 @@ PRNG_SIGNATURES = {
     "prng_normal": (None, [ctypes.c_int64, _U32, _PF]),
     "prng_latch": (None, [_I, _U32, _I, _I, _PF, _PI, _I, _PF, _PI, _I]),
     "prng_bit_relay": (None, [_I, _U32, _I, _I, _I, _PF, _PF, _PI, _I]),
+    "prng_b94_members": (None, [_I, _U32, _I, ctypes.c_float, _PF, _U32, _U32]),
+    "prng_b94_noise": (None, [_I, _U32, _I, _I, _I, _PF, _PF, _I]),
     "prng_split": (None, [_I, _U32, _PI, _I, _I, _I, ctypes.POINTER(ctypes.c_uint8), _I, _PI, _PI, _I]),
 }
 

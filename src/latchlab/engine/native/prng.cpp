@@ -229,6 +229,36 @@ void prng_bit_relay(int R, const uint32_t* keys, int n, int T, int rounds, float
   });
 }
 
+// bengio1994's members of R seeds (< 2^32): (k_init, k_data) = split(PRNGKey(seed)) and
+// (k_tr, k_te) = split(k_data), as keys (R, 2) each; the initial inputs h (R, 2, L) =
+// uniform(k_init, (2, L), -1, 1) * h_init (its 23 random bits as a float in [1, 2), less 1,
+// times 2 less 1, at least -1: every step exact or rounded once, as XLA computes them)
+void prng_b94_members(int R, const uint32_t* seeds, int L, float h_init, float* h, uint32_t* k_tr, uint32_t* k_te) {
+  for (int r = 0; r < R; ++r) {
+    Key seed{0, seeds[r]}, k_init = child(seed, 0), k_data = child(seed, 1);
+    Key tr = child(k_data, 0), te = child(k_data, 1);
+    k_tr[2 * r] = tr.a, k_tr[2 * r + 1] = tr.b, k_te[2 * r] = te.a, k_te[2 * r + 1] = te.b;
+    for (int i = 0; i < 2 * L; ++i) {
+      float f = as_float((bits32(k_init, (uint32_t)i) >> 9) | 0x3F800000u) - 1.0f;
+      h[(int64_t)r * 2 * L + i] = std::max(-1.0f, f * 2.0f + -1.0f) * h_init;
+    }
+  }
+}
+
+// bengio1994's noise of R members (keys (R, 2)) at the steps after the L trainable ones,
+// time-major (R, T - L, n): step j's n draws normal(fold_in(key, j), (n,)), times sd[r]
+void prng_b94_noise(int R, const uint32_t* keys, int L, int T, int n, const float* sd, float* out, int threads) {
+  each_member(R, threads, [&](int r) {
+    const Key k{keys[2 * r], keys[2 * r + 1]};
+    const float s = sd[r];
+    for (int j = L; j < T; ++j) {
+      const Key kj = child(k, (uint32_t)j);
+      float* row = out + ((int64_t)r * (T - L) + (j - L)) * n;
+      for (int i = 0; i < n; ++i) row[i] = normal(bits32(kj, (uint32_t)i)) * s;
+    }
+  });
+}
+
 // tasks.split of R members' 0/1 labels y (R, n) by their split keys (R, 2): sorted
 // training (R, n - n_val) and validation (R, n_val) indices; tail[r] picks the tail split
 void prng_split(int R, const uint32_t* keys, const int32_t* y, int n, int n_val, int n_pos, const uint8_t* tail,
