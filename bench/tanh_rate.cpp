@@ -19,3 +19,6 @@ extern "C" void tanh_loop(float *x, int n, int reps) {  // x: n floats (n / LANE
       for (int u = 0; u < 8; u++) v[i + u] = t[u];
     }
 }
+
+// the instruction set it was built for (simd.h's LATCH_ISA), as the kernels name theirs
+extern "C" const char *tanh_isa(void) { return LATCH_ISA; }
