@@ -349,7 +349,10 @@ def jobs(tmp_path_factory, xla_cache):
     pool = ThreadPoolExecutor(max_workers=4)
     d = tmp_path_factory.mktemp("run")
     (d / "tiny.toml").write_text(GOOD)
-    started = {"run": (d, None, pool.submit(cli, "run", "tiny.toml", "--store", "s.sqlite", cwd=d, cache=xla_cache))}
+    # a store whose path is longer than the terminal and has brackets (rich's markup)
+    (d / RAN_STORE).parent.mkdir()
+    run = cli, "run", "tiny.toml", "--store", RAN_STORE
+    started = {"run": (d, None, pool.submit(*run, cwd=d, cache=xla_cache))}
     for case, b in BAD.items():
         d = tmp_path_factory.mktemp("bad")
         if b.config is not None:
@@ -367,8 +370,27 @@ def ran(jobs):
     d, _, job = jobs["run"]
     rc, out, err = job.result()
     assert rc == 0, err
-    assert "8 members in s.sqlite" in err
-    return d, d / "s.sqlite"
+    assert err.splitlines()[-1] == f"8 members in {RAN_STORE}", err  # one line, as given
+    return d, d / RAN_STORE
+
+
+RAN_STORE = "a-directory-whose-name-is-longer-than-a-terminal-is-wide-[old]/s.sqlite"
+
+
+def test_printed_text_keeps_its_brackets_and_stays_on_its_line(capsys, monkeypatch):
+    """What the CLI prints is printed as given: rich's markup took ``[old]`` in a path or
+    ``[orthogonal]`` in a cell for a style and dropped it, and broke a long line (a path, the
+    command that frees a dead run's claims) at the terminal's width."""
+    from latchlab.cli import common
+    from latchlab.outputs import Table
+
+    monkeypatch.setenv("COLUMNS", "40")
+    path = "/tmp/" + "x" * 60 + "/results[old]/fig.png"
+    common.show(Table("t", pd.DataFrame({"variant": ["init[orthogonal]"]})), [path])
+    common.console.print(f"`latchlab store release {path}` lets this one train them")
+    out, err = capsys.readouterr()
+    assert "init[orthogonal]" in out
+    assert err == f"wrote {path}\n`latchlab store release {path}` lets this one train them\n"
 
 
 # ----------------------------------------------------------------------------- bad input
@@ -465,7 +487,7 @@ def test_run_writes_one_row_per_member_and_the_sweep(ran):
     ep = t["epochs"]  # (member_id, epoch) is the primary key: each member has epochs 1 and 2
     assert len(ep) == 16 and ep.groupby("member_id").epoch.agg(lambda e: sorted(e) == [1, 2]).all()
     assert len(t["sweeps"]) == 1
-    assert t["sweeps"].command[0] == "latchlab run tiny.toml --store s.sqlite"
+    assert t["sweeps"].command[0] == f"latchlab run tiny.toml --store {RAN_STORE}"
     assert json.loads(t["sweeps"].config[0])["grid"] == {"cell": ["srnn", "lstm"], "T": [2, 3]}
 
 

@@ -28,7 +28,17 @@ app = typer.Typer(
 )
 reproduce_app = typer.Typer(no_args_is_help=True, help="Reproduce a published experiment.")
 app.add_typer(reproduce_app, name="reproduce")
-console = Console(stderr=True)
+
+
+def _console(stderr: bool = False) -> Console:
+    """A console that prints text as given: no markup (rich took ``[old]`` in a path
+    ``results[old]`` or a cell ``init[orthogonal]`` for a style and dropped it) and no
+    highlighting; stderr's lines are not broken at the terminal's width (a path or a
+    command in them stays whole to copy)."""
+    return Console(stderr=stderr, markup=False, highlight=False, soft_wrap=stderr)
+
+
+console = _console(stderr=True)
 INTERRUPTED = "interrupted: finished members are in the store; re-run the same command to resume"
 
 
@@ -101,7 +111,7 @@ def _print_profile(timer, wall: float) -> None:
     t.add_row("other", f"{max(wall - sum(s for _, s in timer.table()), 0.0):.2f}")
     if timer.background:
         t.caption = f"and {timer.background:.2f} s compiling in background threads, overlapped"
-    Console().print(t)
+    _console().print(t)
 
 
 def run_sweep(cfgs, store_path: Path, profile: bool = False, cluster=None):
@@ -159,7 +169,7 @@ def show(table, paths=()) -> None:
         t.add_column(str(c), no_wrap=table.no_wrap)
     for row in table.frame.itertuples(index=False):
         t.add_row(*map(str, row))
-    Console().print(t)
+    _console().print(t)
     if table.note:
         console.print(table.note)
     for p in paths:

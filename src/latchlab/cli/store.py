@@ -6,10 +6,8 @@ from pathlib import Path
 from typing import List
 
 import typer
-from rich.console import Console
 
 app = typer.Typer(no_args_is_help=True, help="Check, salvage, merge results stores, and release dead runs' claims.")
-console = Console(stderr=True)
 
 
 @app.command()
