@@ -318,6 +318,10 @@ BAD = {
     "an option that is no integer": Bad(("landscape", "--points", "abc", "--out", "o"), "points", ("'--points'",)),
     "landscape --T with an empty item": Bad(("landscape", "--T", "3,,4", "--out", "o"), "T", ("'3,,4'",)),
     "an unknown command": Bad(("reproduce", "nope"), "command", ("No such command 'nope'",)),
+    # click kept the last of two in silence: export wrote b.csv alone
+    "an option given twice": Bad(
+        ("export", "s.sqlite", "--csv", "a.csv", "--csv=b.csv"), "csv", ("--csv is given 2 times",), None, empty_store
+    ),
     # sizes beyond int32 or the PRNG, or whose memory cannot exist: refused before any work
     # (tests/engine/test_limits.py times the same refusals in process)
     "N of 10^12": Bad(RUN_BAD, "N", ("2147483647",), TINY.replace("N = 64", "N = 1000000000000")),
@@ -436,6 +440,14 @@ def _run_interrupted(tmp_path, xla_cache, interrupted: str) -> subprocess.Comple
         env={**os.environ, "LATCHLAB_CACHE": str(xla_cache)},
         timeout=120,
     )
+
+
+def test_a_list_option_and_a_flag_may_be_given_twice():
+    """Only options that take one value are refused twice (``an option given twice``)."""
+    rc, out, err = cli_here(
+        "reproduce", "seed", "--split", "stratified", "--split", "random", "--profile", "--profile", "--help"
+    )
+    assert rc == 0 and "--split" in out, err
 
 
 def test_interrupt_prints_the_resume_hint(tmp_path, xla_cache):

@@ -13,12 +13,13 @@ import signal
 import sys
 
 import typer
+from typer.core import TyperCommand
 
 # typer (pinned) carries its own click; its errors are these
 from typer._click import exceptions as click
 
 from latchlab import runtime
-from latchlab.cli import commands, reproduce  # noqa: F401  (registers the verbs)
+from latchlab.cli import commands, common, reproduce  # noqa: F401  (registers the verbs)
 from latchlab.cli.common import INTERRUPTED, Interrupted, app
 from latchlab.cli.store import app as store_app
 from latchlab.errors import LatchlabError
@@ -26,6 +27,10 @@ from latchlab.errors import LatchlabError
 __all__ = ["app", "main"]
 
 app.add_typer(store_app, name="store")
+for _verbs in (app, common.reproduce_app, store_app):
+    for _verb in _verbs.registered_commands:
+        if _verb.cls in (None, TyperCommand):  # typer's default
+            _verb.cls = common.OnceCommand
 
 
 def _usage_line(e: click.UsageError) -> str:

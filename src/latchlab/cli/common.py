@@ -17,6 +17,8 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer._click import exceptions as click_errors
+from typer.core import TyperCommand, TyperOption
 
 from latchlab.errors import ConfigError
 
@@ -39,6 +41,22 @@ def _console(stderr: bool = False) -> Console:
 
 
 console = _console(stderr=True)
+
+
+class OnceCommand(TyperCommand):
+    """A verb whose options (but flags and lists, such as ``--split``) are each given at
+    most once: click kept the last of two in silence (``export --csv a.csv --csv b.csv``
+    wrote b.csv alone). ``latchlab.cli`` makes it every verb's class."""
+
+    def parse_args(self, ctx, args):
+        _, _, order = self.make_parser(ctx).parse_args(args=list(args))
+        once = [p for p in order if isinstance(p, TyperOption) and not (p.multiple or p.is_flag or p.count)]
+        for p in dict.fromkeys(once):
+            if (n := once.count(p)) > 1:
+                raise click_errors.BadOptionUsage(str(p.name), f"{p.opts[-1]} is given {n} times; give it once", ctx)
+        return super().parse_args(ctx, args)
+
+
 INTERRUPTED = "interrupted: finished members are in the store; re-run the same command to resume"
 
 
