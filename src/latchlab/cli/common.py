@@ -44,9 +44,9 @@ console = _console(stderr=True)
 
 
 class OnceCommand(TyperCommand):
-    """A verb whose options (but flags and lists, such as ``--split``) are each given at
-    most once: click kept the last of two in silence (``export --csv a.csv --csv b.csv``
-    wrote b.csv alone). ``latchlab.cli`` makes it every verb's class."""
+    """A verb whose options that take one value are each given at most once (flags and
+    lists such as ``--split`` may repeat): click kept the last of two in silence (``export
+    --csv a.csv --csv b.csv`` wrote b.csv alone). ``latchlab.cli`` makes it every verb's class."""
 
     def parse_args(self, ctx, args):
         _, _, order = self.make_parser(ctx).parse_args(args=list(args))
