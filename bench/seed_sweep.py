@@ -49,6 +49,7 @@ if "LATCHLAB_CACHE" not in os.environ:
     os.environ["LATCHLAB_CACHE"] = os.path.join(tempfile.mkdtemp(prefix="latchlab-bench-"), "xla")
 
 import argparse  # noqa: E402
+import functools  # noqa: E402
 import platform  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -135,13 +136,13 @@ def measure_flop_rate() -> float:
     of the kernels' instruction set."""
     rate = _product_rate()
     if kernels_isa() == "avx512" and blas_core().lower() not in AVX512_BLAS_CORES:
+        import inspect
         import subprocess
 
-        code = "import sys; sys.path.insert(0, sys.argv[1]); import seed_sweep as S; print(S._product_rate())"
+        # numpy alone in the child (this module would import JAX and latchlab first)
+        code = f"import time\nimport numpy as np\n{inspect.getsource(_product_rate)}print(_product_rate())"
         env = {**os.environ, "OPENBLAS_CORETYPE": "SkylakeX"}
-        child = subprocess.run(
-            [sys.executable, "-c", code, str(Path(__file__).parent)], env=env, capture_output=True, text=True
-        )
+        child = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
         if child.returncode == 0:  # else (OpenBLAS's AVX-512 code cannot run here) this process's rate stands
             rate = max(rate, float(child.stdout.split()[-1]))
     return rate
@@ -163,6 +164,7 @@ def _product_rate() -> float:
     return 2 * 2048**3 / best
 
 
+@functools.cache
 def blas_core() -> str:
     """The core whose code numpy's OpenBLAS runs here ("" where it does not say)."""
     import ctypes
@@ -178,6 +180,7 @@ def blas_core() -> str:
     return ""
 
 
+@functools.cache
 def _tanh_library():
     """``bench/tanh_rate.cpp`` built as the kernels are (None where it cannot be built)."""
     import ctypes
