@@ -1,6 +1,7 @@
 """Native kernels of two revisions compared: one epoch's training and validation time.
 
     python bench/kernel_ab.py --old d28f7b3 [--cells lstm,srnn] [--units 1] [--length 200] [--repeats 9]
+    python bench/kernel_ab.py --old d28f7b3 --chunk seed [--cells lstm,srnn]  # the seed sweep's own chunks
     LATCHLAB_NATIVE_MARCH=x86-64-v3 python bench/kernel_ab.py --old d28f7b3 ...  # AVX2 builds
 
 Builds ``latchlab/engine/native/kernels.cpp`` as git revision ``--old`` has it and as the
@@ -10,7 +11,10 @@ the same members (latch task, N = 10000, batch 16, Adam, hard-sigmoid gates unle
 ``--gates``) train for one epoch and validate with either library, the two taking turns
 (a shared machine's load slows them alike), ``--repeats`` times after a warm-up pair. Prints
 the median time of each and the median and range of old over new per pair: above 1, the
-working tree is faster. The speed of a change is this ratio, never a wall-clock time
+working tree is faster. With ``--chunk seed`` the members are instead the first chunk that
+the seed's full sweep (one split, Keras 2's gates) plans for each cell: two seeds' members at
+every length, reading their seeds' shared sequences in the sweep's shuffles, as a sweep's
+blocks do (``--units``, ``--length``, ``--members`` and ``--gates`` do not apply). The speed of a change is this ratio, never a wall-clock time
 (docs/benchmarks.md says which CPU each ratio was measured on).
 """
 
@@ -57,13 +61,42 @@ def library(source: Path, tag: str, model, defines: tuple[str, ...]):
     return native._typed(path, {k: s for k, s in native.SIGNATURES.items() if hasattr(so, k)})
 
 
-def compare(name: str, cell: Cell, T: int, R: int, repeats: int, old, new, N: int = 10000) -> str:
+def own_data(cell: Cell, T: int, R: int, N: int = 10000):
+    """R members of ``cell`` at length T, each with sequences of its own: (model, initial
+    parameters, ``Ensemble``'s data arguments, each epoch's shuffles)."""
     model = M.Model(cell)
     keys = jax.random.split(jax.random.PRNGKey(0), R)
     x, y = jax.vmap(lambda k: tasks.latch(k, N, T, 0.1, 1))(keys)
     tr, va = zip(*[tasks.split_indices(k, yy, 0.2) for k, yy in zip(keys, y)])
     params = jax.tree.map(lambda *a: jnp.stack(a), *[M.init(k, model) for k in keys])
     args = (np.asarray(x), np.asarray(y), np.ones((R, T), bool), np.stack(tr), np.stack(va))
+    orders = [
+        train.epoch_order([np.random.default_rng([s, rep]) for s in range(R)], len(tr[0]), 16) for rep in range(64)
+    ]
+    return model, params, args, orders
+
+
+def seed_chunk(kind: str):
+    """The first chunk the seed's full sweep (one split, Keras 2's gates) plans for ``kind``,
+    as ``own_data`` returns its members, with its data, initial parameters and shuffles made
+    as the sweep makes them."""
+    from latchlab.engine import data as D
+    from latchlab.engine import plan as P
+    from latchlab.experiments import seed
+
+    cfg = seed.seed_config("full", splits=("stratified",), cells=(kind,))
+    chunk = P.plan(list({m.id: m for m in cfg.members()}.values()))[0]
+    members = list(chunk.members)
+    d = D.make_data(members, chunk.T_pad)
+    run = members[0].run
+    orders = train.epoch_orders(tuple(m.seed for m in members), 64, int(d.train.shape[1]), run.batch_size)
+    return run.model, D.init_members(members), (d.x, d.y, d.mask, d.train, d.val), orders
+
+
+def compare(name: str, cell: Cell | None, T: int, R: int, repeats: int, old, new, N: int = 10000) -> str:
+    """Old against new on ``own_data``'s members, or (``cell`` None) on ``seed_chunk(name)``."""
+    model, params, args, orders = own_data(cell, T, R, N) if cell is not None else seed_chunk(name)
+    R = len(args[3])
     libs = {"old": library(old[0], "old", model, old[1]), "new": library(new[0], "new", model, new[1])}
     ens = {k: native.Ensemble(model, "adam", params, *args) for k in libs}
     for k, lib in libs.items():
@@ -73,7 +106,7 @@ def compare(name: str, cell: Cell, T: int, R: int, repeats: int, old, new, N: in
     t_val: dict[str, list[float]] = {k: [] for k in libs}
     metrics: dict[str, list] = {k: [] for k in libs}
     for rep in range(repeats + 1):
-        order = train.epoch_order([np.random.default_rng([s, rep]) for s in range(R)], len(tr[0]), 16)
+        order = orders[rep % len(orders)]
         for k in ("old", "new") if rep % 2 == 0 else ("new", "old"):
             t0 = time.perf_counter()
             trained = ens[k].train_epoch(lr, *order)
@@ -88,7 +121,7 @@ def compare(name: str, cell: Cell, T: int, R: int, repeats: int, old, new, N: in
     rv = np.array(t_val["old"]) / np.array(t_val["new"])
     same = np.array_equal(ens["old"].params, ens["new"].params) and np.array_equal(metrics["old"], metrics["new"])
     return (
-        f"{name}({cell.units}) {cell.rsig} T={T} R={R}: train old {np.median(t_train['old']):.4f} "
+        f"{name}({model.cell.units}) {model.cell.rsig} {f'T={T}' if cell is not None else 'seed chunk'} R={R}: train old {np.median(t_train['old']):.4f} "
         f"new {np.median(t_train['new']):.4f} s, old/new {np.median(r):.3f} [{r.min():.2f}-{r.max():.2f}]; "
         f"validate old/new {np.median(rv):.3f} [{rv.min():.2f}-{rv.max():.2f}]; "
         f"parameters and metrics after {repeats + 1} epochs {'the same bits' if same else 'DIFFERENT'}"
@@ -106,6 +139,9 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=9)
     p.add_argument("--old-defines", default="")
     p.add_argument("--new-defines", default="")
+    p.add_argument(
+        "--chunk", choices=("own", "seed"), default="own", help="members with data of their own, or the seed sweep's"
+    )
     a = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         old = (source_at(a.old, Path(tmp)), tuple(a.old_defines.split()))
@@ -122,6 +158,8 @@ def main() -> None:
                 if kind.startswith("gru")
                 else Cell(kind, a.units, rsig)
             )
+            if a.chunk == "seed":
+                cell = None
             print(compare(kind, cell, a.length, a.members, a.repeats, old, new), flush=True)
 
 

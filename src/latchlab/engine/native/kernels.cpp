@@ -183,10 +183,10 @@ static bool valid(const Shape &s) {
 
 // One block: nv vectors of lanes, rows from members [m0, m0 + nm).
 struct Block {
-  int nv, tstart, pc;  // pc: cell parameters a lane (Shape::Pc)
+  int nv, tstart, pc;  // pc: parameters a lane (Shape::P; its first Shape::Pc the cell's)
   std::vector<int> t0min, t0max;  // per vector
   std::vector<vf> t0lane;         // per vector: each lane's first valid step
-  std::vector<vf> par;            // (nv, Pc): each lane's cell parameters
+  std::vector<vf> par;            // (nv, P): each lane's parameters, the cell's then the head's
   std::vector<vf> xb;             // (T, nv) inputs, time-major
   // or, from ``gather_batch``, vector v's input at step t >= t0min[v] is xp[v][(t - t0min[v]) xs]
   std::vector<const vf *> xp;
@@ -459,46 +459,80 @@ static void backward(Block &b, int T) {
   for (; v < b.nv; v++) backward_vectors<KIND, RSIG, RA, 1>(b, T, v);
 }
 
-// log1p(e) for e >= 0 through logf (glibc's log1pf cost ~10x more): exact to float rounding
-static inline float log1p_(float e) {
-  float u = 1.0f + e;
-  return logf(u) - ((u - 1.0f) - e) / u;
+// exp and log of float vectors (Cephes' expf and logf, as Eigen vectorises them: within 2
+// ulp), for seq_softmax's K exponentials per row and step (a scalar expf per lane cost more
+// than the cell's step). vexp clamps its argument below at -87.3 (e^-87.3 ~ 1e-38, the
+// smallest normal float: nothing smaller survives the flush of subnormals anyway); vlog
+// takes positive normal floats.
+static inline vf vexp(vf x) {
+  x = vmin(vmax(x, splat(-87.3365447505531f)), splat(88.3762626647949f));
+  const vf fx = x * 1.44269504088896341f + 0.5f;
+  vf n = __builtin_convertvector(__builtin_convertvector(fx, vi), vf);  // toward zero
+  n = n > fx ? n - 1.0f : n;                                           // floor
+  vf r = x - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  vf p = r * 1.9875691500e-4f + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * (r * r) + r + 1.0f;
+  return p * (vf)((__builtin_convertvector(n, vi) + 127) << 23);  // times 2^n
 }
 
-// A classification head's loss of one row from its logits (z0, z1: dense2; z0: dense1), its
-// metric, and dL/dz (d[0], d[1]) for label y and example weight w (already divided by the
-// member's total weight). With d the logit margin against the label, the loss is
-// softplus(d) = max(d, 0) + log1p(exp(-|d|)) and the gradient sigmoid(d): one exp and one
-// log1p per row, exact in both tails.
-static inline void head_loss(int head, float z0, float z1, int y, float w, float *loss, float *hit, float *d) {
-  if (head == DENSE2) {
-    float dd = y ? z0 - z1 : z1 - z0;  // the other class's logit minus the label's
-    float e = expf(-fabsf(dd)), q = dd >= 0 ? 1.0f / (1.0f + e) : e / (1.0f + e);
-    *loss = (dd > 0 ? dd : 0.0f) + log1p_(e);
-    *hit = ((z1 > z0 ? 1 : 0) == y) ? 1.0f : 0.0f;  // argmax: ties go to class 0
-    d[1] = (y ? -q : q) * w, d[0] = -d[1];  // softmax minus one-hot
-  } else {
-    float e = expf(-fabsf(z0)), p = z0 >= 0 ? 1.0f / (1.0f + e) : e / (1.0f + e);
-    *loss = (z0 > 0 ? z0 : 0.0f) + log1p_(e) - (y ? z0 : 0.0f);
-    *hit = ((z0 > 0) == (y == 1)) ? 1.0f : 0.0f;
-    d[0] = (p - (float)y) * w;
-  }
+static inline vf vlog(vf x) {
+  const vi bits = (vi)x;
+  vi e = ((bits >> 23) & 0xff) - 126;
+  const vf m = (vf)((bits & 0x007fffff) | 0x3f000000);  // x = m 2^e, m in [0.5, 1)
+  const vi small = m < 0.707106781186547524f;            // then x = (2 m) 2^(e - 1)
+  e += small;                                            // (the mask is -1)
+  const vf a = (m - 1.0f) + (small ? m : splat(0.0f)), z = a * a;
+  const vf ef = __builtin_convertvector(e, vf);
+  vf y = a * 7.0376836292e-2f + -1.1514610310e-1f;
+  y = y * a + 1.1676998740e-1f;
+  y = y * a + -1.2420140846e-1f;
+  y = y * a + 1.4249322787e-1f;
+  y = y * a + -1.6668057665e-1f;
+  y = y * a + 2.0000714765e-1f;
+  y = y * a + -2.4999993993e-1f;
+  y = y * a + 3.3333331174e-1f;
+  y = y * a * z;
+  y = y + ef * -2.12194440e-4f;
+  y = y - 0.5f * z;
+  return a + y + ef * 0.693359375f;
 }
 
-// The one-unit path's head on one row of state h (head parameters hp): head_loss, then dL/dh
-// through the head's kernel, and the head's gradients added into gh.
-static inline void head_row(int head, const float *hp, float h, int y, float w, float *loss, float *hit,
-                            float *dh, float *gh) {
-  float d[2];
-  if (head == DENSE2) {
-    head_loss(head, h * hp[0] + hp[2], h * hp[1] + hp[3], y, w, loss, hit, d);
-    *dh = d[0] * hp[0] + d[1] * hp[1];
-    gh[0] += d[0] * h; gh[1] += d[1] * h; gh[2] += d[0]; gh[3] += d[1];
-  } else {
-    head_loss(head, h * hp[0] + hp[1], 0.0f, y, w, loss, hit, d);
-    *dh = d[0] * hp[0];
-    gh[0] += d[0] * h; gh[1] += d[0];
+// A head's loss, metric and dL/dz for L rows at once (one a lane), from their logits z0, z1
+// (dense2; dense1 and linear read z0), labels y (dense2, dense1: 0 or 1) or targets yv
+// (linear), and example weights w (already divided by the member's total weight; 0 for
+// padding). dense2: with d the other class's logit minus the label's, the loss is
+// softplus(d) = max(d, 0) + log1p(e^-|d|) and dL/d(the other logit) = sigmoid(d) w (softmax
+// minus one-hot; argmax ties go to class 0); dense1: the logistic loss of z0 and dL/dz0 =
+// (sigmoid(z0) - y) w; linear (latchlab.core.model): (z0 - yv)^2, hit |z0 - yv| <
+// REGRESSION_TOLERANCE, dL/dz0 = 2 (z0 - yv) w. One vexp, one vlog and three divisions a
+// vector, exact in both tails; a NaN logit gives a NaN loss and gradient. (A scalar expf and
+// logf a row, with branches on the label and the sign, took as long as an SRNN's step over
+// its whole sequence: docs/benchmarks.md.)
+struct HeadOut {
+  vf loss, hit, d0, d1;
+};
+static inline HeadOut vhead(int head, vf z0, vf z1, vi y, vf yv, vf w) {
+  const vf one = splat(1.0f), zero = splat(0.0f);
+  if (head == LINEAR) {
+    const vf err = z0 - yv;
+    return {err * err, vabs(err) < REGRESSION_TOLERANCE ? one : zero, 2.0f * err * w, zero};
   }
+  const vi is1 = y != 0;
+  const vf d = head == DENSE2 ? (is1 ? z0 - z1 : z1 - z0) : z0;
+  const vf e = vexp(-vabs(d)), u = 1.0f + e;
+  const vf sig = (d >= 0.0f ? one : e) / u;  // sigmoid(d)
+  // log1p(e) as log(u) corrected for u's rounding (NaN with d: ((u - 1) - e) / u)
+  const vf softplus = vmax(d, zero) + (vlog(u) - ((u - 1.0f) - e) / u);
+  if (head == DENSE2) {
+    const vf d1 = (is1 ? -sig : sig) * w;
+    return {softplus, (z1 > z0) == is1 ? one : zero, -d1, d1};
+  }
+  return {softplus - (is1 ? z0 : zero), (z0 > 0.0f) == is1 ? one : zero, (sig - (is1 ? one : zero)) * w, zero};
 }
 
 // The blocks of a call (per_block members each, the last maybe fewer), handed out largest
@@ -568,21 +602,21 @@ static void lane_layout(Block &b, int m0, int nm, int B, const int32_t *t0) {
   b.tstart = ts;
 }
 
-// Each member's cell parameters into its lanes (before every step: the optimiser moved them).
+// Each member's parameters into its lanes (before every step: the optimiser moved them).
 static void refresh_params(Block &b, const Shape &s, const float *params, int m0, int nm, int B) {
-  const int nv = b.nv, Pc = s.Pc;
+  const int nv = b.nv, P = s.P;
   if (B % L == 0) {  // every vector serves one member
     for (int v = 0; v < nv; v++) {
-      const float *p = params + (size_t)(m0 + v * L / B) * s.P;
-      for (int k = 0; k < Pc; k++) b.par[(size_t)v * Pc + k] = splat(p[k]);
+      const float *p = params + (size_t)(m0 + v * L / B) * P;
+      for (int k = 0; k < P; k++) b.par[(size_t)v * P + k] = splat(p[k]);
     }
     return;
   }
   for (int v = 0; v < nv; v++)
     for (int l = 0; l < L; l++) {
       int m = (v * L + l) / B;
-      const float *p = params + (size_t)(m0 + (m < nm ? m : nm - 1)) * s.P;
-      for (int k = 0; k < Pc; k++) b.par[(size_t)v * Pc + k][l] = p[k];
+      const float *p = params + (size_t)(m0 + (m < nm ? m : nm - 1)) * P;
+      for (int k = 0; k < P; k++) b.par[(size_t)v * P + k][l] = p[k];
     }
 }
 
@@ -602,9 +636,9 @@ static inline float hsum(vf a) { return folds<L / 2>(a)[0]; }  // tree sum of th
 
 static void block_alloc(Block &b, const Shape &s, int nv, int T) {
   const int NS = n_stored<VARIANT_KIND, VARIANT_RSIG>();  // the library's variant (``valid``)
-  b.nv = nv; b.pc = s.Pc;
+  b.nv = nv; b.pc = s.P;
   b.t0min.assign(nv, 0); b.t0max.assign(nv, 0); b.t0lane.assign(nv, vf{});
-  b.par.assign((size_t)s.Pc * nv, vf{}); b.xb.assign((size_t)T * nv, vf{});
+  b.par.assign((size_t)s.P * nv, vf{}); b.xb.assign((size_t)T * nv, vf{});
   b.st.assign((size_t)T * NS * nv, vf{});
   b.h.assign(nv, vf{}); b.c.assign(nv, vf{}); b.dh.assign(nv, vf{});
   b.gt.assign((size_t)s.G * nv, vf{});
@@ -770,6 +804,38 @@ static void epoch_means(int m0, int nm, const float *lsum, const float *asum, co
     acc[m0 + m] = asum[m] / wsum[m];
   }
 }
+
+// The one-unit path's head on every row of block b at once (``vhead``), from its last states
+// b.h: row r's label y[r] and weight w[r] (nv L rows, padding rows' weight 0), each lane's
+// head parameters from b.par. Writes each row's loss, metric and dL/dz (d0, d1) and, with
+// `grad`, b.dh (dL/dh through the head's kernel).
+static void unit_head(const Shape &s, Block &b, const int32_t *y, const float *w, float *loss, float *hit, float *d0,
+                      float *d1, bool grad) {
+  for (int v = 0; v < b.nv; v++) {
+    const vf *hp = &b.par[(size_t)v * b.pc + s.Pc], h = b.h[v];
+    const bool two = s.head == DENSE2;  // head parameters: dense2 k0 k1 b0 b1, dense1 k0 b0
+    vi yl;
+    vf wl;
+    memcpy(&yl, y + (size_t)v * L, sizeof yl);
+    memcpy(&wl, w + (size_t)v * L, sizeof wl);
+    const HeadOut o = vhead(s.head, h * hp[0] + hp[two ? 2 : 1], two ? h * hp[1] + hp[3] : splat(0.0f), yl, vf{}, wl);
+    memcpy(loss + (size_t)v * L, &o.loss, sizeof o.loss);
+    memcpy(hit + (size_t)v * L, &o.hit, sizeof o.hit);
+    memcpy(d0 + (size_t)v * L, &o.d0, sizeof o.d0);
+    memcpy(d1 + (size_t)v * L, &o.d1, sizeof o.d1);
+    if (grad) b.dh[v] = two ? o.d0 * hp[0] + o.d1 * hp[1] : o.d0 * hp[0];
+  }
+}
+
+// A block's rows' head inputs and outputs (``unit_head``), nv L each.
+struct HeadRows {
+  std::vector<int32_t> y;
+  std::vector<float> w, loss, hit, d0, d1;
+  void size(int n) {  // zeros: padding rows keep label 0 and weight 0
+    y.assign(n, 0);
+    for (auto *a : {&w, &loss, &hit, &d0, &d1}) a->assign(n, 0.0f);
+  }
+};
 
 // ----------------------------------------------------------------------- cells of H units
 // Cells of H > 1 units, and whatever the one-unit code above does not train (``one_unit``:
@@ -1230,15 +1296,6 @@ static void hgradients(HBlock &b, int kind, int ra, const vf *xb, int T, int v, 
   }
 }
 
-// The linear head's loss of one row, its metric and dL/dz (d[0]) for target y and example
-// weight w (latchlab.core.model: (z - y)^2, |z - y| < REGRESSION_TOLERANCE).
-static inline void linear_loss(float z, float y, float w, float *loss, float *hit, float *d) {
-  const float err = z - y;
-  *loss = err * err;
-  *hit = fabsf(err) < REGRESSION_TOLERANCE ? 1.0f : 0.0f;
-  d[0] = 2.0f * err * w;
-}
-
 // A head on the last state (dense2, dense1, linear) of H units on vector group h (H vectors:
 // rows in lanes); per lane the label y (dense2, dense1) or target yv (linear) and the weight
 // w (already divided by the member's weight; 0 for padding). Adds the loss and metric
@@ -1250,16 +1307,12 @@ static void hhead(int head, int H, const float *K, const float *hb, const vf *h,
   vf z[2] = {splat(hb[0]), splat(O > 1 ? hb[1] : 0.0f)};
   for (int u = 0; u < H; u++)
     for (int o = 0; o < O; o++) z[o] += h[u] * K[u * O + o];
-  vf d[2] = {};
-  for (int l = 0; l < L; l++) {
-    float loss, hit, dl[2] = {0.0f, 0.0f};
-    if (head == LINEAR)
-      linear_loss(z[0][l], yv[l], w[l], &loss, &hit, dl);
-    else
-      head_loss(head, z[0][l], z[1][l], y[l], w[l], &loss, &hit, dl);
-    *lsum += loss * w[l]; *asum += hit * w[l];
-    d[0][l] = dl[0]; d[1][l] = dl[1];
-  }
+  vi yl;
+  vf yvl, wl;
+  memcpy(&yl, y, sizeof yl); memcpy(&yvl, yv, sizeof yvl); memcpy(&wl, w, sizeof wl);
+  const HeadOut o = vhead(head, z[0], z[1], yl, yvl, wl);
+  for (int l = 0; l < L; l++) { *lsum += o.loss[l] * w[l]; *asum += o.hit[l] * w[l]; }
+  const vf d[2] = {o.d0, o.d1};
   if (!grad) return;
   for (int o = 0; o < O; o++) gb[o] += hsum(d[o]);
   for (int u = 0; u < H; u++) {
@@ -1268,49 +1321,6 @@ static void hhead(int head, int H, const float *K, const float *hb, const vf *h,
     dh[u] = du;
     for (int o = 0; o < O; o++) gk[u * O + o] += hsum(h[u] * d[o]);
   }
-}
-
-// exp and log of float vectors (Cephes' expf and logf, as Eigen vectorises them: within 2
-// ulp), for seq_softmax's K exponentials per row and step (a scalar expf per lane cost more
-// than the cell's step). vexp clamps its argument below at -87.3 (e^-87.3 ~ 1e-38, the
-// smallest normal float: nothing smaller survives the flush of subnormals anyway); vlog
-// takes positive normal floats.
-static inline vf vexp(vf x) {
-  x = vmin(vmax(x, splat(-87.3365447505531f)), splat(88.3762626647949f));
-  const vf fx = x * 1.44269504088896341f + 0.5f;
-  vf n = __builtin_convertvector(__builtin_convertvector(fx, vi), vf);  // toward zero
-  n = n > fx ? n - 1.0f : n;                                           // floor
-  vf r = x - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  vf p = r * 1.9875691500e-4f + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * (r * r) + r + 1.0f;
-  return p * (vf)((__builtin_convertvector(n, vi) + 127) << 23);  // times 2^n
-}
-
-static inline vf vlog(vf x) {
-  const vi bits = (vi)x;
-  vi e = ((bits >> 23) & 0xff) - 126;
-  const vf m = (vf)((bits & 0x007fffff) | 0x3f000000);  // x = m 2^e, m in [0.5, 1)
-  const vi small = m < 0.707106781186547524f;            // then x = (2 m) 2^(e - 1)
-  e += small;                                            // (the mask is -1)
-  const vf a = (m - 1.0f) + (small ? m : splat(0.0f)), z = a * a;
-  const vf ef = __builtin_convertvector(e, vf);
-  vf y = a * 7.0376836292e-2f + -1.1514610310e-1f;
-  y = y * a + 1.1676998740e-1f;
-  y = y * a + -1.2420140846e-1f;
-  y = y * a + 1.4249322787e-1f;
-  y = y * a + -1.6668057665e-1f;
-  y = y * a + 2.0000714765e-1f;
-  y = y * a + -2.4999993993e-1f;
-  y = y * a + 3.3333331174e-1f;
-  y = y * a * z;
-  y = y + ef * -2.12194440e-4f;
-  y = y - 0.5f * z;
-  return a + y + ef * 0.693359375f;
 }
 
 static void seq_alloc(HBlock &b, int T, int O, bool grad) {
@@ -1760,7 +1770,8 @@ int latch_train_epoch(int kind, int rsig, int reset_after, int H, int F, int hea
   Corrections bc;
   Slots slots;
   std::vector<int32_t> ex;
-  std::vector<float> grad, wsum, lsum, asum;
+  std::vector<float> grad, wsum, lsum, asum, wn;
+  HeadRows hr;
   Blocks blocks(R, per_block, T, in.t0);
   int m0, nm;
   while (blocks.next(next_block, &m0, &nm)) {
@@ -1770,26 +1781,37 @@ int latch_train_epoch(int kind, int rsig, int reset_after, int H, int F, int hea
     lane_layout(b, m0, nm, B, t0);
     ex.assign((size_t)nv * L, 0);
     grad.assign((size_t)nm * s.P, 0.0f);
-    lsum.assign(nm, 0.0f); asum.assign(nm, 0.0f); wsum.assign(nm, 0.0f);
+    lsum.assign(nm, 0.0f); asum.assign(nm, 0.0f); wsum.assign(nm, 0.0f); wn.assign(nm, 0.0f);
+    hr.size(nv * L);
     for (int st = 0; st < S; st++) {
       refresh_params(b, s, params, m0, nm, B);
       for (int m = 0; m < nm; m++) memcpy(&ex[(size_t)m * B], &slots.ex[slots.at(m, st)], sizeof(int32_t) * B);
       gather(b, in, T, m0, nm, B, ex.data());
       dispatch_forward(s, b, T, true);
       memset(grad.data(), 0, sizeof(float) * grad.size());
-      for (int m = 0; m < nm; m++) {
+      for (int m = 0; m < nm; m++) {  // each row's label, and its weight over its member's
         const float *w = weight + ((size_t)(m0 + m) * S + st) * B;
-        const int32_t *y = &slots.label[slots.at(m, st)];
         float n = 0.0f;
         for (int k = 0; k < B; k++) n += w[k];
-        float inv = 1.0f / (n > 1e-12f ? n : 1e-12f), lm = 0.0f, am = 0.0f;
-        const float *hp = params + (size_t)(m0 + m) * s.P + Pc;
+        const float inv = 1.0f / (n > 1e-12f ? n : 1e-12f);
+        wn[m] = n;
+        memcpy(&hr.y[(size_t)m * B], &slots.label[slots.at(m, st)], sizeof(int32_t) * B);
+        for (int k = 0; k < B; k++) hr.w[(size_t)m * B + k] = w[k] * inv;
+      }
+      unit_head(s, b, hr.y.data(), hr.w.data(), hr.loss.data(), hr.hit.data(), hr.d0.data(), hr.d1.data(), true);
+      for (int m = 0; m < nm; m++) {  // each member's sums over its rows, in order
+        const float *w = weight + ((size_t)(m0 + m) * S + st) * B;
+        const float n = wn[m], inv = 1.0f / (n > 1e-12f ? n : 1e-12f);
+        float lm = 0.0f, am = 0.0f, *g = &grad[(size_t)m * s.P + Pc];
         for (int k = 0; k < B; k++) {
-          int row = m * B + k;
-          float l, a, dh;
-          head_row(head, hp, b.h[row / L][row % L], y[k], w[k] * inv, &l, &a, &dh, &grad[(size_t)m * s.P + Pc]);
-          b.dh[row / L][row % L] = dh;
-          lm += l * w[k]; am += a * w[k];
+          const int row = m * B + k;
+          const float h = b.h[row / L][row % L], d0 = hr.d0[row], d1 = hr.d1[row];
+          lm += hr.loss[row] * w[k]; am += hr.hit[row] * w[k];
+          if (head == DENSE2) {
+            g[0] += d0 * h; g[1] += d1 * h; g[2] += d0; g[3] += d1;
+          } else {
+            g[0] += d0 * h; g[1] += d0;
+          }
         }
         lsum[m] += lm * inv * n; asum[m] += am * inv * n; wsum[m] += n;
       }
@@ -1827,7 +1849,7 @@ int latch_evaluate(int kind, int rsig, int reset_after, int H, int F, int head, 
   const Targets tg{yv, yvv, ysteps, N};
   if (!valid(s) || !targets_ok(s, tg)) return -1;
   FlushSubnormals flush;
-  const int Pc = s.Pc, Bv = L * LATCH_EVAL_VECTORS;  // validation rows per member and pass
+  const int Bv = L * LATCH_EVAL_VECTORS;  // validation rows per member and pass
   const Inputs in{xrow, xstride, t0};
   if (!one_unit(s)) {
     if (s.H == FIXED_H)
@@ -1840,7 +1862,7 @@ int latch_evaluate(int kind, int rsig, int reset_after, int H, int F, int head, 
   }
   Block b;
   std::vector<int32_t> ex;
-  std::vector<float> gh(4);
+  HeadRows hr;  // weights 0: no gradients
   Blocks blocks(R, per_block, T, in.t0);
   int m0, nm;
   while (blocks.next(next_block, &m0, &nm)) {
@@ -1849,6 +1871,7 @@ int latch_evaluate(int kind, int rsig, int reset_after, int H, int F, int head, 
     lane_layout(b, m0, nm, Bv, t0);
     refresh_params(b, s, params, m0, nm, Bv);
     ex.assign((size_t)nv * L, 0);
+    hr.size(nv * L);
     std::vector<double> lsum(nm, 0.0), asum(nm, 0.0);
     const bool laid_out = batch_rows_cover(brow, bsteps, Bv, T, m0, nm, t0);
     for (int start = 0; start < Nv; start += Bv) {
@@ -1860,16 +1883,14 @@ int latch_evaluate(int kind, int rsig, int reset_after, int H, int F, int head, 
         gather(b, in, T, m0, nm, Bv, ex.data());
       }
       dispatch_forward(s, b, T, false, laid_out);
-      for (int m = 0; m < nm; m++) {
-        const float *hp = params + (size_t)(m0 + m) * s.P + Pc;
+      for (int m = 0; m < nm; m++)  // the pass's labels (0 past the member's last row)
+        for (int k = 0; k < Bv; k++) hr.y[m * Bv + k] = start + k < Nv ? yv[(size_t)(m0 + m) * Nv + start + k] : 0;
+      unit_head(s, b, hr.y.data(), hr.w.data(), hr.loss.data(), hr.hit.data(), hr.d0.data(), hr.d1.data(), false);
+      for (int m = 0; m < nm; m++)
         for (int k = 0; k < Bv && start + k < Nv; k++) {
-          float l, a, dh;
-          const int row = m * Bv + k;
-          head_row(head, hp, b.h[row / L][row % L], yv[(size_t)(m0 + m) * Nv + start + k], 0.0f, &l, &a, &dh,
-                   gh.data());
-          lsum[m] += l; asum[m] += a;
+          lsum[m] += hr.loss[m * Bv + k];
+          asum[m] += hr.hit[m * Bv + k];
         }
-      }
     }
     for (int m = 0; m < nm; m++) {
       loss[m0 + m] = (float)(lsum[m] / Nv);
