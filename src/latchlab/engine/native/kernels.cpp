@@ -670,14 +670,21 @@ template <int S> static inline void transpose(vf *r) {
 }
 
 // Rows src[0, L) at steps [t, T) time-major: step t's vector (lane l from row l) at o[t stride].
-// L rows x L steps at a time: contiguous loads, transposed in registers; the last steps one by one.
+// L rows x L steps at a time: contiguous loads, transposed in registers. The last T mod L
+// steps are the last L steps' tile, which overlaps the one before (written again with the
+// same values; lane by lane, they took a third of the gather's samples in the seed's sweep,
+// whose lengths are rarely multiples of L); in rows of fewer than L steps, one by one.
 template <class V> static inline void time_major(const float *const *src, int t, int T, V *o, size_t stride) {
-  for (; t + L <= T; t += L) {
+  const auto tile = [&](int t) {
     vf r[L];
     for (int l = 0; l < L; l++) r[l] = *(const vfu *)(src[l] + t);
     transpose<L / 2>(r);
     for (int j = 0; j < L; j++) o[(size_t)(t + j) * stride] = r[j];
-  }
+  };
+  const bool tiles = T - t >= L;
+  for (; t + L <= T; t += L) tile(t);
+  if (tiles && t < T) tile(T - L);
+  if (tiles) return;
   for (; t < T; t++) {
     vf c;
     for (int l = 0; l < L; l++) c[l] = src[l][t];
