@@ -85,9 +85,9 @@ def seed_chunk(kind: str):
     from latchlab.experiments import seed
 
     cfg = seed.seed_config("full", splits=("stratified",), cells=(kind,))
-    chunk = P.plan(list({m.id: m for m in cfg.members()}.values()))[0]
-    members = list(chunk.members)
-    d = D.make_data(members, chunk.T_pad)
+    chunks = P.plan(list({m.id: m for m in cfg.members()}.values()))[:1]
+    members = list(chunks[0].members)
+    d = D.make_data(members, chunks[0].T_pad, D.Families(chunks))  # rows shared as in a sweep
     run = members[0].run
     orders = train.epoch_orders(tuple(m.seed for m in members), 64, int(d.train.shape[1]), run.batch_size)
     return run.model, D.init_members(members), (d.x, d.y, d.mask, d.train, d.val), orders
