@@ -519,3 +519,45 @@ def test_members_reading_the_same_rows_equal_members_reading_their_own(kind, rsi
     assert shared[2].val_laid_out[1] is not None and alone[2].val_laid_out[1:] == (None, None)
     assert np.array_equal(shared[0], alone[0]) and np.array_equal(shared[1], alone[1])
     assert not np.array_equal(shared[0], native.flatten(init))
+
+
+@pytest.mark.parametrize("kind, rsig, units", [("lstm", "hard_sigmoid", 1), ("gru", "sigmoid", 8)])
+def test_members_sharing_their_examples_equal_members_trained_alone(kind, rsig, units, monkeypatch):
+    """A block looks up a member's examples and labels for the epoch once, and copies the last
+    member's when its positions, training examples and labels are the same (a seed's members
+    at every length). In one call of 12 members (cut into two blocks of 6), members 0-2
+    share all three; member 3 differs from 2 in one label, member 4 from 3 in one training
+    example, member 5 from 4 in the batches of two examples; 6-11 are 5's copies. Trained
+    together, each ends with the bits it gets trained alone (with any of the three checks
+    left out, it does not)."""
+    monkeypatch.setattr(native, "per_block", lambda *a: 12)
+    model = M.Model(_cell(kind, rsig, units))
+    rng = np.random.default_rng(3)
+    R, N, T = 12, 40, 9
+    x = np.tile(rng.normal(size=(1, N, T, 1)).astype(np.float32), (R, 1, 1, 1))
+    y = np.tile((rng.random(N) < 0.5).astype(np.int32), (R, 1))
+    perm = rng.permutation(N)
+    tr, va = np.tile(perm[:32], (R, 1)), np.tile(np.sort(perm[32:]), (R, 1))
+    y[3:, tr[0, 5]] ^= 1
+    tr[4:, [0, 1]] = tr[4:, [1, 0]]
+    mask = np.ones((R, T), bool)
+    init = _stack([M.init(jax.random.PRNGKey(s), model) for s in range(R)])
+    lr = np.full(R, 1e-2, np.float32)
+    orders = []
+    for e in range(2):
+        order, weight = train.epoch_order([np.random.default_rng([e, 5]) for _ in range(R)], 32, 8)
+        order[5:, [0, 1], 0] = order[5:, [1, 0], 0]  # an example in another batch
+        orders.append((order, weight))
+
+    def trained(rows):
+        ens = native.Ensemble(model, "adam", jax.tree.map(lambda a: a[rows], init), x[rows], y[rows], mask[rows],
+                              tr[rows], va[rows])  # fmt: skip
+        metrics = [ens.train_epoch(lr[rows], o[rows], w[rows]) + ens.evaluate() for o, w in orders]
+        return ens.params.copy(), np.array(metrics)
+
+    together = trained(np.arange(R))
+    for r in range(R):
+        alone = trained(np.array([r]))
+        assert np.array_equal(together[0][r], alone[0][0]), f"member {r}"
+        assert np.array_equal(together[1][:, :, r], alone[1][:, :, 0]), f"member {r}"
+    assert not np.array_equal(together[0], native.flatten(init))

@@ -1365,6 +1365,20 @@ struct Slots {
   std::vector<float> value;
   size_t SB = 0, B = 0;
   size_t at(int m, int st) const { return m * SB + st * B; }
+  // whether member r's positions, training examples and targets equal member r - 1's (a
+  // seed's members at every length share them): its slots are then a copy of the last
+  // member's, not looked up again at random (9 % of an SRNN epoch's samples in the seed's grid)
+  bool same_as_last(const int32_t *pos, const int32_t *train, const Targets &tg, int r, int Ntr) const {
+    const auto same = [](const void *a, size_t n) { return !memcmp((const char *)a - n, a, n); };
+    return same(pos + (size_t)r * SB, SB * 4) && same(train + (size_t)r * Ntr, (size_t)Ntr * 4) &&
+           (!tg.label || same(tg.label + (size_t)r * tg.N, (size_t)tg.N * 4)) &&
+           (!tg.value || same(tg.value + (size_t)r * tg.N, (size_t)tg.N * 4));
+  }
+  void copy_last(int m) {
+    memcpy(&ex[m * SB], &ex[(m - 1) * SB], SB * 4);
+    if (!label.empty()) memcpy(&label[m * SB], &label[(m - 1) * SB], SB * 4);
+    if (!value.empty()) memcpy(&value[m * SB], &value[(m - 1) * SB], SB * 4);
+  }
   // fills the slots of members [m0, m0 + nm); false if a position or an example is out of range
   bool fill(const int32_t *pos, const int32_t *train, int Ntr, const Targets &tg, int m0, int nm, int S, int B_) {
     B = B_;
@@ -1374,6 +1388,10 @@ struct Slots {
     value.resize(tg.value ? nm * SB : 0);
     for (int m = 0; m < nm; m++) {
       const int32_t *p = pos + (size_t)(m0 + m) * SB, *tr = train + (size_t)(m0 + m) * Ntr;
+      if (m > 0 && same_as_last(pos, train, tg, m0 + m, Ntr)) {  // a seed's members at other lengths
+        copy_last(m);
+        continue;
+      }
       for (size_t j = 0; j < SB; j++) {
         const int32_t q = p[j];
         if (q < 0 || q >= Ntr) return false;
