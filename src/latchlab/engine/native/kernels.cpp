@@ -460,8 +460,8 @@ static void backward(Block &b, int T) {
 }
 
 // exp and log of float vectors (Cephes' expf and logf, as Eigen vectorises them: within 2
-// ulp), for seq_softmax's K exponentials per row and step (a scalar expf per lane cost more
-// than the cell's step). vexp clamps its argument below at -87.3 (e^-87.3 ~ 1e-38, the
+// ulp), for the heads (``vhead``) and seq_softmax's K exponentials per row and step (a scalar
+// expf per lane cost more than the cell's step). vexp clamps its argument below at -87.3 (e^-87.3 ~ 1e-38, the
 // smallest normal float: nothing smaller survives the flush of subnormals anyway); vlog
 // takes positive normal floats.
 static inline vf vexp(vf x) {
