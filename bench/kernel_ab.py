@@ -14,8 +14,9 @@ the median time of each and the median and range of old over new per pair: above
 working tree is faster. With ``--chunk seed`` the members are instead the first chunk that
 the seed's full sweep (one split, Keras 2's gates) plans for each cell: two seeds' members at
 every length, reading their seeds' shared sequences in the sweep's shuffles, as a sweep's
-blocks do (``--units``, ``--length``, ``--members`` and ``--gates`` do not apply). The speed of a change is this ratio, never a wall-clock time
-(docs/benchmarks.md says which CPU each ratio was measured on).
+blocks do (``--units``, ``--length``, ``--members`` and ``--gates`` do not apply). The speed
+of a change is this ratio, never a wall-clock time (docs/benchmarks.md says which CPU each
+ratio was measured on).
 """
 
 import argparse
@@ -61,9 +62,9 @@ def library(source: Path, tag: str, model, defines: tuple[str, ...]):
     return native._typed(path, {k: s for k, s in native.SIGNATURES.items() if hasattr(so, k)})
 
 
-def own_data(cell: Cell, T: int, R: int, N: int = 10000):
+def own_data(cell: Cell, T: int, R: int, epochs: int, N: int = 10000):
     """R members of ``cell`` at length T, each with sequences of its own: (model, initial
-    parameters, ``Ensemble``'s data arguments, each epoch's shuffles)."""
+    parameters, ``Ensemble``'s data arguments, each of ``epochs`` epochs' shuffles)."""
     model = M.Model(cell)
     keys = jax.random.split(jax.random.PRNGKey(0), R)
     x, y = jax.vmap(lambda k: tasks.latch(k, N, T, 0.1, 1))(keys)
@@ -71,12 +72,12 @@ def own_data(cell: Cell, T: int, R: int, N: int = 10000):
     params = jax.tree.map(lambda *a: jnp.stack(a), *[M.init(k, model) for k in keys])
     args = (np.asarray(x), np.asarray(y), np.ones((R, T), bool), np.stack(tr), np.stack(va))
     orders = [
-        train.epoch_order([np.random.default_rng([s, rep]) for s in range(R)], len(tr[0]), 16) for rep in range(64)
+        train.epoch_order([np.random.default_rng([s, rep]) for s in range(R)], len(tr[0]), 16) for rep in range(epochs)
     ]
     return model, params, args, orders
 
 
-def seed_chunk(kind: str):
+def seed_chunk(kind: str, epochs: int):
     """The first chunk the seed's full sweep (one split, Keras 2's gates) plans for ``kind``,
     as ``own_data`` returns its members, with its data, initial parameters and shuffles made
     as the sweep makes them."""
@@ -89,13 +90,14 @@ def seed_chunk(kind: str):
     members = list(chunks[0].members)
     d = D.make_data(members, chunks[0].T_pad, D.Families(chunks))  # rows shared as in a sweep
     run = members[0].run
-    orders = train.epoch_orders(tuple(m.seed for m in members), 64, int(d.train.shape[1]), run.batch_size)
+    orders = train.epoch_orders(tuple(m.seed for m in members), epochs, int(d.train.shape[1]), run.batch_size)
     return run.model, D.init_members(members), (d.x, d.y, d.mask, d.train, d.val), orders
 
 
 def compare(name: str, cell: Cell | None, T: int, R: int, repeats: int, old, new, N: int = 10000) -> str:
     """Old against new on ``own_data``'s members, or (``cell`` None) on ``seed_chunk(name)``."""
-    model, params, args, orders = own_data(cell, T, R, N) if cell is not None else seed_chunk(name)
+    epochs = repeats + 1
+    model, params, args, orders = own_data(cell, T, R, epochs, N) if cell is not None else seed_chunk(name, epochs)
     R = len(args[3])
     libs = {"old": library(old[0], "old", model, old[1]), "new": library(new[0], "new", model, new[1])}
     ens = {k: native.Ensemble(model, "adam", params, *args) for k in libs}
@@ -106,7 +108,7 @@ def compare(name: str, cell: Cell | None, T: int, R: int, repeats: int, old, new
     t_val: dict[str, list[float]] = {k: [] for k in libs}
     metrics: dict[str, list] = {k: [] for k in libs}
     for rep in range(repeats + 1):
-        order = orders[rep % len(orders)]
+        order = orders[rep]
         for k in ("old", "new") if rep % 2 == 0 else ("new", "old"):
             t0 = time.perf_counter()
             trained = ens[k].train_epoch(lr, *order)
