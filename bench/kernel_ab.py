@@ -59,7 +59,32 @@ def library(source: Path, tag: str, model, defines: tuple[str, ...]):
     flags = native.FLAGS + (f"-march={native.march()}",) + defines + native.defines(v)
     path = native._compile(source, f"ab-{tag}-{''.join(map(str, v))}", flags)
     so = ctypes.CDLL(str(path))
-    return native._typed(path, {k: s for k, s in native.SIGNATURES.items() if hasattr(so, k)})
+    signatures = {k: s for k, s in native.SIGNATURES.items() if hasattr(so, k)}
+    if "prow" in source.read_text():
+        return native._typed(path, signatures)
+    res, args = signatures["latch_train_epoch"]
+    signatures["latch_train_epoch"] = (res, args[:PROW] + args[PROW + 1 :])
+    return OneRowAMember(native._typed(path, signatures))
+
+
+PROW = 23  # latch_train_epoch's argument: each member's row of the shuffles
+
+
+class OneRowAMember:
+    """A library from before members could share their shuffles' rows (``prow``): its
+    ``latch_train_epoch`` takes one row a member, and no ``prow``."""
+
+    shares_rows = False
+
+    def __init__(self, lib):
+        self._lib = lib
+
+    def __getattr__(self, name: str):
+        return getattr(self._lib, name)
+
+    def latch_train_epoch(self, *a):
+        assert a[PROW] is not None
+        return self._lib.latch_train_epoch(*a[:PROW], *a[PROW + 1 :])
 
 
 def own_data(cell: Cell, T: int, R: int, epochs: int, N: int = 10000):
@@ -108,8 +133,10 @@ def compare(name: str, cell: Cell | None, T: int, R: int, repeats: int, old, new
     t_val: dict[str, list[float]] = {k: [] for k in libs}
     metrics: dict[str, list] = {k: [] for k in libs}
     for rep in range(repeats + 1):
-        order = orders[rep]
         for k in ("old", "new") if rep % 2 == 0 else ("new", "old"):
+            order = orders[rep]
+            if isinstance(order, train.Shuffles) and not getattr(ens[k].lib, "shares_rows", True):
+                order = order.per_member()
             t0 = time.perf_counter()
             trained = ens[k].train_epoch(lr, *order)
             t1 = time.perf_counter()

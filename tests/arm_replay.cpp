@@ -159,9 +159,10 @@ int main(int argc, char **argv) {
   // the rows' pointers: arrays 0 (the rows' floats) and 1 (each row's offset)
   std::vector<const float *> xrow;
   for (size_t i = 0; i < a[1].bytes.size() / 8; i++) xrow.push_back(a[0].ptr<float>() + a[1].ptr<int64_t>()[i]);
-  if (entry == 0 && n == 16 && a.size() == 15) {
+  if (entry == 0 && n == 16 && a.size() == 16) {
     // kind, rsig, reset_after, H, F, head, O, opt, R, T, S, B, Ntr, N, per_block, counter;
-    // rows, offsets, xstride, t0, pos, train, y, yv, ysteps, weight, params, mu, nu, count, lr
+    // rows, offsets, xstride, t0, pos, train, y, yv, ysteps, weight, params, mu, nu, count, lr,
+    // prow
     int R = s[8];
     counter = s[15];
     Array loss, acc;
@@ -170,7 +171,7 @@ int main(int argc, char **argv) {
     rc = latch_train_epoch(s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7], R, s[9], xrow.data(), a[2].ptr<int64_t>(),
                            a[3].ptr<int32_t>(), s[10], s[11], a[4].ptr<int32_t>(), s[12], a[5].ptr<int32_t>(),
                            a[6].ptr<int32_t>(), a[7].ptr<float>(), s[13], a[8].ptr<int32_t>(), a[9].ptr<float>(),
-                           a[10].ptr<float>(), a[11].ptr<float>(), a[12].ptr<float>(), a[13].ptr<int32_t>(),
+                           a[15].ptr<int32_t>(), a[10].ptr<float>(), a[11].ptr<float>(), a[12].ptr<float>(), a[13].ptr<int32_t>(),
                            a[14].ptr<float>(), loss.ptr<float>(), acc.ptr<float>(), s[14], &counter);
     fwrite(&rc, 4, 1, out);
     fwrite(&counter, 4, 1, out);

@@ -127,22 +127,26 @@ class ArmKernels:
 
     def latch_train_epoch(self, *a):
         kind, rsig, ra, H, F, head, n_out, opt, R, T, xrow, xstride, t0p, S, B, pos = a[:16]
-        Ntr, train, y, yv, N, ysteps, weight, params, mu, nu, count, lr, loss, acc, per_block, counter = a[16:]
+        Ntr, train, y, yv, N, ysteps, weight, prow, params, mu, nu, count, lr, loss, acc, per_block, counter = a[16:]
         t0 = _get(t0p, R, np.int32)
+        rows = _get(prow, R, np.int32)
+        assert rows is not None
+        D = int(rows.max()) + 1  # the shuffles' rows
         P = R * self.P
         arrays = self._rows(xrow, xstride, t0, R, F, N, T) + [
             t0,
-            _get(pos, R * S * B, np.int32),
+            _get(pos, D * S * B, np.int32),
             _get(train, R * Ntr, np.int32),
             _get(y, R * N, np.int32),
             _get(yv, R * N, np.float32),
             _get(ysteps, R * N * T, np.int32),
-            _get(weight, R * S * B, np.float32),
+            _get(weight, D * S * B, np.float32),
             _get(params, P, np.float32),
             _get(mu, P, np.float32),
             _get(nu, P, np.float32),
             _get(count, R, np.int32),
             _get(lr, R, np.float32),
+            rows,
         ]
         scalars = [kind, rsig, ra, H, F, head, n_out, opt, R, T, S, B, Ntr, N, per_block, counter[0]]
         rc, counter[0], out = _run(self.exe, 0, scalars, arrays)

@@ -176,8 +176,9 @@ def chunk_parts(run, R: int, T: int, n_devices: int) -> dict:
         # the sequences twice (made, then placed or padded), one member at a time being
         # made on each device (4-5 times its size), labels and split indices
         "data sets (N x T)": (2 * R + 5 * n_devices) * run.N * T * F * F32 + R * run.N * (y_steps + 1) * F32,
-        # every epoch's shuffles are made before the first (positions and weights)
-        "shuffles (epochs x N)": run.epochs * R * rows * 2 * F32,
+        # every epoch's shuffles are made before the first (positions and weights, a row a
+        # seed: at most one a member), and the XLA modes copy an epoch's to a row a member
+        "shuffles (epochs x N)": (run.epochs + 1) * R * rows * 2 * F32,
         # every epoch's parameters, kept on the host and packed for the store
         "parameter snapshots (epochs x parameters)": 2 * (run.epochs + 1) * R * P * F32,
         # a step's inputs, the cell's gates and states at every step (reverse mode keeps

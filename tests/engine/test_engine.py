@@ -427,14 +427,32 @@ def test_train_epoch_compiles_once_for_same_shapes():
 def test_epoch_orders_draw_once_per_seed_as_a_generator_per_member_would():
     # reference: every member its own generator, as a member trained alone would shuffle
     seeds = (3, 3, 1, 7, 1, 3, 0, 2**40 + 5)
-    rngs = [np.random.default_rng([s, 0x5EED]) for s in seeds]
-    ref = [train.epoch_order(rngs, 801, 16) for _ in range(3)]
-    got = train.epoch_orders(seeds, 3, 801, 16)
-    for (o, w), (ro, rw) in zip(got, ref):
+    for batch_size in (16, 7, 801):  # one draw cut into batches of each size
+        rngs = [np.random.default_rng([s, 0x5EED]) for s in seeds]
+        ref = [_padded_batches([rng.permutation(801) for rng in rngs], batch_size) for _ in range(3)]
+        got = train.epoch_orders(seeds, 3, 801, batch_size)
+        _assert_shuffles_equal(got, ref, len(set(seeds)))
+    assert not np.array_equal(got[0].order[0], got[0].order[1])  # different seeds shuffle differently
+
+
+def _padded_batches(perms, batch_size: int):
+    """Each permutation in (S, B) batches, the last padded with position 0 at weight 0."""
+    S = -(-len(perms[0]) // batch_size)
+    order, weight = [], []
+    for p in perms:
+        pad = S * batch_size - len(p)
+        order.append(np.concatenate([p, np.zeros(pad, int)]).reshape(S, batch_size).astype(np.int32))
+        weight.append(np.concatenate([np.ones(len(p)), np.zeros(pad)]).reshape(S, batch_size).astype(np.float32))
+    return np.stack(order), np.stack(weight)
+
+
+def _assert_shuffles_equal(got, ref, distinct: int):
+    for shuffles, (ro, rw) in zip(got, ref, strict=True):
+        o, w = shuffles.per_member()
         np.testing.assert_array_equal(o, ro)
         np.testing.assert_array_equal(w, rw)
-        assert o.dtype == ro.dtype and w.dtype == rw.dtype and not o.flags.writeable
-    assert not np.array_equal(got[0][0][0], got[0][0][2])  # different seeds shuffle differently
+        assert o.dtype == ro.dtype and w.dtype == rw.dtype and not shuffles.order.flags.writeable
+        assert len(shuffles.order) == distinct  # one row a seed, shared by its members
 
 
 def _shape_of(chunk):

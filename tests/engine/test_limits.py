@@ -92,8 +92,9 @@ def test_the_chunk_estimate_bounds_what_the_engine_allocates(over):
         assert snaps <= parts["parameter snapshots (epochs x parameters)"] <= 10 * snaps
         seeds = tuple(m.seed for m in chunk.members)
         orders = train.epoch_orders(seeds, run.epochs, int(data.train.shape[1]), run.batch_size)
-        shuffles = sum(a.nbytes for pair in orders for a in pair)
-        assert shuffles == parts["shuffles (epochs x N)"]
+        shuffles = sum(a.nbytes for epoch in orders for a in epoch[:2])  # a row a seed
+        shuffles += sum(a.nbytes for a in orders[0].per_member())  # an epoch's, a row a member
+        assert shuffles <= parts["shuffles (epochs x N)"] <= 10 * shuffles
     assert est.members == len(cfg.members())
 
 

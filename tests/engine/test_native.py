@@ -521,6 +521,37 @@ def test_members_reading_the_same_rows_equal_members_reading_their_own(kind, rsi
     assert not np.array_equal(shared[0], native.flatten(init))
 
 
+@pytest.mark.parametrize("kind, rsig, units", [("srnn", "sigmoid", 1), ("lstm", "sigmoid", 2)])
+def test_members_sharing_shuffles_train_as_with_copies_of_them(kind, rsig, units):
+    """Members that shuffle alike share one row of an epoch's positions and weights
+    (``train.Shuffles``): 7 members reading 3 rows (weights differing between the rows, out
+    of order) end with the bits they get from each member's own copy of its row."""
+    model = M.Model(_cell(kind, rsig, units))
+    rng = np.random.default_rng(11)
+    R, N, T = 7, 40, 6
+    x = rng.normal(size=(R, N, T, 1)).astype(np.float32)
+    y = (rng.random((R, N)) < 0.5).astype(np.int32)
+    perm = np.stack([rng.permutation(N) for _ in range(R)])
+    tr, va = perm[:, :30], np.sort(perm[:, 30:], axis=1)
+    mask = np.ones((R, T), bool)
+    init = _stack([M.init(jax.random.PRNGKey(s), model) for s in range(R)])
+    lr = np.full(R, 1e-2, np.float32)
+    row = np.array([2, 0, 2, 1, 0, 1, 2], np.int32)
+    order, weight = train.epoch_order([np.random.default_rng([d, 9]) for d in range(3)], 30, 8)  # (3, 4, 8)
+    weight = weight.copy()
+    weight[1, 0, :3] = 0.0  # row 1 leaves out three examples of its first batch
+    shared = train.Shuffles(order, weight, row)
+    out = []
+    for args in (tuple(shared), shared.per_member()):
+        ens = native.Ensemble(model, "adam", init, x, y, mask, tr, va)
+        metrics = [ens.train_epoch(lr, *args) + ens.evaluate() for _ in range(2)]
+        out.append((ens.params.copy(), np.array(metrics)))
+    assert np.array_equal(out[0][0], out[1][0]) and np.array_equal(out[0][1], out[1][1])
+    assert not np.array_equal(out[0][0], native.flatten(init))
+    with pytest.raises(ValueError, match="rows"):
+        native.Ensemble(model, "adam", init, x, y, mask, tr, va).train_epoch(lr, order, weight, row + 1)
+
+
 @pytest.mark.parametrize("kind, rsig, units", [("lstm", "hard_sigmoid", 1), ("gru", "sigmoid", 8)])
 def test_members_sharing_their_examples_equal_members_trained_alone(kind, rsig, units, monkeypatch):
     """A block looks up a member's examples and labels for the epoch once, and copies the last

@@ -161,10 +161,12 @@ _PPF = ctypes.POINTER(_PF)
 SIGNATURES = {
     # kind, rsig, reset_after, units, inputs, head, outputs, opt, R, T, xrow, xstride, t0, S,
     # B, pos, Ntr, train, y (labels), yv (values), N, ysteps (categories per step), weight,
-    # params, mu, nu, count, lr, loss, acc, per_block, next_block
+    # prow (each member's row of pos and weight), params, mu, nu, count, lr, loss, acc,
+    # per_block, next_block
     "latch_train_epoch": (
         _I,
-        [*[_I] * 10, _PPF, _PI64, _PI, _I, _I, _PI, _I, _PI, _PI, _PF, _I, _PI, _PF, _PF, _PF, _PF, _PI, _PF, _PF, _PF]
+        [*[_I] * 10, _PPF, _PI64, _PI, _I, _I, _PI, _I, _PI, _PI, _PF, _I, _PI, _PF, _PI]
+        + [_PF, _PF, _PF, _PI, _PF, _PF, _PF]
         + [_I]
         + [ctypes.POINTER(_I)],
     ),
@@ -643,16 +645,19 @@ class Ensemble:
             return None, _ptr(y), self.shape[1], None
         return _ptr(y, I), None, self.shape[1], None
 
-    def train_epoch(self, lr, order, weight):
-        """One epoch (``train.train_epoch``'s contract): returns (R,) mean loss and accuracy."""
+    def train_epoch(self, lr, order, weight, row=None):
+        """One epoch (``train.train_epoch``'s contract): returns (R,) mean loss and accuracy.
+        Member r takes row ``row[r]`` of ``order`` and ``weight`` (default: row r), so
+        members that shuffle alike can share one (``train.Shuffles``)."""
         R, N, T = self.shape
-        _, S, B = order.shape
+        D, S, B = order.shape
         # positions into each member's training examples: the kernel looks up the examples
         # and their targets (each thread its block's), and refuses a position out of range
         order = np.ascontiguousarray(order, np.int32)
         weight = np.ascontiguousarray(weight, np.float32)
-        if order.shape[0] != R or weight.shape != order.shape:
-            raise ValueError(f"shuffles {order.shape} and weights {weight.shape} for {R} members")
+        row = np.arange(R, dtype=np.int32) if row is None else np.ascontiguousarray(row, np.int32)
+        if weight.shape != order.shape or row.shape != (R,) or (R and not 0 <= row.min() <= row.max() < D):
+            raise ValueError(f"shuffles {order.shape}, weights {weight.shape} and rows {row.shape} for {R} members")
         lr = np.ascontiguousarray(lr, np.float32)
         loss, acc = np.zeros(R, np.float32), np.zeros(R, np.float32)
         k, rs, ra, H, F, hd, n_out = self.codes
@@ -680,6 +685,7 @@ class Ensemble:
                 _ptr(self.train, I),
                 *self._targets(self.y),
                 _ptr(weight),
+                _ptr(row, I),
                 _ptr(self.params),
                 _ptr(self.mu),
                 _ptr(self.nu),

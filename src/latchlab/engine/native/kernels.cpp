@@ -1355,7 +1355,8 @@ static bool targets_ok(const Shape &s, const Targets &tg) {
 }
 
 // A block's examples and targets for every step of the epoch, looked up at its start
-// from each member's positions pos (R, S B: into its training examples train (R, Ntr)) and
+// from each member's positions (row prow[r] of pos (D, S B): into its training examples
+// train (R, Ntr); members of one seed shuffle alike and share a row) and
 // its examples' labels or values (R, N), by the thread that trains it (looked up in Python
 // before the call, the epoch waited on one core; one at a time in the steps, the random
 // reads stalled them). The block's member m has its B examples of step st at
@@ -1368,9 +1369,12 @@ struct Slots {
   // whether member r's positions, training examples and targets equal member r - 1's (a
   // seed's members at every length share them): its slots are then a copy of the last
   // member's, not looked up again at random (9 % of an SRNN epoch's samples in the seed's grid)
-  bool same_as_last(const int32_t *pos, const int32_t *train, const Targets &tg, int r, int Ntr) const {
+  bool same_as_last(const int32_t *pos, const int32_t *prow, const int32_t *train, const Targets &tg, int r,
+                    int Ntr) const {
     const auto same = [](const void *a, size_t n) { return !memcmp((const char *)a - n, a, n); };
-    return same(pos + (size_t)r * SB, SB * 4) && same(train + (size_t)r * Ntr, (size_t)Ntr * 4) &&
+    const bool same_pos = prow[r] == prow[r - 1] ||
+                          !memcmp(pos + (size_t)prow[r] * SB, pos + (size_t)prow[r - 1] * SB, SB * 4);
+    return same_pos && same(train + (size_t)r * Ntr, (size_t)Ntr * 4) &&
            (!tg.label || same(tg.label + (size_t)r * tg.N, (size_t)tg.N * 4)) &&
            (!tg.value || same(tg.value + (size_t)r * tg.N, (size_t)tg.N * 4));
   }
@@ -1380,15 +1384,16 @@ struct Slots {
     if (!value.empty()) memcpy(&value[m * SB], &value[(m - 1) * SB], SB * 4);
   }
   // fills the slots of members [m0, m0 + nm); false if a position or an example is out of range
-  bool fill(const int32_t *pos, const int32_t *train, int Ntr, const Targets &tg, int m0, int nm, int S, int B_) {
+  bool fill(const int32_t *pos, const int32_t *prow, const int32_t *train, int Ntr, const Targets &tg, int m0, int nm,
+            int S, int B_) {
     B = B_;
     SB = (size_t)S * B;
     ex.resize(nm * SB);
     label.resize(tg.label ? nm * SB : 0);
     value.resize(tg.value ? nm * SB : 0);
     for (int m = 0; m < nm; m++) {
-      const int32_t *p = pos + (size_t)(m0 + m) * SB, *tr = train + (size_t)(m0 + m) * Ntr;
-      if (m > 0 && same_as_last(pos, train, tg, m0 + m, Ntr)) {  // a seed's members at other lengths
+      const int32_t *p = pos + (size_t)prow[m0 + m] * SB, *tr = train + (size_t)(m0 + m) * Ntr;
+      if (m > 0 && same_as_last(pos, prow, train, tg, m0 + m, Ntr)) {  // a seed's members at other lengths
         copy_last(m);
         continue;
       }
@@ -1516,8 +1521,9 @@ static const vf *hgather(Block &xb, HBlock &b, const Inputs &in, int R, int T, i
 
 template <int KIND, int RSIG, int RA, int HC>
 static int train_h(const Shape &s, int R, int T, const Inputs &in, int S, int B, const int32_t *pos, int Ntr,
-                   const int32_t *train, const Targets &tg, const float *weight, float *params, float *mu, float *nu,
-                   int32_t *count, const float *lr, float *loss, float *acc, int per_block, int *next_block) {
+                   const int32_t *train, const Targets &tg, const float *weight, const int32_t *prow, float *params,
+                   float *mu, float *nu, int32_t *count, const float *lr, float *loss, float *acc, int per_block,
+                   int *next_block) {
   const int H = s.H, F = s.F, V = (B + L - 1) / L, Pc = s.Pc, O = s.O;
   const bool seq = s.head == SEQ;
   Block xb;
@@ -1529,7 +1535,7 @@ static int train_h(const Shape &s, int R, int T, const Inputs &in, int S, int B,
   Blocks blocks(R, per_block, T, in.t0);
   int m0, nm;
   while (blocks.next(next_block, &m0, &nm)) {
-    if (!slots.fill(pos, train, Ntr, tg, m0, nm, S, B)) return -2;
+    if (!slots.fill(pos, prow, train, Ntr, tg, m0, nm, S, B)) return -2;
     const int nv = nm * V;
     // each member's weight in the current step, its inverse, and its loss and metric sums
     wstep.assign(nm, 0.0f); inv.assign(nm, 0.0f); lm.assign(nm, 0.0f); am.assign(nm, 0.0f);
@@ -1562,7 +1568,7 @@ static int train_h(const Shape &s, int R, int T, const Inputs &in, int S, int B,
         std::fill(b.dh.begin(), b.dh.end(), vf{});
       }
       for (int m = 0; m < nm; m++) {
-        const float *w = weight + ((size_t)(m0 + m) * S + st) * B;
+        const float *w = weight + ((size_t)prow[m0 + m] * S + st) * B;
         float n = 0.0f;
         for (int k = 0; k < B; k++) n += w[k];
         wstep[m] = n;
@@ -1582,7 +1588,7 @@ static int train_h(const Shape &s, int R, int T, const Inputs &in, int S, int B,
                                            v, true);
         for (int v = c0; v < c1; v++) {
           const int m = v / V, q = v % V;
-          const float *w = weight + ((size_t)(m0 + m) * S + st) * B;
+          const float *w = weight + ((size_t)prow[m0 + m] * S + st) * B;
           const size_t at = slots.at(m, st);  // the step's targets in the slots
           if (seq) {  // a sequence's loss is its steps' mean: each step's weight w / steps
             for (int l = 0; l < L; l++) {
@@ -1629,7 +1635,7 @@ static int train_h(const Shape &s, int R, int T, const Inputs &in, int S, int B,
       for (int m = 0; m < nm; m++) {
         const float n = wstep[m];
         if (seq) {  // the batch's loss and metric
-          const float *w = weight + ((size_t)(m0 + m) * S + st) * B;
+          const float *w = weight + ((size_t)prow[m0 + m] * S + st) * B;
           for (int k = 0; k < B; k++) {
             const int v = m * V + k / L, l = k % L;
             const float ns = b.nsteps[v][l], nsy = b.nsym[v][l];
@@ -1767,8 +1773,9 @@ int latch_batch_rows(const float *x, int64_t xstride, int Tf, const int32_t *ex,
 //   head, opt: codes of CODES, O the head's outputs (dense2: 2; dense1, linear: 1;
 //   seq_softmax: its classes);
 //   member r's channel f starts at xrow[f R + r] (see Inputs), valid from step t0[r] to T - 1;
-//   pos, weight (R, S, B): each step's positions in the member's training examples train
-//   (R, Ntr), and their weights; the examples' targets (Targets, N examples a member): y
+//   pos, weight (D, S, B): each step's positions in a member's training examples train
+//   (R, Ntr), and their weights, member r's in row prow[r] (R; members of one seed share
+//   theirs); the examples' targets (Targets, N examples a member): y
 //   (R, N) labels (dense2, dense1), yv (R, N) values (linear), or ysteps (R, N, T) categories
 //   per step (seq_softmax); the others may be null; -2 if a position or example is out of range;
 //   params (R, P), mu/nu (R, P), count (R): updated in place; lr (R);
@@ -1776,8 +1783,9 @@ int latch_batch_rows(const float *x, int64_t xstride, int Tf, const int32_t *ex,
 int latch_train_epoch(int kind, int rsig, int reset_after, int H, int F, int head, int O, int opt, int R, int T,
                       const float *const *xrow, const int64_t *xstride, const int32_t *t0, int S, int B,
                       const int32_t *pos, int Ntr, const int32_t *train, const int32_t *y_all, const float *yv_all,
-                      int N, const int32_t *ysteps, const float *weight, float *params, float *mu, float *nu,
-                      int32_t *count, const float *lr, float *loss, float *acc, int per_block, int *next_block) {
+                      int N, const int32_t *ysteps, const float *weight, const int32_t *prow, float *params, float *mu,
+                      float *nu, int32_t *count, const float *lr, float *loss, float *acc, int per_block,
+                      int *next_block) {
   const Shape s = shape(kind, rsig, reset_after, head, opt, H, F, O);
   const Targets tg{y_all, yv_all, ysteps, N};
   if (!valid(s) || !targets_ok(s, tg)) return -1;
@@ -1787,9 +1795,9 @@ int latch_train_epoch(int kind, int rsig, int reset_after, int H, int F, int hea
   if (!one_unit(s)) {
     if (s.H == FIXED_H)
       return train_h<VARIANT_KIND, VARIANT_RSIG, VARIANT_RESET_AFTER, FIXED_H>(
-          s, R, T, in, S, B, pos, Ntr, train, tg, weight, params, mu, nu, count, lr, loss, acc, per_block, next_block);
+          s, R, T, in, S, B, pos, Ntr, train, tg, weight, prow, params, mu, nu, count, lr, loss, acc, per_block, next_block);
     return train_h<VARIANT_KIND, VARIANT_RSIG, VARIANT_RESET_AFTER, 0>(
-        s, R, T, in, S, B, pos, Ntr, train, tg, weight, params, mu, nu, count, lr, loss, acc, per_block, next_block);
+        s, R, T, in, S, B, pos, Ntr, train, tg, weight, prow, params, mu, nu, count, lr, loss, acc, per_block, next_block);
   }
   Block b;
   Corrections bc;
@@ -1800,7 +1808,7 @@ int latch_train_epoch(int kind, int rsig, int reset_after, int H, int F, int hea
   Blocks blocks(R, per_block, T, in.t0);
   int m0, nm;
   while (blocks.next(next_block, &m0, &nm)) {
-    if (!slots.fill(pos, train, Ntr, tg, m0, nm, S, B)) return -2;
+    if (!slots.fill(pos, prow, train, Ntr, tg, m0, nm, S, B)) return -2;
     int nv = (nm * B + L - 1) / L;
     block_alloc(b, s, nv, T);
     lane_layout(b, m0, nm, B, t0);
@@ -1815,7 +1823,7 @@ int latch_train_epoch(int kind, int rsig, int reset_after, int H, int F, int hea
       dispatch_forward(s, b, T, true);
       memset(grad.data(), 0, sizeof(float) * grad.size());
       for (int m = 0; m < nm; m++) {  // each row's label, and its weight over its member's
-        const float *w = weight + ((size_t)(m0 + m) * S + st) * B;
+        const float *w = weight + ((size_t)prow[m0 + m] * S + st) * B;
         float n = 0.0f;
         for (int k = 0; k < B; k++) n += w[k];
         const float inv = 1.0f / (n > 1e-12f ? n : 1e-12f);
@@ -1825,7 +1833,7 @@ int latch_train_epoch(int kind, int rsig, int reset_after, int H, int F, int hea
       }
       unit_head(s, b, hr.y.data(), hr.w.data(), hr.loss.data(), hr.hit.data(), hr.d0.data(), hr.d1.data(), true);
       for (int m = 0; m < nm; m++) {  // each member's sums over its rows, in order
-        const float *w = weight + ((size_t)(m0 + m) * S + st) * B;
+        const float *w = weight + ((size_t)prow[m0 + m] * S + st) * B;
         const float n = wn[m], inv = 1.0f / (n > 1e-12f ? n : 1e-12f);
         float lm = 0.0f, am = 0.0f, *g = &grad[(size_t)m * s.P + Pc];
         for (int k = 0; k < B; k++) {
