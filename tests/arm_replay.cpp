@@ -171,8 +171,9 @@ int main(int argc, char **argv) {
     rc = latch_train_epoch(s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7], R, s[9], xrow.data(), a[2].ptr<int64_t>(),
                            a[3].ptr<int32_t>(), s[10], s[11], a[4].ptr<int32_t>(), s[12], a[5].ptr<int32_t>(),
                            a[6].ptr<int32_t>(), a[7].ptr<float>(), s[13], a[8].ptr<int32_t>(), a[9].ptr<float>(),
-                           a[15].ptr<int32_t>(), a[10].ptr<float>(), a[11].ptr<float>(), a[12].ptr<float>(), a[13].ptr<int32_t>(),
-                           a[14].ptr<float>(), loss.ptr<float>(), acc.ptr<float>(), s[14], &counter);
+                           a[15].ptr<int32_t>(), a[10].ptr<float>(), a[11].ptr<float>(), a[12].ptr<float>(),
+                           a[13].ptr<int32_t>(), a[14].ptr<float>(), loss.ptr<float>(), acc.ptr<float>(), s[14],
+                           &counter);
     fwrite(&rc, 4, 1, out);
     fwrite(&counter, 4, 1, out);
     for (int k : {10, 11, 12, 13}) put(out, a[k]);

@@ -311,9 +311,12 @@ def epoch_order(rngs, n_train: int, batch_size: int):
     compiled epoch; each member draws from its own generator, so a member's batches do
     not depend on which other members share its group.
     """
-    return _batches(
-        np.array([rng.permutation(n_train) for rng in rngs], np.int32).reshape(len(rngs), n_train), batch_size
-    )
+    return _batches(_draw(rngs, n_train), batch_size)
+
+
+def _draw(rngs, n_train: int) -> np.ndarray:
+    """(R, n_train) int32: one permutation from each generator of ``rngs``."""
+    return np.array([rng.permutation(n_train) for rng in rngs], np.int32).reshape(len(rngs), n_train)
 
 
 def _batches(perm: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -334,7 +337,7 @@ def _permutations(seeds: tuple, epochs: int, n_train: int) -> tuple[np.ndarray, 
     """Each epoch's (D, n_train) permutations of distinct ``seeds``' generators (any batch
     size cuts them alike: the answer's three batch sizes and two tasks draw once)."""
     rngs = [np.random.default_rng([s, 0x5EED]) for s in seeds]
-    return tuple(np.array([rng.permutation(n_train) for rng in rngs], np.int32) for _ in range(epochs))
+    return tuple(_draw(rngs, n_train) for _ in range(epochs))
 
 
 class Shuffles(NamedTuple):

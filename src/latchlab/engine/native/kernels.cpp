@@ -1795,9 +1795,11 @@ int latch_train_epoch(int kind, int rsig, int reset_after, int H, int F, int hea
   if (!one_unit(s)) {
     if (s.H == FIXED_H)
       return train_h<VARIANT_KIND, VARIANT_RSIG, VARIANT_RESET_AFTER, FIXED_H>(
-          s, R, T, in, S, B, pos, Ntr, train, tg, weight, prow, params, mu, nu, count, lr, loss, acc, per_block, next_block);
+          s, R, T, in, S, B, pos, Ntr, train, tg, weight, prow, params, mu, nu, count, lr, loss, acc, per_block,
+          next_block);
     return train_h<VARIANT_KIND, VARIANT_RSIG, VARIANT_RESET_AFTER, 0>(
-        s, R, T, in, S, B, pos, Ntr, train, tg, weight, prow, params, mu, nu, count, lr, loss, acc, per_block, next_block);
+        s, R, T, in, S, B, pos, Ntr, train, tg, weight, prow, params, mu, nu, count, lr, loss, acc, per_block,
+        next_block);
   }
   Block b;
   Corrections bc;
