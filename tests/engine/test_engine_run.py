@@ -72,6 +72,34 @@ def test_execute_alone_equals_the_in_process_loop(monkeypatch):
     assert "autodiff" in seen  # the GRUs trained on XLA
 
 
+def test_a_sweep_leaves_older_objects_unscanned_and_restores_the_collector():
+    """While ``run`` trains, the objects made before it are frozen out of the garbage
+    collector's scans; after it (and after an error) nothing is frozen again, and a process
+    that had frozen objects itself keeps them frozen."""
+    import gc
+
+    seen = []
+    cfg = _cfg(grid={"T": [3]})
+    runner.run(cfg, progress=lambda n, total: seen.append(gc.get_freeze_count()))
+    assert seen and min(seen) > 1000 and gc.get_freeze_count() == 0
+
+    def broken(chunks):
+        seen.append(gc.get_freeze_count())
+        raise KeyError("an executor failed")
+        yield  # a generator
+
+    with pytest.raises(KeyError):
+        runner.run(cfg, executor=broken)
+    assert seen[-1] > 1000 and gc.get_freeze_count() == 0
+    gc.freeze()
+    try:
+        before = gc.get_freeze_count()
+        runner.run(cfg)
+        assert gc.get_freeze_count() >= before
+    finally:
+        gc.unfreeze()
+
+
 def test_an_executor_returning_the_wrong_chunk_is_refused():
     cfg = _cfg(units=1, grid={"cell": ["lstm", "srnn"]})
 

@@ -592,3 +592,43 @@ def test_members_sharing_their_examples_equal_members_trained_alone(kind, rsig, 
         assert np.array_equal(together[0][r], alone[0][0]), f"member {r}"
         assert np.array_equal(together[1][:, :, r], alone[1][:, :, 0]), f"member {r}"
     assert not np.array_equal(together[0], native.flatten(init))
+
+
+def test_parallel_calls_share_blocks_keep_their_threads_and_raise_a_helpers_error(monkeypatch):
+    """``native._parallel``: the calls on every core take each block once through the shared
+    counter; the helper threads are kept between calls (not started anew each time); an
+    error raised in a helper reaches the caller (a thread of its own only printed it)."""
+    import ctypes
+    import threading
+    import time
+
+    monkeypatch.setattr(native, "threads", lambda: 3)
+    taken, lock, names = [], threading.Lock(), set()
+
+    def call(counter):
+        names.add(threading.current_thread().name)
+        c = ctypes.cast(counter, ctypes.POINTER(ctypes.c_int))
+        while True:
+            with lock:
+                block = c[0]
+                c[0] += 1
+            if block >= 10:
+                return 0
+            taken.append(block)
+
+    for _ in range(3):
+        native._parallel(call, 40, 4)
+    assert sorted(taken) == sorted(list(range(10)) * 3)
+    helpers = {t for t in threading.enumerate() if t.name.startswith("latchlab-kernel")}
+    assert 1 <= len(helpers) <= 2  # the pool's two threads at most, after three calls
+
+    def failing(counter):
+        if threading.current_thread() is not threading.main_thread():
+            raise ValueError("a helper failed")
+        time.sleep(0.05)  # the caller's own part ends after the helpers'
+        return 0
+
+    with pytest.raises(ValueError, match="a helper failed"):
+        native._parallel(failing, 40, 4)
+    with pytest.raises(RuntimeError, match="code -3"):
+        native._parallel(lambda counter: -3, 40, 4)

@@ -11,7 +11,9 @@ chunks that share them (``data.Families``). Either way a member's numbers are th
 from __future__ import annotations
 
 import dataclasses
+import gc
 import time
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, NamedTuple
 
 import jax
@@ -156,12 +158,29 @@ def run(
             sweep needs more memory than the machine has (``limits.check_sweep``).
     """
     limits.check_sweep(cfg)  # before the cluster starts, the sweep is recorded or a member is listed
-    if cluster is not None:
-        from latchlab.engine import cluster as CL
+    with _older_objects_unscanned():
+        if cluster is not None:
+            from latchlab.engine import cluster as CL
 
-        with CL.executor(cluster, say) as ex:
-            return _run(cfg, store, progress, timer, command, ex, say)
-    return _run(cfg, store, progress, timer, command, executor, say)
+            with CL.executor(cluster, say) as ex:
+                return _run(cfg, store, progress, timer, command, ex, say)
+        return _run(cfg, store, progress, timer, command, executor, say)
+
+
+@contextmanager
+def _older_objects_unscanned():
+    """While a sweep runs, the garbage collector leaves the objects made before it (the
+    imported modules', JAX's: about 200 000) out of its full collections (``gc.freeze``):
+    one such collection took 0.08 s of the seed sweep's 6.5 s. Unfrozen after, unless the
+    process had frozen objects of its own before."""
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _run(cfg, store, progress, timer, command: str, executor: Executor | None, say=None):

@@ -32,6 +32,7 @@ import subprocess
 import tempfile
 import threading
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -450,9 +451,32 @@ def threads() -> int:
     return max(1, len(os.sched_getaffinity(0)))
 
 
+_helpers: tuple[int, ThreadPoolExecutor] | None = None  # the cores' other threads, kept between calls
+_helpers_lock = threading.Lock()
+
+
+def _helper_pool(n: int) -> ThreadPoolExecutor:
+    """A pool of ``n`` threads kept for every call: starting threads for each call cost
+    the caller 0.2-0.3 ms each, 0.12-0.15 s of the seed sweep's 480 calls."""
+    global _helpers
+    with _helpers_lock:
+        if _helpers is None or _helpers[0] < n:
+            _helpers = (n, ThreadPoolExecutor(n, thread_name_prefix="latchlab-kernel"))
+        return _helpers[1]
+
+
+def _forget_helpers() -> None:
+    """In a forked child: the parent's pool's threads do not exist there."""
+    global _helpers
+    _helpers = None
+
+
+os.register_at_fork(after_in_child=_forget_helpers)
+
+
 def _parallel(call, R: int, per_block: int) -> None:
     """Run ``call(next_block)`` on every core; the calls share the blocks of ``per_block``
-    members through a counter."""
+    members through a counter, so a helper that starts late only finds fewer blocks left."""
     counter = (ctypes.c_int * 16)()  # one int, padded to its own cache line
     n = min(threads(), -(-R // per_block))
     codes = [0] * n
@@ -460,12 +484,13 @@ def _parallel(call, R: int, per_block: int) -> None:
     def one(i):
         codes[i] = call(ctypes.cast(counter, ctypes.POINTER(ctypes.c_int)))
 
-    ts = [threading.Thread(target=one, args=(i,)) for i in range(1, n)]
-    for t in ts:
-        t.start()
-    one(0)
-    for t in ts:
-        t.join()
+    pool = _helper_pool(n - 1) if n > 1 else None
+    helpers = [pool.submit(one, i) for i in range(1, n)] if pool is not None else []
+    try:
+        one(0)
+    finally:
+        for h in helpers:
+            h.result()
     if any(codes):
         raise RuntimeError(f"native kernel rejected its arguments (code {max(codes, key=abs)})")
 
