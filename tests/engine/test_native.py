@@ -632,3 +632,52 @@ def test_parallel_calls_share_blocks_keep_their_threads_and_raise_a_helpers_erro
         native._parallel(failing, 40, 4)
     with pytest.raises(RuntimeError, match="code -3"):
         native._parallel(lambda counter: -3, 40, 4)
+
+
+def test_tuning_follows_the_cpu(monkeypatch):
+    """``native.tuning``: two backward vectors for the one-unit LSTM on a Zen 5 (AMD family
+    26) built for its own instruction set; nothing on a Zen 4, an Intel CPU or for a named
+    instruction set; the fields read from /proc/cpuinfo's first processor."""
+    cpu = lambda vendor, family: "\n".join(  # noqa: E731
+        [
+            f"processor\t: 0\nvendor_id\t: {vendor}\ncpu family\t: {family}\nmodel\t\t: 2",
+            "processor\t: 1\ncpu family\t: 9",
+        ]
+    )
+    parse = native._cpu_fields
+    for vendor, family, want in [
+        ("AuthenticAMD", 26, ("-DLATCH_BWD_VECTORS=2",)),
+        ("AuthenticAMD", 25, ()),
+        ("GenuineIntel", 6, ()),
+    ]:
+        fields = parse(cpu(vendor, family))
+        assert fields["vendor_id"] == vendor and fields["cpu family"] == str(family)
+        monkeypatch.setattr(native, "_cpu_fields", lambda f=fields: f)
+        monkeypatch.delenv("LATCHLAB_NATIVE_MARCH", raising=False)
+        assert native.tuning() == want
+        monkeypatch.setenv("LATCHLAB_NATIVE_MARCH", "x86-64-v3")
+        assert native.tuning() == ()
+
+
+@pytest.mark.parametrize("rsig", ["hard_sigmoid", "sigmoid"])
+def test_one_or_two_backward_vectors_give_the_same_bits(rsig):
+    """The one-unit LSTM's backward pass one vector at a time (the default but on a Zen 5)
+    or two (``native.tuning``'s choice there): the same parameters and metrics bit for bit,
+    members of mixed lengths, a block of 5 (an odd vector left over)."""
+    model = M.Model(_cell("lstm", rsig, 1), "dense2", 1)
+    data = _padded_data((12, 5, 9), 12, 64)[0]
+    pick = np.array([0, 1, 2, 0, 1])
+    data = train.Data(*(np.asarray(a)[pick] for a in data))
+    init = _stack([M.init(jax.random.PRNGKey(int(s)), model) for s in range(5)])
+    v = native.variant(model)
+    lr = np.full(5, 1e-2, np.float32)
+    out = []
+    for n in (1, 2):
+        flags = native.FLAGS + (f"-march={native.march()}", f"-DLATCH_BWD_VECTORS={n}") + native.defines(v)
+        ens = native.Ensemble(model, "adam", init, *data)
+        ens.lib = native._typed(native._compile(native.SOURCE, f"kernels-test-bwd{n}", flags))
+        rngs = [np.random.default_rng(s) for s in range(5)]
+        metrics = [ens.train_epoch(lr, *train.epoch_order(rngs, ens.train.shape[1], 16)) for _ in range(2)]
+        out.append((ens.params.copy(), np.array(metrics), np.array(ens.evaluate())))
+    assert all(np.array_equal(a, b) for a, b in zip(out[0], out[1]))
+    assert not np.array_equal(out[0][0], native.flatten(init))

@@ -115,8 +115,39 @@ def defines(v: tuple[int, int, int]) -> tuple[str, ...]:
     return codes + (tolerance, f"-DVARIANT_KIND={v[0]}", f"-DVARIANT_RSIG={v[1]}", f"-DVARIANT_RESET_AFTER={v[2]}")
 
 
+def _cpu_fields(info: str | None = None) -> dict[str, str]:
+    """The first processor's fields in /proc/cpuinfo (or in its text ``info``; empty where
+    there is none)."""
+    if info is None:
+        try:
+            info = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return {}
+    fields: dict[str, str] = {}
+    for line in info.split("\n\n", 1)[0].splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    return fields
+
+
+def tuning() -> tuple[str, ...]:
+    """The -D flags with which this CPU's ``-march=native`` kernels leave their instruction
+    set's defaults, where two CPUs of one instruction set were measured to want different
+    code (docs/benchmarks.md): on AMD's Zen 5 (family 26) the one-unit LSTM's backward pass
+    takes two vectors at a time (``LATCH_BWD_VECTORS``: its epochs on the seed sweep's
+    chunks 1.07-1.11 times faster there, 0.88 on the Zen 4, which has AVX-512 too). None
+    for other ``march()`` values: their code is the instruction set's, on any CPU."""
+    if march() != "native":
+        return ()
+    cpu = _cpu_fields()
+    if cpu.get("vendor_id") == "AuthenticAMD" and cpu.get("cpu family") == "26":
+        return ("-DLATCH_BWD_VECTORS=2",)
+    return ()
+
+
 def _build(v: tuple[int, int, int]) -> Path:
-    return _compile(SOURCE, f"kernels-{''.join(map(str, v))}", FLAGS + (f"-march={march()}",) + defines(v))
+    flags = FLAGS + (f"-march={march()}",) + tuning() + defines(v)
+    return _compile(SOURCE, f"kernels-{''.join(map(str, v))}", flags)
 
 
 def _compile(source: Path, stem: str, flags: tuple[str, ...]) -> Path:

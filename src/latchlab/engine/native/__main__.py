@@ -16,6 +16,7 @@ if __name__ == "__main__":
         print(
             f"-march={native.march()}: {info['isa']}, {info['lanes']} floats a vector, "
             f"{info['per_block']} members a block"
+            + (f"; tuned for this CPU: {' '.join(native.tuning())}" if native.tuning() else "")
         )
     try:
         print(f"latchlab native bengio94 kernel: {native.bengio94()._name}")

@@ -440,9 +440,10 @@ static inline void backward_vectors(Block &b, int T, int v0) {
 // Vectors the backward pass takes at a time: two independent chains of steps for the core,
 // except an LSTM's, whose 12 sums and 4 recurrent weights a vector leave no registers for a
 // second (measured, old over new: SRNN, GRU, JANET 1.03-1.11 on AVX-512 and AVX2, the LSTM
-// 0.88 on AVX-512; docs/benchmarks.md), but with sigmoid gates in the AVX2 build (its
-// LSTM's backward pass 1.23-1.52 in four runs; with hard-sigmoid gates it went either way
-// with the machine's state). LATCH_BWD_VECTORS overrides it.
+// 0.88 on AVX-512 on a Zen 4; docs/benchmarks.md), but with sigmoid gates in the AVX2 build
+// (its LSTM's backward pass 1.23-1.52 in four runs; with hard-sigmoid gates it went either
+// way with the machine's state). LATCH_BWD_VECTORS overrides it: the Python side's
+// ``native.tuning`` sets 2 for a Zen 5, where the LSTM's epochs were 1.07-1.11 faster.
 constexpr int bwd_vectors(int kind, int rsig) {
 #ifdef LATCH_BWD_VECTORS
   (void)kind, (void)rsig;
