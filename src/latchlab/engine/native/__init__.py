@@ -17,7 +17,8 @@ AVX2 code, for instance) into the cache directory, one shared object per (cell k
 activation, GRU ``reset_after``) and per source, flags and CPU: on first use, or ahead of it with
 ``python -m latchlab.engine.native`` (which ``make`` runs after installing). The C++ picks
 its vector width and block size from the instruction set (AVX-512, AVX2, else 16-byte
-vectors: NEON, SSE). ``available(model, optimizer)`` says whether the kernels can train a
+vectors: NEON, SSE); ``tuning`` adds what a CPU measured to want beyond its instruction
+set's defaults. ``available(model, optimizer)`` says whether the kernels can train a
 model here, and if not, why: without a compiler, with ``LATCHLAB_NATIVE=0`` or on a GPU
 the trainer uses its JAX modes.
 """
