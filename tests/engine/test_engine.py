@@ -657,6 +657,31 @@ def test_families_cut_the_same_data_as_make_data(task, signal_len, Ts, N, made, 
     assert not families.seq and not families.splits  # freed after the last chunk that needs them
 
 
+def test_native_families_are_made_a_few_seeds_at_a_time(monkeypatch):
+    """From the native generator, ``Families`` makes a chunk's families with those of the
+    next chunks up to ``NATIVE_FAMILY_BATCH_BYTES`` only (so the memory of the families
+    freed is reused), not every seed's at the first chunk; the members' data are the same,
+    bit for bit, as ``make_data``'s."""
+    if native.prng() is None:
+        pytest.skip("native.prng is unavailable here")
+    cfg = config.from_dict({"name": "fam", "repeats": 40, "seed": 2, "N": 40, "noise": 0.3, "grid": {"T": [5, 12]}})
+    chunks = sweep_plan.plan(cfg.members())
+    assert len(chunks) >= 2
+    monkeypatch.setattr(sweep_data, "NATIVE_FAMILY_BATCH_BYTES", 3 * 4 * 40 * 12)  # 3 seeds a call
+    families = sweep_data.Families(chunks)
+    alive = []
+    for c in chunks:
+        got = families.cut(c.members, c.T_pad)
+        alive.append(len(families.seq) + len({m.seed for m in c.members} - {f[4] for f in families.seq}))
+        want = sweep_data.make_data(c.members, c.T_pad)
+        np.testing.assert_array_equal(got.x.padded().view(np.int32), np.asarray(want.x).view(np.int32))
+        for a, b in zip(got[1:], want[1:]):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    first = len({m.seed for m in chunks[0].members})
+    assert first < 40 and alive[0] <= first + 3  # not the 40 seeds at once
+    assert not families.seq
+
+
 @pytest.mark.parametrize("task", sorted(tasks.PADDED))
 def test_make_data_gives_each_task_its_generators_sequences(task):
     """The engine's sequences (compiled at LLVM's first optimisation level, to compile in less

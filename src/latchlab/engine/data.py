@@ -444,8 +444,12 @@ def _bit_relay_cut(e, a, y, T: int, noise: float, signal_len: int) -> np.ndarray
     return x
 
 
-# the most sequence memory ``Families`` makes in one call ahead of need
+# the most sequence memory ``Families`` makes in one call ahead of need: with JAX, whose
+# every stack size is a compilation; with the native generator, which compiles nothing, a
+# few seeds at a time, so that the memory of the families freed is the next ones' (a
+# virtual machine's first touch of memory cost 0.3 s of the seed sweep's 240 MB at once)
 FAMILY_BATCH_BYTES = 512 << 20
+NATIVE_FAMILY_BATCH_BYTES = 32 << 20
 
 
 def _family(m: Member):
@@ -460,8 +464,8 @@ class Families:
     sequences, so a sweep over lengths draws each seed's noise once instead of once per
     member (and its split once per (val_frac, split)). A family is made when a chunk first
     needs it, in one call with the families of the same shape that later chunks need (up to
-    ``FAMILY_BATCH_BYTES``; their splits likewise), and freed after the last chunk that
-    needs it.
+    ``FAMILY_BATCH_BYTES``, or ``NATIVE_FAMILY_BATCH_BYTES`` from the native generator; their
+    splits likewise), and freed after the last chunk that needs it.
 
     Args:
         chunks: the planned chunks (``plan.Chunk``), in the order they will be cut.
@@ -504,7 +508,8 @@ class Families:
             # with the families later chunks will need, up to FAMILY_BATCH_BYTES: one call
             # (one compilation) for chunks that each need a few seeds (chunks of seeds)
             task, noise, signal_len, n, T = shape
-            most = max(len(fs), FAMILY_BATCH_BYTES // (4 * n * T))
+            batch = FAMILY_BATCH_BYTES if self.prng is None else NATIVE_FAMILY_BATCH_BYTES
+            most = max(len(fs), batch // (4 * n * T))
             later = (g for g in self.T if g not in self.seq and self.uses[g] > 0 and self._shape(g) == shape)
             fs = list(dict.fromkeys([*fs, *later]))[:most]
             if self.prng is not None:
