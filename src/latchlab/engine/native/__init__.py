@@ -493,6 +493,8 @@ def _helper_pool(n: int) -> ThreadPoolExecutor:
     global _helpers
     with _helpers_lock:
         if _helpers is None or _helpers[0] < n:
+            if _helpers is not None:  # fewer threads than the cores now allowed: its idle ones end
+                _helpers[1].shutdown(wait=False)
             _helpers = (n, ThreadPoolExecutor(n, thread_name_prefix="latchlab-kernel"))
         return _helpers[1]
 
