@@ -681,3 +681,36 @@ def test_one_or_two_backward_vectors_give_the_same_bits(rsig):
         out.append((ens.params.copy(), np.array(metrics), np.array(ens.evaluate())))
     assert all(np.array_equal(a, b) for a, b in zip(out[0], out[1]))
     assert not np.array_equal(out[0][0], native.flatten(init))
+
+
+@pytest.mark.parametrize("batch", [16, 64])
+def test_srnn_blocks_with_states_in_registers_equal_the_general_loop(batch):
+    """A one-unit SRNN block of exactly the build's members (or their validation passes)
+    keeps its states in registers (``forward_srnn_regs``): 19 members of mixed lengths on
+    rows they share (validated from rows laid out once) give the same bits, after training
+    and in every validation, as the build without it (``LATCH_SRNN_REGS=0``)."""
+    model = M.Model(_cell("srnn", "sigmoid", 1))
+    rng = np.random.default_rng(3)
+    R, N, T = 19, 96, 23
+    lengths = np.array([23, 4, 17, 9, 23, 12, 2, 20, 15, 23, 7, 11, 23, 5, 19, 14, 23, 8, 16])
+    fam = rng.normal(size=(N, T)).astype(np.float32)
+    y = np.tile((rng.random(N) < 0.5).astype(np.int32), (R, 1))
+    mask = np.arange(T)[None, :] >= T - lengths[:, None]
+    perm = rng.permutation(N)
+    tr, va = np.tile(perm[:70], (R, 1)), np.tile(np.sort(perm[70:]), (R, 1))
+    init = _stack([M.init(jax.random.PRNGKey(s), model) for s in range(R)])
+    lr = np.full(R, 3e-2, np.float32)
+    v = native.variant(model)
+    out = []
+    for regs in (1, 0):
+        flags = native.FLAGS + (f"-march={native.march()}", f"-DLATCH_SRNN_REGS={regs}") + native.defines(v)
+        ens = native.Ensemble(model, "adam", init, native.Rows([fam] * R, lengths, T), y, mask, tr, va)
+        ens.lib = native._typed(native._compile(native.SOURCE, f"kernels-test-regs{regs}", flags))
+        metrics = [ens.evaluate()]
+        for e in range(2):
+            rngs = [np.random.default_rng([e, 5]) for _ in range(R)]
+            metrics += [ens.train_epoch(lr, *train.epoch_order(rngs, ens.train.shape[1], batch)), ens.evaluate()]
+        out.append((ens.params.copy(), np.array(metrics), ens.val_laid_out[1] is not None))
+    assert out[0][2] and out[1][2]  # validated from laid-out rows
+    assert np.array_equal(out[0][0], out[1][0]) and np.array_equal(out[0][1], out[1][1])
+    assert not np.array_equal(out[0][0], native.flatten(init))
