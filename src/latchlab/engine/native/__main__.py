@@ -12,11 +12,10 @@ if __name__ == "__main__":
     for v, path in built.items():
         print(f"latchlab native kernels {v}: {path}")
     if built:
-        info = native.build_info(native.lib(next(iter(built))))
+        info, tuned = native.build_info(native.lib(next(iter(built)))), native.tuning()
         print(
             f"-march={native.march()}: {info['isa']}, {info['lanes']} floats a vector, "
-            f"{info['per_block']} members a block"
-            + (f"; tuned for this CPU: {' '.join(native.tuning())}" if native.tuning() else "")
+            f"{info['per_block']} members a block" + (f"; tuned for this CPU: {' '.join(tuned)}" if tuned else "")
         )
     try:
         print(f"latchlab native bengio94 kernel: {native.bengio94()._name}")

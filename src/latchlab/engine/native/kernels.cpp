@@ -243,13 +243,10 @@ static void forward_srnn_regs(Block &b, int T, bool store) {
 // training passes do not pay: their epochs took 2-5 % longer with it).
 template <int KIND, int RSIG, int RA, bool LAID>
 static void forward(Block &b, int T, bool store) {
-  if (KIND == SRNN && LATCH_SRNN_REGS && LATCH_FWD_VECTORS == 1 && b.nv == LATCH_PER_BLOCK) {
-    forward_srnn_regs<LATCH_PER_BLOCK, LAID>(b, T, store);
-    return;
-  }
-  if (KIND == SRNN && LATCH_SRNN_REGS && LATCH_FWD_VECTORS == 1 && b.nv == LATCH_PER_BLOCK * LATCH_EVAL_VECTORS) {
-    forward_srnn_regs<LATCH_PER_BLOCK * LATCH_EVAL_VECTORS, LAID>(b, T, store);
-    return;
+  if constexpr (KIND == SRNN && LATCH_SRNN_REGS && LATCH_FWD_VECTORS == 1) {
+    if (b.nv == LATCH_PER_BLOCK) return forward_srnn_regs<LATCH_PER_BLOCK, LAID>(b, T, store);
+    if (b.nv == LATCH_PER_BLOCK * LATCH_EVAL_VECTORS)
+      return forward_srnn_regs<LATCH_PER_BLOCK * LATCH_EVAL_VECTORS, LAID>(b, T, store);
   }
   const int nv = b.nv, G = n_gates(KIND), pc = b.pc;
   constexpr int NS = n_stored<KIND, RSIG>();
