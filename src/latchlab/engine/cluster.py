@@ -177,13 +177,10 @@ def _warm() -> str:
 
 
 def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.partition(":")[2].strip()
-    except OSError:
-        pass
-    return os.uname().machine
+    from latchlab.engine import native
+
+    fields = native._cpu_fields()
+    return fields["model name"] if "model name" in fields else os.uname().machine
 
 
 def worker_info(model, optimizer: str) -> dict:

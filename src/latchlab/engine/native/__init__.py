@@ -66,11 +66,16 @@ def cache_dir() -> Path:
     return runtime.cache_root() / "native"
 
 
-def _cpu_id() -> str:
+def _cpuinfo() -> str:
+    """/proc/cpuinfo's text ("" where there is none)."""
     try:
-        info = Path("/proc/cpuinfo").read_text()
+        return Path("/proc/cpuinfo").read_text()
     except OSError:
         return ""
+
+
+def _cpu_id() -> str:
+    info = _cpuinfo()
     lines = [ln for ln in info.splitlines() if ln.startswith(("model name", "flags", "Features", "CPU part"))]
     return "\n".join(dict.fromkeys(lines))
 
@@ -119,13 +124,8 @@ def defines(v: tuple[int, int, int]) -> tuple[str, ...]:
 def _cpu_fields(info: str | None = None) -> dict[str, str]:
     """The first processor's fields in /proc/cpuinfo (or in its text ``info``; empty where
     there is none)."""
-    if info is None:
-        try:
-            info = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return {}
     fields: dict[str, str] = {}
-    for line in info.split("\n\n", 1)[0].splitlines():
+    for line in (_cpuinfo() if info is None else info).split("\n\n", 1)[0].splitlines():
         key, _, value = line.partition(":")
         fields.setdefault(key.strip(), value.strip())
     return fields
