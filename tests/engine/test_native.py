@@ -683,6 +683,29 @@ def test_one_or_two_backward_vectors_give_the_same_bits(rsig):
     assert not np.array_equal(out[0][0], native.flatten(init))
 
 
+@pytest.mark.parametrize("kind,units,batch", [("lstm", 5, 16), ("gru_ra", 8, 64)])
+def test_weight_gradients_summed_a_vector_of_columns_at_a_time_give_the_same_bits(kind, units, batch):
+    """The H-unit path's weight gradients take each row's lane sums a vector of columns at a
+    time (``hsums``; ``LATCH_GROUP_SUMS=0``: a column at a time): the same parameters and
+    metrics bit for bit. Rows of 20 columns (a vector's worth and 4 left over on AVX-512),
+    a reset_after GRU's two sums, batches of one and of four vectors, mixed lengths."""
+    model = M.Model(_cell(kind, "hard_sigmoid", units), "dense2", 1)
+    data = _padded_data((12, 5, 9), 12, 200)[0]
+    init = _stack([M.init(jax.random.PRNGKey(s), model) for s in range(3)])
+    v = native.variant(model)
+    lr = np.full(3, 1e-2, np.float32)
+    out = []
+    for grouped in (1, 0):
+        flags = native.FLAGS + (f"-march={native.march()}", f"-DLATCH_GROUP_SUMS={grouped}") + native.defines(v)
+        ens = native.Ensemble(model, "adam", init, *data)
+        ens.lib = native._typed(native._compile(native.SOURCE, f"kernels-test-sums{grouped}", flags))
+        rngs = [np.random.default_rng(s) for s in range(3)]
+        metrics = [ens.train_epoch(lr, *train.epoch_order(rngs, ens.train.shape[1], batch)) for _ in range(2)]
+        out.append((ens.params.copy(), np.array(metrics), np.array(ens.evaluate())))
+    assert all(np.array_equal(a, b) for a, b in zip(out[0], out[1]))
+    assert not np.array_equal(out[0][0], native.flatten(init))
+
+
 @pytest.mark.parametrize("batch", [16, 64])
 def test_srnn_blocks_with_states_in_registers_equal_the_general_loop(batch):
     """A one-unit SRNN block of exactly the build's members (or their validation passes)

@@ -677,6 +677,33 @@ template <int S> static inline vf folds(vf a) {  // every lane: the sum of its 2
 
 static inline float hsum(vf a) { return folds<L / 2>(a)[0]; }  // tree sum of the lanes
 
+// Lane sums of 2S vectors, each held as groups of 2S lanes (a vector's partial sums) in x and
+// y: the result's groups, of S lanes, are x's groups then y's, each lane p of a group its
+// lanes p and p + S added, the pair ``fold<S>`` adds.
+template <int S> static inline vf fold_pair(vf x, vf y) {
+  constexpr int n = L / (2 * S);  // groups in x, and in y
+  vi lo, hi;
+  for (int l = 0; l < L; l++) {
+    const int g = l / S, p = l % S;
+    lo[l] = (g < n ? 0 : L) + 2 * S * (g < n ? g : g - n) + p;
+    hi[l] = lo[l] + S;
+  }
+  return __builtin_shuffle(x, y, lo) + __builtin_shuffle(x, y, hi);
+}
+template <int S> static inline void fold_pairs(vf *t) {  // 2S vectors into S
+  for (int m = 0; m < S; m++) t[m] = fold_pair<S>(t[2 * m], t[2 * m + 1]);
+  if constexpr (S > 1) fold_pairs<S / 2>(t);
+}
+// L vectors' lane sums in one vector: lane i is hsum(a[i]), bit for bit (the same pairs added
+// in the same order), in L - 1 additions and 2 (L - 1) shuffles instead of L log2(L) and
+// L log2(L)
+static inline vf hsums(const vf *a) {
+  vf t[L / 2];
+  for (int m = 0; m < L / 2; m++) t[m] = fold_pair<L / 2>(a[2 * m], a[2 * m + 1]);
+  if constexpr (L > 2) fold_pairs<L / 4>(t);
+  return t[0];
+}
+
 static void block_alloc(Block &b, const Shape &s, int nv, int T) {
   const int NS = n_stored<VARIANT_KIND, VARIANT_RSIG>();  // the library's variant (``valid``)
   b.nv = nv; b.pc = s.P;
@@ -1029,6 +1056,12 @@ struct Row {
   float *out;
 };
 
+// ``outer``'s last step: each row's sums of L columns at once (``hsums``); 0 (for tests and
+// measurements): one column at a time (``hsum``), the same bits
+#ifndef LATCH_GROUP_SUMS
+#define LATCH_GROUP_SUMS 1
+#endif
+
 // A block of KB rows and JB columns of ``outer``: 20 accumulators (5 x 4) where there are 32
 // vector registers (AVX-512, NEON), 8 (2 x 4) where there are 16 (AVX2, SSE; 3 x 3 was no
 // faster). LATCH_OUTER_KB and LATCH_OUTER_JB override them, for measurements.
@@ -1107,8 +1140,16 @@ static void outer(const Row *r, int K, const vf *E, size_t se, int J, int t0, in
     case 1: outer_rows<1>(r + k, E, se, J, t0, T, rest); break;
     default: break;
   }
-  for (k = 0; k < K; k++)
-    for (int j = 0; j < J; j++) r[k].out[j] += hsum(acc[(size_t)k * J + j]);
+  for (k = 0; k < K; k++) {
+    int j = 0;
+#if LATCH_GROUP_SUMS
+    for (; j + L <= J; j += L) {  // L columns' sums at once
+      vfu *o = (vfu *)(r[k].out + j);
+      *o = *o + hsums(&acc[(size_t)k * J + j]);
+    }
+#endif
+    for (; j < J; j++) r[k].out[j] += hsum(acc[(size_t)k * J + j]);
+  }
 }
 
 // K rows a, a + 1, ... (each stepping by sa) with sums into out, out + ld, ..., appended to rs
