@@ -669,18 +669,28 @@ def test_one_or_two_backward_vectors_give_the_same_bits(rsig):
     pick = np.array([0, 1, 2, 0, 1])
     data = train.Data(*(np.asarray(a)[pick] for a in data))
     init = _stack([M.init(jax.random.PRNGKey(int(s)), model) for s in range(5)])
-    v = native.variant(model)
-    lr = np.full(5, 1e-2, np.float32)
-    out = []
-    for n in (1, 2):
-        flags = native.FLAGS + (f"-march={native.march()}", f"-DLATCH_BWD_VECTORS={n}") + native.defines(v)
-        ens = native.Ensemble(model, "adam", init, *data)
-        ens.lib = native._typed(native._compile(native.SOURCE, f"kernels-test-bwd{n}", flags))
-        rngs = [np.random.default_rng(s) for s in range(5)]
-        metrics = [ens.train_epoch(lr, *train.epoch_order(rngs, ens.train.shape[1], 16)) for _ in range(2)]
-        out.append((ens.params.copy(), np.array(metrics), np.array(ens.evaluate())))
+    out = _trained_by_builds(model, data, init, 16, ["-DLATCH_BWD_VECTORS=1", "-DLATCH_BWD_VECTORS=2"])
     assert all(np.array_equal(a, b) for a, b in zip(out[0], out[1]))
     assert not np.array_equal(out[0][0], native.flatten(init))
+
+
+def _trained_by_builds(model, data, init, batch: int, defines: list[str]) -> list[tuple]:
+    """For each of ``defines`` (a build of the model's variant with it added): the members
+    of ``init`` trained two epochs on ``data`` with Adam at batches of ``batch``, then
+    validated, as (parameters, the epochs' metrics, the validation's metrics)."""
+    R = len(native.flatten(init))
+    v = native.variant(model)
+    lr = np.full(R, 1e-2, np.float32)
+    out = []
+    for define in defines:
+        flags = native.FLAGS + (f"-march={native.march()}", define) + native.defines(v)
+        ens = native.Ensemble(model, "adam", init, *data)
+        name = "kernels-test" + re.sub(r"\W", "", define)
+        ens.lib = native._typed(native._compile(native.SOURCE, name, flags))
+        rngs = [np.random.default_rng(s) for s in range(R)]
+        metrics = [ens.train_epoch(lr, *train.epoch_order(rngs, ens.train.shape[1], batch)) for _ in range(2)]
+        out.append((ens.params.copy(), np.array(metrics), np.array(ens.evaluate())))
+    return out
 
 
 @pytest.mark.parametrize("kind,units,batch", [("lstm", 5, 16), ("gru_ra", 8, 64)])
@@ -692,16 +702,7 @@ def test_weight_gradients_summed_a_vector_of_columns_at_a_time_give_the_same_bit
     model = M.Model(_cell(kind, "hard_sigmoid", units), "dense2", 1)
     data = _padded_data((12, 5, 9), 12, 200)[0]
     init = _stack([M.init(jax.random.PRNGKey(s), model) for s in range(3)])
-    v = native.variant(model)
-    lr = np.full(3, 1e-2, np.float32)
-    out = []
-    for grouped in (1, 0):
-        flags = native.FLAGS + (f"-march={native.march()}", f"-DLATCH_GROUP_SUMS={grouped}") + native.defines(v)
-        ens = native.Ensemble(model, "adam", init, *data)
-        ens.lib = native._typed(native._compile(native.SOURCE, f"kernels-test-sums{grouped}", flags))
-        rngs = [np.random.default_rng(s) for s in range(3)]
-        metrics = [ens.train_epoch(lr, *train.epoch_order(rngs, ens.train.shape[1], batch)) for _ in range(2)]
-        out.append((ens.params.copy(), np.array(metrics), np.array(ens.evaluate())))
+    out = _trained_by_builds(model, data, init, batch, ["-DLATCH_GROUP_SUMS=1", "-DLATCH_GROUP_SUMS=0"])
     assert all(np.array_equal(a, b) for a, b in zip(out[0], out[1]))
     assert not np.array_equal(out[0][0], native.flatten(init))
 
