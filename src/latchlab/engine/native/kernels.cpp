@@ -1481,14 +1481,25 @@ struct Slots {
         copy_last(m);
         continue;
       }
+      // the examples, then their targets, each loop over local pointers: with both in one
+      // loop, every store to the slots made the compiler reload the targets' pointers
+      int32_t *e_m = &ex[m * SB];
       for (size_t j = 0; j < SB; j++) {
         const int32_t q = p[j];
         if (q < 0 || q >= Ntr) return false;
         const int32_t e = tr[q];
         if (e < 0 || e >= tg.N) return false;
-        ex[m * SB + j] = e;
-        if (tg.label) label[m * SB + j] = tg.label[(size_t)(m0 + m) * tg.N + e];
-        if (tg.value) value[m * SB + j] = tg.value[(size_t)(m0 + m) * tg.N + e];
+        e_m[j] = e;
+      }
+      if (tg.label) {
+        const int32_t *y = tg.label + (size_t)(m0 + m) * tg.N;
+        int32_t *o = &label[m * SB];
+        for (size_t j = 0; j < SB; j++) o[j] = y[e_m[j]];
+      }
+      if (tg.value) {
+        const float *y = tg.value + (size_t)(m0 + m) * tg.N;
+        float *o = &value[m * SB];
+        for (size_t j = 0; j < SB; j++) o[j] = y[e_m[j]];
       }
     }
     return true;
