@@ -1933,16 +1933,21 @@ int latch_train_epoch(int kind, int rsig, int reset_after, int H, int F, int hea
         const float *w = weight + ((size_t)prow[m0 + m] * S + st) * B;
         const float n = wn[m], inv = 1.0f / (n > 1e-12f ? n : 1e-12f);
         float lm = 0.0f, am = 0.0f, *g = &grad[(size_t)m * s.P + Pc];
+        // the head's gradients summed in registers (in memory, each row's sums waited on the
+        // last row's stores), in the same order from the same zeros
+        float g0 = g[0], g1 = g[1], g2 = head == DENSE2 ? g[2] : 0.0f, g3 = head == DENSE2 ? g[3] : 0.0f;
         for (int k = 0; k < B; k++) {
           const int row = m * B + k;
           const float h = b.h[row / L][row % L], d0 = hr.d0[row], d1 = hr.d1[row];
           lm += hr.loss[row] * w[k]; am += hr.hit[row] * w[k];
           if (head == DENSE2) {
-            g[0] += d0 * h; g[1] += d1 * h; g[2] += d0; g[3] += d1;
+            g0 += d0 * h; g1 += d1 * h; g2 += d0; g3 += d1;
           } else {
-            g[0] += d0 * h; g[1] += d0;
+            g0 += d0 * h; g1 += d0;
           }
         }
+        g[0] = g0; g[1] = g1;
+        if (head == DENSE2) { g[2] = g2; g[3] = g3; }
         lsum[m] += lm * inv * n; asum[m] += am * inv * n; wsum[m] += n;
       }
       for (int row = nm * B; row < nv * L; row++) b.dh[row / L][row % L] = 0.0f;
