@@ -690,17 +690,16 @@ template <int S> static inline vf fold_pair(vf x, vf y) {
   }
   return __builtin_shuffle(x, y, lo) + __builtin_shuffle(x, y, hi);
 }
-template <int S> static inline void fold_pairs(vf *t) {  // 2S vectors into S
-  for (int m = 0; m < S; m++) t[m] = fold_pair<S>(t[2 * m], t[2 * m + 1]);
-  if constexpr (S > 1) fold_pairs<S / 2>(t);
+template <int S> static inline void fold_pairs(const vf *in, vf *t) {  // in's 2S vectors into t's S
+  for (int m = 0; m < S; m++) t[m] = fold_pair<S>(in[2 * m], in[2 * m + 1]);
+  if constexpr (S > 1) fold_pairs<S / 2>(t, t);
 }
 // L vectors' lane sums in one vector: lane i is hsum(a[i]), bit for bit (the same pairs added
 // in the same order), in L - 1 additions and 2 (L - 1) shuffles instead of L log2(L) and
 // L log2(L)
 static inline vf hsums(const vf *a) {
   vf t[L / 2];
-  for (int m = 0; m < L / 2; m++) t[m] = fold_pair<L / 2>(a[2 * m], a[2 * m + 1]);
-  if constexpr (L > 2) fold_pairs<L / 4>(t);
+  fold_pairs<L / 2>(a, t);
   return t[0];
 }
 
