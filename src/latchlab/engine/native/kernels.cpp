@@ -1490,16 +1490,14 @@ struct Slots {
         if (e < 0 || e >= tg.N) return false;
         e_m[j] = e;
       }
-      if (tg.label) {
-        const int32_t *y = tg.label + (size_t)(m0 + m) * tg.N;
-        int32_t *o = &label[m * SB];
+      const auto targets = [&](const auto *all, auto &slot) {  // labels or values
+        if (!all) return;
+        const auto *y = all + (size_t)(m0 + m) * tg.N;
+        auto *o = &slot[m * SB];
         for (size_t j = 0; j < SB; j++) o[j] = y[e_m[j]];
-      }
-      if (tg.value) {
-        const float *y = tg.value + (size_t)(m0 + m) * tg.N;
-        float *o = &value[m * SB];
-        for (size_t j = 0; j < SB; j++) o[j] = y[e_m[j]];
-      }
+      };
+      targets(tg.label, label);
+      targets(tg.value, value);
     }
     return true;
   }
