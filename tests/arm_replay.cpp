@@ -7,8 +7,9 @@
 //   arm_replay info              prints the build's instruction set, lanes and block
 //   arm_replay IN OUT            runs the call in IN, writes its results to OUT
 //
-// IN: int32 entry (0 latch_train_epoch, 1 latch_evaluate, 2 b94_train, 3-9 prng_member_keys,
-// prng_normal, prng_latch, prng_bit_relay, prng_split, prng_b94_members, prng_b94_noise); int32 n, then n
+// IN: int32 entry (0 latch_train_epoch, 1 latch_evaluate, 2 b94_train, 3-13 prng_member_keys,
+// prng_normal, prng_latch, prng_bit_relay, prng_split, prng_b94_members, prng_b94_noise,
+// prng_normal_unfused, prng_log_uniform, prng_children, prng_bits); int32 n, then n
 // int32 scalars (a float's bits where the entry takes a float); then the arrays, each an
 // int64 byte count (-1 for a null pointer) and its bytes. The kernels' input rows come as one
 // array of floats, with each row's offset into it (int64).
@@ -149,6 +150,21 @@ int main(int argc, char **argv) {
   } else if (entry == 9 && n == 5 && a.size() == 2) {  // R, L, T, n, threads; keys, sd
     sized({4u * s[0] * (s[2] - s[1]) * s[3]});
     prng_b94_noise(s[0], a[0].ptr<uint32_t>(), s[1], s[2], s[3], a[1].ptr<float>(), o[0].ptr<float>(), s[4]);
+  } else if (entry == 10 && n == 0 && a.size() == 1) {  // ; bits
+    int64_t k = a[0].bytes.size() / 4;
+    sized({4u * k});
+    prng_normal_unfused(k, a[0].ptr<uint32_t>(), o[0].ptr<float>());
+  } else if (entry == 11 && n == 3 && a.size() == 2) {  // R, n, lo's bits; keys, hi
+    float lo;
+    memcpy(&lo, &s[2], 4);
+    sized({4u * s[0] * s[1]});
+    prng_log_uniform(s[0], a[0].ptr<uint32_t>(), s[1], lo, a[1].ptr<float>(), o[0].ptr<float>());
+  } else if (entry == 12 && n == 2 && a.size() == 1) {  // R, n; keys
+    sized({8u * s[0] * s[1]});
+    prng_children(s[0], a[0].ptr<uint32_t>(), s[1], o[0].ptr<uint32_t>());
+  } else if (entry == 13 && n == 2 && a.size() == 1) {  // R, n; keys
+    sized({4u * s[0] * s[1]});
+    prng_bits(s[0], a[0].ptr<uint32_t>(), s[1], o[0].ptr<uint32_t>());
   } else {
     return 3;
   }

@@ -217,6 +217,20 @@ class ArmPrng:
     def prng_normal(self, n, bits, out):
         _unpack(_run(self.exe, 4, [], [_get(bits, n, np.uint32)])[2], [(out, n, np.float32)])
 
+    def prng_normal_unfused(self, n, bits, out):
+        _unpack(_run(self.exe, 10, [], [_get(bits, n, np.uint32)])[2], [(out, n, np.float32)])
+
+    def prng_log_uniform(self, R, keys, n, lo, hi, out):
+        bits = int(np.float32(lo).view(np.int32))
+        out_ = _run(self.exe, 11, [R, n, bits], [_get(keys, 2 * R, np.uint32), _get(hi, R, np.float32)])[2]
+        _unpack(out_, [(out, R * n, np.float32)])
+
+    def prng_children(self, R, keys, n, children):
+        _unpack(_run(self.exe, 12, [R, n], [_get(keys, 2 * R, np.uint32)])[2], [(children, R * n * 2, np.uint32)])
+
+    def prng_bits(self, R, keys, n, bits):
+        _unpack(_run(self.exe, 13, [R, n], [_get(keys, 2 * R, np.uint32)])[2], [(bits, R * n, np.uint32)])
+
     def prng_latch(self, R, keys, n, T, noise, signal_len, rounds, x, y, threads):
         arrays = [_get(keys, 2 * R, np.uint32), _get(noise, R, np.float32), _get(signal_len, R, np.int32)]
         out = _run(self.exe, 5, [R, n, T, rounds, threads], arrays)[2]

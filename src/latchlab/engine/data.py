@@ -130,6 +130,13 @@ def _prng_differences(so) -> str:
     so.prng_normal(n, _u32(np.arange(n, dtype=np.uint32) << 9), native._ptr(got))
     if (bad := int((got.view(np.uint32) != np.asarray(want).view(np.uint32)).sum())) > 0:
         return f"{bad} of the 2^23 normal values"
+    # the same unoptimised, as ``_init`` computes them
+    want = jax.jit(lambda k: jax.random.normal(k, (n,)), compiler_options=_QUICK_COMPILE)(jax.random.key(0, impl=every))
+    so.prng_normal_unfused(n, _u32(np.arange(n, dtype=np.uint32) << 9), native._ptr(got))
+    if (bad := int((got.view(np.uint32) != np.asarray(want).view(np.uint32)).sum())) > 0:
+        return f"{bad} of the 2^23 unoptimised normal values"
+    if why := init_differences(so):
+        return why
     seeds = [0, 1, 12345, 2**31 - 1, 2**32 - 1]
     keys = np.asarray(_member_keys_jit(jnp.asarray(seeds, jnp.uint32)))
     mine = np.empty_like(keys)
@@ -156,6 +163,38 @@ def _prng_differences(so) -> str:
                 got_split = _prng_splits(so, keys, y, tail, n_val, n_pos)
                 if not all(np.array_equal(a, np.asarray(b)) for a, b in zip(got_split, want_split)):
                     return "splits"
+    return ""
+
+
+def init_differences(so, cases=None) -> str:
+    """What of ``native_init`` with library ``so`` differs from ``_init`` ("" if nothing), on
+    ``cases`` (``(cell settings, scheme, values)``; by default a few that take every path:
+    each scheme, a reset_after GRU's two biases, a gate's value, an orthogonal matrix of 8
+    columns and one of 1)."""
+    from latchlab.config import from_dict
+
+    cases = cases or (
+        ({"cell": "lstm", "units": 1}, "keras", {"recurrent_f": -0.5, "bias": 2.0}),
+        ({"cell": "gru", "units": 3, "preset": "keras3"}, "chrono", {}),  # reset_after, sigmoid gates
+        ({"cell": "srnn", "units": 2, "head": "dense1"}, "torch", {"kernel": 0.25}),
+        ({"cell": "janet", "units": 8}, "keras", {}),
+        ({"cell": "lstm", "units": 2, "preset": "keras3"}, "chrono", {"bias_o": 0.5}),
+    )
+    seeds = [*range(61), 2**31 - 1, 2**31, 2**32 - 1]  # a stack of PREP_STACK: one compilation a case
+    keys = _member_keys(seeds)[:, 2]
+    t_max = np.array([2 + 17 * r for r in range(len(seeds))], np.float32)
+    for settings, scheme, values in cases:
+        run = from_dict({"name": "check", "task": "latch", **settings}).members()[0].run
+        names = tuple(values)
+        numbers = np.array([[v * (1 + r) for v in values.values()] for r in range(len(seeds))], np.float32)
+        numbers = numbers.reshape(len(seeds), len(names))
+        got = native_init(so, keys, t_max, numbers, run.model, scheme, names)
+        want = _on_padded_stack(_init, keys, t_max, numbers, split=False, model=run.model, scheme=scheme, names=names)
+        if got is None or jax.tree.structure(got) != jax.tree.structure(want):
+            return f"initial parameters of {settings}, {scheme}: not made"
+        for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+            if a.shape != b.shape or not np.array_equal(a.view(np.uint32), np.asarray(b).view(np.uint32)):
+                return f"initial parameters of {settings}, {scheme}"
     return ""
 
 
@@ -361,6 +400,8 @@ def _set_up_calls(chunks, families):
         for m in members:
             subsets[(m.run.init, tuple(n for n, _ in m.run.values))] += 1
         for (scheme, names), n in subsets.items():
+            if native.prng(loaded=True) is not None and native_inits(run.model, scheme, names):
+                continue  # made natively: nothing to compile
             n = _padded_rows(n)
             sh = _stack_sharding(n, False)
             args = (
@@ -610,7 +651,9 @@ def _init(keys, t_max, numbers, model, scheme, names):
 def init_members(members: list[Member]):
     """Stacked initial parameters (leading axis R), each from its member's own seed.
 
-    Host-side numpy between the few compiled calls: eager JAX ops cost milliseconds each.
+    Made natively where ``native.prng``'s library is loaded (``native_init``: no
+    compilation), else by ``_init`` (host-side numpy between the few compiled calls: eager
+    JAX ops cost milliseconds each); the same numbers either way.
     """
     model = members[0].run.model
     keys = _member_keys([m.seed for m in members])[:, 2]
@@ -619,15 +662,131 @@ def init_members(members: list[Member]):
     for r, m in enumerate(members):
         subsets[(m.run.init, tuple(n for n, _ in m.run.values))].append(r)
     params = None
+    so = native.prng(loaded=True)
     for (scheme, names), rs in subsets.items():
         numbers = np.array([[v for _, v in members[r].run.values] for r in rs], np.float32).reshape(len(rs), len(names))
-        # on one device: split over two host devices, the orthogonal initialiser's QR (a
-        # LAPACK call XLA cannot partition) deadlocked XLA:CPU from 16 units on
-        part = _on_padded_stack(
-            _init, keys[rs], t_max[rs], numbers, split=False, model=model, scheme=scheme, names=names
-        )
+        part = native_init(so, keys[rs], t_max[rs], numbers, model, scheme, names) if so is not None else None
+        if part is None:
+            # on one device: split over two host devices, the orthogonal initialiser's QR (a
+            # LAPACK call XLA cannot partition) deadlocked XLA:CPU from 16 units on
+            part = _on_padded_stack(
+                _init, keys[rs], t_max[rs], numbers, split=False, model=model, scheme=scheme, names=names
+            )
         if params is None:
             params = jax.tree.map(lambda a: np.zeros((len(members),) + a.shape[1:], a.dtype), part)
         for dst, src in zip(jax.tree.leaves(params), jax.tree.leaves(part)):
             dst[rs] = src
     return params
+
+
+def native_inits(model, scheme: str, names: tuple[str, ...]) -> bool:
+    """Whether ``native_init`` makes these members' parameters (else ``_init``, which also
+    refuses what ``cells.init_params`` refuses)."""
+    cell = model.cell
+    for name in names:
+        base, _, gate = name.partition("_")
+        if base not in ("kernel", "recurrent", "bias") or (gate and gate not in cell.gates):
+            return False
+    if cell.units > 128:
+        # up to LAPACK's crossover to blocked code (128 columns): beyond it a QR's numbers
+        # depend on the workspace it is given, which JAX and scipy may choose otherwise
+        return False
+    if scheme == "chrono":
+        return cell.kind in ("lstm", "janet", "gru") and cell.rsig == "sigmoid"
+    return scheme in ("keras", "torch")
+
+
+def native_init(so, keys, t_max, numbers, model, scheme: str, names: tuple[str, ...]):
+    """``_init``'s parameters, bit for bit, made with ``native.prng``'s library ``so`` (JAX's
+    Threefry keys and bits, its normal values as XLA computes them unoptimised, chrono's log
+    of a uniform as XLA fuses them), numpy's float32 arithmetic (each operation rounded, as
+    unoptimised XLA does) and the LAPACK routines JAX's QR calls on the CPU (scipy's
+    ``sgeqrf`` and ``sorgqr``): on a cold start ``_init``'s compilation, 0.3-0.6 s a cell, was
+    what a sweep's first chunk waited for. None where ``native_inits`` says no. Checked
+    against ``_init`` with the library (``prng_differences``)."""
+    if not native_inits(model, scheme, names):
+        return None
+    from scipy.linalg import get_lapack_funcs
+
+    f32 = np.float32
+    keys = np.ascontiguousarray(keys, np.uint32)
+    R, cell = len(keys), model.cell
+    H, G, F, n_out = cell.units, len(cell.gates), model.n_in, model.n_out
+    GH = G * H
+
+    def children(k, n):  # (R, 2) -> n arrays (R, 2): split(k, n)
+        out = np.empty((R, n, 2), np.uint32)
+        so.prng_children(R, _u32(np.ascontiguousarray(k)), n, _u32(out))
+        return list(out.transpose(1, 0, 2))
+
+    def bits(k, shape):
+        out = np.empty((R, math.prod(shape)), np.uint32)
+        so.prng_bits(R, _u32(np.ascontiguousarray(k)), out.shape[1], _u32(out))
+        return out.reshape((R, *shape))
+
+    def uniform(k, shape, lo, hi):  # jax.random.uniform
+        lo, hi = f32(lo), f32(hi)
+        u = ((bits(k, shape) >> np.uint32(9)) | np.uint32(0x3F800000)).view(f32) - f32(1.0)
+        return np.maximum(lo, u * (hi - lo) + lo)
+
+    def orthogonal(k, rows, cols):  # cells._orthogonal
+        b = bits(k, (max(rows, cols), min(rows, cols)))
+        a = np.empty(b.shape, f32)
+        so.prng_normal_unfused(b.size, _u32(b), native._ptr(a))
+        q = np.empty_like(a)
+        geqrf, orgqr = get_lapack_funcs(("geqrf", "orgqr"), dtype=f32)  # sgeqrf, sorgqr
+        for r in range(R):
+            qr, tau, _, info = geqrf(a[r])
+            q[r], _, info2 = orgqr(qr, tau)
+            if info or info2:
+                return None
+            q[r] *= np.sign(np.diagonal(qr))[None, :]
+        return q.transpose(0, 2, 1) if rows < cols else q
+
+    def blocks(gate):
+        k = cell.gates.index(gate)
+        return slice(k * H, (k + 1) * H)
+
+    def put(p, base, gate, value):  # cells._set, a value (R,) or (R, H) a member
+        cols, v = blocks(gate), np.asarray(value, f32).reshape(R, -1)
+        if base == "recurrent":
+            p[base][:, :, cols] = v[:, :, None] * np.eye(H, dtype=f32)
+        elif base == "bias" and cell.split_bias:
+            p[base][:, 0, cols], p[base][:, 1, cols] = v, f32(0.0)
+        elif base == "bias":
+            p[base][:, cols] = v
+        else:
+            p[base][:, :, cols] = v[:, None, :]
+
+    k_cell, k_head = children(keys, 2)
+    lim = math.sqrt(6.0 / (H + n_out))
+    head = {"bias": np.zeros((R, n_out), f32), "kernel": uniform(k_head, (H, n_out), -lim, lim)}
+    k1, k2, k3, k4 = children(k_cell, 4)
+    bias_shape = (2, GH) if cell.split_bias else (GH,)
+    if scheme == "torch":
+        lim = 1.0 / math.sqrt(H)
+        bias = uniform(k3, bias_shape, -lim, lim)
+        if not cell.split_bias:
+            bias = bias + uniform(k4, bias_shape, -lim, lim)
+        p = {"bias": bias, "kernel": uniform(k1, (F, GH), -lim, lim), "recurrent": uniform(k2, (H, GH), -lim, lim)}
+    else:
+        lim = math.sqrt(6.0 / (F + GH))
+        p = {"bias": np.zeros((R, *bias_shape), f32), "kernel": uniform(k1, (F, GH), -lim, lim)}
+        if (rec := orthogonal(k2, H, GH)) is None:
+            return None
+        p["recurrent"] = rec
+        if "f" in cell.gates:
+            put(p, "bias", "f", np.ones(R, f32))
+    if scheme == "chrono":
+        retain = {"lstm": "f", "janet": "f", "gru": "z"}[cell.kind]
+        hi = np.maximum(np.asarray(t_max, f32) - f32(1.0), f32(1.0))
+        b = np.empty((R, H), f32)
+        so.prng_log_uniform(R, _u32(np.ascontiguousarray(k4)), H, 1.0, native._ptr(hi), native._ptr(b))
+        put(p, "bias", retain, b)
+        if cell.kind == "lstm":
+            put(p, "bias", "i", -b)
+    for j, name in enumerate(names):
+        base, _, gate = name.partition("_")
+        for g in [gate] if gate else cell.gates:
+            put(p, base, g, numbers[:, j])
+    return {"cell": p, "head": head}

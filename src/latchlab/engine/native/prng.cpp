@@ -67,6 +67,8 @@ static inline uint32_t as_bits(float f) {
 }
 static inline float F(uint32_t u) { return as_float(u); }  // a constant by its bits, as XLA's IR writes it
 #define FMA __builtin_fmaf
+// a multiply-add of XLA's that LLVM fuses at its usual optimisation levels, not at level 0
+#define MAD(a, b, c) (FUSED ? FMA(a, b, c) : (a) * (b) + (c))
 
 // XLA:CPU's log(a) for a > 0 (Cephes' logf: the mantissa in [sqrt(1/2), sqrt(2)), three
 // interleaved polynomial chains), and its special values
@@ -93,32 +95,34 @@ static inline float xla_log(float a) {
   return a == __builtin_inff() ? a : y;
 }
 
-// XLA:CPU's log1p(w): a rational approximation for |w| < sqrt(2) - 1, else log(1 + w)
-static inline float xla_log1p(float w) {
+// XLA:CPU's log1p(w): a rational approximation for |w| < sqrt(2) - 1, else log(1 + w).
+// FUSED: its multiply-adds fused, as LLVM contracts them at XLA's usual optimisation
+// levels; unfused, as at level 0 (``data._init``'s). XLA's log fuses its own either way.
+template <bool FUSED = true> static inline float xla_log1p(float w) {
   float w2 = w * w;
   float num = 1.0f, den = 4.527e-05f;
   const uint32_t cn[6] = {0x417101AD, 0x42A6185B, 0x435DC32D, 0x439A8CA3, 0x43586D8A, 0x42707982};
   const uint32_t cd[6] = {0x3EFF40C5, 0x40D284FA, 0x41EF4B9C, 0x4273CC76, 0x426473AD, 0x41A05101};
-  for (int k = 0; k < 6; ++k) num = FMA(num, w, F(cn[k])), den = FMA(den, w, F(cd[k]));
-  float small = w + FMA(-0.5f, w2, (w * w2) * (den / num));
+  for (int k = 0; k < 6; ++k) num = MAD(num, w, F(cn[k])), den = MAD(den, w, F(cd[k]));
+  float small = w + MAD(-0.5f, w2, (w * w2) * (den / num));
   return __builtin_fabsf(w) < F(0x3ED413CD) ? small : xla_log(w + 1.0f);
 }
 
 // jax.random.normal's value for 32 random bits: sqrt(2) erfinv(u), u = max(lo, 2 f + lo)
-// with f in [0, 1) from the top 23 bits and lo = -1 + 2^-24
-static inline float normal(uint32_t bits) {
+// with f in [0, 1) from the top 23 bits and lo = -1 + 2^-24; FUSED as for xla_log1p
+template <bool FUSED = true> static inline float normal(uint32_t bits) {
   const float lo = F(0xBF7FFFFF);
   float f = as_float((bits >> 9) | 0x3F800000u) + -1.0f;
-  float u = std::max(FMA(f, 2.0f, lo), lo);
-  float l = xla_log1p(u * -u);
+  float u = std::max(MAD(f, 2.0f, lo), lo);
+  float l = xla_log1p<FUSED>(u * -u);
   bool lt = l > -5.0f;
   float w = lt ? -2.5f - l : __builtin_sqrtf(-l) + -3.0f;
   static const uint32_t c_lt[9] = {0x32F16588, 0x34B84B36, 0xB66C7357, 0xB6935AC1, 0x396532DB,
                                    0xBAA45408, 0xBB88E4EF, 0x3E7C8F63, 0x3FC02E2F};
   static const uint32_t c_ge[9] = {0xB951F09B, 0x38D3B56B, 0x3AB0DC72, 0xBB70BDE7, 0x3BBC127B,
                                    0xBBF9C5D7, 0x3C1AA57E, 0x3F8036DB, 0x40354F7E};
-  float p = FMA(F(lt ? c_lt[0] : c_ge[0]), w, F(lt ? c_lt[1] : c_ge[1]));
-  for (int k = 2; k < 9; ++k) p = FMA(w, p, F(lt ? c_lt[k] : c_ge[k]));
+  float p = MAD(F(lt ? c_lt[0] : c_ge[0]), w, F(lt ? c_lt[1] : c_ge[1]));
+  for (int k = 2; k < 9; ++k) p = MAD(w, p, F(lt ? c_lt[k] : c_ge[k]));
   if (__builtin_fabsf(u) == 1.0f) p = __builtin_inff();
   return (u * p) * F(0x3FB504F3);
 }
@@ -192,9 +196,38 @@ void prng_member_keys(int R, const uint32_t* seeds, uint32_t* keys) {
     }
 }
 
-// out[i] = normal(bits[i]): what latchlab checks against JAX on every input
+// out[i] = normal(bits[i]): what latchlab checks against JAX on every input; unfused: as
+// XLA computes it unoptimised (``data._init``, compiled at level 0)
 void prng_normal(int64_t n, const uint32_t* bits, float* out) {
   for (int64_t i = 0; i < n; ++i) out[i] = normal(bits[i]);
+}
+void prng_normal_unfused(int64_t n, const uint32_t* bits, float* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = normal<false>(bits[i]);
+}
+
+// out (R, n): log(uniform(keys[r], (n,), lo, hi[r])) of keys (R, 2), as ``data._init``
+// computes a chrono initialisation's forget biases: XLA fuses the uniform into the log's
+// loop, and there its multiply-add is one fused instruction (alone it is two roundings)
+void prng_log_uniform(int R, const uint32_t* keys, int n, float lo, const float* hi, float* out) {
+  for (int r = 0; r < R; ++r)
+    for (int i = 0; i < n; ++i) {
+      const float f = as_float((bits32(Key{keys[2 * r], keys[2 * r + 1]}, (uint32_t)i) >> 9) | 0x3F800000u) - 1.0f;
+      out[(size_t)r * n + i] = xla_log(std::max(lo, FMA(f, hi[r] - lo, lo)));
+    }
+}
+
+// children (R, n, 2): split(keys[r], n); bits (R, n): random_bits(keys[r], 32, (n,)), each
+// of the R keys (R, 2)
+void prng_children(int R, const uint32_t* keys, int n, uint32_t* children) {
+  for (int r = 0; r < R; ++r)
+    for (int i = 0; i < n; ++i) {
+      Key k = child(Key{keys[2 * r], keys[2 * r + 1]}, (uint32_t)i);
+      children[(r * n + i) * 2] = k.a, children[(r * n + i) * 2 + 1] = k.b;
+    }
+}
+void prng_bits(int R, const uint32_t* keys, int n, uint32_t* bits) {
+  for (int r = 0; r < R; ++r)
+    for (int i = 0; i < n; ++i) bits[(size_t)r * n + i] = bits32(Key{keys[2 * r], keys[2 * r + 1]}, (uint32_t)i);
 }
 
 // tasks.latch(key, n, T, noise, signal_len) of R data keys (R, 2): x (R, n, T), y (R, n)
