@@ -52,14 +52,15 @@ from pathlib import Path
 os.environ["KERAS_BACKEND"] = "jax"  # before anything imports keras
 sys.path.insert(0, str(Path(__file__).parent))
 
-from latchlab import runtime  # noqa: E402
-
-runtime.setup()  # one XLA device per core and the compilation cache, as the CLI does
+# first: it points LATCHLAB_CACHE at a fresh directory, then calls ``runtime.setup()`` (one XLA
+# device per core and the compilation cache, as the CLI does). Before 2026-12-05 this file
+# called ``runtime.setup()`` itself before that import, so JAX's cache was the usual
+# ~/.cache/latchlab/xla, warm from earlier runs, and "cold" held for the native kernels only.
+import seed_sweep as SS  # noqa: E402
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-import seed_sweep as SS  # noqa: E402
 from latchlab import config, provenance  # noqa: E402
 from latchlab.engine import run as runner  # noqa: E402
 

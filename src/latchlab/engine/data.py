@@ -6,11 +6,12 @@ longest latch or bit relay sequences once and cuts every length from them;
 ``init_members`` stacks the members' initial parameters. A member's data and initial
 parameters do not depend on the members it is trained beside (``tests/engine/test_engine.py``).
 
-The keys, the families' draws and their splits are made by ``native.prng``'s library where
-it is available: JAX's Threefry, permutations and normal values, bit for bit, checked against
-JAX on this machine before first use (``prng_differences``), with no compilation (XLA's took
-0.2-1.2 s a function and its Threefry ran several times slower). Elsewhere JAX makes them, the
-same numbers.
+The keys, the families' draws, their splits and the initial parameters (``native_init``,
+with the LAPACK QR JAX calls) are made by ``native.prng``'s library where it is available:
+JAX's Threefry, permutations and normal values, bit for bit, checked against JAX on this
+machine before first use (``prng_differences``), with no compilation (XLA's took 0.2-1.2 s a
+function and its Threefry ran several times slower). Elsewhere JAX makes them, the same
+numbers.
 """
 
 from __future__ import annotations
