@@ -295,14 +295,15 @@ PRNG_SIGNATURES = {
 
 
 def prng(*, loaded: bool = False):
-    """The loaded ``prng.cpp`` (JAX's keys, latch and bit relay sequences and splits, made
-    here bit for bit) for this ``march()``, or None where it cannot be used: not on the CPU,
-    ``LATCHLAB_NATIVE=0``, no compiler, no fused multiply-add instruction (x86-64 before
-    AVX2), or its numbers differ from JAX's on this machine.
+    """The loaded ``prng.cpp`` (JAX's keys, latch and bit relay sequences and splits, and the
+    draws of the members' initial parameters, made here bit for bit) for this ``march()``, or
+    None where it cannot be used: not on the CPU, ``LATCHLAB_NATIVE=0``, no compiler, no fused
+    multiply-add instruction (x86-64 before AVX2), or its numbers differ from JAX's on this
+    machine.
 
     Before its first use with a JAX version, the library is checked against JAX
-    (``data.prng_differences``: every one of the 2^23 normal values, and sequences, labels and
-    splits of both tasks); the verdict is kept beside the library, so the check runs once per
+    (``data.prng_differences``: every one of the 2^23 normal values, optimised and not,
+    sequences, labels and splits of both tasks, and initial parameters); the verdict is kept beside the library, so the check runs once per
     library, JAX version and ``XLA_FLAGS`` (``python -m latchlab.engine.native`` runs it with
     the builds). ``loaded=True``: only if this process has loaded it already (never builds
     or checks it)."""

@@ -1,5 +1,6 @@
 // JAX's random numbers for the latch and bit relay tasks, bit for bit: the members' keys,
-// each seed's longest sequences and labels, and the train/validation splits that
+// each seed's longest sequences and labels, the train/validation splits, and the keys, bits,
+// normal values and chrono biases of the members' initial parameters, that
 // latchlab/engine/data.py otherwise makes with jax.random on XLA (whose compilations took
 // 0.2-1.2 s each and whose Threefry ran at a tenth of this speed).
 //
@@ -9,7 +10,8 @@
 // - permutation: JAX's sort-based shuffle, ``rounds`` stable sorts by fresh random bits.
 // - normal: uniform(-1 + 2^-24, 1) from the bits' top 23, then sqrt(2) erfinv(u) as
 //   XLA:CPU computes it (its erfinv polynomial and its own log1p and log, with the same
-//   fused multiply-adds its LLVM code generator makes). This file is built with
+//   fused multiply-adds its LLVM code generator makes; unoptimised, as ``data._init`` is
+//   compiled, only the log's are fused: ``prng_normal_unfused``). This file is built with
 //   -ffp-contract=off so that every fused multiply-add is one written here.
 //   latchlab/engine/native/__init__.py's ``prng()`` uses the library only after checking
 //   normal() against JAX on every one of the 2^23 possible inputs, and a sequence family
