@@ -162,11 +162,11 @@ def test_native_initial_parameters_are_inits_bit_for_bit(case):
 
 
 def test_chrono_biases_are_jaxs_for_every_length():
-    """A chrono initialisation's log of a uniform, on 4096 members of lengths 2 to 4097: XLA
+    """A chrono initialisation's log of a uniform, on 16 384 members of lengths 2 to 16 385: XLA
     fuses the uniform's multiply-add into the log's loop, which a separate multiply and add
-    would miss in about 1 in 1000 values (69 of 65 536 here before it was fused)."""
+    would miss in about 1 in 1000 values (69 of 65 536 here before it was fused; 2 of these)."""
     so = native.prng()
-    n = 4096
+    n = 16384
     keys = data._member_keys(range(n))[:, 2]
     t_max = np.arange(2, n + 2, dtype=np.float32)
     run = config.from_dict({"name": "c", "cell": "lstm", "preset": "keras3", "init": "chrono"}).members()[0].run
