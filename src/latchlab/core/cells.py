@@ -231,6 +231,17 @@ def _orthogonal(key, shape):
     return q.T if rows < cols else q
 
 
+# chrono's retention gate per cell (the gate whose bias sets how long a state is kept)
+CHRONO_RETAIN = {"lstm": "f", "janet": "f", "gru": "z"}
+
+
+def settable(cell: Cell, name: str) -> bool:
+    """Whether ``init_params``' ``values`` may name ``name`` for ``cell``: ``kernel``,
+    ``recurrent`` or ``bias``, or one of the cell's gate blocks of them (``bias_f``)."""
+    base, _, gate = name.partition("_")
+    return base in ("kernel", "recurrent", "bias") and (not gate or gate in cell.gates)
+
+
 def init_params(
     key, cell: Cell, n_in: int, scheme: str = "keras", values: Mapping[str, float] | None = None, t_max=None
 ):
@@ -276,7 +287,7 @@ def init_params(
         if "f" in cell.gates:
             params = _set(cell, params, "bias", "f", 1.0)
     if scheme == "chrono":
-        retain = {"lstm": "f", "janet": "f", "gru": "z"}.get(cell.kind)
+        retain = CHRONO_RETAIN.get(cell.kind)
         if retain is None:
             raise ConfigError(
                 "init", f"chrono needs a gated cell with a forget gate, not {cell.kind!r}", ("lstm", "gru", "janet")
@@ -296,7 +307,7 @@ def init_params(
             params = _set(cell, params, "bias", "i", -b)
     for name, v in (values or {}).items():
         base, _, gate = name.partition("_")
-        if base not in ("kernel", "recurrent", "bias") or (gate and gate not in cell.gates):
+        if not settable(cell, name):
             names = [f"{b}_{g}" for b in ("kernel", "recurrent", "bias") for g in cell.gates]
             raise ConfigError(
                 "values", f"unknown parameter {name!r} for {cell.kind}", ("kernel", "recurrent", "bias", *names)

@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from latchlab.config import Member, RunConfig
+from latchlab.core import cells
 from latchlab.core import model as M
 from latchlab.core import tasks
 from latchlab.engine import native, train
@@ -684,16 +685,14 @@ def native_inits(model, scheme: str, names: tuple[str, ...]) -> bool:
     """Whether ``native_init`` makes these members' parameters (else ``_init``, which also
     refuses what ``cells.init_params`` refuses)."""
     cell = model.cell
-    for name in names:
-        base, _, gate = name.partition("_")
-        if base not in ("kernel", "recurrent", "bias") or (gate and gate not in cell.gates):
-            return False
+    if not all(cells.settable(cell, name) for name in names):
+        return False
     if cell.units > 128:
         # up to LAPACK's crossover to blocked code (128 columns): beyond it a QR's numbers
         # depend on the workspace it is given, which JAX and scipy may choose otherwise
         return False
     if scheme == "chrono":
-        return cell.kind in ("lstm", "janet", "gru") and cell.rsig == "sigmoid"
+        return cell.kind in cells.CHRONO_RETAIN and cell.rsig == "sigmoid"
     return scheme in ("keras", "torch")
 
 
@@ -779,7 +778,7 @@ def native_init(so, keys, t_max, numbers, model, scheme: str, names: tuple[str, 
         if "f" in cell.gates:
             put(p, "bias", "f", np.ones(R, f32))
     if scheme == "chrono":
-        retain = {"lstm": "f", "janet": "f", "gru": "z"}[cell.kind]
+        retain = cells.CHRONO_RETAIN[cell.kind]
         hi = np.maximum(np.asarray(t_max, f32) - f32(1.0), f32(1.0))
         b = np.empty((R, H), f32)
         so.prng_log_uniform(R, _u32(np.ascontiguousarray(k4)), H, 1.0, native._ptr(hi), native._ptr(b))
