@@ -100,6 +100,40 @@ def test_a_sweep_leaves_older_objects_unscanned_and_restores_the_collector():
         gc.unfreeze()
 
 
+def _frame_row_by_row(results) -> pd.DataFrame:
+    """The reference for ``run.frame``: a dict per member and epoch, as it was written first."""
+    import json
+
+    recs = []
+    for members, hist, *seconds in results:
+        for r, m in enumerate(members):
+            base = {"member_id": m.id, "sweep_id": None, "seed": m.seed, **m.run.to_dict()}
+            base["seconds"] = seconds[0] if seconds else float("nan")
+            base["values"] = json.dumps(base["values"], sort_keys=True)
+            for e in range(hist.val_acc.shape[0]):
+                metrics = {k: float(getattr(hist, k)[e, r]) for k in ("train_loss", "train_acc", "val_loss", "val_acc")}
+                recs.append({**base, "epoch": e + 1, **metrics})
+    return pd.DataFrame.from_records(recs)
+
+
+def test_frame_equals_its_rows_made_one_by_one():
+    """``run.frame`` (each member's fields once, the metrics as columns) gives the frame a
+    dict per member and epoch gives: the same columns in the same order, types and values,
+    for results of different epoch counts, members that share a grid point or not, values
+    tables, and with and without seconds; none gives an empty frame."""
+    rng = np.random.default_rng(0)
+    a = _cfg(grid={"cell": ["srnn", "lstm"], "values": [{}, {"recurrent": 0.5}]}).members()
+    b = _cfg(epochs=3, T=7, grid={"lr": [0.01, 0.1]}).members()
+    results = []
+    for ms, E, extra in ((a[:7], 2, (0.25,)), (b, 3, ()), (a[7:], 2, (1.5,))):
+        h = [rng.normal(size=(E, len(ms))).astype(np.float32) for _ in range(4)]
+        results.append((ms, train.History(*h, params=[]), *extra))
+    got, want = runner.frame(results), _frame_row_by_row(results)
+    assert len(got) == 7 * 2 + len(b) * 3 + (len(a) - 7) * 2
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
+    assert runner.frame([]).empty
+
+
 def test_an_executor_returning_the_wrong_chunk_is_refused():
     cfg = _cfg(units=1, grid={"cell": ["lstm", "srnn"]})
 

@@ -232,31 +232,35 @@ def _run(cfg, store, progress, timer, command: str, executor: Executor | None, s
 
 
 def frame(results) -> pd.DataFrame:
-    """Epoch rows (as the store holds them) from in-memory ``(members, History[, seconds])``."""
+    """Epoch rows (as the store holds them) from in-memory ``(members, History[, seconds])``:
+    one row per member per epoch, a member's epochs together, members in the given order.
+
+    Each member's fields are read once and repeated over its epochs, and the metrics go in
+    as columns (a row at a time, the 67 500 rows of the ablations took 0.5 s)."""
     import json
 
     import pandas as pd
 
-    recs = []
+    bases, epochs, metrics = [], [], []
+    runs: dict[int, dict] = {}  # a run's fields by id: a grid point's members share their run
     for members, hist, *seconds in results:
-        for r, m in enumerate(members):
-            base = {
-                "member_id": m.id,
-                "sweep_id": None,
-                "seed": m.seed,
-                **m.run.to_dict(),
-                "seconds": seconds[0] if seconds else float("nan"),
-            }
-            base["values"] = json.dumps(base["values"], sort_keys=True)
-            for e in range(hist.val_acc.shape[0]):
-                recs.append(
-                    {
-                        **base,
-                        "epoch": e + 1,
-                        "train_loss": float(hist.train_loss[e, r]),
-                        "train_acc": float(hist.train_acc[e, r]),
-                        "val_loss": float(hist.val_loss[e, r]),
-                        "val_acc": float(hist.val_acc[e, r]),
-                    }
-                )
-    return pd.DataFrame.from_records(recs)
+        E = hist.val_acc.shape[0]
+        for m in members:
+            fields = runs.get(id(m.run))
+            if fields is None:
+                fields = runs[id(m.run)] = m.run.to_dict()
+                fields["values"] = json.dumps(fields["values"], sort_keys=True)
+            base = {"member_id": m.id, "sweep_id": None, "seed": m.seed, **fields}
+            base["seconds"] = seconds[0] if seconds else float("nan")
+            bases.append(base)
+            epochs.append(E)
+        metrics.append(np.stack([np.asarray(a, np.float64) for a in hist[:4]], -1).transpose(1, 0, 2).reshape(-1, 4))
+    if not bases:
+        return pd.DataFrame()
+    per_member = pd.DataFrame.from_records(bases)
+    df = per_member.loc[per_member.index.repeat(epochs)].reset_index(drop=True)
+    df["epoch"] = np.concatenate([np.arange(1, e + 1) for e in epochs])
+    cols = np.concatenate(metrics)  # (rows, 4): train_loss, train_acc, val_loss, val_acc
+    for k, name in enumerate(("train_loss", "train_acc", "val_loss", "val_acc")):
+        df[name] = cols[:, k]
+    return df
