@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SCALE ?= quick
 
-.PHONY: run test bench clean browser arm
+.PHONY: run test bench clean browser arm clang
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -34,6 +34,13 @@ arm:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq g++-aarch64-linux-gnu qemu-user >/dev/null; }
 
+# Debian's clang, for the tests that build the native kernels with it too (the compiler of
+# macOS: tests/engine/test_native.py on this machine, tests/engine/test_arm.py for aarch64)
+clang:
+	@command -v clang++ >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq clang >/dev/null; }
+
 # Debian's Chromium and ChromeDriver, for the test that renders `latchlab explain`'s report
 browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
@@ -46,7 +53,7 @@ browser:
 # share its fixtures and compiled shapes (test by test, on two cores, the first run took
 # 1.3 times the CPU time and 9.6 min, not 7.3). XDIST= runs them in one process.
 XDIST ?= -n auto --maxprocesses 4 --dist loadfile
-test: $(VENV)/.installed-test browser arm
+test: $(VENV)/.installed-test browser arm clang
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/pyright -p .

@@ -505,7 +505,8 @@ def native_as_make() -> str:
     if native.prng() is None:
         failed["prng"] = "unavailable"
     return (
-        f"native kernels as make leaves them: {len(built)} variants ready ({copied} libraries copied from "
+        f"native kernels as make leaves them ({native.compiler_version()}, -march={native.march()}): "
+        f"{len(built)} variants ready ({copied} libraries copied from "
         f"{usual}, the rest built in {time.perf_counter() - t0:.1f} s, untimed), {len(failed)} failed"
     )
 

@@ -8,6 +8,8 @@ file, ``arm_replay`` (the kernel's source with a ``main`` that replays one call,
 statically for aarch64) runs it under emulation, and the arrays the call wrote are copied
 back. Emulation says nothing about speed, only about numbers. ``needs_arm`` skips where the
 cross compiler (``g++-aarch64-linux-gnu``) or ``qemu-aarch64`` (``qemu-user``) is missing.
+The kernels are built by GCC, or (``compiler="clang++"``, where clang is installed: what an
+ARM Mac builds with) by clang for the same target, with GCC's ARM libraries.
 """
 
 from __future__ import annotations
@@ -24,19 +26,20 @@ import pytest
 from latchlab.engine import native
 
 CXX, QEMU = "aarch64-linux-gnu-g++", "qemu-aarch64"
+COMPILERS = {"g++": [CXX], "clang++": ["clang++", "--target=aarch64-linux-gnu"]}  # their commands for aarch64
 needs_arm = pytest.mark.skipif(
     not (shutil.which(CXX) and shutil.which(QEMU)),
     reason="no ARM cross compiler (g++-aarch64-linux-gnu) or user-mode emulator (qemu-user)",
 )
 REPLAY = Path(__file__).with_name("arm_replay.cpp")
-_builds: dict[tuple | str, Path] = {}
+_builds: dict[tuple, Path] = {}
 
 
-def build(v: tuple[int, int, int] | str, tmp: Path) -> Path:
+def build(v: tuple[int, int, int] | str, tmp: Path, compiler: str = "g++") -> Path:
     """``arm_replay`` for kernel variant ``v`` (or ``"bengio94"``, ``"prng"``: those sources),
-    with the flags and codes latchlab builds them with, for ARMv8-A, in folder ``tmp`` (once
-    a process)."""
-    if v not in _builds:
+    with the flags and codes latchlab builds them with, for ARMv8-A, by ``compiler`` (a key of
+    ``COMPILERS``), in folder ``tmp`` (once a process)."""
+    if (v, compiler) not in _builds:
         flags = [f for f in native.FLAGS if f not in ("-shared", "-fPIC")]
         if v == "bengio94":
             exe = tmp / "arm_replay-bengio94"
@@ -49,11 +52,12 @@ def build(v: tuple[int, int, int] | str, tmp: Path) -> Path:
             assert isinstance(v, tuple)
             exe = tmp / f"arm_replay-{''.join(map(str, v))}"
             flags += native.defines(v)
-        cmd = [CXX, *flags, "-march=armv8-a", "-static", f"-I{native.SOURCE.parent}", "-o", str(exe), str(REPLAY)]
-        r = subprocess.run(cmd, capture_output=True, text=True)
+        exe = exe.with_name(f"{exe.name}-{compiler}")
+        cmd = [*COMPILERS[compiler], *flags, "-march=armv8-a", "-static", f"-I{native.SOURCE.parent}"]
+        r = subprocess.run([*cmd, "-o", str(exe), str(REPLAY)], capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
-        _builds[v] = exe
-    return _builds[v]
+        _builds[v, compiler] = exe
+    return _builds[v, compiler]
 
 
 def _info(exe: Path, isa: str = "neon") -> tuple[int, int]:
@@ -255,19 +259,20 @@ class ArmPrng:
         _unpack(_run(self.exe, 9, [R, L, T, n, threads], arrays)[2], [(out, R * (T - L) * n, np.float32)])
 
 
-def on_arm(tmp: Path) -> dict:
-    """``test_native._assert_native_equals_vmap``'s builds: the ARM one, every ensemble's
-    kernels run by ``ArmKernels`` from one thread (the replay takes a call's blocks itself)."""
+def on_arm(tmp: Path, compiler: str = "g++") -> dict:
+    """``test_native._assert_native_equals_vmap``'s builds: the ARM one by ``compiler``,
+    every ensemble's kernels run by ``ArmKernels`` from one thread (the replay takes a call's
+    blocks itself)."""
 
     def setup(mp):
         init = native.Ensemble.__init__
 
         def on_arm(self, model, *a, **k):
             init(self, model, *a, **k)
-            self.lib = ArmKernels(build(native.variant(model), tmp), self.params.shape[1])
+            self.lib = ArmKernels(build(native.variant(model), tmp, compiler), self.params.shape[1])
             self.per_block = native.per_block(self.lib.latch_per_block(), model.cell.units)
 
         mp.setattr(native.Ensemble, "__init__", on_arm)
         mp.setattr(native, "threads", lambda: 1)
 
-    return {"aarch64 (qemu)": setup}
+    return {f"aarch64 (qemu, {compiler})": setup}

@@ -34,12 +34,19 @@ def git_commit() -> str:
 
 
 def versions() -> dict:
+    """Python's and ``PACKAGES``' versions, and the C++ compiler that builds the native
+    kernels here with the instruction set it builds for (``c++``: GCC's and clang's builds
+    agree to float32 rounding, not bit for bit; "none" without a compiler)."""
+    from latchlab.engine import native
+
     out = {"python": platform.python_version()}
     for p in PACKAGES:
         try:
             out[p] = metadata.version(p)
         except metadata.PackageNotFoundError:
             out[p] = "missing"
+    cxx = native.compiler_version()
+    out["c++"] = f"{cxx}, -march={native.march()}" if cxx else "none"
     return out
 
 

@@ -26,10 +26,17 @@ def xla_cache_dir() -> Path:
     return Path(root) if root else cache_root() / "xla"
 
 
+def cores() -> int:
+    """The cores this process may run on: its affinity where the system keeps one (Linux),
+    else every core (macOS has no ``os.sched_getaffinity``)."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    return max(1, len(affinity(0)) if affinity else os.cpu_count() or 1)
+
+
 def host_devices() -> int:
     """How many XLA host devices ``setup`` asks for: ``$LATCHLAB_DEVICES`` or the cores
     this process may use."""
-    n = os.environ.get("LATCHLAB_DEVICES") or str(len(os.sched_getaffinity(0)))
+    n = os.environ.get("LATCHLAB_DEVICES") or str(cores())
     return max(1, int(n))
 
 

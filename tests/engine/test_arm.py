@@ -1,8 +1,11 @@
 """The native kernels' ARM build (aarch64, NEON) under user-mode emulation against plain
 vmap + autodiff + optax, as ``test_native`` checks this machine's builds (``armtools``:
-each kernel call replayed under ``qemu-aarch64``)."""
+each kernel call replayed under ``qemu-aarch64``): GCC's, and where clang is installed,
+clang's (what an ARM Mac builds with)."""
 
 from __future__ import annotations
+
+import shutil
 
 import pytest
 from armtools import needs_arm, on_arm
@@ -13,6 +16,11 @@ from latchlab.core import catalog
 from latchlab.core import model as M
 
 pytestmark = needs_arm
+
+
+def _builds(tmp) -> dict:
+    """The ARM builds of ``armtools``: GCC's, and clang's where it is installed."""
+    return on_arm(tmp) | (on_arm(tmp, "clang++") if shutil.which("clang++") else {})
 
 
 @pytest.mark.parametrize(
@@ -32,7 +40,7 @@ def test_arm_kernels_equal_vmap_autodiff(kind, rsig, head, optimizer, batch, Ts,
     each cell, each gate activation, both classification heads, each optimiser, units of
     the one-unit path, the 8-unit build and the general one."""
     model = M.Model(_cell(kind, rsig, units), head)
-    builds = on_arm(tmp_path_factory.getbasetemp())
+    builds = _builds(tmp_path_factory.getbasetemp())
     _assert_native_equals_vmap(model, optimizer, batch, _padded_data(Ts, Ts[0], 64)[0], builds)
 
 
@@ -48,5 +56,5 @@ def test_arm_kernels_on_adding_and_copy(task, kind, rsig, optimizer, batch, Ts, 
     model = M.Model(_cell(kind, rsig, units), catalog.HEADS_FOR[catalog.TARGETS[task]][0], catalog.N_IN[task])
     if task == "copy":
         model = M.Model(model.cell, model.head, model.n_in, catalog.COPY_CATEGORIES)
-    builds = on_arm(tmp_path_factory.getbasetemp())
+    builds = _builds(tmp_path_factory.getbasetemp())
     _assert_native_equals_vmap(model, optimizer, batch, _task_data(task, Ts), builds)

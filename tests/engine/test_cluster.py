@@ -103,6 +103,19 @@ def test_parse_the_three_forms(tmp_path):
     )
 
 
+def test_without_a_cpu_affinity_every_core_counts(monkeypatch):
+    """macOS keeps no CPU affinity (no ``os.sched_getaffinity``): the cores a process may use
+    are then all of them, for local workers, the kernels' threads and JAX's host devices."""
+    from latchlab import runtime
+    from latchlab.engine import native
+
+    assert runtime.cores() == len(os.sched_getaffinity(0))
+    monkeypatch.delattr(os, "sched_getaffinity")
+    monkeypatch.delenv("LATCHLAB_DEVICES", raising=False)
+    n = os.cpu_count()
+    assert runtime.cores() == native.threads() == runtime.host_devices() == CL.parse("local").workers == n
+
+
 @pytest.mark.parametrize(
     "text,field",
     [

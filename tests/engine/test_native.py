@@ -48,6 +48,10 @@ def _x86_with(flag: str) -> bool:
 # vector width, registers and code paths, so not built twice); and on an x86 machine the
 # portable 16-byte vectors (what ARM's NEON gets)
 MARCHES = ["native"] + (["x86-64-v3"] if _x86_with("avx512f") else []) + (["x86-64"] if _x86_with("sse2") else [])
+# and, where clang is installed and is not already the compiler, this machine's build by
+# clang (macOS's compiler): it must meet the references as GCC's builds do (not bit for bit
+# with them: the two fuse different multiply-adds)
+CLANG = shutil.which("clang++")
 
 
 def _evaluate_nothing(so, v, head, n_out, labels=None, values=None, steps=None):
@@ -170,6 +174,75 @@ def test_kernels_compile_for_arm_with_neon_vectors(tmp_path):
     assert {'#define LATCH_ISA "neon"', "#define LATCH_VBYTES 16", "#define LATCH_PER_BLOCK 4"} <= set(macros)
 
 
+@pytest.mark.skipif(not CLANG, reason="no clang++")
+def test_clang_builds_every_source_and_a_process_keeps_each_compilers(monkeypatch):
+    """clang builds the kernels (GCC's vector shuffles are not clang's), bengio94 and the
+    random number generator, whose numbers are JAX's bit for bit under clang too. A process
+    keeps one library per compiler: after the default compiler's, ``CXX=clang++`` loads
+    clang's, with the same vector width and block, and the default's comes back after."""
+    if native._compiler() == CLANG:
+        pytest.skip("clang++ is the default compiler here")
+    v = native.variant(M.Model(Cell("lstm", 1)))
+    first = native.lib(v), native.bengio94(), native.prng()
+    monkeypatch.setenv("CXX", CLANG)
+    clang = native.lib(v), native.bengio94(), native.prng()
+    assert clang[2] is not None, "clang's random numbers differ from JAX's"
+    for a, b in zip(first, clang):
+        assert a is not None and a._name != b._name
+    assert native.build_info(clang[0]) == native.build_info(first[0])
+    monkeypatch.delenv("CXX")
+    assert native.lib(v) is first[0]
+
+
+def _stand_in(tmp_path, name: str, script: str) -> str:
+    """An executable shell script ``name`` in ``tmp_path``: a stand-in compiler."""
+    path = tmp_path / name
+    path.write_text("#!/bin/sh\n" + script)
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_a_compiler_that_rejects_march_native_builds_for_its_default_target(tmp_path, monkeypatch):
+    """clang before 15 on an ARM CPU (an ARM Mac's among them) says it does not support
+    -march=native; the build then tries -mcpu=native, then neither (the compiler's default
+    target: on an ARM Mac, its NEON). Here g++ behind a script that rejects both as clang
+    does: the library built is the x86 default's (16-byte vectors) and meets the reference.
+    A compiler that fails for any other reason is tried once, and its error is the one said."""
+    log = tmp_path / "calls"
+    old_clang = _stand_in(
+        tmp_path,
+        "old-clang",
+        f'echo "$*" >> {log}\n'
+        'for a in "$@"; do case "$a" in -march=native|-mcpu=native)\n'
+        "  echo \"clang: error: the clang compiler does not support '$a'\" >&2; exit 1;; esac; done\n"
+        'exec g++ "$@"\n',
+    )
+    monkeypatch.setenv("CXX", old_clang)
+    monkeypatch.delenv("LATCHLAB_NATIVE_MARCH", raising=False)
+    monkeypatch.setattr(native, "cache_dir", lambda: tmp_path / "native")
+    model = M.Model(Cell("srnn", 1))
+    so = native.lib(native.variant(model))
+    calls = log.read_text().splitlines()
+    assert ["-march=native" in c for c in calls] == [True, False, False]
+    assert ["-mcpu=native" in c for c in calls] == [False, True, False]
+    assert native.build_info(so)["lanes"] == 4  # x86-64's default, SSE2 (on ARM, NEON)
+    builds = {
+        "no -march": lambda mp: (
+            mp.setenv("CXX", old_clang),
+            mp.setattr(native, "cache_dir", lambda: tmp_path / "native"),
+        )
+    }
+    _assert_native_equals_vmap(model, "adam", 16, _padded_data(SHORT, SHORT[0], 64)[0], builds)
+
+    broken = _stand_in(
+        tmp_path, "broken", f'echo "$*" >> {log}.broken\necho "kernels.cpp:1: error: no such thing" >&2\nexit 1\n'
+    )
+    monkeypatch.setenv("CXX", broken)
+    with pytest.raises(RuntimeError, match="no such thing"):
+        native.lib((4, 2, 0))
+    assert len((tmp_path / "calls.broken").read_text().splitlines()) == 1
+
+
 def test_available_says_why_not(monkeypatch):
     lstm = M.Model(Cell("lstm", 1), "dense2")
     assert native.available(lstm) and native.available(lstm).reason == ""
@@ -251,8 +324,12 @@ def _cell(kind, rsig, units):
 
 
 def _marches() -> dict:
-    """The builds of ``MARCHES``: each name's set-up of a monkeypatch context."""
-    return {m: (lambda mp, m=m: mp.setenv("LATCHLAB_NATIVE_MARCH", m)) for m in MARCHES}
+    """The builds of ``MARCHES``, and clang's (``CLANG``): each name's set-up of a
+    monkeypatch context."""
+    builds = {m: (lambda mp, m=m: mp.setenv("LATCHLAB_NATIVE_MARCH", m)) for m in MARCHES}
+    if CLANG and native._compiler() != CLANG:
+        builds["native, clang++"] = lambda mp: mp.setenv("CXX", CLANG)
+    return builds
 
 
 def _assert_native_equals_vmap(model, optimizer, batch, data, builds=None, head_scale=1.0, rtol=0.0):

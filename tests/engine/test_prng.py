@@ -86,7 +86,7 @@ def test_a_library_that_differs_is_not_used(monkeypatch, tmp_path):
     """A library whose check found a difference is refused (the JAX path makes the data),
     and the verdict is kept: the check is not run again."""
     monkeypatch.setenv("LATCHLAB_CACHE", str(tmp_path / "xla"))
-    key = ("prng", native.march())
+    key = ("prng", native._target())
     monkeypatch.delitem(native._libs, key, raising=False)
     monkeypatch.delitem(native._errors, key, raising=False)
     calls = []
@@ -124,7 +124,7 @@ def test_a_build_without_fused_multiply_adds_is_not_used(monkeypatch):
     be a library call, far slower than JAX, so the JAX path makes the data."""
     monkeypatch.setenv("LATCHLAB_NATIVE_MARCH", "x86-64")
     assert native.prng() is None
-    assert "has no fused multiply-add instruction" in native._errors.pop(("prng", "x86-64"))
+    assert "has no fused multiply-add instruction" in native._errors.pop(("prng", native._target()))
 
 
 # every cell and both GRU forms, one and several units up to LAPACK's unblocked QR's 128,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import math
+import shutil
 
 import armtools
 import jax
@@ -43,12 +44,25 @@ def native():
         pytest.skip(str(e))
 
 
-@pytest.fixture(params=["native", "jax", pytest.param("arm", marks=armtools.needs_arm)])
+CLANG = shutil.which("clang++")
+needs_clang = pytest.mark.skipif(not CLANG, reason="no clang++")
+
+
+@pytest.fixture(
+    params=["native", "jax", pytest.param("arm", marks=armtools.needs_arm), pytest.param("clang", marks=needs_clang)]
+)
 def trainer(request, monkeypatch, tmp_path_factory):
     """``train_ensemble`` by the native kernel, by its JAX fallback (``LATCHLAB_NATIVE=0``),
-    or by the native kernel built for ARM (aarch64, NEON) under emulation (``armtools``)."""
+    by the native kernel built for ARM (aarch64, NEON) under emulation (``armtools``), or
+    by the native kernel built by clang (``CXX``: macOS's compiler)."""
     if request.param == "jax":
         monkeypatch.setenv("LATCHLAB_NATIVE", "0")
+    elif request.param == "clang":  # must build: not skipped
+        from latchlab.engine import native
+
+        monkeypatch.setenv("CXX", CLANG)
+        assert "clang" in native.compiler_version()
+        native.bengio94()
     else:
         request.getfixturevalue("native")
     if request.param == "arm":
@@ -291,6 +305,7 @@ def _members_reference(optimizer: str, lr: float):
         ("jax", "adam", 0.05),
         pytest.param("arm", "adam", 0.05, marks=armtools.needs_arm),
         pytest.param("arm", "rmsprop", 0.02, marks=armtools.needs_arm),
+        pytest.param("clang", "adam", 0.05, marks=needs_clang),
     ],
     indirect=["trainer"],
 )

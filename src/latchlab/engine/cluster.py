@@ -99,7 +99,9 @@ def parse(text: str | Path, dashboard: bool = True) -> ClusterSpec:
         n = s.partition(":")[2]
         if n and not (re.fullmatch(r"[0-9]+", n) and int(n) >= 1):  # str.isdigit takes '²', which int() refuses
             raise ConfigError("cluster", f"{s!r}: the number of local workers must be a whole number >= 1")
-        return ClusterSpec("local", int(n) if n else len(os.sched_getaffinity(0)), dashboard=dashboard)
+        from latchlab import runtime
+
+        return ClusterSpec("local", int(n) if n else runtime.cores(), dashboard=dashboard)
     if re.fullmatch(r"(tcp|tls)://[^\s/:]+:\d+", s):
         return ClusterSpec("scheduler", address=s)
     path = Path(s)

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import ctypes
 import math
-import os
 from collections import deque
 from functools import partial
 from typing import Annotated, NamedTuple, cast
@@ -507,7 +506,7 @@ def _train_native(cfg: Bengio94Config, T: int, w0, s, seeds, lib) -> Result:
         cfg.loss_threshold,
         _budget(cfg),
         cfg.check_every,
-        len(os.sched_getaffinity(0)),
+        native.threads(),
         ptr(out.params.w),
         ptr(out.params.h),
         ptr(out.converged),

@@ -11,10 +11,12 @@ hand-derived backward pass (the LSTM's is ``latchlab.engine.bptt``'s; the update
 RMSprop as optax defines them). Same numbers as the JAX modes to float32 rounding
 (tests/engine/test_native.py); several times faster on a CPU (docs/benchmarks.md).
 
-The library is compiled with the system's C++ compiler (``$CXX``, else ``g++``) for this
-machine's instruction set (``-march=native``; ``LATCHLAB_NATIVE_MARCH=x86-64-v3`` builds
-AVX2 code, for instance) into the cache directory, one shared object per (cell kind, gate
-activation, GRU ``reset_after``) and per source, flags and CPU: on first use, or ahead of it with
+The library is compiled with the system's C++ compiler (``$CXX``, else ``g++``: GCC or
+clang, whose builds agree to float32 rounding but not bit for bit) for this machine's
+instruction set (``-march=native``, or on an ARM CPU whose clang rejects it, ``-mcpu=native``;
+``LATCHLAB_NATIVE_MARCH=x86-64-v3`` builds AVX2 code, for instance) into the cache directory,
+one shared object per (cell kind, gate activation, GRU ``reset_after``) and per source,
+compiler, flags and CPU: on first use, or ahead of it with
 ``python -m latchlab.engine.native`` (which ``make`` runs after installing). The C++ picks
 its vector width and block size from the instruction set (AVX-512, AVX2, else 16-byte
 vectors: NEON, SSE); ``tuning`` adds what a CPU measured to want beyond its instruction
@@ -26,6 +28,7 @@ the trainer uses its JAX modes.
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import os
 import shutil
@@ -54,7 +57,7 @@ HEADS = {"dense2": 0, "dense1": 1, "linear": 2, "seq_softmax": 3}
 OPTIMIZERS = {"adam": 0, "sgd": 1, "rmsprop": 2}
 CODES = {"kind": KINDS, "rsig": RSIGS, "head": HEADS, "optimizer": OPTIMIZERS}
 
-_locks: dict = defaultdict(threading.Lock)  # per (variant, instruction set)
+_locks: dict = defaultdict(threading.Lock)  # per (variant, ``_target()``)
 _libs: dict = {}
 _errors: dict = {}
 
@@ -104,6 +107,28 @@ def march() -> str:
 
 def _compiler() -> str | None:
     return os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
+
+
+def compiler_version() -> str:
+    """The compiler's name and version (the first line of its ``--version``), "" without one:
+    GCC's and clang's builds agree to float32 rounding, not bit for bit."""
+    cxx = _compiler()
+    return _version_of(cxx) if cxx else ""
+
+
+@functools.lru_cache(maxsize=None)
+def _version_of(cxx: str) -> str:
+    try:
+        out = subprocess.run([cxx, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return cxx
+    return next(iter(out.strip().splitlines()), cxx)
+
+
+def _target() -> tuple[str, str]:
+    """What a loaded library is kept under beside its source and variant: this ``march()``
+    and compiler (a process may build with several: the tests do)."""
+    return march(), _compiler() or ""
 
 
 def defines(v: tuple[int, int, int]) -> tuple[str, ...]:
@@ -164,11 +189,30 @@ def _compile(source: Path, stem: str, flags: tuple[str, ...]) -> Path:
         out.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
             tmp_so = Path(tmp) / out.name
-            r = subprocess.run([cxx, *flags, "-o", str(tmp_so), str(source)], capture_output=True, text=True)
+            errors: list[str] = []  # each attempt's
+            for attempt in _arch_attempts(flags):
+                r = subprocess.run([cxx, *attempt, "-o", str(tmp_so), str(source)], capture_output=True, text=True)
+                if not r.returncode:
+                    break
+                errors.append(r.stderr)
+                if "-march=native" not in errors[0]:  # failed for another reason
+                    break
             if r.returncode:
-                raise RuntimeError(f"{cxx} failed: {r.stderr.strip().splitlines()[-1] if r.stderr else r.returncode}")
+                first = errors[0].strip().splitlines()
+                raise RuntimeError(f"{cxx} failed: {first[-1] if first else f'exit status {r.returncode}'}")
             os.replace(tmp_so, out)  # atomic: concurrent builders leave one whole library
     return out
+
+
+def _arch_attempts(flags: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """``flags``, then, where they ask for ``-march=native``, the same with ``-mcpu=native``
+    and with neither: the compiler's flags to try in turn while it rejects ``-march=native``
+    (clang before 15 on ARM CPUs, Apple's among them, whose default target is the host's
+    NEON)."""
+    if "-march=native" not in flags:
+        return [flags]
+    i = flags.index("-march=native")
+    return [flags, flags[:i] + ("-mcpu=native",) + flags[i + 1 :], flags[:i] + flags[i + 1 :]]
 
 
 def build_all(variants=VARIANTS) -> tuple[dict, dict]:
@@ -247,7 +291,7 @@ def _typed(path: Path, signatures: dict | None = None):
 def lib(v: tuple[int, int, int] = (1, 1, 0)):
     """The loaded library for variant ``v`` and this ``march()`` (built on first use), its
     entries typed by ``SIGNATURES``; raises RuntimeError if it cannot be built."""
-    return _load((v, march()), "kernels are", lambda: _typed(_build(v)))
+    return _load((v, _target()), "kernels are", lambda: _typed(_build(v)))
 
 
 B94_SOURCE = Path(__file__).with_name("bengio94.cpp")
@@ -271,7 +315,7 @@ def bengio94():
         so.b94_train.restype, so.b94_train.argtypes = B94_SIGNATURE
         return so
 
-    return _load(("bengio94", march()), "bengio94 kernel is", open_library)
+    return _load(("bengio94", _target()), "bengio94 kernel is", open_library)
 
 
 PRNG_SOURCE = Path(__file__).with_name("prng.cpp")
@@ -308,7 +352,7 @@ def prng(*, loaded: bool = False):
     the builds). ``loaded=True``: only if this process has loaded it already (never builds
     or checks it)."""
     if loaded:
-        return _libs.get(("prng", march()))
+        return _libs.get(("prng", _target()))
     if _host_reason():
         return None
 
@@ -334,7 +378,7 @@ def prng(*, loaded: bool = False):
         return so
 
     try:
-        return _load(("prng", march()), "random number generator is", open_library)
+        return _load(("prng", _target()), "random number generator is", open_library)
     except RuntimeError:
         return None
 
@@ -391,7 +435,7 @@ def _host_reason() -> str:
         return "disabled by LATCHLAB_NATIVE=0"
     if jax.default_backend() != "cpu":
         return f"the JAX backend is {jax.default_backend()}, not the CPU"
-    if not _compiler() and not any(key[1] == march() for key in _libs):
+    if not _compiler() and not any(key[1][0] == march() for key in _libs):
         return "no C++ compiler (g++) found"
     return ""
 
@@ -485,7 +529,9 @@ def _ptr(a, ctype: type[ctypes._SimpleCData] = ctypes.c_float):
 
 def threads() -> int:
     """The cores this process may run on (the kernels' threads)."""
-    return max(1, len(os.sched_getaffinity(0)))
+    from latchlab import runtime
+
+    return runtime.cores()
 
 
 _helpers: tuple[int, ThreadPoolExecutor] | None = None  # the cores' other threads, kept between calls

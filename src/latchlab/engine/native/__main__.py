@@ -14,7 +14,7 @@ if __name__ == "__main__":
     if built:
         info, tuned = native.build_info(native.lib(next(iter(built)))), native.tuning()
         print(
-            f"-march={native.march()}: {info['isa']}, {info['lanes']} floats a vector, "
+            f"{native.compiler_version()}, -march={native.march()}: {info['isa']}, {info['lanes']} floats a vector, "
             f"{info['per_block']} members a block" + (f"; tuned for this CPU: {' '.join(tuned)}" if tuned else "")
         )
     try:

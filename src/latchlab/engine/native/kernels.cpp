@@ -9,7 +9,8 @@
 // (members x batch) rows; for one-unit cells each kernel does a few flops per row, so the
 // loop costs 15-18 ns per row-step (docs/benchmarks.md). Here a block of rows runs the
 // whole sequence with its state in registers and its stored activations in L2, L rows
-// to a SIMD vector (GCC vector extensions at the instruction set's width, below).
+// to a SIMD vector (GCC's vector extensions, which clang shares, at the instruction set's
+// width, below).
 //
 // Layout (one unit): rows are lanes; lane l of vector v is row v*L + l of a block, row = member * B + b.
 // Parameters per member, flat: kernel (F G), recurrent (H G), bias (G), a reset_after GRU's
@@ -27,6 +28,7 @@
 #include <unistd.h>
 #include <algorithm>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #if !defined(LATCH_KIND_SRNN) || !defined(VARIANT_KIND) || !defined(VARIANT_RSIG) || !defined(VARIANT_RESET_AFTER)
@@ -130,7 +132,7 @@ template <int RSIG> static inline vf gate(vf z) {
 template <int RSIG> static inline vf dgate(vf s) {
   if (RSIG == SIGMOID) return s * (1.0f - s);
   const float k = RSIG == HARD ? 0.2f : 1.0f / 6.0f;
-  return (s > 0.0f) & (s < 1.0f) ? splat(k) : splat(0.0f);
+  return ((s > 0.0f) & (s < 1.0f)) ? splat(k) : splat(0.0f);
 }
 
 #ifndef STORE_GATES
@@ -362,7 +364,7 @@ static inline void step_back(vf (&A)[NA], vf &dh, vf &dc, const vf *W, const vf 
                              vf m, bool masked) {
   constexpr int G = n_gates(KIND);
   constexpr int NS = n_stored<KIND, RSIG>();
-  if (KIND == SRNN) {
+  if constexpr (KIND == SRNN) {
     vf hp = st[0], th = st[1];
     vf dz = (masked ? m * dh : dh) * (1.0f - th * th);  // m = 1 unless masked: one multiply fewer on the chain
     A[0] += dz * x; A[1] += dz * hp; A[2] += dz;
@@ -370,7 +372,7 @@ static inline void step_back(vf (&A)[NA], vf &dh, vf &dc, const vf *W, const vf 
     dh = masked ? blend(m, dhp, dh) : dhp;
     return;
   }
-  if (KIND == GRU) {  // h = z h_prev + (1 - z) h~, h~ = tanh(x W_h + b_h + r q)
+  if constexpr (KIND == GRU) {  // h = z h_prev + (1 - z) h~, h~ = tanh(x W_h + b_h + r q)
     vf hp = st[0], z = st[1], r = st[2], hh = st[3], q = st[4];
     vf d = m * dh;
     vf dah = d * (1.0f - z) * (1.0f - hh * hh);
@@ -385,7 +387,7 @@ static inline void step_back(vf (&A)[NA], vf &dh, vf &dc, const vf *W, const vf 
     dh = masked ? blend(m, dhp, dh) : dhp;
     return;
   }
-  if (KIND == JANET) {  // c = f c_prev + i g, f = rsig(s), i = rsig(1 - s), g = tanh(z_c)
+  if constexpr (KIND == JANET) {  // c = f c_prev + i g, f = rsig(s), i = rsig(1 - s), g = tanh(z_c)
     vf cp = st[0], f = st[1], i = st[2], g = st[3];
     vf d = m * dh;
     vf ds = d * cp * dgate<RSIG>(f) - d * g * dgate<RSIG>(i);
@@ -663,11 +665,22 @@ static void refresh_params(Block &b, const Shape &s, const float *params, int m0
     }
 }
 
-template <int S> static inline vf fold(vf a) {  // lane j plus lane j ^ S
-  vi m;
-  for (int j = 0; j < L; j++) m[j] = j ^ S;
-  return a + __builtin_shuffle(a, m);
+// Lane j of the result: lane P::lane(j) of a's lanes then b's (0 ... 2L - 1), a mask known
+// when compiling. GCC's __builtin_shuffle takes it as a vector, clang's __builtin_shufflevector
+// (GCC has it only since 12) as constants; the same permutation either way.
+template <class P, size_t... J> static inline vf pick(vf a, vf b, std::index_sequence<J...>) {
+#if defined(__clang__)
+  return __builtin_shufflevector(a, b, P::lane(J)...);
+#else
+  return __builtin_shuffle(a, b, vi{P::lane(J)...});
+#endif
 }
+template <class P> static inline vf pick(vf a, vf b) { return pick<P>(a, b, std::make_index_sequence<L>{}); }
+
+template <int S> struct Xor {
+  static constexpr int lane(int j) { return j ^ S; }
+};
+template <int S> static inline vf fold(vf a) { return a + pick<Xor<S>>(a, a); }  // lane j plus lane j ^ S
 
 template <int S> static inline vf folds(vf a) {  // every lane: the sum of its 2S-lane group
   a = fold<S>(a);
@@ -680,16 +693,13 @@ static inline float hsum(vf a) { return folds<L / 2>(a)[0]; }  // tree sum of th
 // Lane sums of 2S vectors, each held as groups of 2S lanes (a vector's partial sums) in x and
 // y: the result's groups, of S lanes, are x's groups then y's, each lane p of a group its
 // lanes p and p + S added, the pair ``fold<S>`` adds.
-template <int S> static inline vf fold_pair(vf x, vf y) {
-  constexpr int n = L / (2 * S);  // groups in x, and in y
-  vi lo, hi;
-  for (int l = 0; l < L; l++) {
-    const int g = l / S, p = l % S;
-    lo[l] = (g < n ? 0 : L) + 2 * S * (g < n ? g : g - n) + p;
-    hi[l] = lo[l] + S;
+template <int S, int HI> struct Pair {
+  static constexpr int lane(int l) {
+    const int n = L / (2 * S), g = l / S, p = l % S;  // n groups in x, and in y
+    return (g < n ? 0 : L) + 2 * S * (g < n ? g : g - n) + p + HI * S;
   }
-  return __builtin_shuffle(x, y, lo) + __builtin_shuffle(x, y, hi);
-}
+};
+template <int S> static inline vf fold_pair(vf x, vf y) { return pick<Pair<S, 0>>(x, y) + pick<Pair<S, 1>>(x, y); }
 template <int S> static inline void fold_pairs(const vf *in, vf *t) {  // in's 2S vectors into t's S
   for (int m = 0; m < S; m++) t[m] = fold_pair<S>(in[2 * m], in[2 * m + 1]);
   if constexpr (S > 1) fold_pairs<S / 2>(t, t);
@@ -717,13 +727,11 @@ static void block_alloc(Block &b, const Shape &s, int nv, int T) {
 typedef float vfu __attribute__((vector_size(LATCH_VBYTES), aligned(4)));  // an unaligned vector
 
 // In-place L x L transpose: rounds swap the off-diagonal s x s blocks, s = L / 2, ..., 2, 1.
+template <int S, bool B> struct Swap {
+  static constexpr int lane(int j) { return B ? ((j & S) ? L + j : j + S) : ((j & S) ? L + j - S : j); }
+};
 template <int S> static inline void swap_blocks(vf &a, vf &b) {
-  vi ma, mb;
-  for (int j = 0; j < L; j++) {
-    ma[j] = (j & S) ? L + j - S : j;
-    mb[j] = (j & S) ? L + j : j + S;
-  }
-  vf a2 = __builtin_shuffle(a, b, ma), b2 = __builtin_shuffle(a, b, mb);
+  vf a2 = pick<Swap<S, false>>(a, b), b2 = pick<Swap<S, true>>(a, b);
   a = a2;
   b = b2;
 }
@@ -738,17 +746,24 @@ template <int S> static inline void transpose(vf *r) {
   if constexpr (S > 1) transpose<S / 2>(r);
 }
 
-// Rows src[0, L) at steps [t, T) time-major: step t's vector (lane l from row l) at o[t stride].
-// L rows x L steps at a time: contiguous loads, transposed in registers. The last T mod L
-// steps are the last L steps' tile, which overlaps the one before (written again with the
-// same values; lane by lane, they took a third of the gather's samples in the seed's sweep,
-// whose lengths are rarely multiples of L); in rows of fewer than L steps, one by one.
-template <class V> static inline void time_major(const float *const *src, int t, int T, V *o, size_t stride) {
+// A vector stored at o: a vector's address if ALIGNED, else any float's (a copy: an aligned(4)
+// typedef such as vfu does not survive clang's template arguments)
+template <bool ALIGNED> static inline void put(float *o, vf x) {
+  if constexpr (ALIGNED) *(vf *)o = x;
+  else memcpy(o, &x, sizeof x);
+}
+// Rows src[0, L) at steps [t, T) time-major: step t's vector (lane l from row l) at o + t
+// stride L (stride in vectors). L rows x L steps at a time: contiguous loads, transposed in
+// registers. The last T mod L steps are the last L steps' tile, which overlaps the one before
+// (written again with the same values; lane by lane, they took a third of the gather's samples
+// in the seed's sweep, whose lengths are rarely multiples of L); in rows of fewer than L
+// steps, one by one.
+template <bool ALIGNED> static inline void time_major(const float *const *src, int t, int T, float *o, size_t stride) {
   const auto tile = [&](int t) {
     vf r[L];
     for (int l = 0; l < L; l++) r[l] = *(const vfu *)(src[l] + t);
     transpose<L / 2>(r);
-    for (int j = 0; j < L; j++) o[(size_t)(t + j) * stride] = r[j];
+    for (int j = 0; j < L; j++) put<ALIGNED>(o + (size_t)(t + j) * stride * L, r[j]);
   };
   const bool tiles = T - t >= L;
   for (; t + L <= T; t += L) tile(t);
@@ -757,7 +772,7 @@ template <class V> static inline void time_major(const float *const *src, int t,
   for (; t < T; t++) {
     vf c;
     for (int l = 0; l < L; l++) c[l] = src[l][t];
-    o[(size_t)t * stride] = c;
+    put<ALIGNED>(o + (size_t)t * stride * L, c);
   }
 }
 
@@ -790,7 +805,7 @@ static void gather(Block &b, const Inputs &in, int T, int m0, int nm, int B, con
       for (int l = 0; l < L; l++) out[l] = t >= (int)b.t0lane[v][l] ? src[l][t] : 0.0f;
       b.xb[(size_t)t * nv + v] = out;
     }
-    time_major(src, b.t0max[v], T, b.xb.data() + v, nv);
+    time_major<true>(src, b.t0max[v], T, (float *)(b.xb.data() + v), nv);
   }
 }
 
@@ -1555,7 +1570,7 @@ static void hseq(HBlock &b, int O, const float *K, const float *bias, const vf *
   }
   const vi on = y >= 0;
   b.ce[v] += on ? (vlog(sum) + mx) - zy : splat(0.0f);
-  b.hits[v] += (y > 0) & (arg == y) ? splat(1.0f) : splat(0.0f);
+  b.hits[v] += ((y > 0) & (arg == y)) ? splat(1.0f) : splat(0.0f);
   if (!d) return;
   const vf c = on ? b.cw[v] : splat(0.0f), cs = c / sum;
   for (int k = 0; k < O; k++) d[k] = d[k] * cs - (y == k ? c : splat(0.0f));
@@ -1854,7 +1869,7 @@ int latch_batch_rows(const float *x, int64_t xstride, int Tf, const int32_t *ex,
     const int s = i / B, k = i % B;
     const float *src[L];
     for (int l = 0; l < L; l++) src[l] = x + (int64_t)ex[i + l] * xstride;
-    time_major(src, 0, Tf, (vfu *)(out + (size_t)s * Tf * B + k), B / L);
+    time_major<false>(src, 0, Tf, out + (size_t)s * Tf * B + k, B / L);
   }
   return 0;
 }

@@ -121,9 +121,15 @@ struct FlushSubnormals {
   unsigned saved = __builtin_ia32_stmxcsr();
   FlushSubnormals() { __builtin_ia32_ldmxcsr(saved | 0x8040); }  // FTZ | DAZ
   ~FlushSubnormals() { __builtin_ia32_ldmxcsr(saved); }
-#elif defined(__aarch64__)
-  unsigned long saved = __builtin_aarch64_get_fpcr64();
-  FlushSubnormals() { __builtin_aarch64_set_fpcr64(saved | (1UL << 24)); }  // FZ
-  ~FlushSubnormals() { __builtin_aarch64_set_fpcr64(saved); }
+#elif defined(__aarch64__)  // the register by name (GCC's builtins for it are not clang's)
+  static uint64_t fpcr() {
+    uint64_t r;
+    __asm__ __volatile__("mrs %0, fpcr" : "=r"(r));
+    return r;
+  }
+  static void set_fpcr(uint64_t r) { __asm__ __volatile__("msr fpcr, %0" : : "r"(r)); }
+  uint64_t saved = fpcr();
+  FlushSubnormals() { set_fpcr(saved | (1UL << 24)); }  // FZ
+  ~FlushSubnormals() { set_fpcr(saved); }
 #endif
 };
