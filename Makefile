@@ -11,9 +11,9 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-# after installing, build latchlab's native CPU kernels (g++, about 30 s on two cores;
-# skipped with a message when there is no compiler) so that the first sweep does not wait
-# for them
+# after installing, build latchlab's native CPU kernels ($CXX, else g++; about 30 s on two
+# cores; skipped with a message when there is no compiler) so that the first sweep does not
+# wait for them
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 	$(BIN)/python -m latchlab.engine.native

@@ -289,8 +289,8 @@ def _typed(path: Path, signatures: dict | None = None):
 
 
 def lib(v: tuple[int, int, int] = (1, 1, 0)):
-    """The loaded library for variant ``v`` and this ``march()`` (built on first use), its
-    entries typed by ``SIGNATURES``; raises RuntimeError if it cannot be built."""
+    """The loaded library for variant ``v``, this ``march()`` and compiler (built on first
+    use), its entries typed by ``SIGNATURES``; raises RuntimeError if it cannot be built."""
     return _load((v, _target()), "kernels are", lambda: _typed(_build(v)))
 
 
