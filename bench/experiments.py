@@ -217,12 +217,16 @@ def serial_bound_of(*parts: tuple[float, float]) -> float:
 
 def bengio1994_row() -> tuple:
     """``reproduce bengio1994 --scale full``'s computation, timed (no store), and its bound:
-    each trial's useful work (full-batch steps until it converged, or its whole budget,
-    forward and backward over its training sequences, and its convergence checks forward
-    over its test sequences: a_t = w tanh(a_{t-1}) + h_t is 2 flops and one tanh a step)
-    plus the overlaid seed sweep's, as ``(flops, transcendentals)`` parts for ``bound_of``.
-    Keras has no model of one neuron with trainable inputs trained full-batch, so there is no
-    Keras time for it."""
+    the work any trainer of its trials must do, plus the overlaid seed sweep's, as ``(flops,
+    transcendentals)`` parts for ``bound_of``. A step of a_t = w tanh(a_{t-1}) + h_t is 2 flops
+    and one tanh, and the first L steps of a sequence depend only on its class (the trainable
+    inputs h), so a pass over n sequences takes 2 L + (T - L) n steps (``b94_steps``). A trial
+    trains ``steps`` full-batch steps (until it converged, or its whole budget), forward and
+    backward over its training set; is checked before the first step and every ``check_every``
+    after; and reports its final loss on both sets. A check that fails may stop at the first
+    sequence that fails it, so it counts T steps; a whole pass over the test set counts once
+    (the check that passes is one over the final parameters). Keras has no model of one neuron with trainable inputs
+    trained full-batch, so there is no Keras time for it."""
     from latchlab.experiments import bengio1994 as B
     from latchlab.experiments.experiment import Runner
 
@@ -230,13 +234,29 @@ def bengio1994_row() -> tuple:
     r = B.EXPERIMENT.compute(Runner.at(None), "full")
     seconds = time.perf_counter() - t0
     cfg, rows = r.cfg, r.rows
-    T = rows["T"].to_numpy(float)
-    steps = np.where(rows.converged.to_numpy(bool), rows.epochs.to_numpy(float), cfg.epochs)
-    checks = steps / cfg.check_every + 1
-    flops = float((T * (2 * (1 + SS.BWD_FLOP_FACTOR) * steps * cfg.n_train + 2 * checks * cfg.n_test)).sum())
-    trans = float((T * (steps * cfg.n_train + checks * cfg.n_test)).sum())
     overlay = members([B.seed_overlay_sweep(cfg)]) if cfg.seed_repeats else []
-    return len(rows) + len(overlay), seconds, [(flops, trans)] + ([work_counts(overlay)] if overlay else [])
+    return len(rows) + len(overlay), seconds, [b94_work(cfg, rows)] + ([work_counts(overlay)] if overlay else [])
+
+
+def b94_steps(T, L: int, n: int):
+    """Recurrence steps of a pass over ``n`` sequences of length ``T`` whose first ``L`` steps
+    depend only on their class (two classes)."""
+    return 2 * np.minimum(T, L) + np.maximum(T - L, 0) * n
+
+
+def b94_work(cfg, rows) -> tuple[float, float]:
+    """``bengio1994_row``'s ``(flops, transcendentals)`` for the trials in ``rows``."""
+    T = rows["T"].to_numpy(float)
+    done = rows.converged.to_numpy(bool)
+    steps = np.where(done, rows.epochs.to_numpy(float), cfg.epochs // cfg.check_every * cfg.check_every)
+    checks = steps // cfg.check_every + 1
+    train, test = b94_steps(T, cfg.L, cfg.n_train), b94_steps(T, cfg.L, cfg.n_test)
+    # the training steps and the final training loss; the checks that fail; one whole test
+    # pass (the check that passes, whose parameters are the final ones, or the final metrics)
+    forward = (steps + 1) * train + (checks - done) * T + test
+    trans = float(forward.sum())
+    flops = float((2 * forward + 2 * SS.BWD_FLOP_FACTOR * steps * train).sum())
+    return flops, trans
 
 
 # ---------------------------------------------------------------------------- main
