@@ -225,8 +225,8 @@ def bengio1994_row() -> tuple:
     backward over its training set; is checked before the first step and every ``check_every``
     after; and reports its final loss on both sets. A check that fails may stop at the first
     sequence that fails it, so it counts T steps; a whole pass over the test set counts once
-    (the check that passes is one over the final parameters). Keras has no model of one neuron with trainable inputs
-    trained full-batch, so there is no Keras time for it."""
+    (the check that passes is one over the final parameters). Keras has no model of one
+    neuron with trainable inputs trained full-batch, so there is no Keras time for it."""
     from latchlab.experiments import bengio1994 as B
     from latchlab.experiments.experiment import Runner
 

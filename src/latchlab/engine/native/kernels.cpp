@@ -746,11 +746,11 @@ template <int S> static inline void transpose(vf *r) {
   if constexpr (S > 1) transpose<S / 2>(r);
 }
 
-// A vector stored at o: a vector's address if ALIGNED, else any float's (a copy: an aligned(4)
-// typedef such as vfu does not survive clang's template arguments)
+// A vector stored at o: a vector's address if ALIGNED, else any float's (through vfu, named
+// here: clang drops an aligned(4) typedef's alignment from a template argument)
 template <bool ALIGNED> static inline void put(float *o, vf x) {
   if constexpr (ALIGNED) *(vf *)o = x;
-  else memcpy(o, &x, sizeof x);
+  else *(vfu *)o = x;
 }
 // Rows src[0, L) at steps [t, T) time-major: step t's vector (lane l from row l) at o + t
 // stride L (stride in vectors). L rows x L steps at a time: contiguous loads, transposed in
