@@ -326,6 +326,23 @@ def test_ensemble_equals_the_vmapped_formulation(trainer, optimizer, lr):
     assert ok.any() and not ok.all() and (got.epochs[ok] == 0).any() and len(set(got.epochs[ok])) >= 3
 
 
+@pytest.mark.parametrize("trainer", ["native", pytest.param("arm", marks=armtools.needs_arm)], indirect=True)
+def test_checks_decide_at_the_threshold(trainer):
+    """The native trainer settles most checks on each member's first vector of test
+    sequences (``screen``), the rest by whole checks that stop early: at a threshold that
+    members pass with a test loss within 2 % of it, on 16 test sequences (one AVX-512
+    vector; four NEON ones), the same checks pass as in the vmapped formulation."""
+    cfg = B.make_config(n_train=8, n_test=16, epochs=60, check_every=5, lr=1.0, loss_threshold=0.02)
+    members = [np.array(a) for a in zip(*MEMBERS)]
+    ref = _vmapped_reference(cfg, *members)
+    got = B.train_ensemble(cfg, *members)
+    np.testing.assert_array_equal(got.converged, ref.converged)
+    np.testing.assert_array_equal(got.epochs, ref.epochs)
+    np.testing.assert_array_equal(got.test_errors, ref.test_errors)
+    near = got.converged & (got.epochs > 0) & (got.test_loss > 0.98 * cfg.loss_threshold)
+    assert near.any()  # a check passed at the threshold's edge
+
+
 def test_before_training_the_metrics_are_the_models(native):
     """A budget of no step (``check_every > epochs``): each member's results are its initial
     parameters' loss and test metrics (``loss``, ``test_metrics`` on ``member_data``), for
