@@ -227,6 +227,13 @@ def bengio1994_row() -> tuple:
     sequence that fails it, so it counts T steps; a whole pass over the test set counts once
     (the check that passes is one over the final parameters). Keras has no model of one
     neuron with trainable inputs trained full-batch, so there is no Keras time for it."""
+    # the modules its computation imports on first use (matplotlib among them), imported
+    # before the timer as a sweep's row has them by then: the row times the same alone
+    # (``--experiments bengio1994``) as after the others
+    import latchlab.analysis.plot  # noqa: F401
+    import latchlab.engine.run  # noqa: F401
+    import latchlab.experiments.seed  # noqa: F401
+    import latchlab.store  # noqa: F401
     from latchlab.experiments import bengio1994 as B
     from latchlab.experiments.experiment import Runner
 
