@@ -326,7 +326,11 @@ def test_ensemble_equals_the_vmapped_formulation(trainer, optimizer, lr):
     assert ok.any() and not ok.all() and (got.epochs[ok] == 0).any() and len(set(got.epochs[ok])) >= 3
 
 
-@pytest.mark.parametrize("trainer", ["native", pytest.param("arm", marks=armtools.needs_arm)], indirect=True)
+@pytest.mark.parametrize(
+    "trainer",
+    ["native", pytest.param("arm", marks=armtools.needs_arm), pytest.param("clang", marks=needs_clang)],
+    indirect=True,
+)
 def test_checks_decide_at_the_threshold(trainer):
     """The native trainer settles most checks on each member's first vector of test
     sequences (``screen``), the rest by whole checks that stop early: at a threshold that
