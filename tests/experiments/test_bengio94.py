@@ -419,6 +419,30 @@ def test_native_draws_are_the_jax_draws(build, tmp_path):
             np.testing.assert_array_equal(got.view(np.uint32), np.asarray(ref).view(np.uint32))
 
 
+def test_a_seeds_draws_made_once_are_each_members_own():
+    """``train_ensemble`` draws each seed's noise once, up to its members' longest length,
+    and scales it per member: bit for bit each member's own ``_native_draws`` at its length
+    and variance (seeds shared across lengths and variances, and a seed alone)."""
+    from latchlab.engine import native
+
+    so = native.prng()
+    if so is None:
+        pytest.skip("no native random numbers here")
+    cfg = B.make_config(n_train=6, n_test=40, h_init=0.3)
+    seeds = np.array([5, 9, 5, 5, 9, 2, 2**32 - 1], np.uint32)
+    T = np.array([7, 11, 11, 4, 7, 5, 11])
+    sd = np.sqrt(np.array([0.025, 0.2, 1.6, 0.4, 0.05, 3.0, 0.1], np.float32))
+    d = B._seed_draws(so, cfg, T, seeds)
+    assert len(d.h0) == 4 and sum(x.size for x in d.x_te) == (8 + 8 + 2 + 8) * 40  # each seed to its longest
+    for length in np.unique(T):
+        idx = np.flatnonzero(T == length)
+        h0, tr, te = B._member_draws(d, idx, int(length), cfg)
+        want = B._native_draws(so, cfg, int(length), sd[idx], seeds[idx])
+        for got, ref in zip((h0, B._scaled(tr, sd[idx]), B._scaled(te, sd[idx])), want):
+            assert got.shape == ref.shape
+            np.testing.assert_array_equal(got.view(np.uint32), ref.view(np.uint32))
+
+
 def test_converged_members_pass_the_criterion_on_their_test_set():
     cfg = B.make_config(n_train=20, n_test=200, epochs=100, check_every=10)
     n = 12
