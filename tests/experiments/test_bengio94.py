@@ -436,9 +436,9 @@ def test_a_seeds_draws_made_once_are_each_members_own():
     assert len(d.h0) == 4 and sum(x.size for x in d.x_te) == (8 + 8 + 2 + 8) * 40  # each seed to its longest
     for length in np.unique(T):
         idx = np.flatnonzero(T == length)
-        h0, tr, te = B._member_draws(d, idx, int(length), cfg)
-        want = B._native_draws(so, cfg, int(length), sd[idx], seeds[idx])
-        for got, ref in zip((h0, B._scaled(tr, sd[idx]), B._scaled(te, sd[idx])), want):
+        shared = B._member_draws(d, seeds[idx], int(length), cfg, sd[idx])
+        own = B._native_draws(so, cfg, int(length), sd[idx], seeds[idx])
+        for got, ref in zip(shared, own):
             assert got.shape == ref.shape
             np.testing.assert_array_equal(got.view(np.uint32), ref.view(np.uint32))
 

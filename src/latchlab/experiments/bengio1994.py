@@ -366,12 +366,7 @@ def train_ensemble(cfg: Bengio94Config, T, w0, s, seeds) -> Result:
     for length in np.unique(T):
         idx = np.flatnonzero(T == length)
         args = (cfg, int(length), w0[idx], s[idx], seeds[idx])
-        if lib is None:
-            parts.append(_train_jax(*args))
-        else:
-            parts.append(
-                _train_native(*args, lib, None if draws is None else _member_draws(draws, idx, int(length), cfg))
-            )
+        parts.append(_train_native(*args, lib, draws) if lib else _train_jax(*args))
         order.append(idx)
     back = np.argsort(np.concatenate(order))  # members in their given order
     return jax.tree.map(lambda *a: np.concatenate(a)[back], *parts)
@@ -478,9 +473,9 @@ class SeedDraws(NamedTuple):
     """``_native_draws`` of each distinct seed among a call's members, made once: its initial
     inputs (U, 2, L) and its unit training and test noise up to the longest length of its
     members, (T_u - L, n) each (step j's draws come from ``fold_in(key, j)`` whatever the
-    length); ``row[r]``: member r's seed."""
+    length), in the order of ``seeds`` (sorted)."""
 
-    row: np.ndarray
+    seeds: np.ndarray
     h0: np.ndarray
     x_tr: list
     x_te: list
@@ -502,34 +497,30 @@ def _seed_draws(so, cfg: Bengio94Config, T, seeds) -> SeedDraws:
         h0[at] = h
         for i, u in enumerate(at):
             x_tr[u], x_te[u] = tr[i], te[i]
-    return SeedDraws(row, h0, x_tr, x_te)
+    return SeedDraws(uniq, h0, x_tr, x_te)
 
 
-def _member_draws(d: SeedDraws, idx, T: int, cfg: Bengio94Config) -> tuple:
-    """``_native_draws`` of members ``idx`` at length ``T`` from their seeds' ``d``: the unit
-    noise of steps ``L+1..T`` times each member's ``sqrt(s)`` (later, in ``_train_native``),
-    rounded once as ``prng_b94_noise`` rounds its own product."""
-    rows = d.row[idx]
-    return d.h0[rows], [d.x_tr[u][: T - cfg.L] for u in rows], [d.x_te[u][: T - cfg.L] for u in rows]
+def _member_draws(d: SeedDraws, seeds, T: int, cfg: Bengio94Config, sd) -> tuple:
+    """``_native_draws`` of members with ``seeds`` at length ``T`` and noise ``sd`` (R,) each,
+    from their seeds' ``d``: the unit noise of steps ``L+1..T`` times each member's ``sd``,
+    in float32, rounded once as ``prng_b94_noise`` rounds its own product."""
+    rows = np.searchsorted(d.seeds, seeds)
+    noise = []
+    for units in (d.x_tr, d.x_te):
+        x = np.empty((len(rows), T - cfg.L, units[0].shape[1]), np.float32)
+        for r, (u, v) in enumerate(zip(rows, sd)):
+            np.multiply(units[u][: T - cfg.L], v, out=x[r])
+        noise.append(x)
+    return d.h0[rows], *noise
 
 
-def _scaled(units, sd) -> np.ndarray:
-    """(R, S, n): ``units[r] * sd[r]`` in float32."""
-    out = np.empty((len(units), *units[0].shape), np.float32)
-    for r, (u, v) in enumerate(zip(units, sd)):
-        np.multiply(u, v, out=out[r])
-    return out
-
-
-def _train_native(cfg: Bengio94Config, T: int, w0, s, seeds, lib, draws=None) -> Result:
+def _train_native(cfg: Bengio94Config, T: int, w0, s, seeds, lib, draws: SeedDraws | None) -> Result:
     """Members of one length ``T`` trained by ``bengio94.cpp``'s ``b94_train`` on every core
-    this process may use; ``draws``: their ``_member_draws``, else drawn here."""
+    this process may use; their draws from ``draws`` (``native.prng``'s), else from JAX."""
     R, L = seeds.size, cfg.L
     sd = np.sqrt(s)  # float32, correctly rounded as jnp.sqrt's
     if draws is not None:
-        h0, x_tr, x_te = draws[0], _scaled(draws[1], sd), _scaled(draws[2], sd)
-    elif (so := native.prng()) is not None:
-        h0, x_tr, x_te = _native_draws(so, cfg, T, sd, seeds)
+        h0, x_tr, x_te = _member_draws(draws, seeds, T, cfg, sd)
     else:
         h0, k_tr, k_te = map(np.asarray, _member_keys(seeds, w0, jnp.float32(cfg.h_init), L=L))
         x_tr = _time_major_noise(k_tr, sd, L, T, cfg.n_train)
