@@ -97,6 +97,9 @@ static vf lane_class() {  // 1.0 in odd lanes (class 1), 0.0 in even ones
   return c;
 }
 
+// each lane's target: +target in odd lanes (class 1), -target in even ones
+static vf lane_targets(const Problem &p) { return lane_class() * (2.0f * p.target) - p.target; }
+
 // ----------------------------------------------------------------------------- a check
 
 struct Metrics {
@@ -181,7 +184,7 @@ struct Tally {
 // converged.
 static Metrics evaluate(const Problem &p, const float *x, int n, float w, const float *h, bool stop) {
   const vf W = splat(w), A = class_states(p.L, w, h), odd = lane_class();
-  const vf D = odd * (2.0f * p.target) - p.target;  // +-target by class
+  const vf D = lane_targets(p);
   Tally tally;
   Metrics m;
   const int full = n / LANES, tail = n % LANES;
@@ -211,7 +214,7 @@ static Metrics evaluate(const Problem &p, const float *x, int n, float w, const 
 // most members in training fail here.
 template <int K>
 static void screen(const Problem &p, const float *const *x, const float *w, const float *const *h, bool *out) {
-  const vf odd = lane_class(), D = odd * (2.0f * p.target) - p.target;
+  const vf odd = lane_class(), D = lane_targets(p);
   vf W[K], a[K];
   for (int j = 0; j < K; j++) W[j] = splat(w[j]), a[j] = class_states(p.L, w[j], h[j]);
   for (int t = 0; t < p.steps(); t++) {
