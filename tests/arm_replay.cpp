@@ -12,7 +12,8 @@
 // prng_normal_unfused, prng_log_uniform, prng_children, prng_bits); int32 n, then n
 // int32 scalars (a float's bits where the entry takes a float); then the arrays, each an
 // int64 byte count (-1 for a null pointer) and its bytes. The kernels' input rows come as one
-// array of floats, with each row's offset into it (int64).
+// array of floats, with each row's offset into it (int64); b94_train's training and test noise
+// as one array each, its members' rows one member after another.
 // OUT: int32 return code, int32 the block counter after the call (b94_train: 0), then the
 // arrays the call wrote (train: params, mu, nu, count, loss, acc; evaluate: loss, acc;
 // b94_train: w, h, converged, epochs, train_loss, test_loss, test_errors; the prng entries
@@ -96,18 +97,24 @@ int main(int argc, char **argv) {
   FILE *out = fopen(argv[2], "wb");
   if (!out) return 2;
 #if defined(REPLAY_BENGIO94)
-  if (entry == 2 && n == 12 && a.size() == 4) {
+  if (entry == 2 && n == 12 && a.size() == 5) {
     // R, T, L, n_train, n_test, opt, lr, target, threshold, budget, check_every, threads;
-    // x_train, x_test, w0, h0
-    int R = s[0], L = s[2];
+    // x_train, x_test (each member's T - L rows, one member after another), scale, w0, h0
+    int R = s[0], L = s[2], steps = s[1] - s[2];
     float f[3];
     memcpy(f, &s[6], sizeof f);
+    std::vector<const float *> x_train(R), x_test(R);
+    for (int m = 0; m < R; m++) {
+      x_train[m] = a[0].ptr<float>() + (size_t)m * steps * s[3];
+      x_test[m] = a[1].ptr<float>() + (size_t)m * steps * s[4];
+    }
     Array w, h, converged, epochs, train_loss, test_loss, test_errors;
     for (Array *o : {&w, &converged, &epochs, &train_loss, &test_loss, &test_errors}) o->bytes.resize(4 * R);
     h.bytes.resize(4 * R * 2 * L);
-    rc = b94_train(R, s[1], L, s[3], s[4], a[0].ptr<float>(), a[1].ptr<float>(), a[2].ptr<float>(), a[3].ptr<float>(),
-                   s[5], f[0], f[1], f[2], s[9], s[10], s[11], w.ptr<float>(), h.ptr<float>(), converged.ptr<int32_t>(),
-                   epochs.ptr<int32_t>(), train_loss.ptr<float>(), test_loss.ptr<float>(), test_errors.ptr<int32_t>());
+    rc = b94_train(R, s[1], L, s[3], s[4], x_train.data(), x_test.data(), a[2].ptr<float>(), a[3].ptr<float>(),
+                   a[4].ptr<float>(), s[5], f[0], f[1], f[2], s[9], s[10], s[11], w.ptr<float>(), h.ptr<float>(),
+                   converged.ptr<int32_t>(), epochs.ptr<int32_t>(), train_loss.ptr<float>(), test_loss.ptr<float>(),
+                   test_errors.ptr<int32_t>());
     fwrite(&rc, 4, 1, out);
     fwrite(&counter, 4, 1, out);
     for (Array *o : {&w, &h, &converged, &epochs, &train_loss, &test_loss, &test_errors}) put(out, *o);

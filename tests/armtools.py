@@ -188,13 +188,18 @@ class ArmBengio94:
         return self.lanes
 
     def b94_train(self, *a):
-        R, T, L, n_train, n_test, x_train, x_test, w0, h0, opt, lr, target, threshold, budget, check_every = a[:15]
-        threads, w, h, converged, epochs, train_loss, test_loss, test_errors = a[15:]
+        R, T, L, n_train, n_test, x_train, x_test, scale, w0, h0, opt, lr, target, threshold, budget = a[:15]
+        check_every, threads, w, h, converged, epochs, train_loss, test_loss, test_errors = a[15:]
         floats = struct.unpack("<3i", struct.pack("<3f", lr, target, threshold))  # their bits
         scalars = [R, T, L, n_train, n_test, opt, *floats, budget, check_every, threads]
+
+        def rows(x, n):  # each member's T - L rows of its noise array, one after another
+            return np.concatenate([_get(x[m], (T - L) * n, np.float32) for m in range(R)] or [np.zeros(0, np.float32)])
+
         arrays = [
-            _get(x_train, R * (T - L) * n_train, np.float32),
-            _get(x_test, R * (T - L) * n_test, np.float32),
+            rows(x_train, n_train),
+            rows(x_test, n_test),
+            _get(scale, R, np.float32),
             _get(w0, R, np.float32),
             _get(h0, R * 2 * L, np.float32),
         ]

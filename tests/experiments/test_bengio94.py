@@ -419,28 +419,38 @@ def test_native_draws_are_the_jax_draws(build, tmp_path):
             np.testing.assert_array_equal(got.view(np.uint32), np.asarray(ref).view(np.uint32))
 
 
-def test_a_seeds_draws_made_once_are_each_members_own():
-    """``train_ensemble`` draws each seed's noise once, up to its members' longest length,
-    and scales it per member: bit for bit each member's own ``_native_draws`` at its length
-    and variance (seeds shared across lengths and variances, and a seed alone)."""
+@pytest.mark.parametrize(
+    "trainer",
+    ["native", pytest.param("arm", marks=armtools.needs_arm), pytest.param("clang", marks=needs_clang)],
+    indirect=True,
+)
+def test_members_sharing_their_seeds_draws_train_as_on_their_own(trainer):
+    """``train_ensemble`` draws each seed's unit noise once, up to its members' longest
+    length, and the kernel scales it by each member's own ``sqrt(s)`` as it reads it: the
+    same bits as each member trained on its own scaled copy (the JAX-drawn path, which
+    scales on the host), for seeds shared across lengths and variances and a seed alone.
+    A product fused into the multiply-add that takes it (``scaled``) changes those bits."""
     from latchlab.engine import native
 
     so = native.prng()
     if so is None:
         pytest.skip("no native random numbers here")
-    cfg = B.make_config(n_train=6, n_test=40, h_init=0.3)
-    seeds = np.array([5, 9, 5, 5, 9, 2, 2**32 - 1], np.uint32)
-    T = np.array([7, 11, 11, 4, 7, 5, 11])
-    sd = np.sqrt(np.array([0.025, 0.2, 1.6, 0.4, 0.05, 3.0, 0.1], np.float32))
+    lib = native.bengio94()
+    cfg = B.make_config(n_train=6, n_test=40, h_init=0.3, epochs=40, check_every=5, lr=0.5)
+    rng = np.random.default_rng(7)
+    seeds = rng.choice(np.array([5, 9, 2, 2**32 - 1], np.uint32), 48)
+    T = rng.choice(np.array([4, 7, 11]), 48)
+    s = rng.choice(np.array([0.025, 0.2, 1.6, 0.4, 0.05, 3.0, 0.1], np.float32), 48)
+    w0 = rng.choice(np.array([0.7, 1.5, 3.0], np.float32), 48)
     d = B._seed_draws(so, cfg, T, seeds)
-    assert len(d.h0) == 4 and sum(x.size for x in d.x_te) == (8 + 8 + 2 + 8) * 40  # each seed to its longest
+    assert len(d.h0) == 4 and sum(x.size for x in d.x_te) == 4 * (11 - cfg.L) * 40  # each seed to its longest
     for length in np.unique(T):
         idx = np.flatnonzero(T == length)
-        shared = B._member_draws(d, seeds[idx], int(length), cfg, sd[idx])
-        own = B._native_draws(so, cfg, int(length), sd[idx], seeds[idx])
-        for got, ref in zip(shared, own):
-            assert got.shape == ref.shape
-            np.testing.assert_array_equal(got.view(np.uint32), ref.view(np.uint32))
+        args = (cfg, int(length), w0[idx], s[idx], seeds[idx], lib)
+        shared, own = B._train_native(*args, d), B._train_native(*args, None)
+        assert 0 < shared.epochs.sum() and (shared.epochs < cfg.epochs).any() and not shared.converged.all()
+        for got, ref in zip(jax.tree.leaves(shared), jax.tree.leaves(own)):
+            np.testing.assert_array_equal(np.asarray(got), np.asarray(ref))
 
 
 def test_converged_members_pass_the_criterion_on_their_test_set():

@@ -500,18 +500,15 @@ def _seed_draws(so, cfg: Bengio94Config, T, seeds) -> SeedDraws:
     return SeedDraws(uniq, h0, x_tr, x_te)
 
 
-def _member_draws(d: SeedDraws, seeds, T: int, cfg: Bengio94Config, sd) -> tuple:
-    """``_native_draws`` of members with ``seeds`` at length ``T`` and noise ``sd`` (R,) each,
-    from their seeds' ``d``: the unit noise of steps ``L+1..T`` times each member's ``sd``,
-    in float32, rounded once as ``prng_b94_noise`` rounds its own product."""
+def _member_draws(d: SeedDraws, seeds, T: int, cfg: Bengio94Config) -> tuple:
+    """Members with ``seeds`` at length ``T``: their initial inputs (R, 2, L) and their seeds'
+    unit training and test noise in ``d``, (R,) arrays each, at least ``T - L`` rows (steps
+    ``L+1..``) of ``n``. ``b94_train`` scales each by the member's own ``sqrt(s)``, rounded
+    once as ``prng_b94_noise`` rounds its product: ``_native_draws`` of the members, bit for
+    bit, with no copy a member."""
     rows = np.searchsorted(d.seeds, seeds)
-    noise = []
-    for units in (d.x_tr, d.x_te):
-        x = np.empty((len(rows), T - cfg.L, units[0].shape[1]), np.float32)
-        for r, (u, v) in enumerate(zip(rows, sd)):
-            np.multiply(units[u][: T - cfg.L], v, out=x[r])
-        noise.append(x)
-    return d.h0[rows], *noise
+    assert all(len(d.x_te[u]) >= T - cfg.L for u in rows), "a seed drawn shorter than its members"
+    return d.h0[rows], [d.x_tr[u] for u in rows], [d.x_te[u] for u in rows]
 
 
 def _train_native(cfg: Bengio94Config, T: int, w0, s, seeds, lib, draws: SeedDraws | None) -> Result:
@@ -519,13 +516,18 @@ def _train_native(cfg: Bengio94Config, T: int, w0, s, seeds, lib, draws: SeedDra
     this process may use; their draws from ``draws`` (``native.prng``'s), else from JAX."""
     R, L = seeds.size, cfg.L
     sd = np.sqrt(s)  # float32, correctly rounded as jnp.sqrt's
-    if draws is not None:
-        h0, x_tr, x_te = _member_draws(draws, seeds, T, cfg, sd)
-    else:
+    if draws is not None:  # each seed's unit noise, scaled by the kernel
+        h0, x_tr, x_te = _member_draws(draws, seeds, T, cfg)
+        scale = np.ascontiguousarray(sd, np.float32)
+    else:  # each member's noise, scaled here
         h0, k_tr, k_te = map(np.asarray, _member_keys(seeds, w0, jnp.float32(cfg.h_init), L=L))
-        x_tr = _time_major_noise(k_tr, sd, L, T, cfg.n_train)
-        x_te = _time_major_noise(k_te, sd, L, T, cfg.n_test)
+        x_tr = list(_time_major_noise(k_tr, sd, L, T, cfg.n_train))
+        x_te = list(_time_major_noise(k_te, sd, L, T, cfg.n_test))
+        scale = np.ones(R, np.float32)
     h0, w0 = np.ascontiguousarray(h0, np.float32), np.ascontiguousarray(w0, np.float32)
+    # the members' noise arrays' addresses (each C-contiguous, kept alive by x_tr and x_te)
+    rows_tr, rows_te = (np.array([x.ctypes.data for x in xs], np.uintp) for xs in (x_tr, x_te))
+    assert all(x.flags.c_contiguous and x.dtype == np.float32 for x in (*x_tr, *x_te))
     out = Result(
         np.zeros(R, np.int32),
         np.zeros(R, np.int32),
@@ -544,8 +546,9 @@ def _train_native(cfg: Bengio94Config, T: int, w0, s, seeds, lib, draws: SeedDra
         L,
         cfg.n_train,
         cfg.n_test,
-        ptr(x_tr),
-        ptr(x_te),
+        ctypes.cast(rows_tr.ctypes.data, native._PPF),
+        ctypes.cast(rows_te.ctypes.data, native._PPF),
+        ptr(scale),
         ptr(w0),
         ptr(h0),
         native.OPTIMIZERS[cfg.optimizer],
@@ -633,8 +636,9 @@ def check_limits(cfg: Bengio94Config, fig2b_trials: int) -> None:
     for fig, groups in lengths.items():
         R, T = max(groups, key=lambda g: g[0] * g[1])  # the length whose sequences take the most
         parts = {
-            # every member's noise: the native trainer's time-major host copy (and a few calls'
-            # draws), the JAX trainer's drawn step by step and transposed (about three copies)
+            # every member's noise: the JAX trainer's drawn step by step and transposed (about
+            # three copies), or the native one's host copy where JAX draws it (the native
+            # draws are a seed's, shared by its members: at most this)
             "sequences (trials x (n_train + n_test) x T)": 3 * R * n * T * limits.F32,
             # the JAX trainer's forward states and their gradients over the training set
             "training (trials x n_train x T)": 4 * R * cfg.n_train * T * limits.F32,

@@ -296,9 +296,12 @@ def lib(v: tuple[int, int, int] = (1, 1, 0)):
 
 B94_SOURCE = Path(__file__).with_name("bengio94.cpp")
 _PI32 = ctypes.POINTER(ctypes.c_int32)
-# R, T, L, n_train, n_test, x_train, x_test, w0, h0, optimizer, lr, target, threshold, budget,
-# check_every, threads, w, h, converged, epochs, train_loss, test_loss, test_errors
-B94_SIGNATURE = (_I, [*[_I] * 5, *[_PF] * 4, _I, _F, _F, _F, *[_I] * 3, _PF, _PF, _PI32, _PI32, _PF, _PF, _PI32])
+# R, T, L, n_train, n_test, x_train, x_test (R rows each), scale, w0, h0, optimizer, lr, target,
+# threshold, budget, check_every, threads, w, h, converged, epochs, train_loss, test_loss, test_errors
+B94_SIGNATURE = (
+    _I,
+    [*[_I] * 5, _PPF, _PPF, *[_PF] * 3, _I, _F, _F, _F, *[_I] * 3, _PF, _PF, _PI32, _PI32, _PF, _PF, _PI32],
+)
 
 
 def bengio94():

@@ -28,9 +28,12 @@
 // * the first L steps are the same for every sequence of a class: computed once per class
 //   (forward, and backward on the class's summed gradient, which is linear in it).
 //
-// Layout: member m's noise at steps L+1..T, time-major: x[(m * (T - L) + t) * n + i] for step
-// L + 1 + t of sequence i (n sequences); sequence i has class i % 2 (so lane l of a vector of
-// LANES consecutive sequences from an even one has class l % 2).
+// Layout: member m's noise at steps L+1..T is scale[m] times its unit draws, time-major:
+// x[m][t * n + i] for step L + 1 + t of sequence i (n sequences), each product rounded to float
+// before its use (``scaled``); sequence i has class i % 2 (so lane l of a vector of LANES
+// consecutive sequences from an even one has class l % 2). Members with one seed share its
+// draws (x[m] the same array, read to each member's length): the scaled copies a member,
+// written by numpy before the call, took 0.025 s of the trials' 0.18 s and 270 MB.
 //
 // Built by latchlab/engine/native/__init__.py (``bengio94``), which passes the optimiser codes
 // of its table (-DLATCH_OPTIMIZER_ADAM=0, ...).
@@ -46,6 +49,9 @@
 #error "build through latchlab.engine.native: the optimiser codes come from its table (-DLATCH_OPTIMIZER_...)"
 #endif
 
+// the tanh inlined wherever it is called: GCC 12 left it a call in the checks' loops once
+// they also scaled the noise (the AVX2 trials 8 % slower)
+#define LATCH_TANH_INLINE inline __attribute__((always_inline))
 #include "simd.h"
 
 typedef float vf_u __attribute__((vector_size(LATCH_VBYTES), aligned(4)));  // an unaligned load
@@ -56,6 +62,21 @@ enum { BLOCK = 8 };  // vectors of sequences in flight: enough independent tanh 
 enum { TBLOCK = 10 };
 
 static inline vf load(const float *p) { return *(const vf_u *)p; }
+
+// u s rounded to float before its use: the multiply-add that takes it (W tanh(a) + u s) may
+// not fuse the product (-ffp-contract=fast), so the noise is the same float as the product
+// numpy, or prng_b94_noise, rounds and stores. ``pin`` hides it where a vector is a
+// register; elsewhere a trip through memory does.
+static inline vf scaled(vf u, vf s) {
+  vf x = u * s;
+#if LATCH_PINS
+  pin(x);
+#else
+  volatile vf kept = x;
+  x = kept;
+#endif
+  return x;
+}
 
 // XLA:CPU's float32 tanh as jaxlib 0.10.2's emitter clamps it, at +-7.99881172: jnp.tanh's
 // values bit for bit (2.3 million inputs). kernels.cpp keeps Eigen's +-7.90531: the same up
@@ -79,7 +100,8 @@ static inline float hsum(vf a) {  // in lane order (fixed: a partial sum never e
 struct Problem {
   int R, T, L, n_train, n_test, opt, budget, check_every;
   float lr, target, threshold;
-  const float *x_train, *x_test;  // (R, T - L, n_train), (R, T - L, n_test)
+  const float *const *x_train, *const *x_test;  // (R) unit draws: (>= T - L, n_train), (>= T - L, n_test)
+  const float *scale;                           // (R) each member's noise scale
   const float *w0, *h0;           // (R,), (R, 2, L) initial parameters
   float *w, *h;                   // final parameters, as w0 and h0
   int32_t *converged, *epochs, *test_errors;
@@ -87,8 +109,8 @@ struct Problem {
   std::vector<float> c1, c2;  // Adam's bias corrections 1 - b^n at step n = 1..budget
   std::atomic<int> next{0};   // the next member a lane takes
   int steps() const { return T - L; }
-  const float *train(int m) const { return x_train + (size_t)m * steps() * n_train; }
-  const float *test(int m) const { return x_test + (size_t)m * steps() * n_test; }
+  const float *train(int m) const { return x_train[m]; }
+  const float *test(int m) const { return x_test[m]; }
 };
 
 static vf lane_class() {  // 1.0 in odd lanes (class 1), 0.0 in even ones
@@ -110,22 +132,22 @@ struct Metrics {
 };
 
 // x_T of K vectors of sequences from their state a_L (A) through the noise steps at x (rows of
-// ``stride`` floats).
+// ``stride`` floats, scaled by S).
 template <int K>
-static inline void run_vectors(const float *x, int steps, int stride, vf W, vf A, vf *out) {
+static inline void run_vectors(const float *x, int steps, int stride, vf S, vf W, vf A, vf *out) {
   vf a[K];
   for (int j = 0; j < K; j++) a[j] = A;
   for (int t = 0; t < steps; t++) {
     const float *xt = x + (size_t)t * stride;
-    for (int j = 0; j < K; j++) a[j] = W * vtanh(a[j]) + load(xt + j * LANES);
+    for (int j = 0; j < K; j++) a[j] = W * vtanh(a[j]) + scaled(load(xt + j * LANES), S);
   }
   for (int j = 0; j < K; j++) out[j] = vtanh(a[j]);
 }
 
-static void run_any(int k, const float *x, int steps, int stride, vf W, vf A, vf *out) {
+static void run_any(int k, const float *x, int steps, int stride, vf S, vf W, vf A, vf *out) {
   switch (k) {
 #define B94_CASE(K) \
-  case K: return run_vectors<K>(x, steps, stride, W, A, out);
+  case K: return run_vectors<K>(x, steps, stride, S, W, A, out);
     B94_CASE(1) B94_CASE(2) B94_CASE(3) B94_CASE(4) B94_CASE(5) B94_CASE(6) B94_CASE(7) B94_CASE(8)
 #undef B94_CASE
   }
@@ -133,12 +155,12 @@ static void run_any(int k, const float *x, int steps, int stride, vf W, vf A, vf
 
 // The last ``n < LANES`` sequences of a row, in the first lanes of one vector (the rest 0):
 // read one by one, as a whole vector would read past the member's data.
-static void run_tail(const float *x, int n, int steps, int stride, vf W, vf A, vf *out) {
+static void run_tail(const float *x, int n, int steps, int stride, vf S, vf W, vf A, vf *out) {
   vf a = A;
   for (int t = 0; t < steps; t++) {
     vf u = {};
     for (int l = 0; l < n; l++) u[l] = x[(size_t)t * stride + l];
-    a = W * vtanh(a) + u;
+    a = W * vtanh(a) + scaled(u, S);
   }
   *out = vtanh(a);
 }
@@ -179,11 +201,11 @@ struct Tally {
   bool cannot_pass(int n, float threshold) const { return errors() > 0 || loss(n) >= threshold; }
 };
 
-// The metrics of parameters (w, h) on the n sequences of x (T - L rows of n). With ``stop``,
-// returns as soon as they cannot pass (``Tally::cannot_pass``): ``complete`` false, not
-// converged.
-static Metrics evaluate(const Problem &p, const float *x, int n, float w, const float *h, bool stop) {
-  const vf W = splat(w), A = class_states(p.L, w, h), odd = lane_class();
+// The metrics of parameters (w, h) on the n sequences of x (T - L rows of n, scaled by s).
+// With ``stop``, returns as soon as they cannot pass (``Tally::cannot_pass``): ``complete``
+// false, not converged.
+static Metrics evaluate(const Problem &p, const float *x, float s, int n, float w, const float *h, bool stop) {
+  const vf S = splat(s), W = splat(w), A = class_states(p.L, w, h), odd = lane_class();
   const vf D = lane_targets(p);
   Tally tally;
   Metrics m;
@@ -191,13 +213,13 @@ static Metrics evaluate(const Problem &p, const float *x, int n, float w, const 
   for (int v0 = 0; v0 < full; v0 += BLOCK) {
     const int k = full - v0 < BLOCK ? full - v0 : BLOCK;
     vf y[BLOCK];
-    run_any(k, x + (size_t)v0 * LANES, p.steps(), n, W, A, y);
+    run_any(k, x + (size_t)v0 * LANES, p.steps(), n, S, W, A, y);
     for (int j = 0; j < k; j++) tally.add(y[j], odd, D, LANES);
     if (stop && (v0 + k < full || tail) && tally.cannot_pass(n, p.threshold)) return m;
   }
   if (tail) {
     vf y;
-    run_tail(x + (size_t)full * LANES, tail, p.steps(), n, W, A, &y);
+    run_tail(x + (size_t)full * LANES, tail, p.steps(), n, S, W, A, &y);
     tally.add(y, odd, D, tail);
   }
   m.errors = tally.errors();
@@ -207,21 +229,22 @@ static Metrics evaluate(const Problem &p, const float *x, int n, float w, const 
   return m;
 }
 
-// Which of K members (parameters w[j], h[j], test sets x[j]) cannot pass a check on the
+// Which of K members (parameters w[j], h[j], test sets x[j] scaled by s[j]) cannot pass a check on the
 // first LANES sequences alone (n >= LANES): the members' first vectors run together, K
 // independent recurrences where evaluate's first block is one member's. ``evaluate`` with
 // ``stop`` decides the same for them (the tally after a block includes this vector's), and
 // most members in training fail here.
 template <int K>
-static void screen(const Problem &p, const float *const *x, const float *w, const float *const *h, bool *out) {
+static void screen(const Problem &p, const float *const *x, const float *s, const float *w, const float *const *h,
+                   bool *out) {
   const vf odd = lane_class(), D = lane_targets(p);
-  vf W[K], a[K];
-  for (int j = 0; j < K; j++) W[j] = splat(w[j]), a[j] = class_states(p.L, w[j], h[j]);
+  vf S[K], W[K], a[K];
+  for (int j = 0; j < K; j++) S[j] = splat(s[j]), W[j] = splat(w[j]), a[j] = class_states(p.L, w[j], h[j]);
   for (int t = 0; t < p.steps(); t++) {
     vf y[K];
     for (int j = 0; j < K; j++) y[j] = a[j];
     vtanh_clamped_n<K>(y, CLAMP);
-    for (int j = 0; j < K; j++) a[j] = W[j] * y[j] + load(x[j] + (size_t)t * p.n_test);
+    for (int j = 0; j < K; j++) a[j] = W[j] * y[j] + scaled(load(x[j] + (size_t)t * p.n_test), S[j]);
   }
   vtanh_clamped_n<K>(a, CLAMP);
   for (int j = 0; j < K; j++) {
@@ -231,10 +254,11 @@ static void screen(const Problem &p, const float *const *x, const float *w, cons
   }
 }
 
-static void screen_any(int k, const Problem &p, const float *const *x, const float *w, const float *const *h, bool *out) {
+static void screen_any(int k, const Problem &p, const float *const *x, const float *s, const float *w,
+                       const float *const *h, bool *out) {
   switch (k) {
 #define B94_CASE(K) \
-  case K: return screen<K>(p, x, w, h, out);
+  case K: return screen<K>(p, x, s, w, h, out);
     B94_CASE(1) B94_CASE(2) B94_CASE(3) B94_CASE(4) B94_CASE(5) B94_CASE(6) B94_CASE(7) B94_CASE(8)
 #undef B94_CASE
   }
@@ -358,8 +382,8 @@ static void finish(Problem &p, int m, bool converged, int epochs, float w, const
   const int L = p.L;
   p.w[m] = w;
   for (int k = 0; k < 2 * L; k++) p.h[(size_t)m * 2 * L + k] = h[k];
-  if (!check.complete) check = evaluate(p, p.test(m), p.n_test, w, h, false);
-  Metrics tr = evaluate(p, p.train(m), p.n_train, w, h, false);
+  if (!check.complete) check = evaluate(p, p.test(m), p.scale[m], p.n_test, w, h, false);
+  Metrics tr = evaluate(p, p.train(m), p.scale[m], p.n_train, w, h, false);
   p.converged[m] = converged;
   p.epochs[m] = epochs;
   p.train_loss[m] = tr.loss;
@@ -376,12 +400,13 @@ static void refill(Problem &p, Lanes &b, int l) {
   int m;
   while ((m = p.next.fetch_add(1, std::memory_order_relaxed)) < p.R) {
     const float w = p.w0[m], *h = p.h0 + (size_t)m * 2 * L;
-    Metrics c = evaluate(p, p.test(m), p.n_test, w, h, true);
+    Metrics c = evaluate(p, p.test(m), p.scale[m], p.n_test, w, h, true);
     if (!c.converged && p.budget > 0) break;
     finish(p, m, c.converged, 0, w, h, c);
   }
   const bool idle = m >= p.R;
   const float *x = idle ? nullptr : p.train(m);
+  const float s = idle ? 0.0f : p.scale[m];
   b.member[l] = idle ? -1 : m;
   b.epoch[l] = 0;
   set_lane(b.W, l, idle ? 0.0f : p.w0[m]);
@@ -391,7 +416,7 @@ static void refill(Problem &p, Lanes &b, int l) {
     set_lane(b.mH[k], l, 0.0f), set_lane(b.vH[k], l, 0.0f);
   }
   for (int t = 0; t < steps; t++)
-    for (int i = 0; i < n; i++) set_lane(b.X[(size_t)t * n + i], l, idle ? 0.0f : x[(size_t)t * n + i]);
+    for (int i = 0; i < n; i++) set_lane(b.X[(size_t)t * n + i], l, idle ? 0.0f : x[(size_t)t * n + i] * s);
 }
 
 static void worker(Problem *pp) {
@@ -416,18 +441,19 @@ static void worker(Problem *pp) {
     }
     // the check: the members' first test vectors together, then whole checks of the rest
     const float *x[LANES], *hp[LANES];
-    float w[LANES];
+    float s[LANES], w[LANES];
     bool fails[LANES] = {};
     for (int j = 0; j < k; j++) {
       const int l = lanes[j];
       for (int i = 0; i < 2 * L; i++) h[(size_t)l * 2 * L + i] = b.H[i][l];
-      x[j] = p.test(b.member[l]), w[j] = b.W[l], hp[j] = &h[(size_t)l * 2 * L];
+      x[j] = p.test(b.member[l]), s[j] = p.scale[b.member[l]], w[j] = b.W[l], hp[j] = &h[(size_t)l * 2 * L];
     }
     if (p.n_test >= LANES)
-      for (int j = 0; j < k; j += BLOCK) screen_any(k - j < BLOCK ? k - j : BLOCK, p, x + j, w + j, hp + j, fails + j);
+      for (int j = 0; j < k; j += BLOCK)
+        screen_any(k - j < BLOCK ? k - j : BLOCK, p, x + j, s + j, w + j, hp + j, fails + j);
     for (int j = 0; j < k; j++) {
       const int l = lanes[j], m = b.member[l];
-      const Metrics c = fails[j] ? Metrics{} : evaluate(p, x[j], p.n_test, w[j], hp[j], true);
+      const Metrics c = fails[j] ? Metrics{} : evaluate(p, x[j], s[j], p.n_test, w[j], hp[j], true);
       if (c.converged || b.epoch[l] >= p.budget) {
         finish(p, m, c.converged, c.converged ? b.epoch[l] : p.budget, w[j], hp[j], c);
         refill(p, b, l);
@@ -438,12 +464,14 @@ static void worker(Problem *pp) {
 
 extern "C" {
 
-// Train members 0..R-1 (see the top of this file) on ``threads`` threads; each member's
+// Train members 0..R-1 (see the top of this file) on ``threads`` threads, member m's noise
+// scale[m] times its unit draws x_train[m] and x_test[m] (arrays of at least T - L rows of
+// n_train and n_test, time-major; members may share them); each member's
 // results go to its entries of w, h, converged, epochs (the check at which it converged, else
 // budget), train_loss, test_loss and test_errors (of its final parameters). Returns 0, or a
 // negative code for arguments it cannot take.
-int b94_train(int R, int T, int L, int n_train, int n_test, const float *x_train,
-              const float *x_test, const float *w0, const float *h0, int opt, float lr, float target, float threshold,
+int b94_train(int R, int T, int L, int n_train, int n_test, const float *const *x_train,
+              const float *const *x_test, const float *scale, const float *w0, const float *h0, int opt, float lr, float target, float threshold,
               int budget, int check_every, int threads, float *w, float *h, int32_t *converged, int32_t *epochs,
               float *train_loss, float *test_loss, int32_t *test_errors) {
   if (R < 0 || L < 1 || T <= L || n_train < 2 || n_train % 2 || n_test < 1) return -1;
@@ -453,7 +481,7 @@ int b94_train(int R, int T, int L, int n_train, int n_test, const float *x_train
   p.R = R, p.T = T, p.L = L, p.n_train = n_train, p.n_test = n_test, p.opt = opt, p.budget = budget;
   p.check_every = check_every;
   p.lr = lr, p.target = target, p.threshold = threshold;
-  p.x_train = x_train, p.x_test = x_test, p.w0 = w0, p.h0 = h0, p.w = w, p.h = h;
+  p.x_train = x_train, p.x_test = x_test, p.scale = scale, p.w0 = w0, p.h0 = h0, p.w = w, p.h = h;
   p.converged = converged, p.epochs = epochs, p.test_errors = test_errors;
   p.train_loss = train_loss, p.test_loss = test_loss;
   // 1 - b^n in float32 (optax's bias_correction); entry e is step e + 1's

@@ -62,17 +62,21 @@ static inline vf vmin(vf a, vf b) { return a < b ? a : b; }
 static inline vf vmax(vf a, vf b) { return a > b ? a : b; }
 #endif
 // x held in a register from here on: an empty instruction that reads and writes it there, so
-// the compiler cannot fold its later uses into memory operands (each a load of its own).
-// Only where a vector is one register (x86: "v", aarch64: "w"); a no-op otherwise, and with
-// LATCH_NO_PIN (for measurements).
+// the compiler cannot fold its later uses into memory operands (each a load of its own), nor
+// see what computed it. Only where a vector is one register (x86: "v", aarch64: "w";
+// LATCH_PINS 1); a no-op otherwise, and with LATCH_NO_PIN (for measurements).
 #if defined(LATCH_NO_PIN)
+#define LATCH_PINS 0
 static inline void pin(vf &) {}
 #elif (LATCH_VBYTES == 64 && defined(__AVX512F__)) || (LATCH_VBYTES == 32 && defined(__AVX__)) || \
     (LATCH_VBYTES == 16 && defined(__SSE__))
+#define LATCH_PINS 1
 static inline void pin(vf &x) { __asm__("" : "+v"(x)); }
 #elif LATCH_VBYTES == 16 && defined(__aarch64__)
+#define LATCH_PINS 1
 static inline void pin(vf &x) { __asm__("" : "+w"(x)); }
 #else
+#define LATCH_PINS 0
 static inline void pin(vf &) {}
 #endif
 
@@ -89,8 +93,12 @@ static constexpr float TANH_Q[4] = {1.19825839466702e-06f, 1.18534705686654e-04f
                                     4.89352518554385e-03f};
 // N vectors' tanh in place, each of its operations for all N in turn (the same operations on
 // every lane, whatever N): each constant is loaded once for the N where too few registers
-// keep them
-template <int N> static inline void vtanh_clamped_n(vf (&a)[N], float clamp) {
+// keep them. A source may define LATCH_TANH_INLINE before including this file (bengio94.cpp
+// makes it always_inline).
+#ifndef LATCH_TANH_INLINE
+#define LATCH_TANH_INLINE inline
+#endif
+template <int N> static LATCH_TANH_INLINE void vtanh_clamped_n(vf (&a)[N], float clamp) {
   vf x[N], x2[N], p[N], q[N];
   for (int n = 0; n < N; n++) x[n] = vmin(vmax(a[n], splat(-clamp)), splat(clamp));
   for (int n = 0; n < N; n++) x2[n] = x[n] * x[n];
@@ -106,7 +114,7 @@ template <int N> static inline void vtanh_clamped_n(vf (&a)[N], float clamp) {
   for (int n = 0; n < N; n++) a[n] = vabs(a[n]) < 0.0004f ? a[n] : p[n] / q[n];
 }
 // one vector's
-static inline vf vtanh_clamped(vf a, float clamp) {
+static LATCH_TANH_INLINE vf vtanh_clamped(vf a, float clamp) {
   vf v[1] = {a};
   vtanh_clamped_n<1>(v, clamp);
   return v[0];
