@@ -129,15 +129,45 @@ template <bool FUSED = true> static inline float normal(uint32_t bits) {
   return (u * p) * F(0x3FB504F3);
 }
 
+// a (n) of (32 bits, position) pairs, positions in order, sorted by their high 32 bits (ties
+// in position order: the order std::sort gives the pairs, which are distinct): least
+// significant digit first, 11, 11 and 10 bits, each pass stable; ``b``: scratch of n. For n
+// of 10^4 (a sweep's labels and splits), 3 passes took a tenth of std::sort's time
+static void radix_sort_high(uint64_t* a, uint64_t* b, int n) {
+  static constexpr int SHIFT[3] = {32, 43, 54}, WIDTH[3] = {11, 11, 10};
+  std::vector<uint32_t> count(3 << 11, 0);
+  for (int j = 0; j < n; ++j)
+    for (int d = 0; d < 3; ++d) ++count[(d << 11) + ((a[j] >> SHIFT[d]) & ((1u << WIDTH[d]) - 1))];
+  for (int d = 0; d < 3; ++d) {
+    uint32_t* c = &count[d << 11];
+    uint32_t at = 0;
+    for (int k = 0; k < 1 << WIDTH[d]; ++k) {
+      const uint32_t m = c[k];
+      c[k] = at, at += m;
+    }
+    for (int j = 0; j < n; ++j) b[c[(a[j] >> SHIFT[d]) & ((1u << WIDTH[d]) - 1)]++] = a[j];
+    std::swap(a, b);
+  }
+  // three passes: the sorted pairs are in the scratch array; back to a
+  memcpy(b, a, sizeof(uint64_t) * n);
+}
+
+// from how many values ``shuffle`` sorts by radix: std::sort took 3.5 us for 1024 against
+// radix's 3.9, 7.0 against 6.2 for 2001 (``prng_differences`` checks a shuffle of 2001
+// against JAX's), 360 against 27 for 10^4 (Zen 5)
+enum { RADIX_FROM = 1024 };
+
 // JAX's permutation of x (n values) by key: ``rounds`` stable sorts by fresh 32-bit keys
 template <class T>
 static void shuffle(Key key, T* x, int n, int rounds, std::vector<uint64_t>& tmp, std::vector<T>& moved) {
-  tmp.resize(n), moved.resize(n);
+  tmp.resize(2 * (size_t)n), moved.resize(n);
   for (int r = 0; r < rounds; ++r) {
     Key sub = child(key, 1);
     key = child(key, 0);
     for (int j = 0; j < n; ++j) tmp[j] = (uint64_t)bits32(sub, (uint32_t)j) << 32 | (uint32_t)j;
-    std::sort(tmp.begin(), tmp.end());  // (bits, position): ties keep their order, as a stable sort
+    // (bits, position): ties keep their order, as a stable sort
+    if (n >= RADIX_FROM) radix_sort_high(tmp.data(), tmp.data() + n, n);
+    else std::sort(tmp.begin(), tmp.begin() + n);
     for (int j = 0; j < n; ++j) moved[j] = x[(uint32_t)tmp[j]];
     std::copy(moved.begin(), moved.end(), x);
   }
