@@ -472,13 +472,22 @@ def _native_draws(so, cfg: Bengio94Config, T: int, sd, seeds) -> tuple[np.ndarra
 class SeedDraws(NamedTuple):
     """``_native_draws`` of each distinct seed among a call's members, made once: its initial
     inputs (U, 2, L) and its unit training and test noise up to the longest length of its
-    members, (T_u - L, n) each (step j's draws come from ``fold_in(key, j)`` whatever the
-    length), in the order of ``seeds`` (sorted)."""
+    members, ``steps`` (U,) rows (steps ``L+1..``) of ``n`` each, time-major (step j's draws
+    come from ``fold_in(key, j)`` whatever the length), in the order of ``seeds`` (sorted):
+    at the addresses ``at_tr`` and ``at_te`` (U,), in the arrays ``drawn`` (which keeps them)."""
 
     seeds: np.ndarray
     h0: np.ndarray
-    x_tr: list
-    x_te: list
+    steps: np.ndarray
+    at_tr: np.ndarray
+    at_te: np.ndarray
+    drawn: list
+
+
+def _rows_at(x: np.ndarray) -> np.ndarray:
+    """The addresses of ``x``'s (R, ...) rows, float32 and C-contiguous (R,)."""
+    assert x.flags.c_contiguous and x.dtype == np.float32
+    return np.uintp(x.ctypes.data) + np.arange(len(x), dtype=np.uintp) * np.uintp(x[0].nbytes if len(x) else 0)
 
 
 def _seed_draws(so, cfg: Bengio94Config, T, seeds) -> SeedDraws:
@@ -490,25 +499,25 @@ def _seed_draws(so, cfg: Bengio94Config, T, seeds) -> SeedDraws:
     longest = np.zeros(len(uniq), np.int64)
     np.maximum.at(longest, row, T)
     h0 = np.empty((len(uniq), 2, cfg.L), np.float32)
-    x_tr, x_te = [None] * len(uniq), [None] * len(uniq)
+    at_tr, at_te = np.zeros(len(uniq), np.uintp), np.zeros(len(uniq), np.uintp)
+    drawn = []
     for length in np.unique(longest):
         at = np.flatnonzero(longest == length)
         h, tr, te = _native_draws(so, cfg, int(length), np.ones(at.size, np.float32), uniq[at])
-        h0[at] = h
-        for i, u in enumerate(at):
-            x_tr[u], x_te[u] = tr[i], te[i]
-    return SeedDraws(uniq, h0, x_tr, x_te)
+        h0[at], at_tr[at], at_te[at] = h, _rows_at(tr), _rows_at(te)
+        drawn += [tr, te]
+    return SeedDraws(uniq, h0, longest - cfg.L, at_tr, at_te, drawn)
 
 
 def _member_draws(d: SeedDraws, seeds, T: int, cfg: Bengio94Config) -> tuple:
-    """Members with ``seeds`` at length ``T``: their initial inputs (R, 2, L) and their seeds'
-    unit training and test noise in ``d``, (R,) arrays each, at least ``T - L`` rows (steps
-    ``L+1..``) of ``n``. ``b94_train`` scales each by the member's own ``sqrt(s)``, rounded
-    once as ``prng_b94_noise`` rounds its product: ``_native_draws`` of the members, bit for
-    bit, with no copy a member."""
+    """Members with ``seeds`` at length ``T``: their initial inputs (R, 2, L) and the
+    addresses (R,) of their seeds' unit training and test noise in ``d`` (at least ``T - L``
+    rows each). ``b94_train`` scales each by the member's own ``sqrt(s)``, rounded once as
+    ``prng_b94_noise`` rounds its product: ``_native_draws`` of the members, bit for bit, with
+    no copy a member."""
     rows = np.searchsorted(d.seeds, seeds)
-    assert all(len(d.x_te[u]) >= T - cfg.L for u in rows), "a seed drawn shorter than its members"
-    return d.h0[rows], [d.x_tr[u] for u in rows], [d.x_te[u] for u in rows]
+    assert (d.seeds[rows] == seeds).all() and (d.steps[rows] >= T - cfg.L).all(), "a seed not drawn, or too short"
+    return d.h0[rows], d.at_tr[rows], d.at_te[rows]
 
 
 def _train_native(cfg: Bengio94Config, T: int, w0, s, seeds, lib, draws: SeedDraws | None) -> Result:
@@ -517,17 +526,15 @@ def _train_native(cfg: Bengio94Config, T: int, w0, s, seeds, lib, draws: SeedDra
     R, L = seeds.size, cfg.L
     sd = np.sqrt(s)  # float32, correctly rounded as jnp.sqrt's
     if draws is not None:  # each seed's unit noise, scaled by the kernel
-        h0, x_tr, x_te = _member_draws(draws, seeds, T, cfg)
+        h0, rows_tr, rows_te = _member_draws(draws, seeds, T, cfg)
         scale = np.ascontiguousarray(sd, np.float32)
-    else:  # each member's noise, scaled here
+    else:  # each member's noise, scaled here (x_tr and x_te keep it until the call returns)
         h0, k_tr, k_te = map(np.asarray, _member_keys(seeds, w0, jnp.float32(cfg.h_init), L=L))
-        x_tr = list(_time_major_noise(k_tr, sd, L, T, cfg.n_train))
-        x_te = list(_time_major_noise(k_te, sd, L, T, cfg.n_test))
+        x_tr = _time_major_noise(k_tr, sd, L, T, cfg.n_train)
+        x_te = _time_major_noise(k_te, sd, L, T, cfg.n_test)
+        rows_tr, rows_te = _rows_at(x_tr), _rows_at(x_te)
         scale = np.ones(R, np.float32)
     h0, w0 = np.ascontiguousarray(h0, np.float32), np.ascontiguousarray(w0, np.float32)
-    # the members' noise arrays' addresses (each C-contiguous, kept alive by x_tr and x_te)
-    rows_tr, rows_te = (np.array([x.ctypes.data for x in xs], np.uintp) for xs in (x_tr, x_te))
-    assert all(x.flags.c_contiguous and x.dtype == np.float32 for x in (*x_tr, *x_te))
     out = Result(
         np.zeros(R, np.int32),
         np.zeros(R, np.int32),
