@@ -487,7 +487,7 @@ class SeedDraws(NamedTuple):
 def _rows_at(x: np.ndarray) -> np.ndarray:
     """The addresses of ``x``'s (R, ...) rows, float32 and C-contiguous (R,)."""
     assert x.flags.c_contiguous and x.dtype == np.float32
-    return np.uintp(x.ctypes.data) + np.arange(len(x), dtype=np.uintp) * np.uintp(x[0].nbytes if len(x) else 0)
+    return np.uintp(x.ctypes.data) + np.arange(len(x), dtype=np.uintp) * np.uintp(x.strides[0])
 
 
 def _seed_draws(so, cfg: Bengio94Config, T, seeds) -> SeedDraws:

@@ -102,8 +102,8 @@ struct Problem {
   float lr, target, threshold;
   const float *const *x_train, *const *x_test;  // (R) unit draws: (>= T - L, n_train), (>= T - L, n_test)
   const float *scale;                           // (R) each member's noise scale
-  const float *w0, *h0;           // (R,), (R, 2, L) initial parameters
-  float *w, *h;                   // final parameters, as w0 and h0
+  const float *w0, *h0;                         // (R,), (R, 2, L) initial parameters
+  float *w, *h;                                 // final parameters, as w0 and h0
   int32_t *converged, *epochs, *test_errors;
   float *train_loss, *test_loss;
   std::vector<float> c1, c2;  // Adam's bias corrections 1 - b^n at step n = 1..budget
@@ -229,9 +229,9 @@ static Metrics evaluate(const Problem &p, const float *x, float s, int n, float 
   return m;
 }
 
-// Which of K members (parameters w[j], h[j], test sets x[j] scaled by s[j]) cannot pass a check on the
-// first LANES sequences alone (n >= LANES): the members' first vectors run together, K
-// independent recurrences where evaluate's first block is one member's. ``evaluate`` with
+// Which of K members (parameters w[j], h[j], test sets x[j] scaled by s[j]) cannot pass a
+// check on the first LANES sequences alone (n >= LANES): the members' first vectors run
+// together, K independent recurrences where evaluate's first block is one member's. ``evaluate`` with
 // ``stop`` decides the same for them (the tally after a block includes this vector's), and
 // most members in training fail here.
 template <int K>
@@ -470,8 +470,8 @@ extern "C" {
 // results go to its entries of w, h, converged, epochs (the check at which it converged, else
 // budget), train_loss, test_loss and test_errors (of its final parameters). Returns 0, or a
 // negative code for arguments it cannot take.
-int b94_train(int R, int T, int L, int n_train, int n_test, const float *const *x_train,
-              const float *const *x_test, const float *scale, const float *w0, const float *h0, int opt, float lr, float target, float threshold,
+int b94_train(int R, int T, int L, int n_train, int n_test, const float *const *x_train, const float *const *x_test,
+              const float *scale, const float *w0, const float *h0, int opt, float lr, float target, float threshold,
               int budget, int check_every, int threads, float *w, float *h, int32_t *converged, int32_t *epochs,
               float *train_loss, float *test_loss, int32_t *test_errors) {
   if (R < 0 || L < 1 || T <= L || n_train < 2 || n_train % 2 || n_test < 1) return -1;
