@@ -16,6 +16,9 @@ gate presets, plus the ablations and the phase diagram):
    the same share again with other seeds (every shape compiled: the steady rate). The whole grid's time is the first
    run plus the steady rate times the rest of the work (sequence steps x samples x
    epochs); the share run is printed. With ``--fraction 1`` it is the measured time.
+   Beside it, the share of the cores the first run kept busy (the process's CPU time, every
+   thread's, over its wall time on every core): below 100 %, cores waited, and a faster kernel
+   is not the only way to a shorter time.
 2. Keras 3 (JAX backend), the seed's protocol on the same models: for each kind of model in
    the grid (cell, units, inputs, gate activation) a fresh ``Input -> layer(units) ->
    Dense(2, softmax)`` (``Dense(1, sigmoid)`` for ``dense1``) compiled and fitted at each
@@ -61,7 +64,7 @@ import seed_sweep as SS  # noqa: E402
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from latchlab import config, provenance  # noqa: E402
+from latchlab import config, provenance, runtime  # noqa: E402
 from latchlab.engine import run as runner  # noqa: E402
 
 EXPERIMENTS = ("seed", "ablations", "phase", "followups", "answer", "units", "bengio1994")
@@ -215,6 +218,19 @@ def serial_bound_of(*parts: tuple[float, float]) -> float:
     return sum(f / SS.flop_rate() + t / SS.trans_rate() for f, t in parts)
 
 
+def started() -> tuple[float, float]:
+    """The wall clock and this process's CPU time (every thread's), now."""
+    return time.perf_counter(), time.process_time()
+
+
+def since(start: tuple[float, float]) -> tuple[float, float]:
+    """Seconds since ``start`` (``started``), and the share of the process's cores it kept busy
+    meanwhile: its CPU time over that time on every core. Below 1, cores waited: on one
+    thread's work, on each other, or on memory the system had to provide."""
+    wall = time.perf_counter() - start[0]
+    return wall, (time.process_time() - start[1]) / (wall * runtime.cores())
+
+
 def bengio1994_row() -> tuple:
     """``reproduce bengio1994 --scale full``'s computation, timed (no store), and its bound:
     the work any trainer of its trials must do, plus the overlaid seed sweep's, as ``(flops,
@@ -237,12 +253,13 @@ def bengio1994_row() -> tuple:
     from latchlab.experiments import bengio1994 as B
     from latchlab.experiments.experiment import Runner
 
-    t0 = time.perf_counter()
+    start = started()
     r = B.EXPERIMENT.compute(Runner.at(None), "full")
-    seconds = time.perf_counter() - t0
+    seconds, busy = since(start)
     cfg, rows = r.cfg, r.rows
     overlay = members([B.seed_overlay_sweep(cfg)]) if cfg.seed_repeats else []
-    return len(rows) + len(overlay), seconds, [b94_work(cfg, rows)] + ([work_counts(overlay)] if overlay else [])
+    parts = [b94_work(cfg, rows)] + ([work_counts(overlay)] if overlay else [])
+    return len(rows) + len(overlay), seconds, busy, parts
 
 
 def b94_steps(T, L: int, n: int):
@@ -298,19 +315,23 @@ def main(argv=None) -> int:
     rows = []
     for name in names:
         if name == "bengio1994":
-            n, t_ll, parts = bengio1994_row()
+            n, t_ll, busy, parts = bengio1994_row()
             rates = SS.remeasure()
-            rows.append((name, n, 1.0, t_ll, t_ll, float("nan"), parts))
-            print(f"{name}: {n} trials and members in {t_ll:.1f} s; no Keras model; {_rates(rates)}", flush=True)
+            rows.append((name, n, 1.0, t_ll, busy, t_ll, float("nan"), parts))
+            print(
+                f"{name}: {n} trials and members in {t_ll:.2f} s, cores {busy:.0%} busy; no Keras model; "
+                f"{_rates(rates)}",
+                flush=True,
+            )
             continue
         cfgs = sweeps(name)
         full = members(cfgs)
         part_cfgs = fraction_of(cfgs, a.fraction)
         part = members(part_cfgs)
         share = work(part) / work(full)
-        t0 = time.perf_counter()
+        start = started()
         runner.run(part_cfgs)
-        t_part = time.perf_counter() - t0
+        t_part, busy = since(start)
         t_ll = t_part
         if share < 1:  # the rest at the steady rate: the same share, other seeds, shapes compiled
             t0 = time.perf_counter()
@@ -318,9 +339,10 @@ def main(argv=None) -> int:
             t_ll += (time.perf_counter() - t0) * (1 / share - 1)
         rates = SS.remeasure()  # right after latchlab's run, before Keras'
         t_k, timed = (float("nan"), 0) if a.no_keras else keras_seconds(full, lengths, a.keras_epochs)
-        rows.append((name, len(full), share, t_part, t_ll, t_k, [work_counts(full)]))
+        rows.append((name, len(full), share, t_part, busy, t_ll, t_k, [work_counts(full)]))
         print(
             f"{name}: {len(full)} members; latchlab ran {len(part)} ({share:.1%} of the work) in {t_part:.1f} s "
+            f"(cores {busy:.0%} busy) "
             f"-> {t_ll:.1f} s for the grid; Keras {t_k:.1f} s ({timed} models timed); {_rates(rates)}; "
             f"load {SS._load()}",
             flush=True,
@@ -332,24 +354,25 @@ def main(argv=None) -> int:
         f"{SS.trans_rate() / 1e9:.2f} x 10^9 transcendentals/s"
     )
     print(
-        "\n| experiment | members | latchlab ran | latchlab, whole grid | Keras 3 | Keras / latchlab | bound "
-        "| latchlab / bound | flops then transcendentals | latchlab / it | Keras / it |"
+        "\n| experiment | members | latchlab ran | cores busy | latchlab, whole grid | Keras 3 | Keras / latchlab "
+        "| bound | latchlab / bound | flops then transcendentals | latchlab / it | Keras / it |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     table = [
-        (name, n, share, t_part, t_ll, t_k, bound_of(*parts), serial_bound_of(*parts))
-        for name, n, share, t_part, t_ll, t_k, parts in rows
+        (name, n, share, t_part, busy, t_ll, t_k, bound_of(*parts), serial_bound_of(*parts))
+        for name, n, share, t_part, busy, t_ll, t_k, parts in rows
     ]
-    for name, n, share, t_part, t_ll, t_k, bound, serial in table:
+    for name, n, share, t_part, busy, t_ll, t_k, bound, serial in table:
         keras = f"{t_k:.0f} s | {t_k / t_ll:.0f}x" if np.isfinite(t_k) else "n/a | n/a"
         ceiling = f"{t_k / serial:.0f}x" if np.isfinite(t_k) else "n/a"
         print(
-            f"| {name} | {n} | {share:.0%} of the work, {t_part:.1f} s | {t_ll:.1f} s | {keras} | "
+            f"| {name} | {n} | {share:.0%} of the work, {t_part:.1f} s | {busy:.0%} | {t_ll:.1f} s | {keras} | "
             f"{bound:.2f} s | {t_ll / bound:.1f}x | {serial:.2f} s | {t_ll / serial:.1f}x | {ceiling} |"
         )
-    for name, n, share, t_part, t_ll, t_k, bound, serial in table:
+    for name, n, share, t_part, busy, t_ll, t_k, bound, serial in table:
         print(
-            f"RESULT experiment={name} members={n} fraction={share:.3f} latchlab_s={t_ll:.1f} keras_s={t_k:.0f} "
+            f"RESULT experiment={name} members={n} fraction={share:.3f} busy={busy:.2f} latchlab_s={t_ll:.1f} "
+            f"keras_s={t_k:.0f} "
             f"ratio={t_k / t_ll:.1f} bound_s={bound:.2f} over_bound={t_ll / bound:.1f} serial_bound_s={serial:.2f} "
             f"over_serial_bound={t_ll / serial:.1f} keras_over_serial_bound={t_k / serial:.0f}"
         )
