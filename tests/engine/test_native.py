@@ -815,3 +815,54 @@ def test_srnn_blocks_with_states_in_registers_equal_the_general_loop(batch):
     assert out[0][2] and out[1][2]  # validated from laid-out rows
     assert np.array_equal(out[0][0], out[1][0]) and np.array_equal(out[0][1], out[1][1])
     assert not np.array_equal(out[0][0], native.flatten(init))
+
+
+def test_blocks_of_members_far_apart_in_length_are_larger_and_train_alike(monkeypatch):
+    """``train_block``: one-unit members whose lengths spread far within a block (one seed's
+    lengths 5 to 100, as bengio1994's seed overlay has them) keep few of the block's vectors
+    busy on most steps, and get blocks up to 4 times larger, no larger than a thread's share of
+    the call; members of like lengths keep the build's block. Trained in either, every member
+    ends with the same bits."""
+    spread = np.tile([5, 10, 15, 20, 30, 50, 75, 100], 7)[:54]
+    # six blocks of 8 (305 steps, the longest 100) and one of 6 (130 steps, the longest 50)
+    assert native.busy_vectors(spread, 8) == pytest.approx((6 * 305 * 3.05 + 130 * 2.6) / 1960)
+    assert native.busy_vectors(np.full(20, 7), 8) == pytest.approx((8 * 8 + 8 * 8 + 4 * 4) / 20)
+    monkeypatch.setattr(native, "threads", lambda: 2)
+    assert native.train_block(8, spread) == 27  # 4 x 8, but a thread's share is 27
+    assert native.train_block(8, np.tile(spread, 4)) == 32
+    assert native.train_block(8, np.full(54, 100)) == 8
+    assert native.train_block(8, np.tile([90, 95, 100, 100], 14)) == 8
+    assert native.train_block(8, spread[:16]) == 8  # a thread's share: 8
+    assert native.train_block(8, np.zeros(4, np.int64)) == 8
+    monkeypatch.undo()
+
+    model = M.Model(Cell("srnn", 1, "hard_sigmoid"))
+    rng = np.random.default_rng(4)
+    lengths = np.tile([5, 10, 15, 20, 30, 50, 75, 100], 4)
+    R, N, T = len(lengths), 48, 100
+    x = rng.normal(size=(R, N, T, 1)).astype(np.float32)
+    y = (rng.random((R, N)) < 0.5).astype(np.int32)
+    mask = np.arange(T)[None, :] >= T - lengths[:, None]
+    tr, va = np.tile(np.arange(32), (R, 1)), np.tile(np.arange(32, N), (R, 1))
+    init = _stack([M.init(jax.random.PRNGKey(s), model) for s in range(R)])
+    lr = np.full(R, 1e-2, np.float32)
+    orders = [train.epoch_order([np.random.default_rng([e, r]) for r in range(R)], 32, 16) for e in range(2)]
+    chosen, builds = [], []
+
+    def trained(block):
+        def spy(one_unit, steps):
+            chosen.append((one_unit, block(one_unit, steps)))
+            return chosen[-1][1]
+
+        monkeypatch.setattr(native, "train_block", spy)
+        ens = native.Ensemble(model, "adam", init, x, y, mask, tr, va)
+        builds.append(native.build_info(ens.lib))
+        metrics = [ens.train_epoch(lr, o, w) + ens.evaluate() for o, w in orders]
+        return ens.params.copy(), np.array(metrics)
+
+    larger = trained(native.train_block)
+    base = trained(lambda one_unit, steps: one_unit)
+    if builds[0]["lanes"] == 16:  # a member's 16 rows in one vector (AVX-512): the rule applies
+        assert chosen[0][1] > chosen[0][0]
+    assert np.array_equal(larger[0], base[0]) and np.array_equal(larger[1], base[1])
+    assert not np.array_equal(larger[0], native.flatten(init))

@@ -593,6 +593,35 @@ def per_block(one_unit: int, units: int, vectors: int = 1) -> int:
     return max(1, one_unit // (units * vectors))
 
 
+def train_block(one_unit: int, steps) -> int:
+    """Members a training call's blocks take, for one-unit members of one vector each that run
+    ``steps`` (R,) steps, in call order (a block is consecutive members; all end at the last
+    step). A forward step waits on its tanh unless about ``one_unit`` vectors are in flight,
+    and a block's shorter members start later, so its first steps have few. Where blocks of
+    ``one_unit`` keep fewer than half of their vectors busy (``busy_vectors``), blocks are made
+    2 or 4 times larger, to bring that to ``one_unit``, but no larger than every thread's share
+    of the call: bengio1994's seed overlay, one seed's 8 lengths from 5 to 100 steps a block,
+    kept 3 of 8 busy (its epochs 1.4 times faster in blocks of 32). Elsewhere a larger block did
+    not pay: the seed's grid (5.8-7 of 8 busy) took 2-6 % longer in blocks of 16, the answer's
+    one-unit chunks (4.2) as long (docs/benchmarks.md). A member's numbers do not depend on it."""
+    steps = np.asarray(steps, np.int64)
+    busy = busy_vectors(steps, one_unit)
+    if not busy or busy >= one_unit / 2:
+        return one_unit
+    larger = one_unit * min(4, 1 << int(np.ceil(np.log2(one_unit / busy))))
+    return max(one_unit, min(larger, -(-len(steps) // threads())))
+
+
+def busy_vectors(steps, size: int) -> float:
+    """The vectors a step keeps busy in blocks of ``size`` consecutive members that run ``steps``
+    (R,) steps each and end together, on average over every block's steps, weighted by its work
+    (0 if there is none)."""
+    steps = np.asarray(steps, np.int64)
+    blocks = [steps[m0 : m0 + size] for m0 in range(0, len(steps), size)]
+    total = float(steps.sum())
+    return sum(float(b.sum()) ** 2 / b.max() for b in blocks if b.max() > 0) / total if total > 0 else 0.0
+
+
 def _channel_major(x) -> np.ndarray:
     """(F, R, N, T) float32 copy of inputs ``x`` (R, N, T, F), member by member: a device
     array's shards are read where they are (host memory on a CPU), so that besides ``x``
@@ -775,7 +804,10 @@ class Ensemble:
         loss, acc = np.zeros(R, np.float32), np.zeros(R, np.float32)
         k, rs, ra, H, F, hd, n_out = self.codes
         I = ctypes.c_int32  # noqa: E741
-        block = per_block(self.lib.latch_per_block(), H, -(-B // self.lib.latch_lanes()))
+        vectors = -(-B // self.lib.latch_lanes())
+        block = per_block(self.lib.latch_per_block(), H, vectors)
+        if H * vectors == 1:
+            block = train_block(block, T - self.t0)
 
         def call(counter):
             return self.lib.latch_train_epoch(
