@@ -6,6 +6,7 @@ member's final epoch, and returns a matplotlib ``Figure``; ``save`` writes PNG a
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Hashable
 from pathlib import Path
 from typing import cast
@@ -72,13 +73,9 @@ def final(df: pd.DataFrame) -> pd.DataFrame:
         varying = [c for c in _SETTINGS if c in df and cast(pd.Series, df[c]).astype(str).nunique() > 1]
         if not varying:
             varying = [c for c in ("cell",) if c in df]
-        df["variant"] = (
-            df[varying]
-            .astype(str)
-            .apply(lambda r: " ".join(v if c == "cell" else f"{c}={v}" for c, v in r.items()), axis=1)
-            if varying
-            else "all"
-        )
+        # column by column: a row at a time took 5 ms for bengio1994's 160 members
+        words = [df[c].astype(str) if c == "cell" else f"{c}=" + df[c].astype(str) for c in varying]
+        df["variant"] = functools.reduce(lambda a, b: a + " " + b, words) if words else "all"
     return df
 
 
