@@ -102,9 +102,10 @@ def test_a_library_that_differs_is_not_used(monkeypatch, tmp_path):
 
 def test_draws_of_odd_sizes_match_jax():
     """One sequence, one step; an odd number of sequences and members (JAX pads its counters
-    to an even count), and a seed's sequences not depending on the members beside it."""
+    to an even count), a seed's sequences not depending on the members beside it, and rows of
+    one block of the noise's steps and of several, the last overlapping the one before."""
     so = native.prng()
-    for R, n, T in ((1, 1, 1), (3, 7, 5), (2, 2001, 3)):
+    for R, n, T in ((1, 1, 1), (3, 7, 5), (2, 2001, 3), (2, 5, 16), (1, 3, 37)):
         keys = data._member_keys(list(range(40, 40 + R)))
         noise, L = np.full(R, 0.25, np.float32), np.full(R, 2, np.int32)
         args = (jax.numpy.asarray(keys), jax.numpy.full(R, T), jax.numpy.asarray(noise), jax.numpy.asarray(L))

@@ -145,7 +145,9 @@ def _prng_differences(so) -> str:
     so.prng_member_keys(len(seeds), _u32(np.asarray(seeds, np.uint32)), _u32(mine))
     if not np.array_equal(keys, mine):
         return "member keys"
-    for task, n_seq, T in (("latch", 2001, 13), ("bit_relay", 300, 9)):  # 2 sorts, then 1
+    # 2 sorts, then 1; rows of fewer steps than a block of the noise, and of more (the last
+    # block overlapping the one before)
+    for task, n_seq, T in (("latch", 2001, 13), ("bit_relay", 300, 21)):
         R = len(seeds)
         # a noise of 0 too: signed zeros where the sign is 0
         noise, L = np.array([0.1, 0.0, 0.5, 1.0, 2.0], np.float32), np.array([1, 2, 3, 20, 1], np.int32)

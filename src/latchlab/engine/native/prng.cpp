@@ -186,6 +186,8 @@ static void each_member(int R, int threads, Fn f) {
   for (auto& t : pool) t.join();
 }
 
+enum { NOISE_BLOCK = 16 };  // steps a row's noise is made in: a whole number of vectors on every build
+
 // (n, T) unit normals, step t of sequence i from fold_in(key, t)'s bits i
 // (the steps' keys as two arrays: GCC vectorises the loop over t then, 4x faster than over Keys)
 static void unit_noise(Key key, int n, int T, float* e) {
@@ -194,9 +196,19 @@ static void unit_noise(Key key, int n, int T, float* e) {
     Key k = child(key, (uint32_t)t);
     ka[t] = k.a, kb[t] = k.b;
   }
+  // blocks of NOISE_BLOCK steps, the last one overlapping the one before (its first steps
+  // written again with the same values): a loop over all T left T mod 8 steps to scalar code,
+  // each as slow as a vector (T = 100: 3.1 ns a draw, against 2.4 at T = 96)
   for (int i = 0; i < n; ++i) {
     float* row = e + (int64_t)i * T;
-    for (int t = 0; t < T; ++t) row[t] = normal(bits32(Key{ka[t], kb[t]}, (uint32_t)i));
+    if (T < NOISE_BLOCK) {
+      for (int t = 0; t < T; ++t) row[t] = normal(bits32(Key{ka[t], kb[t]}, (uint32_t)i));
+      continue;
+    }
+    for (int t0 = 0; t0 < T; t0 += NOISE_BLOCK) {
+      const int s = std::min(t0, T - NOISE_BLOCK);
+      for (int t = s; t < s + NOISE_BLOCK; ++t) row[t] = normal(bits32(Key{ka[t], kb[t]}, (uint32_t)i));
+    }
   }
 }
 
