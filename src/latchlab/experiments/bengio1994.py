@@ -744,11 +744,15 @@ class Reproduction(NamedTuple):
 
 def _compute(runner, scale: str = "quick", overrides=None) -> Reproduction:
     import time
+    from concurrent.futures import ThreadPoolExecutor
 
     from latchlab import provenance
     from latchlab.analysis import plot
 
     t0 = time.perf_counter()
+    pool = ThreadPoolExecutor(1)  # the versions and the commit (subprocesses) while the kernels run
+    prov = pool.submit(provenance.collect)
+    pool.shutdown(wait=False)
     cfg, fig2b_trials = experiment_config(scale, overrides)
     rows = trial_rows(cfg, fig2b_trials)
     seed_final = plot.final(runner(seed_overlay_sweep(cfg))) if cfg.seed_repeats else None
@@ -758,7 +762,7 @@ def _compute(runner, scale: str = "quick", overrides=None) -> Reproduction:
         "scale": scale,
         "command": runner.command,
         "seconds": round(time.perf_counter() - t0, 1),
-        **provenance.collect(),
+        **prov.result(),
     }
     return Reproduction(cfg, fig2b_trials, rows, seed_final, meta)
 
