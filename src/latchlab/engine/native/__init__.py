@@ -601,9 +601,10 @@ def train_block(one_unit: int, steps) -> int:
     ``one_unit`` keep fewer than half of their vectors busy (``busy_vectors``), blocks are made
     2 or 4 times larger, to bring that to ``one_unit``, but no larger than every thread's share
     of the call: bengio1994's seed overlay, one seed's 8 lengths from 5 to 100 steps a block,
-    kept 3 of 8 busy (its epochs 1.4 times faster in blocks of 32). Elsewhere a larger block did
-    not pay: the seed's grid (5.8-7 of 8 busy) took 2-6 % longer in blocks of 16, the answer's
-    one-unit chunks (4.2) as long (docs/benchmarks.md). A member's numbers do not depend on it."""
+    kept 3 of 8 busy (in blocks of 27 it took 0.173-0.178 s instead of 0.190-0.198). Elsewhere a
+    larger block did not pay: the seed's grid (5.8-7 of 8 busy) took 2-6 % longer in blocks of
+    16, the answer's one-unit chunks (4.2) as long (docs/benchmarks.md). A member's numbers do
+    not depend on it."""
     steps = np.asarray(steps, np.int64)
     busy = busy_vectors(steps, one_unit)
     if not busy or busy >= one_unit / 2:
