@@ -102,10 +102,12 @@ def test_a_library_that_differs_is_not_used(monkeypatch, tmp_path):
 
 def test_draws_of_odd_sizes_match_jax():
     """One sequence, one step; an odd number of sequences and members (JAX pads its counters
-    to an even count), a seed's sequences not depending on the members beside it, and rows of
-    one block of the noise's steps and of several, the last overlapping the one before."""
+    to an even count), a seed's sequences not depending on the members beside it, and noise
+    arrays of fewer values than the generator's vectors hold and of more (drawn in blocks of
+    several vectors, then the fewest vectors that hold the rest, overlapping the values
+    before them)."""
     so = native.prng()
-    for R, n, T in ((1, 1, 1), (3, 7, 5), (2, 2001, 3), (2, 5, 16), (1, 3, 37)):
+    for R, n, T in ((1, 1, 1), (3, 7, 5), (2, 2001, 3), (2, 5, 16), (1, 3, 37), (2, 37, 7)):
         keys = data._member_keys(list(range(40, 40 + R)))
         noise, L = np.full(R, 0.25, np.float32), np.full(R, 2, np.int32)
         args = (jax.numpy.asarray(keys), jax.numpy.full(R, T), jax.numpy.asarray(noise), jax.numpy.asarray(L))
@@ -117,6 +119,22 @@ def test_draws_of_odd_sizes_match_jax():
             alone = data._prng_draws(so, task, keys[-1:], n, T, noise[-1:], L[-1:])
             for a, b in zip(alone, got):
                 np.testing.assert_array_equal(a[0], b[-1])
+
+
+def test_normal_values_do_not_depend_on_how_many_are_drawn():
+    """``prng_normal`` (checked against JAX on all 2^23 inputs at once) gives every input the
+    same value in calls of any size, 0 to beyond two blocks of the generator's vectors, fused
+    and unfused, and writes nothing past the values asked for."""
+    so = native.prng()
+    bits = np.random.default_rng(0).integers(0, 2**32, 500, dtype=np.uint64).astype(np.uint32)
+    for draw in (so.prng_normal, so.prng_normal_unfused):
+        every = np.empty(500, np.float32)
+        draw(500, data._u32(bits), native._ptr(every))
+        for n in range(0, 260):
+            out = np.full(n + 20, 7.0, np.float32)
+            draw(n, data._u32(bits[:n].copy()), native._ptr(out))
+            np.testing.assert_array_equal(out[:n].view(np.uint32), every[:n].view(np.uint32))
+            assert (out[n:] == 7.0).all()
 
 
 @pytest.mark.skipif(platform.machine() != "x86_64", reason="x86-64's baseline has no fused multiply-add")
