@@ -785,11 +785,19 @@ def test_weight_gradients_summed_a_vector_of_columns_at_a_time_give_the_same_bit
 
 
 @pytest.mark.parametrize("batch", [16, 64])
-def test_srnn_blocks_with_states_in_registers_equal_the_general_loop(batch):
+@pytest.mark.parametrize("option", ["LATCH_SRNN_REGS", "LATCH_MASKED_ROWS"])
+def test_srnn_states_in_registers_and_masked_rows_give_the_general_loops_bits(batch, option):
     """A one-unit SRNN block of exactly the build's members (or their validation passes)
-    keeps its states in registers (``forward_srnn_regs``): 19 members of mixed lengths on
-    rows they share (validated from rows laid out once) give the same bits, after training
-    and in every validation, as the build without it (``LATCH_SRNN_REGS=0``)."""
+    keeps its states in registers (``forward_srnn_regs``), and on AVX-512 rows of 5 to 15
+    steps are read as one tile of masked loads: 19 members of mixed lengths on rows they
+    share (validated from rows laid out once) give the same bits, after training and in
+    every validation, as the build without either (``LATCH_SRNN_REGS=0``,
+    ``LATCH_MASKED_ROWS=0``)."""
+    if (
+        option == "LATCH_MASKED_ROWS"
+        and native.build_info(native.lib(native.variant(M.Model(Cell("srnn", 1)))))["isa"] != "avx512"
+    ):
+        pytest.skip("masked rows are the AVX-512 build's")
     model = M.Model(_cell("srnn", "sigmoid", 1))
     rng = np.random.default_rng(3)
     R, N, T = 19, 96, 23
@@ -803,10 +811,10 @@ def test_srnn_blocks_with_states_in_registers_equal_the_general_loop(batch):
     lr = np.full(R, 3e-2, np.float32)
     v = native.variant(model)
     out = []
-    for regs in (1, 0):
-        flags = native.FLAGS + (f"-march={native.march()}", f"-DLATCH_SRNN_REGS={regs}") + native.defines(v)
+    for on in ({"LATCH_SRNN_REGS": 1, "LATCH_MASKED_ROWS": 5}[option], 0):
+        flags = native.FLAGS + (f"-march={native.march()}", f"-D{option}={on}") + native.defines(v)
         ens = native.Ensemble(model, "adam", init, native.Rows([fam] * R, lengths, T), y, mask, tr, va)
-        ens.lib = native._typed(native._compile(native.SOURCE, f"kernels-test-regs{regs}", flags))
+        ens.lib = native._typed(native._compile(native.SOURCE, f"kernels-test-{option}{on}", flags))
         metrics = [ens.evaluate()]
         for e in range(2):
             rngs = [np.random.default_rng([e, 5]) for _ in range(R)]

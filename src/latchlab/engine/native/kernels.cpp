@@ -752,12 +752,24 @@ template <bool ALIGNED> static inline void put(float *o, vf x) {
   if constexpr (ALIGNED) *(vf *)o = x;
   else *(vfu *)o = x;
 }
+// Rows of fewer than L steps, and at least this many: one tile of masked loads (AVX-512, where
+// a vector holds 16 steps), not step by step with a load a lane (the seed overlay's rows of
+// 5, 10 and 15 steps; one-unit SRNN epochs at T = 10 and 15, old over new, 1.23 and 1.50, at
+// T = 5 1.05, T = 2-4 0.94-1.05; docs/benchmarks.md). 0: never (the AVX2 build's rows of fewer
+// than its 8 steps gained nothing).
+#ifndef LATCH_MASKED_ROWS
+#if LATCH_VBYTES == 64 && defined(__AVX512F__)
+#define LATCH_MASKED_ROWS 5
+#else
+#define LATCH_MASKED_ROWS 0
+#endif
+#endif
 // Rows src[0, L) at steps [t, T) time-major: step t's vector (lane l from row l) at o + t
 // stride L (stride in vectors). L rows x L steps at a time: contiguous loads, transposed in
 // registers. The last T mod L steps are the last L steps' tile, which overlaps the one before
 // (written again with the same values; lane by lane, they took a third of the gather's samples
 // in the seed's sweep, whose lengths are rarely multiples of L); in rows of fewer than L
-// steps, one by one.
+// steps, one masked tile (LATCH_MASKED_ROWS) or step by step.
 template <bool ALIGNED> static inline void time_major(const float *const *src, int t, int T, float *o, size_t stride) {
   const auto tile = [&](int t) {
     vf r[L];
@@ -769,6 +781,17 @@ template <bool ALIGNED> static inline void time_major(const float *const *src, i
   for (; t + L <= T; t += L) tile(t);
   if (tiles && t < T) tile(T - L);
   if (tiles) return;
+#if LATCH_MASKED_ROWS
+  if (T - t >= LATCH_MASKED_ROWS) {  // the n < L steps as a tile: masked loads read nothing past them
+    const int n = T - t;
+    const __mmask16 m = (__mmask16)((1u << n) - 1);
+    vf r[L];
+    for (int l = 0; l < L; l++) r[l] = (vf)_mm512_maskz_loadu_ps(m, src[l] + t);
+    transpose<L / 2>(r);
+    for (int j = 0; j < n; j++) put<ALIGNED>(o + (size_t)(t + j) * stride * L, r[j]);
+    return;
+  }
+#endif
   for (; t < T; t++) {
     vf c;
     for (int l = 0; l < L; l++) c[l] = src[l][t];
