@@ -815,13 +815,21 @@ static void gather(Block &b, const Inputs &in, int T, int m0, int nm, int B, con
   const int nv = b.nv;
   const float *src[L];
   for (int v = 0; v < nv; v++) {
-    int last = 0;
-    for (int l = 0; l < L; l++) {
-      int row = v * L + l, m = row / B;
-      if (m < nm) last = row;
-      int r = m < nm ? row : last;  // padding lanes read a real row (their weight is 0)
-      int mem = m0 + r / B;
-      src[l] = in.at(mem, ex[r], 0);  // indexed from step 0: only steps >= t0 are read
+    if (B % L == 0) {  // the vector's rows are one member's: its row pointer and stride once
+      const int mem = m0 + v * L / B;
+      const float *x0 = in.at(mem, 0, 0);
+      const int64_t xs = in.xstride[mem];
+      const int32_t *e = ex + (size_t)v * L;
+      for (int l = 0; l < L; l++) src[l] = x0 + e[l] * xs;  // indexed from step 0: only steps >= t0 are read
+    } else {
+      int last = 0;
+      for (int l = 0; l < L; l++) {
+        int row = v * L + l, m = row / B;
+        if (m < nm) last = row;
+        int r = m < nm ? row : last;  // padding lanes read a real row (their weight is 0)
+        int mem = m0 + r / B;
+        src[l] = in.at(mem, ex[r], 0);
+      }
     }
     for (int t = b.t0min[v]; t < b.t0max[v]; t++) {  // lanes of members of different lengths
       vf out;
