@@ -825,6 +825,41 @@ def test_srnn_states_in_registers_and_masked_rows_give_the_general_loops_bits(ba
     assert not np.array_equal(out[0][0], native.flatten(init))
 
 
+@pytest.mark.parametrize("optimizer", ["adam", "sgd", "rmsprop"])
+def test_members_update_alike_together_or_one_by_one(optimizer):
+    """``update_members``: members whose step counts agree take one pass over their
+    parameters; where a member's count differs (Adam's bias corrections differ), each takes
+    its own. Six one-unit LSTMs, one of them set 1000 steps ahead, end with the bits the other
+    five have without it, and that member with those of its own one-member ensemble."""
+    model = M.Model(Cell("lstm", 1, "hard_sigmoid"))
+    rng = np.random.default_rng(5)
+    R, N, T = 6, 48, 9
+    x = rng.normal(size=(R, N, T, 1)).astype(np.float32)
+    y = (rng.random((R, N)) < 0.5).astype(np.int32)
+    mask = np.ones((R, T), bool)
+    tr, va = np.tile(np.arange(32), (R, 1)), np.tile(np.arange(32, N), (R, 1))
+    init = _stack([M.init(jax.random.PRNGKey(s), model) for s in range(R)])
+    lr = np.linspace(1e-2, 3e-2, R).astype(np.float32)
+    order, weight = train.epoch_order([np.random.default_rng([9, r]) for r in range(R)], 32, 16)
+
+    def trained(members, ahead):
+        members = np.array(members)
+        sub = jax.tree.map(lambda a: a[members], init)
+        ens = native.Ensemble(model, optimizer, sub, x[members], y[members], mask[members], tr[members], va[members])
+        ens.count[:] = [1000 if m == ahead else 0 for m in members]
+        metrics = ens.train_epoch(lr[members], order[members], weight[members])
+        return ens.params.copy(), np.array(metrics)
+
+    together, _ = trained(list(range(R)), None)
+    mixed, _ = trained(list(range(R)), 3)
+    alone, _ = trained([3], 3)
+    others = [0, 1, 2, 4, 5]
+    assert np.array_equal(mixed[others], together[others])
+    assert np.array_equal(mixed[3], alone[0])
+    assert (optimizer != "adam") == np.array_equal(mixed[3], together[3])  # Adam's corrections differ
+    assert not np.array_equal(together, native.flatten(init))
+
+
 def test_blocks_of_members_far_apart_in_length_are_larger_and_train_alike(monkeypatch):
     """``train_block``: one-unit members whose lengths spread far within a block (one seed's
     lengths 5 to 100, as bengio1994's seed overlay has them) keep few of the block's vectors
