@@ -19,11 +19,12 @@ of a change is this ratio, never a wall-clock time (docs/benchmarks.md says whic
 ratio was measured on).
 """
 
-import argparse
 import subprocess
 import tempfile
 import time
 from pathlib import Path
+
+from ab import header, parser, ratio
 
 from latchlab import runtime
 
@@ -146,28 +147,22 @@ def compare(name: str, cell: Cell | None, T: int, R: int, repeats: int, old, new
             if rep:  # the first pair warms up
                 t_train[k].append(t1 - t0)
                 t_val[k].append(t2 - t1)
-    r = np.array(t_train["old"]) / np.array(t_train["new"])
-    rv = np.array(t_val["old"]) / np.array(t_val["new"])
     same = np.array_equal(ens["old"].params, ens["new"].params) and np.array_equal(metrics["old"], metrics["new"])
     return (
         f"{name}({model.cell.units}) {model.cell.rsig} {f'T={T}' if cell is not None else 'seed chunk'} R={R}: train old {np.median(t_train['old']):.4f} "
-        f"new {np.median(t_train['new']):.4f} s, old/new {np.median(r):.3f} [{r.min():.2f}-{r.max():.2f}]; "
-        f"validate old/new {np.median(rv):.3f} [{rv.min():.2f}-{rv.max():.2f}]; "
+        f"new {np.median(t_train['new']):.4f} s, {ratio(t_train['old'], t_train['new'])}; "
+        f"validate {ratio(t_val['old'], t_val['new'])}; "
         f"parameters and metrics after {repeats + 1} epochs {'the same bits' if same else 'DIFFERENT'}"
     )
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    p.add_argument("--old", required=True, help="git revision whose kernels are the reference")
+    p = parser(__doc__ or "", "kernels")
     p.add_argument("--cells", default="lstm,srnn,gru,janet", help="lstm, lstm_nofg, srnn, gru, gru_ra, janet")
     p.add_argument("--gates", default="hard_sigmoid")
     p.add_argument("--units", type=int, default=1)
     p.add_argument("--length", type=int, default=200)
     p.add_argument("--members", type=int, default=64)
-    p.add_argument("--repeats", type=int, default=9)
-    p.add_argument("--old-defines", default="")
-    p.add_argument("--new-defines", default="")
     p.add_argument(
         "--chunk", choices=("own", "seed"), default="own", help="members with data of their own, or the seed sweep's"
     )
@@ -175,11 +170,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         old = (source_at(a.old, Path(tmp)), tuple(a.old_defines.split()))
         new = (native.SOURCE, tuple(a.new_defines.split()))
-        print(
-            f"{native.march()} build; old: {a.old}{' ' + a.old_defines if a.old_defines else ''}; "
-            f"new: working tree{' ' + a.new_defines if a.new_defines else ''}",
-            flush=True,
-        )
+        print(header(a), flush=True)
         for kind in a.cells.split(","):
             rsig = "sigmoid" if kind == "srnn" else a.gates
             cell = (

@@ -16,7 +16,6 @@ whether the two drew the same bits. The speed of a change is this ratio, never a
 time (docs/benchmarks.md says which CPU each ratio was measured on).
 """
 
-import argparse
 import ctypes
 import subprocess
 import tempfile
@@ -24,6 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from ab import header, parser, ratio
 
 from latchlab.engine import native
 
@@ -85,29 +85,20 @@ def compare(name: str, draw, old, new, repeats: int) -> str:
             if rep:  # the first pair warms up
                 times[k].append(seconds / draws)
         same &= np.array_equal(got["old"].view(np.uint32), got["new"].view(np.uint32))
-    r = np.array(times["old"]) / np.array(times["new"])
     return (
         f"{name}: old {np.median(times['old']) * 1e9:.2f} ns a draw, new {np.median(times['new']) * 1e9:.2f}; "
-        f"old/new {np.median(r):.3f} [{r.min():.2f}-{r.max():.2f}]; {'the same bits' if same else 'DIFFERENT'}"
+        f"{ratio(times['old'], times['new'])}; {'the same bits' if same else 'DIFFERENT'}"
     )
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    p.add_argument("--old", required=True, help="git revision whose generator is the reference")
+    p = parser(__doc__ or "", "generator")
     p.add_argument("--lengths", default="100,5", help="latch sequence lengths")
-    p.add_argument("--repeats", type=int, default=9)
-    p.add_argument("--old-defines", default="")
-    p.add_argument("--new-defines", default="")
     a = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         old = library(source_at(a.old, Path(tmp)), "old", tuple(a.old_defines.split()))
         new = library(native.PRNG_SOURCE, "new", tuple(a.new_defines.split()))
-        print(
-            f"{native.march()} build, {native._compiler()}; old: {a.old}{' ' + a.old_defines if a.old_defines else ''}; "
-            f"new: working tree{' ' + a.new_defines if a.new_defines else ''}",
-            flush=True,
-        )
+        print(header(a, compiler=True), flush=True)
         for T in map(int, a.lengths.split(",")):
             print(compare(f"latch, T = {T}", lambda lib, T=T: latch(lib, T), old, new, a.repeats), flush=True)
         for n in (1000, 20):
