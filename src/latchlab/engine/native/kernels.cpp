@@ -877,11 +877,6 @@ static void dispatch_backward(const Shape &, Block &b, int T) {
   backward<VARIANT_KIND, VARIANT_RSIG, VARIANT_RESET_AFTER>(b, T);
 }
 
-// Members with at least this many parameters are updated one by one (their own loop is long
-// enough to vectorise); fewer, in one pass over the call's block (``update_members``).
-#ifndef LATCH_PER_MEMBER_UPDATE
-#define LATCH_PER_MEMBER_UPDATE 64
-#endif
 struct Corrections {  // Adam's bias corrections 1 - b^n, computed once per step count
   int32_t n = -1;
   float c1 = 0, c2 = 0;
@@ -890,77 +885,63 @@ struct Corrections {  // Adam's bias corrections 1 - b^n, computed once per step
   int m0 = -1, nm = -1;
 };
 
-static void optimise(const Shape &s, float *p, float *mu, float *nu, int32_t *count, const float *g, float lr,
-                     Corrections &bc) {
+// One optimiser step over n values (params p, moments mu and nu, gradients g), value k at
+// rate[k]; Adam's bias corrections c1 and c2. optax's SGD; scale_by_rms(decay=0.9, eps=1e-7,
+// initial_scale=0); scale_by_adam(b1=0.9, b2=0.999, eps=1e-7).
+static void step_values(const Shape &s, int n, float *p, float *mu, float *nu, const float *g, const float *rate,
+                        float c1, float c2) {
   if (s.opt == SGD) {
-    for (int k = 0; k < s.P; k++) p[k] -= lr * g[k];
-    return;
-  }
-  if (s.opt == RMSPROP) {  // optax.scale_by_rms(decay=0.9, eps=1e-7, initial_scale=0)
-    for (int k = 0; k < s.P; k++) {
+    for (int k = 0; k < n; k++) p[k] -= rate[k] * g[k];
+  } else if (s.opt == RMSPROP) {
+    for (int k = 0; k < n; k++) {
       nu[k] = 0.1f * (g[k] * g[k]) + 0.9f * nu[k];
-      p[k] -= lr * (g[k] * (1.0f / sqrtf(nu[k] + 1e-7f)));
+      p[k] -= rate[k] * (g[k] * (1.0f / sqrtf(nu[k] + 1e-7f)));
     }
-    return;
-  }
-  // optax.scale_by_adam(b1=0.9, b2=0.999, eps=1e-7)
-  int32_t n = *count < INT32_MAX ? *count + 1 : INT32_MAX;
-  *count = n;
-  if (bc.n != n) bc.n = n, bc.c1 = 1.0f - powf(0.9f, (float)n), bc.c2 = 1.0f - powf(0.999f, (float)n);
-  const float c1 = bc.c1, c2 = bc.c2;
-  for (int k = 0; k < s.P; k++) {
-    mu[k] = 0.1f * g[k] + 0.9f * mu[k];
-    nu[k] = (float)(1.0 - 0.999) * (g[k] * g[k]) + 0.999f * nu[k];
-    float u = (mu[k] / c1) / (sqrtf(nu[k] / c2) + 1e-7f);
-    p[k] -= lr * u;
+  } else {
+    for (int k = 0; k < n; k++) {
+      mu[k] = 0.1f * g[k] + 0.9f * mu[k];
+      nu[k] = (float)(1.0 - 0.999) * (g[k] * g[k]) + 0.999f * nu[k];
+      float u = (mu[k] / c1) / (sqrtf(nu[k] / c2) + 1e-7f);
+      p[k] -= rate[k] * u;
+    }
   }
 }
 
+// Adam's next step count after n, and its corrections in bc
+static int32_t next_count(int32_t n, Corrections &bc) {
+  n = n < INT32_MAX ? n + 1 : INT32_MAX;
+  if (bc.n != n) bc.n = n, bc.c1 = 1.0f - powf(0.9f, (float)n), bc.c2 = 1.0f - powf(0.999f, (float)n);
+  return n;
+}
+
 // After a training step: each of members [m0, m0 + nm)'s optimiser step from its gradient
-// (grad, nm x P).
-// Members whose step counts agree (every member of a sweep's call) take one pass over their
-// nm P values, which GCC vectorises: member by member, a one-unit cell's 7 to 19 values left
-// the loop to scalar code (its square root and three divisions a value). The same operations
-// on each value, so the same numbers.
+// (grad, nm x P). Members whose step counts agree (every member of a sweep's call) take one
+// pass over their nm P values, which GCC vectorises: member by member, a one-unit cell's 7
+// to 19 values were too few for its vector loop, and each took scalar code (a square root and
+// three divisions for Adam). The same operations on each value, so the same numbers.
 static void update_members(const Shape &s, int m0, int nm, float *params, float *mu, float *nu, int32_t *count,
                            const float *grad, const float *lr, Corrections &bc) {
-  bool same = true;
-  for (int m = 1; m < nm; m++) same &= count[m0 + m] == count[m0];
-  if (!same || s.P >= LATCH_PER_MEMBER_UPDATE) {
-    for (int m = 0; m < nm; m++) {
-      size_t r = m0 + m;
-      optimise(s, params + r * s.P, mu + r * s.P, nu + r * s.P, count + r, grad + (size_t)m * s.P, lr[r], bc);
-    }
-    return;
-  }
-  const int P = s.P, n = nm * P;
+  const int P = s.P;
   if (bc.m0 != m0 || bc.nm != nm) {
-    bc.lr.resize(n);
+    bc.lr.resize((size_t)nm * P);
     for (int m = 0; m < nm; m++) std::fill(&bc.lr[(size_t)m * P], &bc.lr[(size_t)(m + 1) * P], lr[m0 + m]);
     bc.m0 = m0, bc.nm = nm;
   }
-  float *p = params + (size_t)m0 * P, *u1 = mu + (size_t)m0 * P, *u2 = nu + (size_t)m0 * P;
-  const float *g = grad, *rate = bc.lr.data();
-  if (s.opt == SGD) {
-    for (int k = 0; k < n; k++) p[k] -= rate[k] * g[k];
-    return;
-  }
-  if (s.opt == RMSPROP) {
-    for (int k = 0; k < n; k++) {
-      u2[k] = 0.1f * (g[k] * g[k]) + 0.9f * u2[k];
-      p[k] -= rate[k] * (g[k] * (1.0f / sqrtf(u2[k] + 1e-7f)));
+  const size_t at = (size_t)m0 * P;
+  bool same = true;
+  for (int m = 1; m < nm; m++) same &= count[m0 + m] == count[m0];
+  if (same) {
+    if (s.opt == ADAM) {
+      const int32_t c = next_count(count[m0], bc);
+      std::fill(count + m0, count + m0 + nm, c);
     }
+    step_values(s, nm * P, params + at, mu + at, nu + at, grad, bc.lr.data(), bc.c1, bc.c2);
     return;
   }
-  const int32_t c = count[m0] < INT32_MAX ? count[m0] + 1 : INT32_MAX;
-  for (int m = 0; m < nm; m++) count[m0 + m] = c;
-  if (bc.n != c) bc.n = c, bc.c1 = 1.0f - powf(0.9f, (float)c), bc.c2 = 1.0f - powf(0.999f, (float)c);
-  const float c1 = bc.c1, c2 = bc.c2;
-  for (int k = 0; k < n; k++) {
-    u1[k] = 0.1f * g[k] + 0.9f * u1[k];
-    u2[k] = (float)(1.0 - 0.999) * (g[k] * g[k]) + 0.999f * u2[k];
-    float u = (u1[k] / c1) / (sqrtf(u2[k] / c2) + 1e-7f);
-    p[k] -= rate[k] * u;
+  for (int m = 0; m < nm; m++) {
+    const size_t k = (size_t)m * P;
+    if (s.opt == ADAM) count[m0 + m] = next_count(count[m0 + m], bc);
+    step_values(s, P, params + at + k, mu + at + k, nu + at + k, grad + k, &bc.lr[k], bc.c1, bc.c2);
   }
 }
 
