@@ -107,11 +107,6 @@ template <class V, int N> static LATCH_ALWAYS Pk<V, N> sel(const Pk<vi, N>& m, c
   for (int n = 0; n < N; n++) r.v[n] = m.v[n] ? a.v[n] : (V{} + b);
   return r;
 }
-template <class V, int N> static LATCH_ALWAYS Pk<V, N> sel(const Pk<vi, N>& m, elem_t<V> a, elem_t<V> b) {
-  Pk<V, N> r;
-  for (int n = 0; n < N; n++) r.v[n] = m.v[n] ? (V{} + a) : (V{} + b);
-  return r;
-}
 template <class V, int N> static LATCH_ALWAYS Pk<V, N> splat_pk(elem_t<V> a) {
   Pk<V, N> r;
   for (int n = 0; n < N; n++) r.v[n] = V{} + a;
