@@ -38,6 +38,10 @@ gate presets, plus the ablations and the phase diagram):
    beside it, with Keras' time over it: the most that any code reaching that sum could be
    faster than Keras 3.
 
+4. With ``--groups``, each group of the grid's members (task, cell, units, T) alone: its
+   sweeps cut to it, on other seeds than the first run's, at the same fraction of them,
+   every shape compiled by then; its time against its own flops-then-transcendentals time.
+
 ``bengio1994`` is not a sweep of cells: its whole full-scale computation is timed once
 (``bengio1994_row``), with no Keras counterpart.
 """
@@ -112,6 +116,46 @@ def fraction_of(cfgs, fraction: float, other_seeds: bool = False) -> list[config
             d["seed"] = c.seed + c.repeats
         out.append(config.from_dict(d))
     return out
+
+
+GROUP = ("task", "cell", "units", "T")
+
+
+def group_of(m: config.Member) -> tuple:
+    """The member's group: its task, cell, units and length (``--groups``)."""
+    return tuple(getattr(m.run, k) for k in GROUP)
+
+
+def restricted(cfgs, key: tuple) -> list[config.SweepConfig]:
+    """The sweeps of ``cfgs`` cut to the members of group ``key`` (``group_of``)."""
+    out = []
+    for c in cfgs:
+        d = c.to_dict()
+        grid, keep = dict(d.get("grid") or {}), True
+        for k, v in zip(GROUP, key):
+            if k in grid:
+                keep &= v in grid[k]
+                grid[k] = [v]
+            else:
+                keep &= d.get(k) == v
+        if keep:
+            out.append(config.from_dict({**d, "grid": grid}))
+    return out
+
+
+def group_rows(cfgs, fraction: float) -> list[tuple]:
+    """Each group's time (``group_of``: the sweeps cut to it, at ``fraction`` of their seeds,
+    on other seeds than the first run's, every shape compiled by then), its members and its
+    flops-then-transcendentals time (``serial_bound_of``): where an experiment's time goes."""
+    other = fraction_of(cfgs, fraction, other_seeds=True)
+    rows = []
+    for key in sorted({group_of(m) for m in members(other)}, key=str):
+        part = restricted(other, key)
+        t0 = time.perf_counter()
+        runner.run(part)
+        ms = members(part)
+        rows.append((key, len(ms), time.perf_counter() - t0, work_counts(ms)))
+    return rows
 
 
 # ---------------------------------------------------------------------------- Keras
@@ -297,6 +341,9 @@ def main(argv=None) -> int:
     ap.add_argument("--keras-lengths", default="2,100,200", help="lengths at which to time Keras (within each grid)")
     ap.add_argument("--keras-epochs", type=int, default=2)
     ap.add_argument("--no-keras", action="store_true", help="latchlab and the bound only")
+    ap.add_argument(
+        "--groups", action="store_true", help="also each (task, cell, units, T) group's time against its bound"
+    )
     a = ap.parse_args(argv)
     names = [s.strip() for s in a.experiments.split(",") if s.strip()]
     lengths = sorted({int(s) for s in a.keras_lengths.split(",") if s.strip()})
@@ -347,6 +394,14 @@ def main(argv=None) -> int:
             f"load {SS._load()}",
             flush=True,
         )
+        if a.groups:
+            for key, n, t, counts in group_rows(cfgs, a.fraction):
+                serial = serial_bound_of(counts)
+                print(
+                    f"  {name} group {'/'.join(map(str, key))}: {n} members in {t:.2f} s; flops then "
+                    f"transcendentals {serial:.2f} s, {t / serial:.2f}x",
+                    flush=True,
+                )
     # every bound at the fastest rates measured in the process (before the first run and
     # after each): a bound is a least time, and this machine's speed drifts
     print(
