@@ -1,8 +1,8 @@
 // What other vector operations cost beside multiply-adds on this CPU. bench/experiments.py's
 // bound counts a cell's flops at the matrix product's rate (about two multiply-adds a cycle
-// on a Zen 4 or 5) and its tanh at the kernels' tanh rate; the adds, clamps, compares,
-// multiplies and divisions of the cells' elementwise steps and of Adam are not in it, and
-// what they cost depends on which execution units they share with the multiply-adds.
+// on a Zen 4 or 5) and its tanh at the kernels' tanh rate: each elementwise operation a flop,
+// half a multiply-add, and Adam's divisions and square roots not at all. What those cost
+// depends on which execution units they share with the multiply-adds.
 //
 //   cc -O2 -march=native bench/vector_ops.c -o /tmp/vector_ops && /tmp/vector_ops
 //   (-march=x86-64-v3 for the AVX2 code on an AVX-512 CPU)
