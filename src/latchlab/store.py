@@ -104,6 +104,7 @@ class Store:
         self.readonly = False
         self._claimed = False
         self._owners = {self.owner}  # every owner this store claimed for: live while it is open
+        self._damage: tuple[tuple, dict[str, str]] | None = None  # ``_refuse_damage``'s last verdict
         _check_path(self.path)
         if not _nonempty(self.path):
             if not create:
@@ -368,19 +369,28 @@ class Store:
 
         self._transaction(put)
 
-    def epochs(self) -> pd.DataFrame:
-        """One row per member per epoch: the member's config, seed and metrics. A row that
-        holds what no sweep writes raises ``StoreError`` (damaged; ``salvage`` drops it)."""
+    def epochs(self, member_ids: Iterable[str] | None = None) -> pd.DataFrame:
+        """One row per member per epoch: the member's config, seed and metrics; with
+        ``member_ids``, those members' rows only (read by id, in the store's order). A row
+        anywhere in the store that holds what no sweep writes raises ``StoreError`` (damaged;
+        ``salvage`` drops it)."""
+        query = (
+            "SELECT m.*, e.epoch, "
+            + ", ".join(f"e.{k}" for k in _METRICS)
+            + " FROM members m JOIN epochs e USING(member_id){} ORDER BY m.rowid, e.epoch"
+        )
+        ids = None if member_ids is None else list(dict.fromkeys(member_ids))
         with self._reading():
-            bad = _bad_rows(self._conn, limit=3)
-            if bad:
-                raise _damaged(self.path, "; ".join(f"member {k}: {v}" for k, v in bad.items()))
-            df = pd.read_sql_query(
-                "SELECT m.*, e.epoch, "
-                + ", ".join(f"e.{k}" for k in _METRICS)
-                + " FROM members m JOIN epochs e USING(member_id) ORDER BY m.rowid, e.epoch",
-                self.db,
-            )
+            self._refuse_damage()
+            if ids is None or len(ids) > 500:  # one read (more ids than a statement takes)
+                df = pd.read_sql_query(query.format(""), self.db)
+                if ids is not None:
+                    df = cast(pd.DataFrame, df[df.member_id.isin(ids)]).reset_index(drop=True)
+            else:
+                where = f" WHERE m.member_id IN ({', '.join('?' * len(ids))})"
+                df = pd.read_sql_query(query.format(where), self.db, params=ids)
+        # a metric SQLite stored as NULL (NaN) throughout a few members' rows is read as None
+        df = df.astype({k: np.float64 for k in _METRICS})
         if "diverged_epoch" not in df:  # a read-only store of an earlier version
             bad = df[~np.isfinite(df.train_loss.astype(float)) | ~np.isfinite(df.val_loss.astype(float))]
             first = bad.groupby("member_id").epoch.min()
@@ -391,9 +401,22 @@ class Store:
             )
         return df
 
-    def members(self) -> pd.DataFrame:
-        """One row per member: its config, seed and final-epoch metrics."""
-        df = self.epochs()
+    def _refuse_damage(self) -> None:
+        """Raise ``StoreError`` if a row holds what no sweep writes (``_bad_rows``). The
+        verdict is kept until the store changes: SQLite's ``data_version`` (commits by any
+        other connection) and this connection's ``total_changes``."""
+        conn = self._conn
+        state = (conn.execute("PRAGMA data_version").fetchone()[0], conn.total_changes)
+        if self._damage is None or self._damage[0] != state:
+            self._damage = (state, _bad_rows(conn, limit=3))
+        bad = self._damage[1]
+        if bad:
+            raise _damaged(self.path, "; ".join(f"member {k}: {v}" for k, v in bad.items()))
+
+    def members(self, member_ids: Iterable[str] | None = None) -> pd.DataFrame:
+        """One row per member: its config, seed and final-epoch metrics (``member_ids``: as
+        ``epochs``)."""
+        df = self.epochs(member_ids)
         return cast(pd.DataFrame, df[df.epoch == df.epochs]).reset_index(drop=True)
 
     def member(self, member_id: str) -> pd.Series:
@@ -403,10 +426,20 @@ class Store:
             ConfigError: no or several members match (the message says how to list ids).
             StoreError: the store holds no finished members.
         """
-        members = self.members()
-        if members.empty:
-            raise StoreError(f"store: {self.path} holds no finished members")
-        hits = members[members.member_id.str.startswith(str(member_id))]
+        prefix = str(member_id)
+        with self._reading():
+            ids = [
+                r[0]
+                for r in self._conn.execute("SELECT member_id FROM members WHERE instr(member_id, ?) = 1", (prefix,))
+            ]
+        hits = self.members(ids)  # (refuses a damaged store first)
+        if hits.empty:
+            with self._reading():
+                finished = self._conn.execute(
+                    "SELECT 1 FROM members m JOIN epochs e USING(member_id) WHERE e.epoch = m.epochs LIMIT 1"
+                ).fetchone()
+            if finished is None:
+                raise StoreError(f"store: {self.path} holds no finished members")
         if len(hits) != 1:
             problem = "matches no member" if hits.empty else f"matches {len(hits)} members; give more characters"
             raise ConfigError(

@@ -6,6 +6,8 @@ gate activation actually used.
   (chrono's biases under a hard sigmoid) starts most members with a dead input gate at
   T = 100 (measured over 200 seeds), chrono with sigmoid gates none.
 * A sweep's ``b_f = 5`` hard-sigmoid LSTM starts with its forget gate saturated at 1.
+* ``fraction_saturated`` takes every length in one call (sequences right-padded to the
+  longest): each member's largest slopes are those of its own sequences alone, bit for bit.
 """
 
 from __future__ import annotations
@@ -82,3 +84,30 @@ def test_fraction_saturated_of_sweep_members():
     assert S.fraction_saturated(members({"bias_f": 0.0})) == 0.0
     srnn = config.from_dict({"name": "t", "repeats": 2, "cell": "srnn", "N": 64, "grid": {"T": [5]}}).members()
     assert S.fraction_saturated(srnn) == 0.0
+
+
+@pytest.mark.parametrize("preset, bias_f", [("keras2", 2.8), ("keras2", 3.2), ("keras3", 14.0)])
+def test_fraction_saturated_of_mixed_lengths_is_each_members_own(preset, bias_f):
+    """Members of three lengths, some starting saturated and some not: their largest slopes
+    from the one padded call equal, bit for bit, those of each member's own unpadded
+    sequences (``tasks.latch`` of its data key), and the fraction is theirs."""
+    from latchlab.engine import data as D
+
+    cfg = {"name": "t", "repeats": 6, "cell": "lstm", "preset": preset, "N": 64, "values": {"bias_f": bias_f}}
+    members = config.from_dict({**cfg, "grid": {"T": [4, 9, 17]}}).members()
+    cell = members[0].run.model.cell
+    params = D.init_members(members)["cell"]
+    lengths = np.array([m.run.T for m in members], np.int32)
+    x = np.zeros((len(members), 16, 17, 1), np.float32)
+    dead = []
+    for r, m in enumerate(members):
+        own = tasks.latch(D.member_keys(m.seed)[0], 16, m.run.T, m.run.noise, m.run.signal_len)[0]
+        x[r, :, : m.run.T] = np.asarray(own)
+        p = jax.tree.map(lambda a: a[r : r + 1], params)
+        want = S._max_slopes(cell, p, jnp.asarray(own)[None])
+        dead.append(any(bool((v < S.SLOPE_TOL).any()) for v in want.values()))
+        got = S._max_slopes(cell, p, x[r : r + 1], lengths[r : r + 1])
+        for g in want:
+            np.testing.assert_array_equal(np.asarray(got[g]).view(np.int32), np.asarray(want[g]).view(np.int32))
+    assert 0 < sum(dead) < len(members)  # both kinds
+    assert S.fraction_saturated(members, n=16) == sum(dead) / len(members)

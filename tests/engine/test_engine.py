@@ -657,6 +657,37 @@ def test_families_cut_the_same_data_as_make_data(task, signal_len, Ts, N, made, 
     assert not families.seq and not families.splits  # freed after the last chunk that needs them
 
 
+@pytest.mark.parametrize("made", ["native", "jax"])
+@pytest.mark.parametrize("task", ["latch", "bit_relay", "parity"])
+def test_stored_data_and_latch_draws_are_make_datas_and_the_generators(task, made, monkeypatch):
+    """``stored_data`` (an analysis's few members, from their families where the task has
+    them) gives each member ``make_data``'s sequences, labels, mask and split bit for bit,
+    as host arrays, for members of mixed lengths and for a task without families; and
+    ``latch_draws`` gives each member ``tasks.latch``'s sequences of its data key; both
+    whether ``native.prng``'s library or JAX makes them."""
+    if made == "jax":
+        monkeypatch.setattr(native, "prng", lambda **kw: None)
+    elif native.prng() is None:
+        pytest.skip("native.prng is unavailable here")
+    cfg = config.from_dict(
+        {"name": "one", "task": task, "repeats": 2, "seed": 9, "N": 48, "noise": 0.4, "grid": {"T": [3, 11]}}
+    )
+    members = cfg.members()
+    for ms in ([members[0]], members):
+        got, want = sweep_data.stored_data(ms, 11), sweep_data.make_data(ms, 11)
+        assert all(isinstance(a, np.ndarray) for a in got)
+        np.testing.assert_array_equal(got.x.view(np.int32), np.asarray(want.x).view(np.int32))
+        for a, b in zip(got[1:], want[1:]):
+            np.testing.assert_array_equal(a, np.asarray(b))
+    if task == "latch":
+        for T in (3, 11):
+            ms = [m for m in members if m.run.T == T]
+            got = sweep_data.latch_draws(ms, 7, T)
+            for r, m in enumerate(ms):
+                x = tasks.latch(sweep_data.member_keys(m.seed)[0], 7, T, m.run.noise, m.run.signal_len)[0]
+                np.testing.assert_array_equal(got[r].view(np.int32), np.asarray(x)[..., 0].view(np.int32))
+
+
 def test_native_families_are_made_a_few_seeds_at_a_time(monkeypatch):
     """From the native generator, ``Families`` makes a chunk's families with those of the
     next chunks up to ``NATIVE_FAMILY_BATCH_BYTES`` only (so the memory of the families

@@ -178,6 +178,41 @@ def test_params_round_trip_initial_and_trained(reference):
         np.testing.assert_allclose(rows.train_loss, hist.train_loss[:, r], rtol=0, atol=1e-7)
 
 
+def test_reads_of_some_members_are_the_whole_stores_rows_and_still_refuse_damage(tmp_path, reference):
+    """``epochs(ids)``, ``members(ids)`` and ``member(prefix)`` read only the members asked
+    for (an analysis of one member read every row of the store before: most of the explain
+    report's time) and give the whole store's rows of them exactly. The store is still
+    refused when any row is damaged, also by another connection after a read (the verdict
+    kept between reads is renewed when the store changes)."""
+    from latchlab.errors import ConfigError
+
+    path = tmp_path / "s.sqlite"
+    path.write_bytes(reference[1].read_bytes())
+    with Store(path, create=False) as st:
+        full, finals = st.epochs(), st.members()
+        ids = list(dict.fromkeys(full.member_id))
+        pick = [ids[5], ids[0], ids[5]]  # any order, repeats: the store's order, once each
+        want = full[full.member_id.isin(pick)].reset_index(drop=True)
+        pd.testing.assert_frame_equal(st.epochs(pick), want)
+        pd.testing.assert_frame_equal(st.members(pick), finals[finals.member_id.isin(pick)].reset_index(drop=True))
+        assert st.epochs([]).empty and list(st.epochs([]).columns) == list(full.columns)
+        for mid in ids:
+            row = finals[finals.member_id == mid].iloc[0]
+            pd.testing.assert_series_equal(st.member(mid[:10]), row, check_names=False)
+        with pytest.raises(ConfigError, match=f"matches {len(ids)} members"):
+            st.member("")
+        with pytest.raises(ConfigError, match="matches no member"):
+            st.member("zz")
+        victim = ids[3]
+        db = sqlite3.connect(path)
+        with db:
+            db.execute("UPDATE members SET cell = 'rnn' WHERE member_id = ?", (victim,))
+        db.close()
+        for read in (lambda: st.member(ids[0]), lambda: st.epochs([ids[0]]), st.members):
+            with pytest.raises(StoreError, match=f"is damaged .*member {victim}"):
+                read()
+
+
 def test_packed_params_round_trip_and_npz_blobs_still_read():
     """``_pack_all``'s blobs give back every member's arrays (dtypes, shapes, values), and
     blobs written by earlier versions (``np.savez``) read the same."""

@@ -787,8 +787,8 @@ def member_data(row: pd.Series, N: int = 256):
     if isinstance(N, bool) or not isinstance(N, int) or N < 2 or N % 2:
         raise ConfigError("N", f"must be an even integer >= 2 (half of it a class), got {N!r}")
     member = members.member_from_row(row)
-    data = D.make_data([member], member.run.T)
-    x, y = np.asarray(data.x[0]), np.asarray(data.y[0])
+    data = D.stored_data([member], member.run.T)
+    x, y = data.x[0], data.y[0]
     val, tr = np.asarray(data.val[0]), np.asarray(data.train[0])
     pick, source = [], "validation"
     for k, n in ((0, N // 2), (1, N // 2)):
@@ -833,8 +833,7 @@ def member(
     plist = [store.params(mid, e) for e in epochs]
     x, y, source = member_data(row, N)
     out = analyse(run.model, plist, x, y, epochs, n_examples)
-    ep = store.epochs()
-    ep = ep[ep.member_id == mid][["epoch", "val_acc", "val_loss"]]
+    ep = store.epochs([mid])[["epoch", "val_acc", "val_loss"]]
     assert out.summary is not None  # analyse computed every part
     out.summary = out.summary.merge(ep, on="epoch", how="left")
     out.info = {

@@ -69,20 +69,28 @@ def is_saturated(cell: cells.Cell, params, x) -> bool:
 
 
 @partial(jax.jit, static_argnums=0)
-def _max_slopes(cell: cells.Cell, params, x):
-    """Per member (leading axis of ``params`` and ``x``): ``{gate: (H,)}`` largest slope."""
+def _max_slopes(cell: cells.Cell, params, x, lengths=None):
+    """Per member (leading axis of ``params``, ``x`` and ``lengths``): ``{gate: (H,)}``
+    largest slope over the first ``lengths[r]`` steps of its sequences (default: all). The
+    steps after them, right padding, come later in the scan: they change nothing before."""
+    T_max = x.shape[2]
 
-    def one(p, xs):
-        return {g: jnp.max(_slope(cell.rsig, z), axis=(0, 1)) for g, z in gate_preactivations(cell, p, xs).items()}
+    def one(p, xs, T):
+        valid = (jnp.arange(T_max) < T)[None, :, None]
+        return {
+            g: jnp.max(jnp.where(valid, _slope(cell.rsig, z), 0.0), axis=(0, 1))  # slopes are >= 0
+            for g, z in gate_preactivations(cell, p, xs).items()
+        }
 
-    return jax.vmap(one)(params, x)
+    return jax.vmap(one)(params, x, jnp.full(x.shape[0], T_max) if lengths is None else lengths)
 
 
 def fraction_saturated(members, n: int = 64) -> float:
     """Fraction of sweep ``members`` (one run settings, e.g. one ablation variant; any
     lengths and seeds) with a gate saturated at initialisation, on ``n`` fresh sequences of
-    the member's task and length drawn from its data key (latch task)."""
-    from latchlab.core import tasks
+    the member's task and length drawn from its data key (latch task). Every length in one
+    call (``_max_slopes`` on sequences right-padded to the longest: one compilation a cell,
+    where one a length took most of the explain report's time for this)."""
     from latchlab.engine import data as D
 
     members = list(members)
@@ -93,22 +101,13 @@ def fraction_saturated(members, n: int = 64) -> float:
         return 0.0
     params = D.init_members(members)
     assert params is not None  # members is not empty
-    params = params["cell"]
-    by_T = {}
-    for r, m in enumerate(members):
-        by_T.setdefault(m.run.T, []).append(r)
-    count = 0
-    for T, rs in by_T.items():
-        x = jnp.stack(
-            [
-                tasks.latch(D.member_keys(members[r].seed)[0], n, T, members[r].run.noise, members[r].run.signal_len)[0]
-                for r in rs
-            ]
-        )
-        p = jax.tree.map(lambda a: a[np.asarray(rs)], params)
-        slopes = _max_slopes(cell, p, x)
-        dead = np.zeros(len(rs), bool)
-        for v in slopes.values():
-            dead |= np.asarray(v < SLOPE_TOL).any(axis=1)
-        count += int(dead.sum())
-    return count / len(members)
+    lengths = np.array([m.run.T for m in members], np.int32)
+    x = np.zeros((len(members), n, int(lengths.max()), 1), np.float32)
+    for T in np.unique(lengths):
+        rs = np.flatnonzero(lengths == T)
+        x[rs, :, :T, 0] = D.latch_draws([members[r] for r in rs], n, int(T))
+    slopes = _max_slopes(cell, params["cell"], x, lengths)
+    dead = np.zeros(len(members), bool)
+    for v in slopes.values():
+        dead |= np.asarray(v < SLOPE_TOL).any(axis=1)
+    return int(dead.sum()) / len(members)

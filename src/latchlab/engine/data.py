@@ -22,6 +22,7 @@ import os
 import threading
 from collections import defaultdict
 from functools import cached_property, partial
+from types import SimpleNamespace
 
 import jax
 import jax.numpy as jnp
@@ -453,6 +454,37 @@ def make_data(members: list[Member], T_pad: int, families: Families | None = Non
     splits = _on_padded_stack(_chunk_splits, keys, y, tail, n_val=n_val, n_pos=n_pos)
     tr, va = jax.device_put(splits, sharding)
     return train.Data(x, y, mask, tr, va)
+
+
+def latch_draws(members: list[Member], n: int, T: int) -> np.ndarray:
+    """(R, n, T) float32: member r's ``tasks.latch(member_keys(seed)[0], n, T, noise,
+    signal_len)`` sequences (their one channel), made by ``native.prng``'s library where it
+    can be used (JAX's numbers, bit for bit), else by JAX a member at a time."""
+    so = native.prng()
+    if so is not None:
+        keys = _member_keys([m.seed for m in members])
+        noise = np.array([m.run.noise for m in members], np.float32)
+        signal_len = np.array([m.run.signal_len for m in members], np.int32)
+        return _prng_draws(so, "latch", keys, n, T, noise, signal_len)[0]
+    return np.stack(
+        [
+            np.asarray(tasks.latch(member_keys(m.seed)[0], n, T, m.run.noise, m.run.signal_len)[0])[..., 0]
+            for m in members
+        ]
+    )
+
+
+def stored_data(members: list[Member], T_pad: int) -> train.Data:
+    """``make_data``'s numbers for a few members outside a sweep (the analyses of stored
+    members), as host arrays: cut from their families' draws (``Families``: made natively
+    where ``native.prng``'s library loads, with no compilation, where ``make_data`` compiled
+    and ran the set-up stack of ``PREP_STACK`` members for one) when every member's task has
+    them, else ``make_data``'s."""
+    if all(m.run.task in FAMILY_DRAWS for m in members):
+        data = Families([SimpleNamespace(members=members, data_key=None)]).cut(members, T_pad)
+        assert isinstance(data.x, native.Rows)  # what ``Families.cut`` gives
+        return data._replace(x=data.x.padded())
+    return train.Data(*(np.asarray(a) for a in make_data(members, T_pad)))
 
 
 def _host_rows(a) -> list[np.ndarray]:
