@@ -8,8 +8,11 @@
   argument), while the layered update can get all 4.
 * Each problem's net equals a numpy loop over its equations, per sequence over its own
   length (variable lengths by per-sequence masks are exact).
-* The blocked, screened, all-runs-at-once search returns exactly the trials of trying each
-  run's guesses one at a time in order (a Python loop).
+* The native kernel (``guessing.cpp``) gives every net's outputs bit for bit as JAX does,
+  for small and large weights on sequences of mixed lengths, and ``solved``'s verdicts.
+* The blocked, all-runs-at-once search returns exactly the trials of trying each run's guesses
+  one at a time in order (a Python loop), by the native kernel (a guess runs a sequence only
+  if it passed every one before) and by the XLA fallback (screened on a few sequences).
 * Hand-built weights that latch solve latch II and parity; the ``abs`` criterion is
   unattainable for latch I (targets ±0.8 with the last step's noise) while ``sign`` is easy.
 * ``success_probability`` counts exactly the solvers among the probe guesses (a direct
@@ -28,6 +31,42 @@ from latchlab.experiments import guessing as G
 from latchlab.errors import ConfigError
 
 SHORT = {"len_min": 20, "len_max": 30, "n_train": 20, "n_test": 20}
+NETS = [
+    {"problem": "latch1"},
+    {"problem": "latch2", "noise_into": "input"},
+    {"problem": "latch2", "noise_into": "net"},
+    {"problem": "two_sequence"},
+    {"problem": "parity", "hidden": "tanh", "update": "layered", "biases": "all"},
+    {"problem": "parity", "hidden": "sigmoid", "update": "sync"},
+    {"problem": "parity", "hidden": "sigmoid", "update": "layered"},
+    {"problem": "parity", "hidden": "sigmoid", "update": "sync", "biases": "all"},
+]
+
+
+@pytest.fixture
+def native_kernel():
+    """The native guessing kernel runs (skipped where it cannot)."""
+    from latchlab.engine import native
+
+    try:
+        native.guessing()
+    except RuntimeError as e:
+        pytest.skip(str(e))
+
+
+@pytest.fixture(params=["native", "xla"])
+def path(request, monkeypatch):
+    """The search by the native kernel (checked to be called) or by its XLA fallback
+    (``LATCHLAB_NATIVE=0``, checked not to call it)."""
+    calls = []
+    real = G.native_solved
+    monkeypatch.setattr(G, "native_solved", lambda *a: calls.append(1) or real(*a))
+    if request.param == "xla":
+        monkeypatch.setenv("LATCHLAB_NATIVE", "0")
+    else:
+        request.getfixturevalue("native_kernel")
+    yield request.param
+    assert bool(calls) == (request.param == "native")
 
 
 def _sig(z):
@@ -64,24 +103,50 @@ def _numpy_outputs(cfg, theta, data):
     return out
 
 
-@pytest.mark.parametrize(
-    "over",
-    [
-        {"problem": "latch1"},
-        {"problem": "latch2", "noise_into": "input"},
-        {"problem": "latch2", "noise_into": "net"},
-        {"problem": "two_sequence"},
-        {"problem": "parity", "hidden": "tanh", "update": "layered", "biases": "all"},
-        {"problem": "parity", "hidden": "sigmoid", "update": "sync"},
-        {"problem": "parity", "hidden": "sigmoid", "update": "sync", "biases": "all"},
-    ],
-)
+@pytest.mark.parametrize("over", NETS)
 def test_outputs_equal_numpy_loop_over_each_sequence(over):
     cfg = G.make_config(**SHORT, **over, a=3.0)
     data = G.make_data(cfg, jax.random.PRNGKey(0), 6)
     assert len(set(np.asarray(data.valid).sum(1))) > 1  # lengths really vary
     theta = jax.random.uniform(jax.random.PRNGKey(1), (5, G.n_params(cfg)), minval=-3, maxval=3)
     np.testing.assert_allclose(np.asarray(G.outputs(cfg, theta, data)), _numpy_outputs(cfg, theta, data), atol=2e-5)
+
+
+@pytest.mark.parametrize("a", [3.0, 100.0])
+@pytest.mark.parametrize("over", NETS)
+def test_native_outputs_equal_jax_bit_for_bit(over, a, native_kernel):
+    cfg = G.make_config(**SHORT, **over, a=a)
+    data = G.make_data(cfg, jax.random.PRNGKey(0), 16)
+    assert len(set(np.asarray(data.valid).sum(1))) > 1  # lengths really vary
+    theta = jax.random.uniform(jax.random.PRNGKey(1), (300, G.n_params(cfg)), minval=-a, maxval=a)
+    want = np.asarray(G.outputs(cfg, theta, data))
+    assert np.unique(want).size > 100  # not saturated to a few values
+    np.testing.assert_array_equal(G.native_outputs(cfg, theta, data), want)
+
+
+@pytest.mark.parametrize(
+    "over",
+    [
+        {"problem": "latch1", "criterion": "sign"},
+        {"problem": "latch2", "noise_into": "net", "tol": 0.5},
+        {"problem": "parity", "hidden": "tanh", "update": "layered", "biases": "all", "tol": 0.45},
+        {"problem": "parity", "tol": 0.45},
+    ],
+)
+def test_native_verdicts_equal_solved(over, native_kernel):
+    cfg = G.make_config(**(SHORT | over | {"len_min": 6, "len_max": 9, "n_train": 4}), a=5.0)
+    train = jax.device_get(
+        jax.vmap(lambda k: G.make_data(cfg, k, cfg.n_train))(jax.random.split(jax.random.PRNGKey(3), 3))
+    )
+    k = G.kernel(cfg, train)
+    assert k is not None
+    theta = np.asarray(jax.random.uniform(jax.random.PRNGKey(4), (3, 4000, G.n_params(cfg)), minval=-5, maxval=5))
+    run = np.array([2, 0, 1])  # tasks on runs in another order
+    got = G.native_solved(cfg, k, theta, run)
+    for s, r in enumerate(run):
+        want = np.asarray(G.solved(cfg, jnp.asarray(theta[s]), G.Data(*(a[r] for a in train))))
+        np.testing.assert_array_equal(got[s], want)
+        assert 0 < want.sum() < want.size  # both verdicts occur
 
 
 @pytest.mark.parametrize(
@@ -103,7 +168,7 @@ def test_outputs_equal_numpy_loop_over_each_sequence(over):
         ),
     ],
 )
-def test_search_equals_trying_guesses_one_at_a_time(over):
+def test_search_equals_trying_guesses_one_at_a_time(over, path):
     cfg = G.make_config(**(SHORT | over), runs=5, max_trials=2000, seed=11)
     got = G.search(cfg)
     for r in range(cfg.runs):
@@ -249,7 +314,7 @@ def test_synchronous_parity_gets_at_most_three_of_four_last_step_continuations()
 
 
 @pytest.mark.parametrize("over", [{"problem": "latch1", "criterion": "sign"}, {"problem": "latch2"}])
-def test_success_probability_counts_every_solving_probe(over):
+def test_success_probability_counts_every_solving_probe(over, path):
     cfg = G.make_config(**(SHORT | over), runs=3, probes=300, block=64, screen=4, seed=21)
     hits = G.success_probability(cfg)
     keys = G.probe_keys(cfg)

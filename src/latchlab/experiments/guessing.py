@@ -4,11 +4,14 @@
     sequences correctly; then test it on a separate test set.
 
 A *run* is one such search on its own training set; its *trials* is the index (from 1) of
-the first guess that solves. Guesses are evaluated in blocks, all active runs at once: a
-block of every run's next ``block`` guesses is first screened on the first ``screen``
-training sequences (a guess that fails one of them cannot solve), and only the survivors
-are evaluated on the whole training set. The result is exactly that of trying the guesses
-one at a time in order.
+the first guess that solves. Guesses are evaluated in blocks, all active runs at once (every
+run's next ``block`` guesses). On the CPU the native kernel (``native.guessing``,
+``latchlab/engine/native/guessing.cpp``, the same outputs as ``outputs`` bit for bit) runs a
+guess on a training sequence only if it passed every one before; elsewhere (a GPU, no
+compiler, ``LATCHLAB_NATIVE=0``) XLA screens a block on the first ``screen`` training
+sequences (a guess that fails one of them cannot solve) and evaluates only the survivors on
+the whole training set. Either way the result is exactly that of trying the guesses one at a
+time in order.
 
 Beside the search, ``success_probability`` estimates the probability ``p`` that one guess
 solves, from ``probes`` further guesses per run drawn from a stream of their own (none of
@@ -55,6 +58,7 @@ implies (their remark that it "almost suffices to get the parameter signs right"
 
 from __future__ import annotations
 
+import ctypes
 import math
 import time
 from functools import partial
@@ -122,7 +126,8 @@ class GuessConfig(Frozen):
     block: Annotated[int, IntRange(ge=1)] = 256
     """Guesses per run evaluated at once."""
     screen: Annotated[int, IntRange(ge=1)] = 10
-    """Training sequences of the first screening pass."""
+    """Training sequences of the XLA path's first screening pass (the native kernel screens on
+    every sequence in turn); the results do not depend on it."""
     max_trials: Annotated[int, IntRange(ge=1)] = 200_000
     """Budget of guesses per run; a run that spends it has failed."""
     probes: Annotated[int, IntRange(ge=0)] = 2000
@@ -353,6 +358,113 @@ def check_limits(cfg: GuessConfig) -> None:
     limits.check(f"{cfg.problem}'s {R} runs of blocks of {cfg.block} guesses at len_max={T}", parts, seconds)
 
 
+class Kernel(NamedTuple):
+    """The native guessing kernel (``latchlab/engine/native/guessing.cpp``) and a search's
+    training sets as it reads them: x (R, n, T), each sequence's first step (R, n), classes (R, n)."""
+
+    lib: object
+    net: int
+    flags: int
+    x: np.ndarray
+    start: np.ndarray
+    y: np.ndarray
+
+
+def kernel(cfg: GuessConfig, data: Data) -> Kernel | None:
+    """``data`` (every run's sets: arrays (R, n, T)) laid out for the native kernel, or None
+    where it cannot run (``native.guessing``'s reasons) or a sequence's steps are not one
+    run to the end (the kernel starts each at its first step)."""
+    from latchlab.engine import native
+
+    try:
+        lib = native.guessing()
+    except RuntimeError:
+        return None
+    valid = np.asarray(data.valid)
+    T = valid.shape[-1]
+    start = (T - valid.sum(-1)).astype(np.int32)
+    if not np.array_equal(valid, np.arange(T) >= start[..., None]):
+        return None
+    if cfg.problem == "parity":
+        bits = {
+            "hidden_tanh": cfg.hidden == "tanh",
+            "layered": cfg.update == "layered",
+            "output_bias": cfg.biases == "all",
+        }
+        net, flags = "parity", sum(native.GUESS_FLAGS[k] for k, on in bits.items() if on)
+    else:
+        net = "latch2_net" if cfg.problem == "latch2" and cfg.noise_into == "net" else cfg.problem
+        net, flags = ("latch2" if net == "two_sequence" else net), 0
+    x = np.ascontiguousarray(data.x, np.float32)
+    return Kernel(lib, native.GUESS_NETS[net], flags, x, start, np.ascontiguousarray(data.y, np.int32))
+
+
+def _native_call(k: Kernel, entry: str, theta: np.ndarray, run: np.ndarray, *tail) -> None:
+    """``k``'s kernel entry ``entry`` on guesses ``theta`` (S, B, P) of runs ``run`` (S,), then
+    ``tail``'s arguments; RuntimeError if it rejects them."""
+    from latchlab.engine import native
+
+    S, B, P = theta.shape
+    n, T = k.x.shape[-2:]
+    i32 = partial(native._ptr, ctype=ctypes.c_int32)
+    args = (k.net, k.flags, S, B, P, native._ptr(theta), i32(run), n, T, native._ptr(k.x), i32(k.start), i32(k.y))
+    if code := getattr(k.lib, entry)(*args, *tail):
+        raise RuntimeError(f"the native guessing kernel rejected its arguments (code {code})")
+
+
+def native_solved(cfg: GuessConfig, k: Kernel, theta, run) -> np.ndarray:
+    """(S, B) bool: whether guess ``theta[s, g]`` (S, B, P) classifies every training sequence of
+    run ``run[s]`` (``cfg.criterion``): ``solved``'s verdict by the native kernel, which runs a
+    guess on a sequence only if it passed every one before."""
+    from latchlab.engine import native
+
+    theta = np.ascontiguousarray(theta, np.float32)
+    out = np.zeros(theta.shape[:2], np.uint8)
+    lo, hi = targets(cfg.problem)
+    sign = int(cfg.criterion == "sign")
+    tail = (lo, hi, cfg.tol, sign, native.threads(), native._ptr(out, ctypes.c_uint8))
+    _native_call(k, "guess_solved", theta, np.ascontiguousarray(run, np.int32), *tail)
+    return out.astype(bool)
+
+
+def native_outputs(cfg: GuessConfig, theta, data: Data) -> np.ndarray:
+    """``outputs`` by the native kernel: (G, n) every guess's output at the end of every
+    sequence (the same bits as JAX's); raises RuntimeError where the kernel cannot run."""
+    from latchlab.engine import native
+
+    k = kernel(cfg, Data(*(jnp.asarray(a)[None] for a in data)))
+    if k is None:
+        raise RuntimeError("the native guessing kernel cannot run here")
+    theta = np.ascontiguousarray(np.asarray(theta)[None], np.float32)
+    out = np.zeros((theta.shape[1], k.x.shape[-2]), np.float32)
+    _native_call(k, "guess_outputs", theta, np.zeros(1, np.int32), native.threads(), native._ptr(out))
+    return out
+
+
+_draw = jax.jit(guesses, static_argnums=(0, 3))
+
+
+def _solved_block(cfg: GuessConfig, k: Kernel | None, keys, first: int, count: int, data: Data, idx, S: int):
+    """Guesses ``first .. first + count - 1`` of the runs ``idx[:S]`` (``idx`` padded to a
+    power of two, ``keys`` and ``data`` its rows), and which of them solve their run's training
+    set: ((S, count) bool, (S, count, P) weights). Natively where ``k`` is given; else on XLA,
+    screened on the first ``cfg.screen`` sequences, the survivors then on the whole set in
+    chunks of one compiled shape."""
+    if k is not None:
+        th = np.asarray(_draw(cfg, keys, first, count))[:S]
+        return native_solved(cfg, k, th, idx[:S]), th
+    passed, th = _screen(cfg, keys, first, count, data)
+    th = np.asarray(th)[:S]
+    ok = np.zeros((S, count), bool)
+    cand = np.argwhere(np.asarray(passed)[:S])  # (k, 2) rows (task, guess index)
+    for c0 in range(0, len(cand), FULL_CHUNK):
+        chunk = cand[c0 : c0 + FULL_CHUNK]
+        pick = np.concatenate([chunk, np.repeat(chunk[:1], FULL_CHUNK - len(chunk), axis=0)])
+        good = np.asarray(_full(cfg, th[pick[:, 0], pick[:, 1]], Data(*(a[pick[:, 0]] for a in data))))
+        ok[chunk[:, 0], chunk[:, 1]] = good[: len(chunk)]
+    return ok, th
+
+
 def search(cfg: GuessConfig) -> RunResult:
     """Run ``cfg.runs`` independent guessing searches; see the module docstring. A search
     that cannot fit in memory is refused first (``check_limits``)."""
@@ -363,6 +475,7 @@ def search(cfg: GuessConfig) -> RunResult:
     train_keys, test_keys, guess_keys = keys[:, 0], keys[:, 1], keys[:, 2]
     make = jax.vmap(lambda k: make_data(cfg, k, cfg.n_train))
     train_data = jax.device_get(make(train_keys))
+    k = kernel(cfg, train_data)
     trials = np.full(R, cfg.max_trials + 1, np.int64)
     theta = np.full((R, P), np.nan, np.float32)
     active = np.arange(R)
@@ -372,25 +485,12 @@ def search(cfg: GuessConfig) -> RunResult:
         count = _pow2(count) if count < cfg.block else count
         A = max(8, _pow2(active.size))
         idx = np.concatenate([active, np.full(A - active.size, active[0])])
-        data = Data(*(a[idx] for a in train_data))
-        passed, th = _screen(cfg, guess_keys[idx], first, count, data)
-        passed = np.asarray(passed)[: active.size]
-        cand = np.argwhere(passed)  # (k, 2) rows (active position, guess index), in order
-        th = np.asarray(th)
-        # survivors on the whole training set, in chunks of one compiled shape, earliest
-        # first; a run's later candidates are skipped once one has solved
-        for c0 in range(0, len(cand), FULL_CHUNK):
-            chunk = [(pos, j) for pos, j in cand[c0 : c0 + FULL_CHUNK] if trials[active[pos]] > cfg.max_trials]
-            if not chunk:
-                continue
-            pick = np.array(chunk + [chunk[0]] * (FULL_CHUNK - len(chunk)))
-            th_c = th[pick[:, 0], pick[:, 1]]
-            ok = np.asarray(_full(cfg, th_c, Data(*(a[pick[:, 0]] for a in data))))[: len(chunk)]
-            for (pos, j), good, t in zip(chunk, ok, th_c):
-                r = active[pos]
-                if good and trials[r] > first + j + 1:
-                    trials[r], theta[r] = first + j + 1, t
-        active = np.array([r for r in active if trials[r] > cfg.max_trials], np.int64)
+        data = Data(*(a[idx] for a in train_data)) if k is None else train_data
+        ok, th = _solved_block(cfg, k, guess_keys[idx], first, count, data, idx, active.size)
+        for pos, r in enumerate(active):
+            if (hit := np.flatnonzero(ok[pos])).size:  # the run's earliest solver in the block
+                trials[r], theta[r] = first + hit[0] + 1, th[pos, hit[0]]
+        active = active[trials[active] > cfg.max_trials]
         first += count
     solved_ = trials <= cfg.max_trials
     test_correct = np.full(R, np.nan)
@@ -426,23 +526,18 @@ def success_probability(cfg: GuessConfig) -> np.ndarray:
     R = cfg.runs
     keys = jax.vmap(lambda s: jax.random.split(jax.random.PRNGKey(s), 3))(jnp.arange(cfg.seed, cfg.seed + R))
     train = jax.device_get(jax.vmap(lambda k: make_data(cfg, k, cfg.n_train))(keys[:, 0]))
+    k = kernel(cfg, train)
     A = max(8, _pow2(R))
     idx = np.concatenate([np.arange(R), np.zeros(A - R, np.int64)])
-    data = Data(*(a[idx] for a in train))
+    data = Data(*(a[idx] for a in train)) if k is None else train
     pk = probe_keys(cfg)[idx]
     hits = np.zeros(R, np.int64)
     first = 0
     while first < cfg.probes:
         left = cfg.probes - first
         count = cfg.block if left >= cfg.block else _pow2(left)
-        passed, th = _screen(cfg, pk, first, count, data)
-        cand = np.argwhere(np.asarray(passed)[:R, :left])  # (k, 2) rows (run, guess index)
-        th = np.asarray(th)
-        for c0 in range(0, len(cand), FULL_CHUNK):
-            chunk = cand[c0 : c0 + FULL_CHUNK]
-            pick = np.concatenate([chunk, np.repeat(chunk[:1], FULL_CHUNK - len(chunk), axis=0)])
-            ok = np.asarray(_full(cfg, th[pick[:, 0], pick[:, 1]], Data(*(a[pick[:, 0]] for a in data))))
-            np.add.at(hits, chunk[:, 0], ok[: len(chunk)].astype(np.int64))
+        ok, _ = _solved_block(cfg, k, pk, first, count, data, idx, R)
+        hits += ok[:, :left].sum(axis=1)
         first += count
     return hits
 

@@ -321,6 +321,44 @@ def bengio94():
     return _load(("bengio94", _target()), "bengio94 kernel is", open_library)
 
 
+GUESS_SOURCE = Path(__file__).with_name("guessing.cpp")
+# the nets of ``latchlab.experiments.guessing`` (latch2_net: latch II with its noise added to
+# the net input), and parity's options as bits of the kernel's ``flags``
+GUESS_NETS = {"latch1": 0, "latch2": 1, "latch2_net": 2, "parity": 3}
+GUESS_FLAGS = {"hidden_tanh": 1, "layered": 2, "output_bias": 4}
+_PU8 = ctypes.POINTER(ctypes.c_uint8)
+# net, flags, S, B, P, theta, run, n, T, x, start, y, then guess_solved's lo, hi, tol, sign,
+# threads, solved; guess_outputs' threads, out
+_GUESS_ARGS = [*[_I] * 5, _PF, _PI32, _I, _I, _PF, _PI32, _PI32]
+GUESS_SIGNATURES = {
+    "guess_solved": (_I, _GUESS_ARGS + [_F, _F, _F, _I, _I, _PU8]),
+    "guess_outputs": (_I, _GUESS_ARGS + [_I, _PF]),
+    "guess_hardware_fma": (_I, []),
+    "guess_isa": (ctypes.c_char_p, []),
+}
+
+
+def guessing():
+    """The loaded ``guessing.cpp`` (random weight guessing's nets, for
+    ``latchlab.experiments.guessing``: the same outputs as its JAX definition bit for bit) for
+    this ``march()``, built on first use; raises RuntimeError if the host cannot run it
+    (``LATCHLAB_NATIVE=0``, not the CPU backend), it cannot be built, or the instruction set
+    has no fused multiply-add (x86-64 before AVX2)."""
+    if reason := _host_reason():
+        raise RuntimeError(f"latchlab's native guessing kernel is unavailable: {reason}")
+
+    def open_library():
+        codes = tuple(f"-DLATCH_NET_{name.upper()}={code}" for name, code in GUESS_NETS.items())
+        so = _typed(
+            _compile(GUESS_SOURCE, "guessing", FLAGS + ("-pthread", f"-march={march()}") + codes), GUESS_SIGNATURES
+        )
+        if not so.guess_hardware_fma():
+            raise RuntimeError(f"-march={march()} has no fused multiply-add instruction")
+        return so
+
+    return _load(("guessing", _target()), "guessing kernel is", open_library)
+
+
 PRNG_SOURCE = Path(__file__).with_name("prng.cpp")
 # without contraction: prng.cpp writes each fused multiply-add XLA's code generator makes
 PRNG_FLAGS = tuple(f for f in FLAGS if not f.startswith("-ffp-contract")) + ("-ffp-contract=off", "-pthread")

@@ -1,5 +1,5 @@
 """``python -m latchlab.engine.native``: build every variant of the native kernels, the
-bengio94 kernel and the random number generator (checked against JAX) now (the Makefile
+bengio94 and guessing kernels and the random number generator (checked against JAX) now (the Makefile
 does this after installing, so that a first sweep does not wait for the compiler), for
 ``-march=native`` or ``$LATCHLAB_NATIVE_MARCH``."""
 
@@ -21,6 +21,10 @@ if __name__ == "__main__":
         print(f"latchlab native bengio94 kernel: {native.bengio94()._name}")
     except RuntimeError as e:
         print(f"{e}; reproduce bengio1994 will train with JAX instead", file=sys.stderr)
+    try:
+        print(f"latchlab native guessing kernel: {native.guessing()._name}")
+    except RuntimeError as e:
+        print(f"{e}; reproduce guessing will evaluate guesses with JAX instead", file=sys.stderr)
     if native.prng() is not None:
         print("latchlab native random numbers: built, and the same as JAX's here")
     else:

@@ -128,21 +128,7 @@ template <int N> static LATCH_ALWAYS Pk<vf, N> int_to_float(const Pk<vu, N>& a) 
   for (int n = 0; n < N; n++) r.v[n] = __builtin_convertvector((vi)a.v[n], vf);
   return r;
 }
-// a fused multiply-add and a square root a lane (each one rounding), as instructions
-static LATCH_ALWAYS vf vfma(vf a, vf b, vf c) {
-#if defined(__AVX512F__) && LATCH_VBYTES == 64
-  return (vf)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c);
-#elif defined(__FMA__) && LATCH_VBYTES == 32
-  return (vf)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c);
-#elif defined(__FMA__) && LATCH_VBYTES == 16
-  return (vf)_mm_fmadd_ps((__m128)a, (__m128)b, (__m128)c);
-#else  // a lane at a time (aarch64's vectoriser makes it one instruction; x86-64's
-  // baseline has none, and there the library is not used: ``prng_hardware_fma``)
-  vf r;
-  for (int l = 0; l < LANES; l++) r[l] = __builtin_fmaf(a[l], b[l], c[l]);
-  return r;
-#endif
-}
+// a square root a lane (one rounding), as an instruction (the fused multiply-add: simd.h)
 static LATCH_ALWAYS vf vsqrt(vf a) {
 #if defined(__AVX512F__) && LATCH_VBYTES == 64
   return (vf)_mm512_sqrt_ps((__m512)a);
@@ -445,13 +431,7 @@ extern "C" {
 
 // 1 if fused multiply-adds are instructions of this build (else __builtin_fmaf is a library
 // call, tens of times slower than JAX: latchlab then keeps the JAX path)
-int prng_hardware_fma(void) {
-#if defined(__FMA__) || defined(__ARM_FEATURE_FMA) || defined(__aarch64__)
-  return 1;
-#else
-  return 0;
-#endif
-}
+int prng_hardware_fma(void) { return LATCH_HARDWARE_FMA; }
 
 // keys (R, 3, 2): each seed's (data, split, init) keys, split(PRNGKey(seed), 3); seeds < 2^32
 void prng_member_keys(int R, const uint32_t* seeds, uint32_t* keys) {

@@ -1,6 +1,7 @@
-// What latchlab's native sources (kernels.cpp, bengio94.cpp) share: the SIMD vector of the
-// instruction set, the tanh of XLA:CPU, and the flush of subnormal floats. Included by
-// both; latchlab/engine/native/__init__.py hashes it with each source.
+// What latchlab's native sources (kernels.cpp, bengio94.cpp, prng.cpp, guessing.cpp) share:
+// the SIMD vector of the instruction set, the fused multiply-add, the tanh of XLA:CPU, and the
+// flush of subnormal floats. Included by each; latchlab/engine/native/__init__.py hashes it
+// with each source.
 #pragma once
 #include <stdint.h>
 #if defined(__SSE__)
@@ -80,6 +81,28 @@ static inline void pin(vf &x) { __asm__("" : "+w"(x)); }
 static inline void pin(vf &) {}
 #endif
 
+// a fused multiply-add a lane (one rounding), as an instruction: where a source must fuse
+// exactly the products another code generator fuses (prng.cpp, guessing.cpp). Where the
+// instruction set has none (LATCH_HARDWARE_FMA 0: x86-64 before AVX2), __builtin_fmaf is a
+// library call, tens of times slower, and those sources' libraries are not used.
+#if defined(__FMA__) || defined(__ARM_FEATURE_FMA) || defined(__aarch64__)
+#define LATCH_HARDWARE_FMA 1
+#else
+#define LATCH_HARDWARE_FMA 0
+#endif
+static inline __attribute__((always_inline)) vf vfma(vf a, vf b, vf c) {
+#if defined(__AVX512F__) && LATCH_VBYTES == 64
+  return (vf)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c);
+#elif defined(__FMA__) && LATCH_VBYTES == 32
+  return (vf)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c);
+#elif defined(__FMA__) && LATCH_VBYTES == 16
+  return (vf)_mm_fmadd_ps((__m128)a, (__m128)b, (__m128)c);
+#else  // a lane at a time (aarch64's vectoriser makes it one instruction)
+  vf r;
+  for (int l = 0; l < LANES; l++) r[l] = __builtin_fmaf(a[l], b[l], c[l]);
+  return r;
+#endif
+}
 // |a|: the sign bit cleared (one instruction; a < 0 ? -a : a took three)
 static inline vf vabs(vf a) { return (vf)((vi)a & 0x7fffffff); }
 
