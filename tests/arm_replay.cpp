@@ -1,23 +1,24 @@
 // Replays one call of latchlab's native kernels from a file, for tests/armtools.py: built
 // for ARM (aarch64, NEON) and run under user-mode emulation, it lets the Python side train
 // through the ARM build exactly as through its own. The source it replays is included
-// whole: latchlab/engine/native/kernels.cpp, bengio94.cpp with -DREPLAY_BENGIO94 or prng.cpp
-// with -DREPLAY_PRNG.
+// whole: latchlab/engine/native/kernels.cpp, bengio94.cpp with -DREPLAY_BENGIO94, prng.cpp
+// with -DREPLAY_PRNG or guessing.cpp with -DREPLAY_GUESSING.
 //
 //   arm_replay info              prints the build's instruction set, lanes and block
 //   arm_replay IN OUT            runs the call in IN, writes its results to OUT
 //
 // IN: int32 entry (0 latch_train_epoch, 1 latch_evaluate, 2 b94_train, 3-13 prng_member_keys,
 // prng_normal, prng_latch, prng_bit_relay, prng_split, prng_b94_members, prng_b94_noise,
-// prng_normal_unfused, prng_log_uniform, prng_children, prng_bits); int32 n, then n
+// prng_normal_unfused, prng_log_uniform, prng_children, prng_bits; 14 guess_outputs, 15
+// guess_solved); int32 n, then n
 // int32 scalars (a float's bits where the entry takes a float); then the arrays, each an
 // int64 byte count (-1 for a null pointer) and its bytes. The kernels' input rows come as one
 // array of floats, with each row's offset into it (int64); b94_train's training and test noise
 // as one array each, its members' rows one member after another.
 // OUT: int32 return code, int32 the block counter after the call (b94_train: 0), then the
 // arrays the call wrote (train: params, mu, nu, count, loss, acc; evaluate: loss, acc;
-// b94_train: w, h, converged, epochs, train_loss, test_loss, test_errors; the prng entries
-// their outputs in their order).
+// b94_train: w, h, converged, epochs, train_loss, test_loss, test_errors; the prng and guess
+// entries their outputs in their order).
 #include <cstdio>
 #include <cstring>
 #include <vector>
@@ -26,6 +27,8 @@
 #include "bengio94.cpp"
 #elif defined(REPLAY_PRNG)
 #include "prng.cpp"
+#elif defined(REPLAY_GUESSING)
+#include "guessing.cpp"
 #else
 #include "kernels.cpp"
 #endif
@@ -65,6 +68,8 @@ int main(int argc, char **argv) {
     printf("%s %d 1\n", LATCH_ISA, b94_lanes());
 #elif defined(REPLAY_PRNG)
     printf("%s %d 1\n", prng_hardware_fma() ? "fma" : "no-fma", 1);
+#elif defined(REPLAY_GUESSING)
+    printf("%s %d %d\n", guess_hardware_fma() ? guess_isa() : "no-fma", (int)LANES, (int)BLOCK);
 #else
     printf("%s %d %d\n", latch_isa(), latch_lanes(), latch_per_block());
 #endif
@@ -178,6 +183,32 @@ int main(int argc, char **argv) {
   fwrite(&rc, 4, 1, out);
   fwrite(&counter, 4, 1, out);
   for (Array &x : o) put(out, x);
+#elif defined(REPLAY_GUESSING)
+  // net, flags, S, B, P, n, T, then guess_outputs' threads or guess_solved's lo, hi, tol (their
+  // bits), sign, threads; theta, run, x, start, y
+  if (a.size() != 5) return 3;
+  const size_t SB = (size_t)s[2] * s[3];
+  Array o;
+  auto f = [&](int i) {
+    float v;
+    memcpy(&v, &s[i], 4);
+    return v;
+  };
+  if (entry == 14 && n == 8) {
+    o.bytes.resize(4 * SB * s[5]);
+    rc = guess_outputs(s[0], s[1], s[2], s[3], s[4], a[0].ptr<float>(), a[1].ptr<int32_t>(), s[5], s[6],
+                       a[2].ptr<float>(), a[3].ptr<int32_t>(), a[4].ptr<int32_t>(), s[7], o.ptr<float>());
+  } else if (entry == 15 && n == 12) {
+    o.bytes.resize(SB);
+    rc = guess_solved(s[0], s[1], s[2], s[3], s[4], a[0].ptr<float>(), a[1].ptr<int32_t>(), s[5], s[6],
+                      a[2].ptr<float>(), a[3].ptr<int32_t>(), a[4].ptr<int32_t>(), f(7), f(8), f(9), s[10], s[11],
+                      o.ptr<uint8_t>());
+  } else {
+    return 3;
+  }
+  fwrite(&rc, 4, 1, out);
+  fwrite(&counter, 4, 1, out);
+  put(out, o);
 #else
   // the rows' pointers: arrays 0 (the rows' floats) and 1 (each row's offset)
   std::vector<const float *> xrow;

@@ -3,7 +3,8 @@ the FPCR's flush to zero) and run under user-mode emulation (``qemu-aarch64``), 
 tests that compare them with their references as they compare this machine's builds.
 
 Each call of a kernel goes to a stand-in for its library (``ArmKernels`` for
-``kernels.cpp``, ``ArmBengio94`` for ``bengio94.cpp``, ``ArmPrng`` for ``prng.cpp``): it copies the call's arrays to a
+``kernels.cpp``, ``ArmBengio94`` for ``bengio94.cpp``, ``ArmPrng`` for ``prng.cpp``, ``ArmGuessing``
+for ``guessing.cpp``): it copies the call's arrays to a
 file, ``arm_replay`` (the kernel's source with a ``main`` that replays one call, built
 statically for aarch64) runs it under emulation, and the arrays the call wrote are copied
 back. Emulation says nothing about speed, only about numbers. ``needs_arm`` skips where the
@@ -36,7 +37,7 @@ _builds: dict[tuple, Path] = {}
 
 
 def build(v: tuple[int, int, int] | str, tmp: Path, compiler: str = "g++") -> Path:
-    """``arm_replay`` for kernel variant ``v`` (or ``"bengio94"``, ``"prng"``: those sources),
+    """``arm_replay`` for kernel variant ``v`` (or ``"bengio94"``, ``"prng"``, ``"guessing"``: those sources),
     with the flags and codes latchlab builds them with, for ARMv8-A, by ``compiler`` (a key of
     ``COMPILERS``), in folder ``tmp`` (once a process)."""
     if (v, compiler) not in _builds:
@@ -45,6 +46,10 @@ def build(v: tuple[int, int, int] | str, tmp: Path, compiler: str = "g++") -> Pa
             exe = tmp / "arm_replay-bengio94"
             codes = [f"-DLATCH_OPTIMIZER_{name.upper()}={code}" for name, code in native.OPTIMIZERS.items()]
             flags += ["-pthread", "-DREPLAY_BENGIO94", *codes]
+        elif v == "guessing":
+            exe = tmp / "arm_replay-guessing"
+            codes = [f"-DLATCH_NET_{name.upper()}={code}" for name, code in native.GUESS_NETS.items()]
+            flags += ["-pthread", "-DREPLAY_GUESSING", *codes]
         elif v == "prng":
             exe = tmp / "arm_replay-prng"
             flags = [f for f in native.PRNG_FLAGS if f not in ("-shared", "-fPIC")] + ["-DREPLAY_PRNG"]
@@ -281,3 +286,44 @@ def on_arm(tmp: Path, compiler: str = "g++") -> dict:
         mp.setattr(native, "threads", lambda: 1)
 
     return {f"aarch64 (qemu, {compiler})": setup}
+
+
+class ArmGuessing:
+    """``native.guessing()``'s library (``GUESS_SIGNATURES``), each entry run by ``arm_replay``
+    under emulation."""
+
+    def __init__(self, exe: Path):
+        self.exe = exe
+        _info(exe)
+
+    def guess_hardware_fma(self) -> int:
+        return 1
+
+    def guess_isa(self) -> bytes:
+        return b"neon"
+
+    @staticmethod
+    def _arrays(S, B, P, theta, run, n, T, x, start, y) -> list:
+        runs = _get(run, S, np.int32)
+        R = int(runs.max()) + 1 if S else 0  # the rows the call reads
+        return [
+            _get(theta, S * B * P, np.float32),
+            runs,
+            _get(x, R * n * T, np.float32),
+            _get(start, R * n, np.int32),
+            _get(y, R * n, np.int32),
+        ]
+
+    def guess_outputs(self, net, flags, S, B, P, theta, run, n, T, x, start, y, threads, out):
+        rc, _, got = _run(
+            self.exe, 14, [net, flags, S, B, P, n, T, threads], self._arrays(S, B, P, theta, run, n, T, x, start, y)
+        )
+        _unpack(got, [(out, S * B * n, np.float32)])
+        return rc
+
+    def guess_solved(self, net, flags, S, B, P, theta, run, n, T, x, start, y, lo, hi, tol, sign, threads, solved):
+        floats = struct.unpack("<3i", struct.pack("<3f", lo, hi, tol))  # their bits
+        scalars = [net, flags, S, B, P, n, T, *floats, sign, threads]
+        rc, _, got = _run(self.exe, 15, scalars, self._arrays(S, B, P, theta, run, n, T, x, start, y))
+        _unpack(got, [(solved, S * B, np.uint8)])
+        return rc

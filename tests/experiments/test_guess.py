@@ -22,10 +22,14 @@
 
 from __future__ import annotations
 
+import shutil
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+
+import armtools
 
 from latchlab.experiments import guessing as G
 from latchlab.errors import ConfigError
@@ -52,6 +56,33 @@ def native_kernel():
         native.guessing()
     except RuntimeError as e:
         pytest.skip(str(e))
+
+
+CLANG = shutil.which("clang++")
+
+
+@pytest.fixture(
+    params=[
+        "g++",
+        pytest.param("clang", marks=pytest.mark.skipif(not CLANG, reason="no clang++")),
+        pytest.param("arm", marks=armtools.needs_arm),
+    ]
+)
+def build(request, monkeypatch, tmp_path_factory):
+    """The native guessing kernel as this machine builds it (``$CXX``, else g++), built by clang
+    (macOS's compiler), or built for ARM (aarch64, NEON) and run under emulation."""
+    from latchlab.engine import native
+
+    if request.param == "clang":
+        monkeypatch.setenv("CXX", CLANG)
+        assert "clang" in native.compiler_version()
+        native.guessing()  # must build: not skipped
+    elif request.param == "arm":
+        lib = armtools.ArmGuessing(armtools.build("guessing", tmp_path_factory.getbasetemp()))
+        monkeypatch.setattr(native, "guessing", lambda: lib)
+    else:
+        request.getfixturevalue("native_kernel")
+    return request.param
 
 
 @pytest.fixture(params=["native", "xla"])
@@ -114,7 +145,7 @@ def test_outputs_equal_numpy_loop_over_each_sequence(over):
 
 @pytest.mark.parametrize("a", [3.0, 100.0])
 @pytest.mark.parametrize("over", NETS)
-def test_native_outputs_equal_jax_bit_for_bit(over, a, native_kernel):
+def test_native_outputs_equal_jax_bit_for_bit(over, a, build):
     cfg = G.make_config(**SHORT, **over, a=a)
     data = G.make_data(cfg, jax.random.PRNGKey(0), 16)
     assert len(set(np.asarray(data.valid).sum(1))) > 1  # lengths really vary
@@ -133,7 +164,7 @@ def test_native_outputs_equal_jax_bit_for_bit(over, a, native_kernel):
         {"problem": "parity", "tol": 0.45},
     ],
 )
-def test_native_verdicts_equal_solved(over, native_kernel):
+def test_native_verdicts_equal_solved(over, build):
     cfg = G.make_config(**(SHORT | over | {"len_min": 6, "len_max": 9, "n_train": 4}), a=5.0)
     train = jax.device_get(
         jax.vmap(lambda k: G.make_data(cfg, k, cfg.n_train))(jax.random.split(jax.random.PRNGKey(3), 3))
