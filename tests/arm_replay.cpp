@@ -10,7 +10,7 @@
 // IN: int32 entry (0 latch_train_epoch, 1 latch_evaluate, 2 b94_train, 3-13 prng_member_keys,
 // prng_normal, prng_latch, prng_bit_relay, prng_split, prng_b94_members, prng_b94_noise,
 // prng_normal_unfused, prng_log_uniform, prng_children, prng_bits; 14 guess_outputs, 15
-// guess_solved); int32 n, then n
+// guess_solved, 16 prng_guesses); int32 n, then n
 // int32 scalars (a float's bits where the entry takes a float); then the arrays, each an
 // int64 byte count (-1 for a null pointer) and its bytes. The kernels' input rows come as one
 // array of floats, with each row's offset into it (int64); b94_train's training and test noise
@@ -177,6 +177,12 @@ int main(int argc, char **argv) {
   } else if (entry == 13 && n == 2 && a.size() == 1) {  // R, n; keys
     sized({4u * s[0] * s[1]});
     prng_bits(s[0], a[0].ptr<uint32_t>(), s[1], o[0].ptr<uint32_t>());
+  } else if (entry == 16 && n == 7 && a.size() == 1) {  // R, first, count, P, lo's and hi's bits, threads; keys
+    sized({4u * s[0] * s[2] * s[3]});
+    float lo, hi;
+    memcpy(&lo, &s[4], 4);
+    memcpy(&hi, &s[5], 4);
+    prng_guesses(s[0], a[0].ptr<uint32_t>(), s[1], s[2], s[3], lo, hi, o[0].ptr<float>(), s[6]);
   } else {
     return 3;
   }

@@ -245,6 +245,11 @@ class ArmPrng:
     def prng_bits(self, R, keys, n, bits):
         _unpack(_run(self.exe, 13, [R, n], [_get(keys, 2 * R, np.uint32)])[2], [(bits, R * n, np.uint32)])
 
+    def prng_guesses(self, R, keys, first, count, P, lo, hi, out, threads):
+        bits = struct.unpack("<2i", struct.pack("<2f", lo, hi))
+        got = _run(self.exe, 16, [R, first, count, P, *bits, threads], [_get(keys, 2 * R, np.uint32)])[2]
+        _unpack(got, [(out, R * count * P, np.float32)])
+
     def prng_latch(self, R, keys, n, T, noise, signal_len, rounds, x, y, threads):
         arrays = [_get(keys, 2 * R, np.uint32), _get(noise, R, np.float32), _get(signal_len, R, np.int32)]
         out = _run(self.exe, 5, [R, n, T, rounds, threads], arrays)[2]

@@ -1,6 +1,7 @@
 """``native.prng``: JAX's random numbers for the latch and bit relay tasks, made natively,
 compared with JAX itself (``data.prng_differences``: every one of the 2^23 values
-``jax.random.normal`` can give, members' keys, both tasks' draws and both splits), and the
+``jax.random.normal`` can give, members' keys, both tasks' draws and both splits, random
+guessing's guesses), and the
 check's power to refuse a library one bit off. ``test_engine.py`` compares the sweeps'
 families made either way."""
 
@@ -68,6 +69,11 @@ class _OneBitOff:
         if self.what == "split":
             np.ctypeslib.as_array(va, (R * n_val,))[0] ^= 1
 
+    def prng_guesses(self, R, keys, first, count, P, lo, hi, out, threads):
+        self.so.prng_guesses(R, keys, first, count, P, lo, hi, out, threads)
+        if self.what == "guesses":
+            np.ctypeslib.as_array(out, (R * count * P,)).view(np.uint32)[R * count * P // 2] += 1
+
 
 @pytest.mark.parametrize(
     "what, said",
@@ -76,6 +82,7 @@ class _OneBitOff:
         ("unfused", "1 of the 2^23 unoptimised normal values"),
         ("chrono", "initial parameters of {'cell': 'gru', 'units': 3, 'preset': 'keras3'}, chrono"),
         ("split", "splits"),
+        ("guesses", "guesses"),
     ],
 )
 def test_the_check_refuses_a_library_one_bit_off(what, said):

@@ -106,7 +106,8 @@ def prng_differences(so) -> str:
     """What of ``native.prng``'s library ``so`` differs from JAX here ("" if nothing): every
     one of the 2^23 values ``jax.random.normal`` can give (its uniform's 23 random bits),
     members' keys, latch and bit relay draws of five seeds against ``_chunk_sequences``,
-    and both splits of the latch labels against ``_chunk_splits``."""
+    both splits of the latch labels against ``_chunk_splits``, and random guessing's guesses
+    against ``jax_guesses``."""
     try:
         return _prng_differences(so)
     except Exception as e:  # a JAX that cannot run a check: the JAX path, which it can run
@@ -168,7 +169,31 @@ def _prng_differences(so) -> str:
                 got_split = _prng_splits(so, keys, y, tail, n_val, n_pos)
                 if not all(np.array_equal(a, np.asarray(b)) for a, b in zip(got_split, want_split)):
                     return "splits"
+    # random guessing's guesses: from a first index past 0, more than a pack of lanes, a tail
+    flat = np.ascontiguousarray(keys).reshape(-1, 2)  # every member key of the five seeds
+    want = np.asarray(_jax_guesses(jnp.asarray(flat), 1000, 200, 7, 100.0))
+    if not np.array_equal(uniform_guesses(so, flat, 1000, 200, 7, 100.0).view(np.uint32), want.view(np.uint32)):
+        return "guesses"
     return ""
+
+
+def jax_guesses(keys, first, count: int, P: int, a: float):
+    """(R, count, P): ``uniform(fold_in(keys[r], first + j), (P,), -a, a)`` for j < count, of
+    keys (R, 2): random weight guessing's guesses (``latchlab.experiments.guessing.guesses``),
+    guess j of a run from its own key whatever the blocks."""
+    one = lambda k, j: jax.random.uniform(jax.random.fold_in(k, j), (P,), jnp.float32, -a, a)  # noqa: E731
+    return jax.vmap(lambda k: jax.vmap(lambda j: one(k, j))(first + jnp.arange(count)))(keys)
+
+
+_jax_guesses = jax.jit(jax_guesses, static_argnums=(2, 3, 4))
+
+
+def uniform_guesses(so, keys, first: int, count: int, P: int, a: float) -> np.ndarray:
+    """``jax_guesses`` by ``native.prng``'s library ``so`` (bit for bit), of keys (R, 2)."""
+    keys = np.ascontiguousarray(keys, np.uint32)
+    out = np.empty((len(keys), count, P), np.float32)
+    so.prng_guesses(len(keys), _u32(keys), first, count, P, -a, a, native._ptr(out), native.threads())
+    return out
 
 
 def init_differences(so, cases=None) -> str:

@@ -295,10 +295,9 @@ def correct_fraction(cfg: GuessConfig, theta, data: Data):
 def guesses(cfg: GuessConfig, run_keys, first: int, count: int):
     """Guesses ``first .. first + count - 1`` of each run: (R, count, P), uniform in
     ``[-a, a]``, guess ``j`` of a run from ``fold_in(run_key, j)`` (independent of blocking)."""
-    P = n_params(cfg)
-    idx = first + jnp.arange(count)
-    one = lambda k, j: jax.random.uniform(jax.random.fold_in(k, j), (P,), jnp.float32, -cfg.a, cfg.a)  # noqa: E731
-    return jax.vmap(lambda k: jax.vmap(lambda j: one(k, j))(idx))(run_keys)
+    from latchlab.engine import data
+
+    return data.jax_guesses(run_keys, first, count, n_params(cfg), cfg.a)
 
 
 @partial(jax.jit, static_argnums=(0, 3))
@@ -444,6 +443,16 @@ def native_outputs(cfg: GuessConfig, theta, data: Data) -> np.ndarray:
 _draw = jax.jit(guesses, static_argnums=(0, 3))
 
 
+def _drawn(cfg: GuessConfig, keys, first: int, count: int) -> np.ndarray:
+    """``guesses`` as a host array: by the native generator (``native.prng``: the same bits,
+    nothing to compile) where it runs, else by JAX."""
+    from latchlab.engine import data, native
+
+    if (so := native.prng()) is not None:
+        return data.uniform_guesses(so, np.asarray(keys), first, count, n_params(cfg), cfg.a)
+    return np.asarray(_draw(cfg, keys, first, count))
+
+
 def _solved_block(cfg: GuessConfig, k: Kernel | None, keys, first: int, count: int, data: Data, idx, S: int):
     """Guesses ``first .. first + count - 1`` of the runs ``idx[:S]`` (``idx`` padded to a
     power of two, ``keys`` and ``data`` its rows), and which of them solve their run's training
@@ -451,7 +460,7 @@ def _solved_block(cfg: GuessConfig, k: Kernel | None, keys, first: int, count: i
     screened on the first ``cfg.screen`` sequences, the survivors then on the whole set in
     chunks of one compiled shape."""
     if k is not None:
-        th = np.asarray(_draw(cfg, keys, first, count))[:S]
+        th = _drawn(cfg, keys[:S], first, count)
         return native_solved(cfg, k, th, idx[:S]), th
     passed, th = _screen(cfg, keys, first, count, data)
     th = np.asarray(th)[:S]

@@ -376,19 +376,21 @@ PRNG_SIGNATURES = {
     "prng_b94_members": (None, [_I, _U32, _I, ctypes.c_float, _PF, _U32, _U32]),
     "prng_b94_noise": (None, [_I, _U32, _I, _I, _I, _PF, _PF, _I]),
     "prng_split": (None, [_I, _U32, _PI, _I, _I, _I, ctypes.POINTER(ctypes.c_uint8), _I, _PI, _PI, _I]),
+    "prng_guesses": (None, [_I, _U32, _I, _I, _I, ctypes.c_float, ctypes.c_float, _PF, _I]),
 }
 
 
 def prng(*, loaded: bool = False):
-    """The loaded ``prng.cpp`` (JAX's keys, latch and bit relay sequences and splits, and the
-    draws of the members' initial parameters, made here bit for bit) for this ``march()``, or
+    """The loaded ``prng.cpp`` (JAX's keys, latch and bit relay sequences and splits, the draws
+    of the members' initial parameters, and random guessing's guesses, made here bit for bit)
+    for this ``march()``, or
     None where it cannot be used: not on the CPU, ``LATCHLAB_NATIVE=0``, no compiler, no fused
     multiply-add instruction (x86-64 before AVX2), or its numbers differ from JAX's on this
     machine.
 
     Before its first use with a JAX version, the library is checked against JAX
     (``data.prng_differences``: every one of the 2^23 normal values, optimised and not,
-    sequences, labels and splits of both tasks, and initial parameters); the verdict is kept beside the library, so the check runs once per
+    sequences, labels and splits of both tasks, initial parameters, and guesses); the verdict is kept beside the library, so the check runs once per
     library, JAX version and ``XLA_FLAGS`` (``python -m latchlab.engine.native`` runs it with
     the builds). ``loaded=True``: only if this process has loaded it already (never builds
     or checks it)."""

@@ -1,8 +1,8 @@
 // JAX's random numbers for the latch and bit relay tasks, bit for bit: the members' keys,
-// each seed's longest sequences and labels, the train/validation splits, and the keys, bits,
-// normal values and chrono biases of the members' initial parameters, that
-// latchlab/engine/data.py otherwise makes with jax.random on XLA (whose compilations took
-// 0.2-1.2 s each and whose Threefry ran at a tenth of this speed).
+// each seed's longest sequences and labels, the train/validation splits, the keys, bits,
+// normal values and chrono biases of the members' initial parameters, and random guessing's
+// uniform guesses, that latchlab/engine/data.py otherwise makes with jax.random on XLA (whose
+// compilations took 0.2-1.2 s each and whose Threefry ran at a tenth of this speed).
 //
 // - Threefry-2x32 (20 rounds) with JAX's partitionable counters (jax_threefry_partitionable,
 //   JAX's default): split(key, n)[i] = threefry(key, (0, i)), fold_in(key, t) = the same
@@ -474,6 +474,29 @@ void prng_children(int R, const uint32_t* keys, int n, uint32_t* children) {
 void prng_bits(int R, const uint32_t* keys, int n, uint32_t* bits) {
   for (int r = 0; r < R; ++r)
     for (int i = 0; i < n; ++i) bits[(size_t)r * n + i] = bits32(Key{keys[2 * r], keys[2 * r + 1]}, (uint32_t)i);
+}
+
+// out (R, count, P): uniform(fold_in(keys[r], first + j), (P,), lo, hi) for j < count, of keys
+// (R, 2): the guesses of latchlab.experiments.guessing (``guesses``), a guess a lane (its key,
+// then its P draws, 23 random bits as a float in [1, 2), less 1, times hi - lo plus lo in one
+// rounding, as XLA fuses it there, and at least lo)
+void prng_guesses(int R, const uint32_t* keys, int first, int count, int P, float lo, float hi, float* out,
+                  int threads) {
+  each_member(R, threads, [&](int r) {
+    const Pk<vu, DV> ka = splat_pk<vu, DV>(keys[2 * r]), kb = splat_pk<vu, DV>(keys[2 * r + 1]);
+    float* o = out + (size_t)r * count * P;
+    for (int j0 = 0; j0 < count; j0 += DW) {
+      Pk<vu, DV> g0 = splat_pk<vu, DV>(0u), g1 = counters<DV>((uint32_t)(first + j0));
+      threefry(ka, kb, g0, g1);  // each lane's key: fold_in(key, first + j)
+      for (int p = 0; p < P; ++p) {
+        const Pk<vf, DV> f = as_floats((bits32(g0, g1, splat_pk<vu, DV>((uint32_t)p)) >> 9) | 0x3F800000u) - 1.0f;
+        const Pk<vf, DV> a = fmadd(f, hi - lo, lo);
+        float v[DW];
+        store(v, sel(a > lo, a, splat_pk<vf, DV>(lo)));  // std::max(lo, a)
+        for (int l = 0; l < DW && j0 + l < count; ++l) o[(size_t)(j0 + l) * P + p] = v[l];
+      }
+    }
+  });
 }
 
 // tasks.latch(key, n, T, noise, signal_len) of R data keys (R, 2): x (R, n, T), y (R, n)
