@@ -33,6 +33,19 @@ needs_arm = pytest.mark.skipif(
     reason="no ARM cross compiler (g++-aarch64-linux-gnu) or user-mode emulator (qemu-user)",
 )
 REPLAY = Path(__file__).with_name("arm_replay.cpp")
+CLANG = shutil.which("clang++")  # the compiler of macOS, for the tests that build with it too
+needs_clang = pytest.mark.skipif(not CLANG, reason="no clang++")
+
+
+def loads_or_skips(load) -> None:
+    """``load()`` (a native library's loader: ``native.bengio94``, ``native.guessing``), or the
+    test skipped where the library cannot run here."""
+    try:
+        load()
+    except RuntimeError as e:
+        pytest.skip(str(e))
+
+
 _builds: dict[tuple, Path] = {}
 
 

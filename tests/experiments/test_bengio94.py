@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import math
-import shutil
 
 import armtools
 import jax
@@ -38,14 +37,10 @@ def native():
     """The native kernel trains (skipped where it cannot run)."""
     from latchlab.engine import native
 
-    try:
-        native.bengio94()
-    except RuntimeError as e:
-        pytest.skip(str(e))
+    armtools.loads_or_skips(native.bengio94)
 
 
-CLANG = shutil.which("clang++")
-needs_clang = pytest.mark.skipif(not CLANG, reason="no clang++")
+CLANG, needs_clang = armtools.CLANG, armtools.needs_clang
 
 
 @pytest.fixture(

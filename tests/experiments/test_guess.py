@@ -22,7 +22,6 @@
 
 from __future__ import annotations
 
-import shutil
 
 import jax
 import jax.numpy as jnp
@@ -52,21 +51,11 @@ def native_kernel():
     """The native guessing kernel runs (skipped where it cannot)."""
     from latchlab.engine import native
 
-    try:
-        native.guessing()
-    except RuntimeError as e:
-        pytest.skip(str(e))
-
-
-CLANG = shutil.which("clang++")
+    armtools.loads_or_skips(native.guessing)
 
 
 @pytest.fixture(
-    params=[
-        "g++",
-        pytest.param("clang", marks=pytest.mark.skipif(not CLANG, reason="no clang++")),
-        pytest.param("arm", marks=armtools.needs_arm),
-    ]
+    params=["g++", pytest.param("clang", marks=armtools.needs_clang), pytest.param("arm", marks=armtools.needs_arm)]
 )
 def build(request, monkeypatch, tmp_path_factory):
     """The native guessing kernel as this machine builds it (``$CXX``, else g++), built by clang
@@ -74,7 +63,7 @@ def build(request, monkeypatch, tmp_path_factory):
     from latchlab.engine import native
 
     if request.param == "clang":
-        monkeypatch.setenv("CXX", CLANG)
+        monkeypatch.setenv("CXX", armtools.CLANG)
         assert "clang" in native.compiler_version()
         native.guessing()  # must build: not skipped
     elif request.param == "arm":
