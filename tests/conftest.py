@@ -22,10 +22,10 @@ from latchlab.engine import native  # noqa: E402  (imports no JAX)
 # (~/.cache/latchlab/xla): a module's programs that another module, worker or subprocess
 # compiled before are read, not compiled again (on two cores, tests/engine and
 # tests/experiments took 1073 CPU-seconds instead of 1506, 9.9 min, not 13.6). Every program
-# is kept, not only those that took latchlab's MIN_COMPILE_SECS to compile: each module
-# drops its compiled executables (``_fresh_compilations``), and the next ones' small eager
-# operations were compiled again (tests/analysis in one process: 255 CPU-seconds, not 280;
-# with ``native`` below, make test's first run 776 CPU-s and 6.9 min, not 853 and 7.5).
+# is kept (latchlab's MIN_COMPILE_SECS is 0 now too; it was 0.2 s when this was measured):
+# each module drops its compiled executables (``_fresh_compilations``), and the next ones'
+# small eager operations were compiled again (tests/analysis in one process: 255 CPU-seconds,
+# not 280; with ``native`` below, make test's first run 776 CPU-s and 6.9 min, not 853 and 7.5).
 # Beside it, ``native``: latchlab's own built kernels, which a subprocess given this cache
 # finds there (``native.cache_dir``) instead of building them again
 if "LATCHLAB_TEST_XLA_CACHE" not in os.environ:
