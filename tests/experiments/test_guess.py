@@ -169,6 +169,22 @@ def test_native_verdicts_equal_solved(over, build):
         assert 0 < want.sum() < want.size  # both verdicts occur
 
 
+def test_config_json_says_which_code_evaluated_and_drew_the_guesses(monkeypatch):
+    from latchlab.engine import native
+
+    here = G.paths()
+    try:
+        isa = native.guessing().guess_isa().decode()
+        assert here["evaluation"].startswith("native kernel guessing.cpp") and isa in here["evaluation"]
+    except RuntimeError:
+        assert here["evaluation"].startswith("XLA (")
+    assert ("prng.cpp" in here["guesses"]) == (native.prng() is not None)
+    monkeypatch.setenv("LATCHLAB_NATIVE", "0")
+    off = G.paths()
+    assert off["evaluation"] == "XLA (latchlab's native guessing kernel is unavailable: disabled by LATCHLAB_NATIVE=0)"
+    assert off["guesses"] == "JAX threefry2x32"
+
+
 @pytest.mark.parametrize(
     "over",
     [

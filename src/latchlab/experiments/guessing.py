@@ -758,13 +758,28 @@ class Reproduction(NamedTuple):
     meta: dict
 
 
+def paths() -> dict[str, str]:
+    """What evaluates the guesses here (``evaluation``: the native kernel with its instruction
+    set, or XLA and why) and what draws them (``guesses``), for ``config.json``: either way the
+    numbers are the same bit for bit, and the record says which ran."""
+    from latchlab.engine import native
+
+    try:
+        evaluation = f"native kernel guessing.cpp ({native.guessing().guess_isa().decode()}, -march={native.march()})"
+    except RuntimeError as e:
+        evaluation = f"XLA ({e})"
+    native_draws = native.prng() is not None
+    guesses = "latchlab's prng.cpp (JAX's threefry2x32 bits)" if native_draws else "JAX threefry2x32"
+    return {"evaluation": evaluation, "guesses": guesses}
+
+
 def _compute(runner, scale: str = "quick", overrides=None) -> Reproduction:
     from latchlab import provenance
 
     cfgs = experiment_configs(scale, overrides)
     results = [(cfg, search(cfg), success_probability(cfg)) for cfg in cfgs]
-    meta = {"configs": [c.to_dict() for c in cfgs], "scale": scale, "command": runner.command, **provenance.collect()}
-    return Reproduction(results, meta)
+    meta = {"configs": [c.to_dict() for c in cfgs], "scale": scale, "command": runner.command}
+    return Reproduction(results, meta | paths() | provenance.collect())
 
 
 def _outputs(r: Reproduction, out) -> list:
