@@ -74,10 +74,13 @@ def build(request, monkeypatch, tmp_path_factory):
     return request.param
 
 
-@pytest.fixture(params=["native", "xla"])
+@pytest.fixture(params=["native", "native, JAX draws", "xla"])
 def path(request, monkeypatch):
-    """The search by the native kernel (checked to be called) or by its XLA fallback
+    """The search by the native kernel (checked to be called), with its guesses drawn by the
+    native generator or (where that cannot run) by JAX, or by its XLA fallback
     (``LATCHLAB_NATIVE=0``, checked not to call it)."""
+    from latchlab.engine import native
+
     calls = []
     real = G.native_solved
     monkeypatch.setattr(G, "native_solved", lambda *a: calls.append(1) or real(*a))
@@ -85,8 +88,10 @@ def path(request, monkeypatch):
         monkeypatch.setenv("LATCHLAB_NATIVE", "0")
     else:
         request.getfixturevalue("native_kernel")
+    if request.param == "native, JAX draws":
+        monkeypatch.setattr(native, "prng", lambda **kw: None)
     yield request.param
-    assert bool(calls) == (request.param == "native")
+    assert bool(calls) == (request.param != "xla")
 
 
 def _sig(z):

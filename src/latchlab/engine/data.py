@@ -171,7 +171,7 @@ def _prng_differences(so) -> str:
                     return "splits"
     # random guessing's guesses: from a first index past 0, more than a pack of lanes, a tail
     flat = np.ascontiguousarray(keys).reshape(-1, 2)  # every member key of the five seeds
-    want = np.asarray(_jax_guesses(jnp.asarray(flat), 1000, 200, 7, 100.0))
+    want = np.asarray(jax_guesses_jit(jnp.asarray(flat), 1000, 200, 7, 100.0))
     if not np.array_equal(uniform_guesses(so, flat, 1000, 200, 7, 100.0).view(np.uint32), want.view(np.uint32)):
         return "guesses"
     return ""
@@ -185,7 +185,7 @@ def jax_guesses(keys, first, count: int, P: int, a: float):
     return jax.vmap(lambda k: jax.vmap(lambda j: one(k, j))(first + jnp.arange(count)))(keys)
 
 
-_jax_guesses = jax.jit(jax_guesses, static_argnums=(2, 3, 4))
+jax_guesses_jit = jax.jit(jax_guesses, static_argnums=(2, 3, 4))  # P and a static: XLA folds them as the search does
 
 
 def uniform_guesses(so, keys, first: int, count: int, P: int, a: float) -> np.ndarray:

@@ -440,9 +440,6 @@ def native_outputs(cfg: GuessConfig, theta, data: Data) -> np.ndarray:
     return out
 
 
-_draw = jax.jit(guesses, static_argnums=(0, 3))
-
-
 def _drawn(cfg: GuessConfig, keys, first: int, count: int) -> np.ndarray:
     """``guesses`` as a host array: by the native generator (``native.prng``: the same bits,
     nothing to compile) where it runs, else by JAX."""
@@ -450,7 +447,7 @@ def _drawn(cfg: GuessConfig, keys, first: int, count: int) -> np.ndarray:
 
     if (so := native.prng()) is not None:
         return data.uniform_guesses(so, np.asarray(keys), first, count, n_params(cfg), cfg.a)
-    return np.asarray(_draw(cfg, keys, first, count))
+    return np.asarray(data.jax_guesses_jit(keys, first, count, n_params(cfg), cfg.a))
 
 
 def _solved_block(cfg: GuessConfig, k: Kernel | None, keys, first: int, count: int, data: Data, idx, S: int):
