@@ -20,7 +20,6 @@
 // run run[s]. Built by latchlab/engine/native/__init__.py (``guessing``), which passes the
 // net codes of its table (-DLATCH_NET_LATCH1=0, ...).
 #include <stdint.h>
-#include <string.h>
 
 #include <atomic>
 #include <thread>
@@ -63,11 +62,7 @@ static LATCH_TANH_INLINE vf vfloor(vf a) {
 #endif
 }
 
-static LATCH_TANH_INLINE vf bits_float(uint32_t u) {
-  float f;
-  memcpy(&f, &u, 4);
-  return splat(f);
-}
+static LATCH_TANH_INLINE vf bits_float(uint32_t u) { return splat(as_float(u)); }  // a constant by its bits
 
 // XLA:CPU's 1 / (1 + exp(-z)) of N vectors in place: its exp is Cephes' (range reduction by
 // ln 2 in two parts, a degree-5 polynomial), its clamps selects that keep a NaN, each fused

@@ -197,12 +197,7 @@ static LATCH_ALWAYS uint32_t bits32(Key k, uint32_t i) {
   return x0 ^ x1;
 }
 
-static LATCH_ALWAYS float as_float(uint32_t u) {
-  float f;
-  memcpy(&f, &u, 4);
-  return f;
-}
-static LATCH_ALWAYS float F(uint32_t u) { return as_float(u); }  // a constant by its bits, as XLA's IR writes it
+static LATCH_ALWAYS float F(uint32_t u) { return as_float(u); }  // a constant by its bits (simd.h)
 
 // pack versions of a multiply-add's forms (a constant broadcast to every lane)
 template <int N> static LATCH_ALWAYS Pk<vf, N> fmadd(const Pk<vf, N>& a, const Pk<vf, N>& b, const Pk<vf, N>& c) {

@@ -44,6 +44,12 @@ typedef int32_t vi __attribute__((vector_size(LATCH_VBYTES)));
 enum { LANES = LATCH_VBYTES / 4 };
 
 static inline vf splat(float a) { return vf{} + a; }
+// the float of bits u (a constant by its bits, as XLA's IR writes it)
+static inline __attribute__((always_inline)) float as_float(uint32_t u) {
+  float f;
+  __builtin_memcpy(&f, &u, 4);
+  return f;
+}
 // vmin(a, b) = a < b ? a : b and vmax(a, b) = a > b ? a : b, which is how x86's minps and
 // maxps are defined (b when either is NaN or both are zeros). GCC does not turn the selects
 // into them (it emits a compare and a blend: two instructions each), so on x86 they are
