@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 import json
 import os
 import shutil
@@ -395,6 +396,47 @@ def test_printed_text_keeps_its_brackets_and_stays_on_its_line(capsys, monkeypat
     out, err = capsys.readouterr()
     assert "init[orthogonal]" in out
     assert err == f"wrote {path}\n`latchlab store release {path}` lets this one train them\n"
+
+
+WIDE = pd.DataFrame(
+    {
+        "task": ["bit_relay", "latch"],
+        "cell": ["lstm", "srnn"],
+        "T": ["100", "5"],
+        "lr/batch/ep": ["0.001/16/20", "0.03/16/5"],
+        "reported": ["0.546±0.123", "1.000±0.000"],
+        "succ.": ["0/10", "10/10"],
+        "grid min-max": ["0.49-0.58", "0.86-1.00"],
+        "protocol": ["0.50", "1.00"],
+    }
+)
+
+
+@pytest.mark.parametrize("terminal", [False, True])
+def test_a_table_wider_than_the_output_loses_no_cell(terminal, capsys, monkeypatch):
+    """A table that keeps its cells on one line (the answer's), wider than 80 columns:
+    into a pipe or a file it printed at rich's 80 and cropped ``T = 100`` to ``1…``; now
+    it prints whole there, and on a terminal too narrow for it its cells wrap."""
+    from rich.console import Console
+
+    from latchlab.cli import common
+    from latchlab.outputs import Table
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    if terminal:
+        monkeypatch.setattr(common, "_console", lambda: Console(force_terminal=True, width=60, color_system=None))
+    common.show(Table("wide", WIDE, no_wrap=True))
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert max(map(len, lines)) <= 60 if terminal else max(map(len, lines)) > 80
+    assert "…" not in out
+    if not terminal:  # every row whole on its line
+        for row in WIDE.itertuples(index=False):
+            assert any(all(f" {v} " in line for v in row) for line in lines)
+    # every character of every cell and header printed (a cell cut short loses some)
+    printed = Counter(c for c in out if c.isalnum() or c in "._/±-")
+    wanted = Counter(c for v in [*WIDE.columns, *WIDE.to_numpy().ravel()] for c in str(v) if c != " ")
+    assert not wanted - printed
 
 
 # ----------------------------------------------------------------------------- bad input

@@ -180,14 +180,30 @@ def runner(store_path: Path, profile: bool = False, cluster=None):
 # ----------------------------------------------------------------------------- output
 
 
-def show(table, paths=()) -> None:
-    """Print a ``latchlab.outputs.Table`` (stdout), its note and the files written (stderr)."""
+def _rich_table(table, no_wrap: bool) -> Table:
     t = Table(title=table.title)
     for c in table.frame.columns:
-        t.add_column(str(c), no_wrap=table.no_wrap)
+        t.add_column(str(c), no_wrap=no_wrap, overflow="ellipsis" if no_wrap else "fold")
     for row in table.frame.itertuples(index=False):
         t.add_row(*map(str, row))
-    _console().print(t)
+    return t
+
+
+def show(table, paths=()) -> None:
+    """Print a ``latchlab.outputs.Table`` (stdout), its note and the files written (stderr).
+
+    No cell is ever cut short: into a file or a pipe the table is printed as wide as it
+    needs (rich took 80 columns there and cropped ``T = 100`` of the answer's table to
+    ``1…``); on a terminal too narrow for a table whose cells keep to one line, they wrap.
+    """
+    out = _console()
+    t = _rich_table(table, table.no_wrap)
+    natural = Console(width=10_000).measure(t).maximum
+    if not out.is_terminal:
+        out.width = max(out.width, natural)
+    elif natural > out.width:
+        t = _rich_table(table, False)
+    out.print(t)
     if table.note:
         console.print(table.note)
     for p in paths:
