@@ -240,9 +240,10 @@ def sweep(cfgs, n_devices: int | None = None) -> Estimate:
         parts = chunk_parts(run, R, t_max[k], D)
         total = sum(parts.values())
         if total > best[0]:
+            padded = f"; {count[k]} real, padded to a multiple of the {D} devices" if R > count[k] else ""
             what = (
                 f"a chunk of {R} members ({run.task}, {run.cell}, {run.units} unit{'s' if run.units > 1 else ''}, "
-                f"T={t_max[k]}, N={run.N}, batch_size={run.batch_size}, epochs={run.epochs})"
+                f"T={t_max[k]}, N={run.N}, batch_size={run.batch_size}, epochs={run.epochs}{padded})"
             )
             best = (total, what, parts)
     total = best[0] + members * MEMBER_BYTES + epoch_rows * ROW_BYTES
@@ -260,7 +261,7 @@ def check_sweep(cfgs, limit: int | None = None) -> Estimate:
         raise LimitError(
             "memory",
             f"{e.chunk} needs about {size(e.chunk_bytes)}, more {where}; most of it for {part}: "
-            f"{size(e.parts[part])}; the sweep: {e.members} members, about {duration(e.seconds)}",
+            f"{size(e.parts[part])}; the sweep: {e.members} member{'s' if e.members != 1 else ''}, about {duration(e.seconds)}",
         )
     if e.sweep_bytes > limit:
         raise LimitError(

@@ -132,6 +132,20 @@ def test_sizes_that_cannot_fit_are_refused_in_a_second(case, tmp_path, monkeypat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["huge.toml"]
 
 
+@pytest.mark.parametrize("repeats", [1, 2, 3])
+def test_the_refusal_counts_a_chunks_padding_apart(repeats):
+    """A chunk is padded with copies to a multiple of the devices: a one-member sweep's
+    chunk of 2 says that 1 of them is real, and its sweep has "1 member", not "1 members"."""
+    cfg = config.from_dict({**TINY, "units": 10**6, "repeats": repeats})
+    est = limits.sweep(cfg, n_devices=2)
+    padded = -(-repeats // 2) * 2
+    assert est.chunk.startswith(f"a chunk of {padded} members (")
+    assert (f"; {repeats} real, padded to a multiple of the 2 devices)" in est.chunk) == (padded > repeats)
+    with pytest.raises(LimitError) as e:
+        limits.check_sweep(cfg, limit=10**6)
+    assert f"the sweep: {repeats} member{'s' if repeats > 1 else ''}, about" in str(e.value)
+
+
 @pytest.mark.parametrize(
     "args, named",
     [
