@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -187,6 +189,105 @@ def test_gee_without_variation_is_not_estimable():
     assert np.isnan(r.p) and np.isnan(r.effect.value)
     c = E.finalize([E.Claim("s", "k", "h", "secondary", "f", "srnn", "lstm", "lasts longer than", r)])[0]
     assert c.verdict == "not estimable"
+
+
+def _quasi_separated() -> pd.DataFrame:
+    """Cell a latches at every length but seed 0's longest; cell b at the shortest length
+    only, on one seed in three: separated quasi-completely (log T at 50 splits them), which
+    statsmodels fits without a warning to coefficients of 10^2 with errors of 10^5."""
+    rows = []
+    for s in range(30):
+        for cell in ("a", "b"):
+            for T in (5, 10, 20, 50):
+                ok = (cell == "a" and not (T == 50 and s == 0)) or (cell == "b" and T == 5 and s % 3 == 0)
+                rows.append({"seed": s, "T": T, "cell": cell, "val_acc": 1.0 if ok else 0.5})
+    return pd.DataFrame(rows)
+
+
+def test_separated_data_are_not_estimable_and_never_crash():
+    """A GEE on separated outcomes has no finite estimate: ``gee`` says "not estimable"
+    (it raised OverflowError from ``exp`` of a diverged coefficient and aborted the
+    report). ``separated`` agrees with an ordinary logistic fit, whose coefficients grow
+    without end on separated data and stay put otherwise."""
+    import statsmodels.api as sm
+
+    d = _quasi_separated()
+    r = E.gee(d, "cell", "a", "b")
+    assert np.isnan(r.p) and np.isnan(r.effect.value)
+    f = E.gee_frame(d, "cell", "a", "b")
+    exog = np.column_stack([np.ones(len(f)), f.is_a, f.log_T])
+    assert E.separated(f.success.to_numpy(), exog)
+    rng = np.random.default_rng(3)
+    ok = _per_seed_frame(rng)
+    exog_ok = np.column_stack([np.ones(len(ok)), ok.q, np.log(ok["T"])])
+    assert not E.separated((ok.val_acc >= 0.99).to_numpy(), exog_ok)
+    complete = np.r_[np.zeros(20), np.ones(20)]
+    assert E.separated(complete, np.column_stack([np.ones(40), np.arange(40.0)]))
+    # the reference: an ordinary logistic fit's coefficients keep growing with its
+    # iteration budget on separated data, and stay put otherwise
+    for y, X, diverges in [(f.success.to_numpy(), exog, True), ((ok.val_acc >= 0.99).to_numpy(), exog_ok, False)]:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            glm = sm.GLM(y, X, family=sm.families.Binomial())
+            size = [np.abs(glm.fit(maxiter=k, tol=0).params).max() for k in (20, 40)]
+        assert (size[1] > size[0] + 1) == diverges, size
+
+
+def test_wilcoxon_equals_scipy_and_favours_what_its_signed_ranks_favour():
+    """p is scipy's signed-rank test on the non-zero paired differences; ``favours`` and the
+    effect follow the signed ranks: the Hodges-Lehmann estimate (a Python loop over Walsh
+    averages here). Skewed differences whose median is negative while the ranks lean
+    positive favoured the wrong group before: the report said the LSTM passes more gradient
+    where the test showed the SRNN does."""
+    d = np.r_[np.full(16, -0.1) + np.linspace(0, 0.01, 16), np.full(14, 10.0) + np.linspace(0, 1, 14), [0.0, 0.0]]
+    xa, xb = pd.Series(d + 3.0), pd.Series(np.full(len(d), 3.0))
+    r = E.wilcoxon(xa, xb, "SRNN", "LSTM", "x")
+    nz = d[d != 0]
+    assert r.p == pytest.approx(stats.wilcoxon(nz).pvalue, rel=1e-12)
+    assert stats.wilcoxon(nz, alternative="greater").pvalue < 0.05 < stats.wilcoxon(nz, alternative="less").pvalue
+    assert np.median(d) < 0 and r.favours == "SRNN"
+    walsh = [(nz[i] + nz[j]) / 2 for i in range(len(nz)) for j in range(i, len(nz))]
+    assert r.effect.value == pytest.approx(np.median(walsh), abs=1e-12) and r.effect.value > 0
+    assert r.effect.low <= r.effect.value <= r.effect.high
+    flipped = E.wilcoxon(xb, xa, "LSTM", "SRNN", "x")
+    assert flipped.favours == "SRNN" and flipped.effect.value == pytest.approx(-r.effect.value)
+    assert flipped.p == pytest.approx(r.p)
+    text = E.finalize([E.Claim("m", "k", "h", "secondary", "f", "SRNN", "LSTM", "passes more than", r)])[0].text
+    assert text.startswith("SRNN passes more than LSTM")
+    xa[4] = np.nan  # a seed without a value in one group is left out, not an error
+    assert E.wilcoxon(xa, xb, "SRNN", "LSTM", "x").n_seeds == len(d) - 1
+    with pytest.raises(ValueError, match="same seeds"):
+        E.wilcoxon(xa, xb.iloc[1:], "SRNN", "LSTM", "x")
+
+
+def test_mann_whitney_equals_scipy_and_its_shift_points_its_way():
+    """p is scipy's; the effect is the Hodges-Lehmann shift (every ``a_i - b_j``, by a
+    Python loop here), which points where U does; the difference in medians (-1 here) did
+    not."""
+    xa, xb = np.r_[np.zeros(6), np.full(5, 10.0)], np.r_[np.ones(6), np.full(5, -5.0)]
+    r = E.mann_whitney(xa, xb, "A", "B", "x")
+    assert r.p == pytest.approx(stats.mannwhitneyu(xa, xb).pvalue, rel=1e-12)
+    assert np.median(xa) - np.median(xb) < 0 and r.favours == "A"
+    assert r.effect.value == np.median([x - y for x in xa for y in xb]) > 0
+    assert r.effect.low <= r.effect.value <= r.effect.high
+    assert E.mann_whitney(xb, xa, "B", "A", "x").effect.value == -r.effect.value
+
+
+def test_fisher_equals_scipy_and_keeps_an_infinite_odds_ratios_bound():
+    """Every member that latched holds a state and none that failed does: the odds ratio is
+    infinite and its exact interval's lower bound is the information; the sentence said
+    "not estimable" and ``findings.json`` dropped both."""
+    from scipy.stats.contingency import odds_ratio
+
+    r = E.fisher(12, 12, 0, 18, "latched", "failed", "hold a state")
+    assert r.p == pytest.approx(stats.fisher_exact([[12, 0], [0, 18]]).pvalue, rel=1e-12)
+    low = odds_ratio([[12, 0], [0, 18]]).confidence_interval(0.95).low
+    assert np.isinf(r.effect.value) and r.effect.low == pytest.approx(low) and r.favours == "latched"
+    c = E.finalize([E.Claim("m", "k", "h", "secondary", "f", "latched", "failed", "holds more than", r)])[0]
+    assert f"odds ratio ∞ [{low:.3g}, ∞], 95 % interval" in c.text and c.verdict == "shown"
+    effect = c.to_dict()["effect"]
+    assert (effect["value"], effect["high"]) == ("inf", "inf") and effect["low"] == pytest.approx(low)
+    assert E.Effect("odds ratio", float("nan"), 0.0, float("inf")).text() == "odds ratio: not estimable"
 
 
 def _per_seed_frame(rng, n=30, grid=GRID):

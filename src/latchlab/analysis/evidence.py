@@ -33,7 +33,6 @@ The methods, the horizon's definition and its alternatives are explained in
 from __future__ import annotations
 
 import dataclasses
-import math
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -124,13 +123,16 @@ class Effect:
     high: float
 
     def text(self, digits: int = 3) -> str:
-        if not np.isfinite(self.value):
+        """``name value [low, high], 95 % interval``; an infinite value or bound (an odds
+        ratio with an empty cell: every member of one group and none of the other) is
+        printed as ``∞``, its finite bound kept: ``odds ratio ∞ [25.5, ∞]``."""
+        if np.isnan(self.value):
             return f"{self.name}: not estimable"
-        f = f"{{:.{digits}g}}"
-        return (
-            f"{self.name} {f.format(self.value)} [{f.format(self.low)}, {f.format(self.high)}], "
-            f"{100 * CONFIDENCE:.0f} % interval"
-        )
+
+        def f(x: float) -> str:
+            return ("-" if x < 0 else "") + "∞" if np.isinf(x) else f"{x:.{digits}g}"
+
+        return f"{self.name} {f(self.value)} [{f(self.low)}, {f(self.high)}], {100 * CONFIDENCE:.0f} % interval"
 
 
 @dataclass(frozen=True)
@@ -249,33 +251,62 @@ def sign_test(ha: pd.DataFrame, hb: pd.DataFrame, a: str = "a", b: str = "b", me
     )
 
 
+def _walsh_median(d: np.ndarray) -> np.ndarray:
+    """The Hodges-Lehmann estimate of each row of ``d``: the median of its Walsh averages
+    ``(d_i + d_j) / 2``, ``i <= j``, over the row's values that are not NaN (NaN for a row
+    of NaNs); rows a few at a time, to keep memory bounded."""
+    d = np.atleast_2d(d)
+    i, j = np.triu_indices(d.shape[1])
+    step = max(1, 2**22 // max(len(i), 1))
+    out = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a row of NaNs: its estimate is NaN
+        for x in np.split(d, range(step, len(d), step)):
+            out.append(np.nanmedian((x[:, i] + x[:, j]) / 2, axis=1))
+    return np.concatenate(out)
+
+
 def wilcoxon(
     xa: pd.Series, xb: pd.Series, a: str = "a", b: str = "b", quantity: str = "value", members: int | None = None
 ) -> Result:
-    """Wilcoxon signed-rank test of a per-seed quantity in two groups (both indexed by
-    seed, same seeds); the effect is the median paired difference with a bootstrap
-    interval over seeds."""
-    m = pd.concat({"a": xa, "b": xb}, axis=1, join="inner").dropna()
-    if len(m) != len(xa.dropna()) or len(m) != len(xb.dropna()):
+    """Two-sided Wilcoxon signed-rank test of a per-seed quantity in two groups (both
+    indexed by seed, same seeds; a seed whose value is missing or not finite in either
+    group is left out). ``favours`` the group whose values the signed ranks favour (the
+    larger sum of ranks, zero differences dropped as the test drops them); the effect is the
+    test's own estimate of the paired difference, the Hodges-Lehmann estimate (the median of
+    the Walsh averages of the non-zero differences, whose sign is the signed ranks'), with a
+    percentile bootstrap interval over seeds. The median paired difference can point the
+    other way when the differences are skewed, so it is not the effect; both groups'
+    medians are in ``summary``."""
+    if set(xa.index) != set(xb.index):
         raise ValueError("a paired test needs the same seeds in both groups")
+    m = pd.concat({"a": xa, "b": xb}, axis=1, join="inner").astype(float)
+    m = m[np.isfinite(m.a) & np.isfinite(m.b)]
     d = (m.a - m.b).to_numpy(float)
-    if not len(d) or np.all(d == 0):
-        p, stat = 1.0, 0.0
+    nz = d[d != 0]
+    effect = f"Hodges-Lehmann paired difference in {quantity}"
+    if not len(nz):
+        p, stat, favours, value, low, high = 1.0, 0.0, "", 0.0, 0.0, 0.0
+        if not len(d):
+            p = stat = value = low = high = float("nan")
     else:
-        r = cast(Any, stats.wilcoxon(m.a.to_numpy(float), m.b.to_numpy(float)))  # scipy: a result object
+        r = cast(Any, stats.wilcoxon(nz))  # scipy: a result object; zero differences dropped ("wilcox")
         p, stat = float(r.pvalue), float(r.statistic)
-    med = float(np.median(d)) if len(d) else float("nan")
-    rng = np.random.default_rng(0)
-    boot = np.median(d[rng.integers(0, len(d), size=(BOOTSTRAP, len(d)))], axis=1) if len(d) else np.array([np.nan])
-    q = (1 - CONFIDENCE) / 2
-    favours = a if med > 0 else b if med < 0 else ""
+        ranks = stats.rankdata(np.abs(nz))
+        w_plus, w_minus = float(ranks[nz > 0].sum()), float(ranks[nz < 0].sum())
+        favours = a if w_plus > w_minus else b if w_minus > w_plus else ""
+        value = float(_walsh_median(nz)[0])
+        rng = np.random.default_rng(0)
+        boot = d[rng.integers(0, len(d), size=(BOOTSTRAP, len(d)))]
+        q = (1 - CONFIDENCE) / 2
+        walsh = _walsh_median(np.where(boot == 0, np.nan, boot))  # as the estimate: zero differences out
+        walsh = walsh[np.isfinite(walsh)]  # a resample of zero differences only has none
+        low, high = float(np.quantile(walsh, q)), float(np.quantile(walsh, 1 - q))
     return Result(
         "Wilcoxon signed-rank test, paired by seed",
         stat,
         p,
-        Effect(
-            f"median paired difference in {quantity}", med, float(np.quantile(boot, q)), float(np.quantile(boot, 1 - q))
-        ),
+        Effect(effect, value, low, high),
         len(m),
         members if members is not None else 2 * len(m),
         favours,
@@ -301,14 +332,35 @@ def gee_frame(
     )
 
 
+def separated(success: np.ndarray, exog: np.ndarray) -> bool:
+    """Whether the outcomes are separated, completely or quasi-completely: some direction
+    ``beta`` has ``exog @ beta >= 0`` at every success and ``<= 0`` at every failure, not
+    0 at all of them, so the likelihood grows without end along it and no finite fit
+    exists (the linear program of Konis 2007: maximise the sum of the signed ``exog @
+    beta`` with every term ``>= 0`` and ``beta`` in ``[-1, 1]``; it is 0 iff not separated).
+    Quasi-complete separation (e.g. one cell latching at every length but one seed's
+    longest, the other at the shortest length only) escapes statsmodels' own checks: its
+    fit "converges" to coefficients of 10^2 with errors of 10^5."""
+    from scipy.optimize import linprog
+
+    sign = np.where(np.asarray(success) > 0, 1.0, -1.0)
+    A = sign[:, None] * np.asarray(exog, float)
+    A = A / np.maximum(np.abs(A).max(axis=0), 1e-300)  # columns on one scale, for the tolerance
+    r = linprog(-A.sum(axis=0), A_ub=-A, b_ub=np.zeros(len(A)), bounds=[(-1, 1)] * A.shape[1], method="highs")
+    return bool(r.status == 0 and -r.fun > 1e-7 * len(A))
+
+
 def _logistic_gee(success: np.ndarray, exog: np.ndarray, seeds: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """``(params, bse)`` of a logistic GEE of ``success`` on ``exog`` (with its own
     intercept column) with ``seeds`` as clusters (exchangeable working correlation, robust
-    sandwich errors), or ``None`` if statsmodels cannot estimate it or warns (no
-    convergence, separation): a number from a diverged fit is not reported."""
+    sandwich errors), or ``None`` if the outcomes are ``separated`` (no finite estimate
+    exists) or statsmodels cannot estimate it or warns (no convergence): a number from a
+    diverged fit is not reported."""
     from statsmodels.genmod import cov_struct, families
     from statsmodels.genmod.generalized_estimating_equations import GEE
 
+    if separated(success, exog):
+        return None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         fit = GEE(success, exog, groups=seeds, family=families.Binomial(), cov_struct=cov_struct.Exchangeable()).fit()
@@ -333,6 +385,11 @@ def _logistic_gee(success: np.ndarray, exog: np.ndarray, seeds: np.ndarray) -> t
 MIN_GEE_SEEDS = 20
 
 
+def _exp(*x: float) -> tuple[float, ...]:
+    with np.errstate(over="ignore"):  # an odds ratio beyond float range is inf
+        return tuple(float(v) for v in np.exp(np.asarray(x, float)))
+
+
 def _gee_result(test: str, fitted, n_seeds: int, n_members: int, a: str, b: str, effect: str, summary=None) -> Result:
     """A ``Result`` from the coefficient at index 1 of ``_logistic_gee``'s fit (NaN if none,
     or with fewer than ``MIN_GEE_SEEDS`` seeds): Wald z, two-sided p, ``exp(beta)`` with its
@@ -347,7 +404,7 @@ def _gee_result(test: str, fitted, n_seeds: int, n_members: int, a: str, b: str,
         test,
         beta / se,
         float(2 * stats.norm.sf(abs(beta / se))),
-        Effect(effect, math.exp(beta), math.exp(beta - q * se), math.exp(beta + q * se)),
+        Effect(effect, *_exp(beta, beta - q * se, beta + q * se)),
         n_seeds,
         n_members,
         a if beta > 0 else b if beta < 0 else "",
@@ -513,8 +570,10 @@ class Claim:
 
 
 def _num(v):
+    """A float for JSON: ``None`` for NaN (not estimable), ``"inf"`` / ``"-inf"`` for an
+    infinite odds ratio or bound (JSON has no infinity)."""
     v = float(v)
-    return v if np.isfinite(v) else None
+    return v if np.isfinite(v) else None if np.isnan(v) else ("inf" if v > 0 else "-inf")
 
 
 def p_text(p: float) -> str:
@@ -575,18 +634,29 @@ def finalize(claims: list[Claim], alpha: float = ALPHA) -> list[Claim]:
 # ----------------------------------------------------------------------------- one length, one row per seed
 
 
-def _bootstrap_median_gap(xa: np.ndarray, xb: np.ndarray, seed: int = 0) -> tuple[float, float]:
-    rng = np.random.default_rng(seed)
-    ia, ib = rng.integers(0, len(xa), size=(BOOTSTRAP, len(xa))), rng.integers(0, len(xb), size=(BOOTSTRAP, len(xb)))
-    diff = np.median(xa[ia], axis=1) - np.median(xb[ib], axis=1)
-    q = (1 - CONFIDENCE) / 2
-    return float(np.quantile(diff, q)), float(np.quantile(diff, 1 - q))
+def _shift(xa: np.ndarray, xb: np.ndarray) -> np.ndarray:
+    """The Hodges-Lehmann shift of each row pair: the median of ``xa_i - xb_j`` over every
+    pair (rows a few at a time, to keep memory bounded)."""
+    xa, xb = np.atleast_2d(xa), np.atleast_2d(xb)
+    step = max(1, 2**22 // (xa.shape[1] * xb.shape[1]))
+    return np.concatenate(
+        [
+            np.median(
+                (xa[k : k + step, :, None] - xb[k : k + step, None, :]).reshape(len(xa[k : k + step]), -1), axis=1
+            )
+            for k in range(0, len(xa), step)
+        ]
+    )
 
 
 def mann_whitney(xa, xb, a: str = "a", b: str = "b", quantity: str = "value") -> Result:
     """Two-sided Mann-Whitney U test of two groups of *different* seeds at one length (one
-    value per seed, e.g. members that latched against those that failed); the effect is
-    the difference in medians with a bootstrap interval (each group resampled)."""
+    value per seed, e.g. members that latched against those that failed). ``favours`` the
+    group U favours (more pairs in which its value is the larger); the effect is the test's
+    own estimate of the shift, the Hodges-Lehmann estimate (the median of every difference
+    ``a_i - b_j``, positive when more of them are), with a percentile bootstrap interval
+    (each group resampled). The difference in medians can point the other way, so it is not
+    the effect; both medians are in ``summary``."""
     xa, xb = np.asarray(xa, float), np.asarray(xb, float)
     xa, xb = xa[np.isfinite(xa)], xb[np.isfinite(xb)]
     if not (len(xa) and len(xb)):
@@ -594,20 +664,27 @@ def mann_whitney(xa, xb, a: str = "a", b: str = "b", quantity: str = "value") ->
             "Mann-Whitney U test",
             float("nan"),
             float("nan"),
-            Effect(f"median {quantity} difference", float("nan"), float("nan"), float("nan")),
+            Effect(f"Hodges-Lehmann shift in {quantity}", float("nan"), float("nan"), float("nan")),
             len(xa) + len(xb),
             len(xa) + len(xb),
             "",
         )
     r = stats.mannwhitneyu(xa, xb)
     u = float(r.statistic)
-    gap = float(np.median(xa) - np.median(xb))
+    rng = np.random.default_rng(0)
+    ia, ib = rng.integers(0, len(xa), size=(BOOTSTRAP, len(xa))), rng.integers(0, len(xb), size=(BOOTSTRAP, len(xb)))
+    boot, q = _shift(xa[ia], xb[ib]), (1 - CONFIDENCE) / 2
     favours = a if u > len(xa) * len(xb) / 2 else b if u < len(xa) * len(xb) / 2 else ""
     return Result(
         "Mann-Whitney U test",
         u,
         float(r.pvalue),
-        Effect(f"median {quantity} difference", gap, *_bootstrap_median_gap(xa, xb)),
+        Effect(
+            f"Hodges-Lehmann shift in {quantity}",
+            float(_shift(xa, xb)[0]),
+            float(np.quantile(boot, q)),
+            float(np.quantile(boot, 1 - q)),
+        ),
         len(xa) + len(xb),
         len(xa) + len(xb),
         favours,
