@@ -399,7 +399,7 @@ def _gee_result(test: str, fitted, n_seeds: int, n_members: int, a: str, b: str,
         return Result(test, nan, nan, Effect(effect, nan, nan, nan), n_seeds, n_members, "")
     params, bse = fitted
     beta, se = float(params[1]), float(bse[1])
-    q = stats.norm.ppf(0.5 + CONFIDENCE / 2)
+    q = float(stats.norm.ppf(0.5 + CONFIDENCE / 2))
     return Result(
         test,
         beta / se,
