@@ -48,6 +48,7 @@ from latchlab.validate import (
     Seed,
     Str,
     _Checked,
+    _err,
     check_seed_range,
     checked,
 )
@@ -77,6 +78,25 @@ def _values(v):
         checked(Number(), x, f"values.{name}")
     return tuple(sorted(v.items()))
 
+
+_NOISE_NUMBER = NumberRange(ge=0)
+
+
+def _noise(v):
+    """``noise``: ``auto`` (the task's default, resolved by ``RunConfig``) or a number >= 0."""
+    if isinstance(v, str) and v != "auto":
+        raise _err("number", f"must be auto or a number >= 0, got {v!r}")
+    return v if v == "auto" else _NOISE_NUMBER.check(v)
+
+
+Noise = Annotated[
+    Any,
+    _Checked(
+        _noise,
+        core_schema.union_schema([core_schema.literal_schema(["auto"]), _NOISE_NUMBER.schema]),
+        f"auto, or a {_NOISE_NUMBER.text}",
+    ),
+]
 
 Values = Annotated[
     tuple,
@@ -113,9 +133,12 @@ class RunFields(Frozen):
     Arjovsky et al.'s delay plus 20)."""
     N: Annotated[int, IntRange(ge=4)] = 10000
     """Sequences per member (training + validation), >= 4."""
-    noise: Annotated[float, NumberRange(ge=0)] = 0.1
+    noise: Noise = "auto"
     """Standard deviation of the Gaussian noise on every step, >= 0 (``parity``: the
-    half-width of uniform noise; ignored by ``adding`` and ``copy``)."""
+    half-width of uniform noise; ignored by ``adding`` and ``copy``), or ``auto``: the
+    task's own (``latch`` and ``bit_relay`` 0.1, ``two_sequence`` and ``two_sequence_3b``
+    sqrt(0.2), H&S's variance 0.2, ``parity`` 0). ``to_dict`` (so member ids and stored
+    rows) gives the resolved number."""
     signal_len: Annotated[int, IntRange(ge=1)] = 1
     """Steps that carry the class signal, >= 1 (ignored by ``parity``, ``adding``, ``copy``)."""
     preset: PresetName = "keras3"
@@ -161,6 +184,14 @@ RUN_FIELDS = tuple(RunFields.model_fields)
 class RunConfig(RunFields):
     """Everything that defines an ensemble member except its seed: the fields of
     ``RunFields``, and the checks that relate them."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve_noise(cls, data):
+        """``noise = "auto"`` (or left out) becomes the task's default (``catalog.NOISE``)."""
+        if isinstance(data, dict) and data.get("noise", "auto") == "auto":
+            data = {**data, "noise": catalog.NOISE.get(data.get("task", "latch"), 0.0)}  # an unknown task fails on task
+        return data
 
     @model_validator(mode="after")
     def _check_run(self):

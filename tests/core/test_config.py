@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
 import itertools
 import json
 import re
@@ -28,9 +29,11 @@ from dataclasses import FrozenInstanceError
 from pathlib import Path
 
 import jsonschema
+import numpy as np
 import pytest
 
 from latchlab import config, validate
+from latchlab.core import catalog
 from latchlab.errors import ConfigError
 from latchlab.experiments import bengio1994, guessing
 from latchlab.experiments import seed as reproduce
@@ -408,3 +411,40 @@ def test_docs_list_every_field_as_declared():
         assert table in doc, f"docs/config.md: regenerate the table of {model.__name__}"
         for name in model.model_fields:
             assert name in skip or f"| `{name}` |" in table
+
+
+# ----------------------------------------------------------------------------- noise
+
+
+@pytest.mark.parametrize("task", list(catalog.NOISE))
+def test_a_sweep_without_noise_trains_on_its_tasks_own_data(task):
+    """``noise`` left out (or ``auto``) is the task's own: a sweep's data equal the task
+    generator's with its default noise. Before, every sweep took 0.1, so ``two_sequence``
+    had noise of variance 0.01 instead of H&S's 0.2 and ``parity`` became noisy."""
+    from latchlab.core import tasks
+    from latchlab.engine import data as D
+
+    T = 30 if task != "copy" else 31
+    cfg = config.from_dict({"name": "x", "task": task, "T": T, "N": 64})
+    m = cfg.members()[0]
+    assert m.run.noise == catalog.NOISE[task] == inspect.signature(tasks.GENERATORS[task]).parameters["noise"].default
+    assert cfg.base.noise == "auto" and config.from_dict({**cfg.to_dict(), "noise": "auto"}) == cfg
+    x = np.asarray(D.make_data([m], T).x)[0]
+    want = np.asarray(tasks.generate(task, D.member_keys(m.seed)[0], 64, T)[0])
+    np.testing.assert_array_equal(np.sort(x.ravel()), np.sort(want.ravel()))
+    explicit = config.from_dict({"name": "x", "task": task, "T": T, "N": 64, "noise": catalog.NOISE[task]})
+    assert explicit.members()[0].id == m.id  # the resolved number is what identifies a member
+    if task == "two_sequence":
+        v = want[..., 0][:, 5:]
+        assert abs(v[v != 0].var() - 0.2) < 0.02
+    if task == "parity":
+        assert set(np.abs(want).ravel().tolist()) == {1.0}
+
+
+def test_noise_auto_resolves_per_grid_point_and_a_number_stays():
+    cfg = config.from_dict({"name": "x", "T": 20, "N": 64, "grid": {"task": ["latch", "parity", "two_sequence"]}})
+    assert [p.noise for p in cfg.points()] == [0.1, 0.0, 0.2**0.5]
+    fixed = config.from_dict({"name": "x", "T": 20, "N": 64, "noise": 0.3, "grid": {"task": ["latch", "parity"]}})
+    assert [p.noise for p in fixed.points()] == [0.3, 0.3]
+    with pytest.raises(ConfigError, match=r"^noise: must be auto or a number >= 0, got 'none'$"):
+        config.from_dict({"name": "x", "noise": "none"})

@@ -20,7 +20,6 @@ Figures are drawn from the frames alone by ``latchlab.analysis.landscape_plot``.
 
 from __future__ import annotations
 
-import inspect
 import math
 import re
 from functools import partial
@@ -392,10 +391,10 @@ def put(params, c: Coord, value):
 
 
 def task_noise(task: str) -> float:
-    """The task generator's default noise std (0.1 for ``latch``)."""
+    """The task's default noise (``catalog.NOISE``: 0.1 for ``latch``)."""
     if task not in catalog.CLASS_TASKS:
         raise ConfigError("task", f"unknown or not a classification task {task!r}", catalog.CLASS_TASKS)
-    return inspect.signature(tasks.GENERATORS[task]).parameters["noise"].default
+    return catalog.NOISE[task]
 
 
 def task_batch(task: str, key, N: int, T_list: Sequence[int], noise: float | None = None, signal_len: int = 1):

@@ -62,6 +62,17 @@ TARGETS = {
 CLASS_TASKS = tuple(t for t, kind in TARGETS.items() if kind == "class")
 """The classification tasks (a 0/1 label per sequence): what diagnostics and landscapes measure."""
 N_IN = {t: 1 for t in TARGETS} | {"adding": 2, "copy": 10}  # input channels F
+NOISE = {
+    "latch": 0.1,
+    "bit_relay": 0.1,
+    "two_sequence": 0.2**0.5,  # H&S 1997's variance 0.2
+    "two_sequence_3b": 0.2**0.5,
+    "parity": 0.0,  # noise-free (Bengio 1994's noisy variant: 0.2)
+    "adding": 0.0,  # ignored
+    "copy": 0.0,  # ignored
+}
+"""Each task's default noise (a std; ``parity``: the half-width of uniform noise): the
+generators' defaults, and a config's when its ``noise`` is ``auto``."""
 # copy memory (Arjovsky et al. 2016): 8 data symbols, 10 of them to copy
 COPY_SYMBOLS, COPY_LEN = 8, 10
 COPY_BLANK, COPY_DELIMITER = 0, COPY_SYMBOLS + 1  # data symbols are 1..8

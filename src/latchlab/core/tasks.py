@@ -26,6 +26,7 @@ import numpy as np
 # the catalogue (names, targets, input widths, copy's alphabet) and ``check`` live in the
 # JAX-free ``catalog``, so that configs validate without importing this module
 # the catalogue's names are re-exported here (``tasks.TASKS`` and so on)
+from latchlab.core import catalog
 from latchlab.core.catalog import (  # noqa: F401
     COPY_BLANK,
     COPY_CATEGORIES,
@@ -81,7 +82,7 @@ def _latch(key, n, T, noise, signal_len, pad_to):
     return x[..., None].astype(jnp.float32), y
 
 
-def latch(key, n: int, T, noise=0.1, signal_len=1, pad_to: int | None = None):
+def latch(key, n: int, T, noise=catalog.NOISE["latch"], signal_len=1, pad_to: int | None = None):
     """Information latching (Bengio et al. 1994, as the seed ran it).
 
     ``x_t = s_t + e_t`` with ``s_t = +1`` (y = 1) or ``-1`` (y = 0) for ``t < signal_len``,
@@ -126,7 +127,7 @@ def _bit_relay(key, n, T, noise, signal_len, pad_to):
     return x[..., None].astype(jnp.float32), y
 
 
-def bit_relay(key, n: int, T, noise=0.1, signal_len=1, pad_to: int | None = None):
+def bit_relay(key, n: int, T, noise=catalog.NOISE["bit_relay"], signal_len=1, pad_to: int | None = None):
     """Bit relay (the seed answer's "task 2").
 
     Signs ``a`` at ``t = 0`` and ``b`` at ``t = floor(T/2)`` (each held ``signal_len`` steps),
@@ -169,7 +170,7 @@ def _two_sequence(key, n, T, noise, signal_len, pad_to, noisy_signal=False):
     return x[..., None].astype(jnp.float32), y
 
 
-def two_sequence(key, n: int, T, noise=0.2**0.5, signal_len=1, pad_to: int | None = None):
+def two_sequence(key, n: int, T, noise=catalog.NOISE["two_sequence"], signal_len=1, pad_to: int | None = None):
     """The 2-sequence problem (Hochreiter & Schmidhuber 1997, task 3a).
 
     Sequence ``i`` has its own length ``T_i``, uniform in ``[T - floor(T/11), T]`` (H&S's
@@ -200,7 +201,7 @@ def _two_sequence_3b(key, n, T, noise, signal_len, pad_to):
     return _two_sequence(key, n, T, noise, signal_len, pad_to, noisy_signal=True)
 
 
-def two_sequence_3b(key, n: int, T, noise=0.2**0.5, signal_len=1, pad_to: int | None = None):
+def two_sequence_3b(key, n: int, T, noise=catalog.NOISE["two_sequence_3b"], signal_len=1, pad_to: int | None = None):
     """H&S 1997 task 3b: ``two_sequence`` with the noise on the signal steps too
     (``x_t = ±1 + e_t`` for the first ``signal_len`` steps). Arguments as ``two_sequence``."""
     return _two_sequence_3b(key, n, T, noise, signal_len, _padded(T, pad_to))
@@ -225,7 +226,7 @@ def _parity(key, n, T, noise, signal_len, pad_to):
     return x[..., None].astype(jnp.float32), y
 
 
-def parity(key, n: int, T, noise=0.0, signal_len=1, pad_to: int | None = None):
+def parity(key, n: int, T, noise=catalog.NOISE["parity"], signal_len=1, pad_to: int | None = None):
     """Parity (Bengio et al. 1994; Hochreiter & Schmidhuber 1996).
 
     ``x_t = b_t + u_t`` with ``b_t = ±1`` and ``u_t`` uniform in ``[-noise, noise]``
@@ -257,7 +258,7 @@ def _adding(key, n, T, noise, signal_len, pad_to):
     return x.astype(jnp.float32), y.astype(jnp.float32)
 
 
-def adding(key, n: int, T, noise=0.0, signal_len=1, pad_to: int | None = None):
+def adding(key, n: int, T, noise=catalog.NOISE["adding"], signal_len=1, pad_to: int | None = None):
     """The adding problem (Hochreiter & Schmidhuber 1997, experiment 4, in the form of
     Le et al. 2015 and Arjovsky et al. 2016).
 
@@ -298,7 +299,7 @@ def _copy(key, n, T, noise, signal_len, pad_to):
     return x, y.astype(jnp.int32)
 
 
-def copy(key, n: int, T, noise=0.0, signal_len=1, pad_to: int | None = None):
+def copy(key, n: int, T, noise=catalog.NOISE["copy"], signal_len=1, pad_to: int | None = None):
     """Copy memory (Arjovsky, Shah & Bengio 2016), parameterised by its total length.
 
     Categories: blank 0, data symbols 1..8, delimiter 9, given one-hot (10 channels). With
@@ -361,8 +362,10 @@ PADDED = {
 }
 
 
-def generate(task: str, key, n: int, T: int, noise: float = 0.1, signal_len: int = 1):
-    """``(x, y)`` for a task by name; see the generators for the definitions."""
+def generate(task: str, key, n: int, T: int, noise: float | None = None, signal_len: int = 1):
+    """``(x, y)`` for a task by name; see the generators for the definitions. ``noise``:
+    the task's default (``catalog.NOISE``) if ``None``."""
+    noise = catalog.NOISE.get(task, 0.0) if noise is None else noise
     check(task, T, noise, signal_len, n)
     return GENERATORS[task](key, n, T, noise, signal_len)
 
