@@ -158,7 +158,8 @@ class RunFields(Frozen):
     error) for adding; ``seq_softmax`` (Dense(10) on every step + cross-entropy) for copy.
     ``to_dict`` (so member ids and stored rows) gives the resolved head."""
     optimizer: OptimizerName = "adam"
-    """``adam`` (Keras defaults), ``sgd`` or ``rmsprop``."""
+    """``adam`` (Keras' Adam and defaults: eps added to sqrt(v) before the bias
+    correction), ``sgd`` or ``rmsprop``."""
     lr: Annotated[float, NumberRange(gt=0)] = 1e-3
     """Learning rate > 0."""
     batch_size: Annotated[int, IntRange(ge=1)] = 16

@@ -3,7 +3,7 @@ data and run loop (``latchlab.engine.plan``, ``data``, ``run``; ``tests/engine/t
 follows a chunk's trip through them).
 
 * The vmapped, left-padded ensemble equals a plain Python loop over members, each trained
-  alone on its own unpadded data with ``jax.grad`` and ``optax.adam``.
+  alone on its own unpadded data with ``jax.grad`` and Keras 3's Adam (``keras.optimizers.Adam``).
 * Masked left-padding is exact (loss and gradients), for every cell and in every gradient
   mode of ``train.loss_and_grads`` (vmap, flat, rtrl, bptt), short batches included.
 * The fast paths ``choose_mode`` picks train to the same parameters as plain vmap +
@@ -94,29 +94,44 @@ def _padded_data(Ts, T_pad, n, val_frac=0.2, how="stratified", noise=0.5):
     return data, raw
 
 
-def _adam(lr):
-    return optax.adam(lr, b1=0.9, b2=0.999, eps=1e-7)
+class _KerasAdam:
+    """Keras 3's own Adam (``keras.optimizers.Adam``, its defaults: the seed's optimiser),
+    stepped statelessly over a parameter pytree: the reference for ``train.direction("adam")``."""
+
+    def __init__(self, lr, params):
+        import keras
+
+        self.treedef = jax.tree.structure(params)
+        self.opt = keras.optimizers.Adam(learning_rate=float(lr), beta_1=0.9, beta_2=0.999, epsilon=1e-7)
+        self.opt.build([keras.Variable(np.asarray(p)) for p in jax.tree.leaves(params)])
+
+    def init(self):
+        return [v.value for v in self.opt.variables]
+
+    def update(self, grads, state, params):
+        new, state = self.opt.stateless_apply(state, jax.tree.leaves(grads), jax.tree.leaves(params))
+        return jax.tree.unflatten(self.treedef, new), state
 
 
-@partial(references.jit, static_argnums=0)
-def _reference_step(model, params, opt_state, x, y, lr):
+def _reference_step(model, params, opt, opt_state, x, y):
     (loss, a), g = jax.value_and_grad(partial(M.loss, model), has_aux=True)(params, x, y)
-    updates, opt_state = _adam(lr).update(g, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state, loss, a
+    params, opt_state = opt.update(g, opt_state, params)
+    return params, opt_state, loss, a
 
 
 _jit_loss = references.jit(M.loss, static_argnums=0)
 
 
 def _reference_member(model, params, x, y, tr, va, lr, seed, batch_size, epochs):
-    """One member trained alone: plain Python loop, ``jax.grad`` and ``optax.adam``.
+    """One member trained alone: plain Python loop, ``jax.grad`` and Keras' Adam.
 
     The minibatches follow the member's own shuffling generator, as ``train.fit`` documents:
     ``np.random.default_rng([seed, 0x5EED]).permutation(n_train)`` once per epoch.
     Returns the final parameters and per-epoch (train loss, train acc, val loss, val acc),
     the training metrics measured on each batch before its update, weighted by batch size.
     """
-    opt_state = _adam(lr).init(params)
+    opt = _KerasAdam(lr, params)
+    opt_state = opt.init()
     rng = np.random.default_rng([seed, 0x5EED])
     metrics = []
     for _ in range(epochs):
@@ -124,7 +139,7 @@ def _reference_member(model, params, x, y, tr, va, lr, seed, batch_size, epochs)
         tl = ta = 0.0
         for s in range(0, len(tr), batch_size):
             ex = tr[perm[s : s + batch_size]]
-            params, opt_state, loss, a = _reference_step(model, params, opt_state, x[ex], y[ex], lr)
+            params, opt_state, loss, a = _reference_step(model, params, opt, opt_state, x[ex], y[ex])
             tl, ta = tl + float(loss) * len(ex), ta + float(a) * len(ex)
         vl, vacc = _jit_loss(model, params, x[va], y[va])
         metrics.append((tl / len(tr), ta / len(tr), float(vl), float(vacc)))
@@ -832,3 +847,30 @@ def test_init_members_of_a_16_unit_lstm_equal_each_members_own_init():
         want = M.init(sweep_data.member_keys(m.seed)[2], m.run.model, m.run.init, dict(m.run.values), float(m.run.T))
         for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
             np.testing.assert_allclose(a[r], b, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- the optimiser
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-3, 1e-6, 1e-8])
+def test_adam_is_keras_adam_at_every_gradient_scale(scale):
+    """``train.direction("adam")`` steps as ``keras.optimizers.Adam`` does, 200 steps of
+    gradients of every size: Keras adds eps to sqrt(v) before the bias correction. optax's
+    ``scale_by_adam`` (the optimiser until 2026-12-06) adds it after, and at gradients of
+    1e-6 (a one-unit LSTM's input gate at long T) moves the parameters 15 % off Keras'."""
+    rng = np.random.default_rng(0)
+    grads = (rng.normal(size=(200, 5)) * scale).astype(np.float32)
+    p0 = {"w": jnp.asarray(rng.normal(size=5).astype(np.float32))}
+    ref = _KerasAdam(1e-3, p0)
+    want, st = p0, ref.init()
+    for g in grads:
+        want, st = ref.update({"w": jnp.asarray(g)}, st, want)
+    moved = np.asarray(want["w"]) - np.asarray(p0["w"])
+    for d, agrees in ((train.direction("adam"), True), (optax.scale_by_adam(eps=1e-7), scale >= 1.0)):
+        p, s = p0, d.init(p0)
+        update = jax.jit(d.update)
+        for g in grads:
+            u, s = update({"w": jnp.asarray(g)}, s, p)
+            p = jax.tree.map(lambda a, b: a - 1e-3 * b, p, u)
+        err = np.abs(np.asarray(p["w"]) - np.asarray(p0["w"]) - moved).max() / np.abs(moved).max()
+        assert (err < 1e-4) == agrees, err

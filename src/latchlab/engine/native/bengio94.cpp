@@ -106,7 +106,7 @@ struct Problem {
   float *w, *h;                                 // final parameters, as w0 and h0
   int32_t *converged, *epochs, *test_errors;
   float *train_loss, *test_loss;
-  std::vector<float> c1, c2;  // Adam's bias corrections 1 - b^n at step n = 1..budget
+  std::vector<float> a;       // Adam's step factor sqrt(1 - b2^n) / (1 - b1^n) at step n = 1..budget
   std::atomic<int> next{0};   // the next member a lane takes
   int steps() const { return T - L; }
   const float *train(int m) const { return x_train[m]; }
@@ -322,16 +322,16 @@ static void chunk_any(int k, const Problem &p, Lanes &b, int i0, const vf *aL, v
 }
 
 // p <- p - lr u, u the optimiser's direction from the gradient g (its moments m, v).
-static inline void optimise(const Problem &p, vf &x, vf &m, vf &v, vf g, vf c1, vf c2) {
+static inline void optimise(const Problem &p, vf &x, vf &m, vf &v, vf g, vf a) {
   if (p.opt == SGD) {
     x -= p.lr * g;
   } else if (p.opt == RMSPROP) {  // optax.scale_by_rms(decay=0.9, eps=1e-7, initial_scale=0)
     v = 0.1f * (g * g) + 0.9f * v;
     x -= p.lr * (g * (1.0f / vsqrt(v + 1e-7f)));
-  } else {  // optax.scale_by_adam(b1=0.9, b2=0.999, eps=1e-7)
-    m = 0.1f * g + 0.9f * m;
-    v = (float)(1.0 - 0.999) * (g * g) + 0.999f * v;
-    x -= p.lr * ((m / c1) / (vsqrt(v / c2) + 1e-7f));
+  } else {  // Keras' Adam (train.scale_by_keras_adam: b1 0.9, b2 0.999, eps 1e-7 before the correction)
+    m = m + (g - m) * 0.1f;
+    v = v + (g * g - v) * (float)(1.0 - 0.999);
+    x -= p.lr * ((m * a) / (vsqrt(v) + 1e-7f));
   }
 }
 
@@ -365,15 +365,15 @@ static void step(const Problem &p, Lanes &b) {
       D[c] = D[c] * b.W * (1.0f - y * y);
     }
   }
-  vf c1 = splat(1.0f), c2 = splat(1.0f);
+  vf a = splat(1.0f);
   if (p.opt == ADAM) {
     for (int l = 0; l < LANES; l++) {
       int e = b.member[l] >= 0 ? b.epoch[l] : 0;  // this step is number e + 1
-      c1[l] = p.c1[e], c2[l] = p.c2[e];
+      a[l] = p.a[e];
     }
   }
-  optimise(p, b.W, b.mW, b.vW, gW, c1, c2);
-  for (int k = 0; k < 2 * L; k++) optimise(p, b.H[k], b.mH[k], b.vH[k], b.gH[k], c1, c2);
+  optimise(p, b.W, b.mW, b.vW, gW, a);
+  for (int k = 0; k < 2 * L; k++) optimise(p, b.H[k], b.mH[k], b.vH[k], b.gH[k], a);
 }
 
 // Member m's results from its final parameters (w, h); ``check``: the metrics of its last
@@ -484,12 +484,9 @@ int b94_train(int R, int T, int L, int n_train, int n_test, const float *const *
   p.x_train = x_train, p.x_test = x_test, p.scale = scale, p.w0 = w0, p.h0 = h0, p.w = w, p.h = h;
   p.converged = converged, p.epochs = epochs, p.test_errors = test_errors;
   p.train_loss = train_loss, p.test_loss = test_loss;
-  // 1 - b^n in float32 (optax's bias_correction); entry e is step e + 1's
-  p.c1.resize(budget + 1), p.c2.resize(budget + 1);
-  for (int e = 0; e <= budget; e++) {
-    p.c1[e] = 1.0f - powf(0.9f, (float)(e + 1));
-    p.c2[e] = 1.0f - powf(0.999f, (float)(e + 1));
-  }
+  // Adam's step factor in float32, as train.scale_by_keras_adam computes it; entry e is step e + 1's
+  p.a.resize(budget + 1);
+  for (int e = 0; e <= budget; e++) p.a[e] = adam_factor(e + 1);
   const int n = threads < (R + LANES - 1) / LANES ? threads : (R + LANES - 1) / LANES;
   std::vector<std::thread> pool;
   for (int i = 1; i < n; i++) pool.emplace_back(worker, &p);

@@ -877,19 +877,19 @@ static void dispatch_backward(const Shape &, Block &b, int T) {
   backward<VARIANT_KIND, VARIANT_RSIG, VARIANT_RESET_AFTER>(b, T);
 }
 
-struct Corrections {  // Adam's bias corrections 1 - b^n, computed once per step count
+struct Corrections {  // Adam's step factor sqrt(1 - b2^n) / (1 - b1^n), computed once per step count
   int32_t n = -1;
-  float c1 = 0, c2 = 0;
+  float a = 0;
   // each parameter's learning rate, its member's, for members [m0, m0 + nm) (``update_members``)
   std::vector<float> lr;
   int m0 = -1, nm = -1;
 };
 
 // One optimiser step over n values (params p, moments mu and nu, gradients g), value k at
-// rate[k]; Adam's bias corrections c1 and c2. optax's SGD; scale_by_rms(decay=0.9, eps=1e-7,
-// initial_scale=0); scale_by_adam(b1=0.9, b2=0.999, eps=1e-7).
+// rate[k]; Adam's step factor a. optax's SGD; scale_by_rms(decay=0.9, eps=1e-7, initial_scale=0);
+// Keras' Adam (train.scale_by_keras_adam: b1 0.9, b2 0.999, eps 1e-7 added before the correction).
 static void step_values(const Shape &s, int n, float *p, float *mu, float *nu, const float *g, const float *rate,
-                        float c1, float c2) {
+                        float a) {
   if (s.opt == SGD) {
     for (int k = 0; k < n; k++) p[k] -= rate[k] * g[k];
   } else if (s.opt == RMSPROP) {
@@ -899,9 +899,9 @@ static void step_values(const Shape &s, int n, float *p, float *mu, float *nu, c
     }
   } else {
     for (int k = 0; k < n; k++) {
-      mu[k] = 0.1f * g[k] + 0.9f * mu[k];
-      nu[k] = (float)(1.0 - 0.999) * (g[k] * g[k]) + 0.999f * nu[k];
-      float u = (mu[k] / c1) / (sqrtf(nu[k] / c2) + 1e-7f);
+      mu[k] = mu[k] + (g[k] - mu[k]) * 0.1f;
+      nu[k] = nu[k] + (g[k] * g[k] - nu[k]) * (float)(1.0 - 0.999);
+      float u = (mu[k] * a) / (sqrtf(nu[k]) + 1e-7f);
       p[k] -= rate[k] * u;
     }
   }
@@ -910,7 +910,7 @@ static void step_values(const Shape &s, int n, float *p, float *mu, float *nu, c
 // Adam's next step count after n, and its corrections in bc
 static int32_t next_count(int32_t n, Corrections &bc) {
   n = n < INT32_MAX ? n + 1 : INT32_MAX;
-  if (bc.n != n) bc.n = n, bc.c1 = 1.0f - powf(0.9f, (float)n), bc.c2 = 1.0f - powf(0.999f, (float)n);
+  if (bc.n != n) bc.n = n, bc.a = adam_factor(n);
   return n;
 }
 
@@ -935,13 +935,13 @@ static void update_members(const Shape &s, int m0, int nm, float *params, float 
       const int32_t c = next_count(count[m0], bc);
       std::fill(count + m0, count + m0 + nm, c);
     }
-    step_values(s, nm * P, params + at, mu + at, nu + at, grad, bc.lr.data(), bc.c1, bc.c2);
+    step_values(s, nm * P, params + at, mu + at, nu + at, grad, bc.lr.data(), bc.a);
     return;
   }
   for (int m = 0; m < nm; m++) {
     const size_t k = (size_t)m * P;
     if (s.opt == ADAM) count[m0 + m] = next_count(count[m0 + m], bc);
-    step_values(s, P, params + at + k, mu + at + k, nu + at + k, grad + k, &bc.lr[k], bc.c1, bc.c2);
+    step_values(s, P, params + at + k, mu + at + k, nu + at + k, grad + k, &bc.lr[k], bc.a);
   }
 }
 

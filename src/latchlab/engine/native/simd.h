@@ -3,6 +3,7 @@
 // flush of subnormal floats. Included by each; latchlab/engine/native/__init__.py hashes it
 // with each source.
 #pragma once
+#include <math.h>
 #include <stdint.h>
 #if defined(__SSE__)
 #include <immintrin.h>
@@ -49,6 +50,11 @@ static inline __attribute__((always_inline)) float as_float(uint32_t u) {
   float f;
   __builtin_memcpy(&f, &u, 4);
   return f;
+}
+// Adam's step factor at step n, sqrt(1 - b2^n) / (1 - b1^n) in float32 (Keras' Adam, as
+// train.scale_by_keras_adam computes it: its learning rate applied apart)
+static inline float adam_factor(int32_t n) {
+  return sqrtf(1.0f - powf(0.999f, (float)n)) / (1.0f - powf(0.9f, (float)n));
 }
 // vmin(a, b) = a < b ? a : b and vmax(a, b) = a > b ? a : b, which is how x86's minps and
 // maxps are defined (b when either is NaN or both are zeros). GCC does not turn the selects
