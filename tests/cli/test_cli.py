@@ -526,6 +526,34 @@ def test_a_signal_unwinds_in_one_line_and_another_during_the_clean_up_ends_it_at
         assert sorted(os.listdir(tmp_path)) == ["tiny.toml"]
 
 
+def test_one_sigint_during_training_says_so_in_one_line(tmp_path, xla_cache):
+    """Ctrl-C while a sweep trains: the resume hint alone (``interrupted`` followed it), 130."""
+    p = _run_interrupted(
+        tmp_path, xla_cache, "def interrupted(*a, **k):\n    os.kill(os.getpid(), signal.SIGINT); time.sleep(30)"
+    )
+    assert p.returncode == 130, p.stderr
+    assert p.stderr.strip().splitlines() == [INTERRUPTED]
+
+
+def test_a_sigint_python_ignores_still_stops_the_sweep(tmp_path, xla_cache):
+    """Ctrl-C that lands in a callback whose exceptions Python ignores (JAX's
+    garbage-collection callback; a ``__del__`` here) printed "Exception ignored ..." and the
+    sweep trained on to its end; now it stops at the next epoch, in one line, exit 130."""
+    interrupted = (
+        "class Collected:\n"
+        "    def __del__(self):\n"
+        "        os.kill(os.getpid(), signal.SIGINT); time.sleep(5)\n"
+        "def interrupted(cfgs, store, progress, *a, **k):\n"
+        "    Collected()\n"
+        "    for e in range(3):\n"
+        "        progress(1, 3)\n"
+        "    print('trained to the end', file=sys.stderr)\n"
+    )
+    p = _run_interrupted(tmp_path, xla_cache, interrupted)
+    assert p.returncode == 130, p.stderr
+    assert p.stderr.strip().splitlines() == [INTERRUPTED]
+
+
 def test_export_into_a_missing_directory_is_a_user_error(ran, tmp_path, xla_cache):
     rc, out, err = cli("export", ran[1], "--csv", "nodir/x.csv", cwd=tmp_path, cache=xla_cache)
     assert_user_error(rc, out, err, "csv")

@@ -61,15 +61,25 @@ def _exit_now(signum: int, frame) -> None:
     os._exit(128 + signum)
 
 
+def _unraisable(u) -> None:
+    """An interrupt raised where Python ignores exceptions (JAX's garbage-collection
+    callback) is kept for ``common.check_interrupt``, not printed as a traceback and lost."""
+    if isinstance(u.exc_value, KeyboardInterrupt):
+        common.SWALLOWED.append(u.exc_value)
+        return
+    sys.__unraisablehook__(u)
+
+
 def main() -> None:
     """Entry point: user errors print one line and exit with code 2."""
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)  # by default it killed the process before any clean-up
+    sys.unraisablehook = _unraisable
     try:
         runtime.setup()
         code = app(standalone_mode=False)
         if _signalled:  # typer returns an interrupted command's 130 without a word (``run`` says its own)
-            if code == 130:
+            if not common.SAID:
                 print("interrupted", file=sys.stderr)
             sys.exit(128 + _signalled[0])
         sys.exit(code if isinstance(code, int) else 0)

@@ -68,6 +68,22 @@ class Interrupted(KeyboardInterrupt):
         self.code = code
 
 
+SWALLOWED: list[KeyboardInterrupt] = []
+"""Interrupts raised where Python ignores exceptions (a garbage-collection callback of JAX's,
+a ``__del__``): ``cli.main``'s ``sys.unraisablehook`` keeps them here, and ``check_interrupt``
+raises them where the command can act on them. Before, such a Ctrl-C printed a traceback and
+the sweep trained on to its end."""
+
+SAID: list[bool] = []
+"""Whether the command has said it was interrupted (``run_sweep``), so ``cli.main`` does not."""
+
+
+def check_interrupt() -> None:
+    """Raise an interrupt that arrived where it could not be raised (``SWALLOWED``)."""
+    if SWALLOWED:
+        raise SWALLOWED.pop()
+
+
 # ----------------------------------------------------------------------------- shared options
 
 Scale = Annotated[str, typer.Option("--scale", help="quick (minutes on a laptop) or full (the published grid).")]
@@ -152,9 +168,17 @@ def run_sweep(cfgs, store_path: Path, profile: bool = False, cluster=None):
         with new_or_nothing(store_path, keep_members=True):
             Path(store_path).parent.mkdir(parents=True, exist_ok=True)  # OUT/store.sqlite before OUT's files
             with Store(store_path) as store, _progress() as advance:
-                df = runner.run(cfgs, store, advance, timer, command=command(), cluster=cluster, say=console.print)
+
+                def progress(n, total):  # after every epoch of every chunk
+                    check_interrupt()
+                    if advance is not None:
+                        advance(n, total)
+
+                df = runner.run(cfgs, store, progress, timer, command=command(), cluster=cluster, say=console.print)
+            check_interrupt()
     except KeyboardInterrupt as e:  # typer would turn it into a silent exit
         print(INTERRUPTED, file=sys.stderr)
+        SAID.append(True)
         raise typer.Exit(getattr(e, "code", 130)) from None
     if timer is not None:
         _print_profile(timer, time.perf_counter() - t0)
