@@ -174,15 +174,19 @@ def check_store(path: str | Path, field: str = "store") -> Path:
 
 def check_file(path: str | Path, field: str, inputs: Iterable[str | Path] = (), store: bool = False) -> Path:
     """An output file: not an input, not inside one, not a directory, in an existing directory
-    that takes files; an existing store only if ``store`` (the file is a store to extend)."""
+    that takes files; an existing store only if ``store`` (the file is a store to extend). A
+    store's missing directories are made when it is (``store.new_or_nothing`` removes them
+    again if nothing was stored), as long as they can be: ``run --store new/dir/s.sqlite``."""
     path = Path(path)
     _not_an_input(path, field, inputs)
     _replaceable(path, field)
     parent = Path(os.path.abspath(path)).parent
     if not parent.is_dir():
         a = _existing_ancestor(parent)
-        problem = f"lies under the regular file {a}" if not a.is_dir() else f"directory {parent} does not exist"
-        raise ConfigError(field, f"cannot write {path}: {problem}")
+        if not a.is_dir():
+            raise ConfigError(field, f"cannot write {path}: lies under the regular file {a}")
+        if not store:
+            raise ConfigError(field, f"cannot write {path}: directory {parent} does not exist")
     if not store:
         _not_a_store(path, field)
     _takes_files(parent, field)

@@ -573,6 +573,19 @@ def test_run_writes_one_row_per_member_and_the_sweep(ran):
     assert json.loads(t["sweeps"].config[0])["grid"] == {"cell": ["srnn", "lstm"], "T": [2, 3]}
 
 
+def test_run_makes_a_new_stores_directories_and_removes_them_if_nothing_is_stored(tmp_path, xla_cache):
+    """As docs/reliability.md says of ``run --store`` (it refused ``directory ... does not
+    exist``): the store's missing directories are made; a refused sweep leaves none."""
+    (tmp_path / "tiny.toml").write_text(TINY)
+    rc, out, err = cli("run", "tiny.toml", "--store", "nd/sub/s.sqlite", cwd=tmp_path, cache=xla_cache)
+    assert rc == 0, err
+    assert len(tables(tmp_path / "nd/sub/s.sqlite")["members"]) == config.from_dict(tomllib.loads(TINY)).repeats
+    (tmp_path / "huge.toml").write_text(TINY + "units = 1000000\n")
+    rc, out, err = cli("run", "huge.toml", "--store", "new/sub/s.sqlite", cwd=tmp_path, cache=xla_cache)
+    assert_user_error(rc, out, err, "memory")
+    assert not (tmp_path / "new").exists()
+
+
 def test_rerun_trains_nothing(ran, tmp_path, xla_cache):
     store = tmp_path / "s.sqlite"
     shutil.copy(ran[1], store)
