@@ -246,6 +246,9 @@ BAD = {
     "landscape, an empty --x": Bad(("landscape", "--x", "", "--out", "o"), "x", ("is empty",)),
     "landscape --out under a file": Bad(("landscape", "--out", "f/d"), "out", ("regular file",), None, a_file),
     "explain --out under a file": Bad(("explain", "--out", "f/d"), "out", ("regular file",), None, a_file),
+    "explain --store not a store": Bad(  # and no --out directory appears
+        ("explain", "--scale", "quick", "--out", "o", "--store", "f"), "store", ("not a latchlab store",), None, a_file
+    ),
     "reproduce --out a file": Bad(("reproduce", "seed", "--out", "f"), "out", ("regular file",), None, a_file),
     "reproduce --store is an output": Bad(
         ("reproduce", "seed", "--out", "o", "--store", "o/results.csv"), "out", ("input",)

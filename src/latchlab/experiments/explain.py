@@ -1235,8 +1235,7 @@ def explain(
 
     check_scale(reproduce.SCALES, scale)
     t0 = time.perf_counter()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(out)  # made once there is something to write: a refused store leaves no directory
     store_path = Path(store_path) if store_path is not None else out / "store.sqlite"
     protocol = dict(protocol or {})
     seed_cfgs = seed_configs(scale, protocol)
@@ -1245,6 +1244,7 @@ def explain(
     if run is None:
 
         def default_run(cfgs, path):
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
             with Store(path) as st:
                 return runner.run(cfgs, st, command=" ".join(["latchlab", *sys.argv[1:]]))
 
@@ -1272,6 +1272,7 @@ def explain(
         diag = diagnose_members(st, final, T_diag)
         start = initial_members(st, final, T_diag)
     findings["diagnostics"] = mechanisms(diag)
+    out.mkdir(parents=True, exist_ok=True)
     diag.to_csv(out / "diagnostics.csv", index=False)
     start.to_csv(out / "initial.csv", index=False)
     h = E.horizons(cast(pd.DataFrame, strat[strat.preset == PRIMARY_PRESET]), by=("cell",))
