@@ -676,6 +676,14 @@ def _check_path(path: Path) -> None:
             raise StoreError(f"store: {path} is not a regular file")
         if not os.access(path, os.R_OK):
             raise StoreError(f"store: {path} is not readable (permission denied)")
+        if (links := path.stat().st_nlink) > 1:
+            # SQLite names its journal and its lock after the path: two commands writing one
+            # store under two names each wrote their own journal, and one sweep was lost
+            raise StoreError(
+                f"store: {path} has {links} names (hard links); SQLite keeps a journal and a lock per name, "
+                "so results written through one name can be lost through another: use one name (copy the "
+                "store with `cp`, or remove the other links)"
+            )
 
 
 def _nonempty(path: Path) -> bool:

@@ -930,3 +930,25 @@ def test_latchlab_run_killed_after_a_chunk_resumes_to_the_uninterrupted_store(tm
         sw = pd.read_sql_query("SELECT member_id, sweep_id FROM members", st.db)
         assert st.claims().empty
     assert set(sw[sw.member_id.isin(first)].sweep_id) == {1} and set(sw[~sw.member_id.isin(first)].sweep_id) == {2}
+
+
+def test_a_store_with_two_names_is_refused_before_anything_is_written(tmp_path, reference):
+    """Two sweeps written concurrently into one store through two hard-linked names each kept
+    its own journal (SQLite names it after the path): both said they stored their members,
+    and one sweep was gone. A store with more than one name is refused in one line, by every
+    command, and nothing is written."""
+    a = tmp_path / "a.sqlite"
+    shutil.copy(reference[0], a)
+    os.link(a, tmp_path / "b.sqlite")
+    before = a.read_bytes()
+    for name in ("a.sqlite", "b.sqlite"):
+        for create in (True, False):
+            with pytest.raises(StoreError, match=r"has 2 names \(hard links\).*use one name") as e:
+                Store(tmp_path / name, create=create)
+            assert "\n" not in str(e.value)
+    with pytest.raises(StoreError, match="hard links"):
+        S.merge(tmp_path / "m.sqlite", [a])
+    assert a.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["a.sqlite", "b.sqlite"]
+    (tmp_path / "b.sqlite").unlink()
+    with Store(a, create=False) as st:  # one name again: a store as before
+        assert len(st.members()) > 0
