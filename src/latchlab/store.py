@@ -1006,6 +1006,12 @@ def _raw(path: Path) -> sqlite3.Connection:
             db.close()
         if _locked(e):
             raise _error(path, e, TIMEOUT) from None
+    wal = Path(f"{path}-wal")
+    if wal.exists() and wal.stat().st_size > 0:  # read as a file, its journal's members would be missed
+        raise StoreError(
+            f"store: {path} cannot be read with its journal {wal}, which holds unsaved changes (a read-only "
+            "place, or a missing or damaged -shm index); open it once where it is writable"
+        )
     try:  # a directory this process cannot write (no journal index can be made), or damage
         return _connection(uri + "?mode=ro&immutable=1", TIMEOUT)
     except sqlite3.Error as e:

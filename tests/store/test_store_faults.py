@@ -952,3 +952,36 @@ def test_a_store_with_two_names_is_refused_before_anything_is_written(tmp_path, 
     (tmp_path / "b.sqlite").unlink()
     with Store(a, create=False) as st:  # one name again: a store as before
         assert len(st.members()) > 0
+
+
+def test_salvage_refuses_a_journal_it_cannot_read_instead_of_saving_nothing(tmp_path, reference, monkeypatch):
+    """A store whose -wal holds changes, copied without its -shm index to a place this process
+    cannot write: SQLite cannot read it through its journal there, and salvage read the file
+    alone and said "salvaged 0 members", exit 0. It refuses in one line, as every other
+    command does, and writes nothing."""
+    src = tmp_path / "src"
+    src.mkdir()
+    shutil.copy(reference[0], src / "s.sqlite")
+    db = sqlite3.connect(src / "s.sqlite", isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA wal_autocheckpoint=0")
+    db.execute("UPDATE members SET seconds = seconds + 1")
+    away = tmp_path / "away"
+    away.mkdir()
+    for suffix in ("", "-wal"):  # while the writer holds the journal: its changes are in it alone
+        shutil.copy(f"{src / 's.sqlite'}{suffix}", f"{away / 's.sqlite'}{suffix}")
+    db.close()
+    assert (away / "s.sqlite-wal").stat().st_size > 0 and not (away / "s.sqlite-shm").exists()
+    real = S._connection
+
+    def read_only_place(uri, timeout):  # as in a read-only directory: no -shm index can be made
+        if uri.endswith("?mode=ro"):
+            raise sqlite3.OperationalError("unable to open database file")
+        return real(uri, timeout)
+
+    monkeypatch.setattr(S, "_connection", read_only_place)
+    with pytest.raises(StoreError, match="holds unsaved changes") as e:
+        S.salvage(away / "s.sqlite", tmp_path / "salvaged.sqlite")
+    assert "\n" not in str(e.value) and not (tmp_path / "salvaged.sqlite").exists()
+    monkeypatch.undo()
+    assert S.salvage(away / "s.sqlite", tmp_path / "salvaged.sqlite")["members"] > 0  # where it can be read
