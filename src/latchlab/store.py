@@ -190,6 +190,13 @@ class Store:
         finally:
             db.close()
 
+    def _not_a_store(self, e: sqlite3.Error) -> StoreError:
+        """An SQLite file whose pages are damaged (a truncated store: "database disk image is
+        malformed") is a damaged store, with the commands that help; anything else is no store."""
+        if any(w in str(e) for w in ("malformed", "corrupt")):
+            return _damaged(self.path, str(e))
+        return StoreError(f"store: {self.path} is not a latchlab store ({e})")
+
     def _verify(self) -> set[str] | None:
         """Check what the file holds; returns its table names, or None for an SQLite file
         without tables. Raises ``StoreError`` for anything but a sound latchlab store."""
@@ -198,9 +205,9 @@ class Store:
         except sqlite3.OperationalError as e:
             if _locked(e):
                 raise _error(self.path, e, self.timeout) from None
-            raise StoreError(f"store: {self.path} is not a latchlab store ({e})") from None
+            raise self._not_a_store(e) from None
         except sqlite3.DatabaseError as e:
-            raise StoreError(f"store: {self.path} is not a latchlab store ({e})") from None
+            raise self._not_a_store(e) from None
         if not names:
             return None
         if "meta" not in names:

@@ -985,3 +985,17 @@ def test_salvage_refuses_a_journal_it_cannot_read_instead_of_saving_nothing(tmp_
     assert "\n" not in str(e.value) and not (tmp_path / "salvaged.sqlite").exists()
     monkeypatch.undo()
     assert S.salvage(away / "s.sqlite", tmp_path / "salvaged.sqlite")["members"] > 0  # where it can be read
+
+
+def test_a_truncated_store_is_called_damaged_with_the_commands_that_help(tmp_path, reference, xla_cache):
+    """A store cut short (a copy that did not finish) said "is not a latchlab store (database
+    disk image is malformed)" when opened, and `store check` called it damaged: it is a
+    damaged store, and the line says how to list the damage and salvage it."""
+    cut = tmp_path / "cut.sqlite"
+    data = reference[0].read_bytes()
+    cut.write_bytes(data[: len(data) * 2 // 3 // 4096 * 4096])
+    with pytest.raises(StoreError, match=r"is damaged \(.*malformed.*\).*store check.*store salvage") as e:
+        Store(cut, create=False)
+    assert "not a latchlab store" not in str(e.value) and "\n" not in str(e.value)
+    line = _one_line(*cli("export", cut, "--csv", tmp_path / "x.csv", cwd=tmp_path, cache=xla_cache))
+    assert "is damaged" in line and not (tmp_path / "x.csv").exists()
