@@ -494,8 +494,9 @@ def test_member_errors(store):
         with pytest.raises(ConfigError, match="N: must be an even"):
             D.member(st, mid, N=3)
     assert D.parse_epochs("all", 2) == [0, 1, 2] and D.parse_epochs("2,0", 2) == [0, 2]
-    with pytest.raises(ConfigError, match="epochs"):
-        D.parse_epochs("x", 2)
+    for text in ("x", "0,,1", "1,", ""):  # an empty item is refused, as by every list option (``--T 5,,20``)
+        with pytest.raises(ConfigError, match="epochs"):
+            D.parse_epochs(text, 2)
 
 
 def test_adding_and_copy_members_are_refused_in_one_line(tmp_path):

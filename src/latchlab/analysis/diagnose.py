@@ -852,7 +852,7 @@ def parse_epochs(text: str, last: int) -> list[int]:
     if text.strip() == "all":
         return list(range(last + 1))
     try:
-        out = [int(t) for t in text.split(",") if t.strip()]
+        out = [int(t) for t in text.split(",")]  # an empty item ("0,,1") is no integer, as in every list option
     except ValueError:
         out = []
     if not out or any(not 0 <= e <= last for e in out):
