@@ -468,3 +468,17 @@ def test_scheduler_lost_mid_sweep_keeps_what_finished(small_chunks, tmp_path, mo
             if proc is not None and proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL) if proc is worker else proc.kill()
                 proc.wait()
+
+
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+def test_local_workers_ignore_a_terminals_ctrl_c_and_this_process_keeps_its_handler():
+    """A terminal's Ctrl-C reaches the whole process group: a local cluster's processes
+    ignore it and this one stops them (each printed its own KeyboardInterrupt traceback, 69
+    lines for two workers); this process's own handler is as it was."""
+    import signal
+
+    before = signal.getsignal(signal.SIGINT)
+    with CL.connect(CL.parse("local:1")) as client:
+        ignored = client.run(lambda: __import__("signal").getsignal(2) == __import__("signal").SIG_IGN)
+        assert signal.getsignal(signal.SIGINT) is before
+    assert list(ignored.values()) == [True]

@@ -26,7 +26,9 @@ from __future__ import annotations
 import logging
 import os
 import re
+import signal
 import socket
+import threading
 import time
 import warnings
 from contextlib import contextmanager
@@ -288,6 +290,19 @@ def _worker_env() -> dict:
 
 
 @contextmanager
+def _sigint_ignored():
+    """SIGINT ignored while processes are started here (they inherit it), in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+@contextmanager
 def connect(spec: ClusterSpec, say: Callable[[str], None] | None = None):
     """A Dask ``Client`` on ``spec``'s cluster (started here unless a scheduler address),
     closed (and the cluster stopped) on exit. ``say`` gets the dashboard's address.
@@ -312,17 +327,21 @@ def connect(spec: ClusterSpec, say: Callable[[str], None] | None = None):
         cluster = None
         try:
             if spec.kind == "local":
-                # the scheduler's HTTP server (and dashboard, if asked) on a free port, never 8787
-                cluster = LocalCluster(
-                    n_workers=spec.workers,
-                    threads_per_worker=1,
-                    processes=True,
-                    host="127.0.0.1",
-                    dashboard_address="127.0.0.1:0",
-                    scheduler_kwargs={"dashboard": spec.dashboard},
-                    silence_logs=logging.ERROR,
-                    env=_worker_env(),
-                )
+                # the scheduler's HTTP server (and dashboard, if asked) on a free port, never 8787;
+                # its processes ignore SIGINT (Python leaves an inherited SIG_IGN in place): a
+                # Ctrl-C at a terminal reaches the whole process group, and this process stops
+                # them, where each printed its own KeyboardInterrupt traceback
+                with _sigint_ignored():
+                    cluster = LocalCluster(
+                        n_workers=spec.workers,
+                        threads_per_worker=1,
+                        processes=True,
+                        host="127.0.0.1",
+                        dashboard_address="127.0.0.1:0",
+                        scheduler_kwargs={"dashboard": spec.dashboard},
+                        silence_logs=logging.ERROR,
+                        env=_worker_env(),
+                    )
                 client = Client(cluster, timeout=CONNECT_TIMEOUT)
             elif spec.kind == "scheduler":
                 try:
