@@ -12,7 +12,9 @@ none is.
 
 from __future__ import annotations
 
+import glob
 import os
+import signal
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterable, NamedTuple, Sequence
@@ -215,18 +217,45 @@ def write_all(writes: Sequence[tuple[str, Path, Callable[[Path], object]]]) -> l
     tmps: list[Path] = []
     try:
         for field, path, write in writes:
+            _remove_dead_partials(path)
             tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
             tmps.append(tmp)
             try:
                 write(tmp)
             except OSError as e:
                 raise ConfigError(field, f"cannot write {path}: {e.strerror or e}") from None
-        for (_, path, _), tmp in zip(writes, tmps):
-            os.replace(tmp, path)
+        # the renames with SIGINT and SIGTERM held until all are done: an interrupt between
+        # two of them replaced one file and not the other
+        signals = {signal.SIGINT, signal.SIGTERM}
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+        try:
+            for (_, path, _), tmp in zip(writes, tmps):
+                os.replace(tmp, path)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
     finally:
         for tmp in tmps:
             tmp.unlink(missing_ok=True)
     return [path for _, path, _ in writes]
+
+
+def _remove_dead_partials(path: Path) -> None:
+    """Remove the temporary files beside ``path`` left by a ``write_all`` that was killed
+    (``.NAME.PID.partial`` of a process that no longer runs)."""
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.partial"):
+        pid = tmp.name[len(path.name) + 2 : -len(".partial")]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 class Table(NamedTuple):

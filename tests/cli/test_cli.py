@@ -750,6 +750,37 @@ def test_outputs_are_all_written_or_none(tmp_path):
     assert (a.read_text(), b.read_text()) == ("new", "b") and sorted(os.listdir(tmp_path)) == ["a.csv", "b.parquet"]
 
 
+def test_a_killed_writes_temporary_files_go_and_an_interrupt_waits_for_every_rename(tmp_path, monkeypatch):
+    """A ``write_all`` killed by SIGKILL left ``.NAME.PID.partial`` files that nothing removed:
+    the next write of that name removes those of processes that no longer run (not a
+    running one's). SIGINT between two renames replaced one output and not the other: it is
+    held until both are done, then raised."""
+    import signal as sig
+
+    from latchlab import outputs
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    a, b = tmp_path / "a.csv", tmp_path / "b.parquet"
+    stale = tmp_path / f".a.csv.{int(dead.stdout)}.partial"
+    live = tmp_path / f".a.csv.{os.getppid()}.partial"
+    for p in (stale, live):
+        p.write_text("left by a killed export")
+    real = os.replace
+
+    def replace(src, dst):  # SIGINT right after the first rename
+        real(src, dst)
+        if Path(dst) == a:
+            os.kill(os.getpid(), sig.SIGINT)
+
+    monkeypatch.setattr(outputs.os, "replace", replace)
+    with pytest.raises(KeyboardInterrupt):
+        outputs.write_all([("csv", a, lambda p: p.write_text("a")), ("parquet", b, lambda p: p.write_text("b"))])
+    assert (a.read_text(), b.read_text()) == ("a", "b")  # both renamed, then the interrupt
+    assert not stale.exists() and live.exists()
+    live.unlink()
+    assert sorted(os.listdir(tmp_path)) == ["a.csv", "b.parquet"]
+
+
 def test_output_checks_see_through_links_and_relative_paths(tmp_path, monkeypatch):
     from latchlab import outputs
     from latchlab.errors import ConfigError
