@@ -72,9 +72,12 @@ def _unraisable(u) -> None:
 
 def main() -> None:
     """Entry point: user errors print one line and exit with code 2."""
-    signal.signal(signal.SIGINT, _interrupt)
+    _signalled.clear()  # a run's state, not an earlier run's in the same process (tests call main in-process)
+    common.SWALLOWED.clear()
+    common.SAID.clear()
+    handlers = signal.signal(signal.SIGINT, _interrupt), signal.getsignal(signal.SIGTERM)
     signal.signal(signal.SIGTERM, _interrupt)  # by default it killed the process before any clean-up
-    sys.unraisablehook = _unraisable
+    hook, sys.unraisablehook = sys.unraisablehook, _unraisable
     try:
         runtime.setup()
         code = app(standalone_mode=False)
@@ -97,6 +100,10 @@ def main() -> None:
     except KeyboardInterrupt as e:
         print(INTERRUPTED, file=sys.stderr)
         sys.exit(getattr(e, "code", 130))
+    finally:  # as they were: main may be called in a process that goes on (tests, notebooks)
+        sys.unraisablehook = hook
+        signal.signal(signal.SIGINT, handlers[0])
+        signal.signal(signal.SIGTERM, handlers[1])
 
 
 if __name__ == "__main__":
