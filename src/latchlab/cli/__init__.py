@@ -75,7 +75,7 @@ def main() -> None:
     _signalled.clear()  # a run's state, not an earlier run's in the same process (tests call main in-process)
     common.SWALLOWED.clear()
     common.SAID.clear()
-    handlers = signal.signal(signal.SIGINT, _interrupt), signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)  # by default it killed the process before any clean-up
     hook, sys.unraisablehook = sys.unraisablehook, _unraisable
     try:
@@ -100,10 +100,8 @@ def main() -> None:
     except KeyboardInterrupt as e:
         print(INTERRUPTED, file=sys.stderr)
         sys.exit(getattr(e, "code", 130))
-    finally:  # as they were: main may be called in a process that goes on (tests, notebooks)
+    finally:  # the signal handlers stay: a second signal while the process exits ends it at once
         sys.unraisablehook = hook
-        signal.signal(signal.SIGINT, handlers[0])
-        signal.signal(signal.SIGTERM, handlers[1])
 
 
 if __name__ == "__main__":
