@@ -224,6 +224,23 @@ def test_search_equals_trying_guesses_one_at_a_time(over, path):
     assert got.solved.any()
 
 
+def test_a_solver_past_the_budget_does_not_count(path):
+    """The last block is rounded up to a power of two, so it holds guesses past
+    ``max_trials``: a run whose first solver is one of them is unsolved (trials
+    ``max_trials + 1``, NaN weights), as with no solver at all. It recorded the solver."""
+    base = {"problem": "latch2", "a": 5.0, "len_min": 10, "len_max": 16, "n_train": 8, "n_test": 8, "runs": 4}
+    full = G.search(G.make_config(**base, block=64, max_trials=2000))
+    assert full.solved.all()
+    r = int(np.argmax(full.trials))  # the latest first solver of the four
+    j = int(full.trials[r])
+    for budget in (j - 3, j - 2, j - 1, j, j + 1):
+        got = G.search(G.make_config(**base, block=64, max_trials=budget))
+        for q in range(4):
+            want = int(full.trials[q]) if full.trials[q] <= budget else budget + 1
+            assert got.trials[q] == want, (budget, q)
+            assert np.isnan(got.theta[q]).all() == (want > budget)
+
+
 def test_hand_built_latches_solve_and_latch1_abs_is_unattainable():
     for noise_into in G.NOISE_INTO:
         cfg2 = G.make_config(problem="latch2", noise_into=noise_into)

@@ -493,8 +493,9 @@ def search(cfg: GuessConfig) -> RunResult:
         idx = np.concatenate([active, np.full(A - active.size, active[0])])
         data = Data(*(a[idx] for a in train_data)) if k is None else train_data
         ok, th = _solved_block(cfg, k, guess_keys[idx], first, count, data, idx, active.size)
+        within = cfg.max_trials - first  # a block rounded up to a power of two holds guesses past the budget
         for pos, r in enumerate(active):
-            if (hit := np.flatnonzero(ok[pos])).size:  # the run's earliest solver in the block
+            if (hit := np.flatnonzero(ok[pos, :within])).size:  # the run's earliest solver in the block
                 trials[r], theta[r] = first + hit[0] + 1, th[pos, hit[0]]
         active = active[trials[active] > cfg.max_trials]
         first += count
