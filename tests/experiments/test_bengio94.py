@@ -343,13 +343,15 @@ def test_checks_decide_at_the_threshold(trainer):
 
 
 def test_before_training_the_metrics_are_the_models(native):
-    """A budget of no step (``check_every > epochs``): each member's results are its initial
-    parameters' loss and test metrics (``loss``, ``test_metrics`` on ``member_data``), for
-    test sets of part of a SIMD vector, one vector, and several and a part."""
+    """A budget of no step: each member's results are its initial parameters' loss and test
+    metrics (``loss``, ``test_metrics`` on ``member_data``), for test sets of part of a SIMD
+    vector, one vector, and several and a part. (A config refuses ``epochs`` that are no
+    multiple of ``check_every``; the trainer's zero budget is made here by ``model_copy``,
+    which does not validate, to see the initial check alone.)"""
     members = [(9, 1.5, 0.1, 3), (9, 0.5, 0.4, 8), (9, 2.5, 0.01, 1)]  # one length: fewer compilations
     T, w0, s, seeds = map(np.array, zip(*members))
     for n_test in (7, 16, 37):
-        cfg = B.make_config(n_train=6, n_test=n_test, epochs=1, check_every=2)
+        cfg = B.make_config(n_train=6, n_test=n_test, epochs=2, check_every=2).model_copy(update={"epochs": 1})
         got = B.train_ensemble(cfg, T, w0, s, seeds)
         assert (got.epochs == 0).all()
         for r, (T_r, w_r, s_r, seed_r) in enumerate(members):
@@ -470,6 +472,7 @@ def test_converged_members_pass_the_criterion_on_their_test_set():
         ("T_grid", (2, 10)),
         ("w0_grid", ()),
         ("epochs", 0),
+        ("epochs", 25),  # not whole blocks of check_every=10: 20 epochs were trained (5: none)
         ("nope", 1),
     ],
 )

@@ -91,7 +91,7 @@ class Bengio94Config(Frozen):
     epochs: Annotated[int, IntRange(ge=1)] = 1000
     """Budget of full-batch gradient steps *(our choice)*."""
     check_every: Annotated[int, IntRange(ge=1)] = 10
-    """Epochs between convergence checks on the test set."""
+    """Epochs between convergence checks on the test set; ``epochs`` is a multiple of it."""
     loss_threshold: Annotated[float, NumberRange(gt=0)] = 0.05
     """Converged: all test signs right and mean test loss ``1/2 (x_T - d)^2`` below this."""
     trials: Annotated[int, IntRange(ge=1)] = 20
@@ -113,6 +113,11 @@ class Bengio94Config(Frozen):
         for name, T in [("T", self.T)] + [("T_grid", T) for T in self.T_grid]:
             if T <= self.L:
                 raise ConfigError(name, f"sequence length must exceed L={self.L}, got {T}")
+        if self.epochs % self.check_every:  # a budget cut to whole blocks trained less than it said, or not at all
+            raise ConfigError(
+                "epochs",
+                f"must be a multiple of check_every={self.check_every} (checks end each block), got {self.epochs}",
+            )
         check_seed_range(self.seed, self.trials)
         return self
 
