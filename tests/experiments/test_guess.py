@@ -386,6 +386,23 @@ def test_success_probability_counts_every_solving_probe(over, path):
     assert 0 < hits.sum() < cfg.runs * cfg.probes
 
 
+def test_probe_keys_are_no_key_of_the_search():
+    """The probes' keys and every key the search derives (training data, test data and the
+    guesses, and the keys each of them splits off) are distinct: the probes took the test
+    data's key until 2026-12-06 (``fold_in(key, 1)`` is ``split(key, 3)[1]``)."""
+    cfg = G.make_config(problem="latch2", runs=4, seed=5)
+    probes = {tuple(np.asarray(k).tolist()) for k in G.probe_keys(cfg)}
+    search = set()
+    for r in range(cfg.runs):
+        for k in jax.random.split(jax.random.PRNGKey(cfg.seed + r), 3):
+            search.add(tuple(np.asarray(k).tolist()))
+            for kk in jax.random.split(k, 3):  # what the data generators split off
+                search.add(tuple(np.asarray(kk).tolist()))
+            for j in range(4):  # the first guesses' keys
+                search.add(tuple(np.asarray(jax.random.fold_in(k, j)).tolist()))
+    assert len(probes) == cfg.runs and not probes & search
+
+
 def test_expected_trials_is_one_over_p_with_the_exact_interval_inverted():
     from statsmodels.stats.proportion import proportion_confint
 

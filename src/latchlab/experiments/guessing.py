@@ -508,9 +508,14 @@ def search(cfg: GuessConfig) -> RunResult:
     return RunResult(trials, solved_, theta, test_correct, time.perf_counter() - t0)
 
 
-PROBE_STREAM = 1
+PROBE_STREAM = 3
 """``fold_in(PRNGKey(seed + r), PROBE_STREAM)`` seeds run r's probe guesses: a stream apart
-from the search's (``split(PRNGKey(seed + r), 3)``: training data, test data, guesses)."""
+from the search's (``split(PRNGKey(seed + r), 3)``: training data, test data, guesses). In
+JAX's partitionable threefry ``fold_in(key, i)`` is ``split(key, n)[i]``, so streams 0-2 are
+the search's: the probes took stream 1 until 2026-12-06, the test data's key (probe guesses
+0-2 were drawn from the keys of the test set's lengths, signs and noise; the probes are
+evaluated on the training set only, so no estimate was biased, but the streams were not
+apart as said). ``test_probe_keys_are_no_key_of_the_search`` checks it."""
 
 
 def probe_keys(cfg: GuessConfig):
