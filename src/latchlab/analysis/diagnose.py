@@ -498,6 +498,10 @@ def fixed_points(model: M.Model | Cell, params, grid: int = 4001, starts: int = 
         hs = np.linspace(-1.0, 1.0, grid)[1:-1]
         if cell.kind == "janet":  # its state c = h is not bounded by tanh: search all of R
             hs = np.tan(0.5 * np.pi * hs)
+        else:  # a strong latch's attractors lie within 1e-3 of ±1 (U + b > 4.15: tanh(4.15) = 0.9995),
+            # past the last grid point: points towards ±1 at 3e-4 ... 1e-7 (float32's ulp there), and ±1
+            edge = 1.0 - np.logspace(-3.5, -7.0, 8)
+            hs = np.unique(np.r_[-1.0, -edge, hs, edge, 1.0].astype(np.float32)).astype(np.float64)
         fn = lambda v: np.asarray(_residual_1d(cell, cp, jnp.asarray(v, jnp.float32))[0])  # noqa: E731
         piece = np.asarray(_residual_1d(cell, cp, jnp.asarray(hs, jnp.float32))[2])
         for h, lo, hi in _roots_1d(fn, hs, piece):
