@@ -730,3 +730,23 @@ def test_member_from_row_is_the_stored_member(store):
             members.checked_epochs(row, bad)
     with pytest.raises(ConfigError, match="^epoch: must be an integer in \\[0, 2\\].*got 3$"):
         members.checked_epochs(row, [3], "epoch")
+
+
+def test_multi_unit_retention_is_the_documented_rate():
+    """With more units, ``retention_geomean`` is the geometric mean over batch, steps and
+    units, and ``half_life`` its half-life, as ``SUMMARY_COLUMNS`` says: two LSTM units that
+    retain 0.5 and 0.982 a step keep sqrt(0.5 * 0.982) = 0.70 (half-life 1.95 steps). The
+    summary gave the units' mean geometric mean, 0.74, and their mean half-life, 19.6."""
+    model = M.Model(Cell.from_preset("lstm", 2, "keras3"), "dense2")
+    x, y = tasks.generate("latch", jax.random.PRNGKey(0), 64, 10)
+    p = jax.device_get(M.init(jax.random.PRNGKey(1), model, "keras"))
+    bias = np.array(p["cell"]["bias"])
+    bias[2:4] = [0.0, 4.0]  # the forget biases of units 0 and 1; no weight moves a gate
+    p["cell"] = {**p["cell"], "bias": bias}
+    p["cell"]["recurrent"] = np.zeros_like(p["cell"]["recurrent"])
+    p["cell"]["kernel"] = np.zeros_like(p["cell"]["kernel"])
+    s = D.summary(model, [p], x, y).iloc[0]
+    f = 1 / (1 + np.exp(-np.array([0.0, 4.0])))
+    assert s.retention_geomean == pytest.approx(np.sqrt(f.prod()), rel=1e-6)
+    assert s.half_life == pytest.approx(np.log(0.5) / np.log(np.sqrt(f.prod())), rel=1e-6)
+    assert s.retention_mean == pytest.approx(f.mean(), rel=1e-6)

@@ -673,7 +673,10 @@ def _summary(model, plist, epochs, m: Measures, y, fp, bd) -> pd.DataFrame:
             ratio = g_h[e, :, 0] / g_h[e, :, -1]
             ratio_s = g_s[e, :, 0] / g_s[e, :, -1]
             logr = np.log(np.clip(ret[e], 1e-300, None))  # (B, T-1, H)
-        geo = np.exp(logr.mean((0, 1))) if ret.shape[2] else np.full(cell.units, np.nan)
+        # over batch, steps and units, as retention_mean is (SUMMARY_COLUMNS); it was a mean over
+        # units of each unit's geometric mean, and the half-life a mean of the units' half-lives,
+        # which one slow unit of eight dominated (10x the half-life of the documented rate)
+        geo = float(np.exp(logr.mean())) if ret.shape[2] else math.nan
         fpe = fp[fp.epoch == ep]
         b = bd[bd.epoch == ep].iloc[0]
         cp = plist[e]["cell"]
@@ -691,8 +694,8 @@ def _summary(model, plist, epochs, m: Measures, y, fp, bd) -> pd.DataFrame:
             "grad_ratio_state_median": float(np.median(ratio_s)),
             "retention_gate": RETENTION[cell.kind],
             "retention_mean": float(ret[e].mean()) if ret.shape[2] else math.nan,
-            "retention_geomean": float(geo.mean()),
-            "half_life": float(half_life(geo).mean()),
+            "retention_geomean": geo,
+            "half_life": float(half_life(geo)),
             "retained_median": float(np.median(np.exp(logr.sum(1)).mean(-1))) if ret.shape[2] else math.nan,
             "recurrent": float(np.asarray(cp["recurrent"])[0, kb]),
             "bias_retention": float(bias[kr]) if kr is not None else math.nan,
