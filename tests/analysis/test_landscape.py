@@ -469,3 +469,25 @@ def test_reproduce_pascanu2013_tiny_run_writes_its_files(tmp_path, xla_cache):
     np.testing.assert_allclose(grid.loss, want, atol=2e-5)
     assert set(paths.kind) == {"gd", "clipped"} and len(paths) == 2 * len(L.PASCANU_STARTS) * 2 * 6
     assert (tmp_path / "o" / "fig6.png").stat().st_size > 0
+
+
+def test_a_gradient_whose_square_overflows_still_steps():
+    """On a long orbit at an unstable fixed point the gradient passes 1.8e19, its squared norm
+    overflows float32, and both paths stopped (clipping scaled the step by 0.1 / inf = 0; the
+    plain step was NaN) though the gradient was finite. At w = 9 with ``b`` the float32 fixed
+    point of x0 = 0.5, the clipped first step is ``lr * clip`` at T = 100 as at T = 50, and
+    the plain path moves."""
+    w = np.float32(9.0)
+    b = np.float32(np.float32(0.5) - w * np.asarray(jax.nn.sigmoid(jnp.float32(0.5))))
+    theta = jnp.array([w, b])
+    first = {}
+    for T in (50, 100):
+        g = jax.grad(lambda t: L.pascanu_loss(t, T, T))(theta)
+        assert np.all(np.isfinite(np.asarray(g)))
+        clipped = L.descend(lambda t: L.pascanu_loss(t, T, T), theta, 3.0, 2, 0.1)
+        plain = L.descend(lambda t: L.pascanu_loss(t, T, T), theta, 3.0, 2, jnp.inf)
+        first[T] = np.asarray(clipped.theta[1])
+        assert float(clipped.step_norm[0]) == pytest.approx(0.3, rel=1e-6)
+        assert np.isfinite(float(clipped.grad_norm[0])) and float(clipped.grad_norm[0]) > 1e14
+        assert not np.array_equal(np.asarray(plain.theta[1]), np.asarray(theta))
+    np.testing.assert_allclose(first[100], first[50], rtol=1e-6)  # the same direction, the same clipped step

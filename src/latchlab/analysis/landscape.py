@@ -156,8 +156,19 @@ def clip_by_norm(g, threshold):
 
     ``threshold = inf`` leaves ``g`` unchanged (plain gradient descent).
     """
-    norm = jnp.sqrt(jnp.sum(g * g))
+    norm = _norm(g)
     return g * jnp.minimum(1.0, threshold / jnp.maximum(norm, jnp.finfo(g.dtype).tiny))
+
+
+def _norm(v):
+    """``||v||``, also where ``sum(v^2)`` overflows float32 (``|v| > 1.8e19``, a gradient on a
+    long orbit near an unstable point): then it is taken as ``max|v| ||v / max|v|||``. The
+    plain norm gave inf there, so the clipped step was 0 and the plain one NaN: both paths
+    stopped, though ``g`` was finite."""
+    plain = jnp.sqrt(jnp.sum(v * v))
+    m = jnp.max(jnp.abs(v))
+    scaled = m * jnp.sqrt(jnp.sum(jnp.square(v / jnp.where(m > 0, m, 1.0))))
+    return jnp.where(jnp.isfinite(plain), plain, scaled)
 
 
 def descend(loss: Callable, theta0, lr, steps: int, clip=jnp.inf) -> Path:
@@ -184,14 +195,14 @@ def descend(loss: Callable, theta0, lr, steps: int, clip=jnp.inf) -> Path:
         new = theta - upd
         ok = jnp.all(jnp.isfinite(new))
         new = jnp.where(ok, new, theta)
-        step = jnp.where(ok, jnp.sqrt(jnp.sum(upd * upd)), 0.0)
-        return new, (theta, value, jnp.sqrt(jnp.sum(g * g)), step)
+        step = jnp.where(ok, _norm(upd), 0.0)
+        return new, (theta, value, _norm(g), step)
 
     last, (th, values, gn, sn) = jax.lax.scan(body, jnp.asarray(theta0), None, length=steps)
     l_end, g_end = vg(last)
     cat = lambda a, v: jnp.concatenate([a, v[None]])  # noqa: E731
     return Path(
-        cat(th, last), cat(values, l_end), cat(gn, jnp.sqrt(jnp.sum(g_end * g_end))), cat(sn, jnp.zeros((), sn.dtype))
+        cat(th, last), cat(values, l_end), cat(gn, _norm(g_end)), cat(sn, jnp.zeros((), sn.dtype))
     )
 
 
