@@ -201,9 +201,7 @@ def descend(loss: Callable, theta0, lr, steps: int, clip=jnp.inf) -> Path:
     last, (th, values, gn, sn) = jax.lax.scan(body, jnp.asarray(theta0), None, length=steps)
     l_end, g_end = vg(last)
     cat = lambda a, v: jnp.concatenate([a, v[None]])  # noqa: E731
-    return Path(
-        cat(th, last), cat(values, l_end), cat(gn, _norm(g_end)), cat(sn, jnp.zeros((), sn.dtype))
-    )
+    return Path(cat(th, last), cat(values, l_end), cat(gn, _norm(g_end)), cat(sn, jnp.zeros((), sn.dtype)))
 
 
 @partial(jax.jit, static_argnames=("T_max", "steps"))
