@@ -242,20 +242,12 @@ def write_all(writes: Sequence[tuple[str, Path, Callable[[Path], object]]]) -> l
 def _remove_dead_partials(path: Path) -> None:
     """Remove the temporary files beside ``path`` left by a ``write_all`` that was killed
     (``.NAME.PID.partial`` of a process that no longer runs)."""
+    from latchlab.store import process_alive  # the store's check of its claims' processes
+
     for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.partial"):
         pid = tmp.name[len(path.name) + 2 : -len(".partial")]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and not process_alive(int(pid)):
             tmp.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
 
 
 class Table(NamedTuple):

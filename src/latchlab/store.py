@@ -747,7 +747,9 @@ def _start_time(pid: int) -> str | None:
     return stat.rsplit(")", 1)[1].split()[19]
 
 
-def _alive(pid: int, start: str | None) -> bool:
+def process_alive(pid: int, start: str | None = None) -> bool:
+    """Whether process ``pid`` runs on this host (not a zombie), and is the one that started
+    at ``start`` (``_start_time``; None: any), so that a reused pid is not taken for it."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except FileNotFoundError:
@@ -773,7 +775,7 @@ def _stale(owner, host, pid, pid_start, expires) -> bool:
         return False
     if int(pid) == os.getpid():  # this process: live while the store that claimed is open
         return owner not in _OPEN_OWNERS
-    return not _alive(int(pid), pid_start)
+    return not process_alive(int(pid), pid_start)
 
 
 # ---------------------------------------------------------------------- parameter blobs
