@@ -152,12 +152,7 @@ class Store:
             except sqlite3.OperationalError:
                 # a WAL store in a directory this process cannot write: readable as an
                 # immutable file, unless a journal holds changes not yet in it
-                wal = Path(str(self.path) + "-wal")
-                if wal.exists() and wal.stat().st_size > 0:
-                    raise StoreError(
-                        f"store: {self.path} is read-only and its journal {wal} holds unsaved "
-                        "changes; open it once where it is writable"
-                    ) from None
+                _refuse_unsaved_journal(self.path)
                 return _connection(uri + "?mode=ro&immutable=1", self.timeout)
         except sqlite3.Error as e:
             raise _error(self.path, e) from None
@@ -994,6 +989,18 @@ def check(path: str | Path) -> list[str]:
     return problems
 
 
+def _refuse_unsaved_journal(path: Path) -> None:
+    """Before a store that SQLite cannot read through its journal (a read-only place, or a
+    missing or damaged ``-shm`` index) is read as a file alone: refuse it if the journal holds
+    changes, which that read would miss (salvage reported "0 members" from such a store)."""
+    wal = Path(f"{path}-wal")
+    if wal.exists() and wal.stat().st_size > 0:
+        raise StoreError(
+            f"store: {path} cannot be read with its journal {wal}, which holds unsaved changes (a read-only "
+            "place, or a missing or damaged -shm index); open it once where it is writable"
+        )
+
+
 def _raw(path: Path) -> sqlite3.Connection:
     """A read-only connection that neither checks nor changes anything, nor leaves files
     beside the store: with no journal beside it no connection is open on the file (each
@@ -1015,12 +1022,7 @@ def _raw(path: Path) -> sqlite3.Connection:
             db.close()
         if _locked(e):
             raise _error(path, e, TIMEOUT) from None
-    wal = Path(f"{path}-wal")
-    if wal.exists() and wal.stat().st_size > 0:  # read as a file, its journal's members would be missed
-        raise StoreError(
-            f"store: {path} cannot be read with its journal {wal}, which holds unsaved changes (a read-only "
-            "place, or a missing or damaged -shm index); open it once where it is writable"
-        )
+    _refuse_unsaved_journal(path)
     try:  # a directory this process cannot write (no journal index can be made), or damage
         return _connection(uri + "?mode=ro&immutable=1", TIMEOUT)
     except sqlite3.Error as e:
